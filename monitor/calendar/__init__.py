@@ -1,0 +1,437 @@
+"""The working-day calendar: China's statutory counting of days, made fast.
+
+Every card jiancha issues rests on this arithmetic (DOMAIN.md §3): weekends
+and holidays do not count, adjusted working weekends (调休上班) do, the
+starting day is not counted, a deadline ends at 24:00 (or close of business)
+of its last working day, and a date whose year has no published schedule is
+counted on weekends alone and reported as ``provisional``.
+
+Instants are UTC (numpy ``datetime64``); days are the centre's local dates.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.i18n import t
+from monitor.paths import rules_dir
+
+from . import _kernel
+from ._spec import FIRST_YEAR, LAST_YEAR, CalendarError, CalendarSpec, parse_spec_file
+from ._tables import (
+    D0,
+    DEFAULT_TZ,
+    N_DAYS,
+    DayModel,
+    Tables,
+    apply_spec,
+    build_tables,
+    national_days,
+    weekday_days,
+)
+
+__all__ = [
+    "BUILTIN_CALENDARS",
+    "Calendar",
+    "CalendarError",
+    "CalendarSpec",
+    "ClockState",
+    "available_calendars",
+    "build_calendar",
+    "calendar_search_path",
+    "load_calendar",
+]
+
+BUILTIN_CALENDARS = {
+    "national": "国务院节假日安排（chinese-calendar 数据），其余年份按双休日推算",
+    "weekdays": "周一至周五，无节假日（参照日历）",
+}
+
+Errors = Literal["raise", "nat"]
+Instants = npt.NDArray[np.datetime64]
+BoolArray = npt.NDArray[np.bool_]
+F64Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """One clock evaluation per case (working days as float64)."""
+
+    consumed: F64Array
+    remaining: F64Array
+    deadline: Instants  # datetime64[s], UTC
+    provisional: BoolArray
+
+
+def _instants(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
+    """UTC seconds as an int64 view, converting only when the unit differs."""
+    if arr.dtype.kind == "M":
+        arr = arr.astype("datetime64[s]", copy=False)
+    elif arr.dtype.kind in "iu":
+        arr = arr.astype(np.int64, copy=False)
+    else:
+        arr = arr.astype("datetime64[s]")
+    return arr.view(np.int64)
+
+
+def _ints(arr: npt.NDArray[Any]) -> npt.NDArray[np.integer[Any]]:
+    return arr if arr.dtype in (np.int32, np.int64) else arr.astype(np.int64)
+
+
+def _day_index(day: object) -> int:
+    """Table index of a local date given as datetime64, date or ISO text."""
+    return int(np.asarray(day, dtype="datetime64[D]").astype(np.int64)) - D0
+
+
+def _flat(*arrays: npt.NDArray[np.generic]) -> tuple[tuple[int, ...], list[npt.NDArray[Any]]]:
+    """Broadcast like numpy, then contiguous 1-D views (no copy for equal 1-D inputs)."""
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        raise CalendarError(
+            t("cal.shape_mismatch", a=arrays[0].shape, b=[a.shape for a in arrays[1:]])
+        ) from None
+    return shape, [np.ascontiguousarray(np.broadcast_to(a, shape).reshape(-1)) for a in arrays]
+
+
+class Calendar:
+    """A named working-day calendar with its time zone and office hours."""
+
+    def __init__(
+        self,
+        name: str,
+        tables: Tables,
+        *,
+        timezone: str,
+        office_hours: tuple[tuple[int, int], ...],
+        model: DayModel,
+        specs: tuple[CalendarSpec, ...] = (),
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.timezone = timezone
+        self.office_hours = office_hours
+        self.description = description
+        self.specs = specs
+        self._t = tables
+        self._names = model.names
+        self.sources = dict(model.sources)
+        h = hashlib.sha256(f"{name}|{timezone}|{office_hours}".encode())
+        h.update(tables.work.tobytes())
+        h.update(tables.provisional.tobytes())
+        self.fingerprint = h.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"Calendar({self.name!r}, tz={self.timezone!r}, office_hours={self.office_hours})"
+
+    # --- range and provisional data ----------------------------------------
+
+    first_day = np.datetime64(f"{FIRST_YEAR}-01-01", "D")
+    last_day = np.datetime64(f"{LAST_YEAR}-12-31", "D")
+
+    def published_through(self, day: np.datetime64 | str) -> np.datetime64 | None:
+        """Last day before the first provisional one on or after ``day``.
+
+        This is how far ahead the holiday data reaches: a deadline beyond it
+        is provisional. ``None`` when ``day`` itself is provisional.
+        """
+        i = _day_index(day)
+        ahead = np.flatnonzero(self._t.provisional[i:])
+        if ahead.size and ahead[0] == 0:
+            return None
+        last = i + int(ahead[0]) - 1 if ahead.size else N_DAYS - 1
+        return np.datetime64(D0 + last, "D")
+
+    def holiday_name(self, day: np.datetime64 | str) -> str | None:
+        """Name of the holiday or adjusted working day, if the day has one."""
+        return self._names.get(_day_index(day))
+
+    # --- arithmetic ---------------------------------------------------------
+
+    def _raise_bad(self, bad: int) -> None:
+        raise CalendarError(
+            t("cal.out_of_range", count=bad, name=self.name, lo=self.first_day, hi=self.last_day)
+        )
+
+    def is_workday(self, days: npt.ArrayLike, *, errors: Errors = "raise") -> BoolArray:
+        """Whether each local date (``datetime64[D]``) is a working day."""
+        arr = np.asarray(days, dtype="datetime64[D]")
+        flat = np.ascontiguousarray(arr.reshape(-1)).view(np.int64)
+        out = np.empty(flat.shape[0], dtype=np.bool_)
+        bad = _kernel.workday_kernel(flat, out, D0, self._t.work)
+        if bad and errors == "raise":
+            self._raise_bad(bad)
+        return out.reshape(arr.shape)
+
+    def is_provisional(self, days: npt.ArrayLike) -> BoolArray:
+        """Whether each local date lies in a year with no published schedule."""
+        arr = np.asarray(days, dtype="datetime64[D]")
+        idx = arr.astype(np.int64) - D0
+        if np.any((idx < 0) | (idx >= N_DAYS)):
+            self._raise_bad(int(np.count_nonzero((idx < 0) | (idx >= N_DAYS))))
+        return self._t.provisional[idx]
+
+    @overload
+    def deadline(
+        self,
+        starts: npt.ArrayLike,
+        workdays: npt.ArrayLike,
+        *,
+        out: Instants | None = ...,
+        provisional: Literal[False] = ...,
+        errors: Errors = ...,
+    ) -> Instants: ...
+
+    @overload
+    def deadline(
+        self,
+        starts: npt.ArrayLike,
+        workdays: npt.ArrayLike,
+        *,
+        out: Instants | None = ...,
+        provisional: Literal[True],
+        errors: Errors = ...,
+    ) -> tuple[Instants, BoolArray]: ...
+
+    def deadline(
+        self,
+        starts: npt.ArrayLike,
+        workdays: npt.ArrayLike,
+        *,
+        out: Instants | None = None,
+        provisional: bool = False,
+        errors: Errors = "raise",
+    ) -> Instants | tuple[Instants, BoolArray]:
+        """The instant the N-th working day after each start's local day ends (UTC).
+
+        ``workdays`` = 0 gives the end of the start day itself, or of the next
+        working day when it is a rest day (an immediate case). With
+        ``provisional=True`` also says which results rest on unpublished years.
+        """
+        shape, (s, n) = _flat(_instants(np.asarray(starts)), _ints(np.asarray(workdays)))
+        if out is None:
+            out = np.empty(shape, dtype="datetime64[s]")
+        prov = np.empty(shape if provisional else 0, dtype=np.bool_)
+        tb = self._t
+        bad = _kernel.deadline_kernel(
+            s, n, out.reshape(-1).view(np.int64), prov.reshape(-1),
+            tb.t0, tb.fixed, tb.day_start, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+        )  # fmt: skip
+        if bad and errors == "raise":
+            if np.any(n < 0):
+                raise CalendarError(t("cal.negative_workdays"))
+            self._raise_bad(bad)
+        return (out, prov) if provisional else out
+
+    @overload
+    def working_days_between(
+        self,
+        starts: npt.ArrayLike,
+        ends: npt.ArrayLike,
+        *,
+        out: F64Array | None = ...,
+        provisional: Literal[False] = ...,
+        errors: Errors = ...,
+    ) -> F64Array: ...
+
+    @overload
+    def working_days_between(
+        self,
+        starts: npt.ArrayLike,
+        ends: npt.ArrayLike,
+        *,
+        out: F64Array | None = ...,
+        provisional: Literal[True],
+        errors: Errors = ...,
+    ) -> tuple[F64Array, BoolArray]: ...
+
+    def working_days_between(
+        self,
+        starts: npt.ArrayLike,
+        ends: npt.ArrayLike,
+        *,
+        out: F64Array | None = None,
+        provisional: bool = False,
+        errors: Errors = "raise",
+    ) -> F64Array | tuple[F64Array, BoolArray]:
+        """Working time (in working days) from each clock start to each end.
+
+        The clock starts at 00:00 after the start's local day; an end before
+        that counts 0. Partial days count by the share of the day (or of its
+        office hours) elapsed, so a deadline from ``deadline`` counts exactly N.
+        """
+        shape, (s, e) = _flat(_instants(np.asarray(starts)), _instants(np.asarray(ends)))
+        if out is None:
+            out = np.empty(shape, dtype=np.float64)
+        prov = np.empty(shape if provisional else 0, dtype=np.bool_)
+        tb = self._t
+        bad = _kernel.count_kernel(
+            s, e, out.reshape(-1), prov.reshape(-1),
+            tb.t0, tb.fixed, tb.day_start, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum,
+        )  # fmt: skip
+        if bad and errors == "raise":
+            self._raise_bad(bad)
+        return (out, prov) if provisional else out
+
+    def evaluate(
+        self,
+        starts: npt.ArrayLike,
+        limits: npt.ArrayLike,
+        extensions: npt.ArrayLike,
+        paused: npt.ArrayLike,
+        paused_since: npt.ArrayLike,
+        now: np.datetime64 | str,
+        *,
+        out: ClockState | None = None,
+        errors: Errors = "raise",
+    ) -> ClockState:
+        """Evaluate running clocks at ``now`` (DOMAIN.md §3).
+
+        Per clock: its start instant, limit and extension in working days,
+        working days spent in closed pauses, and the start of the open pause
+        (NaT when the clock runs; a pause is "paused now" exactly when this
+        is set). Returns consumed and remaining working time, the deadline
+        pushed out by all pauses so far, and whether any of it rests on an
+        unpublished year.
+        """
+        shape, (s, lim, ext, pz, since) = _flat(
+            _instants(np.asarray(starts)),
+            _ints(np.asarray(limits)),
+            _ints(np.asarray(extensions)),
+            np.asarray(paused, dtype=np.float64),
+            _instants(np.asarray(paused_since, dtype="datetime64[s]")),
+        )
+        if out is None:
+            out = ClockState(
+                consumed=np.empty(shape, dtype=np.float64),
+                remaining=np.empty(shape, dtype=np.float64),
+                deadline=np.empty(shape, dtype="datetime64[s]"),
+                provisional=np.empty(shape, dtype=np.bool_),
+            )
+        now_s = int(np.asarray(now, dtype="datetime64[s]").astype(np.int64))
+        tb = self._t
+        bad = _kernel.clock_kernel(
+            s, lim, ext, pz, since, now_s,
+            out.consumed.reshape(-1), out.remaining.reshape(-1),
+            out.deadline.reshape(-1).view(np.int64), out.provisional.reshape(-1),
+            tb.t0, tb.fixed, tb.day_start, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+        )  # fmt: skip
+        if bad and errors == "raise":
+            self._raise_bad(bad)
+        return out
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def calendar_search_path() -> list[Path]:
+    """Folders searched for ``NAME.toml``: ``JIANCHA_CALENDAR_PATH`` first, then rules/."""
+    extra = os.environ.get("JIANCHA_CALENDAR_PATH", "")
+    dirs = [Path(p) for p in extra.split(os.pathsep) if p]
+    return [*dirs, rules_dir() / "calendars"]
+
+
+def available_calendars(search_path: list[Path] | None = None) -> dict[str, str]:
+    """Calendar names that ``load_calendar`` accepts, with their descriptions."""
+    found = dict(BUILTIN_CALENDARS)
+    for folder in reversed(search_path or calendar_search_path()):
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                found[path.stem] = parse_spec_file(path).description
+            except CalendarError as exc:
+                found[path.stem] = f"⚠ {exc}"
+    return found
+
+
+def _find_spec(name: str, search_path: list[Path]) -> CalendarSpec | None:
+    if name.endswith(".toml") or os.sep in name:
+        return parse_spec_file(Path(name))
+    for folder in search_path:
+        path = folder / f"{name}.toml"
+        if path.is_file():
+            return parse_spec_file(path, name)
+    return None
+
+
+def load_calendar(name: str = "cn", *, search_path: list[Path] | None = None) -> Calendar:
+    """A calendar by name (or path): its file's overrides on top of its base's.
+
+    ``national`` and ``weekdays`` are built in; any other name is a file
+    ``NAME.toml`` on ``calendar_search_path()``, whose ``base`` is another
+    name (``national`` by default). Raises CalendarError with file and line.
+    """
+    path = search_path if search_path is not None else calendar_search_path()
+    chain: list[CalendarSpec] = []
+    current = name
+    while True:
+        spec = _find_spec(current, path)
+        if spec is None:
+            if current in BUILTIN_CALENDARS:
+                break
+            allowed = ", ".join(sorted(available_calendars(path)))
+            searched = ", ".join(str(p) for p in path)
+            message = t("cal.not_found", name=current, searched=searched, allowed=allowed)
+            if chain:
+                message = t("cal.unknown_base", value=current, allowed=allowed)
+                raise CalendarError(message, chain[-1].path, _base_line(chain[-1]))
+            raise CalendarError(message)
+        if any(s.path == spec.path for s in chain):
+            links = " → ".join([*(s.name for s in chain), spec.name])
+            raise CalendarError(t("cal.cycle", chain=links), spec.path)
+        chain.append(spec)
+        current = spec.base
+    return build_calendar(tuple(reversed(chain)), base=current, name=name)
+
+
+def _base_line(spec: CalendarSpec) -> int | None:
+    if spec.path is None:
+        return None
+    for no, line in enumerate(spec.path.read_text("utf-8").splitlines(), 1):
+        if line.strip().startswith("base"):
+            return no
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _base_model(base: str) -> DayModel:
+    return national_days() if base == "national" else weekday_days()
+
+
+def build_calendar(
+    specs: tuple[CalendarSpec, ...] = (), *, base: str = "national", name: str | None = None
+) -> Calendar:
+    """A calendar from a built-in base and specs applied in order (base first)."""
+    if base not in BUILTIN_CALENDARS:
+        raise CalendarError(
+            t("cal.unknown_base", value=base, allowed=", ".join(sorted(BUILTIN_CALENDARS)))
+        )
+    model = _base_model(base)
+    tz: str | None = None
+    hours: tuple[tuple[int, int], ...] | None = None
+    for spec in specs:
+        model = apply_spec(model, spec)
+        tz = spec.timezone or tz
+        hours = spec.office_hours if spec.office_hours is not None else hours
+    tz = tz or DEFAULT_TZ
+    hours = hours or ()
+    tables = build_tables(model, tz, hours)
+    description = specs[-1].description if specs else BUILTIN_CALENDARS[base]
+    return Calendar(
+        name or (specs[-1].name if specs else base),
+        tables,
+        timezone=tz,
+        office_hours=hours,
+        model=model,
+        specs=specs,
+        description=description,
+    )

@@ -1,0 +1,310 @@
+"""numba kernels of the working-day calendar.
+
+Every kernel works on int64 UTC seconds and on the tables of a built
+calendar (see ``_tables.Tables``); outputs are preallocated by the caller, so
+nothing is allocated inside the compiled loops. Local days are indexed from
+the calendar's first day (index 0); working time is measured in working days
+as float64: a working day contributes 1.0, spread over its 24 hours (or over
+its office hours), a rest day contributes 0.
+
+Cumulative working time up to an instant t on local day d is::
+
+    W(t) = cum[d] + (cum[d + 1] - cum[d]) * fraction_of_day(t)
+
+and a clock started on day s counts from ``cum[s + 1]`` (the starting day is
+not counted, Civil Code art. 201). Everything below is built on that.
+
+Hot-path rules: divisions by the day length are unsigned (the instant is
+shifted by the table's origin first, so a negative or NaT input wraps to a
+huge value and fails the range check instead of needing a signed floor),
+and tables are read only through precomputed indices.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numba as nb
+import numpy as np
+
+NAT = np.iinfo(np.int64).min
+_DAY = np.uint64(86400)
+# Tolerance when rounding accumulated working time up to whole days: instants
+# are whole seconds, so a genuine fraction is at least 1/86400 day; float
+# sums of cum + fraction differ from exact by ~1e-12.
+_EPS = 1e-7
+
+
+def _jit(*, parallel: bool = False, inline: Literal["never", "always"] = "never") -> Any:
+    """One set of compile options for every kernel: cached, GIL-free, no checks."""
+    return nb.njit(
+        cache=True,
+        nogil=True,
+        error_model="numpy",
+        boundscheck=False,
+        parallel=parallel,
+        inline=inline,
+    )
+
+
+@_jit(inline="always")
+def _local_day(t, t0, fixed, n_days, day_start):  # type: ignore[no-untyped-def]
+    """Index of the local day holding instant ``t``; ``n_days`` when out of range."""
+    u = np.uint64(t - t0)
+    d = np.int64(u // _DAY)
+    if d >= n_days:
+        if fixed or t == NAT or t < t0:
+            return n_days
+        d = n_days - 1  # may still be inside the last day when offsets shifted
+    if not fixed:
+        # t0 + d * 86400 is a guess at local midnight; DST moves it by hours.
+        if t < day_start[d]:
+            d -= 1
+        elif t >= day_start[d + 1]:
+            d += 1
+        if d < 0 or d >= n_days:
+            return n_days
+    return d
+
+
+@_jit(inline="always")
+def _fraction(t, d, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total):  # type: ignore[no-untyped-def]
+    """Share of local day ``d``'s working time that has elapsed at instant ``t``."""
+    if fixed:
+        elapsed = np.int64(t - t0 - d * np.int64(86400))
+        length = np.int64(86400)
+    else:
+        elapsed = t - day_start[d]
+        length = day_start[d + 1] - day_start[d]
+    if oh_start.shape[0] == 0:
+        return elapsed / length
+    # Office hours are wall-clock times: undo a DST change earlier this day.
+    tod = elapsed
+    if not fixed and t >= trans[d]:
+        tod += shift[d]
+    acc = np.int64(0)
+    for p in range(oh_start.shape[0]):
+        if tod > oh_start[p]:
+            acc += min(tod, oh_end[p]) - oh_start[p]
+    return acc / oh_total
+
+
+@_jit(parallel=True)
+def deadline_kernel(  # type: ignore[no-untyped-def]
+    starts,
+    workdays,
+    out,
+    prov_out,
+    t0,
+    fixed,
+    day_start,
+    cum,
+    pcum,
+    nth_end,
+    nth_pcum,
+):
+    """End of the N-th working day counted after each start's local day.
+
+    N = 0 means the end of the first working day on or after the start day
+    (an immediate case). Writes NaT for NaT starts; returns how many inputs
+    were outside the calendar (their output is NaT too).
+    """
+    n_days = cum.shape[0] - 1
+    n_work = nth_end.shape[0]
+    want_prov = prov_out.shape[0] > 0
+    bad = 0
+    for i in nb.prange(starts.shape[0]):
+        t = starts[i]
+        n = np.int64(workdays[i])
+        d = _local_day(t, t0, fixed, n_days, day_start)
+        if d >= n_days or n < 0:
+            out[i] = NAT
+            if want_prov:
+                prov_out[i] = False
+            if t != NAT:
+                bad += 1
+            continue
+        pos = np.int64(n > 0)
+        a = d + pos
+        k = np.int64(cum[a]) + n - pos
+        if k >= n_work:
+            out[i] = NAT
+            if want_prov:
+                prov_out[i] = False
+            bad += 1
+            continue
+        out[i] = nth_end[k]
+        if want_prov:
+            prov_out[i] = nth_pcum[k] > pcum[a]
+    return bad
+
+
+@_jit(parallel=True)
+def count_kernel(  # type: ignore[no-untyped-def]
+    starts,
+    ends,
+    out,
+    prov_out,
+    t0,
+    fixed,
+    day_start,
+    trans,
+    shift,
+    oh_start,
+    oh_end,
+    oh_total,
+    cum,
+    pcum,
+):
+    """Working days from the clock start (00:00 after each start's day) to each end.
+
+    Ends before the clock starts count 0. NaN for NaT inputs; returns how many
+    inputs were outside the calendar (NaN too).
+    """
+    n_days = cum.shape[0] - 1
+    want_prov = prov_out.shape[0] > 0
+    bad = 0
+    for i in nb.prange(starts.shape[0]):
+        s = starts[i]
+        e = ends[i]
+        ds = _local_day(s, t0, fixed, n_days, day_start)
+        de = _local_day(e, t0, fixed, n_days, day_start)
+        if ds >= n_days or de >= n_days:
+            out[i] = np.nan
+            if want_prov:
+                prov_out[i] = False
+            if s != NAT and e != NAT:
+                bad += 1
+            continue
+        c_lo = cum[de]
+        c_hi = cum[de + 1]
+        w = c_lo + (c_hi - c_lo) * _fraction(
+            e, de, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total
+        )
+        r = w - cum[ds + 1]
+        out[i] = r if r > 0.0 else 0.0
+        if want_prov:
+            prov_out[i] = de > ds and pcum[de + 1] > pcum[ds + 1]
+    return bad
+
+
+@_jit(parallel=True)
+def clock_kernel(  # type: ignore[no-untyped-def]
+    starts,
+    limits,
+    extensions,
+    paused,
+    paused_since,
+    now,
+    consumed_out,
+    remaining_out,
+    deadline_out,
+    prov_out,
+    t0,
+    fixed,
+    day_start,
+    trans,
+    shift,
+    oh_start,
+    oh_end,
+    oh_total,
+    cum,
+    pcum,
+    nth_end,
+    nth_pcum,
+):
+    """Evaluate running clocks at ``now`` (DOMAIN.md §3).
+
+    Per clock: working time consumed (pauses excluded), remaining against
+    limit + extension, and the deadline pushed out by every working moment
+    spent paused, rounded up to the end of the working day it falls in.
+    ``paused`` is working time in closed pauses; ``paused_since`` the start
+    of the open pause (NaT when running), which is charged up to ``now``.
+    Returns how many clocks could not be evaluated (outside the calendar).
+    """
+    n_days = cum.shape[0] - 1
+    n_work = nth_end.shape[0]
+    dn = _local_day(now, t0, fixed, n_days, day_start)
+    if dn >= n_days:
+        for i in nb.prange(starts.shape[0]):
+            consumed_out[i] = np.nan
+            remaining_out[i] = np.nan
+            deadline_out[i] = NAT
+            prov_out[i] = False
+        return starts.shape[0]
+    cn_lo = cum[dn]
+    wn = cn_lo + (cum[dn + 1] - cn_lo) * _fraction(
+        now, dn, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total
+    )
+    pn = pcum[dn + 1]
+    bad = 0
+    for i in nb.prange(starts.shape[0]):
+        s = starts[i]
+        ds = _local_day(s, t0, fixed, n_days, day_start)
+        if ds >= n_days:
+            consumed_out[i] = np.nan
+            remaining_out[i] = np.nan
+            deadline_out[i] = NAT
+            prov_out[i] = False
+            bad += 1
+            continue
+        c0 = np.float64(cum[ds + 1])
+        open_pause = 0.0
+        p = paused_since[i]
+        if p != NAT:
+            dp = _local_day(p, t0, fixed, n_days, day_start)
+            if dp < n_days:
+                cp_lo = cum[dp]
+                wp = cp_lo + (cum[dp + 1] - cp_lo) * _fraction(
+                    p, dp, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total
+                )
+                if wp < c0:
+                    wp = c0
+                if wn > wp:
+                    open_pause = wn - wp
+        elapsed = wn - c0
+        if elapsed < 0.0:
+            elapsed = 0.0
+        pause_total = paused[i] + open_pause
+        used = elapsed - pause_total
+        if used < 0.0:
+            used = 0.0
+        allowed = np.float64(limits[i]) + np.float64(extensions[i])
+        consumed_out[i] = used
+        remaining_out[i] = allowed - used
+        span = allowed + pause_total
+        if span > _EPS:
+            k = np.int64(c0) + np.int64(math.ceil(span - _EPS)) - 1
+            a = ds + 1
+        else:
+            k = np.int64(cum[ds])
+            a = ds
+        if k >= n_work:
+            deadline_out[i] = NAT
+            prov_out[i] = pn > pcum[a]
+            bad += 1
+            continue
+        deadline_out[i] = nth_end[k]
+        hi = nth_pcum[k]
+        if dn > ds and pn > hi:
+            hi = pn
+        prov_out[i] = hi > pcum[a]
+    return bad
+
+
+@_jit(parallel=True)
+def workday_kernel(days, out, d0, work):  # type: ignore[no-untyped-def]
+    """Is each local date (days since 1970-01-01) a working day; count of out-of-range."""
+    n_days = work.shape[0]
+    bad = 0
+    for i in nb.prange(days.shape[0]):
+        x = days[i]
+        u = np.uint64(x - d0)
+        if u >= np.uint64(n_days):
+            out[i] = False
+            if x != NAT:
+                bad += 1
+            continue
+        out[i] = work[np.int64(u)]
+    return bad

@@ -1,0 +1,204 @@
+"""The one place where trio code talks to PostgreSQL.
+
+asyncpg is asyncio-only, so the daemon opens a trio-asyncio loop once
+(`open_loop`) and every database call crosses into asyncio here, through
+`trio_asyncio.aio_as_trio`. The rest of jiancha sees plain trio coroutines.
+Callers batch (`executemany`, `fetch` of many rows) so the bridge cost is paid
+per batch, not per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+import asyncpg
+import trio
+import trio_asyncio
+
+__all__ = [
+    "DSN_ENV",
+    "SOURCE_DSN_ENV",
+    "Connection",
+    "Record",
+    "connect",
+    "dsn_from_env",
+    "open_loop",
+]
+
+SOURCE_DSN_ENV: Final = "JIANCHA_SOURCE_DSN"
+DSN_ENV: Final = "JIANCHA_DSN"
+
+# Cleanup (rollback, close) must run even in a cancelled scope, but must not
+# hang shutdown on a dead server either.
+_CLEANUP_SECONDS: Final = 5.0
+
+Record = Any
+"""An `asyncpg.Record`: indexable by position and by column name."""
+
+
+@asynccontextmanager
+async def open_loop() -> AsyncIterator[None]:
+    """Run an asyncio loop inside trio for as long as the block lasts.
+
+    Open it once, near the top of the program (or test); every `Connection`
+    is bound to the loop that was current when it was made.
+    """
+    async with trio_asyncio.open_loop():
+        yield
+
+
+def dsn_from_env(
+    kind: Literal["source", "jiancha"], env: Mapping[str, str] | None = None
+) -> str | None:
+    """The DSN for the approval database (``source``) or jiancha's own schema.
+
+    jiancha's schema lives in the approval database unless the operator says
+    otherwise, so ``JIANCHA_DSN`` falls back to ``JIANCHA_SOURCE_DSN``. An
+    empty variable counts as unset (systemd ``EnvironmentFile`` lines like
+    ``JIANCHA_DSN=`` are common).
+    """
+    environ = os.environ if env is None else env
+    source = environ.get(SOURCE_DSN_ENV) or None
+    if kind == "source":
+        return source
+    return environ.get(DSN_ENV) or source
+
+
+class Connection:
+    """An asyncpg connection whose methods are trio coroutines.
+
+    Cancelling a trio scope around a call cancels the asyncio task, which
+    makes asyncpg cancel the query on the server.
+    """
+
+    __slots__ = ("_loop", "_raw")
+
+    def __init__(self, raw: Any, loop: Any) -> None:
+        self._raw = raw
+        self._loop = loop
+
+    @property
+    def raw(self) -> Any:
+        """The asyncpg connection, for asyncio-side code only."""
+        return self._raw
+
+    def is_closed(self) -> bool:
+        return bool(self._raw.is_closed())
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        return await trio_asyncio.aio_as_trio(method, loop=self._loop)(*args, **kwargs)
+
+    async def fetch(self, query: str, *args: object, timeout: float | None = None) -> list[Record]:
+        return list(await self._call(self._raw.fetch, query, *args, timeout=timeout))
+
+    async def fetchrow(
+        self, query: str, *args: object, timeout: float | None = None
+    ) -> Record | None:
+        return await self._call(self._raw.fetchrow, query, *args, timeout=timeout)
+
+    async def fetchval(
+        self, query: str, *args: object, column: int = 0, timeout: float | None = None
+    ) -> Any:
+        return await self._call(self._raw.fetchval, query, *args, column=column, timeout=timeout)
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        """Run a statement; returns the server's status tag, e.g. ``INSERT 0 1``."""
+        return str(await self._call(self._raw.execute, query, *args, timeout=timeout))
+
+    async def executemany(
+        self, query: str, args: Iterable[Sequence[object]], *, timeout: float | None = None
+    ) -> None:
+        """Run one statement for many argument rows in a single round of the bridge."""
+        await self._call(self._raw.executemany, query, args, timeout=timeout)
+
+    @asynccontextmanager
+    async def transaction(self, *, isolation: str | None = None) -> AsyncIterator[None]:
+        """Commit the block's statements together, or roll them all back.
+
+        The ingest cursor, the case state it changed and the cards it issued
+        must commit as one (DESIGN.md), which is what this is for.
+        """
+        tx = self._raw.transaction(isolation=isolation)
+        await self._call(tx.start)
+        try:
+            yield
+        except BaseException:
+            with trio.move_on_after(_CLEANUP_SECONDS, shield=True) as scope:
+                try:
+                    await self._call(tx.rollback)
+                except Exception:
+                    # The connection is broken; the error that got us here matters more.
+                    self._raw.terminate()
+            if scope.cancelled_caught:
+                self._raw.terminate()
+            raise
+        await self._call(tx.commit)
+
+    async def close(self) -> None:
+        """Close politely, or drop the socket if the server does not answer in time."""
+        if self._raw.is_closed():
+            return
+        with trio.move_on_after(_CLEANUP_SECONDS, shield=True) as scope:
+            await self._call(self._raw.close)
+        if scope.cancelled_caught:
+            self._raw.terminate()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _json_dumps(value: object) -> str:
+    # Chinese stays readable in the database and in pg_dump output.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _init_codecs(raw: Any) -> None:
+    # asyncpg hands json/jsonb over as text by default; the payloads of
+    # case_events and the matter catalogue are dicts everywhere else.
+    for typename in ("json", "jsonb"):
+        await raw.set_type_codec(
+            typename, schema="pg_catalog", encoder=_json_dumps, decoder=json.loads
+        )
+
+
+async def _aio_connect(dsn: str, timeout: float, application_name: str) -> Any:
+    raw = await asyncpg.connect(
+        dsn, timeout=timeout, server_settings={"application_name": application_name}
+    )
+    try:
+        await _init_codecs(raw)
+    except BaseException:
+        raw.terminate()
+        raise
+    return raw
+
+
+async def connect(
+    dsn: str, *, timeout: float = 10.0, application_name: str = "jiancha"
+) -> Connection:
+    """Open a connection on the current trio-asyncio loop.
+
+    json and jsonb columns arrive as Python objects and are sent from them;
+    ``application_name`` makes jiancha's sessions visible in
+    ``pg_stat_activity``.
+    """
+    loop = trio_asyncio.current_loop.get()
+    if loop is None:
+        raise RuntimeError(
+            "monitor.db.connect() needs `async with monitor.db.open_loop()` around it"
+        )
+    raw = await trio_asyncio.aio_as_trio(_aio_connect, loop=loop)(dsn, timeout, application_name)
+    return Connection(raw, loop)

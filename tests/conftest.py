@@ -1,0 +1,80 @@
+"""Shared fixtures: a real PostgreSQL for every test that asks for one.
+
+``pg_server_dsn`` (session) is ``JIANCHA_TEST_DSN`` when set, else one embedded
+server from ``pgserver``, started the first time a test needs it and stopped
+when the session ends. ``pg_dsn`` (module) is a fresh database on that server,
+named after the test module, dropped after the module's last test, so modules
+cannot see each other's tables and need no cleanup of their own.
+
+With ``JIANCHA_TEST_DSN`` the role must be allowed to ``CREATE DATABASE``.
+
+pytest-trio runs async fixtures inside the test's trio run, which lasts one
+test only, so the module- and session-scoped fixtures here are synchronous
+and talk to the server with ``asyncio.run`` and asyncpg directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import urllib.parse
+import warnings
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+TEST_DSN_ENV = "JIANCHA_TEST_DSN"
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of the test server's maintenance database (not for tests to write in)."""
+    given = os.environ.get(TEST_DSN_ENV)
+    if given:
+        yield given
+        return
+
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver  # imported here: only sessions that need a server pay for it
+
+    data_dir = tmp_path_factory.mktemp("pgserver") / "data"
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def with_database(dsn: str, database: str) -> str:
+    """``dsn`` with its database replaced (URL DSNs, which is what asyncpg takes)."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"{TEST_DSN_ENV} must be a postgresql:// URL")
+    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def pg_dsn(request: pytest.FixtureRequest, pg_server_dsn: str) -> Iterator[str]:
+    """DSN of a fresh, empty database that lives as long as the test module."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    # PostgreSQL truncates identifiers at 63 bytes; keep the random suffix whole.
+    name = f"{re.sub(r'[^a-z0-9]+', '_', module.lower())[:40]}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(pg_server_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(pg_server_dsn, name)
+    finally:
+        # FORCE terminates the sessions a test left open before dropping.
+        asyncio.run(_admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
