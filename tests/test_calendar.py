@@ -213,7 +213,7 @@ def test_provisional_year_is_counted_on_weekends_and_flagged(cn):
     ends, prov = cn.deadline(starts, [5, 9], provisional=True)
     assert list(prov) == [False, True]
     assert ends[1] == np.datetime64("2027-01-01T16:00:00")
-    counted, cprov = cn.working_days_between(
+    _, cprov = cn.working_days_between(
         starts, utc("2026-12-25T00:00:00", "2027-01-04T00:00:00"), provisional=True
     )
     assert list(cprov) == [False, True]
@@ -323,7 +323,9 @@ def test_broadcasting_and_preallocated_output(cn):
     grid = cn.working_days_between(start, utc("2024-02-09T16:00:00", "2024-02-19T16:00:00"))
     np.testing.assert_allclose(grid, [1.0, 3.0])
     with pytest.raises(CalendarError):
-        cn.working_days_between(utc("2024-01-01", "2024-01-02"), utc("2024-01-01", "2024-01-02", "2024-01-03"))
+        cn.working_days_between(
+            utc("2024-01-01", "2024-01-02"), utc("2024-01-01", "2024-01-02", "2024-01-03")
+        )
 
 
 def test_int32_workdays_and_millisecond_instants(cn):

@@ -61,7 +61,7 @@ def national_days() -> DayModel:
     provisional = ~np.isin(_YEAR, published)
     names = {int(i): _name(n) for i, n in zip(hol, constants.holidays.values(), strict=True)}
     for i, n in zip(wrk, constants.workdays.values(), strict=True):
-        names[int(i)] = _name(n) + "（调休上班）"
+        names[int(i)] = _name(n) + "调休上班"
     import chinese_calendar
 
     version = getattr(chinese_calendar, "__version__", "?")

@@ -1,0 +1,54 @@
+# jiancha — developer and operator entry points. Every target sets up what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: help venv calendar-demo test lint pytest bench bench-quick clean
+
+help:
+	@echo "make calendar-demo   show the working-day calendar at work"
+	@echo "make test            lint (ruff, mypy) and the whole test suite"
+	@echo "make bench           calendar kernel benchmarks (tests/bench, ~2 min)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+calendar-demo: venv
+	@echo "== 2024-02-08（星期四）10:00 受理，5 个工作日（春节放假 2 月 10–17 日，2 月 4 日、18 日调休上班）"
+	$(BIN)/jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain
+	@echo "== 2024-02-03（星期六）提交，受理时限 1 个工作日"
+	$(BIN)/jiancha calendar deadline --start 2024-02-03T09:00 --workdays 1
+	@echo "== 2020 年春节延长假期、2019 年五一调整"
+	$(BIN)/jiancha calendar is-workday 2020-02-01 2020-02-03 2019-05-02 2019-05-05
+	@echo "== 已用工作日（2 月 19 日中午）"
+	$(BIN)/jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00
+	@echo "== 办公时间模式（09:00–12:00, 13:30–17:30）"
+	$(BIN)/jiancha calendar deadline --calendar example-centre --start 2024-02-08T10:00 --workdays 5
+	@echo "== 尚未公布节假日安排的年份：暂定"
+	$(BIN)/jiancha calendar deadline --start 2026-12-21T10:00 --workdays 9 --json
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest
+
+test: lint pytest
+
+bench: venv
+	$(BIN)/python -m tests.bench.bench_calendar
+
+bench-quick: venv
+	$(BIN)/python -m tests.bench.bench_calendar --quick
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,112 @@
+"""`jiancha calendar ...` as users type it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from monitor.cli import main
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def ok(*argv: str) -> str:
+    code, text = run(*argv)
+    assert code == 0
+    return text
+
+
+@pytest.fixture(autouse=True)
+def _chinese(monkeypatch):
+    monkeypatch.setenv("JIANCHA_LANG", "zh")
+
+
+def test_deadline_local_input_and_explain():
+    text = ok("calendar", "deadline", "--start", "2024-02-08T10:00", "--workdays", "5",
+                     "--explain")  # fmt: skip
+    assert "截止时间：2024-02-21 24:00（Asia/Shanghai） = 2024-02-21T16:00:00Z" in text
+    assert "2024-02-18（春节调休上班）" in text
+
+
+def test_deadline_json_with_absolute_instant():
+    text = ok("calendar", "deadline", "--start", "2024-02-08T02:00:00Z", "--workdays", "5",
+                     "--json")  # fmt: skip
+    doc = json.loads(text)
+    assert doc["deadline"] == "2024-02-21T16:00:00Z"
+    assert doc["deadline_local"] == "2024-02-22T00:00:00+08:00"
+    assert doc["provisional"] is False
+
+
+def test_deadline_with_offset_and_provisional_year():
+    text = ok("calendar", "deadline", "--start", "2026-12-21T10:00+08:00", "--workdays",
+                     "9", "--json")  # fmt: skip
+    doc = json.loads(text)
+    assert doc["deadline"] == "2027-01-01T16:00:00Z"
+    assert doc["provisional"] is True
+    text = ok("calendar", "deadline", "--start", "2026-12-21T10:00", "--workdays", "9")
+    assert "暂定" in text
+
+
+def test_is_workday_multiple_dates():
+    text = ok("calendar", "is-workday", "2024-02-04", "2020-02-01", "--json")
+    days = json.loads(text)["days"]
+    assert [d["workday"] for d in days] == [True, False]
+    assert days[0]["weekday"] == "Sunday"
+    text = ok("calendar", "is-workday", "2024-02-04")
+    assert text.strip() == "2024-02-04 星期日：工作日（春节调休上班）"
+
+
+def test_count_and_office_hours_calendar():
+    text = ok("calendar", "count", "--start", "2024-02-08T10:00", "--end",
+                     "2024-02-19T12:00", "--json")  # fmt: skip
+    assert json.loads(text)["working_days"] == 2.5
+    text = ok("calendar", "count", "--calendar", "example-centre", "--start",
+                     "2024-02-08T10:00", "--end", "2024-02-09T10:30", "--json")  # fmt: skip
+    assert json.loads(text)["working_days"] == pytest.approx(1.5 / 7)
+
+
+def test_english_output(monkeypatch):
+    text = ok("--lang", "en", "calendar", "is-workday", "2025-10-01")
+    assert text.strip() == "2025-10-01 Wednesday: rest day (国庆节)"
+
+
+def test_bad_input_exits_2_with_a_clear_message(capsys):
+    code, _ = run("calendar", "deadline", "--start", "yesterday", "--workdays", "3")
+    assert code == 2
+    assert "时间格式无效" in capsys.readouterr().err
+    code, _ = run("calendar", "deadline", "--start", "2024-01-01", "--workdays", "-1")
+    assert code == 2
+    code, _ = run("calendar", "is-workday", "2024-01-01", "--calendar", "atlantis")
+    err = capsys.readouterr().err
+    assert code == 2 and "atlantis" in err and "cn" in err
+
+
+def test_calendar_list():
+    text = ok("calendar", "list", "--json")
+    names = json.loads(text)["calendars"]
+    assert {"cn", "national", "weekdays", "yanbian", "example-centre"} <= set(names)
+
+
+def test_console_script_entry_point():
+    """The installed `jiancha` script runs the same main()."""
+    env = {**os.environ, "JIANCHA_LANG": "en"}
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "calendar", "deadline", "--start",
+         "2024-02-03T09:00", "--workdays", "1", "--json"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert json.loads(result.stdout)["deadline"] == "2024-02-04T16:00:00Z"
+    help_text = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "calendar", "deadline", "--help"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout  # fmt: skip
+    assert "2024-02-21 24:00" in help_text
