@@ -90,6 +90,14 @@ def _fraction(t, d, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_tot
     return acc / oh_total
 
 
+@_jit(inline="always")
+def _worked(t, d, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total, cum):  # type: ignore[no-untyped-def]
+    """W(t): working days elapsed from the table's origin to instant ``t`` on local day ``d``."""
+    lo = cum[d]
+    frac = _fraction(t, d, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total)
+    return lo + (cum[d + 1] - lo) * frac
+
+
 @_jit(parallel=True)
 def deadline_kernel(  # type: ignore[no-untyped-def]
     starts,
@@ -177,11 +185,7 @@ def count_kernel(  # type: ignore[no-untyped-def]
             if s != NAT and e != NAT:
                 bad += 1
             continue
-        c_lo = cum[de]
-        c_hi = cum[de + 1]
-        w = c_lo + (c_hi - c_lo) * _fraction(
-            e, de, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total
-        )
+        w = _worked(e, de, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total, cum)
         r = w - cum[ds + 1]
         out[i] = r if r > 0.0 else 0.0
         if want_prov:
@@ -233,10 +237,7 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             deadline_out[i] = NAT
             prov_out[i] = False
         return starts.shape[0]
-    cn_lo = cum[dn]
-    wn = cn_lo + (cum[dn + 1] - cn_lo) * _fraction(
-        now, dn, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total
-    )
+    wn = _worked(now, dn, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total, cum)
     pn = pcum[dn + 1]
     bad = 0
     for i in nb.prange(starts.shape[0]):
@@ -255,9 +256,8 @@ def clock_kernel(  # type: ignore[no-untyped-def]
         if p != NAT:
             dp = _local_day(p, t0, fixed, n_days, day_start)
             if dp < n_days:
-                cp_lo = cum[dp]
-                wp = cp_lo + (cum[dp + 1] - cp_lo) * _fraction(
-                    p, dp, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total
+                wp = _worked(
+                    p, dp, t0, fixed, day_start, trans, shift, oh_start, oh_end, oh_total, cum
                 )
                 if wp < c0:
                     wp = c0
