@@ -86,6 +86,11 @@ def _ints(arr: npt.NDArray[Any]) -> npt.NDArray[np.integer[Any]]:
     return arr if arr.dtype in (np.int32, np.int64) else arr.astype(np.int64)
 
 
+def _flat_or_none(arr: npt.NDArray[Any] | None) -> npt.NDArray[Any] | None:
+    """A 1-D view for a kernel, or None: kernels compile a no-output variant for None."""
+    return None if arr is None else arr.reshape(-1)
+
+
 def _day_index(day: object) -> int:
     """Table index of a local date given as datetime64, date or ISO text."""
     return int(np.asarray(day, dtype="datetime64[D]").astype(np.int64)) - D0
@@ -219,17 +224,17 @@ class Calendar:
         shape, (s, n) = _flat(_instants(np.asarray(starts)), _ints(np.asarray(workdays)))
         if out is None:
             out = np.empty(shape, dtype="datetime64[s]")
-        prov = np.empty(shape if provisional else 0, dtype=np.bool_)
+        prov = np.empty(shape, dtype=np.bool_) if provisional else None
         tb = self._t
         bad = _kernel.deadline_kernel(
-            s, n, out.reshape(-1).view(np.int64), prov.reshape(-1),
-            tb.t0, tb.fixed, tb.day_start, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+            s, n, out.reshape(-1).view(np.int64), _flat_or_none(prov),
+            tb.t0, tb.day_start_or_none, tb.cum_pad, tb.pcum, tb.nth_end, tb.nth_pcum,
         )  # fmt: skip
         if bad and errors == "raise":
             if np.any(n < 0):
                 raise CalendarError(t("cal.negative_workdays"))
             self._raise_bad(bad)
-        return (out, prov) if provisional else out
+        return (out, prov) if prov is not None else out
 
     @overload
     def working_days_between(
@@ -271,16 +276,21 @@ class Calendar:
         shape, (s, e) = _flat(_instants(np.asarray(starts)), _instants(np.asarray(ends)))
         if out is None:
             out = np.empty(shape, dtype=np.float64)
-        prov = np.empty(shape if provisional else 0, dtype=np.bool_)
+        prov = np.empty(shape, dtype=np.bool_) if provisional else None
         tb = self._t
-        bad = _kernel.count_kernel(
-            s, e, out.reshape(-1), prov.reshape(-1),
-            tb.t0, tb.fixed, tb.day_start, tb.trans, tb.shift,
-            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum,
-        )  # fmt: skip
+        if tb.fixed and not self.office_hours:
+            bad = _kernel.count_kernel_24h(
+                s, e, out.reshape(-1), _flat_or_none(prov), tb.t0, tb.wtab, tb.pcum
+            )
+        else:
+            bad = _kernel.count_kernel(
+                s, e, out.reshape(-1), _flat_or_none(prov),
+                tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
+                tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum,
+            )  # fmt: skip
         if bad and errors == "raise":
             self._raise_bad(bad)
-        return (out, prov) if provisional else out
+        return (out, prov) if prov is not None else out
 
     def evaluate(
         self,
@@ -323,7 +333,7 @@ class Calendar:
             s, lim, ext, pz, since, now_s,
             out.consumed.reshape(-1), out.remaining.reshape(-1),
             out.deadline.reshape(-1).view(np.int64), out.provisional.reshape(-1),
-            tb.t0, tb.fixed, tb.day_start, tb.trans, tb.shift,
+            tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
             tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
         )  # fmt: skip
         if bad and errors == "raise":

@@ -22,6 +22,7 @@ D0 = int(np.datetime64(f"{FIRST_YEAR}-01-01", "D").astype(np.int64))
 D_END = int(np.datetime64(f"{LAST_YEAR + 1}-01-01", "D").astype(np.int64))
 N_DAYS = D_END - D0
 DEFAULT_TZ = "Asia/Shanghai"
+_SENTINEL = 2**30  # larger than any working-day index: marks "outside the table"
 
 BoolArray = npt.NDArray[np.bool_]
 I64Array = npt.NDArray[np.int64]
@@ -209,8 +210,23 @@ class Tables:
     oh_total: int
     cum: I32Array  # [N_DAYS + 1] working days before each day
     pcum: I32Array  # [N_DAYS + 1] provisional days before each day
-    nth_end: I64Array  # [n_work] UTC instant at which the k-th working day ends
-    nth_pcum: I32Array  # [n_work] provisional days up to and including it
+    cum_pad: I32Array  # [N_DAYS + 2] cum, then two sentinels past any working-day index
+    nth_end: I64Array  # [n_work + 1] UTC instant the k-th working day ends; NaT sentinel last
+    nth_pcum: I32Array  # [n_work + 1] provisional days up to and including it; 0 last
+    wtab: npt.NDArray[np.float64]  # [2 * (N_DAYS + 2)] cum[d], work[d] / 86400 interleaved
+
+    @property
+    def day_start_or_none(self) -> I64Array | None:
+        """What kernels take as ``day_start``: None selects their fixed-offset variant."""
+        return None if self.fixed else self.day_start
+
+
+def _wtab(cum: I32Array, work: BoolArray) -> npt.NDArray[np.float64]:
+    """``count_kernel_24h``'s table: (cum[d], work[d] / 86400) pairs for every day and
+    the day after the range (N_DAYS + 1 rows), plus one NaN row of padding."""
+    rate = np.append(work / 86400.0, [0.0, np.nan])
+    base = np.append(cum.astype(np.float64), np.nan)
+    return np.stack([base, rate], axis=1).reshape(-1)
 
 
 def build_tables(model: DayModel, tz: str, office_hours: tuple[tuple[int, int], ...]) -> Tables:
@@ -252,6 +268,8 @@ def build_tables(model: DayModel, tz: str, office_hours: tuple[tuple[int, int], 
         oh_total=int((oh[:, 1] - oh[:, 0]).sum()) or 86400,
         cum=cum,
         pcum=pcum,
-        nth_end=np.ascontiguousarray(day_end[work_idx]),
-        nth_pcum=np.ascontiguousarray(pcum[work_idx + 1]),
+        cum_pad=np.append(cum, [_SENTINEL, _SENTINEL]).astype(np.int32),
+        nth_end=np.append(day_end[work_idx], np.iinfo(np.int64).min),
+        nth_pcum=np.append(pcum[work_idx + 1], 0).astype(np.int32),
+        wtab=_wtab(cum, work),
     )
