@@ -13,13 +13,19 @@ import json
 import os
 import sys
 import zoneinfo
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 import numpy as np
 
 from monitor import __version__
 from monitor.i18n import current_lang, t
+
+if TYPE_CHECKING:
+    from monitor.db import Connection
+    from monitor.migrate import Migration
+
+_T = TypeVar("_T")
 
 _WEEKDAYS = {
     "zh": ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"],
@@ -44,6 +50,10 @@ def _paren(text: str | None) -> str:
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its job (database unreachable, schema refused): exit status 1."""
 
 
 # --- parsing instants -------------------------------------------------------
@@ -202,6 +212,162 @@ def cmd_calendar_list(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# --- database commands --------------------------------------------------------
+
+
+def _db_dsn(args: argparse.Namespace, kind: Literal["source", "jiancha"]) -> str:
+    from monitor import db
+
+    if args.dsn:
+        return str(args.dsn)
+    dsn = db.dsn_from_env(kind)
+    if dsn is None:
+        env = db.SOURCE_DSN_ENV
+        if kind == "jiancha":
+            env = f"{db.DSN_ENV}{_h('（或 ', ' (or ')}{db.SOURCE_DSN_ENV}{_h('）', ')')}"
+        raise UsageError(t("db.no_dsn", env=env))
+    return dsn
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor import db
+    from monitor.daemon import DaemonConfig, run
+
+    source = args.source_dsn or _db_dsn(argparse.Namespace(dsn=None), "source")
+    dsn = args.dsn or db.dsn_from_env("jiancha") or source
+    config = DaemonConfig(
+        source_dsn=source,
+        dsn=dsn,
+        batch_size=args.batch_size,
+        poll_interval=args.poll_interval,
+    )
+    return run(config)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _with_connection(dsn: str, work: Callable[[Connection], Awaitable[_T]]) -> _T:
+    """Run ``work`` on one connection in a fresh trio run; errors become `CommandFailed`."""
+    import asyncpg
+    import trio
+
+    from monitor import db
+    from monitor.migrate import MigrationError
+
+    db_errors = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+    result: list[_T] = []
+    failure: list[Exception] = []
+
+    # Errors are caught inside the loop: leaving trio-asyncio's nursery would
+    # wrap them in exception groups.
+    async def session() -> None:
+        async with db.open_loop():
+            try:
+                conn = await db.connect(dsn, application_name="jiancha-cli")
+            except (*db_errors, ValueError) as exc:
+                failure.append(CommandFailed(t("db.connect_failed", detail=_one_line(exc))))
+                return
+            try:
+                async with conn:
+                    result.append(await work(conn))
+            except MigrationError as exc:
+                failure.append(CommandFailed(str(exc)))
+            except db_errors as exc:
+                failure.append(CommandFailed(t("db.failed", detail=_one_line(exc))))
+
+    trio.run(session)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _label(version: int, name: str) -> str:
+    return f"{version:04d}_{name}"
+
+
+def _known_migrations() -> tuple[Migration, ...]:
+    from monitor.migrate import MigrationError, load_migrations
+
+    try:
+        return load_migrations()
+    except MigrationError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def cmd_db_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.migrate import applied_migrations, migrate
+
+    dsn = _db_dsn(args, "jiancha")
+    known = _known_migrations()
+
+    async def work(conn: Connection) -> tuple[list[int], int | None]:
+        applied = await migrate(conn, known)
+        current = max((a.version for a in await applied_migrations(conn)), default=None)
+        return applied, current
+
+    applied, current = _with_connection(dsn, work)
+    if args.json:
+        json.dump({"applied": applied, "current": current}, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return 0
+    if applied:
+        names = {m.version: m.name for m in known}
+        labels = ", ".join(_label(v, names[v]) for v in applied)
+        out.write(t("db.migrated", versions=labels, current=current) + "\n")
+    else:
+        out.write(t("db.up_to_date", current=current) + "\n")
+    return 0
+
+
+def cmd_db_install_source(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.migrate import install_source
+
+    dsn = _db_dsn(args, "source")
+    _with_connection(dsn, install_source)
+    out.write(t("db.source_installed", channel="jiancha_events_v1", role="jiancha_reader") + "\n")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.migrate import schema_status
+
+    dsn = _db_dsn(args, "jiancha")
+    known = _known_migrations()
+    status = _with_connection(dsn, lambda conn: schema_status(conn, known))
+    code = 1 if status.problems else 0
+    if args.json:
+        doc = {
+            "initialised": status.initialised,
+            "current": status.current,
+            "newest_known": status.newest_known,
+            "applied": [
+                {"version": a.version, "name": a.name, "applied_at": a.applied_at.isoformat()}
+                for a in status.applied
+            ],
+            "pending": [{"version": m.version, "name": m.name} for m in status.pending],
+            "problems": list(status.problems),
+        }
+        json.dump(doc, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return code
+    none = t("db.status_none")
+    current = status.current if status.initialised else t("db.status_uninitialised")
+    out.write(f"{t('db.status_current')}{_colon()}{none if current is None else current}\n")
+    out.write(f"{t('db.status_newest')}{_colon()}{status.newest_known}\n")
+    applied = [
+        _label(a.version, a.name) + _paren(f"{a.applied_at:%Y-%m-%d %H:%M:%S%z}")
+        for a in status.applied
+    ]
+    out.write(f"{t('db.status_applied')}{_colon()}{', '.join(applied) or none}\n")
+    pending = [m.label for m in status.pending]
+    out.write(f"{t('db.status_pending')}{_colon()}{', '.join(pending) or none}\n")
+    for problem in status.problems:
+        out.write(f"{t('db.status_problem')}{_colon()}{problem}\n")
+    return code
+
+
 # --- parser -----------------------------------------------------------------------
 
 
@@ -232,11 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
             "  jiancha calendar is-workday 2024-02-04\n"
             "  jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain\n"
             "  jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00\n"
+            "  jiancha db migrate --dsn postgresql://jiancha@localhost/approval\n"
             "\n环境变量 JIANCHA_LANG=en 切换为英文。",
             "examples:\n"
             "  jiancha calendar is-workday 2024-02-04\n"
             "  jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain\n"
             "  jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00\n"
+            "  jiancha db migrate --dsn postgresql://jiancha@localhost/approval\n"
             "\nJIANCHA_LANG=zh (default) switches to Chinese.",
         ),
     )
@@ -313,6 +481,123 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("list", help=_h("列出可用日历", "list available calendars"))
     p.add_argument("--json", action="store_true", help=_h("输出 JSON", "print JSON"))
     p.set_defaults(func=cmd_calendar_list)
+
+    dbp = sub.add_parser(
+        "db",
+        help=_h(
+            "数据库：源数据约定与 jiancha 模式", "database: source contract and schema jiancha"
+        ),
+        formatter_class=fmt,
+        description=_h(
+            "install-source 在审批数据库中建立源数据约定（case_events、matters、触发器、\n"
+            "只读角色 jiancha_reader）；migrate 建立或升级 jiancha 模式；status 查看版本。\n"
+            "均可重复执行。",
+            "install-source creates the source contract in the approval database\n"
+            "(case_events, matters, triggers, read-only role jiancha_reader); migrate\n"
+            "creates or upgrades schema jiancha; status shows its version. All are safe\n"
+            "to rerun.",
+        ),
+    )
+    dsub = dbp.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    jiancha_dsn = _h(
+        "PostgreSQL DSN（默认取环境变量 JIANCHA_DSN，其次 JIANCHA_SOURCE_DSN）",
+        "PostgreSQL DSN (default: JIANCHA_DSN, else JIANCHA_SOURCE_DSN)",
+    )
+
+    p = dsub.add_parser(
+        "migrate",
+        help=_h("建立或升级 jiancha 模式", "create or upgrade schema jiancha"),
+        description=_h(
+            "按版本号依次应用尚未应用的迁移，每个迁移一个事务；可重复执行，多个进程同时执行也安全。"
+            "数据库版本新于本程序、或已应用的迁移文件被改动时拒绝执行（退出码 1）。",
+            "Apply the migrations the database lacks, in order, one transaction each; safe "
+            "to rerun and to run from several processes at once. Refuses (exit status 1) a "
+            "database newer than this jiancha or one whose applied migrations were edited.",
+        ),
+    )
+    p.add_argument("--dsn", metavar="DSN", help=jiancha_dsn)
+    p.add_argument("--json", action="store_true", help=_h("输出 JSON", "print JSON"))
+    p.set_defaults(func=cmd_db_migrate)
+
+    p = dsub.add_parser(
+        "install-source",
+        help=_h(
+            "在审批数据库中建立源数据约定", "create the source contract in the approval database"
+        ),
+        description=_h(
+            "执行 deploy/sql/source.sql：case_events、matters、(tx, id) 索引、"
+            "NOTIFY 触发器（频道 jiancha_events_v1）与只读角色 jiancha_reader。"
+            "需要建表与建角色的权限；可重复执行。",
+            "Run deploy/sql/source.sql: case_events, matters, the (tx, id) index, the NOTIFY "
+            "trigger (channel jiancha_events_v1) and the read-only role jiancha_reader. Needs "
+            "the rights to create tables and roles; safe to rerun.",
+        ),
+    )
+    p.add_argument(
+        "--dsn",
+        metavar="DSN",
+        help=_h(
+            "审批数据库的 PostgreSQL DSN（默认取环境变量 JIANCHA_SOURCE_DSN）",
+            "PostgreSQL DSN of the approval database (default: JIANCHA_SOURCE_DSN)",
+        ),
+    )
+    p.set_defaults(func=cmd_db_install_source)
+
+    p = dsub.add_parser(
+        "status",
+        help=_h("查看 jiancha 模式的版本", "show the version of schema jiancha"),
+        description=_h(
+            "列出已应用的迁移、本程序已知的最新版本与待应用的迁移；只读。"
+            "数据库会被 migrate 拒绝时退出码为 1。",
+            "List the applied migrations, the newest version this jiancha knows and the "
+            "pending ones; reads only. Exit status 1 when migrate would refuse the database.",
+        ),
+    )
+    p.add_argument("--dsn", metavar="DSN", help=jiancha_dsn)
+    p.add_argument("--json", action="store_true", help=_h("输出 JSON", "print JSON"))
+    p.set_defaults(func=cmd_db_status)
+
+    p = sub.add_parser(
+        "run",
+        help=_h("运行守护进程", "run the daemon"),
+        formatter_class=fmt,
+        description=_h(
+            "持续读取审批数据库的办件事件，维护 jiancha.cases。\n"
+            "SIGTERM 或 Ctrl-C：回滚正在处理的批次后退出（退出码 0），重启后从上次提交处继续。\n"
+            "日志为 JSON 行（终端上为易读格式），输出到标准输出。",
+            "Tail the approval database's case events into jiancha.cases.\n"
+            "SIGTERM or Ctrl-C: roll back the batch in flight and exit 0; a restart resumes\n"
+            "at the last commit. Logs are JSON lines on stdout (readable on a terminal).",
+        ),
+    )
+    p.add_argument(
+        "--source-dsn",
+        metavar="DSN",
+        help=_h("审批数据库（默认 JIANCHA_SOURCE_DSN）", "approval database (default env)"),
+    )
+    p.add_argument(
+        "--dsn",
+        metavar="DSN",
+        help=_h(
+            "jiancha 模式所在数据库（默认 JIANCHA_DSN，否则同审批数据库）",
+            "database of schema jiancha (default JIANCHA_DSN, else the approval database)",
+        ),
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=5000,
+        metavar="N",
+        help=_h("每批最多读取的事件数（默认 5000）", "events per batch at most (default 5000)"),
+    )
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help=_h("无通知时的轮询间隔秒数（默认 1）", "fallback poll interval, s (default 1)"),
+    )
+    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -326,7 +611,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         i = args_list.index("--lang")
         if i + 1 < len(args_list):
             os.environ["JIANCHA_LANG"] = args_list[i + 1]
-    configure_logging("WARNING", stream=sys.stderr)
+    if argv is None:  # the console script; callers of main() keep their own logging
+        configure_logging("WARNING", stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(args_list)
     stream = out or sys.stdout
@@ -335,6 +621,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (UsageError, CalendarError) as exc:
         sys.stderr.write(f"jiancha: {t('cli.error')}: {exc}\n")
         return 2
+    except CommandFailed as exc:
+        sys.stderr.write(f"jiancha: {t('cli.error')}: {exc}\n")
+        return 1
     return code
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -115,6 +115,19 @@ class Connection:
     ) -> None:
         """Run one statement for many argument rows in a single round of the bridge."""
         await self._call(self._raw.executemany, query, args, timeout=timeout)
+
+    async def listen(self, channel: str, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` on every NOTIFY on ``channel`` (a hint: no payload is passed).
+
+        Keep such a connection to itself: asyncpg drops listeners when a pooled
+        connection is released, and a listening session must not sit inside a
+        long transaction, or notifications wait for it.
+        """
+
+        def _callback(_conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+            wake()  # runs on the asyncio side of the same thread: only wake trio
+
+        await self._call(self._raw.add_listener, channel, _callback)
 
     @asynccontextmanager
     async def transaction(self, *, isolation: str | None = None) -> AsyncIterator[None]:

@@ -95,6 +95,74 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
     "cli.deadline": {"zh": "截止时间", "en": "deadline"},
     "cli.count": {"zh": "已用工作日", "en": "working days elapsed"},
     "cli.error": {"zh": "错误", "en": "error"},
+    # schema migrations and the source contract
+    "migrate.bad_name": {
+        "zh": "迁移文件名无效：{file}（应为 NNNN_名称.sql，名称只含小写字母、数字和下划线）",
+        "en": "invalid migration file name {file} (expected NNNN_name.sql, name in a-z, 0-9, _)",
+    },
+    "migrate.duplicate": {
+        "zh": "迁移版本 {version} 重复：{a} 与 {b}",
+        "en": "migration version {version} appears twice: {a} and {b}",
+    },
+    "migrate.gap": {
+        "zh": "缺少迁移版本 {version}（{folder}）：版本号须从 1 起连续编号",
+        "en": "migration version {version} is missing in {folder}: versions run from 1 "
+        "without gaps",
+    },
+    "migrate.too_new": {
+        "zh": "数据库中 jiancha 模式的版本为 {db_version}，"
+        "新于本程序已知的最新版本 {known_version}；请升级 jiancha，不要用旧版本运行",
+        "en": "the database's jiancha schema is at version {db_version}, newer than version "
+        "{known_version}, the newest this jiancha knows; upgrade jiancha instead of running "
+        "an older one",
+    },
+    "migrate.unknown_applied": {
+        "zh": "数据库记录了本程序没有的迁移 {version:04d}_{name}",
+        "en": "the database records migration {version:04d}_{name}, which this jiancha lacks",
+    },
+    "migrate.checksum": {
+        "zh": "迁移 {label} 已应用，但文件 {file} 的内容已被修改（已发布的迁移不得修改，"
+        "请另写新的迁移）",
+        "en": "migration {label} is applied but {file} has changed since (a released "
+        "migration must not be edited; write a new one)",
+    },
+    "migrate.failed": {
+        "zh": "迁移 {label} 执行失败，已回滚：{detail}",
+        "en": "migration {label} failed and was rolled back: {detail}",
+    },
+    "db.no_dsn": {
+        "zh": "未指定数据库：请使用 --dsn，或设置环境变量 {env}",
+        "en": "no database given: use --dsn or set the environment variable {env}",
+    },
+    "db.connect_failed": {
+        "zh": "无法连接数据库：{detail}",
+        "en": "cannot connect to the database: {detail}",
+    },
+    "db.failed": {"zh": "数据库操作失败：{detail}", "en": "database operation failed: {detail}"},
+    "db.migrated": {
+        "zh": "已应用迁移：{versions}；jiancha 模式当前版本 {current}",
+        "en": "applied migrations: {versions}; schema jiancha is now at version {current}",
+    },
+    "db.up_to_date": {
+        "zh": "jiancha 模式已是最新版本 {current}，无需迁移",
+        "en": "schema jiancha is up to date at version {current}; nothing to apply",
+    },
+    "db.source_installed": {
+        "zh": "已安装源数据约定：case_events、matters、触发器（NOTIFY 频道 {channel}）、"
+        "只读角色 {role}",
+        "en": "source contract installed: case_events, matters, triggers (NOTIFY channel "
+        "{channel}), read-only role {role}",
+    },
+    "db.status_current": {"zh": "当前版本", "en": "current version"},
+    "db.status_newest": {"zh": "已知最新版本", "en": "newest known version"},
+    "db.status_applied": {"zh": "已应用", "en": "applied"},
+    "db.status_pending": {"zh": "待应用", "en": "pending"},
+    "db.status_none": {"zh": "无", "en": "none"},
+    "db.status_uninitialised": {
+        "zh": "未初始化（尚无 jiancha.schema_migrations）",
+        "en": "not initialised (no jiancha.schema_migrations yet)",
+    },
+    "db.status_problem": {"zh": "问题", "en": "problem"},
 }
 
 

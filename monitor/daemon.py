@@ -1,0 +1,83 @@
+"""``jiancha run``: one trio nursery that owns every component.
+
+For now the only component is the tailer; the service issue adds the
+evaluator, the outbox sender, the metrics server and the reloader as
+siblings. Signals are handled here at the edge, never inside components, so
+the same ``serve`` runs unchanged inside tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+from dataclasses import dataclass
+
+import trio
+
+from monitor import db
+from monitor.log import configure_logging, get_logger
+from monitor.source import Tailer, TailerConfig
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    source_dsn: str
+    dsn: str
+    batch_size: int = 5000
+    poll_interval: float = 1.0
+    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+
+    def tailer(self) -> TailerConfig:
+        return TailerConfig(
+            source_dsn=self.source_dsn,
+            dsn=self.dsn,
+            batch_size=self.batch_size,
+            poll_interval=self.poll_interval,
+            orphan_grace=self.orphan_grace,
+        )
+
+
+async def serve(
+    config: DaemonConfig, *, task_status: trio.TaskStatus[Tailer] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run every component until cancelled; reports ready once all have started."""
+    log = get_logger("monitor.daemon")
+    async with db.open_loop(), trio.open_nursery() as nursery:
+        tailer = Tailer(config.tailer())
+        await nursery.start(tailer.run)
+        log.info("ready", pid=os.getpid())
+        task_status.started(tailer)
+
+
+async def _main(config: DaemonConfig) -> None:
+    log = get_logger("monitor.daemon")
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve, config)
+            async for signum in signals:
+                # Cancelling rolls back the batch in flight (its transaction never
+                # commits), so the next start resumes exactly at the last commit.
+                log.info("stopping", signal=signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("stopped")
+
+
+def run(config: DaemonConfig) -> int:
+    """Blocking entry point of ``jiancha run``; exit status 0 on a clean stop."""
+    configure_logging()
+    trio.run(_main, config)
+    return 0
+
+
+def config_from_env() -> DaemonConfig:
+    """DSNs from ``JIANCHA_SOURCE_DSN`` / ``JIANCHA_DSN`` (CONTRACT.md)."""
+    source = db.dsn_from_env("source")
+    if not source:
+        raise SystemExit("jiancha: set JIANCHA_SOURCE_DSN (the approval database)")
+    return DaemonConfig(source_dsn=source, dsn=db.dsn_from_env("jiancha") or source)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(config_from_env()))

@@ -1,0 +1,296 @@
+"""Apply a batch of source events to jiancha's schema, all in one transaction.
+
+The thin I/O shell around ``monitor.state``: a batch's dead letters, its
+events, the rebuilt state of every case it touched and the cursor past it
+commit together, so a crash at any instant resumes exactly at the last
+commit, and replaying a batch changes nothing (every insert is keyed on the
+source event id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.db import Connection
+from monitor.state import (
+    CaseState,
+    DeadReason,
+    Matter,
+    Rejection,
+    SourceEvent,
+    reduce_case,
+    validate,
+)
+
+SOURCE = "default"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    """A position in the source's (tx, id) order: everything up to it is taken."""
+
+    tx: int
+    event_id: int
+
+    @classmethod
+    def after(cls, events: Sequence[SourceEvent], current: Cursor) -> Cursor:
+        if not events:
+            return current
+        last = events[-1]
+        return cls(last.tx, last.event_id)
+
+
+START = Cursor(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    events: int
+    dead: int
+    cases: int
+    cursor: Cursor
+
+
+async def load_cursor(conn: Connection, source: str = SOURCE) -> Cursor:
+    row = await conn.fetchrow(
+        "SELECT tx::text AS tx, event_id FROM jiancha.cursor WHERE source = $1", source
+    )
+    return START if row is None else Cursor(int(row["tx"]), int(row["event_id"]))
+
+
+_CASE_COLUMNS = (
+    "case_id", "matter", "department", "\"window\"", "region", "channel", "status",
+    "submitted_at", "accepted_at", "refused_at", "decided_at", "decision", "completed_at",
+    "delivered_at", "closed_at", "immediate", "promised_days", "statutory_days",
+    "pledged_days", "extension_days", "extensions", "supplement_requests", "fees", "rating",
+    "paused_since", "pauses", "clocks", "first_seen_at", "event_count", "last_event_id",
+    "updated_at",
+)  # fmt: skip
+_CASE_TYPES = (
+    "text", "text", "text", "text", "text", "text", "text",
+    "timestamptz", "timestamptz", "timestamptz", "timestamptz", "text", "timestamptz",
+    "timestamptz", "timestamptz", "boolean", "int", "int",
+    "int", "int", "int", "int", "numeric", "int",
+    "timestamptz", "text", "text", "timestamptz", "int", "bigint",
+    "timestamptz",
+)  # fmt: skip
+
+
+def _upsert_cases_sql() -> str:
+    cols = ", ".join(_CASE_COLUMNS)
+    params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_CASE_TYPES))
+    names = ", ".join(f"c{i}" for i in range(len(_CASE_COLUMNS)))
+    select = ", ".join(
+        f"c{i}::jsonb" if col in ("pauses", "clocks") else f"c{i}"
+        for i, col in enumerate(_CASE_COLUMNS)
+    )
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in _CASE_COLUMNS if c not in ("case_id", "first_seen_at")
+    )
+    return (
+        f"INSERT INTO jiancha.cases ({cols}) "
+        f"SELECT {select} FROM unnest({params}) AS u({names}) "
+        f"ON CONFLICT (case_id) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT_CASES = _upsert_cases_sql()
+
+_INSERT_EVENTS = """
+INSERT INTO jiancha.events (event_id, tx, case_id, kind, occurred_at, payload, ingested_at)
+SELECT e, t::xid8, c, k, o, p::jsonb, $7
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+     AS u(e, t, c, k, o, p)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_INSERT_DEAD = """
+INSERT INTO jiancha.dead_letters (event_id, case_id, kind, reason, detail, raw, created_at)
+SELECT e, c, k, r, d, w::jsonb, $7
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS u(e, c, k, r, d, w)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_HISTORY = """
+SELECT event_id, tx::text AS tx, case_id, kind, occurred_at, payload
+FROM jiancha.events WHERE case_id = ANY($1::text[])
+"""
+
+_FIRST_SEEN = "SELECT case_id, first_seen_at FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+
+_SAVE_CURSOR = """
+INSERT INTO jiancha.cursor (source, tx, event_id, events, updated_at)
+VALUES ($1, $2::text::xid8, $3, $4, $5)
+ON CONFLICT (source) DO UPDATE
+SET tx = EXCLUDED.tx, event_id = EXCLUDED.event_id,
+    events = jiancha.cursor.events + EXCLUDED.events, updated_at = EXCLUDED.updated_at
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def split(
+    events: Sequence[SourceEvent],
+    matters: Mapping[str, Matter],
+    now: dt.datetime,
+    future_tolerance: dt.timedelta,
+) -> tuple[list[SourceEvent], list[Rejection]]:
+    """Valid events and rejections, in input order (pure)."""
+    valid: list[SourceEvent] = []
+    dead: list[Rejection] = []
+    for event in events:
+        rejection = validate(event, matters, now, future_tolerance)
+        if rejection is None:
+            valid.append(event)
+        else:
+            dead.append(rejection)
+    return valid, dead
+
+
+def _event_from_row(row: Any) -> SourceEvent:
+    return SourceEvent(
+        int(row["event_id"]),
+        int(row["tx"]),
+        row["case_id"],
+        row["kind"],
+        row["occurred_at"],
+        row["payload"],
+    )
+
+
+def _case_columns(
+    states: Sequence[CaseState], first_seen: Mapping[str, dt.datetime], now: dt.datetime
+) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in _CASE_COLUMNS]
+    for s in states:
+        row = (
+            s.case_id, s.matter, s.department, s.window, s.region, s.channel, str(s.status),
+            s.submitted_at, s.accepted_at, s.refused_at, s.decided_at, s.decision,
+            s.completed_at, s.delivered_at, s.closed_at, s.immediate, s.promised_days,
+            s.statutory_days, s.pledged_days, s.extension_days, s.extensions,
+            s.supplement_requests, s.fees, s.rating, s.paused_since,
+            _dumps([p.as_json() for p in s.pauses]), _dumps(s.clocks),
+            first_seen.get(s.case_id, now), s.event_count, s.last_event_id, now,
+        )  # fmt: skip
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    return cols
+
+
+async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.datetime) -> None:
+    if not dead:
+        return
+    await conn.execute(
+        _INSERT_DEAD,
+        [r.event.event_id for r in dead],
+        [r.event.case_id for r in dead],
+        [r.event.kind for r in dead],
+        [str(r.reason) for r in dead],
+        [r.detail for r in dead],
+        [_dumps(r.event.raw()) for r in dead],
+        now,
+    )
+
+
+async def apply_batch(
+    conn: Connection,
+    events: Sequence[SourceEvent],
+    matters: Mapping[str, Matter],
+    cursor: Cursor,
+    now: dt.datetime,
+    *,
+    future_tolerance: dt.timedelta = dt.timedelta(days=1),
+    source: str = SOURCE,
+) -> BatchResult:
+    """Take ``events`` (in source order, after ``cursor``) in one transaction."""
+    valid, dead = split(events, matters, now, future_tolerance)
+    new_cursor = Cursor.after(events, cursor)
+    touched = sorted({e.case_id for e in valid})
+    async with conn.transaction():
+        await write_dead(conn, dead, now)
+        if valid:
+            await conn.execute(
+                _INSERT_EVENTS,
+                [e.event_id for e in valid],
+                [str(e.tx) for e in valid],
+                [e.case_id for e in valid],
+                [e.kind for e in valid],
+                [e.occurred_at for e in valid],
+                [_dumps(dict(e.payload)) for e in valid],
+                now,
+            )
+            rows = await conn.fetch(_HISTORY, touched)
+            seen = await conn.fetch(_FIRST_SEEN, touched)
+            histories: dict[str, list[SourceEvent]] = {}
+            for row in rows:
+                histories.setdefault(row["case_id"], []).append(_event_from_row(row))
+            states = [reduce_case(cid, histories.get(cid, ()), matters) for cid in touched]
+            first_seen = {r["case_id"]: r["first_seen_at"] for r in seen}
+            await conn.execute(_UPSERT_CASES, *_case_columns(states, first_seen, now))
+        if events:
+            await conn.execute(
+                _SAVE_CURSOR, source, str(new_cursor.tx), new_cursor.event_id, len(events), now
+            )
+    return BatchResult(len(valid), len(dead), len(touched), new_cursor)
+
+
+_ORPHANS = """
+SELECT case_id FROM jiancha.cases
+WHERE status = 'orphan' AND first_seen_at < $1
+ORDER BY case_id LIMIT $2
+"""
+_ORPHAN_EVENTS = """
+DELETE FROM jiancha.events WHERE case_id = ANY($1::text[])
+RETURNING event_id, tx::text AS tx, case_id, kind, occurred_at, payload
+"""
+
+
+async def sweep_orphans(
+    conn: Connection, now: dt.datetime, grace: dt.timedelta, *, limit: int = 10_000
+) -> int:
+    """Dead-letter the events of cases never submitted within ``grace`` of first sight.
+
+    Returns how many events moved. A ``submitted`` that turns up later starts
+    the case afresh; the moved events stay visible in ``jiancha.dead_letters``.
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(_ORPHANS, now - grace, limit)
+        ids = [r["case_id"] for r in rows]
+        if not ids:
+            return 0
+        moved = [_event_from_row(r) for r in await conn.fetch(_ORPHAN_EVENTS, ids)]
+        detail = f"no `submitted` within {grace}"
+        await write_dead(
+            conn, [Rejection(e, DeadReason.NEVER_SUBMITTED, detail) for e in moved], now
+        )
+        await conn.execute("DELETE FROM jiancha.cases WHERE case_id = ANY($1::text[])", ids)
+    return len(moved)
+
+
+async def load_matters(conn: Connection) -> dict[str, Matter]:
+    """The matter catalogue of the source database."""
+    rows = await conn.fetch(
+        "SELECT code, name, department, statutory_days, promised_days, free, joint, "
+        "step_days, pause_max_days FROM matters"
+    )
+    return {
+        r["code"]: Matter(
+            r["code"],
+            r["name"],
+            r["department"],
+            int(r["statutory_days"]),
+            int(r["promised_days"]),
+            bool(r["free"]),
+            bool(r["joint"]),
+            dict(r["step_days"] or {}),
+            dict(r["pause_max_days"] or {}),
+        )
+        for r in rows
+    }

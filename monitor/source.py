@@ -1,0 +1,280 @@
+"""Tail the approval database's ``case_events`` without losing an event.
+
+``WHERE id > last_seen`` loses events: transactions commit out of id order,
+so a row with a smaller id can become visible after a larger one was read.
+Here rows are read in ``(tx, id)`` order and only from transactions older
+than the oldest one still running (``tx < pg_snapshot_xmin(...)``): once such
+a transaction is below the horizon, every row it will ever have is visible,
+so nothing behind the cursor can appear later.
+
+NOTIFY only wakes the loop; the table is the truth. A fallback poll covers a
+lost notification, a dropped listener and rows held back by a transaction
+that later rolled back (it sends no NOTIFY when it ends).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import trio
+
+from monitor import db, ingest
+from monitor.ingest import Cursor
+from monitor.log import get_logger
+from monitor.state import Matter, SourceEvent
+
+CHANNEL = "jiancha_events_v1"
+
+_READ = """
+SELECT id, tx::text AS tx, case_id, kind, occurred_at, payload
+FROM case_events
+WHERE (tx, id) > ($1::text::xid8, $2::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY case_events.tx, case_events.id  -- qualified: a bare `tx` is the text alias above
+LIMIT $3
+"""
+
+# Age of the oldest transaction that holds an xid (a writer) and so holds the
+# horizon back; jiancha's own sessions are left out.
+_BLOCKING = """
+SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL AND application_name NOT LIKE 'jiancha%'
+"""
+
+Clock = Callable[[], dt.datetime]
+
+# What a lost or restarting server looks like from asyncpg and the bridge.
+DISCONNECTS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class TailerConfig:
+    source_dsn: str
+    dsn: str
+    batch_size: int = 5000
+    poll_interval: float = 1.0
+    probe_interval: float = 10.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 30.0
+    future_tolerance: dt.timedelta = dt.timedelta(days=1)
+    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    sweep_interval: float = 60.0
+
+
+@dataclass
+class TailerStats:
+    """What the tailer has done, for logs and (later) the metrics collector."""
+
+    events: int = 0
+    dead_letters: int = 0
+    orphans_swept: int = 0
+    batches: int = 0
+    reconnects: int = 0
+    connected: bool = False
+    caught_up_at: float | None = None  # trio clock when the visible backlog was last empty
+    blocking_tx_age: float = 0.0  # seconds, oldest foreign write transaction
+    cursor: Cursor = field(default_factory=lambda: ingest.START)
+
+    def lag(self, now: float) -> float:
+        """Seconds since the tailer last had nothing visible left to read."""
+        return 0.0 if self.caught_up_at is None else max(0.0, now - self.caught_up_at)
+
+
+def _event(row: Any) -> SourceEvent:
+    return SourceEvent(
+        int(row["id"]),
+        int(row["tx"]),
+        row["case_id"],
+        row["kind"],
+        row["occurred_at"],
+        row["payload"],
+    )
+
+
+async def read_batch(conn: db.Connection, cursor: Cursor, limit: int) -> list[SourceEvent]:
+    """The next visible events after ``cursor``, in (tx, id) order: one round trip."""
+    rows = await conn.fetch(_READ, str(cursor.tx), cursor.event_id, limit)
+    return [_event(r) for r in rows]
+
+
+def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:
+    """Capped exponential backoff with full jitter (each delay in [0, min(cap, 2^n·initial)])."""
+    attempt = 0
+
+    def next_delay() -> float:
+        nonlocal attempt
+        ceiling = min(cap, initial * 2**attempt)
+        attempt += 1
+        return rng.uniform(ceiling / 2, ceiling)
+
+    return next_delay
+
+
+class Tailer:
+    """Reads the source and applies batches; one instance per source."""
+
+    def __init__(
+        self,
+        config: TailerConfig,
+        *,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stats = TailerStats()
+        self.log = get_logger("monitor.source")
+        self._wake = trio.Event()
+        self._matters: dict[str, Matter] = {}
+
+    def wake(self) -> None:
+        """A NOTIFY arrived (or a test wants a read now)."""
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Tail forever, reconnecting after any connection loss; started once connected."""
+        delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max, self.rng)
+        status: trio.TaskStatus[None] | None = task_status
+        while True:
+            try:
+                async with trio.open_nursery() as nursery:
+                    await self._session(nursery, status)
+            except BaseException as exc:  # sorted below: only connection loss is ours
+                lost = _disconnect(exc)
+                if lost is None:
+                    raise
+                self.stats.connected = False
+                self.stats.reconnects += 1
+                delay = delays()
+                self.log.warning(
+                    "source_disconnected",
+                    error=f"{type(lost).__name__}: {lost}",
+                    retry_in_s=round(delay, 2),
+                    cursor_tx=self.stats.cursor.tx,
+                    cursor_id=self.stats.cursor.event_id,
+                )
+                await trio.sleep(delay)
+                continue
+            finally:
+                if self.stats.connected:
+                    status = None  # task_status.started() was called
+            delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max, self.rng)
+
+    async def _session(
+        self, nursery: trio.Nursery, task_status: trio.TaskStatus[None] | None
+    ) -> None:
+        cfg = self.config
+        source = await db.connect(cfg.source_dsn, application_name="jiancha-tailer")
+        target = source if cfg.dsn == cfg.source_dsn else await db.connect(cfg.dsn)
+        listener = await db.connect(cfg.source_dsn, application_name="jiancha-listener")
+        try:
+            await listener.listen(CHANNEL, self.wake)
+            self._matters = await ingest.load_matters(source)
+            cursor = await ingest.load_cursor(target)
+            self.stats.cursor = cursor
+            self.stats.connected = True
+            self.log.info("source_connected", cursor_tx=cursor.tx, cursor_id=cursor.event_id)
+            nursery.start_soon(self._probe, listener)
+            if task_status is not None:
+                task_status.started()
+            await self._loop(source, target)
+        finally:
+            nursery.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                for conn in {id(c): c for c in (listener, target, source)}.values():
+                    await conn.close()
+
+    async def _loop(self, source: db.Connection, target: db.Connection) -> None:
+        cfg = self.config
+        next_sweep = trio.current_time() + cfg.sweep_interval
+        while True:
+            if trio.current_time() >= next_sweep:  # on this task: one connection, one user
+                await self._sweep(target)
+                next_sweep = trio.current_time() + cfg.sweep_interval
+            self._wake = trio.Event()
+            events = await read_batch(source, self.stats.cursor, cfg.batch_size)
+            if events:
+                await self._apply(source, target, events)
+                if len(events) == cfg.batch_size:
+                    continue  # more is waiting: no sleep
+            self.stats.caught_up_at = trio.current_time()
+            with trio.move_on_after(cfg.poll_interval):
+                await self._wake.wait()
+
+    async def _apply(
+        self, source: db.Connection, target: db.Connection, events: list[SourceEvent]
+    ) -> None:
+        unknown = {
+            e.payload.get("matter")
+            for e in events
+            if e.kind == "submitted" and isinstance(e.payload, dict)
+        } - set(self._matters)
+        if unknown:  # a matter added to the catalogue since we loaded it
+            self._matters = await ingest.load_matters(source)
+        started = trio.current_time()
+        result = await ingest.apply_batch(
+            target,
+            events,
+            self._matters,
+            self.stats.cursor,
+            self.clock(),
+            future_tolerance=self.config.future_tolerance,
+        )
+        self.stats.cursor = result.cursor
+        self.stats.events += result.events
+        self.stats.dead_letters += result.dead
+        self.stats.batches += 1
+        self.log.debug(
+            "batch_applied",
+            events=result.events,
+            dead=result.dead,
+            cases=result.cases,
+            ms=round((trio.current_time() - started) * 1000, 1),
+        )
+        if result.dead:
+            self.log.warning("dead_letters", count=result.dead, batch_events=len(events))
+
+    async def _probe(self, listener: db.Connection) -> None:
+        """Liveness of the listening session, and who holds the horizon back."""
+        while True:
+            await trio.sleep(self.config.probe_interval)
+            self.stats.blocking_tx_age = float(await listener.fetchval(_BLOCKING) or 0.0)
+            self.wake()  # also a periodic read, in case a notification was lost
+
+    async def _sweep(self, target: db.Connection) -> None:
+        moved = await ingest.sweep_orphans(target, self.clock(), self.config.orphan_grace)
+        if moved:
+            self.stats.orphans_swept += moved
+            self.stats.dead_letters += moved
+            self.log.warning("orphans_dead_lettered", events=moved)
+
+
+def _disconnect(exc: BaseException) -> BaseException | None:
+    """The connection loss inside ``exc`` (possibly an exception group), or None."""
+    if isinstance(exc, DISCONNECTS):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        match, rest = exc.split(DISCONNECTS)
+        if match is not None and rest is None:
+            return match.exceptions[0]
+    return None

@@ -1,0 +1,198 @@
+"""Case state is a pure function of the event set; bad events are rejected with a reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.state import (
+    DeadReason,
+    Matter,
+    SourceEvent,
+    Status,
+    reduce_case,
+    validate,
+)
+
+UTC = dt.UTC
+T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=UTC)  # Mon 10:00 Beijing
+MATTERS = {
+    "M1": Matter("M1", "建筑工程施工许可", "住建局", statutory_days=20, promised_days=5),
+    "M0": Matter("M0", "即办事项", "市场监管局", statutory_days=20, promised_days=0),
+}
+
+
+def ev(i: int, kind: str, hours: float, case: str = "C1", **payload: object) -> SourceEvent:
+    return SourceEvent(i, 1000 + i, case, kind, T0 + dt.timedelta(hours=hours), payload)
+
+
+SUBMITTED = {"matter": "M1", "window": "W1", "region": "R1", "channel": "window"}
+
+
+def lifecycle() -> list[SourceEvent]:
+    return [
+        ev(1, "submitted", 0, **SUBMITTED),
+        ev(2, "supplement_requested", 1, items=["身份证复印件"]),
+        ev(3, "supplement_received", 20),
+        ev(4, "accepted", 22, pledged_days=3),
+        ev(5, "suspended", 30, type="survey", notified_days=3),
+        ev(6, "resumed", 80),
+        ev(7, "extended", 90, days=5, approver="局长"),
+        ev(8, "supplement_received", 95),
+        ev(9, "step_started", 96, step="审核"),
+        ev(10, "step_finished", 100, step="审核"),
+        ev(11, "decided", 120, result="approve"),
+        ev(12, "fee_charged", 121, amount=0),
+        ev(13, "completed", 122),
+        ev(14, "delivered", 130),
+        ev(15, "rated", 131, level=2, comment="等待时间长"),
+        ev(16, "review_visited", 140),
+        ev(17, "review_rectified", 150),
+    ]
+
+
+def at(hours: float) -> str:
+    return (T0 + dt.timedelta(hours=hours)).isoformat()
+
+
+def test_full_lifecycle():
+    s = reduce_case("C1", lifecycle(), MATTERS)
+    assert s.status is Status.DELIVERED  # the review events do not change the status
+    assert (s.matter, s.department, s.window, s.region) == ("M1", "住建局", "W1", "R1")
+    assert s.promised_days == 5 and s.statutory_days == 20 and not s.immediate
+    assert s.supplement_requests == 1 and s.extension_days == 5 and s.extensions == 1
+    assert s.pledged_days == 3 and s.rating == 2 and s.event_count == 17
+    assert [(p.type, p.start, p.end) for p in s.pauses] == [
+        ("survey", T0 + dt.timedelta(hours=30), T0 + dt.timedelta(hours=80))
+    ]
+    assert s.paused_since is None
+    c = s.clocks
+    # acceptance restarted at the supplement and stopped at acceptance
+    assert c["acceptance"] == {"start": at(20), "stop": at(22)}
+    assert c["decision"]["start"] == at(22) and c["decision"]["stop"] == at(122)
+    assert c["decision"]["limit_days"] == 5 and c["statutory"]["limit_days"] == 20
+    assert c["decision"]["extensions"] == [{"days": 5, "approver": "局长", "at": at(90)}]
+    assert c["decision"]["pauses"][0]["type"] == "survey"
+    assert c["delivery"] == {"start": at(120), "stop": at(130)}
+    assert c["supplement"] == {"start": at(22), "stop": at(95), "limit_days": 3}
+    assert c["step"] == {"审核": {"start": at(96), "stop": at(100)}}
+    assert c["review"] == {"start": at(131), "visited": at(140), "stop": at(150)}
+    assert "immediate" not in c
+
+
+def canonical(state):
+    return dataclasses.asdict(state)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations(lifecycle()), st.lists(st.integers(0, 16), max_size=5))
+def test_any_delivery_order_gives_the_same_state(order, repeats):
+    expected = canonical(reduce_case("C1", lifecycle(), MATTERS))
+    delivered = list(order) + [order[i] for i in repeats]  # duplicates too
+    assert canonical(reduce_case("C1", delivered, MATTERS)) == expected
+
+
+def test_resumed_before_suspended_and_submitted_after_accepted():
+    in_order = [
+        ev(1, "submitted", 0, **SUBMITTED),
+        ev(2, "accepted", 1),
+        ev(3, "suspended", 5, type="expert_review", notified_days=2),
+        ev(4, "resumed", 30),
+    ]
+    late = [in_order[1], in_order[3], in_order[2], in_order[0]]
+    assert canonical(reduce_case("C1", late, MATTERS)) == canonical(
+        reduce_case("C1", in_order, MATTERS)
+    )
+    # the resume alone (its suspend not yet delivered) leaves no pause and no crash
+    partial = reduce_case("C1", in_order[:2] + in_order[3:], MATTERS)
+    assert partial.pauses == [] and partial.status is Status.ACCEPTED
+
+
+def test_open_pause_and_immediate_case():
+    s = reduce_case(
+        "C2",
+        [
+            ev(1, "submitted", 0, case="C2", **{**SUBMITTED, "matter": "M0"}),
+            ev(2, "accepted", 1, case="C2"),
+            ev(3, "suspended", 2, case="C2", type="inspection", notified_days=1),
+        ],
+        MATTERS,
+    )
+    assert s.immediate and s.clocks["immediate"]["stop"] is None
+    assert s.paused_since == T0 + dt.timedelta(hours=2)
+    assert s.clocks["decision"]["pauses"][0]["end"] is None
+
+
+def test_events_without_submission_are_an_orphan():
+    s = reduce_case("C3", [ev(1, "accepted", 1, case="C3")], MATTERS)
+    assert s.status is Status.ORPHAN and s.department is None
+
+
+def test_supplement_after_acceptance_keeps_status():
+    s = reduce_case(
+        "C1",
+        [
+            ev(1, "submitted", 0, **SUBMITTED),
+            ev(2, "accepted", 1),
+            ev(3, "supplement_requested", 2, items=["a"]),
+            ev(4, "supplement_requested", 3, items=["b"]),
+        ],
+        MATTERS,
+    )
+    assert s.status is Status.ACCEPTED and s.supplement_requests == 2
+
+
+def test_accepted_promised_days_override():
+    s = reduce_case(
+        "C1", [ev(1, "submitted", 0, **SUBMITTED), ev(2, "accepted", 1, promised_days=0)], MATTERS
+    )
+    assert s.promised_days == 0 and s.immediate
+
+
+# --- validation ------------------------------------------------------------------------
+
+NOW = T0 + dt.timedelta(days=10)
+
+
+@pytest.mark.parametrize(
+    ("event", "reason", "detail"),
+    [
+        (ev(1, "teleported", 0), DeadReason.UNKNOWN_KIND, "teleported"),
+        (ev(1, "submitted", 0, matter="M1", window="W1", region="R1"),
+         DeadReason.MISSING_KEY, "channel"),
+        (ev(1, "extended", 0, days="5", approver="x"), DeadReason.BAD_TYPE, "days"),
+        (ev(1, "extended", 0, days=True, approver="x"), DeadReason.BAD_TYPE, "days"),
+        (ev(1, "extended", 0, days=0, approver="x"), DeadReason.BAD_VALUE, "days=0"),
+        (ev(1, "submitted", 0, **{**SUBMITTED, "matter": "NOPE"}),
+         DeadReason.UNKNOWN_MATTER, "NOPE"),
+        (ev(1, "submitted", 0, **{**SUBMITTED, "channel": "fax"}), DeadReason.BAD_VALUE, "fax"),
+        (ev(1, "suspended", 0, type="nap", notified_days=1), DeadReason.BAD_VALUE, "nap"),
+        (ev(1, "decided", 0, result="maybe"), DeadReason.BAD_VALUE, "maybe"),
+        (ev(1, "rated", 0, level=6), DeadReason.BAD_VALUE, "level=6"),
+        (ev(1, "fee_charged", 0, amount=-1), DeadReason.BAD_VALUE, "amount"),
+        (ev(1, "supplement_requested", 0, items=[1]), DeadReason.BAD_TYPE, "items"),
+        (ev(1, "completed", 24 * 12), DeadReason.FUTURE_TIMESTAMP, "occurred_at"),
+    ],
+)  # fmt: skip
+def test_validation_reasons(event, reason, detail):
+    rejection = validate(event, MATTERS, NOW)
+    assert rejection is not None
+    assert rejection.reason is reason
+    assert detail in rejection.detail
+
+
+def test_payload_not_an_object():
+    bad = SourceEvent(1, 1, "C1", "completed", T0, [1, 2])  # type: ignore[arg-type]
+    rejection = validate(bad, MATTERS, NOW)
+    assert rejection is not None and rejection.reason is DeadReason.BAD_TYPE
+
+
+def test_valid_events_pass_and_optional_keys_may_be_absent():
+    for event in lifecycle():
+        assert validate(event, MATTERS, NOW) is None, event
+    assert validate(ev(1, "refused", 0), MATTERS, NOW) is None  # reason missing: a card, not bad
+    assert validate(ev(1, "completed", 24 * 10 + 23), MATTERS, NOW) is None  # within tolerance

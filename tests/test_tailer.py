@@ -1,0 +1,184 @@
+"""The tailer against a real PostgreSQL: snapshot-safe, idempotent, order-independent."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import trio
+
+from monitor import db, ingest
+from monitor.source import Tailer, TailerConfig, read_batch
+from tests.sourcekit import SUBMITTED, at, prepare, reset, write
+
+NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+async def dsn(pg_dsn):
+    async with db.open_loop():
+        await prepare(pg_dsn)
+        await reset(pg_dsn)
+        yield pg_dsn
+
+
+def tailer(dsn: str, **overrides) -> Tailer:
+    config = TailerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2,
+                          **overrides)  # fmt: skip
+    return Tailer(config, clock=lambda: NOW)
+
+
+async def drain(t: Tailer, conn: db.Connection, timeout: float = 10.0) -> None:
+    """Wait until the tailer's cursor has every visible event."""
+    with trio.fail_after(timeout):
+        while True:
+            last = await conn.fetchrow(
+                "SELECT tx::text AS tx, id FROM case_events "
+                "ORDER BY case_events.tx DESC, case_events.id DESC LIMIT 1"
+            )
+            if last is None or t.stats.cursor >= ingest.Cursor(int(last["tx"]), last["id"]):
+                return
+            t.wake()
+            await trio.sleep(0.02)
+
+
+async def test_tail_builds_cases_and_dead_letters(dsn):
+    async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+        t = tailer(dsn)
+        await nursery.start(t.run)
+        await write(conn, [
+            ("C1", "submitted", at(0), SUBMITTED),
+            ("C1", "accepted", at(1), {}),
+            ("C2", "submitted", at(0), {**SUBMITTED, "matter": "M2", "window": "W2"}),
+            ("C2", "teleported", at(1), {}),
+            ("C3", "submitted", at(0), {**SUBMITTED, "matter": "NOPE"}),
+        ])  # fmt: skip
+        await drain(t, conn)
+        cases = {r["case_id"]: r for r in await conn.fetch("SELECT * FROM jiancha.cases")}
+        assert set(cases) == {"C1", "C2"}
+        assert cases["C1"]["status"] == "accepted" and cases["C1"]["department"] == "住建局"
+        assert (
+            cases["C1"]["window"] == "W1" and cases["C1"]["clocks"]["decision"]["limit_days"] == 5
+        )
+        assert cases["C2"]["status"] == "submitted" and cases["C2"]["department"] == "市场监管局"
+        dead = {r["reason"]: r for r in await conn.fetch("SELECT * FROM jiancha.dead_letters")}
+        assert set(dead) == {"unknown_kind", "unknown_matter"}
+        assert dead["unknown_matter"]["raw"]["payload"]["matter"] == "NOPE"
+        assert t.stats.events == 3 and t.stats.dead_letters == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_open_transaction_holds_the_tailer_back(dsn):
+    """A transaction that started early and commits late is not skipped."""
+    async with (
+        await db.connect(dsn, application_name="writer") as conn,
+        await db.connect(dsn, application_name="writer") as slow,
+        trio.open_nursery() as nursery,
+    ):
+        t = tailer(dsn)
+        await nursery.start(t.run)
+        held = trio.Event()
+        release = trio.Event()
+
+        async def late_writer():
+            async with slow.transaction():
+                await write(slow, [("LATE", "submitted", at(0), SUBMITTED)])
+                held.set()
+                await release.wait()
+
+        nursery.start_soon(late_writer)
+        await held.wait()
+        for i in range(5):  # later transactions commit first
+            await write(conn, [(f"E{i}", "submitted", at(0), SUBMITTED)])
+        await trio.sleep(0.3)
+        t.wake()
+        await trio.sleep(0.3)
+        ids = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM jiancha.cases")}
+        assert "LATE" not in ids
+        assert ids == set(), "rows behind the open transaction wait for it"
+        assert t.stats.blocking_tx_age > 0
+        release.set()
+        await trio.sleep(0.1)
+        await drain(t, conn)
+        ids = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM jiancha.cases")}
+        assert ids == {"LATE", "E0", "E1", "E2", "E3", "E4"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_out_of_order_across_batches_equals_in_order(dsn):
+    async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+        t = tailer(dsn, batch_size=1)  # every event its own batch and transaction
+        await nursery.start(t.run)
+        pause = {"type": "survey", "notified_days": 3}
+        # delivered: resumed, accepted, suspended, submitted (business time says otherwise)
+        for row in [
+            ("C1", "resumed", at(30), {}),
+            ("C1", "accepted", at(1), {}),
+            ("C1", "suspended", at(5), pause),
+            ("C1", "submitted", at(0), SUBMITTED),
+        ]:
+            await write(conn, [row])  # fmt: skip
+        for row in [
+            ("C2", "submitted", at(0), SUBMITTED),
+            ("C2", "accepted", at(1), {}),
+            ("C2", "suspended", at(5), pause),
+            ("C2", "resumed", at(30), {}),
+        ]:
+            await write(conn, [row])  # fmt: skip
+        await drain(t, conn)
+        rows = {
+            r["case_id"]: r
+            for r in await conn.fetch(
+                "SELECT case_id, status, accepted_at, pauses, clocks FROM jiancha.cases"
+            )
+        }
+        assert rows["C1"]["pauses"] == rows["C2"]["pauses"] != []
+        assert rows["C1"]["clocks"] == rows["C2"]["clocks"]
+        assert rows["C1"]["status"] == rows["C2"]["status"] == "accepted"
+        nursery.cancel_scope.cancel()
+
+
+async def test_replaying_a_batch_changes_nothing(dsn):
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("C1", "submitted", at(0), SUBMITTED), ("C1", "completed", at(5), {}),
+                           ("C9", "bogus", at(1), {})])  # fmt: skip
+        events = await read_batch(conn, ingest.START, 100)
+        matters = await ingest.load_matters(conn)
+        first = await ingest.apply_batch(conn, events, matters, ingest.START, NOW)
+        before = await conn.fetch("SELECT * FROM jiancha.cases ORDER BY case_id")
+        again = await ingest.apply_batch(conn, events, matters, ingest.START, NOW)
+        after = await conn.fetch("SELECT * FROM jiancha.cases ORDER BY case_id")
+        assert first.cursor == again.cursor
+        assert [dict(r) for r in before] == [dict(r) for r in after]
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.events") == 2
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 1
+
+
+async def test_orphans_are_dead_lettered_after_the_grace_period(dsn):
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("ORPH", "accepted", at(1), {}), ("ORPH", "completed", at(2), {})])
+        events = await read_batch(conn, ingest.START, 100)
+        matters = await ingest.load_matters(conn)
+        await ingest.apply_batch(conn, events, matters, ingest.START, NOW)
+        status = await conn.fetchval("SELECT status FROM jiancha.cases WHERE case_id = 'ORPH'")
+        assert status == "orphan"
+        grace = dt.timedelta(hours=1)
+        assert await ingest.sweep_orphans(conn, NOW + dt.timedelta(minutes=30), grace) == 0
+        assert await ingest.sweep_orphans(conn, NOW + dt.timedelta(hours=2), grace) == 2
+        reasons = await conn.fetch("SELECT reason, kind FROM jiancha.dead_letters ORDER BY kind")
+        assert [(r["reason"], r["kind"]) for r in reasons] == [
+            ("never_submitted", "accepted"),
+            ("never_submitted", "completed"),
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.cases") == 0
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.events") == 0
+
+
+async def test_future_timestamp_is_dead_lettered(dsn):
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("F1", "submitted", NOW + dt.timedelta(days=3), SUBMITTED)])
+        events = await read_batch(conn, ingest.START, 100)
+        result = await ingest.apply_batch(conn, events, await ingest.load_matters(conn),
+                                          ingest.START, NOW)  # fmt: skip
+        assert result.dead == 1
+        assert await conn.fetchval("SELECT reason FROM jiancha.dead_letters") == "future_timestamp"
