@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,39 @@ class BatchResult:
     dead: int
     cases: int
     cursor: Cursor
+
+
+class HistoryCache:
+    """Write-through LRU of case histories, so a batch need not re-read them.
+
+    Sound because one tailer owns its cases: nothing else writes
+    ``jiancha.events`` for them. Entries change only after the transaction
+    that wrote them committed (``apply_batch`` publishes on success), so a
+    rolled-back batch leaves the cache as the database is.
+    """
+
+    def __init__(self, max_cases: int = 20_000) -> None:
+        self.max_cases = max_cases
+        self._cases: OrderedDict[str, tuple[dt.datetime, list[SourceEvent]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def get(self, case_id: str) -> tuple[dt.datetime, list[SourceEvent]] | None:
+        entry = self._cases.get(case_id)
+        if entry is not None:
+            self._cases.move_to_end(case_id)
+        return entry
+
+    def put(self, case_id: str, first_seen: dt.datetime, events: list[SourceEvent]) -> None:
+        self._cases[case_id] = (first_seen, events)
+        self._cases.move_to_end(case_id)
+        while len(self._cases) > self.max_cases:
+            self._cases.popitem(last=False)
+
+    def drop(self, case_ids: Sequence[str]) -> None:
+        for case_id in case_ids:
+            self._cases.pop(case_id, None)
 
 
 async def load_cursor(conn: Connection, source: str = SOURCE) -> Cursor:
@@ -165,6 +199,12 @@ def _event_from_row(row: Any) -> SourceEvent:
     )
 
 
+def _merge(known: list[SourceEvent], new: list[SourceEvent]) -> list[SourceEvent]:
+    """A case's history plus a batch's events for it, without duplicates (replays)."""
+    ids = {e.event_id for e in known}
+    return known + [e for e in new if e.event_id not in ids]
+
+
 def _case_columns(
     states: Sequence[CaseState], first_seen: Mapping[str, dt.datetime], now: dt.datetime
 ) -> list[list[Any]]:
@@ -208,11 +248,17 @@ async def apply_batch(
     *,
     future_tolerance: dt.timedelta = dt.timedelta(days=1),
     source: str = SOURCE,
+    cache: HistoryCache | None = None,
 ) -> BatchResult:
     """Take ``events`` (in source order, after ``cursor``) in one transaction."""
     valid, dead = split(events, matters, now, future_tolerance)
     new_cursor = Cursor.after(events, cursor)
-    touched = sorted({e.case_id for e in valid})
+    batch: dict[str, list[SourceEvent]] = {}
+    for e in valid:
+        batch.setdefault(e.case_id, []).append(e)
+    touched = sorted(batch)
+    histories: dict[str, list[SourceEvent]] = {}
+    first_seen: dict[str, dt.datetime] = {}
     async with conn.transaction():
         await write_dead(conn, dead, now)
         if valid:
@@ -226,18 +272,30 @@ async def apply_batch(
                 [_dumps(dict(e.payload)) for e in valid],
                 now,
             )
-            rows = await conn.fetch(_HISTORY, touched)
-            seen = await conn.fetch(_FIRST_SEEN, touched)
-            histories: dict[str, list[SourceEvent]] = {}
-            for row in rows:
-                histories.setdefault(row["case_id"], []).append(_event_from_row(row))
-            states = [reduce_case(cid, histories.get(cid, ()), matters) for cid in touched]
-            first_seen = {r["case_id"]: r["first_seen_at"] for r in seen}
+            misses = []
+            for cid in touched:
+                cached = cache.get(cid) if cache is not None else None
+                if cached is None:
+                    misses.append(cid)
+                else:
+                    first_seen[cid] = cached[0]
+                    histories[cid] = _merge(cached[1], batch[cid])
+            if misses:  # the database has their whole history, this batch's events included
+                for row in await conn.fetch(_HISTORY, misses):
+                    histories.setdefault(row["case_id"], []).append(_event_from_row(row))
+                for row in await conn.fetch(_FIRST_SEEN, misses):
+                    first_seen[row["case_id"]] = row["first_seen_at"]
+            for cid in touched:
+                first_seen.setdefault(cid, now)
+            states = [reduce_case(cid, histories[cid], matters) for cid in touched]
             await conn.execute(_UPSERT_CASES, *_case_columns(states, first_seen, now))
         if events:
             await conn.execute(
                 _SAVE_CURSOR, source, str(new_cursor.tx), new_cursor.event_id, len(events), now
             )
+    if cache is not None:  # committed: publish
+        for cid in touched:
+            cache.put(cid, first_seen[cid], histories[cid])
     return BatchResult(len(valid), len(dead), len(touched), new_cursor)
 
 
@@ -253,7 +311,12 @@ RETURNING event_id, tx::text AS tx, case_id, kind, occurred_at, payload
 
 
 async def sweep_orphans(
-    conn: Connection, now: dt.datetime, grace: dt.timedelta, *, limit: int = 10_000
+    conn: Connection,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    *,
+    limit: int = 10_000,
+    cache: HistoryCache | None = None,
 ) -> int:
     """Dead-letter the events of cases never submitted within ``grace`` of first sight.
 
@@ -271,6 +334,8 @@ async def sweep_orphans(
             conn, [Rejection(e, DeadReason.NEVER_SUBMITTED, detail) for e in moved], now
         )
         await conn.execute("DELETE FROM jiancha.cases WHERE case_id = ANY($1::text[])", ids)
+    if cache is not None:
+        cache.drop(ids)
     return len(moved)
 
 
