@@ -14,9 +14,6 @@ import json
 import logging
 import re
 import secrets
-import subprocess
-import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -600,18 +597,3 @@ def test_cli_db_unreachable_server_is_one_line(
 def test_source_sql_is_found_in_a_checkout() -> None:
     assert paths.source_sql() == ROOT / "deploy" / "sql" / "source.sql"
     assert paths.source_sql().is_file()
-
-
-def test_wheel_ships_the_sql(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    (wheel,) = tmp_path.glob("jiancha-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-    migrations = {f"monitor/sql/migrations/{m.path.name}" for m in load_migrations()}
-    assert migrations <= names
-    assert {"monitor/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
-    assert "monitor/_deploy/sql/source.sql" in names

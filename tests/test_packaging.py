@@ -7,10 +7,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+from monitor.migrate import load_migrations
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_carries_rules_and_console_script(tmp_path):
+def test_wheel_carries_rules_sql_and_console_script(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
          "--wheel-dir", str(tmp_path), str(ROOT)],
@@ -26,6 +28,11 @@ def test_wheel_carries_rules_and_console_script(tmp_path):
     assert {f"monitor/_rules/{name}" for name in shipped} <= names
     assert "monitor/calendar/_kernel.py" in names and "exporters/__init__.py" in names
     assert "jiancha = monitor.cli:main" in scripts
+    # the SQL that `jiancha db migrate` and `jiancha db install-source` run
+    migrations = {f"monitor/sql/migrations/{m.path.name}" for m in load_migrations()}
+    assert migrations <= names
+    assert {"monitor/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
+    assert "monitor/_deploy/sql/source.sql" in names
 
 
 def test_rules_dir_prefers_installed_copy(tmp_path, monkeypatch):
