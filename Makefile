@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv calendar-demo test lint pytest bench bench-quick clean
+.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-quick clean
 
 help:
 	@echo "make calendar-demo   show the working-day calendar at work"
 	@echo "make test            lint (ruff, mypy) and the whole test suite"
-	@echo "make bench           calendar kernel benchmarks (tests/bench, ~2 min)"
+	@echo "make bench           all benchmarks (tests/bench, ~2 min): bench-calendar, bench-tailer"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,17 @@ pytest: venv
 
 test: lint pytest
 
-bench: venv
+bench: bench-calendar bench-tailer
+
+bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
+
+bench-tailer: venv
+	$(BIN)/python -m tests.bench.bench_tailer
 
 bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_calendar --quick
+	$(BIN)/python -m tests.bench.bench_tailer --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -188,7 +188,8 @@ def split(
     return valid, dead
 
 
-def _event_from_row(row: Any) -> SourceEvent:
+def event_from_row(row: Any) -> SourceEvent:
+    """A row with the columns of ``case_events`` (``id`` as ``event_id``, ``tx`` as text)."""
     return SourceEvent(
         int(row["event_id"]),
         int(row["tx"]),
@@ -282,7 +283,7 @@ async def apply_batch(
                     histories[cid] = _merge(cached[1], batch[cid])
             if misses:  # the database has their whole history, this batch's events included
                 for row in await conn.fetch(_HISTORY, misses):
-                    histories.setdefault(row["case_id"], []).append(_event_from_row(row))
+                    histories.setdefault(row["case_id"], []).append(event_from_row(row))
                 for row in await conn.fetch(_FIRST_SEEN, misses):
                     first_seen[row["case_id"]] = row["first_seen_at"]
             for cid in touched:
@@ -328,7 +329,7 @@ async def sweep_orphans(
         ids = [r["case_id"] for r in rows]
         if not ids:
             return 0
-        moved = [_event_from_row(r) for r in await conn.fetch(_ORPHAN_EVENTS, ids)]
+        moved = [event_from_row(r) for r in await conn.fetch(_ORPHAN_EVENTS, ids)]
         detail = f"no `submitted` within {grace}"
         await write_dead(
             conn, [Rejection(e, DeadReason.NEVER_SUBMITTED, detail) for e in moved], now

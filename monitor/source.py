@@ -18,7 +18,6 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import trio
@@ -31,7 +30,7 @@ from monitor.state import Matter, SourceEvent
 CHANNEL = "jiancha_events_v1"
 
 _READ = """
-SELECT id, tx::text AS tx, case_id, kind, occurred_at, payload
+SELECT id AS event_id, tx::text AS tx, case_id, kind, occurred_at, payload
 FROM case_events
 WHERE (tx, id) > ($1::text::xid8, $2::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -59,6 +58,10 @@ DISCONNECTS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.ConnectionFailureError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    # A FATAL that reaches an idle connection (e.g. a fast shutdown) leaves asyncpg's
+    # protocol in an error state; a query issued before the socket's close is seen
+    # fails with "cannot switch to state ...; another operation (2) is in progress".
+    asyncpg.InternalClientError,
 )
 
 
@@ -78,6 +81,7 @@ class TailerConfig:
     future_tolerance: dt.timedelta = dt.timedelta(days=1)
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     sweep_interval: float = 60.0
+    cache_cases: int = 20_000  # case histories kept in memory between batches
 
 
 @dataclass
@@ -99,21 +103,10 @@ class TailerStats:
         return 0.0 if self.caught_up_at is None else max(0.0, now - self.caught_up_at)
 
 
-def _event(row: Any) -> SourceEvent:
-    return SourceEvent(
-        int(row["id"]),
-        int(row["tx"]),
-        row["case_id"],
-        row["kind"],
-        row["occurred_at"],
-        row["payload"],
-    )
-
-
 async def read_batch(conn: db.Connection, cursor: Cursor, limit: int) -> list[SourceEvent]:
     """The next visible events after ``cursor``, in (tx, id) order: one round trip."""
     rows = await conn.fetch(_READ, str(cursor.tx), cursor.event_id, limit)
-    return [_event(r) for r in rows]
+    return [ingest.event_from_row(r) for r in rows]
 
 
 def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:
@@ -146,6 +139,7 @@ class Tailer:
         self.log = get_logger("monitor.source")
         self._wake = trio.Event()
         self._matters: dict[str, Matter] = {}
+        self.cache = ingest.HistoryCache(config.cache_cases)
 
     def wake(self) -> None:
         """A NOTIFY arrived (or a test wants a read now)."""
@@ -160,6 +154,11 @@ class Tailer:
                 async with trio.open_nursery() as nursery:
                     await self._session(nursery, status)
             except BaseException as exc:  # sorted below: only connection loss is ours
+                if self.stats.connected:  # this session got going: started() was called
+                    status = None
+                    delays = backoff_delays(
+                        self.config.backoff_initial, self.config.backoff_max, self.rng
+                    )
                 lost = _disconnect(exc)
                 if lost is None:
                     raise
@@ -174,11 +173,6 @@ class Tailer:
                     cursor_id=self.stats.cursor.event_id,
                 )
                 await trio.sleep(delay)
-                continue
-            finally:
-                if self.stats.connected:
-                    status = None  # task_status.started() was called
-            delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max, self.rng)
 
     async def _session(
         self, nursery: trio.Nursery, task_status: trio.TaskStatus[None] | None
@@ -190,6 +184,8 @@ class Tailer:
         try:
             await listener.listen(CHANNEL, self.wake)
             self._matters = await ingest.load_matters(source)
+            # A COMMIT whose answer was lost may have happened: trust only the database.
+            self.cache = ingest.HistoryCache(cfg.cache_cases)
             cursor = await ingest.load_cursor(target)
             self.stats.cursor = cursor
             self.stats.connected = True
@@ -239,6 +235,7 @@ class Tailer:
             self.stats.cursor,
             self.clock(),
             future_tolerance=self.config.future_tolerance,
+            cache=self.cache,
         )
         self.stats.cursor = result.cursor
         self.stats.events += result.events
@@ -262,7 +259,9 @@ class Tailer:
             self.wake()  # also a periodic read, in case a notification was lost
 
     async def _sweep(self, target: db.Connection) -> None:
-        moved = await ingest.sweep_orphans(target, self.clock(), self.config.orphan_grace)
+        moved = await ingest.sweep_orphans(
+            target, self.clock(), self.config.orphan_grace, cache=self.cache
+        )
         if moved:
             self.stats.orphans_swept += moved
             self.stats.dead_letters += moved

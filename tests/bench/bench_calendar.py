@@ -134,6 +134,17 @@ def section_end(meter: OtherLoad, res: dict[str, Any]) -> None:
     )
 
 
+def finish(results: dict[str, Any], started: float, json_path: Path | None) -> int:
+    """Close a benchmark's report: its run time, and the figures as JSON if asked."""
+    total = time.perf_counter() - started
+    results["total_s"] = total
+    print(f"\n(benchmark ran {total:.1f} s)")
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"figures written to {json_path}")
+    return 0
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -989,14 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         table(["target", "value", "wanted", ""], [[*r[:3], verdict(bool(r[3]))] for r in summary])
     )
-    total = time.perf_counter() - started
-    results["total_s"] = total
-    print(f"\n(benchmark ran {total:.1f} s)")
-
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        print(f"figures written to {args.json}")
-    return 0
+    return finish(results, started, args.json)
 
 
 if __name__ == "__main__":
