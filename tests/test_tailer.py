@@ -65,6 +65,11 @@ async def test_tail_builds_cases_and_dead_letters(dsn):
         assert set(dead) == {"unknown_kind", "unknown_matter"}
         assert dead["unknown_matter"]["raw"]["payload"]["matter"] == "NOPE"
         assert t.stats.events == 3 and t.stats.dead_letters == 2
+        # exported later as metrics: caught up a moment ago, so the lag is small
+        await trio.sleep(0.2)
+        assert t.stats.connected and t.stats.caught_up_at is not None
+        assert 0.0 <= t.stats.lag(trio.current_time()) < 1.0
+        assert t.stats.lag(t.stats.caught_up_at + 5.0) == 5.0
         nursery.cancel_scope.cancel()
 
 
