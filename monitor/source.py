@@ -178,10 +178,16 @@ class Tailer:
         self, nursery: trio.Nursery, task_status: trio.TaskStatus[None] | None
     ) -> None:
         cfg = self.config
-        source = await db.connect(cfg.source_dsn, application_name="jiancha-tailer")
-        target = source if cfg.dsn == cfg.source_dsn else await db.connect(cfg.dsn)
-        listener = await db.connect(cfg.source_dsn, application_name="jiancha-listener")
+        opened: list[db.Connection] = []  # closed on the way out, however far we got
         try:
+            source = await db.connect(cfg.source_dsn, application_name="jiancha-tailer")
+            opened.append(source)
+            target = source
+            if cfg.dsn != cfg.source_dsn:
+                target = await db.connect(cfg.dsn)
+                opened.append(target)
+            listener = await db.connect(cfg.source_dsn, application_name="jiancha-listener")
+            opened.append(listener)
             await listener.listen(CHANNEL, self.wake)
             self._matters = await ingest.load_matters(source)
             # A COMMIT whose answer was lost may have happened: trust only the database.
@@ -197,7 +203,7 @@ class Tailer:
         finally:
             nursery.cancel_scope.cancel()
             with trio.CancelScope(shield=True):
-                for conn in {id(c): c for c in (listener, target, source)}.values():
+                for conn in opened:
                     await conn.close()
 
     async def _loop(self, source: db.Connection, target: db.Connection) -> None:
