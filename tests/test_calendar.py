@@ -396,3 +396,25 @@ def test_local_rules_apply_after_a_year_notice(tmp_path):
     cal = build_calendar((spec,))
     assert not cal.is_workday(days("2024-03-05"))[0]
     assert cal.is_workday(days("2024-03-06"))[0]
+
+
+# --- threshold crossings (the inverse of the count) ------------------------------------
+
+
+def test_instant_at_threshold_crossings(cn, office):
+    start = utc("2024-02-08T02:00:00")  # Thu 10:00, 5 wd: Feb 9, 18, 19, 20, 21
+    # 50% of 5 wd = 2.5 wd: noon of Mon Feb 19 (the Spring Festival and a weekend in between)
+    assert cn.instant_at(start, [2.5])[0] == np.datetime64("2024-02-19T04:00:00")
+    # 90% = 4.5 wd: noon of Feb 21; 5 wd: its end, the deadline
+    assert cn.instant_at(start, [4.5])[0] == np.datetime64("2024-02-21T04:00:00")
+    assert cn.instant_at(start, [5])[0] == cn.deadline(start, [5])[0]
+    # office hours: 3 of 7 hours is reached at 12:00, not after lunch
+    assert office.instant_at(start, [3 / 7])[0] == np.datetime64("2024-02-09T04:00:00")
+    # a clock started on a Saturday: nothing counts before Monday
+    saturday = utc("2024-03-09T02:00:00")
+    assert cn.instant_at(saturday, [0.0])[0] == np.datetime64("2024-03-09T16:00:00")
+    assert cn.instant_at(saturday, [1e-12])[0] == np.datetime64("2024-03-09T16:00:00")
+    assert cn.instant_at(saturday, [0.5])[0] == np.datetime64("2024-03-11T04:00:00")
+    _, prov = cn.instant_at(utc("2026-12-21T02:00:00"), [2.0, 9.5], provisional=True)
+    assert list(prov) == [False, True]
+    assert np.isnat(cn.instant_at(utc("NaT"), [1.0])[0])

@@ -167,3 +167,26 @@ def test_closed_pause_equals_working_time_inside_it(cases):
                                    as_dt(p1[i]))  # fmt: skip
         assert abs(float(open_state.consumed) - float(closed_state.consumed)) < 1e-9
         assert open_state.deadline == closed_state.deadline
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([CN, OFFICE, BERLIN, PLAIN]),
+    st.lists(st.tuples(instants, st.floats(0.0, 300.0)), min_size=1, max_size=50),
+)
+def test_instant_at_inverts_the_count(cal, cases):
+    """instant_at(s, x) is the first whole second at which count(s, .) reaches x."""
+    s = np.array([c[0] for c in cases], dtype=np.int64).astype("datetime64[s]")
+    x = np.array([c[1] for c in cases])
+    at = cal.instant_at(s, x)
+    reached = cal.working_days_between(s, at)
+    before = cal.working_days_between(s, at - np.timedelta64(1, "s"))
+    assert np.all(reached >= x - 2e-7)  # up to 1e-7 wd (9 ms) is the clock's start itself
+    counted = x > 1e-7
+    assert np.all(before[counted] < x[counted] + 1e-9)
+    assert np.all(at >= cal.instant_at(s, 0.0))  # never before the clock starts
+    whole = np.floor(x)
+    days = whole >= 1
+    np.testing.assert_array_equal(
+        cal.instant_at(s[days], whole[days]), cal.deadline(s[days], whole[days].astype(np.int64))
+    )

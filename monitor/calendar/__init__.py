@@ -292,6 +292,60 @@ class Calendar:
             self._raise_bad(bad)
         return (out, prov) if prov is not None else out
 
+    @overload
+    def instant_at(
+        self,
+        starts: npt.ArrayLike,
+        working_days: npt.ArrayLike,
+        *,
+        out: Instants | None = ...,
+        provisional: Literal[False] = ...,
+        errors: Errors = ...,
+    ) -> Instants: ...
+
+    @overload
+    def instant_at(
+        self,
+        starts: npt.ArrayLike,
+        working_days: npt.ArrayLike,
+        *,
+        out: Instants | None = ...,
+        provisional: Literal[True],
+        errors: Errors = ...,
+    ) -> tuple[Instants, BoolArray]: ...
+
+    def instant_at(
+        self,
+        starts: npt.ArrayLike,
+        working_days: npt.ArrayLike,
+        *,
+        out: Instants | None = None,
+        provisional: bool = False,
+        errors: Errors = "raise",
+    ) -> Instants | tuple[Instants, BoolArray]:
+        """The first whole second at which the working time since each start reaches x.
+
+        The inverse of ``working_days_between``: when a running clock crosses
+        a threshold (give it x plus the working time it spent paused). A whole
+        x gives exactly ``deadline(starts, x)``; x up to 1e-7 working days
+        (9 ms: float noise) gives the clock's start.
+        """
+        shape, (s, x) = _flat(
+            _instants(np.asarray(starts)), np.asarray(working_days, dtype=np.float64)
+        )
+        if out is None:
+            out = np.empty(shape, dtype="datetime64[s]")
+        prov = np.empty(shape, dtype=np.bool_) if provisional else None
+        tb = self._t
+        bad = _kernel.instant_kernel(
+            s, x, out.reshape(-1).view(np.int64), _flat_or_none(prov),
+            tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_day, tb.nth_pcum,
+        )  # fmt: skip
+        if bad and errors == "raise":
+            self._raise_bad(bad)
+        return (out, prov) if prov is not None else out
+
     def evaluate(
         self,
         starts: npt.ArrayLike,

@@ -320,6 +320,99 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     return bad
 
 
+@_jit(inline="always")
+def _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total):  # type: ignore[no-untyped-def]
+    """Seconds after local midnight of day ``d`` when share ``f`` of its working time is done."""
+    if oh_start.shape[0] == 0:
+        length = np.int64(86400) if day_start is None else day_start[d + 1] - day_start[d]
+        return f * length
+    need = f * oh_total
+    tod = 0.0
+    for p in range(oh_start.shape[0]):
+        span = oh_end[p] - oh_start[p]
+        tod = np.float64(oh_end[p])
+        if need <= span + 1e-6:  # reached by this period's close, float noise included
+            tod = oh_start[p] + min(need, np.float64(span))
+            break
+        need -= span
+    return tod
+
+
+@_jit(parallel=True)
+def instant_kernel(  # type: ignore[no-untyped-def]
+    starts,
+    amounts,
+    out,
+    prov_out,
+    t0,
+    day_start,
+    trans,
+    shift,
+    oh_start,
+    oh_end,
+    oh_total,
+    cum,
+    pcum,
+    nth_day,
+    nth_pcum,
+):
+    """The first whole second at which working time counted from each start reaches ``amounts``.
+
+    The inverse of ``count_kernel``: where a clock crosses a threshold of x
+    working days (plus the working time it spent paused). x <= 0 gives the
+    clock's start (00:00 after the start day); a whole x gives the end of the
+    x-th working day, exactly ``deadline_kernel``'s instant. NaN amount or
+    NaT start give NaT; returns how many fell outside the calendar.
+    """
+    n_days = cum.shape[0] - 1
+    n_work = nth_day.shape[0] - 1
+    bad = 0
+    for i in nb.prange(starts.shape[0]):
+        s = starts[i]
+        x = amounts[i]
+        ds = _local_day(s, t0, n_days, day_start)
+        if ds >= n_days or x != x:  # out of range, NaT or NaN
+            out[i] = NAT
+            if prov_out is not None:
+                prov_out[i] = False
+            if s != NAT and x == x:
+                bad += 1
+            continue
+        c0 = np.float64(cum[ds + 1])
+        if x <= _EPS:
+            # the clock's start (local midnight after the start day); below _EPS the
+            # amount is float noise and would land on the working day before it
+            d = ds + 1
+            out[i] = t0 + d * np.int64(86400) if day_start is None else day_start[d]
+            if prov_out is not None:
+                prov_out[i] = False
+            continue
+        target = c0 + x
+        k = np.int64(math.ceil(target - _EPS)) - 1  # the working day in which it is reached
+        if k >= n_work:
+            out[i] = NAT
+            if prov_out is not None:
+                prov_out[i] = False
+            bad += 1
+            continue
+        f = target - k  # share of that day, in (0, 1]
+        if f > 1.0:
+            f = 1.0
+        d = np.int64(nth_day[k])
+        tod = _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total)
+        sec = np.int64(math.ceil(tod - 1e-6))  # whole seconds, never early
+        if day_start is None:
+            t = t0 + d * np.int64(86400) + sec
+        else:
+            t = day_start[d] + sec
+            if oh_start.shape[0] > 0 and t - shift[d] >= trans[d]:
+                t -= shift[d]  # office hours are wall-clock: after a DST change that day
+        out[i] = t
+        if prov_out is not None:
+            prov_out[i] = nth_pcum[k] > pcum[ds + 1]
+    return bad
+
+
 @_jit(parallel=True)
 def workday_kernel(days, out, d0, work):  # type: ignore[no-untyped-def]
     """Is each local date (days since 1970-01-01) a working day; count of out-of-range."""

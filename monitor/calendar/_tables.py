@@ -213,6 +213,7 @@ class Tables:
     cum_pad: I32Array  # [N_DAYS + 2] cum, then two sentinels past any working-day index
     nth_end: I64Array  # [n_work + 1] UTC instant the k-th working day ends; NaT sentinel last
     nth_pcum: I32Array  # [n_work + 1] provisional days up to and including it; 0 last
+    nth_day: I32Array  # [n_work + 1] local day index of the k-th working day; 0 last
     wtab: npt.NDArray[np.float64]  # [2 * (N_DAYS + 2)] cum[d], work[d] / 86400 interleaved
 
     @property
@@ -271,5 +272,6 @@ def build_tables(model: DayModel, tz: str, office_hours: tuple[tuple[int, int], 
         cum_pad=np.append(cum, [_SENTINEL, _SENTINEL]).astype(np.int32),
         nth_end=np.append(day_end[work_idx], np.iinfo(np.int64).min),
         nth_pcum=np.append(pcum[work_idx + 1], 0).astype(np.int32),
+        nth_day=np.append(work_idx, 0).astype(np.int32),
         wtab=_wtab(cum, work),
     )
