@@ -418,3 +418,56 @@ def test_instant_at_threshold_crossings(cn, office):
     _, prov = cn.instant_at(utc("2026-12-21T02:00:00"), [2.0, 9.5], provisional=True)
     assert list(prov) == [False, True]
     assert np.isnat(cn.instant_at(utc("NaT"), [1.0])[0])
+
+
+# --- levels and the next crossing (DOMAIN.md §4 default thresholds) ------------------
+
+
+def default_thresholds(allowed):
+    allowed = np.asarray(allowed, dtype=np.float64)
+    return 0.5 * allowed, np.minimum(0.9 * allowed, allowed - 1.0)
+
+
+def test_levels_and_next_crossing_through_the_spring_festival(cn):
+    start = utc("2024-02-08T02:00:00")  # accepted Thu 10:00, promised 5 wd
+    blue, yellow = default_thresholds([5])  # 2.5 wd; min(4.5, 4) = 4 wd
+
+    def at(now):
+        st = cn.evaluate(start, [5], [0], [0.0], [NAT], now, blue_at=blue, yellow_at=yellow)
+        return int(st.level[0]), st.next_change[0]
+
+    # Feb 9 noon: nothing yet; blue comes at noon of Mon Feb 19 (holiday and weekend skipped)
+    assert at("2024-02-09T04:00:00") == (0, np.datetime64("2024-02-19T04:00:00"))
+    # blue from that second on; yellow when 4 wd are used: the end of Tue Feb 20
+    assert at("2024-02-19T03:59:59")[0] == 0
+    assert at("2024-02-19T04:00:00") == (1, np.datetime64("2024-02-20T16:00:00"))
+    # yellow; red at the deadline, 2024-02-21 24:00 Beijing
+    assert at("2024-02-20T16:00:00") == (2, np.datetime64("2024-02-21T16:00:00"))
+    level, nxt = at("2024-02-21T16:00:00")
+    assert level == 3 and np.isnat(nxt)
+
+
+def test_paused_clock_has_no_next_crossing_and_resume_shifts_it(cn):
+    start = utc("2024-03-04T02:00:00")  # Mon, limit 10 wd: blue at 5, yellow at 9
+    blue, yellow = default_thresholds([10])
+    since = utc("2024-03-06T04:00:00")  # suspended Wed noon (1.5 wd used)
+    paused = cn.evaluate(start, [10], [0], [0.0], since, "2024-03-08T04:00:00",
+                         blue_at=blue, yellow_at=yellow)  # fmt: skip
+    assert paused.level[0] == 0 and np.isnat(paused.next_change[0])
+    # counting starts Tue: without the pause blue (5 wd used) is due at the end of Mon
+    # Mar 11; resumed Fri noon after 2 wd paused, it moves to the end of Wed Mar 13
+    plain = cn.evaluate(start, [10], [0], [0.0], [NAT], "2024-03-05T00:00:00",
+                        blue_at=blue, yellow_at=yellow)  # fmt: skip
+    assert plain.next_change[0] == np.datetime64("2024-03-11T16:00:00")
+    resumed = cn.evaluate(start, [10], [0], [2.0], [NAT], "2024-03-08T05:00:00",
+                          blue_at=blue, yellow_at=yellow)  # fmt: skip
+    assert resumed.level[0] == 0
+    assert resumed.next_change[0] == np.datetime64("2024-03-13T16:00:00")
+
+
+def test_no_thresholds_means_red_only(cn):
+    start = utc("2024-03-04T02:00:00")
+    st = cn.evaluate(start, [3], [0], [0.0], [NAT], "2024-03-05T00:00:00",
+                     blue_at=[np.nan], yellow_at=[np.nan])  # fmt: skip
+    assert st.level[0] == 0 and st.next_change[0] == cn.deadline(start, [3])[0]
+    assert cn.evaluate(start, [3], [0], [0.0], [NAT], "2024-03-05T00:00:00").level is None

@@ -190,3 +190,35 @@ def test_instant_at_inverts_the_count(cal, cases):
     np.testing.assert_array_equal(
         cal.instant_at(s[days], whole[days]), cal.deadline(s[days], whole[days].astype(np.int64))
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([CN, OFFICE, BERLIN]),
+    st.lists(
+        st.tuples(instants, st.integers(1, 40), st.integers(0, 5), st.floats(0.0, 3.0),
+                  st.integers(0, 60 * 86400)),
+        min_size=1, max_size=30,
+    ),
+)  # fmt: skip
+def test_level_rises_exactly_at_next_change(cal, cases):
+    """A running clock's level is constant until next_change, where it rises."""
+    s = np.array([c[0] for c in cases], dtype=np.int64).astype("datetime64[s]")
+    limit = np.array([c[1] for c in cases])
+    ext = np.array([c[2] for c in cases])
+    paused = np.array([c[3] for c in cases])
+    allowed = (limit + ext).astype(np.float64)
+    blue, yellow = 0.5 * allowed, np.minimum(0.9 * allowed, allowed - 1.0)
+    nat = np.datetime64("NaT", "s")
+    for i, case in enumerate(cases):
+        now = s[i] + np.timedelta64(case[4], "s")
+        args = (s[i], limit[i], ext[i], paused[i], nat)
+        kw = {"blue_at": blue[i], "yellow_at": yellow[i]}
+        here = cal.evaluate(*args, now, **kw)
+        level, nxt = int(here.level), here.next_change
+        if level == 3:
+            assert np.isnat(nxt)
+            continue
+        assert nxt > now
+        assert int(cal.evaluate(*args, nxt - np.timedelta64(1, "s"), **kw).level) == level
+        assert int(cal.evaluate(*args, nxt, **kw).level) > level

@@ -69,6 +69,8 @@ class ClockState:
     remaining: F64Array
     deadline: Instants  # datetime64[s], UTC
     provisional: BoolArray
+    level: npt.NDArray[np.int8] | None = None  # with thresholds: 0 none .. 3 red; -1 unknown
+    next_change: Instants | None = None  # with thresholds: when the level would next rise
 
 
 def _instants(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
@@ -357,6 +359,8 @@ class Calendar:
         *,
         out: ClockState | None = None,
         errors: Errors = "raise",
+        blue_at: npt.ArrayLike | None = None,
+        yellow_at: npt.ArrayLike | None = None,
     ) -> ClockState:
         """Evaluate running clocks at ``now`` (DOMAIN.md §3).
 
@@ -366,13 +370,22 @@ class Calendar:
         is set). Returns consumed and remaining working time, the deadline
         pushed out by all pauses so far, and whether any of it rests on an
         unpublished year.
+
+        With ``blue_at`` and ``yellow_at`` (working days consumed at which
+        those levels are due; NaN where a clock has none) it also returns,
+        in the same pass, the level due now and the next instant the level
+        would rise (red at the deadline), so a caller can sleep until then.
         """
-        shape, (s, lim, ext, pz, since) = _flat(
+        with_levels = blue_at is not None or yellow_at is not None
+        nan = np.float64(np.nan)
+        shape, (s, lim, ext, pz, since, blue, yellow) = _flat(
             _instants(np.asarray(starts)),
             _ints(np.asarray(limits)),
             _ints(np.asarray(extensions)),
             np.asarray(paused, dtype=np.float64),
             _instants(np.asarray(paused_since, dtype="datetime64[s]")),
+            np.asarray(nan if blue_at is None else blue_at, dtype=np.float64),
+            np.asarray(nan if yellow_at is None else yellow_at, dtype=np.float64),
         )
         if out is None:
             out = ClockState(
@@ -380,6 +393,8 @@ class Calendar:
                 remaining=np.empty(shape, dtype=np.float64),
                 deadline=np.empty(shape, dtype="datetime64[s]"),
                 provisional=np.empty(shape, dtype=np.bool_),
+                level=np.empty(shape, dtype=np.int8) if with_levels else None,
+                next_change=np.empty(shape, dtype="datetime64[s]") if with_levels else None,
             )
         now_s = int(np.asarray(now, dtype="datetime64[s]").astype(np.int64))
         tb = self._t
@@ -389,6 +404,10 @@ class Calendar:
             out.deadline.reshape(-1).view(np.int64), out.provisional.reshape(-1),
             tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
             tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+            tb.nth_day, blue if with_levels else None, yellow if with_levels else None,
+            _flat_or_none(out.level if with_levels else None),
+            None if not with_levels or out.next_change is None
+            else out.next_change.reshape(-1).view(np.int64),
         )  # fmt: skip
         if bad and errors == "raise":
             self._raise_bad(bad)

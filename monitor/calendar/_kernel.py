@@ -34,6 +34,12 @@ _DAY = np.uint64(86400)
 # are whole seconds, so a genuine fraction is at least 1/86400 day; float
 # sums of cum + fraction differ from exact by ~1e-12.
 _EPS = 1e-7
+# A level is due once consumed time reaches its threshold less _LEVEL_EPS, and
+# the next-crossing instant is the first whole second at which that happens,
+# so the two agree by construction; _LEVEL_TOL adds float noise to the test.
+# One second is 1.2e-5 working days, far above both.
+_LEVEL_EPS = 1e-6
+_LEVEL_TOL = _LEVEL_EPS + 1e-9
 
 
 def _jit(*, parallel: bool = False, inline: Literal["never", "always"] = "never") -> Any:
@@ -246,6 +252,11 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     pcum,
     nth_end,
     nth_pcum,
+    nth_day,
+    blue_at,
+    yellow_at,
+    level_out,
+    next_out,
 ):
     """Evaluate running clocks at ``now`` (DOMAIN.md §3).
 
@@ -255,6 +266,12 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     ``paused`` is working time in closed pauses; ``paused_since`` the start
     of the open pause (NaT when running), which is charged up to ``now``.
     Returns how many clocks could not be evaluated (outside the calendar).
+
+    With thresholds (working days consumed at which blue and yellow are due,
+    NaN for none; red is the deadline) it also writes the level due now
+    (0 none, 1 blue, 2 yellow, 3 red) and the next instant at which the level
+    would rise: NaT when red already, or while paused (only an event can
+    restart the clock). Without them (None) that part is compiled away.
     """
     n_days = cum.shape[0] - 1
     n_work = nth_end.shape[0] - 1  # without the trailing NaT sentinel
@@ -265,6 +282,9 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             remaining_out[i] = np.nan
             deadline_out[i] = NAT
             prov_out[i] = False
+            if level_out is not None:
+                level_out[i] = -1
+                next_out[i] = NAT
         return starts.shape[0]
     wn = _worked(now, dn, t0, day_start, trans, shift, oh_start, oh_end, oh_total, cum)
     pn = pcum[dn + 1]
@@ -277,6 +297,9 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             remaining_out[i] = np.nan
             deadline_out[i] = NAT
             prov_out[i] = False
+            if level_out is not None:
+                level_out[i] = -1
+                next_out[i] = NAT
             bad += 1
             continue
         c0 = np.float64(cum[ds + 1])
@@ -310,13 +333,46 @@ def clock_kernel(  # type: ignore[no-untyped-def]
         if k >= n_work:
             deadline_out[i] = NAT
             prov_out[i] = pn > pcum[a]
+            if level_out is not None:
+                level_out[i] = -1
+                next_out[i] = NAT
             bad += 1
             continue
-        deadline_out[i] = nth_end[k]
+        deadline = nth_end[k]
+        deadline_out[i] = deadline
         hi = nth_pcum[k]
         if dn > ds and pn > hi:
             hi = pn
         prov_out[i] = hi > pcum[a]
+        if level_out is not None:
+            blue = blue_at[i]
+            yellow = yellow_at[i]
+            level = 0
+            if now >= deadline:
+                level = 3
+            elif yellow == yellow and used >= yellow - _LEVEL_TOL:
+                level = 2
+            elif blue == blue and used >= blue - _LEVEL_TOL:
+                level = 1
+            level_out[i] = level
+            nxt = NAT
+            if level < 3 and not (p != NAT and p <= now):
+                nxt = deadline
+                # the lowest threshold not yet crossed, if it comes before the deadline
+                thr = np.inf
+                if level < 1 and blue == blue:
+                    thr = blue
+                if level < 2 and yellow == yellow and yellow < thr:
+                    thr = yellow
+                if thr < allowed:  # at or past the limit, the deadline comes first
+                    target = c0 + pause_total + max(thr - _LEVEL_EPS, 0.0)
+                    kk = np.int64(math.ceil(target)) - 1  # exact: see _LEVEL_EPS
+                    if kk < n_work:
+                        t = _instant_of(target, kk, t0, day_start, trans, shift, oh_start,
+                                        oh_end, oh_total, nth_day)  # fmt: skip
+                        if t < nxt:
+                            nxt = t
+            next_out[i] = nxt
     return bad
 
 
@@ -336,6 +392,23 @@ def _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total):  # type: ign
             break
         need -= span
     return tod
+
+
+@_jit(inline="always")
+def _instant_of(target, k, t0, day_start, trans, shift, oh_start, oh_end, oh_total, nth_day):  # type: ignore[no-untyped-def]
+    """First whole second at which W(t) reaches ``target``, inside working day number ``k``."""
+    f = target - k  # share of that day, in (0, 1]
+    if f > 1.0:
+        f = 1.0
+    d = np.int64(nth_day[k])
+    tod = _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total)
+    sec = np.int64(math.ceil(tod - 1e-6))  # whole seconds, never early
+    if day_start is None:
+        return t0 + d * np.int64(86400) + sec
+    t = day_start[d] + sec
+    if oh_start.shape[0] > 0 and t - shift[d] >= trans[d]:
+        t -= shift[d]  # office hours are wall-clock: after a DST change that day
+    return t
 
 
 @_jit(parallel=True)
@@ -395,19 +468,8 @@ def instant_kernel(  # type: ignore[no-untyped-def]
                 prov_out[i] = False
             bad += 1
             continue
-        f = target - k  # share of that day, in (0, 1]
-        if f > 1.0:
-            f = 1.0
-        d = np.int64(nth_day[k])
-        tod = _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total)
-        sec = np.int64(math.ceil(tod - 1e-6))  # whole seconds, never early
-        if day_start is None:
-            t = t0 + d * np.int64(86400) + sec
-        else:
-            t = day_start[d] + sec
-            if oh_start.shape[0] > 0 and t - shift[d] >= trans[d]:
-                t -= shift[d]  # office hours are wall-clock: after a DST change that day
-        out[i] = t
+        out[i] = _instant_of(target, k, t0, day_start, trans, shift, oh_start, oh_end, oh_total,
+                             nth_day)  # fmt: skip
         if prov_out is not None:
             prov_out[i] = nth_pcum[k] > pcum[ds + 1]
     return bad
