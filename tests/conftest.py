@@ -21,7 +21,7 @@ import re
 import secrets
 import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -78,3 +78,15 @@ def pg_dsn(request: pytest.FixtureRequest, pg_server_dsn: str) -> Iterator[str]:
     finally:
         # FORCE terminates the sessions a test left open before dropping.
         asyncio.run(_admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def dsn(pg_dsn: str) -> AsyncIterator[str]:
+    """The module's database with the source contract and schema jiancha, emptied."""
+    from monitor import db
+    from tests.sourcekit import prepare, reset
+
+    async with db.open_loop():
+        await prepare(pg_dsn)
+        await reset(pg_dsn)
+        yield pg_dsn

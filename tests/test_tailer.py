@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 import trio
 
 from monitor import db, ingest
 from monitor.source import Tailer, TailerConfig, read_batch
-from tests.sourcekit import SUBMITTED, at, prepare, reset, write
+from tests.sourcekit import SUBMITTED, at, write
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-async def dsn(pg_dsn):
-    async with db.open_loop():
-        await prepare(pg_dsn)
-        await reset(pg_dsn)
-        yield pg_dsn
 
 
 def tailer(dsn: str, **overrides) -> Tailer:

@@ -28,7 +28,7 @@ import trio
 from monitor import db, ingest
 from monitor.source import Tailer, TailerConfig, read_batch
 from tests.conftest import with_database
-from tests.sourcekit import prepare, reset
+from tests.sourcekit import prepare
 from tests.torture import Ledger, WorkloadConfig, case_mismatches, run_workload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,14 +38,6 @@ _LAST = (
     "SELECT tx::text AS tx, id FROM case_events "
     "ORDER BY case_events.tx DESC, case_events.id DESC LIMIT 1"
 )
-
-
-@pytest.fixture
-async def dsn(pg_dsn):
-    async with db.open_loop():
-        await prepare(pg_dsn)
-        await reset(pg_dsn)
-        yield pg_dsn
 
 
 def utc_now() -> dt.datetime:
