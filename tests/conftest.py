@@ -16,6 +16,7 @@ and talk to the server with ``asyncio.run`` and asyncpg directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -58,7 +59,7 @@ def with_database(dsn: str, database: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
 
 
-async def _admin(dsn: str, statement: str) -> None:
+async def admin(dsn: str, statement: str) -> None:
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
         await conn.execute(statement)
@@ -66,18 +67,27 @@ async def _admin(dsn: str, statement: str) -> None:
         await conn.close()
 
 
+@contextlib.contextmanager
+def temporary_database(server_dsn: str, prefix: str) -> Iterator[str]:
+    """DSN of a new empty database on ``server_dsn``'s server, dropped on exit.
+
+    Made with asyncio.run, outside any trio run, so sync fixtures can use it.
+    """
+    # PostgreSQL truncates identifiers at 63 bytes; keep the random suffix whole.
+    name = f"{re.sub(r'[^a-z0-9]+', '_', prefix.lower())[:40]}_{secrets.token_hex(4)}"
+    asyncio.run(admin(server_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        # FORCE terminates the sessions a test left open before dropping.
+        asyncio.run(admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="module")
 def pg_dsn(request: pytest.FixtureRequest, pg_server_dsn: str) -> Iterator[str]:
     """DSN of a fresh, empty database that lives as long as the test module."""
-    module = request.module.__name__.rsplit(".", 1)[-1]
-    # PostgreSQL truncates identifiers at 63 bytes; keep the random suffix whole.
-    name = f"{re.sub(r'[^a-z0-9]+', '_', module.lower())[:40]}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(pg_server_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database(pg_server_dsn, name)
-    finally:
-        # FORCE terminates the sessions a test left open before dropping.
-        asyncio.run(_admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with temporary_database(pg_server_dsn, request.module.__name__.rsplit(".", 1)[-1]) as dsn:
+        yield dsn
 
 
 @pytest.fixture

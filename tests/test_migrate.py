@@ -8,7 +8,6 @@ so the tests do not depend on each other's order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
@@ -37,7 +36,7 @@ from monitor.migrate import (
     problems,
     schema_status,
 )
-from tests.conftest import with_database
+from tests.conftest import admin, temporary_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "jiancha_events_v1"
@@ -46,37 +45,15 @@ CHANNEL = "jiancha_events_v1"
 # --- databases ----------------------------------------------------------------
 
 
-async def _admin(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(dsn, timeout=30)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def _database(server_dsn: str) -> Iterator[str]:
-    """An empty database on ``server_dsn``'s server for one test, dropped afterwards.
-
-    Made with asyncio.run, outside the test's trio run, like conftest's fixtures.
-    """
-    name = f"test_migrate_x_{secrets.token_hex(5)}"
-    asyncio.run(_admin(server_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @pytest.fixture
 def fresh_dsn(pg_dsn: str) -> Iterator[str]:
-    with _database(pg_dsn) as dsn:
+    with temporary_database(pg_dsn, "test_migrate_x") as dsn:
         yield dsn
 
 
 @pytest.fixture
 def other_dsn(pg_dsn: str) -> Iterator[str]:
-    with _database(pg_dsn) as dsn:
+    with temporary_database(pg_dsn, "test_migrate_x") as dsn:
         yield dsn
 
 
@@ -565,7 +542,7 @@ def test_cli_db_refuses_a_newer_database(
 ) -> None:
     assert _run("db", "migrate", "--dsn", fresh_dsn)[0] == 0
     asyncio.run(
-        _admin(
+        admin(
             fresh_dsn,
             "INSERT INTO jiancha.schema_migrations (version, name, checksum)"
             " VALUES (9999, 'from_the_future', 'x')",

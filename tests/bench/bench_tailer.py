@@ -35,7 +35,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import pstats
 import resource
 import shutil
@@ -61,6 +60,7 @@ import monitor.state
 from monitor import db, ingest
 from monitor.log import configure_logging
 from monitor.source import Tailer, TailerConfig, read_batch
+from tests.bench import bench_calendar
 from tests.bench.bench_calendar import finish, fmt, table, verdict
 from tests.sourcekit import prepare
 from tests.torture import Ledger, WorkloadConfig, run_workload
@@ -103,21 +103,7 @@ _RESET = "TRUNCATE jiancha.events, jiancha.cases, jiancha.dead_letters, jiancha.
 
 
 def machine_info(server_version: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine()}
-    try:
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                info["cpu"] = ln.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info["cores"] = os.cpu_count()
-    try:
-        info["cores_usable"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        info["cores_usable"] = os.cpu_count()
-    info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-    info["python"] = platform.python_version()
+    info = bench_calendar.machine_info()  # CPU, cores, memory, Python, numpy, numba
     info["asyncpg"] = asyncpg.__version__
     info["trio"] = trio.__version__
     info["postgresql"] = server_version
