@@ -215,11 +215,12 @@ def cmd_calendar_list(args: argparse.Namespace, out: TextIO) -> int:
 # --- database commands --------------------------------------------------------
 
 
-def _db_dsn(args: argparse.Namespace, kind: Literal["source", "jiancha"]) -> str:
+def _db_dsn(explicit: str | None, kind: Literal["source", "jiancha"]) -> str:
+    """The DSN given on the command line, else from the environment, else a usage error."""
     from monitor import db
 
-    if args.dsn:
-        return str(args.dsn)
+    if explicit:
+        return explicit
     dsn = db.dsn_from_env(kind)
     if dsn is None:
         env = db.SOURCE_DSN_ENV
@@ -233,7 +234,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from monitor import db
     from monitor.daemon import DaemonConfig, run
 
-    source = args.source_dsn or _db_dsn(argparse.Namespace(dsn=None), "source")
+    source = _db_dsn(args.source_dsn, "source")
     dsn = args.dsn or db.dsn_from_env("jiancha") or source
     config = DaemonConfig(
         source_dsn=source,
@@ -299,7 +300,7 @@ def _known_migrations() -> tuple[Migration, ...]:
 def cmd_db_migrate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.migrate import applied_migrations, migrate
 
-    dsn = _db_dsn(args, "jiancha")
+    dsn = _db_dsn(args.dsn, "jiancha")
     known = _known_migrations()
 
     async def work(conn: Connection) -> tuple[list[int], int | None]:
@@ -324,7 +325,7 @@ def cmd_db_migrate(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_db_install_source(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.migrate import install_source
 
-    dsn = _db_dsn(args, "source")
+    dsn = _db_dsn(args.dsn, "source")
     _with_connection(dsn, install_source)
     out.write(t("db.source_installed", channel="jiancha_events_v1", role="jiancha_reader") + "\n")
     return 0
@@ -333,7 +334,7 @@ def cmd_db_install_source(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_db_status(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.migrate import schema_status
 
-    dsn = _db_dsn(args, "jiancha")
+    dsn = _db_dsn(args.dsn, "jiancha")
     known = _known_migrations()
     status = _with_connection(dsn, lambda conn: schema_status(conn, known))
     code = 1 if status.problems else 0

@@ -71,13 +71,9 @@ def run(config: DaemonConfig) -> int:
     return 0
 
 
-def config_from_env() -> DaemonConfig:
-    """DSNs from ``JIANCHA_SOURCE_DSN`` / ``JIANCHA_DSN`` (CONTRACT.md)."""
-    source = db.dsn_from_env("source")
-    if not source:
-        raise SystemExit("jiancha: set JIANCHA_SOURCE_DSN (the approval database)")
-    return DaemonConfig(source_dsn=source, dsn=db.dsn_from_env("jiancha") or source)
+if __name__ == "__main__":  # same as `jiancha run`, for hosts without the console script
+    import sys
 
+    from monitor.cli import main
 
-if __name__ == "__main__":
-    raise SystemExit(run(config_from_env()))
+    raise SystemExit(main(["run", *sys.argv[1:]]))

@@ -11,7 +11,7 @@ source contract is rejected with a typed reason, never raised.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -128,7 +128,6 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "review_visited": {},
     "review_rectified": {},
 }
-KINDS = frozenset(_SCHEMA)
 
 
 def validate(
@@ -438,11 +437,3 @@ def _clocks(
     if review:
         clocks["review"] = review
     return clocks
-
-
-def group_by_case(events: Sequence[SourceEvent]) -> dict[str, list[SourceEvent]]:
-    """Events bucketed per case, keeping arrival order within each bucket."""
-    out: dict[str, list[SourceEvent]] = {}
-    for ev in events:
-        out.setdefault(ev.case_id, []).append(ev)
-    return out

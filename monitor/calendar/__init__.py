@@ -377,16 +377,19 @@ class Calendar:
         would rise (red at the deadline), so a caller can sleep until then.
         """
         with_levels = blue_at is not None or yellow_at is not None
-        nan = np.float64(np.nan)
-        shape, (s, lim, ext, pz, since, blue, yellow) = _flat(
+        inputs = [
             _instants(np.asarray(starts)),
             _ints(np.asarray(limits)),
             _ints(np.asarray(extensions)),
             np.asarray(paused, dtype=np.float64),
             _instants(np.asarray(paused_since, dtype="datetime64[s]")),
-            np.asarray(nan if blue_at is None else blue_at, dtype=np.float64),
-            np.asarray(nan if yellow_at is None else yellow_at, dtype=np.float64),
-        )
+        ]
+        if with_levels:  # only then: at 10M clocks these would be 160 MB of NaN
+            for thresholds in (blue_at, yellow_at):
+                inputs.append(np.asarray(np.nan if thresholds is None else thresholds, float))
+        shape, flat = _flat(*inputs)
+        s, lim, ext, pz, since = flat[:5]
+        blue, yellow = flat[5:] if with_levels else (None, None)
         if out is None:
             out = ClockState(
                 consumed=np.empty(shape, dtype=np.float64),
@@ -404,7 +407,7 @@ class Calendar:
             out.deadline.reshape(-1).view(np.int64), out.provisional.reshape(-1),
             tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
             tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
-            tb.nth_day, blue if with_levels else None, yellow if with_levels else None,
+            tb.nth_day, blue, yellow,
             _flat_or_none(out.level if with_levels else None),
             None if not with_levels or out.next_change is None
             else out.next_change.reshape(-1).view(np.int64),

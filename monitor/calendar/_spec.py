@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class CalendarSpec:
     years: tuple[YearNotice, ...] = ()
     holidays: tuple[DateRule, ...] = ()
     workdays: tuple[DateRule, ...] = ()
-    raw_hash: str = field(default="", compare=False)
 
 
 _TOP_KEYS = {"description", "base", "timezone", "office_hours", "years", "holidays", "workdays"}
@@ -227,7 +226,7 @@ class _Parser:
             periods.append((a, b))
         return tuple(periods)
 
-    def parse(self, data: dict[str, Any], name: str, raw_hash: str) -> CalendarSpec:
+    def parse(self, data: dict[str, Any], name: str) -> CalendarSpec:
         self.check_keys(data, _TOP_KEYS, 0)
         base = self.typed(data.get("base", "national"), str, "base", "字符串 / string", 0)
         description = self.typed(
@@ -271,14 +270,11 @@ class _Parser:
             years=tuple(sorted(years, key=lambda y: y.year)),
             holidays=self.rules(data.get("holidays", []), "holidays"),
             workdays=self.rules(data.get("workdays", []), "workdays"),
-            raw_hash=raw_hash,
         )
 
 
 def parse_spec_file(path: Path, name: str | None = None) -> CalendarSpec:
     """Read and validate one calendar file; raise CalendarError naming file and line."""
-    import hashlib
-
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
@@ -293,4 +289,4 @@ def parse_spec_file(path: Path, name: str | None = None) -> CalendarSpec:
             line = text.count("\n") + 1
         raise CalendarError(t("cal.toml_syntax", detail=exc), path, line) from None
     parser = _Parser(path, text)
-    return parser.parse(data, name or path.stem, hashlib.sha256(raw).hexdigest())
+    return parser.parse(data, name or path.stem)

@@ -269,36 +269,32 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def kernel_source() -> str:
-    """Short hash of the calendar sources benchmarked, and whether git sees them edited."""
-    folder = Path(monitor.calendar.__file__).parent
+def describe_code(files: list[Path], label: str) -> str:
+    """Short hash of the files benchmarked, and whether git sees them edited."""
     h = hashlib.sha256()
-    for path in sorted(folder.glob("*.py")):
+    for path in files:
         h.update(path.read_bytes())
-    text = f"sha256 {h.hexdigest()[:12]} of monitor/calendar/*.py"
+    text = f"sha256 {h.hexdigest()[:12]} of {label}"
     try:
-        proc = subprocess.run(
-            ["git", "status", "--porcelain", "--", str(folder)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", *map(str, files)],
+            cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-        if proc.returncode == 0 and head.returncode == 0:
-            edited = "uncommitted edits on" if proc.stdout.strip() else "as in"
+            cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
+        if status.returncode == 0 and head.returncode == 0:
+            edited = "uncommitted edits on" if status.stdout.strip() else "as in"
             text += f" ({edited} git {head.stdout.strip()})"
     except (OSError, subprocess.SubprocessError):
         pass
     return text
+
+
+def kernel_source() -> str:
+    folder = Path(monitor.calendar.__file__).parent
+    return describe_code(sorted(folder.glob("*.py")), "monitor/calendar/*.py")
 
 
 # --- section 1: numpy anchors at 1M --------------------------------------------

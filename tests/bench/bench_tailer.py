@@ -32,13 +32,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
-import hashlib
 import json
 import os
 import pstats
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -112,27 +110,8 @@ def machine_info(server_version: str) -> dict[str, Any]:
 
 
 def code_hash() -> str:
-    """Short hash of the code benchmarked, and whether git sees it edited."""
     files = [Path(m.__file__) for m in (monitor.source, monitor.ingest, monitor.state, db)]
-    h = hashlib.sha256()
-    for path in files:
-        h.update(path.read_bytes())
-    text = f"sha256 {h.hexdigest()[:12]} of monitor/{{source,ingest,state,db}}.py"
-    try:
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", *map(str, files)],
-            cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
-        )  # fmt: skip
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
-        )  # fmt: skip
-        if status.returncode == 0 and head.returncode == 0:
-            edited = "uncommitted edits on" if status.stdout.strip() else "as in"
-            text += f" ({edited} git {head.stdout.strip()})"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return text
+    return bench_calendar.describe_code(files, "monitor/{source,ingest,state,db}.py")
 
 
 class CpuMeter:
