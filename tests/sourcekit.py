@@ -32,10 +32,13 @@ async def prepare(dsn: str) -> None:
 
 async def reset(dsn: str) -> None:
     """Empty the source events and everything jiancha derived from them."""
-    async with await db.connect(dsn) as conn:
+    async with await db.connect(dsn) as conn, conn.transaction():
+        # The ledger refuses TRUNCATE (append-only); a test server's superuser may
+        # switch triggers off for this transaction.
+        await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(
             "TRUNCATE case_events, jiancha.events, jiancha.cases, jiancha.dead_letters, "
-            "jiancha.cursor"
+            "jiancha.cursor, jiancha.card_events, jiancha.cards RESTART IDENTITY"
         )
 
 
