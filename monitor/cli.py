@@ -599,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=_h("无通知时的轮询间隔秒数（默认 1）", "fallback poll interval, s (default 1)"),
     )
     p.set_defaults(func=cmd_run)
+    from monitor import cards_cli
+
+    cards_cli.register(sub)
     return parser
 
 

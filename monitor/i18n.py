@@ -130,6 +130,80 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "迁移 {label} 执行失败，已回滚：{detail}",
         "en": "migration {label} failed and was rolled back: {detail}",
     },
+    # rule files
+    "rules.not_found": {
+        "zh": "找不到规则文件 {name!r}（查找位置：{searched}）",
+        "en": "rule file {name!r} not found (searched: {searched})",
+    },
+    "rules.unreadable": {"zh": "无法读取规则文件：{detail}", "en": "cannot read rules: {detail}"},
+    "rules.toml_syntax": {"zh": "TOML 语法错误：{detail}", "en": "TOML syntax error: {detail}"},
+    "rules.cycle": {"zh": "规则文件继承出现循环：{name}", "en": "rule files extend in a cycle: {name}"},
+    "rules.unknown_key": {
+        "zh": "未知的配置项 {key!r}（可用：{allowed}）",
+        "en": "unknown key {key!r} (allowed: {allowed})",
+    },
+    "rules.missing_key": {"zh": "缺少配置项 {key!r}", "en": "missing key {key!r}"},
+    "rules.bad_type": {"zh": "{key} 应为 {expected}", "en": "{key} must be {expected}"},
+    "rules.bad_int": {
+        "zh": "{key} 应为不小于 {minimum} 的整数，实际是 {value!r}",
+        "en": "{key} must be an integer of at least {minimum}, got {value!r}",
+    },
+    "rules.bad_level": {
+        "zh": "{key} 应为 blue、yellow 或 red，实际是 {value!r}",
+        "en": "{key} must be blue, yellow or red, got {value!r}",
+    },
+    "rules.bad_rule_name": {
+        "zh": "规则名 {value!r} 只能由小写字母、数字和下划线组成",
+        "en": "rule name {value!r} must be lower-case letters, digits and underscores",
+    },
+    "rules.bad_threshold": {
+        "zh": "{key} 的阈值 {value!r} 无效（应为 \"50%\"、\"3wd\"、\"1wd left\"、"
+        "\"deadline\"、\"deadline+5wd\" 或它们的列表）",
+        "en": "threshold {key} = {value!r} is invalid (expected \"50%\", \"3wd\", "
+        "\"1wd left\", \"deadline\", \"deadline+5wd\" or a list of them)",
+    },
+    "rules.bad_clock": {
+        "zh": "未知的时钟 {value!r}（可用：{allowed}）",
+        "en": "unknown clock {value!r} (allowed: {allowed})",
+    },
+    "rules.bad_on": {
+        "zh": "未知的计时对象 on = {value!r}（可用：{allowed}）",
+        "en": "unknown period on = {value!r} (allowed: {allowed})",
+    },
+    "rules.bad_check": {
+        "zh": "未知的程序性检查 {value!r}（可用：{allowed}）",
+        "en": "unknown check {value!r} (allowed: {allowed})",
+    },
+    "rules.limit_from_catalogue": {
+        "zh": "{on} 的时限来自事项目录（{source}），不能在规则中设置 limit_days",
+        "en": "the limit of {on} comes from the matter catalogue ({source}); "
+        "limit_days is not allowed",
+    },
+    "rules.limit_needed": {
+        "zh": "{on} 没有目录时限，规则必须设置 limit_days",
+        "en": "{on} has no catalogue limit: the rule needs limit_days",
+    },
+    "rules.no_levels": {
+        "zh": "规则 {rule} 至少要有 blue、yellow、red 中的一个阈值",
+        "en": "rule {rule} needs at least one of blue, yellow, red",
+    },
+    "rules.supervision_level": {
+        "zh": "督办等级 {level} 在本规则中没有阈值",
+        "en": "supervision level {level} has no threshold in this rule",
+    },
+    "rules.duplicate": {"zh": "规则 {rule} 在本文件中重复", "en": "rule {rule} appears twice"},
+    "rules.unknown_rule": {
+        "zh": "覆盖的规则 {rule!r} 不存在（已有：{allowed}）",
+        "en": "override of unknown rule {rule!r} (known: {allowed})",
+    },
+    "rules.override_scope": {
+        "zh": "覆盖项必须指定 regions、departments 或 matters",
+        "en": "an override needs regions, departments or matters",
+    },
+    "rules.override_key": {
+        "zh": "规则 {rule} 不能覆盖 {key}",
+        "en": "{key} cannot be overridden for rule {rule}",
+    },
     "db.no_dsn": {
         "zh": "未指定数据库：请使用 --dsn，或设置环境变量 {env}",
         "en": "no database given: use --dsn or set the environment variable {env}",

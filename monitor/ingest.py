@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,11 @@ class BatchResult:
     dead: int
     cases: int
     cursor: Cursor
+    derived: Any = None  # what ``derive`` returned
+
+
+# Runs inside the batch's transaction with the rebuilt states (cards, later the outbox).
+Derive = Callable[[Connection, Sequence[CaseState], dt.datetime], Awaitable[Any]]
 
 
 class HistoryCache:
@@ -101,16 +106,16 @@ _CASE_COLUMNS = (
     "submitted_at", "accepted_at", "refused_at", "decided_at", "decision", "completed_at",
     "delivered_at", "closed_at", "immediate", "promised_days", "statutory_days",
     "pledged_days", "extension_days", "extensions", "supplement_requests", "fees", "rating",
-    "paused_since", "pauses", "clocks", "first_seen_at", "event_count", "last_event_id",
-    "updated_at",
+    "paused_since", "pauses", "clocks", "facts", "first_seen_at", "event_count",
+    "last_event_id", "updated_at",
 )  # fmt: skip
 _CASE_TYPES = (
     "text", "text", "text", "text", "text", "text", "text",
     "timestamptz", "timestamptz", "timestamptz", "timestamptz", "text", "timestamptz",
     "timestamptz", "timestamptz", "boolean", "int", "int",
     "int", "int", "int", "int", "numeric", "int",
-    "timestamptz", "text", "text", "timestamptz", "int", "bigint",
-    "timestamptz",
+    "timestamptz", "text", "text", "text", "timestamptz", "int",
+    "bigint", "timestamptz",
 )  # fmt: skip
 
 
@@ -119,7 +124,7 @@ def _upsert_cases_sql() -> str:
     params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_CASE_TYPES))
     names = ", ".join(f"c{i}" for i in range(len(_CASE_COLUMNS)))
     select = ", ".join(
-        f"c{i}::jsonb" if col in ("pauses", "clocks") else f"c{i}"
+        f"c{i}::jsonb" if col in ("pauses", "clocks", "facts") else f"c{i}"
         for i, col in enumerate(_CASE_COLUMNS)
     )
     updates = ", ".join(
@@ -217,7 +222,7 @@ def _case_columns(
             s.completed_at, s.delivered_at, s.closed_at, s.immediate, s.promised_days,
             s.statutory_days, s.pledged_days, s.extension_days, s.extensions,
             s.supplement_requests, s.fees, s.rating, s.paused_since,
-            _dumps([p.as_json() for p in s.pauses]), _dumps(s.clocks),
+            _dumps([p.as_json() for p in s.pauses]), _dumps(s.clocks), _dumps(s.facts),
             first_seen.get(s.case_id, now), s.event_count, s.last_event_id, now,
         )  # fmt: skip
         for col, value in zip(cols, row, strict=True):
@@ -250,8 +255,13 @@ async def apply_batch(
     future_tolerance: dt.timedelta = dt.timedelta(days=1),
     source: str = SOURCE,
     cache: HistoryCache | None = None,
+    derive: Derive | None = None,
 ) -> BatchResult:
-    """Take ``events`` (in source order, after ``cursor``) in one transaction."""
+    """Take ``events`` (in source order, after ``cursor``) in one transaction.
+
+    ``derive`` runs inside that transaction with the cases' new states, so
+    what they cause (cards) commits or rolls back with the cursor.
+    """
     valid, dead = split(events, matters, now, future_tolerance)
     new_cursor = Cursor.after(events, cursor)
     batch: dict[str, list[SourceEvent]] = {}
@@ -260,6 +270,7 @@ async def apply_batch(
     touched = sorted(batch)
     histories: dict[str, list[SourceEvent]] = {}
     first_seen: dict[str, dt.datetime] = {}
+    derived: Any = None
     async with conn.transaction():
         await write_dead(conn, dead, now)
         if valid:
@@ -290,6 +301,8 @@ async def apply_batch(
                 first_seen.setdefault(cid, now)
             states = [reduce_case(cid, histories[cid], matters) for cid in touched]
             await conn.execute(_UPSERT_CASES, *_case_columns(states, first_seen, now))
+            if derive is not None:
+                derived = await derive(conn, states, now)
         if events:
             await conn.execute(
                 _SAVE_CURSOR, source, str(new_cursor.tx), new_cursor.event_id, len(events), now
@@ -297,7 +310,7 @@ async def apply_batch(
     if cache is not None:  # committed: publish
         for cid in touched:
             cache.put(cid, first_seen[cid], histories[cid])
-    return BatchResult(len(valid), len(dead), len(touched), new_cursor)
+    return BatchResult(len(valid), len(dead), len(touched), new_cursor, derived)
 
 
 _ORPHANS = """

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 import trio
 
 from monitor import db, ingest
+from monitor.evaluator import Evaluator
 from monitor.ingest import Cursor
 from monitor.log import get_logger
-from monitor.state import Matter, SourceEvent
+from monitor.state import CaseState, Matter, SourceEvent
 
 CHANNEL = "jiancha_events_v1"
 
@@ -131,8 +132,10 @@ class Tailer:
         *,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.config = config
+        self.evaluator = evaluator
         self.clock = clock
         self.rng = rng or random.Random()
         self.stats = TailerStats()
@@ -194,6 +197,8 @@ class Tailer:
             self.cache = ingest.HistoryCache(cfg.cache_cases)
             cursor = await ingest.load_cursor(target)
             self.stats.cursor = cursor
+            if self.evaluator is not None:  # catch up on what came due while we were away
+                await self.evaluator.start(target, self._matters, self.clock())
             self.stats.connected = True
             self.log.info("source_connected", cursor_tx=cursor.tx, cursor_id=cursor.event_id)
             nursery.start_soon(self._probe, listener)
@@ -220,8 +225,16 @@ class Tailer:
                 if len(events) == cfg.batch_size:
                     continue  # more is waiting: no sleep
             self.stats.caught_up_at = trio.current_time()
-            with trio.move_on_after(cfg.poll_interval):
+            wait = cfg.poll_interval
+            due = self.evaluator.wake_at() if self.evaluator is not None else None
+            if due is not None:  # sleep no longer than until the next card comes due
+                wait = min(wait, max(0.0, due - self.clock().timestamp()))
+            with trio.move_on_after(wait):
                 await self._wake.wait()
+            if self.evaluator is not None:
+                due = self.evaluator.wake_at()
+                if due is not None and due <= self.clock().timestamp():
+                    await self.evaluator.tick(target, self._matters, self.clock())
 
     async def _apply(
         self, source: db.Connection, target: db.Connection, events: list[SourceEvent]
@@ -242,7 +255,10 @@ class Tailer:
             self.clock(),
             future_tolerance=self.config.future_tolerance,
             cache=self.cache,
+            derive=self._derive if self.evaluator is not None else None,
         )
+        if self.evaluator is not None:  # committed: the table may learn what it decided
+            self.evaluator.publish(result.derived)
         self.stats.cursor = result.cursor
         self.stats.events += result.events
         self.stats.dead_letters += result.dead
@@ -256,6 +272,12 @@ class Tailer:
         )
         if result.dead:
             self.log.warning("dead_letters", count=result.dead, batch_events=len(events))
+
+    async def _derive(
+        self, conn: db.Connection, states: Sequence[CaseState], now: dt.datetime
+    ) -> object:
+        assert self.evaluator is not None
+        return await self.evaluator.on_batch(conn, states, self._matters, now)
 
     async def _probe(self, listener: db.Connection) -> None:
         """Liveness of the listening session, and who holds the horizon back."""

@@ -247,6 +247,7 @@ class CaseState:
     rating: int | None = None
     pauses: list[Pause] = field(default_factory=list)
     clocks: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # what procedural rules look at
     event_count: int = 0
     last_event_id: int = 0
 
@@ -291,6 +292,9 @@ def reduce_case(
     extensions: list[dict[str, Any]] = []
     review: dict[str, Any] = {}
     supplement_stop: dt.datetime | None = None
+    requests: list[str | None] = []
+    fees: list[dict[str, Any]] = []
+    refusal: dict[str, Any] = {}
     for ev in ordered:
         kind, p, at = ev.kind, ev.payload, ev.occurred_at
         st.event_count += 1
@@ -304,6 +308,7 @@ def reduce_case(
             acceptance = {"start": at, "stop": None}
         elif kind == "supplement_requested":
             st.supplement_requests += 1
+            requests.append(_iso(at))
             if acceptance and acceptance["stop"] is None:
                 acceptance["stop"] = at
         elif kind == "supplement_received":
@@ -322,6 +327,8 @@ def reduce_case(
             if acceptance and acceptance["stop"] is None:
                 acceptance["stop"] = at
         elif kind == "refused":
+            if st.refused_at is None:
+                refusal = {"at": _iso(at), "reason": str(p.get("reason") or "").strip()}
             st.refused_at = st.refused_at or at
             if acceptance and acceptance["stop"] is None:
                 acceptance["stop"] = at
@@ -349,6 +356,7 @@ def reduce_case(
             st.closed_at = st.closed_at or at
         elif kind == "fee_charged":
             st.fees += float(p["amount"])
+            fees.append({"at": _iso(at), "amount": float(p["amount"])})
         elif kind == "rated":
             st.rating = int(p["level"])
             if st.rating <= 2:
@@ -371,6 +379,7 @@ def reduce_case(
         st.status = Status.ORPHAN
     _apply_matter(st, matters)
     st.clocks = _clocks(st, acceptance, steps, extensions, review, supplement_stop)
+    st.facts = {"supplement_requests": requests, "fees": fees, "refusal": refusal}
     return st
 
 

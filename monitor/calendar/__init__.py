@@ -361,6 +361,7 @@ class Calendar:
         errors: Errors = "raise",
         blue_at: npt.ArrayLike | None = None,
         yellow_at: npt.ArrayLike | None = None,
+        red_at: npt.ArrayLike | None = None,
     ) -> ClockState:
         """Evaluate running clocks at ``now`` (DOMAIN.md §3).
 
@@ -374,9 +375,12 @@ class Calendar:
         With ``blue_at`` and ``yellow_at`` (working days consumed at which
         those levels are due; NaN where a clock has none) it also returns,
         in the same pass, the level due now and the next instant the level
-        would rise (red at the deadline), so a caller can sleep until then.
+        would rise, so a caller can sleep until then. Red is due at the
+        deadline unless ``red_at`` says otherwise (NaN: no red). A threshold
+        at or beyond the limit counts like a deadline: it is reached at the
+        end of the working day in which consumed time gets there.
         """
-        with_levels = blue_at is not None or yellow_at is not None
+        with_levels = blue_at is not None or yellow_at is not None or red_at is not None
         inputs = [
             _instants(np.asarray(starts)),
             _ints(np.asarray(limits)),
@@ -387,9 +391,12 @@ class Calendar:
         if with_levels:  # only then: at 10M clocks these would be 160 MB of NaN
             for thresholds in (blue_at, yellow_at):
                 inputs.append(np.asarray(np.nan if thresholds is None else thresholds, float))
+            if red_at is not None:
+                inputs.append(np.asarray(red_at, float))
         shape, flat = _flat(*inputs)
         s, lim, ext, pz, since = flat[:5]
-        blue, yellow = flat[5:] if with_levels else (None, None)
+        blue, yellow = flat[5:7] if with_levels else (None, None)
+        red = flat[7] if red_at is not None else None
         if out is None:
             out = ClockState(
                 consumed=np.empty(shape, dtype=np.float64),
@@ -407,7 +414,7 @@ class Calendar:
             out.deadline.reshape(-1).view(np.int64), out.provisional.reshape(-1),
             tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
             tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
-            tb.nth_day, blue, yellow,
+            tb.nth_day, blue, yellow, red,
             _flat_or_none(out.level if with_levels else None),
             None if not with_levels or out.next_change is None
             else out.next_change.reshape(-1).view(np.int64),

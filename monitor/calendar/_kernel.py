@@ -255,6 +255,7 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     nth_day,
     blue_at,
     yellow_at,
+    red_at,
     level_out,
     next_out,
 ):
@@ -267,11 +268,12 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     of the open pause (NaT when running), which is charged up to ``now``.
     Returns how many clocks could not be evaluated (outside the calendar).
 
-    With thresholds (working days consumed at which blue and yellow are due,
-    NaN for none; red is the deadline) it also writes the level due now
-    (0 none, 1 blue, 2 yellow, 3 red) and the next instant at which the level
-    would rise: NaT when red already, or while paused (only an event can
-    restart the clock). Without them (None) that part is compiled away.
+    With thresholds (working days consumed at which blue, yellow and red are
+    due, NaN for none; ``red_at`` None means red at the deadline) it also
+    writes the level due now (0 none, 1 blue, 2 yellow, 3 red) and the next
+    instant at which the level would rise: NaT when nothing is left to cross,
+    or while paused (only an event can restart the clock). Without them
+    (None) that part is compiled away.
     """
     n_days = cum.shape[0] - 1
     n_work = nth_end.shape[0] - 1  # without the trailing NaT sentinel
@@ -345,33 +347,56 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             hi = pn
         prov_out[i] = hi > pcum[a]
         if level_out is not None:
-            blue = blue_at[i]
-            yellow = yellow_at[i]
+            # Level due now: the highest whose threshold is reached. A threshold
+            # below the limit is reached the instant consumed time gets there; one
+            # at or beyond it counts like a deadline (DOMAIN.md §3), i.e. at the end
+            # of the working day in which consumed time gets there, so red at the
+            # limit is the deadline itself.
+            running = not (p != NAT and p <= now)
             level = 0
-            if now >= deadline:
-                level = 3
-            elif yellow == yellow and used >= yellow - _LEVEL_TOL:
-                level = 2
-            elif blue == blue and used >= blue - _LEVEL_TOL:
-                level = 1
-            level_out[i] = level
             nxt = NAT
-            if level < 3 and not (p != NAT and p <= now):
-                nxt = deadline
-                # the lowest threshold not yet crossed, if it comes before the deadline
-                thr = np.inf
-                if level < 1 and blue == blue:
-                    thr = blue
-                if level < 2 and yellow == yellow and yellow < thr:
-                    thr = yellow
-                if thr < allowed:  # at or past the limit, the deadline comes first
-                    target = c0 + pause_total + max(thr - _LEVEL_EPS, 0.0)
-                    kk = np.int64(math.ceil(target)) - 1  # exact: see _LEVEL_EPS
-                    if kk < n_work:
-                        t = _instant_of(target, kk, t0, day_start, trans, shift, oh_start,
-                                        oh_end, oh_total, nth_day)  # fmt: skip
-                        if t < nxt:
-                            nxt = t
+            for lv in range(3, 0, -1):
+                if lv == 3:
+                    if red_at is None:
+                        x = allowed
+                    else:
+                        x = red_at[i]
+                elif lv == 2:
+                    x = yellow_at[i]
+                else:
+                    x = blue_at[i]
+                if x != x:  # NaN: the rule has no such level
+                    continue
+                if x >= allowed - _LEVEL_EPS:
+                    if red_at is None and lv == 3:
+                        t = deadline
+                    else:
+                        sx = x + pause_total
+                        if sx > _EPS:
+                            kx = np.int64(c0) + np.int64(math.ceil(sx - _EPS)) - 1
+                        else:
+                            kx = np.int64(cum[ds])
+                        t = nth_end[kx] if kx < n_work else NAT
+                    if t == NAT:
+                        continue  # beyond the calendar: never within it
+                    if now >= t:
+                        level = lv
+                        break
+                    if running and (nxt == NAT or t < nxt):
+                        nxt = t
+                else:
+                    if used >= x - _LEVEL_TOL:
+                        level = lv
+                        break
+                    if running:
+                        target = c0 + pause_total + max(x - _LEVEL_EPS, 0.0)
+                        kk = np.int64(math.ceil(target)) - 1  # exact: see _LEVEL_EPS
+                        if kk < n_work:
+                            t = _instant_of(target, kk, t0, day_start, trans, shift, oh_start,
+                                            oh_end, oh_total, nth_day)  # fmt: skip
+                            if nxt == NAT or t < nxt:
+                                nxt = t
+            level_out[i] = level
             next_out[i] = nxt
     return bad
 

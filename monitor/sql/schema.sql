@@ -71,7 +71,8 @@ CREATE TABLE jiancha.cases (
     first_seen_at        timestamptz NOT NULL,       -- ingestion time of its first event
     event_count          integer NOT NULL,
     last_event_id        bigint NOT NULL,
-    updated_at           timestamptz NOT NULL
+    updated_at           timestamptz NOT NULL,
+    facts                jsonb NOT NULL DEFAULT '{}'   -- 补正 requests, fees, refusal (v2)
 );
 CREATE INDEX cases_open_idx ON jiancha.cases (department, "window") WHERE completed_at IS NULL;
 CREATE INDEX cases_status_idx ON jiancha.cases (status);

@@ -6,6 +6,9 @@
 -- DELETE and TRUNCATE are refused by triggers, so an audit can trust it.
 -- Only the card's state columns (status, supervision order) may change.
 
+-- What procedural rules look at: 补正 requests, fees, the refusal and its reason.
+ALTER TABLE jiancha.cases ADD COLUMN facts jsonb NOT NULL DEFAULT '{}';
+
 CREATE TABLE jiancha.cards (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     case_id       text NOT NULL,

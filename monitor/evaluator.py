@@ -1,0 +1,335 @@
+"""Cards at the right instant: the open clocks as columns, one numba pass, then sleep.
+
+Every running period of every open case is one row of a columnar table. One
+pass of the calendar kernel evaluates all rows at ``now`` and returns, per
+row, the level due now and the next instant its level would rise. The
+daemon sleeps until the earliest such instant (or the next event batch),
+then hands the few rows whose level rose to the exact, pure engine
+(``monitor.engine``), which decides the cards; the ledger writes them. No
+timer polls every case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor import ledger
+from monitor.calendar import Calendar
+from monitor.db import Connection
+from monitor.engine import (
+    NAT,
+    CaseDecision,
+    CaseView,
+    ExistingCard,
+    Period,
+    _relative,
+    decide_case,
+    from_epoch,
+    thresholds,
+)
+from monitor.log import get_logger
+from monitor.rules import RuleSet
+from monitor.state import CaseState, Matter
+
+_GROW = 1.5
+
+
+class ClockTable:
+    """Running periods as columns for the kernel; slots are reused as cases change."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.size = 0  # high-water mark of used slots
+        self._alloc(capacity)
+        self.owner: list[tuple[str, str] | None] = [None] * capacity  # (case, rule) per slot
+        self.by_case: dict[str, list[int]] = {}
+        self.free: list[int] = []
+
+    def _alloc(self, n: int) -> None:
+        self.start = np.zeros(n, dtype=np.int64)
+        self.limit = np.zeros(n, dtype=np.int64)
+        self.ext = np.zeros(n, dtype=np.int64)
+        self.paused = np.zeros(n, dtype=np.float64)
+        self.since = np.full(n, NAT, dtype=np.int64)
+        self.th = np.full((3, n), np.nan)  # blue, yellow, red: working days consumed
+        self.issued = np.zeros(n, dtype=np.int8)  # highest level issued for the rule
+
+    def _grow(self, need: int) -> None:
+        cap = self.start.shape[0]
+        if need <= cap:
+            return
+        new = max(need, int(cap * _GROW) + 16)
+        old = (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
+        self._alloc(new)
+        for dst, src in zip(
+            (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued),
+            old, strict=True,
+        ):  # fmt: skip
+            dst[..., : src.shape[-1]] = src
+        self.owner.extend([None] * (new - cap))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_case.values())
+
+    def cases(self) -> int:
+        return len(self.by_case)
+
+    def _clear(self, slot: int) -> None:
+        self.owner[slot] = None
+        self.th[:, slot] = np.nan  # a free slot never comes due
+        self.since[slot] = NAT
+        self.issued[slot] = 0
+        self.free.append(slot)
+
+    def drop(self, case_id: str) -> None:
+        for slot in self.by_case.pop(case_id, []):
+            self._clear(slot)
+
+    def put(self, case_id: str, rows: Sequence[tuple[Period, float, int, int]],
+            highest: Mapping[str, int]) -> None:  # fmt: skip
+        """Replace a case's rows: (period, closed pause days, open pause start, level seen)."""
+        self.drop(case_id)
+        if not rows:
+            return
+        slots = []
+        for period, paused, since, seen in rows:
+            if self.free:
+                slot = self.free.pop()
+            else:
+                self._grow(self.size + 1)
+                slot = self.size
+                self.size += 1
+            rule = period.rule
+            self.owner[slot] = (case_id, rule.rule)
+            self.start[slot] = period.start
+            self.limit[slot] = period.limit
+            self.ext[slot] = period.extension
+            self.paused[slot] = paused
+            self.since[slot] = since
+            self.th[:, slot] = thresholds(rule, period.allowed)
+            self.issued[slot] = max(highest.get(rule.rule, 0), seen)
+            slots.append(slot)
+        self.by_case[case_id] = slots
+
+    def evaluate(self, cal: Calendar, now: int) -> tuple[npt.NDArray[np.intp], int | None]:
+        """Slots whose level rose above what was issued, and the next instant one will."""
+        n = self.size
+        if n == 0:
+            return np.empty(0, dtype=np.intp), None
+        state = cal.evaluate(
+            self.start[:n].view("datetime64[s]"), self.limit[:n], self.ext[:n],
+            self.paused[:n], self.since[:n].view("datetime64[s]"),
+            np.datetime64(now, "s"), errors="nat",
+            blue_at=self.th[0, :n], yellow_at=self.th[1, :n], red_at=self.th[2, :n],
+        )  # fmt: skip
+        assert state.level is not None and state.next_change is not None
+        rose = np.flatnonzero(state.level > self.issued[:n])
+        nxt = state.next_change.view(np.int64)
+        pending = nxt[nxt != NAT]
+        return rose, (int(pending.min()) if pending.size else None)
+
+    def next_change(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> int | None:
+        """The earliest instant one of these rows' level will rise."""
+        state = self._evaluate_slots(slots, cal, now)
+        assert state.next_change is not None
+        nxt = state.next_change.view(np.int64)
+        pending = nxt[nxt != NAT]
+        return int(pending.min()) if pending.size else None
+
+    def _evaluate_slots(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> Any:
+        return cal.evaluate(
+            self.start[slots].view("datetime64[s]"), self.limit[slots], self.ext[slots],
+            self.paused[slots], self.since[slots].view("datetime64[s]"),
+            np.datetime64(now, "s"), errors="nat",
+            blue_at=self.th[0, slots], yellow_at=self.th[1, slots], red_at=self.th[2, slots],
+        )  # fmt: skip
+
+    def mark_seen(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> None:
+        """Rows the engine looked at and declined stay quiet until their level rises again."""
+        if slots.size == 0:
+            return
+        state = self._evaluate_slots(slots, cal, now)
+        assert state.level is not None
+        self.issued[slots] = np.maximum(self.issued[slots], state.level)
+
+    def memory_bytes(self) -> int:
+        arrays = (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
+        return sum(a.nbytes for a in arrays)
+
+
+@dataclass
+class EngineStats:
+    cards_issued: int = 0
+    cards_closed: int = 0
+    cards_revoked: int = 0
+    escalated: int = 0
+    ticks: int = 0
+    last_tick_ms: float = 0.0
+    issued_by_level: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Pending:
+    """What a transaction decided, published to memory only once it committed."""
+
+    rows: dict[str, tuple[list[tuple[Period, float, int, int]], dict[str, int]]]
+    now: int
+    written: ledger.Written | None = None
+
+
+_CASES = "SELECT * FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+_OPEN_CASES = """
+SELECT * FROM jiancha.cases
+WHERE status NOT IN ('withdrawn', 'terminated') AND status <> 'orphan'
+"""
+
+
+class Evaluator:
+    """The engine's I/O shell: decides on every batch and at every crossing instant."""
+
+    def __init__(self, ruleset: RuleSet, cal: Calendar) -> None:
+        self.ruleset = ruleset
+        self.cal = cal
+        self.table = ClockTable()
+        self.stats = EngineStats()
+        self.next_due: int | None = None  # UTC seconds of the next crossing
+        self.next_reply: int | None = None  # next supervision-order reply deadline
+        self.log = get_logger("monitor.evaluator")
+
+    # --- deciding for a set of cases ----------------------------------------------
+
+    def _decide(self, views: Sequence[CaseView], matters: Mapping[str, Matter],
+                cards: Mapping[str, list[ExistingCard]], now: int
+                ) -> tuple[list[CaseDecision], Pending]:  # fmt: skip
+        decisions = []
+        pending = Pending({}, now)
+        for view in views:
+            matter = matters.get(view.matter) if view.matter is not None else None
+            existing = cards.get(view.case_id, [])
+            d = decide_case(view, matter, self.ruleset, self.cal, now, existing)
+            decisions.append(d)
+            highest: dict[str, int] = {}
+            for c in existing:
+                if c.status != "revoked":
+                    highest[c.rule] = max(highest.get(c.rule, 0), c.level)
+            for c in d.issue:
+                highest[c.rule] = max(highest.get(c.rule, 0), c.level)
+            rows = []
+            for p in d.running:
+                rel = _relative(self.cal, p, now)
+                closed = sum(b - a for a, b, still_open in rel if not still_open)
+                since = next((ps for (ps, pe) in p.pauses if pe is None and ps < now), NAT)
+                rows.append((p, closed, since, 0))
+            pending.rows[view.case_id] = (rows, highest)
+        return decisions, pending
+
+    async def _write(self, conn: Connection, decisions: Sequence[CaseDecision],
+                     views: Sequence[CaseView], now: dt.datetime) -> ledger.Written:  # fmt: skip
+        issue = [c for d in decisions for c in d.issue]
+        close = [c for d in decisions for c in d.close]
+        revoke = [c for d in decisions for c in d.revoke]
+        by_id = {v.case_id: v for v in views}
+        return await ledger.write(conn, issue, close, revoke, by_id, self.ruleset, self.cal, now)
+
+    def publish(self, pending: Pending | None) -> None:
+        """After commit: the decided rows and levels go into the table."""
+        if pending is None:
+            return
+        for case_id, (rows, highest) in pending.rows.items():
+            self.table.put(case_id, rows, highest)
+        w = pending.written
+        if w is not None:
+            self.stats.cards_issued += len(w.issued)
+            self.stats.cards_closed += w.closed
+            self.stats.cards_revoked += w.revoked
+            for card in w.issued:
+                name = ("blue", "yellow", "red")[card.level - 1]
+                self.stats.issued_by_level[name] = self.stats.issued_by_level.get(name, 0) + 1
+            for card in w.issued:
+                self.log.info("card_issued", case=card.case_id, clock=card.clock,
+                              rule=card.rule, level=card.level, card=card.card_id)  # fmt: skip
+        # The new rows may come due before anything else: fold in their next crossing
+        # (a replaced row's old instant may linger; waking for it just costs a tick).
+        slots = [s for cid in pending.rows for s in self.table.by_case.get(cid, [])]
+        if slots:
+            soon = self.table.next_change(np.asarray(slots, dtype=np.intp), self.cal, pending.now)
+            if soon is not None:
+                self.next_due = soon if self.next_due is None else min(self.next_due, soon)
+
+    async def on_batch(self, conn: Connection, states: Sequence[CaseState],
+                       matters: Mapping[str, Matter], now: dt.datetime) -> Pending:  # fmt: skip
+        """Inside the batch's transaction: the cards its cases are due now."""
+        views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
+        cards = await ledger.cards_of(conn, [v.case_id for v in views])
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()))
+        pending.written = await self._write(conn, decisions, views, now)
+        return pending
+
+    async def reload_cases(self, conn: Connection, case_ids: Sequence[str] | None,
+                           matters: Mapping[str, Matter], now: dt.datetime) -> Pending:  # fmt: skip
+        """Re-decide cases from ``jiancha.cases`` (all open ones when None), in a transaction."""
+        if case_ids is None:
+            rows = await conn.fetch(_OPEN_CASES)
+        else:
+            rows = await conn.fetch(_CASES, list(case_ids))
+        views = [CaseView.from_row(r) for r in rows]
+        cards = await ledger.cards_of(conn, [v.case_id for v in views])
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()))
+        pending.written = await self._write(conn, decisions, views, now)
+        return pending
+
+    # --- the scheduler --------------------------------------------------------------
+
+    async def start(self, conn: Connection, matters: Mapping[str, Matter],
+                    now: dt.datetime) -> None:  # fmt: skip
+        """Build the table from every open case; cards missed while down are issued now."""
+        self.table = ClockTable()
+        async with conn.transaction():
+            pending = await self.reload_cases(conn, None, matters, now)
+        self.publish(pending)
+        await self.tick(conn, matters, now)
+
+    async def tick(self, conn: Connection, matters: Mapping[str, Matter],
+                   now: dt.datetime) -> None:  # fmt: skip
+        """One kernel pass at ``now``: issue what came due, escalate missed replies."""
+        import time
+
+        t0 = time.perf_counter()
+        n = int(now.timestamp())
+        rose, _ = self.table.evaluate(self.cal, n)
+        cases = sorted({o[0] for s in rose if (o := self.table.owner[s]) is not None})
+        async with conn.transaction():
+            pending = await self.reload_cases(conn, cases, matters, now) if cases else None
+            escalated = await ledger.escalate(conn, now)
+            reply = await ledger.next_reply_due(conn)
+        self.publish(pending)
+        if cases:  # anything the engine declined stays quiet until it rises again
+            declined = np.asarray(
+                [s for cid in cases for s in self.table.by_case.get(cid, [])], dtype=np.intp
+            )
+            self.table.mark_seen(declined, self.cal, n)
+        _, self.next_due = self.table.evaluate(self.cal, n)
+        self.next_reply = None if reply is None else int(reply.timestamp())
+        self.stats.escalated += escalated
+        if escalated:
+            self.log.warning("supervision_escalated", cards=escalated)
+        self.stats.ticks += 1
+        self.stats.last_tick_ms = (time.perf_counter() - t0) * 1000
+
+    def wake_at(self) -> int | None:
+        """UTC seconds of the next instant something comes due, if any."""
+        times = [t for t in (self.next_due, self.next_reply) if t is not None]
+        return min(times) if times else None
+
+
+def describe(stats: EngineStats) -> dict[str, Any]:
+    return {"issued": stats.cards_issued, "closed": stats.cards_closed,
+            "revoked": stats.cards_revoked, "escalated": stats.escalated}  # fmt: skip
+
+
+__all__ = ["ClockTable", "EngineStats", "Evaluator", "Pending", "describe", "from_epoch"]

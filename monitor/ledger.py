@@ -1,0 +1,210 @@
+"""The daemon's writes to the card ledger, inside the caller's transaction.
+
+Every write is keyed so that a replay changes nothing: a card is unique on
+(case, clock, rule, level), and the daemon's own steps (issued, closed,
+revoked, escalated) are unique per card. Human steps (acknowledge, appeal,
+decide) live in ``monitor.cards``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from monitor.calendar import Calendar
+from monitor.db import Connection
+from monitor.engine import (
+    OPEN_STATUSES,
+    CaseView,
+    Closing,
+    ExistingCard,
+    NewCard,
+    from_epoch,
+    to_epoch,
+)
+from monitor.rules import LEVELS, RuleSet, level_name
+
+ACTOR = "jiancha"
+
+_LOAD = """
+SELECT id, case_id, clock, rule, level, status, issued_at
+FROM jiancha.cards WHERE case_id = ANY($1::text[])
+"""
+
+_LOAD_OPEN = """
+SELECT id, case_id, clock, rule, level, status, issued_at
+FROM jiancha.cards WHERE status = ANY($1::text[])
+"""
+
+_INSERT = """
+WITH new AS (
+    INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
+        matter, department, "window", region, ruleset, calendar, detail, reply_due, updated_at)
+    SELECT c, k, r, l, i, $15, d, m, dp, w, rg, $13, $14, x::jsonb, rd, $15
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                $12::timestamptz[])
+         AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd)
+    ON CONFLICT (case_id, clock, rule, level) DO NOTHING
+    RETURNING id, case_id, clock, rule, level, issued_at
+), ev AS (
+    INSERT INTO jiancha.card_events (card_id, kind, at, actor, detail)
+    SELECT id, 'issued', $15, 'jiancha', '{}'::jsonb FROM new
+)
+SELECT id, case_id, clock, rule, level, issued_at FROM new
+"""
+
+_CLOSE = """
+WITH changed AS (
+    UPDATE jiancha.cards SET status = $4, updated_at = $5
+    FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(card, why, at)
+    WHERE id = u.card AND status = ANY($6::text[])
+    RETURNING id, u.why AS why, u.at AS at
+)
+INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason)
+SELECT id, $7, least(at, $5), 'jiancha', why FROM changed
+ON CONFLICT DO NOTHING
+RETURNING card_id
+"""
+
+_ESCALATE = """
+WITH due AS (
+    UPDATE jiancha.cards SET escalated_at = $1, updated_at = $1
+    WHERE reply_due <= $1 AND replied_at IS NULL AND escalated_at IS NULL
+      AND status = ANY($2::text[])
+    RETURNING id, reply_due
+)
+INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+SELECT id, 'escalated', $1, 'jiancha', 'supervision_reply_missed',
+       jsonb_build_object('reply_due', reply_due) FROM due
+ON CONFLICT DO NOTHING
+RETURNING card_id
+"""
+
+_NEXT_REPLY = """
+SELECT min(reply_due) FROM jiancha.cards
+WHERE reply_due IS NOT NULL AND replied_at IS NULL AND escalated_at IS NULL
+  AND status = ANY($1::text[])
+"""
+
+
+def _existing(rows: Sequence[Mapping[str, Any]]) -> list[ExistingCard]:
+    return [
+        ExistingCard(int(r["id"]), r["case_id"], r["clock"], r["rule"],
+                     LEVELS.index(r["level"]) + 1, r["status"], int(to_epoch(r["issued_at"]) or 0))
+        for r in rows
+    ]  # fmt: skip
+
+
+async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
+    """The ledger's cards of these cases, by case."""
+    out: dict[str, list[ExistingCard]] = {cid: [] for cid in case_ids}
+    if case_ids:
+        for card in _existing(await conn.fetch(_LOAD, list(case_ids))):
+            out.setdefault(card.case_id, []).append(card)
+    return out
+
+
+async def open_cards(conn: Connection) -> list[ExistingCard]:
+    return _existing(await conn.fetch(_LOAD_OPEN, list(OPEN_STATUSES)))
+
+
+@dataclass(frozen=True)
+class Written:
+    issued: list[ExistingCard]
+    closed: int
+    revoked: int
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def write(
+    conn: Connection,
+    issue: Sequence[NewCard],
+    close: Sequence[Closing],
+    revoke: Sequence[Closing],
+    cases: Mapping[str, CaseView],
+    ruleset: RuleSet,
+    cal: Calendar,
+    now: dt.datetime,
+) -> Written:
+    """Issue, close and revoke cards; call inside the transaction that caused them."""
+    issued: list[ExistingCard] = []
+    if issue:
+        reply_due: list[dt.datetime | None] = [None] * len(issue)
+        supervised = [i for i, c in enumerate(issue) if c.supervision and c.close is None]
+        if supervised:
+            starts = [from_epoch(issue[i].issued_at) for i in supervised]
+            dues = cal.deadline(
+                np.asarray([s.replace(tzinfo=None) for s in starts], dtype="datetime64[s]"),
+                ruleset.supervision_reply_days,
+                errors="nat",
+            )
+            for i, due in zip(supervised, dues.astype("int64"), strict=True):
+                reply_due[i] = from_epoch(int(due)) if due != np.iinfo(np.int64).min else None
+        views = [cases.get(c.case_id) for c in issue]
+        rows = await conn.fetch(
+            _INSERT,
+            [c.case_id for c in issue],
+            [c.clock for c in issue],
+            [c.rule for c in issue],
+            [level_name(c.level) for c in issue],
+            [from_epoch(c.issued_at) for c in issue],
+            [None if c.deadline is None else from_epoch(c.deadline) for c in issue],
+            [v.matter if v else None for v in views],
+            [v.department if v else None for v in views],
+            [v.window if v else None for v in views],
+            [v.region if v else None for v in views],
+            [_dumps(dict(c.detail)) for c in issue],
+            reply_due,
+            ruleset.fingerprint,
+            cal.fingerprint,
+            now,
+        )
+        issued = _existing([{**dict(r), "status": "issued"} for r in rows])
+        # a card for a period that already finished (a late completion) closes at once
+        ids = {(r.case_id, r.clock, r.rule, r.level): r.card_id for r in issued}
+        at_once = [
+            Closing(ids[c.key], c.close, c.issued_at)
+            for c in issue
+            if c.close is not None and c.key in ids
+        ]
+        close = [*close, *at_once]
+    closed = await _transition(conn, close, "closed", now)
+    revoked = await _transition(conn, revoke, "revoked", now)
+    return Written(issued, closed, revoked)
+
+
+async def _transition(
+    conn: Connection, items: Sequence[Closing], kind: str, now: dt.datetime
+) -> int:
+    if not items:
+        return 0
+    rows = await conn.fetch(
+        _CLOSE,
+        [c.card_id for c in items],
+        [c.reason for c in items],
+        [from_epoch(c.at) for c in items],
+        kind,
+        now,
+        list(OPEN_STATUSES),
+        kind,
+    )
+    return len(rows)
+
+
+async def escalate(conn: Connection, now: dt.datetime) -> int:
+    """Escalate every open supervision order whose reply is overdue; returns how many."""
+    rows = await conn.fetch(_ESCALATE, now, ["issued", "appealed"])
+    return len(rows)
+
+
+async def next_reply_due(conn: Connection) -> dt.datetime | None:
+    value: dt.datetime | None = await conn.fetchval(_NEXT_REPLY, ["issued", "appealed"])
+    return value

@@ -1,0 +1,560 @@
+"""Card rules: when a clock's level is due, and which procedural facts are cards.
+
+Thresholds are local practice (DOMAIN.md §4), so they live in TOML files under
+``rules/`` that inspectors edit: ``cards.toml`` is the default set, a profile
+``extends`` another and replaces rules by name, and ``[[override]]`` entries
+change a rule for some regions (centres), departments or matters. A bad file
+is refused whole, with file, line and reason, so a running daemon can keep
+its last good rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.i18n import t
+from monitor.paths import rules_dir
+
+__all__ = [
+    "CHECKS",
+    "CLOCKS",
+    "LEVELS",
+    "SOURCES",
+    "CheckRule",
+    "ClockRule",
+    "RuleError",
+    "RuleSet",
+    "Threshold",
+    "level_name",
+    "load_rules",
+    "rules_search_path",
+]
+
+CLOCKS = ("acceptance", "decision", "statutory", "delivery", "immediate", "step", "review",
+          "supplement")  # fmt: skip
+LEVELS = ("blue", "yellow", "red")  # level n is LEVELS[n - 1]
+
+# Which running period of a case a clock rule watches, and where its limit comes from.
+SOURCES: dict[str, str | None] = {
+    "acceptance": None,  # None: the rule's limit_days
+    "decision": "promised_days",
+    "statutory": "statutory_days",
+    "delivery": None,
+    "immediate": None,
+    "step": "step_days",
+    "pause": "pause_max_days",
+    "review_visit": None,
+    "review": None,
+    "supplement": "pledged_days",
+}
+
+# Procedural checks: code decides the fact, the file its level and parameters.
+CHECKS: dict[str, frozenset[str]] = {
+    "repeated_supplement_request": frozenset({"max_requests"}),
+    "pause_type_not_allowed": frozenset(),
+    "irregular_extension": frozenset({"max_days", "max_count"}),
+    "fee_on_free_matter": frozenset(),
+    "refusal_without_reason": frozenset(),
+}
+
+
+def level_name(level: int) -> str:
+    return LEVELS[level - 1]
+
+
+class RuleError(ValueError):
+    """A rule file is wrong; ``str()`` says where and why."""
+
+    def __init__(self, message: str, path: Path | None = None, line: int | None = None):
+        self.message = message
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """When one level is due; the earliest of its parts."""
+
+    fraction: float | None = None  # "50%": share of the limit consumed
+    consumed_days: float | None = None  # "3wd"
+    remaining_days: float | None = None  # "1wd left"
+    after_deadline_days: float | None = None  # "deadline" = 0, "deadline+5wd" = 5
+    text: str = ""
+
+    def consumed_at(self, allowed: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Working days consumed at which the level is due, for limits ``allowed``.
+
+        At or beyond ``allowed`` the calendar kernel treats the value like a
+        deadline (end of that working day); below, as an exact instant.
+        """
+        a = np.asarray(allowed, dtype=np.float64)
+        out = np.full(a.shape, np.inf)
+        if self.fraction is not None:
+            out = np.minimum(out, self.fraction * a)
+        if self.consumed_days is not None:
+            out = np.minimum(out, self.consumed_days)
+        if self.remaining_days is not None:
+            out = np.minimum(out, np.maximum(a - self.remaining_days, 0.0))
+        if self.after_deadline_days is not None:
+            out = np.minimum(out, a + self.after_deadline_days)
+        return out
+
+
+_PART_RE = re.compile(
+    r"^(?:(?P<pct>\d+(?:\.\d+)?)\s*%"
+    r"|(?P<wd>\d+(?:\.\d+)?)\s*wd(?P<left>\s+left)?"
+    r"|deadline(?:\s*\+\s*(?P<after>\d+(?:\.\d+)?)\s*wd)?)$"
+)
+
+
+def parse_threshold(value: str | list[str]) -> Threshold:
+    """A threshold from its text (see rules/cards.toml); ValueError when malformed."""
+    parts = [value] if isinstance(value, str) else value
+    if not parts or not all(isinstance(p, str) for p in parts):
+        raise ValueError(repr(value))
+    found: dict[str, float] = {}
+    for part in parts:
+        m = _PART_RE.match(part.strip())
+        if m is None:
+            raise ValueError(part)
+        if m["pct"] is not None:
+            key, number = "fraction", float(m["pct"]) / 100.0
+            if not 0.0 < number <= 1.0:
+                raise ValueError(part)
+        elif m["wd"] is not None:
+            key = "remaining_days" if m["left"] else "consumed_days"
+            number = float(m["wd"])
+        else:
+            key, number = "after_deadline_days", float(m["after"] or 0)
+        if key in found:
+            raise ValueError(part)
+        found[key] = number
+    text = value if isinstance(value, str) else " | ".join(value)
+    return Threshold(**found, text=text)
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    """A ladder of levels on one running period of a case."""
+
+    rule: str
+    clock: str
+    on: str
+    name: str
+    name_en: str
+    thresholds: Mapping[int, Threshold]  # level -> threshold
+    limit_days: int | None = None
+    supervision: int | None = None  # level whose card carries a supervision order
+    enabled: bool = True
+    line: int | None = None
+
+    def title(self, lang: str = "zh") -> str:
+        return self.name_en if lang == "en" else self.name
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """A procedural fact that is a card whenever it holds."""
+
+    rule: str
+    check: str
+    clock: str
+    name: str
+    name_en: str
+    level: int
+    params: Mapping[str, float] = field(default_factory=dict)
+    enabled: bool = True
+    line: int | None = None
+
+    def title(self, lang: str = "zh") -> str:
+        return self.name_en if lang == "en" else self.name
+
+
+Rule = ClockRule | CheckRule
+
+
+@dataclass(frozen=True)
+class Override:
+    regions: frozenset[str]
+    departments: frozenset[str]
+    matters: frozenset[str]
+    rule: str
+    changes: Mapping[str, Any]
+    line: int | None = None
+
+    @property
+    def rank(self) -> int:
+        """Specificity: matter over department over region."""
+        return 3 if self.matters else 2 if self.departments else 1
+
+    def applies(self, region: str | None, department: str | None, matter: str | None) -> bool:
+        return (
+            (not self.regions or region in self.regions)
+            and (not self.departments or department in self.departments)
+            and (not self.matters or matter in self.matters)
+        )
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every rule in force, and how to resolve them for one case."""
+
+    name: str
+    description: str
+    rules: tuple[Rule, ...]
+    overrides: tuple[Override, ...] = ()
+    supervision_reply_days: int = 5
+    paths: tuple[Path, ...] = ()
+    fingerprint: str = ""
+    _cache: dict[tuple[str | None, ...], tuple[Rule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def by_name(self) -> dict[str, Rule]:
+        return {r.rule: r for r in self.rules}
+
+    def resolve(
+        self, region: str | None, department: str | None, matter: str | None
+    ) -> tuple[Rule, ...]:
+        """The rules a case of this region, department and matter gets (enabled only)."""
+        key = (region, department, matter)
+        found = self._cache.get(key)
+        if found is None:
+            rules = self.by_name()
+            for ov in sorted(self.overrides, key=lambda o: o.rank):
+                if ov.applies(region, department, matter) and ov.rule in rules:
+                    rules[ov.rule] = replace(rules[ov.rule], **ov.changes)
+            found = self._cache[key] = tuple(r for r in rules.values() if r.enabled)
+        return found
+
+    def clock_rules(self, resolved: Iterable[Rule]) -> list[ClockRule]:
+        return [r for r in resolved if isinstance(r, ClockRule)]
+
+
+# --- loading -------------------------------------------------------------------------
+
+_TOP = {"description", "extends", "supervision_reply_days", "clock", "check", "override"}
+_CLOCK_KEYS = {"rule", "clock", "on", "name", "name_en", "limit_days", "blue", "yellow", "red",
+               "supervision", "enabled"}  # fmt: skip
+_CHECK_KEYS = {"rule", "check", "clock", "name", "name_en", "level", "enabled"}
+_OVERRIDE_KEYS = {"regions", "departments", "matters", "rule", "enabled", "blue", "yellow",
+                  "red", "limit_days", "level", "supervision"}  # fmt: skip
+_RULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_TOML_POS_RE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def rules_search_path() -> list[Path]:
+    """Folders searched for ``NAME.toml``: ``JIANCHA_RULES_PATH`` first, then rules/."""
+    extra = os.environ.get("JIANCHA_RULES_PATH", "")
+    return [*(Path(p) for p in extra.split(os.pathsep) if p), rules_dir()]
+
+
+def _find(name: str, search_path: list[Path]) -> Path:
+    if name.endswith(".toml") or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise RuleError(t("rules.not_found", name=name, searched=str(path.parent)))
+        return path
+    for folder in search_path:
+        path = folder / f"{name}.toml"
+        if path.is_file():
+            return path
+    searched = ", ".join(str(p) for p in search_path)
+    raise RuleError(t("rules.not_found", name=name, searched=searched))
+
+
+def load_rules(name: str = "cards", *, search_path: list[Path] | None = None) -> RuleSet:
+    """A rule set by name or path, with the files it extends under it."""
+    path_list = search_path if search_path is not None else rules_search_path()
+    chain: list[tuple[Path, dict[str, Any], _Lines]] = []
+    current: str | None = name
+    while current is not None:
+        path = _find(current, path_list)
+        if any(p == path for p, _, _ in chain):
+            raise RuleError(t("rules.cycle", name=current), path)
+        data, lines = _read(path)
+        chain.append((path, data, lines))
+        parent = data.get("extends")
+        if parent is not None and not isinstance(parent, str):
+            raise RuleError(t("rules.bad_type", key="extends", expected="text"), path,
+                            lines.key("extends"))  # fmt: skip
+        current = parent
+    rules: dict[str, Rule] = {}
+    overrides: list[Override] = []
+    description = ""
+    reply_days = 5
+    for path, data, lines in reversed(chain):  # base first
+        parsed = _Parser(path, lines)
+        for rule in parsed.rules(data):
+            rules[rule.rule] = rule
+        description = data.get("description", description)
+        if "supervision_reply_days" in data:
+            reply_days = parsed.int_value(data["supervision_reply_days"], "supervision_reply_days",
+                                          0, minimum=1)  # fmt: skip
+        overrides.extend(parsed.overrides(data, rules))
+    digest = hashlib.sha256()
+    for path, _, lines in chain:
+        digest.update(lines.text.encode())
+    return RuleSet(
+        name=Path(name).stem,
+        description=str(description),
+        rules=tuple(rules.values()),
+        overrides=tuple(overrides),
+        supervision_reply_days=reply_days,
+        paths=tuple(p for p, _, _ in chain),
+        fingerprint=digest.hexdigest()[:16],
+    )
+
+
+@dataclass
+class _Lines:
+    text: str
+
+    def __post_init__(self) -> None:
+        self.lines = self.text.splitlines()
+
+    def section(self, header: str, nth: int) -> int | None:
+        rx = re.compile(rf"^\[\[\s*{header}\s*\]\]")
+        seen = 0
+        for no, line in enumerate(self.lines, 1):
+            if rx.match(line.strip()):
+                if seen == nth:
+                    return no
+                seen += 1
+        return None
+
+    def key(self, key: str, after: int | None = None) -> int | None:
+        rx = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        start = after or 1
+        for no in range(start, len(self.lines) + 1):
+            line = self.lines[no - 1]
+            if no > start and line.strip().startswith("["):
+                break  # the next table: the key is not in this one
+            if rx.match(line):
+                return no
+        return after
+
+
+def _read(path: Path) -> tuple[dict[str, Any], _Lines]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(t("rules.unreadable", detail=str(exc)), path) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_POS_RE.search(str(exc))
+        raise RuleError(t("rules.toml_syntax", detail=str(exc)), path,
+                        int(m[1]) if m else None) from None  # fmt: skip
+    lines = _Lines(text)
+    for key in data:
+        if key not in _TOP:
+            raise RuleError(t("rules.unknown_key", key=key, allowed=", ".join(sorted(_TOP))),
+                            path, lines.key(key))  # fmt: skip
+    return data, lines
+
+
+class _Parser:
+    def __init__(self, path: Path, lines: _Lines) -> None:
+        self.path = path
+        self.lines = lines
+
+    def fail(self, message: str, key: str | None, at: int | None) -> RuleError:
+        line = self.lines.key(key, at) if key is not None else at
+        return RuleError(message, self.path, line)
+
+    def entries(self, data: dict[str, Any], header: str) -> list[tuple[dict[str, Any], int]]:
+        value = data.get(header, [])
+        if not isinstance(value, list):
+            raise self.fail(t("rules.bad_type", key=header, expected=f"[[{header}]]"), header, 0)
+        out = []
+        for nth, entry in enumerate(value):
+            at = self.lines.section(header, nth) or 0
+            if not isinstance(entry, dict):
+                raise self.fail(t("rules.bad_type", key=header, expected=f"[[{header}]]"), None,
+                                at)  # fmt: skip
+            out.append((entry, at))
+        return out
+
+    def keys(self, entry: dict[str, Any], allowed: set[str], at: int) -> None:
+        for key in entry:
+            if key not in allowed:
+                raise self.fail(
+                    t("rules.unknown_key", key=key, allowed=", ".join(sorted(allowed))), key, at
+                )
+
+    def text(self, entry: dict[str, Any], key: str, at: int, default: str | None = None) -> str:
+        value = entry.get(key, default)
+        if value is None:
+            raise self.fail(t("rules.missing_key", key=key), None, at)
+        if not isinstance(value, str) or not value:
+            raise self.fail(t("rules.bad_type", key=key, expected="text"), key, at)
+        return value
+
+    def int_value(self, value: Any, key: str, at: int, minimum: int = 0) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(t("rules.bad_int", key=key, value=value, minimum=minimum), key, at)
+        return value
+
+    def bool_value(self, value: Any, key: str, at: int) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(t("rules.bad_type", key=key, expected="true / false"), key, at)
+        return value
+
+    def level(self, value: Any, key: str, at: int) -> int:
+        if value not in LEVELS:
+            raise self.fail(t("rules.bad_level", key=key, value=value), key, at)
+        return LEVELS.index(value) + 1
+
+    def name(self, entry: dict[str, Any], at: int) -> str:
+        name = self.text(entry, "rule", at)
+        if not _RULE_NAME_RE.match(name):
+            raise self.fail(t("rules.bad_rule_name", value=name), "rule", at)
+        return name
+
+    def thresholds(self, entry: dict[str, Any], at: int) -> dict[int, Threshold]:
+        out: dict[int, Threshold] = {}
+        for n, key in enumerate(LEVELS, 1):
+            if key in entry:
+                try:
+                    out[n] = parse_threshold(entry[key])
+                except ValueError:
+                    raise self.fail(t("rules.bad_threshold", key=key, value=entry[key]), key,
+                                    at) from None  # fmt: skip
+        return out
+
+    def supervision(self, value: Any, at: int) -> int | None:
+        if value is False or value == "none":
+            return None
+        return self.level(value, "supervision", at)
+
+    def rules(self, data: dict[str, Any]) -> list[Rule]:
+        out: list[Rule] = []
+        seen: set[str] = set()
+        for entry, at in self.entries(data, "clock"):
+            self.keys(entry, _CLOCK_KEYS, at)
+            name = self.name(entry, at)
+            clock = self.text(entry, "clock", at)
+            if clock not in CLOCKS:
+                raise self.fail(t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)),
+                                "clock", at)  # fmt: skip
+            on = self.text(entry, "on", at, default=clock)
+            if on not in SOURCES:
+                raise self.fail(t("rules.bad_on", value=on, allowed=", ".join(SOURCES)), "on", at)
+            limit: int | None = None
+            if "limit_days" in entry:
+                if SOURCES[on] is not None:
+                    raise self.fail(t("rules.limit_from_catalogue", on=on, source=SOURCES[on]),
+                                    "limit_days", at)  # fmt: skip
+                limit = self.int_value(entry["limit_days"], "limit_days", at)
+            elif SOURCES[on] is None:
+                raise self.fail(t("rules.limit_needed", on=on), None, at)
+            thresholds = self.thresholds(entry, at)
+            if not thresholds:
+                raise self.fail(t("rules.no_levels", rule=name), None, at)
+            supervision = self.supervision(entry.get("supervision", False), at)
+            if supervision is not None and supervision not in thresholds:
+                raise self.fail(t("rules.supervision_level", level=LEVELS[supervision - 1]),
+                                "supervision", at)  # fmt: skip
+            rule = ClockRule(
+                rule=name, clock=clock, on=on, name=self.text(entry, "name", at, name),
+                name_en=self.text(entry, "name_en", at, name), thresholds=thresholds,
+                limit_days=limit, supervision=supervision,
+                enabled=self.bool_value(entry.get("enabled", True), "enabled", at), line=at,
+            )  # fmt: skip
+            out.append(self._unique(rule, seen, at))
+        for entry, at in self.entries(data, "check"):
+            name = self.name(entry, at)
+            check = self.text(entry, "check", at)
+            if check not in CHECKS:
+                raise self.fail(t("rules.bad_check", value=check, allowed=", ".join(CHECKS)),
+                                "check", at)  # fmt: skip
+            self.keys(entry, _CHECK_KEYS | CHECKS[check], at)
+            clock = self.text(entry, "clock", at)
+            if clock not in CLOCKS:
+                raise self.fail(t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)),
+                                "clock", at)  # fmt: skip
+            params = {k: float(self.int_value(entry[k], k, at)) for k in CHECKS[check] if k in entry}
+            check_rule = CheckRule(
+                rule=name, check=check, clock=clock, name=self.text(entry, "name", at, name),
+                name_en=self.text(entry, "name_en", at, name),
+                level=self.level(entry.get("level"), "level", at), params=params,
+                enabled=self.bool_value(entry.get("enabled", True), "enabled", at), line=at,
+            )  # fmt: skip
+            out.append(self._unique(check_rule, seen, at))
+        return out
+
+    def _unique(self, rule: Rule, seen: set[str], at: int) -> Rule:
+        if rule.rule in seen:
+            raise self.fail(t("rules.duplicate", rule=rule.rule), "rule", at)
+        seen.add(rule.rule)
+        return rule
+
+    def overrides(self, data: dict[str, Any], rules: Mapping[str, Rule]) -> list[Override]:
+        out = []
+        for entry, at in self.entries(data, "override"):
+            self.keys(entry, _OVERRIDE_KEYS, at)
+            name = self.text(entry, "rule", at)
+            if name not in rules:
+                raise self.fail(t("rules.unknown_rule", rule=name, allowed=", ".join(rules)),
+                                "rule", at)  # fmt: skip
+            scopes: dict[str, frozenset[str]] = {}
+            for key in ("regions", "departments", "matters"):
+                value = entry.get(key, [])
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise self.fail(t("rules.bad_type", key=key, expected="[text, ...]"), key, at)
+                scopes[key] = frozenset(value)
+            if not any(scopes.values()):
+                raise self.fail(t("rules.override_scope"), None, at)
+            base = rules[name]
+            changes: dict[str, Any] = {}
+            if "enabled" in entry:
+                changes["enabled"] = self.bool_value(entry["enabled"], "enabled", at)
+            if isinstance(base, ClockRule):
+                for key in ("level",):
+                    if key in entry:
+                        raise self.fail(t("rules.override_key", key=key, rule=name), key, at)
+                levels = dict(base.thresholds)
+                levels.update(self.thresholds(entry, at))
+                changes["thresholds"] = levels
+                if "limit_days" in entry:
+                    if base.limit_days is None:
+                        raise self.fail(
+                            t("rules.limit_from_catalogue", on=base.on, source=SOURCES[base.on]),
+                            "limit_days", at,
+                        )  # fmt: skip
+                    changes["limit_days"] = self.int_value(entry["limit_days"], "limit_days", at)
+                if "supervision" in entry:
+                    changes["supervision"] = self.supervision(entry["supervision"], at)
+            else:
+                for key in ("blue", "yellow", "red", "limit_days", "supervision"):
+                    if key in entry:
+                        raise self.fail(t("rules.override_key", key=key, rule=name), key, at)
+                if "level" in entry:
+                    changes["level"] = self.level(entry["level"], "level", at)
+            out.append(Override(scopes["regions"], scopes["departments"], scopes["matters"],
+                                name, changes, at))  # fmt: skip
+        return out
+
+
+def describe_threshold(th: Threshold, allowed: float) -> str:
+    """A threshold as text with the working days it means for a limit (for `rules check`)."""
+    x = float(th.consumed_at(allowed))
+    if math.isinf(x):
+        return th.text
+    return f"{th.text} → {x:g}"
