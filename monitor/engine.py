@@ -63,14 +63,31 @@ class CaseView:
 
     @classmethod
     def from_state(cls, st: CaseState) -> CaseView:
-        return cls(st.case_id, st.matter, st.department, st.window, st.region, str(st.status),
-                   st.clocks, st.facts, to_epoch(st.closed_at))  # fmt: skip
+        return cls(
+            st.case_id,
+            st.matter,
+            st.department,
+            st.window,
+            st.region,
+            str(st.status),
+            st.clocks,
+            st.facts,
+            to_epoch(st.closed_at),
+        )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CaseView:
-        return cls(row["case_id"], row["matter"], row["department"], row["window"],
-                   row["region"], row["status"], row["clocks"] or {}, row["facts"] or {},
-                   to_epoch(row["closed_at"]))  # fmt: skip
+        return cls(
+            row["case_id"],
+            row["matter"],
+            row["department"],
+            row["window"],
+            row["region"],
+            row["status"],
+            row["clocks"] or {},
+            row["facts"] or {},
+            to_epoch(row["closed_at"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -165,9 +182,17 @@ def periods(case: CaseView, matter: Matter | None, rules: Iterable[Rule]) -> lis
     ext = int(decision.get("extension_days") or 0)
     closed = case.closed_at
 
-    def add(rule: ClockRule, clock: Mapping[str, Any] | None, limit: int | None, *,
-            subject: str = "", stop_key: str = "stop", extension: int = 0,
-            pz: tuple[tuple[int, int | None], ...] = (), stops_on_close: bool = True) -> None:  # fmt: skip
+    def add(
+        rule: ClockRule,
+        clock: Mapping[str, Any] | None,
+        limit: int | None,
+        *,
+        subject: str = "",
+        stop_key: str = "stop",
+        extension: int = 0,
+        pz: tuple[tuple[int, int | None], ...] = (),
+        stops_on_close: bool = True,
+    ) -> None:
         if not clock or limit is None:
             return
         start = to_epoch(clock.get("start"))
@@ -260,8 +285,9 @@ def crossing_position(x: float, pauses: Sequence[tuple[float, float, bool]]) -> 
     return x + paused
 
 
-def _instants(cal: Calendar, starts: list[int], positions: list[float],
-              deadline_like: list[bool]) -> list[int | None]:  # fmt: skip
+def _instants(
+    cal: Calendar, starts: list[int], positions: list[float], deadline_like: list[bool]
+) -> list[int | None]:
     """UTC seconds at which each position is reached (deadline-like: end of that day)."""
     if not starts:
         return []
@@ -329,8 +355,9 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
             out[i].due[lv] = instant
         elif p.stop is None and not frozen[i]:
             up = out[i].upcoming
-            out[i] = LevelTimes(out[i].due, instant if up is None else min(up, instant),
-                                out[i].deadline, per[i])  # fmt: skip
+            out[i] = LevelTimes(
+                out[i].due, instant if up is None else min(up, instant), out[i].deadline, per[i]
+            )
     return out
 
 
@@ -356,8 +383,14 @@ def decide_case(
     cal: Calendar,
     now: int,
     existing: Sequence[ExistingCard],
+    *,
+    running: bool = True,
 ) -> CaseDecision:
     """The cards ``case`` is due at ``now``, given the cards it already has.
+
+    With ``running=False`` levels of running periods are left for later (the
+    scheduler's tick once the tailer has caught up): a stop event may be in
+    the next batch, and cards must not depend on where batches split.
 
     - a level is issued only above the highest already issued for its rule
       (levels never fall), and after downtime only the highest due one;
@@ -404,13 +437,23 @@ def decide_case(
             continue
         if rule.on == "step" and decision_overdue:
             continue  # a step is carded only while the case as a whole is on time
+        if p.stop is None and not running:
+            continue
         # a late finish is carded at completion (DOMAIN.md §4), a running clock when due
         issued_at = p.stop if p.stop is not None else due[top]
-        decision.issue.append(NewCard(
-            case.case_id, rule.clock, rule.rule, top, int(issued_at), tm.deadline,
-            _detail(p, tm, top), supervision=rule.supervision == top,
-            close=None if p.stop is None else "period_finished",
-        ))  # fmt: skip
+        decision.issue.append(
+            NewCard(
+                case.case_id,
+                rule.clock,
+                rule.rule,
+                top,
+                int(issued_at),
+                tm.deadline,
+                _detail(p, tm, top),
+                supervision=rule.supervision == top,
+                close=None if p.stop is None else "period_finished",
+            )
+        )
         highest[rule.rule] = top
     _checks(case, matter, rules, cal, now, highest, decision)
     # Close the cards of finished periods; revoke those whose basis is gone.
@@ -420,8 +463,8 @@ def decide_case(
         for card in cards:
             if not card.is_open:
                 continue
-            rule = clock_rules.get(name)
-            if rule is None:
+            watched = clock_rules.get(name)
+            if watched is None:
                 if name not in {r.rule for r in rules if isinstance(r, CheckRule)}:
                     decision.revoke.append(Closing(card.card_id, "rule_removed", now))
                 elif finished:
@@ -431,14 +474,22 @@ def decide_case(
             if card.level not in due and not any(lv > card.level for lv in due):
                 decision.revoke.append(Closing(card.card_id, "threshold_not_reached", now))
             elif name not in running_rules and name in stop_by_rule:
-                at = stop_by_rule[name]
-                decision.close.append(Closing(card.card_id, "period_finished",
-                                              at if at is not None else now))  # fmt: skip
+                stopped = stop_by_rule[name]
+                decision.close.append(
+                    Closing(card.card_id, "period_finished", now if stopped is None else stopped)
+                )
     return decision
 
 
-def _checks(case: CaseView, matter: Matter | None, rules: Sequence[Rule], cal: Calendar,
-            now: int, highest: dict[str, int], decision: CaseDecision) -> None:  # fmt: skip
+def _checks(
+    case: CaseView,
+    matter: Matter | None,
+    rules: Sequence[Rule],
+    cal: Calendar,
+    now: int,
+    highest: dict[str, int],
+    decision: CaseDecision,
+) -> None:
     """Procedural rules: facts of the history that are cards whenever they hold."""
     finished = case.status in FINISHED
     facts = case.facts
@@ -471,15 +522,24 @@ def _checks(case: CaseView, matter: Matter | None, rules: Sequence[Rule], cal: C
                 at = to_epoch(refusal["at"])
         if at is None or at > now:
             continue
-        decision.issue.append(NewCard(
-            case.case_id, rule.clock, rule.rule, rule.level, at, None, detail,
-            close="case_finished" if finished else None,
-        ))  # fmt: skip
+        decision.issue.append(
+            NewCard(
+                case.case_id,
+                rule.clock,
+                rule.rule,
+                rule.level,
+                at,
+                None,
+                detail,
+                close="case_finished" if finished else None,
+            )
+        )
         highest[rule.rule] = rule.level
 
 
-def _irregular_extension(case: CaseView, rule: CheckRule,
-                         cal: Calendar) -> tuple[int | None, dict[str, Any]]:  # fmt: skip
+def _irregular_extension(
+    case: CaseView, rule: CheckRule, cal: Calendar
+) -> tuple[int | None, dict[str, Any]]:
     """An extension beyond the allowed days, a second one, or one asked after the deadline."""
     dec = case.clocks.get("decision") or {}
     exts = sorted(dec.get("extensions") or [], key=lambda e: e.get("at") or "")
@@ -496,8 +556,16 @@ def _irregular_extension(case: CaseView, rule: CheckRule,
             continue
         # the deadline as it stood when the extension was asked (earlier extensions in)
         before = [(s, e if e is not None and e <= at else at) for s, e in pauses if s < at]
-        period = Period(case.case_id, _DEADLINE_RULE, "", start, None, int(dec["limit_days"]),
-                        total, tuple(before))  # fmt: skip
+        period = Period(
+            case.case_id,
+            _DEADLINE_RULE,
+            "",
+            start,
+            None,
+            int(dec["limit_days"]),
+            total,
+            tuple(before),
+        )
         deadline = level_times(cal, [period], at)[0].deadline
         total += int(ext.get("days") or 0)
         reasons = []

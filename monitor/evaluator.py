@@ -59,17 +59,17 @@ class ClockTable:
         self.th = np.full((3, n), np.nan)  # blue, yellow, red: working days consumed
         self.issued = np.zeros(n, dtype=np.int8)  # highest level issued for the rule
 
+    def _arrays(self) -> tuple[npt.NDArray[Any], ...]:
+        return (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
+
     def _grow(self, need: int) -> None:
         cap = self.start.shape[0]
         if need <= cap:
             return
         new = max(need, int(cap * _GROW) + 16)
-        old = (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
+        old = self._arrays()
         self._alloc(new)
-        for dst, src in zip(
-            (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued),
-            old, strict=True,
-        ):  # fmt: skip
+        for dst, src in zip(self._arrays(), old, strict=True):
             dst[..., : src.shape[-1]] = src
         self.owner.extend([None] * (new - cap))
 
@@ -90,8 +90,12 @@ class ClockTable:
         for slot in self.by_case.pop(case_id, []):
             self._clear(slot)
 
-    def put(self, case_id: str, rows: Sequence[tuple[Period, float, int, int]],
-            highest: Mapping[str, int]) -> None:  # fmt: skip
+    def put(
+        self,
+        case_id: str,
+        rows: Sequence[tuple[Period, float, int, int]],
+        highest: Mapping[str, int],
+    ) -> None:
         """Replace a case's rows: (period, closed pause days, open pause start, level seen)."""
         self.drop(case_id)
         if not rows:
@@ -122,11 +126,17 @@ class ClockTable:
         if n == 0:
             return np.empty(0, dtype=np.intp), None
         state = cal.evaluate(
-            self.start[:n].view("datetime64[s]"), self.limit[:n], self.ext[:n],
-            self.paused[:n], self.since[:n].view("datetime64[s]"),
-            np.datetime64(now, "s"), errors="nat",
-            blue_at=self.th[0, :n], yellow_at=self.th[1, :n], red_at=self.th[2, :n],
-        )  # fmt: skip
+            self.start[:n].view("datetime64[s]"),
+            self.limit[:n],
+            self.ext[:n],
+            self.paused[:n],
+            self.since[:n].view("datetime64[s]"),
+            np.datetime64(now, "s"),
+            errors="nat",
+            blue_at=self.th[0, :n],
+            yellow_at=self.th[1, :n],
+            red_at=self.th[2, :n],
+        )
         assert state.level is not None and state.next_change is not None
         rose = np.flatnonzero(state.level > self.issued[:n])
         nxt = state.next_change.view(np.int64)
@@ -143,11 +153,17 @@ class ClockTable:
 
     def _evaluate_slots(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> Any:
         return cal.evaluate(
-            self.start[slots].view("datetime64[s]"), self.limit[slots], self.ext[slots],
-            self.paused[slots], self.since[slots].view("datetime64[s]"),
-            np.datetime64(now, "s"), errors="nat",
-            blue_at=self.th[0, slots], yellow_at=self.th[1, slots], red_at=self.th[2, slots],
-        )  # fmt: skip
+            self.start[slots].view("datetime64[s]"),
+            self.limit[slots],
+            self.ext[slots],
+            self.paused[slots],
+            self.since[slots].view("datetime64[s]"),
+            np.datetime64(now, "s"),
+            errors="nat",
+            blue_at=self.th[0, slots],
+            yellow_at=self.th[1, slots],
+            red_at=self.th[2, slots],
+        )
 
     def mark_seen(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> None:
         """Rows the engine looked at and declined stay quiet until their level rises again."""
@@ -158,8 +174,7 @@ class ClockTable:
         self.issued[slots] = np.maximum(self.issued[slots], state.level)
 
     def memory_bytes(self) -> int:
-        arrays = (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in self._arrays())
 
 
 @dataclass
@@ -199,26 +214,32 @@ class Evaluator:
         self.stats = EngineStats()
         self.next_due: int | None = None  # UTC seconds of the next crossing
         self.next_reply: int | None = None  # next supervision-order reply deadline
+        self.dirty = True  # rows changed since the last tick: their levels need a look
         self.log = get_logger("monitor.evaluator")
 
     # --- deciding for a set of cases ----------------------------------------------
 
-    def _decide(self, views: Sequence[CaseView], matters: Mapping[str, Matter],
-                cards: Mapping[str, list[ExistingCard]], now: int
-                ) -> tuple[list[CaseDecision], Pending]:  # fmt: skip
+    def _decide(
+        self,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        cards: Mapping[str, list[ExistingCard]],
+        now: int,
+        running: bool,
+    ) -> tuple[list[CaseDecision], Pending]:
         decisions = []
         pending = Pending({}, now)
         for view in views:
             matter = matters.get(view.matter) if view.matter is not None else None
             existing = cards.get(view.case_id, [])
-            d = decide_case(view, matter, self.ruleset, self.cal, now, existing)
+            d = decide_case(view, matter, self.ruleset, self.cal, now, existing, running=running)
             decisions.append(d)
             highest: dict[str, int] = {}
-            for c in existing:
-                if c.status != "revoked":
-                    highest[c.rule] = max(highest.get(c.rule, 0), c.level)
-            for c in d.issue:
-                highest[c.rule] = max(highest.get(c.rule, 0), c.level)
+            for old in existing:
+                if old.status != "revoked":
+                    highest[old.rule] = max(highest.get(old.rule, 0), old.level)
+            for new in d.issue:
+                highest[new.rule] = max(highest.get(new.rule, 0), new.level)
             rows = []
             for p in d.running:
                 rel = _relative(self.cal, p, now)
@@ -228,8 +249,13 @@ class Evaluator:
             pending.rows[view.case_id] = (rows, highest)
         return decisions, pending
 
-    async def _write(self, conn: Connection, decisions: Sequence[CaseDecision],
-                     views: Sequence[CaseView], now: dt.datetime) -> ledger.Written:  # fmt: skip
+    async def _write(
+        self,
+        conn: Connection,
+        decisions: Sequence[CaseDecision],
+        views: Sequence[CaseView],
+        now: dt.datetime,
+    ) -> ledger.Written:
         issue = [c for d in decisions for c in d.issue]
         close = [c for d in decisions for c in d.close]
         revoke = [c for d in decisions for c in d.revoke]
@@ -251,27 +277,45 @@ class Evaluator:
                 name = ("blue", "yellow", "red")[card.level - 1]
                 self.stats.issued_by_level[name] = self.stats.issued_by_level.get(name, 0) + 1
             for card in w.issued:
-                self.log.info("card_issued", case=card.case_id, clock=card.clock,
-                              rule=card.rule, level=card.level, card=card.card_id)  # fmt: skip
+                self.log.info(
+                    "card_issued",
+                    case=card.case_id,
+                    clock=card.clock,
+                    rule=card.rule,
+                    level=card.level,
+                    card=card.card_id,
+                )
         # The new rows may come due before anything else: fold in their next crossing
         # (a replaced row's old instant may linger; waking for it just costs a tick).
         slots = [s for cid in pending.rows for s in self.table.by_case.get(cid, [])]
         if slots:
+            self.dirty = True
             soon = self.table.next_change(np.asarray(slots, dtype=np.intp), self.cal, pending.now)
             if soon is not None:
                 self.next_due = soon if self.next_due is None else min(self.next_due, soon)
 
-    async def on_batch(self, conn: Connection, states: Sequence[CaseState],
-                       matters: Mapping[str, Matter], now: dt.datetime) -> Pending:  # fmt: skip
+    async def on_batch(
+        self,
+        conn: Connection,
+        states: Sequence[CaseState],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+    ) -> Pending:
         """Inside the batch's transaction: the cards its cases are due now."""
         views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
         cards = await ledger.cards_of(conn, [v.case_id for v in views])
-        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()))
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), False)
         pending.written = await self._write(conn, decisions, views, now)
         return pending
 
-    async def reload_cases(self, conn: Connection, case_ids: Sequence[str] | None,
-                           matters: Mapping[str, Matter], now: dt.datetime) -> Pending:  # fmt: skip
+    async def reload_cases(
+        self,
+        conn: Connection,
+        case_ids: Sequence[str] | None,
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        running: bool = True,
+    ) -> Pending:
         """Re-decide cases from ``jiancha.cases`` (all open ones when None), in a transaction."""
         if case_ids is None:
             rows = await conn.fetch(_OPEN_CASES)
@@ -279,23 +323,27 @@ class Evaluator:
             rows = await conn.fetch(_CASES, list(case_ids))
         views = [CaseView.from_row(r) for r in rows]
         cards = await ledger.cards_of(conn, [v.case_id for v in views])
-        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()))
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running)
         pending.written = await self._write(conn, decisions, views, now)
         return pending
 
     # --- the scheduler --------------------------------------------------------------
 
-    async def start(self, conn: Connection, matters: Mapping[str, Matter],
-                    now: dt.datetime) -> None:  # fmt: skip
-        """Build the table from every open case; cards missed while down are issued now."""
+    async def start(
+        self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime
+    ) -> None:
+        """Build the table from every open case (recomputed on the rules and calendar in force).
+
+        Levels that came due while the daemon was away are issued by the first
+        tick, once the tailer has caught up with the events of that time.
+        """
         self.table = ClockTable()
         async with conn.transaction():
-            pending = await self.reload_cases(conn, None, matters, now)
+            pending = await self.reload_cases(conn, None, matters, now, running=False)
         self.publish(pending)
-        await self.tick(conn, matters, now)
+        self.dirty = True
 
-    async def tick(self, conn: Connection, matters: Mapping[str, Matter],
-                   now: dt.datetime) -> None:  # fmt: skip
+    async def tick(self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime) -> None:
         """One kernel pass at ``now``: issue what came due, escalate missed replies."""
         import time
 
@@ -318,6 +366,7 @@ class Evaluator:
         self.stats.escalated += escalated
         if escalated:
             self.log.warning("supervision_escalated", cards=escalated)
+        self.dirty = False
         self.stats.ticks += 1
         self.stats.last_tick_ms = (time.perf_counter() - t0) * 1000
 
@@ -326,10 +375,19 @@ class Evaluator:
         times = [t for t in (self.next_due, self.next_reply) if t is not None]
         return min(times) if times else None
 
+    def due(self, now: dt.datetime) -> bool:
+        """Whether a tick has work at ``now``."""
+        at = self.wake_at()
+        return self.dirty or (at is not None and at <= now.timestamp())
+
 
 def describe(stats: EngineStats) -> dict[str, Any]:
-    return {"issued": stats.cards_issued, "closed": stats.cards_closed,
-            "revoked": stats.cards_revoked, "escalated": stats.escalated}  # fmt: skip
+    return {
+        "issued": stats.cards_issued,
+        "closed": stats.cards_closed,
+        "revoked": stats.cards_revoked,
+        "escalated": stats.escalated,
+    }
 
 
 __all__ = ["ClockTable", "EngineStats", "Evaluator", "Pending", "describe", "from_epoch"]

@@ -137,30 +137,33 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "rules.unreadable": {"zh": "无法读取规则文件：{detail}", "en": "cannot read rules: {detail}"},
     "rules.toml_syntax": {"zh": "TOML 语法错误：{detail}", "en": "TOML syntax error: {detail}"},
-    "rules.cycle": {"zh": "规则文件继承出现循环：{name}", "en": "rule files extend in a cycle: {name}"},
-    "rules.unknown_key": {
-        "zh": "未知的配置项 {key!r}（可用：{allowed}）",
-        "en": "unknown key {key!r} (allowed: {allowed})",
+    "rules.cycle": {
+        "zh": "规则文件继承出现循环：{name}",
+        "en": "rule files extend in a cycle: {name}",
     },
-    "rules.missing_key": {"zh": "缺少配置项 {key!r}", "en": "missing key {key!r}"},
-    "rules.bad_type": {"zh": "{key} 应为 {expected}", "en": "{key} must be {expected}"},
+    "rules.unknown_key": {
+        "zh": "未知的配置项 {name!r}（可用：{allowed}）",
+        "en": "unknown key {name!r} (allowed: {allowed})",
+    },
+    "rules.missing_key": {"zh": "缺少配置项 {name!r}", "en": "missing key {name!r}"},
+    "rules.bad_type": {"zh": "{name} 应为 {expected}", "en": "{name} must be {expected}"},
     "rules.bad_int": {
-        "zh": "{key} 应为不小于 {minimum} 的整数，实际是 {value!r}",
-        "en": "{key} must be an integer of at least {minimum}, got {value!r}",
+        "zh": "{name} 应为不小于 {minimum} 的整数，实际是 {value!r}",
+        "en": "{name} must be an integer of at least {minimum}, got {value!r}",
     },
     "rules.bad_level": {
-        "zh": "{key} 应为 blue、yellow 或 red，实际是 {value!r}",
-        "en": "{key} must be blue, yellow or red, got {value!r}",
+        "zh": "{name} 应为 blue、yellow 或 red，实际是 {value!r}",
+        "en": "{name} must be blue, yellow or red, got {value!r}",
     },
     "rules.bad_rule_name": {
         "zh": "规则名 {value!r} 只能由小写字母、数字和下划线组成",
         "en": "rule name {value!r} must be lower-case letters, digits and underscores",
     },
     "rules.bad_threshold": {
-        "zh": "{key} 的阈值 {value!r} 无效（应为 \"50%\"、\"3wd\"、\"1wd left\"、"
-        "\"deadline\"、\"deadline+5wd\" 或它们的列表）",
-        "en": "threshold {key} = {value!r} is invalid (expected \"50%\", \"3wd\", "
-        "\"1wd left\", \"deadline\", \"deadline+5wd\" or a list of them)",
+        "zh": '{name} 的阈值 {value!r} 无效（应为 "50%"、"3wd"、"1wd left"、'
+        '"deadline"、"deadline+5wd" 或它们的列表）',
+        "en": 'threshold {name} = {value!r} is invalid (expected "50%", "3wd", '
+        '"1wd left", "deadline", "deadline+5wd" or a list of them)',
     },
     "rules.bad_clock": {
         "zh": "未知的时钟 {value!r}（可用：{allowed}）",
@@ -201,8 +204,8 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "an override needs regions, departments or matters",
     },
     "rules.override_key": {
-        "zh": "规则 {rule} 不能覆盖 {key}",
-        "en": "{key} cannot be overridden for rule {rule}",
+        "zh": "规则 {rule} 不能覆盖 {name}",
+        "en": "{name} cannot be overridden for rule {rule}",
     },
     "db.no_dsn": {
         "zh": "未指定数据库：请使用 --dsn，或设置环境变量 {env}",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from monitor.calendar import Calendar
 from monitor.db import Connection
 from monitor.engine import (
@@ -94,10 +95,17 @@ WHERE reply_due IS NOT NULL AND replied_at IS NULL AND escalated_at IS NULL
 
 def _existing(rows: Sequence[Mapping[str, Any]]) -> list[ExistingCard]:
     return [
-        ExistingCard(int(r["id"]), r["case_id"], r["clock"], r["rule"],
-                     LEVELS.index(r["level"]) + 1, r["status"], int(to_epoch(r["issued_at"]) or 0))
+        ExistingCard(
+            int(r["id"]),
+            r["case_id"],
+            r["clock"],
+            r["rule"],
+            LEVELS.index(r["level"]) + 1,
+            r["status"],
+            int(to_epoch(r["issued_at"]) or 0),
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:

@@ -41,8 +41,16 @@ __all__ = [
     "rules_search_path",
 ]
 
-CLOCKS = ("acceptance", "decision", "statutory", "delivery", "immediate", "step", "review",
-          "supplement")  # fmt: skip
+CLOCKS = (
+    "acceptance",
+    "decision",
+    "statutory",
+    "delivery",
+    "immediate",
+    "step",
+    "review",
+    "supplement",
+)
 LEVELS = ("blue", "yellow", "red")  # level n is LEVELS[n - 1]
 
 # Which running period of a case a clock rule watches, and where its limit comes from.
@@ -249,11 +257,33 @@ class RuleSet:
 # --- loading -------------------------------------------------------------------------
 
 _TOP = {"description", "extends", "supervision_reply_days", "clock", "check", "override"}
-_CLOCK_KEYS = {"rule", "clock", "on", "name", "name_en", "limit_days", "blue", "yellow", "red",
-               "supervision", "enabled"}  # fmt: skip
+_CLOCK_KEYS = {
+    "rule",
+    "clock",
+    "on",
+    "name",
+    "name_en",
+    "limit_days",
+    "blue",
+    "yellow",
+    "red",
+    "supervision",
+    "enabled",
+}
 _CHECK_KEYS = {"rule", "check", "clock", "name", "name_en", "level", "enabled"}
-_OVERRIDE_KEYS = {"regions", "departments", "matters", "rule", "enabled", "blue", "yellow",
-                  "red", "limit_days", "level", "supervision"}  # fmt: skip
+_OVERRIDE_KEYS = {
+    "regions",
+    "departments",
+    "matters",
+    "rule",
+    "enabled",
+    "blue",
+    "yellow",
+    "red",
+    "limit_days",
+    "level",
+    "supervision",
+}
 _RULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column \d+\)")
 
@@ -291,8 +321,9 @@ def load_rules(name: str = "cards", *, search_path: list[Path] | None = None) ->
         chain.append((path, data, lines))
         parent = data.get("extends")
         if parent is not None and not isinstance(parent, str):
-            raise RuleError(t("rules.bad_type", key="extends", expected="text"), path,
-                            lines.key("extends"))  # fmt: skip
+            raise RuleError(
+                t("rules.bad_type", name="extends", expected="text"), path, lines.key("extends")
+            )
         current = parent
     rules: dict[str, Rule] = {}
     overrides: list[Override] = []
@@ -304,11 +335,12 @@ def load_rules(name: str = "cards", *, search_path: list[Path] | None = None) ->
             rules[rule.rule] = rule
         description = data.get("description", description)
         if "supervision_reply_days" in data:
-            reply_days = parsed.int_value(data["supervision_reply_days"], "supervision_reply_days",
-                                          0, minimum=1)  # fmt: skip
+            reply_days = parsed.int_value(
+                data["supervision_reply_days"], "supervision_reply_days", 0, minimum=1
+            )
         overrides.extend(parsed.overrides(data, rules))
     digest = hashlib.sha256()
-    for path, _, lines in chain:
+    for _, _, lines in chain:
         digest.update(lines.text.encode())
     return RuleSet(
         name=Path(name).stem,
@@ -359,13 +391,17 @@ def _read(path: Path) -> tuple[dict[str, Any], _Lines]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_POS_RE.search(str(exc))
-        raise RuleError(t("rules.toml_syntax", detail=str(exc)), path,
-                        int(m[1]) if m else None) from None  # fmt: skip
+        raise RuleError(
+            t("rules.toml_syntax", detail=str(exc)), path, int(m[1]) if m else None
+        ) from None
     lines = _Lines(text)
     for key in data:
         if key not in _TOP:
-            raise RuleError(t("rules.unknown_key", key=key, allowed=", ".join(sorted(_TOP))),
-                            path, lines.key(key))  # fmt: skip
+            raise RuleError(
+                t("rules.unknown_key", name=key, allowed=", ".join(sorted(_TOP))),
+                path,
+                lines.key(key),
+            )
     return data, lines
 
 
@@ -381,13 +417,14 @@ class _Parser:
     def entries(self, data: dict[str, Any], header: str) -> list[tuple[dict[str, Any], int]]:
         value = data.get(header, [])
         if not isinstance(value, list):
-            raise self.fail(t("rules.bad_type", key=header, expected=f"[[{header}]]"), header, 0)
+            raise self.fail(t("rules.bad_type", name=header, expected=f"[[{header}]]"), header, 0)
         out = []
         for nth, entry in enumerate(value):
             at = self.lines.section(header, nth) or 0
             if not isinstance(entry, dict):
-                raise self.fail(t("rules.bad_type", key=header, expected=f"[[{header}]]"), None,
-                                at)  # fmt: skip
+                raise self.fail(
+                    t("rules.bad_type", name=header, expected=f"[[{header}]]"), None, at
+                )
             out.append((entry, at))
         return out
 
@@ -395,30 +432,30 @@ class _Parser:
         for key in entry:
             if key not in allowed:
                 raise self.fail(
-                    t("rules.unknown_key", key=key, allowed=", ".join(sorted(allowed))), key, at
+                    t("rules.unknown_key", name=key, allowed=", ".join(sorted(allowed))), key, at
                 )
 
     def text(self, entry: dict[str, Any], key: str, at: int, default: str | None = None) -> str:
         value = entry.get(key, default)
         if value is None:
-            raise self.fail(t("rules.missing_key", key=key), None, at)
+            raise self.fail(t("rules.missing_key", name=key), None, at)
         if not isinstance(value, str) or not value:
-            raise self.fail(t("rules.bad_type", key=key, expected="text"), key, at)
+            raise self.fail(t("rules.bad_type", name=key, expected="text"), key, at)
         return value
 
     def int_value(self, value: Any, key: str, at: int, minimum: int = 0) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(t("rules.bad_int", key=key, value=value, minimum=minimum), key, at)
+            raise self.fail(t("rules.bad_int", name=key, value=value, minimum=minimum), key, at)
         return value
 
     def bool_value(self, value: Any, key: str, at: int) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(t("rules.bad_type", key=key, expected="true / false"), key, at)
+            raise self.fail(t("rules.bad_type", name=key, expected="true / false"), key, at)
         return value
 
     def level(self, value: Any, key: str, at: int) -> int:
         if value not in LEVELS:
-            raise self.fail(t("rules.bad_level", key=key, value=value), key, at)
+            raise self.fail(t("rules.bad_level", name=key, value=value), key, at)
         return LEVELS.index(value) + 1
 
     def name(self, entry: dict[str, Any], at: int) -> str:
@@ -434,8 +471,9 @@ class _Parser:
                 try:
                     out[n] = parse_threshold(entry[key])
                 except ValueError:
-                    raise self.fail(t("rules.bad_threshold", key=key, value=entry[key]), key,
-                                    at) from None  # fmt: skip
+                    raise self.fail(
+                        t("rules.bad_threshold", name=key, value=entry[key]), key, at
+                    ) from None
         return out
 
     def supervision(self, value: Any, at: int) -> int | None:
@@ -451,16 +489,18 @@ class _Parser:
             name = self.name(entry, at)
             clock = self.text(entry, "clock", at)
             if clock not in CLOCKS:
-                raise self.fail(t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)),
-                                "clock", at)  # fmt: skip
+                raise self.fail(
+                    t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)), "clock", at
+                )
             on = self.text(entry, "on", at, default=clock)
             if on not in SOURCES:
                 raise self.fail(t("rules.bad_on", value=on, allowed=", ".join(SOURCES)), "on", at)
             limit: int | None = None
             if "limit_days" in entry:
                 if SOURCES[on] is not None:
-                    raise self.fail(t("rules.limit_from_catalogue", on=on, source=SOURCES[on]),
-                                    "limit_days", at)  # fmt: skip
+                    raise self.fail(
+                        t("rules.limit_from_catalogue", on=on, source=SOURCES[on]), "limit_days", at
+                    )
                 limit = self.int_value(entry["limit_days"], "limit_days", at)
             elif SOURCES[on] is None:
                 raise self.fail(t("rules.limit_needed", on=on), None, at)
@@ -469,33 +509,49 @@ class _Parser:
                 raise self.fail(t("rules.no_levels", rule=name), None, at)
             supervision = self.supervision(entry.get("supervision", False), at)
             if supervision is not None and supervision not in thresholds:
-                raise self.fail(t("rules.supervision_level", level=LEVELS[supervision - 1]),
-                                "supervision", at)  # fmt: skip
+                raise self.fail(
+                    t("rules.supervision_level", level=LEVELS[supervision - 1]), "supervision", at
+                )
             rule = ClockRule(
-                rule=name, clock=clock, on=on, name=self.text(entry, "name", at, name),
-                name_en=self.text(entry, "name_en", at, name), thresholds=thresholds,
-                limit_days=limit, supervision=supervision,
-                enabled=self.bool_value(entry.get("enabled", True), "enabled", at), line=at,
-            )  # fmt: skip
+                rule=name,
+                clock=clock,
+                on=on,
+                name=self.text(entry, "name", at, name),
+                name_en=self.text(entry, "name_en", at, name),
+                thresholds=thresholds,
+                limit_days=limit,
+                supervision=supervision,
+                enabled=self.bool_value(entry.get("enabled", True), "enabled", at),
+                line=at,
+            )
             out.append(self._unique(rule, seen, at))
         for entry, at in self.entries(data, "check"):
             name = self.name(entry, at)
             check = self.text(entry, "check", at)
             if check not in CHECKS:
-                raise self.fail(t("rules.bad_check", value=check, allowed=", ".join(CHECKS)),
-                                "check", at)  # fmt: skip
+                raise self.fail(
+                    t("rules.bad_check", value=check, allowed=", ".join(CHECKS)), "check", at
+                )
             self.keys(entry, _CHECK_KEYS | CHECKS[check], at)
             clock = self.text(entry, "clock", at)
             if clock not in CLOCKS:
-                raise self.fail(t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)),
-                                "clock", at)  # fmt: skip
-            params = {k: float(self.int_value(entry[k], k, at)) for k in CHECKS[check] if k in entry}
+                raise self.fail(
+                    t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)), "clock", at
+                )
+            params = {
+                k: float(self.int_value(entry[k], k, at)) for k in CHECKS[check] if k in entry
+            }
             check_rule = CheckRule(
-                rule=name, check=check, clock=clock, name=self.text(entry, "name", at, name),
+                rule=name,
+                check=check,
+                clock=clock,
+                name=self.text(entry, "name", at, name),
                 name_en=self.text(entry, "name_en", at, name),
-                level=self.level(entry.get("level"), "level", at), params=params,
-                enabled=self.bool_value(entry.get("enabled", True), "enabled", at), line=at,
-            )  # fmt: skip
+                level=self.level(entry.get("level"), "level", at),
+                params=params,
+                enabled=self.bool_value(entry.get("enabled", True), "enabled", at),
+                line=at,
+            )
             out.append(self._unique(check_rule, seen, at))
         return out
 
@@ -511,13 +567,14 @@ class _Parser:
             self.keys(entry, _OVERRIDE_KEYS, at)
             name = self.text(entry, "rule", at)
             if name not in rules:
-                raise self.fail(t("rules.unknown_rule", rule=name, allowed=", ".join(rules)),
-                                "rule", at)  # fmt: skip
+                raise self.fail(
+                    t("rules.unknown_rule", rule=name, allowed=", ".join(rules)), "rule", at
+                )
             scopes: dict[str, frozenset[str]] = {}
             for key in ("regions", "departments", "matters"):
                 value = entry.get(key, [])
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise self.fail(t("rules.bad_type", key=key, expected="[text, ...]"), key, at)
+                    raise self.fail(t("rules.bad_type", name=key, expected="[text, ...]"), key, at)
                 scopes[key] = frozenset(value)
             if not any(scopes.values()):
                 raise self.fail(t("rules.override_scope"), None, at)
@@ -528,7 +585,7 @@ class _Parser:
             if isinstance(base, ClockRule):
                 for key in ("level",):
                     if key in entry:
-                        raise self.fail(t("rules.override_key", key=key, rule=name), key, at)
+                        raise self.fail(t("rules.override_key", name=key, rule=name), key, at)
                 levels = dict(base.thresholds)
                 levels.update(self.thresholds(entry, at))
                 changes["thresholds"] = levels
@@ -536,19 +593,23 @@ class _Parser:
                     if base.limit_days is None:
                         raise self.fail(
                             t("rules.limit_from_catalogue", on=base.on, source=SOURCES[base.on]),
-                            "limit_days", at,
-                        )  # fmt: skip
+                            "limit_days",
+                            at,
+                        )
                     changes["limit_days"] = self.int_value(entry["limit_days"], "limit_days", at)
                 if "supervision" in entry:
                     changes["supervision"] = self.supervision(entry["supervision"], at)
             else:
                 for key in ("blue", "yellow", "red", "limit_days", "supervision"):
                     if key in entry:
-                        raise self.fail(t("rules.override_key", key=key, rule=name), key, at)
+                        raise self.fail(t("rules.override_key", name=key, rule=name), key, at)
                 if "level" in entry:
                     changes["level"] = self.level(entry["level"], "level", at)
-            out.append(Override(scopes["regions"], scopes["departments"], scopes["matters"],
-                                name, changes, at))  # fmt: skip
+            out.append(
+                Override(
+                    scopes["regions"], scopes["departments"], scopes["matters"], name, changes, at
+                )
+            )
         return out
 
 

@@ -225,16 +225,15 @@ class Tailer:
                 if len(events) == cfg.batch_size:
                     continue  # more is waiting: no sleep
             self.stats.caught_up_at = trio.current_time()
+            ev = self.evaluator
+            if ev is not None and ev.due(self.clock()):  # caught up: cards may depend on it
+                await ev.tick(target, self._matters, self.clock())
             wait = cfg.poll_interval
-            due = self.evaluator.wake_at() if self.evaluator is not None else None
+            due = ev.wake_at() if ev is not None else None
             if due is not None:  # sleep no longer than until the next card comes due
                 wait = min(wait, max(0.0, due - self.clock().timestamp()))
             with trio.move_on_after(wait):
                 await self._wake.wait()
-            if self.evaluator is not None:
-                due = self.evaluator.wake_at()
-                if due is not None and due <= self.clock().timestamp():
-                    await self.evaluator.tick(target, self._matters, self.clock())
 
     async def _apply(
         self, source: db.Connection, target: db.Connection, events: list[SourceEvent]

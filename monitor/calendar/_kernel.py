@@ -357,7 +357,7 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             nxt = NAT
             for lv in range(3, 0, -1):
                 if lv == 3:
-                    if red_at is None:
+                    if red_at is None:  # noqa: SIM108 (numba prunes an `is None` if, not a ternary)
                         x = allowed
                     else:
                         x = red_at[i]

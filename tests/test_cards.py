@@ -1,0 +1,391 @@
+"""Cards end to end on a real PostgreSQL: ingest, evaluate, ledger, exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+import trio
+
+from monitor import db, ingest
+from monitor.calendar import load_calendar
+from monitor.evaluator import Evaluator
+from monitor.rules import load_rules
+from monitor.source import Tailer, TailerConfig, read_batch
+from tests.sourcekit import write
+
+UTC = dt.UTC
+
+
+def z(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+SUB = {"matter": "M1", "window": "W1", "region": "R1", "channel": "window"}  # M1: 5 wd promised
+
+
+@pytest.fixture(scope="module")
+def cal():
+    return load_calendar("cn")
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_rules("cards")
+
+
+class Driver:
+    """The tailer's ingest path and the evaluator, driven step by step on a virtual clock."""
+
+    def __init__(self, conn: db.Connection, ev: Evaluator) -> None:
+        self.conn = conn
+        self.ev = ev
+        self.cursor = ingest.START
+        self.matters: dict = {}
+
+    async def start(self, now: dt.datetime) -> None:
+        self.matters = await ingest.load_matters(self.conn)
+        self.cursor = await ingest.load_cursor(self.conn)
+        await self.ev.start(self.conn, self.matters, now)
+
+    async def ingest(self, now: dt.datetime, limit: int = 10_000) -> int:
+        events = await read_batch(self.conn, self.cursor, limit)
+        if not events:
+            return 0
+
+        async def derive(conn, states, at):
+            return await self.ev.on_batch(conn, states, self.matters, at)
+
+        result = await ingest.apply_batch(
+            self.conn, events, self.matters, self.cursor, now, derive=derive
+        )
+        self.ev.publish(result.derived)
+        self.cursor = result.cursor
+        return len(events)
+
+    async def run_until(self, end: dt.datetime, now: dt.datetime) -> dt.datetime:
+        """Tick at every crossing instant up to ``end``, as the daemon's sleep would."""
+        await self.ev.tick(self.conn, self.matters, now)
+        while True:
+            due = self.ev.wake_at()
+            if due is None or due > end.timestamp():
+                return end
+            now = dt.datetime.fromtimestamp(due, UTC)
+            await self.ev.tick(self.conn, self.matters, now)
+
+
+async def ledger(conn: db.Connection) -> list[tuple]:
+    rows = await conn.fetch(
+        "SELECT case_id, clock, rule, level, issued_at, status, reply_due, escalated_at "
+        "FROM jiancha.cards ORDER BY case_id, clock, rule, level"
+    )
+    return [tuple(r) for r in rows]
+
+
+async def events_of(conn: db.Connection) -> list[tuple]:
+    rows = await conn.fetch(
+        "SELECT c.case_id, c.rule, c.level, e.kind, e.at, e.reason FROM jiancha.card_events e "
+        "JOIN jiancha.cards c ON c.id = e.card_id ORDER BY c.case_id, c.rule, c.level, e.kind"
+    )
+    return [tuple(r) for r in rows]
+
+
+ACCEPTED_FEB8 = [
+    ("C1", "submitted", z("2024-02-08T01:00:00"), SUB),
+    ("C1", "accepted", z("2024-02-08T02:00:00"), {}),
+]
+
+
+async def test_cards_come_due_at_their_instants_and_only_once(dsn, cal, rules):
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        d = Driver(conn, Evaluator(rules, cal))
+        now = z("2024-02-08T03:00:00")
+        await d.start(now)
+        await d.ingest(now)
+        assert await ledger(conn) == []
+        # the scheduler wakes exactly at the blue instant (Feb 19 12:00 Beijing)
+        assert d.ev.wake_at() == z("2024-02-19T04:00:00").timestamp()
+        await d.run_until(z("2024-02-22T00:00:00"), now)
+        got = [(r[2], r[3], r[4]) for r in await ledger(conn)]
+        assert got == [
+            ("decision_time", "blue", z("2024-02-19T04:00:00")),
+            ("decision_time", "red", z("2024-02-21T16:00:00")),
+            ("decision_time", "yellow", z("2024-02-20T16:00:00")),
+        ]
+        red = next(r for r in await ledger(conn) if r[3] == "red")
+        # supervision order issued at Feb 22 00:00 Beijing: 5 wd not counting that day ->
+        # Feb 23, 26, 27, 28, 29 -> Feb 29 24:00
+        assert red[6] == z("2024-02-29T16:00:00")
+        before = await events_of(conn)
+        assert [e[3] for e in before] == ["issued"] * 3
+        # ticking again, re-ingesting, restarting: nothing new
+        await d.run_until(z("2024-02-22T00:00:00"), z("2024-02-22T00:00:00"))
+        d2 = Driver(conn, Evaluator(rules, cal))
+        await d2.start(z("2024-02-22T00:00:00"))
+        await conn.execute("DELETE FROM jiancha.cursor")  # replay every event
+        d2.cursor = ingest.START
+        await d2.ingest(z("2024-02-22T00:00:00"))
+        assert await events_of(conn) == before
+
+
+async def test_completion_closes_cards_and_a_closed_case_never_escalates(dsn, cal, rules):
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        d = Driver(conn, Evaluator(rules, cal))
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-02-22T00:00:00"), z("2024-02-08T03:00:00"))
+        await write(conn, [("C1", "completed", z("2024-02-23T02:00:00"), {})])
+        await d.ingest(z("2024-02-23T03:00:00"))
+        # past the supervision reply deadline, but the case is closed: no escalation
+        await d.run_until(z("2024-03-10T00:00:00"), z("2024-02-23T03:00:00"))
+        rows = await ledger(conn)
+        assert {r[5] for r in rows} == {"closed"} and all(r[7] is None for r in rows)
+        kinds = [(e[2], e[3], e[5]) for e in await events_of(conn)]
+        assert ("red", "closed", "period_finished") in kinds
+        assert not [k for k in kinds if k[1] == "escalated"]
+        # the statutory clock stopped too: no red card on it after completion
+        assert not [r for r in rows if r[1] == "statutory"]
+
+
+async def test_missed_supervision_reply_escalates_once(dsn, cal, rules):
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        d = Driver(conn, Evaluator(rules, cal))
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-02-29T15:59:59"), z("2024-02-08T03:00:00"))
+        assert [r[7] for r in await ledger(conn) if r[3] == "red"] == [None]
+        assert d.ev.wake_at() == z("2024-02-29T16:00:00").timestamp()  # the reply deadline
+        await d.run_until(z("2024-03-05T00:00:00"), z("2024-02-29T15:59:59"))
+        red = next(r for r in await ledger(conn) if r[3] == "red")
+        assert red[7] == z("2024-02-29T16:00:00")
+        kinds = [e[3] for e in await events_of(conn) if e[2] == "red"]
+        assert kinds.count("escalated") == 1
+
+
+async def test_acknowledged_supervision_order_does_not_escalate(dsn, cal, rules):
+    from monitor import cards
+
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        d = Driver(conn, Evaluator(rules, cal))
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-02-22T00:00:00"), z("2024-02-08T03:00:00"))
+        red_id = await conn.fetchval("SELECT id FROM jiancha.cards WHERE level = 'red'")
+        await cards.act(
+            conn, red_id, "ack", "张科长", "材料待专家论证，已督促", z("2024-02-23T02:00:00")
+        )
+        await d.run_until(z("2024-03-05T00:00:00"), z("2024-02-23T02:00:00"))
+        assert (
+            await conn.fetchval("SELECT escalated_at FROM jiancha.cards WHERE id = $1", red_id)
+            is None
+        )
+
+
+async def test_late_pause_revokes_a_card_whose_basis_is_gone(dsn, cal, rules):
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        d = Driver(conn, Evaluator(rules, cal))
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-02-21T06:00:00"), z("2024-02-08T03:00:00"))
+        assert {r[3] for r in await ledger(conn)} == {"blue", "yellow"}
+        await write(
+            conn,
+            [
+                (
+                    "C1",
+                    "suspended",
+                    z("2024-02-09T04:00:00"),
+                    {"type": "inspection", "notified_days": 3},
+                ),
+                ("C1", "resumed", z("2024-02-19T04:00:00"), {}),
+            ],
+        )
+        await d.ingest(z("2024-02-21T06:00:00"))
+        status = {r[3]: (r[4], r[5]) for r in await ledger(conn)}
+        assert status["yellow"][1] == "revoked" and status["blue"][1] == "issued"
+        # the new deadline (two working days later) is where the clock now points
+        await d.run_until(z("2024-02-27T00:00:00"), z("2024-02-21T06:00:00"))
+        got = {r[3]: (r[4], r[5]) for r in await ledger(conn)}
+        assert got["red"] == (z("2024-02-23T16:00:00"), "issued")
+        assert got["yellow"] == status["yellow"]  # no second yellow: the key is taken
+
+
+async def test_calendar_change_moves_open_deadlines_not_past_cards(dsn, rules, tmp_path: Path):
+    """A centre closes on Feb 20 (a local holiday added after cards were issued)."""
+    national = load_calendar("cn")
+    (tmp_path / "closure.toml").write_text(
+        'description = "闭馆"\n[[holidays]]\nname = "闭馆"\ndates = ["2024-02-20"]\n',
+        encoding="utf-8",
+    )
+    closed = load_calendar(str(tmp_path / "closure.toml"))
+    async with await db.connect(dsn) as conn:
+        await write(
+            conn,
+            [
+                *ACCEPTED_FEB8,
+                ("C2", "submitted", z("2024-02-19T01:00:00"), SUB),
+                ("C2", "accepted", z("2024-02-19T02:00:00"), {}),
+            ],
+        )
+        d = Driver(conn, Evaluator(rules, national))
+        await d.start(z("2024-02-19T03:00:00"))
+        await d.ingest(z("2024-02-19T03:00:00"))
+        await d.run_until(z("2024-02-19T05:00:00"), z("2024-02-19T03:00:00"))
+        before = await ledger(conn)
+        assert [(r[0], r[3]) for r in before] == [("C1", "blue")]
+        # restart with the new calendar: C1's deadline moves from Feb 21 to Feb 22 24:00
+        d2 = Driver(conn, Evaluator(rules, closed))
+        await d2.start(z("2024-02-19T05:00:00"))
+        await d2.run_until(z("2024-02-23T00:00:00"), z("2024-02-19T05:00:00"))
+        after = await ledger(conn)
+        assert after[0] == before[0]  # the blue card's time is history
+        red = [r for r in after if r[0] == "C1" and r[3] == "red"]
+        assert red[0][4] == z("2024-02-22T16:00:00")
+        fps = await conn.fetch("SELECT level, calendar FROM jiancha.cards WHERE case_id = 'C1'")
+        assert {r["calendar"] for r in fps} == {national.fingerprint, closed.fingerprint}
+
+
+async def test_rule_edit_while_paused_keeps_the_pause(dsn, cal, rules, tmp_path: Path):
+    strict = tmp_path / "strict.toml"
+    strict.write_text(
+        'extends = "cards"\n[[override]]\ndepartments = ["住建局"]\nrule = "decision_time"\n'
+        'blue = "1wd"\n',
+        encoding="utf-8",
+    )
+    async with await db.connect(dsn) as conn:
+        await write(
+            conn,
+            [
+                *ACCEPTED_FEB8,
+                (
+                    "C1",
+                    "suspended",
+                    z("2024-02-09T04:00:00"),
+                    {"type": "inspection", "notified_days": 5},
+                ),
+            ],
+        )
+        d = Driver(conn, Evaluator(rules, cal))
+        await d.start(z("2024-02-19T00:00:00"))
+        await d.ingest(z("2024-02-19T00:00:00"))
+        assert d.ev.wake_at() is None  # paused: nothing can come due until it resumes
+        d2 = Driver(conn, Evaluator(load_rules(str(strict)), cal))
+        await d2.start(z("2024-02-26T00:00:00"))
+        # still paused at 0.5 wd used: the stricter 1 wd blue is not due, nothing scheduled
+        assert await ledger(conn) == [] and d2.ev.wake_at() is None
+        await write(conn, [("C1", "resumed", z("2024-02-26T02:00:00"), {})])
+        await d2.ingest(z("2024-02-26T02:00:00"))
+        await d2.run_until(z("2024-02-28T00:00:00"), z("2024-02-26T02:00:00"))
+        # 0.5 before the pause + Feb 26 from 10:00: 1 wd used at Feb 26 22:00 Beijing
+        assert [(r[2], r[3], r[4]) for r in await ledger(conn)] == [
+            ("decision_time", "blue", z("2024-02-26T14:00:00"))
+        ]
+
+
+def _history(rng: random.Random, n_cases: int) -> list[tuple]:
+    kinds = []
+    base = z("2024-03-04T01:00:00")
+    for i in range(n_cases):
+        cid = f"P{i:03d}"
+        t = base + dt.timedelta(hours=rng.randrange(0, 200))
+        matter = rng.choice(["M1", "M2", "M0"])
+        kinds.append((cid, "submitted", t, {**SUB, "matter": matter}))
+        if rng.random() < 0.8:
+            t += dt.timedelta(hours=rng.randrange(1, 60))
+            kinds.append((cid, "accepted", t, {}))
+            if rng.random() < 0.3:
+                t += dt.timedelta(hours=rng.randrange(1, 40))
+                kinds.append((cid, "suspended", t, {"type": "survey", "notified_days": 3}))
+                if rng.random() < 0.7:
+                    t += dt.timedelta(hours=rng.randrange(1, 80))
+                    kinds.append((cid, "resumed", t, {}))
+            if rng.random() < 0.5:
+                t += dt.timedelta(hours=rng.randrange(1, 300))
+                kinds.append((cid, "completed", t, {}))
+        if rng.random() < 0.1:
+            kinds.append((cid, "fee_charged", t, {"amount": 10}))
+    rng.shuffle(kinds)  # late and out of order
+    return kinds
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_restarts_and_replays_give_the_identical_ledger(pg_dsn, cal, rules, seed):
+    """The same history, once straight through and once in random batches with restarts."""
+    from tests.sourcekit import prepare, reset
+
+    rng = random.Random(seed)
+    history = _history(rng, 40)
+    end = z("2024-04-15T00:00:00")
+    results = []
+    async with db.open_loop():
+        await prepare(pg_dsn)
+        for chopped in (False, True):
+            await reset(pg_dsn)
+            async with await db.connect(pg_dsn) as conn:
+                # events become visible in chunks, each at its own (virtual) moment
+                chunks = [history[i : i + 25] for i in range(0, len(history), 25)]
+                now = z("2024-03-04T00:00:00")
+                d = Driver(conn, Evaluator(rules, cal))
+                await d.start(now)
+                for chunk in chunks:
+                    await write(conn, chunk)
+                    nxt = now + dt.timedelta(days=3)
+                    if chopped and rng.random() < 0.5:  # a restart between batches
+                        d = Driver(conn, Evaluator(rules, cal))
+                        await d.start(now)
+                    while await d.ingest(now, rng.randrange(1, 15) if chopped else 10_000):
+                        pass
+                    now = await d.run_until(nxt, now)
+                await d.run_until(end, now)
+                results.append((await ledger(conn), await events_of(conn)))
+    straight, chopped_run = results
+    assert straight[0]
+    assert set(straight[0]) ^ set(chopped_run[0]) == set()
+    assert straight == chopped_run
+    # levels never fall within one rule of one case, and nothing on a finished period is
+    # left open
+    for case_rule in {(r[0], r[2]) for r in straight[0]}:
+        rows = sorted((r[4], r[3]) for r in straight[0] if (r[0], r[2]) == case_rule)
+        order = [("blue", "yellow", "red").index(level) for _, level in rows]
+        assert order == sorted(order)
+
+
+async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rules):
+    """The live daemon path: no event arrives, the card comes from the scheduler's sleep."""
+    deadline = z("2024-02-21T16:00:00")
+    offset = deadline.timestamp() - 1.5 - trio.current_time()
+
+    def clock() -> dt.datetime:  # wall time 1.5 s before C1's deadline, running at real speed
+        return dt.datetime.fromtimestamp(offset + trio.current_time(), UTC)
+
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        await conn.execute(
+            "INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, "
+            "ruleset, calendar, updated_at) VALUES ('C1', 'decision', 'decision_time', 'yellow',"
+            " $1, $1, 'x', 'x', $1)",
+            z("2024-02-20T16:00:00"),
+        )
+        config = TailerConfig(source_dsn=dsn, dsn=dsn, poll_interval=30.0, probe_interval=30.0)
+        t = Tailer(config, clock=clock, evaluator=Evaluator(rules, cal))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(t.run)
+            with trio.fail_after(10):
+                while not await conn.fetchval(
+                    "SELECT count(*) FROM jiancha.cards WHERE level = 'red'"
+                ):
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        row = await conn.fetchrow(
+            "SELECT issued_at, recorded_at FROM jiancha.cards WHERE level = 'red'"
+        )
+        assert row["issued_at"] == deadline
+        late = (row["recorded_at"] - deadline).total_seconds()
+        assert 0 <= late < 1.0, late
