@@ -236,11 +236,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
     source = _db_dsn(args.source_dsn, "source")
     dsn = args.dsn or db.dsn_from_env("jiancha") or source
+    from monitor.engine_cli import _load_calendar, _ruleset
+
     config = DaemonConfig(
         source_dsn=source,
         dsn=dsn,
         batch_size=args.batch_size,
         poll_interval=args.poll_interval,
+        rules=_ruleset(args),  # refused here, before the daemon starts, when invalid
+        calendar=_load_calendar(args),
     )
     return run(config)
 
@@ -563,10 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=_h("运行守护进程", "run the daemon"),
         formatter_class=fmt,
         description=_h(
-            "持续读取审批数据库的办件事件，维护 jiancha.cases。\n"
+            "持续读取审批数据库的办件事件，维护 jiancha.cases，按规则在阈值时刻发牌。\n"
             "SIGTERM 或 Ctrl-C：回滚正在处理的批次后退出（退出码 0），重启后从上次提交处继续。\n"
             "日志为 JSON 行（终端上为易读格式），输出到标准输出。",
-            "Tail the approval database's case events into jiancha.cases.\n"
+            "Tail the approval database's case events into jiancha.cases and issue cards\n"
+            "at their threshold instants.\n"
             "SIGTERM or Ctrl-C: roll back the batch in flight and exit 0; a restart resumes\n"
             "at the last commit. Logs are JSON lines on stdout (readable on a terminal).",
         ),
@@ -599,9 +604,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=_h("无通知时的轮询间隔秒数（默认 1）", "fallback poll interval, s (default 1)"),
     )
     p.set_defaults(func=cmd_run)
-    from monitor import cards_cli
+    from monitor.engine_cli import rules_arg
+
+    rules_arg(p)
+    p.add_argument(
+        "--calendar",
+        default=os.environ.get("JIANCHA_CALENDAR", "cn"),
+        metavar="NAME",
+        help=_h("日历名称或 TOML 文件路径（默认 cn）", "calendar name or TOML path (default cn)"),
+    )
+    from monitor import cards_cli, engine_cli
 
     cards_cli.register(sub)
+    engine_cli.register(sub)
     return parser
 
 

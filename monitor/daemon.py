@@ -1,9 +1,10 @@
 """``jiancha run``: one trio nursery that owns every component.
 
-For now the only component is the tailer; the service issue adds the
-evaluator, the outbox sender, the metrics server and the reloader as
-siblings. Signals are handled here at the edge, never inside components, so
-the same ``serve`` runs unchanged inside tests.
+For now the tailer carries the evaluator (cards are decided in the tailer's
+transactions and at the scheduler's crossing instants); the service issue
+adds the outbox sender, the metrics server and the reloader as siblings.
+Signals are handled here at the edge, never inside components, so the same
+``serve`` runs unchanged inside tests.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from monitor import db
+from monitor.calendar import Calendar, load_calendar
+from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
+from monitor.rules import RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
 
 
@@ -27,6 +31,8 @@ class DaemonConfig:
     batch_size: int = 5000
     poll_interval: float = 1.0
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    rules: RuleSet = field(default_factory=load_rules)
+    calendar: Calendar = field(default_factory=load_calendar)
 
     def tailer(self) -> TailerConfig:
         return TailerConfig(
@@ -44,9 +50,16 @@ async def serve(
     """Run every component until cancelled; reports ready once all have started."""
     log = get_logger("monitor.daemon")
     async with db.open_loop(), trio.open_nursery() as nursery:
-        tailer = Tailer(config.tailer())
+        evaluator = Evaluator(config.rules, config.calendar)
+        tailer = Tailer(config.tailer(), evaluator=evaluator)
         await nursery.start(tailer.run)
-        log.info("ready", pid=os.getpid())
+        log.info(
+            "ready",
+            pid=os.getpid(),
+            rules=config.rules.name,
+            rules_hash=config.rules.fingerprint,
+            calendar=config.calendar.name,
+        )
         task_status.started(tailer)
 
 

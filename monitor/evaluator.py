@@ -12,9 +12,11 @@ timer polls every case.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +28,9 @@ from monitor.engine import (
     NAT,
     CaseDecision,
     CaseView,
+    Closing,
     ExistingCard,
+    NewCard,
     Period,
     _relative,
     decide_case,
@@ -197,11 +201,33 @@ class Pending:
     written: ledger.Written | None = None
 
 
-_CASES = "SELECT * FROM jiancha.cases WHERE case_id = ANY($1::text[])"
-_OPEN_CASES = """
-SELECT * FROM jiancha.cases
-WHERE status NOT IN ('withdrawn', 'terminated') AND status <> 'orphan'
-"""
+class Store(Protocol):
+    """Where cases are read and cards written: the database, or memory for a replay."""
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]: ...
+
+    async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]: ...
+
+    async def write(
+        self,
+        issue: Sequence[NewCard],
+        close: Sequence[Closing],
+        revoke: Sequence[Closing],
+        cases: Mapping[str, CaseView],
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+    ) -> ledger.Written: ...
+
+    async def escalate(self, now: dt.datetime) -> int: ...
+
+    async def next_reply_due(self) -> dt.datetime | None: ...
+
+
+def _store(store: Store | Connection) -> Store:
+    return ledger.DbStore(store) if isinstance(store, Connection) else store
 
 
 class Evaluator:
@@ -251,7 +277,7 @@ class Evaluator:
 
     async def _write(
         self,
-        conn: Connection,
+        store: Store,
         decisions: Sequence[CaseDecision],
         views: Sequence[CaseView],
         now: dt.datetime,
@@ -260,7 +286,7 @@ class Evaluator:
         close = [c for d in decisions for c in d.close]
         revoke = [c for d in decisions for c in d.revoke]
         by_id = {v.case_id: v for v in views}
-        return await ledger.write(conn, issue, close, revoke, by_id, self.ruleset, self.cal, now)
+        return await store.write(issue, close, revoke, by_id, self.ruleset, self.cal, now)
 
     def publish(self, pending: Pending | None) -> None:
         """After commit: the decided rows and levels go into the table."""
@@ -296,41 +322,47 @@ class Evaluator:
 
     async def on_batch(
         self,
-        conn: Connection,
+        store: Store | Connection,
         states: Sequence[CaseState],
         matters: Mapping[str, Matter],
         now: dt.datetime,
     ) -> Pending:
         """Inside the batch's transaction: the cards its cases are due now."""
         views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
-        cards = await ledger.cards_of(conn, [v.case_id for v in views])
-        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), False)
-        pending.written = await self._write(conn, decisions, views, now)
+        return await self.decide_views(_store(store), views, matters, now, running=False)
+
+    async def decide_views(
+        self,
+        store: Store,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        *,
+        running: bool,
+    ) -> Pending:
+        """Decide and write the cards of these cases (inside the caller's transaction)."""
+        cards = await store.cards_of([v.case_id for v in views])
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running)
+        pending.written = await self._write(store, decisions, views, now)
         return pending
 
     async def reload_cases(
         self,
-        conn: Connection,
+        store: Store | Connection,
         case_ids: Sequence[str] | None,
         matters: Mapping[str, Matter],
         now: dt.datetime,
         running: bool = True,
     ) -> Pending:
-        """Re-decide cases from ``jiancha.cases`` (all open ones when None), in a transaction."""
-        if case_ids is None:
-            rows = await conn.fetch(_OPEN_CASES)
-        else:
-            rows = await conn.fetch(_CASES, list(case_ids))
-        views = [CaseView.from_row(r) for r in rows]
-        cards = await ledger.cards_of(conn, [v.case_id for v in views])
-        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running)
-        pending.written = await self._write(conn, decisions, views, now)
-        return pending
+        """Re-decide cases as stored (all open ones when None), in the caller's transaction."""
+        st = _store(store)
+        views = await st.cases(case_ids)
+        return await self.decide_views(st, views, matters, now, running=running)
 
     # --- the scheduler --------------------------------------------------------------
 
     async def start(
-        self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
     ) -> None:
         """Build the table from every open case (recomputed on the rules and calendar in force).
 
@@ -338,30 +370,31 @@ class Evaluator:
         tick, once the tailer has caught up with the events of that time.
         """
         self.table = ClockTable()
-        async with conn.transaction():
-            pending = await self.reload_cases(conn, None, matters, now, running=False)
+        st = _store(store)
+        async with st.transaction():
+            pending = await self.reload_cases(st, None, matters, now, running=False)
         self.publish(pending)
         self.dirty = True
 
-    async def tick(self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime) -> None:
+    async def tick(
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
+    ) -> None:
         """One kernel pass at ``now``: issue what came due, escalate missed replies."""
-        import time
-
         t0 = time.perf_counter()
+        st = _store(store)
         n = int(now.timestamp())
-        rose, _ = self.table.evaluate(self.cal, n)
+        rose, self.next_due = self.table.evaluate(self.cal, n)
         cases = sorted({o[0] for s in rose if (o := self.table.owner[s]) is not None})
-        async with conn.transaction():
-            pending = await self.reload_cases(conn, cases, matters, now) if cases else None
-            escalated = await ledger.escalate(conn, now)
-            reply = await ledger.next_reply_due(conn)
-        self.publish(pending)
+        async with st.transaction():
+            pending = await self.reload_cases(st, cases, matters, now) if cases else None
+            escalated = await st.escalate(now)
+            reply = await st.next_reply_due()
+        self.publish(pending)  # folds the re-decided rows' next crossings into next_due
         if cases:  # anything the engine declined stays quiet until it rises again
             declined = np.asarray(
                 [s for cid in cases for s in self.table.by_case.get(cid, [])], dtype=np.intp
             )
             self.table.mark_seen(declined, self.cal, n)
-        _, self.next_due = self.table.evaluate(self.cal, n)
         self.next_reply = None if reply is None else int(reply.timestamp())
         self.stats.escalated += escalated
         if escalated:

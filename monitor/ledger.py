@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +190,23 @@ async def write(
     return Written(issued, closed, revoked)
 
 
+def reply_deadlines(
+    issue: Sequence[NewCard], ruleset: RuleSet, cal: Calendar
+) -> list[dt.datetime | None]:
+    """The supervision order's reply deadline of each card that carries one."""
+    out: list[dt.datetime | None] = [None] * len(issue)
+    supervised = [i for i, c in enumerate(issue) if c.supervision and c.close is None]
+    if supervised:
+        dues = cal.deadline(
+            np.asarray([issue[i].issued_at for i in supervised], dtype="datetime64[s]"),
+            ruleset.supervision_reply_days,
+            errors="nat",
+        ).astype(np.int64)
+        for i, due in zip(supervised, dues, strict=True):
+            out[i] = None if due == np.iinfo(np.int64).min else from_epoch(int(due))
+    return out
+
+
 async def _transition(
     conn: Connection, items: Sequence[Closing], kind: str, now: dt.datetime
 ) -> int:
@@ -216,3 +234,48 @@ async def escalate(conn: Connection, now: dt.datetime) -> int:
 async def next_reply_due(conn: Connection) -> dt.datetime | None:
     value: dt.datetime | None = await conn.fetchval(_NEXT_REPLY, ["issued", "appealed"])
     return value
+
+
+_CASES = "SELECT * FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+_OPEN_CASES = """
+SELECT * FROM jiancha.cases
+WHERE status NOT IN ('withdrawn', 'terminated', 'orphan')
+"""
+
+
+class DbStore:
+    """The evaluator's view of schema ``jiancha`` through one connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return self.conn.transaction()
+
+    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]:
+        if case_ids is None:
+            rows = await self.conn.fetch(_OPEN_CASES)
+        else:
+            rows = await self.conn.fetch(_CASES, list(case_ids))
+        return [CaseView.from_row(r) for r in rows]
+
+    async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
+        return await cards_of(self.conn, case_ids)
+
+    async def write(
+        self,
+        issue: Sequence[NewCard],
+        close: Sequence[Closing],
+        revoke: Sequence[Closing],
+        cases: Mapping[str, CaseView],
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+    ) -> Written:
+        return await write(self.conn, issue, close, revoke, cases, ruleset, cal, now)
+
+    async def escalate(self, now: dt.datetime) -> int:
+        return await escalate(self.conn, now)
+
+    async def next_reply_due(self) -> dt.datetime | None:
+        return await next_reply_due(self.conn)

@@ -100,3 +100,20 @@ async def dsn(pg_dsn: str) -> AsyncIterator[str]:
         await prepare(pg_dsn)
         await reset(pg_dsn)
         yield pg_dsn
+
+
+@pytest.fixture
+def sync_dsn(pg_dsn: str) -> Iterator[str]:
+    """Like ``dsn``, for plain test functions (a CLI command runs its own trio run)."""
+    import trio
+
+    from monitor import db
+    from tests.sourcekit import prepare, reset
+
+    async def setup() -> None:
+        async with db.open_loop():
+            await prepare(pg_dsn)
+            await reset(pg_dsn)
+
+    trio.run(setup)
+    yield pg_dsn

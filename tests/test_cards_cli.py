@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,6 @@ import trio
 
 from monitor import cards, db
 from monitor.cards_cli import display_width, format_table, register
-from tests.sourcekit import prepare, reset
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing
 DAY = dt.timedelta(days=1)
@@ -108,19 +107,6 @@ def _chinese_no_env_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JIANCHA_LANG", "zh")
     monkeypatch.delenv(db.DSN_ENV, raising=False)
     monkeypatch.delenv(db.SOURCE_DSN_ENV, raising=False)
-
-
-@pytest.fixture
-def sync_dsn(pg_dsn: str) -> Iterator[str]:
-    """Like conftest's ``dsn``, for plain test functions (the CLI runs its own trio run)."""
-
-    async def setup() -> None:
-        async with db.open_loop():
-            await prepare(pg_dsn)
-            await reset(pg_dsn)
-
-    trio.run(setup)
-    yield pg_dsn
 
 
 def sql(dsn: str, query: str, *args: object) -> list[Any]:

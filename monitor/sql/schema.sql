@@ -177,3 +177,28 @@ $$;
 CREATE TRIGGER cards_identity_v1
     BEFORE UPDATE ON jiancha.cards
     FOR EACH ROW EXECUTE FUNCTION jiancha.card_identity_v1();
+
+-- `jiancha replay`: a re-run of history on a virtual clock, kept beside the real
+-- ledger (never in it), with the period's figures.
+CREATE TABLE jiancha.replay_runs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at      timestamptz NOT NULL,
+    period_from     timestamptz NOT NULL,
+    period_to       timestamptz NOT NULL,
+    promised_scale  double precision NOT NULL DEFAULT 1.0,
+    ruleset         text NOT NULL,
+    calendar        text NOT NULL,
+    figures         jsonb NOT NULL
+);
+CREATE TABLE jiancha.replay_cards (
+    run_id        bigint NOT NULL REFERENCES jiancha.replay_runs (id) ON DELETE CASCADE,
+    case_id       text NOT NULL,
+    clock         text NOT NULL,
+    rule          text NOT NULL,
+    level         text NOT NULL,
+    issued_at     timestamptz NOT NULL,
+    status        text NOT NULL,
+    reply_due     timestamptz,
+    escalated_at  timestamptz,
+    PRIMARY KEY (run_id, case_id, clock, rule, level)
+);
