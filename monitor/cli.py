@@ -245,6 +245,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         poll_interval=args.poll_interval,
         rules=_ruleset(args),  # refused here, before the daemon starts, when invalid
         calendar=_load_calendar(args),
+        rules_name=args.rules,
+        calendar_name=args.calendar,
     )
     return run(config)
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import trio
 
 from monitor import db
-from monitor.calendar import Calendar, load_calendar
+from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
-from monitor.rules import RuleSet, load_rules
+from monitor.rules import RuleError, RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
 
 
@@ -33,6 +33,8 @@ class DaemonConfig:
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     rules: RuleSet = field(default_factory=load_rules)
     calendar: Calendar = field(default_factory=load_calendar)
+    rules_name: str = "cards"  # what SIGHUP re-reads
+    calendar_name: str = "cn"
 
     def tailer(self) -> TailerConfig:
         return TailerConfig(
@@ -63,12 +65,40 @@ async def serve(
         task_status.started(tailer)
 
 
+def reload(config: DaemonConfig, tailer: Tailer) -> bool:
+    """Re-read rules and calendar; on any error keep those in force (logged). True if taken."""
+    log = get_logger("monitor.daemon")
+    try:
+        rules = load_rules(config.rules_name)
+        calendar = load_calendar(config.calendar_name)
+    except (RuleError, CalendarError) as exc:
+        log.error("reload_failed", error=str(exc), kept_rules=config.rules_name)
+        return False
+    evaluator = tailer.evaluator
+    if evaluator is None or not evaluator.request_reload(rules, calendar):
+        log.info("reload_unchanged", rules_hash=rules.fingerprint)
+        return False
+    tailer.wake()
+    return True
+
+
 async def _main(config: DaemonConfig) -> None:
     log = get_logger("monitor.daemon")
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve, config)
+            running: list[Tailer] = []  # filled once every component has started
+
+            async def serving() -> None:
+                running.append(await nursery.start(serve, config))
+
+            nursery.start_soon(serving)  # not awaited: SIGTERM must work while connecting
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    if running:
+                        reload(config, running[0])
+                    else:
+                        log.warning("reload_ignored", reason="still starting")
+                    continue
                 # Cancelling rolls back the batch in flight (its transaction never
                 # commits), so the next start resumes exactly at the last commit.
                 log.info("stopping", signal=signal.Signals(signum).name)

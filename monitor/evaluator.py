@@ -15,7 +15,7 @@ import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -241,6 +241,8 @@ class Evaluator:
         self.next_due: int | None = None  # UTC seconds of the next crossing
         self.next_reply: int | None = None  # next supervision-order reply deadline
         self.dirty = True  # rows changed since the last tick: their levels need a look
+        self._next: tuple[RuleSet, Calendar] | None = None  # validated, waiting to take over
+        self._why: str | None = None  # revocation reason while recomputing after a change
         self.log = get_logger("monitor.evaluator")
 
     # --- deciding for a set of cases ----------------------------------------------
@@ -259,6 +261,8 @@ class Evaluator:
             matter = matters.get(view.matter) if view.matter is not None else None
             existing = cards.get(view.case_id, [])
             d = decide_case(view, matter, self.ruleset, self.cal, now, existing, running=running)
+            if self._why is not None:  # say what took the basis away
+                d.revoke = [replace(c, reason=self._why) for c in d.revoke]
             decisions.append(d)
             highest: dict[str, int] = {}
             for old in existing:
@@ -382,6 +386,8 @@ class Evaluator:
         """One kernel pass at ``now``: issue what came due, escalate missed replies."""
         t0 = time.perf_counter()
         st = _store(store)
+        if self._next is not None:
+            await self._swap(st, matters, now)
         n = int(now.timestamp())
         rose, self.next_due = self.table.evaluate(self.cal, n)
         cases = sorted({o[0] for s in rose if (o := self.table.owner[s]) is not None})
@@ -403,6 +409,31 @@ class Evaluator:
         self.stats.ticks += 1
         self.stats.last_tick_ms = (time.perf_counter() - t0) * 1000
 
+    def request_reload(self, ruleset: RuleSet, cal: Calendar) -> bool:
+        """Take already-validated rules and calendar at the next tick; False if unchanged."""
+        if (ruleset.fingerprint, cal.fingerprint) == (
+            self.ruleset.fingerprint,
+            self.cal.fingerprint,
+        ):
+            return False
+        self._next = (ruleset, cal)
+        return True
+
+    async def _swap(self, store: Store, matters: Mapping[str, Matter], now: dt.datetime) -> None:
+        """Recompute every open clock on the new rules or calendar; revoke what lost its basis."""
+        assert self._next is not None
+        old = (self.ruleset.fingerprint, self.cal.fingerprint)
+        self.ruleset, self.cal = self._next
+        self._next = None
+        self._why = "calendar_changed" if old[0] == self.ruleset.fingerprint else "rules_changed"
+        try:
+            await self.start(store, matters, now)
+        finally:
+            self._why = None
+        self.log.info("rules_reloaded", rules=self.ruleset.name, rules_hash=self.ruleset.fingerprint,
+                      calendar=self.cal.name, calendar_hash=self.cal.fingerprint,
+                      open_clocks=len(self.table))  # fmt: skip
+
     def wake_at(self) -> int | None:
         """UTC seconds of the next instant something comes due, if any."""
         times = [t for t in (self.next_due, self.next_reply) if t is not None]
@@ -411,7 +442,7 @@ class Evaluator:
     def due(self, now: dt.datetime) -> bool:
         """Whether a tick has work at ``now``."""
         at = self.wake_at()
-        return self.dirty or (at is not None and at <= now.timestamp())
+        return self.dirty or self._next is not None or (at is not None and at <= now.timestamp())
 
 
 def describe(stats: EngineStats) -> dict[str, Any]:

@@ -80,3 +80,53 @@ def test_run_without_dsn_says_which_variable_to_set():
     )  # fmt: skip
     assert result.returncode == 2
     assert "JIANCHA_SOURCE_DSN" in result.stderr
+
+
+async def test_run_issues_cards_and_keeps_its_rules_on_a_bad_reload(dsn, tmp_path):
+    rules = tmp_path / "centre.toml"
+    rules.write_text('extends = "cards"\n', encoding="utf-8")
+    proc = start(dsn, "--rules", str(rules))
+    try:
+        ready = wait_for(proc, "ready")
+        assert ready["rules"] == "centre"
+        # D1 was accepted in March 2024: long overdue, so the catch-up gives its red cards
+        query = "SELECT rule FROM jiancha.cards WHERE case_id = 'D1' AND level = 'red'"
+        async with db.open_loop(), await db.connect(dsn) as conn:
+            with trio.fail_after(20):
+                while len(await conn.fetch(query)) < 2:
+                    await trio.sleep(0.05)
+            assert {r["rule"] for r in await conn.fetch(query)} == {
+                "decision_time", "statutory_time"
+            }  # fmt: skip
+            rules.write_text('extends = "cards"\n[[clock]]\nrule = "x"\n', encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            failed = wait_for(proc, "reload_failed")
+            assert f"{rules}:" in failed["error"] and failed["level"] == "error"
+            # still running on the old rules: a new case is taken and carded
+            await write(
+                conn, [("D2", "submitted", at(0), SUBMITTED), ("D2", "accepted", at(1), {})]
+            )
+            with trio.fail_after(20):
+                while len(await conn.fetch(query.replace("D1", "D2"))) < 2:
+                    await trio.sleep(0.05)
+            # a good edit is taken: statutory cards switched off by an override
+            rules.write_text(
+                'extends = "cards"\n[[override]]\ndepartments = ["住建局"]\n'
+                'rule = "statutory_time"\nenabled = false\n',
+                encoding="utf-8",
+            )
+            proc.send_signal(signal.SIGHUP)
+            reloaded = wait_for(proc, "rules_reloaded")
+            assert reloaded["rules"] == "centre"
+            revoked = await conn.fetch(
+                "SELECT c.case_id, e.reason FROM jiancha.card_events e JOIN jiancha.cards c "
+                "ON c.id = e.card_id WHERE e.kind = 'revoked' ORDER BY c.case_id"
+            )
+            assert [(r["case_id"], r["reason"]) for r in revoked] == [
+                ("D1", "rules_changed"), ("D2", "rules_changed")
+            ]  # fmt: skip
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

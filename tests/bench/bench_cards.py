@@ -32,9 +32,11 @@ import argparse
 import cProfile
 import datetime as dt
 import gc
+import json
 import pstats
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +78,7 @@ from tests.bench.bench_calendar import (
 from tests.bench.bench_tailer import CpuMeter, cpu_note, new_database
 from tests.sourcekit import write
 
+REPO = Path(__file__).resolve().parents[2]
 SEED = 20240415
 UTC = dt.UTC
 
@@ -246,6 +249,11 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
     tbl = fill_table(c)
     now_s = int(NOW.astype(np.int64))
     out_a, out_b = fresh_state(n), fresh_state(n)
+    # steady state: every level due an hour ago has been issued (the table's ``issued``)
+    cal.evaluate(c.starts, c.limits, c.ext, c.paused, c.since, NOW - np.timedelta64(1, "h"),
+                 out=out_a, errors="nat", blue_at=c.blue, yellow_at=c.yellow)  # fmt: skip
+    assert out_a.level is not None
+    tbl.issued[:n] = np.maximum(out_a.level, 0)
     common = (c.starts, c.limits, c.ext, c.paused, c.since, NOW)
     inputs = c.inputs()
     twins = [np.empty_like(a) for a in inputs]
@@ -340,9 +348,11 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
             fmt(med[key] / n * 1e9, 2), f"{med[key] / anchor:.1f}x",
             f"{med[key] * scale * 1e3 / target:.2f}", f"{nbytes} + {out_bytes:.0f}",
         ])  # fmt: skip
-    rows.append(["  of which: rows that rose + earliest crossing (numpy, after the kernel)",
-                 fmt(med["post"] * 1e3, 1), fmt(best["post"] * 1e3, 1),
-                 fmt(med["post"] / n * 1e9, 2), f"{med['post'] / anchor:.1f}x", "", ""])  # fmt: skip
+    rows.append([
+        "  of which: rows that rose + earliest crossing (numpy, after the kernel)",
+        fmt(med["post"] * 1e3, 1), fmt(best["post"] * 1e3, 1),
+        fmt(med["post"] / n * 1e9, 2), f"{med['post'] / anchor:.1f}x", "", "",
+    ])  # fmt: skip
     anchors = {
         "read": "anchor: np.add.reduce of each of the 8 input arrays (read, 1 thread)",
         "copy": "np.copyto of each input array into a twin (read + write, 1 thread)",
@@ -369,8 +379,11 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
     print("  limit: the daemon's table always passes it; red_at=None computes the same answers)")
     print(
         f"  sanity: levels due now: none {levels[1]:,}, blue {levels[2]:,}, yellow {levels[3]:,}, "
-        f"red {levels[4]:,}, not evaluable {levels[0]:,}; the table's pass: {rose.size:,} rows "
-        f"above issued (= {rose_b:,}); "
+        f"red {levels[4]:,}, not evaluable {levels[0]:,}"
+    )
+    print(
+        f"  the table's pass: {rose.size:,} rows rose above the level issued (issued = the levels "
+        f"due an hour before now; from the kernel's outputs: {rose_b:,})"
     )
     print(
         f"  {pending:,} clocks with a crossing ahead, earliest {beijing(nxt)} "
@@ -404,9 +417,15 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
 # --- section 2: memory per open clock ---------------------------------------------------
 
 
-def bench_memory(cal: Calendar, rule: ClockRule, n: int, n_put: int) -> dict[str, Any]:
+def measure_memory(n: int, n_put: int) -> dict[str, Any]:
+    """Run in a fresh process (``--memory-child``): RSS figures need an untouched heap."""
+    cal = load_calendar("cn")
+    rule = decision_rule(load_rules("cards"))
     rng = np.random.default_rng(SEED + 1)
     c = open_clocks(rng, n, rule)
+    now_s = int(NOW.astype(np.int64))
+    tbl = ClockTable(capacity=16)
+    tbl.evaluate(cal, now_s)  # compile (or load) the kernel before measuring
     gc.collect()
     r0 = rss()
     tbl = fill_table(c)
@@ -429,49 +448,47 @@ def bench_memory(cal: Calendar, rule: ClockRule, n: int, n_put: int) -> dict[str
     gc.collect()
     r3 = rss()
     peak_ok = reset_peak()
-    tbl.evaluate(cal, int(NOW.astype(np.int64)))
+    tbl.evaluate(cal, now_s)
     transient = (peak_rss() - r3) / n if peak_ok else float("nan")
     del tbl, c
     gc.collect()
 
-    # a table filled the daemon's way: one put per case (one running period each)
+    # a table filled the daemon's way: one put per case, one running period each
     starts = rng.integers(0, WINDOW_DAYS * 86400, size=n_put)
     limits = rng.integers(1, 21, size=n_put)
-    base = int(NOW.astype(np.int64))
-    rows = [
-        (f"C{i:09d}", Period(f"C{i:09d}", rule, "", base - int(starts[i]), None,
-                             int(limits[i]), 0), 0.0, NAT, 0)
-        for i in range(n_put)
-    ]  # fmt: skip
+
+    def fill(tb: ClockTable) -> None:
+        for i in range(n_put):
+            cid = f"C{i:09d}"
+            p = Period(cid, rule, "", now_s - int(starts[i]), None, int(limits[i]), 0)
+            tb.put(cid, [(p, 0.0, NAT, 0)], {})
+
+    gc.collect()
+    r4 = rss()
     put_tbl = ClockTable()
     t0 = time.perf_counter()
-    for cid, p, paused, since, seen in rows:
-        put_tbl.put(cid, [(p, paused, since, seen)], {})
-    put_s = time.perf_counter() - t0
-    del put_tbl, rows
-    gc.collect()
-    # memory of the same, everything the table keeps (case ids included), by tracemalloc
-    r4 = rss()
-    tracemalloc.start()
-    put_tbl = ClockTable()
-    for i in range(n_put):
-        cid = f"C{i:09d}"
-        p = Period(cid, rule, "", base - int(starts[i]), None, int(limits[i]), 0)
-        put_tbl.put(cid, [(p, 0.0, NAT, 0)], {})
-    traced, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    fill(put_tbl)
+    put_s = time.perf_counter() - t0  # includes making the Period and the case id
     r5 = rss()
     cap = put_tbl.start.shape[0]
     put_cols = put_tbl.memory_bytes() / n_put
     del put_tbl
     gc.collect()
-
-    per = {
+    tracemalloc.start()  # what the table keeps, exactly (the RSS above has allocator slack)
+    put_tbl = ClockTable()
+    fill(put_tbl)
+    gc.collect()
+    traced, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "n": n,
+        "n_put": n_put,
         "columns": col_bytes,
         "owner_list": owner_bytes,
         "outputs": out_bytes,
         "rss_table": (r1 - r0) / n,
         "rss_outputs": (r2 - r1) / n,
+        "rss_total": (r2 - r0) / n,
         "transient_peak": transient,
         "put_us": put_s / n_put * 1e6,
         "put_traced": traced / n_put,
@@ -479,31 +496,39 @@ def bench_memory(cal: Calendar, rule: ClockRule, n: int, n_put: int) -> dict[str
         "put_columns": put_cols,
         "put_capacity": cap,
     }
+
+
+def bench_memory(n: int, n_put: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "tests.bench.bench_cards", "--memory-child", str(n), str(n_put)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+    m: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    counted = m["columns"] + m["owner_list"]
+    print(f"in a fresh process, {n:,} open clocks:")
     print(
         table(
             ["per open clock", "counted B", "RSS growth B", "what"],
             [
-                ["ClockTable columns", fmt(col_bytes, 1), "", "memory_bytes() / rows: start, limit, ext, paused, since 8 B each, th 3 x 8, issued 1"],  # noqa: E501
-                ["ClockTable owner list", fmt(owner_bytes, 1), "", "one pointer per slot (None here: no cases)"],  # noqa: E501
-                ["table, filled", fmt(col_bytes + owner_bytes, 1), fmt((r1 - r0) / n, 1), f"ClockTable(capacity={n:,}), columns written"],  # noqa: E501
-                ["evaluation outputs", fmt(out_bytes, 1), fmt((r2 - r1) / n, 1), "consumed 8, remaining 8, deadline 8, provisional 1, level 1, next_change 8"],  # noqa: E501
-                ["resident per open clock", fmt(col_bytes + owner_bytes + out_bytes, 1), fmt((r2 - r0) / n, 1), "table + one pass's outputs held"],  # noqa: E501
-                ["transient peak of ClockTable.evaluate", "", fmt(transient, 1), "VmHWM above the filled table during one pass (outputs, masks, copies)"],  # noqa: E501
+                ["ClockTable columns", fmt(m["columns"], 1), "", "memory_bytes() / rows: start, limit, ext, paused, since 8 B each, th 3 x 8, issued 1"],  # noqa: E501
+                ["ClockTable owner list", fmt(m["owner_list"], 1), "", "one pointer per slot"],
+                ["table, filled", fmt(counted, 1), fmt(m["rss_table"], 1), f"ClockTable(capacity={n:,}), every column written"],  # noqa: E501
+                ["evaluation outputs", fmt(m["outputs"], 1), fmt(m["rss_outputs"], 1), "consumed 8, remaining 8, deadline 8, provisional 1, level 1, next_change 8"],  # noqa: E501
+                ["resident per open clock", fmt(counted + m["outputs"], 1), fmt(m["rss_total"], 1), "table + one pass's outputs held"],  # noqa: E501
+                ["peak during ClockTable.evaluate", "", fmt(m["transient_peak"], 1), "VmHWM above the filled table: outputs, masks, index copies"],  # noqa: E501
             ],
         )
     )  # fmt: skip
     print(
-        f"\nClockTable.put, {n_put:,} cases of one running period each (the daemon's way):"
-        f" {per['put_us']:.1f} us per case;"
+        f"\nClockTable.put, {m['n_put']:,} cases of one running period each (the daemon's way):"
+        f" {m['put_us']:.1f} us per case"
     )
     print(
-        f"  all the table keeps, by tracemalloc: {per['put_traced']:,.0f} B per open clock "
-        f"(RSS growth {per['put_rss']:,.0f} B), of which columns {put_cols:,.0f} B "
-        f"(capacity {cap:,} for {n_put:,} rows after growing by 1.5x);"
+        f"  kept per open clock: {m['put_traced']:,.0f} B by tracemalloc (RSS growth "
+        f"{m['put_rss']:,.0f} B), of which columns {m['put_columns']:,.0f} B (capacity "
+        f"{m['put_capacity']:,} for {m['n_put']:,} rows: grown by 1.5x)"
     )
-    print("  the rest is Python: owner tuple (case id, rule), by_case dict entry, slot list, ints,")
-    print("  the case id string")
-    return per
+    print("  the rest is Python: the owner tuple (case id, rule), the by_case entry and its slot")
+    print("  list, the slot int, the case id string")
+    return m
 
 
 # --- section 3: ingest to card -----------------------------------------------------------
@@ -580,11 +605,17 @@ class SqlTimer(db.Connection):
         return out
 
 
-async def reset(conn: db.Connection) -> None:
+async def reset(conn: db.Connection, analyze_empty: bool = False) -> None:
+    """Empty jiancha's tables: no statistics, as in a freshly migrated database.
+
+    With ``analyze_empty`` the empty card tables are analyzed too (as a ``VACUUM
+    ANALYZE`` after migrating would leave them): the planner then believes them empty.
+    """
     async with conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")  # the ledger's trigger
         await conn.execute(_RESET)
-    await conn.execute("VACUUM ANALYZE jiancha.events, jiancha.cases, jiancha.cards")
+    if analyze_empty:
+        await conn.execute("ANALYZE jiancha.cards, jiancha.card_events")
 
 
 async def counts(conn: db.Connection) -> dict[str, int]:
@@ -603,9 +634,10 @@ async def ingest_run(
     cards: bool,
     server_pid: int,
     profile: cProfile.Profile | None = None,
+    analyze_empty: bool = False,
 ) -> dict[str, Any]:
     """Drain the source as the tailer does; with ``cards``, derive cards and tick once."""
-    await reset(conn)
+    await reset(conn, analyze_empty)
     matters = await ingest.load_matters(conn)
     ev = Evaluator(rules, cal) if cards else None
     if ev is not None:
@@ -621,6 +653,7 @@ async def ingest_run(
             stages["derive"] += time.perf_counter() - t
 
     meter = CpuMeter(server_pid)
+    load = bench_calendar.OtherLoad()
     conn.reset_timing()
     if profile is not None:
         profile.enable()
@@ -656,6 +689,9 @@ async def ingest_run(
         profile.disable()
     total = ingest_s + stages["tick"]
     cpu = meter.read()
+    cores, steal = load.cores()  # every process but this one, PostgreSQL included
+    cpu["other_cores"] = max(0.0, cores - cpu["postgres_cpu_s"] / cpu["wall_s"])
+    cpu["steal_cores"] = steal
     got = await counts(conn)
     return {
         "cards": cards,
@@ -711,6 +747,20 @@ async def restart_run(conn: db.Connection, rules: RuleSet, cal: Calendar) -> dic
     }
 
 
+def others(cpu: dict[str, float]) -> str:
+    return f" [other processes {cpu['other_cores']:.2f} cores, steal {cpu['steal_cores']:.2f}]"
+
+
+def sql_ms(run: dict[str, Any], prefix: str) -> float:
+    """Milliseconds of the run's statements that start with ``prefix`` (batches and tick)."""
+    return 1e3 * sum(
+        v[0]
+        for part in ("sql_batches", "sql_tick")
+        for k, v in run[part].items()
+        if k.startswith(prefix)
+    )
+
+
 async def bench_ingest(
     admin_dsn: str, size: dict[str, Any], rules: RuleSet, cal: Calendar, server_pid: int
 ) -> dict[str, Any]:
@@ -728,7 +778,9 @@ async def bench_ingest(
             runs["cards"].append(await ingest_run(conn, rules, cal, True, server_pid))
         restart = await restart_run(conn, rules, cal)
         prof_rows: list[list[str]] = []
+        stale: dict[str, Any] | None = None
         if size["profile"]:
+            stale = await ingest_run(conn, rules, cal, True, server_pid, analyze_empty=True)
             profile = cProfile.Profile()
             await ingest_run(conn, rules, cal, True, server_pid, profile=profile)
             stats = pstats.Stats(profile)
@@ -776,11 +828,12 @@ async def bench_ingest(
         f"  anchor run: read {a['stages_s']['read']:.2f} s, apply_batch "
         f"{a['stages_s']['apply']:.2f} s"
     )
-    print("  anchor: " + cpu_note(a["cpu"]))
-    print("  cards:  " + cpu_note(c["cpu"]))
+    print("  anchor: " + cpu_note(a["cpu"]) + others(a["cpu"]))
+    print("  cards:  " + cpu_note(c["cpu"]) + others(c["cpu"]))
     for k in ("anchor", "cards"):
         if len(runs[k]) > 1:
-            print(f"  all {k} runs: " + ", ".join(f"{r['total_s']:.2f} s" for r in runs[k]))
+            each = [f"{r['total_s']:.2f} s ({r['cpu']['other_cores']:.2f})" for r in runs[k]]
+            print(f"  all {k} runs (other processes' cores): " + ", ".join(each))
     r = restart
     print(
         f"\nEvaluator.start on the filled database (a restart): {r['start_s'] * 1e3:,.0f} ms for "
@@ -809,6 +862,18 @@ async def bench_ingest(
         f"  batches: SQL {sql_total:.2f} s of {c['ingest_s']:.2f} s; tick: SQL {tick_sql:.2f} s "
         f"of {st['tick']:.2f} s (the rest is Python: deciding, building rows)"
     )
+    if stale is not None:
+        print(
+            f"\nThe same cards run with jiancha.cards and card_events ANALYZEd while empty (as a "
+            f"VACUUM ANALYZE after migrating leaves them): {stale['total_s']:.2f} s "
+            f"({stale['total_s'] / c['total_s']:.2f}x), tick {stale['stages_s']['tick']:.2f} s;"
+        )
+        for prefix in ("WITH due AS", "WITH new AS", "WITH changed AS"):
+            print(
+                f"  {prefix} ...: {sql_ms(stale, prefix):,.0f} ms (without statistics: "
+                f"{sql_ms(c, prefix):,.0f} ms)"
+            )
+        print("  " + cpu_note(stale["cpu"]) + others(stale["cpu"]))
     if prof_rows:
         print("\ncProfile of one more cards run (batches + tick; profiler overhead included):")
         print(table(["function", "calls", "own ms", "cumulative ms"], prof_rows))
@@ -823,6 +888,7 @@ async def bench_ingest(
         "cards_per_s": cnt["cards"] / c["total_s"],
         "ratio": c["total_s"] / a["total_s"],
         "restart": restart,
+        "analyzed_empty": stale,
         "profile_top": [p[0] for p in prof_rows],
     }
 
@@ -853,7 +919,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="before each section wait up to S seconds for other processes to go quiet "
         "(default 60, 0 with --quick)",
     )
+    parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:  # section 2's measurement, in a process of its own
+        print(json.dumps(measure_memory(*args.memory_child)))
+        return 0
     size = QUICK if args.quick else SIZES
     wait = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 60.0)
     started = time.perf_counter()
@@ -890,7 +960,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.collect()
 
     meter = section("2. resident memory per open clock", wait)
-    results["memory"] = bench_memory(cal, rule, size["clocks"], size["put_clocks"])
+    results["memory"] = bench_memory(size["clocks"], size["put_clocks"])
     section_end(meter, results["memory"])
     gc.collect()
 
