@@ -430,9 +430,14 @@ class Evaluator:
             await self.start(store, matters, now)
         finally:
             self._why = None
-        self.log.info("rules_reloaded", rules=self.ruleset.name, rules_hash=self.ruleset.fingerprint,
-                      calendar=self.cal.name, calendar_hash=self.cal.fingerprint,
-                      open_clocks=len(self.table))  # fmt: skip
+        self.log.info(
+            "rules_reloaded",
+            rules=self.ruleset.name,
+            rules_hash=self.ruleset.fingerprint,
+            calendar=self.cal.name,
+            calendar_hash=self.cal.fingerprint,
+            open_clocks=len(self.table),
+        )
 
     def wake_at(self) -> int | None:
         """UTC seconds of the next instant something comes due, if any."""

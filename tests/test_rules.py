@@ -89,7 +89,8 @@ def test_overrides_most_specific_wins(tmp_path: Path):
         '[[override]]\ndepartments = ["住建局"]\nrule = "decision_time"\nyellow = "80%"\n'
         '[[override]]\nmatters = ["M1"]\nrule = "decision_time"\nyellow = "95%"\n'
         '[[override]]\nmatters = ["M0"]\nrule = "immediate_time"\nenabled = false\n'
-        '[[override]]\ndepartments = ["市场监管局"]\nrule = "fee_on_free_matter"\nlevel = "yellow"\n',
+        '[[override]]\ndepartments = ["市场监管局"]\nrule = "fee_on_free_matter"\n'
+        'level = "yellow"\n',
         encoding="utf-8",
     )
     rs = load_rules(str(f))
