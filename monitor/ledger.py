@@ -191,14 +191,21 @@ async def write(
 
 
 def reply_deadlines(
-    issue: Sequence[NewCard], ruleset: RuleSet, cal: Calendar
+    issue: Sequence[NewCard], ruleset: RuleSet, cal: Calendar, now: dt.datetime
 ) -> list[dt.datetime | None]:
-    """The supervision order's reply deadline of each card that carries one."""
+    """The supervision order's reply deadline of each card that carries one.
+
+    Counted from when the order is written (a card caught up after downtime
+    gets its full reply period), never from before the level became due.
+    """
     out: list[dt.datetime | None] = [None] * len(issue)
     supervised = [i for i, c in enumerate(issue) if c.supervision and c.close is None]
     if supervised:
+        written = int(now.timestamp())
         dues = cal.deadline(
-            np.asarray([issue[i].issued_at for i in supervised], dtype="datetime64[s]"),
+            np.asarray(
+                [max(issue[i].issued_at, written) for i in supervised], dtype="datetime64[s]"
+            ),
             ruleset.supervision_reply_days,
             errors="nat",
         ).astype(np.int64)
@@ -237,9 +244,16 @@ async def next_reply_due(conn: Connection) -> dt.datetime | None:
 
 
 _CASES = "SELECT * FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+# Cases that may still have a running period, or have an open card to close or revoke:
+# finished cases pile up over the years and have nothing left to schedule.
 _OPEN_CASES = """
 SELECT * FROM jiancha.cases
-WHERE status NOT IN ('withdrawn', 'terminated', 'orphan')
+WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
+       AND (completed_at IS NULL
+            OR (decision = 'approve' AND delivered_at IS NULL)
+            OR (clocks ? 'review' AND clocks->'review'->>'stop' IS NULL)))
+   OR case_id IN (SELECT case_id FROM jiancha.cards
+                  WHERE status IN ('issued', 'acknowledged', 'appealed'))
 """
 
 

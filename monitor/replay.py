@@ -98,7 +98,7 @@ class MemoryStore:
         now: dt.datetime,
     ) -> Written:
         issued = []
-        dues = reply_deadlines(issue, ruleset, cal)
+        dues = reply_deadlines(issue, ruleset, cal, now)
         at_once = []
         for new, due in zip(issue, dues, strict=True):
             if new.key in self.cards:
