@@ -60,6 +60,8 @@ WITH new AS (
 SELECT id, case_id, clock, rule, level, issued_at FROM new
 """
 
+# A step's `at` is when jiancha recorded it; the business instant it answers (the
+# period's stop) rides in `detail`, so the ledger does not depend on batch boundaries.
 _CLOSE = """
 WITH changed AS (
     UPDATE jiancha.cards SET status = $4, updated_at = $5
@@ -67,8 +69,9 @@ WITH changed AS (
     WHERE id = u.card AND status = ANY($6::text[])
     RETURNING id, u.why AS why, u.at AS at
 )
-INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason)
-SELECT id, $7, least(at, $5), 'jiancha', why FROM changed
+INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+SELECT id, $7, $5, 'jiancha', why, jsonb_build_object('effective_at', least(at, $5))
+FROM changed
 ON CONFLICT DO NOTHING
 RETURNING card_id
 """

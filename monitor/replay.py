@@ -138,7 +138,7 @@ class MemoryStore:
             card = self._by_id.get(item.card_id)
             if card is not None and card.status in OPEN_STATUSES:
                 card.status = status
-                card.events.append((status, min(from_epoch(item.at), now), item.reason))
+                card.events.append((status, now, item.reason))
                 n += 1
         return n
 
