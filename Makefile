@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-quick clean
+.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-quick clean
 
 help:
 	@echo "make calendar-demo   show the working-day calendar at work"
 	@echo "make test            lint (ruff, mypy) and the whole test suite"
-	@echo "make bench           all benchmarks (tests/bench, ~2 min): bench-calendar, bench-tailer"
+	@echo "make bench           all benchmarks (tests/bench, ~6 min): bench-calendar, bench-tailer, bench-cards"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ pytest: venv
 
 test: lint pytest
 
-bench: bench-calendar bench-tailer
+bench: bench-calendar bench-tailer bench-cards
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -51,9 +51,13 @@ bench-calendar: venv
 bench-tailer: venv
 	$(BIN)/python -m tests.bench.bench_tailer
 
+bench-cards: venv
+	$(BIN)/python -m tests.bench.bench_cards
+
 bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_calendar --quick
 	$(BIN)/python -m tests.bench.bench_tailer --quick
+	$(BIN)/python -m tests.bench.bench_cards --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -189,7 +189,14 @@ async def _init_codecs(raw: Any) -> None:
 
 async def _aio_connect(dsn: str, timeout: float, application_name: str) -> Any:
     raw = await asyncpg.connect(
-        dsn, timeout=timeout, server_settings={"application_name": application_name}
+        dsn,
+        timeout=timeout,
+        server_settings={
+            "application_name": application_name,
+            # Statements take `= ANY($1)` lists of very different sizes; a cached generic
+            # plan (after five runs) can turn index lookups into sequential scans.
+            "plan_cache_mode": "force_custom_plan",
+        },
     )
     try:
         await _init_codecs(raw)

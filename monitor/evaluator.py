@@ -44,6 +44,14 @@ from monitor.state import CaseState, Matter
 _GROW = 1.5
 
 
+def _earliest(instants: npt.NDArray[np.int64]) -> int | None:
+    """The smallest instant, NaT (int64 minimum) ignored: as uint64, NaT sorts last."""
+    if instants.size == 0:
+        return None
+    low = int(instants.view(np.uint64).min())
+    return None if low == 1 << 63 else low
+
+
 class ClockTable:
     """Running periods as columns for the kernel; slots are reused as cases change."""
 
@@ -62,6 +70,8 @@ class ClockTable:
         self.since = np.full(n, NAT, dtype=np.int64)
         self.th = np.full((3, n), np.nan)  # blue, yellow, red: working days consumed
         self.issued = np.zeros(n, dtype=np.int8)  # highest level issued for the rule
+        self._level = np.empty(0, dtype=np.int8)  # the last pass's outputs
+        self._next = np.empty(0, dtype=np.int64)
 
     def _arrays(self) -> tuple[npt.NDArray[Any], ...]:
         return (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
@@ -129,53 +139,40 @@ class ClockTable:
         n = self.size
         if n == 0:
             return np.empty(0, dtype=np.intp), None
-        state = cal.evaluate(
-            self.start[:n].view("datetime64[s]"),
-            self.limit[:n],
-            self.ext[:n],
-            self.paused[:n],
-            self.since[:n].view("datetime64[s]"),
-            np.datetime64(now, "s"),
-            errors="nat",
-            blue_at=self.th[0, :n],
-            yellow_at=self.th[1, :n],
-            red_at=self.th[2, :n],
-        )
-        assert state.level is not None and state.next_change is not None
-        rose = np.flatnonzero(state.level > self.issued[:n])
-        nxt = state.next_change.view(np.int64)
-        pending = nxt[nxt != NAT]
-        return rose, (int(pending.min()) if pending.size else None)
+        if self._level.shape[0] < n:  # outputs kept between passes: no page faults per tick
+            cap = self.start.shape[0]
+            self._level = np.empty(cap, dtype=np.int8)
+            self._next = np.empty(cap, dtype=np.int64)
+        level, nxt = self._level[:n], self._next[:n]
+        cal.levels(
+            self.start[:n], self.limit[:n], self.ext[:n], self.paused[:n], self.since[:n], now,
+            self.th[0, :n], self.th[1, :n], self.th[2, :n], level, nxt,
+        )  # fmt: skip
+        rose = np.flatnonzero(level > self.issued[:n])
+        return rose, _earliest(nxt)
 
     def next_change(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> int | None:
         """The earliest instant one of these rows' level will rise."""
-        state = self._evaluate_slots(slots, cal, now)
-        assert state.next_change is not None
-        nxt = state.next_change.view(np.int64)
-        pending = nxt[nxt != NAT]
-        return int(pending.min()) if pending.size else None
+        return _earliest(self._levels_of(slots, cal, now)[1])
 
-    def _evaluate_slots(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> Any:
-        return cal.evaluate(
-            self.start[slots].view("datetime64[s]"),
-            self.limit[slots],
-            self.ext[slots],
-            self.paused[slots],
-            self.since[slots].view("datetime64[s]"),
-            np.datetime64(now, "s"),
-            errors="nat",
-            blue_at=self.th[0, slots],
-            yellow_at=self.th[1, slots],
-            red_at=self.th[2, slots],
-        )
+    def _levels_of(
+        self, slots: npt.NDArray[np.intp], cal: Calendar, now: int
+    ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+        level = np.empty(slots.shape[0], dtype=np.int8)
+        nxt = np.empty(slots.shape[0], dtype=np.int64)
+        cal.levels(
+            self.start[slots], self.limit[slots], self.ext[slots], self.paused[slots],
+            self.since[slots], now, self.th[0, slots], self.th[1, slots], self.th[2, slots],
+            level, nxt,
+        )  # fmt: skip
+        return level, nxt
 
     def mark_seen(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> None:
         """Rows the engine looked at and declined stay quiet until their level rises again."""
         if slots.size == 0:
             return
-        state = self._evaluate_slots(slots, cal, now)
-        assert state.level is not None
-        self.issued[slots] = np.maximum(self.issued[slots], state.level)
+        level, _ = self._levels_of(slots, cal, now)
+        self.issued[slots] = np.maximum(self.issued[slots], level)
 
     def memory_bytes(self) -> int:
         return sum(a.nbytes for a in self._arrays())

@@ -423,6 +423,36 @@ class Calendar:
             self._raise_bad(bad)
         return out
 
+    def levels(
+        self,
+        starts: npt.NDArray[np.int64],
+        limits: npt.NDArray[np.int64],
+        extensions: npt.NDArray[np.int64],
+        paused: F64Array,
+        paused_since: npt.NDArray[np.int64],
+        now: int,
+        blue_at: F64Array,
+        yellow_at: F64Array,
+        red_at: F64Array | None,
+        level_out: npt.NDArray[np.int8],
+        next_out: npt.NDArray[np.int64],
+    ) -> int:
+        """``evaluate``'s level pass alone, for the scheduler: no other outputs are written.
+
+        Every array is 1-D of one length, instants are UTC seconds (int64, NaT
+        as its minimum), and the outputs are the caller's. Returns how many
+        clocks could not be evaluated (level -1).
+        """
+        tb = self._t
+        bad: int = _kernel.clock_kernel(
+            starts, limits, extensions, paused, paused_since, now,
+            None, None, None, None,
+            tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+            tb.nth_day, blue_at, yellow_at, red_at, level_out, next_out,
+        )  # fmt: skip
+        return bad
+
 
 # --- loading ----------------------------------------------------------------
 

@@ -229,6 +229,29 @@ def count_kernel_24h(starts, ends, out, prov_out, t0, wtab, pcum):  # type: igno
     return bad
 
 
+@_jit(inline="always")
+def _unknown(i, consumed_out, remaining_out, deadline_out, prov_out, level_out, next_out):  # type: ignore[no-untyped-def]
+    """Mark clock ``i`` as not evaluable (outside the calendar's range)."""
+    if consumed_out is not None:
+        consumed_out[i] = np.nan
+    if remaining_out is not None:
+        remaining_out[i] = np.nan
+    if deadline_out is not None:
+        deadline_out[i] = NAT
+    if prov_out is not None:
+        prov_out[i] = False
+    if level_out is not None:
+        level_out[i] = -1
+        next_out[i] = NAT
+
+
+@_jit(inline="always")
+def _end_of(span, c0, ds, cum, nth_end, n_work):  # type: ignore[no-untyped-def]
+    """End of the working day in which ``span`` working days after the start are reached."""
+    k = np.int64(c0) + np.int64(math.ceil(span - _EPS)) - 1 if span > _EPS else np.int64(cum[ds])
+    return nth_end[k] if k < n_work else NAT
+
+
 @_jit(parallel=True)
 def clock_kernel(  # type: ignore[no-untyped-def]
     starts,
@@ -280,13 +303,7 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     dn = _local_day(now, t0, n_days, day_start)
     if dn >= n_days:
         for i in nb.prange(starts.shape[0]):
-            consumed_out[i] = np.nan
-            remaining_out[i] = np.nan
-            deadline_out[i] = NAT
-            prov_out[i] = False
-            if level_out is not None:
-                level_out[i] = -1
-                next_out[i] = NAT
+            _unknown(i, consumed_out, remaining_out, deadline_out, prov_out, level_out, next_out)
         return starts.shape[0]
     wn = _worked(now, dn, t0, day_start, trans, shift, oh_start, oh_end, oh_total, cum)
     pn = pcum[dn + 1]
@@ -295,13 +312,7 @@ def clock_kernel(  # type: ignore[no-untyped-def]
         s = starts[i]
         ds = _local_day(s, t0, n_days, day_start)
         if ds >= n_days:
-            consumed_out[i] = np.nan
-            remaining_out[i] = np.nan
-            deadline_out[i] = NAT
-            prov_out[i] = False
-            if level_out is not None:
-                level_out[i] = -1
-                next_out[i] = NAT
+            _unknown(i, consumed_out, remaining_out, deadline_out, prov_out, level_out, next_out)
             bad += 1
             continue
         c0 = np.float64(cum[ds + 1])
@@ -323,8 +334,10 @@ def clock_kernel(  # type: ignore[no-untyped-def]
         if used < 0.0:
             used = 0.0
         allowed = np.float64(limits[i]) + np.float64(extensions[i])
-        consumed_out[i] = used
-        remaining_out[i] = allowed - used
+        if consumed_out is not None:
+            consumed_out[i] = used
+        if remaining_out is not None:
+            remaining_out[i] = allowed - used
         span = allowed + pause_total
         if span > _EPS:
             k = np.int64(c0) + np.int64(math.ceil(span - _EPS)) - 1
@@ -332,71 +345,63 @@ def clock_kernel(  # type: ignore[no-untyped-def]
         else:
             k = np.int64(cum[ds])
             a = ds
-        if k >= n_work:
-            deadline_out[i] = NAT
-            prov_out[i] = pn > pcum[a]
-            if level_out is not None:
-                level_out[i] = -1
-                next_out[i] = NAT
+        if k >= n_work:  # the deadline lies beyond the calendar
+            _unknown(i, None, None, deadline_out, prov_out, level_out, next_out)
+            if prov_out is not None:
+                prov_out[i] = pn > pcum[a]
             bad += 1
             continue
         deadline = nth_end[k]
-        deadline_out[i] = deadline
-        hi = nth_pcum[k]
-        if dn > ds and pn > hi:
-            hi = pn
-        prov_out[i] = hi > pcum[a]
+        if deadline_out is not None:
+            deadline_out[i] = deadline
+        if prov_out is not None:
+            hi = nth_pcum[k]
+            if dn > ds and pn > hi:
+                hi = pn
+            prov_out[i] = hi > pcum[a]
         if level_out is not None:
             # Level due now: the highest whose threshold is reached. A threshold
             # below the limit is reached the instant consumed time gets there; one
             # at or beyond it counts like a deadline (DOMAIN.md §3), i.e. at the end
             # of the working day in which consumed time gets there, so red at the
             # limit is the deadline itself.
-            running = not (p != NAT and p <= now)
+            if red_at is None:  # noqa: SIM108 (numba prunes an `is None` if, not a ternary)
+                xr = allowed
+            else:
+                xr = red_at[i]
+            xs = (blue_at[i], yellow_at[i], xr)
             level = 0
-            nxt = NAT
             for lv in range(3, 0, -1):
-                if lv == 3:
-                    if red_at is None:  # noqa: SIM108 (numba prunes an `is None` if, not a ternary)
-                        x = allowed
-                    else:
-                        x = red_at[i]
-                elif lv == 2:
-                    x = yellow_at[i]
-                else:
-                    x = blue_at[i]
+                x = xs[lv - 1]
                 if x != x:  # NaN: the rule has no such level
                     continue
                 if x >= allowed - _LEVEL_EPS:
-                    if red_at is None and lv == 3:
-                        t = deadline
-                    else:
-                        sx = x + pause_total
-                        if sx > _EPS:
-                            kx = np.int64(c0) + np.int64(math.ceil(sx - _EPS)) - 1
-                        else:
-                            kx = np.int64(cum[ds])
-                        t = nth_end[kx] if kx < n_work else NAT
-                    if t == NAT:
-                        continue  # beyond the calendar: never within it
-                    if now >= t:
+                    t = _end_of(x + pause_total, c0, ds, cum, nth_end, n_work)
+                    if t != NAT and now >= t:
                         level = lv
                         break
-                    if running and (nxt == NAT or t < nxt):
-                        nxt = t
-                else:
-                    if used >= x - _LEVEL_TOL:
-                        level = lv
-                        break
-                    if running:
-                        target = c0 + pause_total + max(x - _LEVEL_EPS, 0.0)
-                        kk = np.int64(math.ceil(target)) - 1  # exact: see _LEVEL_EPS
-                        if kk < n_work:
-                            t = _instant_of(target, kk, t0, day_start, trans, shift, oh_start,
-                                            oh_end, oh_total, nth_day)  # fmt: skip
-                            if nxt == NAT or t < nxt:
-                                nxt = t
+                elif used >= x - _LEVEL_TOL:
+                    level = lv
+                    break
             level_out[i] = level
+            # The next rise is at the lowest threshold above the level: thresholds
+            # below the limit come before those at or beyond it, and the instant
+            # grows with the threshold, so one instant is enough.
+            nxt = NAT
+            if level < 3 and not (p != NAT and p <= now):  # paused: only an event restarts it
+                best = np.inf
+                for lv in range(level + 1, 4):
+                    x = xs[lv - 1]
+                    if x == x and x < best:
+                        best = x
+                if best >= allowed - _LEVEL_EPS and best != np.inf:
+                    nxt = _end_of(best + pause_total, c0, ds, cum, nth_end, n_work)
+                elif best != np.inf:
+                    target = c0 + pause_total + max(best - _LEVEL_EPS, 0.0)
+                    kk = np.int64(math.ceil(target)) - 1  # exact: see _LEVEL_EPS
+                    if kk < n_work:
+                        nxt = _instant_of(target, kk, t0, day_start, trans, shift, oh_start,
+                                          oh_end, oh_total, nth_day)  # fmt: skip
             next_out[i] = nxt
     return bad
 

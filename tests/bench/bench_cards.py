@@ -18,8 +18,11 @@ Run from the repository root::
    afterwards): cases whose clocks are all overdue at a virtual ``now`` go
    through ``ingest.apply_batch(derive=Evaluator.on_batch)`` in batches of 5000,
    then one ``Evaluator.tick`` (as tests/test_cards.py's Driver does); the anchor
-   is the same ingest with ``derive=None``. Then ``Evaluator.start`` on the
-   filled database (a restart) and a tick with nothing due.
+   is the same ingest with ``derive=None``. Each run has a connection of its own.
+   Then ``Evaluator.start`` on the filled database (a restart) and a tick with
+   nothing due; in full mode also a cProfile of a cards run, and the cards run on
+   plans PostgreSQL made while jiancha's tables were empty (a connection reused
+   after TRUNCATE; card tables ANALYZEd empty).
 
 Nothing here asserts a timing; the module is not collected by pytest.
 ``--quick`` runs section 1 at 1M clocks and section 3 at 5,000 cases (a smoke
@@ -768,6 +771,101 @@ async def restart_run(conn: db.Connection, rules: RuleSet, cal: Calendar) -> dic
     }
 
 
+PLAN_CASES = 10_000
+
+
+async def source_database(admin_dsn: str, name: str, cases: int) -> str:
+    """A new database with the contract, jiancha's schema and ``cases`` cases' events."""
+    dsn = await new_database(admin_dsn, name)
+    src = case_events(np.random.default_rng(SEED + 2), cases)
+    async with await db.connect(dsn) as conn:
+        for i in range(0, len(src), 20_000):
+            await write(conn, src[i : i + 20_000])
+        await conn.execute("VACUUM ANALYZE case_events")
+    return dsn
+
+
+async def fresh_run(
+    dsn: str, rules: RuleSet, cal: Calendar, cards: bool, server_pid: int, **kw: Any
+) -> dict[str, Any]:
+    """One run on a connection of its own, as after a restart of the daemon.
+
+    A connection's prepared statements keep their plans (asyncpg caches them, and
+    PostgreSQL switches to a generic plan after five executions): runs sharing one
+    would not start alike. See ``plans_on_empty_tables``.
+    """
+    async with await db.connect(dsn) as plain:
+        conn = SqlTimer(plain)
+        before = await seq_reads(conn)
+        run = await ingest_run(conn, rules, cal, cards, server_pid, **kw)
+        after = await seq_reads(conn)
+    run["seq_tup_read"] = {k: after[k] - before[k] for k in after}
+    return run
+
+
+async def plans_on_empty_tables(
+    admin_dsn: str, rules: RuleSet, cal: Calendar, server_pid: int
+) -> list[dict[str, Any]]:
+    """The cards run three ways: fresh; again on the same connection; card tables analyzed."""
+    dsn = await source_database(admin_dsn, "bench_cards_plans", PLAN_CASES)
+    runs = [await fresh_run(dsn, rules, cal, True, server_pid)]
+    async with await db.connect(dsn) as plain:
+        conn = SqlTimer(plain)
+        await ingest_run(conn, rules, cal, True, server_pid)
+        before = await seq_reads(conn)
+        again = await ingest_run(conn, rules, cal, True, server_pid)
+        after = await seq_reads(conn)
+    again["seq_tup_read"] = {k: after[k] - before[k] for k in after}
+    runs.append(again)
+    runs.append(await fresh_run(dsn, rules, cal, True, server_pid, analyze_empty=True))
+    return runs
+
+
+async def seq_reads(conn: db.Connection) -> dict[str, int]:
+    """Rows of jiancha's tables read by sequential scans so far (statistics flushed)."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    rows = await conn.fetch(
+        "SELECT relname, seq_tup_read FROM pg_stat_user_tables WHERE schemaname = 'jiancha' "
+        "AND relname IN ('cases', 'events', 'cards')"
+    )
+    return {r["relname"]: int(r["seq_tup_read"] or 0) for r in rows}
+
+
+def print_plans(plans: list[dict[str, Any]]) -> None:
+    print(
+        f"\nPlans made while jiancha's tables were empty: the cards run on {PLAN_CASES:,} cases "
+        "(another database, same workload) three ways:"
+    )
+    print("  A: on a connection of its own (as above; tables emptied by TRUNCATE: no statistics)")
+    print("  B: again on the connection that ran A, whose cached plans were remade on the emptied")
+    print("     tables (asyncpg keeps prepared statements; PostgreSQL's plan cache goes generic)")
+    print("  C: on a connection of its own, jiancha.cards and card_events ANALYZEd while empty")
+    print("     (as a VACUUM ANALYZE right after migrating leaves them)")
+    statements = (
+        ("SELECT case_id, first_seen_at", "ingest: first_seen_at of the batch's cases"),
+        ("SELECT event_id, tx::text", "ingest: histories of the batch's cases"),
+        ("SELECT id, case_id, clock, rule", "ledger.cards_of: cards of the cases"),
+        ("WITH new AS", "ledger: insert cards + card_events"),
+        ("WITH changed AS", "ledger: close / revoke"),
+        ("WITH due AS", "ledger.escalate"),
+    )
+    rows = [[what, *(fmt(sql_ms(r, prefix), 0) for r in plans)] for prefix, what in statements]
+    rows.append(["whole run, s", *(fmt(r["total_s"], 2) for r in plans)])
+    for rel in ("cases", "events", "cards"):
+        rows.append(
+            [
+                f"rows of jiancha.{rel} read by seq scans",
+                *(f"{r['seq_tup_read'][rel]:,}" for r in plans),
+            ]
+        )
+    print(table(["statement, ms", "A", "B", "C"], rows))
+    print("  B scans as many rows as A: a custom plan hashes the ids of `= ANY(array)`, a generic")
+    print("  plan (the array a parameter) compares each row with every id of the batch. C: the")
+    print("  planner believes jiancha.cards empty, so lookups of cards by id scan the whole table.")
+    for name, r in zip("ABC", plans, strict=True):
+        print(f"  {name}: " + cpu_note(r["cpu"]) + others(r["cpu"]))
+
+
 def others(cpu: dict[str, float]) -> str:
     return f" [other processes {cpu['other_cores']:.2f} cores, steal {cpu['steal_cores']:.2f}]"
 
@@ -785,31 +883,29 @@ def sql_ms(run: dict[str, Any], prefix: str) -> float:
 async def bench_ingest(
     admin_dsn: str, size: dict[str, Any], rules: RuleSet, cal: Calendar, server_pid: int
 ) -> dict[str, Any]:
-    dsn = await new_database(admin_dsn, "bench_cards")
-    rng = np.random.default_rng(SEED + 2)
-    src = case_events(rng, size["cases"])
-    async with await db.connect(dsn) as plain:
-        conn = SqlTimer(plain)
-        for i in range(0, len(src), 20_000):
-            await write(conn, src[i : i + 20_000])
-        await conn.execute("VACUUM ANALYZE case_events")
-        runs: dict[str, list[dict[str, Any]]] = {"anchor": [], "cards": []}
-        for _ in range(size["ingest_rounds"]):
-            runs["anchor"].append(await ingest_run(conn, rules, cal, False, server_pid))
-            runs["cards"].append(await ingest_run(conn, rules, cal, True, server_pid))
+    dsn = await source_database(admin_dsn, "bench_cards", size["cases"])
+    runs: dict[str, list[dict[str, Any]]] = {"anchor": [], "cards": []}
+    for _ in range(size["ingest_rounds"]):
+        runs["anchor"].append(await fresh_run(dsn, rules, cal, False, server_pid))
+        runs["cards"].append(await fresh_run(dsn, rules, cal, True, server_pid))
+    async with await db.connect(dsn) as conn:
         restart = await restart_run(conn, rules, cal)
-        prof_rows: list[list[str]] = []
-        stale: dict[str, Any] | None = None
-        if size["profile"]:
-            stale = await ingest_run(conn, rules, cal, True, server_pid, analyze_empty=True)
-            profile = cProfile.Profile()
-            await ingest_run(conn, rules, cal, True, server_pid, profile=profile)
-            stats = pstats.Stats(profile)
-            top = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:16]  # type: ignore[attr-defined]
-            prof_rows = [
-                [f"{Path(f).name}:{line}({fn})", f"{cc:,}", fmt(tt * 1e3, 0), fmt(ct * 1e3, 0)]
-                for (f, line, fn), (cc, _nc, tt, ct, _callers) in top
+    prof_rows: list[list[str]] = []
+    plans: list[dict[str, Any]] | None = None
+    if size["profile"]:
+        profile = cProfile.Profile()
+        await fresh_run(dsn, rules, cal, True, server_pid, profile=profile)
+        stats = pstats.Stats(profile)
+        top = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:16]  # type: ignore[attr-defined]
+        prof_rows = [
+            [
+                "(waiting for PostgreSQL: epoll)" if "poll" in fn
+                else f"{Path(f).name}:{line}({fn})",
+                f"{cc:,}", fmt(tt * 1e3, 0), fmt(ct * 1e3, 0),
             ]
+            for (f, line, fn), (cc, _nc, tt, ct, _callers) in top
+        ]  # fmt: skip
+        plans = await plans_on_empty_tables(admin_dsn, rules, cal, server_pid)
     best = {k: min(v, key=lambda r: r["total_s"]) for k, v in runs.items()}
     a, c = best["anchor"], best["cards"]
     n = c["events"]
@@ -883,18 +979,8 @@ async def bench_ingest(
         f"  batches: SQL {sql_total:.2f} s of {c['ingest_s']:.2f} s; tick: SQL {tick_sql:.2f} s "
         f"of {st['tick']:.2f} s (the rest is Python: deciding, building rows)"
     )
-    if stale is not None:
-        print(
-            f"\nThe same cards run with jiancha.cards and card_events ANALYZEd while empty (as a "
-            f"VACUUM ANALYZE after migrating leaves them): {stale['total_s']:.2f} s "
-            f"({stale['total_s'] / c['total_s']:.2f}x), tick {stale['stages_s']['tick']:.2f} s;"
-        )
-        for prefix in ("WITH due AS", "WITH new AS", "WITH changed AS"):
-            print(
-                f"  {prefix} ...: {sql_ms(stale, prefix):,.0f} ms (without statistics: "
-                f"{sql_ms(c, prefix):,.0f} ms)"
-            )
-        print("  " + cpu_note(stale["cpu"]) + others(stale["cpu"]))
+    if plans is not None:
+        print_plans(plans)
     if prof_rows:
         print("\ncProfile of one more cards run (batches + tick; profiler overhead included):")
         print(table(["function", "calls", "own ms", "cumulative ms"], prof_rows))
@@ -909,7 +995,7 @@ async def bench_ingest(
         "cards_per_s": cnt["cards"] / c["total_s"],
         "ratio": c["total_s"] / a["total_s"],
         "restart": restart,
-        "analyzed_empty": stale,
+        "plans_on_empty_tables": plans,
         "profile_top": [p[0] for p in prof_rows],
     }
 
@@ -948,7 +1034,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     size = QUICK if args.quick else SIZES
     wait = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 60.0)
     started = time.perf_counter()
-    configure_logging("WARNING")
+    configure_logging("ERROR")  # the evaluator warns of every escalation: noise here
 
     info = machine_info()
     info["code"] = code_hash()
