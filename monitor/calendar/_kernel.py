@@ -252,6 +252,54 @@ def _end_of(span, c0, ds, cum, nth_end, n_work):  # type: ignore[no-untyped-def]
     return nth_end[k] if k < n_work else NAT
 
 
+_NEVER = np.iinfo(np.int64).max
+
+
+@_jit(inline="always")
+def _due_at(x, allowed, pause_total, c0, ds, t0, day_start, trans, shift, oh_start, oh_end,  # type: ignore[no-untyped-def]
+            oh_total, cum, nth_end, nth_day, n_work):  # fmt: skip
+    """The instant threshold ``x`` (working days consumed) is reached; _NEVER for NaN.
+
+    Below the limit: the first whole second consumed time gets within
+    _LEVEL_EPS of it. At or beyond it: like a deadline, the end of the working
+    day in which it gets there (so ``x`` = the limit is the deadline itself).
+    Both are computed and one selected: the tables are small and cached.
+    """
+    span = x + pause_total
+    k = np.int64(c0) + np.int64(math.ceil(min(max(span, 0.0), 1e9) - _EPS)) - 1
+    k = k if span > _EPS else np.int64(cum[ds])
+    k = min(max(k, np.int64(0)), n_work)  # n_work: the trailing NaT
+    line = nth_end[k]
+    target = c0 + pause_total + max(x - _LEVEL_EPS, 0.0)
+    kk = np.int64(math.ceil(min(max(target, 1.0), 1e9))) - 1  # exact: see _LEVEL_EPS
+    exact = _instant_of(target, min(kk, n_work - 1), t0, day_start, trans, shift, oh_start,
+                        oh_end, oh_total, nth_day)  # fmt: skip
+    exact = exact if kk < n_work else NAT
+    t = line if x >= allowed - _LEVEL_EPS else exact
+    return _NEVER if (x != x or x == np.inf or t == NAT) else t
+
+
+@_jit(inline="always")
+def _reached(x, allowed, deadline, used, now, pause_total, c0, ds, cum, nth_end, n_work):  # type: ignore[no-untyped-def]
+    """Whether threshold ``x`` is reached at ``now`` (False for NaN); see _due_at.
+
+    Branches only on the kind of threshold (the same for every clock of a rule,
+    so predicted); the outcome is computed without one.
+    """
+    if x != x:
+        return False
+    if x < allowed - _LEVEL_EPS:
+        return used >= x - _LEVEL_TOL
+    if x == allowed:
+        t = deadline
+    else:
+        span = x + pause_total
+        k = np.int64(c0) + np.int64(math.ceil(min(max(span, 0.0), 1e9) - _EPS)) - 1
+        k = k if span > _EPS else np.int64(cum[ds])
+        t = nth_end[min(max(k, np.int64(0)), n_work)]  # n_work: the trailing NaT
+    return (t != NAT) & (now >= t)
+
+
 @_jit(parallel=True)
 def clock_kernel(  # type: ignore[no-untyped-def]
     starts,
@@ -360,48 +408,34 @@ def clock_kernel(  # type: ignore[no-untyped-def]
                 hi = pn
             prov_out[i] = hi > pcum[a]
         if level_out is not None:
-            # Level due now: the highest whose threshold is reached. A threshold
-            # below the limit is reached the instant consumed time gets there; one
-            # at or beyond it counts like a deadline (DOMAIN.md §3), i.e. at the end
-            # of the working day in which consumed time gets there, so red at the
-            # limit is the deadline itself.
+            # Each level's threshold becomes the instant it is reached, then the level
+            # is the highest reached and the next rise the earliest instant above it.
+            # Written without branches on the data: with levels mixed at random across
+            # clocks, mispredicted branches cost three times the arithmetic.
             if red_at is None:  # noqa: SIM108 (numba prunes an `is None` if, not a ternary)
                 xr = allowed
             else:
                 xr = red_at[i]
-            xs = (blue_at[i], yellow_at[i], xr)
-            level = 0
-            for lv in range(3, 0, -1):
-                x = xs[lv - 1]
-                if x != x:  # NaN: the rule has no such level
-                    continue
-                if x >= allowed - _LEVEL_EPS:
-                    t = _end_of(x + pause_total, c0, ds, cum, nth_end, n_work)
-                    if t != NAT and now >= t:
-                        level = lv
-                        break
-                elif used >= x - _LEVEL_TOL:
-                    level = lv
-                    break
+            xb = blue_at[i]
+            xy = yellow_at[i]
+            r3 = np.int64(_reached(xr, allowed, deadline, used, now, pause_total, c0, ds,
+                                   cum, nth_end, n_work))  # fmt: skip
+            r2 = np.int64(_reached(xy, allowed, deadline, used, now, pause_total, c0, ds,
+                                   cum, nth_end, n_work))  # fmt: skip
+            r1 = np.int64(_reached(xb, allowed, deadline, used, now, pause_total, c0, ds,
+                                   cum, nth_end, n_work))  # fmt: skip
+            level = max(3 * r3, max(2 * r2, r1))
             level_out[i] = level
-            # The next rise is at the lowest threshold above the level: thresholds
-            # below the limit come before those at or beyond it, and the instant
-            # grows with the threshold, so one instant is enough.
-            nxt = NAT
-            if level < 3 and not (p != NAT and p <= now):  # paused: only an event restarts it
-                best = np.inf
-                for lv in range(level + 1, 4):
-                    x = xs[lv - 1]
-                    if x == x and x < best:
-                        best = x
-                if best >= allowed - _LEVEL_EPS and best != np.inf:
-                    nxt = _end_of(best + pause_total, c0, ds, cum, nth_end, n_work)
-                elif best != np.inf:
-                    target = c0 + pause_total + max(best - _LEVEL_EPS, 0.0)
-                    kk = np.int64(math.ceil(target)) - 1  # exact: see _LEVEL_EPS
-                    if kk < n_work:
-                        nxt = _instant_of(target, kk, t0, day_start, trans, shift, oh_start,
-                                          oh_end, oh_total, nth_day)  # fmt: skip
+            # The next rise is at the lowest threshold above the level (thresholds below
+            # the limit come before those at or beyond it, and the instant grows with
+            # the threshold), so one instant is enough.
+            best = xr if (xr == xr and level < 3) else np.inf
+            best = min(best, xy if (xy == xy and level < 2) else np.inf)
+            best = min(best, xb if (xb == xb and level < 1) else np.inf)
+            nxt = _due_at(best, allowed, pause_total, c0, ds, t0, day_start, trans, shift,
+                          oh_start, oh_end, oh_total, cum, nth_end, nth_day, n_work)  # fmt: skip
+            paused_now = p != NAT and p <= now  # only an event restarts a paused clock
+            nxt = NAT if (nxt == _NEVER or paused_now) else nxt
             next_out[i] = nxt
     return bad
 
