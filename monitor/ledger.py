@@ -149,17 +149,7 @@ async def write(
     """Issue, close and revoke cards; call inside the transaction that caused them."""
     issued: list[ExistingCard] = []
     if issue:
-        reply_due: list[dt.datetime | None] = [None] * len(issue)
-        supervised = [i for i, c in enumerate(issue) if c.supervision and c.close is None]
-        if supervised:
-            starts = [from_epoch(issue[i].issued_at) for i in supervised]
-            dues = cal.deadline(
-                np.asarray([s.replace(tzinfo=None) for s in starts], dtype="datetime64[s]"),
-                ruleset.supervision_reply_days,
-                errors="nat",
-            )
-            for i, due in zip(supervised, dues.astype("int64"), strict=True):
-                reply_due[i] = from_epoch(int(due)) if due != np.iinfo(np.int64).min else None
+        reply_due = reply_deadlines(issue, ruleset, cal, now)
         views = [cases.get(c.case_id) for c in issue]
         rows = await conn.fetch(
             _INSERT,

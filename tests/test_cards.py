@@ -408,3 +408,18 @@ async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rul
         assert row["issued_at"] == deadline
         late = (row["recorded_at"] - deadline).total_seconds()
         assert 0 <= late < 1.0, late
+
+
+async def test_a_caught_up_supervision_order_gets_its_full_reply_period(dsn, cal, rules):
+    """Red came due while the daemon was away: the order's 5 wd count from when it is written."""
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        d = Driver(conn, Evaluator(rules, cal))
+        back = z("2024-03-04T02:00:00")  # Mon Mar 4 10:00 Beijing, long after Feb 21
+        await d.start(back)
+        await d.ingest(back)
+        await d.run_until(back, back)
+        red = next(r for r in await ledger(conn) if r[2] == "decision_time")
+        assert red[3] == "red" and red[4] == z("2024-02-21T16:00:00")
+        # written Mar 4 (not counted): Mar 5, 6, 7, 8, 11 -> Mar 11 24:00; not escalated at once
+        assert red[6] == z("2024-03-11T16:00:00") and red[7] is None
