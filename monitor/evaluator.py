@@ -70,11 +70,12 @@ class ClockTable:
         self.since = np.full(n, NAT, dtype=np.int64)
         self.th = np.full((3, n), np.nan)  # blue, yellow, red: working days consumed
         self.issued = np.zeros(n, dtype=np.int8)  # highest level issued for the rule
-        self._level = np.empty(0, dtype=np.int8)  # the last pass's outputs
-        self._next = np.empty(0, dtype=np.int64)
+        self.level = np.zeros(n, dtype=np.int8)  # level due at the row's last evaluation
+        self.due = np.full(n, NAT, dtype=np.int64)  # when it next rises; 0: look at it now
 
     def _arrays(self) -> tuple[npt.NDArray[Any], ...]:
-        return (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued)
+        return (self.start, self.limit, self.ext, self.paused, self.since, self.th, self.issued,
+                self.level, self.due)  # fmt: skip
 
     def _grow(self, need: int) -> None:
         cap = self.start.shape[0]
@@ -98,6 +99,7 @@ class ClockTable:
         self.th[:, slot] = np.nan  # a free slot never comes due
         self.since[slot] = NAT
         self.issued[slot] = 0
+        self.due[slot] = NAT
         self.free.append(slot)
 
     def drop(self, case_id: str) -> None:
@@ -131,25 +133,37 @@ class ClockTable:
             self.since[slot] = since
             self.th[:, slot] = thresholds(rule, period.allowed)
             self.issued[slot] = max(highest.get(rule.rule, 0), seen)
+            self.due[slot] = 0  # new or changed: evaluated by the next pass, full or not
             slots.append(slot)
         self.by_case[case_id] = slots
 
-    def evaluate(self, cal: Calendar, now: int) -> tuple[npt.NDArray[np.intp], int | None]:
-        """Slots whose level rose above what was issued, and the next instant one will."""
+    def evaluate(
+        self, cal: Calendar, now: int, *, full: bool = True
+    ) -> tuple[npt.NDArray[np.intp], int | None]:
+        """Slots whose level rose above what was issued, and the next instant one will.
+
+        A full pass evaluates every row. Otherwise only the rows whose known
+        next rise is due (or that changed since): without an event a row's
+        level changes only at that instant, so the others cannot have risen.
+        """
         n = self.size
         if n == 0:
             return np.empty(0, dtype=np.intp), None
-        if self._level.shape[0] < n:  # outputs kept between passes: no page faults per tick
-            cap = self.start.shape[0]
-            self._level = np.empty(cap, dtype=np.int8)
-            self._next = np.empty(cap, dtype=np.int64)
-        level, nxt = self._level[:n], self._next[:n]
-        cal.levels(
-            self.start[:n], self.limit[:n], self.ext[:n], self.paused[:n], self.since[:n], now,
-            self.th[0, :n], self.th[1, :n], self.th[2, :n], level, nxt,
-        )  # fmt: skip
-        rose = np.flatnonzero(level > self.issued[:n])
-        return rose, _earliest(nxt)
+        if full:
+            cal.levels(
+                self.start[:n], self.limit[:n], self.ext[:n], self.paused[:n], self.since[:n],
+                now, self.th[0, :n], self.th[1, :n], self.th[2, :n], self.level[:n],
+                self.due[:n],
+            )  # fmt: skip
+            rose = np.flatnonzero(self.level[:n] > self.issued[:n])
+        else:
+            # NaT (int64 minimum) read as uint64 is the largest value: never due
+            slots = np.flatnonzero(self.due[:n].view(np.uint64) <= np.uint64(now))
+            level, nxt = self._levels_of(slots, cal, now)
+            self.level[slots] = level
+            self.due[slots] = nxt
+            rose = slots[level > self.issued[slots]]
+        return rose, _earliest(self.due[:n])
 
     def next_change(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> int | None:
         """The earliest instant one of these rows' level will rise."""
@@ -238,6 +252,7 @@ class Evaluator:
         self.next_due: int | None = None  # UTC seconds of the next crossing
         self.next_reply: int | None = None  # next supervision-order reply deadline
         self.dirty = True  # rows changed since the last tick: their levels need a look
+        self._full = True  # the next tick evaluates every row (after a start or a reload)
         self._next: tuple[RuleSet, Calendar] | None = None  # validated, waiting to take over
         self._why: str | None = None  # revocation reason while recomputing after a change
         self.log = get_logger("monitor.evaluator")
@@ -376,6 +391,7 @@ class Evaluator:
             pending = await self.reload_cases(st, None, matters, now, running=False)
         self.publish(pending)
         self.dirty = True
+        self._full = True
 
     async def tick(
         self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
@@ -386,7 +402,8 @@ class Evaluator:
         if self._next is not None:
             await self._swap(st, matters, now)
         n = int(now.timestamp())
-        rose, self.next_due = self.table.evaluate(self.cal, n)
+        rose, self.next_due = self.table.evaluate(self.cal, n, full=self._full)
+        self._full = False
         cases = sorted({o[0] for s in rose if (o := self.table.owner[s]) is not None})
         async with st.transaction():
             pending = await self.reload_cases(st, cases, matters, now) if cases else None
