@@ -426,8 +426,8 @@ class Calendar:
     def levels(
         self,
         starts: npt.NDArray[np.int64],
-        limits: npt.NDArray[np.int64],
-        extensions: npt.NDArray[np.int64],
+        limits: npt.NDArray[np.integer[Any]],
+        extensions: npt.NDArray[np.integer[Any]],
         paused: F64Array,
         paused_since: npt.NDArray[np.int64],
         now: int,
