@@ -391,3 +391,29 @@ def test_supervision_profile_yellow_when_overdue_red_five_days_later(cal):
         if c.rule == "decision_time"
     ]
     assert cards(got) == {("decision_time", 3, "2024-02-28T16:00:00")} and not got[0].supervision
+
+
+@pytest.mark.parametrize(
+    ("accepted", "blue", "yellow", "red"),
+    [
+        # Fri 2025-01-24 10:00: Jan 26 (working Sunday), 27, then Spring Festival Jan 28 -
+        # Feb 4 (the 13-day statutory schedule from 2025), Feb 5, 6, 7 -> Feb 7 24:00
+        ("2025-01-24T02:00:00", "2025-02-05T04:00:00", "2025-02-06T16:00:00",
+         "2025-02-07T16:00:00"),
+        # Thu 2026-02-12 10:00: Feb 13, 14 (working Saturday), then Feb 15-23, Feb 24, 25, 26
+        ("2026-02-12T02:00:00", "2026-02-24T04:00:00", "2026-02-25T16:00:00",
+         "2026-02-26T16:00:00"),
+    ],
+)  # fmt: skip
+def test_decision_clock_on_the_2025_and_2026_schedules(cal, rules, accepted, blue, yellow, red):
+    start = dt.datetime.fromisoformat(accepted)
+    view = case([("submitted", (start - dt.timedelta(hours=1)).isoformat(), {}),
+                 ("accepted", accepted, {})])  # fmt: skip
+    got = [c for c in decide(cal, rules, view, "2027-01-01T00:00:00") if c.clock == "decision"]
+    assert cards(got) == {("decision_time", 3, red)}  # catch-up: only the highest
+    assert cards(decide(cal, rules, view, blue)) == {("decision_time", 1, blue)}
+    assert cards(decide(cal, rules, view, yellow, [had("decision_time", 1)])) == {
+        ("decision_time", 2, yellow)
+    }
+    before = (dt.datetime.fromisoformat(blue) - dt.timedelta(seconds=1)).isoformat()
+    assert decide(cal, rules, view, before) == []
