@@ -406,12 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
             "  jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain\n"
             "  jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00\n"
             "  jiancha db migrate --dsn postgresql://jiancha@localhost/approval\n"
+            "  jiancha rules check\n"
+            "  jiancha evaluate --now 2024-02-22T09:00\n"
+            "  jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8\n"
+            "  jiancha cards list --level 红牌\n"
             "\n环境变量 JIANCHA_LANG=en 切换为英文。",
             "examples:\n"
             "  jiancha calendar is-workday 2024-02-04\n"
             "  jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain\n"
             "  jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00\n"
             "  jiancha db migrate --dsn postgresql://jiancha@localhost/approval\n"
+            "  jiancha rules check\n"
+            "  jiancha evaluate --now 2024-02-22T09:00\n"
+            "  jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8\n"
+            "  jiancha cards list --level red\n"
             "\nJIANCHA_LANG=zh (default) switches to Chinese.",
         ),
     )
