@@ -364,12 +364,26 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
 # --- deciding ------------------------------------------------------------------------
 
 
-def _detail(p: Period, times: LevelTimes, lv: int) -> dict[str, Any]:
+def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> dict[str, Any]:
+    """What the card records and its notification shows: limit, used, remaining."""
+    end = now if p.stop is None else min(now, p.stop)
+    rel = _relative(cal, p, end)
+    elapsed = float(
+        cal.working_days_between(
+            np.asarray([p.start], dtype="datetime64[s]"),
+            np.asarray([end], dtype="datetime64[s]"),
+            errors="nat",
+        )[0]
+    )
+    used = max(0.0, elapsed - sum(b - a for a, b, _ in rel))
     d: dict[str, Any] = {
         "limit_days": p.limit,
         "extension_days": p.extension,
         "threshold_days": round(times.consumed_at.get(lv, math.nan), 6),
         "threshold": p.rule.thresholds[lv].text,
+        "start": from_epoch(p.start).isoformat(),
+        "used_days": round(used, 3),
+        "remaining_days": round(p.allowed - used, 3),
     }
     if p.subject:
         d["subject"] = p.subject
@@ -449,7 +463,7 @@ def decide_case(
                 top,
                 int(issued_at),
                 tm.deadline,
-                _detail(p, tm, top),
+                _detail(p, tm, top, cal, now),
                 supervision=rule.supervision == top,
                 close=None if p.stop is None else "period_finished",
             )

@@ -38,6 +38,7 @@ from monitor.engine import (
     thresholds,
 )
 from monitor.log import get_logger
+from monitor.outbox import Notifier
 from monitor.rules import RuleSet
 from monitor.state import CaseState, Matter
 
@@ -237,10 +238,6 @@ class Store(Protocol):
     async def next_reply_due(self) -> dt.datetime | None: ...
 
 
-def _store(store: Store | Connection) -> Store:
-    return ledger.DbStore(store) if isinstance(store, Connection) else store
-
-
 class Evaluator:
     """The engine's I/O shell: decides on every batch and at every crossing instant."""
 
@@ -253,9 +250,15 @@ class Evaluator:
         self.next_reply: int | None = None  # next supervision-order reply deadline
         self.dirty = True  # rows changed since the last tick: their levels need a look
         self._full = True  # the next tick evaluates every row (after a start or a reload)
+        self.notifier: Notifier | None = None  # queues notifications in the same transactions
         self._next: tuple[RuleSet, Calendar] | None = None  # validated, waiting to take over
         self._why: str | None = None  # revocation reason while recomputing after a change
         self.log = get_logger("monitor.evaluator")
+
+    def _store(self, store: Store | Connection) -> Store:
+        if isinstance(store, Connection):
+            return ledger.DbStore(store, self.notifier)
+        return store
 
     # --- deciding for a set of cases ----------------------------------------------
 
@@ -345,7 +348,7 @@ class Evaluator:
     ) -> Pending:
         """Inside the batch's transaction: the cards its cases are due now."""
         views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
-        return await self.decide_views(_store(store), views, matters, now, running=False)
+        return await self.decide_views(self._store(store), views, matters, now, running=False)
 
     async def decide_views(
         self,
@@ -371,7 +374,7 @@ class Evaluator:
         running: bool = True,
     ) -> Pending:
         """Re-decide cases as stored (all open ones when None), in the caller's transaction."""
-        st = _store(store)
+        st = self._store(store)
         views = await st.cases(case_ids)
         return await self.decide_views(st, views, matters, now, running=running)
 
@@ -386,7 +389,7 @@ class Evaluator:
         tick, once the tailer has caught up with the events of that time.
         """
         self.table = ClockTable()
-        st = _store(store)
+        st = self._store(store)
         async with st.transaction():
             pending = await self.reload_cases(st, None, matters, now, running=False)
         self.publish(pending)
@@ -398,7 +401,7 @@ class Evaluator:
     ) -> None:
         """One kernel pass at ``now``: issue what came due, escalate missed replies."""
         t0 = time.perf_counter()
-        st = _store(store)
+        st = self._store(store)
         if self._next is not None:
             await self._swap(st, matters, now)
         n = int(now.timestamp())

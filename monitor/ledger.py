@@ -28,6 +28,7 @@ from monitor.engine import (
     from_epoch,
     to_epoch,
 )
+from monitor.outbox import CardFacts, Notifier
 from monitor.rules import LEVELS, RuleSet, level_name
 
 ACTOR = "jiancha"
@@ -81,13 +82,15 @@ WITH due AS (
     UPDATE jiancha.cards SET escalated_at = $1, updated_at = $1
     WHERE reply_due <= $1 AND replied_at IS NULL AND escalated_at IS NULL
       AND status = ANY($2::text[])
-    RETURNING id, reply_due
+    RETURNING id, case_id, clock, rule, level, issued_at, deadline, matter, department,
+              "window", detail, reply_due
+), ev AS (
+    INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+    SELECT id, 'escalated', $1, 'jiancha', 'supervision_reply_missed',
+           jsonb_build_object('reply_due', reply_due) FROM due
+    ON CONFLICT DO NOTHING
 )
-INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
-SELECT id, 'escalated', $1, 'jiancha', 'supervision_reply_missed',
-       jsonb_build_object('reply_due', reply_due) FROM due
-ON CONFLICT DO NOTHING
-RETURNING card_id
+SELECT * FROM due
 """
 
 _NEXT_REPLY = """
@@ -225,10 +228,9 @@ async def _transition(
     return len(rows)
 
 
-async def escalate(conn: Connection, now: dt.datetime) -> int:
-    """Escalate every open supervision order whose reply is overdue; returns how many."""
-    rows = await conn.fetch(_ESCALATE, now, ["issued", "appealed"])
-    return len(rows)
+async def escalate(conn: Connection, now: dt.datetime) -> list[Any]:
+    """Escalate every open supervision order whose reply is overdue; the cards escalated."""
+    return list(await conn.fetch(_ESCALATE, now, ["issued", "appealed"]))
 
 
 async def next_reply_due(conn: Connection) -> dt.datetime | None:
@@ -253,8 +255,9 @@ WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
 class DbStore:
     """The evaluator's view of schema ``jiancha`` through one connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, notifier: Notifier | None = None) -> None:
         self.conn = conn
+        self.notifier = notifier  # when set, cards and escalations are queued for delivery
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return self.conn.transaction()
@@ -279,10 +282,37 @@ class DbStore:
         cal: Calendar,
         now: dt.datetime,
     ) -> Written:
-        return await write(self.conn, issue, close, revoke, cases, ruleset, cal, now)
+        written = await write(self.conn, issue, close, revoke, cases, ruleset, cal, now)
+        if self.notifier is not None and written.issued:
+            by_key = {c.key: c for c in issue}
+            facts = []
+            for card in written.issued:
+                new = by_key[(card.case_id, card.clock, card.rule, card.level)]
+                view = cases.get(card.case_id)
+                rule = ruleset.by_name().get(card.rule)
+                facts.append((CardFacts(
+                    card.card_id, card.case_id, card.clock, card.rule, level_name(card.level),
+                    from_epoch(new.issued_at),
+                    None if new.deadline is None else from_epoch(new.deadline),
+                    view.matter if view else None, view.department if view else None,
+                    view.window if view else None, dict(new.detail),
+                    rule.title(self.notifier.cfg.language) if rule else card.rule,
+                    self.notifier.matter_names.get(view.matter or "", "") if view else "",
+                ), "card"))  # fmt: skip
+            await self.notifier.enqueue(self.conn, facts, now)
+        return written
 
     async def escalate(self, now: dt.datetime) -> int:
-        return await escalate(self.conn, now)
+        rows = await escalate(self.conn, now)
+        if self.notifier is not None and rows:
+            facts = [(CardFacts(
+                r["id"], r["case_id"], r["clock"], r["rule"], r["level"], r["issued_at"],
+                r["deadline"], r["matter"], r["department"], r["window"], r["detail"] or {},
+                self.notifier.rule_titles.get(r["rule"], r["rule"]),
+                self.notifier.matter_names.get(r["matter"] or "", ""), r["reply_due"],
+            ), "escalation") for r in rows]  # fmt: skip
+            await self.notifier.enqueue(self.conn, facts, now)
+        return len(rows)
 
     async def next_reply_due(self) -> dt.datetime | None:
         return await next_reply_due(self.conn)

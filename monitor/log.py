@@ -206,6 +206,10 @@ def configure_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(min_level)
+    # httpx logs every request's URL at INFO; a robot's URL carries its key (WeCom,
+    # DingTalk), sometimes in the path where the query masking cannot see it.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(min_level, logging.WARNING))
     _applied = (min_level, as_json, out)
 
 

@@ -38,7 +38,8 @@ async def reset(dsn: str) -> None:
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(
             "TRUNCATE case_events, jiancha.events, jiancha.cases, jiancha.dead_letters, "
-            "jiancha.cursor, jiancha.card_events, jiancha.cards RESTART IDENTITY"
+            "jiancha.cursor, jiancha.outbox_attempts, jiancha.outbox, jiancha.card_events, "
+            "jiancha.cards RESTART IDENTITY"
         )
 
 

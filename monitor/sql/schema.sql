@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in migrations/ (version 2).
+-- Schema jiancha as it stands after every migration in migrations/ (version 3).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -202,3 +202,35 @@ CREATE TABLE jiancha.replay_cards (
     escalated_at  timestamptz,
     PRIMARY KEY (run_id, case_id, clock, rule, level)
 );
+
+-- The outbox (migration 0003): notifications keyed by idempotency key, every attempt kept.
+CREATE TABLE jiancha.outbox (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key              text NOT NULL UNIQUE,              -- idempotency key
+    channel          text NOT NULL,                     -- [channels.NAME] of jiancha.toml
+    kind             text NOT NULL CHECK (kind IN ('card', 'escalation', 'digest', 'resolved')),
+    card_id          bigint REFERENCES jiancha.cards (id),
+    routed           boolean NOT NULL DEFAULT true,     -- false: no route matched (fallback)
+    payload          jsonb NOT NULL,                    -- the rendered message
+    created_at       timestamptz NOT NULL,
+    not_before       timestamptz NOT NULL,              -- quiet hours hold it until then
+    state            text NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL,
+    give_up_at       timestamptz NOT NULL,
+    delivered_at     timestamptz,
+    last_error       text NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_due_idx ON jiancha.outbox (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX outbox_state_idx ON jiancha.outbox (channel, state);
+
+CREATE TABLE jiancha.outbox_attempts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    outbox_id   bigint NOT NULL REFERENCES jiancha.outbox (id),
+    at          timestamptz NOT NULL,
+    ok          boolean NOT NULL,
+    detail      text NOT NULL DEFAULT '',
+    ms          double precision NOT NULL
+);
+CREATE INDEX outbox_attempts_idx ON jiancha.outbox_attempts (outbox_id, id);

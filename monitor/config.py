@@ -1,0 +1,240 @@
+"""``jiancha.toml``: who hears about which card, on which channel, and when.
+
+Only the notification part lives here for now (channels, routes, the people
+behind windows and departments, quiet hours, delivery limits); the service
+issue adds the rest of the daemon's settings to the same file. Every key is
+documented in ``deploy/jiancha.example.toml``. A bad file is refused whole
+with the file and the key, so a running daemon keeps its last good one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_ENV = "JIANCHA_CONFIG"
+DEFAULT_PATH = Path("/etc/jiancha/jiancha.toml")
+CHANNEL_KINDS = ("webhook", "wecom", "dingtalk", "smtp", "alertmanager")
+ROLES = ("window", "department", "inspectors", "fallback")
+LEVELS = ("blue", "yellow", "red")
+KINDS = ("card", "escalation", "resolved")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; ``str()`` names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which notifications go where: the first matching routes all apply."""
+
+    levels: frozenset[str] = frozenset(LEVELS)
+    kinds: frozenset[str] = frozenset({"card"})
+    departments: frozenset[str] = frozenset({"*"})
+    windows: frozenset[str] = frozenset({"*"})
+    channels: tuple[str, ...] = ()  # named channels
+    to: tuple[str, ...] = ()  # roles: window, department, inspectors
+
+    def matches(self, kind: str, level: str | None, department: str, window: str) -> bool:
+        return (
+            kind in self.kinds
+            and (level is None or level in self.levels)
+            and ("*" in self.departments or department in self.departments)
+            and ("*" in self.windows or window in self.windows)
+        )
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Blue and yellow wait for the next working morning; red never waits."""
+
+    start: dt.time = dt.time(18, 0)
+    end: dt.time = dt.time(8, 30)
+    levels: frozenset[str] = frozenset({"blue", "yellow"})
+    non_working_days: bool = True
+    enabled: bool = True
+
+
+# Who hears about a card when jiancha.toml has no [[routes]]: every card to its window's
+# head, red also to the department head and the inspection officers, escalations to them.
+DEFAULT_ROUTES = (
+    Route(to=("window",)),
+    Route(levels=frozenset({"red"}), to=("department", "inspectors")),
+    Route(kinds=frozenset({"escalation"}), levels=frozenset(LEVELS), to=("inspectors",)),
+)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    routes: tuple[Route, ...] = DEFAULT_ROUTES
+    windows: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # window -> channels
+    departments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    inspectors: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()
+    heads: Mapping[str, str] = field(default_factory=dict)  # "window:W1" -> 张三
+    quiet: QuietHours = QuietHours()
+    language: str = "zh"
+    dashboard_url: str = ""
+    give_up_after: dt.timedelta = dt.timedelta(hours=24)
+    backoff_initial: float = 5.0
+    backoff_max: float = 600.0
+    resend_firing_every: float = 300.0  # Alertmanager: re-send while the card is open
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    notify: NotifyConfig
+    fingerprint: str
+
+
+def config_path(explicit: str | None = None) -> Path | None:
+    """The file in force: the argument, ``JIANCHA_CONFIG``, the default path if present."""
+    given = explicit or os.environ.get(CONFIG_ENV)
+    if given:
+        return Path(given)
+    return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+
+
+def _duration(value: Any, where: str) -> dt.timedelta:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.timedelta(seconds=float(value))
+    m = _DURATION.match(str(value))
+    if m is None:
+        raise ConfigError(f"{where}: 时长应为秒数或 30s/15m/24h/2d / a duration: {value!r}")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2] or "s"]
+    return dt.timedelta(seconds=float(m[1]) * unit)
+
+
+def _clock(value: Any, where: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"{where}: 时间应为 HH:MM / a time of day: {value!r}") from None
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: 应为名称列表 / a list of names")
+    return tuple(value)
+
+
+def _keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}: 未知的配置项 {key!r} / unknown key "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
+    """The notification settings of a parsed ``jiancha.toml``; ConfigError when wrong."""
+    where = str(path) if path else "jiancha.toml"
+    channels: dict[str, Mapping[str, Any]] = {}
+    for name, table in (data.get("channels") or {}).items():
+        if not isinstance(table, dict) or table.get("kind") not in CHANNEL_KINDS:
+            raise ConfigError(
+                f"{where}: [channels.{name}] kind 应为 / must be {' | '.join(CHANNEL_KINDS)}"
+            )
+        channels[name] = table
+    notify = data.get("notify") or {}
+    _keys(notify, {"language", "dashboard_url", "fallback", "give_up_after", "backoff_initial",
+                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every"},
+          f"{where}: [notify]")  # fmt: skip
+
+    def known(names: tuple[str, ...], at: str) -> tuple[str, ...]:
+        for n in names:
+            if n not in channels:
+                raise ConfigError(f"{where}: {at}: 未定义的通道 {n!r} / no [channels.{n}]")
+        return names
+
+    routes = []
+    for i, r in enumerate(data.get("routes") or [], 1):
+        at = f"[[routes]] #{i}"
+        _keys(r, {"levels", "kinds", "departments", "windows", "channels", "to"}, f"{where}: {at}")
+        to = _names(r.get("to", []), f"{where}: {at}.to")
+        for role in to:
+            if role not in ROLES:
+                raise ConfigError(f"{where}: {at}.to: {role!r} 应为 {' | '.join(ROLES)}")
+        levels = frozenset(_names(r.get("levels", list(LEVELS)), f"{where}: {at}.levels"))
+        if not levels <= set(LEVELS):
+            raise ConfigError(f"{where}: {at}.levels: 应为 blue | yellow | red")
+        kinds = frozenset(_names(r.get("kinds", ["card"]), f"{where}: {at}.kinds"))
+        if not kinds <= set(KINDS):
+            raise ConfigError(f"{where}: {at}.kinds: 应为 {' | '.join(KINDS)}")
+        routes.append(Route(
+            levels=levels, kinds=kinds,
+            departments=frozenset(_names(r.get("departments", ["*"]), f"{where}: {at}")),
+            windows=frozenset(_names(r.get("windows", ["*"]), f"{where}: {at}")),
+            channels=known(_names(r.get("channels", []), f"{where}: {at}.channels"), at), to=to,
+        ))  # fmt: skip
+    heads: dict[str, str] = {}
+    people: dict[str, dict[str, tuple[str, ...]]] = {"windows": {}, "departments": {}}
+    for section in ("windows", "departments"):
+        for name, table in (data.get(section) or {}).items():
+            at = f"[{section}.{name}]"
+            _keys(table, {"head", "channels"}, f"{where}: {at}")
+            people[section][name] = known(_names(table.get("channels", []), at), at)
+            if "head" in table:
+                heads[f"{section[:-1]}:{name}"] = str(table["head"])
+    q = notify.get("quiet_hours") or {}
+    _keys(q, {"start", "end", "levels", "non_working_days", "enabled"}, f"{where}: quiet_hours")
+    quiet = QuietHours(
+        start=_clock(q.get("start", "18:00"), "quiet_hours.start"),
+        end=_clock(q.get("end", "08:30"), "quiet_hours.end"),
+        levels=frozenset(_names(q.get("levels", ["blue", "yellow"]), "quiet_hours.levels")),
+        non_working_days=bool(q.get("non_working_days", True)),
+        enabled=bool(q.get("enabled", True)),
+    )
+    language = str(notify.get("language", "zh"))
+    if language not in ("zh", "en"):
+        raise ConfigError(f"{where}: [notify] language 应为 zh | en")
+    return NotifyConfig(
+        channels=channels,
+        routes=tuple(routes) or DEFAULT_ROUTES,
+        windows=people["windows"],
+        departments=people["departments"],
+        inspectors=known(_names(notify.get("inspectors", []), "inspectors"), "[notify].inspectors"),
+        fallback=known(_names(notify.get("fallback", []), "fallback"), "[notify].fallback"),
+        heads=heads,
+        quiet=quiet,
+        language=language,
+        dashboard_url=str(notify.get("dashboard_url", "")),
+        give_up_after=_duration(notify.get("give_up_after", "24h"), "give_up_after"),
+        backoff_initial=_duration(
+            notify.get("backoff_initial", 5), "backoff_initial"
+        ).total_seconds(),
+        backoff_max=_duration(notify.get("backoff_max", 600), "backoff_max").total_seconds(),
+        resend_firing_every=_duration(notify.get("resend_firing_every", 300),
+                                      "resend_firing_every").total_seconds(),
+    )  # fmt: skip
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """The configuration in force (built-in defaults when there is no file)."""
+    path = config_path(explicit)
+    if path is None:
+        return Config(None, NotifyConfig(), "default")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: 无法读取 / cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: TOML: {exc}") from None
+    return Config(path, parse(data, path), hashlib.sha256(raw).hexdigest()[:16])

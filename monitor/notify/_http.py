@@ -1,0 +1,246 @@
+"""What the HTTP channels share: config checks, one lazy client, outcome mapping.
+
+The webhook, WeCom and DingTalk channels differ only in the body they build
+and how they read a 200 reply; timeouts, refused connections, 429 and 5xx
+mean the same thing for all three, so they are mapped to a ``Delivery`` here,
+once. Nothing in here logs, and every text that can reach ``Delivery.detail``
+passes ``Redactor`` first: a robot's URL carries its key in the query string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import math
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Final
+
+import httpx
+
+from monitor.notify import ChannelError, Delivery
+
+__all__ = [
+    "HttpSender",
+    "Redactor",
+    "check_keys",
+    "optional_per_minute",
+    "optional_str",
+    "parse_retry_after",
+    "read_secret",
+    "require_url",
+    "robot_verdict",
+    "timeout_seconds",
+]
+
+USER_AGENT: Final = "jiancha/0.1 (+electronic supervision)"
+DETAIL_MAX: Final = 300  # characters of a reason kept in the attempt record
+# Keys the config loader may leave in every [channels.NAME] table.
+COMMON_KEYS: Final = frozenset({"kind", "name"})
+_URL_QUERY = re.compile(r"(?P<head>\bhttps?://[^\s?#\"'<>]*)[?#][^\s\"'<>]*", re.IGNORECASE)
+
+
+def _fail(channel: str, key: str, zh: str, en: str) -> ChannelError:
+    return ChannelError(f"通知渠道 {channel} 的配置项 {key} {zh} (channel {channel!r}: {key} {en})")
+
+
+def check_keys(channel: str, table: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """Refuse unknown keys: a misspelt ``secret_file`` must not silently mean unsigned."""
+    for key in table:
+        if key not in allowed and key not in COMMON_KEYS:
+            known = ", ".join(sorted(allowed))
+            raise _fail(channel, str(key), f"未知（可用：{known}）", f"is unknown (known: {known})")
+
+
+def require_url(channel: str, table: Mapping[str, Any], key: str = "url") -> str:
+    """An absolute http(s) URL; the error never echoes the value (it may hold a key)."""
+    value = table.get(key)
+    if value is None:
+        raise _fail(channel, key, "缺失", "is missing")
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(channel, key, "必须是非空字符串", "must be a non-empty string")
+    try:
+        url = httpx.URL(value.strip())
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise _fail(channel, key, "不是有效的 URL", "is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise _fail(channel, key, "必须是 http(s):// 开头的完整 URL", "must be an http(s):// URL")
+    return str(url)
+
+
+def optional_str(channel: str, table: Mapping[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(channel, key, "必须是非空字符串", "must be a non-empty string")
+    return value
+
+
+def read_secret(
+    channel: str, table: Mapping[str, Any], key: str, secrets: Callable[[str], str]
+) -> str | None:
+    """Read the secret file named by ``key``, if set; an unreadable or empty one is an error."""
+    path = optional_str(channel, table, key)
+    if path is None:
+        return None
+    try:
+        secret = secrets(path).strip()
+    except (OSError, ValueError) as exc:
+        # The path is not secret; the exception text could be, so only its type.
+        raise _fail(
+            channel,
+            key,
+            f"指向的文件 {path} 无法读取（{type(exc).__name__}）",
+            f"names {path}, which cannot be read ({type(exc).__name__})",
+        ) from None
+    if not secret:
+        raise _fail(channel, key, f"指向的文件 {path} 为空", f"names {path}, which is empty")
+    return secret
+
+
+def timeout_seconds(channel: str, table: Mapping[str, Any], default: float = 10.0) -> float:
+    value = table.get("timeout", default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise _fail(channel, "timeout", "必须是正数（秒）", "must be a positive number of seconds")
+    return float(value)
+
+
+def optional_per_minute(
+    channel: str, table: Mapping[str, Any], default: int | None = None
+) -> int | None:
+    value = table.get("per_minute", default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _fail(channel, "per_minute", "必须是正整数", "must be a positive integer")
+    return value
+
+
+class Redactor:
+    """Scrubs URL queries and known secret values out of texts bound for ``detail``."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        text = _URL_QUERY.sub(r"\g<head>?…", text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if len(text) > DETAIL_MAX:
+            text = text[: DETAIL_MAX - 1] + "…"
+        return text
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        current = now() if now is not None else dt.datetime.now(dt.UTC).timestamp()
+        seconds = when.timestamp() - current
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+class HttpSender:
+    """One ``httpx.AsyncClient`` per channel, created on first use (inside the trio run)."""
+
+    def __init__(self, timeout: float, redact: Redactor) -> None:
+        self.timeout = timeout
+        self.redact = redact
+        self._client: httpx.AsyncClient | None = None
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,  # a redirect could carry the body and key elsewhere
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response | Delivery:
+        """POST once; a transport failure comes back as a retryable ``Delivery``."""
+        all_headers = {"Content-Type": "application/json; charset=utf-8", **headers}
+        try:
+            return await self._get_client().post(url, content=body, headers=all_headers)
+        except httpx.TimeoutException as exc:
+            return Delivery(
+                ok=False,
+                retry=True,
+                detail=self.redact(f"timeout after {self.timeout:g}s ({type(exc).__name__})"),
+            )
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            return Delivery(
+                ok=False,
+                retry=True,
+                detail=self.redact(f"connection failed: {type(exc).__name__}: {reason}"),
+            )
+
+    def http_failure(self, response: httpx.Response) -> Delivery | None:
+        """The outcome of a non-2xx status, or ``None`` when the status is 2xx."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        reason = response.reason_phrase or ""
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429 or status == 408 or status >= 500:
+            return Delivery(
+                ok=False,
+                retry=True,
+                detail=self.redact(f"HTTP {status} {reason}".strip()),
+                retry_after=retry_after,
+            )
+        return Delivery(
+            ok=False, retry=False, detail=self.redact(f"HTTP {status} {reason}".strip())
+        )
+
+
+def robot_verdict(
+    response: httpx.Response,
+    retry_errcodes: Mapping[int, str],
+    retry_after: float,
+    redact: Redactor,
+) -> Delivery:
+    """Read a robot's ``{"errcode": ..., "errmsg": ...}`` reply (WeCom and DingTalk alike)."""
+    try:
+        reply = response.json()
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or not isinstance(reply.get("errcode"), int):
+        # A proxy's page, not the robot: we cannot tell whether it was delivered.
+        return Delivery(
+            ok=False, retry=True, detail=f"HTTP {response.status_code}, reply is not robot JSON"
+        )
+    errcode: int = reply["errcode"]
+    errmsg = str(reply.get("errmsg", ""))
+    if errcode == 0:
+        return Delivery(ok=True, retry=False, detail=f"HTTP {response.status_code} errcode 0")
+    detail = redact(f"errcode {errcode}: {errmsg}")
+    if errcode in retry_errcodes:
+        return Delivery(ok=False, retry=True, detail=detail, retry_after=retry_after)
+    return Delivery(ok=False, retry=False, detail=detail)

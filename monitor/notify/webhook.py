@@ -1,0 +1,120 @@
+"""The generic webhook: one signed JSON object per notification (CONTRACT.md).
+
+For receivers jiancha does not know (a ticket system, a duty bot): the body
+carries the machine-readable facts rather than rendered text, the
+``Idempotency-Key`` header lets the receiver drop the duplicates that
+at-least-once delivery produces, and the optional HMAC lets it trust the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Self
+
+import httpx
+
+from monitor.notify import Delivery, Message
+from monitor.notify._http import (
+    HttpSender,
+    Redactor,
+    check_keys,
+    optional_per_minute,
+    read_secret,
+    require_url,
+    timeout_seconds,
+)
+
+__all__ = ["FIELDS", "SIGNATURE_HEADER", "WebhookChannel", "body_of", "sign"]
+
+# Always present in the body (null when the notification has no such fact), so
+# receivers can rely on one schema for cards, escalations and digests alike.
+FIELDS: Final = (
+    "card_id",
+    "case",
+    "matter",
+    "department",
+    "window",
+    "clock",
+    "rule",
+    "level",
+    "deadline",
+    "issued_at",
+    "message",
+)
+SIGNATURE_HEADER: Final = "X-Jiancha-Signature"
+KEYS: Final = frozenset({"url", "secret_file", "timeout", "per_minute"})
+
+
+def body_of(message: Message) -> bytes:
+    """The exact bytes POSTed (and signed): the facts plus ``key`` and ``kind``."""
+    obj: dict[str, Any] = dict.fromkeys(FIELDS)
+    obj.update(message.fields)
+    if obj.get("level") is None:
+        obj["level"] = message.level
+    if obj.get("message") is None:
+        obj["message"] = message.text
+    obj["key"] = message.key
+    obj["kind"] = message.kind
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Jiancha-Signature`` value: ``sha256=`` and the hex HMAC of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """POSTs ``body_of(message)``; any 2xx is a delivery, the reply body is ignored."""
+
+    kind = "webhook"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        secret: str | None = None,
+        timeout: float = 10.0,
+        per_minute: int | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.per_minute = per_minute
+        self._secret = secret
+        # A token in the URL's query (?token=...) is as secret as the HMAC key.
+        tokens = [v for _, v in httpx.URL(url).params.multi_items() if len(v) >= 8]
+        self._http = HttpSender(timeout, Redactor([secret, *tokens]))
+
+    @classmethod
+    def from_config(
+        cls, name: str, table: Mapping[str, Any], secrets: Callable[[str], str]
+    ) -> Self:
+        """Keys: ``url`` (required), ``secret_file``, ``timeout`` (s, 10), ``per_minute``."""
+        check_keys(name, table, KEYS)
+        return cls(
+            name,
+            require_url(name, table),
+            secret=read_secret(name, table, "secret_file", secrets),
+            timeout=timeout_seconds(name, table),
+            per_minute=optional_per_minute(name, table),
+        )
+
+    async def send(self, message: Message) -> Delivery:
+        body = body_of(message)
+        headers = {"Idempotency-Key": message.key}
+        if self._secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        response = await self._http.post(self.url, body, headers)
+        if isinstance(response, Delivery):
+            return response
+        failure = self._http.http_failure(response)
+        if failure is not None:
+            return failure
+        return Delivery(ok=True, retry=False, detail=f"HTTP {response.status_code}")
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (the daemon calls this on shutdown)."""
+        await self._http.aclose()

@@ -1,0 +1,120 @@
+"""企业微信群机器人 (WeCom group robot): a markdown message to the window's group.
+
+The robot answers HTTP 200 even when it refuses, so the verdict is the
+``errcode`` of the JSON reply: 0 is delivered, 45009 (more than 20 messages a
+minute) and -1 (system busy) are worth retrying after a minute, anything else
+(a wrong key 93000, bad content 40058, ...) will not get better by itself.
+
+Colours: WeCom markdown has only ``info`` (green), ``comment`` (grey) and
+``warning`` (orange-red). A red card is ``warning``; yellow has no match, so it
+is ``comment``, which keeps it visibly apart from red; blue is ``info``. The
+level is also written out (红牌/黄牌/蓝牌), so the colour is only emphasis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Self
+
+import httpx
+
+from monitor.notify import ChannelError, Delivery, Message
+from monitor.notify._http import (
+    HttpSender,
+    Redactor,
+    check_keys,
+    optional_per_minute,
+    read_secret,
+    require_url,
+    robot_verdict,
+    timeout_seconds,
+)
+
+__all__ = ["COLOURS", "CONTENT_MAX_BYTES", "WeComChannel", "markdown_of", "truncate_utf8"]
+
+CONTENT_MAX_BYTES: Final = 4096
+COLOURS: Final = {"red": "warning", "yellow": "comment", "blue": "info"}
+LABELS: Final = {"red": "红牌", "yellow": "黄牌", "blue": "蓝牌"}
+RETRY_ERRCODES: Final = {45009: "rate limited", -1: "system busy"}
+RETRY_AFTER: Final = 60.0
+KEYS: Final = frozenset({"url", "key_file", "timeout", "per_minute"})
+ELLIPSIS: Final = "…"
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """At most ``limit`` UTF-8 bytes, cut at a character boundary, ending in "…" if cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    room = limit - len(ELLIPSIS.encode())
+    return data[:room].decode(errors="ignore") + ELLIPSIS
+
+
+def markdown_of(message: Message) -> str:
+    """The title as a heading, the coloured level, then the text."""
+    lines = [f"## {message.title}"]
+    if message.level in COLOURS:
+        colour, label = COLOURS[message.level], LABELS[message.level]
+        lines.append(f'<font color="{colour}">**{label}**</font>')
+    lines.extend(["", message.text])
+    return truncate_utf8("\n".join(lines), CONTENT_MAX_BYTES)
+
+
+class WeComChannel:
+    """POSTs ``{"msgtype": "markdown", ...}`` to the robot's webhook URL."""
+
+    kind = "wecom"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        key: str | None = None,
+        timeout: float = 10.0,
+        per_minute: int | None = 20,
+    ) -> None:
+        self.name = name
+        self.per_minute = per_minute
+        if key is not None:
+            url = str(httpx.URL(url).copy_merge_params({"key": key}))
+        self._url = url
+        # The key may also have come inside the URL; the replies may echo it.
+        self._http = HttpSender(timeout, Redactor([key, httpx.URL(url).params.get("key")]))
+
+    @classmethod
+    def from_config(
+        cls, name: str, table: Mapping[str, Any], secrets: Callable[[str], str]
+    ) -> Self:
+        """Keys: ``url`` (``?key=`` in it, or ``key_file``), ``timeout``, ``per_minute`` (20)."""
+        check_keys(name, table, KEYS)
+        url = require_url(name, table)
+        key = read_secret(name, table, "key_file", secrets)
+        if key is None and not httpx.URL(url).params.get("key"):
+            raise ChannelError(
+                f"通知渠道 {name} 缺少机器人 key：在 url 中写 ?key=… 或设置 key_file "
+                f"(channel {name!r}: url has no key= and key_file is not set)"
+            )
+        return cls(
+            name,
+            url,
+            key=key,
+            timeout=timeout_seconds(name, table),
+            per_minute=optional_per_minute(name, table, 20),
+        )
+
+    async def send(self, message: Message) -> Delivery:
+        payload = {"msgtype": "markdown", "markdown": {"content": markdown_of(message)}}
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        response = await self._http.post(self._url, body, {})
+        if isinstance(response, Delivery):
+            return response
+        failure = self._http.http_failure(response)
+        if failure is not None:
+            return failure
+        return robot_verdict(response, RETRY_ERRCODES, RETRY_AFTER, self._http.redact)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (the daemon calls this on shutdown)."""
+        await self._http.aclose()

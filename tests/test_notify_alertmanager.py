@@ -1,0 +1,324 @@
+"""The Alertmanager channel against a real Alertmanager and a tiny HTTP server.
+
+The real binary checks that Alertmanager accepts the alert and that a
+``resolved`` message really resolves it; the tiny server (``http.server`` in
+a thread) answers with chosen status codes to check which failures are
+retried. CI installs the binary from the Debian package named in
+``APT_PACKAGE``; the test fails rather than skips without it, so a missing
+package cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import trio
+
+from monitor.notify import ChannelError, Message
+from monitor.notify.alertmanager import ALERTNAME, AlertmanagerChannel
+
+APT_PACKAGE = "prometheus-alertmanager"  # CI's APT list must include this
+BINARY_CANDIDATES = ("alertmanager", "prometheus-alertmanager")
+PASSWORD = "am-口令-secret"
+
+ISSUED = datetime(2025, 3, 4, 1, 0, tzinfo=UTC)
+FIELDS = {
+    "card_id": 42,
+    "case": "2025-0001",
+    "matter": "不动产登记",
+    "department": "不动产登记中心",
+    "window": "A-07",
+    "clock": "acceptance",
+    "rule": "overdue.acceptance",
+    "level": "yellow",
+    "deadline": "2025-03-05T09:00:00+00:00",
+    "issued_at": ISSUED.isoformat(),
+}
+
+
+def _message(card_id: int = 42, kind: str = "card") -> Message:
+    return Message(
+        key=f"card:{card_id}:{kind}",
+        kind=kind,
+        title="【黄牌】不动产登记窗口 超时预警" if kind == "card" else "【已销号】黄牌",
+        text="案件 2025-0001 已超过承诺时限。",
+        level="yellow",
+        fields={**FIELDS, "card_id": card_id},
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _binary() -> str:
+    for name in BINARY_CANDIDATES:
+        found = shutil.which(name) or shutil.which(name, path="/usr/bin:/usr/local/bin")
+        if found:
+            return found
+    pytest.fail(f"Alertmanager is not installed: apt-get install {APT_PACKAGE}")
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Alertmanager on a free port; yields its base URL."""
+    binary = _binary()
+    directory = tmp_path_factory.mktemp("alertmanager")
+    config = directory / "alertmanager.yml"
+    config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+    port = _free_port()
+    log = (directory / "alertmanager.log").open("wb")
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.path={directory / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                output = (directory / "alertmanager.log").read_text(errors="replace")
+                pytest.fail(f"Alertmanager did not become ready:\n{output[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+async def _alerts(client: httpx.AsyncClient, url: str, card_id: int) -> list[dict[str, Any]]:
+    response = await client.get(f"{url}/api/v2/alerts", params={"active": "true"})
+    response.raise_for_status()
+    alerts: list[dict[str, Any]] = response.json()
+    return [a for a in alerts if a["labels"].get("card_id") == str(card_id)]
+
+
+async def test_card_fires_and_resolves_in_real_alertmanager(alertmanager: str) -> None:
+    channel = AlertmanagerChannel.from_config("am", {"url": alertmanager + "/"}, lambda _: "")
+    assert channel.resend_every == 300
+    async with httpx.AsyncClient() as client:
+        try:
+            delivery = await channel.send(_message(4201))
+            assert delivery.ok, delivery
+            assert (await channel.send(_message(4202))).ok  # another card: another alert
+
+            with trio.fail_after(10):
+                while True:
+                    (alert,) = await _alerts(client, alertmanager, 4201)
+                    if alert["status"]["state"] == "active":
+                        break
+                    await trio.sleep(0.1)
+            assert alert["labels"] == {
+                "alertname": ALERTNAME,
+                "level": "yellow",
+                "department": "不动产登记中心",
+                "window": "A-07",
+                "rule": "overdue.acceptance",
+                "clock": "acceptance",
+                "card_id": "4201",
+            }
+            assert alert["annotations"] == {
+                "summary": "【黄牌】不动产登记窗口 超时预警",
+                "description": "案件 2025-0001 已超过承诺时限。",
+                "case": "2025-0001",
+                "deadline": "2025-03-05T09:00:00+00:00",
+            }
+            assert datetime.fromisoformat(alert["startsAt"]) == ISSUED
+            # Still firing well after the default resolve_timeout would have passed.
+            assert datetime.fromisoformat(alert["endsAt"]) > datetime.now(UTC) + timedelta(
+                minutes=15
+            )
+
+            resolved = await channel.send(_message(4201, kind="resolved"))
+            assert resolved.ok, resolved
+            with trio.fail_after(10):
+                while await _alerts(client, alertmanager, 4201):
+                    await trio.sleep(0.1)
+            assert len(await _alerts(client, alertmanager, 4202)) == 1  # untouched
+        finally:
+            await channel.aclose()
+
+
+async def test_real_alertmanager_rejects_bad_alert_permanently(alertmanager: str) -> None:
+    channel = AlertmanagerChannel.from_config("am", {"url": alertmanager}, lambda _: "")
+    # Issued "in 2100" (a broken clock): startsAt after endsAt, which the API refuses
+    # with 400 — sending it again cannot help.
+    message = _message(4203)
+    message = Message(**{**message.__dict__, "fields": {**FIELDS, "issued_at": "2100-01-01"}})
+    try:
+        delivery = await channel.send(message)
+    finally:
+        await channel.aclose()
+    assert not delivery.ok and not delivery.retry
+    assert delivery.detail.startswith("HTTP 400")
+
+
+# --- failure classification against a server that answers what it is told ----------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """POST /<status>[/<seconds to stall>]/api/v2/alerts answers <status>."""
+
+    requests: ClassVar[list[tuple[str, dict[str, str], Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append((self.path, dict(self.headers), body))
+        parts = self.path.strip("/").split("/")
+        status = int(parts[0])
+        if parts[1] != "api":
+            time.sleep(float(parts[1]))
+        payload = b""
+        if status == 401:
+            # A careless server that echoes the credentials it got.
+            auth = self.headers.get("Authorization", "")
+            payload = base64.b64decode(auth.removeprefix("Basic ")) if auth else b""
+        try:
+            self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "7")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            pass  # the client gave up (timeout test)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test output is not the place for access logs."""
+
+
+@pytest.fixture
+def stub() -> Iterator[str]:
+    _Recorder.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _stub_channel(url: str, tmp_path: Path, **table: Any) -> AlertmanagerChannel:
+    secret = tmp_path / "am.secret"
+    secret.write_text(PASSWORD + "\n")
+    config: dict[str, Any] = {"kind": "alertmanager", "url": url, "timeout": 2, **table}
+    if "username" in config:
+        config["password_file"] = str(secret)
+    channel = AlertmanagerChannel.from_config("am", config, lambda p: Path(p).read_text())
+    channel.clock = lambda: ISSUED + timedelta(hours=2)
+    return channel
+
+
+@pytest.mark.parametrize(
+    ("status", "ok", "retry"),
+    [(200, True, False), (500, False, True), (503, False, True), (400, False, False),
+     (404, False, False), (429, False, True)],
+)  # fmt: skip
+async def test_status_classification(
+    stub: str, tmp_path: Path, status: int, ok: bool, retry: bool
+) -> None:
+    channel = _stub_channel(f"{stub}/{status}", tmp_path)
+    try:
+        delivery = await channel.send(_message())
+    finally:
+        await channel.aclose()
+    assert (delivery.ok, delivery.retry) == (ok, retry)
+    assert delivery.detail.startswith(f"HTTP {status}")
+    assert delivery.retry_after == (7 if status == 429 else None)
+
+
+async def test_payload_and_basic_auth(stub: str, tmp_path: Path) -> None:
+    channel = _stub_channel(f"{stub}/200", tmp_path, username="jiancha", resend_every=60)
+    try:
+        assert (await channel.send(_message())).ok
+        assert (await channel.send(_message(kind="resolved"))).ok  # same client, reused
+    finally:
+        await channel.aclose()
+    (path, headers, firing), (_, _, resolved) = _Recorder.requests
+    assert path == "/200/api/v2/alerts"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(
+        f"jiancha:{PASSWORD}".encode()
+    ).decode("ascii")
+    assert headers["Content-Type"] == "application/json"
+    (alert,) = firing
+    assert alert["startsAt"] == "2025-03-04T01:00:00Z"
+    assert alert["endsAt"] == "2025-03-04T03:04:00Z"  # now + 4 × resend_every
+    assert alert["labels"]["card_id"] == "42"
+    (alert,) = resolved
+    assert alert["endsAt"] == "2025-03-04T03:00:00Z"  # now: resolves it
+    assert alert["labels"] == firing[0]["labels"]  # the same alert
+
+
+async def test_password_never_in_detail(stub: str, tmp_path: Path) -> None:
+    channel = _stub_channel(f"{stub}/401", tmp_path, username="jiancha")
+    try:
+        delivery = await channel.send(_message())
+    finally:
+        await channel.aclose()
+    assert not delivery.ok and not delivery.retry
+    assert "jiancha:***" in delivery.detail and PASSWORD not in delivery.detail
+
+
+async def test_unreachable_and_slow_servers_are_retried(stub: str, tmp_path: Path) -> None:
+    down = _stub_channel(f"http://127.0.0.1:{_free_port()}", tmp_path)
+    slow = _stub_channel(f"{stub}/200/5", tmp_path, timeout=0.3)
+    try:
+        refused = await down.send(_message())
+        timed_out = await slow.send(_message())
+    finally:
+        await down.aclose()
+        await slow.aclose()
+    assert not refused.ok and refused.retry and refused.detail.startswith("ConnectError")
+    assert not timed_out.ok and timed_out.retry and "Timeout" in timed_out.detail
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({}, "url"),
+        ({"url": "127.0.0.1:9093"}, "url"),
+        ({"url": "ftp://am"}, "url"),
+        ({"url": "http://am", "username": "u"}, "password_file"),
+        ({"url": "http://am", "password_file": "/x"}, "username"),
+        ({"url": "http://am", "resend_every": 0}, "resend_every"),
+        ({"url": "http://am", "timeout": "10"}, "timeout"),
+        ({"url": "http://am", "per_minute": 1.5}, "per_minute"),
+        ({"url": "http://am", "ca_file": "/nonexistent/ca.pem"}, "ca_file"),
+        ({"url": "http://am", "resend": 60}, "resend"),
+    ],
+)
+def test_bad_config_names_channel_and_key(table: dict[str, Any], key: str) -> None:
+    with pytest.raises(ChannelError) as raised:
+        AlertmanagerChannel.from_config("am", table, lambda _: "pw")
+    text = str(raised.value)
+    assert "am" in text and key in text
+    assert "通知渠道" in text and "channel" in text  # zh + en
