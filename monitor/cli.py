@@ -247,8 +247,18 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         calendar=_load_calendar(args),
         rules_name=args.rules,
         calendar_name=args.calendar,
+        config=_config(args.config),
     )
     return run(config)
+
+
+def _config(path: str | None) -> Any:
+    from monitor.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -617,6 +627,14 @@ def build_parser() -> argparse.ArgumentParser:
     from monitor.engine_cli import rules_arg
 
     rules_arg(p)
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help=_h(
+            "配置文件（默认 JIANCHA_CONFIG，否则 /etc/jiancha/jiancha.toml，若存在）",
+            "configuration file (default JIANCHA_CONFIG, else /etc/jiancha/jiancha.toml)",
+        ),
+    )
     p.add_argument(
         "--calendar",
         default=os.environ.get("JIANCHA_CALENDAR", "cn"),

@@ -18,8 +18,10 @@ import trio
 
 from monitor import db
 from monitor.calendar import Calendar, CalendarError, load_calendar
+from monitor.config import Config, NotifyConfig
 from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
+from monitor.outbox import Notifier, Sender, build_channels
 from monitor.rules import RuleError, RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
 
@@ -35,6 +37,7 @@ class DaemonConfig:
     calendar: Calendar = field(default_factory=load_calendar)
     rules_name: str = "cards"  # what SIGHUP re-reads
     calendar_name: str = "cn"
+    config: Config = field(default_factory=lambda: Config(None, NotifyConfig(), "default"))
 
     def tailer(self) -> TailerConfig:
         return TailerConfig(
@@ -53,14 +56,25 @@ async def serve(
     log = get_logger("monitor.daemon")
     async with db.open_loop(), trio.open_nursery() as nursery:
         evaluator = Evaluator(config.rules, config.calendar)
+        notify = config.config.notify
+        channels = build_channels(notify)  # a bad channel fails here, before READY
+        if channels:
+            titles = {r.rule: r.title(notify.language) for r in config.rules.rules}
+            evaluator.notifier = Notifier(notify, config.calendar, rule_titles=titles)
         tailer = Tailer(config.tailer(), evaluator=evaluator)
         await nursery.start(tailer.run)
+        if channels:
+            sender = Sender(config.dsn, channels, notify)
+            await nursery.start(sender.run)
         log.info(
             "ready",
             pid=os.getpid(),
             rules=config.rules.name,
             rules_hash=config.rules.fingerprint,
             calendar=config.calendar.name,
+            config=str(config.config.path or "built-in defaults"),
+            config_hash=config.config.fingerprint,
+            channels=sorted(channels),
         )
         task_status.started(tailer)
 

@@ -306,11 +306,11 @@ def build_channels(cfg: NotifyConfig, secrets: Callable[[str], str] = read_secre
 
 
 _CLAIM = """
-UPDATE jiancha.outbox SET next_attempt_at = $2 + $4::interval
+UPDATE jiancha.outbox SET next_attempt_at = $1 + $3::interval
 WHERE id IN (
     SELECT id FROM jiancha.outbox
-    WHERE state = 'pending' AND next_attempt_at <= $2 AND not_before <= $2
-    ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    WHERE state = 'pending' AND next_attempt_at <= $1 AND not_before <= $1
+    ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
 RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at
 """
 _DONE = """
@@ -404,7 +404,7 @@ class Sender:
     async def step(self, conn: db.Connection) -> int:
         """Claim what is due and try each once; returns how many were tried."""
         now = self.clock()
-        rows = await conn.fetch(_CLAIM, "", now, self.batch, self.lease)
+        rows = await conn.fetch(_CLAIM, now, self.batch, self.lease)
         for row in rows:
             await self._deliver(conn, row)
         return len(rows)

@@ -193,6 +193,7 @@ class Tailer:
             opened.append(listener)
             await listener.listen(CHANNEL, self.wake)
             self._matters = await ingest.load_matters(source)
+            self._name_matters()
             # A COMMIT whose answer was lost may have happened: trust only the database.
             self.cache = ingest.HistoryCache(cfg.cache_cases)
             cursor = await ingest.load_cursor(target)
@@ -245,6 +246,7 @@ class Tailer:
         } - set(self._matters)
         if unknown:  # a matter added to the catalogue since we loaded it
             self._matters = await ingest.load_matters(source)
+            self._name_matters()
         started = trio.current_time()
         result = await ingest.apply_batch(
             target,
@@ -271,6 +273,12 @@ class Tailer:
         )
         if result.dead:
             self.log.warning("dead_letters", count=result.dead, batch_events=len(events))
+
+    def _name_matters(self) -> None:
+        """Notifications say the matter's name, not only its code."""
+        notifier = self.evaluator.notifier if self.evaluator is not None else None
+        if notifier is not None:
+            notifier.matter_names = {code: m.name for code, m in self._matters.items()}
 
     async def _derive(
         self, conn: db.Connection, states: Sequence[CaseState], now: dt.datetime

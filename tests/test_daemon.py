@@ -13,7 +13,10 @@ import pytest
 import trio
 
 from monitor import db
+from tests import httpkit
 from tests.sourcekit import SUBMITTED, at, prepare, reset, write
+
+receiver = httpkit.receiver
 
 
 @pytest.fixture
@@ -125,6 +128,32 @@ async def test_run_issues_cards_and_keeps_its_rules_on_a_bad_reload(dsn, tmp_pat
             assert [(r["case_id"], r["reason"]) for r in revoked] == [
                 ("D1", "rules_changed"), ("D2", "rules_changed")
             ]  # fmt: skip
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def test_run_delivers_each_card_to_its_window_once(dsn, tmp_path, receiver):
+    conf = tmp_path / "jiancha.toml"
+    conf.write_text(
+        f'[channels.w1]\nkind = "webhook"\nurl = "{receiver.url("/w1")}"\n'
+        '[windows.W1]\nhead = "王芳"\nchannels = ["w1"]\n',
+        encoding="utf-8",
+    )
+    proc = start(dsn, "--config", str(conf))
+    try:
+        ready = wait_for(proc, "ready")
+        assert ready["channels"] == ["w1"] and ready["config"] == str(conf)
+        async with db.open_loop(), await db.connect(dsn) as conn:
+            with trio.fail_after(20):  # D1: decision and statutory red, each to W1 once
+                while await conn.fetchval(
+                    "SELECT count(*) FROM jiancha.outbox WHERE state = 'delivered'"
+                ) < 2:
+                    await trio.sleep(0.05)
+        assert sorted(receiver.keys()) == ["card:1:w1", "card:2:w1"]
+        assert {r.json()["level"] for r in receiver.requests} == {"red"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

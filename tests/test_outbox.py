@@ -1,0 +1,228 @@
+"""Routing, quiet hours and the outbox: each card reaches its people once, through outages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import trio
+
+from monitor import db
+from monitor.calendar import load_calendar
+from monitor.config import ConfigError, NotifyConfig, QuietHours, load_config, parse
+from monitor.evaluator import Evaluator
+from monitor.outbox import Notifier, Sender, build_channels, hold_until, recipients
+from monitor.rules import load_rules
+from tests import httpkit
+from tests.httpkit import Reply
+from tests.sourcekit import write
+from tests.test_cards import ACCEPTED_FEB8, Driver, z
+
+receiver = httpkit.receiver
+UTC = dt.UTC
+
+
+@pytest.fixture(scope="module")
+def cal():
+    return load_calendar("cn")
+
+
+def config(text: str) -> NotifyConfig:
+    return parse(tomllib.loads(text))
+
+
+CHANNELS = """
+[channels.w1]
+kind = "webhook"
+url = "http://127.0.0.1:9/w1"
+[channels.zj]
+kind = "webhook"
+url = "http://127.0.0.1:9/zj"
+[channels.jw]
+kind = "webhook"
+url = "http://127.0.0.1:9/jw"
+[channels.ops]
+kind = "webhook"
+url = "http://127.0.0.1:9/ops"
+[windows.W1]
+head = "王芳"
+channels = ["w1"]
+[departments."住建局"]
+head = "李明"
+channels = ["zj"]
+[notify]
+inspectors = ["jw"]
+fallback = ["ops"]
+"""
+
+
+def test_default_routes_window_then_red_up_the_chain():
+    cfg = config(CHANNELS)
+    assert recipients(cfg, "card", "blue", "住建局", "W1") == (["w1"], True)
+    assert recipients(cfg, "card", "yellow", "住建局", "W1") == (["w1"], True)
+    assert recipients(cfg, "card", "red", "住建局", "W1") == (["w1", "zj", "jw"], True)
+    assert recipients(cfg, "escalation", "red", "住建局", "W1") == (["jw"], True)
+    # a window nobody configured: not dropped, the fallback gets it (and it is counted)
+    assert recipients(cfg, "card", "blue", "文旅局", "W9") == (["ops"], False)
+
+
+def test_explicit_routes_and_errors(tmp_path: Path):
+    cfg = config(CHANNELS + '[[routes]]\nlevels = ["red"]\ndepartments = ["住建局"]\n'
+                 'channels = ["ops"]\nto = ["window"]\n')  # fmt: skip
+    assert recipients(cfg, "card", "red", "住建局", "W1") == (["ops", "w1"], True)
+    assert recipients(cfg, "card", "blue", "住建局", "W1") == (["ops"], False)
+    with pytest.raises(ConfigError, match="nope"):
+        config(CHANNELS + '[[routes]]\nchannels = ["nope"]\n')
+    with pytest.raises(ConfigError, match="kind"):
+        config('[channels.x]\nkind = "pigeon"\n')
+    with pytest.raises(ConfigError, match="colour"):
+        config(CHANNELS + '[[routes]]\ncolour = "red"\n')
+    f = tmp_path / "jiancha.toml"
+    f.write_text(CHANNELS, encoding="utf-8")
+    loaded = load_config(str(f))
+    assert loaded.path == f and loaded.notify.heads == {"window:W1": "王芳",
+                                                        "department:住建局": "李明"}  # fmt: skip
+    f.write_text("[channels\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=str(f)):
+        load_config(str(f))
+
+
+@pytest.mark.parametrize(
+    ("level", "at", "expected"),
+    [
+        # a working Friday evening before the 2024 Spring Festival: held to the working
+        # Sunday Feb 18, 08:30 Beijing
+        ("yellow", "2024-02-09T11:00:00", "2024-02-18T00:30:00"),
+        ("red", "2024-02-09T11:00:00", "2024-02-09T11:00:00"),  # red never waits
+        ("blue", "2024-02-03T02:00:00", "2024-02-04T00:30:00"),  # Sat -> working Sunday
+        ("blue", "2024-03-05T23:00:00", "2024-03-06T00:30:00"),  # Wed 07:00 -> 08:30
+        ("blue", "2024-03-05T02:00:00", "2024-03-05T02:00:00"),  # Tue 10:00: now
+        ("yellow", "2024-03-08T10:30:00", "2024-03-11T00:30:00"),  # Fri 18:30 -> Mon
+        ("yellow", "2024-10-01T02:00:00", "2024-10-08T00:30:00"),  # National Day week
+    ],
+)
+def test_quiet_hours_across_weekends_and_holidays(cal, level, at, expected):
+    cfg = NotifyConfig()
+    got = hold_until(level, z(at), cal, cfg)
+    assert got == z(expected)
+    off = NotifyConfig(quiet=QuietHours(enabled=False))
+    assert hold_until(level, z(at), cal, off) == z(at)
+
+
+def _hook_config(url: str, **notify: object) -> NotifyConfig:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in notify.items())
+    return config(f'[channels.w1]\nkind = "webhook"\nurl = "{url}"\n'
+                  f'[windows.W1]\nhead = "王芳"\nchannels = ["w1"]\n[notify]\n{extra}')  # fmt: skip
+
+
+async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
+    """C1's blue card issued at Feb 19 12:00 Beijing (a working Monday), with its outbox row."""
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        ev = Evaluator(load_rules("cards"), cal)
+        ev.notifier = Notifier(cfg, cal)
+        d = Driver(conn, ev)
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-02-19T05:00:00"), z("2024-02-08T03:00:00"))
+
+
+async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, receiver):
+    cfg = _hook_config(receiver.url("/hook"), dashboard_url="https://grafana.example/d/w")
+    await _carded(dsn, cfg, cal)
+    async with await db.connect(dsn) as conn:
+        rows = await conn.fetch("SELECT key, channel, kind, state, not_before FROM jiancha.outbox")
+        assert [(r["key"], r["channel"], r["state"]) for r in rows] == [
+            ("card:1:w1", "w1", "pending")
+        ]
+        # issued at the threshold instant during working hours: no hold
+        assert rows[0]["not_before"] == z("2024-02-19T04:00:00")
+        # a restart and a replay of every event queue nothing new
+        ev = Evaluator(load_rules("cards"), cal)
+        ev.notifier = Notifier(cfg, cal)
+        d = Driver(conn, ev)
+        await conn.execute("DELETE FROM jiancha.cursor")
+        await d.start(z("2024-02-19T05:00:00"))
+        await d.ingest(z("2024-02-19T05:00:00"))
+        await d.run_until(z("2024-02-19T06:00:00"), z("2024-02-19T05:00:00"))
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.outbox") == 1
+        sender = Sender(dsn, build_channels(cfg), cfg, clock=lambda: z("2024-02-19T05:00:00"))
+        assert await sender.step(conn) == 1
+        assert await sender.step(conn) == 0  # delivered: nothing more to claim
+        assert receiver.keys() == ["card:1:w1"]
+        body = receiver.requests[0].json()
+        assert body["level"] == "blue" and body["case"] == "C1" and body["window"] == "W1"
+        assert "【蓝牌】W1 窗口" in body["message"] and "王芳" in body["message"]
+        assert "2024-02-21 24:00" in body["message"]  # the deadline in Beijing time
+        assert "https://grafana.example/d/w?var-window=W1&var-case=C1" in body["message"]
+        notified = await conn.fetch(
+            "SELECT detail FROM jiancha.card_events WHERE kind = 'notified'"
+        )
+        assert [r["detail"] for r in notified] == [{"channel": "w1"}]
+        state = await conn.fetchrow("SELECT state, attempts FROM jiancha.outbox")
+        assert (state["state"], state["attempts"]) == ("delivered", 1)
+
+
+async def test_a_receiver_down_for_a_while_gets_everything_once(dsn, cal, receiver):
+    cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.05, backoff_max=0.2)
+    await _carded(dsn, cfg, cal)
+    receiver.down(connections=3)
+    receiver.script(Reply(503), Reply(503))
+    t0 = trio.current_time()
+    sender = Sender(dsn, build_channels(cfg), cfg,  # a 2024 wall clock, running at real speed
+                    clock=lambda: z("2024-02-19T05:00:00") + dt.timedelta(
+                        seconds=trio.current_time() - t0))  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sender.run)
+        with trio.fail_after(20):
+            while sender.stats.delivered < 1:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert receiver.keys() == ["card:1:w1"] * 3  # two 503s, then the 200: one key
+    async with await db.connect(dsn) as conn:
+        attempts = await conn.fetch("SELECT ok FROM jiancha.outbox_attempts ORDER BY id")
+        assert [r["ok"] for r in attempts] == [False] * 5 + [True]
+        assert await conn.fetchval("SELECT state FROM jiancha.outbox") == "delivered"
+
+
+async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver):
+    cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.01, backoff_max=0.02,
+                       give_up_after="1s")  # fmt: skip
+    await _carded(dsn, cfg, cal)
+    receiver.default = Reply(503)
+    now = [z("2024-02-19T05:00:00")]
+    sender = Sender(dsn, build_channels(cfg), cfg, clock=lambda: now[0])
+    async with await db.connect(dsn) as conn:
+        await conn.execute("UPDATE jiancha.outbox SET give_up_at = $1", z("2024-02-19T05:00:02"))
+        for _ in range(5):
+            await sender.step(conn)
+            now[0] += dt.timedelta(seconds=1)
+        row = await conn.fetchrow("SELECT state, attempts, last_error FROM jiancha.outbox")
+        assert row["state"] == "failed" and row["attempts"] == 3 and "503" in row["last_error"]
+    assert sender.stats.failed == 1 and sender.stats.delivered == 0
+
+
+async def test_rate_limit_defers_without_an_attempt(dsn, cal, receiver):
+    cfg = _hook_config(receiver.url("/hook"))
+    await _carded(dsn, cfg, cal)
+    channels = build_channels(cfg)
+    channels["w1"].per_minute = 1  # type: ignore[misc]
+    sender = Sender(dsn, channels, cfg, clock=lambda: z("2024-02-19T05:00:00"))
+    async with await db.connect(dsn) as conn:
+        await conn.execute(
+            "INSERT INTO jiancha.outbox (key, channel, kind, payload, created_at, not_before, "
+            "next_attempt_at, give_up_at) SELECT 'test:' || i, 'w1', 'card', p.payload, "
+            "$1::timestamptz, $1::timestamptz, $1::timestamptz, $1::timestamptz + interval '1 day' "
+            "FROM generate_series(1, 2) i, "
+            "(SELECT payload FROM jiancha.outbox LIMIT 1) p", z("2024-02-19T04:00:00"),
+        )  # fmt: skip
+        await sender.step(conn)
+        assert len(receiver.requests) == 1  # one a minute: the others wait their turn
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.outbox_attempts") == 1
+        assert await conn.fetchval(
+            "SELECT count(*) FROM jiancha.outbox WHERE state = 'pending' AND next_attempt_at > $1",
+            z("2024-02-19T05:00:00"),
+        ) == 2  # fmt: skip
