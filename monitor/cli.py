@@ -645,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cards_cli.register(sub)
     engine_cli.register(sub)
+    engine_cli.register_outbox(sub)
     return parser
 
 

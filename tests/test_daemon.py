@@ -148,9 +148,12 @@ async def test_run_delivers_each_card_to_its_window_once(dsn, tmp_path, receiver
         assert ready["channels"] == ["w1"] and ready["config"] == str(conf)
         async with db.open_loop(), await db.connect(dsn) as conn:
             with trio.fail_after(20):  # D1: decision and statutory red, each to W1 once
-                while await conn.fetchval(
-                    "SELECT count(*) FROM jiancha.outbox WHERE state = 'delivered'"
-                ) < 2:
+                while (
+                    await conn.fetchval(
+                        "SELECT count(*) FROM jiancha.outbox WHERE state = 'delivered'"
+                    )
+                    < 2
+                ):
                     await trio.sleep(0.05)
         assert sorted(receiver.keys()) == ["card:1:w1", "card:2:w1"]
         assert {r.json()["level"] for r in receiver.requests} == {"red"}

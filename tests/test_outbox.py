@@ -226,3 +226,40 @@ async def test_rate_limit_defers_without_an_attempt(dsn, cal, receiver):
             "SELECT count(*) FROM jiancha.outbox WHERE state = 'pending' AND next_attempt_at > $1",
             z("2024-02-19T05:00:00"),
         ) == 2  # fmt: skip
+
+
+def test_outbox_cli_shows_failures_and_requeues_them(sync_dsn, monkeypatch):
+    import io
+
+    from monitor.cli import main
+
+    monkeypatch.setenv("JIANCHA_LANG", "zh")
+    monkeypatch.delenv("JIANCHA_CONFIG", raising=False)
+
+    async def seed() -> None:
+        async with db.open_loop(), await db.connect(sync_dsn) as conn:
+            await conn.execute(
+                "INSERT INTO jiancha.outbox (key, channel, kind, payload, created_at, not_before, "
+                "next_attempt_at, give_up_at, state, attempts, last_error) VALUES "
+                "('card:9:w1', 'w1', 'card', '{}', $1, $1, $1, $1, 'failed', 7, 'HTTP 503'), "
+                "('card:8:w1', 'w1', 'card', '{}', $1, $1, $1, $1, 'delivered', 1, '')",
+                z("2024-02-19T04:00:00"),
+            )
+
+    trio.run(seed)
+    out = io.StringIO()
+    assert main(["outbox", "list", "--state", "failed", "--dsn", sync_dsn, "--json"], out=out) == 0
+    doc = json.loads(out.getvalue())
+    assert [(r["key"], r["attempts"], r["last_error"]) for r in doc] == [
+        ("card:9:w1", 7, "HTTP 503")
+    ]
+    out = io.StringIO()
+    assert main(["outbox", "list", "--dsn", sync_dsn], out=out) == 0
+    assert "失败" in out.getvalue() and "已送达" in out.getvalue()
+    assert main(["outbox", "retry", "--dsn", sync_dsn], out=io.StringIO()) == 2
+    out = io.StringIO()
+    assert main(["outbox", "retry", "--all-failed", "--dsn", sync_dsn], out=out) == 0
+    assert "1" in out.getvalue()
+    out = io.StringIO()
+    main(["outbox", "list", "--state", "pending", "--dsn", sync_dsn, "--json"], out=out)
+    assert [r["key"] for r in json.loads(out.getvalue())] == ["card:9:w1"]
