@@ -263,3 +263,42 @@ def test_outbox_cli_shows_failures_and_requeues_them(sync_dsn, monkeypatch):
     out = io.StringIO()
     main(["outbox", "list", "--state", "pending", "--dsn", sync_dsn, "--json"], out=out)
     assert [r["key"] for r in json.loads(out.getvalue())] == ["card:9:w1"]
+
+
+async def test_missed_supervision_reply_notifies_the_inspectors(dsn, cal):
+    cfg = config(CHANNELS)
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        ev = Evaluator(load_rules("cards"), cal)
+        ev.notifier = Notifier(cfg, cal, rule_titles={"decision_time": "承诺时限"})
+        d = Driver(conn, ev)
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-03-05T00:00:00"), z("2024-02-08T03:00:00"))
+        rows = await conn.fetch(
+            "SELECT key, channel, not_before, payload FROM jiancha.outbox WHERE kind = 'escalation'"
+        )
+        red = await conn.fetchval("SELECT id FROM jiancha.cards WHERE rule = 'decision_time' "
+                                  "AND level = 'red'")  # fmt: skip
+        assert [(r["key"], r["channel"]) for r in rows] == [(f"escalation:{red}:jw", "jw")]
+        assert rows[0]["not_before"] == z("2024-02-29T16:00:00")  # escalations never wait
+        text = rows[0]["payload"]["text"]
+        assert "督办升级" in text and "王芳" in text and "2024-02-29 24:00" in text
+        # the red card itself went to the window, the department and the inspectors
+        keys = {r["key"] for r in await conn.fetch("SELECT key FROM jiancha.outbox")}
+        assert {f"card:{red}:w1", f"card:{red}:zj", f"card:{red}:jw"} <= keys
+
+
+def test_the_example_configuration_loads_and_builds_every_channel():
+    from monitor.paths import _PACKAGE
+
+    example = _PACKAGE.parent / "deploy" / "jiancha.example.toml"
+    cfg = load_config(str(example)).notify
+    channels = build_channels(cfg, secrets=lambda path: "s3cret")
+    assert {n: c.kind for n, c in channels.items()} == {
+        "window1": "wecom", "zhujian": "dingtalk", "jiwei": "smtp", "ops": "webhook",
+        "alerts": "alertmanager",
+    }  # fmt: skip
+    assert recipients(cfg, "card", "red", "住建局", "综合受理1号窗口") == (
+        ["window1", "alerts", "zhujian", "jiwei"], True
+    )  # fmt: skip
