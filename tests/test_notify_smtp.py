@@ -85,6 +85,9 @@ class _Controller(Controller):
 
 
 def _start(handler: _Handler, **kwargs: Any) -> _Controller:
+    # A plain asyncio loop of its own: once trio-asyncio has run in this process its
+    # event-loop policy would hand the server thread a loop it cannot run there.
+    kwargs.setdefault("loop", asyncio.SelectorEventLoop())
     controller = _Controller(handler, hostname="127.0.0.1", port=0, **kwargs)
     controller.start()
     return controller
