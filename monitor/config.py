@@ -24,7 +24,7 @@ DEFAULT_PATH = Path("/etc/jiancha/jiancha.toml")
 CHANNEL_KINDS = ("webhook", "wecom", "dingtalk", "smtp", "alertmanager")
 ROLES = ("window", "department", "inspectors", "fallback")
 LEVELS = ("blue", "yellow", "red")
-KINDS = ("card", "escalation", "resolved")
+KINDS = ("card", "escalation", "resolved", "digest")
 
 
 class ConfigError(ValueError):
@@ -63,11 +63,13 @@ class QuietHours:
 
 
 # Who hears about a card when jiancha.toml has no [[routes]]: every card to its window's
-# head, red also to the department head and the inspection officers, escalations to them.
+# head, red also to the department head and the inspection officers, escalations to them,
+# and each window's daily digest to the window.
 DEFAULT_ROUTES = (
     Route(to=("window",)),
     Route(levels=frozenset({"red"}), to=("department", "inspectors")),
     Route(kinds=frozenset({"escalation"}), levels=frozenset(LEVELS), to=("inspectors",)),
+    Route(kinds=frozenset({"digest"}), to=("window",)),
 )
 
 
