@@ -19,6 +19,7 @@ import trio
 from monitor import db
 from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.config import Config, NotifyConfig
+from monitor.digest import Digester
 from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
 from monitor.outbox import Notifier, Sender, build_channels
@@ -66,6 +67,9 @@ async def serve(
         if channels:
             sender = Sender(config.dsn, channels, notify)
             await nursery.start(sender.run)
+            digester = Digester(config.dsn, notify, config.calendar, config.rules,
+                                tailer.matters, on_queued=sender.wake)  # fmt: skip
+            await nursery.start(digester.run)
         log.info(
             "ready",
             pid=os.getpid(),

@@ -274,6 +274,10 @@ class Tailer:
         if result.dead:
             self.log.warning("dead_letters", count=result.dead, batch_events=len(events))
 
+    def matters(self) -> dict[str, Matter]:
+        """The matter catalogue as last loaded from the source."""
+        return self._matters
+
     def _name_matters(self) -> None:
         """Notifications say the matter's name, not only its code."""
         notifier = self.evaluator.notifier if self.evaluator is not None else None
