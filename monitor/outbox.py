@@ -329,6 +329,29 @@ _NEXT = (
 )
 
 
+# Alertmanager forgets an alert that is not re-sent: while its card is open, a card's
+# delivered alert goes out again every resend period; when the card closes or is
+# revoked, one `resolved` notification ends it.
+_REFIRE = """
+UPDATE jiancha.outbox o SET state = 'pending', next_attempt_at = $1,
+       give_up_at = $1::timestamptz + $3::interval
+FROM jiancha.cards c
+WHERE o.card_id = c.id AND o.kind = 'card' AND o.state = 'delivered'
+  AND o.channel = ANY($2::text[]) AND c.status IN ('issued', 'acknowledged', 'appealed')
+  AND o.delivered_at <= $1::timestamptz - $4::interval
+"""
+_RESOLVE = """
+INSERT INTO jiancha.outbox (key, channel, kind, card_id, routed, payload, created_at,
+                            not_before, next_attempt_at, give_up_at)
+SELECT 'resolved:' || o.card_id || ':' || o.channel, o.channel, 'resolved', o.card_id, o.routed,
+       jsonb_set(o.payload, '{kind}', '"resolved"'), $1, $1, $1, $1::timestamptz + $3::interval
+FROM jiancha.outbox o JOIN jiancha.cards c ON c.id = o.card_id
+WHERE o.kind = 'card' AND o.channel = ANY($2::text[]) AND o.delivered_at IS NOT NULL
+  AND c.status IN ('closed', 'revoked')
+ON CONFLICT (key) DO NOTHING
+"""
+
+
 class RateLimit:
     """A token bucket per channel: N messages a minute, spread out."""
 
@@ -389,7 +412,11 @@ class Sender:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
             task_status.started()
+            refreshed = -1e9
             while True:
+                if trio.current_time() - refreshed >= min(30.0, self.cfg.resend_firing_every):
+                    await self.refresh(conn)
+                    refreshed = trio.current_time()
                 sent = await self.step(conn)
                 if sent:
                     continue
@@ -400,6 +427,17 @@ class Sender:
                 self._wake = trio.Event()
                 with trio.move_on_after(max(wait, 0.01)):
                     await self._wake.wait()
+
+    async def refresh(self, conn: db.Connection) -> None:
+        """Re-send open cards' alerts to Alertmanager and resolve closed ones."""
+        names = [n for n, c in self.channels.items() if c.kind == "alertmanager"]
+        if not names:
+            return
+        now = self.clock()
+        every = dt.timedelta(seconds=self.cfg.resend_firing_every)
+        async with conn.transaction():
+            await conn.execute(_REFIRE, now, names, self.cfg.give_up_after, every)
+            await conn.execute(_RESOLVE, now, names, self.cfg.give_up_after)
 
     async def step(self, conn: db.Connection) -> int:
         """Claim what is due and try each once; returns how many were tried."""

@@ -322,3 +322,55 @@ def test_bad_config_names_channel_and_key(table: dict[str, Any], key: str) -> No
     text = str(raised.value)
     assert "am" in text and key in text
     assert "通知渠道" in text and "channel" in text  # zh + en
+
+
+async def test_open_card_refires_and_closing_resolves_through_the_outbox(
+    alertmanager: str, dsn: str
+) -> None:
+    """The sender keeps a card's alert alive while it is open and resolves it when it closes."""
+    import datetime as dt
+    import tomllib
+
+    from monitor import db
+    from monitor.calendar import load_calendar
+    from monitor.config import parse
+    from monitor.evaluator import Evaluator
+    from monitor.outbox import Notifier, Sender, build_channels
+    from monitor.rules import load_rules
+    from tests.sourcekit import write
+    from tests.test_cards import ACCEPTED_FEB8, Driver, z
+
+    cal = load_calendar("cn")
+    cfg = parse(tomllib.loads(
+        f'[channels.am]\nkind = "alertmanager"\nurl = "{alertmanager}"\n'
+        '[windows.W1]\nchannels = ["am"]\n[notify]\nresend_firing_every = 60\n'
+    ))  # fmt: skip
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        ev = Evaluator(load_rules("cards"), cal)
+        ev.notifier = Notifier(cfg, cal)
+        d = Driver(conn, ev)
+        await d.start(z("2024-02-08T03:00:00"))
+        await d.ingest(z("2024-02-08T03:00:00"))
+        await d.run_until(z("2024-02-19T05:00:00"), z("2024-02-08T03:00:00"))  # the blue card
+        card = await conn.fetchval("SELECT id FROM jiancha.cards")
+        now = [dt.datetime.now(dt.UTC)]  # Alertmanager keeps alerts by wall-clock time
+        sender = Sender(dsn, build_channels(cfg), cfg, clock=lambda: now[0])
+        await conn.execute("UPDATE jiancha.outbox SET not_before = $1, next_attempt_at = $1",
+                           now[0])  # fmt: skip
+        assert await sender.step(conn) == 1
+        async with httpx.AsyncClient() as client:
+            assert len(await _alerts(client, alertmanager, card)) == 1
+            now[0] += dt.timedelta(seconds=61)  # a resend period later, the card still open
+            await sender.refresh(conn)
+            assert await sender.step(conn) == 1
+            assert await conn.fetchval("SELECT attempts FROM jiancha.outbox") == 2
+            await conn.execute("UPDATE jiancha.cards SET status = 'closed'")
+            await sender.refresh(conn)
+            await sender.refresh(conn)  # once only
+            assert await sender.step(conn) == 1
+            keys = [
+                r["key"] for r in await conn.fetch("SELECT key FROM jiancha.outbox ORDER BY id")
+            ]
+            assert keys == [f"card:{card}:am", f"resolved:{card}:am"]
+            assert await _alerts(client, alertmanager, card) == []
