@@ -89,6 +89,7 @@ class NotifyConfig:
     backoff_initial: float = 5.0
     backoff_max: float = 600.0
     resend_firing_every: float = 300.0  # Alertmanager: re-send while the card is open
+    lease: float = 120.0  # a claimed notification is tried again after this if unrecorded
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
         channels[name] = table
     notify = data.get("notify") or {}
     _keys(notify, {"language", "dashboard_url", "fallback", "give_up_after", "backoff_initial",
-                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every"},
+                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease"},
           f"{where}: [notify]")  # fmt: skip
 
     def known(names: tuple[str, ...], at: str) -> tuple[str, ...]:
@@ -221,6 +222,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
             notify.get("backoff_initial", 5), "backoff_initial"
         ).total_seconds(),
         backoff_max=_duration(notify.get("backoff_max", 600), "backoff_max").total_seconds(),
+        lease=_duration(notify.get("lease", 120), "lease").total_seconds(),
         resend_firing_every=_duration(notify.get("resend_firing_every", 300),
                                       "resend_firing_every").total_seconds(),
     )  # fmt: skip

@@ -387,7 +387,7 @@ class Sender:
     def __init__(self, dsn: str, channels: Mapping[str, Channel], cfg: NotifyConfig, *,
                  clock: Callable[[], dt.datetime] | None = None,
                  rng: random.Random | None = None, batch: int = 50,
-                 lease: dt.timedelta = dt.timedelta(seconds=120),
+                 lease: dt.timedelta | None = None,
                  idle: float = 1.0) -> None:  # fmt: skip
         self.dsn = dsn
         self.channels = dict(channels)
@@ -395,7 +395,7 @@ class Sender:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = rng or random.Random()
         self.batch = batch
-        self.lease = lease
+        self.lease = lease or dt.timedelta(seconds=cfg.lease)
         self.idle = idle
         self.limits = {n: RateLimit(c.per_minute) for n, c in self.channels.items()}
         self.stats = SenderStats()

@@ -162,3 +162,52 @@ async def test_run_delivers_each_card_to_its_window_once(dsn, tmp_path, receiver
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_killed_mid_delivery_loses_nothing_and_repeats_only_the_key(dsn, tmp_path, receiver):
+    """SIGKILL while a webhook request is in flight: after a restart the notification is
+    sent again with the same Idempotency-Key (a receiver that honours it drops the copy)."""
+    from tests.httpkit import Reply
+
+    conf = tmp_path / "jiancha.toml"
+    conf.write_text(
+        f'[channels.w1]\nkind = "webhook"\nurl = "{receiver.url("/w1")}"\n'
+        '[windows.W1]\nchannels = ["w1"]\n[notify]\nlease = 1\nbackoff_initial = 0.1\n',
+        encoding="utf-8",
+    )
+    receiver.script(Reply(200, delay=30.0))  # the first delivery hangs until the kill
+    proc = start(dsn, "--config", str(conf))
+    try:
+        wait_for(proc, "ready")
+        with trio.fail_after(20):
+            while not receiver.requests:
+                await trio.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = start(dsn, "--config", str(conf))
+    try:
+        wait_for(proc, "ready")
+        async with db.open_loop(), await db.connect(dsn) as conn:
+            with trio.fail_after(30):
+                while (
+                    await conn.fetchval(
+                        "SELECT count(*) FROM jiancha.outbox WHERE state = 'delivered' "
+                        "AND kind = 'card'"
+                    )
+                    < 2
+                ):
+                    await trio.sleep(0.05)
+            assert await conn.fetchval("SELECT count(*) FROM jiancha.outbox "
+                                       "WHERE kind = 'card'") == 2  # fmt: skip
+        sent = receiver.keys()  # every Idempotency-Key received, in order
+        keys = [k for k in sent if k.startswith("card:")]
+        assert sorted(set(keys)) == ["card:1:w1", "card:2:w1"]  # nothing lost
+        assert len(keys) <= 3  # at most the one in flight came twice, under the same key
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
