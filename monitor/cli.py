@@ -248,6 +248,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         rules_name=args.rules,
         calendar_name=args.calendar,
         config=_config(args.config),
+        metrics_address=args.metrics_address,
     )
     return run(config)
 
@@ -633,6 +634,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=_h(
             "配置文件（默认 JIANCHA_CONFIG，否则 /etc/jiancha/jiancha.toml，若存在）",
             "configuration file (default JIANCHA_CONFIG, else /etc/jiancha/jiancha.toml)",
+        ),
+    )
+    p.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help=_h(
+            "Prometheus 指标地址（默认配置 metrics.address，即 127.0.0.1:9731；空字符串关闭）",
+            "Prometheus metrics address (default metrics.address: 127.0.0.1:9731; '' = off)",
         ),
     )
     p.add_argument(

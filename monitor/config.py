@@ -97,6 +97,7 @@ class Config:
     path: Path | None
     notify: NotifyConfig
     fingerprint: str
+    metrics_address: str = "127.0.0.1:9731"  # CONTRACT.md; `[metrics] address`
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -241,4 +242,10 @@ def load_config(explicit: str | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: TOML: {exc}") from None
-    return Config(path, parse(data, path), hashlib.sha256(raw).hexdigest()[:16])
+    metrics = data.get("metrics") or {}
+    _keys(metrics, {"address"}, f"{path}: [metrics]")
+    address = str(metrics.get("address", "127.0.0.1:9731"))
+    if not re.match(r"^[\w.\-\[\]:]*:\d+$", address):
+        raise ConfigError(f"{path}: [metrics] address 应为 HOST:PORT / must be HOST:PORT")
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return Config(path, parse(data, path), digest, address)

@@ -13,9 +13,13 @@ import datetime as dt
 import os
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
+from exporters.metrics import Holder, registry_for
+from exporters.metrics import serve as serve_metrics
+from exporters.snapshot import Snapshotter
 from monitor import db
 from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.config import Config, NotifyConfig
@@ -39,6 +43,7 @@ class DaemonConfig:
     rules_name: str = "cards"  # what SIGHUP re-reads
     calendar_name: str = "cn"
     config: Config = field(default_factory=lambda: Config(None, NotifyConfig(), "default"))
+    metrics_address: str | None = None  # None: the configuration's (127.0.0.1:9731); "": off
 
     def tailer(self) -> TailerConfig:
         return TailerConfig(
@@ -64,12 +69,26 @@ async def serve(
             evaluator.notifier = Notifier(notify, config.calendar, rule_titles=titles)
         tailer = Tailer(config.tailer(), evaluator=evaluator)
         await nursery.start(tailer.run)
+        sender: Sender | None = None
         if channels:
             sender = Sender(config.dsn, channels, notify)
             await nursery.start(sender.run)
             digester = Digester(config.dsn, notify, config.calendar, config.rules,
                                 tailer.matters, on_queued=sender.wake)  # fmt: skip
             await nursery.start(digester.run)
+        holder = Holder()
+        snapshotter = Snapshotter(holder, config.dsn, tailer=tailer, evaluator=evaluator,
+                                  sender=sender, notifier=evaluator.notifier,
+                                  calendar=config.calendar,
+                                  config_hash=config.config.fingerprint)  # fmt: skip
+        tailer.snapshotter = snapshotter
+        await nursery.start(snapshotter.run)
+        address = config.config.metrics_address if config.metrics_address is None else (
+            config.metrics_address)  # fmt: skip
+        port = None
+        if address:
+            server, port = serve_metrics(address, registry_for(holder))
+            nursery.start_soon(_stop_on_cancel, server)
         log.info(
             "ready",
             pid=os.getpid(),
@@ -79,8 +98,18 @@ async def serve(
             config=str(config.config.path or "built-in defaults"),
             config_hash=config.config.fingerprint,
             channels=sorted(channels),
+            metrics=f"{address.rpartition(':')[0]}:{port}" if port else None,
         )
         task_status.started(tailer)
+
+
+async def _stop_on_cancel(server: Any) -> None:
+    """Shut the metrics server's thread down with the nursery."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def reload(config: DaemonConfig, tailer: Tailer) -> bool:
@@ -91,7 +120,12 @@ def reload(config: DaemonConfig, tailer: Tailer) -> bool:
         calendar = load_calendar(config.calendar_name)
     except (RuleError, CalendarError) as exc:
         log.error("reload_failed", error=str(exc), kept_rules=config.rules_name)
+        if tailer.snapshotter is not None:
+            tailer.snapshotter.reload_ok = False
+            tailer.snapshotter.reloads_failed += 1
         return False
+    if tailer.snapshotter is not None:
+        tailer.snapshotter.reload_ok = True
     evaluator = tailer.evaluator
     if evaluator is None or not evaluator.request_reload(rules, calendar):
         log.info("reload_unchanged", rules_hash=rules.fingerprint)

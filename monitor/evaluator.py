@@ -202,6 +202,11 @@ class EngineStats:
     ticks: int = 0
     last_tick_ms: float = 0.0
     issued_by_level: dict[str, int] = field(default_factory=dict)
+    # cumulative histogram of tick durations: counts at or below each bound, then all
+    tick_bounds: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                      0.25, 0.5, 1.0, 2.5)  # fmt: skip
+    tick_buckets: list[int] = field(default_factory=lambda: [0] * 13)
+    tick_total: float = 0.0
 
 
 @dataclass
@@ -424,7 +429,14 @@ class Evaluator:
             self.log.warning("supervision_escalated", cards=escalated)
         self.dirty = False
         self.stats.ticks += 1
-        self.stats.last_tick_ms = (time.perf_counter() - t0) * 1000
+        took = time.perf_counter() - t0
+        self.stats.last_tick_ms = took * 1000
+        self.stats.tick_total += took
+        buckets = self.stats.tick_buckets
+        for i, bound in enumerate(self.stats.tick_bounds):
+            if took <= bound:
+                buckets[i] += 1
+        buckets[-1] += 1
 
     def request_reload(self, ruleset: RuleSet, cal: Calendar) -> bool:
         """Take already-validated rules and calendar at the next tick; False if unchanged."""

@@ -18,6 +18,7 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import trio
@@ -136,6 +137,7 @@ class Tailer:
     ) -> None:
         self.config = config
         self.evaluator = evaluator
+        self.snapshotter: Any = None  # the metrics snapshot task, told about reloads
         self.clock = clock
         self.rng = rng or random.Random()
         self.stats = TailerStats()

@@ -35,7 +35,8 @@ def start(dsn: str, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_LANG": "en"}
     env.pop("JIANCHA_DSN", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--poll-interval", "0.1", *extra],
+        [sys.executable, "-m", "monitor.cli", "run", "--poll-interval", "0.1",
+         "--metrics-address", "127.0.0.1:0", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -206,6 +207,42 @@ async def test_killed_mid_delivery_loses_nothing_and_repeats_only_the_key(dsn, t
         keys = [k for k in sent if k.startswith("card:")]
         assert sorted(set(keys)) == ["card:1:w1", "card:2:w1"]  # nothing lost
         assert len(keys) <= 3  # at most the one in flight came twice, under the same key
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def test_metrics_pass_promtool_and_count_the_cards(dsn):
+    import shutil
+
+    import httpx
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: Debian package prometheus (CI installs it)"
+    proc = start(dsn)
+    try:
+        ready = wait_for(proc, "ready")
+        url = f"http://{ready['metrics']}/metrics"
+        text = ""
+        async with httpx.AsyncClient() as client:
+            with trio.fail_after(20):  # the snapshot is taken every 5 s
+                while 'jiancha_cards_issued_total{level="red"} 2.0' not in text:
+                    text = (await client.get(url)).text
+                    await trio.sleep(0.2)
+        check = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                               capture_output=True, timeout=30)  # fmt: skip
+        assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check
+        assert "jiancha_database_up 1.0" in text
+        assert 'jiancha_cards_issued_total{level="blue"} 0.0' in text  # every level exists
+        assert ('jiancha_open_cases{department="住建局",level="red",matter="M1",window="W1"} 1.0'
+                in text)  # fmt: skip
+        assert (
+            'jiancha_active_cards{department="住建局",level="red",rule="decision_time"} 1.0' in text
+        )
+        assert "jiancha_evaluation_duration_seconds_count" in text
+        assert "D1" not in text  # never a case id in a label
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -1,0 +1,218 @@
+"""Prometheus metrics: a Collector over an immutable snapshot, on jiancha's own registry.
+
+The daemon's components keep plain counters of their own; a snapshot task
+copies them, with a few aggregate queries of schema ``jiancha``, into a
+frozen ``Snapshot`` every few seconds. A scrape only reads the latest
+snapshot (client_python's ``ProcessCollector`` pattern): nothing on the hot
+path touches a metric object, and a slow database never slows a scrape.
+Label sets are bounded (department, window, matter, level, rule, channel,
+state; never a case id) and every level is emitted, at zero if need be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+LEVELS = ("blue", "yellow", "red")
+STATES = ("pending", "delivered", "failed")
+# Seconds; the evaluation pass runs from well under a millisecond to ~0.1 s at 10M clocks.
+EVAL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a scrape reports, copied at one instant."""
+
+    taken_at: float = 0.0  # unix seconds
+    version: str = ""
+    database_up: bool = False
+    events: int = 0
+    dead_letters: int = 0
+    tail_lag: float = 0.0
+    blocking_tx_age: float = 0.0
+    cards_issued: Mapping[str, int] = field(default_factory=dict)  # level -> since start
+    cards_closed: int = 0
+    cards_revoked: int = 0
+    escalations: int = 0
+    eval_buckets: tuple[int, ...] = ()  # cumulative counts per EVAL_BUCKETS, then +Inf
+    eval_sum: float = 0.0
+    next_crossing: float | None = None  # unix seconds
+    open_clocks: int = 0
+    notifications: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (chan, state)
+    delivered: Mapping[str, int] = field(default_factory=dict)  # channel -> since start
+    failed: Mapping[str, int] = field(default_factory=dict)
+    unrouted: int = 0
+    open_cases: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
+    active_cards: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    calendar_published_through: float | None = None  # unix seconds of the last published day
+    rules_hash: str = ""
+    calendar_hash: str = ""
+    config_hash: str = ""
+    reload_ok: bool = True
+    reloads_failed: int = 0
+
+
+class JianchaCollector(Collector):
+    """Yields jiancha's metric families from the latest snapshot."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self.snapshot = snapshot
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # families depend on the snapshot; registering must not collect
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot()
+        info = InfoMetricFamily("jiancha_build", "jiancha's version")
+        info.add_metric([], {"version": s.version})
+        yield info
+        yield _gauge("jiancha_database_up", "1 when the last snapshot reached the database",
+                     float(s.database_up))  # fmt: skip
+        yield _gauge("jiancha_snapshot_timestamp_seconds", "When these figures were taken",
+                     s.taken_at)  # fmt: skip
+        yield _counter("jiancha_events_ingested_total", "Source events taken", s.events)
+        yield _counter("jiancha_dead_letters_total", "Source events that broke the contract",
+                       s.dead_letters)  # fmt: skip
+        yield _gauge("jiancha_tail_lag_seconds", "Seconds since the tailer last caught up",
+                     s.tail_lag)  # fmt: skip
+        yield _gauge("jiancha_blocking_transaction_age_seconds",
+                     "Age of the oldest write transaction holding the tailer back",
+                     s.blocking_tx_age)  # fmt: skip
+        issued = CounterMetricFamily("jiancha_cards_issued", "Cards issued since start",
+                                     labels=["level"])  # fmt: skip
+        for level in LEVELS:
+            issued.add_metric([level], s.cards_issued.get(level, 0))
+        yield issued
+        yield _counter("jiancha_cards_closed_total", "Cards closed since start", s.cards_closed)
+        yield _counter("jiancha_cards_revoked_total", "Cards revoked by jiancha since start",
+                       s.cards_revoked)  # fmt: skip
+        yield _counter("jiancha_escalations_total", "Supervision orders escalated since start",
+                       s.escalations)  # fmt: skip
+        hist = HistogramMetricFamily("jiancha_evaluation_duration_seconds",
+                                     "Duration of the scheduler's evaluation ticks")  # fmt: skip
+        counts = s.eval_buckets or (0,) * (len(EVAL_BUCKETS) + 1)
+        buckets = [(str(b), float(c)) for b, c in zip(EVAL_BUCKETS, counts, strict=False)]
+        buckets.append(("+Inf", float(counts[-1])))
+        hist.add_metric([], buckets, s.eval_sum)
+        yield hist
+        yield _gauge("jiancha_open_clocks", "Running periods in the scheduler's table",
+                     s.open_clocks)  # fmt: skip
+        yield _gauge("jiancha_next_crossing_timestamp_seconds",
+                     "When the next card level is due (0: none scheduled)",
+                     s.next_crossing or 0.0)  # fmt: skip
+        box = GaugeMetricFamily("jiancha_outbox_notifications",
+                                "Notifications in the outbox by channel and state",
+                                labels=["channel", "state"])  # fmt: skip
+        channels = sorted({c for c, _ in s.notifications} | set(s.delivered) | set(s.failed))
+        for ch in channels:
+            for st in STATES:
+                box.add_metric([ch, st], s.notifications.get((ch, st), 0))
+        yield box
+        sent = CounterMetricFamily(
+            "jiancha_notifications_delivered", "Notifications delivered since start",
+            labels=["channel"],
+        )  # fmt: skip
+        lost = CounterMetricFamily(
+            "jiancha_notifications_failed", "Notifications given up since start",
+            labels=["channel"],
+        )  # fmt: skip
+        for ch in channels:
+            sent.add_metric([ch], s.delivered.get(ch, 0))
+            lost.add_metric([ch], s.failed.get(ch, 0))
+        yield sent
+        yield lost
+        yield _counter(
+            "jiancha_notifications_unrouted_total",
+            "Notifications no route matched (sent to the fallback)",
+            s.unrouted,
+        )
+        cases = GaugeMetricFamily("jiancha_open_cases",
+                                  "Open cases by department, window, matter and card level",
+                                  labels=["department", "window", "matter", "level"])  # fmt: skip
+        groups = sorted({k[:3] for k in s.open_cases})
+        for dept, window, matter in groups:
+            for level in ("none", *LEVELS):
+                cases.add_metric([dept, window, matter, level],
+                                 s.open_cases.get((dept, window, matter, level), 0))  # fmt: skip
+        yield cases
+        cards = GaugeMetricFamily("jiancha_active_cards",
+                                  "Open cards by level, rule and department",
+                                  labels=["level", "rule", "department"])  # fmt: skip
+        for (level, rule, dept), n in sorted(s.active_cards.items()):
+            cards.add_metric([level, rule, dept], n)
+        yield cards
+        yield _gauge("jiancha_calendar_published_through_timestamp_seconds",
+                     "End of the last day with a published holiday schedule",
+                     s.calendar_published_through or 0.0)  # fmt: skip
+        yield _gauge("jiancha_config_last_reload_successful",
+                     "1 when the last reload of configuration, rules and calendar succeeded",
+                     float(s.reload_ok))  # fmt: skip
+        yield _counter("jiancha_config_reloads_failed_total", "Reloads refused since start",
+                       s.reloads_failed)  # fmt: skip
+        hashes = InfoMetricFamily("jiancha_config", "Fingerprints of what is in force")
+        hashes.add_metric([], {"rules": s.rules_hash, "calendar": s.calendar_hash,
+                               "config": s.config_hash})  # fmt: skip
+        yield hashes
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name.removesuffix("_total"), doc, value=value)
+
+
+class Holder:
+    """The latest snapshot; swapped whole, read by scrapes from another thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot()
+
+    def get(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def set(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+
+def registry_for(holder: Holder) -> CollectorRegistry:
+    """A registry of jiancha's own (no process or platform collectors of the default one)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JianchaCollector(holder.get))
+    return registry
+
+
+def serve(address: str, registry: CollectorRegistry) -> tuple[Any, int]:
+    """Serve ``/metrics`` on ``host:port`` in a thread; returns the server and its port."""
+    host, _, port = address.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    return server, int(server.server_port)
+
+
+def utc_timestamp(day: Any) -> float:
+    """Unix seconds of the end (24:00 UTC) of a ``datetime64[D]`` day."""
+    d = dt.date.fromisoformat(str(day))
+    return dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), dt.UTC).timestamp()
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,147 @@
+"""The daemon side of the metrics: copy the components' counters into a ``Snapshot``.
+
+A small trio task takes a snapshot every few seconds (the components' own
+plain counters plus three aggregate queries of schema ``jiancha``) and swaps
+it into the ``Holder`` that scrapes read. A lost database shows as
+``jiancha_database_up 0`` rather than as a failed scrape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import trio
+
+from exporters.metrics import EVAL_BUCKETS, Holder, Snapshot, utc_timestamp
+from monitor import __version__, db
+from monitor.calendar import Calendar
+from monitor.evaluator import Evaluator
+from monitor.log import get_logger
+from monitor.outbox import Notifier, Sender
+from monitor.source import DISCONNECTS, Tailer
+
+_OPEN_CASES = """
+SELECT coalesce(s.department, '') AS department, coalesce(s."window", '') AS "window",
+       coalesce(s.matter, '') AS matter,
+       coalesce((ARRAY['blue', 'yellow', 'red'])[c.top], 'none') AS level, count(*) AS n
+FROM jiancha.cases s
+LEFT JOIN (SELECT case_id, max(array_position(ARRAY['blue', 'yellow', 'red'], level)) AS top
+           FROM jiancha.cards WHERE status IN ('issued', 'acknowledged', 'appealed')
+           GROUP BY case_id) c USING (case_id)
+WHERE s.status NOT IN ('completed', 'delivered', 'withdrawn', 'terminated', 'refused', 'orphan')
+GROUP BY 1, 2, 3, 4
+"""
+_ACTIVE_CARDS = """
+SELECT level, rule, coalesce(department, '') AS department, count(*) AS n FROM jiancha.cards
+WHERE status IN ('issued', 'acknowledged', 'appealed') GROUP BY 1, 2, 3
+"""
+_OUTBOX = "SELECT channel, state, count(*) AS n FROM jiancha.outbox GROUP BY 1, 2"
+
+
+class Snapshotter:
+    """Takes the snapshots; one per daemon."""
+
+    def __init__(self, holder: Holder, dsn: str, *, tailer: Tailer | None = None,
+                 evaluator: Evaluator | None = None, sender: Sender | None = None,
+                 notifier: Notifier | None = None, calendar: Calendar | None = None,
+                 config_hash: str = "", interval: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.holder, self.dsn = holder, dsn
+        self.tailer, self.evaluator, self.sender, self.notifier = (
+            tailer,
+            evaluator,
+            sender,
+            notifier,
+        )
+        self.calendar = calendar
+        self.config_hash = config_hash
+        self.interval = interval
+        self.clock = clock
+        self.reload_ok = True
+        self.reloads_failed = 0
+        self.log = get_logger("exporters.snapshot")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        conn: db.Connection | None = None
+        started = False
+        try:
+            while True:
+                try:
+                    if conn is None:
+                        conn = await db.connect(self.dsn, application_name="jiancha-metrics")
+                    await self.take(conn)
+                except DISCONNECTS as exc:
+                    self.log.warning("metrics_database_unreachable", error=str(exc))
+                    if conn is not None:
+                        with trio.CancelScope(shield=True):
+                            await conn.close()
+                    conn = None
+                    self.holder.set(self._figures(None))
+                if not started:
+                    task_status.started()
+                    started = True
+                await trio.sleep(self.interval)
+        finally:
+            if conn is not None:
+                with trio.CancelScope(shield=True):
+                    await conn.close()
+
+    async def take(self, conn: db.Connection) -> None:
+        rows = {
+            "cases": await conn.fetch(_OPEN_CASES),
+            "cards": await conn.fetch(_ACTIVE_CARDS),
+            "outbox": await conn.fetch(_OUTBOX),
+        }
+        self.holder.set(self._figures(rows))
+
+    def _figures(self, rows: dict[str, list[Any]] | None) -> Snapshot:
+        t, e, snd = self.tailer, self.evaluator, self.sender
+        horizon = None
+        if self.calendar is not None:
+            today = np.datetime64(dt.datetime.now(dt.UTC).date(), "D")
+            through = self.calendar.published_through(today)
+            horizon = None if through is None else utc_timestamp(through)
+        stats = e.stats if e is not None else None
+        kw: dict[str, object] = {}
+        if rows is not None:
+            kw["open_cases"] = {(r["department"], r["window"], r["matter"], r["level"]): int(r["n"])
+                                for r in rows["cases"]}  # fmt: skip
+            kw["active_cards"] = {(r["level"], r["rule"], r["department"]): int(r["n"])
+                                  for r in rows["cards"]}  # fmt: skip
+            kw["notifications"] = {(r["channel"], r["state"]): int(r["n"])
+                                   for r in rows["outbox"]}  # fmt: skip
+        elif (old := self.holder.get()) is not None:
+            kw.update(open_cases=old.open_cases, active_cards=old.active_cards,
+                      notifications=old.notifications)  # fmt: skip
+        per = snd.stats.by_channel if snd is not None else {}
+        return Snapshot(
+            taken_at=self.clock(),
+            version=__version__,
+            database_up=rows is not None,
+            events=t.stats.events if t else 0,
+            dead_letters=t.stats.dead_letters if t else 0,
+            tail_lag=t.stats.lag(trio.current_time()) if t else 0.0,
+            blocking_tx_age=t.stats.blocking_tx_age if t else 0.0,
+            cards_issued=dict(stats.issued_by_level) if stats else {},
+            cards_closed=stats.cards_closed if stats else 0,
+            cards_revoked=stats.cards_revoked if stats else 0,
+            escalations=stats.escalated if stats else 0,
+            eval_buckets=tuple(stats.tick_buckets) if stats else (0,) * (len(EVAL_BUCKETS) + 1),
+            eval_sum=stats.tick_total if stats else 0.0,
+            next_crossing=float(w) if e is not None and (w := e.wake_at()) is not None else None,
+            open_clocks=len(e.table) if e is not None else 0,
+            delivered={c: v["delivered"] for c, v in per.items()},
+            failed={c: v["failed"] for c, v in per.items()},
+            unrouted=self.notifier.unrouted if self.notifier is not None else 0,
+            calendar_published_through=horizon,
+            rules_hash=e.ruleset.fingerprint if e is not None else "",
+            calendar_hash=e.cal.fingerprint if e is not None else "",
+            config_hash=self.config_hash,
+            reload_ok=self.reload_ok,
+            reloads_failed=self.reloads_failed,
+            **kw,  # type: ignore[arg-type]
+        )
