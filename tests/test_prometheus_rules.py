@@ -1,0 +1,42 @@
+"""deploy/prometheus: promtool checks and unit-tests the rules; every series they use exists."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_metrics import Snapshot, scrape
+
+PROM = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool missing: Debian package prometheus (CI installs it)"
+    return found
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["check", "rules", "jiancha.rules.yml"], ["test", "rules", "jiancha.rules.test.yml"],
+     ["check", "config", "prometheus.yml"]],
+)  # fmt: skip
+def test_promtool_accepts_the_files(promtool, args):
+    run = subprocess.run([promtool, *args], cwd=PROM, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout
+
+
+def test_rules_use_only_series_the_exporter_emits():
+    exposed = set(re.findall(r"^(jiancha_\w+?)(?:\{| )", scrape(Snapshot(
+        database_up=True, notifications={("w1", "failed"): 1}, failed={"w1": 1},
+        delivered={"w1": 1}, open_cases={("d", "w", "m", "red"): 1},
+        active_cards={("red", "r", "d"): 1},
+    )), re.M))  # fmt: skip
+    used = set(re.findall(r"\bjiancha_\w+", (PROM / "jiancha.rules.yml").read_text("utf-8")))
+    assert used and used <= exposed, used - exposed
