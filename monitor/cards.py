@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from monitor.i18n import Lang, current_lang
+from monitor.engine import OPEN_STATUSES
+from monitor.rules import CLOCKS, LEVELS
 
 if TYPE_CHECKING:
     from monitor.db import Connection
@@ -47,20 +49,9 @@ Action = Literal["ack", "appeal", "decide", "revoke"]
 Result = Literal["upheld", "revoked"]
 
 STATUSES: Final = ("issued", "acknowledged", "appealed", "closed", "revoked")
-OPEN_STATUSES: Final = ("issued", "acknowledged", "appealed")
+
 ACTIONS: Final[tuple[Action, ...]] = ("ack", "appeal", "decide", "revoke")
 RESULTS: Final[tuple[Result, ...]] = ("upheld", "revoked")
-LEVELS: Final = ("blue", "yellow", "red")
-CLOCKS: Final = (
-    "acceptance",
-    "decision",
-    "statutory",
-    "delivery",
-    "immediate",
-    "step",
-    "review",
-    "supplement",
-)
 SYSTEM_ACTOR: Final = "jiancha"
 """The actor of the daemon's own steps; a person may not act under this name."""
 
