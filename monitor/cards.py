@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from monitor.i18n import Lang, current_lang
 from monitor.engine import OPEN_STATUSES
+from monitor.i18n import Lang, current_lang
 from monitor.rules import CLOCKS, LEVELS
 
 if TYPE_CHECKING:
