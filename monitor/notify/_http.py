@@ -201,6 +201,16 @@ class HttpSender:
                 detail=self.redact(f"connection failed: {type(exc).__name__}: {reason}"),
             )
 
+    async def exchange(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response | Delivery:
+        """POST once: the 2xx response, or the ``Delivery`` of a transport or HTTP failure."""
+        response = await self.post(url, body, headers)
+        if isinstance(response, Delivery):
+            return response
+        failure = self.http_failure(response)
+        return response if failure is None else failure
+
     def http_failure(self, response: httpx.Response) -> Delivery | None:
         """The outcome of a non-2xx status, or ``None`` when the status is 2xx."""
         status = response.status_code

@@ -33,7 +33,18 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify import ChannelError, Delivery, Message
+from monitor.notify import Delivery, Message
+from monitor.notify._config import (
+    bad,
+    check_keys,
+    credentials,
+    positive,
+    rate_limit,
+    scrub,
+    string,
+    tls_context,
+)
+from monitor.notify._http import parse_retry_after
 
 __all__ = ["ALERTNAME", "AlertmanagerChannel"]
 
@@ -45,29 +56,6 @@ _KEYS: Final = frozenset(
 # Labels identify the alert (same labels: same alert); annotations describe it.
 _LABELS: Final = ("level", "department", "window", "rule", "clock", "card_id")
 _ANNOTATIONS: Final = ("case", "deadline")
-_DETAIL_MAX: Final = 300
-
-
-def _bad(channel: str, key: str, zh: str, en: str) -> ChannelError:
-    return ChannelError(
-        f"通知渠道 {channel} 的配置项 {key}：{zh} / channel {channel}, key {key}: {en}"
-    )
-
-
-def _str(channel: str, table: Mapping[str, Any], key: str) -> str | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(channel, key, "应为非空字符串", f"must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _positive(channel: str, table: Mapping[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _bad(channel, key, "应为正数", f"must be a positive number, got {value!r}")
-    return float(value)
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -116,59 +104,24 @@ class AlertmanagerChannel:
         cls, name: str, table: Mapping[str, Any], secrets: Callable[[str], str]
     ) -> Self:
         """Build the channel from its ``[channels.NAME]`` table; ChannelError if wrong."""
-        unknown = sorted(set(table) - _KEYS)
-        if unknown:
-            raise _bad(
-                name, unknown[0], f"未知的配置项（可用：{sorted(_KEYS)}）",
-                f"unknown key (allowed: {sorted(_KEYS)})",
-            )  # fmt: skip
-        url = _str(name, table, "url")
-        if url is None:
-            raise _bad(name, "url", "缺失", "missing")
+        check_keys(name, table, _KEYS)
+        url = string(name, table, "url", required=True)
+        assert url is not None
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
             parsed = None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-            raise _bad(name, "url", "应为 http(s):// 地址", "must be an http(s):// URL")
-        username = _str(name, table, "username")
-        password_file = _str(name, table, "password_file")
-        if (username is None) != (password_file is None):
-            missing = "password_file" if password_file is None else "username"
-            raise _bad(
-                name, missing, "username 与 password_file 须同时设置",
-                "username and password_file go together",
-            )  # fmt: skip
-        password = None
-        if password_file is not None:
-            try:
-                password = secrets(password_file).strip()
-            except OSError as exc:
-                raise _bad(
-                    name, "password_file", f"无法读取：{exc.strerror or exc}",
-                    f"cannot read it: {exc.strerror or exc}",
-                ) from None  # fmt: skip
-            if not password:
-                raise _bad(name, "password_file", "文件为空", "the file is empty")
-        verify: ssl.SSLContext | bool = True
-        ca_file = _str(name, table, "ca_file")
-        if ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise _bad(name, "ca_file", f"无法加载：{exc}", f"cannot load it: {exc}") from None
-        per_minute = table.get("per_minute")
-        if per_minute is not None and (
-            isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute <= 0
-        ):
-            raise _bad(
-                name, "per_minute", "应为正整数", f"must be a positive integer, got {per_minute!r}"
-            )
+            raise bad(name, "url", "应为 http(s):// 地址", "must be an http(s):// URL")
+        username, password = credentials(name, table, secrets)
+        ca_file = string(name, table, "ca_file")
+        verify: ssl.SSLContext | bool = tls_context(name, ca_file) if ca_file is not None else True
+        limit = rate_limit(name, table)
         return cls(
             name=name, url=url.rstrip("/"), username=username, password=password,
-            timeout=_positive(name, table, "timeout", 10.0),
-            resend_every=_positive(name, table, "resend_every", 300.0),
-            verify=verify, per_minute=per_minute,
+            timeout=positive(name, table, "timeout", 10.0),
+            resend_every=positive(name, table, "resend_every", 300.0),
+            verify=verify, per_minute=limit,
         )  # fmt: skip
 
     def alert(self, message: Message) -> dict[str, Any]:
@@ -216,7 +169,7 @@ class AlertmanagerChannel:
         detail = self._clean(f"HTTP {status} {response.text}")
         if response.is_success:
             return Delivery(ok=True, retry=False, detail=detail)
-        retry_after = _retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         retry = status == 429 or status == 408 or status >= 500
         return Delivery(ok=False, retry=retry, detail=detail, retry_after=retry_after)
 
@@ -227,17 +180,4 @@ class AlertmanagerChannel:
             await client.aclose()
 
     def _clean(self, detail: str) -> str:
-        if self.password:
-            detail = detail.replace(self.password, "***")
-        return " ".join(detail.split())[:_DETAIL_MAX]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (the delay-seconds form only)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
+        return scrub(detail, self.password)

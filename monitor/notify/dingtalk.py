@@ -152,12 +152,9 @@ class DingTalkChannel:
             "at": {"atMobiles": mobiles, "isAtAll": False},
         }
         body = json.dumps(payload, ensure_ascii=False).encode()
-        response = await self._http.post(self.signed_url(), body, {})
+        response = await self._http.exchange(self.signed_url(), body, {})
         if isinstance(response, Delivery):
             return response
-        failure = self._http.http_failure(response)
-        if failure is not None:
-            return failure
         return robot_verdict(response, RETRY_ERRCODES, RETRY_AFTER, self._http.redact)
 
     async def aclose(self) -> None:

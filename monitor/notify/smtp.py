@@ -44,7 +44,17 @@ from typing import Any, Final, Self
 
 import trio
 
-from monitor.notify import ChannelError, Delivery, Message
+from monitor.notify import Delivery, Message
+from monitor.notify._config import (
+    bad,
+    check_keys,
+    credentials,
+    positive,
+    rate_limit,
+    scrub,
+    string,
+    tls_context,
+)
 
 __all__ = ["SECURITY_MODES", "SmtpChannel", "message_id_for"]
 
@@ -53,44 +63,19 @@ _KEYS: Final = frozenset(
     {"kind", "name", "host", "port", "security", "username", "password_file", "from", "to",
      "timeout", "ca_file", "per_minute"}
 )  # fmt: skip
-_DETAIL_MAX: Final = 300
-
-
-def _bad(channel: str, key: str, zh: str, en: str) -> ChannelError:
-    return ChannelError(
-        f"通知渠道 {channel} 的配置项 {key}：{zh} / channel {channel}, key {key}: {en}"
-    )
-
-
-def _str(channel: str, table: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = table.get(key)
-    if value is None:
-        if required:
-            raise _bad(channel, key, "缺失", "missing")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(channel, key, "应为非空字符串", f"must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _positive(channel: str, table: Mapping[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _bad(channel, key, "应为正数", f"must be a positive number, got {value!r}")
-    return float(value)
 
 
 def _address(channel: str, key: str, value: str) -> Address:
     """Parse ``Name <addr@domain>`` or a bare address; reject anything else."""
     pairs = getaddresses([value])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
-        raise _bad(
+        raise bad(
             channel, key, f"不是有效的邮件地址：{value!r}", f"not an e-mail address: {value!r}"
         )
     name, addr = pairs[0]
     user, _, domain = addr.rpartition("@")
     if not user or not domain:
-        raise _bad(
+        raise bad(
             channel, key, f"不是有效的邮件地址：{value!r}", f"not an e-mail address: {value!r}"
         )
     return Address(display_name=name, username=user, domain=domain)
@@ -140,72 +125,38 @@ class SmtpChannel:
         cls, name: str, table: Mapping[str, Any], secrets: Callable[[str], str]
     ) -> Self:
         """Build the channel from its ``[channels.NAME]`` table; ChannelError if wrong."""
-        unknown = sorted(set(table) - _KEYS)
-        if unknown:
-            raise _bad(
-                name, unknown[0], f"未知的配置项（可用：{sorted(_KEYS)}）",
-                f"unknown key (allowed: {sorted(_KEYS)})",
-            )  # fmt: skip
-        host = _str(name, table, "host", required=True)
+        check_keys(name, table, _KEYS)
+        host = string(name, table, "host", required=True)
         assert host is not None
         security = table.get("security", "starttls")
         if security not in SECURITY_MODES:
-            raise _bad(
+            raise bad(
                 name, "security", f"应为 {sorted(SECURITY_MODES)} 之一",
                 f"must be one of {sorted(SECURITY_MODES)}, got {security!r}",
             )  # fmt: skip
         port = table.get("port", SECURITY_MODES[security])
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise _bad(
+            raise bad(
                 name, "port", "应为 1–65535 的整数", f"must be an integer 1–65535, got {port!r}"
             )
-        username = _str(name, table, "username")
-        password_file = _str(name, table, "password_file")
-        if (username is None) != (password_file is None):
-            missing = "password_file" if password_file is None else "username"
-            raise _bad(
-                name, missing, "username 与 password_file 须同时设置",
-                "username and password_file go together",
-            )  # fmt: skip
-        password = None
-        if password_file is not None:
-            try:
-                password = secrets(password_file).strip()
-            except OSError as exc:
-                raise _bad(
-                    name, "password_file", f"无法读取：{exc.strerror or exc}",
-                    f"cannot read it: {exc.strerror or exc}",
-                ) from None  # fmt: skip
-            if not password:
-                raise _bad(name, "password_file", "文件为空", "the file is empty")
-        from_text = _str(name, table, "from", required=True)
+        username, password = credentials(name, table, secrets)
+        from_text = string(name, table, "from", required=True)
         assert from_text is not None
         sender = _address(name, "from", from_text)
         to_value = table.get("to", [])
         if not isinstance(to_value, list) or not all(isinstance(a, str) for a in to_value):
-            raise _bad(
+            raise bad(
                 name, "to", "应为邮件地址列表", f"must be a list of addresses, got {to_value!r}"
             )
         to = tuple(_address(name, "to", a).addr_spec for a in to_value)
-        timeout = _positive(name, table, "timeout", 30.0)
-        ca_file = _str(name, table, "ca_file")
-        context = None
-        if security != "none":
-            try:
-                context = ssl.create_default_context(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise _bad(name, "ca_file", f"无法加载：{exc}", f"cannot load it: {exc}") from None
-        per_minute = table.get("per_minute")
-        if per_minute is not None and (
-            isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute <= 0
-        ):
-            raise _bad(
-                name, "per_minute", "应为正整数", f"must be a positive integer, got {per_minute!r}"
-            )
+        timeout = positive(name, table, "timeout", 30.0)
+        ca_file = string(name, table, "ca_file")
+        context = tls_context(name, ca_file) if security != "none" else None
+        limit = rate_limit(name, table)
         return cls(
             name=name, host=host, sender=sender, to=to, port=port, security=security,
             username=username, password=password, timeout=timeout, ssl_context=context,
-            per_minute=per_minute,
+            per_minute=limit,
         )  # fmt: skip
 
     def recipients_for(self, message: Message) -> list[str]:
@@ -303,10 +254,7 @@ class SmtpChannel:
 
     def _clean(self, detail: str) -> str:
         """Short, one line, and never the password (servers may echo input)."""
-        if self.password:
-            detail = detail.replace(self.password, "***")
-        detail = " ".join(detail.split())
-        return detail[:_DETAIL_MAX]
+        return scrub(detail, self.password)
 
 
 def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:

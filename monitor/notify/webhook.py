@@ -107,12 +107,9 @@ class WebhookChannel:
         headers = {"Idempotency-Key": message.key}
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)
-        response = await self._http.post(self.url, body, headers)
+        response = await self._http.exchange(self.url, body, headers)
         if isinstance(response, Delivery):
             return response
-        failure = self._http.http_failure(response)
-        if failure is not None:
-            return failure
         return Delivery(ok=True, retry=False, detail=f"HTTP {response.status_code}")
 
     async def aclose(self) -> None:

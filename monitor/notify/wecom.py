@@ -107,12 +107,9 @@ class WeComChannel:
     async def send(self, message: Message) -> Delivery:
         payload = {"msgtype": "markdown", "markdown": {"content": markdown_of(message)}}
         body = json.dumps(payload, ensure_ascii=False).encode()
-        response = await self._http.post(self._url, body, {})
+        response = await self._http.exchange(self._url, body, {})
         if isinstance(response, Delivery):
             return response
-        failure = self._http.http_failure(response)
-        if failure is not None:
-            return failure
         return robot_verdict(response, RETRY_ERRCODES, RETRY_AFTER, self._http.redact)
 
     async def aclose(self) -> None:
