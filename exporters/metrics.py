@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 LEVELS = ("blue", "yellow", "red")
 STATES = ("pending", "delivered", "failed")
+OUTCOMES = ("early", "on_time", "late")
 # Seconds; the evaluation pass runs from well under a millisecond to ~0.1 s at 10M clocks.
 EVAL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -59,6 +60,8 @@ class Snapshot:
     unrouted: int = 0
     open_cases: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
     active_cards: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    completions: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (dept, outcome)
+    cards_total: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # dept,lvl,rule
     calendar_published_through: float | None = None  # unix seconds of the last published day
     rules_hash: str = ""
     calendar_hash: str = ""
@@ -156,6 +159,22 @@ class JianchaCollector(Collector):
         for (level, rule, dept), n in sorted(s.active_cards.items()):
             cards.add_metric([level, rule, dept], n)
         yield cards
+        done = CounterMetricFamily(
+            "jiancha_completions", "Cases whose decision clock ended, by department and "
+            "outcome (early: before the deadline's day; on_time; late)",
+            labels=["department", "outcome"],
+        )  # fmt: skip
+        for dept in sorted({d for d, _ in s.completions}):
+            for outcome in OUTCOMES:
+                done.add_metric([dept, outcome], s.completions.get((dept, outcome), 0))
+        yield done
+        ledger = CounterMetricFamily(
+            "jiancha_cards", "Cards in the ledger by department, level and rule",
+            labels=["department", "level", "rule"],
+        )  # fmt: skip
+        for (dept, level, rule), n in sorted(s.cards_total.items()):
+            ledger.add_metric([dept, level, rule], n)
+        yield ledger
         yield _gauge("jiancha_calendar_published_through_timestamp_seconds",
                      "End of the last day with a published holiday schedule",
                      s.calendar_published_through or 0.0)  # fmt: skip

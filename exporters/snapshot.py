@@ -40,6 +40,16 @@ SELECT level, rule, coalesce(department, '') AS department, count(*) AS n FROM j
 WHERE status IN ('issued', 'acknowledged', 'appealed') GROUP BY 1, 2, 3
 """
 _OUTBOX = "SELECT channel, state, count(*) AS n FROM jiancha.outbox GROUP BY 1, 2"
+# Totals that only grow, exposed as counters: Prometheus' increase() over 1d/7d/30d
+# gives the period's figures (recording rules in deploy/prometheus).
+_COMPLETIONS = """
+SELECT coalesce(department, '') AS department, outcome, count(*) AS n FROM jiancha.cases
+WHERE outcome IS NOT NULL GROUP BY 1, 2
+"""
+_CARDS = """
+SELECT coalesce(department, '') AS department, level, rule, count(*) AS n FROM jiancha.cards
+GROUP BY 1, 2, 3
+"""
 
 
 class Snapshotter:
@@ -95,6 +105,8 @@ class Snapshotter:
             "cases": await conn.fetch(_OPEN_CASES),
             "cards": await conn.fetch(_ACTIVE_CARDS),
             "outbox": await conn.fetch(_OUTBOX),
+            "completions": await conn.fetch(_COMPLETIONS),
+            "all_cards": await conn.fetch(_CARDS),
         }
         self.holder.set(self._figures(rows))
 
@@ -114,9 +126,14 @@ class Snapshotter:
                                   for r in rows["cards"]}  # fmt: skip
             kw["notifications"] = {(r["channel"], r["state"]): int(r["n"])
                                    for r in rows["outbox"]}  # fmt: skip
-        elif (old := self.holder.get()) is not None:
+            kw["completions"] = {(r["department"], r["outcome"]): int(r["n"])
+                                 for r in rows["completions"]}  # fmt: skip
+            kw["cards_total"] = {(r["department"], r["level"], r["rule"]): int(r["n"])
+                                 for r in rows["all_cards"]}  # fmt: skip
+        elif (old := self.holder.get()) is not None:  # the database is away: keep the last
             kw.update(open_cases=old.open_cases, active_cards=old.active_cards,
-                      notifications=old.notifications)  # fmt: skip
+                      notifications=old.notifications, completions=old.completions,
+                      cards_total=old.cards_total)  # fmt: skip
         per = snd.stats.by_channel if snd is not None else {}
         return Snapshot(
             taken_at=self.clock(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +160,7 @@ class CaseDecision:
     close: list[Closing] = field(default_factory=list)
     revoke: list[Closing] = field(default_factory=list)
     running: list[Period] = field(default_factory=list)  # for the scheduler's table
+    outcome: tuple[int | None, str] | None = None  # (deadline, early|on_time|late) once done
 
 
 # --- periods ------------------------------------------------------------------------
@@ -602,3 +604,26 @@ def card_text(card: NewCard, ruleset: RuleSet, lang: str = "zh") -> str:
     rule = ruleset.by_name().get(card.rule)
     title = rule.title(lang) if rule is not None else card.rule
     return f"{level_name(card.level)} {card.case_id} {card.clock}/{card.rule} {title}"
+
+
+def outcome_of(case: CaseView, matter: Matter | None, cal: Calendar) -> tuple[int | None, str]:
+    """The promised deadline and how the decision clock ended: early, on_time or late.
+
+    Early means finished before the deadline's day (提前办结); on time, before the
+    deadline instant (按期办结). Independent of the card rules in force.
+    """
+    ps = periods(case, matter, [_DEADLINE_RULE])
+    if not ps or ps[0].stop is None:
+        return None, ""
+    p = ps[0]
+    stop = p.stop
+    assert stop is not None
+    deadline = level_times(cal, [p], stop)[0].deadline
+    if deadline is None:
+        return None, ""
+    if stop >= deadline:
+        return deadline, "late"
+    tz = zoneinfo.ZoneInfo(cal.timezone)
+    last_day = (from_epoch(deadline) - dt.timedelta(seconds=1)).astimezone(tz).date()
+    early = from_epoch(stop).astimezone(tz).date() < last_day
+    return deadline, "early" if early else "on_time"

@@ -35,6 +35,7 @@ from monitor.engine import (
     _relative,
     decide_case,
     from_epoch,
+    outcome_of,
     thresholds,
 )
 from monitor.log import get_logger
@@ -242,6 +243,8 @@ class Store(Protocol):
 
     async def next_reply_due(self) -> dt.datetime | None: ...
 
+    async def record_outcomes(self, outcomes: Mapping[str, tuple[int | None, str]]) -> None: ...
+
 
 class Evaluator:
     """The engine's I/O shell: decides on every batch and at every crossing instant."""
@@ -281,6 +284,9 @@ class Evaluator:
             matter = matters.get(view.matter) if view.matter is not None else None
             existing = cards.get(view.case_id, [])
             d = decide_case(view, matter, self.ruleset, self.cal, now, existing, running=running)
+            decision = view.clocks.get("decision") or {}
+            if decision.get("stop"):  # finished: record how, for the on-time and early rates
+                d.outcome = outcome_of(view, matter, self.cal)
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
             decisions.append(d)
@@ -310,7 +316,12 @@ class Evaluator:
         close = [c for d in decisions for c in d.close]
         revoke = [c for d in decisions for c in d.revoke]
         by_id = {v.case_id: v for v in views}
-        return await store.write(issue, close, revoke, by_id, self.ruleset, self.cal, now)
+        written = await store.write(issue, close, revoke, by_id, self.ruleset, self.cal, now)
+        outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
+                    if d.outcome is not None and d.outcome[1]}  # fmt: skip
+        if outcomes:
+            await store.record_outcomes(outcomes)
+        return written
 
     def publish(self, pending: Pending | None) -> None:
         """After commit: the decided rows and levels go into the table."""

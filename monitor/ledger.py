@@ -316,3 +316,15 @@ class DbStore:
 
     async def next_reply_due(self) -> dt.datetime | None:
         return await next_reply_due(self.conn)
+
+    async def record_outcomes(self, outcomes: Mapping[str, tuple[int | None, str]]) -> None:
+        """How each finished case's decision clock ended (the on-time and early rates)."""
+        ids = list(outcomes)
+        await self.conn.execute(
+            "UPDATE jiancha.cases SET decision_deadline = u.d, outcome = u.o "
+            "FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o) "
+            "WHERE case_id = u.c",
+            ids,
+            [None if outcomes[c][0] is None else from_epoch(int(outcomes[c][0] or 0)) for c in ids],
+            [outcomes[c][1] for c in ids],
+        )

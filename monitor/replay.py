@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import zoneinfo
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,6 +28,7 @@ from monitor.engine import (
     NewCard,
     from_epoch,
     level_times,
+    outcome_of,
     periods,
 )
 from monitor.evaluator import Evaluator
@@ -156,6 +156,9 @@ class MemoryStore:
                 card.events.append(("escalated", now, "supervision_reply_missed"))
                 n += 1
         return n
+
+    async def record_outcomes(self, outcomes: Mapping[str, tuple[int | None, str]]) -> None:
+        """The replay computes its own figures from the final state."""
 
     async def next_reply_due(self) -> dt.datetime | None:
         dues = [
@@ -302,7 +305,6 @@ def _figures(
     scale: float,
 ) -> Figures:
     fig = Figures(lo, hi, scale)
-    tz = zoneinfo.ZoneInfo(cal.timezone)
     end = int(hi.timestamp())
     for view in store.views.values():
         decision = view.clocks.get("decision") or {}
@@ -333,11 +335,9 @@ def _figures(
         if not (lo <= completed < hi) or view.status in ("withdrawn", "terminated"):
             continue
         fig.completed += 1
-        if deadline is not None and p.stop <= deadline:
-            fig.on_time += 1
-            last_day = (from_epoch(deadline) - dt.timedelta(seconds=1)).astimezone(tz).date()
-            if completed.astimezone(tz).date() < last_day:
-                fig.early += 1
+        _, outcome = outcome_of(view, matter, cal)  # the same judgement as the daemon's
+        fig.on_time += outcome in ("early", "on_time")
+        fig.early += outcome == "early"
     for card in store.cards.values():
         if lo <= card.issued_at < hi:
             name = level_name(card.level)

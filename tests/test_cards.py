@@ -149,6 +149,9 @@ async def test_completion_closes_cards_and_a_closed_case_never_escalates(dsn, ca
         assert not [k for k in kinds if k[1] == "escalated"]
         # the statutory clock stopped too: no red card on it after completion
         assert not [r for r in rows if r[1] == "statutory"]
+        # how it ended, for the on-time rate: after the Feb 21 24:00 deadline
+        done = await conn.fetchrow("SELECT outcome, decision_deadline FROM jiancha.cases")
+        assert tuple(done) == ("late", z("2024-02-21T16:00:00"))
 
 
 async def test_missed_supervision_reply_escalates_once(dsn, cal, rules):

@@ -23,7 +23,10 @@ def test_failed_notifications_and_levels_are_exposed():
         delivered={"w1": 10}, failed={"w1": 3}, unrouted=2,
         open_cases={("住建局", "W1", "M1", "red"): 4},
         active_cards={("red", "decision_time", "住建局"): 4},
+        completions={("住建局", "early"): 5},
     ))  # fmt: skip
+    assert 'jiancha_completions_total{department="住建局",outcome="early"} 5.0' in text
+    assert 'jiancha_completions_total{department="住建局",outcome="late"} 0.0' in text
     assert 'jiancha_outbox_notifications{channel="w1",state="failed"} 3.0' in text
     assert 'jiancha_outbox_notifications{channel="w1",state="pending"} 0.0' in text
     assert 'jiancha_notifications_failed_total{channel="w1"} 3.0' in text

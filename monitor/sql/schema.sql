@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in migrations/ (version 3).
+-- Schema jiancha as it stands after every migration in migrations/ (version 4).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -72,7 +72,9 @@ CREATE TABLE jiancha.cases (
     event_count          integer NOT NULL,
     last_event_id        bigint NOT NULL,
     updated_at           timestamptz NOT NULL,
-    facts                jsonb NOT NULL DEFAULT '{}'   -- 补正 requests, fees, refusal (v2)
+    facts                jsonb NOT NULL DEFAULT '{}',  -- 补正 requests, fees, refusal (v2)
+    decision_deadline    timestamptz,                -- the promised deadline, pauses in (v4)
+    outcome              text CHECK (outcome IN ('early', 'on_time', 'late'))  -- (v4)
 );
 CREATE INDEX cases_open_idx ON jiancha.cases (department, "window") WHERE completed_at IS NULL;
 CREATE INDEX cases_status_idx ON jiancha.cases (status);
@@ -234,3 +236,6 @@ CREATE TABLE jiancha.outbox_attempts (
     ms          double precision NOT NULL
 );
 CREATE INDEX outbox_attempts_idx ON jiancha.outbox_attempts (outbox_id, id);
+
+-- How each case's decision clock ended (migration 0004).
+CREATE INDEX cases_outcome_idx ON jiancha.cases (department, outcome) WHERE outcome IS NOT NULL;
