@@ -193,12 +193,28 @@ async def reference_dsn(dsn, pg_server_dsn):
 
 
 async def ingest_uninterrupted(source: str, target: str, batch_size: int) -> None:
-    """Read every event of ``source`` and apply it to ``target``'s schema, no tailer."""
+    """Read every event of ``source`` and apply it to ``target``'s schema, no tailer.
+
+    With the daemon's evaluator, as ``jiancha run`` has it: a finished case's outcome
+    (early, on time, late) is part of its row.
+    """
+    from monitor.calendar import load_calendar
+    from monitor.evaluator import Evaluator
+    from monitor.rules import load_rules
+
+    evaluator = Evaluator(load_rules(), load_calendar())
     async with await db.connect(source) as src, await db.connect(target) as dst:
         matters = await ingest.load_matters(src)
         cursor = ingest.START
+
+        async def derive(conn, states, now):
+            return await evaluator.on_batch(conn, states, matters, now)
+
         while events := await read_batch(src, cursor, batch_size):
-            cursor = (await ingest.apply_batch(dst, events, matters, cursor, utc_now())).cursor
+            result = await ingest.apply_batch(dst, events, matters, cursor, utc_now(),
+                                              derive=derive)  # fmt: skip
+            evaluator.publish(result.derived)
+            cursor = result.cursor
 
 
 _TABLES = {
