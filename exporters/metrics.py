@@ -62,6 +62,8 @@ class Snapshot:
     active_cards: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     completions: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (dept, outcome)
     cards_total: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # dept,lvl,rule
+    ratings: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (dept, 1..5)
+    bad_reviews: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # dept: (bad, fixed)
     calendar_published_through: float | None = None  # unix seconds of the last published day
     rules_hash: str = ""
     calendar_hash: str = ""
@@ -175,6 +177,25 @@ class JianchaCollector(Collector):
         for (dept, level, rule), n in sorted(s.cards_total.items()):
             ledger.add_metric([dept, level, rule], n)
         yield ledger
+        rated = CounterMetricFamily(
+            "jiancha_ratings", "Cases by their latest rating (5 非常满意 .. 1 非常不满意)",
+            labels=["department", "level"],
+        )  # fmt: skip
+        for dept in sorted({d for d, _ in s.ratings}):
+            for stars in range(1, 6):
+                rated.add_metric([dept, str(stars)], s.ratings.get((dept, stars), 0))
+        yield rated
+        bad = CounterMetricFamily("jiancha_bad_reviews", "Ratings of 1 or 2 (差评)",
+                                  labels=["department"])  # fmt: skip
+        fixed = CounterMetricFamily(
+            "jiancha_bad_reviews_rectified", "Bad ratings rectified (差评整改)",
+            labels=["department"],
+        )  # fmt: skip
+        for dept, (n_bad, n_fixed) in sorted(s.bad_reviews.items()):
+            bad.add_metric([dept], n_bad)
+            fixed.add_metric([dept], n_fixed)
+        yield bad
+        yield fixed
         yield _gauge("jiancha_calendar_published_through_timestamp_seconds",
                      "End of the last day with a published holiday schedule",
                      s.calendar_published_through or 0.0)  # fmt: skip

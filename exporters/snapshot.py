@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import numpy as np
 import trio
 
@@ -45,6 +46,16 @@ _OUTBOX = "SELECT channel, state, count(*) AS n FROM jiancha.outbox GROUP BY 1, 
 _COMPLETIONS = """
 SELECT coalesce(department, '') AS department, outcome, count(*) AS n FROM jiancha.cases
 WHERE outcome IS NOT NULL GROUP BY 1, 2
+"""
+_RATINGS = """
+SELECT coalesce(department, '') AS department, rating, count(*) AS n FROM jiancha.cases
+WHERE rating IS NOT NULL GROUP BY 1, 2
+"""
+_REVIEWS = """
+SELECT coalesce(department, '') AS department,
+       count(*) FILTER (WHERE clocks->'review'->>'stop' IS NOT NULL) AS rectified,
+       count(*) AS bad
+FROM jiancha.cases WHERE clocks ? 'review' GROUP BY 1
 """
 _CARDS = """
 SELECT coalesce(department, '') AS department, level, rule, count(*) AS n FROM jiancha.cards
@@ -84,8 +95,11 @@ class Snapshotter:
                     if conn is None:
                         conn = await db.connect(self.dsn, application_name="jiancha-metrics")
                     await self.take(conn)
-                except DISCONNECTS as exc:
-                    self.log.warning("metrics_database_unreachable", error=str(exc))
+                except (*DISCONNECTS, asyncpg.PostgresError) as exc:
+                    # a failed figure must not take the daemon down: report it, carry on
+                    self.log.warning(
+                        "metrics_snapshot_failed", error=f"{type(exc).__name__}: {exc}"
+                    )
                     if conn is not None:
                         with trio.CancelScope(shield=True):
                             await conn.close()
@@ -107,6 +121,8 @@ class Snapshotter:
             "outbox": await conn.fetch(_OUTBOX),
             "completions": await conn.fetch(_COMPLETIONS),
             "all_cards": await conn.fetch(_CARDS),
+            "ratings": await conn.fetch(_RATINGS),
+            "reviews": await conn.fetch(_REVIEWS),
         }
         self.holder.set(self._figures(rows))
 
@@ -130,10 +146,15 @@ class Snapshotter:
                                  for r in rows["completions"]}  # fmt: skip
             kw["cards_total"] = {(r["department"], r["level"], r["rule"]): int(r["n"])
                                  for r in rows["all_cards"]}  # fmt: skip
+            kw["ratings"] = {(r["department"], int(r["rating"])): int(r["n"])
+                             for r in rows["ratings"]}  # fmt: skip
+            kw["bad_reviews"] = {r["department"]: (int(r["bad"]), int(r["rectified"]))
+                                 for r in rows["reviews"]}  # fmt: skip
         elif (old := self.holder.get()) is not None:  # the database is away: keep the last
             kw.update(open_cases=old.open_cases, active_cards=old.active_cards,
                       notifications=old.notifications, completions=old.completions,
-                      cards_total=old.cards_total)  # fmt: skip
+                      cards_total=old.cards_total, ratings=old.ratings,
+                      bad_reviews=old.bad_reviews)  # fmt: skip
         per = snd.stats.by_channel if snd is not None else {}
         return Snapshot(
             taken_at=self.clock(),

@@ -242,6 +242,9 @@ async def test_metrics_pass_promtool_and_count_the_cards(dsn):
             'jiancha_active_cards{department="住建局",level="red",rule="decision_time"} 1.0' in text
         )
         assert "jiancha_evaluation_duration_seconds_count" in text
+        assert (
+            'jiancha_cards_total{department="住建局",level="red",rule="statutory_time"} 1.0' in text
+        )
         assert "D1" not in text  # never a case id in a label
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

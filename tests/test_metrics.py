@@ -24,7 +24,11 @@ def test_failed_notifications_and_levels_are_exposed():
         open_cases={("住建局", "W1", "M1", "red"): 4},
         active_cards={("red", "decision_time", "住建局"): 4},
         completions={("住建局", "early"): 5},
+        ratings={("住建局", 5): 30, ("住建局", 1): 1}, bad_reviews={"住建局": (1, 1)},
     ))  # fmt: skip
+    assert 'jiancha_ratings_total{department="住建局",level="5"} 30.0' in text
+    assert 'jiancha_ratings_total{department="住建局",level="3"} 0.0' in text
+    assert 'jiancha_bad_reviews_rectified_total{department="住建局"} 1.0' in text
     assert 'jiancha_completions_total{department="住建局",outcome="early"} 5.0' in text
     assert 'jiancha_completions_total{department="住建局",outcome="late"} 0.0' in text
     assert 'jiancha_outbox_notifications{channel="w1",state="failed"} 3.0' in text
@@ -41,7 +45,10 @@ def test_failed_notifications_and_levels_are_exposed():
 def test_an_empty_snapshot_is_promtool_clean():
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: Debian package prometheus (CI installs it)"
-    for snap in (Snapshot(), Snapshot(database_up=True, failed={"w1": 1}, delivered={"w1": 2})):
+    full = Snapshot(database_up=True, failed={"w1": 1}, delivered={"w1": 2},
+                    completions={("d", "late"): 1}, cards_total={("d", "red", "r"): 1},
+                    ratings={("d", 2): 1}, bad_reviews={"d": (1, 0)})  # fmt: skip
+    for snap in (Snapshot(), full):
         check = subprocess.run([promtool, "check", "metrics"], input=scrape(snap), text=True,
                                capture_output=True, timeout=30)  # fmt: skip
         assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check
