@@ -11,14 +11,19 @@ state; never a case id) and every level is emitted, at zero if need be.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hmac
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -241,11 +246,60 @@ def registry_for(holder: Holder) -> CollectorRegistry:
     return registry
 
 
-def serve(address: str, registry: CollectorRegistry) -> tuple[Any, int]:
-    """Serve ``/metrics`` on ``host:port`` in a thread; returns the server and its port."""
+def serve(
+    address: str,
+    registry: CollectorRegistry,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> tuple[Any, int]:
+    """Serve ``/metrics`` on ``host:port`` in a thread; returns the server and its port.
+
+    With a username and password, scrapes need HTTP basic auth (401 otherwise);
+    with a certificate and key, the endpoint speaks TLS only.
+    """
     host, _, port = address.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
-    return server, int(server.server_port)
+    host = host.strip("[]") or "127.0.0.1"
+    if username is None and certfile is None:
+        server, _thread = start_http_server(int(port), addr=host, registry=registry)
+        return server, int(server.server_port)
+    app = make_wsgi_app(registry)
+    if username is not None:
+        app = _basic_auth(app, username, password or "")
+    httpd = make_server(host, int(port), app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    if certfile is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certfile, keyfile)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="jiancha-metrics", daemon=True)
+    thread.start()
+    return httpd, int(httpd.server_port)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+def _basic_auth(app: Any, username: str, password: str) -> Any:
+    expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        given = environ.get("HTTP_AUTHORIZATION", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="jiancha"'),
+                                                ("Content-Type", "text/plain")])  # fmt: skip
+            return [b"unauthorized\n"]
+        return app(environ, start_response)
+
+    return guarded
 
 
 def utc_timestamp(day: Any) -> float:

@@ -98,6 +98,10 @@ class Config:
     notify: NotifyConfig
     fingerprint: str
     metrics_address: str = "127.0.0.1:9731"  # CONTRACT.md; `[metrics] address`
+    metrics_username: str | None = None  # basic auth on /metrics, with the password file
+    metrics_password_file: str | None = None
+    metrics_tls_cert_file: str | None = None  # TLS on /metrics
+    metrics_tls_key_file: str | None = None
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -243,9 +247,16 @@ def load_config(explicit: str | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: TOML: {exc}") from None
     metrics = data.get("metrics") or {}
-    _keys(metrics, {"address"}, f"{path}: [metrics]")
+    _keys(metrics, {"address", "username", "password_file", "tls_cert_file", "tls_key_file"},
+          f"{path}: [metrics]")  # fmt: skip
+    if ("username" in metrics) != ("password_file" in metrics):
+        raise ConfigError(f"{path}: [metrics] username 与 password_file 须同时设置 / go together")
+    if ("tls_cert_file" in metrics) != ("tls_key_file" in metrics):
+        raise ConfigError(f"{path}: [metrics] tls_cert_file 与 tls_key_file 须同时设置")
     address = str(metrics.get("address", "127.0.0.1:9731"))
     if not re.match(r"^[\w.\-\[\]:]*:\d+$", address):
         raise ConfigError(f"{path}: [metrics] address 应为 HOST:PORT / must be HOST:PORT")
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    return Config(path, parse(data, path), digest, address)
+    return Config(path, parse(data, path), digest, address,
+                  metrics.get("username"), metrics.get("password_file"),
+                  metrics.get("tls_cert_file"), metrics.get("tls_key_file"))  # fmt: skip

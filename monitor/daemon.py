@@ -26,7 +26,7 @@ from monitor.config import Config, NotifyConfig
 from monitor.digest import Digester
 from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
-from monitor.outbox import Notifier, Sender, build_channels
+from monitor.outbox import Notifier, Sender, build_channels, read_secret
 from monitor.rules import RuleError, RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
 
@@ -87,7 +87,14 @@ async def serve(
             config.metrics_address)  # fmt: skip
         port = None
         if address:
-            server, port = serve_metrics(address, registry_for(holder))
+            cfg = config.config
+            password = None
+            if cfg.metrics_password_file is not None:
+                password = read_secret(cfg.metrics_password_file)
+            server, port = serve_metrics(
+                address, registry_for(holder), username=cfg.metrics_username, password=password,
+                certfile=cfg.metrics_tls_cert_file, keyfile=cfg.metrics_tls_key_file,
+            )  # fmt: skip
             nursery.start_soon(_stop_on_cancel, server)
         log.info(
             "ready",

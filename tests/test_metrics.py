@@ -52,3 +52,46 @@ def test_an_empty_snapshot_is_promtool_clean():
         check = subprocess.run([promtool, "check", "metrics"], input=scrape(snap), text=True,
                                capture_output=True, timeout=30)  # fmt: skip
         assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check
+
+
+def test_basic_auth_and_tls_on_the_endpoint(tmp_path):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from exporters.metrics import serve
+
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl missing (CI installs it)"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+            "-out", str(cert)]  # fmt: skip
+    subprocess.run([openssl, *args], check=True, capture_output=True)
+    holder = Holder()
+    holder.set(Snapshot(version="t"))
+    server, port = serve("127.0.0.1:0", registry_for(holder), username="prom",
+                         password="口令s3cret", certfile=str(cert), keyfile=str(key))  # fmt: skip
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        url = f"https://127.0.0.1:{port}/metrics"
+        try:
+            urllib.request.urlopen(url, context=ctx, timeout=10)
+            raise AssertionError("a scrape without credentials got through")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+        import base64
+
+        token = base64.b64encode("prom:口令s3cret".encode()).decode()
+        req = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            assert 'jiancha_build_info{version="t"} 1.0' in resp.read().decode()
+        plain = f"http://127.0.0.1:{port}/metrics"  # TLS only: plain HTTP fails
+        try:
+            urllib.request.urlopen(plain, timeout=10)
+            raise AssertionError("plain HTTP was served")
+        except (urllib.error.URLError, ConnectionError):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
