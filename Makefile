@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-quick clean
+.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-quick dashboards clean
 
 help:
 	@echo "make calendar-demo   show the working-day calendar at work"
@@ -53,6 +53,9 @@ bench-tailer: venv
 
 bench-cards: venv
 	$(BIN)/python -m tests.bench.bench_cards
+
+dashboards: venv
+	$(BIN)/python -m dashboards.build
 
 bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_calendar --quick
