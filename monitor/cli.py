@@ -650,11 +650,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=_h("日历名称或 TOML 文件路径（默认 cn）", "calendar name or TOML path (default cn)"),
     )
-    from monitor import cards_cli, engine_cli
+    from monitor import cards_cli, engine_cli, grafana_cli
 
     cards_cli.register(sub)
     engine_cli.register(sub)
     engine_cli.register_outbox(sub)
+    grafana_cli.register(sub)
     return parser
 
 
