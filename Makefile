@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-quick dashboards clean
+.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-metrics bench-quick dashboards clean
 
 help:
 	@echo "make calendar-demo   show the working-day calendar at work"
@@ -43,7 +43,7 @@ pytest: venv
 
 test: lint pytest
 
-bench: bench-calendar bench-tailer bench-cards
+bench: bench-calendar bench-tailer bench-cards bench-metrics
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -54,6 +54,9 @@ bench-tailer: venv
 bench-cards: venv
 	$(BIN)/python -m tests.bench.bench_cards
 
+bench-metrics: venv
+	$(BIN)/python -m tests.bench.bench_metrics
+
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
@@ -61,6 +64,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_calendar --quick
 	$(BIN)/python -m tests.bench.bench_tailer --quick
 	$(BIN)/python -m tests.bench.bench_cards --quick
+	$(BIN)/python -m tests.bench.bench_metrics --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

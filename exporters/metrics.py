@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import hmac
 import ssl
 import threading
@@ -23,7 +24,13 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    make_wsgi_app,
+    start_http_server,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -224,11 +231,19 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
 
 
 class Holder:
-    """The latest snapshot; swapped whole, read by scrapes from another thread."""
+    """The latest snapshot and its rendered exposition; swapped whole, read by scrapes.
+
+    ``publish`` renders the text once per snapshot, off the scrape path (the
+    snapshot task runs it in a worker thread), so a scrape only hands over
+    bytes: at a million cases and ~34k series rendering takes ~0.3 s.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
+        self._text: bytes | None = None
+        self._gzip: bytes | None = None
+        self.registry: CollectorRegistry | None = None
 
     def get(self) -> Snapshot:
         with self._lock:
@@ -237,12 +252,29 @@ class Holder:
     def set(self, snapshot: Snapshot) -> None:
         with self._lock:
             self._snapshot = snapshot
+            self._text = self._gzip = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Swap in ``snapshot`` and render it (call from a worker thread: it takes time)."""
+        self.set(snapshot)
+        if self.registry is None:
+            return
+        text = generate_latest(self.registry)
+        packed = gzip.compress(text, compresslevel=5)
+        with self._lock:
+            if self._snapshot is snapshot:  # not overtaken meanwhile
+                self._text, self._gzip = text, packed
+
+    def rendered(self) -> tuple[bytes | None, bytes | None]:
+        with self._lock:
+            return self._text, self._gzip
 
 
 def registry_for(holder: Holder) -> CollectorRegistry:
     """A registry of jiancha's own (no process or platform collectors of the default one)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JianchaCollector(holder.get))
+    holder.registry = registry
     return registry
 
 
@@ -254,18 +286,20 @@ def serve(
     password: str | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
+    holder: Holder | None = None,
 ) -> tuple[Any, int]:
     """Serve ``/metrics`` on ``host:port`` in a thread; returns the server and its port.
 
     With a username and password, scrapes need HTTP basic auth (401 otherwise);
-    with a certificate and key, the endpoint speaks TLS only.
+    with a certificate and key, the endpoint speaks TLS only. With a holder,
+    scrapes serve the exposition it rendered when the snapshot was taken.
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
-    if username is None and certfile is None:
+    if username is None and certfile is None and holder is None:
         server, _thread = start_http_server(int(port), addr=host, registry=registry)
         return server, int(server.server_port)
-    app = make_wsgi_app(registry)
+    app = make_wsgi_app(registry) if holder is None else _cached_app(holder, registry)
     if username is not None:
         app = _basic_auth(app, username, password or "")
     httpd = make_server(host, int(port), app, ThreadingWSGIServer, handler_class=_QuietHandler)
@@ -286,6 +320,23 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not worth a log line each."""
+
+
+def _cached_app(holder: Holder, registry: CollectorRegistry) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        text, packed = holder.rendered()
+        headers = [("Content-Type", CONTENT_TYPE_LATEST)]
+        if text is None:  # nothing rendered yet (the first snapshot is on its way)
+            text, packed = generate_latest(registry), None
+        body = text
+        if packed is not None and "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = packed
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
 
 
 def _basic_auth(app: Any, username: str, password: str) -> Any:

@@ -104,7 +104,7 @@ class Snapshotter:
                         with trio.CancelScope(shield=True):
                             await conn.close()
                     conn = None
-                    self.holder.set(self._figures(None))
+                    await trio.to_thread.run_sync(self.holder.publish, self._figures(None))
                 if not started:
                     task_status.started()
                     started = True
@@ -124,7 +124,8 @@ class Snapshotter:
             "ratings": await conn.fetch(_RATINGS),
             "reviews": await conn.fetch(_REVIEWS),
         }
-        self.holder.set(self._figures(rows))
+        # rendering the exposition takes time at scale: a worker thread, not the loop
+        await trio.to_thread.run_sync(self.holder.publish, self._figures(rows))
 
     def _figures(self, rows: dict[str, list[Any]] | None) -> Snapshot:
         t, e, snd = self.tailer, self.evaluator, self.sender

@@ -77,6 +77,7 @@ async def serve(
                                 tailer.matters, on_queued=sender.wake)  # fmt: skip
             await nursery.start(digester.run)
         holder = Holder()
+        registry = registry_for(holder)  # before the first snapshot, so it is rendered
         snapshotter = Snapshotter(holder, config.dsn, tailer=tailer, evaluator=evaluator,
                                   sender=sender, notifier=evaluator.notifier,
                                   calendar=config.calendar,
@@ -92,8 +93,9 @@ async def serve(
             if cfg.metrics_password_file is not None:
                 password = read_secret(cfg.metrics_password_file)
             server, port = serve_metrics(
-                address, registry_for(holder), username=cfg.metrics_username, password=password,
+                address, registry, username=cfg.metrics_username, password=password,
                 certfile=cfg.metrics_tls_cert_file, keyfile=cfg.metrics_tls_key_file,
+                holder=holder,
             )  # fmt: skip
             nursery.start_soon(_stop_on_cancel, server)
         log.info(

@@ -95,3 +95,29 @@ def test_basic_auth_and_tls_on_the_endpoint(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_scrapes_serve_the_exposition_rendered_with_the_snapshot():
+    import gzip
+    import urllib.request
+
+    from exporters.metrics import serve
+
+    holder = Holder()
+    registry = registry_for(holder)
+    holder.publish(Snapshot(events=7))
+    server, port = serve("127.0.0.1:0", registry, holder=holder)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert "jiancha_events_ingested_total 7.0" in resp.read().decode()
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.headers["Content-Encoding"] == "gzip"
+            assert b"jiancha_events_ingested_total 7.0" in gzip.decompress(resp.read())
+        holder.set(Snapshot(events=9))  # not rendered yet: the scrape renders it live
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert "jiancha_events_ingested_total 9.0" in resp.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
