@@ -301,3 +301,36 @@ def test_provisioning_files() -> None:
     (provider,) = prov["providers"]
     assert provider["folder"] == "电子监察"
     assert provider["options"]["path"] == "/var/lib/jiancha/dashboards"
+
+
+def test_cli_annotate_reads_red_cards_from_the_ledger(
+    fake: tuple[FakeGrafana, str], sync_dsn: str, tmp_path: Path
+) -> None:
+    """The ledger's red cards (from a real database, made by the engine) become annotations."""
+    import trio
+
+    from monitor import db
+    from monitor.calendar import load_calendar
+    from monitor.evaluator import Evaluator
+    from monitor.rules import load_rules
+    from tests.sourcekit import write
+    from tests.test_cards import ACCEPTED_FEB8, Driver, z
+
+    async def seed() -> None:
+        async with db.open_loop(), await db.connect(sync_dsn) as conn:
+            await write(conn, ACCEPTED_FEB8)
+            d = Driver(conn, Evaluator(load_rules("cards"), load_calendar("cn")))
+            await d.start(z("2024-02-08T03:00:00"))
+            await d.ingest(z("2024-02-08T03:00:00"))
+            await d.run_until(z("2024-03-20T00:00:00"), z("2024-02-08T03:00:00"))
+
+    trio.run(seed)
+    state, url = fake
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    argv = ["grafana", "annotate", "--url", url, "--token-file", str(token), "--dsn", sync_dsn,
+            "--json"]  # fmt: skip
+    code, out = _run_cli(argv)
+    assert code == 0 and json.loads(out) == {"added": 2, "skipped": 0}  # decision + statutory
+    assert {a["tags"][2] for a in state.annotations} == {"decision_time", "statutory_time"}
+    assert _run_cli(argv)[1].strip() == json.dumps({"added": 0, "skipped": 2})
