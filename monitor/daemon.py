@@ -20,7 +20,7 @@ import trio
 from exporters.metrics import Holder, registry_for
 from exporters.metrics import serve as serve_metrics
 from exporters.snapshot import Snapshotter
-from monitor import db
+from monitor import db, systemd
 from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.config import Config, NotifyConfig
 from monitor.digest import Digester
@@ -29,6 +29,7 @@ from monitor.log import configure_logging, get_logger
 from monitor.outbox import Notifier, Sender, build_channels, read_secret
 from monitor.rules import RuleError, RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
+from monitor.systemd import Watchdog
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ async def serve(
             titles = {r.rule: r.title(notify.language) for r in config.rules.rules}
             evaluator.notifier = Notifier(notify, config.calendar, rule_titles=titles)
         tailer = Tailer(config.tailer(), evaluator=evaluator)
+        watchdog = Watchdog()
+        tailer.on_loop = watchdog.beat
         await nursery.start(tailer.run)
         sender: Sender | None = None
         if channels:
@@ -108,6 +111,10 @@ async def serve(
             config_hash=config.config.fingerprint,
             channels=sorted(channels),
             metrics=f"{address.rpartition(':')[0]}:{port}" if port else None,
+        )
+        systemd.notify(
+            "READY=1",
+            f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {len(evaluator.table)} 个",
         )
         task_status.started(tailer)
 
@@ -155,14 +162,17 @@ async def _main(config: DaemonConfig) -> None:
             nursery.start_soon(serving)  # not awaited: SIGTERM must work while connecting
             async for signum in signals:
                 if signum == signal.SIGHUP:
+                    systemd.notify("RELOADING=1")
                     if running:
                         reload(config, running[0])
                     else:
                         log.warning("reload_ignored", reason="still starting")
+                    systemd.notify("READY=1")
                     continue
                 # Cancelling rolls back the batch in flight (its transaction never
                 # commits), so the next start resumes exactly at the last commit.
                 log.info("stopping", signal=signal.Signals(signum).name)
+                systemd.notify("STOPPING=1")
                 nursery.cancel_scope.cancel()
                 break
     log.info("stopped")

@@ -138,6 +138,7 @@ class Tailer:
         self.config = config
         self.evaluator = evaluator
         self.snapshotter: Any = None  # the metrics snapshot task, told about reloads
+        self.on_loop: Callable[[], None] | None = None  # each turn of the working loop
         self.clock = clock
         self.rng = rng or random.Random()
         self.stats = TailerStats()
@@ -218,6 +219,8 @@ class Tailer:
         cfg = self.config
         next_sweep = trio.current_time() + cfg.sweep_interval
         while True:
+            if self.on_loop is not None:  # the watchdog: a hung loop stops its pings
+                self.on_loop()
             if trio.current_time() >= next_sweep:  # on this task: one connection, one user
                 await self._sweep(target)
                 next_sweep = trio.current_time() + cfg.sweep_interval
