@@ -17,7 +17,6 @@ import gzip
 import hmac
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
@@ -357,7 +356,3 @@ def utc_timestamp(day: Any) -> float:
     """Unix seconds of the end (24:00 UTC) of a ``datetime64[D]`` day."""
     d = dt.date.fromisoformat(str(day))
     return dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), dt.UTC).timestamp()
-
-
-def now() -> float:
-    return time.time()

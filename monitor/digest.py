@@ -22,25 +22,16 @@ import trio
 from monitor import db
 from monitor.calendar import Calendar
 from monitor.config import NotifyConfig
-from monitor.engine import CaseView, _relative, level_times, periods
+from monitor.engine import CaseView, level_times, periods, used_days
 from monitor.log import get_logger
-from monitor.outbox import LEVEL_NAMES, recipients
+from monitor.outbox import LEVEL_NAMES, next_morning, recipients
 from monitor.rules import LEVELS, ClockRule, RuleSet
 from monitor.state import Matter
 
 
 def next_digest(now: dt.datetime, cal: Calendar, at: dt.time) -> dt.datetime:
     """The next working-day morning at ``at`` local time strictly after ``now`` (UTC)."""
-    tz = zoneinfo.ZoneInfo(cal.timezone)
-    local = now.astimezone(tz)
-    day = local.date()
-    if local.time() >= at:
-        day += dt.timedelta(days=1)
-    for _ in range(60):
-        if bool(cal.is_workday(np.datetime64(day, "D"))):
-            break
-        day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, at, tz).astimezone(dt.UTC)
+    return next_morning(now, cal, at)
 
 
 def digest_day(now: dt.datetime, cal: Calendar, at: dt.time) -> dt.date | None:
@@ -90,13 +81,7 @@ def at_risk(
         if ps and ps[0].stop is None:
             times = level_times(cal, [ps[0]], n)[0]
             deadline = times.deadline
-            used = cal.working_days_between(
-                np.asarray([ps[0].start], dtype="datetime64[s]"),
-                np.asarray([n], dtype="datetime64[s]"),
-                errors="nat",
-            )[0]
-            paused = sum(b - a for a, b, _ in _relative(cal, ps[0], n))
-            remaining = ps[0].allowed - (float(used) - paused)
+            remaining = ps[0].allowed - used_days(cal, ps[0], n)
         top = row.get("top")
         out.append(AtRisk(
             view.case_id, view.window or "—", view.department or "—",

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.calendar import Calendar
-from monitor.rules import CheckRule, ClockRule, Rule, RuleSet, level_name
+from monitor.rules import CheckRule, ClockRule, Rule, RuleSet
 from monitor.state import CaseState, Matter
 
 NAT = np.iinfo(np.int64).min
@@ -366,10 +366,9 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
 # --- deciding ------------------------------------------------------------------------
 
 
-def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> dict[str, Any]:
-    """What the card records and its notification shows: limit, used, remaining."""
+def used_days(cal: Calendar, p: Period, now: int) -> float:
+    """Working days a period has consumed by ``now`` (or its stop), pauses taken out."""
     end = now if p.stop is None else min(now, p.stop)
-    rel = _relative(cal, p, end)
     elapsed = float(
         cal.working_days_between(
             np.asarray([p.start], dtype="datetime64[s]"),
@@ -377,7 +376,12 @@ def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> d
             errors="nat",
         )[0]
     )
-    used = max(0.0, elapsed - sum(b - a for a, b, _ in rel))
+    return max(0.0, elapsed - sum(b - a for a, b, _ in _relative(cal, p, end)))
+
+
+def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> dict[str, Any]:
+    """What the card records and its notification shows: limit, used, remaining."""
+    used = used_days(cal, p, now)
     d: dict[str, Any] = {
         "limit_days": p.limit,
         "extension_days": p.extension,
@@ -597,13 +601,6 @@ def _irregular_extension(
 
 
 _DEADLINE_RULE = ClockRule("deadline", "decision", "decision", "", "", {})
-
-
-def card_text(card: NewCard, ruleset: RuleSet, lang: str = "zh") -> str:
-    """A one-line description of a card for logs and the ledger's detail."""
-    rule = ruleset.by_name().get(card.rule)
-    title = rule.title(lang) if rule is not None else card.rule
-    return f"{level_name(card.level)} {card.case_id} {card.clock}/{card.rule} {title}"
 
 
 def outcome_of(case: CaseView, matter: Matter | None, cal: Calendar) -> tuple[int | None, str]:

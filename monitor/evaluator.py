@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from exporters.metrics import EVAL_BUCKETS
 from monitor import ledger
 from monitor.calendar import Calendar
 from monitor.db import Connection
@@ -34,7 +35,6 @@ from monitor.engine import (
     Period,
     _relative,
     decide_case,
-    from_epoch,
     outcome_of,
     thresholds,
 )
@@ -63,6 +63,7 @@ class ClockTable:
         self.owner: list[tuple[str, str] | None] = [None] * capacity  # (case, rule) per slot
         self.by_case: dict[str, list[int]] = {}
         self.free: list[int] = []
+        self.rows = 0  # slots in use (len(self)), kept rather than summed per snapshot
 
     def _alloc(self, n: int) -> None:
         self.start = np.zeros(n, dtype=np.int64)
@@ -91,7 +92,7 @@ class ClockTable:
         self.owner.extend([None] * (new - cap))
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.by_case.values())
+        return self.rows
 
     def cases(self) -> int:
         return len(self.by_case)
@@ -107,6 +108,7 @@ class ClockTable:
     def drop(self, case_id: str) -> None:
         for slot in self.by_case.pop(case_id, []):
             self._clear(slot)
+            self.rows -= 1
 
     def put(
         self,
@@ -138,6 +140,7 @@ class ClockTable:
             self.due[slot] = 0  # new or changed: evaluated by the next pass, full or not
             slots.append(slot)
         self.by_case[case_id] = slots
+        self.rows += len(slots)
 
     def evaluate(
         self, cal: Calendar, now: int, *, full: bool = True
@@ -167,10 +170,6 @@ class ClockTable:
             rose = slots[level > self.issued[slots]]
         return rose, _earliest(self.due[:n])
 
-    def next_change(self, slots: npt.NDArray[np.intp], cal: Calendar, now: int) -> int | None:
-        """The earliest instant one of these rows' level will rise."""
-        return _earliest(self._levels_of(slots, cal, now)[1])
-
     def _levels_of(
         self, slots: npt.NDArray[np.intp], cal: Calendar, now: int
     ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
@@ -187,7 +186,9 @@ class ClockTable:
         """Rows the engine looked at and declined stay quiet until their level rises again."""
         if slots.size == 0:
             return
-        level, _ = self._levels_of(slots, cal, now)
+        level, nxt = self._levels_of(slots, cal, now)
+        self.level[slots] = level
+        self.due[slots] = nxt
         self.issued[slots] = np.maximum(self.issued[slots], level)
 
     def memory_bytes(self) -> int:
@@ -204,9 +205,7 @@ class EngineStats:
     last_tick_ms: float = 0.0
     issued_by_level: dict[str, int] = field(default_factory=dict)
     # cumulative histogram of tick durations: counts at or below each bound, then all
-    tick_bounds: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                      0.25, 0.5, 1.0, 2.5)  # fmt: skip
-    tick_buckets: list[int] = field(default_factory=lambda: [0] * 13)
+    tick_buckets: list[int] = field(default_factory=lambda: [0] * (len(EVAL_BUCKETS) + 1))
     tick_total: float = 0.0
 
 
@@ -346,14 +345,10 @@ class Evaluator:
                     level=card.level,
                     card=card.card_id,
                 )
-        # The new rows may come due before anything else: fold in their next crossing
-        # (a replaced row's old instant may linger; waking for it just costs a tick).
-        slots = [s for cid in pending.rows for s in self.table.by_case.get(cid, [])]
-        if slots:
+        # New rows wait with due = 0: the next tick (an incremental one) evaluates
+        # them and folds their crossings into next_due.
+        if pending.rows:
             self.dirty = True
-            soon = self.table.next_change(np.asarray(slots, dtype=np.intp), self.cal, pending.now)
-            if soon is not None:
-                self.next_due = soon if self.next_due is None else min(self.next_due, soon)
 
     async def on_batch(
         self,
@@ -444,7 +439,7 @@ class Evaluator:
         self.stats.last_tick_ms = took * 1000
         self.stats.tick_total += took
         buckets = self.stats.tick_buckets
-        for i, bound in enumerate(self.stats.tick_bounds):
+        for i, bound in enumerate(EVAL_BUCKETS):
             if took <= bound:
                 buckets[i] += 1
         buckets[-1] += 1
@@ -490,13 +485,4 @@ class Evaluator:
         return self.dirty or self._next is not None or (at is not None and at <= now.timestamp())
 
 
-def describe(stats: EngineStats) -> dict[str, Any]:
-    return {
-        "issued": stats.cards_issued,
-        "closed": stats.cards_closed,
-        "revoked": stats.cards_revoked,
-        "escalated": stats.escalated,
-    }
-
-
-__all__ = ["ClockTable", "EngineStats", "Evaluator", "Pending", "describe", "from_epoch"]
+__all__ = ["ClockTable", "EngineStats", "Evaluator", "Pending", "Store"]

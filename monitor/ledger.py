@@ -38,10 +38,6 @@ SELECT id, case_id, clock, rule, level, status, issued_at
 FROM jiancha.cards WHERE case_id = ANY($1::text[])
 """
 
-_LOAD_OPEN = """
-SELECT id, case_id, clock, rule, level, status, issued_at
-FROM jiancha.cards WHERE status = ANY($1::text[])
-"""
 
 _INSERT = """
 WITH new AS (
@@ -122,10 +118,6 @@ async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[
         for card in _existing(await conn.fetch(_LOAD, list(case_ids))):
             out.setdefault(card.case_id, []).append(card)
     return out
-
-
-async def open_cards(conn: Connection) -> list[ExistingCard]:
-    return _existing(await conn.fetch(_LOAD_OPEN, list(OPEN_STATUSES)))
 
 
 @dataclass(frozen=True)

@@ -124,14 +124,23 @@ def hold_until(
     inside = (t >= quiet.start or t < quiet.end) if overnight else (quiet.start <= t < quiet.end)
     if working(local.date()) and not inside:
         return now
+    return next_morning(now, cal, quiet.end, workdays_only=quiet.non_working_days)
+
+
+def next_morning(
+    now: dt.datetime, cal: Calendar, at: dt.time, *, workdays_only: bool = True
+) -> dt.datetime:
+    """The first working day's ``at`` (local) after ``now``, as UTC: end of quiet hours, digest."""
+    tz = zoneinfo.ZoneInfo(cal.timezone)
+    local = now.astimezone(tz)
     day = local.date()
-    if not (working(day) and t < quiet.end):
+    if local.time() >= at:
         day += dt.timedelta(days=1)
-        for _ in range(60):  # the longest run of rest days is far shorter
-            if working(day):
-                break
-            day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, quiet.end, tz).astimezone(dt.UTC)
+    for _ in range(60):  # the longest run of rest days is far shorter
+        if not workdays_only or bool(cal.is_workday(np.datetime64(day, "D"))):
+            break
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, at, tz).astimezone(dt.UTC)
 
 
 def _template(kind: str, lang: str) -> string.Template:

@@ -279,8 +279,7 @@ async def run(
                 store.views[cid] = scaled(CaseView.from_state(st), promised_scale)
                 views.append(store.views[cid])
             pending = await ev.decide_views(store, views, matters, now, running=True)
-            ev.publish(pending)
-            ev.dirty = False
+            ev.publish(pending)  # their crossings: the incremental tick below
             reply = await store.next_reply_due()
             ev.next_reply = None if reply is None else int(reply.timestamp())
         if ev.due(now):
