@@ -231,26 +231,50 @@ def _db_dsn(explicit: str | None, kind: Literal["source", "jiancha"]) -> str:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor import db
-    from monitor.daemon import DaemonConfig, run
+    from monitor.daemon import run
 
-    source = _db_dsn(args.source_dsn, "source")
-    dsn = args.dsn or db.dsn_from_env("jiancha") or source
-    from monitor.engine_cli import _load_calendar, _ruleset
+    return run(daemon_config(args))
 
-    config = DaemonConfig(
+
+def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
+    """The daemon's settings: options over ``jiancha.toml`` over the environment defaults."""
+    from monitor.calendar import load_calendar
+    from monitor.daemon import DaemonConfig
+    from monitor.rules import RuleError, load_rules
+
+    cfg = _config(args.config)
+    d = cfg.daemon
+    given = {k for k in ("source_dsn", "dsn", "batch_size", "poll_interval", "rules", "calendar",
+                         "metrics_address") if getattr(args, k, None) is not None}  # fmt: skip
+    source = args.source_dsn or d.source_dsn
+    if not source:
+        raise UsageError(t("db.no_dsn", env="JIANCHA_SOURCE_DSN / [database] source_dsn"))
+    rules_name = args.rules if args.rules is not None else d.rules
+    calendar_name = args.calendar if args.calendar is not None else d.calendar
+    from monitor.config import ConfigError
+    from monitor.outbox import build_channels
+
+    try:  # refused here, before the daemon starts, when invalid
+        rules = load_rules(rules_name)
+        build_channels(cfg.notify)  # their secret files too
+    except (RuleError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    return DaemonConfig(
         source_dsn=source,
-        dsn=dsn,
-        batch_size=args.batch_size,
-        poll_interval=args.poll_interval,
-        rules=_ruleset(args),  # refused here, before the daemon starts, when invalid
-        calendar=_load_calendar(args),
-        rules_name=args.rules,
-        calendar_name=args.calendar,
-        config=_config(args.config),
+        dsn=args.dsn or d.dsn or source,
+        batch_size=args.batch_size if args.batch_size is not None else d.batch_size,
+        poll_interval=args.poll_interval if args.poll_interval is not None else d.poll_interval,
+        orphan_grace=d.orphan_grace,
+        rules=rules,
+        calendar=load_calendar(calendar_name),
+        rules_name=rules_name,
+        calendar_name=calendar_name,
+        config=cfg,
         metrics_address=args.metrics_address,
+        config_file=args.config,
+        pinned=frozenset(given),
+        **extra,
     )
-    return run(config)
 
 
 def _config(path: str | None) -> Any:
@@ -613,21 +637,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=5000,
         metavar="N",
-        help=_h("每批最多读取的事件数（默认 5000）", "events per batch at most (default 5000)"),
+        help=_h(
+            "每批最多读取的事件数（默认配置 daemon.batch_size，即 5000）",
+            "events per batch at most (default daemon.batch_size: 5000)",
+        ),
     )
     p.add_argument(
         "--poll-interval",
         type=float,
-        default=1.0,
         metavar="S",
-        help=_h("无通知时的轮询间隔秒数（默认 1）", "fallback poll interval, s (default 1)"),
+        help=_h(
+            "无通知时的轮询间隔秒数（默认配置 daemon.poll_interval，即 1）",
+            "fallback poll interval, s (default daemon.poll_interval: 1)",
+        ),
     )
     p.set_defaults(func=cmd_run)
     from monitor.engine_cli import rules_arg
 
-    rules_arg(p)
+    rules_arg(p, default=None)
     p.add_argument(
         "--config",
         metavar="PATH",
@@ -646,11 +674,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--calendar",
-        default=os.environ.get("JIANCHA_CALENDAR", "cn"),
         metavar="NAME",
-        help=_h("日历名称或 TOML 文件路径（默认 cn）", "calendar name or TOML path (default cn)"),
+        help=_h(
+            "日历名称或 TOML 文件路径（默认配置 daemon.calendar，否则 JIANCHA_CALENDAR，否则 cn）",
+            "calendar name or TOML path (default daemon.calendar, else $JIANCHA_CALENDAR, else cn)",
+        ),
     )
-    from monitor import cards_cli, engine_cli, grafana_cli
+    from monitor import cards_cli, config_cli, engine_cli, grafana_cli
+
+    config_cli.register(sub)
 
     cards_cli.register(sub)
     engine_cli.register(sub)

@@ -1,9 +1,9 @@
-"""``jiancha.toml``: who hears about which card, on which channel, and when.
+"""``jiancha.toml``: the daemon's settings, and who hears about which card.
 
-Only the notification part lives here for now (channels, routes, the people
-behind windows and departments, quiet hours, delivery limits); the service
-issue adds the rest of the daemon's settings to the same file. Every key is
-documented in ``deploy/jiancha.example.toml``. A bad file is refused whole
+Every key is documented in ``deploy/jiancha.example.toml``. Precedence, low to
+high: built-in defaults, the environment defaults of CONTRACT.md
+(``JIANCHA_SOURCE_DSN``, ``JIANCHA_DSN``), the file, ``JIANCHA__SECTION__KEY``
+environment overrides, command-line options. A bad file is refused whole
 with the file and the key, so a running daemon keeps its last good one.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "JIANCHA_CONFIG"
+OVERRIDE_PREFIX = "JIANCHA__"  # JIANCHA__METRICS__ADDRESS=0.0.0.0:9731 overrides [metrics] address
 DEFAULT_PATH = Path("/etc/jiancha/jiancha.toml")
 CHANNEL_KINDS = ("webhook", "wecom", "dingtalk", "smtp", "alertmanager")
 ROLES = ("window", "department", "inspectors", "fallback")
@@ -92,6 +93,25 @@ class NotifyConfig:
     lease: float = 120.0  # a claimed notification is tried again after this if unrecorded
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """``[database]``, ``[daemon]`` and ``[log]``: what `jiancha run` needs besides routing."""
+
+    source_dsn: str | None = None  # else JIANCHA_SOURCE_DSN
+    dsn: str | None = None  # else JIANCHA_DSN, else the source DSN
+    batch_size: int = 5000
+    poll_interval: float = 1.0
+    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    rules: str = "cards"
+    calendar: str = "cn"
+    log_level: str = "INFO"
+    log_format: str = "auto"  # auto: JSON unless stdout is a terminal
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -102,6 +122,9 @@ class Config:
     metrics_password_file: str | None = None
     metrics_tls_cert_file: str | None = None  # TLS on /metrics
     metrics_tls_key_file: str | None = None
+    daemon: DaemonSettings = DaemonSettings()
+    data: Mapping[str, Any] = field(default_factory=dict)  # the merged tables, for config check
+    overridden: tuple[str, ...] = ()  # keys set by JIANCHA__ variables
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -233,30 +256,144 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
     )  # fmt: skip
 
 
-def load_config(explicit: str | None = None) -> Config:
+def _override_value(text: str) -> Any:
+    """A TOML value when the text is one (42, 1.5, true, ["a"]), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], environ: Mapping[str, str]
+                    ) -> tuple[dict[str, Any], tuple[str, ...]]:  # fmt: skip
+    """``JIANCHA__SECTION__KEY=value`` variables laid over the parsed file."""
+    merged: dict[str, Any] = dict(data)
+    done = []
+    for name in sorted(environ):
+        if not name.startswith(OVERRIDE_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(OVERRIDE_PREFIX) :].split("__")]
+        if not all(path):
+            raise ConfigError(f"${name}: 应为 / must be JIANCHA__SECTION__KEY")
+        table = merged
+        for part in path[:-1]:
+            inner = table.get(part)
+            if inner is None:
+                inner = {}
+            elif not isinstance(inner, dict):
+                raise ConfigError(f"${name}: {part!r} 不是表 / is not a table")
+            table[part] = inner = dict(inner)
+            table = inner
+        table[path[-1]] = _override_value(environ[name])
+        done.append(".".join(path))
+    return merged, tuple(done)
+
+
+def _int(value: Any, where: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{where}: 应为不小于 {low} 的整数 / an integer >= {low}: {value!r}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: 应为非空字符串 / a non-empty string: {value!r}")
+    return value
+
+
+def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
+            secrets: Any) -> DaemonSettings:  # fmt: skip
+    database = data.get("database") or {}
+    _keys(database, {"source_dsn", "source_dsn_file", "dsn", "dsn_file"}, f"{where}: [database]")
+    daemon = data.get("daemon") or {}
+    _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar"},
+          f"{where}: [daemon]")  # fmt: skip
+    log = data.get("log") or {}
+    _keys(log, {"level", "format"}, f"{where}: [log]")
+
+    def dsn(key: str, env: str) -> str | None:
+        if f"{key}_file" in database:
+            path = _text(database[f"{key}_file"], f"{where}: [database] {key}_file")
+            try:
+                return str(secrets(path))
+            except OSError as exc:
+                raise ConfigError(f"{where}: [database] {key}_file: 无法读取 / cannot read "
+                                  f"{path}: {exc.strerror}") from None  # fmt: skip
+        if key in database:
+            return _text(database[key], f"{where}: [database] {key}")
+        return environ.get(env) or None
+
+    level = str(log.get("level", "INFO")).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{where}: [log] level 应为 {' | '.join(LOG_LEVELS)}")
+    fmt = str(log.get("format", "auto"))
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"{where}: [log] format 应为 {' | '.join(LOG_FORMATS)}")
+    poll = _duration(daemon.get("poll_interval", 1.0), f"{where}: [daemon] poll_interval")
+    if poll.total_seconds() <= 0:
+        raise ConfigError(f"{where}: [daemon] poll_interval 应大于 0 / must be positive")
+    return DaemonSettings(
+        source_dsn=dsn("source_dsn", "JIANCHA_SOURCE_DSN"),
+        dsn=dsn("dsn", "JIANCHA_DSN"),
+        batch_size=_int(daemon.get("batch_size", 5000), f"{where}: [daemon] batch_size"),
+        poll_interval=poll.total_seconds(),
+        orphan_grace=_duration(daemon.get("orphan_grace", "1h"), f"{where}: [daemon] orphan_grace"),
+        rules=_text(daemon.get("rules", environ.get("JIANCHA_RULES", "cards")),
+                    f"{where}: [daemon] rules"),
+        calendar=_text(daemon.get("calendar", environ.get("JIANCHA_CALENDAR", "cn")),
+                       f"{where}: [daemon] calendar"),
+        log_level=level,
+        log_format=fmt,
+    )  # fmt: skip
+
+
+def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None,
+                secrets: Any = None) -> Config:  # fmt: skip
     """The configuration in force (built-in defaults when there is no file)."""
+    if environ is None:
+        environ = os.environ
+    if secrets is None:
+        from monitor.outbox import read_secret as secrets
     path = config_path(explicit)
-    if path is None:
-        return Config(None, NotifyConfig(), "default")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: 无法读取 / cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: TOML: {exc}") from None
+    raw = b""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: 无法读取 / cannot read: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: TOML: {exc}") from None
+    data, overridden = apply_overrides(data, environ)
+    where = str(path) if path else "jiancha.toml"
+    for section in data:
+        if section not in _SECTIONS:
+            raise ConfigError(f"{where}: 未知的配置节 [{section}] / unknown section "
+                              f"(allowed: {', '.join(_SECTIONS)})")  # fmt: skip
     metrics = data.get("metrics") or {}
     _keys(metrics, {"address", "username", "password_file", "tls_cert_file", "tls_key_file"},
-          f"{path}: [metrics]")  # fmt: skip
+          f"{where}: [metrics]")  # fmt: skip
     if ("username" in metrics) != ("password_file" in metrics):
-        raise ConfigError(f"{path}: [metrics] username 与 password_file 须同时设置 / go together")
+        raise ConfigError(f"{where}: [metrics] username 与 password_file 须同时设置 / go together")
     if ("tls_cert_file" in metrics) != ("tls_key_file" in metrics):
-        raise ConfigError(f"{path}: [metrics] tls_cert_file 与 tls_key_file 须同时设置")
+        raise ConfigError(f"{where}: [metrics] tls_cert_file 与 tls_key_file 须同时设置")
     address = str(metrics.get("address", "127.0.0.1:9731"))
     if not re.match(r"^[\w.\-\[\]:]*:\d+$", address):
-        raise ConfigError(f"{path}: [metrics] address 应为 HOST:PORT / must be HOST:PORT")
-    digest = hashlib.sha256(raw).hexdigest()[:16]
+        raise ConfigError(f"{where}: [metrics] address 应为 HOST:PORT / must be HOST:PORT")
+    if path is None and not overridden:
+        digest = "default"
+    else:
+        env_part = "".join(f"{k}={environ[k]}\n" for k in sorted(environ)
+                           if k.startswith(OVERRIDE_PREFIX))  # fmt: skip
+        digest = hashlib.sha256(raw + env_part.encode()).hexdigest()[:16]
     return Config(path, parse(data, path), digest, address,
                   metrics.get("username"), metrics.get("password_file"),
-                  metrics.get("tls_cert_file"), metrics.get("tls_key_file"))  # fmt: skip
+                  metrics.get("tls_cert_file"), metrics.get("tls_key_file"),
+                  daemon=_daemon(data, where, environ, secrets), data=data,
+                  overridden=overridden)  # fmt: skip
+
+
+_SECTIONS = ("database", "daemon", "log", "metrics", "notify", "channels", "windows",
+             "departments", "routes")  # fmt: skip

@@ -1,8 +1,8 @@
 """``jiancha run``: one trio nursery that owns every component.
 
-For now the tailer carries the evaluator (cards are decided in the tailer's
-transactions and at the scheduler's crossing instants); the service issue
-adds the outbox sender, the metrics server and the reloader as siblings.
+The tailer carries the evaluator (cards are decided in the tailer's
+transactions and at the scheduler's crossing instants); the outbox sender,
+the digester, the snapshotter and the metrics server are its siblings.
 Signals are handled here at the edge, never inside components, so the same
 ``serve`` runs unchanged inside tests.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -22,11 +22,12 @@ from exporters.metrics import serve as serve_metrics
 from exporters.snapshot import Snapshotter
 from monitor import db, systemd
 from monitor.calendar import Calendar, CalendarError, load_calendar
-from monitor.config import Config, NotifyConfig
+from monitor.clock import Clock, utc_now
+from monitor.config import Config, ConfigError, NotifyConfig, load_config
 from monitor.digest import Digester
 from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
-from monitor.outbox import Notifier, Sender, build_channels, read_secret
+from monitor.outbox import Notifier, RateLimit, Sender, build_channels, read_secret
 from monitor.rules import RuleError, RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
 from monitor.systemd import Watchdog
@@ -45,6 +46,9 @@ class DaemonConfig:
     calendar_name: str = "cn"
     config: Config = field(default_factory=lambda: Config(None, NotifyConfig(), "default"))
     metrics_address: str | None = None  # None: the configuration's (127.0.0.1:9731); "": off
+    config_file: str | None = None  # what SIGHUP re-reads (None: $JIANCHA_CONFIG, default path)
+    pinned: frozenset[str] = frozenset()  # settings the command line fixed: SIGHUP keeps them
+    clock: Clock = utc_now  # a VirtualClock in the demo
 
     def tailer(self) -> TailerConfig:
         return TailerConfig(
@@ -56,35 +60,55 @@ class DaemonConfig:
         )
 
 
+@dataclass
+class Running:
+    """The live components, for SIGHUP and for tests that drive a daemon in-process."""
+
+    config: DaemonConfig
+    tailer: Tailer
+    sender: Sender
+    digester: Digester
+    snapshotter: Snapshotter
+    reloads: int = 0
+
+
+def _notifier(notify: NotifyConfig, rules: RuleSet, calendar: Calendar,
+              channels: dict[str, Any]) -> Notifier | None:  # fmt: skip
+    if not channels:
+        return None
+    titles = {r.rule: r.title(notify.language) for r in rules.rules}
+    return Notifier(notify, calendar, rule_titles=titles)
+
+
 async def serve(
-    config: DaemonConfig, *, task_status: trio.TaskStatus[Tailer] = trio.TASK_STATUS_IGNORED
+    config: DaemonConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run every component until cancelled; reports ready once all have started."""
     log = get_logger("monitor.daemon")
+    clock = config.clock
     async with db.open_loop(), trio.open_nursery() as nursery:
         evaluator = Evaluator(config.rules, config.calendar)
         notify = config.config.notify
         channels = build_channels(notify)  # a bad channel fails here, before READY
-        if channels:
-            titles = {r.rule: r.title(notify.language) for r in config.rules.rules}
-            evaluator.notifier = Notifier(notify, config.calendar, rule_titles=titles)
-        tailer = Tailer(config.tailer(), evaluator=evaluator)
+        evaluator.notifier = _notifier(notify, config.rules, config.calendar, channels)
+        tailer = Tailer(config.tailer(), evaluator=evaluator, clock=clock)
         watchdog = Watchdog()
         tailer.on_loop = watchdog.beat
         await nursery.start(tailer.run)
-        sender: Sender | None = None
-        if channels:
-            sender = Sender(config.dsn, channels, notify)
-            await nursery.start(sender.run)
-            digester = Digester(config.dsn, notify, config.calendar, config.rules,
-                                tailer.matters, on_queued=sender.wake)  # fmt: skip
-            await nursery.start(digester.run)
+        # The sender and the digester run even without channels, so that a reload that
+        # adds the first channel needs no restart.
+        sender = Sender(config.dsn, channels, notify, clock=clock)
+        await nursery.start(sender.run)
+        digester = Digester(config.dsn, notify, config.calendar, config.rules, tailer.matters,
+                            clock=clock, on_queued=sender.wake)  # fmt: skip
+        await nursery.start(digester.run)
         holder = Holder()
         registry = registry_for(holder)  # before the first snapshot, so it is rendered
         snapshotter = Snapshotter(holder, config.dsn, tailer=tailer, evaluator=evaluator,
                                   sender=sender, notifier=evaluator.notifier,
                                   calendar=config.calendar,
-                                  config_hash=config.config.fingerprint)  # fmt: skip
+                                  config_hash=config.config.fingerprint,
+                                  clock=lambda: clock().timestamp())  # fmt: skip
         tailer.snapshotter = snapshotter
         await nursery.start(snapshotter.run)
         address = config.config.metrics_address if config.metrics_address is None else (
@@ -116,7 +140,7 @@ async def serve(
             "READY=1",
             f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {len(evaluator.table)} 个",
         )
-        task_status.started(tailer)
+        task_status.started(Running(config, tailer, sender, digester, snapshotter))
 
 
 async def _stop_on_cancel(server: Any) -> None:
@@ -128,33 +152,89 @@ async def _stop_on_cancel(server: Any) -> None:
         server.server_close()
 
 
-def reload(config: DaemonConfig, tailer: Tailer) -> bool:
-    """Re-read rules and calendar; on any error keep those in force (logged). True if taken."""
+# Settings a running daemon cannot take without a restart (connections, the listener).
+_RESTART_ONLY = ("source_dsn", "dsn")
+
+
+def reload(running: Running) -> bool:
+    """Re-read configuration, rules and calendar; on any error keep all in force. True if taken.
+
+    Everything is loaded and validated first (the file, its channels and their
+    secrets, the rules, the calendar) and only then swapped in, so a half-good
+    edit never runs.
+    """
     log = get_logger("monitor.daemon")
+    old = running.config
+    snap = running.snapshotter
     try:
-        rules = load_rules(config.rules_name)
-        calendar = load_calendar(config.calendar_name)
-    except (RuleError, CalendarError) as exc:
-        log.error("reload_failed", error=str(exc), kept_rules=config.rules_name)
-        if tailer.snapshotter is not None:
-            tailer.snapshotter.reload_ok = False
-            tailer.snapshotter.reloads_failed += 1
+        cfg = load_config(old.config_file)
+        rules_name = old.rules_name if "rules" in old.pinned else cfg.daemon.rules
+        calendar_name = old.calendar_name if "calendar" in old.pinned else cfg.daemon.calendar
+        rules = load_rules(rules_name)
+        calendar = load_calendar(calendar_name)
+        channels = build_channels(cfg.notify)
+    except (ConfigError, RuleError, CalendarError, OSError) as exc:
+        log.error("reload_failed", error=str(exc), kept_config=old.config.fingerprint,
+                  kept_rules=old.rules.fingerprint)  # fmt: skip
+        snap.reload_ok = False
+        snap.reloads_failed += 1
         return False
-    if tailer.snapshotter is not None:
-        tailer.snapshotter.reload_ok = True
-    evaluator = tailer.evaluator
-    if evaluator is None or not evaluator.request_reload(rules, calendar):
-        log.info("reload_unchanged", rules_hash=rules.fingerprint)
-        return False
-    tailer.wake()
-    return True
+    snap.reload_ok = True
+    pinned = old.pinned
+    restart = [
+        k
+        for k in _RESTART_ONLY
+        if k not in pinned and getattr(cfg.daemon, k) not in (None, getattr(old, k))
+    ]
+    if "metrics_address" not in pinned and cfg.metrics_address != old.config.metrics_address:
+        restart.append("metrics.address")
+    if restart:  # fmt: skip
+        log.warning("reload_needs_restart", keys=restart)
+    tailer_cfg = running.tailer.config
+    for key in ("batch_size", "poll_interval", "orphan_grace"):
+        if key not in pinned:
+            setattr(tailer_cfg, key, getattr(cfg.daemon, key))
+    running.config = replace(
+        old, config=cfg, rules=rules, calendar=calendar, rules_name=rules_name,
+        calendar_name=calendar_name,
+        batch_size=tailer_cfg.batch_size, poll_interval=tailer_cfg.poll_interval,
+        orphan_grace=tailer_cfg.orphan_grace,
+    )  # fmt: skip
+    notifier = _notifier(cfg.notify, rules, calendar, channels)
+    before = running.tailer.evaluator.notifier if running.tailer.evaluator else None
+    if notifier is not None and before is not None:  # counters carry over
+        notifier.unrouted, notifier.dropped = before.unrouted, before.dropped
+    sender = running.sender
+    sender.channels, sender.cfg = dict(channels), cfg.notify
+    sender.limits = {n: RateLimit(c.per_minute) for n, c in channels.items()}
+    digester = running.digester
+    digester.cfg, digester.cal, digester.ruleset = cfg.notify, calendar, rules
+    snap.notifier, snap.calendar, snap.config_hash = notifier, calendar, cfg.fingerprint
+    if "log" not in pinned:
+        configure_logging(cfg.daemon.log_level, json=_log_json(cfg.daemon.log_format))
+    evaluator = running.tailer.evaluator
+    changed = cfg.fingerprint != old.config.fingerprint
+    if evaluator is not None:
+        evaluator.notifier = notifier
+        changed = evaluator.request_reload(rules, calendar) or changed
+    running.reloads += 1
+    log.info("reloaded" if changed else "reload_unchanged", config_hash=cfg.fingerprint,
+             rules_hash=rules.fingerprint, calendar=calendar.name,
+             channels=sorted(channels))  # fmt: skip
+    sender.wake()
+    running.tailer.wake()
+    return changed
+
+
+def _log_json(fmt: str) -> bool | None:
+    return {"json": True, "console": False}.get(fmt)
 
 
 async def _main(config: DaemonConfig) -> None:
     log = get_logger("monitor.daemon")
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
-            running: list[Tailer] = []  # filled once every component has started
+            running: list[Running] = []  # filled once every component has started
 
             async def serving() -> None:
                 running.append(await nursery.start(serve, config))
@@ -164,7 +244,7 @@ async def _main(config: DaemonConfig) -> None:
                 if signum == signal.SIGHUP:
                     systemd.notify("RELOADING=1")
                     if running:
-                        reload(config, running[0])
+                        reload(running[0])
                     else:
                         log.warning("reload_ignored", reason="still starting")
                     systemd.notify("READY=1")
@@ -180,7 +260,8 @@ async def _main(config: DaemonConfig) -> None:
 
 def run(config: DaemonConfig) -> int:
     """Blocking entry point of ``jiancha run``; exit status 0 on a clean stop."""
-    configure_logging()
+    settings = config.config.daemon
+    configure_logging(settings.log_level, json=_log_json(settings.log_format))
     trio.run(_main, config)
     return 0
 

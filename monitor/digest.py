@@ -21,6 +21,7 @@ import trio
 
 from monitor import db
 from monitor.calendar import Calendar
+from monitor.clock import real_seconds
 from monitor.config import NotifyConfig
 from monitor.engine import CaseView, level_times, periods, used_days
 from monitor.log import get_logger
@@ -192,4 +193,5 @@ class Digester:
                     if self.on_queued is not None:
                         self.on_queued()
             wake = next_digest(now, self.cal, at)
-            await trio.sleep(max(1.0, (wake - self.clock()).total_seconds()))
+            ahead = real_seconds(self.clock, (wake - self.clock()).total_seconds())
+            await trio.sleep(max(real_seconds(self.clock, 1.0), ahead))

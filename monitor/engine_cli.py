@@ -397,10 +397,11 @@ def _db_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def rules_arg(p: argparse.ArgumentParser) -> None:
+def rules_arg(p: argparse.ArgumentParser, default: Any = "") -> None:
+    """``--rules``; ``default=None`` lets `jiancha run` see whether it was given."""
     p.add_argument(
         "--rules",
-        default=os.environ.get("JIANCHA_RULES", "cards"),
+        default=os.environ.get("JIANCHA_RULES", "cards") if default == "" else default,
         metavar="NAME|PATH",
         help=_h(
             "规则集名称或 TOML 文件路径（默认 cards，即 rules/cards.toml；环境变量 JIANCHA_RULES）",

@@ -20,7 +20,7 @@ from typing import Any, Final, TextIO, cast
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "get_logger", "redact_secrets"]
+__all__ = ["configure_logging", "get_logger", "redact", "redact_secrets"]
 
 MASK: Final = "***"
 
@@ -86,6 +86,11 @@ def _redact(key: str, value: Any, depth: int) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_redact(key, v, depth + 1) for v in value)
     return value
+
+
+def redact(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The same masking for anything shown to people (``jiancha config check``)."""
+    return {k: _redact(str(k), v, -8) for k, v in data.items()}
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

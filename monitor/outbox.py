@@ -27,6 +27,7 @@ import trio
 
 from monitor import db
 from monitor.calendar import Calendar
+from monitor.clock import real_seconds
 from monitor.config import NotifyConfig
 from monitor.log import get_logger
 from monitor.notify import Channel, Delivery, Message
@@ -432,7 +433,8 @@ class Sender:
                 nxt: dt.datetime | None = await conn.fetchval(_NEXT)
                 wait = self.idle
                 if nxt is not None:
-                    wait = min(wait, max(0.0, (nxt - self.clock()).total_seconds()))
+                    ahead = (nxt - self.clock()).total_seconds()
+                    wait = min(wait, max(0.0, real_seconds(self.clock, ahead)))
                 self._wake = trio.Event()
                 with trio.move_on_after(max(wait, 0.01)):
                     await self._wake.wait()

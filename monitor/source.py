@@ -24,6 +24,7 @@ import asyncpg
 import trio
 
 from monitor import db, ingest
+from monitor.clock import Clock, real_seconds, utc_now
 from monitor.evaluator import Evaluator
 from monitor.ingest import Cursor
 from monitor.log import get_logger
@@ -48,7 +49,6 @@ FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL AND application_name NOT LIKE 'jiancha%'
 """
 
-Clock = Callable[[], dt.datetime]
 
 # What a lost or restarting server looks like from asyncpg and the bridge.
 DISCONNECTS: tuple[type[BaseException], ...] = (
@@ -65,10 +65,6 @@ DISCONNECTS: tuple[type[BaseException], ...] = (
     # fails with "cannot switch to state ...; another operation (2) is in progress".
     asyncpg.InternalClientError,
 )
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -237,7 +233,7 @@ class Tailer:
             wait = cfg.poll_interval
             due = ev.wake_at() if ev is not None else None
             if due is not None:  # sleep no longer than until the next card comes due
-                wait = min(wait, max(0.0, due - self.clock().timestamp()))
+                wait = min(wait, max(0.0, real_seconds(self.clock, due - self.clock().timestamp())))
             with trio.move_on_after(wait):
                 await self._wake.wait()
 

@@ -251,3 +251,65 @@ async def test_metrics_pass_promtool_and_count_the_cards(dsn):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_sighup_rereads_the_configuration_and_keeps_it_on_a_bad_one(dsn, tmp_path, receiver):
+    """A channel moved by an edit is used at once; a malformed edit leaves it in force."""
+    import httpx
+
+    conf = tmp_path / "jiancha.toml"
+
+    def configure(path: str) -> None:
+        conf.write_text(
+            f'[channels.w1]\nkind = "webhook"\nurl = "{receiver.url(path)}"\n'
+            '[windows.W1]\nchannels = ["w1"]\n',
+            encoding="utf-8",
+        )
+
+    async def delivered(conn, n: int) -> None:
+        with trio.fail_after(20):
+            sql = "SELECT count(*) FROM jiancha.outbox WHERE state = 'delivered'"
+            while await conn.fetchval(sql) < n:
+                await trio.sleep(0.05)
+
+    def paths() -> dict[str, str]:
+        return {r.headers["idempotency-key"]: r.path for r in receiver.requests}
+
+    configure("/old")
+    proc = start(dsn, "--config", str(conf))
+    try:
+        ready = wait_for(proc, "ready")
+        async with db.open_loop(), await db.connect(dsn) as conn:
+            await delivered(conn, 2)  # D1's two red cards
+            assert set(paths().values()) == {"/old"}
+            configure("/new")
+            proc.send_signal(signal.SIGHUP)
+            reloaded = wait_for(proc, "reloaded")
+            assert reloaded["config_hash"] != ready["config_hash"]
+            await write(
+                conn, [("D2", "submitted", at(0), SUBMITTED), ("D2", "accepted", at(1), {})]
+            )
+            await delivered(conn, 4)
+            assert sorted(paths().values()) == ["/new", "/new", "/old", "/old"]
+            # a malformed edit: refused whole, the running configuration stays
+            conf.write_text('[channels.w1]\nkind = "webhook"\nurl = \n', encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            failed = wait_for(proc, "reload_failed")
+            assert failed["error"].startswith(f"{conf}: TOML") and failed["level"] == "error"
+            await write(
+                conn, [("D3", "submitted", at(0), SUBMITTED), ("D3", "accepted", at(1), {})]
+            )
+            await delivered(conn, 6)
+            assert sorted(paths().values()) == ["/new"] * 4 + ["/old"] * 2
+            text = ""
+            async with httpx.AsyncClient() as client:
+                with trio.fail_after(20):  # the snapshot is taken every 5 s
+                    while "jiancha_config_reloads_failed_total 1.0" not in text:
+                        text = (await client.get(f"http://{ready['metrics']}/metrics")).text
+                        await trio.sleep(0.2)
+            assert f'config="{reloaded["config_hash"]}"' in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from monitor.config import ConfigError
+
 __all__ = ["Channel", "ChannelError", "Delivery", "Message"]
 
 
@@ -42,7 +44,7 @@ class Delivery:
     retry_after: float | None = None  # seconds, when the receiver said so
 
 
-class ChannelError(ValueError):
+class ChannelError(ConfigError):
     """A channel's configuration is wrong (names the channel and the key)."""
 
 

@@ -95,8 +95,8 @@ def credentials(
             password = secrets(password_file).strip()
         except OSError as exc:
             raise bad(
-                channel, "password_file", f"无法读取：{exc.strerror or exc}",
-                f"cannot read it: {exc.strerror or exc}",
+                channel, "password_file", f"{password_file} 无法读取：{exc.strerror or exc}",
+                f"cannot read {password_file}: {exc.strerror or exc}",
             ) from None  # fmt: skip
         if not password:
             raise bad(channel, "password_file", "文件为空", "the file is empty")
