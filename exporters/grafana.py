@@ -24,8 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from grafana_client.client import GrafanaClientError
-
 __all__ = [
     "FOLDER",
     "POSTGRES_NAME",
@@ -118,6 +116,8 @@ def _find_folder(client: Any, title: str) -> tuple[str, bool]:
 
 def _upsert_datasource(client: Any, body: Json) -> tuple[str, str]:
     """Create or update the datasource named ``body["name"]``: (uid, "created"|"updated")."""
+    from grafana_client.client import GrafanaClientError  # here: `jiancha run` never loads it
+
     try:
         existing = client.datasource.get_datasource_by_name(body["name"])
     except GrafanaClientError as exc:

@@ -48,6 +48,9 @@ def from_epoch(value: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, dt.UTC)
 
 
+Pauses = list[tuple[float, float, bool]]  # (start, end, still open) in working days
+
+
 @dataclass(frozen=True)
 class CaseView:
     """What the engine reads of a case: a ``jiancha.cases`` row or a fresh CaseState."""
@@ -160,6 +163,7 @@ class CaseDecision:
     close: list[Closing] = field(default_factory=list)
     revoke: list[Closing] = field(default_factory=list)
     running: list[Period] = field(default_factory=list)  # for the scheduler's table
+    running_pauses: list[Pauses] = field(default_factory=list)  # each one's, at ``now``
     outcome: tuple[int | None, str] | None = None  # (deadline, early|on_time|late) once done
 
 
@@ -248,27 +252,41 @@ def thresholds(rule: ClockRule, allowed: npt.ArrayLike) -> npt.NDArray[np.float6
     return out
 
 
-def _relative(cal: Calendar, period: Period, end: int) -> list[tuple[float, float, bool]]:
+def _relative(cal: Calendar, period: Period, end: int) -> Pauses:
     """The period's pauses up to ``end`` as working-day positions since its start.
 
     Each is (start, end, still open); an open pause is measured up to ``end``.
     """
-    kept = [(ps, pe) for ps, pe in period.pauses if ps < end]
-    if not kept:
-        return []
-    edges = []
-    for ps, pe in kept:
-        edges.append(ps)
-        edges.append(end if pe is None or pe > end else pe)
+    return _relatives(cal, [period], [end])[0]
+
+
+def _relatives(cal: Calendar, periods_: Sequence[Period], ends: Sequence[int]) -> list[Pauses]:
+    """`_relative` for many periods in one calendar call (one per period costs ~µs each)."""
+    kept_of = []
+    starts: list[int] = []
+    edges: list[int] = []
+    for period, end in zip(periods_, ends, strict=True):
+        kept = [(ps, pe) for ps, pe in period.pauses if ps < end]
+        kept_of.append(kept)
+        for ps, pe in kept:
+            starts += (period.start, period.start)
+            edges += (ps, end if pe is None or pe > end else pe)
+    if not edges:
+        return [[] for _ in kept_of]
     rel = cal.working_days_between(
-        np.full(len(edges), period.start, dtype="datetime64[s]"),
+        np.asarray(starts, dtype="datetime64[s]"),
         np.asarray(edges, dtype="datetime64[s]"),
         errors="nat",
-    )
-    out = []
-    for i, (_, pe) in enumerate(kept):
-        a, b = float(rel[2 * i]), float(rel[2 * i + 1])
-        out.append((a, max(a, b), pe is None or pe > end))
+    ).tolist()
+    out: list[Pauses] = []
+    k = 0
+    for kept, end in zip(kept_of, ends, strict=True):
+        mine: Pauses = []
+        for _, pe in kept:
+            a, b = rel[k], rel[k + 1]
+            k += 2
+            mine.append((a, max(a, b), pe is None or pe > end))
+        out.append(mine)
     return out
 
 
@@ -311,6 +329,7 @@ class LevelTimes:
     upcoming: int | None  # next instant a higher level comes due, if the clock runs
     deadline: int | None
     consumed_at: dict[int, float]
+    pauses: Pauses = field(default_factory=list)  # at ``now`` (or the stop), as `_relative`
 
 
 def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[LevelTimes]:
@@ -321,10 +340,14 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
     owner: list[tuple[int, int]] = []
     per: list[dict[int, float]] = []
     frozen: list[bool] = []
+    known: dict[tuple[int, int], npt.NDArray[np.float64]] = {}  # same rule, same allowance
+    rels = _relatives(cal, periods_, [now if p.stop is None else min(now, p.stop)
+                                      for p in periods_])  # fmt: skip
     for i, p in enumerate(periods_):
-        end = now if p.stop is None else min(now, p.stop)
-        rel = _relative(cal, p, end)
-        xs = thresholds(p.rule, p.allowed)
+        rel = rels[i]
+        xs = known.get((id(p.rule), p.allowed))
+        if xs is None:
+            xs = known[(id(p.rule), p.allowed)] = thresholds(p.rule, p.allowed)
         per.append({})
         frozen.append(any(still_open for _, _, still_open in rel))
         # the deadline itself (red at the limit), for display and the card's record
@@ -344,22 +367,21 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
             like.append(x >= p.allowed - 1e-6)
             owner.append((i, lv))
     got = _instants(cal, starts, pos, like)
-    out = [LevelTimes({}, None, None, per[i]) for i in range(len(periods_))]
+    out = [LevelTimes({}, None, None, per[i], rels[i]) for i in range(len(periods_))]
     for (i, lv), instant in zip(owner, got, strict=True):
         p = periods_[i]
         if instant is None:
             continue
         if lv == 0:
-            out[i] = LevelTimes(out[i].due, out[i].upcoming, instant, per[i])
+            out[i] = LevelTimes(out[i].due, out[i].upcoming, instant, per[i], rels[i])
             continue
         limit = now if p.stop is None else min(now, p.stop)
         if instant <= limit:
             out[i].due[lv] = instant
         elif p.stop is None and not frozen[i]:
             up = out[i].upcoming
-            out[i] = LevelTimes(
-                out[i].due, instant if up is None else min(up, instant), out[i].deadline, per[i]
-            )
+            out[i] = LevelTimes(out[i].due, instant if up is None else min(up, instant),
+                                out[i].deadline, per[i], rels[i])  # fmt: skip
     return out
 
 
@@ -405,8 +427,12 @@ def decide_case(
     existing: Sequence[ExistingCard],
     *,
     running: bool = True,
+    timed: tuple[Sequence[Period], Sequence[LevelTimes]] | None = None,
 ) -> CaseDecision:
     """The cards ``case`` is due at ``now``, given the cards it already has.
+
+    ``timed`` is the case's periods with their level times when the caller
+    computed them for many cases in one calendar pass (`decide_cases`).
 
     With ``running=False`` levels of running periods are left for later (the
     scheduler's tick once the tailer has caught up): a stop event may be in
@@ -429,8 +455,11 @@ def decide_case(
     by_rule: dict[str, list[ExistingCard]] = {}
     for card in existing:
         by_rule.setdefault(card.rule, []).append(card)
-    ps = periods(case, matter, rules)
-    times = level_times(cal, ps, now)
+    if timed is None:
+        ps: Sequence[Period] = periods(case, matter, rules)
+        times: Sequence[LevelTimes] = level_times(cal, ps, now)
+    else:
+        ps, times = timed
     due_by_rule: dict[str, dict[int, int]] = {}
     stop_by_rule: dict[str, int | None] = {}
     running_rules: set[str] = set()
@@ -446,6 +475,7 @@ def decide_case(
         if p.stop is None:
             running_rules.add(rule.rule)
             decision.running.append(p)
+            decision.running_pauses.append(tm.pauses)
         else:
             prev = stop_by_rule.get(rule.rule, p.stop)
             stop_by_rule[rule.rule] = max(p.stop, prev if prev is not None else p.stop)
@@ -499,6 +529,34 @@ def decide_case(
                     Closing(card.card_id, "period_finished", now if stopped is None else stopped)
                 )
     return decision
+
+
+def decide_cases(
+    cases: Sequence[tuple[CaseView, Matter | None, Sequence[ExistingCard]]],
+    ruleset: RuleSet,
+    cal: Calendar,
+    now: int,
+    *,
+    running: bool = True,
+) -> list[CaseDecision]:
+    """`decide_case` for many cases, their level times in one calendar pass.
+
+    The per-case path calls the calendar kernel once or twice per case; at a
+    daemon's start that is most of the time spent, so the instants of every
+    period are computed together.
+    """
+    spans = []
+    every: list[Period] = []
+    for case, matter, _ in cases:
+        ps = periods(case, matter, ruleset.resolve(case.region, case.department, case.matter))
+        spans.append((len(every), len(ps)))
+        every.extend(ps)
+    times = level_times(cal, every, now)
+    return [
+        decide_case(case, matter, ruleset, cal, now, existing, running=running,
+                    timed=(every[i:i + k], times[i:i + k]))
+        for (case, matter, existing), (i, k) in zip(cases, spans, strict=True)
+    ]  # fmt: skip
 
 
 def _checks(

@@ -33,8 +33,7 @@ from monitor.engine import (
     ExistingCard,
     NewCard,
     Period,
-    _relative,
-    decide_case,
+    decide_cases,
     outcome_of,
     thresholds,
 )
@@ -279,10 +278,10 @@ class Evaluator:
     ) -> tuple[list[CaseDecision], Pending]:
         decisions = []
         pending = Pending({}, now)
-        for view in views:
-            matter = matters.get(view.matter) if view.matter is not None else None
-            existing = cards.get(view.case_id, [])
-            d = decide_case(view, matter, self.ruleset, self.cal, now, existing, running=running)
+        inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
+                   cards.get(v.case_id, [])) for v in views]  # fmt: skip
+        decided = decide_cases(inputs, self.ruleset, self.cal, now, running=running)
+        for (view, matter, existing), d in zip(inputs, decided, strict=True):
             decision = view.clocks.get("decision") or {}
             if decision.get("stop"):  # finished: record how, for the on-time and early rates
                 d.outcome = outcome_of(view, matter, self.cal)
@@ -296,8 +295,7 @@ class Evaluator:
             for new in d.issue:
                 highest[new.rule] = max(highest.get(new.rule, 0), new.level)
             rows = []
-            for p in d.running:
-                rel = _relative(self.cal, p, now)
+            for p, rel in zip(d.running, d.running_pauses, strict=True):
                 closed = sum(b - a for a, b, still_open in rel if not still_open)
                 since = next((ps for (ps, pe) in p.pauses if pe is None and ps < now), NAT)
                 rows.append((p, closed, since, 0))

@@ -230,11 +230,13 @@ async def next_reply_due(conn: Connection) -> dt.datetime | None:
     return value
 
 
-_CASES = "SELECT * FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+# What CaseView.from_row reads, no more: the pauses column is JSON to decode for nothing.
+_VIEW = 'case_id, matter, department, "window", region, status, clocks, facts, closed_at'
+_CASES = f"SELECT {_VIEW} FROM jiancha.cases WHERE case_id = ANY($1::text[])"
 # Cases that may still have a running period, or have an open card to close or revoke:
 # finished cases pile up over the years and have nothing left to schedule.
-_OPEN_CASES = """
-SELECT * FROM jiancha.cases
+_OPEN_CASES = f"""
+SELECT {_VIEW} FROM jiancha.cases
 WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
        AND (completed_at IS NULL
             OR (decision = 'approve' AND delivered_at IS NULL)

@@ -173,7 +173,7 @@ class Calendar:
         arr = np.asarray(days, dtype="datetime64[D]")
         flat = np.ascontiguousarray(arr.reshape(-1)).view(np.int64)
         out = np.empty(flat.shape[0], dtype=np.bool_)
-        bad = _kernel.workday_kernel(flat, out, D0, self._t.work)
+        bad = _kernel.sized(_kernel.workday_kernel, flat.shape[0])(flat, out, D0, self._t.work)
         if bad and errors == "raise":
             self._raise_bad(bad)
         return out.reshape(arr.shape)
@@ -228,7 +228,7 @@ class Calendar:
             out = np.empty(shape, dtype="datetime64[s]")
         prov = np.empty(shape, dtype=np.bool_) if provisional else None
         tb = self._t
-        bad = _kernel.deadline_kernel(
+        bad = _kernel.sized(_kernel.deadline_kernel, s.shape[0])(
             s, n, out.reshape(-1).view(np.int64), _flat_or_none(prov),
             tb.t0, tb.day_start_or_none, tb.cum_pad, tb.pcum, tb.nth_end, tb.nth_pcum,
         )  # fmt: skip
@@ -281,11 +281,11 @@ class Calendar:
         prov = np.empty(shape, dtype=np.bool_) if provisional else None
         tb = self._t
         if tb.fixed and not self.office_hours:
-            bad = _kernel.count_kernel_24h(
+            bad = _kernel.sized(_kernel.count_kernel_24h, s.shape[0])(
                 s, e, out.reshape(-1), _flat_or_none(prov), tb.t0, tb.wtab, tb.pcum
             )
         else:
-            bad = _kernel.count_kernel(
+            bad = _kernel.sized(_kernel.count_kernel, s.shape[0])(
                 s, e, out.reshape(-1), _flat_or_none(prov),
                 tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
                 tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum,
@@ -339,7 +339,7 @@ class Calendar:
             out = np.empty(shape, dtype="datetime64[s]")
         prov = np.empty(shape, dtype=np.bool_) if provisional else None
         tb = self._t
-        bad = _kernel.instant_kernel(
+        bad = _kernel.sized(_kernel.instant_kernel, s.shape[0])(
             s, x, out.reshape(-1).view(np.int64), _flat_or_none(prov),
             tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
             tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_day, tb.nth_pcum,
@@ -408,7 +408,7 @@ class Calendar:
             )
         now_s = int(np.asarray(now, dtype="datetime64[s]").astype(np.int64))
         tb = self._t
-        bad = _kernel.clock_kernel(
+        bad = _kernel.sized(_kernel.clock_kernel, s.shape[0])(
             s, lim, ext, pz, since, now_s,
             out.consumed.reshape(-1), out.remaining.reshape(-1),
             out.deadline.reshape(-1).view(np.int64), out.provisional.reshape(-1),
@@ -444,7 +444,7 @@ class Calendar:
         clocks could not be evaluated (level -1).
         """
         tb = self._t
-        bad: int = _kernel.clock_kernel(
+        bad: int = _kernel.sized(_kernel.clock_kernel, starts.shape[0])(
             starts, limits, extensions, paused, paused_since, now,
             None, None, None, None,
             tb.t0, tb.day_start_or_none, tb.trans, tb.shift,

@@ -23,6 +23,7 @@ and tables are read only through precomputed indices.
 from __future__ import annotations
 
 import math
+import types
 from typing import Any, Literal
 
 import numba as nb
@@ -554,3 +555,36 @@ def workday_kernel(days, out, d0, work):  # type: ignore[no-untyped-def]
             continue
         out[i] = work[np.int64(u)]
     return bad
+
+
+# --- serial twins ---------------------------------------------------------------
+#
+# A parallel kernel launches its thread pool on every call: for a handful of clocks
+# (a batch of events, one case's card, a daemon's start) that launch costs more than
+# the loop, and on a busy 2-core host it waits for the other threads to be scheduled
+# (measured: 4.5 ms per call of count_kernel_24h at a daemon's start, vs µs). Small
+# inputs take a serial compile of the same code instead. A twin is its own function
+# (own name) so numba's on-disk cache keeps the two compilations apart.
+
+SERIAL_BELOW = 16_384
+
+
+def _serial_twin(kernel: Any) -> Any:
+    f = kernel.py_func
+    name = f"{f.__name__}_serial"
+    g = types.FunctionType(f.__code__.replace(co_name=name), f.__globals__, name,
+                           f.__defaults__, f.__closure__)  # fmt: skip
+    g.__qualname__ = name
+    g.__module__ = f.__module__
+    g.__doc__ = f.__doc__
+    return _jit()(g)
+
+
+_PARALLEL = (deadline_kernel, count_kernel, count_kernel_24h, clock_kernel, instant_kernel,
+             workday_kernel)  # fmt: skip
+_TWINS = {k: _serial_twin(k) for k in _PARALLEL}
+
+
+def sized(kernel: Any, n: int) -> Any:
+    """``kernel`` for ``n`` elements: its serial twin below ``SERIAL_BELOW``."""
+    return _TWINS[kernel] if n < SERIAL_BELOW else kernel
