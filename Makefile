@@ -4,9 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-metrics bench-quick dashboards clean
+.PHONY: help venv demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-quick dashboards clean
 
 help:
+	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
 	@echo "make calendar-demo   show the working-day calendar at work"
 	@echo "make test            lint (ruff, mypy) and the whole test suite"
 	@echo "make bench           all benchmarks (tests/bench, ~6 min): bench-calendar, bench-tailer, bench-cards"
@@ -18,6 +19,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Ctrl-C stops it; DEMO_ARGS="--speed 1200 --days 3" or "--headless" for a script.
+demo: venv
+	$(BIN)/jiancha demo $(DEMO_ARGS)
 
 calendar-demo: venv
 	@echo "== 2024-02-08（星期四）10:00 受理，5 个工作日（春节放假 2 月 10–17 日，2 月 4 日、18 日调休上班）"
@@ -43,7 +48,7 @@ pytest: venv
 
 test: lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -57,6 +62,9 @@ bench-cards: venv
 bench-metrics: venv
 	$(BIN)/python -m tests.bench.bench_metrics
 
+bench-startup: venv
+	$(BIN)/python -m tests.bench.bench_startup
+
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
@@ -65,7 +73,8 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_tailer --quick
 	$(BIN)/python -m tests.bench.bench_cards --quick
 	$(BIN)/python -m tests.bench.bench_metrics --quick
+	$(BIN)/python -m tests.bench.bench_startup --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .jiancha-demo .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -688,6 +688,12 @@ def build_parser() -> argparse.ArgumentParser:
     engine_cli.register(sub)
     engine_cli.register_outbox(sub)
     grafana_cli.register(sub)
+    from monitor import simulate
+
+    simulate.register(sub)
+    from monitor import demo
+
+    demo.register(sub)
     return parser
 
 

@@ -69,6 +69,7 @@ class Running:
     sender: Sender
     digester: Digester
     snapshotter: Snapshotter
+    metrics: str | None = None  # HOST:PORT the metrics server listens on
     reloads: int = 0
 
 
@@ -125,6 +126,7 @@ async def serve(
                 holder=holder,
             )  # fmt: skip
             nursery.start_soon(_stop_on_cancel, server)
+        metrics = f"{address.rpartition(':')[0]}:{port}" if port else None
         log.info(
             "ready",
             pid=os.getpid(),
@@ -134,13 +136,13 @@ async def serve(
             config=str(config.config.path or "built-in defaults"),
             config_hash=config.config.fingerprint,
             channels=sorted(channels),
-            metrics=f"{address.rpartition(':')[0]}:{port}" if port else None,
+            metrics=metrics,
         )
         systemd.notify(
             "READY=1",
             f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {len(evaluator.table)} 个",
         )
-        task_status.started(Running(config, tailer, sender, digester, snapshotter))
+        task_status.started(Running(config, tailer, sender, digester, snapshotter, metrics))
 
 
 async def _stop_on_cancel(server: Any) -> None:

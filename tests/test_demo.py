@@ -1,0 +1,81 @@
+"""`jiancha demo` as a newcomer runs it: a real process, its own embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+DEMO = [sys.executable, "-m", "monitor.cli", "demo", "--start", "2024-03-04", "--history", "2",
+        "--metrics-address", "127.0.0.1:0"]  # fmt: skip
+
+
+def env() -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JIANCHA_")}
+    return {**clean, "JIANCHA_LANG": "en"}
+
+
+def postgres_stopped(folder: Path) -> bool:
+    return not (folder / "pg" / "postmaster.pid").exists()
+
+
+def test_headless_demo_runs_a_day_and_prints_what_jiancha_saw(tmp_path):
+    folder = tmp_path / "demo"
+    done = subprocess.run([*DEMO, "--headless", "--json", "--speed", "20000", "--dir", str(folder)],
+                          env=env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(done.stdout)
+    seen, simulated = doc["jiancha"], doc["simulated_cases_of_the_period"]
+    assert doc["first_day"] == doc["last_day"] == "2024-03-04"
+    # every case the simulator submitted in the live day reached jiancha.cases, no event was bad
+    assert seen["submitted"] == simulated["cases"] and 500 <= seen["submitted"] <= 650
+    assert seen["dead_letters"] == 0
+    assert 0.45 <= seen["immediate_share"] <= 0.65
+    assert seen["cards"]["blue"] > 0 and seen["cards_total"] >= sum(seen["cards"].values())
+    assert postgres_stopped(folder)  # nothing left running
+    log = [json.loads(line) for line in (folder / "jiancha.log").read_text().splitlines()
+           if line.startswith("{")]  # fmt: skip
+    assert any(r.get("event") == "ready" for r in log)
+    assert any(r.get("event") == "card_issued" for r in log)
+
+
+def test_live_demo_serves_metrics_and_stops_everything_on_ctrl_c(tmp_path):
+    folder = tmp_path / "demo"
+    proc = subprocess.Popen([*DEMO, "--speed", "60", "--dir", str(folder)], env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        ready = None
+        while ready is None and time.monotonic() < deadline and proc.poll() is None:
+            log = folder / "jiancha.log"
+            if log.exists():
+                for line in log.read_text().splitlines():
+                    if '"event": "ready"' in line:
+                        ready = json.loads(line)
+            time.sleep(0.2)
+        assert ready is not None, proc.stderr.read() if proc.poll() is not None else "no ready"
+        url = f"http://{ready['metrics']}/metrics"
+        text = ""
+        while "jiancha_open_cases{" not in text and time.monotonic() < deadline:
+            text = httpx.get(url, timeout=5).text  # the first snapshot comes within 5 s
+            time.sleep(0.2)
+        assert "jiancha_database_up 1.0" in text and "jiancha_open_cases{" in text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+        out = proc.stdout.read() if proc.stdout else ""
+        assert "Stopped: the daemon, the simulator and the database have exited." in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert postgres_stopped(folder)
+    try:
+        httpx.get(url, timeout=2)
+        raise AssertionError("the metrics server is still up")
+    except httpx.ConnectError:
+        pass
