@@ -221,6 +221,10 @@ def periods(case: CaseView, matter: Matter | None, rules: Iterable[Rule]) -> lis
             add(rule, clock, limit)
         elif on in ("decision", "statutory"):
             clock = c.get(on)
+            if on == "decision" and c.get("immediate"):
+                # an immediate case's promised limit (0 days) is its immediate clock, which
+                # DOMAIN.md §4 cards yellow; a red supervision order on top was a double card
+                continue
             add(rule, clock, clock.get("limit_days") if clock else None, extension=ext, pz=pauses)
         elif on == "step":
             limits = matter.step_days if matter is not None else {}

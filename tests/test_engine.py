@@ -250,8 +250,12 @@ def test_immediate_case_not_finished_the_same_day(cal, rules):
         [("submitted", "2024-03-04T01:00:00", {}), ("accepted", "2024-03-04T02:00:00", {})],
         matter="M0",
     )
-    got = [c for c in decide(cal, rules, view, "2024-03-04T16:00:00") if c.clock == "immediate"]
+    got = decide(cal, rules, view, "2024-03-04T16:00:00")
+    # the yellow of DOMAIN.md §4 only: not also a red "promised limit" with a supervision
+    # order (the 0-day decision clock of an immediate case is its immediate clock)
     assert cards(got) == {("immediate_time", 2, "2024-03-04T16:00:00")}
+    later = decide(cal, rules, view, "2024-03-06T16:00:00")
+    assert {c.rule for c in later} == {"immediate_time"}
     done = case(
         [
             ("submitted", "2024-03-04T01:00:00", {}),
