@@ -143,6 +143,25 @@ async def serve(
             f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {len(evaluator.table)} 个",
         )
         task_status.started(Running(config, tailer, sender, digester, snapshotter, metrics))
+        if systemd.enabled():
+            # as often as the watchdog pings, at most every 10 s
+            nursery.start_soon(_status, tailer, evaluator, min(10.0, watchdog.interval or 10.0))
+
+
+def status_line(tailer: Tailer, evaluator: Evaluator, now: float) -> str:
+    """What `systemctl status jiancha` shows: connected or not, lag, open clocks, cards."""
+    st = tailer.stats
+    if not st.connected:
+        return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
+    return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {len(evaluator.table)} 个，"
+            f"已处理事件 {st.events} 条，已发牌 {evaluator.stats.cards_issued} 张")  # fmt: skip
+
+
+async def _status(tailer: Tailer, evaluator: Evaluator, every: float = 10.0) -> None:
+    """Keep systemd's STATUS= current (lag, open clocks) while the daemon runs."""
+    while True:
+        await trio.sleep(every)
+        systemd.notify(status_line(tailer, evaluator, trio.current_time()))
 
 
 async def _stop_on_cancel(server: Any) -> None:

@@ -13,6 +13,11 @@ import socket
 import time
 
 
+def enabled() -> bool:
+    """Whether there is a service manager to tell (``$NOTIFY_SOCKET`` is set)."""
+    return bool(os.environ.get("NOTIFY_SOCKET"))
+
+
 def notify(*lines: str) -> bool:
     """Send one notification; False when not under systemd or the socket is gone."""
     path = os.environ.get("NOTIFY_SOCKET")

@@ -61,9 +61,14 @@ async def test_daemon_notifies_ready_pings_the_watchdog_and_says_stopping(dsn, t
         wait_for(proc, "ready")
         seen: list[str] = []
         deadline = time.monotonic() + 20
-        while seen.count("WATCHDOG=1") < 3 and time.monotonic() < deadline:
+        while (seen.count("WATCHDOG=1") < 3 or not any("延迟" in m for m in seen)) and (
+            time.monotonic() < deadline
+        ):
             seen.extend(sock.recv(4096).decode().splitlines())
         assert "READY=1" in seen and any(m.startswith("STATUS=") for m in seen)
+        # then kept current: lag, open clocks, events, cards
+        status = [m for m in seen if m.startswith("STATUS=运行中：延迟")]
+        assert status and "在办时钟 2 个" in status[-1] and "已发牌 2 张" in status[-1], seen
         assert seen.count("WATCHDOG=1") >= 3
         proc.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in seen:
