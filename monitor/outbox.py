@@ -420,24 +420,55 @@ class Sender:
         return self.rng.uniform(ceiling / 2, ceiling)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
-            task_status.started()
-            refreshed = -1e9
-            while True:
-                if trio.current_time() - refreshed >= min(30.0, self.cfg.resend_firing_every):
-                    await self.refresh(conn)
-                    refreshed = trio.current_time()
-                sent = await self.step(conn)
-                if sent:
-                    continue
-                nxt: dt.datetime | None = await conn.fetchval(_NEXT)
-                wait = self.idle
-                if nxt is not None:
-                    ahead = (nxt - self.clock()).total_seconds()
-                    wait = min(wait, max(0.0, real_seconds(self.clock, ahead)))
-                self._wake = trio.Event()
-                with trio.move_on_after(max(wait, 0.01)):
-                    await self._wake.wait()
+        """Deliver until cancelled; started once connected.
+
+        A lost database is waited out, never fatal: the sender reconnects with capped,
+        jittered backoff. A notification whose attempt was not recorded when the
+        connection went is still claimed; it is tried again once its lease runs out,
+        under the same idempotency key (at least once, never lost).
+        """
+        # Imported here: monitor.source imports this module (through the evaluator).
+        from monitor.source import DISCONNECTS, backoff_delays
+
+        status: trio.TaskStatus[None] | None = task_status
+        lost = False
+        delays = backoff_delays(0.2, 30.0, self.rng)
+        while True:
+            try:
+                async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
+                    if status is not None:
+                        status.started()
+                        status = None
+                    if lost:
+                        self.log.info("outbox_connected")
+                        lost = False
+                        delays = backoff_delays(0.2, 30.0, self.rng)
+                    await self._serve(conn)
+            except DISCONNECTS as exc:
+                lost = True
+                delay = delays()
+                self.log.warning("outbox_disconnected", error=f"{type(exc).__name__}: {exc}",
+                                 retry_in_s=round(delay, 2))  # fmt: skip
+                await trio.sleep(delay)
+
+    async def _serve(self, conn: db.Connection) -> None:
+        """The delivery loop on one connection, until it fails."""
+        refreshed = -1e9
+        while True:
+            if trio.current_time() - refreshed >= min(30.0, self.cfg.resend_firing_every):
+                await self.refresh(conn)
+                refreshed = trio.current_time()
+            sent = await self.step(conn)
+            if sent:
+                continue
+            nxt: dt.datetime | None = await conn.fetchval(_NEXT)
+            wait = self.idle
+            if nxt is not None:
+                ahead = (nxt - self.clock()).total_seconds()
+                wait = min(wait, max(0.0, real_seconds(self.clock, ahead)))
+            self._wake = trio.Event()
+            with trio.move_on_after(max(wait, 0.01)):
+                await self._wake.wait()
 
     async def refresh(self, conn: db.Connection) -> None:
         """Re-send open cards' alerts to Alertmanager and resolve closed ones."""

@@ -1,13 +1,30 @@
-"""Shared test helpers: a source database with the contract, jiancha's schema, matters."""
+"""Shared test helpers: a source database with the contract, jiancha's schema, matters.
+
+Also the pieces of the tests that run ``jiancha run`` as a child process and
+stop its database under it: ``Daemon``, the ``own_server`` and
+``reference_dsn`` fixtures (bind them in a test module, as with
+``tests.httpkit.receiver``), and ``last_position`` of the source table.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+import os
+import secrets
+import subprocess
+import sys
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from monitor import db, migrate
+import pytest
+import trio
+
+from monitor import db, ingest, migrate
+
+REPO = Path(__file__).resolve().parents[1]
 
 MATTERS = [
     ("M1", "建筑工程施工许可", "住建局", 20, 5),
@@ -60,3 +77,125 @@ async def write(
 
 def at(hours: float) -> dt.datetime:
     return T0 + dt.timedelta(hours=hours)
+
+
+_LAST = (
+    "SELECT tx::text AS tx, id FROM case_events "
+    "ORDER BY case_events.tx DESC, case_events.id DESC LIMIT 1"
+)
+
+
+async def last_position(conn: db.Connection) -> ingest.Cursor:
+    """The largest committed (tx, id) of ``case_events``: where a caught-up cursor stands."""
+    row = await conn.fetchrow(_LAST)
+    return ingest.START if row is None else ingest.Cursor(int(row["tx"]), int(row["id"]))
+
+
+# --- the daemon as a child process, and servers to run it against ------------------------
+
+
+class Daemon:
+    """``jiancha run`` as a child process, its output (JSON log lines) in a file.
+
+    ``python -m monitor.daemon`` by default; ``command`` gives another entry point,
+    e.g. ``("-m", "monitor.cli", "run", "--config", ...)``.
+    """
+
+    def __init__(
+        self, dsn: str, log: Path, command: Sequence[str] = ("-m", "monitor.daemon")
+    ) -> None:
+        self.log = log
+        env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_DSN": dsn}
+        env.pop("JIANCHA_CONFIG", None)  # only what the test gives
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, *command],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def records(self) -> list[dict[str, Any]]:
+        """The log lines that are JSON objects, in order (a traceback's lines are not)."""
+        out = []
+        for line in self.output().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    async def wait_for(
+        self, event: str, timeout: float = 20.0, *, after: int = 0
+    ) -> dict[str, Any]:
+        """The first log record of ``event`` (at or after index ``after`` of ``records``)."""
+        with trio.fail_after(timeout):
+            while True:
+                for record in self.records()[after:]:
+                    if record.get("event") == event:
+                        return record
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.output()}")
+                await trio.sleep(0.01)
+
+    async def wait(self, timeout: float = 20.0) -> int:
+        with trio.fail_after(timeout):
+            while self.proc.poll() is None:
+                await trio.sleep(0.01)
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        """SIGKILL (no cleanup: the transaction in flight never commits), if still running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None], Callable[[], str]]]:
+    """A PostgreSQL server of the test's own, which it may stop and start: (dsn, stop, start).
+
+    Always a pgserver, even with JIANCHA_TEST_DSN: the test must control the
+    server. pgserver starts it again on the same Unix socket (the socket
+    directory is derived from the data directory, the port is the default), so
+    clients reconnect with the very same DSN.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
+
+    data = tmp_path / "pg"
+    box: dict[str, Any] = {"server": pgserver.get_server(data, cleanup_mode="stop")}
+
+    def stop() -> None:
+        box["server"].cleanup()  # pg_ctl -w stop (fast: sessions are terminated)
+
+    def start() -> str:
+        box["server"] = pgserver.get_server(data, cleanup_mode="stop")
+        return str(box["server"].get_uri())
+
+    try:
+        yield box["server"].get_uri(), stop, start
+    finally:
+        box["server"].cleanup()
+
+
+@pytest.fixture
+async def reference_dsn(dsn: str, pg_server_dsn: str) -> AsyncIterator[str]:
+    """A second fresh, empty database on the test server, for an uninterrupted run."""
+    from tests.conftest import with_database
+
+    name = f"reference_{secrets.token_hex(4)}"
+    async with await db.connect(pg_server_dsn) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(pg_server_dsn, name)
+    finally:
+        async with await db.connect(pg_server_dsn) as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

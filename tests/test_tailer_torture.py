@@ -11,42 +11,27 @@ committed events.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
-import secrets
 import signal
-import subprocess
-import sys
-import warnings
-from pathlib import Path
 from typing import Any
 
-import pytest
 import structlog
 import trio
 
 from monitor import db, ingest
 from monitor.source import Tailer, TailerConfig, read_batch
-from tests.conftest import with_database
-from tests.sourcekit import prepare
+from tests import sourcekit
+from tests.sourcekit import Daemon, last_position, prepare
 from tests.torture import Ledger, WorkloadConfig, case_mismatches, run_workload
 
-REPO = Path(__file__).resolve().parents[1]
-SEED = 20240308
+own_server = sourcekit.own_server
+reference_dsn = sourcekit.reference_dsn
 
-_LAST = (
-    "SELECT tx::text AS tx, id FROM case_events "
-    "ORDER BY case_events.tx DESC, case_events.id DESC LIMIT 1"
-)
+SEED = 20240308
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-async def last_position(conn: db.Connection) -> ingest.Cursor:
-    row = await conn.fetchrow(_LAST)
-    return ingest.START if row is None else ingest.Cursor(int(row["tx"]), int(row["id"]))
 
 
 async def drain(t: Tailer, conn: db.Connection, timeout: float = 30.0) -> None:
@@ -140,56 +125,6 @@ async def test_torture_eight_writers_with_the_tailer_running(dsn):
 
 
 # --- SIGKILL at random instants ----------------------------------------------------------
-
-
-class Daemon:
-    """``python -m monitor.daemon`` as a child process, its output in a file."""
-
-    def __init__(self, dsn: str, log: Path) -> None:
-        self.log = log
-        env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_DSN": dsn}
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor.daemon"],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def wait_for(self, event: str, timeout: float = 20.0) -> None:
-        with trio.fail_after(timeout):
-            while f'"event": "{event}"' not in self.output():
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.output()}")
-                await trio.sleep(0.01)
-
-    async def wait(self, timeout: float = 20.0) -> int:
-        with trio.fail_after(timeout):
-            while self.proc.poll() is None:
-                await trio.sleep(0.01)
-        return self.proc.returncode
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-async def reference_dsn(dsn, pg_server_dsn):
-    """A second fresh database, for an uninterrupted ingest of the same events."""
-    name = f"torture_reference_{secrets.token_hex(4)}"
-    async with await db.connect(pg_server_dsn) as admin:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(pg_server_dsn, name)
-    finally:
-        async with await db.connect(pg_server_dsn) as admin:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def ingest_uninterrupted(source: str, target: str, batch_size: int) -> None:
@@ -300,29 +235,6 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(dsn, referen
 
 
 # --- the source server stops and starts under a running tailer ----------------------------
-
-
-@pytest.fixture
-def own_server(tmp_path):
-    """A PostgreSQL server of this test's own, which it may stop and start."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
-
-    data = tmp_path / "pg"
-    box: dict[str, Any] = {"server": pgserver.get_server(data, cleanup_mode="stop")}
-
-    def stop() -> None:
-        box["server"].cleanup()  # pg_ctl -w stop (fast: sessions are terminated)
-
-    def start() -> str:
-        box["server"] = pgserver.get_server(data, cleanup_mode="stop")
-        return str(box["server"].get_uri())
-
-    try:
-        yield box["server"].get_uri(), stop, start
-    finally:
-        box["server"].cleanup()
 
 
 async def test_tailer_survives_a_database_restart(own_server):
