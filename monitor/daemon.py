@@ -87,6 +87,15 @@ async def serve(
     """Run every component until cancelled; reports ready once all have started."""
     log = get_logger("monitor.daemon")
     clock = config.clock
+    took: dict[str, float] = {}  # ms each component needed to start, in the ready line
+    mark = trio.current_time()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = trio.current_time()
+        took[name] = round((now - mark) * 1000, 1)
+        mark = now
+
     async with db.open_loop(), trio.open_nursery() as nursery:
         evaluator = Evaluator(config.rules, config.calendar)
         notify = config.config.notify
@@ -96,13 +105,16 @@ async def serve(
         watchdog = Watchdog()
         tailer.on_loop = watchdog.beat
         await nursery.start(tailer.run)
+        lap("tailer")
         # The sender and the digester run even without channels, so that a reload that
         # adds the first channel needs no restart.
         sender = Sender(config.dsn, channels, notify, clock=clock)
         await nursery.start(sender.run)
+        lap("sender")
         digester = Digester(config.dsn, notify, config.calendar, config.rules, tailer.matters,
                             clock=clock, on_queued=sender.wake)  # fmt: skip
         await nursery.start(digester.run)
+        lap("digester")
         holder = Holder()
         registry = registry_for(holder)  # before the first snapshot, so it is rendered
         snapshotter = Snapshotter(holder, config.dsn, tailer=tailer, evaluator=evaluator,
@@ -112,6 +124,7 @@ async def serve(
                                   clock=lambda: clock().timestamp())  # fmt: skip
         tailer.snapshotter = snapshotter
         await nursery.start(snapshotter.run)
+        lap("snapshot")
         address = config.config.metrics_address if config.metrics_address is None else (
             config.metrics_address)  # fmt: skip
         port = None
@@ -137,6 +150,7 @@ async def serve(
             config_hash=config.config.fingerprint,
             channels=sorted(channels),
             metrics=metrics,
+            startup_ms=took,
         )
         systemd.notify(
             "READY=1",

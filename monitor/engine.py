@@ -16,6 +16,7 @@ decides, and ``monitor.evaluator`` wires both to the tailer and the clock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,8 +41,14 @@ def to_epoch(value: str | dt.datetime | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
+        return _iso_epoch(value)
     return int(value.timestamp())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _iso_epoch(text: str) -> int:
+    """Cached: a case's clocks repeat their instants (decision, statutory, steps share them)."""
+    return int(dt.datetime.fromisoformat(text).timestamp())
 
 
 def from_epoch(value: int) -> dt.datetime:
@@ -325,7 +332,7 @@ def _instants(
     return [None if v == NAT else int(v) for v in got]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a start builds one per period, tens of thousands
 class LevelTimes:
     """When each level of a period is, or would be, due."""
 
@@ -377,15 +384,14 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
         if instant is None:
             continue
         if lv == 0:
-            out[i] = LevelTimes(out[i].due, out[i].upcoming, instant, per[i], rels[i])
+            out[i].deadline = instant
             continue
         limit = now if p.stop is None else min(now, p.stop)
         if instant <= limit:
             out[i].due[lv] = instant
         elif p.stop is None and not frozen[i]:
             up = out[i].upcoming
-            out[i] = LevelTimes(out[i].due, instant if up is None else min(up, instant),
-                                out[i].deadline, per[i], rels[i])  # fmt: skip
+            out[i].upcoming = instant if up is None else min(up, instant)
     return out
 
 
@@ -671,18 +677,32 @@ def outcome_of(case: CaseView, matter: Matter | None, cal: Calendar) -> tuple[in
     Early means finished before the deadline's day (提前办结); on time, before the
     deadline instant (按期办结). Independent of the card rules in force.
     """
-    ps = periods(case, matter, [_DEADLINE_RULE])
-    if not ps or ps[0].stop is None:
-        return None, ""
-    p = ps[0]
-    stop = p.stop
-    assert stop is not None
-    deadline = level_times(cal, [p], stop)[0].deadline
-    if deadline is None:
-        return None, ""
-    if stop >= deadline:
-        return deadline, "late"
+    return outcomes_of([(case, matter)], cal)[0]
+
+
+def outcomes_of(cases: Sequence[tuple[CaseView, Matter | None]], cal: Calendar
+                ) -> list[tuple[int | None, str]]:  # fmt: skip
+    """`outcome_of` for many cases in one calendar pass (a daemon's start has thousands)."""
+    out: list[tuple[int | None, str]] = [(None, "")] * len(cases)
+    stopped: list[tuple[int, Period]] = []
+    for i, (case, matter) in enumerate(cases):
+        ps = periods(case, matter, [_DEADLINE_RULE])
+        if ps and ps[0].stop is not None:
+            stopped.append((i, ps[0]))
+    if not stopped:
+        return out
+    # one `now` past every stop: each period is measured to its own stop
+    later = max(p.stop for _, p in stopped if p.stop is not None)
+    times = level_times(cal, [p for _, p in stopped], later)
     tz = zoneinfo.ZoneInfo(cal.timezone)
-    last_day = (from_epoch(deadline) - dt.timedelta(seconds=1)).astimezone(tz).date()
-    early = from_epoch(stop).astimezone(tz).date() < last_day
-    return deadline, "early" if early else "on_time"
+    for (i, p), tm in zip(stopped, times, strict=True):
+        deadline, stop = tm.deadline, p.stop
+        if deadline is None or stop is None:
+            continue
+        if stop >= deadline:
+            out[i] = (deadline, "late")
+            continue
+        last_day = (from_epoch(deadline) - dt.timedelta(seconds=1)).astimezone(tz).date()
+        early = from_epoch(stop).astimezone(tz).date() < last_day
+        out[i] = (deadline, "early" if early else "on_time")
+    return out

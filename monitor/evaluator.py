@@ -34,7 +34,7 @@ from monitor.engine import (
     NewCard,
     Period,
     decide_cases,
-    outcome_of,
+    outcomes_of,
     thresholds,
 )
 from monitor.log import get_logger
@@ -281,10 +281,12 @@ class Evaluator:
         inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
                    cards.get(v.case_id, [])) for v in views]  # fmt: skip
         decided = decide_cases(inputs, self.ruleset, self.cal, now, running=running)
-        for (view, matter, existing), d in zip(inputs, decided, strict=True):
-            decision = view.clocks.get("decision") or {}
-            if decision.get("stop"):  # finished: record how, for the on-time and early rates
-                d.outcome = outcome_of(view, matter, self.cal)
+        # finished: record how, for the on-time and early rates (one calendar pass)
+        done = [i for i, v in enumerate(views) if (v.clocks.get("decision") or {}).get("stop")]
+        outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], self.cal)
+        for i, got in zip(done, outcomes, strict=True):
+            decided[i].outcome = got
+        for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
             decisions.append(d)

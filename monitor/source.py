@@ -75,7 +75,7 @@ class TailerConfig:
     poll_interval: float = 1.0
     probe_interval: float = 10.0
     backoff_initial: float = 0.2
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0  # after an outage, back within 10 s of the database
     future_tolerance: dt.timedelta = dt.timedelta(days=1)
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     sweep_interval: float = 60.0
