@@ -106,7 +106,7 @@ def start_once(dsn: str, cache: str, profile: str | None = None) -> dict[str, fl
         took = time.perf_counter() - t0
     finally:
         proc.send_signal(signal.SIGINT)  # (cProfile writes its file on a clean exit)
-        proc.wait(timeout=20)
+        proc.wait(timeout=120)  # a cold numba cache compiles in the first tick
     return {"ready_s": took}
 
 
