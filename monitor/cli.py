@@ -724,4 +724,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m monitor.cli`: run the imported module, not this __main__ copy, so the
+    # UsageError that subcommand modules import from monitor.cli is the one caught here.
+    from monitor.cli import main as _main
+
+    sys.exit(_main())

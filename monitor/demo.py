@@ -116,13 +116,29 @@ class Period:
 # --- the embedded database --------------------------------------------------------------
 
 
+def _no_pgserver() -> str:
+    return _h(
+        "jiancha demo 需要内嵌 PostgreSQL（pgserver）：pip install 'jiancha[demo]'，"
+        "或在源码目录运行 make demo",
+        "jiancha demo needs the embedded PostgreSQL (pgserver): "
+        "pip install 'jiancha[demo]', or run make demo in a checkout",
+    )
+
+
+class DemoUnavailable(RuntimeError):
+    """This install has no embedded PostgreSQL (the ``demo`` extra)."""
+
+
 def start_postgres(directory: Path) -> Any:
     """pgserver in ``directory/pg``, stopped again by ``cleanup()``."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            raise DemoUnavailable(_no_pgserver()) from None
 
     directory.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(directory / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
@@ -633,6 +649,10 @@ def cmd_demo(args: Any, out: TextIO) -> int:
                 "--days and --per-day must be at least 1, --history not negative",
             )
         )
+    try:
+        import pgserver  # noqa: F401  (checked here: a clear message, not a traceback)
+    except ImportError:
+        raise UsageError(_no_pgserver()) from None
     opts = DemoOptions(speed=args.speed, days=args.days, history=args.history,
                        headless=args.headless or args.json, directory=args.dir, seed=args.seed,
                        per_day=args.per_day, start=args.start,

@@ -79,3 +79,15 @@ def test_live_demo_serves_metrics_and_stops_everything_on_ctrl_c(tmp_path):
         raise AssertionError("the metrics server is still up")
     except httpx.ConnectError:
         pass
+
+
+def test_demo_without_the_embedded_postgresql_says_what_to_install(tmp_path):
+    shim = tmp_path / "shim" / "pgserver"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('not installed')\n", encoding="utf-8")
+    done = subprocess.run([*DEMO, "--headless", "--dir", str(tmp_path / "demo")],
+                          env={**env(), "PYTHONPATH": str(shim.parent)}, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "pip install 'jiancha[demo]'" in done.stderr
+    assert not (tmp_path / "demo").exists()  # refused before touching anything
