@@ -273,10 +273,13 @@ def _relative(cal: Calendar, period: Period, end: int) -> Pauses:
 
 def _relatives(cal: Calendar, periods_: Sequence[Period], ends: Sequence[int]) -> list[Pauses]:
     """`_relative` for many periods in one calendar call (one per period costs ~µs each)."""
-    kept_of = []
+    kept_of: list[list[tuple[int, int | None]]] = []
     starts: list[int] = []
     edges: list[int] = []
     for period, end in zip(periods_, ends, strict=True):
+        if not period.pauses:  # most periods: nothing to measure
+            kept_of.append([])
+            continue
         kept = [(ps, pe) for ps, pe in period.pauses if ps < end]
         kept_of.append(kept)
         for ps, pe in kept:
