@@ -129,8 +129,8 @@ class DemoUnavailable(RuntimeError):
     """This install has no embedded PostgreSQL (the ``demo`` extra)."""
 
 
-def start_postgres(directory: Path) -> Any:
-    """pgserver in ``directory/pg``, stopped again by ``cleanup()``."""
+def _pgserver() -> Any:
+    """The pgserver module (quietly: it warns about $XDG_RUNTIME_DIR when unset)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -139,9 +139,15 @@ def start_postgres(directory: Path) -> Any:
             import pgserver
         except ImportError:
             raise DemoUnavailable(_no_pgserver()) from None
+    return pgserver
+
+
+def start_postgres(directory: Path) -> Any:
+    """pgserver in ``directory/pg``, stopped again by ``cleanup()``."""
+    pgserver = _pgserver()
 
     directory.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(directory / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
+    return pgserver.get_server(directory / "pg", cleanup_mode="stop")
 
 
 def _database(uri: str, name: str) -> str:
@@ -650,9 +656,9 @@ def cmd_demo(args: Any, out: TextIO) -> int:
             )
         )
     try:
-        import pgserver  # noqa: F401  (checked here: a clear message, not a traceback)
-    except ImportError:
-        raise UsageError(_no_pgserver()) from None
+        _pgserver()  # checked here: a clear message, not a traceback
+    except DemoUnavailable as exc:
+        raise UsageError(str(exc)) from None
     opts = DemoOptions(speed=args.speed, days=args.days, history=args.history,
                        headless=args.headless or args.json, directory=args.dir, seed=args.seed,
                        per_day=args.per_day, start=args.start,
