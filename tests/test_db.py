@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -228,5 +229,30 @@ def test_console_renderer_when_asked() -> None:
     assert "受理" in raw
     assert "pw1" not in raw
     assert "\x1b[" not in raw  # no colours on a non-terminal
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(raw)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_format_follows_the_stream_json_for_journald_readable_on_a_terminal() -> None:
+    """`jiancha run` under systemd writes JSON lines; on an operator's terminal, text."""
+    piped, tty = io.StringIO(), _Terminal()
+    log.configure_logging(stream=piped)
+    log.get_logger("monitor.evaluator").info("card_issued", case="C1", card=7, took_ms=1.5)
+    record = _lines(piped)[0]
+    assert (record["event"], record["case"], record["card"], record["took_ms"]) == (
+        "card_issued", "C1", 7, 1.5
+    )  # fmt: skip
+    log.configure_logging(stream=tty)
+    log.get_logger("monitor.evaluator").info("card_issued", case="C1", card=7)
+    raw = tty.getvalue()
+    assert "\x1b[" in raw  # colours for people
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", raw)
+    assert "card_issued" in plain and "case=C1" in plain and "card=7" in plain
     with pytest.raises(json.JSONDecodeError):
         json.loads(raw)
