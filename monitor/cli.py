@@ -14,6 +14,7 @@ import os
 import sys
 import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 import numpy as np
@@ -273,6 +274,8 @@ def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
         metrics_address=args.metrics_address,
         config_file=args.config,
         pinned=frozenset(given),
+        state_dir=Path(state) if (state := args.state_dir or d.state_dir) else None,
+        checkpoint_every=d.checkpoint_every,
         **extra,
     )
 
@@ -662,6 +665,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=_h(
             "配置文件（默认 JIANCHA_CONFIG，否则 /etc/jiancha/jiancha.toml，若存在）",
             "configuration file (default JIANCHA_CONFIG, else /etc/jiancha/jiancha.toml)",
+        ),
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=_h(
+            "时钟表检查点所在目录，重启时只重算此后变化的办件（默认配置 daemon.state_dir，"
+            "否则 systemd 的 STATE_DIRECTORY；都没有则每次重建）",
+            "where the clock table's checkpoint lives, so a restart re-decides only the cases "
+            "changed since (default daemon.state_dir, else systemd's $STATE_DIRECTORY; "
+            "neither: rebuilt at every start)",
         ),
     )
     p.add_argument(

@@ -108,6 +108,8 @@ class DaemonSettings:
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     rules: str = "cards"
     calendar: str = "cn"
+    state_dir: str | None = None  # the clock table's checkpoint; else $STATE_DIRECTORY
+    checkpoint_every: float = 300.0
     log_level: str = "INFO"
     log_format: str = "auto"  # auto: JSON unless stdout is a terminal
 
@@ -306,8 +308,8 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
     database = data.get("database") or {}
     _keys(database, {"source_dsn", "source_dsn_file", "dsn", "dsn_file"}, f"{where}: [database]")
     daemon = data.get("daemon") or {}
-    _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar"},
-          f"{where}: [daemon]")  # fmt: skip
+    _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar",
+                   "state_dir", "checkpoint_every"}, f"{where}: [daemon]")  # fmt: skip
     log = data.get("log") or {}
     _keys(log, {"level", "format"}, f"{where}: [log]")
 
@@ -342,6 +344,12 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
                     f"{where}: [daemon] rules"),
         calendar=_text(daemon.get("calendar", environ.get("JIANCHA_CALENDAR", "cn")),
                        f"{where}: [daemon] calendar"),
+        # systemd's StateDirectory= sets $STATE_DIRECTORY (a list when several are named)
+        state_dir=(_text(daemon["state_dir"], f"{where}: [daemon] state_dir")
+                   if "state_dir" in daemon
+                   else (environ.get("STATE_DIRECTORY") or "").split(":")[0] or None),
+        checkpoint_every=_duration(daemon.get("checkpoint_every", "5m"),
+                                   f"{where}: [daemon] checkpoint_every").total_seconds(),
         log_level=level,
         log_format=fmt,
     )  # fmt: skip

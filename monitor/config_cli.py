@@ -39,7 +39,8 @@ def effective(cfg: Config) -> dict[str, Any]:
         "database": {"source_dsn": d.source_dsn or "", "dsn": d.dsn or d.source_dsn or ""},
         "daemon": {"batch_size": d.batch_size, "poll_interval": _seconds(d.poll_interval),
                    "orphan_grace": _seconds(d.orphan_grace), "rules": d.rules,
-                   "calendar": d.calendar},
+                   "calendar": d.calendar, "state_dir": d.state_dir or "",
+                   "checkpoint_every": _seconds(d.checkpoint_every)},
         "log": {"level": d.log_level, "format": d.log_format},
         "metrics": {"address": cfg.metrics_address},
         "notify": {

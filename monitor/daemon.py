@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import signal
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -22,6 +23,7 @@ from exporters.metrics import serve as serve_metrics
 from exporters.snapshot import Snapshotter
 from monitor import db, systemd
 from monitor.calendar import Calendar, CalendarError, load_calendar
+from monitor.checkpoint import Checkpointer
 from monitor.clock import Clock, utc_now
 from monitor.config import Config, ConfigError, NotifyConfig, load_config
 from monitor.digest import Digester
@@ -49,6 +51,8 @@ class DaemonConfig:
     config_file: str | None = None  # what SIGHUP re-reads (None: $JIANCHA_CONFIG, default path)
     pinned: frozenset[str] = frozenset()  # settings the command line fixed: SIGHUP keeps them
     clock: Clock = utc_now  # a VirtualClock in the demo
+    state_dir: Path | None = None  # the clock table's checkpoint (None: always rebuilt)
+    checkpoint_every: float = 300.0
 
     def tailer(self) -> TailerConfig:
         return TailerConfig(
@@ -102,6 +106,8 @@ async def serve(
         channels = build_channels(notify)  # a bad channel fails here, before READY
         evaluator.notifier = _notifier(notify, config.rules, config.calendar, channels)
         tailer = Tailer(config.tailer(), evaluator=evaluator, clock=clock)
+        if config.state_dir is not None:
+            tailer.checkpointer = Checkpointer(config.state_dir, config.checkpoint_every)
         watchdog = Watchdog()
         tailer.on_loop = watchdog.beat
         await nursery.start(tailer.run)
@@ -151,6 +157,8 @@ async def serve(
             channels=sorted(channels),
             metrics=metrics,
             startup_ms=took,
+            table=tailer.table_from,
+            redecided=tailer.redecided,
         )
         systemd.notify(
             "READY=1",

@@ -291,8 +291,9 @@ class Evaluator:
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
             decisions.append(d)
             highest: dict[str, int] = {}
+            revoked = {c.card_id for c in d.revoke}  # by this decision: as a rebuild sees it
             for old in existing:
-                if old.status != "revoked":
+                if old.status != "revoked" and old.card_id not in revoked:
                     highest[old.rule] = max(highest.get(old.rule, 0), old.level)
             for new in d.issue:
                 highest[new.rule] = max(highest.get(new.rule, 0), new.level)
@@ -407,6 +408,27 @@ class Evaluator:
         self.dirty = True
         self._full = True
 
+    async def resume(
+        self,
+        store: Store | Connection,
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        table: ClockTable,
+        changed: Sequence[str],
+    ) -> None:
+        """Take a saved table and re-decide only the cases changed since it was saved."""
+        self.table = table
+        st = self._store(store)
+        pending = None
+        if changed:
+            async with st.transaction():
+                pending = await self.reload_cases(st, list(changed), matters, now, running=False)
+            for case_id in set(changed) - set(pending.rows):  # gone from jiancha.cases
+                self.table.drop(case_id)
+        self.publish(pending)
+        self.dirty = True
+        self._full = True
+
     async def tick(
         self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
     ) -> None:
@@ -443,6 +465,10 @@ class Evaluator:
             if took <= bound:
                 buckets[i] += 1
         buckets[-1] += 1
+
+    def pending_reload(self) -> bool:
+        """New rules or a new calendar wait for the next tick (the table is about to go)."""
+        return self._next is not None
 
     def request_reload(self, ruleset: RuleSet, cal: Calendar) -> bool:
         """Take already-validated rules and calendar at the next tick; False if unchanged."""

@@ -24,6 +24,7 @@ import asyncpg
 import trio
 
 from monitor import db, ingest
+from monitor.checkpoint import Checkpointer
 from monitor.clock import Clock, real_seconds, utc_now
 from monitor.evaluator import Evaluator
 from monitor.ingest import Cursor
@@ -142,6 +143,9 @@ class Tailer:
         self._wake = trio.Event()
         self._matters: dict[str, Matter] = {}
         self.cache = ingest.HistoryCache(config.cache_cases)
+        self.checkpointer: Checkpointer | None = None  # saves and resumes the clock table
+        self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
+        self.redecided = 0  # cases re-decided at the last start
 
     def wake(self) -> None:
         """A NOTIFY arrived (or a test wants a read now)."""
@@ -198,7 +202,7 @@ class Tailer:
             cursor = await ingest.load_cursor(target)
             self.stats.cursor = cursor
             if self.evaluator is not None:  # catch up on what came due while we were away
-                await self.evaluator.start(target, self._matters, self.clock())
+                await self._start_table(target)
             self.stats.connected = True
             self.log.info("source_connected", cursor_tx=cursor.tx, cursor_id=cursor.event_id)
             nursery.start_soon(self._probe, listener)
@@ -210,6 +214,8 @@ class Tailer:
             with trio.CancelScope(shield=True):
                 for conn in opened:
                     await conn.close()
+                if self.stats.connected:  # a clean stop: the next start resumes from here
+                    await self._save_on_exit()
 
     async def _loop(self, source: db.Connection, target: db.Connection) -> None:
         cfg = self.config
@@ -230,6 +236,15 @@ class Tailer:
             ev = self.evaluator
             if ev is not None and ev.due(self.clock()):  # caught up: cards may depend on it
                 await ev.tick(target, self._matters, self.clock())
+            ck = self.checkpointer
+            if (
+                ev is not None
+                and ck is not None
+                and ck.due(trio.current_time())
+                and (not ev.pending_reload())
+            ):
+                await ck.save(target, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
+                              self.stats.cursor, trio.current_time())  # fmt: skip
             wait = cfg.poll_interval
             due = ev.wake_at() if ev is not None else None
             if due is not None:  # sleep no longer than until the next card comes due
@@ -274,6 +289,37 @@ class Tailer:
         )
         if result.dead:
             self.log.warning("dead_letters", count=result.dead, batch_events=len(events))
+
+    async def _start_table(self, target: db.Connection) -> None:
+        """The scheduler's table: from the checkpoint when it is usable, else built whole."""
+        ev = self.evaluator
+        assert ev is not None
+        ck = self.checkpointer
+        got = None
+        if ck is not None:
+            got = await ck.resume(target, ev.ruleset.fingerprint, ev.cal.fingerprint)
+        if got is None:
+            await ev.start(target, self._matters, self.clock())
+            self.table_from, self.redecided = "rebuilt", len(ev.table.by_case)
+            return
+        table, changed = got
+        await ev.resume(target, self._matters, self.clock(), table, changed)
+        self.table_from, self.redecided = "checkpoint", len(changed)
+        self.log.info("checkpoint_resumed", clocks=len(ev.table), redecided=len(changed))
+
+    async def _save_on_exit(self) -> None:
+        """Best effort, on a connection of its own (the loop's may be mid-query)."""
+        ev, ck = self.evaluator, self.checkpointer
+        if ev is None or ck is None or ev.pending_reload() or not self.table_from:
+            return
+        cursor = self.stats.cursor  # consistent with the table: both change together
+        try:
+            with trio.move_on_after(5):
+                async with await db.connect(self.config.dsn, application_name="jiancha") as c:
+                    await ck.save(c, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
+                                  cursor, trio.current_time())  # fmt: skip
+        except (*DISCONNECTS, asyncpg.PostgresError, OSError) as exc:
+            self.log.warning("checkpoint_not_saved", error=f"{type(exc).__name__}: {exc}")
 
     def matters(self) -> dict[str, Matter]:
         """The matter catalogue as last loaded from the source."""

@@ -1,0 +1,146 @@
+"""The clock table's checkpoint: a restart from it equals a full build, whatever changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import trio
+
+from monitor import cards, db
+from monitor.calendar import load_calendar
+from monitor.checkpoint import FILENAME, Checkpointer
+from monitor.evaluator import ClockTable, Evaluator
+from monitor.ingest import load_matters
+from monitor.rules import load_rules
+from monitor.source import Tailer, TailerConfig
+from tests.sourcekit import SUBMITTED, at, write
+from tests.test_tailer import drain
+
+NOW = dt.datetime(2024, 3, 8, 2, 0, tzinfo=dt.UTC)  # Fri 10:00 Beijing: clocks are running
+M2 = {**SUBMITTED, "matter": "M2"}
+
+
+def rows(table: ClockTable) -> dict[tuple[str, str], tuple[float, ...]]:
+    """The table by (case, rule), without slot numbers (they differ between builds)."""
+    out = {}
+    for slot, owner in enumerate(table.owner[: table.size]):
+        if owner is not None:
+            out[owner] = (float(table.start[slot]), float(table.limit[slot]),
+                          float(table.ext[slot]), round(float(table.paused[slot]), 9),
+                          float(table.since[slot]),
+                          *np.nan_to_num(table.th[:, slot], nan=-1.0).tolist(),
+                          float(table.issued[slot]))  # fmt: skip
+    return out
+
+
+def tailer(dsn: str, state: Path | None, rules: str = "cards") -> Tailer:
+    t = Tailer(
+        TailerConfig(dsn, dsn, poll_interval=0.05, probe_interval=0.2),
+        clock=lambda: NOW,
+        evaluator=Evaluator(load_rules(rules), load_calendar("cn")),
+    )
+    if state is not None:
+        t.checkpointer = Checkpointer(state, every=3600)  # saved once caught up, then at exit
+    return t
+
+
+async def run_tailer(dsn: str, state: Path | None, rules: str = "cards") -> Tailer:
+    """Start a tailer (evaluator, checkpointer), drain what is visible, stop it cleanly."""
+    t = tailer(dsn, state, rules)
+    async with trio.open_nursery() as nursery, await db.connect(dsn) as conn:
+        await nursery.start(t.run)
+        await drain(t, conn)
+        await first_pass(t)
+        nursery.cancel_scope.cancel()
+    return t
+
+
+async def first_pass(t: Tailer) -> None:
+    """Wait for the pass that follows catching up (it issues what came due)."""
+    ev = t.evaluator
+    assert ev is not None
+    with trio.fail_after(10):
+        while ev.stats.ticks == 0 or ev.due(NOW):
+            t.wake()
+            await trio.sleep(0.02)
+
+
+async def full_build(dsn: str, rules: str = "cards") -> ClockTable:
+    """What a start without a checkpoint has after its first pass (as the tailers above)."""
+    ev = Evaluator(load_rules(rules), load_calendar("cn"))
+    async with await db.connect(dsn) as conn:
+        matters = await load_matters(conn)
+        await ev.start(conn, matters, NOW)
+        await ev.tick(conn, matters, NOW)  # levels seen and declined count as issued
+    return ev.table
+
+
+def table_of(t: Tailer) -> dict[tuple[str, str], tuple[float, ...]]:
+    assert t.evaluator is not None
+    return rows(t.evaluator.table)
+
+
+async def test_restart_from_the_checkpoint_equals_a_full_build(dsn, tmp_path):
+    saved = tmp_path / "older.npz"
+    async with await db.connect(dsn) as conn:
+        await write(conn, [
+            ("A", "submitted", at(0), SUBMITTED), ("A", "accepted", at(1), {}),
+            ("B", "submitted", at(0), M2), ("B", "accepted", at(1), {}),
+            ("B", "suspended", at(20), {"type": "inspection", "notified_days": 2}),
+            ("C", "submitted", at(0), M2), ("C", "accepted", at(2), {}),
+            ("E", "submitted", at(0), SUBMITTED), ("E", "accepted", at(1), {}),
+        ])  # fmt: skip
+        t = tailer(dsn, tmp_path)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(t.run)
+            await drain(t, conn)
+            with trio.fail_after(10):  # the save once caught up
+                while not (tmp_path / FILENAME).is_file():
+                    await trio.sleep(0.02)
+            shutil.copy(tmp_path / FILENAME, saved)
+            # taken in while running, after that save: A finishes, B resumes, D arrives
+            await write(conn, [
+                ("A", "completed", at(30), {}), ("B", "resumed", at(40), {}),
+                ("D", "submitted", at(41), SUBMITTED), ("D", "accepted", at(42), {}),
+            ])  # fmt: skip
+            await drain(t, conn)
+            await first_pass(t)
+            nursery.cancel_scope.cancel()
+        assert t.table_from == "rebuilt"
+        # a crash after the first save: the checkpoint on disk is the older one
+        shutil.copy(saved, tmp_path / FILENAME)
+        second = await run_tailer(dsn, tmp_path)
+        assert second.table_from == "checkpoint"
+        assert second.redecided == 3  # A, B, D changed after it; C and E did not
+        assert table_of(second) == rows(await full_build(dsn))
+        assert {case for case, _ in table_of(second)} == {"B", "C", "D", "E"}
+        # an officer revokes E's blue card: a change too, so E is re-decided
+        card = await conn.fetchval("SELECT id FROM jiancha.cards WHERE case_id = 'E'")
+        assert card is not None
+        await cards.act(conn, card, "revoke", "王纪检", "复核撤销", NOW)
+    third = await run_tailer(dsn, tmp_path)
+    assert (third.table_from, third.redecided) == ("checkpoint", 1)
+    assert table_of(third) == rows(await full_build(dsn))
+    # events that arrive while it is down are taken by the tailer as usual after a resume
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("C", "completed", at(50), {})])
+    fourth = await run_tailer(dsn, tmp_path)
+    assert fourth.table_from == "checkpoint"
+    assert {case for case, _ in table_of(fourth)} == {"B", "D", "E"}
+    assert table_of(fourth) == rows(await full_build(dsn))
+
+
+async def test_a_checkpoint_of_other_rules_or_a_broken_file_is_not_used(dsn, tmp_path):
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("A", "submitted", at(0), SUBMITTED), ("A", "accepted", at(1), {})])
+    await run_tailer(dsn, tmp_path)
+    other = await run_tailer(dsn, tmp_path, rules="cards-supervision")
+    assert other.table_from == "rebuilt"  # rules_changed: built whole on the rules in force
+    assert table_of(other) == rows(await full_build(dsn, "cards-supervision"))
+    (tmp_path / FILENAME).write_bytes(b"not a checkpoint")
+    broken = await run_tailer(dsn, tmp_path)
+    assert broken.table_from == "rebuilt"
+    assert (tmp_path / FILENAME).read_bytes()[:2] == b"PK"  # saved anew at the clean stop
