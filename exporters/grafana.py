@@ -76,8 +76,9 @@ def postgres_datasource(postgres: Mapping[str, Any]) -> Json:
     """The body of the ``jiancha-postgres`` datasource.
 
     ``postgres`` holds ``host`` (default 127.0.0.1), ``port`` (5432),
-    ``database`` (jiancha), ``user`` (jiancha_reader), ``sslmode`` (disable)
-    and, optionally, ``password`` (sent only as ``secureJsonData``).
+    ``database`` (jiancha), ``user`` (grafana: a login role granted
+    jiancha_dashboard), ``sslmode`` (disable) and, optionally, ``password``
+    (sent only as ``secureJsonData``).
     """
     host = str(postgres.get("host") or "127.0.0.1")
     port = int(postgres.get("port") or 5432)
@@ -88,7 +89,7 @@ def postgres_datasource(postgres: Mapping[str, Any]) -> Json:
         "type": POSTGRES_TYPE,
         "access": "proxy",
         "url": f"{host}:{port}",
-        "user": str(postgres.get("user") or "jiancha_reader"),
+        "user": str(postgres.get("user") or "grafana"),
         "database": database,
         "isDefault": False,
         "jsonData": {

@@ -299,9 +299,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--postgres-user",
-        default="jiancha_reader",
+        default="grafana",
         metavar="USER",
-        help=_h("只读账号（默认 jiancha_reader）", "read-only user (default jiancha_reader)"),
+        help=_h(
+            "只读登录账号，授予 jiancha_dashboard 角色（默认 grafana）",
+            "read-only login role, granted jiancha_dashboard (default grafana)",
+        ),
     )
     p.add_argument(
         "--postgres-password-file",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from dashboards import build
@@ -187,7 +188,14 @@ async def test_every_sql_query_runs_on_a_ledger_with_cards(dsn, cal, rules):
         await d.ingest(z("2024-02-08T03:00:00"))
         await d.run_until(z("2024-02-22T00:00:00"), z("2024-02-08T03:00:00"))
         assert await conn.fetchval("SELECT count(*) FROM jiancha.cards") == 3
-        results = {q: await conn.fetch(concrete_sql(q)) for q in queries}
+        # as Grafana runs them: with the rights of jiancha_dashboard (migration 0005) only
+        await conn.execute("SET ROLE jiancha_dashboard")
+        try:
+            results = {q: await conn.fetch(concrete_sql(q)) for q in queries}
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("UPDATE jiancha.cards SET status = 'closed'")
+        finally:
+            await conn.execute("RESET ROLE")
     at_risk = results[build.AT_RISK]
     assert [(r["办件编号"], r["事项"], r["最高牌级"]) for r in at_risk] == [("C1", "M1", "red")]
     assert at_risk[0]["期限"] == z("2024-02-21T16:00:00")

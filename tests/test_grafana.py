@@ -281,7 +281,7 @@ def test_provisioning_files() -> None:
         "url: http://127.0.0.1:9090",
         "name: jiancha-postgres",
         "type: grafana-postgresql-datasource",
-        "user: jiancha_reader",
+        "user: grafana",
         "password: $__file{/etc/grafana/jiancha-pg.password}",
     ):
         assert needle in ds_text

@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in migrations/ (version 4).
+-- Schema jiancha as it stands after every migration in migrations/ (version 5).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -239,3 +239,24 @@ CREATE INDEX outbox_attempts_idx ON jiancha.outbox_attempts (outbox_id, id);
 
 -- How each case's decision clock ended (migration 0004).
 CREATE INDEX cases_outcome_idx ON jiancha.cases (department, outcome) WHERE outcome IS NOT NULL;
+
+-- Read-only access for dashboards (migration 0005): a NOLOGIN role Grafana's login role
+-- is granted; created only where the migrating role may create roles.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
+        BEGIN
+            CREATE ROLE jiancha_dashboard NOLOGIN;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            WHEN insufficient_privilege THEN
+                RAISE NOTICE 'role jiancha_dashboard not created (no CREATEROLE); see README';
+                RETURN;
+        END;
+    END IF;
+    GRANT USAGE ON SCHEMA jiancha TO jiancha_dashboard;
+    GRANT SELECT ON ALL TABLES IN SCHEMA jiancha TO jiancha_dashboard;
+    ALTER DEFAULT PRIVILEGES IN SCHEMA jiancha GRANT SELECT ON TABLES TO jiancha_dashboard;
+END;
+$$;
