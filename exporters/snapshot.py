@@ -20,10 +20,11 @@ import trio
 from exporters.metrics import EVAL_BUCKETS, Holder, Snapshot, utc_timestamp
 from monitor import __version__, db
 from monitor.calendar import Calendar
+from monitor.db import DISCONNECTS
 from monitor.evaluator import Evaluator
 from monitor.log import get_logger
 from monitor.outbox import Notifier, Sender
-from monitor.source import DISCONNECTS, Tailer
+from monitor.source import Tailer
 
 _OPEN_CASES = """
 SELECT coalesce(s.department, '') AS department, coalesce(s."window", '') AS "window",

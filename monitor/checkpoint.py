@@ -68,27 +68,27 @@ class Meta:
         return None
 
 
+_COLUMNS = ("start", "limit", "ext", "paused", "since", "th", "issued", "level", "due")
+
+
 def _arrays(table: ClockTable) -> dict[str, np.ndarray[Any, Any]]:
+    """The table's used slots as named arrays (views: copy them to keep them)."""
     n = table.size
     owners = table.owner[:n]
-    return {
-        "start": table.start[:n], "limit": table.limit[:n], "ext": table.ext[:n],
-        "paused": table.paused[:n], "since": table.since[:n], "th": table.th[:, :n],
-        "issued": table.issued[:n], "level": table.level[:n], "due": table.due[:n],
-        "case": np.asarray([o[0] if o else "" for o in owners], dtype=str),
-        "rule": np.asarray([o[1] if o else "" for o in owners], dtype=str),
-    }  # fmt: skip
+    out = {name: getattr(table, name)[..., :n] for name in _COLUMNS}
+    out["case"] = np.asarray([o[0] if o else "" for o in owners], dtype=str)
+    out["rule"] = np.asarray([o[1] if o else "" for o in owners], dtype=str)
+    return out
 
 
-def save(path: Path, table: ClockTable, meta: Meta) -> None:
+def save(path: Path, arrays: dict[str, np.ndarray[Any, Any]], meta: Meta) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".clock-table-", suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            arrays: dict[str, Any] = {"meta": np.asarray(json.dumps(meta.__dict__))}
-            arrays.update(_arrays(table))
-            np.savez(fh, **arrays)
+            named: dict[str, Any] = {"meta": np.asarray(json.dumps(meta.__dict__)), **arrays}
+            np.savez(fh, **named)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -104,9 +104,8 @@ def load(path: Path) -> tuple[ClockTable, Meta] | None:
             meta = Meta(**json.loads(str(z["meta"])))
             n = int(z["start"].shape[0])
             table = ClockTable(max(n, 1024))
-            for name in ("start", "limit", "ext", "paused", "since", "issued", "level", "due"):
-                getattr(table, name)[:n] = z[name]
-            table.th[:, :n] = z["th"]
+            for name in _COLUMNS:
+                getattr(table, name)[..., :n] = z[name]
             cases, rules = z["case"].tolist(), z["rule"].tolist()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if not isinstance(exc, FileNotFoundError):
@@ -133,10 +132,13 @@ class Checkpointer:
         self.path = directory / FILENAME
         self.every = every  # seconds (real) between saves while running
         self.saved_at: float | None = None  # trio clock of the last save
+        self.identity: str | None = None  # of the database: one daemon, one database
         self.log = get_logger("monitor.checkpoint")
 
     async def meta(self, conn: db.Connection, rules: str, calendar: str, cursor: Cursor) -> Meta:
-        identity = str(await conn.fetchval(_IDENTITY))
+        if self.identity is None:
+            self.identity = str(await conn.fetchval(_IDENTITY))
+        identity = self.identity
         card_event = int(await conn.fetchval(_LAST_CARD_EVENT))
         return Meta(FORMAT, identity, rules, calendar, cursor.tx, cursor.event_id, card_event)
 
@@ -162,7 +164,7 @@ class Checkpointer:
         # The ids are read first, then the table copied without an await in between:
         # anything committed meanwhile is after the ids, so it is re-decided at a resume.
         meta = await self.meta(conn, rules, calendar, cursor)
-        snapshot = _copy(table)
+        snapshot = {k: np.array(v) for k, v in _arrays(table).items()}  # the thread's own copy
         await trio.to_thread.run_sync(save, self.path, snapshot, meta)
         self.saved_at = now
         self.log.info("checkpoint_saved", path=str(self.path), clocks=len(table),
@@ -170,18 +172,6 @@ class Checkpointer:
 
     def due(self, now: float) -> bool:
         return self.saved_at is None or now - self.saved_at >= self.every
-
-
-def _copy(table: ClockTable) -> ClockTable:
-    """A snapshot the worker thread can write while the table goes on changing."""
-    out = ClockTable(max(table.size, 1))
-    n = table.size
-    for name in ("start", "limit", "ext", "paused", "since", "issued", "level", "due"):
-        getattr(out, name)[:n] = getattr(table, name)[:n]
-    out.th[:, :n] = table.th[:, :n]
-    out.owner[:n] = table.owner[:n]
-    out.size = n
-    return out
 
 
 __all__ = ["Checkpointer", "Meta", "load", "save"]

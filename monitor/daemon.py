@@ -29,7 +29,7 @@ from monitor.config import Config, ConfigError, NotifyConfig, load_config
 from monitor.digest import Digester
 from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
-from monitor.outbox import Notifier, RateLimit, Sender, build_channels, read_secret
+from monitor.outbox import Notifier, Sender, build_channels, read_secret
 from monitor.rules import RuleError, RuleSet, load_rules
 from monitor.source import Tailer, TailerConfig
 from monitor.systemd import Watchdog
@@ -248,8 +248,7 @@ def reload(running: Running) -> bool:
     if notifier is not None and before is not None:  # counters carry over
         notifier.unrouted, notifier.dropped = before.unrouted, before.dropped
     sender = running.sender
-    sender.channels, sender.cfg = dict(channels), cfg.notify
-    sender.limits = {n: RateLimit(c.per_minute) for n, c in channels.items()}
+    sender.configure(channels, cfg.notify)
     digester = running.digester
     digester.cfg, digester.cal, digester.ruleset = cfg.notify, calendar, rules
     snap.notifier, snap.calendar, snap.config_hash = notifier, calendar, cfg.fingerprint

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -222,3 +223,33 @@ async def connect(
         )
     raw = await trio_asyncio.aio_as_trio(_aio_connect, loop=loop)(dsn, timeout, application_name)
     return Connection(raw, loop)
+
+
+# What a lost or restarting server looks like from asyncpg and the bridge.
+DISCONNECTS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    # A FATAL that reaches an idle connection (e.g. a fast shutdown) leaves asyncpg's
+    # protocol in an error state; a query issued before the socket's close is seen
+    # fails with "cannot switch to state ...; another operation (2) is in progress".
+    asyncpg.InternalClientError,
+)
+
+
+def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:
+    """Capped exponential backoff with full jitter (each delay in [0, min(cap, 2^n·initial)])."""
+    attempt = 0
+
+    def next_delay() -> float:
+        nonlocal attempt
+        ceiling = min(cap, initial * 2**attempt)
+        attempt += 1
+        return rng.uniform(ceiling / 2, ceiling)
+
+    return next_delay

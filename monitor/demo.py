@@ -30,6 +30,7 @@ import trio
 
 from monitor import db, migrate
 from monitor.calendar import Calendar, load_calendar
+from monitor.cli import _h
 from monitor.clock import VirtualClock
 from monitor.daemon import DaemonConfig, Running, serve
 from monitor.i18n import current_lang
@@ -50,10 +51,6 @@ from monitor.simulate import (
 DEMO_DATABASE = "jiancha_demo"
 DEFAULT_DIR = Path(".jiancha-demo")
 OPENING = dt.time(8, 30)  # the virtual clock starts as the hall opens
-
-
-def _h(zh: str, en: str) -> str:
-    return en if current_lang() == "en" else zh
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from monitor.engine import CaseView, level_times, periods, used_days
 from monitor.log import get_logger
 from monitor.outbox import LEVEL_NAMES, next_morning, recipients
 from monitor.rules import LEVELS, ClockRule, RuleSet
-from monitor.source import DISCONNECTS, backoff_delays
 from monitor.state import Matter
 
 
@@ -182,7 +181,7 @@ class Digester:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         at = self.cfg.quiet.end
-        delays = backoff_delays(1.0, 60.0, random.Random())
+        delays = db.backoff_delays(1.0, 60.0, random.Random())
         task_status.started()
         while True:
             now = self.clock()
@@ -193,14 +192,14 @@ class Digester:
                     async with conn:
                         added = await queue_digests(conn, self.cfg, self.cal, self.ruleset,
                                                     self.matters(), now, day)  # fmt: skip
-                except DISCONNECTS as exc:  # the database is away: try again soon, not tomorrow
+                except db.DISCONNECTS as exc:  # the database is away: try again soon, not tomorrow
                     delay = delays()
                     self.log.warning("digest_postponed", day=day.isoformat(),
                                      error=f"{type(exc).__name__}: {exc}",
                                      retry_in_s=round(delay, 2))  # fmt: skip
                     await trio.sleep(delay)
                     continue
-                delays = backoff_delays(1.0, 60.0, random.Random())
+                delays = db.backoff_delays(1.0, 60.0, random.Random())
                 if added:
                     self.log.info("digest_queued", day=day.isoformat(), notifications=added)
                     if self.on_queued is not None:

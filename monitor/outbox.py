@@ -400,20 +400,24 @@ class Sender:
                  lease: dt.timedelta | None = None,
                  idle: float = 1.0) -> None:  # fmt: skip
         self.dsn = dsn
-        self.channels = dict(channels)
-        self.cfg = cfg
+        self.configure(channels, cfg)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = rng or random.Random()
         self.batch = batch
         self.lease = lease or dt.timedelta(seconds=cfg.lease)
         self.idle = idle
-        self.limits = {n: RateLimit(c.per_minute) for n, c in self.channels.items()}
         self.stats = SenderStats()
         self.log = get_logger("monitor.outbox")
         self._wake = trio.Event()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def configure(self, channels: Mapping[str, Channel], cfg: NotifyConfig) -> None:
+        """The channels and settings in force (at start, and on a reload)."""
+        self.channels = dict(channels)
+        self.cfg = cfg
+        self.limits = {n: RateLimit(c.per_minute) for n, c in self.channels.items()}
 
     def _delay(self, attempts: int) -> float:
         ceiling = min(self.cfg.backoff_max, self.cfg.backoff_initial * 2 ** max(attempts, 0))
@@ -427,12 +431,9 @@ class Sender:
         connection went is still claimed; it is tried again once its lease runs out,
         under the same idempotency key (at least once, never lost).
         """
-        # Imported here: monitor.source imports this module (through the evaluator).
-        from monitor.source import DISCONNECTS, backoff_delays
-
         status: trio.TaskStatus[None] | None = task_status
         lost = False
-        delays = backoff_delays(0.2, 30.0, self.rng)
+        delays = db.backoff_delays(0.2, 30.0, self.rng)
         while True:
             try:
                 async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
@@ -442,9 +443,9 @@ class Sender:
                     if lost:
                         self.log.info("outbox_connected")
                         lost = False
-                        delays = backoff_delays(0.2, 30.0, self.rng)
+                        delays = db.backoff_delays(0.2, 30.0, self.rng)
                     await self._serve(conn)
-            except DISCONNECTS as exc:
+            except db.DISCONNECTS as exc:
                 lost = True
                 delay = delays()
                 self.log.warning("outbox_disconnected", error=f"{type(exc).__name__}: {exc}",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 import numpy as np
 import trio
 
+from monitor.cli import _h
 from monitor.clock import Clock, real_seconds
 from monitor.i18n import current_lang
 from monitor.log import get_logger
@@ -64,10 +65,6 @@ DEFAULT_CATALOGUE = "matters-county.toml"
 DEFAULT_PER_DAY = 560
 DEFAULT_REGION = "县政务服务中心"
 DEFAULT_FEE = 50.0
-
-
-def _h(zh: str, en: str) -> str:
-    return en if current_lang() == "en" else zh
 
 
 # --- the catalogue -------------------------------------------------------------------

@@ -26,6 +26,7 @@ import trio
 from monitor import db, ingest
 from monitor.checkpoint import Checkpointer
 from monitor.clock import Clock, real_seconds, utc_now
+from monitor.db import DISCONNECTS, backoff_delays
 from monitor.evaluator import Evaluator
 from monitor.ingest import Cursor
 from monitor.log import get_logger
@@ -49,23 +50,6 @@ SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
 FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL AND application_name NOT LIKE 'jiancha%'
 """
-
-
-# What a lost or restarting server looks like from asyncpg and the bridge.
-DISCONNECTS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.ConnectionFailureError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    # A FATAL that reaches an idle connection (e.g. a fast shutdown) leaves asyncpg's
-    # protocol in an error state; a query issued before the socket's close is seen
-    # fails with "cannot switch to state ...; another operation (2) is in progress".
-    asyncpg.InternalClientError,
-)
 
 
 @dataclass
@@ -106,19 +90,6 @@ async def read_batch(conn: db.Connection, cursor: Cursor, limit: int) -> list[So
     """The next visible events after ``cursor``, in (tx, id) order: one round trip."""
     rows = await conn.fetch(_READ, str(cursor.tx), cursor.event_id, limit)
     return [ingest.event_from_row(r) for r in rows]
-
-
-def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:
-    """Capped exponential backoff with full jitter (each delay in [0, min(cap, 2^n·initial)])."""
-    attempt = 0
-
-    def next_delay() -> float:
-        nonlocal attempt
-        ceiling = min(cap, initial * 2**attempt)
-        attempt += 1
-        return rng.uniform(ceiling / 2, ceiling)
-
-    return next_delay
 
 
 class Tailer:
@@ -318,7 +289,7 @@ class Tailer:
                 async with await db.connect(self.config.dsn, application_name="jiancha") as c:
                     await ck.save(c, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
                                   cursor, trio.current_time())  # fmt: skip
-        except (*DISCONNECTS, asyncpg.PostgresError, OSError) as exc:
+        except (*DISCONNECTS, asyncpg.PostgresError) as exc:
             self.log.warning("checkpoint_not_saved", error=f"{type(exc).__name__}: {exc}")
 
     def matters(self) -> dict[str, Matter]:

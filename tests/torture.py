@@ -48,7 +48,7 @@ from typing import Any
 import trio
 
 from monitor import db
-from monitor.source import DISCONNECTS
+from monitor.db import DISCONNECTS
 from monitor.state import (
     PAUSE_TYPES,
     CaseState,
