@@ -282,7 +282,7 @@ class Calendar:
         tb = self._t
         if tb.fixed and not self.office_hours:
             bad = _kernel.sized(_kernel.count_kernel_24h, s.shape[0])(
-                s, e, out.reshape(-1), _flat_or_none(prov), tb.t0, tb.wtab, tb.pcum
+                s, e, out.reshape(-1), _flat_or_none(prov), tb.t0, tb.ctab, tb.pcum
             )
         else:
             bad = _kernel.sized(_kernel.count_kernel, s.shape[0])(

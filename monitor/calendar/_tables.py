@@ -21,6 +21,9 @@ from ._spec import FIRST_YEAR, LAST_YEAR, CalendarSpec, DateRule
 D0 = int(np.datetime64(f"{FIRST_YEAR}-01-01", "D").astype(np.int64))
 D_END = int(np.datetime64(f"{LAST_YEAR + 1}-01-01", "D").astype(np.int64))
 N_DAYS = D_END - D0
+# Kernels divide seconds since the first local midnight in 32 bits (a vectorisable
+# division); the range, with a day of DST slack, must stay below 2^32 s.
+assert (N_DAYS + 1) * 86400 < 2**32
 DEFAULT_TZ = "Asia/Shanghai"
 _SENTINEL = 2**30  # larger than any working-day index: marks "outside the table"
 
@@ -214,7 +217,7 @@ class Tables:
     nth_end: I64Array  # [n_work + 1] UTC instant the k-th working day ends; NaT sentinel last
     nth_pcum: I32Array  # [n_work + 1] provisional days up to and including it; 0 last
     nth_day: I32Array  # [n_work + 1] local day index of the k-th working day; 0 last
-    wtab: npt.NDArray[np.float64]  # [2 * (N_DAYS + 2)] cum[d], work[d] / 86400 interleaved
+    ctab: I64Array  # [N_DAYS + 2] 2 * working seconds before each day + work[d]
 
     @property
     def day_start_or_none(self) -> I64Array | None:
@@ -222,12 +225,13 @@ class Tables:
         return None if self.fixed else self.day_start
 
 
-def _wtab(cum: I32Array, work: BoolArray) -> npt.NDArray[np.float64]:
-    """``count_kernel_24h``'s table: (cum[d], work[d] / 86400) pairs for every day and
-    the day after the range (N_DAYS + 1 rows), plus one NaN row of padding."""
-    rate = np.append(work / 86400.0, [0.0, np.nan])
-    base = np.append(cum.astype(np.float64), np.nan)
-    return np.stack([base, rate], axis=1).reshape(-1)
+def _ctab(cum: I32Array, work: BoolArray) -> I64Array:
+    """``count_kernel_24h``'s table: working seconds before each day (and the day
+    after the range, twice) with the day's work flag in the low bit."""
+    secs = cum.astype(np.int64) * 86400
+    tab = np.append(secs, secs[-1]) * 2
+    tab[:N_DAYS] += work
+    return tab
 
 
 def build_tables(model: DayModel, tz: str, office_hours: tuple[tuple[int, int], ...]) -> Tables:
@@ -273,5 +277,5 @@ def build_tables(model: DayModel, tz: str, office_hours: tuple[tuple[int, int], 
         nth_end=np.append(day_end[work_idx], np.iinfo(np.int64).min),
         nth_pcum=np.append(pcum[work_idx + 1], 0).astype(np.int32),
         nth_day=np.append(work_idx, 0).astype(np.int32),
-        wtab=_wtab(cum, work),
+        ctab=_ctab(cum, work),
     )

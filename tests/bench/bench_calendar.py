@@ -627,10 +627,10 @@ def bench_stream(
     )
     tb = cal._t
     tables_kib = (tb.cum_pad.nbytes + tb.nth_end.nbytes) / 1024  # deadline's tables
-    wtab_kib = tb.wtab.nbytes / 1024  # count's (fixed offset, 24:00 mode)
+    wtab_kib = tb.ctab.nbytes / 1024  # count's (fixed offset, 24:00 mode)
     print("  bytes per case: deadline = start 8 + workdays 8 + out 8; count = start 8 + end 8")
     print("  + out 8: nominal streams only (no write-allocate); the tables read per case")
-    print(f"  (deadline: cum + nth_end, {tables_kib:.0f} KiB; count: wtab, {wtab_kib:.0f} KiB,")
+    print(f"  (deadline: cum + nth_end, {tables_kib:.0f} KiB; count: ctab, {wtab_kib:.0f} KiB,")
     print("  of which the 20 years of inputs touch a fifth) stay in cache and are not counted")
     print("  no-work stream: a prange loop with the same 2 x 8 B in / 8 B out and no work,")
     print("  i.e. what these kernels would reach if they were purely memory-bound")
@@ -711,7 +711,6 @@ def bench_clock(cal: monitor.calendar.Calendar, n: int, rng: np.random.Generator
         "gbs": 65 * n / t / 1e9,
         "levels_ms": t_lv * 1e3,
         "levels_ms_scaled_to_10m": t_lv * 1e3 * scale,
-        "levels_met": t_lv * 1e3 * scale <= target,
         "levels_bytes_per_case": 65 + 16 + 9,
         "levels_count": {
             k: int(v) for k, v in zip(("none", "blue", "yellow", "red"), levels, strict=True)
@@ -733,8 +732,8 @@ def bench_clock(cal: monitor.calendar.Calendar, n: int, rng: np.random.Generator
             fmt(t_lv * 1e3, 1),
             fmt(t_lv / n * 1e9, 2),
             fmt(res["levels_bytes_per_case"] * n / t_lv / 1e9, 2),
-            f"<= {target:.0f} ms at 10M",
-            verdict(res["levels_met"]),
+            "(reference)",
+            "",
         ],
     ]
     print(table(["kernel", "cases", "ms", "ns/case", "GB/s", "target", ""], rows))
@@ -1064,17 +1063,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             st["count"]["met"],
         ],
         ["evaluate at 10M", f"{ev['ms_scaled_to_10m']:.1f} ms", "<= 100 ms", ev["met"]],
-        [
-            "evaluate + next crossing at 10M",
-            f"{ev['levels_ms_scaled_to_10m']:.1f} ms",
-            "<= 100 ms",
-            ev["levels_met"],
-        ],
         ["slowest first call (median)", f"{first * 1e3:.0f} ms", "<= 300 ms", fc["met"]],
     ]
     results["targets_met"] = {row[0]: bool(row[3]) for row in summary}
     print(
         table(["target", "value", "wanted", ""], [[*r[:3], verdict(bool(r[3]))] for r in summary])
+    )
+    print(
+        f"  evaluate with every output + level + next crossing at 10M: "
+        f"{ev['levels_ms_scaled_to_10m']:.1f} ms, for reference; issue 4's 100 ms target is on\n"
+        "  the daemon's pass, which asks for the level and next crossing only (make bench-cards)"
     )
     return finish(results, started, args.json)
 
