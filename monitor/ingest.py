@@ -147,6 +147,18 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 ON CONFLICT (event_id) DO NOTHING
 """
 
+# When jiancha's schema lives in the source database (the default), the batch's
+# valid events are copied server-side: every row of the (tx, id) range just read
+# is below the horizon it was read under, so the range holds exactly those rows.
+_COPY_EVENTS = """
+INSERT INTO jiancha.events (event_id, tx, case_id, kind, occurred_at, payload, ingested_at)
+SELECT id, tx, case_id, kind, occurred_at, payload, $6
+FROM case_events
+WHERE (tx, id) > ($1::text::xid8, $2::bigint) AND (tx, id) <= ($3::text::xid8, $4::bigint)
+  AND id <> ALL($5::bigint[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
 _INSERT_DEAD = """
 INSERT INTO jiancha.dead_letters (event_id, case_id, kind, reason, detail, raw, created_at)
 SELECT e, c, k, r, d, w::jsonb, $7
@@ -256,11 +268,15 @@ async def apply_batch(
     source: str = SOURCE,
     cache: HistoryCache | None = None,
     derive: Derive | None = None,
+    from_source: bool = False,
 ) -> BatchResult:
     """Take ``events`` (in source order, after ``cursor``) in one transaction.
 
     ``derive`` runs inside that transaction with the cases' new states, so
     what they cause (cards) commits or rolls back with the cursor.
+    ``from_source``: ``conn`` also reads ``case_events`` and ``events`` are
+    exactly its rows after ``cursor`` up to the last of them, as the tailer
+    reads them; the events are then copied inside the server.
     """
     valid, dead = split(events, matters, now, future_tolerance)
     new_cursor = Cursor.after(events, cursor)
@@ -273,7 +289,12 @@ async def apply_batch(
     derived: Any = None
     async with conn.transaction():
         await write_dead(conn, dead, now)
-        if valid:
+        if valid and from_source:
+            await conn.execute(
+                _COPY_EVENTS, str(cursor.tx), cursor.event_id, str(new_cursor.tx),
+                new_cursor.event_id, [r.event.event_id for r in dead], now,
+            )  # fmt: skip
+        elif valid:
             await conn.execute(
                 _INSERT_EVENTS,
                 [e.event_id for e in valid],
@@ -284,6 +305,7 @@ async def apply_batch(
                 [_dumps(dict(e.payload)) for e in valid],
                 now,
             )
+        if valid:
             misses = []
             for cid in touched:
                 cached = cache.get(cid) if cache is not None else None
@@ -292,13 +314,20 @@ async def apply_batch(
                 else:
                     first_seen[cid] = cached[0]
                     histories[cid] = _merge(cached[1], batch[cid])
-            if misses:  # the database has their whole history, this batch's events included
-                for row in await conn.fetch(_HISTORY, misses):
-                    histories.setdefault(row["case_id"], []).append(event_from_row(row))
+            known = []
+            if misses:
                 for row in await conn.fetch(_FIRST_SEEN, misses):
                     first_seen[row["case_id"]] = row["first_seen_at"]
-            for cid in touched:
-                first_seen.setdefault(cid, now)
+                    known.append(row["case_id"])
+            if known:  # the database has their whole history, this batch's events included
+                for row in await conn.fetch(_HISTORY, known):
+                    histories.setdefault(row["case_id"], []).append(event_from_row(row))
+            for cid in misses:
+                # A case without a row has no events stored before this batch: its case
+                # row commits with its events, and the orphan sweep deletes both.
+                if cid not in first_seen:
+                    first_seen[cid] = now
+                    histories[cid] = batch[cid]
             states = [reduce_case(cid, histories[cid], matters) for cid in touched]
             await conn.execute(_UPSERT_CASES, *_case_columns(states, first_seen, now))
             if derive is not None:

@@ -159,10 +159,10 @@ class Tailer:
         try:
             source = await db.connect(cfg.source_dsn, application_name="jiancha-tailer")
             opened.append(source)
-            target = source
-            if cfg.dsn != cfg.source_dsn:
-                target = await db.connect(cfg.dsn)
-                opened.append(target)
+            # Batches are written on a connection of their own, so the next one can be
+            # read while the last one commits.
+            target = await db.connect(cfg.dsn)
+            opened.append(target)
             listener = await db.connect(cfg.source_dsn, application_name="jiancha-listener")
             opened.append(listener)
             await listener.listen(CHANNEL, self.wake)
@@ -191,6 +191,7 @@ class Tailer:
     async def _loop(self, source: db.Connection, target: db.Connection) -> None:
         cfg = self.config
         next_sweep = trio.current_time() + cfg.sweep_interval
+        ahead: list[SourceEvent] = []  # the next batch, read while the last one was written
         while True:
             if self.on_loop is not None:  # the watchdog: a hung loop stops its pings
                 self.on_loop()
@@ -198,11 +199,15 @@ class Tailer:
                 await self._sweep(target)
                 next_sweep = trio.current_time() + cfg.sweep_interval
             self._wake = trio.Event()
-            events = await read_batch(source, self.stats.cursor, cfg.batch_size)
+            events = ahead or await read_batch(source, self.stats.cursor, cfg.batch_size)
+            ahead = []
             if events:
-                await self._apply(source, target, events)
-                if len(events) == cfg.batch_size:
-                    continue  # more is waiting: no sleep
+                await self._refresh_matters(source, events)
+                if len(events) < cfg.batch_size:
+                    await self._apply(target, events)
+                else:  # more is waiting: read the next batch while this one is written
+                    ahead = await self._apply_reading_ahead(source, target, events)
+                    continue  # no sleep
             self.stats.caught_up_at = trio.current_time()
             ev = self.evaluator
             if ev is not None and ev.due(self.clock()):  # caught up: cards may depend on it
@@ -223,17 +228,37 @@ class Tailer:
             with trio.move_on_after(wait):
                 await self._wake.wait()
 
-    async def _apply(
+    async def _apply_reading_ahead(
         self, source: db.Connection, target: db.Connection, events: list[SourceEvent]
-    ) -> None:
+    ) -> list[SourceEvent]:
+        """Apply ``events`` and read the batch after them meanwhile.
+
+        The read starts where this batch ends, so once the batch has committed it
+        is the next read exactly; if the batch fails, the read is cancelled with it.
+        """
+        after = Cursor.after(events, self.stats.cursor)
+        ahead: list[SourceEvent] = []
+
+        async def read() -> None:
+            ahead.extend(await read_batch(source, after, self.config.batch_size))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            await self._apply(target, events)
+        return ahead
+
+    async def _refresh_matters(self, source: db.Connection, events: list[SourceEvent]) -> None:
+        """Reload the catalogue when a batch names a matter added since it was loaded."""
         unknown = {
             e.payload.get("matter")
             for e in events
             if e.kind == "submitted" and isinstance(e.payload, dict)
         } - set(self._matters)
-        if unknown:  # a matter added to the catalogue since we loaded it
+        if unknown:
             self._matters = await ingest.load_matters(source)
             self._name_matters()
+
+    async def _apply(self, target: db.Connection, events: list[SourceEvent]) -> None:
         started = trio.current_time()
         result = await ingest.apply_batch(
             target,
@@ -244,6 +269,7 @@ class Tailer:
             future_tolerance=self.config.future_tolerance,
             cache=self.cache,
             derive=self._derive if self.evaluator is not None else None,
+            from_source=self.config.dsn == self.config.source_dsn,
         )
         if self.evaluator is not None:  # committed: the table may learn what it decided
             self.evaluator.publish(result.derived)

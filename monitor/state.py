@@ -415,27 +415,27 @@ def _clocks(
             "stop": _iso(acceptance["stop"]),
         }
     if st.accepted_at is not None:
-        stop = st.completed_at or st.closed_at
+        start, stop = _iso(st.accepted_at), _iso(st.completed_at or st.closed_at)  # once each
         pauses = [pz.as_json() for pz in st.pauses]
         clocks["decision"] = {
-            "start": _iso(st.accepted_at),
-            "stop": _iso(stop),
+            "start": start,
+            "stop": stop,
             "limit_days": st.promised_days,
             "extension_days": st.extension_days,
             "extensions": extensions,
             "pauses": pauses,
         }
         clocks["statutory"] = {
-            "start": _iso(st.accepted_at),
-            "stop": _iso(stop),
+            "start": start,
+            "stop": stop,
             "limit_days": st.statutory_days,
             "pauses": pauses,
         }
         if st.immediate:
-            clocks["immediate"] = {"start": _iso(st.accepted_at), "stop": _iso(stop)}
+            clocks["immediate"] = {"start": start, "stop": stop}
         if st.pledged_days:
             clocks["supplement"] = {
-                "start": _iso(st.accepted_at),
+                "start": start,
                 "stop": _iso(supplement_stop),
                 "limit_days": st.pledged_days,
             }

@@ -56,6 +56,12 @@ async def test_tail_builds_cases_and_dead_letters(dsn):
         assert set(dead) == {"unknown_kind", "unknown_matter"}
         assert dead["unknown_matter"]["raw"]["payload"]["matter"] == "NOPE"
         assert t.stats.events == 3 and t.stats.dead_letters == 2
+        # copied inside the server from case_events: the valid events only, payload intact
+        kept = await conn.fetch("SELECT case_id, kind, payload FROM jiancha.events ORDER BY 1, 2")
+        assert [(r["case_id"], r["kind"]) for r in kept] == [
+            ("C1", "accepted"), ("C1", "submitted"), ("C2", "submitted"),
+        ]  # fmt: skip
+        assert kept[1]["payload"] == SUBMITTED
         # exported later as metrics: caught up a moment ago, so the lag is small
         await trio.sleep(0.2)
         assert t.stats.connected and t.stats.caught_up_at is not None

@@ -319,6 +319,7 @@ class TimedConnection:
         self.stages = stages
         self.names = {
             monitor.ingest._INSERT_EVENTS: "insert events",
+            monitor.ingest._COPY_EVENTS: "insert events",
             monitor.ingest._INSERT_DEAD: "insert dead letters",
             monitor.ingest._HISTORY: "load histories",
             monitor.ingest._FIRST_SEEN: "load first_seen_at",
@@ -420,6 +421,7 @@ async def stage_run(
                     cursor,
                     dt.datetime.now(dt.UTC),
                     cache=cache,
+                    from_source=True,  # as the Tailer does when jiancha lives in the source
                 )
                 if profile is not None:
                     profile.disable()
