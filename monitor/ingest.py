@@ -289,23 +289,23 @@ async def apply_batch(
     derived: Any = None
     async with conn.transaction():
         await write_dead(conn, dead, now)
-        if valid and from_source:
-            await conn.execute(
-                _COPY_EVENTS, str(cursor.tx), cursor.event_id, str(new_cursor.tx),
-                new_cursor.event_id, [r.event.event_id for r in dead], now,
-            )  # fmt: skip
-        elif valid:
-            await conn.execute(
-                _INSERT_EVENTS,
-                [e.event_id for e in valid],
-                [str(e.tx) for e in valid],
-                [e.case_id for e in valid],
-                [e.kind for e in valid],
-                [e.occurred_at for e in valid],
-                [_dumps(dict(e.payload)) for e in valid],
-                now,
-            )
         if valid:
+            if from_source:
+                await conn.execute(
+                    _COPY_EVENTS, str(cursor.tx), cursor.event_id, str(new_cursor.tx),
+                    new_cursor.event_id, [r.event.event_id for r in dead], now,
+                )  # fmt: skip
+            else:
+                await conn.execute(
+                    _INSERT_EVENTS,
+                    [e.event_id for e in valid],
+                    [str(e.tx) for e in valid],
+                    [e.case_id for e in valid],
+                    [e.kind for e in valid],
+                    [e.occurred_at for e in valid],
+                    [_dumps(dict(e.payload)) for e in valid],
+                    now,
+                )
             misses = []
             for cid in touched:
                 cached = cache.get(cid) if cache is not None else None

@@ -41,6 +41,9 @@ _EPS = 1e-7
 # One second is 1.2e-5 working days, far above both.
 _LEVEL_EPS = 1e-6
 _LEVEL_TOL = _LEVEL_EPS + 1e-9
+# The 1e-9 wd between them is at most 90 µs (a 25-hour day): a crossing that close
+# after a whole second may already count at that second (see _due_at).
+_JUST_AFTER = 2e-4
 
 
 def _jit(*, parallel: bool = False, inline: Literal["never", "always"] = "never") -> Any:
@@ -56,6 +59,14 @@ def _jit(*, parallel: bool = False, inline: Literal["never", "always"] = "never"
 
 
 @_jit(inline="always")
+def _fixed_seconds(t, t0, n_days):  # type: ignore[no-untyped-def]
+    """Seconds since the table's origin, clamped to the range's end (NaT and instants
+    before the origin wrap into the clamp), in 32 bits: the range is < 2^32 s (see
+    _tables), and LLVM vectorises a 32-bit division by the day length, not a 64-bit one."""
+    return np.uint32(min(np.uint64(t - t0), np.uint64(n_days) * _DAY))
+
+
+@_jit(inline="always")
 def _local_day(t, t0, n_days, day_start):  # type: ignore[no-untyped-def]
     """Index of the local day holding instant ``t``; ``n_days`` when out of range.
 
@@ -65,12 +76,9 @@ def _local_day(t, t0, n_days, day_start):  # type: ignore[no-untyped-def]
     branch-free. Otherwise ``t0 + d * 86400`` is only a guess at local
     midnight (DST moves it by hours) and the day-start table corrects it.
     """
-    if day_start is None:
-        # In 32 bits (the range is < 2^32 s, see _tables): LLVM vectorises a
-        # 32-bit division by a constant, not a 64-bit one.
-        x = min(np.uint64(t - t0), np.uint64(n_days) * _DAY)
-        return np.int64(np.uint32(x) // np.uint32(86400))
     d = np.int64(min(np.uint64(t - t0) // _DAY, np.uint64(n_days)))
+    if day_start is None:
+        return d
     if d >= n_days:
         if t == NAT or t < t0:
             return n_days
@@ -143,7 +151,12 @@ def deadline_kernel(  # type: ignore[no-untyped-def]
     for i in nb.prange(starts.shape[0]):
         t = starts[i]
         n = np.int64(workdays[i])
-        d = _local_day(t, t0, n_days, day_start)
+        if day_start is None:
+            # The 32-bit division vectorises this loop. In the clock kernel it measured no
+            # better (maybe worse, within this VM's drift), so _local_day keeps 64 bits.
+            d = np.int64(_fixed_seconds(t, t0, n_days) // np.uint32(86400))
+        else:
+            d = _local_day(t, t0, n_days, day_start)
         pos = np.int64(n > 0)
         a = d + pos
         k = np.int64(cum_pad[a]) + n - pos
@@ -209,13 +222,12 @@ def count_kernel_24h(starts, ends, out, prov_out, t0, ctab, pcum):  # type: igno
     (gathers): measured 15% faster than the scalar form with its range branch.
     """
     n_days = ctab.shape[0] - 2
-    lim = np.uint64(n_days) * _DAY
     bad = 0
     for i in nb.prange(starts.shape[0]):
         s = starts[i]
         e = ends[i]
-        us = np.uint32(min(np.uint64(s - t0), lim))
-        ue = np.uint32(min(np.uint64(e - t0), lim))
+        us = _fixed_seconds(s, t0, n_days)
+        ue = _fixed_seconds(e, t0, n_days)
         ds = us // np.uint32(86400)
         de = ue // np.uint32(86400)
         ok = (ds < n_days) & (de < n_days)
@@ -258,14 +270,24 @@ _NEVER = np.iinfo(np.int64).max
 
 
 @_jit(inline="always")
+def _consumed(w, c0, pause_total):  # type: ignore[no-untyped-def]
+    """Working time a clock started at W = ``c0`` has consumed at W = ``w``: one
+    expression for the level test and the crossing instant, so they agree to the bit."""
+    return max(max(w - c0, 0.0) - pause_total, 0.0)
+
+
+@_jit(inline="always")
 def _due_at(x, allowed, pause_total, c0, ds, t0, day_start, trans, shift, oh_start, oh_end,  # type: ignore[no-untyped-def]
             oh_total, cum, nth_end, nth_day, n_work):  # fmt: skip
     """The instant threshold ``x`` (working days consumed) is reached; _NEVER for NaN.
 
-    Below the limit: the first whole second consumed time gets within
-    _LEVEL_EPS of it. At or beyond it: like a deadline, the end of the working
-    day in which it gets there (so ``x`` = the limit is the deadline itself).
-    Both are computed and one selected: the tables are small and cached.
+    Below the limit: the first whole second at which _reached says so, i.e.
+    consumed time gets within _LEVEL_TOL of it: found by inverting W at
+    _LEVEL_EPS below ``x``, then, when that crossing falls just after a whole
+    second (within the 1e-9 wd between the two tolerances), testing the second
+    before with _reached's own arithmetic. At or beyond it: like a deadline, the end of the
+    working day in which it gets there (so ``x`` = the limit is the deadline
+    itself). Both are computed and one selected: the tables are small and cached.
     """
     span = x + pause_total
     k = np.int64(c0) + np.int64(math.ceil(min(max(span, 0.0), 1e9) - _EPS)) - 1
@@ -274,8 +296,15 @@ def _due_at(x, allowed, pause_total, c0, ds, t0, day_start, trans, shift, oh_sta
     line = nth_end[k]
     target = c0 + pause_total + max(x - _LEVEL_EPS, 0.0)
     kk = np.int64(math.ceil(min(max(target, 1.0), 1e9))) - 1  # exact: see _LEVEL_EPS
-    exact = _instant_of(target, min(kk, n_work - 1), t0, day_start, trans, shift, oh_start,
-                        oh_end, oh_total, nth_day)  # fmt: skip
+    exact, lead = _instant_of(target, min(kk, n_work - 1), t0, day_start, trans, shift,
+                              oh_start, oh_end, oh_total, nth_day)  # fmt: skip
+    if lead > 1.0 - _JUST_AFTER:  # rare, so predicted: a test on every clock cost 40 ms at 10M
+        n_days = cum.shape[0] - 1
+        before = exact - 1
+        db = min(_local_day(before, t0, n_days, day_start), n_days - 1)
+        wb = _worked(before, db, t0, day_start, trans, shift, oh_start, oh_end, oh_total, cum)
+        if _consumed(wb, c0, pause_total) >= x - _LEVEL_TOL:
+            exact = before
     exact = exact if kk < n_work else NAT
     t = line if x >= allowed - _LEVEL_EPS else exact
     return _NEVER if (x != x or x == np.inf or t == NAT) else t
@@ -376,13 +405,8 @@ def clock_kernel(  # type: ignore[no-untyped-def]
                     wp = c0
                 if wn > wp:
                     open_pause = wn - wp
-        elapsed = wn - c0
-        if elapsed < 0.0:
-            elapsed = 0.0
         pause_total = paused[i] + open_pause
-        used = elapsed - pause_total
-        if used < 0.0:
-            used = 0.0
+        used = _consumed(wn, c0, pause_total)
         allowed = np.float64(limits[i]) + np.float64(extensions[i])
         if consumed_out is not None:
             consumed_out[i] = used
@@ -462,19 +486,21 @@ def _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total):  # type: ign
 
 @_jit(inline="always")
 def _instant_of(target, k, t0, day_start, trans, shift, oh_start, oh_end, oh_total, nth_day):  # type: ignore[no-untyped-def]
-    """First whole second at which W(t) reaches ``target``, inside working day number ``k``."""
+    """First whole second at which W(t) reaches ``target``, inside working day number ``k``,
+    and how far (in seconds, < 1) that second lies after the exact crossing."""
     f = target - k  # share of that day, in (0, 1]
     if f > 1.0:
         f = 1.0
     d = np.int64(nth_day[k])
     tod = _inverse_fraction(f, d, day_start, oh_start, oh_end, oh_total)
     sec = np.int64(math.ceil(tod - 1e-6))  # whole seconds, never early
+    lead = sec - tod
     if day_start is None:
-        return t0 + d * np.int64(86400) + sec
+        return t0 + d * np.int64(86400) + sec, lead
     t = day_start[d] + sec
     if oh_start.shape[0] > 0 and t - shift[d] >= trans[d]:
         t -= shift[d]  # office hours are wall-clock: after a DST change that day
-    return t
+    return t, lead
 
 
 @_jit(parallel=True)
@@ -535,7 +561,7 @@ def instant_kernel(  # type: ignore[no-untyped-def]
             bad += 1
             continue
         out[i] = _instant_of(target, k, t0, day_start, trans, shift, oh_start, oh_end, oh_total,
-                             nth_day)  # fmt: skip
+                             nth_day)[0]  # fmt: skip
         if prov_out is not None:
             prov_out[i] = nth_pcum[k] > pcum[ds + 1]
     return bad
