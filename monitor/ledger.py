@@ -9,7 +9,6 @@ decide) live in ``monitor.cards``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from monitor.calendar import Calendar
-from monitor.db import Connection
+from monitor.db import Connection, json_dumps
 from monitor.engine import (
     OPEN_STATUSES,
     CaseView,
@@ -127,10 +126,6 @@ class Written:
     revoked: int
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 async def write(
     conn: Connection,
     issue: Sequence[NewCard],
@@ -158,7 +153,7 @@ async def write(
             [v.department if v else None for v in views],
             [v.window if v else None for v in views],
             [v.region if v else None for v in views],
-            [_dumps(dict(c.detail)) for c in issue],
+            [json_dumps(dict(c.detail)) for c in issue],
             reply_due,
             ruleset.fingerprint,
             cal.fingerprint,

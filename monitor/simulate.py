@@ -33,6 +33,7 @@ import trio
 
 from monitor.cli import _h
 from monitor.clock import Clock, real_seconds
+from monitor.db import json_dumps
 from monitor.i18n import current_lang
 from monitor.log import get_logger
 from monitor.paths import rules_dir
@@ -938,10 +939,6 @@ ORDER BY n
 """
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 async def install_matters(conn: Connection, matters: Mapping[str, Matter]) -> int:
     """Load the catalogue into the source's ``matters`` (updating matters already there)."""
     rows = [matters[k] for k in sorted(matters)]
@@ -954,8 +951,8 @@ async def install_matters(conn: Connection, matters: Mapping[str, Matter]) -> in
         [m.promised_days for m in rows],
         [m.free for m in rows],
         [m.joint for m in rows],
-        [_dumps(dict(m.step_days)) for m in rows],
-        [_dumps(dict(m.pause_max_days)) for m in rows],
+        [json_dumps(dict(m.step_days)) for m in rows],
+        [json_dumps(dict(m.pause_max_days)) for m in rows],
     )
     return len(rows)
 
@@ -966,7 +963,7 @@ async def _insert(conn: Connection, batch: Sequence[Event]) -> None:
         [e.case_id for e in batch],
         [e.kind for e in batch],
         [e.occurred_at for e in batch],
-        [_dumps(e.payload) for e in batch],
+        [json_dumps(e.payload) for e in batch],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import trio
 
@@ -184,3 +185,93 @@ async def test_future_timestamp_is_dead_lettered(dsn):
                                           ingest.START, NOW)  # fmt: skip
         assert result.dead == 1
         assert await conn.fetchval("SELECT reason FROM jiancha.dead_letters") == "future_timestamp"
+
+
+async def test_payloads_that_are_not_objects_are_dead_lettered_as_sent(dsn):
+    """A jsonb payload may be any JSON value: the dead letter keeps it, nothing crashes."""
+    async with await db.connect(dsn) as conn:
+        await conn.execute(
+            "INSERT INTO case_events (case_id, kind, occurred_at, payload) VALUES "
+            "('N1', 'submitted', $1, '[1, \"二\"]'), ('N1', 'completed', $1, '\"完成\"'), "
+            "('N1', 'resumed', $1, 'null'), ('N1', 'delivered', $1, '3.5')",
+            at(1),
+        )
+        events = await read_batch(conn, ingest.START, 100)
+        assert [e.payload for e in events] == [[1, "二"], "完成", None, 3.5]
+        result = await ingest.apply_batch(conn, events, await ingest.load_matters(conn),
+                                          ingest.START, NOW, from_source=True)  # fmt: skip
+        assert (result.events, result.dead) == (0, 4)
+        rows = await conn.fetch("SELECT reason, detail, raw FROM jiancha.dead_letters ORDER BY id")
+        assert {(r["reason"], r["detail"]) for r in rows} == {
+            ("bad_type", "payload is not a JSON object")
+        }
+        assert [r["raw"]["payload"] for r in rows] == [[1, "二"], "完成", None, 3.5]
+
+
+async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, monkeypatch):
+    """From OVERLAP_MIN_EVENTS events on, cases are reduced while the server stores the
+    events; the stored state is the same as reducing them after the events are stored."""
+    pause = {"type": "survey", "notified_days": 3}
+    known = [f"K{i}" for i in range(10)]
+    rows: list[tuple[str, str, dt.datetime, dict[str, object]]] = []
+    for cid in known:
+        rows += [(cid, "submitted", at(0), SUBMITTED), (cid, "accepted", at(1), {})]
+    first = len(rows)
+    threshold = ingest.OVERLAP_MIN_EVENTS
+    fresh = threshold // 5 + 10
+    for i in range(fresh):
+        cid = f"N{i}"
+        rows += [
+            (cid, "completed", at(40), {}),  # delivered before its history: order is business time
+            (cid, "submitted", at(0), {**SUBMITTED, "window": "窗口二"}),
+            (cid, "accepted", at(2), {"promised_days": 3}),
+            (cid, "suspended", at(5), pause),
+            (cid, "resumed", at(9), {}),
+        ]
+    for cid in known:  # late events for cases whose history is already stored
+        rows += [(cid, "suspended", at(3), pause), (cid, "resumed", at(7), {}),
+                 (cid, "decided", at(20), {"result": "approve"})]  # fmt: skip
+    rows.append(("K0", "teleported", at(4), {}))
+    reduced_on: set[int] = set()
+    reduce_case = ingest.reduce_case
+
+    def spy(*args, **kw):
+        reduced_on.add(threading.get_ident())
+        return reduce_case(*args, **kw)
+
+    monkeypatch.setattr(ingest, "reduce_case", spy)
+
+    async with await db.connect(dsn) as conn:
+        await write(conn, rows)
+        matters = await ingest.load_matters(conn)
+
+        async def apply_all() -> list[list[dict[str, object]]]:
+            await conn.execute(
+                "TRUNCATE jiancha.events, jiancha.cases, jiancha.dead_letters, jiancha.cursor"
+            )
+            reduced_on.clear()
+            small = await read_batch(conn, ingest.START, first)
+            done = await ingest.apply_batch(conn, small, matters, ingest.START, NOW,
+                                            from_source=True)  # fmt: skip
+            reduced_on.clear()
+            big = await read_batch(conn, done.cursor, 100_000)
+            assert len(big) == len(rows) - first > threshold
+            result = await ingest.apply_batch(conn, big, matters, done.cursor, NOW,
+                                              from_source=True)  # fmt: skip
+            assert result.dead == 1 and result.cases == len(known) + fresh
+            return [
+                [dict(r) for r in await conn.fetch(f"SELECT * FROM jiancha.{table} ORDER BY 1")]
+                for table in ("cases", "events", "dead_letters")
+            ]
+
+        threaded = await apply_all()
+        assert reduced_on and threading.get_ident() not in reduced_on
+        monkeypatch.setattr(ingest, "OVERLAP_MIN_EVENTS", 10**9)
+        inline = await apply_all()
+        assert reduced_on == {threading.get_ident()}
+    for table in threaded[2] + inline[2]:
+        table.pop("id")  # dead_letters' identity column moves on
+    assert threaded == inline
+    cases = {c["case_id"]: c for c in threaded[0]}
+    assert cases["K3"]["status"] == "decided" and len(cases["K3"]["pauses"]) == 1
+    assert cases["N7"]["status"] == "completed" and cases["N7"]["window"] == "窗口二"

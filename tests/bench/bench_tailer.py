@@ -151,6 +151,24 @@ class CpuMeter:
         }
 
 
+def cpu_budget(run: dict[str, Any], events: int) -> dict[str, float]:
+    """CPU microseconds per event, and the rate the machine's cores allow at that cost.
+
+    The drain is CPU-bound on both sides, so (Python + PostgreSQL) CPU per event
+    against the core count is a ceiling no scheduling can beat.
+    """
+    py = run["cpu"]["python_cpu_s"] * 1e6 / events
+    pg = run["cpu"]["postgres_cpu_s"] * 1e6 / events
+    cores = float(os.cpu_count() or 1)
+    return {
+        "python_us": py,
+        "postgres_us": pg,
+        "total_us": py + pg,
+        "cores": cores,
+        "ceiling": cores * 1e6 / (py + pg),
+    }
+
+
 def cpu_note(c: dict[str, float]) -> str:
     return (
         f"[{c['wall_s']:.1f} s wall: this Python process {c['python_cpu_s']:.1f} s CPU, "
@@ -297,7 +315,18 @@ async def bench_drain(dsn: str, size: dict[str, Any], server_pid: int) -> dict[s
     print("  cursor loaded) until its cursor reaches the last (tx, id); events, cases and cursor")
     print("  committed per batch. Readers: LIMIT 5000, rows decoded (jsonb payload to dict).")
     best = max(r["events_per_s"] for r in runs)
+    budget = cpu_budget(max(runs, key=lambda r: r["events_per_s"]), n)
+    print(
+        f"  CPU per event (best run): Python {budget['python_us']:.1f} us + PostgreSQL "
+        f"{budget['postgres_us']:.1f} us = {budget['total_us']:.1f} us. With all "
+        f"{budget['cores']:.0f} cores busy that allows at most {budget['ceiling']:,.0f} events/s;"
+    )
+    print(
+        f"  {target:,.0f} events/s needs <= {budget['cores'] * 1e6 / target:.0f} us of CPU "
+        "per event in all, and the Python process itself runs on one core."
+    )
     return {
+        "cpu_budget": budget,
         "load": load,
         "runs": runs,
         "naive_read_events_per_s": naive_n / naive_s,
@@ -469,6 +498,10 @@ async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, 
     )
     print("  SQL stages are wall time of the round trip through the trio-asyncio bridge (server")
     print("  work + transfer + encoding/decoding); Python stages are this process's time.")
+    print(
+        f"  From {ingest.OVERLAP_MIN_EVENTS:,} valid events a batch, 'insert events' runs while a"
+    )
+    print("  worker thread reduces and builds the rows: its wall time then includes theirs.")
     print("  no cache: " + cpu_note(plain["cpu"]))
     print("  cache:    " + cpu_note(cached["cpu"]))
 
