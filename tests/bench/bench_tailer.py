@@ -526,6 +526,51 @@ async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, 
     }
 
 
+async def bench_write_floor(dsn: str, batch_size: int, server_pid: int) -> dict[str, Any]:
+    """The writes of a drain alone: every batch's statements, all Python results precomputed.
+
+    One writer connection commits the batches one after the other, so this is
+    the fastest any drain can go with these statements, however fast the
+    Python work before them (reading, validating, reducing) became.
+    """
+    async with await db.connect(dsn) as conn:
+        matters = await ingest.load_matters(conn)
+        plan: list[tuple[ingest.Cursor, ingest.Cursor, int, list[str], list[list[Any]]]] = []
+        histories: dict[str, list[monitor.state.SourceEvent]] = {}
+        cursor, now = ingest.START, dt.datetime.now(dt.UTC)
+        while events := await read_batch(conn, cursor, batch_size):
+            new = ingest.Cursor.after(events, cursor)
+            touched = sorted({e.case_id for e in events})
+            for e in events:
+                histories.setdefault(e.case_id, []).append(e)
+            states = [monitor.state.reduce_case(c, histories[c], matters) for c in touched]
+            plan.append((cursor, new, len(events), touched, ingest._case_columns(states, {}, now)))
+            cursor = new
+        await conn.execute(_RESET)
+        await conn.execute("VACUUM ANALYZE jiancha.events, jiancha.cases")
+        meter = CpuMeter(server_pid)
+        n = 0
+        for old, new, count, touched, columns in plan:
+            async with conn.transaction():
+                await conn.execute(ingest._COPY_EVENTS, str(old.tx), old.event_id,
+                                   str(new.tx), new.event_id, [], now)  # fmt: skip
+                await conn.fetch(ingest._FIRST_SEEN, touched)
+                await conn.execute(ingest._UPSERT_CASES, *columns)
+                await conn.execute(ingest._SAVE_CURSOR, ingest.SOURCE, str(new.tx), new.event_id,
+                                   count, now)  # fmt: skip
+            n += count
+        cpu = meter.read()
+    rate = n / cpu["wall_s"]
+    print(
+        f"\nThe writes alone (event copy, first_seen_at, case upsert, cursor, commit per batch of "
+        f"{batch_size:,}),\nwith every case reduced beforehand: {rate:,.0f} events/s; "
+        f"server {cpu['postgres_cpu_s'] * 1e6 / n:.1f} us/event, this process "
+        f"{cpu['python_cpu_s'] * 1e6 / n:.1f} us/event (encoding the parameters)."
+    )
+    print("  No drain with these statements can beat this rate on this machine.")
+    return {"events": n, "events_per_s": rate, "cpu": cpu}
+
+
 # --- section 3: live, against out-of-order commits -----------------------------------
 
 
@@ -774,6 +819,7 @@ async def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Pa
 
         title("2. where a drain's time goes (apply_batch stages)")
         results["stages"] = await bench_stages(dsn, 5000, server_pid)
+        results["write_floor"] = await bench_write_floor(dsn, 5000, server_pid)
 
         title("3. live, 8 writers committing out of id order: events never seen")
         results["live"] = await bench_live_loss(admin_dsn, size["live_events"], server_pid)
