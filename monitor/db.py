@@ -29,6 +29,7 @@ __all__ = [
     "connect",
     "dsn_from_env",
     "json_dumps",
+    "only",
     "open_loop",
 ]
 
@@ -246,6 +247,35 @@ DISCONNECTS: tuple[type[BaseException], ...] = (
     # fails with "cannot switch to state ...; another operation (2) is in progress".
     asyncpg.InternalClientError,
 )
+
+
+def only(
+    exc: BaseException,
+    types: type[BaseException] | tuple[type[BaseException], ...],
+    *,
+    constraint: str | None = None,
+) -> BaseException | None:
+    """The error of ``types`` that ``exc`` is, or that an exception group holds nothing but.
+
+    trio's nurseries wrap errors in groups; a caller that handles one kind of
+    error (a lost connection, a key violation) must still see everything else.
+    ``constraint`` also requires asyncpg's ``constraint_name`` to match.
+    """
+
+    def matches(e: BaseException) -> bool:
+        named = constraint is None or getattr(e, "constraint_name", None) == constraint
+        return isinstance(e, types) and named
+
+    if matches(exc):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        match, rest = exc.split(matches)
+        if match is not None and rest is None:
+            leaf: BaseException = match
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            return leaf
+    return None
 
 
 def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:

@@ -362,10 +362,4 @@ class Tailer:
 
 def _disconnect(exc: BaseException) -> BaseException | None:
     """The connection loss inside ``exc`` (possibly an exception group), or None."""
-    if isinstance(exc, DISCONNECTS):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        match, rest = exc.split(DISCONNECTS)
-        if match is not None and rest is None:
-            return match.exceptions[0]
-    return None
+    return db.only(exc, DISCONNECTS)

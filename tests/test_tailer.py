@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import asyncpg
+import pytest
+import structlog
 import trio
 
 from monitor import db, ingest
@@ -275,3 +278,52 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
     cases = {c["case_id"]: c for c in threaded[0]}
     assert cases["K3"]["status"] == "decided" and len(cases["K3"]["pauses"]) == 1
     assert cases["N7"]["status"] == "completed" and cases["N7"]["window"] == "窗口二"
+
+
+@pytest.mark.parametrize("size", [3, ingest.OVERLAP_MIN_EVENTS + 5])
+async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn, size):
+    """The server-side copy has no ON CONFLICT (the range is past the committed cursor);
+    if stored events turn up all the same (a second tailer, a cursor set back by hand),
+    the key stops the batch and it is taken again: same state, nothing lost or doubled."""
+    async with await db.connect(dsn) as conn:
+        rows = [(f"S{i // 3}", ("submitted", "accepted", "completed")[i % 3], at(i % 3),
+                 SUBMITTED if i % 3 == 0 else {}) for i in range(size)]  # fmt: skip
+        await write(conn, rows)
+        events = await read_batch(conn, ingest.START, 100_000)
+        matters = await ingest.load_matters(conn)
+        first = await ingest.apply_batch(conn, events[:-1], matters, ingest.START, NOW,
+                                         from_source=True)  # fmt: skip
+        assert first.events == size - 1
+        before = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
+        with structlog.testing.capture_logs() as logs:
+            # as if the cursor had been set back to the start: all but one are stored
+            again = await ingest.apply_batch(conn, events, matters, ingest.START, NOW,
+                                             from_source=True)  # fmt: skip
+        assert [e["event"] for e in logs] == ["batch_retaken_skipping_stored_events"]
+        assert again.events == size and again.cursor == ingest.Cursor.after(events, first.cursor)
+        after = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
+        assert [dict(r) for r in after[:-1]] == [dict(r) for r in before]
+        assert len(after) == size
+        cases = await conn.fetch("SELECT case_id, status, event_count FROM jiancha.cases")
+        assert len(cases) == (size + 2) // 3
+        assert sum(c["event_count"] for c in cases) == size
+        # the next batch, past the committed cursor, takes the plain copy again
+        await write(conn, [("S0", "delivered", at(4), {})])
+        more = await read_batch(conn, again.cursor, 100)
+        with structlog.testing.capture_logs() as logs:
+            await ingest.apply_batch(conn, more, matters, again.cursor, NOW, from_source=True)
+        assert logs == []
+
+
+def test_only_finds_one_kind_of_error_even_inside_groups():
+    key = asyncpg.UniqueViolationError("dup")
+    key.constraint_name = "events_pkey"  # as asyncpg sets it from the server's message
+    other_key = asyncpg.UniqueViolationError("dup")
+    other_key.constraint_name = "cards_once"
+    assert db.only(key, asyncpg.UniqueViolationError, constraint="events_pkey") is key
+    assert db.only(other_key, asyncpg.UniqueViolationError, constraint="events_pkey") is None
+    nested = BaseExceptionGroup("n", [ExceptionGroup("inner", [key])])
+    assert db.only(nested, asyncpg.UniqueViolationError, constraint="events_pkey") is key
+    mixed = ExceptionGroup("m", [key, ValueError("x")])
+    assert db.only(mixed, asyncpg.UniqueViolationError) is None
+    assert db.only(ValueError("x"), (OSError, ValueError)) is not None

@@ -349,6 +349,7 @@ class TimedConnection:
         self.names = {
             monitor.ingest._INSERT_EVENTS: "insert events",
             monitor.ingest._COPY_EVENTS: "insert events",
+            monitor.ingest._COPY_NEW_EVENTS: "insert events",
             monitor.ingest._INSERT_DEAD: "insert dead letters",
             monitor.ingest._HISTORY: "load histories",
             monitor.ingest._FIRST_SEEN: "load first_seen_at",
