@@ -10,6 +10,7 @@ Signals are handled here at the edge, never inside components, so the same
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import signal
 from dataclasses import dataclass, field, replace
@@ -159,6 +160,7 @@ async def serve(
             startup_ms=took,
             table=tailer.table_from,
             redecided=tailer.redecided,
+            gc_thresholds=list(gc.get_threshold()),
         )
         systemd.notify(
             "READY=1",
@@ -268,6 +270,21 @@ def reload(running: Running) -> bool:
     return changed
 
 
+# CPython collects its youngest generation after every 700 net allocations of
+# container objects. A batch of 5,000 events allocates a few hundred thousand
+# short-lived tuples, dicts and lists, none of them cyclic (reference counting
+# frees them), so the defaults collected hundreds of times a batch and cost about
+# a quarter of a backlog drain (bench_tailer, interleaved runs: 34,649 -> 45,662
+# events/s median). Collections ~140 times rarer leave the cycle collector to do
+# its job, with at most a few MB of cycles waiting for it.
+GC_THRESHOLDS = (100_000, 20, 100)
+
+
+def configure_gc() -> None:
+    """The process-wide collector settings of the daemon (it owns its process)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _log_json(fmt: str) -> bool | None:
     return {"json": True, "console": False}.get(fmt)
 
@@ -304,6 +321,7 @@ def run(config: DaemonConfig) -> int:
     """Blocking entry point of ``jiancha run``; exit status 0 on a clean stop."""
     settings = config.config.daemon
     configure_logging(settings.log_level, json=_log_json(settings.log_format))
+    configure_gc()
     trio.run(_main, config)
     return 0
 

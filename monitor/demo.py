@@ -32,7 +32,7 @@ from monitor import db, migrate
 from monitor.calendar import Calendar, load_calendar
 from monitor.cli import _h
 from monitor.clock import VirtualClock
-from monitor.daemon import DaemonConfig, Running, serve
+from monitor.daemon import DaemonConfig, Running, configure_gc, serve
 from monitor.i18n import current_lang
 from monitor.log import configure_logging, get_logger
 from monitor.rules import RuleSet, load_rules
@@ -506,6 +506,7 @@ def main(opts: DemoOptions, out: TextIO) -> int:
                         result.append(await run_demo(opts, out=out, on_view=live.update))
                 nursery.cancel_scope.cancel()
 
+    configure_gc()  # the demo runs the daemon's components: the daemon's collector settings
     try:
         trio.run(session)
     finally:  # pgserver logs once more at exit: not into a closed file

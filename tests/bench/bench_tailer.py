@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import gc
 import json
 import os
 import pstats
@@ -56,6 +57,7 @@ import monitor.ingest
 import monitor.source
 import monitor.state
 from monitor import db, ingest
+from monitor.daemon import configure_gc
 from monitor.log import configure_logging
 from monitor.source import Tailer, TailerConfig, read_batch
 from tests.bench import bench_calendar
@@ -809,6 +811,7 @@ async def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Pa
                     ["asyncpg / trio", f"{info['asyncpg']} / {info['trio']}"],
                     ["PostgreSQL", f"{info['postgresql']} (pgserver, own data dir, same host)"],
                     ["code", info["code"]],
+                    ["gc thresholds", f"{gc.get_threshold()} (as `jiancha run` sets them)"],
                 ],
                 left=2,
             )
@@ -853,6 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     configure_logging("WARNING")  # the tailer's and the migrations' info lines are noise here
+    configure_gc()  # the Tailer runs here as in `jiancha run`, collector settings included
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
         import pgserver
