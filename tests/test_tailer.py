@@ -327,3 +327,45 @@ def test_only_finds_one_kind_of_error_even_inside_groups():
     mixed = ExceptionGroup("m", [key, ValueError("x")])
     assert db.only(mixed, asyncpg.UniqueViolationError) is None
     assert db.only(ValueError("x"), (OSError, ValueError)) is not None
+
+
+async def test_cancelled_while_a_thread_reduces_the_batch_rolls_it_back(dsn, monkeypatch):
+    """SIGTERM (a cancelled scope) in the middle of a large batch: the worker thread
+    finishes its pure work, the transaction rolls back, nothing of the batch stays."""
+    rows = []
+    for i in range(ingest.OVERLAP_MIN_EVENTS // 2 + 5):
+        rows += [(f"X{i}", "submitted", at(0), SUBMITTED), (f"X{i}", "accepted", at(1), {})]
+    reducing = threading.Event()
+    release = threading.Event()
+    reduce_case = ingest.reduce_case
+
+    def slow(*args, **kw):
+        reducing.set()
+        release.wait(5)  # hold the thread until the scope is cancelled
+        return reduce_case(*args, **kw)
+
+    monkeypatch.setattr(ingest, "reduce_case", slow)
+    async with await db.connect(dsn) as conn:
+        await write(conn, rows)
+        events = await read_batch(conn, ingest.START, 100_000)
+        matters = await ingest.load_matters(conn)
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_when_reducing() -> None:
+                    await trio.to_thread.run_sync(reducing.wait)
+                    scope.cancel()
+                    release.set()
+
+                nursery.start_soon(cancel_when_reducing)
+                await ingest.apply_batch(conn, events, matters, ingest.START, NOW,
+                                         from_source=True)  # fmt: skip
+        assert scope.cancelled_caught
+        for table in ("events", "cases", "cursor", "dead_letters"):
+            assert await conn.fetchval(f"SELECT count(*) FROM jiancha.{table}") == 0, table
+        monkeypatch.setattr(ingest, "reduce_case", reduce_case)
+        done = await ingest.apply_batch(
+            conn, events, matters, ingest.START, NOW, from_source=True
+        )  # the same connection, afterwards
+        assert done.events == len(rows)
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.cases") == len(rows) // 2
