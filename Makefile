@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-quick dashboards clean
+.PHONY: help venv demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-quick dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -56,6 +56,11 @@ bench-calendar: venv
 bench-tailer: venv
 	$(BIN)/python -m tests.bench.bench_tailer
 
+# The drain of git revision BASE (default HEAD) against the working tree, interleaved
+# (the VM's CPU speed drifts too much to compare separate runs). AB_ARGS="--runs 10".
+bench-tailer-ab: venv
+	$(BIN)/python -m tests.bench.ab_tailer $(or $(BASE),HEAD) $(AB_ARGS)
+
 bench-cards: venv
 	$(BIN)/python -m tests.bench.bench_cards
 
@@ -71,6 +76,7 @@ dashboards: venv
 bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_calendar --quick
 	$(BIN)/python -m tests.bench.bench_tailer --quick
+	$(BIN)/python -m tests.bench.ab_tailer HEAD --runs 1 --events 2000
 	$(BIN)/python -m tests.bench.bench_cards --quick
 	$(BIN)/python -m tests.bench.bench_metrics --quick
 	$(BIN)/python -m tests.bench.bench_startup --quick
