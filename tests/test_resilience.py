@@ -42,7 +42,6 @@ from monitor.calendar import load_calendar
 from monitor.digest import Digester
 from monitor.engine import CaseView, ExistingCard, decide_case
 from monitor.rules import level_name, load_rules
-from monitor.source import read_batch
 from monitor.state import Matter, SourceEvent, reduce_case
 from tests import httpkit, sourcekit
 from tests.httpkit import Receiver, Reply
@@ -278,8 +277,15 @@ async def ledger_view(conn: db.Connection) -> dict[str, Any]:
 
 
 async def committed_events(conn: db.Connection) -> list[SourceEvent]:
-    """Every committed row of ``case_events`` (the source is the truth)."""
-    return await read_batch(conn, ingest.START, 10**9)
+    """Every committed row of ``case_events`` (the source is the truth), once the writers
+    are done. Not through the tailer's read: the daemon's own open transactions hold its
+    horizon back, and the newest rows would be missing while it works (as they should be
+    for the tailer, which reads them after its commit)."""
+    rows = await conn.fetch(
+        "SELECT id, tx::text::int8, case_id, kind, occurred_at, payload FROM case_events "
+        "ORDER BY case_events.tx, case_events.id"
+    )
+    return [SourceEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
 async def settled(conn: db.Connection, expected: set[CardRow]) -> bool:
