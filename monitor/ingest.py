@@ -272,13 +272,12 @@ async def _store_events(
     cursor: Cursor,
     new_cursor: Cursor,
     now: dt.datetime,
-    from_source: bool,
-    skip_stored: bool,
+    copy: str | None,
 ) -> None:
-    if from_source:
+    """The valid events into ``jiancha.events``: ``copy`` inside the server, or sent."""
+    if copy is not None:
         await conn.execute(
-            _COPY_NEW_EVENTS if skip_stored else _COPY_EVENTS,
-            str(cursor.tx), cursor.event_id, str(new_cursor.tx), new_cursor.event_id,
+            copy, str(cursor.tx), cursor.event_id, str(new_cursor.tx), new_cursor.event_id,
             [r.event.event_id for r in dead], now,
         )  # fmt: skip
         return
@@ -319,15 +318,16 @@ async def apply_batch(
     the stored events.
     """
     args = (conn, events, matters, cursor, now, future_tolerance, source, cache, derive)
-    if from_source:
-        try:
-            return await _apply_batch(*args, from_source=True, skip_stored=False)
-        except BaseException as exc:  # sorted below: only the event table's key is ours
-            if only(exc, asyncpg.UniqueViolationError, constraint="events_pkey") is None:
-                raise
-        log.warning("batch_retaken_skipping_stored_events", cursor_tx=cursor.tx,
-                    cursor_id=cursor.event_id, events=len(events))  # fmt: skip
-    return await _apply_batch(*args, from_source=from_source, skip_stored=True)
+    if not from_source:
+        return await _apply_batch(*args, copy=None)
+    try:
+        return await _apply_batch(*args, copy=_COPY_EVENTS)
+    except BaseException as exc:  # sorted below: only the event table's key is ours
+        if only(exc, asyncpg.UniqueViolationError, constraint="events_pkey") is None:
+            raise
+    log.warning("batch_retaken_skipping_stored_events", cursor_tx=cursor.tx,
+                cursor_id=cursor.event_id, events=len(events))  # fmt: skip
+    return await _apply_batch(*args, copy=_COPY_NEW_EVENTS)
 
 
 async def _apply_batch(
@@ -341,8 +341,7 @@ async def _apply_batch(
     cache: HistoryCache | None,
     derive: Derive | None,
     *,
-    from_source: bool,
-    skip_stored: bool,
+    copy: str | None,
 ) -> BatchResult:
     valid, dead = split(events, matters, now, future_tolerance)
     new_cursor = Cursor.after(events, cursor)
@@ -386,9 +385,7 @@ async def _apply_batch(
                 states = [reduce_case(cid, histories[cid], matters) for cid in touched]
                 return states, _case_columns(states, first_seen, now)
 
-            store = partial(
-                _store_events, conn, valid, dead, cursor, new_cursor, now, from_source, skip_stored
-            )
+            store = partial(_store_events, conn, valid, dead, cursor, new_cursor, now, copy)
             if len(valid) >= OVERLAP_MIN_EVENTS:
                 # The server stores the events while a worker thread reduces the cases
                 # (pure code, on data no one else touches): the drain's CPU time was

@@ -216,8 +216,8 @@ class Pause:
     def as_json(self) -> dict[str, Any]:
         return {
             "type": self.type,
-            "start": iso(self.start),
-            "end": iso(self.end),
+            "start": _iso(self.start),
+            "end": _iso(self.end),
             "notified_days": self.notified_days,
         }
 
@@ -263,8 +263,7 @@ class CaseState:
         return None
 
 
-def iso(value: dt.datetime | None) -> str | None:
-    """ISO 8601 text, as every timestamp inside the stored JSON is written."""
+def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -328,7 +327,7 @@ def reduce_case(
         elif kind == "rated":
             st.rating = int(p["level"])
             if st.rating <= 2:
-                review = {"start": iso(at), "visited": None, "stop": None}
+                review = {"start": _iso(at), "visited": None, "stop": None}
         elif kind == "decided":
             st.decided_at = st.decided_at or at
             st.decision = st.decision or p["result"]
@@ -340,18 +339,18 @@ def reduce_case(
             st.delivered_at = st.delivered_at or at
         elif kind == "fee_charged":
             st.fees += float(p["amount"])
-            fees.append({"at": iso(at), "amount": float(p["amount"])})
+            fees.append({"at": _iso(at), "amount": float(p["amount"])})
         elif kind == "step_started" or kind == "step_finished":
             step = steps.setdefault(p["step"], {"start": None, "stop": None})
             slot = "start" if kind == "step_started" else "stop"
             if step[slot] is None:
-                step[slot] = iso(at)
+                step[slot] = _iso(at)
         elif kind == "review_visited":
             if review and review["visited"] is None:
-                review["visited"] = iso(at)
+                review["visited"] = _iso(at)
         elif kind == "review_rectified":
             if review and review["stop"] is None:
-                review["stop"] = iso(at)
+                review["stop"] = _iso(at)
         elif kind == "suspended":
             if st.paused_since is None:
                 st.pauses.append(Pause(p["type"], at, None, int(p["notified_days"])))
@@ -361,7 +360,7 @@ def reduce_case(
             # a resume with no open pause waits for its late `suspended`: ignored
         elif kind == "supplement_requested":
             st.supplement_requests += 1
-            requests.append(iso(at))
+            requests.append(_iso(at))
             if acceptance and acceptance["stop"] is None:
                 acceptance["stop"] = at
         elif kind == "supplement_received":
@@ -374,10 +373,10 @@ def reduce_case(
         elif kind == "extended":
             st.extension_days += int(p["days"])
             st.extensions += 1
-            extensions.append({"days": int(p["days"]), "approver": p["approver"], "at": iso(at)})
+            extensions.append({"days": int(p["days"]), "approver": p["approver"], "at": _iso(at)})
         elif kind == "refused":
             if st.refused_at is None:
-                refusal = {"at": iso(at), "reason": str(p.get("reason") or "").strip()}
+                refusal = {"at": _iso(at), "reason": str(p.get("reason") or "").strip()}
             st.refused_at = st.refused_at or at
             if acceptance and acceptance["stop"] is None:
                 acceptance["stop"] = at
@@ -425,11 +424,11 @@ def _clocks(
     clocks: dict[str, Any] = {}
     if acceptance:
         clocks["acceptance"] = {
-            "start": iso(acceptance["start"]),
-            "stop": iso(acceptance["stop"]),
+            "start": _iso(acceptance["start"]),
+            "stop": _iso(acceptance["stop"]),
         }
     if st.accepted_at is not None:
-        start, stop = iso(st.accepted_at), iso(st.completed_at or st.closed_at)  # once each
+        start, stop = _iso(st.accepted_at), _iso(st.completed_at or st.closed_at)  # once each
         pauses = [pz.as_json() for pz in st.pauses]
         clocks["decision"] = {
             "start": start,
@@ -450,11 +449,11 @@ def _clocks(
         if st.pledged_days:
             clocks["supplement"] = {
                 "start": start,
-                "stop": iso(supplement_stop),
+                "stop": _iso(supplement_stop),
                 "limit_days": st.pledged_days,
             }
     if st.decided_at is not None and st.decision == "approve":
-        clocks["delivery"] = {"start": iso(st.decided_at), "stop": iso(st.delivered_at)}
+        clocks["delivery"] = {"start": _iso(st.decided_at), "stop": _iso(st.delivered_at)}
     if steps:
         clocks["step"] = steps
     if review:
