@@ -4,13 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-quick dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-quick dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
 	@echo "make calendar-demo   show the working-day calendar at work"
-	@echo "make test            lint (ruff, mypy) and the whole test suite"
+	@echo "make test            lint (ruff, mypy, import-linter) and the whole test suite (runs make deps first)"
+	@echo "make deps            the Debian packages the suite needs (deploy/dev-deps.sh; root installs)"
 	@echo "make bench           all benchmarks (tests/bench, ~6 min): bench-calendar, bench-tailer, bench-cards"
+	@echo "make bench-quick     a smoke run of every benchmark at a small size (CI)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# promtool, Alertmanager, shellcheck, openssl, systemd-analyze, python3-venv: installed when
+# run as root, else named with the command that installs them (exit 1). Silent and quick
+# when all are there, so it runs every time. `make demo` needs none of them.
+deps:
+	@deploy/dev-deps.sh
 
 # Ctrl-C stops it; DEMO_ARGS="--speed 1200 --days 3" or "--headless" for a script.
 demo: venv
@@ -42,11 +50,12 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
-pytest: venv
+pytest: deps venv
 	$(BIN)/pytest
 
-test: lint pytest
+test: deps lint pytest
 
 bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup
 

@@ -6,6 +6,8 @@ umask 022 # the venv and the unit must be readable by the service user whatever 
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$SCRIPT_DIR")
+# This checkout's copies; an install uses those of the package it installed instead (the
+# wheel carries them as monitor/_deploy/...), so they match the version installed --from.
 UNIT_TEMPLATE=$SCRIPT_DIR/systemd/jiancha.service
 CONFIG_TEMPLATE=$SCRIPT_DIR/jiancha.example.toml
 UNIT_NAME=jiancha.service
@@ -89,6 +91,8 @@ upgrades it in place when it is already installed. Run it as root. It:
      /etc/systemd/system) with its paths pointing at PREFIX and ETC, and runs
      `systemctl daemon-reload` when systemd is running (PID 1). It never starts the
      service unless --enable is given.
+The unit and the example configuration are those of the jiancha installed (a wheel
+carries them), so --from a wheel needs no checkout of the same version.
 
 Running it again is safe: the configuration is left alone, the venv is upgraded in
 place, the unit is rewritten only when it changed. Local changes to the unit belong
@@ -154,6 +158,8 @@ EOF
   4. 把 deploy/systemd/jiancha.service 安装到 UNIT_DIR（默认 /etc/systemd/system），
      其中路径指向 PREFIX 与 ETC；systemd 正在运行（PID 1）时执行
      systemctl daemon-reload。除非给出 --enable，绝不启动服务。
+单元文件与示例配置取自所安装的 jiancha（wheel 中带有），因此 --from wheel 时无需
+同一版本的源码目录。
 
 可重复执行：配置不动，虚拟环境原地升级，单元文件只在内容变化时重写。对单元的本地
 修改请写在 drop-in 中（systemctl edit jiancha），重装不会覆盖。
@@ -355,9 +361,6 @@ systemctl_quiet() { systemctl "$@" >/dev/null 2>&1; }
 # --- install ----------------------------------------------------------------------------
 
 check_source() {
-    [[ -f $UNIT_TEMPLATE && -f $CONFIG_TEMPLATE ]] ||
-        die "找不到 $UNIT_TEMPLATE 或 $CONFIG_TEMPLATE：请在 jiancha 仓库的 deploy/ 中运行本脚本" \
-            "$UNIT_TEMPLATE or $CONFIG_TEMPLATE missing: run this script from a jiancha repository's deploy/"
     if [[ -d $FROM ]]; then
         FROM=$(realpath -- "$FROM")
         grep -q '^name = "jiancha"' "$FROM/pyproject.toml" 2>/dev/null ||
@@ -451,6 +454,7 @@ ensure_venv() {
         act updated "虚拟环境 $VENV（原地升级）" "venv $VENV (upgraded in place)"
     fi
     act installed "$version ← $FROM" "$version <- $FROM"
+    installed_templates
     if [[ -f $REPO_DIR/README.md ]]; then # the unit's Documentation=
         if cmp -s "$REPO_DIR/README.md" "$PREFIX/README.md"; then
             :
@@ -458,6 +462,25 @@ ensure_venv() {
             install -m 0644 "$REPO_DIR/README.md" "$PREFIX/README.md"
         fi
     fi
+}
+
+# The unit and the example configuration of the package just installed (monitor.paths, in
+# the venv's Python: -I so that a jiancha in the current directory cannot answer instead);
+# this checkout's copies only when that package predates them.
+installed_templates() {
+    local found unit config
+    if found=$("$VENV/bin/python" -I -c \
+        'from monitor import paths; print(paths.systemd_unit()); print(paths.example_config())' \
+        2>/dev/null); then
+        unit=${found%%$'\n'*} config=${found#*$'\n'}
+        if [[ -f $unit && -f $config ]]; then
+            UNIT_TEMPLATE=$unit CONFIG_TEMPLATE=$config
+            return
+        fi
+    fi
+    [[ -f $UNIT_TEMPLATE && -f $CONFIG_TEMPLATE ]] ||
+        die "安装的 jiancha 不带单元文件与示例配置，$UNIT_TEMPLATE 也不存在：请用较新的 wheel，或在 jiancha 仓库的 deploy/ 中运行本脚本" \
+            "the jiancha installed carries no unit and example configuration, and $UNIT_TEMPLATE is missing: use a newer wheel, or run this script from a jiancha repository's deploy/"
 }
 
 write_state() {

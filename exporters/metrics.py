@@ -39,9 +39,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-LEVELS = ("blue", "yellow", "red")
-STATES = ("pending", "delivered", "failed")
-OUTCOMES = ("early", "on_time", "late")
 # Seconds; the evaluation pass runs from well under a millisecond to ~0.1 s at 10M clocks.
 EVAL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -52,6 +49,10 @@ class Snapshot:
 
     taken_at: float = 0.0  # unix seconds
     version: str = ""
+    # The label values every family emits, at zero if need be (the daemon's vocabulary).
+    levels: tuple[str, ...] = ()  # card levels, lowest first
+    outbox_states: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
     database_up: bool = False
     events: int = 0
     dead_letters: int = 0
@@ -111,7 +112,7 @@ class JianchaCollector(Collector):
                      s.blocking_tx_age)  # fmt: skip
         issued = CounterMetricFamily("jiancha_cards_issued", "Cards issued since start",
                                      labels=["level"])  # fmt: skip
-        for level in LEVELS:
+        for level in s.levels:
             issued.add_metric([level], s.cards_issued.get(level, 0))
         yield issued
         yield _counter("jiancha_cards_closed_total", "Cards closed since start", s.cards_closed)
@@ -136,7 +137,7 @@ class JianchaCollector(Collector):
                                 labels=["channel", "state"])  # fmt: skip
         channels = sorted({c for c, _ in s.notifications} | set(s.delivered) | set(s.failed))
         for ch in channels:
-            for st in STATES:
+            for st in s.outbox_states:
                 box.add_metric([ch, st], s.notifications.get((ch, st), 0))
         yield box
         sent = CounterMetricFamily(
@@ -162,7 +163,7 @@ class JianchaCollector(Collector):
                                   labels=["department", "window", "matter", "level"])  # fmt: skip
         groups = sorted({k[:3] for k in s.open_cases})
         for dept, window, matter in groups:
-            for level in ("none", *LEVELS):
+            for level in ("none", *s.levels):
                 cases.add_metric([dept, window, matter, level],
                                  s.open_cases.get((dept, window, matter, level), 0))  # fmt: skip
         yield cases
@@ -178,7 +179,7 @@ class JianchaCollector(Collector):
             labels=["department", "outcome"],
         )  # fmt: skip
         for dept in sorted({d for d, _ in s.completions}):
-            for outcome in OUTCOMES:
+            for outcome in s.outcomes:
                 done.add_metric([dept, outcome], s.completions.get((dept, outcome), 0))
         yield done
         ledger = CounterMetricFamily(

@@ -361,7 +361,7 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
     if environ is None:
         environ = os.environ
     if secrets is None:
-        from monitor.outbox import read_secret as secrets
+        from monitor.secrets import read_secret as secrets
     path = config_path(explicit)
     raw = b""
     data: dict[str, Any] = {}

@@ -1,8 +1,10 @@
 """``jiancha run``: one trio nursery that owns every component.
 
-The tailer carries the evaluator (cards are decided in the tailer's
-transactions and at the scheduler's crossing instants); the outbox sender,
-the digester, the snapshotter and the metrics server are its siblings.
+The worker feeds the tailer's batches through the pipeline and ticks the
+scheduler (cards are decided in the batches' transactions and at the
+crossing instants); the outbox sender, the digester, the snapshotter and
+the metrics server are its siblings. Each is started with
+``nursery.start`` and readiness goes to systemd once all have started.
 Signals are handled here at the edge, never inside components, so the same
 ``serve`` runs unchanged inside tests.
 """
@@ -21,19 +23,23 @@ import trio
 
 from exporters.metrics import Holder, registry_for
 from exporters.metrics import serve as serve_metrics
-from exporters.snapshot import Snapshotter
 from monitor import db, systemd
 from monitor.calendar import Calendar, CalendarError, load_calendar
-from monitor.checkpoint import Checkpointer
-from monitor.clock import Clock, utc_now
+from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import Config, ConfigError, NotifyConfig, load_config
-from monitor.digest import Digester
-from monitor.evaluator import Evaluator
 from monitor.log import configure_logging, get_logger
-from monitor.outbox import Notifier, Sender, build_channels, read_secret
+from monitor.notify import build_channels
+from monitor.observe import Snapshotter
+from monitor.outbox.digest import Digester
+from monitor.outbox.enqueue import Notifier
+from monitor.outbox.message import Channel
+from monitor.outbox.send import Sender
+from monitor.pipeline import Evaluator
 from monitor.rules import RuleError, RuleSet, load_rules
-from monitor.source import Tailer, TailerConfig
+from monitor.secrets import read_secret
 from monitor.systemd import Watchdog
+from monitor.wallclock import Clock, utc_now
+from monitor.worker import Worker, WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,8 @@ class DaemonConfig:
     state_dir: Path | None = None  # the clock table's checkpoint (None: always rebuilt)
     checkpoint_every: float = 300.0
 
-    def tailer(self) -> TailerConfig:
-        return TailerConfig(
+    def worker(self) -> WorkerConfig:
+        return WorkerConfig(
             source_dsn=self.source_dsn,
             dsn=self.dsn,
             batch_size=self.batch_size,
@@ -70,7 +76,7 @@ class Running:
     """The live components, for SIGHUP and for tests that drive a daemon in-process."""
 
     config: DaemonConfig
-    tailer: Tailer
+    worker: Worker
     sender: Sender
     digester: Digester
     snapshotter: Snapshotter
@@ -78,12 +84,9 @@ class Running:
     reloads: int = 0
 
 
-def _notifier(notify: NotifyConfig, rules: RuleSet, calendar: Calendar,
-              channels: dict[str, Any]) -> Notifier | None:  # fmt: skip
-    if not channels:
-        return None
-    titles = {r.rule: r.title(notify.language) for r in rules.rules}
-    return Notifier(notify, calendar, rule_titles=titles)
+def _notifier(notify: NotifyConfig, calendar: Calendar,
+              channels: dict[str, Channel]) -> Notifier | None:  # fmt: skip
+    return Notifier(notify, calendar) if channels else None
 
 
 async def serve(
@@ -102,34 +105,35 @@ async def serve(
         mark = now
 
     async with db.open_loop(), trio.open_nursery() as nursery:
-        evaluator = Evaluator(config.rules, config.calendar)
         notify = config.config.notify
         channels = build_channels(notify)  # a bad channel fails here, before READY
-        evaluator.notifier = _notifier(notify, config.rules, config.calendar, channels)
-        tailer = Tailer(config.tailer(), evaluator=evaluator, clock=clock)
+        evaluator = Evaluator(config.rules, config.calendar,
+                              notifier=_notifier(notify, config.calendar, channels))  # fmt: skip
+        checkpointer = None
         if config.state_dir is not None:
-            tailer.checkpointer = Checkpointer(config.state_dir, config.checkpoint_every)
+            checkpointer = Checkpointer(config.state_dir, config.checkpoint_every)
+        worker = Worker(config.worker(), evaluator=evaluator, clock=clock,
+                        checkpointer=checkpointer)  # fmt: skip
         watchdog = Watchdog()
-        tailer.on_loop = watchdog.beat
-        await nursery.start(tailer.run)
-        lap("tailer")
+        worker.on_loop = watchdog.beat
+        await nursery.start(worker.run)
+        lap("worker")
         # The sender and the digester run even without channels, so that a reload that
         # adds the first channel needs no restart.
         sender = Sender(config.dsn, channels, notify, clock=clock)
         await nursery.start(sender.run)
         lap("sender")
-        digester = Digester(config.dsn, notify, config.calendar, config.rules, tailer.matters,
+        digester = Digester(config.dsn, notify, config.calendar, config.rules, worker.matters,
                             clock=clock, on_queued=sender.wake)  # fmt: skip
         await nursery.start(digester.run)
         lap("digester")
         holder = Holder()
         registry = registry_for(holder)  # before the first snapshot, so it is rendered
-        snapshotter = Snapshotter(holder, config.dsn, tailer=tailer, evaluator=evaluator,
+        snapshotter = Snapshotter(holder, config.dsn, worker=worker, evaluator=evaluator,
                                   sender=sender, notifier=evaluator.notifier,
                                   calendar=config.calendar,
                                   config_hash=config.config.fingerprint,
                                   clock=lambda: clock().timestamp())  # fmt: skip
-        tailer.snapshotter = snapshotter
         await nursery.start(snapshotter.run)
         lap("snapshot")
         address = config.config.metrics_address if config.metrics_address is None else (
@@ -158,34 +162,34 @@ async def serve(
             channels=sorted(channels),
             metrics=metrics,
             startup_ms=took,
-            table=tailer.table_from,
-            redecided=tailer.redecided,
+            table=worker.table_from,
+            redecided=worker.redecided,
             gc_thresholds=list(gc.get_threshold()),
         )
         systemd.notify(
             "READY=1",
             f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {len(evaluator.table)} 个",
         )
-        task_status.started(Running(config, tailer, sender, digester, snapshotter, metrics))
+        task_status.started(Running(config, worker, sender, digester, snapshotter, metrics))
         if systemd.enabled():
             # as often as the watchdog pings, at most every 10 s
-            nursery.start_soon(_status, tailer, evaluator, min(10.0, watchdog.interval or 10.0))
+            nursery.start_soon(_status, worker, evaluator, min(10.0, watchdog.interval or 10.0))
 
 
-def status_line(tailer: Tailer, evaluator: Evaluator, now: float) -> str:
+def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
     """What `systemctl status jiancha` shows: connected or not, lag, open clocks, cards."""
-    st = tailer.stats
+    st = worker.stats
     if not st.connected:
         return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
     return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {len(evaluator.table)} 个，"
             f"已处理事件 {st.events} 条，已发牌 {evaluator.stats.cards_issued} 张")  # fmt: skip
 
 
-async def _status(tailer: Tailer, evaluator: Evaluator, every: float = 10.0) -> None:
+async def _status(worker: Worker, evaluator: Evaluator, every: float = 10.0) -> None:
     """Keep systemd's STATUS= current (lag, open clocks) while the daemon runs."""
     while True:
         await trio.sleep(every)
-        systemd.notify(status_line(tailer, evaluator, trio.current_time()))
+        systemd.notify(status_line(worker, evaluator, trio.current_time()))
 
 
 async def _stop_on_cancel(server: Any) -> None:
@@ -235,18 +239,19 @@ def reload(running: Running) -> bool:
         restart.append("metrics.address")
     if restart:  # fmt: skip
         log.warning("reload_needs_restart", keys=restart)
-    tailer_cfg = running.tailer.config
-    for key in ("batch_size", "poll_interval", "orphan_grace"):
-        if key not in pinned:
-            setattr(tailer_cfg, key, getattr(cfg.daemon, key))
+    worker = running.worker
+    worker.configure(**{key: getattr(cfg.daemon, key)
+                        for key in ("batch_size", "poll_interval", "orphan_grace")
+                        if key not in pinned})  # fmt: skip
+    wcfg = worker.config
     running.config = replace(
         old, config=cfg, rules=rules, calendar=calendar, rules_name=rules_name,
-        calendar_name=calendar_name,
-        batch_size=tailer_cfg.batch_size, poll_interval=tailer_cfg.poll_interval,
-        orphan_grace=tailer_cfg.orphan_grace,
+        calendar_name=calendar_name, batch_size=wcfg.batch_size,
+        poll_interval=wcfg.poll_interval, orphan_grace=wcfg.orphan_grace,
     )  # fmt: skip
-    notifier = _notifier(cfg.notify, rules, calendar, channels)
-    before = running.tailer.evaluator.notifier if running.tailer.evaluator else None
+    notifier = _notifier(cfg.notify, calendar, channels)
+    evaluator = worker.evaluator
+    before = evaluator.notifier if evaluator is not None else None
     if notifier is not None and before is not None:  # counters carry over
         notifier.unrouted, notifier.dropped = before.unrouted, before.dropped
     sender = running.sender
@@ -256,7 +261,6 @@ def reload(running: Running) -> bool:
     snap.notifier, snap.calendar, snap.config_hash = notifier, calendar, cfg.fingerprint
     if "log" not in pinned:
         configure_logging(cfg.daemon.log_level, json=_log_json(cfg.daemon.log_format))
-    evaluator = running.tailer.evaluator
     changed = cfg.fingerprint != old.config.fingerprint
     if evaluator is not None:
         evaluator.notifier = notifier
@@ -266,7 +270,7 @@ def reload(running: Running) -> bool:
              rules_hash=rules.fingerprint, calendar=calendar.name,
              channels=sorted(channels))  # fmt: skip
     sender.wake()
-    running.tailer.wake()
+    worker.wake()
     return changed
 
 
@@ -324,11 +328,3 @@ def run(config: DaemonConfig) -> int:
     configure_gc()
     trio.run(_main, config)
     return 0
-
-
-if __name__ == "__main__":  # same as `jiancha run`, for hosts without the console script
-    import sys
-
-    from monitor.cli import main
-
-    raise SystemExit(main(["run", *sys.argv[1:]]))

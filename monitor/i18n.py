@@ -251,3 +251,8 @@ def current_lang() -> Lang:
 def t(key: str, lang: Lang | None = None, **kwargs: object) -> str:
     """Render message ``key`` in ``lang`` (default: ``current_lang()``)."""
     return _MESSAGES[key][lang or current_lang()].format(**kwargs)
+
+
+def h(zh: str, en: str) -> str:
+    """Text written in place in both languages (help, one-off messages), in the chosen one."""
+    return en if current_lang() == "en" else zh

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import trio
 
-from monitor import db, ingest, migrate
+from monitor import db, migrate
+from monitor.source import START, Cursor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,10 +86,10 @@ _LAST = (
 )
 
 
-async def last_position(conn: db.Connection) -> ingest.Cursor:
+async def last_position(conn: db.Connection) -> Cursor:
     """The largest committed (tx, id) of ``case_events``: where a caught-up cursor stands."""
     row = await conn.fetchrow(_LAST)
-    return ingest.START if row is None else ingest.Cursor(int(row["tx"]), int(row["id"]))
+    return START if row is None else Cursor(int(row["tx"]), int(row["id"]))
 
 
 # --- the daemon as a child process, and servers to run it against ------------------------
@@ -97,12 +98,12 @@ async def last_position(conn: db.Connection) -> ingest.Cursor:
 class Daemon:
     """``jiancha run`` as a child process, its output (JSON log lines) in a file.
 
-    ``python -m monitor.daemon`` by default; ``command`` gives another entry point,
-    e.g. ``("-m", "monitor.cli", "run", "--config", ...)``.
+    ``python -m monitor run`` by default; ``command`` gives another entry point,
+    e.g. ``("-m", "monitor", "run", "--config", ...)``.
     """
 
     def __init__(
-        self, dsn: str, log: Path, command: Sequence[str] = ("-m", "monitor.daemon")
+        self, dsn: str, log: Path, command: Sequence[str] = ("-m", "monitor", "run")
     ) -> None:
         self.log = log
         env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_DSN": dsn}

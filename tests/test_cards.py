@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from monitor import db, ingest
+from monitor import db
 from monitor.calendar import load_calendar
-from monitor.evaluator import Evaluator
+from monitor.pipeline import Evaluator, apply_batch
 from monitor.rules import load_rules
-from monitor.source import Tailer, TailerConfig, read_batch
+from monitor.source import START, load_matters, read_batch
+from monitor.state import store as state_store
+from monitor.worker import Worker, WorkerConfig
 from tests.sourcekit import write
 
 UTC = dt.UTC
@@ -42,12 +44,12 @@ class Driver:
     def __init__(self, conn: db.Connection, ev: Evaluator) -> None:
         self.conn = conn
         self.ev = ev
-        self.cursor = ingest.START
+        self.cursor = START
         self.matters: dict = {}
 
     async def start(self, now: dt.datetime) -> None:
-        self.matters = await ingest.load_matters(self.conn)
-        self.cursor = await ingest.load_cursor(self.conn)
+        self.matters = await load_matters(self.conn)
+        self.cursor = await state_store.load_cursor(self.conn)
         await self.ev.start(self.conn, self.matters, now)
 
     async def ingest(self, now: dt.datetime, limit: int = 10_000) -> int:
@@ -55,13 +57,9 @@ class Driver:
         if not events:
             return 0
 
-        async def derive(conn, states, at):
-            return await self.ev.on_batch(conn, states, self.matters, at)
-
-        result = await ingest.apply_batch(
-            self.conn, events, self.matters, self.cursor, now, derive=derive
+        result = await apply_batch(
+            self.conn, events, self.matters, self.cursor, now, evaluator=self.ev
         )
-        self.ev.publish(result.derived)
         self.cursor = result.cursor
         return len(events)
 
@@ -127,7 +125,7 @@ async def test_cards_come_due_at_their_instants_and_only_once(dsn, cal, rules):
         d2 = Driver(conn, Evaluator(rules, cal))
         await d2.start(z("2024-02-22T00:00:00"))
         await conn.execute("DELETE FROM jiancha.cursor")  # replay every event
-        d2.cursor = ingest.START
+        d2.cursor = START
         await d2.ingest(z("2024-02-22T00:00:00"))
         assert await events_of(conn) == before
 
@@ -396,8 +394,8 @@ async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rul
             " $1, $1, 'x', 'x', $1)",
             z("2024-02-20T16:00:00"),
         )
-        config = TailerConfig(source_dsn=dsn, dsn=dsn, poll_interval=30.0, probe_interval=30.0)
-        t = Tailer(config, clock=clock, evaluator=Evaluator(rules, cal))
+        config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=30.0, probe_interval=30.0)
+        t = Worker(config, clock=clock, evaluator=Evaluator(rules, cal))
         async with trio.open_nursery() as nursery:
             await nursery.start(t.run)
             with trio.fail_after(10):

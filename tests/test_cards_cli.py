@@ -22,7 +22,8 @@ import pytest
 import trio
 
 from monitor import cards, db
-from monitor.cards_cli import display_width, format_table, register
+from monitor.cli.cards import display_width, format_table, register
+from monitor.vocab import CARD_STATUSES
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing
 DAY = dt.timedelta(days=1)
@@ -51,7 +52,7 @@ def _expected(status: str, action: str, result: str | None, acked: bool) -> str 
     return EXPECTED.get((status, action))
 
 
-@pytest.mark.parametrize("status", cards.STATUSES)
+@pytest.mark.parametrize("status", CARD_STATUSES)
 @pytest.mark.parametrize("action", cards.ACTIONS)
 def test_transition_every_status_and_action(status: str, action: cards.Action) -> None:
     results: Sequence[cards.Result | None] = cards.RESULTS if action == "decide" else (None,)

@@ -11,11 +11,12 @@ import trio
 
 from monitor import cards, db
 from monitor.calendar import load_calendar
-from monitor.checkpoint import FILENAME, Checkpointer
-from monitor.evaluator import ClockTable, Evaluator
-from monitor.ingest import load_matters
+from monitor.clocks import ClockTable
+from monitor.clocks.checkpoint import FILENAME, Checkpointer
+from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
-from monitor.source import Tailer, TailerConfig
+from monitor.source import load_matters
+from monitor.worker import Worker, WorkerConfig
 from tests.sourcekit import SUBMITTED, at, write
 from tests.test_tailer import drain
 
@@ -36,9 +37,9 @@ def rows(table: ClockTable) -> dict[tuple[str, str], tuple[float, ...]]:
     return out
 
 
-def tailer(dsn: str, state: Path | None, rules: str = "cards") -> Tailer:
-    t = Tailer(
-        TailerConfig(dsn, dsn, poll_interval=0.05, probe_interval=0.2),
+def tailer(dsn: str, state: Path | None, rules: str = "cards") -> Worker:
+    t = Worker(
+        WorkerConfig(dsn, dsn, poll_interval=0.05, probe_interval=0.2),
         clock=lambda: NOW,
         evaluator=Evaluator(load_rules(rules), load_calendar("cn")),
     )
@@ -47,7 +48,7 @@ def tailer(dsn: str, state: Path | None, rules: str = "cards") -> Tailer:
     return t
 
 
-async def run_tailer(dsn: str, state: Path | None, rules: str = "cards") -> Tailer:
+async def run_tailer(dsn: str, state: Path | None, rules: str = "cards") -> Worker:
     """Start a tailer (evaluator, checkpointer), drain what is visible, stop it cleanly."""
     t = tailer(dsn, state, rules)
     async with trio.open_nursery() as nursery, await db.connect(dsn) as conn:
@@ -58,7 +59,7 @@ async def run_tailer(dsn: str, state: Path | None, rules: str = "cards") -> Tail
     return t
 
 
-async def first_pass(t: Tailer) -> None:
+async def first_pass(t: Worker) -> None:
     """Wait for the pass that follows catching up (it issues what came due)."""
     ev = t.evaluator
     assert ev is not None
@@ -78,7 +79,7 @@ async def full_build(dsn: str, rules: str = "cards") -> ClockTable:
     return ev.table
 
 
-def table_of(t: Tailer) -> dict[tuple[str, str], tuple[float, ...]]:
+def table_of(t: Worker) -> dict[tuple[str, str], tuple[float, ...]]:
     assert t.evaluator is not None
     return rows(t.evaluator.table)
 

@@ -100,13 +100,13 @@ def test_console_script_entry_point():
     """The installed `jiancha` script runs the same main()."""
     env = {**os.environ, "JIANCHA_LANG": "en"}
     result = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "calendar", "deadline", "--start",
+        [sys.executable, "-m", "monitor", "calendar", "deadline", "--start",
          "2024-02-03T09:00", "--workdays", "1", "--json"],
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
     assert json.loads(result.stdout)["deadline"] == "2024-02-04T16:00:00Z"
     help_text = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "calendar", "deadline", "--help"],
+        [sys.executable, "-m", "monitor", "calendar", "deadline", "--help"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout  # fmt: skip
     assert "2024-02-21 24:00" in help_text

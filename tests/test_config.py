@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import build_parser, daemon_config, main
+from monitor.cli import build_parser, main
+from monitor.cli.run import daemon_config
 from monitor.config import ConfigError, load_config
 
 ENV = {"JIANCHA_SOURCE_DSN": "postgresql://env@db/approval"}

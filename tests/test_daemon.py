@@ -35,7 +35,7 @@ def start(dsn: str, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_LANG": "en"}
     env.pop("JIANCHA_DSN", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--poll-interval", "0.1",
+        [sys.executable, "-m", "monitor", "run", "--poll-interval", "0.1",
          "--metrics-address", "127.0.0.1:0", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -80,7 +80,7 @@ async def test_run_ingests_and_stops_cleanly_on_sigterm(dsn):
 def test_run_without_dsn_says_which_variable_to_set():
     env = {k: v for k, v in os.environ.items() if not k.startswith("JIANCHA_")}
     result = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "run"], env={**env, "JIANCHA_LANG": "en"},
+        [sys.executable, "-m", "monitor", "run"], env={**env, "JIANCHA_LANG": "en"},
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 2

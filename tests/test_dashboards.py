@@ -16,11 +16,11 @@ import pytest
 from dashboards import build
 from monitor import db
 from monitor.calendar import load_calendar
-from monitor.evaluator import Evaluator
+from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
 from tests.sourcekit import write
 from tests.test_cards import ACCEPTED_FEB8, Driver, z
-from tests.test_metrics import Snapshot, scrape
+from tests.test_metrics import scrape, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "jiancha.rules.yml"
@@ -139,7 +139,7 @@ def test_every_promql_expression_parses(boards, tmp_path):
 
 
 def test_promql_uses_only_series_that_exist(boards):
-    exposed = set(re.findall(r"^(jiancha_\w+?)(?:\{| )", scrape(Snapshot(
+    exposed = set(re.findall(r"^(jiancha_\w+?)(?:\{| )", scrape(snapshot(
         database_up=True, notifications={("w1", "failed"): 1}, failed={"w1": 1},
         delivered={"w1": 1}, open_cases={("d", "w", "m", "red"): 1},
         active_cards={("red", "r", "d"): 1}, completions={("d", "early"): 1},

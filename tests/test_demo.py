@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-DEMO = [sys.executable, "-m", "monitor.cli", "demo", "--start", "2024-03-04", "--history", "2",
+DEMO = [sys.executable, "-m", "monitor", "demo", "--start", "2024-03-04", "--history", "2",
         "--metrics-address", "127.0.0.1:0"]  # fmt: skip
 
 

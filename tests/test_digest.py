@@ -8,12 +8,13 @@ import tomllib
 import pytest
 import trio
 
-from monitor import db, ingest
+from monitor import db
 from monitor.calendar import load_calendar
 from monitor.config import parse
-from monitor.digest import Digester, digest_day, next_digest, queue_digests
-from monitor.evaluator import Evaluator
+from monitor.outbox.digest import Digester, digest_day, next_digest, queue_digests
+from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
+from monitor.source import load_matters
 from tests.sourcekit import write
 from tests.test_cards import SUB, Driver, z
 
@@ -71,7 +72,7 @@ async def test_digest_lists_cases_most_urgent_first_once(dsn, cal):
     rules = load_rules("cards")
     async with await db.connect(dsn) as conn:
         await _two_cases_at_risk(conn, cal, rules)
-        matters = await ingest.load_matters(conn)
+        matters = await load_matters(conn)
         now = z("2024-03-07T06:00:00")  # Thu 14:00 (a late start: the morning's digest)
         added = await queue_digests(conn, CFG, cal, rules, matters, now, dt.date(2024, 3, 7))
         assert added == 2
@@ -93,7 +94,7 @@ async def test_digester_queues_the_morning_digest_when_started_late(dsn, cal):
     rules = load_rules("cards")
     async with await db.connect(dsn) as conn:
         await _two_cases_at_risk(conn, cal, rules)
-        matters = await ingest.load_matters(conn)
+        matters = await load_matters(conn)
     woke = trio.Event()
     digester = Digester(dsn, CFG, cal, rules, lambda: matters,
                         clock=lambda: z("2024-03-07T06:00:00"),  # Thu 14:00, after 08:30

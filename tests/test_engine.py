@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from monitor.calendar import load_calendar
-from monitor.engine import CaseView, ExistingCard, NewCard, decide_case
+from monitor.engine import ExistingCard, NewCard, decide_case
 from monitor.rules import load_rules
-from monitor.state import Matter, SourceEvent, reduce_case
+from monitor.source import Matter, SourceEvent
+from monitor.state import CaseView, reduce_case
 
 MATTERS = {
     "M1": Matter("M1", "建筑工程施工许可", "住建局", 20, 5),

@@ -24,7 +24,7 @@ from grafana_client.api import GrafanaApi
 
 from dashboards.build import dashboards
 from exporters import grafana
-from monitor import grafana_cli
+from monitor.cli import grafana as grafana_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "glsa_test_token"
@@ -132,6 +132,7 @@ def test_push_creates_then_updates(fake: tuple[FakeGrafana, str]) -> None:
     assert first.folder_created and first.folder_uid == "f-jiancha"
     assert first.datasources == {"jiancha-prometheus": "created", "jiancha-postgres": "created"}
     assert first.uids == {"DS_PROMETHEUS": "jiancha-prometheus", "DS_POSTGRES": "jiancha-postgres"}
+    assert set(first.uids) == set(grafana_cli.FILLED_INPUTS)  # what push --check accepts
     assert _calls(state) == [
         ("GET", "/api/folders"),
         ("POST", "/api/folders"),
@@ -265,6 +266,105 @@ def test_cli_errors(tmp_path: Path) -> None:
         _run_cli(["grafana", "push", "--url", "http://x", "--token", TOKEN])
 
 
+def _board(uid: str | None, title: str | None, *inputs: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {"panels": [{"datasource": {"uid": "${" + i + "}"}} for i in inputs]}
+    if uid is not None:
+        doc["uid"] = uid
+    if title is not None:
+        doc["title"] = title
+    return doc
+
+
+def test_check_lists_the_packaged_dashboards_without_grafana(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No --url, --token-file or --dashboards: the shipped JSON, the same as build.py makes."""
+    monkeypatch.setenv("JIANCHA_LANG", "zh")
+    code, out = _run_cli(["grafana", "push", "--check"])
+    assert code == 0, out
+    for name, board in dashboards().items():
+        assert f"{name}  uid={board['uid']}  标题={board['title']}" in out
+    assert "jiancha-postgres (${DS_POSTGRES}) -> 127.0.0.1:5432/jiancha (用户 grafana)" in out
+    assert out.rstrip().endswith("检查通过（未连接 Grafana）")
+
+    monkeypatch.setenv("JIANCHA_LANG", "en")
+    code, out = _run_cli(["grafana", "push", "--check", "--json", "--postgres-host", "db.local"])
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["valid"] is True and doc["problems"] == [] and doc["folder"] == "电子监察"
+    assert {b["file"]: b["uid"] for b in doc["dashboards"]} == {
+        name: board["uid"] for name, board in dashboards().items()
+    }
+    assert doc["datasources"]["jiancha-postgres"]["url"] == "db.local:5432"
+    # push sends exactly these documents
+    _, boards, problems = grafana_cli.load_dashboards(None)
+    assert problems == [] and {b.name: b.doc for b in boards} == dashboards()
+
+
+def test_check_reports_broken_dashboards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JIANCHA_LANG", "zh")
+    (tmp_path / "a-broken.json").write_text('{"uid": "a", "title": "A",\n', "utf-8")
+    (tmp_path / "b-no-uid.json").write_text(json.dumps(_board(None, "B", "DS_PROMETHEUS")))
+    (tmp_path / "c-loki.json").write_text(json.dumps(_board("c", "C", "DS_LOKI")))
+    (tmp_path / "d-same.json").write_text(json.dumps(_board("c", "", "DS_POSTGRES")))
+    (tmp_path / "e-list.json").write_text("[]")
+    code, out = _run_cli(["grafana", "push", "--check", "--dashboards", str(tmp_path)])
+    assert code == 1
+    for message in (
+        "a-broken.json: 不是有效的 JSON（第 2 行",
+        "b-no-uid.json: 缺少 uid",
+        "c-loki.json: 数据源占位符 ${DS_LOKI} 无法填充（push 只填 DS_PROMETHEUS、DS_POSTGRES）",
+        "d-same.json: 缺少 title",
+        "d-same.json: uid c 与 c-loki.json 重复",
+        "e-list.json: 顶层不是 JSON 对象",
+    ):
+        assert f"  - {message}" in out, out
+    assert out.rstrip().endswith("检查未通过，不可推送")
+
+    monkeypatch.setenv("JIANCHA_LANG", "en")
+    code, out = _run_cli(["grafana", "push", "--check", "--json", "--dashboards", str(tmp_path)])
+    doc = json.loads(out)
+    assert code == 1 and doc["valid"] is False
+    by_file = {b["file"]: b for b in doc["dashboards"]}
+    assert by_file["a-broken.json"]["uid"] is None
+    assert by_file["b-no-uid.json"]["problems"] == ["no uid"]
+    assert by_file["c-loki.json"]["inputs"] == ["DS_LOKI"]
+    assert "datasource placeholder ${DS_LOKI} is not one push fills" in " ".join(doc["problems"])
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _run_cli(["grafana", "push", "--check", "--dashboards", str(empty)])
+    assert code == 1 and f"no dashboard JSON files in {empty}" in out
+
+
+def test_push_needs_url_and_token_file_unless_check(
+    fake: tuple[FakeGrafana, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor.cli import UsageError, main
+
+    monkeypatch.setenv("JIANCHA_LANG", "en")
+    with pytest.raises(UsageError, match="push needs --url and --token-file"):
+        _run_cli(["grafana", "push"])
+    assert main(["grafana", "push", "--token-file", "t"]) == 2  # what the console script exits
+    assert "push needs --url (--check validates without Grafana)" in capsys.readouterr().err
+    assert main(["grafana", "push", "--check"]) == 0
+
+    # invalid dashboards are refused before Grafana is contacted
+    state, url = fake
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "x.json").write_text(json.dumps(_board(None, "X")))
+    argv = ["grafana", "push", "--url", url, "--token-file", str(token), "--dashboards",
+            str(tmp_path / "boards")]  # fmt: skip
+    with pytest.raises(UsageError, match=r"invalid dashboards, nothing pushed: x\.json: no uid"):
+        _run_cli(argv)
+    assert state.requests == []
+
+
 def _load_yaml(path: Path) -> Any:
     yaml = pytest.importorskip("yaml")
     return yaml.safe_load(path.read_text("utf-8"))
@@ -311,7 +411,7 @@ def test_cli_annotate_reads_red_cards_from_the_ledger(
 
     from monitor import db
     from monitor.calendar import load_calendar
-    from monitor.evaluator import Evaluator
+    from monitor.pipeline import Evaluator
     from monitor.rules import load_rules
     from tests.sourcekit import write
     from tests.test_cards import ACCEPTED_FEB8, Driver, z

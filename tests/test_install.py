@@ -44,10 +44,11 @@ OPTIONS = (
 
 
 def run(*args: str | Path, lang: str = "zh", check: bool = True,
-        prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        prefix: list[str] | None = None,
+        script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("JIANCHA")}
     env["JIANCHA_LANG"] = lang
-    cmd = [*(prefix or []), str(SCRIPT), *map(str, args)]
+    cmd = [*(prefix or []), str(script), *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -160,8 +161,10 @@ def test_install_reinstall_upgrade_from_wheel_uninstall_and_purge(tmp_path):
         assert "[created]" not in second.stdout
         edited = toml.read_bytes()
 
-        # --- upgrade from a wheel, in place. A kept file whose group is gone (removed with
-        # the user by an earlier --uninstall; a new group may get another gid) gets it back
+        # --- upgrade from a wheel, in place, by a copy of the script outside any checkout:
+        # the unit and the example configuration come from the wheel. A kept file whose
+        # group is gone (removed with the user by an earlier --uninstall; a new group may
+        # get another gid) gets it back
         if user:
             used = {g.gr_gid for g in grp.getgrall()}
             os.chown(env_file, 0, next(g for g in range(64000, 65000) if g not in used))
@@ -170,8 +173,9 @@ def test_install_reinstall_upgrade_from_wheel_uninstall_and_purge(tmp_path):
                         "--no-build-isolation", "--wheel-dir", str(dist), str(ROOT)],
                        check=True, capture_output=True, timeout=300)  # fmt: skip
         (wheel,) = dist.glob("jiancha-*.whl")
+        alone = Path(shutil.copy2(SCRIPT, dist / "install.sh"))
         t0 = time.monotonic()
-        third = run(*where, "--from", wheel)
+        third = run(*where, "--from", wheel, script=alone)
         print(f"upgrade from a wheel: {time.monotonic() - t0:.1f} s")
         assert f" ← {wheel}" in third.stdout and "[更新] 虚拟环境" in third.stdout
         assert marker.is_file()

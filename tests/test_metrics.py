@@ -8,6 +8,13 @@ import subprocess
 from prometheus_client import generate_latest
 
 from exporters.metrics import Holder, Snapshot, registry_for
+from monitor.vocab import LEVELS, OUTBOX_STATES, OUTCOMES
+
+
+def snapshot(**figures: object) -> Snapshot:
+    """A snapshot as the daemon takes it: with the label values every family emits."""
+    return Snapshot(levels=LEVELS, outbox_states=OUTBOX_STATES, outcomes=OUTCOMES,
+                    **figures)  # type: ignore[arg-type]  # fmt: skip
 
 
 def scrape(snapshot: Snapshot) -> str:
@@ -17,7 +24,7 @@ def scrape(snapshot: Snapshot) -> str:
 
 
 def test_failed_notifications_and_levels_are_exposed():
-    text = scrape(Snapshot(
+    text = scrape(snapshot(
         taken_at=1_700_000_000.0, version="0.1", database_up=True,
         notifications={("w1", "failed"): 3, ("w1", "delivered"): 10},
         delivered={"w1": 10}, failed={"w1": 3}, unrouted=2,
@@ -45,10 +52,10 @@ def test_failed_notifications_and_levels_are_exposed():
 def test_an_empty_snapshot_is_promtool_clean():
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: Debian package prometheus (CI installs it)"
-    full = Snapshot(database_up=True, failed={"w1": 1}, delivered={"w1": 2},
+    full = snapshot(database_up=True, failed={"w1": 1}, delivered={"w1": 2},
                     completions={("d", "late"): 1}, cards_total={("d", "red", "r"): 1},
                     ratings={("d", 2): 1}, bad_reviews={"d": (1, 0)})  # fmt: skip
-    for snap in (Snapshot(), full):
+    for snap in (snapshot(), full):
         check = subprocess.run([promtool, "check", "metrics"], input=scrape(snap), text=True,
                                capture_output=True, timeout=30)  # fmt: skip
         assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check
@@ -69,7 +76,7 @@ def test_basic_auth_and_tls_on_the_endpoint(tmp_path):
             "-out", str(cert)]  # fmt: skip
     subprocess.run([openssl, *args], check=True, capture_output=True)
     holder = Holder()
-    holder.set(Snapshot(version="t"))
+    holder.set(snapshot(version="t"))
     server, port = serve("127.0.0.1:0", registry_for(holder), username="prom",
                          password="口令s3cret", certfile=str(cert), keyfile=str(key))  # fmt: skip
     try:
@@ -105,7 +112,7 @@ def test_scrapes_serve_the_exposition_rendered_with_the_snapshot():
 
     holder = Holder()
     registry = registry_for(holder)
-    holder.publish(Snapshot(events=7))
+    holder.publish(snapshot(events=7))
     server, port = serve("127.0.0.1:0", registry, holder=holder)
     try:
         url = f"http://127.0.0.1:{port}/metrics"
@@ -115,7 +122,7 @@ def test_scrapes_serve_the_exposition_rendered_with_the_snapshot():
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.headers["Content-Encoding"] == "gzip"
             assert b"jiancha_events_ingested_total 7.0" in gzip.decompress(resp.read())
-        holder.set(Snapshot(events=9))  # not rendered yet: the scrape renders it live
+        holder.set(snapshot(events=9))  # not rendered yet: the scrape renders it live
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert "jiancha_events_ingested_total 9.0" in resp.read().decode()
     finally:

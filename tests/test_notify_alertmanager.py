@@ -27,8 +27,9 @@ import httpx
 import pytest
 import trio
 
-from monitor.notify import ChannelError, Message
+from monitor.notify import ChannelError
 from monitor.notify.alertmanager import ALERTNAME, AlertmanagerChannel
+from monitor.outbox import Message
 
 APT_PACKAGE = "prometheus-alertmanager"  # CI's APT list must include this
 BINARY_CANDIDATES = ("alertmanager", "prometheus-alertmanager")
@@ -334,8 +335,9 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
     from monitor import db
     from monitor.calendar import load_calendar
     from monitor.config import parse
-    from monitor.evaluator import Evaluator
-    from monitor.outbox import Notifier, Sender, build_channels
+    from monitor.notify import build_channels
+    from monitor.outbox import Notifier, Sender
+    from monitor.pipeline import Evaluator
     from monitor.rules import load_rules
     from tests.sourcekit import write
     from tests.test_cards import ACCEPTED_FEB8, Driver, z

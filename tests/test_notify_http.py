@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from monitor.notify import Channel, ChannelError, Delivery, Message
+from monitor.notify import ChannelError
 from monitor.notify._http import parse_retry_after
 from monitor.notify.dingtalk import DingTalkChannel
 from monitor.notify.webhook import FIELDS, WebhookChannel
 from monitor.notify.wecom import CONTENT_MAX_BYTES, WeComChannel
+from monitor.outbox import Channel, Delivery, Message
 from tests import httpkit
 from tests.httpkit import Receiver, Reply
 

@@ -13,8 +13,9 @@ import trio
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.config import ConfigError, NotifyConfig, QuietHours, load_config, parse
-from monitor.evaluator import Evaluator
-from monitor.outbox import Notifier, Sender, build_channels, hold_until, recipients
+from monitor.notify import build_channels
+from monitor.outbox import Notifier, Sender, hold_until, recipients
+from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
 from tests import httpkit
 from tests.httpkit import Reply
@@ -270,7 +271,7 @@ async def test_missed_supervision_reply_notifies_the_inspectors(dsn, cal):
     async with await db.connect(dsn) as conn:
         await write(conn, ACCEPTED_FEB8)
         ev = Evaluator(load_rules("cards"), cal)
-        ev.notifier = Notifier(cfg, cal, rule_titles={"decision_time": "承诺时限"})
+        ev.notifier = Notifier(cfg, cal)
         d = Driver(conn, ev)
         await d.start(z("2024-02-08T03:00:00"))
         await d.ingest(z("2024-02-08T03:00:00"))
@@ -305,7 +306,7 @@ def test_the_example_configuration_loads_and_builds_every_channel():
 
 
 def test_secrets_from_files_or_systemd_credentials(tmp_path, monkeypatch):
-    from monitor.outbox import read_secret
+    from monitor.secrets import read_secret
 
     (tmp_path / "abs.secret").write_text("from-a-file\n", encoding="utf-8")
     assert read_secret(str(tmp_path / "abs.secret")) == "from-a-file"

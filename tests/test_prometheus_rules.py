@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_metrics import Snapshot, scrape
+from tests.test_metrics import scrape, snapshot
 
 PROM = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
 
@@ -33,7 +33,7 @@ def test_promtool_accepts_the_files(promtool, args):
 
 
 def test_rules_use_only_series_the_exporter_emits():
-    exposed = set(re.findall(r"^(jiancha_\w+?)(?:\{| )", scrape(Snapshot(
+    exposed = set(re.findall(r"^(jiancha_\w+?)(?:\{| )", scrape(snapshot(
         database_up=True, notifications={("w1", "failed"): 1}, failed={"w1": 1},
         delivered={"w1": 1}, open_cases={("d", "w", "m", "red"): 1},
         active_cards={("red", "r", "d"): 1}, completions={("d", "early"): 1},

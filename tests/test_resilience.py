@@ -37,12 +37,15 @@ import pytest
 import structlog
 import trio
 
-from monitor import db, ingest
+from monitor import db
 from monitor.calendar import load_calendar
-from monitor.digest import Digester
-from monitor.engine import CaseView, ExistingCard, decide_case
-from monitor.rules import level_name, load_rules
-from monitor.state import Matter, SourceEvent, reduce_case
+from monitor.engine import ExistingCard, decide_case
+from monitor.outbox.digest import Digester
+from monitor.rules import load_rules
+from monitor.source import Matter, SourceEvent, load_matters
+from monitor.state import CaseView, reduce_case
+from monitor.state import store as state_store
+from monitor.vocab import level_name
 from tests import httpkit, sourcekit
 from tests.httpkit import Receiver, Reply
 from tests.sourcekit import Daemon, last_position, prepare, write
@@ -290,7 +293,7 @@ async def committed_events(conn: db.Connection) -> list[SourceEvent]:
 
 async def settled(conn: db.Connection, expected: set[CardRow]) -> bool:
     """Every event taken, exactly the expected cards issued, every notification delivered."""
-    if await ingest.load_cursor(conn) < await last_position(conn):
+    if await state_store.load_cursor(conn) < await last_position(conn):
         return False
     if await ledger_cards(conn) != expected:
         return False
@@ -330,10 +333,10 @@ async def assert_applied(
     assert len(stored) == len(set(stored)), "an event applied twice"
     assert set(stored) == {e.event_id for e in events}, "an event lost"
     assert await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 0
-    assert await ingest.load_cursor(conn) == await last_position(conn)
+    assert await state_store.load_cursor(conn) == await last_position(conn)
     assert await conn.fetchval("SELECT events FROM jiancha.cursor") == len(events)
 
-    matters = await ingest.load_matters(conn)
+    matters = await load_matters(conn)
     rows = {r["case_id"]: r for r in await conn.fetch("SELECT * FROM jiancha.cases")}
     per_case_events: dict[str, list[SourceEvent]] = {}
     for e in events:
@@ -392,7 +395,7 @@ def config_file(path: Path, url: str, state: Path | None = None) -> Path:
 
 
 def run_command(config: Path) -> tuple[str, ...]:
-    return ("-m", "monitor.cli", "run", "--config", str(config), "--poll-interval", "0.1",
+    return ("-m", "monitor", "run", "--config", str(config), "--poll-interval", "0.1",
             "--metrics-address", "127.0.0.1:0")  # fmt: skip
 
 
@@ -486,7 +489,7 @@ async def test_the_daemon_rides_out_a_30_second_database_outage(own_server, rece
                 async with await db.connect(source) as conn:
                     expected = expected_cards(
                         await committed_events(conn),
-                        await ingest.load_matters(conn),
+                        await load_matters(conn),
                         dt.datetime.now(dt.UTC),
                     )
                     caught_up = await settle(conn, daemon, expected, timeout=60)
@@ -530,7 +533,7 @@ async def test_the_digester_waits_out_a_lost_database(dsn):
     cal, rules = load_calendar("cn"), load_rules("cards")
     async with await db.connect(dsn) as conn:
         await _two_cases_at_risk(conn, cal, rules)
-        matters = await ingest.load_matters(conn)
+        matters = await load_matters(conn)
     queued = trio.Event()
     digester = Digester("postgresql://jiancha@127.0.0.1:1/jiancha", DIGEST_CONFIG, cal, rules,
                         lambda: matters, clock=lambda: dt.datetime(2024, 3, 7, 6, tzinfo=dt.UTC),
@@ -602,9 +605,7 @@ async def test_sigkill_at_random_instants_gives_the_uninterrupted_ledger(
         try:
             await write_cases(dsn, chunks[KILLS], seed=SEED + KILLS)
             events = await committed_events(conn)
-            expected = expected_cards(
-                events, await ingest.load_matters(conn), dt.datetime.now(dt.UTC)
-            )
+            expected = expected_cards(events, await load_matters(conn), dt.datetime.now(dt.UTC))
             waited = await settle(conn, daemon, expected, timeout=60)
             await assert_applied(conn, cases, expected)
             repeats = await assert_received(conn, receiver, "/killed")

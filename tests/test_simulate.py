@@ -19,9 +19,10 @@ import trio
 from monitor import db
 from monitor.calendar import Calendar, load_calendar
 from monitor.cli import main
-from monitor.clock import VirtualClock
 from monitor.paths import rules_dir
-from monitor.simulate import (
+from monitor.source import PAUSE_TYPES, Matter, SourceEvent, validate
+from monitor.wallclock import VirtualClock
+from monitor.whatif.simulate import (
     Catalogue,
     CatalogueError,
     Event,
@@ -35,7 +36,6 @@ from monitor.simulate import (
     parse_catalogue,
     write_events,
 )
-from monitor.state import PAUSE_TYPES, Matter, SourceEvent, validate
 
 UTC = dt.UTC
 MONDAY = dt.date(2024, 3, 4)
@@ -89,7 +89,7 @@ def test_county_catalogue_is_a_real_centre_and_the_engine_loader_reads_it(
     assert 0.5 < immediate / weight < 0.6
     assert any(not m.free for m in matters.values()) and any(m.joint for m in matters.values())
     # `weight` and `fee` do not bother the engine's own loader: same matters, same type
-    from monitor.engine_cli import example_matters
+    from monitor.source import example_matters
 
     shutil.copy(rules_dir() / "matters-county.toml", tmp_path / "matters-example.toml")
     monkeypatch.setenv("JIANCHA_RULES_DIR", str(tmp_path))

@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.state import (
-    DeadReason,
-    Matter,
-    SourceEvent,
-    Status,
-    reduce_case,
-    validate,
-)
+from monitor.source import DeadReason, Matter, SourceEvent, validate
+from monitor.state import CaseClocks, CaseFacts, Status, reduce_case
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=UTC)  # Mon 10:00 Beijing
@@ -70,7 +64,7 @@ def test_full_lifecycle():
         ("survey", T0 + dt.timedelta(hours=30), T0 + dt.timedelta(hours=80))
     ]
     assert s.paused_since is None
-    c = s.clocks
+    c = s.clocks.as_json()  # the stored form (jiancha.cases.clocks): unchanged since 0.1
     # acceptance restarted at the supplement and stopped at acceptance
     assert c["acceptance"] == {"start": at(20), "stop": at(22)}
     assert c["decision"]["start"] == at(22) and c["decision"]["stop"] == at(122)
@@ -82,6 +76,32 @@ def test_full_lifecycle():
     assert c["step"] == {"审核": {"start": at(96), "stop": at(100)}}
     assert c["review"] == {"start": at(131), "visited": at(140), "stop": at(150)}
     assert "immediate" not in c
+    typed = s.clocks
+    assert typed.decision is not None and typed.decision.start == T0 + dt.timedelta(hours=22)
+    assert typed.review is not None and typed.review.visited == T0 + dt.timedelta(hours=140)
+    assert typed.steps["审核"].stop == T0 + dt.timedelta(hours=100)
+    assert typed.extension_days == 5 and typed.extensions[0].approver == "局长"
+    assert s.facts.as_json() == {
+        "supplement_requests": [at(1)],
+        "fees": [{"at": at(121), "amount": 0.0}],
+        "refusal": {},
+    }
+
+
+def test_stored_clocks_and_facts_read_back_as_they_were():
+    """A case row's JSON parses back into the very values the reduction gave."""
+    s = reduce_case("C1", lifecycle(), MATTERS)
+    assert CaseClocks.from_json(s.clocks.as_json()) == s.clocks
+    assert CaseFacts.from_json(s.facts.as_json()) == s.facts
+    refused = reduce_case(
+        "C9",
+        [ev(1, "submitted", 0, case="C9", **SUBMITTED), ev(2, "refused", 1, case="C9")],
+        MATTERS,
+    )
+    assert refused.facts.refused_at == T0 + dt.timedelta(hours=1)
+    assert refused.facts.refusal_reason == ""
+    assert CaseFacts.from_json(refused.facts.as_json()) == refused.facts
+    assert CaseClocks.from_json(None) == CaseClocks() and CaseFacts.from_json({}) == CaseFacts()
 
 
 def canonical(state):
@@ -122,9 +142,9 @@ def test_open_pause_and_immediate_case():
         ],
         MATTERS,
     )
-    assert s.immediate and s.clocks["immediate"]["stop"] is None
+    assert s.immediate and s.clocks.immediate is not None and s.clocks.immediate.stop is None
     assert s.paused_since == T0 + dt.timedelta(hours=2)
-    assert s.clocks["decision"]["pauses"][0]["end"] is None
+    assert s.clocks.pauses[0].end is None
 
 
 def test_events_without_submission_are_an_orphan():

@@ -10,20 +10,23 @@ import pytest
 import structlog
 import trio
 
-from monitor import db, ingest
-from monitor.source import Tailer, TailerConfig, read_batch
+from monitor import db
+from monitor.pipeline import apply_batch
+from monitor.source import START, Cursor, load_matters, read_batch
+from monitor.state import store as state_store
+from monitor.worker import Worker, WorkerConfig
 from tests.sourcekit import SUBMITTED, at, write
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
 
 
-def tailer(dsn: str, **overrides) -> Tailer:
-    config = TailerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2,
+def tailer(dsn: str, **overrides) -> Worker:
+    config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2,
                           **overrides)  # fmt: skip
-    return Tailer(config, clock=lambda: NOW)
+    return Worker(config, clock=lambda: NOW)
 
 
-async def drain(t: Tailer, conn: db.Connection, timeout: float = 10.0) -> None:
+async def drain(t: Worker, conn: db.Connection, timeout: float = 10.0) -> None:
     """Wait until the tailer's cursor has every visible event."""
     with trio.fail_after(timeout):
         while True:
@@ -31,7 +34,7 @@ async def drain(t: Tailer, conn: db.Connection, timeout: float = 10.0) -> None:
                 "SELECT tx::text AS tx, id FROM case_events "
                 "ORDER BY case_events.tx DESC, case_events.id DESC LIMIT 1"
             )
-            if last is None or t.stats.cursor >= ingest.Cursor(int(last["tx"]), last["id"]):
+            if last is None or t.stats.cursor >= Cursor(int(last["tx"]), last["id"]):
                 return
             t.wake()
             await trio.sleep(0.02)
@@ -102,7 +105,7 @@ async def test_open_transaction_holds_the_tailer_back(dsn):
         ids = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM jiancha.cases")}
         assert "LATE" not in ids
         assert ids == set(), "rows behind the open transaction wait for it"
-        assert t.stats.blocking_tx_age > 0
+        assert t.tailer.stats.blocking_tx_age > 0
         release.set()
         await trio.sleep(0.1)
         await drain(t, conn)
@@ -148,11 +151,11 @@ async def test_replaying_a_batch_changes_nothing(dsn):
     async with await db.connect(dsn) as conn:
         await write(conn, [("C1", "submitted", at(0), SUBMITTED), ("C1", "completed", at(5), {}),
                            ("C9", "bogus", at(1), {})])  # fmt: skip
-        events = await read_batch(conn, ingest.START, 100)
-        matters = await ingest.load_matters(conn)
-        first = await ingest.apply_batch(conn, events, matters, ingest.START, NOW)
+        events = await read_batch(conn, START, 100)
+        matters = await load_matters(conn)
+        first = await apply_batch(conn, events, matters, START, NOW)
         before = await conn.fetch("SELECT * FROM jiancha.cases ORDER BY case_id")
-        again = await ingest.apply_batch(conn, events, matters, ingest.START, NOW)
+        again = await apply_batch(conn, events, matters, START, NOW)
         after = await conn.fetch("SELECT * FROM jiancha.cases ORDER BY case_id")
         assert first.cursor == again.cursor
         assert [dict(r) for r in before] == [dict(r) for r in after]
@@ -163,14 +166,14 @@ async def test_replaying_a_batch_changes_nothing(dsn):
 async def test_orphans_are_dead_lettered_after_the_grace_period(dsn):
     async with await db.connect(dsn) as conn:
         await write(conn, [("ORPH", "accepted", at(1), {}), ("ORPH", "completed", at(2), {})])
-        events = await read_batch(conn, ingest.START, 100)
-        matters = await ingest.load_matters(conn)
-        await ingest.apply_batch(conn, events, matters, ingest.START, NOW)
+        events = await read_batch(conn, START, 100)
+        matters = await load_matters(conn)
+        await apply_batch(conn, events, matters, START, NOW)
         status = await conn.fetchval("SELECT status FROM jiancha.cases WHERE case_id = 'ORPH'")
         assert status == "orphan"
         grace = dt.timedelta(hours=1)
-        assert await ingest.sweep_orphans(conn, NOW + dt.timedelta(minutes=30), grace) == 0
-        assert await ingest.sweep_orphans(conn, NOW + dt.timedelta(hours=2), grace) == 2
+        assert await state_store.sweep_orphans(conn, NOW + dt.timedelta(minutes=30), grace) == 0
+        assert await state_store.sweep_orphans(conn, NOW + dt.timedelta(hours=2), grace) == 2
         reasons = await conn.fetch("SELECT reason, kind FROM jiancha.dead_letters ORDER BY kind")
         assert [(r["reason"], r["kind"]) for r in reasons] == [
             ("never_submitted", "accepted"),
@@ -183,9 +186,9 @@ async def test_orphans_are_dead_lettered_after_the_grace_period(dsn):
 async def test_future_timestamp_is_dead_lettered(dsn):
     async with await db.connect(dsn) as conn:
         await write(conn, [("F1", "submitted", NOW + dt.timedelta(days=3), SUBMITTED)])
-        events = await read_batch(conn, ingest.START, 100)
-        result = await ingest.apply_batch(conn, events, await ingest.load_matters(conn),
-                                          ingest.START, NOW)  # fmt: skip
+        events = await read_batch(conn, START, 100)
+        result = await apply_batch(conn, events, await load_matters(conn),
+                                          START, NOW)  # fmt: skip
         assert result.dead == 1
         assert await conn.fetchval("SELECT reason FROM jiancha.dead_letters") == "future_timestamp"
 
@@ -199,10 +202,10 @@ async def test_payloads_that_are_not_objects_are_dead_lettered_as_sent(dsn):
             "('N1', 'resumed', $1, 'null'), ('N1', 'delivered', $1, '3.5')",
             at(1),
         )
-        events = await read_batch(conn, ingest.START, 100)
+        events = await read_batch(conn, START, 100)
         assert [e.payload for e in events] == [[1, "二"], "完成", None, 3.5]
-        result = await ingest.apply_batch(conn, events, await ingest.load_matters(conn),
-                                          ingest.START, NOW, from_source=True)  # fmt: skip
+        result = await apply_batch(conn, events, await load_matters(conn),
+                                          START, NOW, from_source=True)  # fmt: skip
         assert (result.events, result.dead) == (0, 4)
         rows = await conn.fetch("SELECT reason, detail, raw FROM jiancha.dead_letters ORDER BY id")
         assert {(r["reason"], r["detail"]) for r in rows} == {
@@ -220,7 +223,7 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
     for cid in known:
         rows += [(cid, "submitted", at(0), SUBMITTED), (cid, "accepted", at(1), {})]
     first = len(rows)
-    threshold = ingest.OVERLAP_MIN_EVENTS
+    threshold = state_store.OVERLAP_MIN_EVENTS
     fresh = threshold // 5 + 10
     for i in range(fresh):
         cid = f"N{i}"
@@ -236,30 +239,30 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
                  (cid, "decided", at(20), {"result": "approve"})]  # fmt: skip
     rows.append(("K0", "teleported", at(4), {}))
     reduced_on: set[int] = set()
-    reduce_case = ingest.reduce_case
+    reduce_case = state_store.reduce_case
 
     def spy(*args, **kw):
         reduced_on.add(threading.get_ident())
         return reduce_case(*args, **kw)
 
-    monkeypatch.setattr(ingest, "reduce_case", spy)
+    monkeypatch.setattr(state_store, "reduce_case", spy)
 
     async with await db.connect(dsn) as conn:
         await write(conn, rows)
-        matters = await ingest.load_matters(conn)
+        matters = await load_matters(conn)
 
         async def apply_all() -> list[list[dict[str, object]]]:
             await conn.execute(
                 "TRUNCATE jiancha.events, jiancha.cases, jiancha.dead_letters, jiancha.cursor"
             )
             reduced_on.clear()
-            small = await read_batch(conn, ingest.START, first)
-            done = await ingest.apply_batch(conn, small, matters, ingest.START, NOW,
+            small = await read_batch(conn, START, first)
+            done = await apply_batch(conn, small, matters, START, NOW,
                                             from_source=True)  # fmt: skip
             reduced_on.clear()
             big = await read_batch(conn, done.cursor, 100_000)
             assert len(big) == len(rows) - first > threshold
-            result = await ingest.apply_batch(conn, big, matters, done.cursor, NOW,
+            result = await apply_batch(conn, big, matters, done.cursor, NOW,
                                               from_source=True)  # fmt: skip
             assert result.dead == 1 and result.cases == len(known) + fresh
             return [
@@ -269,7 +272,7 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
 
         threaded = await apply_all()
         assert reduced_on and threading.get_ident() not in reduced_on
-        monkeypatch.setattr(ingest, "OVERLAP_MIN_EVENTS", 10**9)
+        monkeypatch.setattr(state_store, "OVERLAP_MIN_EVENTS", 10**9)
         inline = await apply_all()
         assert reduced_on == {threading.get_ident()}
     for table in threaded[2] + inline[2]:
@@ -280,7 +283,7 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
     assert cases["N7"]["status"] == "completed" and cases["N7"]["window"] == "窗口二"
 
 
-@pytest.mark.parametrize("size", [3, ingest.OVERLAP_MIN_EVENTS + 5])
+@pytest.mark.parametrize("size", [3, state_store.OVERLAP_MIN_EVENTS + 5])
 async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn, size):
     """The server-side copy has no ON CONFLICT (the range is past the committed cursor);
     if stored events turn up all the same (a second tailer, a cursor set back by hand),
@@ -289,18 +292,18 @@ async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn
         rows = [(f"S{i // 3}", ("submitted", "accepted", "completed")[i % 3], at(i % 3),
                  SUBMITTED if i % 3 == 0 else {}) for i in range(size)]  # fmt: skip
         await write(conn, rows)
-        events = await read_batch(conn, ingest.START, 100_000)
-        matters = await ingest.load_matters(conn)
-        first = await ingest.apply_batch(conn, events[:-1], matters, ingest.START, NOW,
+        events = await read_batch(conn, START, 100_000)
+        matters = await load_matters(conn)
+        first = await apply_batch(conn, events[:-1], matters, START, NOW,
                                          from_source=True)  # fmt: skip
         assert first.events == size - 1
         before = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
         with structlog.testing.capture_logs() as logs:
             # as if the cursor had been set back to the start: all but one are stored
-            again = await ingest.apply_batch(conn, events, matters, ingest.START, NOW,
+            again = await apply_batch(conn, events, matters, START, NOW,
                                              from_source=True)  # fmt: skip
         assert [e["event"] for e in logs] == ["batch_retaken_skipping_stored_events"]
-        assert again.events == size and again.cursor == ingest.Cursor.after(events, first.cursor)
+        assert again.events == size and again.cursor == Cursor.after(events, first.cursor)
         after = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
         assert [dict(r) for r in after[:-1]] == [dict(r) for r in before]
         assert len(after) == size
@@ -311,7 +314,7 @@ async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn
         await write(conn, [("S0", "delivered", at(4), {})])
         more = await read_batch(conn, again.cursor, 100)
         with structlog.testing.capture_logs() as logs:
-            await ingest.apply_batch(conn, more, matters, again.cursor, NOW, from_source=True)
+            await apply_batch(conn, more, matters, again.cursor, NOW, from_source=True)
         assert logs == []
 
 
@@ -333,22 +336,22 @@ async def test_cancelled_while_a_thread_reduces_the_batch_rolls_it_back(dsn, mon
     """SIGTERM (a cancelled scope) in the middle of a large batch: the worker thread
     finishes its pure work, the transaction rolls back, nothing of the batch stays."""
     rows = []
-    for i in range(ingest.OVERLAP_MIN_EVENTS // 2 + 5):
+    for i in range(state_store.OVERLAP_MIN_EVENTS // 2 + 5):
         rows += [(f"X{i}", "submitted", at(0), SUBMITTED), (f"X{i}", "accepted", at(1), {})]
     reducing = threading.Event()
     release = threading.Event()
-    reduce_case = ingest.reduce_case
+    reduce_case = state_store.reduce_case
 
     def slow(*args, **kw):
         reducing.set()
         release.wait(5)  # hold the thread until the scope is cancelled
         return reduce_case(*args, **kw)
 
-    monkeypatch.setattr(ingest, "reduce_case", slow)
+    monkeypatch.setattr(state_store, "reduce_case", slow)
     async with await db.connect(dsn) as conn:
         await write(conn, rows)
-        events = await read_batch(conn, ingest.START, 100_000)
-        matters = await ingest.load_matters(conn)
+        events = await read_batch(conn, START, 100_000)
+        matters = await load_matters(conn)
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
 
@@ -358,14 +361,14 @@ async def test_cancelled_while_a_thread_reduces_the_batch_rolls_it_back(dsn, mon
                     release.set()
 
                 nursery.start_soon(cancel_when_reducing)
-                await ingest.apply_batch(conn, events, matters, ingest.START, NOW,
+                await apply_batch(conn, events, matters, START, NOW,
                                          from_source=True)  # fmt: skip
         assert scope.cancelled_caught
         for table in ("events", "cases", "cursor", "dead_letters"):
             assert await conn.fetchval(f"SELECT count(*) FROM jiancha.{table}") == 0, table
-        monkeypatch.setattr(ingest, "reduce_case", reduce_case)
-        done = await ingest.apply_batch(
-            conn, events, matters, ingest.START, NOW, from_source=True
+        monkeypatch.setattr(state_store, "reduce_case", reduce_case)
+        done = await apply_batch(
+            conn, events, matters, START, NOW, from_source=True
         )  # the same connection, afterwards
         assert done.events == len(rows)
         assert await conn.fetchval("SELECT count(*) FROM jiancha.cases") == len(rows) // 2

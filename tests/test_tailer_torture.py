@@ -18,8 +18,11 @@ from typing import Any
 import structlog
 import trio
 
-from monitor import db, ingest
-from monitor.source import Tailer, TailerConfig, read_batch
+from monitor import db
+from monitor.pipeline import apply_batch
+from monitor.source import START, Cursor, load_matters, read_batch
+from monitor.state import store as state_store
+from monitor.worker import Worker, WorkerConfig
 from tests import sourcekit
 from tests.sourcekit import Daemon, last_position, prepare
 from tests.torture import Ledger, WorkloadConfig, case_mismatches, run_workload
@@ -34,7 +37,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def drain(t: Tailer, conn: db.Connection, timeout: float = 30.0) -> None:
+async def drain(t: Worker, conn: db.Connection, timeout: float = 30.0) -> None:
     """Wait until the tailer's cursor has reached the last row of ``case_events``."""
     end = await last_position(conn)
     with trio.fail_after(timeout):
@@ -45,7 +48,7 @@ async def drain(t: Tailer, conn: db.Connection, timeout: float = 30.0) -> None:
 
 async def assert_matches_ledger(conn: db.Connection, ledger: Ledger) -> None:
     """jiancha's tables hold exactly the committed events and the states they imply."""
-    matters = await ingest.load_matters(conn)
+    matters = await load_matters(conn)
     valid, bad = ledger.split(matters, utc_now())
     stored_ids = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM jiancha.events")]
     assert len(stored_ids) == len(set(stored_ids)) == len(valid), "lost or doubled events"
@@ -85,12 +88,12 @@ async def test_read_order_is_numeric_across_a_digit_boundary(dsn):
             "(2, '9', 'C', 'submitted', now(), '{}'), (3, '99', 'C', 'submitted', now(), '{}'), "
             "(4, '10', 'C', 'submitted', now(), '{}')"
         )
-        events = await read_batch(conn, ingest.START, 10)
+        events = await read_batch(conn, START, 10)
         assert [e.tx for e in events] == [9, 10, 99, 100]
-        cursor, seen = ingest.START, []
+        cursor, seen = START, []
         while batch := await read_batch(conn, cursor, 1):
             seen.append(batch[0].event_id)
-            cursor = ingest.Cursor(batch[0].tx, batch[0].event_id)
+            cursor = Cursor(batch[0].tx, batch[0].event_id)
         assert seen == [2, 4, 3, 1]
 
 
@@ -100,9 +103,9 @@ async def test_read_order_is_numeric_across_a_digit_boundary(dsn):
 async def test_torture_eight_writers_with_the_tailer_running(dsn):
     """3,000 events from 8 writers, small batches, the tailer running throughout."""
     async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
-        config = TailerConfig(source_dsn=dsn, dsn=dsn, batch_size=200, poll_interval=0.05,
+        config = WorkerConfig(source_dsn=dsn, dsn=dsn, batch_size=200, poll_interval=0.05,
                               probe_interval=0.2)  # fmt: skip
-        t = Tailer(config, rng=random.Random(SEED))
+        t = Worker(config, rng=random.Random(SEED))
         await nursery.start(t.run)
         ledger = await run_workload(dsn, WorkloadConfig(writers=8, events=3000, seed=SEED))
         taken_while_writing = t.stats.events
@@ -118,7 +121,7 @@ async def test_torture_eight_writers_with_the_tailer_running(dsn):
     assert ledger.rollbacks > 0 and ledger.savepoint_rollbacks > 0
     assert taken_while_writing > 0, "the tailer should have run alongside the writers"
     assert t.stats.batches >= 3000 // 200 and t.stats.dead_letters == 0
-    assert t.stats.cursor == ingest.Cursor(*ledger.last_position())
+    assert t.stats.cursor == Cursor(*ledger.last_position())
     async with await db.connect(dsn) as conn:
         await assert_matches_ledger(conn, ledger)
         assert await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 0
@@ -134,21 +137,16 @@ async def ingest_uninterrupted(source: str, target: str, batch_size: int) -> Non
     (early, on time, late) is part of its row.
     """
     from monitor.calendar import load_calendar
-    from monitor.evaluator import Evaluator
+    from monitor.pipeline import Evaluator
     from monitor.rules import load_rules
 
     evaluator = Evaluator(load_rules(), load_calendar())
     async with await db.connect(source) as src, await db.connect(target) as dst:
-        matters = await ingest.load_matters(src)
-        cursor = ingest.START
-
-        async def derive(conn, states, now):
-            return await evaluator.on_batch(conn, states, matters, now)
-
+        matters = await load_matters(src)
+        cursor = START
         while events := await read_batch(src, cursor, batch_size):
-            result = await ingest.apply_batch(dst, events, matters, cursor, utc_now(),
-                                              derive=derive)  # fmt: skip
-            evaluator.publish(result.derived)
+            result = await apply_batch(dst, events, matters, cursor, utc_now(),
+                                       evaluator=evaluator)  # fmt: skip
             cursor = result.cursor
 
 
@@ -182,7 +180,7 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(dsn, referen
     ledger = await run_workload(dsn, backlog)
     # Writing on while the daemon dies means every restart finds a backlog again.
     live = WorkloadConfig(writers=8, events=6_000, rate=1_000.0, bad_rate=0.005, seed=SEED + 2)
-    kills: list[tuple[ingest.Cursor, ingest.Cursor]] = []  # (cursor, last row) after each kill
+    kills: list[tuple[Cursor, Cursor]] = []  # (cursor, last row) after each kill
     async with await db.connect(dsn) as conn:
         async with trio.open_nursery() as nursery:
             written: list[Ledger] = []
@@ -200,10 +198,10 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(dsn, referen
                 finally:
                     daemon.stop()  # SIGKILL: no cleanup, the batch in flight never commits
                 assert daemon.proc.returncode == -signal.SIGKILL
-                kills.append((await ingest.load_cursor(conn), await last_position(conn)))
+                kills.append((await state_store.load_cursor(conn), await last_position(conn)))
         ledger.absorb(written[0])
         end = await last_position(conn)
-        assert end == ingest.Cursor(*ledger.last_position())
+        assert end == Cursor(*ledger.last_position())
         positions = [cursor for cursor, _ in kills]
         behind = sum(cursor < last for cursor, last in kills)
         print(f"SIGKILL x{len(kills)}, {behind} with events left to take; cursors: {positions}")
@@ -214,7 +212,7 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(dsn, referen
         try:
             await daemon.wait_for("source_connected")
             with trio.fail_after(60):
-                while await ingest.load_cursor(conn) < end:
+                while await state_store.load_cursor(conn) < end:
                     await trio.sleep(0.05)
             daemon.proc.send_signal(signal.SIGTERM)
             assert await daemon.wait() == 0, daemon.output()
@@ -248,7 +246,7 @@ async def test_tailer_survives_a_database_restart(own_server):
     source, stop, start = own_server
     async with db.open_loop():
         await prepare(source)
-        config = TailerConfig(
+        config = WorkerConfig(
             source_dsn=source,
             dsn=source,
             batch_size=200,
@@ -259,7 +257,7 @@ async def test_tailer_survives_a_database_restart(own_server):
         )
         workload = WorkloadConfig(writers=8, events=2400, rate=400.0, seed=SEED + 1)
         with structlog.testing.capture_logs() as logs:
-            t = Tailer(config, rng=random.Random(SEED))
+            t = Worker(config, rng=random.Random(SEED))
             async with trio.open_nursery() as nursery:
                 await nursery.start(t.run)
                 done = trio.Event()

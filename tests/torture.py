@@ -49,14 +49,8 @@ import trio
 
 from monitor import db
 from monitor.db import DISCONNECTS
-from monitor.state import (
-    PAUSE_TYPES,
-    CaseState,
-    Matter,
-    SourceEvent,
-    reduce_case,
-    validate,
-)
+from monitor.source import PAUSE_TYPES, Matter, SourceEvent, validate
+from monitor.state import CaseState, reduce_case
 
 T0 = dt.datetime(2024, 1, 8, 1, 0, tzinfo=dt.UTC)
 MATTER_CODES = ("M1", "M2", "M0")  # tests/sourcekit.MATTERS
@@ -577,7 +571,7 @@ def expected_row(state: CaseState) -> dict[str, Any]:
     row["status"] = str(state.status)
     row["fees"] = float(state.fees)
     row["pauses"] = [p.as_json() for p in state.pauses]
-    row["clocks"] = json.loads(json.dumps(state.clocks))
+    row["clocks"] = json.loads(json.dumps(state.clocks.as_json()))
     return row
 
 

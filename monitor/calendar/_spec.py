@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.i18n import t
+from monitor.tomlpos import TomlLines, syntax_line
 
 FIRST_YEAR = 2000
 LAST_YEAR = 2100
@@ -77,36 +78,12 @@ _RULE_KEYS = {"name", "dates", "annual", "from_year", "to_year"}
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _ANNUAL_RE = re.compile(r"^(\d{2})-(\d{2})$")
 _HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
-_TOML_POS_RE = re.compile(r"\(at line (\d+), column \d+\)")
-
-
-class _Locator:
-    """Finds the line of a value in the raw text: tomllib keeps no positions."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-
-    def section(self, pattern: str, nth: int = 0) -> int:
-        rx = re.compile(pattern)
-        seen = 0
-        for no, line in enumerate(self.lines, 1):
-            if rx.match(line.strip()):
-                if seen == nth:
-                    return no
-                seen += 1
-        return 0
-
-    def find(self, needle: str, after: int = 0) -> int | None:
-        for no in range(max(after, 1), len(self.lines) + 1):
-            if needle in self.lines[no - 1]:
-                return no
-        return after or None
 
 
 class _Parser:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.loc = _Locator(text)
+        self.loc = TomlLines(text)
 
     def fail(self, message: str, needle: str | None = None, after: int = 0) -> CalendarError:
         line = self.loc.find(needle, after) if needle is not None else (after or None)
@@ -186,11 +163,10 @@ class _Parser:
         return value
 
     def rules(self, value: Any, key: str) -> tuple[DateRule, ...]:
-        header = rf"^\[\[\s*{key}\s*\]\]"
         self.typed(value, list, key, f"表数组 / array of tables ([[{key}]])", 0)
         out = []
         for nth, entry in enumerate(value):
-            after = self.loc.section(header, nth)
+            after = self.loc.array_table(key, nth) or 0
             self.typed(entry, dict, key, "表 / table", after)
             self.check_keys(entry, _RULE_KEYS, after)
             name = self.typed(entry.get("name", key), str, "name", "字符串 / string", after)
@@ -243,7 +219,7 @@ class _Parser:
         years: list[YearNotice] = []
         ytab = self.typed(data.get("years", {}), dict, "years", "表 / table ([years.YYYY])", 0)
         for key, body in ytab.items():
-            after = self.loc.section(rf'^\[\s*years\s*\.\s*"?{re.escape(str(key))}"?\s*\]')
+            after = self.loc.table(f"years.{key}") or 0
             year = self.year(key, f"years.{key}", after)
             self.typed(body, dict, f"years.{key}", "表 / table", after)
             self.check_keys(body, _YEAR_KEYS, after)
@@ -283,10 +259,7 @@ def parse_spec_file(path: Path, name: str | None = None) -> CalendarSpec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = _TOML_POS_RE.search(str(exc))
-        line = int(m[1]) if m else None
-        if line is None and "end of document" in str(exc):
-            line = text.count("\n") + 1
+        line = syntax_line(exc, text)
         raise CalendarError(t("cal.toml_syntax", detail=exc), path, line) from None
     parser = _Parser(path, text)
     return parser.parse(data, name or path.stem)

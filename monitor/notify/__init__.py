@@ -1,56 +1,42 @@
-"""Notification channels: one small module per kind behind one interface.
+"""The last stage: notification channels, one small module per kind behind one interface.
 
-A channel turns a rendered ``Message`` into one delivery attempt and says
-what happened (``Delivery``); it never retries, sleeps or logs secrets — the
-outbox's sender loop owns retries, backoff, rate limits and the record of
-every attempt. Channels are built from the ``[channels.NAME]`` tables of
-``jiancha.toml`` (CONTRACT.md).
+A channel turns a rendered ``monitor.outbox.Message`` into one delivery
+attempt and says what happened; the outbox's sender owns retries. Channels
+are built from the ``[channels.NAME]`` tables of ``jiancha.toml``
+(CONTRACT.md) by `build_channels`, which checks every key and reads every
+secret file, so a bad channel is refused before the daemon starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import importlib
+from collections.abc import Callable
 
-from monitor.config import ConfigError
+from monitor.config import ConfigError, NotifyConfig
+from monitor.outbox.message import Channel
+from monitor.secrets import read_secret
 
-__all__ = ["Channel", "ChannelError", "Delivery", "Message"]
-
-
-@dataclass(frozen=True)
-class Message:
-    """One notification, rendered, as the sender hands it to a channel."""
-
-    key: str  # idempotency key: the same key is the same notification
-    kind: str  # "card" | "escalation" | "digest" | "resolved"
-    title: str  # one line: e-mail subject, markdown heading
-    text: str  # plain text (markdown for the robots)
-    html: str | None = None  # e-mail alternative part
-    level: str | None = None  # blue | yellow | red
-    # The machine-readable facts: card_id, case, matter, department, window,
-    # clock, rule, level, deadline (ISO UTC), issued_at (ISO UTC), message.
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    recipients: tuple[str, ...] = ()  # e-mail addresses or mobile numbers to @, if any
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The outcome of one attempt."""
-
-    ok: bool
-    retry: bool = True  # worth trying again (network, 5xx, 429); False: permanent refusal
-    detail: str = ""  # status code and a short reason, for the attempt record (no secrets)
-    retry_after: float | None = None  # seconds, when the receiver said so
+__all__ = ["CHANNEL_MODULES", "ChannelError", "build_channels"]
 
 
 class ChannelError(ConfigError):
     """A channel's configuration is wrong (names the channel and the key)."""
 
 
-class Channel(Protocol):
-    name: str
-    kind: str
-    per_minute: int | None  # rate limit the sender must respect; None: none
+CHANNEL_MODULES = {
+    "webhook": ("monitor.notify.webhook", "WebhookChannel"),
+    "wecom": ("monitor.notify.wecom", "WeComChannel"),
+    "dingtalk": ("monitor.notify.dingtalk", "DingTalkChannel"),
+    "smtp": ("monitor.notify.smtp", "SmtpChannel"),
+    "alertmanager": ("monitor.notify.alertmanager", "AlertmanagerChannel"),
+}
 
-    async def send(self, message: Message) -> Delivery: ...
+
+def build_channels(cfg: NotifyConfig, secrets: Callable[[str], str] = read_secret
+                   ) -> dict[str, Channel]:  # fmt: skip
+    out: dict[str, Channel] = {}
+    for name, table in cfg.channels.items():
+        module, cls = CHANNEL_MODULES[str(table["kind"])]
+        factory = getattr(importlib.import_module(module), cls)
+        out[name] = factory.from_config(name, table, secrets)
+    return out

@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import httpx
 
-from monitor.notify import ChannelError, Delivery
+from monitor.notify import ChannelError
+from monitor.outbox.message import Delivery
 
 __all__ = [
     "HttpSender",

@@ -33,7 +33,6 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify import Delivery, Message
 from monitor.notify._config import (
     bad,
     check_keys,
@@ -45,6 +44,7 @@ from monitor.notify._config import (
     tls_context,
 )
 from monitor.notify._http import parse_retry_after
+from monitor.outbox.message import Delivery, Message
 
 __all__ = ["ALERTNAME", "AlertmanagerChannel"]
 

@@ -25,7 +25,7 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify import ChannelError, Delivery, Message
+from monitor.notify import ChannelError
 from monitor.notify._http import (
     HttpSender,
     Redactor,
@@ -37,6 +37,7 @@ from monitor.notify._http import (
     timeout_seconds,
 )
 from monitor.notify.wecom import LABELS, truncate_utf8
+from monitor.outbox.message import Delivery, Message
 
 __all__ = ["DingTalkChannel", "markdown_of", "mobiles_of", "signature"]
 

@@ -44,7 +44,6 @@ from typing import Any, Final, Self
 
 import trio
 
-from monitor.notify import Delivery, Message
 from monitor.notify._config import (
     bad,
     check_keys,
@@ -55,6 +54,7 @@ from monitor.notify._config import (
     string,
     tls_context,
 )
+from monitor.outbox.message import Delivery, Message
 
 __all__ = ["SECURITY_MODES", "SmtpChannel", "message_id_for"]
 

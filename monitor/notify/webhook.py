@@ -16,7 +16,6 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify import Delivery, Message
 from monitor.notify._http import (
     HttpSender,
     Redactor,
@@ -26,6 +25,7 @@ from monitor.notify._http import (
     require_url,
     timeout_seconds,
 )
+from monitor.outbox.message import Delivery, Message
 
 __all__ = ["FIELDS", "SIGNATURE_HEADER", "WebhookChannel", "body_of", "sign"]
 

@@ -19,7 +19,7 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify import ChannelError, Delivery, Message
+from monitor.notify import ChannelError
 from monitor.notify._http import (
     HttpSender,
     Redactor,
@@ -30,12 +30,14 @@ from monitor.notify._http import (
     robot_verdict,
     timeout_seconds,
 )
+from monitor.outbox.message import Delivery, Message
+from monitor.vocab import LEVEL_WORDS
 
 __all__ = ["COLOURS", "CONTENT_MAX_BYTES", "WeComChannel", "markdown_of", "truncate_utf8"]
 
 CONTENT_MAX_BYTES: Final = 4096
 COLOURS: Final = {"red": "warning", "yellow": "comment", "blue": "info"}
-LABELS: Final = {"red": "红牌", "yellow": "黄牌", "blue": "蓝牌"}
+LABELS: Final = {code: names["zh"] for code, names in LEVEL_WORDS.items()}
 RETRY_ERRCODES: Final = {45009: "rate limited", -1: "system busy"}
 RETRY_AFTER: Final = 60.0
 KEYS: Final = frozenset({"url", "key_file", "timeout", "per_minute"})

@@ -36,14 +36,19 @@ from tests.bench.bench_tailer import SEED, last_position, load_backlog, new_data
 REPO = Path(__file__).resolve().parents[2]
 
 # Run in a child process against one revision's code. Only APIs every revision
-# since the tailer landed has: Tailer, TailerConfig, db.connect, db.open_loop.
+# since the tailer landed has: the tailing component (Tailer before the pipeline
+# moved into its folders, Worker since) with .run and .stats.cursor, its config
+# (source_dsn, dsn, batch_size), db.connect, db.open_loop.
 _CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import trio
 from monitor import db
 from monitor.log import configure_logging
-from monitor.source import Tailer, TailerConfig
+try:
+    from monitor.worker import Worker as Tailer, WorkerConfig as TailerConfig
+except ImportError:  # before the pipeline moved into its folders
+    from monitor.source import Tailer, TailerConfig
 try:
     from monitor.daemon import configure_gc  # as this revision's `jiancha run` does
 except ImportError:

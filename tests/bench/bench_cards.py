@@ -16,9 +16,10 @@ Run from the repository root::
    Python bookkeeping of a table filled through ``ClockTable.put``.
 3. Ingest to card against PostgreSQL (pgserver, own data directory, removed
    afterwards): cases whose clocks are all overdue at a virtual ``now`` go
-   through ``ingest.apply_batch(derive=Evaluator.on_batch)`` in batches of 5000,
+   through ``apply_batch(evaluator=...)`` (``Evaluator.on_batch`` inside each batch's
+   transaction) in batches of 5000,
    then one ``Evaluator.tick`` (as tests/test_cards.py's Driver does); the anchor
-   is the same ingest with ``derive=None``. Each run has a connection of its own.
+   is the same ingest with no evaluator. Each run has a connection of its own.
    Then ``Evaluator.start`` on the filled database (a restart) and a tick with
    nothing due; in full mode also a cProfile of a cards run, and the cards run on
    plans PostgreSQL made while jiancha's tables were empty (a connection reused
@@ -57,17 +58,22 @@ import psutil
 import trio
 
 import monitor.calendar
-import monitor.engine
-import monitor.evaluator
-import monitor.ingest
-import monitor.ledger
-from monitor import db, ingest
+import monitor.cards.ledger
+import monitor.clocks.scheduler
+import monitor.clocks.table
+import monitor.clocks.timing
+import monitor.engine.checks
+import monitor.engine.decide
+import monitor.pipeline
+import monitor.state.store
+from monitor import db
 from monitor.calendar import Calendar, ClockState, load_calendar
-from monitor.engine import NAT, Period, thresholds
-from monitor.evaluator import ClockTable, Evaluator, _earliest
+from monitor.clocks import NAT, ClockTable, Period, thresholds
+from monitor.clocks import earliest as _earliest
 from monitor.log import configure_logging
+from monitor.pipeline import Evaluator, apply_batch
 from monitor.rules import ClockRule, RuleSet, load_rules
-from monitor.source import read_batch
+from monitor.source import START, load_matters, read_batch
 from tests.bench import bench_calendar
 from tests.bench.bench_calendar import (
     describe_code,
@@ -129,9 +135,11 @@ def title(text: str) -> None:
 
 
 def code_hash() -> str:
-    mods = (monitor.evaluator, monitor.engine, monitor.ingest, monitor.ledger)
+    mods = (monitor.pipeline, monitor.clocks.timing, monitor.clocks.table,
+            monitor.clocks.scheduler, monitor.engine.decide, monitor.engine.checks,
+            monitor.state.store, monitor.cards.ledger)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
-    return describe_code(files, "monitor/{evaluator,engine,ingest,ledger}.py")
+    return describe_code(files, "monitor/{pipeline,clocks/*,engine/*,state/store,cards/ledger}")
 
 
 def rss() -> int:
@@ -389,7 +397,7 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         f"{np.mean(c.since.view(np.int64) != NAT):.0%} paused now"
     )
     print(mix)
-    print("  thresholds: monitor.engine.thresholds(decision_time rule of rules/cards.toml):")
+    print("  thresholds: monitor.clocks.thresholds(decision_time rule of rules/cards.toml):")
     print("  blue 50%, yellow min(90%, allowed - 1 wd), red at the deadline (explicit red_at = the")
     print("  limit: the daemon's table always passes it; red_at=None computes the same answers)")
     print(
@@ -674,19 +682,29 @@ async def ingest_run(
 ) -> dict[str, Any]:
     """Drain the source as the tailer does; with ``cards``, derive cards and tick once."""
     await reset(conn, analyze_empty)
-    matters = await ingest.load_matters(conn)
+    matters = await load_matters(conn)
     ev = Evaluator(rules, cal) if cards else None
     if ev is not None:
         await ev.start(conn, matters, INGEST_NOW)  # empty: nothing to load
     stages = {"read": 0.0, "apply": 0.0, "derive": 0.0, "publish": 0.0, "tick": 0.0}
 
-    async def derive(c: db.Connection, states: Sequence[Any], at: dt.datetime) -> Any:
-        assert ev is not None
-        t = time.perf_counter()
-        try:
-            return await ev.on_batch(c, states, matters, at)
-        finally:
-            stages["derive"] += time.perf_counter() - t
+    if ev is not None:  # the evaluator's share of each batch, timed where apply_batch calls it
+        on_batch, publish = ev.on_batch, ev.publish
+
+        async def timed_on_batch(*args: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await on_batch(*args)
+            finally:
+                stages["derive"] += time.perf_counter() - t
+
+        def timed_publish(*args: Any) -> None:
+            t = time.perf_counter()
+            publish(*args)
+            stages["publish"] += time.perf_counter() - t
+
+        ev.on_batch = timed_on_batch  # type: ignore[method-assign]
+        ev.publish = timed_publish  # type: ignore[method-assign]
 
     meter = CpuMeter(server_pid)
     load = bench_calendar.OtherLoad()
@@ -694,7 +712,7 @@ async def ingest_run(
     if profile is not None:
         profile.enable()
     t0 = time.perf_counter()
-    cursor, n, batches = ingest.START, 0, 0
+    cursor, n, batches = START, 0, 0
     while True:
         t = time.perf_counter()
         events = await read_batch(conn, cursor, BATCH)
@@ -702,14 +720,8 @@ async def ingest_run(
         if not events:
             break
         t = time.perf_counter()
-        result = await ingest.apply_batch(
-            conn, events, matters, cursor, INGEST_NOW, derive=derive if cards else None
-        )
+        result = await apply_batch(conn, events, matters, cursor, INGEST_NOW, evaluator=ev)
         stages["apply"] += time.perf_counter() - t
-        if ev is not None:
-            t = time.perf_counter()
-            ev.publish(result.derived)
-            stages["publish"] += time.perf_counter() - t
         cursor = result.cursor
         n += len(events)
         batches += 1
@@ -741,14 +753,14 @@ async def ingest_run(
         "counts": got,
         "cards_at_ingest": after_ingest.get("cards", 0),
         "table_rows": len(ev.table) if ev is not None else 0,
-        "next_due": ev.next_due if ev is not None else None,
+        "next_due": ev.scheduler.next_due if ev is not None else None,
         "cpu": cpu,
     }
 
 
 async def restart_run(conn: db.Connection, rules: RuleSet, cal: Calendar) -> dict[str, Any]:
     """Evaluator.start on the filled database, then a tick with nothing new due."""
-    matters = await ingest.load_matters(conn)
+    matters = await load_matters(conn)
     open_cases = int(
         await conn.fetchval(
             "SELECT count(*) FROM jiancha.cases "

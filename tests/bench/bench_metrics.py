@@ -18,7 +18,7 @@ Run from the repository root::
    plain and gzip), and in full mode a worst case where every window serves
    every matter.
 2. Snapshot cost (taken every few seconds by a task of its own, never on the
-   scrape path): the aggregate queries of ``exporters.snapshot`` and a whole
+   scrape path): the aggregate queries of ``monitor.observe`` and a whole
    ``Snapshotter.take`` against PostgreSQL (pgserver, own data directory,
    removed afterwards) holding 1M open cases over 100 departments (plus 10%
    closed ones with outcomes and ratings) and 300k cards, generated with
@@ -51,21 +51,19 @@ import trio
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 import exporters.metrics
-import exporters.snapshot
+import monitor.observe
 from exporters.metrics import (
     EVAL_BUCKETS,
-    LEVELS,
-    OUTCOMES,
-    STATES,
     Holder,
     JianchaCollector,
     Snapshot,
     registry_for,
     serve,
 )
-from exporters.snapshot import Snapshotter
 from monitor import db
 from monitor.log import configure_logging
+from monitor.observe import Snapshotter
+from monitor.vocab import LEVELS, OUTBOX_STATES, OUTCOMES
 from tests.bench import bench_calendar
 from tests.bench.bench_calendar import finish, fmt, table, verdict
 from tests.bench.bench_tailer import new_database
@@ -114,7 +112,7 @@ def title(text: str) -> None:
 
 
 def code_hash() -> str:
-    files = [Path(m.__file__ or "") for m in (exporters.metrics, exporters.snapshot)]
+    files = [Path(m.__file__ or "") for m in (exporters.metrics, monitor.observe)]
     return bench_calendar.describe_code(files, "exporters/{metrics,snapshot}.py")
 
 
@@ -176,6 +174,9 @@ def fake_snapshot(
     }
     chans = [channel(c) for c in range(CHANNELS)]
     return Snapshot(
+        levels=LEVELS,
+        outbox_states=OUTBOX_STATES,
+        outcomes=OUTCOMES,
         taken_at=time.time(),
         version="bench",
         database_up=True,
@@ -190,7 +191,7 @@ def fake_snapshot(
         eval_sum=12.5,
         next_crossing=time.time() + 60,
         open_clocks=2 * n_cases,
-        notifications={(c, st): int(rng.integers(0, 5000)) for c in chans for st in STATES},
+        notifications={(c, st): int(rng.integers(0, 5000)) for c in chans for st in OUTBOX_STATES},
         delivered={c: int(rng.integers(0, 50_000)) for c in chans},
         failed={c: int(rng.integers(0, 50)) for c in chans},
         unrouted=7,
@@ -416,13 +417,13 @@ FROM generate_series(1, $1) AS g
 """
 
 QUERIES = {
-    "open cases (_OPEN_CASES)": exporters.snapshot._OPEN_CASES,
-    "active cards (_ACTIVE_CARDS)": exporters.snapshot._ACTIVE_CARDS,
-    "outbox (_OUTBOX)": exporters.snapshot._OUTBOX,
-    "completions (_COMPLETIONS)": exporters.snapshot._COMPLETIONS,
-    "card ledger (_CARDS)": exporters.snapshot._CARDS,
-    "ratings (_RATINGS)": exporters.snapshot._RATINGS,
-    "bad reviews (_REVIEWS)": exporters.snapshot._REVIEWS,
+    "open cases (_OPEN_CASES)": monitor.observe._OPEN_CASES,
+    "active cards (_ACTIVE_CARDS)": monitor.observe._ACTIVE_CARDS,
+    "outbox (_OUTBOX)": monitor.observe._OUTBOX,
+    "completions (_COMPLETIONS)": monitor.observe._COMPLETIONS,
+    "card ledger (_CARDS)": monitor.observe._CARDS,
+    "ratings (_RATINGS)": monitor.observe._RATINGS,
+    "bad reviews (_REVIEWS)": monitor.observe._REVIEWS,
 }
 
 
@@ -473,7 +474,7 @@ async def bench_queries(dsn: str, size: dict[str, Any]) -> dict[str, Any]:
             res["queries"][name] = {**ms(ts), "rows": len(got)}
             rows.append([name, fmt(len(got), 0), fmt(statistics.median(ts) * 1e3),
                          fmt(min(ts) * 1e3)])  # fmt: skip
-        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + exporters.snapshot._OPEN_CASES)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + monitor.observe._OPEN_CASES)
         res["open_cases_plan"] = [r[0] for r in plan]
         holder = Holder()
         snapper = Snapshotter(holder, dsn)

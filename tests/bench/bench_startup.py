@@ -37,10 +37,11 @@ from typing import Any
 
 import trio
 
-from monitor import db, ingest
+from monitor import db
 from monitor.calendar import load_calendar
 from monitor.log import configure_logging
 from monitor.rules import load_rules
+from monitor.source import Cursor
 
 SIZES = [560, 5_600]  # cases per working day: a county centre, a large city's
 QUICK_SIZES = [100]
@@ -51,9 +52,15 @@ DAYS = 20  # calendar days of a centre's history up to now
 
 async def load(dsn: str, per_day: int) -> dict[str, Any]:
     """A centre's last 20 days from the simulator (the demo's), ingested by the real tailer."""
-    from monitor.evaluator import Evaluator
-    from monitor.simulate import between, generate, install_matters, load_catalogue, write_events
-    from monitor.source import Tailer, TailerConfig
+    from monitor.pipeline import Evaluator
+    from monitor.whatif.simulate import (
+        between,
+        generate,
+        install_matters,
+        load_catalogue,
+        write_events,
+    )
+    from monitor.worker import Worker, WorkerConfig
     from tests.sourcekit import prepare
 
     t0 = time.perf_counter()
@@ -68,8 +75,8 @@ async def load(dsn: str, per_day: int) -> dict[str, Any]:
         await write_events(conn, events)
         await conn.execute("VACUUM ANALYZE case_events")
         last = await conn.fetchrow("SELECT tx, id FROM case_events ORDER BY tx DESC, id DESC")
-    end = ingest.Cursor(int(str(last["tx"])), int(last["id"]))
-    tailer = Tailer(TailerConfig(dsn, dsn, batch_size=5000, poll_interval=0.05),
+    end = Cursor(int(str(last["tx"])), int(last["id"]))
+    tailer = Worker(WorkerConfig(dsn, dsn, batch_size=5000, poll_interval=0.05),
                     evaluator=Evaluator(load_rules(), cal))  # fmt: skip
     async with trio.open_nursery() as nursery:
         await nursery.start(tailer.run)
@@ -96,7 +103,7 @@ def start_once(dsn: str, cache: str, profile: str | None = None,
     extra = ["--state-dir", str(state)] if state is not None else []
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, *prof, "-m", "monitor.cli", "run", "--metrics-address", "127.0.0.1:0",
+        [sys.executable, *prof, "-m", "monitor", "run", "--metrics-address", "127.0.0.1:0",
          *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -53,13 +53,18 @@ import numpy as np
 import psutil
 import trio
 
-import monitor.ingest
-import monitor.source
-import monitor.state
-from monitor import db, ingest
+import monitor.pipeline
+import monitor.source.tailer
+import monitor.state.reduce
+import monitor.state.store
+import monitor.worker
+from monitor import db
 from monitor.daemon import configure_gc
 from monitor.log import configure_logging
-from monitor.source import Tailer, TailerConfig, read_batch
+from monitor.pipeline import apply_batch
+from monitor.source import START, Cursor, SourceEvent, load_matters, read_batch
+from monitor.state import store as state_store
+from monitor.worker import Worker, WorkerConfig
 from tests.bench import bench_calendar
 from tests.bench.bench_calendar import finish, fmt, table, verdict
 from tests.sourcekit import prepare
@@ -112,8 +117,10 @@ def machine_info(server_version: str) -> dict[str, Any]:
 
 
 def code_hash() -> str:
-    files = [Path(m.__file__) for m in (monitor.source, monitor.ingest, monitor.state, db)]
-    return bench_calendar.describe_code(files, "monitor/{source,ingest,state,db}.py")
+    mods = (monitor.source.tailer, monitor.pipeline, monitor.worker, monitor.state.reduce,
+            monitor.state.store, db)  # fmt: skip
+    files = [Path(m.__file__ or "") for m in mods]
+    return bench_calendar.describe_code(files, "monitor/{source,pipeline,worker,state,db}")
 
 
 class CpuMeter:
@@ -185,18 +192,18 @@ def title(text: str) -> None:
 
 
 @asynccontextmanager
-async def tailing(dsn: str, **overrides: Any) -> AsyncIterator[Tailer]:
-    config = TailerConfig(source_dsn=dsn, dsn=dsn, **overrides)
-    t = Tailer(config)
+async def tailing(dsn: str, **overrides: Any) -> AsyncIterator[Worker]:
+    config = WorkerConfig(source_dsn=dsn, dsn=dsn, **overrides)
+    t = Worker(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(t.run)
         yield t
         nursery.cancel_scope.cancel()
 
 
-async def last_position(conn: db.Connection) -> ingest.Cursor:
+async def last_position(conn: db.Connection) -> Cursor:
     row = await conn.fetchrow(_LAST)
-    return ingest.START if row is None else ingest.Cursor(int(row["tx"]), int(row["id"]))
+    return START if row is None else Cursor(int(row["tx"]), int(row["id"]))
 
 
 async def new_database(admin_dsn: str, name: str) -> str:
@@ -229,7 +236,7 @@ async def load_backlog(dsn: str, events: int) -> dict[str, Any]:
     }
 
 
-async def drain_once(dsn: str, batch_size: int, end: ingest.Cursor, n: int) -> dict[str, Any]:
+async def drain_once(dsn: str, batch_size: int, end: Cursor, n: int) -> dict[str, Any]:
     async with await db.connect(dsn) as conn:
         await conn.execute(_RESET)
         await conn.execute("VACUUM ANALYZE jiancha.events, jiancha.cases")
@@ -260,10 +267,10 @@ async def naive_read_all(dsn: str, batch_size: int) -> tuple[int, float]:
 async def tailer_read_all(dsn: str, batch_size: int) -> tuple[int, float]:
     async with await db.connect(dsn) as conn:
         t0 = time.perf_counter()
-        cursor, n = ingest.START, 0
+        cursor, n = START, 0
         while events := await read_batch(conn, cursor, batch_size):
             n += len(events)
-            cursor = ingest.Cursor(events[-1].tx, events[-1].event_id)
+            cursor = Cursor(events[-1].tx, events[-1].event_id)
         return n, time.perf_counter() - t0
 
 
@@ -349,14 +356,14 @@ class TimedConnection:
         self.conn = conn
         self.stages = stages
         self.names = {
-            monitor.ingest._INSERT_EVENTS: "insert events",
-            monitor.ingest._COPY_EVENTS: "insert events",
-            monitor.ingest._COPY_NEW_EVENTS: "insert events",
-            monitor.ingest._INSERT_DEAD: "insert dead letters",
-            monitor.ingest._HISTORY: "load histories",
-            monitor.ingest._FIRST_SEEN: "load first_seen_at",
-            monitor.ingest._UPSERT_CASES: "upsert cases",
-            monitor.ingest._SAVE_CURSOR: "save cursor",
+            state_store._INSERT_EVENTS: "insert events",
+            state_store._COPY_EVENTS: "insert events",
+            state_store._COPY_NEW_EVENTS: "insert events",
+            state_store._INSERT_DEAD: "insert dead letters",
+            state_store._HISTORY: "load histories",
+            state_store._FIRST_SEEN: "load first_seen_at",
+            state_store._UPSERT_CASES: "upsert cases",
+            state_store._SAVE_CURSOR: "save cursor",
         }
 
     def _add(self, query: str, t0: float) -> None:
@@ -411,34 +418,35 @@ async def stage_run(
     batch_size: int,
     server_pid: int,
     *,
-    cache: ingest.HistoryCache | None = None,
+    cache: state_store.HistoryCache | None = None,
     profile: cProfile.Profile | None = None,
 ) -> dict[str, Any]:
     """Drain the backlog with read_batch + apply_batch, timing each stage."""
     stages: dict[str, float] = {}
     patched = {
-        "split": "validate (split)",
-        "reduce_case": "reduce",
-        "_case_columns": "build case rows",
+        (monitor.pipeline, "split"): "validate (split)",
+        (monitor.state.store, "reduce_case"): "reduce",
+        (monitor.state.store, "_case_columns"): "build case rows",
     }
-    saved = {name: getattr(monitor.ingest, name) for name in patched}
+    saved = {(mod, name): getattr(mod, name) for mod, name in patched}
     # Stages one after the other: with the reduction overlapping the event copy in a
     # thread, their times would overlap too (and cProfile sees one thread only).
-    saved["OVERLAP_MIN_EVENTS"] = monitor.ingest.OVERLAP_MIN_EVENTS
-    monitor.ingest.OVERLAP_MIN_EVENTS = 1 << 62
+    overlap = (monitor.state.store, "OVERLAP_MIN_EVENTS")
+    saved[overlap] = monitor.state.store.OVERLAP_MIN_EVENTS
+    monitor.state.store.OVERLAP_MIN_EVENTS = 1 << 62
     async with await db.connect(dsn) as conn:
         await conn.execute(_RESET)
         await conn.execute("VACUUM ANALYZE jiancha.events, jiancha.cases")
-        matters = await ingest.load_matters(conn)
+        matters = await load_matters(conn)
         timed = TimedConnection(conn, stages)
         if profile is None:
-            for name, label in patched.items():
-                setattr(monitor.ingest, name, _timed(saved[name], label, stages))
+            for (mod, name), label in patched.items():
+                setattr(mod, name, _timed(saved[(mod, name)], label, stages))
         apply_s = 0.0
         meter = CpuMeter(server_pid)
         try:
             t0 = time.perf_counter()
-            cursor, batches, n = ingest.START, 0, 0
+            cursor, batches, n = START, 0, 0
             while True:
                 t1 = time.perf_counter()
                 events = await read_batch(conn, cursor, batch_size)
@@ -450,7 +458,7 @@ async def stage_run(
                 t2 = time.perf_counter()
                 if profile is not None:
                     profile.enable()
-                result = await ingest.apply_batch(
+                result = await apply_batch(
                     timed,  # type: ignore[arg-type]
                     events,
                     matters,
@@ -468,8 +476,8 @@ async def stage_run(
             total = time.perf_counter() - t0
             cpu = meter.read()
         finally:
-            for name, fn in saved.items():
-                setattr(monitor.ingest, name, fn)
+            for (mod, name), fn in saved.items():
+                setattr(mod, name, fn)
     accounted = sum(v for k, v in stages.items() if k != "read (read_batch)")
     stages[OTHER] = apply_s - accounted
     return {"stages_s": stages, "total_s": total, "batches": batches, "events": n, "cpu": cpu}
@@ -477,7 +485,7 @@ async def stage_run(
 
 async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, Any]:
     plain = await stage_run(dsn, batch_size, server_pid)
-    cached = await stage_run(dsn, batch_size, server_pid, cache=ingest.HistoryCache())
+    cached = await stage_run(dsn, batch_size, server_pid, cache=state_store.HistoryCache())
     n = plain["events"]
     rows = []
     for name in (*STAGE_ORDER, "total"):
@@ -506,7 +514,7 @@ async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, 
     print("  SQL stages are wall time of the round trip through the trio-asyncio bridge (server")
     print("  work + transfer + encoding/decoding); Python stages are this process's time.")
     print("  Stages run one after the other here; the Tailer reduces a batch of")
-    print(f"  {ingest.OVERLAP_MIN_EVENTS:,} valid events or more in a worker thread while the")
+    print(f"  {state_store.OVERLAP_MIN_EVENTS:,} valid events or more in a worker thread while the")
     print("  server stores its events ('insert events'), so the two overlap there.")
     print("  no cache: " + cpu_note(plain["cpu"]))
     print("  cache:    " + cpu_note(cached["cpu"]))
@@ -537,17 +545,18 @@ async def bench_write_floor(dsn: str, batch_size: int, server_pid: int) -> dict[
     Python work before them (reading, validating, reducing) became.
     """
     async with await db.connect(dsn) as conn:
-        matters = await ingest.load_matters(conn)
-        plan: list[tuple[ingest.Cursor, ingest.Cursor, int, list[str], list[list[Any]]]] = []
-        histories: dict[str, list[monitor.state.SourceEvent]] = {}
-        cursor, now = ingest.START, dt.datetime.now(dt.UTC)
+        matters = await load_matters(conn)
+        plan: list[tuple[Cursor, Cursor, int, list[str], list[list[Any]]]] = []
+        histories: dict[str, list[SourceEvent]] = {}
+        cursor, now = START, dt.datetime.now(dt.UTC)
         while events := await read_batch(conn, cursor, batch_size):
-            new = ingest.Cursor.after(events, cursor)
+            new = Cursor.after(events, cursor)
             touched = sorted({e.case_id for e in events})
             for e in events:
                 histories.setdefault(e.case_id, []).append(e)
-            states = [monitor.state.reduce_case(c, histories[c], matters) for c in touched]
-            plan.append((cursor, new, len(events), touched, ingest._case_columns(states, {}, now)))
+            states = [monitor.state.reduce.reduce_case(c, histories[c], matters) for c in touched]
+            columns = state_store._case_columns(states, {}, now)
+            plan.append((cursor, new, len(events), touched, columns))
             cursor = new
         await conn.execute(_RESET)
         await conn.execute("VACUUM ANALYZE jiancha.events, jiancha.cases")
@@ -555,12 +564,12 @@ async def bench_write_floor(dsn: str, batch_size: int, server_pid: int) -> dict[
         n = 0
         for old, new, count, touched, columns in plan:
             async with conn.transaction():
-                await conn.execute(ingest._COPY_EVENTS, str(old.tx), old.event_id,
+                await conn.execute(state_store._COPY_EVENTS, str(old.tx), old.event_id,
                                    str(new.tx), new.event_id, [], now)  # fmt: skip
-                await conn.fetch(ingest._FIRST_SEEN, touched)
-                await conn.execute(ingest._UPSERT_CASES, *columns)
-                await conn.execute(ingest._SAVE_CURSOR, ingest.SOURCE, str(new.tx), new.event_id,
-                                   count, now)  # fmt: skip
+                await conn.fetch(state_store._FIRST_SEEN, touched)
+                await conn.execute(state_store._UPSERT_CASES, *columns)
+                await conn.execute(state_store._SAVE_CURSOR, state_store.SOURCE, str(new.tx),
+                                   new.event_id, count, now)  # fmt: skip
             n += count
         cpu = meter.read()
     rate = n / cpu["wall_s"]
@@ -660,7 +669,7 @@ async def latency_run(
     dsn = await new_database(admin_dsn, f"bench_latency_{int(rate)}")
     events = int(rate * size["latency_seconds"])
     committed_at: dict[int, float] = {}  # event id -> wall time the tailer's batch committed
-    original = monitor.ingest.apply_batch
+    original = monitor.worker.apply_batch
 
     async def recording(*args: Any, **kw: Any) -> Any:
         result = await original(*args, **kw)
@@ -671,7 +680,7 @@ async def latency_run(
 
     out = [tmp / f"ledger-{int(rate)}-{p}.json" for p in range(processes)]
     meter = CpuMeter(server_pid)
-    monitor.ingest.apply_batch = recording  # the Tailer calls ingest.apply_batch
+    monitor.worker.apply_batch = recording  # the worker calls apply_batch
     try:
         async with tailing(dsn) as t:  # the daemon's defaults: batch 5000, poll 1 s, NOTIFY
             # A writer holding each transaction open 0-20 ms manages ~80 a second
@@ -694,7 +703,7 @@ async def latency_run(
                 }
             batches = t.stats.batches
     finally:
-        monitor.ingest.apply_batch = original
+        monitor.worker.apply_batch = original
     cpu = meter.read()
     parts = [Ledger.from_json(json.loads(path.read_text())) for path in out]
     ledger = Ledger()

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# deploy/dev-deps.sh — the Debian packages the test suite needs; `make test` runs it first.
+#
+#   deploy/dev-deps.sh           install the missing ones (as root), else name them, exit 1
+#   deploy/dev-deps.sh --check   only say which are missing (exit 1), never install
+#   deploy/dev-deps.sh --list    print the package names, one line
+#
+# Silent and quick (one dpkg-query) when everything is there. PostgreSQL is not in the
+# list: the suite and `make demo` run it embedded, from the pgserver wheel. `make demo`
+# needs none of these.
+set -euo pipefail
+
+# The one list, and who needs each package:
+#   - python3-venv: `make`'s .venv and install.sh's venv with Debian's own python3
+#     (ensurepip; tests/test_install.py)
+#   - prometheus: promtool checks scrapes and rules (tests/test_metrics.py,
+#     test_daemon.py, test_dashboards.py, test_prometheus_rules.py)
+#   - prometheus-alertmanager: a real Alertmanager receives the alert channel's alerts
+#     (tests/test_notify_alertmanager.py)
+#   - shellcheck: deploy/install.sh and this script stay clean (tests/test_install.py,
+#     tests/test_packaging.py)
+#   - openssl: self-signed certificates for the TLS tests (tests/test_metrics.py,
+#     tests/test_notify_smtp.py)
+#   - systemd: systemd-analyze verifies the unit (tests/test_systemd.py,
+#     tests/test_install.py)
+PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd)
+
+MODE=install
+case ${1:-} in
+'') ;;
+--check) MODE=check ;;
+--list) MODE=list ;;
+-h | --help)
+    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    exit 0
+    ;;
+*)
+    printf '%s\n' "dev-deps.sh：未知的参数 / unknown argument: $1 (--check, --list, --help)" >&2
+    exit 2
+    ;;
+esac
+if (($# > 1)); then
+    printf '%s\n' "dev-deps.sh：参数过多 / too many arguments: $*" >&2
+    exit 2
+fi
+
+if [[ $MODE == list ]]; then
+    printf '%s\n' "${PACKAGES[*]}"
+    exit 0
+fi
+
+if ! command -v dpkg-query >/dev/null; then
+    printf '%s\n' "dev-deps.sh：不是 Debian 系统，无法检查 / not Debian, cannot check:" \
+        "    ${PACKAGES[*]} (the suite needs promtool, alertmanager, shellcheck, openssl," \
+        "    systemd-analyze and Python's venv)" >&2
+    exit 0
+fi
+
+# The packages dpkg does not have installed (unknown names included).
+missing_packages() {
+    local installed=" " name state
+    while read -r name state; do
+        [[ $state == installed ]] && installed+="$name "
+    done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null || :)
+    MISSING=()
+    for name in "${PACKAGES[@]}"; do
+        [[ $installed == *" $name "* ]] || MISSING+=("$name")
+    done
+}
+
+missing_packages
+((${#MISSING[@]})) || exit 0
+
+if ((EUID != 0)); then
+    how="sudo $0"
+else
+    how=$0
+fi
+if [[ $MODE == check || $EUID -ne 0 ]]; then
+    printf '%s\n' "缺少 Debian 软件包 / missing Debian packages: ${MISSING[*]} — $how" >&2
+    exit 1
+fi
+
+printf '%s\n' "安装 Debian 软件包 / installing Debian packages: ${MISSING[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+missing_packages
+if ((${#MISSING[@]})); then
+    printf '%s\n' "安装后仍缺少 / still missing after apt-get install: ${MISSING[*]}" >&2
+    exit 1
+fi

@@ -1,0 +1,279 @@
+"""The daemon's writes to the card ledger, inside the caller's transaction.
+
+Every write is keyed so that a replay changes nothing: a card is unique on
+(case, clock, rule, level), and the daemon's own steps (issued, closed,
+revoked, escalated) are unique per card. Human steps (acknowledge, appeal,
+decide) are in ``monitor.cards.lifecycle``. `DbStore` is the `Store` the
+pipeline decides through when the ledger is the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import numpy as np
+
+from monitor.calendar import Calendar
+from monitor.cards.store import Escalated, Written
+from monitor.clocks.timing import epoch, from_epoch
+from monitor.db import Connection, json_dumps
+from monitor.engine.cards import Closing, ExistingCard, NewCard, Outcome
+from monitor.rules import RuleSet
+from monitor.state.view import VIEW_COLUMNS, CaseView
+from monitor.vocab import OPEN_STATUSES, level_name, level_number
+
+__all__ = ["DbStore", "cards_of", "escalate", "next_reply_due", "reply_deadlines", "write"]
+
+ACTOR = "jiancha"
+
+_LOAD = """
+SELECT id, case_id, clock, rule, level, status, issued_at
+FROM jiancha.cards WHERE case_id = ANY($1::text[])
+"""
+
+
+_INSERT = """
+WITH new AS (
+    INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
+        matter, department, "window", region, ruleset, calendar, detail, reply_due, updated_at)
+    SELECT c, k, r, l, i, $15, d, m, dp, w, rg, $13, $14, x::jsonb, rd, $15
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                $12::timestamptz[])
+         AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd)
+    ON CONFLICT (case_id, clock, rule, level) DO NOTHING
+    RETURNING id, case_id, clock, rule, level, issued_at
+), ev AS (
+    INSERT INTO jiancha.card_events (card_id, kind, at, actor, detail)
+    SELECT id, 'issued', $15, 'jiancha', '{}'::jsonb FROM new
+)
+SELECT id, case_id, clock, rule, level, issued_at FROM new
+"""
+
+# A step's `at` is when jiancha recorded it; the business instant it answers (the
+# period's stop) rides in `detail`, so the ledger does not depend on batch boundaries.
+_CLOSE = """
+WITH changed AS (
+    UPDATE jiancha.cards SET status = $4, updated_at = $5
+    FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(card, why, at)
+    WHERE id = u.card AND status = ANY($6::text[])
+    RETURNING id, u.why AS why, u.at AS at
+)
+INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+SELECT id, $7, $5, 'jiancha', why, jsonb_build_object('effective_at', least(at, $5))
+FROM changed
+ON CONFLICT DO NOTHING
+RETURNING card_id
+"""
+
+_ESCALATE = """
+WITH due AS (
+    UPDATE jiancha.cards SET escalated_at = $1, updated_at = $1
+    WHERE reply_due <= $1 AND replied_at IS NULL AND escalated_at IS NULL
+      AND status = ANY($2::text[])
+    RETURNING id, case_id, clock, rule, level, issued_at, deadline, matter, department,
+              "window", detail, reply_due
+), ev AS (
+    INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+    SELECT id, 'escalated', $1, 'jiancha', 'supervision_reply_missed',
+           jsonb_build_object('reply_due', reply_due) FROM due
+    ON CONFLICT DO NOTHING
+)
+SELECT * FROM due
+"""
+
+_NEXT_REPLY = """
+SELECT min(reply_due) FROM jiancha.cards
+WHERE reply_due IS NOT NULL AND replied_at IS NULL AND escalated_at IS NULL
+  AND status = ANY($1::text[])
+"""
+
+
+def _existing(rows: Sequence[Mapping[str, Any]]) -> list[ExistingCard]:
+    return [
+        ExistingCard(int(r["id"]), r["case_id"], r["clock"], r["rule"], level_number(r["level"]),
+                     r["status"], epoch(r["issued_at"]))
+        for r in rows
+    ]  # fmt: skip
+
+
+async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
+    """The ledger's cards of these cases, by case."""
+    out: dict[str, list[ExistingCard]] = {cid: [] for cid in case_ids}
+    if case_ids:
+        for card in _existing(await conn.fetch(_LOAD, list(case_ids))):
+            out.setdefault(card.case_id, []).append(card)
+    return out
+
+
+async def write(
+    conn: Connection,
+    issue: Sequence[NewCard],
+    close: Sequence[Closing],
+    revoke: Sequence[Closing],
+    cases: Mapping[str, CaseView],
+    ruleset: RuleSet,
+    cal: Calendar,
+    now: dt.datetime,
+) -> Written:
+    """Issue, close and revoke cards; call inside the transaction that caused them."""
+    issued: list[ExistingCard] = []
+    if issue:
+        reply_due = reply_deadlines(issue, ruleset, cal, now)
+        views = [cases.get(c.case_id) for c in issue]
+        rows = await conn.fetch(
+            _INSERT,
+            [c.case_id for c in issue],
+            [c.clock for c in issue],
+            [c.rule for c in issue],
+            [level_name(c.level) for c in issue],
+            [from_epoch(c.issued_at) for c in issue],
+            [None if c.deadline is None else from_epoch(c.deadline) for c in issue],
+            [v.matter if v else None for v in views],
+            [v.department if v else None for v in views],
+            [v.window if v else None for v in views],
+            [v.region if v else None for v in views],
+            [json_dumps(dict(c.detail)) for c in issue],
+            reply_due,
+            ruleset.fingerprint,
+            cal.fingerprint,
+            now,
+        )
+        issued = _existing([{**dict(r), "status": "issued"} for r in rows])
+        # a card for a period that already finished (a late completion) closes at once
+        ids = {r.key: r.card_id for r in issued}
+        at_once = [
+            Closing(ids[c.key], c.close, c.issued_at)
+            for c in issue
+            if c.close is not None and c.key in ids
+        ]
+        close = [*close, *at_once]
+    closed = await _transition(conn, close, "closed", now)
+    revoked = await _transition(conn, revoke, "revoked", now)
+    return Written(issued, closed, revoked)
+
+
+def reply_deadlines(
+    issue: Sequence[NewCard], ruleset: RuleSet, cal: Calendar, now: dt.datetime
+) -> list[dt.datetime | None]:
+    """The supervision order's reply deadline of each card that carries one.
+
+    Counted from when the order is written (a card caught up after downtime
+    gets its full reply period), never from before the level became due.
+    """
+    out: list[dt.datetime | None] = [None] * len(issue)
+    supervised = [i for i, c in enumerate(issue) if c.supervision and c.close is None]
+    if supervised:
+        written = int(now.timestamp())
+        dues = cal.deadline(
+            np.asarray(
+                [max(issue[i].issued_at, written) for i in supervised], dtype="datetime64[s]"
+            ),
+            ruleset.supervision_reply_days,
+            errors="nat",
+        ).astype(np.int64)
+        for i, due in zip(supervised, dues, strict=True):
+            out[i] = None if due == np.iinfo(np.int64).min else from_epoch(int(due))
+    return out
+
+
+async def _transition(
+    conn: Connection, items: Sequence[Closing], kind: str, now: dt.datetime
+) -> int:
+    if not items:
+        return 0
+    rows = await conn.fetch(
+        _CLOSE,
+        [c.card_id for c in items],
+        [c.reason for c in items],
+        [from_epoch(c.at) for c in items],
+        kind,
+        now,
+        list(OPEN_STATUSES),
+        kind,
+    )
+    return len(rows)
+
+
+async def escalate(conn: Connection, now: dt.datetime) -> list[Escalated]:
+    """Escalate every open supervision order whose reply is overdue; the cards escalated."""
+    return [
+        Escalated(r["id"], r["case_id"], r["clock"], r["rule"], r["level"], r["issued_at"],
+                  r["deadline"], r["matter"], r["department"], r["window"], r["detail"] or {},
+                  r["reply_due"])
+        for r in await conn.fetch(_ESCALATE, now, ["issued", "appealed"])
+    ]  # fmt: skip
+
+
+async def next_reply_due(conn: Connection) -> dt.datetime | None:
+    value: dt.datetime | None = await conn.fetchval(_NEXT_REPLY, ["issued", "appealed"])
+    return value
+
+
+_CASES = f"SELECT {VIEW_COLUMNS} FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+# Cases that may still have a running period, or have an open card to close or revoke:
+# finished cases pile up over the years and have nothing left to schedule.
+_OPEN_CASES = f"""
+SELECT {VIEW_COLUMNS} FROM jiancha.cases
+WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
+       AND (completed_at IS NULL
+            OR (decision = 'approve' AND delivered_at IS NULL)
+            OR (clocks ? 'review' AND clocks->'review'->>'stop' IS NULL)))
+   OR case_id IN (SELECT case_id FROM jiancha.cards
+                  WHERE status IN ('issued', 'acknowledged', 'appealed'))
+"""
+_OUTCOMES = """
+UPDATE jiancha.cases SET decision_deadline = u.d, outcome = u.o
+FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
+WHERE case_id = u.c
+"""
+
+
+class DbStore:
+    """The cases and the ledger in schema ``jiancha``, through one connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return self.conn.transaction()
+
+    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]:
+        if case_ids is None:
+            rows = await self.conn.fetch(_OPEN_CASES)
+        else:
+            rows = await self.conn.fetch(_CASES, list(case_ids))
+        return [CaseView.from_row(r) for r in rows]
+
+    async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
+        return await cards_of(self.conn, case_ids)
+
+    async def write(
+        self,
+        issue: Sequence[NewCard],
+        close: Sequence[Closing],
+        revoke: Sequence[Closing],
+        cases: Mapping[str, CaseView],
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+    ) -> Written:
+        return await write(self.conn, issue, close, revoke, cases, ruleset, cal, now)
+
+    async def escalate(self, now: dt.datetime) -> list[Escalated]:
+        return await escalate(self.conn, now)
+
+    async def next_reply_due(self) -> dt.datetime | None:
+        return await next_reply_due(self.conn)
+
+    async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None:
+        """How each finished case's decision clock ended (the on-time and early rates)."""
+        ids = list(outcomes)
+        deadlines = [outcomes[c][0] for c in ids]
+        await self.conn.execute(
+            _OUTCOMES, ids, [None if d is None else from_epoch(d) for d in deadlines],
+            [outcomes[c][1] for c in ids],
+        )  # fmt: skip

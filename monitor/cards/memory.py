@@ -1,0 +1,141 @@
+"""The ledger in memory: same keys and steps as ``jiancha.cards``, for a replay."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from monitor.calendar import Calendar
+from monitor.cards.ledger import reply_deadlines
+from monitor.cards.store import Escalated, Written
+from monitor.clocks.timing import epoch, from_epoch
+from monitor.engine.cards import Closing, ExistingCard, NewCard, Outcome
+from monitor.rules import RuleSet
+from monitor.state.view import CaseView
+from monitor.vocab import OPEN_STATUSES, level_name
+
+__all__ = ["MemCard", "MemoryStore"]
+
+
+@dataclass
+class MemCard:
+    card_id: int
+    case_id: str
+    clock: str
+    rule: str
+    level: int
+    issued_at: dt.datetime
+    status: str = "issued"
+    reply_due: dt.datetime | None = None
+    escalated_at: dt.datetime | None = None
+    events: list[tuple[str, dt.datetime, str]] = field(default_factory=list)
+
+    def existing(self) -> ExistingCard:
+        return ExistingCard(self.card_id, self.case_id, self.clock, self.rule, self.level,
+                            self.status, epoch(self.issued_at))  # fmt: skip
+
+
+class MemoryStore:
+    """The ledger a replay writes to: same keys and steps as ``jiancha.cards``."""
+
+    conn = None  # no database: nothing is queued for delivery
+
+    def __init__(self) -> None:
+        self.views: dict[str, CaseView] = {}
+        self.cards: dict[tuple[str, str, str, int], MemCard] = {}
+        self._by_id: dict[int, MemCard] = {}
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]:
+        if case_ids is None:
+            ended = ("withdrawn", "terminated", "orphan")
+            return [v for v in self.views.values() if v.status not in ended]
+        return [self.views[c] for c in case_ids if c in self.views]
+
+    async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
+        wanted = set(case_ids)
+        out: dict[str, list[ExistingCard]] = {c: [] for c in case_ids}
+        for c in self.cards.values():
+            if c.case_id in wanted:
+                out[c.case_id].append(c.existing())
+        return out
+
+    async def write(
+        self,
+        issue: Sequence[NewCard],
+        close: Sequence[Closing],
+        revoke: Sequence[Closing],
+        cases: Mapping[str, CaseView],
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+    ) -> Written:
+        issued = []
+        dues = reply_deadlines(issue, ruleset, cal, now)
+        at_once = []
+        for new, due in zip(issue, dues, strict=True):
+            if new.key in self.cards:
+                continue
+            card = MemCard(
+                len(self._by_id) + 1,
+                new.case_id,
+                new.clock,
+                new.rule,
+                new.level,
+                from_epoch(new.issued_at),
+                reply_due=due,
+            )
+            card.events.append(("issued", now, ""))
+            self.cards[new.key] = card
+            self._by_id[card.card_id] = card
+            issued.append(card.existing())
+            if new.close is not None:
+                at_once.append(Closing(card.card_id, new.close, new.issued_at))
+        closed = self._move([*close, *at_once], "closed", now)
+        revoked = self._move(revoke, "revoked", now)
+        return Written(issued, closed, revoked)
+
+    def _move(self, items: Sequence[Closing], status: str, now: dt.datetime) -> int:
+        n = 0
+        for item in items:
+            card = self._by_id.get(item.card_id)
+            if card is not None and card.status in OPEN_STATUSES:
+                card.status = status
+                card.events.append((status, now, item.reason))
+                n += 1
+        return n
+
+    async def escalate(self, now: dt.datetime) -> list[Escalated]:
+        out = []
+        for card in self.cards.values():
+            due = card.reply_due
+            if (
+                due is not None
+                and due <= now
+                and card.escalated_at is None
+                and card.status in ("issued", "appealed")
+            ):
+                card.escalated_at = now
+                card.events.append(("escalated", now, "supervision_reply_missed"))
+                out.append(Escalated(card.card_id, card.case_id, card.clock, card.rule,
+                                     level_name(card.level), card.issued_at, None, None, None,
+                                     None, {}, due))  # fmt: skip
+        return out
+
+    async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None:
+        """The replay computes its own figures from the final state."""
+
+    async def next_reply_due(self) -> dt.datetime | None:
+        dues = [
+            c.reply_due
+            for c in self.cards.values()
+            if c.reply_due is not None
+            and c.escalated_at is None
+            and c.status in ("issued", "appealed")
+        ]
+        return min(dues) if dues else None

@@ -1,0 +1,75 @@
+"""Where the pipeline reads cases and writes cards: the database, or memory for a replay."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from monitor.calendar import Calendar
+from monitor.db import Connection
+from monitor.engine.cards import Closing, ExistingCard, NewCard, Outcome
+from monitor.rules import RuleSet
+from monitor.state.view import CaseView
+
+__all__ = ["Escalated", "Store", "Written"]
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write did: the cards it issued (new ones only: a replay issues none)."""
+
+    issued: list[ExistingCard]
+    closed: int
+    revoked: int
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """A red card whose supervision order's reply came too late, as it stands in the ledger."""
+
+    card_id: int
+    case_id: str
+    clock: str
+    rule: str
+    level: str
+    issued_at: dt.datetime
+    deadline: dt.datetime | None
+    matter: str | None
+    department: str | None
+    window: str | None
+    detail: Mapping[str, Any]
+    reply_due: dt.datetime | None
+
+
+class Store(Protocol):
+    """The cases as stored and the ledger, as the pipeline decides through them."""
+
+    @property
+    def conn(self) -> Connection | None:
+        """The database connection of the transaction, if the store is one (else None)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]: ...
+
+    async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]: ...
+
+    async def write(
+        self,
+        issue: Sequence[NewCard],
+        close: Sequence[Closing],
+        revoke: Sequence[Closing],
+        cases: Mapping[str, CaseView],
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+    ) -> Written: ...
+
+    async def escalate(self, now: dt.datetime) -> list[Escalated]: ...
+
+    async def next_reply_due(self) -> dt.datetime | None: ...
+
+    async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None: ...

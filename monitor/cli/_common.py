@@ -1,0 +1,227 @@
+"""What every ``jiancha`` command shares: errors and exit codes, instants, options, one connection.
+
+Commands print for people (Chinese by default, ``--lang en`` or
+``JIANCHA_LANG=en`` for English) or, with ``--json``, one JSON document for
+scripts. Exit status: 0 done, 1 the command could not do its job (database
+unreachable, schema refused), 2 bad input (nothing was done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
+
+import numpy as np
+
+from monitor.i18n import current_lang, h, t
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.db import Connection
+
+__all__ = [
+    "FMT",
+    "CommandFailed",
+    "UsageError",
+    "as_datetime",
+    "calendar_option",
+    "colon",
+    "db_dsn",
+    "dsn_option",
+    "dump",
+    "h",
+    "json_option",
+    "load_config",
+    "one_line",
+    "paren",
+    "parse_day",
+    "parse_instant",
+    "rules_option",
+    "source_dsn_option",
+    "utc_text",
+    "with_connection",
+]
+
+_T = TypeVar("_T")
+
+FMT = argparse.RawDescriptionHelpFormatter
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its job (database unreachable, schema refused): exit status 1."""
+
+
+def colon() -> str:
+    return ": " if current_lang() == "en" else "："
+
+
+def paren(text: str | None) -> str:
+    if not text:
+        return ""
+    return f" ({text})" if current_lang() == "en" else f"（{text}）"
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def dump(doc: Any, out: TextIO) -> None:
+    """One JSON document for scripts: Chinese stays readable."""
+    json.dump(doc, out, ensure_ascii=False, indent=2, default=str)
+    out.write("\n")
+
+
+# --- instants ---------------------------------------------------------------------------
+
+
+def parse_instant(text: str, tz: str) -> np.datetime64:
+    """An ISO instant as UTC; without a UTC offset it is the calendar's local time."""
+    raw = text.strip()
+    try:
+        moment = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise UsageError(t("cli.bad_instant", value=text)) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(tz))
+    return np.datetime64(int(moment.timestamp()), "s")
+
+
+def parse_day(text: str) -> np.datetime64:
+    try:
+        return np.datetime64(dt.date.fromisoformat(text.strip()), "D")
+    except ValueError:
+        raise UsageError(t("cli.bad_day", value=text)) from None
+
+
+def as_datetime(instant: np.datetime64) -> dt.datetime:
+    """A ``datetime64`` instant as an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(int(instant.astype("datetime64[s]").astype(np.int64)), dt.UTC)
+
+
+def utc_text(instant: np.datetime64) -> str:
+    return f"{np.datetime_as_string(instant, unit='s')}Z"
+
+
+# --- options ----------------------------------------------------------------------------
+
+
+def json_option(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--json", action="store_true",
+                   help=h("输出 JSON", "print JSON") + (f" {what}" if what else ""))  # fmt: skip
+
+
+def calendar_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--calendar",
+        default=os.environ.get("JIANCHA_CALENDAR", "cn"),
+        metavar="NAME",
+        help=h(
+            "日历名称或 TOML 文件路径（默认 cn；`jiancha calendar list` 列出可用日历）",
+            "calendar name or TOML path (default cn; see `jiancha calendar list`)",
+        ),
+    )
+
+
+def dsn_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dsn",
+        metavar="DSN",
+        help=h(
+            "jiancha 模式所在数据库（默认 JIANCHA_DSN，否则 JIANCHA_SOURCE_DSN）",
+            "database of schema jiancha (default JIANCHA_DSN, else JIANCHA_SOURCE_DSN)",
+        ),
+    )
+
+
+def source_dsn_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source-dsn",
+        metavar="DSN",
+        help=h("审批数据库（默认 JIANCHA_SOURCE_DSN）", "approval database (default env)"),
+    )
+
+
+def rules_option(p: argparse.ArgumentParser, default: Any = "") -> None:
+    """``--rules``; ``default=None`` lets `jiancha run` see whether it was given."""
+    p.add_argument(
+        "--rules",
+        default=os.environ.get("JIANCHA_RULES", "cards") if default == "" else default,
+        metavar="NAME|PATH",
+        help=h(
+            "规则集名称或 TOML 文件路径（默认 cards，即 rules/cards.toml；环境变量 JIANCHA_RULES）",
+            "rule set name or TOML path (default cards = rules/cards.toml; env JIANCHA_RULES)",
+        ),
+    )
+
+
+# --- the database and the configuration -----------------------------------------------
+
+
+def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"]) -> str:
+    """The DSN given on the command line, else from the environment, else a usage error."""
+    from monitor import db
+
+    if explicit:
+        return explicit
+    dsn = db.dsn_from_env(kind)
+    if dsn is None:
+        env = db.SOURCE_DSN_ENV
+        if kind == "jiancha":
+            env = f"{db.DSN_ENV}{h('（或 ', ' (or ')}{db.SOURCE_DSN_ENV}{h('）', ')')}"
+        raise UsageError(t("db.no_dsn", env=env))
+    return dsn
+
+
+def with_connection(dsn: str, work: Callable[[Connection], Awaitable[_T]]) -> _T:
+    """Run ``work`` on one connection in a fresh trio run; errors become `CommandFailed`."""
+    import asyncpg
+    import trio
+
+    from monitor import db
+    from monitor.migrate import MigrationError
+
+    db_errors = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+    result: list[_T] = []
+    failure: list[Exception] = []
+
+    # Errors are caught inside the loop: leaving trio-asyncio's nursery would
+    # wrap them in exception groups.
+    async def session() -> None:
+        async with db.open_loop():
+            try:
+                conn = await db.connect(dsn, application_name="jiancha-cli")
+            except (*db_errors, ValueError) as exc:
+                failure.append(CommandFailed(t("db.connect_failed", detail=one_line(exc))))
+                return
+            try:
+                async with conn:
+                    result.append(await work(conn))
+            except MigrationError as exc:
+                failure.append(CommandFailed(str(exc)))
+            except db_errors as exc:
+                failure.append(CommandFailed(t("db.failed", detail=one_line(exc))))
+
+    trio.run(session)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def load_config(path: str | None) -> Config:
+    """``jiancha.toml`` as the daemon reads it; a bad file is a usage error."""
+    from monitor.config import ConfigError
+    from monitor.config import load_config as load
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,88 @@
+"""When the next card can come due, and which cases to look at then.
+
+The daemon sleeps until the earliest instant any open clock's level rises
+(or the next event batch), then hands only the cases whose level rose to
+the engine. The scheduler owns the clock table and that timing; it decides
+nothing about cards and does no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from monitor.calendar import Calendar
+from monitor.clocks.table import ClockRow, ClockTable
+from monitor.clocks.timing import NAT, Pauses, Period
+
+__all__ = ["Scheduler", "row_of"]
+
+
+def row_of(period: Period, pauses: Pauses, now: int) -> ClockRow:
+    """A running period as a table row: its closed pauses' working days, its open pause."""
+    closed = sum(b - a for a, b, still_open in pauses if not still_open)
+    since = next((ps for (ps, pe) in period.pauses if pe is None and ps < now), NAT)
+    return (period, closed, since, 0)
+
+
+class Scheduler:
+    """The clock table and the instants it next needs a look."""
+
+    def __init__(self) -> None:
+        self.table = ClockTable()
+        self.next_due: int | None = None  # UTC seconds of the next crossing
+        self.next_reply: int | None = None  # next supervision-order reply deadline
+        self.dirty = True  # rows changed since the last pass: their levels need a look
+        self.full = True  # the next pass evaluates every row (after a start or a reload)
+
+    def reset(self, table: ClockTable | None = None) -> None:
+        """A new table (empty, or a checkpoint's): the next pass looks at every row."""
+        self.table = table if table is not None else ClockTable()
+        self.dirty = True
+        self.full = True
+
+    def put(self, rows: Mapping[str, tuple[Sequence[ClockRow], Mapping[str, int]]]) -> None:
+        """Committed decisions: each case's running rows and the highest level per rule.
+
+        New rows wait with due = 0: the next pass (an incremental one)
+        evaluates them and folds their crossings into ``next_due``.
+        """
+        for case_id, (case_rows, highest) in rows.items():
+            self.table.put(case_id, case_rows, highest)
+        if rows:
+            self.dirty = True
+
+    def drop(self, case_ids: Iterable[str]) -> None:
+        for case_id in case_ids:
+            self.table.drop(case_id)
+
+    def rising(self, cal: Calendar, now: int) -> list[str]:
+        """One kernel pass at ``now``: the cases with a row whose level rose (sorted)."""
+        rose, self.next_due = self.table.evaluate(cal, now, full=self.full)
+        self.full = False
+        owner = self.table.owner
+        return sorted({o[0] for s in rose if (o := owner[s]) is not None})
+
+    def settle(self, case_ids: Sequence[str], cal: Calendar, now: int) -> None:
+        """The engine looked at these cases: what it declined stays quiet until it rises again."""
+        if not case_ids:
+            return
+        slots = [s for cid in case_ids for s in self.table.by_case.get(cid, [])]
+        self.table.mark_seen(np.asarray(slots, dtype=np.intp), cal, now)
+
+    def ticked(self, next_reply: dt.datetime | None) -> None:
+        """A pass is done; ``next_reply`` is the next supervision-order reply deadline."""
+        self.next_reply = None if next_reply is None else int(next_reply.timestamp())
+        self.dirty = False
+
+    def wake_at(self) -> int | None:
+        """UTC seconds of the next instant something comes due, if any."""
+        times = [t for t in (self.next_due, self.next_reply) if t is not None]
+        return min(times) if times else None
+
+    def due(self, now: dt.datetime) -> bool:
+        """Whether a pass has work at ``now``."""
+        at = self.wake_at()
+        return self.dirty or (at is not None and at <= now.timestamp())

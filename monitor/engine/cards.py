@@ -1,0 +1,76 @@
+"""What the engine decides about cards, as plain data for the ledger to persist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.clocks.timing import Pauses, Period
+from monitor.vocab import OPEN_STATUSES
+
+__all__ = ["CaseDecision", "Closing", "ExistingCard", "NewCard", "Outcome"]
+
+Outcome = tuple[int | None, str]
+"""(the promised deadline, ``early`` | ``on_time`` | ``late``) of a finished case."""
+
+
+@dataclass(frozen=True)
+class NewCard:
+    """A card the engine decided to issue (not yet in the ledger)."""
+
+    case_id: str
+    clock: str
+    rule: str
+    level: int
+    issued_at: int  # UTC seconds: the instant the level became due
+    deadline: int | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    supervision: bool = False
+    close: str | None = None  # closed at once (a finished period), with this reason
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.case_id, self.clock, self.rule, self.level)
+
+
+@dataclass(frozen=True)
+class ExistingCard:
+    """A card already in the ledger, as much as the engine needs."""
+
+    card_id: int
+    case_id: str
+    clock: str
+    rule: str
+    level: int
+    status: str
+    issued_at: int
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.case_id, self.clock, self.rule, self.level)
+
+
+@dataclass(frozen=True)
+class Closing:
+    """A card to close or revoke: which, why, and the business instant it answers."""
+
+    card_id: int
+    reason: str
+    at: int
+
+
+@dataclass
+class CaseDecision:
+    """Everything a case's new state means for the ledger and the scheduler."""
+
+    issue: list[NewCard] = field(default_factory=list)
+    close: list[Closing] = field(default_factory=list)
+    revoke: list[Closing] = field(default_factory=list)
+    running: list[Period] = field(default_factory=list)  # for the scheduler's table
+    running_pauses: list[Pauses] = field(default_factory=list)  # each one's, at ``now``
+    outcome: Outcome | None = None  # once the decision clock has stopped

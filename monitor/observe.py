@@ -1,0 +1,210 @@
+"""The daemon's side of the metrics: the components' counters copied into a ``Snapshot``.
+
+A small trio task takes a snapshot every few seconds (the components' own
+plain counters plus a few aggregate queries of schema ``jiancha``) and swaps
+it into the ``Holder`` that scrapes read (``exporters.metrics``). This is
+the one place that observes the stages: they keep plain counters, and the
+histogram of tick durations is folded here. A lost database shows as
+``jiancha_database_up 0`` rather than as a failed scrape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import numpy as np
+import trio
+
+from exporters.metrics import EVAL_BUCKETS, Holder, Snapshot, utc_timestamp
+from monitor import __version__, db
+from monitor.calendar import Calendar
+from monitor.db import DISCONNECTS
+from monitor.log import get_logger
+from monitor.outbox.enqueue import Notifier
+from monitor.outbox.send import Sender
+from monitor.pipeline import Evaluator
+from monitor.vocab import LEVELS, OUTBOX_STATES, OUTCOMES
+from monitor.worker import Worker
+
+_OPEN_CASES = """
+SELECT coalesce(s.department, '') AS department, coalesce(s."window", '') AS "window",
+       coalesce(s.matter, '') AS matter,
+       coalesce((ARRAY['blue', 'yellow', 'red'])[c.top], 'none') AS level, count(*) AS n
+FROM jiancha.cases s
+LEFT JOIN (SELECT case_id, max(array_position(ARRAY['blue', 'yellow', 'red'], level)) AS top
+           FROM jiancha.cards WHERE status IN ('issued', 'acknowledged', 'appealed')
+           GROUP BY case_id) c USING (case_id)
+WHERE s.status NOT IN ('completed', 'delivered', 'withdrawn', 'terminated', 'refused', 'orphan')
+GROUP BY 1, 2, 3, 4
+"""
+_ACTIVE_CARDS = """
+SELECT level, rule, coalesce(department, '') AS department, count(*) AS n FROM jiancha.cards
+WHERE status IN ('issued', 'acknowledged', 'appealed') GROUP BY 1, 2, 3
+"""
+_OUTBOX = "SELECT channel, state, count(*) AS n FROM jiancha.outbox GROUP BY 1, 2"
+# Totals that only grow, exposed as counters: Prometheus' increase() over 1d/7d/30d
+# gives the period's figures (recording rules in deploy/prometheus).
+_COMPLETIONS = """
+SELECT coalesce(department, '') AS department, outcome, count(*) AS n FROM jiancha.cases
+WHERE outcome IS NOT NULL GROUP BY 1, 2
+"""
+_RATINGS = """
+SELECT coalesce(department, '') AS department, rating, count(*) AS n FROM jiancha.cases
+WHERE rating IS NOT NULL GROUP BY 1, 2
+"""
+_REVIEWS = """
+SELECT coalesce(department, '') AS department,
+       count(*) FILTER (WHERE clocks->'review'->>'stop' IS NOT NULL) AS rectified,
+       count(*) AS bad
+FROM jiancha.cases WHERE clocks ? 'review' GROUP BY 1
+"""
+_CARDS = """
+SELECT coalesce(department, '') AS department, level, rule, count(*) AS n FROM jiancha.cards
+GROUP BY 1, 2, 3
+"""
+
+
+class Snapshotter:
+    """Takes the snapshots; one per daemon."""
+
+    def __init__(self, holder: Holder, dsn: str, *, worker: Worker | None = None,
+                 evaluator: Evaluator | None = None, sender: Sender | None = None,
+                 notifier: Notifier | None = None, calendar: Calendar | None = None,
+                 config_hash: str = "", interval: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.holder, self.dsn = holder, dsn
+        self.worker, self.evaluator, self.sender = worker, evaluator, sender
+        self.notifier = notifier
+        self.calendar = calendar
+        self.config_hash = config_hash
+        self.interval = interval
+        self.clock = clock
+        self.reload_ok = True
+        self.reloads_failed = 0
+        # the histogram of tick durations: counts at or below each bound, then all
+        self.tick_buckets = [0] * (len(EVAL_BUCKETS) + 1)
+        self.tick_sum = 0.0
+        self.log = get_logger("monitor.observe")
+
+    def _fold_ticks(self) -> None:
+        """The evaluator's tick durations since the last snapshot, into the histogram."""
+        if self.evaluator is None:
+            return
+        stats = self.evaluator.stats
+        taken, stats.tick_seconds = stats.tick_seconds, []
+        buckets = self.tick_buckets
+        for took in taken:
+            self.tick_sum += took
+            for i, bound in enumerate(EVAL_BUCKETS):
+                if took <= bound:
+                    buckets[i] += 1
+            buckets[-1] += 1
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        conn: db.Connection | None = None
+        started = False
+        try:
+            while True:
+                try:
+                    if conn is None:
+                        conn = await db.connect(self.dsn, application_name="jiancha-metrics")
+                    await self.take(conn)
+                except (*DISCONNECTS, asyncpg.PostgresError) as exc:
+                    # a failed figure must not take the daemon down: report it, carry on
+                    self.log.warning(
+                        "metrics_snapshot_failed", error=f"{type(exc).__name__}: {exc}"
+                    )
+                    if conn is not None:
+                        with trio.CancelScope(shield=True):
+                            await conn.close()
+                    conn = None
+                    await trio.to_thread.run_sync(self.holder.publish, self._figures(None))
+                if not started:
+                    task_status.started()
+                    started = True
+                await trio.sleep(self.interval)
+        finally:
+            if conn is not None:
+                with trio.CancelScope(shield=True):
+                    await conn.close()
+
+    async def take(self, conn: db.Connection) -> None:
+        rows = {
+            "cases": await conn.fetch(_OPEN_CASES),
+            "cards": await conn.fetch(_ACTIVE_CARDS),
+            "outbox": await conn.fetch(_OUTBOX),
+            "completions": await conn.fetch(_COMPLETIONS),
+            "all_cards": await conn.fetch(_CARDS),
+            "ratings": await conn.fetch(_RATINGS),
+            "reviews": await conn.fetch(_REVIEWS),
+        }
+        # rendering the exposition takes time at scale: a worker thread, not the loop
+        await trio.to_thread.run_sync(self.holder.publish, self._figures(rows))
+
+    def _figures(self, rows: dict[str, list[Any]] | None) -> Snapshot:
+        self._fold_ticks()
+        w, e, snd = self.worker, self.evaluator, self.sender
+        horizon = None
+        if self.calendar is not None:
+            today = np.datetime64(dt.datetime.now(dt.UTC).date(), "D")
+            through = self.calendar.published_through(today)
+            horizon = None if through is None else utc_timestamp(through)
+        stats = e.stats if e is not None else None
+        kw: dict[str, object] = {}
+        if rows is not None:
+            kw["open_cases"] = {(r["department"], r["window"], r["matter"], r["level"]): int(r["n"])
+                                for r in rows["cases"]}  # fmt: skip
+            kw["active_cards"] = {(r["level"], r["rule"], r["department"]): int(r["n"])
+                                  for r in rows["cards"]}  # fmt: skip
+            kw["notifications"] = {(r["channel"], r["state"]): int(r["n"])
+                                   for r in rows["outbox"]}  # fmt: skip
+            kw["completions"] = {(r["department"], r["outcome"]): int(r["n"])
+                                 for r in rows["completions"]}  # fmt: skip
+            kw["cards_total"] = {(r["department"], r["level"], r["rule"]): int(r["n"])
+                                 for r in rows["all_cards"]}  # fmt: skip
+            kw["ratings"] = {(r["department"], int(r["rating"])): int(r["n"])
+                             for r in rows["ratings"]}  # fmt: skip
+            kw["bad_reviews"] = {r["department"]: (int(r["bad"]), int(r["rectified"]))
+                                 for r in rows["reviews"]}  # fmt: skip
+        elif (old := self.holder.get()) is not None:  # the database is away: keep the last
+            kw.update(open_cases=old.open_cases, active_cards=old.active_cards,
+                      notifications=old.notifications, completions=old.completions,
+                      cards_total=old.cards_total, ratings=old.ratings,
+                      bad_reviews=old.bad_reviews)  # fmt: skip
+        per = snd.stats.by_channel if snd is not None else {}
+        return Snapshot(
+            taken_at=self.clock(),
+            version=__version__,
+            database_up=rows is not None,
+            levels=LEVELS,
+            outbox_states=OUTBOX_STATES,
+            outcomes=OUTCOMES,
+            events=w.stats.events if w else 0,
+            dead_letters=w.stats.dead_letters if w else 0,
+            tail_lag=w.stats.lag(trio.current_time()) if w else 0.0,
+            blocking_tx_age=w.tailer.stats.blocking_tx_age if w else 0.0,
+            cards_issued=dict(stats.issued_by_level) if stats else {},
+            cards_closed=stats.cards_closed if stats else 0,
+            cards_revoked=stats.cards_revoked if stats else 0,
+            escalations=stats.escalated if stats else 0,
+            eval_buckets=tuple(self.tick_buckets),
+            eval_sum=self.tick_sum,
+            next_crossing=float(due)
+            if e is not None and (due := e.wake_at()) is not None
+            else None,
+            open_clocks=len(e.table) if e is not None else 0,
+            delivered={c: v["delivered"] for c, v in per.items()},
+            failed={c: v["failed"] for c, v in per.items()},
+            unrouted=self.notifier.unrouted if self.notifier is not None else 0,
+            calendar_published_through=horizon,
+            rules_hash=e.ruleset.fingerprint if e is not None else "",
+            calendar_hash=e.cal.fingerprint if e is not None else "",
+            config_hash=self.config_hash,
+            reload_ok=self.reload_ok,
+            reloads_failed=self.reloads_failed,
+            **kw,  # type: ignore[arg-type]
+        )

@@ -1,0 +1,136 @@
+"""Notifications into the outbox, in the transaction that issued or escalated the card.
+
+Deciding *who* hears *what* and *when* is pure (``route``, ``quiet``,
+``render``); the rows are keyed by an idempotency key
+(``card:<id>:<channel>``), so a replay or a restart never queues a second
+one. The ``Sender`` (``monitor.outbox.send``) delivers them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor import db
+from monitor.calendar import Calendar
+from monitor.cards.store import Escalated
+from monitor.clocks.timing import from_epoch
+from monitor.config import NotifyConfig
+from monitor.db import json_dumps
+from monitor.engine.cards import ExistingCard, NewCard
+from monitor.log import get_logger
+from monitor.outbox.quiet import hold_until
+from monitor.outbox.render import CardFacts, payload, render
+from monitor.outbox.route import recipients
+from monitor.rules import RuleSet
+from monitor.source.contract import Matter
+from monitor.state.view import CaseView
+from monitor.vocab import level_name
+
+__all__ = ["Notifier", "card_facts", "escalation_facts"]
+
+_log = get_logger("monitor.outbox")
+
+
+def _title(ruleset: RuleSet, rule: str, lang: str) -> str:
+    found = ruleset.by_name().get(rule)
+    return found.title(lang) if found is not None else rule
+
+
+def _matter_name(matters: Mapping[str, Matter], code: str | None) -> str:
+    m = matters.get(code or "")
+    return m.name if m is not None else ""
+
+
+def card_facts(
+    issued: Sequence[ExistingCard],
+    decided: Sequence[NewCard],
+    cases: Mapping[str, CaseView],
+    ruleset: RuleSet,
+    matters: Mapping[str, Matter],
+    lang: str,
+) -> list[CardFacts]:
+    """What the notification of each newly issued card says."""
+    by_key = {c.key: c for c in decided}
+    out = []
+    for card in issued:
+        new = by_key[card.key]
+        view = cases.get(card.case_id)
+        out.append(CardFacts(
+            card.card_id, card.case_id, card.clock, card.rule, level_name(card.level),
+            from_epoch(new.issued_at), None if new.deadline is None else from_epoch(new.deadline),
+            view.matter if view else None, view.department if view else None,
+            view.window if view else None, dict(new.detail), _title(ruleset, card.rule, lang),
+            _matter_name(matters, view.matter) if view else "",
+        ))  # fmt: skip
+    return out
+
+
+def escalation_facts(
+    escalated: Sequence[Escalated], ruleset: RuleSet, matters: Mapping[str, Matter], lang: str
+) -> list[CardFacts]:
+    """What the notification of each escalated supervision order says."""
+    return [
+        CardFacts(e.card_id, e.case_id, e.clock, e.rule, e.level, e.issued_at, e.deadline,
+                  e.matter, e.department, e.window, e.detail, _title(ruleset, e.rule, lang),
+                  _matter_name(matters, e.matter), e.reply_due)
+        for e in escalated
+    ]  # fmt: skip
+
+
+_ENQUEUE = """
+INSERT INTO jiancha.outbox (key, channel, kind, card_id, routed, payload, created_at,
+                            not_before, next_attempt_at, give_up_at)
+SELECT k, c, t, i, r, p::jsonb, $9, n, n, n + $10::interval
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bool[], $6::text[],
+            $7::timestamptz[], $8::text[]) AS u(k, c, t, i, r, p, n, x)
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+@dataclass
+class Notifier:
+    """Turns ledger steps into outbox rows, in the transactions that made the steps."""
+
+    cfg: NotifyConfig
+    cal: Calendar
+    unrouted: int = 0  # notifications that matched no route (sent to the fallback)
+    dropped: int = 0  # ... and had no fallback either (logged, counted)
+
+    def rows(
+        self, items: Iterable[tuple[CardFacts, str]], now: dt.datetime
+    ) -> list[tuple[Any, ...]]:
+        """(key, channel, kind, card_id, routed, payload JSON, not_before) per delivery."""
+        out = []
+        for facts, kind in items:
+            level = facts.level
+            chans, routed = recipients(self.cfg, kind, level, facts.department or "",
+                                       facts.window or "")  # fmt: skip
+            if not routed:
+                self.unrouted += 1
+                if not chans:
+                    self.dropped += 1
+                    _log.warning("notification_unrouted", card=facts.card_id, kind=kind,
+                                department=facts.department, window=facts.window)  # fmt: skip
+            if not chans:
+                continue
+            message = render(facts, kind, self.cfg, self.cal, self.cfg.heads)
+            data = json_dumps(payload(message))
+            when = now if kind == "escalation" else hold_until(level, now, self.cal, self.cfg)
+            for channel in chans:
+                out.append((f"{kind}:{facts.card_id}:{channel}", channel, kind, facts.card_id,
+                            routed, data, when))  # fmt: skip
+        return out
+
+    async def enqueue(self, conn: db.Connection, items: Sequence[tuple[CardFacts, str]],
+                      now: dt.datetime) -> int:  # fmt: skip
+        rows = self.rows(items, now)
+        if not rows:
+            return 0
+        cols = list(zip(*rows, strict=True))
+        await conn.execute(_ENQUEUE, list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]),
+                           list(cols[4]), list(cols[5]), list(cols[6]), [""] * len(rows), now,
+                           self.cfg.give_up_after)  # fmt: skip
+        return len(rows)

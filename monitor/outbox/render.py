@@ -1,0 +1,123 @@
+"""The words of a notification: a card's facts rendered from the templates in ``rules/templates``.
+
+Pure: the same facts give the same message, in the configured language,
+with deadlines written as the Civil Code reads them (24:00).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.calendar import Calendar
+from monitor.config import NotifyConfig
+from monitor.outbox.message import Message
+from monitor.paths import rules_dir
+from monitor.vocab import CLOCK_TITLES, LEVEL_NAMES, Lang, local_text, word
+
+__all__ = ["ACTIONS", "CardFacts", "message_of", "payload", "render"]
+
+ACTIONS = {
+    "zh": {
+        "blue": "提醒：请关注办理进度，确保在时限内办结。",
+        "yellow": "预警：即将超期，请立即督办，当日内说明情况（jiancha cards ack）。",
+        "red": "违规：已超期或违反程序，请在督办期限内书面说明并整改（jiancha cards ack）。",
+    },
+    "en": {
+        "blue": "Reminder: keep an eye on this case so it finishes in time.",
+        "yellow": "Warning: about to be overdue; act now and explain today (jiancha cards ack).",
+        "red": "Violation: overdue or against procedure; reply and rectify within the "
+        "supervision order's period (jiancha cards ack).",
+    },
+}
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a notification says about a card (from the ledger row and its detail)."""
+
+    card_id: int
+    case_id: str
+    clock: str
+    rule: str
+    level: str
+    issued_at: dt.datetime
+    deadline: dt.datetime | None
+    matter: str | None
+    department: str | None
+    window: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    rule_title: str = ""
+    matter_name: str = ""
+    reply_due: dt.datetime | None = None
+
+
+def _template(kind: str, lang: str) -> string.Template:
+    path = rules_dir() / "templates" / lang / f"{kind}.md"
+    return string.Template(path.read_text(encoding="utf-8"))
+
+
+def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
+           heads: Mapping[str, str]) -> Message:  # fmt: skip
+    """The message of a card or escalation, in the configured language."""
+    lang: Lang = "en" if cfg.language == "en" else "zh"
+    tz = cal.timezone
+    d = facts.detail
+    ext = int(d.get("extension_days") or 0)
+    extension = ""
+    if ext:
+        extension = f"（含延期 {ext} 个工作日）" if lang == "zh" else f" (incl. {ext} extended)"
+    link = ""
+    if cfg.dashboard_url:
+        link = f"\n{cfg.dashboard_url}?var-window={facts.window or ''}&var-case={facts.case_id}"
+    head = heads.get(f"window:{facts.window}", "—")
+    values = {
+        "level_name": word(LEVEL_NAMES, facts.level, lang),
+        "window": facts.window or "—",
+        "department": facts.department or "—",
+        "head": head,
+        "case": facts.case_id,
+        "matter_name": facts.matter_name or facts.matter or "—",
+        "rule": facts.rule_title or facts.rule,
+        "clock": word(CLOCK_TITLES, facts.clock, lang)
+        + (f"·{d['subject']}" if d.get("subject") else ""),
+        "limit": d.get("limit_days", "—"),
+        "extension": extension,
+        "used": f"{float(d['used_days']):.1f}" if "used_days" in d else "—",
+        "remaining": f"{float(d['remaining_days']):.1f}" if "remaining_days" in d else "—",
+        "deadline": local_text(facts.deadline, tz, missing="—"),
+        "issued": local_text(facts.issued_at, tz, missing="—"),
+        "reply_due": local_text(facts.reply_due, tz, missing="—"),
+        "action": ACTIONS[lang].get(facts.level, ""),
+        "link": link,
+        "card_id": facts.card_id,
+    }
+    text = _template(kind, lang).safe_substitute(values).strip()
+    title = text.splitlines()[0]
+    fields = {
+        "card_id": facts.card_id, "case": facts.case_id, "matter": facts.matter,
+        "department": facts.department, "window": facts.window, "clock": facts.clock,
+        "rule": facts.rule, "level": facts.level,
+        "deadline": None if facts.deadline is None else facts.deadline.isoformat(),
+        "issued_at": facts.issued_at.isoformat(), "message": text,
+    }  # fmt: skip
+    body = "<br>".join(html.escape(line) for line in text.splitlines())
+    return Message(key="", kind=kind, title=title, text=text, html=f"<p>{body}</p>",
+                   level=facts.level, fields=fields)  # fmt: skip
+
+
+def payload(message: Message) -> dict[str, Any]:
+    return {"kind": message.kind, "title": message.title, "text": message.text,
+            "html": message.html, "level": message.level, "fields": dict(message.fields),
+            "recipients": list(message.recipients)}  # fmt: skip
+
+
+def message_of(key: str, data: Mapping[str, Any]) -> Message:
+    return Message(key=key, kind=data["kind"], title=data["title"], text=data["text"],
+                   html=data.get("html"), level=data.get("level"),
+                   fields=data.get("fields") or {},
+                   recipients=tuple(data.get("recipients") or ()))  # fmt: skip

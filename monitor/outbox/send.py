@@ -1,0 +1,251 @@
+"""Delivering the outbox: every notification reaches its channel exactly once, through outages.
+
+The ``Sender`` claims due rows under a lease, tries each once on its
+channel, records every attempt, and backs off with capped, jittered
+exponential delays and per-channel rate limits; a notification it gives up
+on is marked failed, never dropped silently. Alertmanager forgets an alert
+that is not re-sent, so open cards' alerts are re-fired and closed ones
+resolved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from monitor import db
+from monitor.config import NotifyConfig
+from monitor.log import get_logger
+from monitor.outbox.message import Channel, Delivery
+from monitor.outbox.render import message_of
+from monitor.wallclock import real_seconds
+
+__all__ = ["RateLimit", "Sender", "SenderStats"]
+
+
+_CLAIM = """
+UPDATE jiancha.outbox SET next_attempt_at = $1 + $3::interval
+WHERE id IN (
+    SELECT id FROM jiancha.outbox
+    WHERE state = 'pending' AND next_attempt_at <= $1 AND not_before <= $1
+    ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at
+"""
+_DONE = """
+WITH a AS (INSERT INTO jiancha.outbox_attempts (outbox_id, at, ok, detail, ms)
+           VALUES ($1, $2, $3, $4, $5))
+UPDATE jiancha.outbox SET attempts = attempts + 1, state = $6, next_attempt_at = $7,
+       delivered_at = CASE WHEN $3 THEN $2 ELSE delivered_at END, last_error = $8
+WHERE id = $1
+"""
+_NOTIFIED = """
+INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+VALUES ($1, 'notified', $2, 'jiancha', '', jsonb_build_object('channel', $3::text))
+"""
+_NEXT = (
+    "SELECT min(greatest(next_attempt_at, not_before)) FROM jiancha.outbox WHERE state = 'pending'"
+)
+
+
+# Alertmanager forgets an alert that is not re-sent: while its card is open, a card's
+# delivered alert goes out again every resend period; when the card closes or is
+# revoked, one `resolved` notification ends it.
+_REFIRE = """
+UPDATE jiancha.outbox o SET state = 'pending', next_attempt_at = $1,
+       give_up_at = $1::timestamptz + $3::interval
+FROM jiancha.cards c
+WHERE o.card_id = c.id AND o.kind = 'card' AND o.state = 'delivered'
+  AND o.channel = ANY($2::text[]) AND c.status IN ('issued', 'acknowledged', 'appealed')
+  AND o.delivered_at <= $1::timestamptz - $4::interval
+"""
+_RESOLVE = """
+INSERT INTO jiancha.outbox (key, channel, kind, card_id, routed, payload, created_at,
+                            not_before, next_attempt_at, give_up_at)
+SELECT 'resolved:' || o.card_id || ':' || o.channel, o.channel, 'resolved', o.card_id, o.routed,
+       jsonb_set(o.payload, '{kind}', '"resolved"'), $1, $1, $1, $1::timestamptz + $3::interval
+FROM jiancha.outbox o JOIN jiancha.cards c ON c.id = o.card_id
+WHERE o.kind = 'card' AND o.channel = ANY($2::text[]) AND o.delivered_at IS NOT NULL
+  AND c.status IN ('closed', 'revoked')
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+class RateLimit:
+    """A token bucket per channel: N messages a minute, spread out."""
+
+    def __init__(self, per_minute: int | None) -> None:
+        self.per_minute = per_minute
+        self.tokens = float(per_minute or 0)
+        self.at = 0.0
+
+    def take(self, now: float) -> float:
+        """0 when a message may go now, else seconds to wait."""
+        if not self.per_minute:
+            return 0.0
+        self.tokens = min(float(self.per_minute),
+                          self.tokens + (now - self.at) * self.per_minute / 60.0)  # fmt: skip
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) * 60.0 / self.per_minute
+
+
+@dataclass
+class SenderStats:
+    delivered: int = 0
+    failed: int = 0
+    attempts: int = 0
+    by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class Sender:
+    """Delivers due outbox rows; one instance per daemon."""
+
+    def __init__(self, dsn: str, channels: Mapping[str, Channel], cfg: NotifyConfig, *,
+                 clock: Callable[[], dt.datetime] | None = None,
+                 rng: random.Random | None = None, batch: int = 50,
+                 lease: dt.timedelta | None = None,
+                 idle: float = 1.0) -> None:  # fmt: skip
+        self.dsn = dsn
+        self.configure(channels, cfg)
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.rng = rng or random.Random()
+        self.batch = batch
+        self.lease = lease or dt.timedelta(seconds=cfg.lease)
+        self.idle = idle
+        self.stats = SenderStats()
+        self.log = get_logger("monitor.outbox")
+        self._wake = trio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def configure(self, channels: Mapping[str, Channel], cfg: NotifyConfig) -> None:
+        """The channels and settings in force (at start, and on a reload)."""
+        self.channels = dict(channels)
+        self.cfg = cfg
+        self.limits = {n: RateLimit(c.per_minute) for n, c in self.channels.items()}
+
+    def _delay(self, attempts: int) -> float:
+        ceiling = min(self.cfg.backoff_max, self.cfg.backoff_initial * 2 ** max(attempts, 0))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Deliver until cancelled; started once connected.
+
+        A lost database is waited out, never fatal: the sender reconnects with capped,
+        jittered backoff. A notification whose attempt was not recorded when the
+        connection went is still claimed; it is tried again once its lease runs out,
+        under the same idempotency key (at least once, never lost).
+        """
+        status: trio.TaskStatus[None] | None = task_status
+        lost = False
+        delays = db.backoff_delays(0.2, 30.0, self.rng)
+        while True:
+            try:
+                async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
+                    if status is not None:
+                        status.started()
+                        status = None
+                    if lost:
+                        self.log.info("outbox_connected")
+                        lost = False
+                        delays = db.backoff_delays(0.2, 30.0, self.rng)
+                    await self._serve(conn)
+            except db.DISCONNECTS as exc:
+                lost = True
+                delay = delays()
+                self.log.warning("outbox_disconnected", error=f"{type(exc).__name__}: {exc}",
+                                 retry_in_s=round(delay, 2))  # fmt: skip
+                await trio.sleep(delay)
+
+    async def _serve(self, conn: db.Connection) -> None:
+        """The delivery loop on one connection, until it fails."""
+        refreshed = -1e9
+        while True:
+            if trio.current_time() - refreshed >= min(30.0, self.cfg.resend_firing_every):
+                await self.refresh(conn)
+                refreshed = trio.current_time()
+            sent = await self.step(conn)
+            if sent:
+                continue
+            nxt: dt.datetime | None = await conn.fetchval(_NEXT)
+            wait = self.idle
+            if nxt is not None:
+                ahead = (nxt - self.clock()).total_seconds()
+                wait = min(wait, max(0.0, real_seconds(self.clock, ahead)))
+            self._wake = trio.Event()
+            with trio.move_on_after(max(wait, 0.01)):
+                await self._wake.wait()
+
+    async def refresh(self, conn: db.Connection) -> None:
+        """Re-send open cards' alerts to Alertmanager and resolve closed ones."""
+        names = [n for n, c in self.channels.items() if c.kind == "alertmanager"]
+        if not names:
+            return
+        now = self.clock()
+        every = dt.timedelta(seconds=self.cfg.resend_firing_every)
+        async with conn.transaction():
+            await conn.execute(_REFIRE, now, names, self.cfg.give_up_after, every)
+            await conn.execute(_RESOLVE, now, names, self.cfg.give_up_after)
+
+    async def step(self, conn: db.Connection) -> int:
+        """Claim what is due and try each once; returns how many were tried."""
+        now = self.clock()
+        rows = await conn.fetch(_CLAIM, now, self.batch, self.lease)
+        for row in rows:
+            await self._deliver(conn, row)
+        return len(rows)
+
+    async def _deliver(self, conn: db.Connection, row: Any) -> None:
+        name = row["channel"]
+        channel = self.channels.get(name)
+        now = self.clock()
+        per = self.stats.by_channel.setdefault(name, {"delivered": 0, "failed": 0, "pending": 0})
+        if channel is None:
+            result = Delivery(ok=False, retry=True, detail=f"no channel {name!r} configured")
+            ms = 0.0
+        else:
+            wait = self.limits[name].take(trio.current_time())
+            if wait > 0:  # over the channel's rate: back in the queue, not an attempt
+                await conn.execute("UPDATE jiancha.outbox SET next_attempt_at = $2 WHERE id = $1",
+                                   row["id"], now + dt.timedelta(seconds=wait))  # fmt: skip
+                return
+            started = trio.current_time()
+            try:
+                result = await channel.send(message_of(row["key"], row["payload"]))
+            except Exception as exc:  # a channel bug must not stop the others
+                result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
+            ms = (trio.current_time() - started) * 1000
+        attempts = int(row["attempts"]) + 1
+        if result.ok:
+            state, nxt = "delivered", now
+        elif result.retry and now < row["give_up_at"]:
+            delay = max(self._delay(attempts - 1), result.retry_after or 0.0)
+            state, nxt = "pending", now + dt.timedelta(seconds=delay)
+        else:
+            state, nxt = "failed", now
+        async with conn.transaction():
+            await conn.execute(_DONE, row["id"], now, result.ok, result.detail[:500], ms, state,
+                               nxt, "" if result.ok else result.detail[:500])  # fmt: skip
+            if result.ok and row["card_id"] is not None and row["kind"] == "card":
+                await conn.execute(_NOTIFIED, row["card_id"], now, name)
+        self.stats.attempts += 1
+        if state == "delivered":
+            self.stats.delivered += 1
+            per["delivered"] += 1
+        elif state == "failed":
+            self.stats.failed += 1
+            per["failed"] += 1
+            self.log.error("notification_failed", key=row["key"], channel=name,
+                           attempts=attempts, error=result.detail)  # fmt: skip
+        else:
+            self.log.warning("notification_retry", key=row["key"], channel=name,
+                             attempts=attempts, error=result.detail,
+                             retry_in_s=round((nxt - now).total_seconds(), 1))  # fmt: skip

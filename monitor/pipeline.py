@@ -1,0 +1,401 @@
+"""Where a batch becomes one transaction: state → clocks → engine → cards → outbox.
+
+`apply_batch` takes the tailer's events: their dead letters, the events and
+the rebuilt rows of the cases they touch (``monitor.state.store``), the cards
+those cases are due now, the notifications of those cards, and the cursor
+past the batch all commit together, so a crash at any instant resumes
+exactly at the last commit and a replay changes nothing.
+
+`Evaluator` is the engine's I/O shell: it reads cases and cards through a
+`Store` (the database, or memory for a replay), asks the pure engine, writes
+the ledger and the outbox, and publishes to the scheduler only once the
+transaction committed. The scheduler's ticks (the crossing instants) go
+through it too. The stages are called here in flow order and hand plain
+data forward; none of them calls another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import asyncpg
+
+from monitor.calendar import Calendar
+from monitor.cards.ledger import DbStore
+from monitor.cards.store import Escalated, Store, Written
+from monitor.clocks.scheduler import Scheduler, row_of
+from monitor.clocks.table import ClockRow, ClockTable
+from monitor.db import Connection, only
+from monitor.engine.cards import CaseDecision, ExistingCard
+from monitor.engine.decide import decide_cases
+from monitor.engine.outcomes import outcomes_of
+from monitor.log import get_logger
+from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
+from monitor.rules import RuleSet
+from monitor.source.contract import Cursor, Matter, Rejection, SourceEvent, split
+from monitor.state import store as state_store
+from monitor.state.case import CaseState
+from monitor.state.view import CaseView
+from monitor.vocab import level_name
+
+__all__ = ["BatchResult", "CardStats", "Evaluator", "Pending", "apply_batch"]
+
+_log = get_logger("monitor.pipeline")
+
+_KEEP_TICKS = 100_000  # tick durations kept for the metrics until they are taken
+
+
+@dataclass
+class CardStats:
+    """What the evaluator has done since start, for logs and the metrics."""
+
+    cards_issued: int = 0
+    cards_closed: int = 0
+    cards_revoked: int = 0
+    escalated: int = 0
+    ticks: int = 0
+    last_tick_ms: float = 0.0
+    issued_by_level: dict[str, int] = field(default_factory=dict)
+    tick_seconds: list[float] = field(default_factory=list)  # taken by the metrics snapshot
+
+    def took(self, seconds: float) -> None:
+        self.ticks += 1
+        self.last_tick_ms = seconds * 1000
+        if len(self.tick_seconds) >= _KEEP_TICKS:  # nobody takes them: keep the newest
+            del self.tick_seconds[: _KEEP_TICKS // 2]
+        self.tick_seconds.append(seconds)
+
+
+@dataclass
+class Pending:
+    """What a transaction decided, published to memory only once it committed."""
+
+    rows: dict[str, tuple[list[ClockRow], dict[str, int]]]
+    now: int
+    written: Written | None = None
+
+
+def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[str, int]:
+    """The highest live level per rule after ``d``, as a rebuild of the table would see it."""
+    highest: dict[str, int] = {}
+    revoked = {c.card_id for c in d.revoke}
+    for old in existing:
+        if old.status != "revoked" and old.card_id not in revoked:
+            highest[old.rule] = max(highest.get(old.rule, 0), old.level)
+    for new in d.issue:
+        highest[new.rule] = max(highest.get(new.rule, 0), new.level)
+    return highest
+
+
+class Evaluator:
+    """Decides on every batch and at every crossing instant; one per daemon (or replay)."""
+
+    def __init__(self, ruleset: RuleSet, cal: Calendar, *, notifier: Notifier | None = None):
+        self.ruleset = ruleset
+        self.cal = cal
+        self.scheduler = Scheduler()
+        self.stats = CardStats()
+        self.notifier = notifier  # queues notifications in the same transactions
+        self._next: tuple[RuleSet, Calendar] | None = None  # validated, waiting to take over
+        self._why: str | None = None  # revocation reason while recomputing after a change
+        self.log = get_logger("monitor.evaluator")
+
+    @property
+    def table(self) -> ClockTable:
+        return self.scheduler.table
+
+    def _store(self, store: Store | Connection) -> Store:
+        return DbStore(store) if isinstance(store, Connection) else store
+
+    # --- deciding for a set of cases ----------------------------------------------
+
+    def _decide(
+        self,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        cards: Mapping[str, list[ExistingCard]],
+        now: int,
+        running: bool,
+    ) -> tuple[list[CaseDecision], Pending]:
+        pending = Pending({}, now)
+        inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
+                   cards.get(v.case_id, [])) for v in views]  # fmt: skip
+        decided = decide_cases(inputs, self.ruleset, self.cal, now, running=running)
+        # finished: record how, for the on-time and early rates (one calendar pass)
+        done = [i for i, v in enumerate(views)
+                if (dec := v.clocks.decision) is not None and dec.stop is not None]  # fmt: skip
+        outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], self.cal)
+        for i, got in zip(done, outcomes, strict=True):
+            decided[i].outcome = got
+        for (view, _matter, existing), d in zip(inputs, decided, strict=True):
+            if self._why is not None:  # say what took the basis away
+                d.revoke = [replace(c, reason=self._why) for c in d.revoke]
+            rows = [row_of(p, rel, now) for p, rel in zip(d.running, d.running_pauses,
+                                                          strict=True)]  # fmt: skip
+            pending.rows[view.case_id] = (rows, _highest(existing, d))
+        return decided, pending
+
+    async def _write(
+        self,
+        store: Store,
+        decisions: Sequence[CaseDecision],
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+    ) -> Written:
+        issue = [c for d in decisions for c in d.issue]
+        close = [c for d in decisions for c in d.close]
+        revoke = [c for d in decisions for c in d.revoke]
+        by_id = {v.case_id: v for v in views}
+        written = await store.write(issue, close, revoke, by_id, self.ruleset, self.cal, now)
+        outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
+                    if d.outcome is not None and d.outcome[1]}  # fmt: skip
+        if outcomes:
+            await store.record_outcomes(outcomes)
+        if written.issued and self.notifier is not None and store.conn is not None:
+            lang = self.notifier.cfg.language
+            facts = card_facts(written.issued, issue, by_id, self.ruleset, matters, lang)
+            await self.notifier.enqueue(store.conn, [(f, "card") for f in facts], now)
+        return written
+
+    async def _escalate(self, store: Store, matters: Mapping[str, Matter],
+                        now: dt.datetime) -> list[Escalated]:  # fmt: skip
+        escalated = await store.escalate(now)
+        if escalated and self.notifier is not None and store.conn is not None:
+            facts = escalation_facts(escalated, self.ruleset, matters, self.notifier.cfg.language)
+            await self.notifier.enqueue(store.conn, [(f, "escalation") for f in facts], now)
+        return escalated
+
+    def publish(self, pending: Pending | None) -> None:
+        """After commit: the decided rows and levels go into the scheduler's table."""
+        if pending is None:
+            return
+        self.scheduler.put(pending.rows)
+        w = pending.written
+        if w is None:
+            return
+        self.stats.cards_issued += len(w.issued)
+        self.stats.cards_closed += w.closed
+        self.stats.cards_revoked += w.revoked
+        for card in w.issued:
+            name = level_name(card.level)
+            self.stats.issued_by_level[name] = self.stats.issued_by_level.get(name, 0) + 1
+            self.log.info("card_issued", case=card.case_id, clock=card.clock, rule=card.rule,
+                          level=card.level, card=card.card_id)  # fmt: skip
+
+    async def on_batch(
+        self,
+        store: Store | Connection,
+        states: Sequence[CaseState],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+    ) -> Pending:
+        """Inside the batch's transaction: the cards its cases are due now."""
+        views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
+        return await self.decide_views(self._store(store), views, matters, now, running=False)
+
+    async def decide_views(
+        self,
+        store: Store,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        *,
+        running: bool,
+    ) -> Pending:
+        """Decide and write the cards of these cases (inside the caller's transaction)."""
+        cards = await store.cards_of([v.case_id for v in views])
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running)
+        pending.written = await self._write(store, decisions, views, matters, now)
+        return pending
+
+    async def reload_cases(
+        self,
+        store: Store | Connection,
+        case_ids: Sequence[str] | None,
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        running: bool = True,
+    ) -> Pending:
+        """Re-decide cases as stored (all open ones when None), in the caller's transaction."""
+        st = self._store(store)
+        views = await st.cases(case_ids)
+        return await self.decide_views(st, views, matters, now, running=running)
+
+    # --- the scheduler's side -------------------------------------------------------
+
+    async def start(
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
+    ) -> None:
+        """Build the table from every open case (recomputed on the rules and calendar in force).
+
+        Levels that came due while the daemon was away are issued by the first
+        tick, once the tailer has caught up with the events of that time.
+        """
+        self.scheduler.reset()
+        st = self._store(store)
+        async with st.transaction():
+            pending = await self.reload_cases(st, None, matters, now, running=False)
+        self.publish(pending)
+        self.scheduler.reset(self.scheduler.table)
+
+    async def resume(
+        self,
+        store: Store | Connection,
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        table: ClockTable,
+        changed: Sequence[str],
+    ) -> None:
+        """Take a saved table and re-decide only the cases changed since it was saved."""
+        self.scheduler.reset(table)
+        st = self._store(store)
+        pending = None
+        if changed:
+            async with st.transaction():
+                pending = await self.reload_cases(st, list(changed), matters, now, running=False)
+            self.scheduler.drop(set(changed) - set(pending.rows))  # gone from jiancha.cases
+        self.publish(pending)
+        self.scheduler.reset(self.scheduler.table)
+
+    async def tick(
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
+    ) -> None:
+        """One kernel pass at ``now``: issue what came due, escalate missed replies."""
+        t0 = time.perf_counter()
+        st = self._store(store)
+        if self._next is not None:
+            await self._swap(st, matters, now)
+        n = int(now.timestamp())
+        cases = self.scheduler.rising(self.cal, n)
+        async with st.transaction():
+            pending = await self.reload_cases(st, cases, matters, now) if cases else None
+            escalated = await self._escalate(st, matters, now)
+            reply = await st.next_reply_due()
+        self.publish(pending)
+        self.scheduler.settle(cases, self.cal, n)
+        self.scheduler.ticked(reply)
+        self.stats.escalated += len(escalated)
+        if escalated:
+            self.log.warning("supervision_escalated", cards=len(escalated))
+        self.stats.took(time.perf_counter() - t0)
+
+    def pending_reload(self) -> bool:
+        """New rules or a new calendar wait for the next tick (the table is about to go)."""
+        return self._next is not None
+
+    def request_reload(self, ruleset: RuleSet, cal: Calendar) -> bool:
+        """Take already-validated rules and calendar at the next tick; False if unchanged."""
+        if (ruleset.fingerprint, cal.fingerprint) == (self.ruleset.fingerprint,
+                                                      self.cal.fingerprint):  # fmt: skip
+            return False
+        self._next = (ruleset, cal)
+        return True
+
+    async def _swap(self, store: Store, matters: Mapping[str, Matter], now: dt.datetime) -> None:
+        """Recompute every open clock on the new rules or calendar; revoke what lost its basis."""
+        assert self._next is not None
+        old = (self.ruleset.fingerprint, self.cal.fingerprint)
+        self.ruleset, self.cal = self._next
+        self._next = None
+        self._why = "calendar_changed" if old[0] == self.ruleset.fingerprint else "rules_changed"
+        try:
+            await self.start(store, matters, now)
+        finally:
+            self._why = None
+        self.log.info("rules_reloaded", rules=self.ruleset.name,
+                      rules_hash=self.ruleset.fingerprint, calendar=self.cal.name,
+                      calendar_hash=self.cal.fingerprint, open_clocks=len(self.table))  # fmt: skip
+
+    def wake_at(self) -> int | None:
+        """UTC seconds of the next instant something comes due, if any."""
+        return self.scheduler.wake_at()
+
+    def due(self, now: dt.datetime) -> bool:
+        """Whether a tick has work at ``now``."""
+        return self._next is not None or self.scheduler.due(now)
+
+
+# --- a batch of source events ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    events: int
+    dead: int
+    cases: int
+    cursor: Cursor
+    pending: Pending | None = None  # what the evaluator decided (published already)
+
+
+async def apply_batch(
+    conn: Connection,
+    events: Sequence[SourceEvent],
+    matters: Mapping[str, Matter],
+    cursor: Cursor,
+    now: dt.datetime,
+    *,
+    evaluator: Evaluator | None = None,
+    cache: state_store.HistoryCache | None = None,
+    from_source: bool = False,
+    future_tolerance: dt.timedelta = dt.timedelta(days=1),
+    source: str = state_store.SOURCE,
+) -> BatchResult:
+    """Take ``events`` (in source order, right after ``cursor``) in one transaction.
+
+    ``from_source``: ``conn`` also reads ``case_events`` and ``events`` are
+    exactly its rows after ``cursor`` up to the last of them, as the tailer
+    reads them; the events are then copied inside the server. Should one of
+    them be stored already (a second tailer, a cursor set back by hand), the
+    event table's key stops the copy, and the batch is taken again skipping
+    the stored events.
+    """
+    valid, dead = split(events, matters, now, future_tolerance)
+    args = (conn, events, valid, dead, matters, cursor, now, evaluator, cache, source)
+    if not from_source:
+        return await _apply(*args, copy="send")
+    try:
+        return await _apply(*args, copy="copy")
+    except BaseException as exc:  # sorted below: only the event table's key is ours
+        if only(exc, asyncpg.UniqueViolationError, constraint="events_pkey") is None:
+            raise
+    _log.warning("batch_retaken_skipping_stored_events", cursor_tx=cursor.tx,
+                 cursor_id=cursor.event_id, events=len(events))  # fmt: skip
+    return await _apply(*args, copy="copy_new")
+
+
+async def _apply(
+    conn: Connection,
+    events: Sequence[SourceEvent],
+    valid: Sequence[SourceEvent],
+    dead: Sequence[Rejection],
+    matters: Mapping[str, Matter],
+    cursor: Cursor,
+    now: dt.datetime,
+    evaluator: Evaluator | None,
+    cache: state_store.HistoryCache | None,
+    source: str,
+    *,
+    copy: state_store.EventCopy,
+) -> BatchResult:
+    after = Cursor.after(events, cursor)
+    taken = None
+    pending = None
+    async with conn.transaction():
+        await state_store.write_dead(conn, dead, now)
+        if valid:
+            taken = await state_store.take(conn, valid, dead, cursor, after, matters, now,
+                                           cache=cache, copy=copy)  # fmt: skip
+            if evaluator is not None:
+                pending = await evaluator.on_batch(conn, taken.states, matters, now)
+        if events:
+            await state_store.save_cursor(conn, after, len(events), now, source)
+    if taken is not None:  # committed: publish
+        taken.publish(cache)
+    if evaluator is not None:
+        evaluator.publish(pending)
+    cases = len(taken.states) if taken is not None else 0
+    return BatchResult(len(valid), len(dead), cases, after, pending)

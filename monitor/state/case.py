@@ -1,0 +1,281 @@
+"""What jiancha knows about one case: its status, its clocks' spans and the facts rules read.
+
+The state stage hands these forward as typed values (aware datetimes, not
+text). They are stored as one ``jiancha.cases`` row, whose ``clocks``,
+``facts`` and ``pauses`` columns are JSON documents of ISO instants that
+dashboards and operators read; ``as_json`` / ``from_json`` convert at that
+boundary only, both ways, and agree to the microsecond.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "CaseClocks",
+    "CaseFacts",
+    "CaseState",
+    "Extension",
+    "Fee",
+    "Pause",
+    "Review",
+    "Span",
+    "Status",
+]
+
+
+class Status(StrEnum):
+    """Where a case stands; the last status-changing event in business time wins."""
+
+    ORPHAN = "orphan"  # events seen, but no `submitted` yet
+    SUBMITTED = "submitted"
+    SUPPLEMENT = "supplement"  # 补正 requested, waiting for the applicant
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    DECIDED = "decided"
+    COMPLETED = "completed"
+    DELIVERED = "delivered"
+    WITHDRAWN = "withdrawn"
+    TERMINATED = "terminated"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _at(value: Any) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A suspension of the decision clocks (Art. 45 special procedures, survey, notice)."""
+
+    type: str
+    start: dt.datetime
+    end: dt.datetime | None
+    notified_days: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "notified_days": self.notified_days,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Pause:
+        start = _at(d["start"])
+        assert start is not None
+        return cls(d["type"], start, _at(d.get("end")), int(d.get("notified_days") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """When one clock started and stopped (None: not yet), with the limit the case sets."""
+
+    start: dt.datetime | None
+    stop: dt.datetime | None = None
+    limit_days: int | None = None  # decision, statutory and supplement clocks only
+
+    def as_json(self, *, limit: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"start": _iso(self.start), "stop": _iso(self.stop)}
+        if limit:
+            out["limit_days"] = self.limit_days
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any] | None) -> Span | None:
+        if not d:
+            return None
+        limit = d.get("limit_days")
+        return cls(_at(d.get("start")), _at(d.get("stop")), None if limit is None else int(limit))
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """The rectification of a bad rating: rated, visited back, rectified."""
+
+    start: dt.datetime
+    visited: dt.datetime | None = None
+    stop: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """An extension of the statutory limit (Art. 42), as approved."""
+
+    days: int
+    approver: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    at: dt.datetime
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class CaseClocks:
+    """The spans of a case's clocks (DOMAIN.md §2, CONTRACT.md's clock names).
+
+    Limits that come from the catalogue ride along; thresholds and the
+    statutory defaults (5 wd acceptance, 10 wd delivery, ...) belong to the
+    rules, which read these facts.
+    """
+
+    acceptance: Span | None = None
+    decision: Span | None = None  # the promised limit
+    statutory: Span | None = None  # same start, stop and pauses; the statutory limit
+    immediate: Span | None = None  # immediate cases only
+    supplement: Span | None = None  # accepted with pledged materials (容缺)
+    delivery: Span | None = None  # decided, approved
+    review: Review | None = None  # a bad rating
+    steps: Mapping[str, Span] = field(default_factory=dict)
+    pauses: tuple[Pause, ...] = ()  # of the decision and statutory clocks
+    extensions: tuple[Extension, ...] = ()
+    extension_days: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``jiancha.cases.clocks`` document."""
+        out: dict[str, Any] = {}
+        if self.acceptance is not None:
+            out["acceptance"] = self.acceptance.as_json()
+        if self.decision is not None:
+            pauses = [p.as_json() for p in self.pauses]
+            out["decision"] = {
+                **self.decision.as_json(limit=True),
+                "extension_days": self.extension_days,
+                "extensions": [
+                    {"days": e.days, "approver": e.approver, "at": _iso(e.at)}
+                    for e in self.extensions
+                ],
+                "pauses": pauses,
+            }
+            if self.statutory is not None:
+                out["statutory"] = {**self.statutory.as_json(limit=True), "pauses": pauses}
+            if self.immediate is not None:
+                out["immediate"] = self.immediate.as_json()
+            if self.supplement is not None:
+                out["supplement"] = self.supplement.as_json(limit=True)
+        if self.delivery is not None:
+            out["delivery"] = self.delivery.as_json()
+        if self.steps:
+            out["step"] = {name: span.as_json() for name, span in self.steps.items()}
+        if self.review is not None:
+            r = self.review
+            out["review"] = {"start": _iso(r.start), "visited": _iso(r.visited),
+                             "stop": _iso(r.stop)}  # fmt: skip
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any] | None) -> CaseClocks:
+        """From a stored ``clocks`` document (a missing one: no clocks)."""
+        if not d:
+            return cls()
+        decision = d.get("decision") or {}
+        review = d.get("review")
+        start = _at(review.get("start")) if review else None
+        return cls(
+            acceptance=Span.from_json(d.get("acceptance")),
+            decision=Span.from_json(decision),
+            statutory=Span.from_json(d.get("statutory")),
+            immediate=Span.from_json(d.get("immediate")),
+            supplement=Span.from_json(d.get("supplement")),
+            delivery=Span.from_json(d.get("delivery")),
+            review=None if review is None or start is None
+            else Review(start, _at(review.get("visited")), _at(review.get("stop"))),
+            steps={name: Span(_at(s.get("start")), _at(s.get("stop")))
+                   for name, s in (d.get("step") or {}).items()},
+            pauses=tuple(Pause.from_json(p) for p in decision.get("pauses") or ()),
+            extensions=tuple(
+                Extension(int(e.get("days") or 0), str(e.get("approver") or ""), at)
+                for e in decision.get("extensions") or () if (at := _at(e.get("at"))) is not None
+            ),
+            extension_days=int(decision.get("extension_days") or 0),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What the procedural rules look at (DOMAIN.md §4)."""
+
+    supplement_requests: tuple[dt.datetime, ...] = ()  # every 补正 request, in order
+    fees: tuple[Fee, ...] = ()
+    refused_at: dt.datetime | None = None
+    refusal_reason: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``jiancha.cases.facts`` document."""
+        refusal: dict[str, Any] = {}
+        if self.refused_at is not None:
+            refusal = {"at": _iso(self.refused_at), "reason": self.refusal_reason}
+        return {
+            "supplement_requests": [_iso(r) for r in self.supplement_requests],
+            "fees": [{"at": _iso(f.at), "amount": f.amount} for f in self.fees],
+            "refusal": refusal,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any] | None) -> CaseFacts:
+        if not d:
+            return cls()
+        refusal = d.get("refusal") or {}
+        return cls(
+            supplement_requests=tuple(
+                at for r in d.get("supplement_requests") or () if (at := _at(r)) is not None
+            ),
+            fees=tuple(
+                Fee(at, float(f.get("amount") or 0))
+                for f in d.get("fees") or () if (at := _at(f.get("at"))) is not None
+            ),
+            refused_at=_at(refusal.get("at")),
+            refusal_reason=str(refusal.get("reason") or ""),
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class CaseState:
+    """Everything the clocks need about one case (one ``jiancha.cases`` row)."""
+
+    case_id: str
+    status: Status = Status.ORPHAN
+    matter: str | None = None
+    department: str | None = None
+    window: str | None = None
+    region: str | None = None
+    channel: str | None = None
+    submitted_at: dt.datetime | None = None
+    accepted_at: dt.datetime | None = None
+    refused_at: dt.datetime | None = None
+    decided_at: dt.datetime | None = None
+    decision: str | None = None
+    completed_at: dt.datetime | None = None
+    delivered_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    immediate: bool = False
+    promised_days: int | None = None
+    statutory_days: int | None = None
+    pledged_days: int | None = None
+    extension_days: int = 0
+    extensions: int = 0
+    supplement_requests: int = 0
+    fees: float = 0.0
+    rating: int | None = None
+    pauses: list[Pause] = field(default_factory=list)
+    clocks: CaseClocks = field(default_factory=CaseClocks)
+    facts: CaseFacts = field(default_factory=CaseFacts)
+    event_count: int = 0
+    last_event_id: int = 0
+
+    @property
+    def paused_since(self) -> dt.datetime | None:
+        if self.pauses and self.pauses[-1].end is None:
+            return self.pauses[-1].start
+        return None

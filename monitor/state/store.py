@@ -1,0 +1,393 @@
+"""The state stage's store: a batch's events, dead letters and case rows, inside its transaction.
+
+The thin I/O shell around ``monitor.state.reduce``: the caller (the
+pipeline) opens one transaction per batch; in it the dead letters, the
+events, the rebuilt row of every case the batch touched and the cursor past
+it are written, so a crash at any instant resumes exactly at the last
+commit, and replaying a batch changes nothing (every insert is keyed on the
+source event id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import trio
+
+from monitor.db import Connection, json_dumps
+from monitor.source.contract import (
+    START,
+    Cursor,
+    DeadReason,
+    Matter,
+    Rejection,
+    SourceEvent,
+    event_from_row,
+)
+from monitor.state.case import CaseState
+from monitor.state.reduce import reduce_case
+
+__all__ = [
+    "OVERLAP_MIN_EVENTS",
+    "SOURCE",
+    "EventCopy",
+    "HistoryCache",
+    "Taken",
+    "load_cursor",
+    "save_cursor",
+    "sweep_orphans",
+    "take",
+    "write_dead",
+]
+
+SOURCE = "default"
+
+EventCopy = Literal["send", "copy", "copy_new"]
+"""How a batch's events reach ``jiancha.events``: sent as parameters (jiancha in
+another database), copied inside the server, or copied skipping stored ones."""
+
+
+class HistoryCache:
+    """Write-through LRU of case histories, so a batch need not re-read them.
+
+    Sound because one tailer owns its cases: nothing else writes
+    ``jiancha.events`` for them. Entries change only after the transaction
+    that wrote them committed (`Taken.publish`, after the commit), so a
+    rolled-back batch leaves the cache as the database is.
+    """
+
+    def __init__(self, max_cases: int = 20_000) -> None:
+        self.max_cases = max_cases
+        self._cases: OrderedDict[str, tuple[dt.datetime, list[SourceEvent]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def get(self, case_id: str) -> tuple[dt.datetime, list[SourceEvent]] | None:
+        entry = self._cases.get(case_id)
+        if entry is not None:
+            self._cases.move_to_end(case_id)
+        return entry
+
+    def put(self, case_id: str, first_seen: dt.datetime, events: list[SourceEvent]) -> None:
+        self._cases[case_id] = (first_seen, events)
+        self._cases.move_to_end(case_id)
+        while len(self._cases) > self.max_cases:
+            self._cases.popitem(last=False)
+
+    def drop(self, case_ids: Sequence[str]) -> None:
+        for case_id in case_ids:
+            self._cases.pop(case_id, None)
+
+
+async def load_cursor(conn: Connection, source: str = SOURCE) -> Cursor:
+    row = await conn.fetchrow(
+        "SELECT tx::text AS tx, event_id FROM jiancha.cursor WHERE source = $1", source
+    )
+    return START if row is None else Cursor(int(row["tx"]), int(row["event_id"]))
+
+
+_CASE_COLUMNS = (
+    "case_id", "matter", "department", "\"window\"", "region", "channel", "status",
+    "submitted_at", "accepted_at", "refused_at", "decided_at", "decision", "completed_at",
+    "delivered_at", "closed_at", "immediate", "promised_days", "statutory_days",
+    "pledged_days", "extension_days", "extensions", "supplement_requests", "fees", "rating",
+    "paused_since", "pauses", "clocks", "facts", "first_seen_at", "event_count",
+    "last_event_id", "updated_at",
+)  # fmt: skip
+_CASE_TYPES = (
+    "text", "text", "text", "text", "text", "text", "text",
+    "timestamptz", "timestamptz", "timestamptz", "timestamptz", "text", "timestamptz",
+    "timestamptz", "timestamptz", "boolean", "int", "int",
+    "int", "int", "int", "int", "numeric", "int",
+    "timestamptz", "text", "text", "text", "timestamptz", "int",
+    "bigint", "timestamptz",
+)  # fmt: skip
+
+
+def _upsert_cases_sql() -> str:
+    cols = ", ".join(_CASE_COLUMNS)
+    params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_CASE_TYPES))
+    names = ", ".join(f"c{i}" for i in range(len(_CASE_COLUMNS)))
+    select = ", ".join(
+        f"c{i}::jsonb" if col in ("pauses", "clocks", "facts") else f"c{i}"
+        for i, col in enumerate(_CASE_COLUMNS)
+    )
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in _CASE_COLUMNS if c not in ("case_id", "first_seen_at")
+    )
+    return (
+        f"INSERT INTO jiancha.cases ({cols}) "
+        f"SELECT {select} FROM unnest({params}) AS u({names}) "
+        f"ON CONFLICT (case_id) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT_CASES = _upsert_cases_sql()
+
+_INSERT_EVENTS = """
+INSERT INTO jiancha.events (event_id, tx, case_id, kind, occurred_at, payload, ingested_at)
+SELECT e, t::xid8, c, k, o, p::jsonb, $7
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+     AS u(e, t, c, k, o, p)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+# When jiancha's schema lives in the source database (the default), the batch's
+# valid events are copied server-side: every row of the (tx, id) range just read
+# is below the horizon it was read under, so the range holds exactly those rows.
+# A plain INSERT: the range lies past the committed cursor, so none of its events
+# is stored yet, and ON CONFLICT would cost the server a fifth more per event.
+_COPY_EVENTS = """
+INSERT INTO jiancha.events (event_id, tx, case_id, kind, occurred_at, payload, ingested_at)
+SELECT id, tx, case_id, kind, occurred_at, payload, $6
+FROM case_events
+WHERE (tx, id) > ($1::text::xid8, $2::bigint) AND (tx, id) <= ($3::text::xid8, $4::bigint)
+  AND id <> ALL($5::bigint[])
+"""
+# The same, for a batch that met stored events all the same (see apply_batch).
+_COPY_NEW_EVENTS = _COPY_EVENTS + "ON CONFLICT (event_id) DO NOTHING\n"
+
+_INSERT_DEAD = """
+INSERT INTO jiancha.dead_letters (event_id, case_id, kind, reason, detail, raw, created_at)
+SELECT e, c, k, r, d, w::jsonb, $7
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS u(e, c, k, r, d, w)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_HISTORY = """
+SELECT event_id, tx::text AS tx, case_id, kind, occurred_at, payload
+FROM jiancha.events WHERE case_id = ANY($1::text[])
+"""
+
+_FIRST_SEEN = "SELECT case_id, first_seen_at FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+
+_SAVE_CURSOR = """
+INSERT INTO jiancha.cursor (source, tx, event_id, events, updated_at)
+VALUES ($1, $2::text::xid8, $3, $4, $5)
+ON CONFLICT (source) DO UPDATE
+SET tx = EXCLUDED.tx, event_id = EXCLUDED.event_id,
+    events = jiancha.cursor.events + EXCLUDED.events, updated_at = EXCLUDED.updated_at
+"""
+
+
+def _merge(known: list[SourceEvent], new: list[SourceEvent]) -> list[SourceEvent]:
+    """A case's history plus a batch's events for it, without duplicates (replays)."""
+    ids = {e.event_id for e in known}
+    return known + [e for e in new if e.event_id not in ids]
+
+
+def _case_columns(
+    states: Sequence[CaseState], first_seen: Mapping[str, dt.datetime], now: dt.datetime
+) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in _CASE_COLUMNS]
+    for s in states:
+        row = (
+            s.case_id, s.matter, s.department, s.window, s.region, s.channel, str(s.status),
+            s.submitted_at, s.accepted_at, s.refused_at, s.decided_at, s.decision,
+            s.completed_at, s.delivered_at, s.closed_at, s.immediate, s.promised_days,
+            s.statutory_days, s.pledged_days, s.extension_days, s.extensions,
+            s.supplement_requests, s.fees, s.rating, s.paused_since,
+            json_dumps([p.as_json() for p in s.pauses]), json_dumps(s.clocks.as_json()),
+            json_dumps(s.facts.as_json()),
+            first_seen.get(s.case_id, now), s.event_count, s.last_event_id, now,
+        )  # fmt: skip
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    return cols
+
+
+async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.datetime) -> None:
+    if not dead:
+        return
+    await conn.execute(
+        _INSERT_DEAD,
+        [r.event.event_id for r in dead],
+        [r.event.case_id for r in dead],
+        [r.event.kind for r in dead],
+        [str(r.reason) for r in dead],
+        [r.detail for r in dead],
+        [json_dumps(r.event.raw()) for r in dead],
+        now,
+    )
+
+
+OVERLAP_MIN_EVENTS = 1000  # smaller batches (live ingest) are not worth a thread hop
+
+
+async def _store_events(
+    conn: Connection,
+    valid: Sequence[SourceEvent],
+    dead: Sequence[Rejection],
+    before: Cursor,
+    after: Cursor,
+    now: dt.datetime,
+    copy: EventCopy,
+) -> None:
+    """The valid events into ``jiancha.events``: copied inside the server, or sent."""
+    if copy != "send":
+        await conn.execute(
+            _COPY_EVENTS if copy == "copy" else _COPY_NEW_EVENTS,
+            str(before.tx), before.event_id, str(after.tx), after.event_id,
+            [r.event.event_id for r in dead], now,
+        )  # fmt: skip
+        return
+    await conn.execute(
+        _INSERT_EVENTS,
+        [e.event_id for e in valid],
+        [str(e.tx) for e in valid],
+        [e.case_id for e in valid],
+        [e.kind for e in valid],
+        [e.occurred_at for e in valid],
+        [json_dumps(dict(e.payload)) for e in valid],
+        now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """The cases a batch touched, rebuilt: their new states, for the stages after this one."""
+
+    states: list[CaseState]
+    first_seen: Mapping[str, dt.datetime]
+    histories: Mapping[str, list[SourceEvent]]
+
+    def publish(self, cache: HistoryCache | None) -> None:
+        """After commit: the histories the batch wrote are the cache's."""
+        if cache is not None:
+            for st in self.states:
+                cid = st.case_id
+                cache.put(cid, self.first_seen[cid], self.histories[cid])
+
+
+async def _histories(
+    conn: Connection,
+    batch: Mapping[str, list[SourceEvent]],
+    cache: HistoryCache | None,
+    now: dt.datetime,
+) -> tuple[dict[str, list[SourceEvent]], dict[str, dt.datetime]]:
+    """Every touched case's whole history: the cache's or the stored one, plus the batch."""
+    histories: dict[str, list[SourceEvent]] = {}
+    first_seen: dict[str, dt.datetime] = {}
+    misses = []
+    for cid, new in batch.items():
+        cached = cache.get(cid) if cache is not None else None
+        if cached is None:
+            misses.append(cid)
+        else:
+            first_seen[cid] = cached[0]
+            histories[cid] = _merge(cached[1], new)
+    known = []
+    if misses:
+        for row in await conn.fetch(_FIRST_SEEN, misses):
+            first_seen[row["case_id"]] = row["first_seen_at"]
+            known.append(row["case_id"])
+    if known:  # their stored history; this batch's events are stored by the caller
+        stored: dict[str, list[SourceEvent]] = {cid: [] for cid in known}
+        for row in await conn.fetch(_HISTORY, known):
+            stored[row["case_id"]].append(event_from_row(row))
+        for cid in known:
+            histories[cid] = _merge(stored[cid], batch[cid])
+    for cid in misses:
+        # A case without a row has no events stored before this batch: its case
+        # row commits with its events, and the orphan sweep deletes both.
+        if cid not in first_seen:
+            first_seen[cid] = now
+            histories[cid] = batch[cid]
+    return histories, first_seen
+
+
+async def take(
+    conn: Connection,
+    valid: Sequence[SourceEvent],
+    dead: Sequence[Rejection],
+    before: Cursor,
+    after: Cursor,
+    matters: Mapping[str, Matter],
+    now: dt.datetime,
+    *,
+    cache: HistoryCache | None = None,
+    copy: EventCopy = "send",
+) -> Taken:
+    """Inside the caller's transaction: store ``valid``, rebuild and store every case it touches.
+
+    ``before`` and ``after`` bound the source range the events were read
+    from (``copy`` other than ``send`` copies that range inside the server,
+    leaving out ``dead``). Call `Taken.publish` once the transaction commits.
+    """
+    batch: dict[str, list[SourceEvent]] = {}
+    for e in valid:
+        batch.setdefault(e.case_id, []).append(e)
+    touched = sorted(batch)
+    histories, first_seen = await _histories(conn, batch, cache, now)
+
+    def reduce() -> tuple[list[CaseState], list[list[Any]]]:
+        states = [reduce_case(cid, histories[cid], matters) for cid in touched]
+        return states, _case_columns(states, first_seen, now)
+
+    store = partial(_store_events, conn, valid, dead, before, after, now, copy)
+    if len(valid) >= OVERLAP_MIN_EVENTS:
+        # The server stores the events while a worker thread reduces the cases (pure
+        # code, on data no one else touches): the drain's CPU time was half spent
+        # waiting for that statement.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store)
+            states, columns = await trio.to_thread.run_sync(reduce)
+    else:
+        await store()
+        states, columns = reduce()
+    await conn.execute(_UPSERT_CASES, *columns)
+    return Taken(states, first_seen, histories)
+
+
+async def save_cursor(
+    conn: Connection, cursor: Cursor, events: int, now: dt.datetime, source: str = SOURCE
+) -> None:
+    """Where the next batch starts, in the batch's transaction."""
+    await conn.execute(_SAVE_CURSOR, source, str(cursor.tx), cursor.event_id, events, now)
+
+
+_ORPHANS = """
+SELECT case_id FROM jiancha.cases
+WHERE status = 'orphan' AND first_seen_at < $1
+ORDER BY case_id LIMIT $2
+"""
+_ORPHAN_EVENTS = """
+DELETE FROM jiancha.events WHERE case_id = ANY($1::text[])
+RETURNING event_id, tx::text AS tx, case_id, kind, occurred_at, payload
+"""
+
+
+async def sweep_orphans(
+    conn: Connection,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    *,
+    limit: int = 10_000,
+    cache: HistoryCache | None = None,
+) -> int:
+    """Dead-letter the events of cases never submitted within ``grace`` of first sight.
+
+    Returns how many events moved. A ``submitted`` that turns up later starts
+    the case afresh; the moved events stay visible in ``jiancha.dead_letters``.
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(_ORPHANS, now - grace, limit)
+        ids = [r["case_id"] for r in rows]
+        if not ids:
+            return 0
+        moved = [event_from_row(r) for r in await conn.fetch(_ORPHAN_EVENTS, ids)]
+        detail = f"no `submitted` within {grace}"
+        await write_dead(
+            conn, [Rejection(e, DeadReason.NEVER_SUBMITTED, detail) for e in moved], now
+        )
+        await conn.execute("DELETE FROM jiancha.cases WHERE case_id = ANY($1::text[])", ids)
+    if cache is not None:
+        cache.drop(ids)
+    return len(moved)

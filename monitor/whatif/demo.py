@@ -1,0 +1,535 @@
+"""``jiancha demo``: a county service centre in a terminal, on an embedded PostgreSQL.
+
+It wraps the real parts, it does not imitate them: pgserver runs a private
+PostgreSQL in a local folder, ``deploy/sql/source.sql`` and the migrations
+build the two schemas, `monitor.whatif.simulate` writes a centre's case events, and
+the daemon's own ``serve`` tails them, issues the cards and serves the
+metrics. Both run on one virtual clock (`VirtualClock`), so a working day
+passes in minutes. Before the live part, ``history`` working days of events
+are written as a backlog: the daemon starts on a centre in mid-stream, with
+open cases at every stage, and catches up as it would after an outage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import sys
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import trio
+
+from monitor import db, migrate
+from monitor.calendar import Calendar, load_calendar
+from monitor.daemon import DaemonConfig, Running, configure_gc, serve
+from monitor.i18n import current_lang, h
+from monitor.log import configure_logging, get_logger
+from monitor.rules import RuleSet, load_rules
+from monitor.wallclock import VirtualClock
+from monitor.whatif.simulate import (
+    Catalogue,
+    Event,
+    Progress,
+    between,
+    generate,
+    install_matters,
+    load_catalogue,
+    next_working_day,
+    write_events,
+)
+
+DEMO_DATABASE = "jiancha_demo"
+DEFAULT_DIR = Path(".jiancha-demo")
+OPENING = dt.time(8, 30)  # the virtual clock starts as the hall opens
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    speed: float = 600.0  # virtual seconds per real second: a working day in ~1 min
+    days: int = 1  # live working days
+    history: int = 10  # working days of backlog before the live part
+    headless: bool = False
+    directory: Path = DEFAULT_DIR
+    seed: int = 2024
+    per_day: int = 560
+    start: dt.date | None = None  # first live day (default: the next working day)
+    metrics_address: str = "127.0.0.1:9731"
+    json: bool = False
+    refresh: float = 0.5  # real seconds between redraws of the live view
+
+
+# --- the period -----------------------------------------------------------------------
+
+
+def working_days_back(cal: Calendar, day: dt.date, n: int) -> dt.date:
+    """The working day ``n`` working days before ``day`` (``day`` itself when n = 0)."""
+    span = np.arange(np.datetime64(day - dt.timedelta(days=3 * n + 30), "D"),
+                     np.datetime64(day, "D"))  # fmt: skip
+    work = span[cal.is_workday(span)]
+    return day if n == 0 else dt.date.fromisoformat(str(work[-n]))
+
+
+def live_days(cal: Calendar, first: dt.date, n: int) -> list[dt.date]:
+    days: list[dt.date] = []
+    d = first
+    while len(days) < n:
+        if bool(cal.is_workday(np.asarray([np.datetime64(d, "D")]))[0]):
+            days.append(d)
+        d += dt.timedelta(days=1)
+    return days
+
+
+@dataclass(frozen=True)
+class Period:
+    """The demo's timeline: backlog days, then live days, on the calendar's local time."""
+
+    history_from: dt.date
+    first: dt.date
+    last: dt.date
+    start: dt.datetime  # the virtual clock's start (UTC): the first live day's opening
+    end: dt.datetime  # the end of the last live day (UTC): headless runs stop here
+
+    @classmethod
+    def plan(cls, cal: Calendar, opts: DemoOptions) -> Period:
+        tz = zoneinfo.ZoneInfo(cal.timezone)
+        first = opts.start or next_working_day(cal)
+        days = live_days(cal, first, opts.days)
+        start = dt.datetime.combine(first, OPENING, tz).astimezone(dt.UTC)
+        end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(0), tz)
+        return cls(working_days_back(cal, first, opts.history), first, days[-1], start,
+                   end.astimezone(dt.UTC))  # fmt: skip
+
+
+# --- the embedded database --------------------------------------------------------------
+
+
+def _no_pgserver() -> str:
+    return h(
+        "jiancha demo 需要内嵌 PostgreSQL（pgserver）：pip install 'jiancha[demo]'，"
+        "或在源码目录运行 make demo",
+        "jiancha demo needs the embedded PostgreSQL (pgserver): "
+        "pip install 'jiancha[demo]', or run make demo in a checkout",
+    )
+
+
+class DemoUnavailable(RuntimeError):
+    """This install has no embedded PostgreSQL (the ``demo`` extra)."""
+
+
+def _pgserver() -> Any:
+    """The pgserver module (quietly: it warns about $XDG_RUNTIME_DIR when unset)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        try:
+            import pgserver
+        except ImportError:
+            raise DemoUnavailable(_no_pgserver()) from None
+    return pgserver
+
+
+def start_postgres(directory: Path) -> Any:
+    """pgserver in ``directory/pg``, stopped again by ``cleanup()``."""
+    pgserver = _pgserver()
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(directory / "pg", cleanup_mode="stop")
+
+
+def _database(uri: str, name: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+async def fresh_database(admin_uri: str) -> str:
+    """An empty ``jiancha_demo`` with the source contract and schema jiancha."""
+    async with await db.connect(admin_uri, application_name="jiancha-demo") as conn:
+        await conn.execute(f"DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {DEMO_DATABASE}")
+    dsn = _database(admin_uri, DEMO_DATABASE)
+    async with await db.connect(dsn, application_name="jiancha-demo") as conn:
+        await migrate.install_source(conn)
+        await migrate.migrate(conn)
+    return dsn
+
+
+def free_address(wanted: str) -> str:
+    """``wanted`` if its port is free, else the same host on a port the system picks."""
+    host, _, port = wanted.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host or "127.0.0.1", int(port)))
+        except OSError:
+            return f"{host}:0"
+    return wanted
+
+
+# --- what the view shows ---------------------------------------------------------------
+
+_OPEN_BY_LEVEL = """
+WITH open AS (
+    SELECT c.case_id, c.department,
+           coalesce(max(CASE k.level WHEN 'red' THEN 3 WHEN 'yellow' THEN 2
+                                     WHEN 'blue' THEN 1 END), 0) AS level
+    FROM jiancha.cases c
+    LEFT JOIN jiancha.cards k ON k.case_id = c.case_id
+                             AND k.status IN ('issued', 'acknowledged', 'appealed')
+    WHERE c.completed_at IS NULL AND c.closed_at IS NULL
+      AND c.status NOT IN ('refused', 'withdrawn', 'terminated', 'orphan')
+    GROUP BY c.case_id, c.department
+)
+SELECT department, count(*) AS open,
+       count(*) FILTER (WHERE level = 1) AS blue,
+       count(*) FILTER (WHERE level = 2) AS yellow,
+       count(*) FILTER (WHERE level = 3) AS red
+FROM open GROUP BY department ORDER BY count(*) DESC, department
+"""
+
+_LATEST_CARDS = """
+SELECT k.issued_at, k.level, k.rule, k.case_id, k.department, k."window", k.matter
+FROM jiancha.cards k ORDER BY k.id DESC LIMIT $1
+"""
+
+# The figures of a span of business time, as jiancha saw them (not as simulated).
+_FIGURES = """
+SELECT
+  count(*) FILTER (WHERE submitted_at >= $1 AND submitted_at < $2) AS submitted,
+  count(*) FILTER (WHERE submitted_at >= $1 AND submitted_at < $2 AND immediate) AS immediate,
+  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2) AS completed,
+  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2
+                   AND outcome IN ('early', 'on_time')) AS on_time,
+  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2 AND outcome = 'late') AS late,
+  count(*) FILTER (WHERE rating IS NOT NULL AND updated_at >= $1) AS rated,
+  count(*) FILTER (WHERE rating <= 2 AND updated_at >= $1) AS bad_ratings,
+  count(*) FILTER (WHERE completed_at IS NULL AND closed_at IS NULL
+                   AND status NOT IN ('refused', 'withdrawn', 'terminated', 'orphan')) AS open
+FROM jiancha.cases
+"""
+
+_CARDS_IN = """
+SELECT level, count(*) AS n FROM jiancha.cards
+WHERE issued_at >= $1 AND issued_at < $2 GROUP BY level
+"""
+
+
+@dataclass
+class View:
+    """One refresh of what the terminal shows, read from schema jiancha."""
+
+    now: dt.datetime
+    departments: list[dict[str, Any]] = field(default_factory=list)
+    latest: list[dict[str, Any]] = field(default_factory=list)
+    today: dict[str, int] = field(default_factory=dict)
+    cards_today: dict[str, int] = field(default_factory=dict)
+    written: int = 0
+    total: int = 0
+
+
+async def _figures(conn: db.Connection, since: dt.datetime, until: dt.datetime) -> dict[str, int]:
+    row = await conn.fetchrow(_FIGURES, since, until)
+    assert row is not None  # an aggregate: always one row
+    return {k: int(v or 0) for k, v in dict(row).items()}
+
+
+async def read_view(conn: db.Connection, now: dt.datetime, day_start: dt.datetime,
+                    latest: int = 12) -> View:  # fmt: skip
+    v = View(now)
+    v.departments = [dict(r) for r in await conn.fetch(_OPEN_BY_LEVEL)]
+    v.latest = [dict(r) for r in await conn.fetch(_LATEST_CARDS, latest)]
+    v.today = await _figures(conn, day_start, now)
+    v.cards_today = {r["level"]: int(r["n"]) for r in await conn.fetch(_CARDS_IN, day_start, now)}
+    return v
+
+
+async def period_figures(conn: db.Connection, since: dt.datetime, until: dt.datetime
+                         ) -> dict[str, Any]:  # fmt: skip
+    """The live period's figures from jiancha's tables (what `--headless` prints)."""
+    f: dict[str, Any] = dict(await _figures(conn, since, until))
+    f["cards"] = {r["level"]: int(r["n"]) for r in await conn.fetch(_CARDS_IN, since, until)}
+    for level in ("blue", "yellow", "red"):
+        f["cards"].setdefault(level, 0)
+    f["cards_total"] = await conn.fetchval(  # backlog included; the clock ran on past the end
+        "SELECT count(*) FROM jiancha.cards WHERE issued_at < $1", until
+    )
+    f["dead_letters"] = await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters")
+    done = f["on_time"] + f["late"]
+    f["on_time_rate"] = round(f["on_time"] / done, 4) if done else None
+    f["immediate_share"] = round(f["immediate"] / f["submitted"], 4) if f["submitted"] else None
+    return f
+
+
+LEVEL_STYLE = {"blue": "bold blue", "yellow": "bold yellow", "red": "bold red"}
+LEVEL_NAME = {"zh": {"blue": "蓝牌", "yellow": "黄牌", "red": "红牌"},
+              "en": {"blue": "blue", "yellow": "yellow", "red": "red"}}  # fmt: skip
+
+
+def render(v: View, *, tz: zoneinfo.ZoneInfo, speed: float, metrics: str | None,
+           rules: RuleSet, matters: Mapping[str, Any]) -> Any:  # fmt: skip
+    """The live view (rich renderables); pure: a View in, a screen out."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    lang = "en" if current_lang() == "en" else "zh"
+    names = LEVEL_NAME[lang]
+    local = v.now.astimezone(tz)
+    weekday = (["一", "二", "三", "四", "五", "六", "日"][local.weekday()] if lang == "zh"
+               else local.strftime("%a"))  # fmt: skip
+    head = Text()
+    head.append(h("jiancha 电子监察演示  ", "jiancha demo  "), style="bold")
+    head.append(local.strftime("%Y-%m-%d %H:%M") + (f" 星期{weekday}" if lang == "zh"
+                                                   else f" {weekday}"))  # fmt: skip
+    head.append(f"  ×{speed:g}", style="dim")
+    if metrics:
+        head.append(f"  http://{metrics}/metrics", style="underline")
+    if v.total:
+        head.append(h(f"  已写入事件 {v.written}/{v.total}", f"  events {v.written}/{v.total}"),
+                    style="dim")  # fmt: skip
+
+    open_t = Table(title=h("在办件（按最高牌级）", "open cases by highest card"), expand=True)
+    open_t.add_column(h("部门", "department"))
+    open_t.add_column(h("在办", "open"), justify="right")
+    for level in ("blue", "yellow", "red"):
+        open_t.add_column(names[level], justify="right", style=LEVEL_STYLE[level])
+    totals = {"open": 0, "blue": 0, "yellow": 0, "red": 0}
+    for row in v.departments[:12]:
+        open_t.add_row(str(row["department"]), *(str(row[k]) for k in totals))
+    for row in v.departments:
+        for k in totals:
+            totals[k] += int(row[k])
+    open_t.add_row(Text(h("合计", "total"), style="bold"),
+                   *(Text(str(totals[k]), style="bold") for k in totals))  # fmt: skip
+
+    titles = {r.rule: r.title(lang) for r in rules.rules}
+    cards_t = Table(title=h("最新亮牌", "latest cards"), expand=True)
+    for col in (h("时间", "at"), h("牌", "card"), h("规则", "rule"), h("办件", "case"),
+                h("事项", "matter"), h("窗口", "window")):  # fmt: skip
+        cards_t.add_column(col, overflow="ellipsis", no_wrap=True)
+    for c in v.latest:
+        matter = matters.get(c["matter"])
+        cards_t.add_row(
+            c["issued_at"].astimezone(tz).strftime("%m-%d %H:%M"),
+            Text(names.get(c["level"], c["level"]), style=LEVEL_STYLE.get(c["level"], "")),
+            titles.get(c["rule"], c["rule"]), c["case_id"],
+            getattr(matter, "name", c["matter"] or ""), c["window"] or "",
+        )  # fmt: skip
+
+    t = v.today
+    done = t.get("on_time", 0) + t.get("late", 0)
+    rate = f"{100 * t.get('on_time', 0) / done:.1f}%" if done else "—"
+    share = f"{100 * t.get('immediate', 0) / t['submitted']:.0f}%" if t.get("submitted") else "—"
+    cards = "  ".join(f"{names[lv]} {v.cards_today.get(lv, 0)}" for lv in ("blue", "yellow", "red"))
+    figures = Text(
+        h(f"今日：受理 {t.get('submitted', 0)}（即办 {share}）  办结 {t.get('completed', 0)}"
+           f"  按期办结率 {rate}  差评 {t.get('bad_ratings', 0)}  亮牌 {cards}"
+           f"  在办 {t.get('open', 0)}",
+           f"Today: submitted {t.get('submitted', 0)} (immediate {share})  completed "
+           f"{t.get('completed', 0)}  on time {rate}  bad ratings {t.get('bad_ratings', 0)}"
+           f"  cards {cards}  open {t.get('open', 0)}")
+    )  # fmt: skip
+    hint = Text(
+        h(
+            "Ctrl-C 结束（停止守护进程、模拟器与数据库）",
+            "Ctrl-C stops the daemon, the simulator and the database",
+        ),
+        style="dim",
+    )
+    return Group(Panel(head), Panel(figures), open_t, cards_t, hint)
+
+
+# --- running it ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    period: Period
+    simulated: dict[str, Any]
+    seen: dict[str, Any]
+    metrics: str | None
+    stopped_early: bool
+
+
+async def run_demo(opts: DemoOptions, *, out: TextIO,
+                   on_view: Callable[[Any], None] | None = None) -> Outcome:  # fmt: skip
+    """Everything from an empty folder to the period's figures; stops cleanly when cancelled."""
+    from monitor.whatif.simulate import figures as simulated_figures
+
+    log = get_logger("monitor.whatif.demo")
+    cal = load_calendar("cn")
+    tz = zoneinfo.ZoneInfo(cal.timezone)
+    rules = load_rules("cards")
+    catalogue: Catalogue = load_catalogue()
+    period = Period.plan(cal, opts)
+    days = (period.last - period.history_from).days + 1
+    events = generate(catalogue, cal, period.history_from, days, seed=opts.seed,
+                      per_day=opts.per_day)  # fmt: skip
+    backlog = between(events, until=period.start)
+    live = [e for e in events[len(backlog) :] if e.occurred_at <= period.end]
+    # the live period's cases as simulated, for comparison with what jiancha saw
+    mine = {e.case_id for e in live if e.kind == "submitted"}
+    simulated = simulated_figures([e for e in live if e.case_id in mine], catalogue.matters,
+                                  cal).as_json()  # fmt: skip
+    server = await trio.to_thread.run_sync(start_postgres, opts.directory)
+    stopped_early = True
+    try:
+        async with db.open_loop():
+            dsn = await fresh_database(server.get_uri())
+            async with await db.connect(dsn, application_name="jiancha-demo") as conn:
+                await install_matters(conn, catalogue.matters)
+                await write_events(conn, backlog, batch_size=5000)
+            log.info("demo_backlog", events=len(backlog), since=period.history_from.isoformat())
+            clock = VirtualClock(period.start, opts.speed)
+            config = DaemonConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.2, rules=rules,
+                                  calendar=cal, clock=clock,
+                                  metrics_address=free_address(opts.metrics_address))  # fmt: skip
+            progress = [Progress(0, len(live), None)]
+            async with trio.open_nursery() as nursery:
+                running: Running = await nursery.start(serve, config)
+                if not opts.json:
+                    out.write(h(f"指标：http://{running.metrics}/metrics\n",
+                                 f"metrics: http://{running.metrics}/metrics\n"))  # fmt: skip
+                    out.flush()
+
+                async def simulate() -> None:
+                    async with await db.connect(dsn, application_name="jiancha-simulate") as w:
+                        await write_events(w, live, clock=clock, progress=progress.append)
+
+                nursery.start_soon(simulate)
+                async with await db.connect(dsn, application_name="jiancha-demo-view") as conn:
+                    while clock() < period.end:
+                        if on_view is not None:
+                            now = clock()
+                            day = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tz)
+                            v = await read_view(conn, now, day)
+                            v.written, v.total = progress[-1].written, len(live)
+                            on_view(render(v, tz=tz, speed=opts.speed, metrics=running.metrics,
+                                           rules=rules, matters=catalogue.matters))  # fmt: skip
+                        await trio.sleep(opts.refresh)
+                    # the end of the period: let the daemon take the last events and ticks
+                    await _settle(conn, running, period.end)
+                    seen = await period_figures(conn, period.start, period.end)
+                    stopped_early = False
+                    nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(server.cleanup)
+    return Outcome(period, simulated, seen, running.metrics, stopped_early)
+
+
+async def _settle(conn: db.Connection, running: Running, end: dt.datetime,
+                  timeout: float = 30.0) -> None:  # fmt: skip
+    """Wait until the daemon has read every event and issued every card due by ``end``.
+
+    So the figures of a period do not depend on where the real-time scheduling
+    of the two tasks left off (bounded by ``timeout``).
+    """
+    ev = running.worker.evaluator
+    with trio.move_on_after(timeout):
+        while True:
+            last = await conn.fetchval("SELECT max(id) FROM case_events")
+            read = last is None or running.worker.stats.cursor.event_id >= last
+            due = ev.wake_at() if ev is not None else None
+            idle = ev is None or (not ev.scheduler.dirty and (due is None or due > end.timestamp()))
+            if read and idle:
+                break
+            running.worker.wake()
+            await trio.sleep(0.1)
+
+
+def print_figures(o: Outcome, out: TextIO, as_json: bool) -> None:
+    p = o.period
+    if as_json:
+        doc = {"first_day": p.first.isoformat(), "last_day": p.last.isoformat(),
+               "history_from": p.history_from.isoformat(), "jiancha": o.seen,
+               "simulated_cases_of_the_period": o.simulated}  # fmt: skip
+        json.dump(doc, out, ensure_ascii=False, indent=2, default=str)
+        out.write("\n")
+        return
+    s = o.seen
+    rate = "—" if s["on_time_rate"] is None else f"{100 * s['on_time_rate']:.1f}%"
+    share = "—" if s["immediate_share"] is None else f"{100 * s['immediate_share']:.0f}%"
+    c = s["cards"]
+    out.write(h(
+        f"\n演示期 {p.first} 至 {p.last}（此前 {p.history_from} 起的办件作为积压写入）\n"
+        f"  受理 {s['submitted']} 件（即办 {share}），办结 {s['completed']} 件，"
+        f"按期办结率 {rate}，超期 {s['late']} 件\n"
+        f"  亮牌：蓝 {c['blue']}、黄 {c['yellow']}、红 {c['red']}；账本共 {s['cards_total']} 张\n"
+        f"  差评 {s['bad_ratings']} 条；期末在办 {s['open']} 件；死信 {s['dead_letters']} 条\n",
+        f"\nDemo period {p.first} to {p.last} (cases since {p.history_from} written as a "
+        f"backlog first)\n"
+        f"  submitted {s['submitted']} (immediate {share}), completed {s['completed']}, "
+        f"on time {rate}, late {s['late']}\n"
+        f"  cards: blue {c['blue']}, yellow {c['yellow']}, red {c['red']}; "
+        f"{s['cards_total']} in the ledger\n"
+        f"  bad ratings {s['bad_ratings']}; open at the end {s['open']}; "
+        f"dead letters {s['dead_letters']}\n",
+    ))  # fmt: skip
+
+
+def main(opts: DemoOptions, out: TextIO) -> int:
+    """Blocking entry point: the live view on a terminal, or ``--headless`` figures."""
+    opts.directory.mkdir(parents=True, exist_ok=True)
+    logfile = (opts.directory / "jiancha.log").open("a", encoding="utf-8")
+    configure_logging("INFO", json=True, stream=logfile)  # the screen is the view's
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(opts.directory / "numba"))
+    result: list[Outcome] = []
+
+    async def session() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(stop_on_signal)
+                if opts.headless:
+                    result.append(await run_demo(opts, out=out))
+                else:
+                    from rich.live import Live
+
+                    with Live(refresh_per_second=4, screen=False, transient=False) as live:
+                        result.append(await run_demo(opts, out=out, on_view=live.update))
+                nursery.cancel_scope.cancel()
+
+    configure_gc()  # the demo runs the daemon's components: the daemon's collector settings
+    try:
+        trio.run(session)
+    finally:  # pgserver logs once more at exit: not into a closed file
+        configure_logging("WARNING", json=True, stream=sys.stderr)
+        logfile.close()
+    if not result:
+        out.write(
+            h(
+                "\n已停止：守护进程、模拟器与数据库均已退出。\n",
+                "\nStopped: the daemon, the simulator and the database have exited.\n",
+            )
+        )
+        return 130
+    print_figures(result[0], out, opts.json)
+    out.write(
+        h(f"日志：{opts.directory / 'jiancha.log'}\n", f"log: {opts.directory / 'jiancha.log'}\n")
+    ) if not opts.json else None
+    return 0
+
+
+__all__ = ["DEFAULT_DIR", "DemoOptions", "DemoUnavailable", "Event", "check_available", "main",
+           "run_demo"]  # fmt: skip
+
+
+def check_available() -> None:
+    """Raise `DemoUnavailable` (saying what to install) when the embedded PostgreSQL is absent."""
+    _pgserver()

@@ -1,0 +1,251 @@
+"""Re-run history on a virtual clock into a separate ledger, and report the period.
+
+The centres ask every year "what if every promised limit were 20% shorter?"
+before they compress their limits. A replay answers it with the daemon's own
+pipeline and scheduler (``monitor.pipeline``), fed the approval database's
+events in business-time order, writing to an in-memory ledger that can be
+saved as a run in ``jiancha.replay_runs`` / ``replay_cards`` — never into the
+real ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from monitor.calendar import Calendar
+from monitor.cards.memory import MemoryStore
+from monitor.clocks.timing import from_epoch, level_times, periods
+from monitor.db import Connection
+from monitor.engine.outcomes import outcome_of
+from monitor.pipeline import Evaluator
+from monitor.rules import ClockRule, RuleSet
+from monitor.source.contract import Matter, SourceEvent, event_from_row, validate
+from monitor.state.reduce import reduce_case
+from monitor.state.view import CaseView
+from monitor.vocab import LEVELS, level_name
+
+__all__ = ["Figures", "ReplayResult", "load_events", "run", "save", "scaled"]
+
+
+def scaled(view: CaseView, scale: float) -> CaseView:
+    """The case with its promised limit multiplied by ``scale`` (rounded down)."""
+    decision = view.clocks.decision
+    if scale == 1.0 or decision is None or decision.limit_days is None:
+        return view
+    limit = math.floor(decision.limit_days * scale + 1e-9)
+    return replace(view, clocks=replace(view.clocks, decision=replace(decision, limit_days=limit)))
+
+
+@dataclass
+class Figures:
+    """The period's figures (DOMAIN.md §5)."""
+
+    period_from: dt.datetime
+    period_to: dt.datetime
+    promised_scale: float
+    accepted: int = 0
+    completed: int = 0
+    on_time: int = 0
+    early: int = 0
+    overdue_open: int = 0
+    dead_letters: int = 0
+    cards_by_level: dict[str, int] = field(default_factory=dict)
+    cards_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    escalated: int = 0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.completed if self.completed else None
+
+    @property
+    def early_rate(self) -> float | None:
+        return self.early / self.completed if self.completed else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from": self.period_from.isoformat(),
+            "to": self.period_to.isoformat(),
+            "promised_scale": self.promised_scale,
+            "accepted": self.accepted,
+            "completed": self.completed,
+            "on_time": self.on_time,
+            "early": self.early,
+            "on_time_rate": self.on_time_rate,
+            "early_rate": self.early_rate,
+            "overdue_open": self.overdue_open,
+            "cards_by_level": self.cards_by_level,
+            "cards_by_rule": self.cards_by_rule,
+            "escalated": self.escalated,
+            "dead_letters": self.dead_letters,
+        }
+
+
+@dataclass
+class ReplayResult:
+    figures: Figures
+    store: MemoryStore
+
+
+async def run(
+    events: Sequence[SourceEvent],
+    matters: Mapping[str, Matter],
+    ruleset: RuleSet,
+    cal: Calendar,
+    period_from: dt.datetime,
+    period_to: dt.datetime,
+    *,
+    promised_scale: float = 1.0,
+) -> ReplayResult:
+    """Feed events in business-time order, waking at every crossing, up to ``period_to``."""
+    store = MemoryStore()
+    ev = Evaluator(ruleset, cal)
+    todo = sorted(
+        (e for e in events if e.occurred_at < period_to), key=lambda e: (e.occurred_at, e.event_id)
+    )
+    history: dict[str, list[SourceEvent]] = {}
+    dead = 0
+    i = 0
+    end = int(period_to.timestamp())
+    while True:
+        next_event = int(todo[i].occurred_at.timestamp()) if i < len(todo) else None
+        wake = ev.wake_at()
+        candidates = [t for t in (next_event, wake) if t is not None and t < end]
+        if not candidates:
+            break
+        t = min(candidates)
+        now = from_epoch(t)
+        if next_event == t:  # every event of this instant, then the cards they cause
+            touched = set()
+            while i < len(todo) and int(todo[i].occurred_at.timestamp()) == t:
+                e = todo[i]
+                i += 1
+                if validate(e, matters, now) is not None:
+                    dead += 1
+                    continue
+                history.setdefault(e.case_id, []).append(e)
+                touched.add(e.case_id)
+            views = []
+            for cid in sorted(touched):
+                st = reduce_case(cid, history[cid], matters)
+                if str(st.status) == "orphan":
+                    continue
+                store.views[cid] = scaled(CaseView.from_state(st), promised_scale)
+                views.append(store.views[cid])
+            pending = await ev.decide_views(store, views, matters, now, running=True)
+            ev.publish(pending)  # their crossings: the incremental tick below
+            reply = await store.next_reply_due()
+            ev.scheduler.next_reply = None if reply is None else int(reply.timestamp())
+        if ev.due(now):
+            await ev.tick(store, matters, now)
+    figures = _figures(store, matters, ruleset, cal, period_from, period_to, promised_scale)
+    figures.dead_letters = dead
+    figures.escalated = sum(
+        1
+        for c in store.cards.values()
+        if c.escalated_at is not None and period_from <= c.escalated_at < period_to
+    )
+    return ReplayResult(figures, store)
+
+
+def _figures(
+    store: MemoryStore,
+    matters: Mapping[str, Matter],
+    ruleset: RuleSet,
+    cal: Calendar,
+    lo: dt.datetime,
+    hi: dt.datetime,
+    scale: float,
+) -> Figures:
+    fig = Figures(lo, hi, scale)
+    end = int(hi.timestamp())
+    for view in store.views.values():
+        decision = view.clocks.decision
+        accepted = decision.start if decision is not None else None
+        if accepted is not None and lo <= accepted < hi:
+            fig.accepted += 1
+        rules = [
+            r
+            for r in ruleset.resolve(view.region, view.department, view.matter)
+            if isinstance(r, ClockRule) and r.on == "decision"
+        ]
+        matter = matters.get(view.matter or "")
+        ps = [p for p in periods(view, matter, rules[:1])]
+        if not ps:
+            continue
+        p = ps[0]
+        times = level_times(cal, [p], end if p.stop is None else min(end, p.stop))[0]
+        deadline = times.deadline
+        if p.stop is None or p.stop >= end:
+            if (
+                deadline is not None
+                and deadline <= end
+                and view.status not in ("withdrawn", "terminated")
+            ):
+                fig.overdue_open += 1
+            continue
+        completed = from_epoch(p.stop)
+        if not (lo <= completed < hi) or view.status in ("withdrawn", "terminated"):
+            continue
+        fig.completed += 1
+        _, outcome = outcome_of(view, matter, cal)  # the same judgement as the daemon's
+        fig.on_time += outcome in ("early", "on_time")
+        fig.early += outcome == "early"
+    for card in store.cards.values():
+        if lo <= card.issued_at < hi:
+            name = level_name(card.level)
+            fig.cards_by_level[name] = fig.cards_by_level.get(name, 0) + 1
+            per = fig.cards_by_rule.setdefault(card.rule, {})
+            per[name] = per.get(name, 0) + 1
+    for name in LEVELS:
+        fig.cards_by_level.setdefault(name, 0)
+    return fig
+
+
+_EVENTS = """
+SELECT id AS event_id, tx::text AS tx, case_id, kind, occurred_at, payload
+FROM case_events WHERE occurred_at < $1 ORDER BY occurred_at, id
+"""
+
+
+async def load_events(conn: Connection, until: dt.datetime) -> list[SourceEvent]:
+    return [event_from_row(r) for r in await conn.fetch(_EVENTS, until)]
+
+
+async def save(
+    conn: Connection, result: ReplayResult, ruleset: RuleSet, cal: Calendar, now: dt.datetime
+) -> int:
+    """Store the run and its ledger beside (never in) the real one; returns the run id."""
+    fig = result.figures
+    async with conn.transaction():
+        run_id: int = await conn.fetchval(
+            "INSERT INTO jiancha.replay_runs (created_at, period_from, period_to, promised_scale,"
+            " ruleset, calendar, figures) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING id",
+            now,
+            fig.period_from,
+            fig.period_to,
+            fig.promised_scale,
+            ruleset.fingerprint,
+            cal.fingerprint,
+            fig.as_json(),
+        )
+        cards = list(result.store.cards.values())
+        await conn.execute(
+            "INSERT INTO jiancha.replay_cards (run_id, case_id, clock, rule, level, issued_at, "
+            "status, reply_due, escalated_at) SELECT $1, c, k, r, l, i, s, d, e FROM unnest("
+            "$2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], "
+            "$8::timestamptz[], $9::timestamptz[]) AS u(c, k, r, l, i, s, d, e)",
+            run_id,
+            [c.case_id for c in cards],
+            [c.clock for c in cards],
+            [c.rule for c in cards],
+            [level_name(c.level) for c in cards],
+            [c.issued_at for c in cards],
+            [c.status for c in cards],
+            [c.reply_due for c in cards],
+            [c.escalated_at for c in cards],
+        )
+    return run_id

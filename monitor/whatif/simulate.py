@@ -1,0 +1,1025 @@
+"""A simulated county service centre: the case events ``jiancha demo`` and benchmarks feed on.
+
+The daemon is only convincing against days that look like a real centre's
+(the work reports in shared/seeds: about 560 cases a working day, about 55 %
+immediate, 补正, special procedures, extensions, a few late cases and bad
+ratings). So the generator is pure and seeded (tests and benchmarks get the
+same days every time, and a day does not depend on the period around it), it
+uses the working-day calendar for its timing (late cases are late by the same
+arithmetic the engine applies), and the writer replays the events into the
+source database on an injected clock, so a demo runs a day in minutes through
+the daemon's real code paths.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import itertools
+import random
+import tomllib
+import zoneinfo
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import trio
+
+from monitor.db import json_dumps
+from monitor.i18n import h
+from monitor.log import get_logger
+from monitor.paths import rules_dir
+from monitor.source.contract import PAUSE_TYPES, Matter
+from monitor.wallclock import Clock, real_seconds
+
+if TYPE_CHECKING:
+    from monitor.calendar import Calendar
+    from monitor.db import Connection
+
+__all__ = [
+    "DEFAULT_CATALOGUE",
+    "Catalogue",
+    "CatalogueError",
+    "Event",
+    "Figures",
+    "Profile",
+    "Progress",
+    "between",
+    "figures",
+    "generate",
+    "install_matters",
+    "load_catalogue",
+    "next_working_day",
+    "parse_catalogue",
+    "write_events",
+]
+
+DEFAULT_CATALOGUE = "matters-county.toml"
+DEFAULT_PER_DAY = 560
+DEFAULT_REGION = "县政务服务中心"
+DEFAULT_FEE = 50.0
+
+
+# --- the catalogue -------------------------------------------------------------------
+
+
+class CatalogueError(ValueError):
+    """The matter catalogue file is wrong; ``str()`` names the file, the matter and why."""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The matters (the engine's own type) plus what only the simulator needs."""
+
+    matters: dict[str, Matter]
+    weights: dict[str, float]  # relative volume per matter code
+    fees: dict[str, float]  # amount charged per case of a non-free matter
+    path: Path | None = None
+
+
+_KEYS = frozenset(
+    {"code", "name", "department", "statutory_days", "promised_days", "free", "joint",
+     "step_days", "pause_max_days", "weight", "fee"}
+)  # fmt: skip
+
+
+def _days_table(where: str, key: str, value: object) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise CatalogueError(f"{where}: {key} " + h("应为表", "must be a table"))
+    out: dict[str, int] = {}
+    for k, v in value.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise CatalogueError(
+                f"{where}: {key}.{k} " + h("应为非负整数", "must be a non-negative integer")
+            )
+        if key == "pause_max_days" and k not in PAUSE_TYPES:
+            raise CatalogueError(
+                f"{where}: {key}.{k} "
+                + h("不是特别程序类型", "is not a pause type")
+                + f" ({', '.join(sorted(PAUSE_TYPES))})"
+            )
+        out[str(k)] = v
+    return out
+
+
+def _int(where: str, m: Mapping[str, Any], key: str) -> int:
+    value = m.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CatalogueError(
+            f"{where}: {key} " + h("应为非负整数", "must be a non-negative integer")
+        )
+    return value
+
+
+def _number(where: str, m: Mapping[str, Any], key: str, default: float) -> float:
+    value = m.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise CatalogueError(f"{where}: {key} " + h("应为非负数", "must be a non-negative number"))
+    return float(value)
+
+
+def parse_catalogue(data: Mapping[str, Any], path: Path | None = None) -> Catalogue:
+    """A catalogue from parsed TOML (``[[matter]]`` tables), checked entry by entry."""
+    name = str(path) if path is not None else "catalogue"
+    entries = data.get("matter")
+    if not isinstance(entries, list) or not entries:
+        raise CatalogueError(f"{name}: " + h("没有 [[matter]] 条目", "no [[matter]] entries"))
+    matters: dict[str, Matter] = {}
+    weights: dict[str, float] = {}
+    fees: dict[str, float] = {}
+    for i, m in enumerate(entries):
+        where = f"{name}: matter #{i + 1}"
+        if not isinstance(m, dict):
+            raise CatalogueError(f"{where}: " + h("应为表", "must be a table"))
+        unknown = sorted(set(m) - _KEYS)
+        if unknown:
+            raise CatalogueError(
+                f"{where}: " + h("未知的键 ", "unknown keys ") + ", ".join(unknown)
+            )
+        for key in ("code", "name", "department"):
+            if not isinstance(m.get(key), str) or not m[key].strip():
+                raise CatalogueError(f"{where}: {key} " + h("应为非空文本", "must be text"))
+        code = m["code"]
+        where = f"{name}: {code}"
+        if code in matters:
+            raise CatalogueError(f"{where}: " + h("事项编码重复", "duplicate code"))
+        statutory, promised = _int(where, m, "statutory_days"), _int(where, m, "promised_days")
+        if promised > statutory:
+            raise CatalogueError(
+                f"{where}: " + h("承诺时限不能超过法定时限", "promised_days > statutory_days")
+            )
+        for key in ("free", "joint"):
+            if not isinstance(m.get(key, False), bool):
+                raise CatalogueError(f"{where}: {key} " + h("应为 true/false", "must be a boolean"))
+        matters[code] = Matter(
+            code,
+            m["name"],
+            m["department"],
+            statutory,
+            promised,
+            bool(m.get("free", True)),
+            bool(m.get("joint", False)),
+            _days_table(where, "step_days", m.get("step_days", {})),
+            _days_table(where, "pause_max_days", m.get("pause_max_days", {})),
+        )
+        weights[code] = _number(where, m, "weight", 1.0)
+        if not matters[code].free:
+            fees[code] = _number(where, m, "fee", DEFAULT_FEE)
+    if sum(weights.values()) <= 0:
+        raise CatalogueError(f"{name}: " + h("权重之和必须为正", "weights must not all be 0"))
+    return Catalogue(matters, weights, fees, path)
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Read a catalogue file; a bare name is looked up in the rules folder.
+
+    Default: ``rules/matters-county.toml``. The matters are the same
+    ``monitor.source.Matter`` values ``monitor.source.example_matters`` and
+    ``ingest.load_matters`` give, so the engine takes them as they are.
+    """
+    p = Path(path) if path is not None else rules_dir() / DEFAULT_CATALOGUE
+    if not p.exists() and path is not None and p.parent == Path("."):
+        candidate = rules_dir() / (p.name if p.suffix else f"{p.name}.toml")
+        p = candidate if candidate.exists() else p
+    try:
+        data = tomllib.loads(p.read_text("utf-8"))
+    except OSError as exc:
+        raise CatalogueError(f"{p}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(f"{p}: {exc}") from None
+    return parse_catalogue(data, p)
+
+
+# --- how the centre behaves ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Shares of each kind of case (per case unless said otherwise); tune for a demo."""
+
+    online_share: float = 0.12  # of a working day's cases
+    rest_day_online: float = 0.04  # online cases on a rest day, as a share of per_day
+    supplement: float = 0.09  # 补正 before acceptance
+    second_supplement: float = 0.03  # of those: asked twice (breaks 一次告知: a yellow card)
+    refused: float = 0.012
+    refused_without_reason: float = 0.05  # of refusals (a yellow card)
+    withdrawn: float = 0.005
+    terminated: float = 0.002  # promised cases only
+    denied: float = 0.02  # of promised decisions
+    pledged: float = 0.03  # 容缺受理, of promised cases
+    pledge_late: float = 0.1  # of those: materials later than pledged
+    suspended: float = 0.3  # of cases whose matter allows special procedures
+    pause_overrun: float = 0.05  # of pauses: longer than the type's maximum
+    extended: float = 0.04  # of promised cases with at least 5 promised days
+    late: float = 0.025  # promised cases decided after the promised limit ...
+    statutory_late: float = 0.004  # ... and after the statutory one as well
+    step_overrun: float = 0.02  # per step
+    immediate_late: float = 0.003  # immediate cases finished the next working day
+    online_slow: float = 0.03  # online cases accepted only after 3 to 6 working days
+    rated_window: float = 0.75
+    rated_online: float = 0.35
+    rating_levels: tuple[float, float, float, float, float] = (0.004, 0.006, 0.015, 0.05, 0.925)
+    late_delivery: float = 0.003
+    review_visit_late: float = 0.15
+    review_rectify_late: float = 0.1
+    windows: int = 40  # counters in the hall, shared out by volume
+    weekday_factor: tuple[float, ...] = (1.10, 1.02, 1.00, 0.98, 0.90, 0.90, 0.90)
+
+
+class Event(NamedTuple):
+    """One row for ``case_events``: what ``tests/sourcekit.write`` takes as well."""
+
+    case_id: str
+    kind: str
+    occurred_at: dt.datetime  # aware, UTC
+    payload: dict[str, Any]
+
+
+# Office hours of the hall (local seconds since midnight); arrivals peak mid-morning.
+_AM = (9 * 3600, 12 * 3600)
+_PM = (13 * 3600 + 1800, 17 * 3600 + 1800)
+_ARRIVAL_HOURS = ((9.0, 10.0), (10.0, 11.0), (11.0, 12.0), (13.5, 14.5), (14.5, 15.5),
+                  (15.5, 16.5), (16.5, 17.5))  # fmt: skip
+_ARRIVAL_WEIGHTS = (0.17, 0.20, 0.14, 0.12, 0.15, 0.13, 0.09)
+# Online submissions by local hour (any day, any hour, mostly in the daytime).
+_ONLINE_HOURS = (1, 1, 1, 1, 1, 1, 2, 4, 7, 9, 9, 8, 6, 7, 8, 8, 8, 7, 6, 6, 6, 5, 4, 2)
+
+_SUPPLEMENT_ITEMS = (
+    "申请人身份证明", "营业执照副本", "法定代表人授权委托书", "经营场所使用证明",
+    "现场照片", "申请表签字确认", "不动产权属证明", "建设用地规划许可证",
+    "施工图审查合格书", "健康证明", "相关人员资格证书", "平面布局图",
+)  # fmt: skip
+_REFUSAL_REASONS = (
+    "申请事项不属于本机关职权范围",
+    "申请人不具备申请资格",
+    "申请事项依法不需要取得行政许可",
+    "申请材料存在虚假内容",
+)
+_TERMINATION_REASONS = (
+    "申请人主体资格依法终止",
+    "申请人死亡或丧失行为能力",
+    "因不可抗力致使审批无法进行",
+)
+_BAD_COMMENTS = (
+    "排队等候时间太长",
+    "窗口人员态度不好",
+    "材料要求前后不一致，跑了好几趟",
+    "系统故障，当天没办成",
+    "办理进度查询不到，没人通知",
+    "收费标准没有讲清楚",
+)
+_GOOD_COMMENTS = ("办事效率高", "服务热情周到", "一次就办好了，点赞")
+
+
+# Milestones that end the decision period: a pause always comes before them.
+_FINAL = frozenset({"decided", "withdrawn", "terminated"})
+
+
+class _Days:
+    """The calendar's working days around the period, precomputed for scalar lookups."""
+
+    def __init__(self, cal: Calendar, first: dt.date, last: dt.date, horizon: int) -> None:
+        self.tz = zoneinfo.ZoneInfo(cal.timezone)
+        lo_cal = dt.date.fromisoformat(str(cal.first_day))
+        hi_cal = dt.date.fromisoformat(str(cal.last_day))
+        lo = max(first - dt.timedelta(days=7), lo_cal)
+        hi = min(last + dt.timedelta(days=horizon), hi_cal)
+        span = np.arange(np.datetime64(lo, "D"), np.datetime64(hi, "D") + 1)
+        work = cal.is_workday(span)
+        self.work = [lo + dt.timedelta(days=int(i)) for i in np.flatnonzero(work)]
+        self.ordinals = [d.toordinal() for d in self.work]
+        self._working = set(self.ordinals)
+        self._midnight: dict[dt.date, dt.datetime] = {}
+
+    def is_workday(self, day: dt.date) -> bool:
+        return day.toordinal() in self._working
+
+    def index(self, day: dt.date) -> int:
+        """Index of ``day``, or of the first working day after it."""
+        return bisect.bisect_left(self.ordinals, day.toordinal())
+
+    def day(self, i: int) -> dt.date:
+        if i >= len(self.work):
+            raise ValueError("simulation runs past the end of the calendar")
+        return self.work[i]
+
+    def instant(self, day: dt.date, second: int) -> dt.datetime:
+        base = self._midnight.get(day)
+        if base is None:
+            base = dt.datetime.combine(day, dt.time(), self.tz).astimezone(dt.UTC)
+            self._midnight[day] = base
+        return base + dt.timedelta(seconds=second)
+
+
+@dataclass
+class _Cursor:
+    """Where a case's story has got to: a local day and a second of that day."""
+
+    day: dt.date
+    sec: int
+    last: dt.datetime | None = None
+
+
+@dataclass
+class _Milestone:
+    offset: int  # working days after the acceptance day
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class _Centre:
+    """The generator's state: the catalogue, the working days, the windows, one RNG."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        days: _Days,
+        profile: Profile,
+        region: str,
+    ) -> None:
+        self.cat = catalogue
+        self.days = days
+        self.p = profile
+        self.region = region
+        self.codes = sorted(catalogue.matters)
+        total = 0.0
+        self.cum: list[float] = []
+        for code in self.codes:
+            total += catalogue.weights.get(code, 0.0)
+            self.cum.append(total)
+        by_dept: dict[str, float] = {}
+        for code in self.codes:
+            dept = catalogue.matters[code].department
+            by_dept[dept] = by_dept.get(dept, 0.0) + catalogue.weights.get(code, 0.0)
+        self.windows = {
+            dept: [
+                f"{dept}{k}号窗口" for k in range(1, max(1, round(profile.windows * w / total)) + 1)
+            ]
+            for dept, w in sorted(by_dept.items())
+        }
+        self.rng = random.Random()
+        self.out: list[Event] = []
+
+    # --- time ---------------------------------------------------------------------
+
+    def _emit(self, c: _Cursor, case_id: str, kind: str, payload: dict[str, Any]) -> None:
+        at = self.days.instant(c.day, c.sec)
+        if c.last is not None and at <= c.last:  # keep each case's events strictly ordered
+            at = c.last + dt.timedelta(seconds=self.rng.randint(1, 30))
+            c.sec += int((at - self.days.instant(c.day, c.sec)).total_seconds())
+        c.last = at
+        self.out.append(Event(case_id, kind, at, payload))
+
+    def _soon(self, c: _Cursor, lo_min: float, hi_min: float) -> None:
+        """A few minutes later, in the same visit."""
+        c.sec += int(self.rng.uniform(lo_min, hi_min) * 60)
+
+    def _office_time(self, after: int | None = None) -> int | None:
+        """A random second of office hours (after ``after``), None when the day is over."""
+        spans = []
+        for a, b in (_AM, _PM):
+            start = a if after is None else max(a, after + 60)
+            if start < b:
+                spans.append((start, b))
+        total = sum(b - a for a, b in spans)
+        if total <= 0:
+            return None
+        x = self.rng.uniform(0, total)
+        for a, b in spans:
+            if x < b - a:
+                return int(a + x)
+            x -= b - a
+        return spans[-1][1] - 1
+
+    def _later_today(self, c: _Cursor) -> None:
+        """The next step of the same day's work: minutes to an hour or two later.
+
+        Work that runs past closing time stays on that day (a few minutes of
+        overtime), so a case planned on time is not pushed into the next day.
+        """
+        if c.sec >= _PM[1]:
+            c.sec += int(self.rng.uniform(1, 8) * 60)
+            return
+        sec = c.sec + int(self.rng.uniform(5, 100) * 60)
+        if _AM[1] <= sec < _PM[0]:
+            sec += _PM[0] - _AM[1]  # lunch break
+        c.sec = min(sec, _PM[1] + int(self.rng.uniform(0, 15) * 60))
+
+    def _move(self, c: _Cursor, k: int) -> None:
+        """Staff work on the k-th working day from now (0: today if office hours are left)."""
+        i = self.days.index(c.day)
+        target = self.days.day(i + k)
+        if target == c.day:
+            sec = self._office_time(c.sec)
+            if sec is not None:
+                c.sec = sec
+                return
+            target = self.days.day(i + 1)
+        c.day, c.sec = target, self._office_time() or _AM[0]
+
+    def _goto(self, c: _Cursor, index: int) -> None:
+        """Staff work on the working day ``index`` (the same day: a bit later)."""
+        target = self.days.day(index)
+        if target <= c.day:
+            self._later_today(c)
+        else:
+            c.day, c.sec = target, self._office_time() or _AM[0]
+
+    # --- one day --------------------------------------------------------------------
+
+    def day(self, day: dt.date, per_day: int, prefix: str, seed: int) -> None:
+        """The cases submitted on ``day``, from an RNG seeded by the seed and the day alone."""
+        rng = self.rng
+        rng.seed(f"jiancha-simulate:{seed}:{day.isoformat()}")
+        p = self.p
+        working = self.days.is_workday(day)
+        factor = p.weekday_factor[day.weekday()] * min(1.1, max(0.9, rng.gauss(1.0, 0.03)))
+        if working:
+            n = round(per_day * factor)
+            n_online = round(n * p.online_share)
+            n_window = n - n_online
+        else:
+            n_window, n_online = 0, round(per_day * p.rest_day_online * rng.uniform(0.7, 1.3))
+        arrivals: list[tuple[int, str]] = []
+        for a, b in rng.choices(_ARRIVAL_HOURS, weights=_ARRIVAL_WEIGHTS, k=n_window):
+            arrivals.append((int(rng.uniform(a, b) * 3600), "window"))
+        for hour in rng.choices(range(24), weights=_ONLINE_HOURS, k=n_online):
+            arrivals.append((hour * 3600 + rng.randrange(3600), "online"))
+        arrivals.sort()
+        width = max(4, len(str(len(arrivals))))
+        for seq, (sec, channel) in enumerate(arrivals, 1):
+            case_id = f"{prefix}{day:%Y%m%d}-{seq:0{width}d}"
+            code = rng.choices(self.codes, cum_weights=self.cum)[0]
+            self._case(case_id, code, channel, _Cursor(day, sec))
+
+    # --- one case -------------------------------------------------------------------
+
+    def _case(self, case_id: str, code: str, channel: str, c: _Cursor) -> None:
+        rng, p = self.rng, self.p
+        m = self.cat.matters[code]
+        online = channel == "online"
+        windows = self.windows[m.department]
+        window = windows[0] if online else rng.choice(windows)
+
+        def emit(kind: str, payload: dict[str, Any] | None = None) -> None:
+            self._emit(c, case_id, kind, payload or {})
+
+        emit("submitted", {
+            "matter": code, "window": window, "region": self.region, "channel": channel,
+            "applicant": "company" if rng.random() < 0.3 else "person",
+        })  # fmt: skip
+        if online:  # the back office looks at it in its working hours
+            slow = rng.random() < p.online_slow
+            self._move(c, rng.randint(3, 6) if slow else (0 if rng.random() < 0.7 else 1))
+        else:
+            self._soon(c, 2, 12)
+        if rng.random() < p.refused:
+            reason = (
+                None if rng.random() < p.refused_without_reason else rng.choice(_REFUSAL_REASONS)
+            )
+            emit("refused", {} if reason is None else {"reason": reason})
+            return
+        if rng.random() < p.supplement:
+            requests = 2 if rng.random() < p.second_supplement else 1
+            for _ in range(requests):
+                items = rng.sample(_SUPPLEMENT_ITEMS, rng.randint(1, 3))
+                emit("supplement_requested", {"items": items})
+                self._move(c, rng.randint(1, 4))  # the applicant comes back with them
+                emit("supplement_received")
+                if not online:
+                    self._soon(c, 2, 10)
+            if online:
+                self._move(c, 0)
+        immediate = m.promised_days == 0
+        if immediate and not online and rng.random() < p.withdrawn:
+            emit("withdrawn")
+            return
+        if immediate:
+            emit("accepted")
+            self._immediate(c, emit, m, online)
+        else:
+            self._promised(c, emit, m, online)
+
+    def _immediate(self, c: _Cursor, emit: Callable[..., None], m: Matter, online: bool) -> None:
+        rng, p = self.rng, self.p
+        if online:
+            self._soon(c, 5, 60)
+        else:
+            self._soon(c, 3, 25)
+        if rng.random() < p.immediate_late:
+            self._move(c, 1)  # not finished by close of business: a yellow card
+        emit("decided", {"result": "approve"})
+        self._fee(c, emit, m)
+        emit("completed")
+        if online:
+            self._soon(c, 1, 30)  # an electronic licence
+        else:
+            self._soon(c, 0.5, 5)  # handed over at the counter
+        emit("delivered")
+        self._rate(c, emit, online, on_the_spot=not online)
+
+    def _fee(self, c: _Cursor, emit: Callable[..., None], m: Matter) -> None:
+        if not m.free:
+            self._soon(c, 1, 4)
+            emit("fee_charged", {"amount": self.cat.fees.get(m.code, DEFAULT_FEE)})
+            self._soon(c, 0.5, 3)
+
+    def _promised(self, c: _Cursor, emit: Callable[..., None], m: Matter, online: bool) -> None:
+        """Plan the decision period in working days after acceptance, then play it out.
+
+        Planning in whole working days keeps an on-time case on time whatever
+        the hour of its events: a deadline ends at 24:00 of its last day.
+        """
+        rng, p = self.rng, self.p
+        promised, statutory = m.promised_days, m.statutory_days
+        accepted: dict[str, Any] = {}
+        pledged = 0
+        if rng.random() < p.pledged:  # 容缺受理: accepted now, the missing papers promised
+            pledged = min(promised, rng.randint(2, 5))
+            accepted["pledged_days"] = pledged
+        emit("accepted", accepted)
+        a = self.days.index(c.day)
+        # When the decision comes, in working days after the acceptance day (pauses apart).
+        ext_days = ext_at = 0
+        r = rng.random()
+        if r < p.statutory_late:
+            done = statutory + rng.randint(2, 4)
+        elif r < p.statutory_late + p.late:
+            done = promised + rng.randint(2, 4)
+        elif promised >= 5 and rng.random() < p.extended:
+            ext_days = rng.choice((5, 10, 10))
+            ext_at = rng.randint(max(1, promised - 3), promised - 1)
+            done = rng.randint(promised + 1, promised + ext_days)
+        else:
+            done = 1 + int((promised - 1) * rng.random() ** 1.5) if promised > 1 else 1
+        plan: list[_Milestone] = []
+        start = 0
+        for step, limit in m.step_days.items():
+            took = min(rng.randint(0, limit), done - start)
+            if rng.random() < p.step_overrun and start + limit + 1 <= done:
+                took = limit + 1  # a blue card for the step
+            plan.append(_Milestone(start, "step_started", {"step": step}))
+            plan.append(_Milestone(start + took, "step_finished", {"step": step}))
+            start += took
+        if ext_days:
+            plan.append(_Milestone(ext_at, "extended", {
+                "days": ext_days, "approver": f"{m.department}负责人",
+                "reason": "情况复杂，需进一步核查",
+            }))  # fmt: skip
+        if pledged:
+            late = rng.random() < p.pledge_late
+            when = pledged + rng.randint(1, 3) if late else rng.randint(1, pledged)
+            plan.append(_Milestone(min(when, done), "supplement_received"))
+        r = rng.random()
+        if r < p.withdrawn + p.terminated:
+            stop = rng.randint(0, done)
+            plan = [x for x in plan if x.offset < stop]
+            if r < p.withdrawn:
+                plan.append(_Milestone(stop, "withdrawn"))
+            else:
+                plan.append(
+                    _Milestone(stop, "terminated", {"reason": rng.choice(_TERMINATION_REASONS)})
+                )
+        else:
+            result = "deny" if rng.random() < p.denied else "approve"
+            plan.append(_Milestone(done, "decided", {"result": result}))
+        plan.sort(key=lambda x: x.offset)  # stable: the logical order within a day stays
+        if m.pause_max_days and rng.random() < p.suspended:
+            plan = self._pause(plan, m, done)
+        for x in plan:
+            self._goto(c, a + x.offset)
+            emit(x.kind, x.payload)
+            if x.kind == "decided":
+                if x.payload["result"] == "approve":
+                    self._fee(c, emit, m)
+                self._soon(c, 1, 20)
+                emit("completed")
+                self._deliver(c, emit, online)
+
+    def _pause(self, plan: list[_Milestone], m: Matter, done: int) -> list[_Milestone]:
+        """A special procedure: the clock stops, everything after it moves out."""
+        rng = self.rng
+        kind = rng.choice(sorted(m.pause_max_days))
+        most = max(1, m.pause_max_days[kind])
+        notified = rng.randint(max(1, most // 2), most)
+        if rng.random() < self.p.pause_overrun:
+            notified, took = most, most + rng.randint(1, 3)  # a yellow card
+        else:
+            took = rng.randint(max(1, notified - 1), notified)
+        at = rng.randint(0, max(0, min(done, plan[-1].offset) - 1))
+        before = [x for x in plan if x.offset <= at and x.kind not in _FINAL]
+        after = [x for x in plan if x.offset > at or x.kind in _FINAL]
+        suspended = _Milestone(at, "suspended", {"type": kind, "notified_days": notified})
+        resumed = _Milestone(at + took, "resumed")
+        moved = [_Milestone(x.offset + took, x.kind, x.payload) for x in after]
+        return [*before, suspended, resumed, *moved]
+
+    def _deliver(self, c: _Cursor, emit: Callable[..., None], online: bool) -> None:
+        rng, p = self.rng, self.p
+        if rng.random() < p.late_delivery:
+            k = rng.randint(11, 14)  # a red card: past the 10 wd of Art. 44
+        elif online:
+            k = rng.choice((0, 0, 1, 2))
+        else:
+            k = rng.choices((0, 1, 2, 3, 5, 8), weights=(30, 35, 15, 10, 6, 4))[0]
+        if k == 0:
+            self._later_today(c)
+        else:
+            self._move(c, k)
+        emit("delivered")
+        self._rate(c, emit, online, on_the_spot=not online)
+
+    def _rate(
+        self, c: _Cursor, emit: Callable[..., None], online: bool, *, on_the_spot: bool
+    ) -> None:
+        rng, p = self.rng, self.p
+        if rng.random() >= (p.rated_online if online else p.rated_window):
+            return
+        if on_the_spot:
+            self._soon(c, 0.2, 2)  # the rating pad at the counter
+        else:
+            c.day = c.day + dt.timedelta(days=rng.randint(0, 2))  # a text message, any hour
+            c.sec = rng.randint(8 * 3600, 22 * 3600)
+        level = rng.choices((1, 2, 3, 4, 5), weights=p.rating_levels)[0]
+        payload: dict[str, Any] = {"level": level}
+        if level <= 2:
+            payload["comment"] = rng.choice(_BAD_COMMENTS)
+        elif level == 5 and rng.random() < 0.03:
+            payload["comment"] = rng.choice(_GOOD_COMMENTS)
+        emit("rated", payload)
+        if level <= 2:  # 差评：a return visit within 1 wd, rectified within 15 wd
+            late_visit = rng.random() < p.review_visit_late
+            self._move(c, rng.randint(2, 3) if late_visit else rng.randint(0, 1))
+            emit("review_visited")
+            late_fix = rng.random() < p.review_rectify_late
+            self._move(c, rng.randint(16, 20) if late_fix else rng.randint(2, 10))
+            emit("review_rectified")
+
+
+def next_working_day(cal: Calendar, after: dt.date | None = None) -> dt.date:
+    """The first working day after ``after`` (default: today in the calendar's time zone)."""
+    if after is None:
+        after = dt.datetime.now(zoneinfo.ZoneInfo(cal.timezone)).date()
+    span = np.arange(
+        np.datetime64(after + dt.timedelta(days=1), "D"),
+        np.datetime64(after + dt.timedelta(days=60), "D"),
+    )
+    work = np.flatnonzero(cal.is_workday(span))
+    return after + dt.timedelta(days=1 + int(work[0]))
+
+
+def generate(
+    catalogue: Catalogue,
+    cal: Calendar,
+    first_day: dt.date,
+    days: int = 1,
+    *,
+    seed: int = 0,
+    per_day: int = DEFAULT_PER_DAY,
+    region: str = DEFAULT_REGION,
+    prefix: str = "SIM",
+    profile: Profile | None = None,
+) -> list[Event]:
+    """Every event of every case submitted in ``days`` calendar days from ``first_day``.
+
+    Sorted by ``occurred_at``; a case's later events (decisions, deliveries,
+    rectifications) are included even when they fall after the period, so
+    callers cut at their clock. Each day draws from its own seeded RNG, so a
+    day's cases do not change with the length of the period, and case ids
+    (``SIM20240304-0001``: prefix, day, order of arrival) are unique within a run.
+    """
+    if days < 0 or per_day < 0:
+        raise ValueError("days and per_day must not be negative")
+    profile = profile or Profile()
+    longest = max(
+        (m.statutory_days + sum(m.pause_max_days.values()) for m in catalogue.matters.values()),
+        default=0,
+    )
+    horizon = int((longest + 120) * 1.6) + 60
+    last = first_day + dt.timedelta(days=max(0, days - 1))
+    centre = _Centre(catalogue, _Days(cal, first_day, last, horizon), profile, region)
+    for i in range(days):
+        centre.day(first_day + dt.timedelta(days=i), per_day, prefix, seed)
+    centre.out.sort(key=lambda e: e.occurred_at)
+    return centre.out
+
+
+def between(
+    events: Sequence[Event], since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> list[Event]:
+    """The events after ``since`` up to ``until`` (inclusive): what a clock at ``until`` sees.
+
+    Write no further than the reader's clock: jiancha dead-letters an event
+    stamped more than a day after its "now" (``future_timestamp``), for good.
+    """
+    times = [e.occurred_at for e in events]
+    lo = 0 if since is None else bisect.bisect_right(times, since)
+    hi = len(events) if until is None else bisect.bisect_right(times, until)
+    return list(events[lo:hi])
+
+
+# --- figures ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the simulated period looks like, in the terms of the work reports."""
+
+    first_day: str | None
+    last_day: str | None
+    working_days: int
+    cases: int
+    events: int
+    cases_per_working_day: float
+    online_share: float
+    immediate_share: float
+    supplement_share: float
+    suspended_share: float
+    extension_share: float
+    refused_share: float
+    withdrawn: int
+    terminated: int
+    completed: int
+    late: int  # promised cases completed after the promised deadline
+    late_share: float  # of completed promised cases
+    statutory_late: int
+    immediate_late: int  # immediate cases not finished the same day
+    on_time_rate: float  # 按期办结率
+    ratings: dict[int, int]
+    bad_ratings: int
+    satisfaction: float  # 满意率: top three of five levels ÷ ratings
+    fees: int
+    fees_total: float
+    by_department: dict[str, int]
+
+    def as_json(self) -> dict[str, Any]:
+        doc = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        doc["ratings"] = {str(k): v for k, v in sorted(self.ratings.items())}
+        for k, v in doc.items():
+            if isinstance(v, float):
+                doc[k] = round(v, 4)
+        return doc
+
+
+def _share(n: int, d: int) -> float:
+    return n / d if d else 0.0
+
+
+def figures(
+    events: Iterable[Event],
+    matters: Mapping[str, Matter],
+    cal: Calendar,
+    *,
+    working_days: int | None = None,
+) -> Figures:
+    """Figures of generated events; lateness uses the engine's arithmetic (DOMAIN.md §3).
+
+    A case is late when it completes after the deadline of its decision clock:
+    the limit plus extensions plus the working time spent paused, rounded to
+    the end of that working day. ``working_days`` defaults to the working days
+    between the first and the last day with a submission.
+    """
+    tz = zoneinfo.ZoneInfo(cal.timezone)
+    cases: dict[str, dict[str, Any]] = {}
+    n_events = 0
+    for e in events:
+        n_events += 1
+        c = cases.setdefault(e.case_id, {"kinds": Counter(), "pauses": [], "ext": 0})
+        c["kinds"][e.kind] += 1
+        if e.kind == "submitted" and "submitted" not in c:
+            c["submitted"], c["matter"], c["channel"] = (
+                e.occurred_at, e.payload["matter"], e.payload["channel"]
+            )  # fmt: skip
+        elif e.kind == "accepted" and "accepted" not in c:
+            c["accepted"] = e.occurred_at
+            c["promised"] = e.payload.get("promised_days")
+        elif e.kind == "completed" and "completed" not in c:
+            c["completed"] = e.occurred_at
+        elif e.kind == "suspended":
+            c["pauses"].append([e.occurred_at, None])
+        elif e.kind == "resumed" and c["pauses"] and c["pauses"][-1][1] is None:
+            c["pauses"][-1][1] = e.occurred_at
+        elif e.kind == "extended":
+            c["ext"] += int(e.payload["days"])
+        elif e.kind == "rated":
+            c["rating"] = int(e.payload["level"])
+        elif e.kind == "fee_charged":
+            c.setdefault("fees", []).append(float(e.payload["amount"]))
+    real = {cid: c for cid, c in cases.items() if "submitted" in c}
+    local_days = sorted({c["submitted"].astimezone(tz).date() for c in real.values()})
+    first = local_days[0] if local_days else None
+    last = local_days[-1] if local_days else None
+    if working_days is None:
+        working_days = 0
+        if first is not None and last is not None:
+            span = np.arange(np.datetime64(first, "D"), np.datetime64(last, "D") + 1)
+            working_days = int(np.count_nonzero(cal.is_workday(span)))
+
+    def has(c: dict[str, Any], kind: str) -> bool:
+        return bool(c["kinds"][kind])
+
+    def immediate(c: dict[str, Any]) -> bool:
+        m = matters.get(c["matter"])
+        promised = c.get("promised")
+        return (m is not None and m.promised_days == 0) if promised is None else promised == 0
+
+    # Lateness, vectorised: the working time paused, then each clock's deadline.
+    done = [c for c in real.values() if "accepted" in c and "completed" in c]
+    prom = [c for c in done if not immediate(c) and c["matter"] in matters]
+    imm = [c for c in done if immediate(c)]
+    late = statutory_late = immediate_late = 0
+    if prom:
+        starts, ends, owner = [], [], []
+        for i, c in enumerate(prom):
+            for ps, pe in c["pauses"]:
+                starts.append(ps)
+                ends.append(pe or c["completed"])
+                owner.append(i)
+        paused = np.zeros(len(prom))
+        if owner:
+            acc = np.asarray([_s(prom[i]["accepted"]) for i in owner], "datetime64[s]")
+            a = cal.working_days_between(acc, np.asarray([_s(x) for x in starts], "datetime64[s]"))
+            b = cal.working_days_between(acc, np.asarray([_s(x) for x in ends], "datetime64[s]"))
+            np.add.at(paused, np.asarray(owner), np.maximum(b - a, 0.0))
+        acc = np.asarray([_s(c["accepted"]) for c in prom], "datetime64[s]")
+        completed = np.asarray([_s(c["completed"]) for c in prom], "datetime64[s]")
+        ext = np.asarray([c["ext"] for c in prom], dtype=np.float64)
+        promised = np.asarray(
+            [c["promised"] if c["promised"] is not None else matters[c["matter"]].promised_days
+             for c in prom], dtype=np.float64,
+        )  # fmt: skip
+        statutory = np.asarray([matters[c["matter"]].statutory_days for c in prom], np.float64)
+        for limit, counter in ((promised, "late"), (statutory, "statutory")):
+            whole = np.ceil(np.maximum(limit + ext + paused - 1e-7, 0.0)).astype(np.int64)
+            over = int(np.count_nonzero(completed > cal.deadline(acc, whole)))
+            if counter == "late":
+                late = over
+            else:
+                statutory_late = over
+    if imm:
+        acc = np.asarray([_s(c["accepted"]) for c in imm], "datetime64[s]")
+        completed = np.asarray([_s(c["completed"]) for c in imm], "datetime64[s]")
+        immediate_late = int(
+            np.count_nonzero(completed > cal.deadline(acc, np.zeros(len(imm), np.int64)))
+        )
+    ratings = Counter(c["rating"] for c in real.values() if "rating" in c)
+    n_ratings = sum(ratings.values())
+    fees = [x for c in real.values() for x in c.get("fees", [])]
+    n = len(real)
+    return Figures(
+        first_day=None if first is None else first.isoformat(),
+        last_day=None if last is None else last.isoformat(),
+        working_days=working_days,
+        cases=n,
+        events=n_events,
+        cases_per_working_day=_share(n, working_days),
+        online_share=_share(sum(c["channel"] == "online" for c in real.values()), n),
+        immediate_share=_share(sum(immediate(c) for c in real.values()), n),
+        supplement_share=_share(sum(has(c, "supplement_requested") for c in real.values()), n),
+        suspended_share=_share(sum(has(c, "suspended") for c in real.values()), n),
+        extension_share=_share(sum(has(c, "extended") for c in real.values()), n),
+        refused_share=_share(sum(has(c, "refused") for c in real.values()), n),
+        withdrawn=sum(has(c, "withdrawn") for c in real.values()),
+        terminated=sum(has(c, "terminated") for c in real.values()),
+        completed=len(done),
+        late=late,
+        late_share=_share(late, len(prom)),
+        statutory_late=statutory_late,
+        immediate_late=immediate_late,
+        on_time_rate=_share(len(done) - late - immediate_late, len(done)),
+        ratings={level: ratings.get(level, 0) for level in range(1, 6)},
+        bad_ratings=ratings.get(1, 0) + ratings.get(2, 0),
+        satisfaction=_share(sum(v for k, v in ratings.items() if k >= 3), n_ratings),
+        fees=len(fees),
+        fees_total=float(sum(fees)),
+        by_department=dict(
+            Counter(
+                matters[c["matter"]].department for c in real.values() if c["matter"] in matters
+            ).most_common()
+        ),
+    )
+
+
+def _s(instant: dt.datetime) -> int:
+    return int(instant.timestamp())
+
+
+# --- writing to the source database ----------------------------------------------------
+
+_UPSERT_MATTERS = """
+INSERT INTO matters (code, name, department, statutory_days, promised_days, free, joint,
+                     step_days, pause_max_days)
+SELECT c, n, d, s, p, f, j, sd::jsonb, pm::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bool[], $7::bool[],
+            $8::text[], $9::text[]) AS u(c, n, d, s, p, f, j, sd, pm)
+ON CONFLICT (code) DO UPDATE
+SET name = EXCLUDED.name, department = EXCLUDED.department,
+    statutory_days = EXCLUDED.statutory_days, promised_days = EXCLUDED.promised_days,
+    free = EXCLUDED.free, joint = EXCLUDED.joint, step_days = EXCLUDED.step_days,
+    pause_max_days = EXCLUDED.pause_max_days
+"""
+
+# WITH ORDINALITY: identity ids follow the array order, i.e. business time.
+_INSERT_EVENTS = """
+INSERT INTO case_events (case_id, kind, occurred_at, payload)
+SELECT c, k, o, p::jsonb
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY
+     AS u(c, k, o, p, n)
+ORDER BY n
+"""
+
+
+async def install_matters(conn: Connection, matters: Mapping[str, Matter]) -> int:
+    """Load the catalogue into the source's ``matters`` (updating matters already there)."""
+    rows = [matters[k] for k in sorted(matters)]
+    await conn.execute(
+        _UPSERT_MATTERS,
+        [m.code for m in rows],
+        [m.name for m in rows],
+        [m.department for m in rows],
+        [m.statutory_days for m in rows],
+        [m.promised_days for m in rows],
+        [m.free for m in rows],
+        [m.joint for m in rows],
+        [json_dumps(dict(m.step_days)) for m in rows],
+        [json_dumps(dict(m.pause_max_days)) for m in rows],
+    )
+    return len(rows)
+
+
+async def _insert(conn: Connection, batch: Sequence[Event]) -> None:
+    await conn.execute(
+        _INSERT_EVENTS,
+        [e.case_id for e in batch],
+        [e.kind for e in batch],
+        [e.occurred_at for e in batch],
+        [json_dumps(e.payload) for e in batch],
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    written: int
+    total: int
+    last_occurred_at: dt.datetime | None
+
+
+async def write_events(
+    conn: Connection,
+    events: Sequence[Event],
+    *,
+    clock: Clock | None = None,
+    batch_size: int = 5000,
+    tick: float = 0.05,
+    max_sleep: float = 1.0,
+    progress: Callable[[Progress], None] | None = None,
+) -> int:
+    """Write ``events`` (sorted by time) to ``case_events``; returns how many were written.
+
+    With a ``clock``, each event is written once the clock reaches its
+    ``occurred_at``: all events then due go in one transaction, one INSERT per
+    ``batch_size`` rows, and the writer sleeps (in real seconds, at least
+    ``tick``, at most ``max_sleep`` so a clock that jumps is noticed) until the
+    next one. Without a clock, everything goes at once in transactions of
+    ``batch_size`` (a backlog for benchmarks). Cancelling stops it between
+    batches or rolls the current one back; the count so far stays true.
+    """
+    log = get_logger("monitor.whatif.simulate")
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    times = [e.occurred_at for e in events]
+    if any(b < a for a, b in itertools.pairwise(times)):
+        raise ValueError("events must be sorted by occurred_at")
+    total, written = len(events), 0
+
+    def report() -> None:
+        if progress is not None:
+            progress(Progress(written, total, times[written - 1] if written else None))
+
+    try:
+        if clock is None:
+            while written < total:
+                batch = events[written : written + batch_size]
+                await _insert(conn, batch)
+                written += len(batch)
+                report()
+            return written
+        while written < total:
+            due = bisect.bisect_right(times, clock(), lo=written)
+            if due > written:
+                async with conn.transaction():
+                    for k in range(written, due, batch_size):
+                        await _insert(conn, events[k : min(due, k + batch_size)])
+                written = due
+                report()
+                log.debug("simulate_batch", written=written, last=times[due - 1].isoformat())
+                if written >= total:
+                    break
+            wait = (times[written] - clock()).total_seconds()
+            await trio.sleep(min(max(real_seconds(clock, wait), tick), max_sleep))
+        return written
+    finally:
+        log.info("simulate_written", written=written, total=total)

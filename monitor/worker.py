@@ -1,0 +1,267 @@
+"""The daemon's working loop: the tailer's batches through the pipeline, and the scheduler's ticks.
+
+One session holds the source's tailer and a connection to jiancha's schema.
+The cursor comes from the database at the start of every session (a COMMIT
+whose answer was lost may have happened), the tailer streams batches after
+it, each becomes one transaction (`monitor.pipeline.apply_batch`), and once
+the visible backlog is taken the scheduler's due crossings are ticked (a
+card must not depend on where batches split). A lost connection ends the
+session; the next starts after a capped, jittered backoff. The orphan
+sweep and the checkpoint run between batches, on the same connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import asyncpg
+import trio
+
+from monitor import db
+from monitor.clocks.checkpoint import Checkpointer
+from monitor.db import DISCONNECTS, backoff_delays
+from monitor.log import get_logger
+from monitor.pipeline import Evaluator, apply_batch
+from monitor.source.contract import START, Cursor, Matter
+from monitor.source.tailer import Batch, Tailer
+from monitor.state import store as state_store
+from monitor.wallclock import Clock, real_seconds, utc_now
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = ["Worker", "WorkerConfig", "WorkerStats"]
+
+
+@dataclass
+class WorkerConfig:
+    source_dsn: str
+    dsn: str
+    batch_size: int = 5000
+    poll_interval: float = 1.0
+    probe_interval: float = 10.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 10.0  # after an outage, back within 10 s of the database
+    future_tolerance: dt.timedelta = dt.timedelta(days=1)
+    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    sweep_interval: float = 60.0
+    cache_cases: int = 20_000  # case histories kept in memory between batches
+
+
+@dataclass
+class WorkerStats:
+    """What the loop has done, for logs, ``systemctl status`` and the metrics."""
+
+    events: int = 0
+    dead_letters: int = 0
+    orphans_swept: int = 0
+    batches: int = 0
+    reconnects: int = 0
+    connected: bool = False
+    caught_up_at: float | None = None  # trio clock when the visible backlog was last empty
+    cursor: Cursor = field(default_factory=lambda: START)
+
+    def lag(self, now: float) -> float:
+        """Seconds since the loop last had nothing visible left to take."""
+        return 0.0 if self.caught_up_at is None else max(0.0, now - self.caught_up_at)
+
+
+class Worker:
+    """Tails one source into jiancha's schema and runs the cards; one per daemon."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+        evaluator: Evaluator | None = None,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
+        self.config = config
+        self.evaluator = evaluator
+        self.checkpointer = checkpointer  # saves and resumes the clock table
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stats = WorkerStats()
+        self.tailer = self._tailer()
+        self.cache = state_store.HistoryCache(config.cache_cases)
+        self.on_loop: Callable[[], None] | None = None  # each turn of the loop (the watchdog)
+        self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
+        self.redecided = 0  # cases re-decided at the last start
+        self.log = get_logger("monitor.worker")
+
+    def _tailer(self) -> Tailer:
+        cfg = self.config
+        return Tailer(cfg.source_dsn, batch_size=cfg.batch_size, poll_interval=cfg.poll_interval,
+                      probe_interval=cfg.probe_interval)  # fmt: skip
+
+    def configure(self, **settings: object) -> None:
+        """Take new settings (a reload): the tailer's apply from its next session."""
+        for key, value in settings.items():
+            setattr(self.config, key, value)
+        self.tailer.batch_size = self.config.batch_size
+        self.tailer.poll_interval = self.config.poll_interval
+
+    def wake(self) -> None:
+        """Read now (a test, a reload) rather than at the next poll."""
+        self.tailer.wake()
+
+    def matters(self) -> Mapping[str, Matter]:
+        """The matter catalogue as last loaded from the source."""
+        return self.tailer.matters
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Work forever, reconnecting after any connection loss; started once connected."""
+        cfg = self.config
+        delays = backoff_delays(cfg.backoff_initial, cfg.backoff_max, self.rng)
+        status: trio.TaskStatus[None] | None = task_status
+        while True:
+            try:
+                await self._session(status)
+            except BaseException as exc:  # sorted below: only connection loss is ours
+                if self.stats.connected:  # this session got going: started() was called
+                    status = None
+                    delays = backoff_delays(cfg.backoff_initial, cfg.backoff_max, self.rng)
+                lost = db.only(exc, DISCONNECTS)  # exception groups included
+                if lost is None:
+                    raise
+                self.stats.connected = False
+                self.stats.reconnects += 1
+                delay = delays()
+                self.log.warning("source_disconnected", error=f"{type(lost).__name__}: {lost}",
+                                 retry_in_s=round(delay, 2), cursor_tx=self.stats.cursor.tx,
+                                 cursor_id=self.stats.cursor.event_id)  # fmt: skip
+                await trio.sleep(delay)
+
+    async def _session(self, task_status: trio.TaskStatus[None] | None) -> None:
+        cfg = self.config
+        target: db.Connection | None = None
+        try:
+            target = await db.connect(cfg.dsn)
+            # A COMMIT whose answer was lost may have happened: trust only the database.
+            self.cache = state_store.HistoryCache(cfg.cache_cases)
+            cursor = await state_store.load_cursor(target)
+            self.stats.cursor = cursor
+            send, receive = trio.open_memory_channel[Batch](0)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.tailer.stream, cursor, send)
+                if self.evaluator is not None:  # catch up on what came due while we were away
+                    await self._start_table(target)
+                self.stats.connected = True
+                self.log.info("source_connected", cursor_tx=cursor.tx, cursor_id=cursor.event_id)
+                if task_status is not None:
+                    task_status.started()
+                await self._loop(target, receive)
+        finally:
+            with trio.CancelScope(shield=True):
+                if target is not None:
+                    await target.close()
+                if self.stats.connected:  # a clean stop: the next start resumes from here
+                    await self._save_on_exit()
+
+    async def _loop(self, target: db.Connection, batches: trio.MemoryReceiveChannel[Batch]) -> None:
+        cfg = self.config
+        next_sweep = trio.current_time() + cfg.sweep_interval
+        caught_up = False
+        while True:
+            if self.on_loop is not None:  # the watchdog: a hung loop stops its pings
+                self.on_loop()
+            if trio.current_time() >= next_sweep:
+                await self._sweep(target)
+                next_sweep = trio.current_time() + cfg.sweep_interval
+            batch: Batch | None = None
+            with trio.move_on_after(self._wait(caught_up)):
+                batch = await batches.receive()
+            if batch is None:
+                if caught_up:  # a card may be due: what is visible by now is read first
+                    caught_up = False
+                    self.tailer.wake()
+                continue
+            if batch.events:
+                await self._apply(target, batch)
+            caught_up = batch.caught_up
+            if caught_up:
+                self.stats.caught_up_at = trio.current_time()
+                await self._when_caught_up(target)
+
+    def _wait(self, caught_up: bool) -> float:
+        """How long to wait for a batch: no longer than until the next card comes due."""
+        wait = self.config.poll_interval
+        ev = self.evaluator
+        due = ev.wake_at() if ev is not None and caught_up else None
+        if due is not None:
+            wait = min(wait, max(0.0, real_seconds(self.clock, due - self.clock().timestamp())))
+        return wait
+
+    async def _when_caught_up(self, target: db.Connection) -> None:
+        """The ticks and the checkpoint, which must see the whole visible backlog taken."""
+        ev, ck = self.evaluator, self.checkpointer
+        if ev is None:
+            return
+        if ev.due(self.clock()):
+            await ev.tick(target, self.tailer.matters, self.clock())
+        if ck is not None and ck.due(trio.current_time()) and not ev.pending_reload():
+            await ck.save(target, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
+                          self.stats.cursor, trio.current_time())  # fmt: skip
+
+    async def _apply(self, target: db.Connection, batch: Batch) -> None:
+        started = trio.current_time()
+        result = await apply_batch(
+            target, batch.events, batch.matters, batch.before, self.clock(),
+            evaluator=self.evaluator, cache=self.cache,
+            from_source=self.config.dsn == self.config.source_dsn,
+            future_tolerance=self.config.future_tolerance,
+        )  # fmt: skip
+        self.stats.cursor = result.cursor
+        self.stats.events += result.events
+        self.stats.dead_letters += result.dead
+        self.stats.batches += 1
+        self.log.debug("batch_applied", events=result.events, dead=result.dead,
+                       cases=result.cases,
+                       ms=round((trio.current_time() - started) * 1000, 1))  # fmt: skip
+        if result.dead:
+            self.log.warning("dead_letters", count=result.dead, batch_events=len(batch.events))
+
+    async def _start_table(self, target: db.Connection) -> None:
+        """The scheduler's table: from the checkpoint when it is usable, else built whole."""
+        ev = self.evaluator
+        assert ev is not None
+        ck = self.checkpointer
+        got = None
+        if ck is not None:
+            got = await ck.resume(target, ev.ruleset.fingerprint, ev.cal.fingerprint)
+        if got is None:
+            await ev.start(target, self.tailer.matters, self.clock())
+            self.table_from, self.redecided = "rebuilt", len(ev.table.by_case)
+            return
+        table, changed = got
+        await ev.resume(target, self.tailer.matters, self.clock(), table, changed)
+        self.table_from, self.redecided = "checkpoint", len(changed)
+        self.log.info("checkpoint_resumed", clocks=len(ev.table), redecided=len(changed))
+
+    async def _save_on_exit(self) -> None:
+        """Best effort, on a connection of its own (the loop's may be mid-query)."""
+        ev, ck = self.evaluator, self.checkpointer
+        if ev is None or ck is None or ev.pending_reload() or not self.table_from:
+            return
+        cursor = self.stats.cursor  # consistent with the table: both change together
+        try:
+            with trio.move_on_after(5):
+                async with await db.connect(self.config.dsn, application_name="jiancha") as c:
+                    await ck.save(c, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
+                                  cursor, trio.current_time())  # fmt: skip
+        except (*DISCONNECTS, asyncpg.PostgresError) as exc:
+            self.log.warning("checkpoint_not_saved", error=f"{type(exc).__name__}: {exc}")
+
+    async def _sweep(self, target: db.Connection) -> None:
+        moved = await state_store.sweep_orphans(
+            target, self.clock(), self.config.orphan_grace, cache=self.cache
+        )
+        if moved:
+            self.stats.orphans_swept += moved
+            self.stats.dead_letters += moved
+            self.log.warning("orphans_dead_lettered", events=moved)
