@@ -17,7 +17,7 @@ import gzip
 import hmac
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -95,131 +95,131 @@ class JianchaCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.snapshot()
-        info = InfoMetricFamily("jiancha_build", "jiancha's version")
-        info.add_metric([], {"version": s.version})
-        yield info
-        yield _gauge("jiancha_database_up", "1 when the last snapshot reached the database",
-                     float(s.database_up))  # fmt: skip
-        yield _gauge("jiancha_snapshot_timestamp_seconds", "When these figures were taken",
-                     s.taken_at)  # fmt: skip
-        yield _counter("jiancha_events_ingested_total", "Source events taken", s.events)
-        yield _counter("jiancha_dead_letters_total", "Source events that broke the contract",
-                       s.dead_letters)  # fmt: skip
-        yield _gauge("jiancha_tail_lag_seconds", "Seconds since the tailer last caught up",
-                     s.tail_lag)  # fmt: skip
-        yield _gauge("jiancha_blocking_transaction_age_seconds",
-                     "Age of the oldest write transaction holding the tailer back",
-                     s.blocking_tx_age)  # fmt: skip
-        issued = CounterMetricFamily("jiancha_cards_issued", "Cards issued since start",
-                                     labels=["level"])  # fmt: skip
-        for level in s.levels:
-            issued.add_metric([level], s.cards_issued.get(level, 0))
-        yield issued
-        yield _counter("jiancha_cards_closed_total", "Cards closed since start", s.cards_closed)
-        yield _counter("jiancha_cards_revoked_total", "Cards revoked by jiancha since start",
-                       s.cards_revoked)  # fmt: skip
-        yield _counter("jiancha_escalations_total", "Supervision orders escalated since start",
-                       s.escalations)  # fmt: skip
-        hist = HistogramMetricFamily("jiancha_evaluation_duration_seconds",
-                                     "Duration of the scheduler's evaluation ticks")  # fmt: skip
-        counts = s.eval_buckets or (0,) * (len(EVAL_BUCKETS) + 1)
-        buckets = [(str(b), float(c)) for b, c in zip(EVAL_BUCKETS, counts, strict=False)]
-        buckets.append(("+Inf", float(counts[-1])))
-        hist.add_metric([], buckets, s.eval_sum)
-        yield hist
-        yield _gauge("jiancha_open_clocks", "Running periods in the scheduler's table",
-                     s.open_clocks)  # fmt: skip
-        yield _gauge("jiancha_next_crossing_timestamp_seconds",
-                     "When the next card level is due (0: none scheduled)",
-                     s.next_crossing or 0.0)  # fmt: skip
-        box = GaugeMetricFamily("jiancha_outbox_notifications",
-                                "Notifications in the outbox by channel and state",
-                                labels=["channel", "state"])  # fmt: skip
-        channels = sorted({c for c, _ in s.notifications} | set(s.delivered) | set(s.failed))
-        for ch in channels:
-            for st in s.outbox_states:
-                box.add_metric([ch, st], s.notifications.get((ch, st), 0))
-        yield box
-        sent = CounterMetricFamily(
-            "jiancha_notifications_delivered", "Notifications delivered since start",
-            labels=["channel"],
-        )  # fmt: skip
-        lost = CounterMetricFamily(
-            "jiancha_notifications_failed", "Notifications given up since start",
-            labels=["channel"],
-        )  # fmt: skip
-        for ch in channels:
-            sent.add_metric([ch], s.delivered.get(ch, 0))
-            lost.add_metric([ch], s.failed.get(ch, 0))
-        yield sent
-        yield lost
-        yield _counter(
-            "jiancha_notifications_unrouted_total",
-            "Notifications no route matched (sent to the fallback)",
-            s.unrouted,
-        )
-        cases = GaugeMetricFamily("jiancha_open_cases",
-                                  "Open cases by department, window, matter and card level",
-                                  labels=["department", "window", "matter", "level"])  # fmt: skip
-        groups = sorted({k[:3] for k in s.open_cases})
-        for dept, window, matter in groups:
-            for level in ("none", *s.levels):
-                cases.add_metric([dept, window, matter, level],
-                                 s.open_cases.get((dept, window, matter, level), 0))  # fmt: skip
-        yield cases
-        cards = GaugeMetricFamily("jiancha_active_cards",
-                                  "Open cards by level, rule and department",
-                                  labels=["level", "rule", "department"])  # fmt: skip
-        for (level, rule, dept), n in sorted(s.active_cards.items()):
-            cards.add_metric([level, rule, dept], n)
-        yield cards
-        done = CounterMetricFamily(
-            "jiancha_completions", "Cases whose decision clock ended, by department and "
-            "outcome (early: before the deadline's day; on_time; late)",
-            labels=["department", "outcome"],
-        )  # fmt: skip
-        for dept in sorted({d for d, _ in s.completions}):
-            for outcome in s.outcomes:
-                done.add_metric([dept, outcome], s.completions.get((dept, outcome), 0))
-        yield done
-        ledger = CounterMetricFamily(
-            "jiancha_cards", "Cards in the ledger by department, level and rule",
-            labels=["department", "level", "rule"],
-        )  # fmt: skip
-        for (dept, level, rule), n in sorted(s.cards_total.items()):
-            ledger.add_metric([dept, level, rule], n)
-        yield ledger
-        rated = CounterMetricFamily(
-            "jiancha_ratings", "Cases by their latest rating (5 非常满意 .. 1 非常不满意)",
-            labels=["department", "level"],
-        )  # fmt: skip
-        for dept in sorted({d for d, _ in s.ratings}):
-            for stars in range(1, 6):
-                rated.add_metric([dept, str(stars)], s.ratings.get((dept, stars), 0))
-        yield rated
-        bad = CounterMetricFamily("jiancha_bad_reviews", "Ratings of 1 or 2 (差评)",
-                                  labels=["department"])  # fmt: skip
-        fixed = CounterMetricFamily(
-            "jiancha_bad_reviews_rectified", "Bad ratings rectified (差评整改)",
-            labels=["department"],
-        )  # fmt: skip
-        for dept, (n_bad, n_fixed) in sorted(s.bad_reviews.items()):
-            bad.add_metric([dept], n_bad)
-            fixed.add_metric([dept], n_fixed)
-        yield bad
-        yield fixed
-        yield _gauge("jiancha_calendar_published_through_timestamp_seconds",
-                     "End of the last day with a published holiday schedule",
-                     s.calendar_published_through or 0.0)  # fmt: skip
-        yield _gauge("jiancha_config_last_reload_successful",
-                     "1 when the last reload of configuration, rules and calendar succeeded",
-                     float(s.reload_ok))  # fmt: skip
-        yield _counter("jiancha_config_reloads_failed_total", "Reloads refused since start",
-                       s.reloads_failed)  # fmt: skip
-        hashes = InfoMetricFamily("jiancha_config", "Fingerprints of what is in force")
-        hashes.add_metric([], {"rules": s.rules_hash, "calendar": s.calendar_hash,
-                               "config": s.config_hash})  # fmt: skip
-        yield hashes
+        yield from _daemon(s)
+        yield from _cards(s)
+        yield from _outbox(s)
+        yield from _cases(s)
+        yield from _config(s)
+
+
+def _labelled(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    doc: str,
+    labels: list[str],
+    rows: Iterable[tuple[Sequence[str], float]],
+) -> Metric:
+    family = kind(name, doc, labels=labels)
+    for values, n in rows:
+        family.add_metric(list(values), n)
+    return family
+
+
+def _daemon(s: Snapshot) -> Iterator[Metric]:
+    """The daemon itself: version, database, tailing."""
+    info = InfoMetricFamily("jiancha_build", "jiancha's version")
+    info.add_metric([], {"version": s.version})
+    yield info
+    yield _gauge("jiancha_database_up", "1 when the last snapshot reached the database",
+                 float(s.database_up))  # fmt: skip
+    yield _gauge("jiancha_snapshot_timestamp_seconds", "When these figures were taken",
+                 s.taken_at)  # fmt: skip
+    yield _counter("jiancha_events_ingested_total", "Source events taken", s.events)
+    yield _counter("jiancha_dead_letters_total", "Source events that broke the contract",
+                   s.dead_letters)  # fmt: skip
+    yield _gauge("jiancha_tail_lag_seconds", "Seconds since the tailer last caught up", s.tail_lag)
+    yield _gauge("jiancha_blocking_transaction_age_seconds",
+                 "Age of the oldest write transaction holding the tailer back",
+                 s.blocking_tx_age)  # fmt: skip
+
+
+def _cards(s: Snapshot) -> Iterator[Metric]:
+    """The evaluator: cards since start, its ticks, the table."""
+    yield _labelled(CounterMetricFamily, "jiancha_cards_issued", "Cards issued since start",
+                    ["level"], (([lv], s.cards_issued.get(lv, 0)) for lv in s.levels))  # fmt: skip
+    yield _counter("jiancha_cards_closed_total", "Cards closed since start", s.cards_closed)
+    yield _counter("jiancha_cards_revoked_total", "Cards revoked by jiancha since start",
+                   s.cards_revoked)  # fmt: skip
+    yield _counter("jiancha_escalations_total", "Supervision orders escalated since start",
+                   s.escalations)  # fmt: skip
+    hist = HistogramMetricFamily("jiancha_evaluation_duration_seconds",
+                                 "Duration of the scheduler's evaluation ticks")  # fmt: skip
+    counts = s.eval_buckets or (0,) * (len(EVAL_BUCKETS) + 1)
+    buckets = [(str(b), float(c)) for b, c in zip(EVAL_BUCKETS, counts, strict=False)]
+    buckets.append(("+Inf", float(counts[-1])))
+    hist.add_metric([], buckets, s.eval_sum)
+    yield hist
+    yield _gauge("jiancha_open_clocks", "Running periods in the scheduler's table", s.open_clocks)
+    yield _gauge("jiancha_next_crossing_timestamp_seconds",
+                 "When the next card level is due (0: none scheduled)",
+                 s.next_crossing or 0.0)  # fmt: skip
+
+
+def _outbox(s: Snapshot) -> Iterator[Metric]:
+    """Notifications: in the outbox by state, delivered and given up since start."""
+    channels = sorted({c for c, _ in s.notifications} | set(s.delivered) | set(s.failed))
+    yield _labelled(GaugeMetricFamily, "jiancha_outbox_notifications",
+                    "Notifications in the outbox by channel and state", ["channel", "state"],
+                    (([ch, st], s.notifications.get((ch, st), 0))
+                     for ch in channels for st in s.outbox_states))  # fmt: skip
+    yield _labelled(CounterMetricFamily, "jiancha_notifications_delivered",
+                    "Notifications delivered since start", ["channel"],
+                    (([ch], s.delivered.get(ch, 0)) for ch in channels))  # fmt: skip
+    yield _labelled(CounterMetricFamily, "jiancha_notifications_failed",
+                    "Notifications given up since start", ["channel"],
+                    (([ch], s.failed.get(ch, 0)) for ch in channels))  # fmt: skip
+    yield _counter("jiancha_notifications_unrouted_total",
+                   "Notifications no route matched (sent to the fallback)", s.unrouted)  # fmt: skip
+
+
+def _cases(s: Snapshot) -> Iterator[Metric]:
+    """The figures of schema jiancha: open cases, cards, completions, ratings."""
+    groups = sorted({k[:3] for k in s.open_cases})
+    yield _labelled(GaugeMetricFamily, "jiancha_open_cases",
+                    "Open cases by department, window, matter and card level",
+                    ["department", "window", "matter", "level"],
+                    (([*g, lv], s.open_cases.get((*g, lv), 0))
+                     for g in groups for lv in ("none", *s.levels)))  # fmt: skip
+    yield _labelled(GaugeMetricFamily, "jiancha_active_cards",
+                    "Open cards by level, rule and department", ["level", "rule", "department"],
+                    sorted(s.active_cards.items()))  # fmt: skip
+    depts = sorted({d for d, _ in s.completions})
+    yield _labelled(CounterMetricFamily, "jiancha_completions",
+                    "Cases whose decision clock ended, by department and outcome (early: before "
+                    "the deadline's day; on_time; late)", ["department", "outcome"],
+                    (([d, o], s.completions.get((d, o), 0)) for d in depts for o in s.outcomes),
+                    )  # fmt: skip
+    yield _labelled(CounterMetricFamily, "jiancha_cards",
+                    "Cards in the ledger by department, level and rule",
+                    ["department", "level", "rule"], sorted(s.cards_total.items()))  # fmt: skip
+    rated = sorted({d for d, _ in s.ratings})
+    yield _labelled(CounterMetricFamily, "jiancha_ratings",
+                    "Cases by their latest rating (5 非常满意 .. 1 非常不满意)",
+                    ["department", "level"],
+                    (([d, str(k)], s.ratings.get((d, k), 0)) for d in rated for k in range(1, 6)),
+                    )  # fmt: skip
+    reviews = sorted(s.bad_reviews.items())
+    yield _labelled(CounterMetricFamily, "jiancha_bad_reviews", "Ratings of 1 or 2 (差评)",
+                    ["department"], (([d], bad) for d, (bad, _) in reviews))  # fmt: skip
+    yield _labelled(CounterMetricFamily, "jiancha_bad_reviews_rectified",
+                    "Bad ratings rectified (差评整改)", ["department"],
+                    (([d], fixed) for d, (_, fixed) in reviews))  # fmt: skip
+
+
+def _config(s: Snapshot) -> Iterator[Metric]:
+    """What is in force: the calendar's horizon, reloads, fingerprints."""
+    yield _gauge("jiancha_calendar_published_through_timestamp_seconds",
+                 "End of the last day with a published holiday schedule",
+                 s.calendar_published_through or 0.0)  # fmt: skip
+    yield _gauge("jiancha_config_last_reload_successful",
+                 "1 when the last reload of configuration, rules and calendar succeeded",
+                 float(s.reload_ok))  # fmt: skip
+    yield _counter("jiancha_config_reloads_failed_total", "Reloads refused since start",
+                   s.reloads_failed)  # fmt: skip
+    hashes = InfoMetricFamily("jiancha_config", "Fingerprints of what is in force")
+    hashes.add_metric([], {"rules": s.rules_hash, "calendar": s.calendar_hash,
+                           "config": s.config_hash})  # fmt: skip
+    yield hashes
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

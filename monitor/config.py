@@ -174,30 +174,28 @@ def _keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
             )
 
 
-def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
-    """The notification settings of a parsed ``jiancha.toml``; ConfigError when wrong."""
-    where = str(path) if path else "jiancha.toml"
-    channels: dict[str, Mapping[str, Any]] = {}
-    for name, table in (data.get("channels") or {}).items():
-        if not isinstance(table, dict) or table.get("kind") not in CHANNEL_KINDS:
-            raise ConfigError(
-                f"{where}: [channels.{name}] kind 应为 / must be {' | '.join(CHANNEL_KINDS)}"
-            )
-        channels[name] = table
-    notify = data.get("notify") or {}
-    _keys(notify, {"language", "dashboard_url", "fallback", "give_up_after", "backoff_initial",
-                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease"},
-          f"{where}: [notify]")  # fmt: skip
+class _Notify:
+    """The notification tables of one file, checked against the channels it defines."""
 
-    def known(names: tuple[str, ...], at: str) -> tuple[str, ...]:
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        self.data = data
+        self.where = where
+        self.channels: dict[str, Mapping[str, Any]] = {}
+        for name, table in (data.get("channels") or {}).items():
+            if not isinstance(table, dict) or table.get("kind") not in CHANNEL_KINDS:
+                raise ConfigError(
+                    f"{where}: [channels.{name}] kind 应为 / must be {' | '.join(CHANNEL_KINDS)}"
+                )
+            self.channels[name] = table
+
+    def known(self, names: tuple[str, ...], at: str) -> tuple[str, ...]:
         for n in names:
-            if n not in channels:
-                raise ConfigError(f"{where}: {at}: 未定义的通道 {n!r} / no [channels.{n}]")
+            if n not in self.channels:
+                raise ConfigError(f"{self.where}: {at}: 未定义的通道 {n!r} / no [channels.{n}]")
         return names
 
-    routes = []
-    for i, r in enumerate(data.get("routes") or [], 1):
-        at = f"[[routes]] #{i}"
+    def route(self, r: Mapping[str, Any], at: str) -> Route:
+        where = self.where
         _keys(r, {"levels", "kinds", "departments", "windows", "channels", "to"}, f"{where}: {at}")
         to = _names(r.get("to", []), f"{where}: {at}.to")
         for role in to:
@@ -209,53 +207,76 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
         kinds = frozenset(_names(r.get("kinds", ["card"]), f"{where}: {at}.kinds"))
         if not kinds <= set(KINDS):
             raise ConfigError(f"{where}: {at}.kinds: 应为 {' | '.join(KINDS)}")
-        routes.append(Route(
+        return Route(
             levels=levels, kinds=kinds,
             departments=frozenset(_names(r.get("departments", ["*"]), f"{where}: {at}")),
             windows=frozenset(_names(r.get("windows", ["*"]), f"{where}: {at}")),
-            channels=known(_names(r.get("channels", []), f"{where}: {at}.channels"), at), to=to,
-        ))  # fmt: skip
-    heads: dict[str, str] = {}
-    people: dict[str, dict[str, tuple[str, ...]]] = {"windows": {}, "departments": {}}
-    for section in ("windows", "departments"):
-        for name, table in (data.get(section) or {}).items():
-            at = f"[{section}.{name}]"
-            _keys(table, {"head", "channels"}, f"{where}: {at}")
-            people[section][name] = known(_names(table.get("channels", []), at), at)
-            if "head" in table:
-                heads[f"{section[:-1]}:{name}"] = str(table["head"])
-    q = notify.get("quiet_hours") or {}
+            channels=self.known(_names(r.get("channels", []), f"{where}: {at}.channels"), at),
+            to=to,
+        )  # fmt: skip
+
+    def people(self) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, str]]:
+        """The channels of each window and department, and their heads ("window:W1" -> 张三)."""
+        heads: dict[str, str] = {}
+        people: dict[str, dict[str, tuple[str, ...]]] = {"windows": {}, "departments": {}}
+        for section in ("windows", "departments"):
+            for name, table in (self.data.get(section) or {}).items():
+                at = f"[{section}.{name}]"
+                _keys(table, {"head", "channels"}, f"{self.where}: {at}")
+                people[section][name] = self.known(_names(table.get("channels", []), at), at)
+                if "head" in table:
+                    heads[f"{section[:-1]}:{name}"] = str(table["head"])
+        return people, heads
+
+
+def _quiet(q: Mapping[str, Any], where: str) -> QuietHours:
     _keys(q, {"start", "end", "levels", "non_working_days", "enabled"}, f"{where}: quiet_hours")
-    quiet = QuietHours(
+    return QuietHours(
         start=_clock(q.get("start", "18:00"), "quiet_hours.start"),
         end=_clock(q.get("end", "08:30"), "quiet_hours.end"),
         levels=frozenset(_names(q.get("levels", ["blue", "yellow"]), "quiet_hours.levels")),
         non_working_days=bool(q.get("non_working_days", True)),
         enabled=bool(q.get("enabled", True)),
     )
+
+
+def _seconds(notify: Mapping[str, Any], key: str, default: float) -> float:
+    return _duration(notify.get(key, default), key).total_seconds()
+
+
+def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
+    """The notification settings of a parsed ``jiancha.toml``; ConfigError when wrong."""
+    where = str(path) if path else "jiancha.toml"
+    tables = _Notify(data, where)
+    notify = data.get("notify") or {}
+    _keys(notify, {"language", "dashboard_url", "fallback", "give_up_after", "backoff_initial",
+                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease"},
+          f"{where}: [notify]")  # fmt: skip
+    routes = [
+        tables.route(r, f"[[routes]] #{i}") for i, r in enumerate(data.get("routes") or [], 1)
+    ]
+    people, heads = tables.people()
     language = str(notify.get("language", "zh"))
     if language not in ("zh", "en"):
         raise ConfigError(f"{where}: [notify] language 应为 zh | en")
+    known = tables.known
     return NotifyConfig(
-        channels=channels,
+        channels=tables.channels,
         routes=tuple(routes) or DEFAULT_ROUTES,
         windows=people["windows"],
         departments=people["departments"],
         inspectors=known(_names(notify.get("inspectors", []), "inspectors"), "[notify].inspectors"),
         fallback=known(_names(notify.get("fallback", []), "fallback"), "[notify].fallback"),
         heads=heads,
-        quiet=quiet,
+        quiet=_quiet(notify.get("quiet_hours") or {}, where),
         language=language,
         dashboard_url=str(notify.get("dashboard_url", "")),
         give_up_after=_duration(notify.get("give_up_after", "24h"), "give_up_after"),
-        backoff_initial=_duration(
-            notify.get("backoff_initial", 5), "backoff_initial"
-        ).total_seconds(),
-        backoff_max=_duration(notify.get("backoff_max", 600), "backoff_max").total_seconds(),
-        lease=_duration(notify.get("lease", 120), "lease").total_seconds(),
-        resend_firing_every=_duration(notify.get("resend_firing_every", 300),
-                                      "resend_firing_every").total_seconds(),
-    )  # fmt: skip
+        backoff_initial=_seconds(notify, "backoff_initial", 5),
+        backoff_max=_seconds(notify, "backoff_max", 600),
+        lease=_seconds(notify, "lease", 120),
+        resend_firing_every=_seconds(notify, "resend_firing_every", 300),
+    )
 
 
 def _override_value(text: str) -> Any:

@@ -89,21 +89,43 @@ def _notifier(notify: NotifyConfig, calendar: Calendar,
     return Notifier(notify, calendar) if channels else None
 
 
+class _Laps:
+    """Milliseconds each component took to start, for the ready line."""
+
+    def __init__(self) -> None:
+        self.took: dict[str, float] = {}
+        self.mark = trio.current_time()
+
+    def __call__(self, name: str) -> None:
+        now = trio.current_time()
+        self.took[name] = round((now - self.mark) * 1000, 1)
+        self.mark = now
+
+
+def _serve_metrics(config: DaemonConfig, holder: Holder, nursery: trio.Nursery) -> str | None:
+    """The /metrics endpoint on its thread; HOST:PORT it listens on (None: switched off)."""
+    cfg = config.config
+    address = cfg.metrics_address if config.metrics_address is None else config.metrics_address
+    if not address:
+        return None
+    password = None
+    if cfg.metrics_password_file is not None:
+        password = read_secret(cfg.metrics_password_file)
+    server, port = serve_metrics(
+        address, holder.registry or registry_for(holder), username=cfg.metrics_username,
+        password=password, certfile=cfg.metrics_tls_cert_file, keyfile=cfg.metrics_tls_key_file,
+        holder=holder,
+    )  # fmt: skip
+    nursery.start_soon(_stop_on_cancel, server)
+    return f"{address.rpartition(':')[0]}:{port}"
+
+
 async def serve(
     config: DaemonConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run every component until cancelled; reports ready once all have started."""
-    log = get_logger("monitor.daemon")
     clock = config.clock
-    took: dict[str, float] = {}  # ms each component needed to start, in the ready line
-    mark = trio.current_time()
-
-    def lap(name: str) -> None:
-        nonlocal mark
-        now = trio.current_time()
-        took[name] = round((now - mark) * 1000, 1)
-        mark = now
-
+    lap = _Laps()
     async with db.open_loop(), trio.open_nursery() as nursery:
         notify = config.config.notify
         channels = build_channels(notify)  # a bad channel fails here, before READY
@@ -128,7 +150,7 @@ async def serve(
         await nursery.start(digester.run)
         lap("digester")
         holder = Holder()
-        registry = registry_for(holder)  # before the first snapshot, so it is rendered
+        registry_for(holder)  # before the first snapshot, so that it is rendered
         snapshotter = Snapshotter(holder, config.dsn, worker=worker, evaluator=evaluator,
                                   sender=sender, notifier=evaluator.notifier,
                                   calendar=config.calendar,
@@ -136,44 +158,34 @@ async def serve(
                                   clock=lambda: clock().timestamp())  # fmt: skip
         await nursery.start(snapshotter.run)
         lap("snapshot")
-        address = config.config.metrics_address if config.metrics_address is None else (
-            config.metrics_address)  # fmt: skip
-        port = None
-        if address:
-            cfg = config.config
-            password = None
-            if cfg.metrics_password_file is not None:
-                password = read_secret(cfg.metrics_password_file)
-            server, port = serve_metrics(
-                address, registry, username=cfg.metrics_username, password=password,
-                certfile=cfg.metrics_tls_cert_file, keyfile=cfg.metrics_tls_key_file,
-                holder=holder,
-            )  # fmt: skip
-            nursery.start_soon(_stop_on_cancel, server)
-        metrics = f"{address.rpartition(':')[0]}:{port}" if port else None
-        log.info(
-            "ready",
-            pid=os.getpid(),
-            rules=config.rules.name,
-            rules_hash=config.rules.fingerprint,
-            calendar=config.calendar.name,
-            config=str(config.config.path or "built-in defaults"),
-            config_hash=config.config.fingerprint,
-            channels=sorted(channels),
-            metrics=metrics,
-            startup_ms=took,
-            table=worker.table_from,
-            redecided=worker.redecided,
-            gc_thresholds=list(gc.get_threshold()),
-        )
-        systemd.notify(
-            "READY=1",
-            f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {len(evaluator.table)} 个",
-        )
+        metrics = _serve_metrics(config, holder, nursery)
+        _ready(config, worker, sorted(channels), metrics, lap.took)
         task_status.started(Running(config, worker, sender, digester, snapshotter, metrics))
         if systemd.enabled():
             # as often as the watchdog pings, at most every 10 s
             nursery.start_soon(_status, worker, evaluator, min(10.0, watchdog.interval or 10.0))
+
+
+def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: str | None,
+           took: dict[str, float]) -> None:  # fmt: skip
+    """The ready line in the log, and READY=1 to systemd."""
+    get_logger("monitor.daemon").info(
+        "ready",
+        pid=os.getpid(),
+        rules=config.rules.name,
+        rules_hash=config.rules.fingerprint,
+        calendar=config.calendar.name,
+        config=str(config.config.path or "built-in defaults"),
+        config_hash=config.config.fingerprint,
+        channels=channels,
+        metrics=metrics,
+        startup_ms=took,
+        table=worker.table_from,
+        redecided=worker.redecided,
+        gc_thresholds=list(gc.get_threshold()),
+    )
+    clocks = len(worker.evaluator.table) if worker.evaluator is not None else 0
+    systemd.notify("READY=1", f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {clocks} 个")
 
 
 def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
@@ -205,6 +217,40 @@ async def _stop_on_cancel(server: Any) -> None:
 _RESTART_ONLY = ("source_dsn", "dsn")
 
 
+@dataclass(frozen=True)
+class _Reloaded:
+    """A configuration, its rules, calendar and channels, all loaded and validated."""
+
+    config: Config
+    rules_name: str
+    calendar_name: str
+    rules: RuleSet
+    calendar: Calendar
+    channels: dict[str, Channel]
+
+
+def _load_again(old: DaemonConfig) -> _Reloaded:
+    """Everything a reload takes, validated; raises what is wrong (nothing is swapped yet)."""
+    cfg = load_config(old.config_file)
+    rules_name = old.rules_name if "rules" in old.pinned else cfg.daemon.rules
+    calendar_name = old.calendar_name if "calendar" in old.pinned else cfg.daemon.calendar
+    return _Reloaded(cfg, rules_name, calendar_name, load_rules(rules_name),
+                     load_calendar(calendar_name), build_channels(cfg.notify))  # fmt: skip
+
+
+def _needs_restart(old: DaemonConfig, cfg: Config) -> list[str]:
+    """The changed settings a running daemon cannot take (connections, the listener)."""
+    pinned = old.pinned
+    keys = [
+        k
+        for k in _RESTART_ONLY
+        if k not in pinned and getattr(cfg.daemon, k) not in (None, getattr(old, k))
+    ]
+    if "metrics_address" not in pinned and cfg.metrics_address != old.config.metrics_address:
+        keys.append("metrics.address")
+    return keys
+
+
 def reload(running: Running) -> bool:
     """Re-read configuration, rules and calendar; on any error keep all in force. True if taken.
 
@@ -216,12 +262,7 @@ def reload(running: Running) -> bool:
     old = running.config
     snap = running.snapshotter
     try:
-        cfg = load_config(old.config_file)
-        rules_name = old.rules_name if "rules" in old.pinned else cfg.daemon.rules
-        calendar_name = old.calendar_name if "calendar" in old.pinned else cfg.daemon.calendar
-        rules = load_rules(rules_name)
-        calendar = load_calendar(calendar_name)
-        channels = build_channels(cfg.notify)
+        new = _load_again(old)
     except (ConfigError, RuleError, CalendarError, OSError) as exc:
         log.error("reload_failed", error=str(exc), kept_config=old.config.fingerprint,
                   kept_rules=old.rules.fingerprint)  # fmt: skip
@@ -229,24 +270,18 @@ def reload(running: Running) -> bool:
         snap.reloads_failed += 1
         return False
     snap.reload_ok = True
-    pinned = old.pinned
-    restart = [
-        k
-        for k in _RESTART_ONLY
-        if k not in pinned and getattr(cfg.daemon, k) not in (None, getattr(old, k))
-    ]
-    if "metrics_address" not in pinned and cfg.metrics_address != old.config.metrics_address:
-        restart.append("metrics.address")
-    if restart:  # fmt: skip
+    cfg, rules, calendar, channels = new.config, new.rules, new.calendar, new.channels
+    restart = _needs_restart(old, cfg)
+    if restart:
         log.warning("reload_needs_restart", keys=restart)
     worker = running.worker
     worker.configure(**{key: getattr(cfg.daemon, key)
                         for key in ("batch_size", "poll_interval", "orphan_grace")
-                        if key not in pinned})  # fmt: skip
+                        if key not in old.pinned})  # fmt: skip
     wcfg = worker.config
     running.config = replace(
-        old, config=cfg, rules=rules, calendar=calendar, rules_name=rules_name,
-        calendar_name=calendar_name, batch_size=wcfg.batch_size,
+        old, config=cfg, rules=rules, calendar=calendar, rules_name=new.rules_name,
+        calendar_name=new.calendar_name, batch_size=wcfg.batch_size,
         poll_interval=wcfg.poll_interval, orphan_grace=wcfg.orphan_grace,
     )  # fmt: skip
     notifier = _notifier(cfg.notify, calendar, channels)
@@ -254,12 +289,11 @@ def reload(running: Running) -> bool:
     before = evaluator.notifier if evaluator is not None else None
     if notifier is not None and before is not None:  # counters carry over
         notifier.unrouted, notifier.dropped = before.unrouted, before.dropped
-    sender = running.sender
-    sender.configure(channels, cfg.notify)
+    running.sender.configure(channels, cfg.notify)
     digester = running.digester
     digester.cfg, digester.cal, digester.ruleset = cfg.notify, calendar, rules
     snap.notifier, snap.calendar, snap.config_hash = notifier, calendar, cfg.fingerprint
-    if "log" not in pinned:
+    if "log" not in old.pinned:
         configure_logging(cfg.daemon.log_level, json=_log_json(cfg.daemon.log_format))
     changed = cfg.fingerprint != old.config.fingerprint
     if evaluator is not None:
@@ -269,7 +303,7 @@ def reload(running: Running) -> bool:
     log.info("reloaded" if changed else "reload_unchanged", config_hash=cfg.fingerprint,
              rules_hash=rules.fingerprint, calendar=calendar.name,
              channels=sorted(channels))  # fmt: skip
-    sender.wake()
+    running.sender.wake()
     worker.wake()
     return changed
 

@@ -166,26 +166,7 @@ def configure_logging(
     if _applied == (min_level, as_json, out) and structlog.is_configured():
         return
 
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        _add_logger_name,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer: Processor
-    if as_json:
-        tail: list[Processor] = [
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-        ]
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
-    else:
-        tail = [structlog.processors.StackInfoRenderer(), redact_secrets]
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=_isatty(out) and "NO_COLOR" not in os.environ
-        )
-
+    shared, tail, renderer = _processors(as_json, out)
     structlog.configure(
         processors=[*shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),
@@ -216,6 +197,26 @@ def configure_logging(
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(min_level, logging.WARNING))
     _applied = (min_level, as_json, out)
+
+
+def _processors(as_json: bool, out: TextIO) -> tuple[list[Processor], list[Processor], Processor]:
+    """The chain: what every record gets, what comes before rendering, the renderer."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        _add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if as_json:
+        tail: list[Processor] = [
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+        ]
+        return shared, tail, structlog.processors.JSONRenderer(ensure_ascii=False)
+    tail = [structlog.processors.StackInfoRenderer(), redact_secrets]
+    colors = _isatty(out) and "NO_COLOR" not in os.environ
+    return shared, tail, structlog.dev.ConsoleRenderer(colors=colors)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -8,7 +8,7 @@ and an operator), so each migration is applied exactly once. A database that
 is ahead of this jiancha, or whose applied migrations differ from the files,
 is refused rather than guessed at. A migration runs inside that transaction,
 so it must not contain BEGIN/COMMIT or ``CREATE INDEX CONCURRENTLY``.
-``monitor/sql/schema.sql`` is the schema as it stands after all migrations,
+``deploy/sql/schema.sql`` is the schema as it stands after all migrations,
 kept equal to them by a test.
 
 ``install_source`` applies ``deploy/sql/source.sql`` (the source contract),

@@ -68,6 +68,11 @@ GROUP BY 1, 2, 3
 """
 
 
+# The figures a snapshot takes from schema jiancha (kept from the last one while it is away).
+_FROM_DATABASE = ("open_cases", "active_cards", "notifications", "completions", "cards_total",
+                  "ratings", "bad_reviews")  # fmt: skip
+
+
 class Snapshotter:
     """Takes the snapshots; one per daemon."""
 
@@ -145,36 +150,38 @@ class Snapshotter:
         # rendering the exposition takes time at scale: a worker thread, not the loop
         await trio.to_thread.run_sync(self.holder.publish, self._figures(rows))
 
+    def _horizon(self) -> float | None:
+        """Unix seconds of the end of the last day with a published holiday schedule."""
+        if self.calendar is None:
+            return None
+        through = self.calendar.published_through(np.datetime64(dt.datetime.now(dt.UTC).date()))
+        return None if through is None else utc_timestamp(through)
+
+    def _counts(self, rows: dict[str, list[Any]] | None) -> dict[str, Any]:
+        """The aggregate figures of schema jiancha; the last ones while the database is away."""
+        if rows is None:
+            old = self.holder.get()
+            return {k: getattr(old, k) for k in _FROM_DATABASE}
+        return {
+            "open_cases": {(r["department"], r["window"], r["matter"], r["level"]): int(r["n"])
+                           for r in rows["cases"]},
+            "active_cards": {(r["level"], r["rule"], r["department"]): int(r["n"])
+                             for r in rows["cards"]},
+            "notifications": {(r["channel"], r["state"]): int(r["n"]) for r in rows["outbox"]},
+            "completions": {(r["department"], r["outcome"]): int(r["n"])
+                            for r in rows["completions"]},
+            "cards_total": {(r["department"], r["level"], r["rule"]): int(r["n"])
+                            for r in rows["all_cards"]},
+            "ratings": {(r["department"], int(r["rating"])): int(r["n"]) for r in rows["ratings"]},
+            "bad_reviews": {r["department"]: (int(r["bad"]), int(r["rectified"]))
+                            for r in rows["reviews"]},
+        }  # fmt: skip
+
     def _figures(self, rows: dict[str, list[Any]] | None) -> Snapshot:
         self._fold_ticks()
         w, e, snd = self.worker, self.evaluator, self.sender
-        horizon = None
-        if self.calendar is not None:
-            today = np.datetime64(dt.datetime.now(dt.UTC).date(), "D")
-            through = self.calendar.published_through(today)
-            horizon = None if through is None else utc_timestamp(through)
         stats = e.stats if e is not None else None
-        kw: dict[str, object] = {}
-        if rows is not None:
-            kw["open_cases"] = {(r["department"], r["window"], r["matter"], r["level"]): int(r["n"])
-                                for r in rows["cases"]}  # fmt: skip
-            kw["active_cards"] = {(r["level"], r["rule"], r["department"]): int(r["n"])
-                                  for r in rows["cards"]}  # fmt: skip
-            kw["notifications"] = {(r["channel"], r["state"]): int(r["n"])
-                                   for r in rows["outbox"]}  # fmt: skip
-            kw["completions"] = {(r["department"], r["outcome"]): int(r["n"])
-                                 for r in rows["completions"]}  # fmt: skip
-            kw["cards_total"] = {(r["department"], r["level"], r["rule"]): int(r["n"])
-                                 for r in rows["all_cards"]}  # fmt: skip
-            kw["ratings"] = {(r["department"], int(r["rating"])): int(r["n"])
-                             for r in rows["ratings"]}  # fmt: skip
-            kw["bad_reviews"] = {r["department"]: (int(r["bad"]), int(r["rectified"]))
-                                 for r in rows["reviews"]}  # fmt: skip
-        elif (old := self.holder.get()) is not None:  # the database is away: keep the last
-            kw.update(open_cases=old.open_cases, active_cards=old.active_cards,
-                      notifications=old.notifications, completions=old.completions,
-                      cards_total=old.cards_total, ratings=old.ratings,
-                      bad_reviews=old.bad_reviews)  # fmt: skip
+        due = e.wake_at() if e is not None else None
         per = snd.stats.by_channel if snd is not None else {}
         return Snapshot(
             taken_at=self.clock(),
@@ -193,18 +200,16 @@ class Snapshotter:
             escalations=stats.escalated if stats else 0,
             eval_buckets=tuple(self.tick_buckets),
             eval_sum=self.tick_sum,
-            next_crossing=float(due)
-            if e is not None and (due := e.wake_at()) is not None
-            else None,
+            next_crossing=None if due is None else float(due),
             open_clocks=len(e.table) if e is not None else 0,
             delivered={c: v["delivered"] for c, v in per.items()},
             failed={c: v["failed"] for c, v in per.items()},
             unrouted=self.notifier.unrouted if self.notifier is not None else 0,
-            calendar_published_through=horizon,
+            calendar_published_through=self._horizon(),
             rules_hash=e.ruleset.fingerprint if e is not None else "",
             calendar_hash=e.cal.fingerprint if e is not None else "",
             config_hash=self.config_hash,
             reload_ok=self.reload_ok,
             reloads_failed=self.reloads_failed,
-            **kw,  # type: ignore[arg-type]
+            **self._counts(rows),
         )

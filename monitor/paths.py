@@ -84,8 +84,16 @@ def source_sql() -> Path:
     return deploy_sql_dir() / "source.sql"
 
 
+def schema_snapshot() -> Path:
+    """``schema.sql``: schema ``jiancha`` as all migrations leave it, for DBAs to review.
+
+    The migrations are what runs; a test keeps the snapshot equal to them.
+    """
+    return deploy_sql_dir() / "schema.sql"
+
+
 def sql_dir() -> Path:
-    """SQL of schema ``jiancha``: ``schema.sql`` (the snapshot) and ``migrations/``."""
+    """SQL of schema ``jiancha``: ``bootstrap.sql`` and ``migrations/``."""
     return _PACKAGE / "sql"
 
 

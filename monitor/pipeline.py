@@ -25,11 +25,11 @@ import asyncpg
 
 from monitor.calendar import Calendar
 from monitor.cards.ledger import DbStore
-from monitor.cards.store import Escalated, Store, Written
+from monitor.cards.store import CardRecord, Store, Written
 from monitor.clocks.scheduler import Scheduler, row_of
 from monitor.clocks.table import ClockRow, ClockTable
 from monitor.db import Connection, only
-from monitor.engine.cards import CaseDecision, ExistingCard
+from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
 from monitor.engine.outcomes import outcomes_of
 from monitor.log import get_logger
@@ -146,23 +146,20 @@ class Evaluator:
         matters: Mapping[str, Matter],
         now: dt.datetime,
     ) -> Written:
-        issue = [c for d in decisions for c in d.issue]
-        close = [c for d in decisions for c in d.close]
-        revoke = [c for d in decisions for c in d.revoke]
-        by_id = {v.case_id: v for v in views}
-        written = await store.write(issue, close, revoke, by_id, self.ruleset, self.cal, now)
+        decided = Decided.of(decisions, views)
+        written = await store.write(decided, self.ruleset, self.cal, now)
         outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
                     if d.outcome is not None and d.outcome[1]}  # fmt: skip
         if outcomes:
             await store.record_outcomes(outcomes)
         if written.issued and self.notifier is not None and store.conn is not None:
             lang = self.notifier.cfg.language
-            facts = card_facts(written.issued, issue, by_id, self.ruleset, matters, lang)
+            facts = card_facts(written.issued, decided, self.ruleset, matters, lang)
             await self.notifier.enqueue(store.conn, [(f, "card") for f in facts], now)
         return written
 
     async def _escalate(self, store: Store, matters: Mapping[str, Matter],
-                        now: dt.datetime) -> list[Escalated]:  # fmt: skip
+                        now: dt.datetime) -> list[CardRecord]:  # fmt: skip
         escalated = await store.escalate(now)
         if escalated and self.notifier is not None and store.conn is not None:
             facts = escalation_facts(escalated, self.ruleset, matters, self.notifier.cfg.language)

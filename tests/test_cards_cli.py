@@ -22,7 +22,8 @@ import pytest
 import trio
 
 from monitor import cards, db
-from monitor.cli.cards import display_width, format_table, register
+from monitor.cli._format import display_width, format_table
+from monitor.cli.cards import register
 from monitor.vocab import CARD_STATUSES
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing

@@ -118,7 +118,7 @@ async def _catalog(conn: db.Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 async def test_snapshot_equals_the_migrations(fresh_dsn: str, other_dsn: str) -> None:
     migrated_dsn, snapshot_dsn = fresh_dsn, other_dsn
-    snapshot = (paths.sql_dir() / "schema.sql").read_text(encoding="utf-8")
+    snapshot = paths.schema_snapshot().read_text(encoding="utf-8")
     async with db.open_loop():
         async with await db.connect(migrated_dsn) as conn:
             await migrate(conn)

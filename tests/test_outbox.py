@@ -318,19 +318,20 @@ def test_secrets_from_files_or_systemd_credentials(tmp_path, monkeypatch):
 
 
 def test_english_messages_and_unrouted_cards_are_counted(cal):
+    from monitor.cards import CardRecord
     from monitor.outbox import CardFacts, render
 
     cfg = config(CHANNELS.replace("[notify]", '[notify]\nlanguage = "en"'))
-    facts = CardFacts(7, "C1", "decision", "decision_time", "yellow", z("2024-02-20T16:00:00"),
+    card = CardRecord(7, "C1", "decision", "decision_time", "yellow", z("2024-02-20T16:00:00"),
                       z("2024-02-21T16:00:00"), "M1", "住建局", "W1",
-                      {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0},
-                      "promised time limit", "建筑工程施工许可")  # fmt: skip
+                      {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0})  # fmt: skip
+    facts = CardFacts(card, "promised time limit", "建筑工程施工许可")
     text = render(facts, "card", cfg, cal, cfg.heads).text
     assert text.splitlines()[0] == "[yellow card] window W1 · promised time limit"
     assert "Remaining: 1.0 working days" in text and "Deadline: 2024-02-21 24:00" in text
     notifier = Notifier(cfg, cal)
-    lost = CardFacts(8, "C9", "decision", "decision_time", "blue", z("2024-02-20T16:00:00"),
-                     None, "M1", "文旅局", "W9")  # fmt: skip
+    lost = CardFacts(CardRecord(8, "C9", "decision", "decision_time", "blue",
+                                z("2024-02-20T16:00:00"), None, "M1", "文旅局", "W9"))  # fmt: skip
     rows = notifier.rows([(facts, "card"), (lost, "card")], z("2024-02-21T02:00:00"))
     assert [(r[0], r[4]) for r in rows] == [("card:7:w1", True), ("card:8:ops", False)]
     assert notifier.unrouted == 1 and notifier.dropped == 0

@@ -56,7 +56,7 @@ def test_wheel_carries_rules_sql_dashboards_deploy_and_console_script(wheel: Pat
     # the SQL that `jiancha db migrate` and `jiancha db install-source` run
     migrations = {f"monitor/sql/migrations/{m.path.name}" for m in load_migrations()}
     assert migrations <= names
-    assert {"monitor/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
+    assert {"monitor/_deploy/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
     assert "monitor/_deploy/sql/source.sql" in names
     # every generated dashboard (pyproject.toml lists them one by one), not their generator
     boards = sorted(p.name for p in (ROOT / "dashboards").glob("*.json"))

@@ -11,32 +11,18 @@ Instants are UTC (numpy ``datetime64``); days are the centre's local dates.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.i18n import t
-from monitor.paths import rules_dir
 
 from . import _kernel
-from ._spec import FIRST_YEAR, LAST_YEAR, CalendarError, CalendarSpec, parse_spec_file
-from ._tables import (
-    D0,
-    DEFAULT_TZ,
-    N_DAYS,
-    DayModel,
-    Tables,
-    apply_spec,
-    build_tables,
-    national_days,
-    weekday_days,
-)
+from ._spec import FIRST_YEAR, LAST_YEAR, CalendarError, CalendarSpec
+from ._tables import D0, N_DAYS, DayModel, Tables
 
 __all__ = [
     "BUILTIN_CALENDARS",
@@ -71,6 +57,45 @@ class ClockState:
     provisional: BoolArray
     level: npt.NDArray[np.int8] | None = None  # with thresholds: 0 none .. 3 red; -1 unknown
     next_change: Instants | None = None  # with thresholds: when the level would next rise
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...], *, levels: bool) -> ClockState:
+        """Outputs for ``shape`` clocks, with the level outputs only when asked for."""
+        return cls(
+            consumed=np.empty(shape, dtype=np.float64),
+            remaining=np.empty(shape, dtype=np.float64),
+            deadline=np.empty(shape, dtype="datetime64[s]"),
+            provisional=np.empty(shape, dtype=np.bool_),
+            level=np.empty(shape, dtype=np.int8) if levels else None,
+            next_change=np.empty(shape, dtype="datetime64[s]") if levels else None,
+        )
+
+
+def _clock_inputs(
+    starts: npt.ArrayLike,
+    limits: npt.ArrayLike,
+    extensions: npt.ArrayLike,
+    paused: npt.ArrayLike,
+    paused_since: npt.ArrayLike,
+    blue_at: npt.ArrayLike | None,
+    yellow_at: npt.ArrayLike | None,
+    red_at: npt.ArrayLike | None,
+) -> list[npt.NDArray[Any]]:
+    """`Calendar.evaluate`'s inputs as the kernel's dtypes; thresholds only when asked."""
+    inputs = [
+        _instants(np.asarray(starts)),
+        _ints(np.asarray(limits)),
+        _ints(np.asarray(extensions)),
+        np.asarray(paused, dtype=np.float64),
+        _instants(np.asarray(paused_since, dtype="datetime64[s]")),
+    ]
+    if blue_at is not None or yellow_at is not None or red_at is not None:
+        # only then: at 10M clocks these would be 160 MB of NaN
+        for thresholds in (blue_at, yellow_at):
+            inputs.append(np.asarray(np.nan if thresholds is None else thresholds, float))
+        if red_at is not None:
+            inputs.append(np.asarray(red_at, float))
+    return inputs
 
 
 def _instants(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
@@ -381,31 +406,13 @@ class Calendar:
         end of the working day in which consumed time gets there.
         """
         with_levels = blue_at is not None or yellow_at is not None or red_at is not None
-        inputs = [
-            _instants(np.asarray(starts)),
-            _ints(np.asarray(limits)),
-            _ints(np.asarray(extensions)),
-            np.asarray(paused, dtype=np.float64),
-            _instants(np.asarray(paused_since, dtype="datetime64[s]")),
-        ]
-        if with_levels:  # only then: at 10M clocks these would be 160 MB of NaN
-            for thresholds in (blue_at, yellow_at):
-                inputs.append(np.asarray(np.nan if thresholds is None else thresholds, float))
-            if red_at is not None:
-                inputs.append(np.asarray(red_at, float))
-        shape, flat = _flat(*inputs)
+        shape, flat = _flat(*_clock_inputs(starts, limits, extensions, paused, paused_since,
+                                           blue_at, yellow_at, red_at))  # fmt: skip
         s, lim, ext, pz, since = flat[:5]
         blue, yellow = flat[5:7] if with_levels else (None, None)
         red = flat[7] if red_at is not None else None
         if out is None:
-            out = ClockState(
-                consumed=np.empty(shape, dtype=np.float64),
-                remaining=np.empty(shape, dtype=np.float64),
-                deadline=np.empty(shape, dtype="datetime64[s]"),
-                provisional=np.empty(shape, dtype=np.bool_),
-                level=np.empty(shape, dtype=np.int8) if with_levels else None,
-                next_change=np.empty(shape, dtype="datetime64[s]") if with_levels else None,
-            )
+            out = ClockState.empty(shape, levels=with_levels)
         now_s = int(np.asarray(now, dtype="datetime64[s]").astype(np.int64))
         tb = self._t
         bad = _kernel.sized(_kernel.clock_kernel, s.shape[0])(
@@ -454,107 +461,9 @@ class Calendar:
         return bad
 
 
-# --- loading ----------------------------------------------------------------
-
-
-def calendar_search_path() -> list[Path]:
-    """Folders searched for ``NAME.toml``: ``JIANCHA_CALENDAR_PATH`` first, then rules/."""
-    extra = os.environ.get("JIANCHA_CALENDAR_PATH", "")
-    dirs = [Path(p) for p in extra.split(os.pathsep) if p]
-    return [*dirs, rules_dir() / "calendars"]
-
-
-def available_calendars(search_path: list[Path] | None = None) -> dict[str, str]:
-    """Calendar names that ``load_calendar`` accepts, with their descriptions."""
-    found = dict(BUILTIN_CALENDARS)
-    for folder in reversed(search_path or calendar_search_path()):
-        for path in sorted(folder.glob("*.toml")):
-            try:
-                found[path.stem] = parse_spec_file(path).description
-            except CalendarError as exc:
-                found[path.stem] = f"⚠ {exc}"
-    return found
-
-
-def _find_spec(name: str, search_path: list[Path]) -> CalendarSpec | None:
-    if name.endswith(".toml") or os.sep in name:
-        return parse_spec_file(Path(name))
-    for folder in search_path:
-        path = folder / f"{name}.toml"
-        if path.is_file():
-            return parse_spec_file(path, name)
-    return None
-
-
-def load_calendar(name: str = "cn", *, search_path: list[Path] | None = None) -> Calendar:
-    """A calendar by name (or path): its file's overrides on top of its base's.
-
-    ``national`` and ``weekdays`` are built in; any other name is a file
-    ``NAME.toml`` on ``calendar_search_path()``, whose ``base`` is another
-    name (``national`` by default). Raises CalendarError with file and line.
-    """
-    path = search_path if search_path is not None else calendar_search_path()
-    chain: list[CalendarSpec] = []
-    current = name
-    while True:
-        spec = _find_spec(current, path)
-        if spec is None:
-            if current in BUILTIN_CALENDARS:
-                break
-            allowed = ", ".join(sorted(available_calendars(path)))
-            searched = ", ".join(str(p) for p in path)
-            message = t("cal.not_found", name=current, searched=searched, allowed=allowed)
-            if chain:
-                message = t("cal.unknown_base", value=current, allowed=allowed)
-                raise CalendarError(message, chain[-1].path, _base_line(chain[-1]))
-            raise CalendarError(message)
-        if any(s.path == spec.path for s in chain):
-            links = " → ".join([*(s.name for s in chain), spec.name])
-            raise CalendarError(t("cal.cycle", chain=links), spec.path)
-        chain.append(spec)
-        current = spec.base
-    return build_calendar(tuple(reversed(chain)), base=current, name=name)
-
-
-def _base_line(spec: CalendarSpec) -> int | None:
-    if spec.path is None:
-        return None
-    for no, line in enumerate(spec.path.read_text("utf-8").splitlines(), 1):
-        if line.strip().startswith("base"):
-            return no
-    return None
-
-
-@functools.lru_cache(maxsize=8)
-def _base_model(base: str) -> DayModel:
-    return national_days() if base == "national" else weekday_days()
-
-
-def build_calendar(
-    specs: tuple[CalendarSpec, ...] = (), *, base: str = "national", name: str | None = None
-) -> Calendar:
-    """A calendar from a built-in base and specs applied in order (base first)."""
-    if base not in BUILTIN_CALENDARS:
-        raise CalendarError(
-            t("cal.unknown_base", value=base, allowed=", ".join(sorted(BUILTIN_CALENDARS)))
-        )
-    model = _base_model(base)
-    tz: str | None = None
-    hours: tuple[tuple[int, int], ...] | None = None
-    for spec in specs:
-        model = apply_spec(model, spec)
-        tz = spec.timezone or tz
-        hours = spec.office_hours if spec.office_hours is not None else hours
-    tz = tz or DEFAULT_TZ
-    hours = hours or ()
-    tables = build_tables(model, tz, hours)
-    description = specs[-1].description if specs else BUILTIN_CALENDARS[base]
-    return Calendar(
-        name or (specs[-1].name if specs else base),
-        tables,
-        timezone=tz,
-        office_hours=hours,
-        model=model,
-        specs=specs,
-        description=description,
-    )
+from ._load import (  # noqa: E402  (they build Calendar objects)
+    available_calendars,
+    build_calendar,
+    calendar_search_path,
+    load_calendar,
+)

@@ -22,7 +22,7 @@ from monitor.cards.lifecycle import (
     transition,
 )
 from monitor.cards.query import CardFilter, list_cards, show_card
-from monitor.cards.store import Escalated, Store, Written
+from monitor.cards.store import CardRecord, Store, Written
 
 __all__ = [
     "ACTIONS",
@@ -35,7 +35,7 @@ __all__ = [
     "CardError",
     "CardFilter",
     "CardNotFound",
-    "Escalated",
+    "CardRecord",
     "Result",
     "Store",
     "TransitionRefused",

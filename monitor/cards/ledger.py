@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from monitor.calendar import Calendar
-from monitor.cards.store import Escalated, Written
+from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import epoch, from_epoch
 from monitor.db import Connection, json_dumps
-from monitor.engine.cards import Closing, ExistingCard, NewCard, Outcome
+from monitor.engine.cards import Closing, Decided, ExistingCard, NewCard, Outcome
 from monitor.rules import RuleSet
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.vocab import OPEN_STATUSES, level_name, level_number
@@ -110,16 +110,10 @@ async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[
 
 
 async def write(
-    conn: Connection,
-    issue: Sequence[NewCard],
-    close: Sequence[Closing],
-    revoke: Sequence[Closing],
-    cases: Mapping[str, CaseView],
-    ruleset: RuleSet,
-    cal: Calendar,
-    now: dt.datetime,
+    conn: Connection, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
 ) -> Written:
     """Issue, close and revoke cards; call inside the transaction that caused them."""
+    issue, close, cases = decided.issue, decided.close, decided.cases
     issued: list[ExistingCard] = []
     if issue:
         reply_due = reply_deadlines(issue, ruleset, cal, now)
@@ -152,7 +146,7 @@ async def write(
         ]
         close = [*close, *at_once]
     closed = await _transition(conn, close, "closed", now)
-    revoked = await _transition(conn, revoke, "revoked", now)
+    revoked = await _transition(conn, decided.revoke, "revoked", now)
     return Written(issued, closed, revoked)
 
 
@@ -198,12 +192,12 @@ async def _transition(
     return len(rows)
 
 
-async def escalate(conn: Connection, now: dt.datetime) -> list[Escalated]:
+async def escalate(conn: Connection, now: dt.datetime) -> list[CardRecord]:
     """Escalate every open supervision order whose reply is overdue; the cards escalated."""
     return [
-        Escalated(r["id"], r["case_id"], r["clock"], r["rule"], r["level"], r["issued_at"],
-                  r["deadline"], r["matter"], r["department"], r["window"], r["detail"] or {},
-                  r["reply_due"])
+        CardRecord(r["id"], r["case_id"], r["clock"], r["rule"], r["level"], r["issued_at"],
+                   r["deadline"], r["matter"], r["department"], r["window"], r["detail"] or {},
+                   r["reply_due"])
         for r in await conn.fetch(_ESCALATE, now, ["issued", "appealed"])
     ]  # fmt: skip
 
@@ -252,18 +246,11 @@ class DbStore:
         return await cards_of(self.conn, case_ids)
 
     async def write(
-        self,
-        issue: Sequence[NewCard],
-        close: Sequence[Closing],
-        revoke: Sequence[Closing],
-        cases: Mapping[str, CaseView],
-        ruleset: RuleSet,
-        cal: Calendar,
-        now: dt.datetime,
+        self, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
     ) -> Written:
-        return await write(self.conn, issue, close, revoke, cases, ruleset, cal, now)
+        return await write(self.conn, decided, ruleset, cal, now)
 
-    async def escalate(self, now: dt.datetime) -> list[Escalated]:
+    async def escalate(self, now: dt.datetime) -> list[CardRecord]:
         return await escalate(self.conn, now)
 
     async def next_reply_due(self) -> dt.datetime | None:

@@ -163,6 +163,45 @@ def _required(value: str, zh: str, en: str) -> str:
     return text
 
 
+def _actor(by: str) -> str:
+    actor = _required(by, "操作人（--by）", "the actor (--by)")
+    if actor == SYSTEM_ACTOR:
+        raise BadInput(
+            f"操作人不能是 {SYSTEM_ACTOR}（该名称保留给系统自身的记录）",
+            f"the actor cannot be {SYSTEM_ACTOR} (reserved for the daemon's own steps)",
+        )
+    return actor
+
+
+def _steps(action: Action, status: str, new_status: str, result: Result | None,
+           replies: bool) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+    """The ledger rows one step appends: (kind, detail); a revoking decision appends two."""
+    detail: dict[str, Any] = {"from": status, "to": new_status}
+    if action == "decide":
+        detail["result"] = result
+    if replies:
+        detail["replied_to_order"] = True
+    steps: list[tuple[str, dict[str, Any]]] = [(_EVENT_KIND[action], detail)]
+    if action == "decide" and new_status == "revoked":
+        steps.append(("revoked", {"from": status, "to": new_status, "via": "appeal_decided"}))
+    return steps
+
+
+_LOCK = "SELECT status, reply_due, replied_at FROM jiancha.cards WHERE id = $1 FOR UPDATE"
+_WAS_ACKNOWLEDGED = (
+    "SELECT EXISTS (SELECT 1 FROM jiancha.card_events WHERE card_id = $1 AND kind = 'acknowledged')"
+)
+_APPEND = (
+    "INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)"
+    f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EVENT_COLUMNS}"
+)
+_UPDATE = (
+    "UPDATE jiancha.cards SET status = $2, updated_at = $3,"
+    " replied_at = CASE WHEN $4 THEN $3 ELSE replied_at END"
+    f" WHERE id = $1 RETURNING {CARD_COLUMNS}"
+)
+
+
 async def act(
     conn: Connection,
     card_id: int,
@@ -183,65 +222,25 @@ async def act(
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware instant")
-    actor = _required(by, "操作人（--by）", "the actor (--by)")
-    if actor == SYSTEM_ACTOR:
-        raise BadInput(
-            f"操作人不能是 {SYSTEM_ACTOR}（该名称保留给系统自身的记录）",
-            f"the actor cannot be {SYSTEM_ACTOR} (reserved for the daemon's own steps)",
-        )
+    actor = _actor(by)
     why = _required(reason, "原因或说明（--reason）", "the reason (--reason)")
-
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT status, reply_due, replied_at FROM jiancha.cards WHERE id = $1 FOR UPDATE",
-            card_id,
-        )
+        row = await conn.fetchrow(_LOCK, card_id)
         if row is None:
             raise CardNotFound(card_id)
         status: str = row["status"]
         # Only an upheld appeal looks back: where did the card stand before it?
         acknowledged_before = action == "decide" and bool(
-            await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM jiancha.card_events"
-                " WHERE card_id = $1 AND kind = 'acknowledged')",
-                card_id,
-            )
+            await conn.fetchval(_WAS_ACKNOWLEDGED, card_id)
         )
         try:
             new_status = transition(status, action, result, acknowledged_before)
         except TransitionRefused as exc:
             raise exc.for_card(card_id) from None
-
         replies = action == "ack" and row["reply_due"] is not None and row["replied_at"] is None
-        detail: dict[str, Any] = {"from": status, "to": new_status}
-        if action == "decide":
-            detail["result"] = result
-        if replies:
-            detail["replied_to_order"] = True
-        steps: list[tuple[str, dict[str, Any]]] = [(_EVENT_KIND[action], detail)]
-        if action == "decide" and new_status == "revoked":
-            steps.append(("revoked", {"from": status, "to": new_status, "via": "appeal_decided"}))
-
         events: list[dict[str, Any]] = []
-        for kind, step_detail in steps:
-            inserted = await conn.fetch(
-                "INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)"
-                f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EVENT_COLUMNS}",
-                card_id,
-                kind,
-                now,
-                actor,
-                why,
-                step_detail,
-            )
+        for kind, detail in _steps(action, status, new_status, result, replies):
+            inserted = await conn.fetch(_APPEND, card_id, kind, now, actor, why, detail)
             events.append(dict(inserted[0]))
-        updated = await conn.fetch(
-            "UPDATE jiancha.cards SET status = $2, updated_at = $3,"
-            " replied_at = CASE WHEN $4 THEN $3 ELSE replied_at END"
-            f" WHERE id = $1 RETURNING {CARD_COLUMNS}",
-            card_id,
-            new_status,
-            now,
-            replies,
-        )
+        updated = await conn.fetch(_UPDATE, card_id, new_status, now, replies)
     return Acted(card=dict(updated[0]), previous_status=status, events=events)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from monitor.calendar import Calendar
 from monitor.cards.ledger import reply_deadlines
-from monitor.cards.store import Escalated, Written
+from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import epoch, from_epoch
-from monitor.engine.cards import Closing, ExistingCard, NewCard, Outcome
+from monitor.engine.cards import Closing, Decided, ExistingCard, Outcome
 from monitor.rules import RuleSet
 from monitor.state.view import CaseView
 from monitor.vocab import OPEN_STATUSES, level_name
@@ -66,15 +66,9 @@ class MemoryStore:
         return out
 
     async def write(
-        self,
-        issue: Sequence[NewCard],
-        close: Sequence[Closing],
-        revoke: Sequence[Closing],
-        cases: Mapping[str, CaseView],
-        ruleset: RuleSet,
-        cal: Calendar,
-        now: dt.datetime,
+        self, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
     ) -> Written:
+        issue = decided.issue
         issued = []
         dues = reply_deadlines(issue, ruleset, cal, now)
         at_once = []
@@ -96,8 +90,8 @@ class MemoryStore:
             issued.append(card.existing())
             if new.close is not None:
                 at_once.append(Closing(card.card_id, new.close, new.issued_at))
-        closed = self._move([*close, *at_once], "closed", now)
-        revoked = self._move(revoke, "revoked", now)
+        closed = self._move([*decided.close, *at_once], "closed", now)
+        revoked = self._move(decided.revoke, "revoked", now)
         return Written(issued, closed, revoked)
 
     def _move(self, items: Sequence[Closing], status: str, now: dt.datetime) -> int:
@@ -110,7 +104,7 @@ class MemoryStore:
                 n += 1
         return n
 
-    async def escalate(self, now: dt.datetime) -> list[Escalated]:
+    async def escalate(self, now: dt.datetime) -> list[CardRecord]:
         out = []
         for card in self.cards.values():
             due = card.reply_due
@@ -122,9 +116,9 @@ class MemoryStore:
             ):
                 card.escalated_at = now
                 card.events.append(("escalated", now, "supervision_reply_missed"))
-                out.append(Escalated(card.card_id, card.case_id, card.clock, card.rule,
-                                     level_name(card.level), card.issued_at, None, None, None,
-                                     None, {}, due))  # fmt: skip
+                out.append(CardRecord(card.card_id, card.case_id, card.clock, card.rule,
+                                      level_name(card.level), card.issued_at, None, None, None,
+                                      None, {}, due))  # fmt: skip
         return out
 
     async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from monitor.calendar import Calendar
 from monitor.db import Connection
-from monitor.engine.cards import Closing, ExistingCard, NewCard, Outcome
+from monitor.engine.cards import Decided, ExistingCard, Outcome
 from monitor.rules import RuleSet
 from monitor.state.view import CaseView
 
-__all__ = ["Escalated", "Store", "Written"]
+__all__ = ["CardRecord", "Store", "Written"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class Written:
 
 
 @dataclass(frozen=True)
-class Escalated:
-    """A red card whose supervision order's reply came too late, as it stands in the ledger."""
+class CardRecord:
+    """A card as the ledger holds it: what a notification about it says."""
 
     card_id: int
     case_id: str
@@ -40,8 +40,8 @@ class Escalated:
     matter: str | None
     department: str | None
     window: str | None
-    detail: Mapping[str, Any]
-    reply_due: dt.datetime | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    reply_due: dt.datetime | None = None  # a supervision order's reply deadline
 
 
 class Store(Protocol):
@@ -58,17 +58,10 @@ class Store(Protocol):
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]: ...
 
     async def write(
-        self,
-        issue: Sequence[NewCard],
-        close: Sequence[Closing],
-        revoke: Sequence[Closing],
-        cases: Mapping[str, CaseView],
-        ruleset: RuleSet,
-        cal: Calendar,
-        now: dt.datetime,
+        self, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
     ) -> Written: ...
 
-    async def escalate(self, now: dt.datetime) -> list[Escalated]: ...
+    async def escalate(self, now: dt.datetime) -> list[CardRecord]: ...
 
     async def next_reply_due(self) -> dt.datetime | None: ...
 

@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import os
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 import numpy as np
@@ -35,8 +36,10 @@ __all__ = [
     "dsn_option",
     "dump",
     "h",
+    "jiancha_connection",
     "json_option",
     "load_config",
+    "number",
     "one_line",
     "paren",
     "parse_day",
@@ -109,6 +112,27 @@ def as_datetime(instant: np.datetime64) -> dt.datetime:
 
 def utc_text(instant: np.datetime64) -> str:
     return f"{np.datetime_as_string(instant, unit='s')}Z"
+
+
+def number(kind: type[int] | type[float], minimum: float, what: str = "") -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind``, at least ``minimum`` (``what`` names it)."""
+    prefix = f"{what}{colon()}" if what else ""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                prefix + h(f"无效的数值：{text!r}", f"invalid number: {text!r}")
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                prefix
+                + h(f"应不小于 {minimum:g}：{text!r}", f"must be at least {minimum:g}: {text!r}")
+            )
+        return value
+
+    return parse
 
 
 # --- options ----------------------------------------------------------------------------
@@ -214,6 +238,20 @@ def with_connection(dsn: str, work: Callable[[Connection], Awaitable[_T]]) -> _T
     if failure:
         raise failure[0]
     return result[0]
+
+
+@asynccontextmanager
+async def jiancha_connection(src: Connection, source_dsn: str, dsn: str | None
+                             ) -> AsyncIterator[Connection]:  # fmt: skip
+    """A connection to jiancha's database: the source's own when it is the same one."""
+    from monitor import db
+
+    target = dsn or db.dsn_from_env("jiancha") or source_dsn
+    if target == source_dsn:
+        yield src
+        return
+    async with await db.connect(target) as conn:
+        yield conn
 
 
 def load_config(path: str | None) -> Config:

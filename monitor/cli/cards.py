@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import unicodedata
 import zoneinfo
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 from monitor import cards
-from monitor.cli._common import FMT, UsageError, colon, db_dsn, dump, h, with_connection
+from monitor.cli._common import FMT, UsageError, colon, db_dsn, dump, h, number, with_connection
+from monitor.cli._format import display_width, format_table, jsonable, pad
 from monitor.i18n import current_lang
 from monitor.vocab import CLOCK_NAMES, EVENT_NAMES, STATUS_NAMES, Names, local_text
 from monitor.vocab import LEVEL_WORDS as LEVEL_NAMES
@@ -30,7 +30,7 @@ from monitor.vocab import LEVEL_WORDS as LEVEL_NAMES
 if TYPE_CHECKING:
     from monitor.db import Connection
 
-__all__ = ["TIMEZONE", "display_width", "format_table", "register"]
+__all__ = ["TIMEZONE", "register"]
 
 _T = TypeVar("_T")
 
@@ -57,50 +57,13 @@ def _name(names: _Names, code: str | None) -> str:
     return names.get(code, {}).get(current_lang(), code)
 
 
-# --- layout ------------------------------------------------------------------------------
-
-
-def display_width(text: str) -> int:
-    """Columns ``text`` takes on a terminal: CJK wide and full-width characters take two."""
-    return sum(
-        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
-        for c in text
-    )
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * (width - display_width(text))
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of an aligned table, columns two spaces apart, no trailing blanks."""
-    widths = [display_width(h) for h in headers]
-    for row in rows:
-        widths = [max(w, display_width(cell)) for w, cell in zip(widths, row, strict=True)]
-    return [
-        "  ".join(_pad(cell, w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in (headers, *rows)
-    ]
-
-
 def _local(moment: dt.datetime | None, *, seconds: bool = False, deadline: bool = False) -> str:
     """Asia/Shanghai time; a ``deadline`` at midnight is 24:00 of its day (Civil Code art. 203)."""
     return local_text(moment, TIMEZONE, deadline=deadline, seconds=seconds)
 
 
-def _jsonable(value: Any) -> Any:
-    """Instants as UTC ISO 8601 (``...Z``); containers converted all the way down."""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _dump(doc: Any, out: TextIO) -> None:
-    dump(_jsonable(doc), out)
+    dump(jsonable(doc), out)
 
 
 def _alias(names: _Names, what_zh: str, what_en: str) -> Callable[[str], str]:
@@ -125,30 +88,6 @@ def _alias(names: _Names, what_zh: str, what_en: str) -> Callable[[str], str]:
         return code
 
     return convert
-
-
-def _card_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            h(f"牌的编号应为正整数：{text!r}", f"a card id is a positive integer: {text!r}")
-        )
-    return value
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            h(f"--limit 应为正整数：{text!r}", f"--limit must be a positive integer: {text!r}")
-        )
-    return value
 
 
 def _bound(text: str, *, end: bool) -> dt.datetime:
@@ -314,7 +253,7 @@ def cmd_cards_show(args: argparse.Namespace, out: TextIO) -> int:
     shown = [(k, v) for k, v in fields if v]
     width = max(display_width(k) for k, _ in shown)
     for key, value in shown:
-        out.write(f"  {_pad(key, width)}  {value}\n")
+        out.write(f"  {pad(key, width)}  {value}\n")
     out.write(h("过程：", "timeline:") + "\n")
     headers = [h("时间", "at"), h("事件", "event"), h("操作人", "by"), h("原因", "reason")]
     rows = [
@@ -369,7 +308,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _card_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("card_id", type=_card_id, metavar="ID", help=h("牌的编号", "card id"))
+    p.add_argument(
+        "card_id",
+        type=number(int, 1, h("牌的编号", "a card id")),
+        metavar="ID",
+        help=h("牌的编号", "card id"),
+    )
 
 
 def _who_why(p: argparse.ArgumentParser, reason_zh: str, reason_en: str) -> None:
@@ -481,7 +425,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit",
-        type=_limit,
+        type=number(int, 1, "--limit"),
         default=100,
         metavar="N",
         help=h("最多列出几张（默认 100）", "at most this many (default 100)"),

@@ -19,6 +19,7 @@ from monitor.cli._common import (
     dsn_option,
     dump,
     h,
+    jiancha_connection,
     json_option,
     parse_instant,
     rules_option,
@@ -32,6 +33,7 @@ from monitor.vocab import LEVEL_WORDS, word
 if TYPE_CHECKING:
     from monitor.calendar import Calendar
     from monitor.db import Connection
+    from monitor.pipeline import Evaluator
 
 __all__ = ["instant_arg", "register"]
 
@@ -45,61 +47,27 @@ def instant_arg(text: str, cal: Calendar) -> dt.datetime:
     return as_datetime(parse_instant(text, cal.timezone))
 
 
-def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor import db
-    from monitor.calendar import load_calendar
-    from monitor.pipeline import Evaluator, apply_batch
-    from monitor.source.catalogue import load_matters
-    from monitor.source.tailer import read_batch
-    from monitor.state.store import load_cursor
+def _summary(ev: Evaluator, now: dt.datetime, taken: int, dead: int) -> dict[str, Any]:
+    s = ev.stats
+    due = ev.wake_at()
+    return {
+        "now": now.isoformat(),
+        "events": taken,
+        "dead_letters": dead,
+        "open_clocks": len(ev.table),
+        "cases": ev.table.cases(),
+        "cards_issued": s.cards_issued,
+        "issued_by_level": s.issued_by_level,
+        "cards_closed": s.cards_closed,
+        "cards_revoked": s.cards_revoked,
+        "escalated": s.escalated,
+        "rules": ev.ruleset.fingerprint,
+        "calendar": ev.cal.fingerprint,
+        "next_due": None if due is None else dt.datetime.fromtimestamp(due, dt.UTC).isoformat(),
+    }
 
-    rs = ruleset_of(args)
-    cal = load_calendar(args.calendar)
-    now = instant_arg(args.now, cal)
-    source = db_dsn(args.source_dsn, "source")
-    target_dsn = args.dsn or db.dsn_from_env("jiancha") or source
-    evaluator = Evaluator(rs, cal)
 
-    async def work(src: Connection) -> dict[str, Any]:
-        target = src if target_dsn == source else await db.connect(target_dsn)
-        try:
-            matters = await load_matters(src)
-            cursor = await load_cursor(target)
-            await evaluator.start(target, matters, now)
-            taken = dead = 0
-            while events := await read_batch(src, cursor, args.batch_size):
-                result = await apply_batch(target, events, matters, cursor, now,
-                                           evaluator=evaluator)  # fmt: skip
-                cursor = result.cursor
-                taken += result.events
-                dead += result.dead
-            await evaluator.tick(target, matters, now)
-            s = evaluator.stats
-            return {
-                "now": now.isoformat(),
-                "events": taken,
-                "dead_letters": dead,
-                "open_clocks": len(evaluator.table),
-                "cases": evaluator.table.cases(),
-                "cards_issued": s.cards_issued,
-                "issued_by_level": s.issued_by_level,
-                "cards_closed": s.cards_closed,
-                "cards_revoked": s.cards_revoked,
-                "escalated": s.escalated,
-                "rules": rs.fingerprint,
-                "calendar": cal.fingerprint,
-                "next_due": None
-                if evaluator.wake_at() is None
-                else dt.datetime.fromtimestamp(evaluator.wake_at() or 0, dt.UTC).isoformat(),
-            }
-        finally:
-            if target is not src:
-                await target.close()
-
-    doc = with_connection(source, work)
-    if args.json:
-        dump(doc, out)
-        return 0
+def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
     levels = "，".join(f"{_level(k)} {v}" for k, v in sorted(doc["issued_by_level"].items()))
     out.write(
         h(
@@ -116,6 +84,41 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     )
     if doc["next_due"]:
         out.write(h(f"下一次到期：{doc['next_due']}\n", f"next due: {doc['next_due']}\n"))
+
+
+def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.calendar import load_calendar
+    from monitor.pipeline import Evaluator, apply_batch
+    from monitor.source.catalogue import load_matters
+    from monitor.source.tailer import read_batch
+    from monitor.state.store import load_cursor
+
+    rs = ruleset_of(args)
+    cal = load_calendar(args.calendar)
+    now = instant_arg(args.now, cal)
+    source = db_dsn(args.source_dsn, "source")
+    evaluator = Evaluator(rs, cal)
+
+    async def work(src: Connection) -> dict[str, Any]:
+        async with jiancha_connection(src, source, args.dsn) as target:
+            matters = await load_matters(src)
+            cursor = await load_cursor(target)
+            await evaluator.start(target, matters, now)
+            taken = dead = 0
+            while events := await read_batch(src, cursor, args.batch_size):
+                result = await apply_batch(target, events, matters, cursor, now,
+                                           evaluator=evaluator)  # fmt: skip
+                cursor = result.cursor
+                taken += result.events
+                dead += result.dead
+            await evaluator.tick(target, matters, now)
+            return _summary(evaluator, now, taken, dead)
+
+    doc = with_connection(source, work)
+    if args.json:
+        dump(doc, out)
+    else:
+        _print(doc, args, out)
     return 0
 
 

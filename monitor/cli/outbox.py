@@ -16,7 +16,7 @@ from monitor.cli._common import (
     load_config,
     with_connection,
 )
-from monitor.cli.cards import format_table
+from monitor.cli._format import format_table
 from monitor.i18n import current_lang
 from monitor.vocab import STATE_NAMES, word
 

@@ -15,10 +15,12 @@ from monitor.cli._common import (
     FMT,
     UsageError,
     calendar_option,
+    colon,
     db_dsn,
     dsn_option,
     dump,
     h,
+    jiancha_connection,
     json_option,
     rules_option,
     source_dsn_option,
@@ -44,8 +46,35 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.2f}%"
 
 
+def _print(fig: replay.Figures, args: argparse.Namespace, run_id: int | None, out: TextIO) -> None:
+    scale = ""
+    if args.promised_scale != 1.0:
+        scale = h(f"（承诺时限 × {args.promised_scale:g}）",
+                  f" (promised limits × {args.promised_scale:g})")  # fmt: skip
+    out.write(h(f"回放 {args.period_from} — {args.period_to}{scale}\n",
+                f"replay {args.period_from} — {args.period_to}{scale}\n"))  # fmt: skip
+    rows = [
+        (h("受理", "accepted"), str(fig.accepted)),
+        (h("办结", "completed"), str(fig.completed)),
+        (h("按期办结率", "on-time rate"), _pct(fig.on_time_rate)),
+        (h("提前办结率", "early rate"), _pct(fig.early_rate)),
+        (h("超期未办结", "overdue open"), str(fig.overdue_open)),
+        (h("督办升级", "escalated"), str(fig.escalated)),
+    ]
+    rows += [(_level(name), str(fig.cards_by_level.get(name, 0))) for name in LEVELS]
+    for label, value in rows:
+        out.write(f"  {label}{colon()}{value}\n")
+    if fig.cards_by_rule:
+        out.write(h("  按规则：\n", "  by rule:\n"))
+        for rule, levels in sorted(fig.cards_by_rule.items()):
+            parts = "，".join(f"{_level(k)} {v}" for k, v in levels.items())
+            out.write(f"    {rule}{colon()}{parts}\n")
+    if run_id is not None:
+        out.write(h(f"回放结果已保存：jiancha.replay_runs id={run_id}\n",
+                    f"saved as jiancha.replay_runs id={run_id}\n"))  # fmt: skip
+
+
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor import db
     from monitor.calendar import load_calendar
     from monitor.source.catalogue import load_matters
     from monitor.whatif import replay
@@ -60,7 +89,6 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
             h("--promised-scale 应在 (0, 10] 之间", "--promised-scale must be in (0, 10]")
         )
     source = db_dsn(args.source_dsn, "source")
-    target_dsn = args.dsn or db.dsn_from_env("jiancha") or source
 
     async def work(src: Connection) -> tuple[replay.Figures, int | None]:
         matters = await load_matters(src)
@@ -68,59 +96,17 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         result = await replay.run(
             events, matters, rs, cal, lo, hi, promised_scale=args.promised_scale
         )
-        run_id = None
-        if not args.no_save:
-            target = src if target_dsn == source else await db.connect(target_dsn)
-            try:
-                run_id = await replay.save(target, result, rs, cal, dt.datetime.now(dt.UTC))
-            finally:
-                if target is not src:
-                    await target.close()
-        return result.figures, run_id
+        if args.no_save:
+            return result.figures, None
+        async with jiancha_connection(src, source, args.dsn) as target:
+            return result.figures, await replay.save(target, result, rs, cal,
+                                                     dt.datetime.now(dt.UTC))  # fmt: skip
 
     fig, run_id = with_connection(source, work)
-    doc = fig.as_json()
-    doc["run_id"] = run_id
     if args.json:
-        dump(doc, out)
-        return 0
-    scale = (
-        ""
-        if args.promised_scale == 1.0
-        else h(
-            f"（承诺时限 × {args.promised_scale:g}）",
-            f" (promised limits × {args.promised_scale:g})",
-        )
-    )
-    out.write(
-        h(
-            f"回放 {args.period_from} — {args.period_to}{scale}\n",
-            f"replay {args.period_from} — {args.period_to}{scale}\n",
-        )
-    )
-    rows = [
-        (h("受理", "accepted"), str(fig.accepted)),
-        (h("办结", "completed"), str(fig.completed)),
-        (h("按期办结率", "on-time rate"), _pct(fig.on_time_rate)),
-        (h("提前办结率", "early rate"), _pct(fig.early_rate)),
-        (h("超期未办结", "overdue open"), str(fig.overdue_open)),
-        (h("督办升级", "escalated"), str(fig.escalated)),
-    ]
-    rows += [(_level(name), str(fig.cards_by_level.get(name, 0))) for name in LEVELS]
-    for label, value in rows:
-        out.write(f"  {label}{h('：', ': ')}{value}\n")
-    if fig.cards_by_rule:
-        out.write(h("  按规则：\n", "  by rule:\n"))
-        for rule, levels in sorted(fig.cards_by_rule.items()):
-            parts = "，".join(f"{_level(k)} {v}" for k, v in levels.items())
-            out.write(f"    {rule}{h('：', ': ')}{parts}\n")
-    if run_id is not None:
-        out.write(
-            h(
-                f"回放结果已保存：jiancha.replay_runs id={run_id}\n",
-                f"saved as jiancha.replay_runs id={run_id}\n",
-            )
-        )
+        dump({**fig.as_json(), "run_id": run_id}, out)
+    else:
+        _print(fig, args, run_id, out)
     return 0
 
 

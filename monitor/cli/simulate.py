@@ -7,6 +7,7 @@ import datetime as dt
 import time
 import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
@@ -20,6 +21,7 @@ from monitor.cli._common import (
     dump,
     h,
     json_option,
+    number,
     parse_instant,
     with_connection,
 )
@@ -28,7 +30,9 @@ from monitor.whatif.simulate import (
     DEFAULT_CATALOGUE,
     DEFAULT_PER_DAY,
     DEFAULT_REGION,
+    Catalogue,
     CatalogueError,
+    Event,
     Figures,
     Progress,
     between,
@@ -41,26 +45,10 @@ from monitor.whatif.simulate import (
 )
 
 if TYPE_CHECKING:
+    from monitor.calendar import Calendar
     from monitor.db import Connection
 
 __all__ = ["register"]
-
-
-def _positive(kind: type[int] | type[float], minimum: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                h(f"无效的数值：{text}", f"invalid number: {text}")
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                h(f"应不小于 {minimum:g}：{text}", f"must be at least {minimum:g}: {text}")
-            )
-        return value
-
-    return parse
 
 
 def _pct(x: float) -> str:
@@ -116,7 +104,20 @@ def _instant(text: str | None, tz: str) -> dt.datetime | None:
     return as_datetime(parse_instant(text, tz))
 
 
-def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+@dataclass(frozen=True)
+class _Run:
+    """What the command line asked for, generated: the events and the window to write."""
+
+    catalogue: Catalogue
+    cal: Calendar
+    start: dt.date
+    events: list[Event]
+    window: list[Event]
+    since: dt.datetime | None
+    until: dt.datetime | None
+
+
+def _generate(args: argparse.Namespace) -> _Run:
     from monitor.calendar import load_calendar
 
     try:
@@ -124,6 +125,7 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     except CatalogueError as exc:
         raise UsageError(str(exc)) from None
     cal = load_calendar(args.calendar)
+    start = next_working_day(cal)
     if args.start:
         try:
             start = dt.date.fromisoformat(args.start.strip())
@@ -131,114 +133,115 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError(
                 h(f"无效的日期：{args.start}", f"invalid date: {args.start}")
             ) from None
-    else:
-        start = next_working_day(cal)
     try:
-        events = generate(
-            catalogue, cal, start, args.days, seed=args.seed, per_day=args.per_day,
-            region=args.region, prefix=args.prefix,
-        )  # fmt: skip
+        events = generate(catalogue, cal, start, args.days, seed=args.seed,
+                          per_day=args.per_day, region=args.region, prefix=args.prefix)  # fmt: skip
     except ValueError as exc:  # out of the calendar's range
         raise UsageError(str(exc)) from None
-    last = start + dt.timedelta(days=args.days - 1)
     since, until = (_instant(x, cal.timezone) for x in (args.since, args.until))
     if since is not None and until is not None and until <= since:
         raise UsageError(h("--until 必须晚于 --since", "--until must be after --since"))
-    window = between(events, since, until)
-    if args.dry_run:
-        fig = figures(events, catalogue.matters, cal)
-        if args.json:
-            doc = {"start": start.isoformat(), "days": args.days, "seed": args.seed,
-                   "per_day": args.per_day, "catalogue": str(catalogue.path),
-                   "matters": len(catalogue.matters), "to_write": len(window),
-                   "figures": fig.as_json()}  # fmt: skip
-            dump(doc, out)
-            return 0
-        head = h(
-            f"模拟 {start} — {last}（种子 {args.seed}，事项 {len(catalogue.matters)} 项）：\n",
-            f"simulated {start} — {last} (seed {args.seed}, {len(catalogue.matters)} matters):\n",
-        )
-        _print_figures(fig, head, out)
-        if since is not None or until is not None:
-            out.write(
-                h(
-                    f"  时间窗内（--since/--until）的事件 {len(window)} 条\n",
-                    f"  {len(window)} events within --since/--until\n",
-                )
-            )
-        return 0
+    return _Run(catalogue, cal, start, events, between(events, since, until), since, until)
 
-    dsn = db_dsn(args.source_dsn, "source")
-    speed = float(args.speed)
-    text = not args.json
+
+def _dry_run(run: _Run, args: argparse.Namespace, out: TextIO) -> int:
+    fig = figures(run.events, run.catalogue.matters, run.cal)
+    n_matters = len(run.catalogue.matters)
+    if args.json:
+        dump({"start": run.start.isoformat(), "days": args.days, "seed": args.seed,
+              "per_day": args.per_day, "catalogue": str(run.catalogue.path),
+              "matters": n_matters, "to_write": len(run.window),
+              "figures": fig.as_json()}, out)  # fmt: skip
+        return 0
+    last = run.start + dt.timedelta(days=args.days - 1)
+    _print_figures(fig, h(f"模拟 {run.start} — {last}（种子 {args.seed}，事项 {n_matters} 项）：\n",
+                          f"simulated {run.start} — {last} (seed {args.seed}, {n_matters} "
+                          "matters):\n"), out)  # fmt: skip
+    if run.since is not None or run.until is not None:
+        out.write(h(f"  时间窗内（--since/--until）的事件 {len(run.window)} 条\n",
+                    f"  {len(run.window)} events within --since/--until\n"))  # fmt: skip
+    return 0
+
+
+def _reporter(run: _Run, args: argparse.Namespace, out: TextIO) -> Callable[[Progress], None]:
+    """Progress on the terminal, every 5 s and at the end (nothing with --json)."""
     shown = [time.monotonic()]
+    tz = zoneinfo.ZoneInfo(run.cal.timezone)
 
     def report(p: Progress) -> None:
-        if text and (time.monotonic() - shown[0] >= 5.0 or p.written == p.total):
-            shown[0] = time.monotonic()
-            at = p.last_occurred_at.astimezone(zoneinfo.ZoneInfo(cal.timezone)) if (
-                p.last_occurred_at) else None  # fmt: skip
-            when = "—" if at is None else f"{at:%Y-%m-%d %H:%M}"
-            out.write(
-                h(
-                    f"已写入 {p.written}/{p.total} 条事件，业务时间到 {when}\n",
-                    f"written {p.written}/{p.total} events, business time {when}\n",
-                )
+        if args.json or (time.monotonic() - shown[0] < 5.0 and p.written != p.total):
+            return
+        shown[0] = time.monotonic()
+        at = p.last_occurred_at.astimezone(tz) if p.last_occurred_at else None
+        when = "—" if at is None else f"{at:%Y-%m-%d %H:%M}"
+        out.write(h(f"已写入 {p.written}/{p.total} 条事件，业务时间到 {when}\n",
+                    f"written {p.written}/{p.total} events, business time {when}\n"))  # fmt: skip
+        out.flush()
+
+    return report
+
+
+async def _write(conn: Connection, run: _Run, args: argparse.Namespace,
+                 report: Callable[[Progress], None]) -> dict[str, Any]:  # fmt: skip
+    """The catalogue, then the window's events on the virtual clock; Ctrl-C stops between them."""
+    import signal
+
+    from monitor.wallclock import VirtualClock
+
+    await install_matters(conn, run.catalogue.matters)
+    clock = None
+    window = run.window
+    if float(args.speed) > 0 and window:  # simulated time starts at 08:30, or the first event
+        begin = window[0].occurred_at
+        if run.since is None:
+            opening = dt.datetime.combine(
+                run.start, dt.time(8, 30), zoneinfo.ZoneInfo(run.cal.timezone)
             )
-            out.flush()
+            begin = max(begin, opening.astimezone(dt.UTC))
+        clock = VirtualClock(begin, float(args.speed))
+    done = [0]
 
-    async def work(conn: Connection) -> dict[str, Any]:
-        import signal
+    def track(p: Progress) -> None:
+        done[0] = p.written
+        report(p)
 
-        from monitor.wallclock import VirtualClock
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
 
-        await install_matters(conn, catalogue.matters)
-        clock = None
-        if speed > 0 and window:  # simulated time starts at 08:30, or at the first event
-            begin = window[0].occurred_at
-            if since is None:
-                tz = zoneinfo.ZoneInfo(cal.timezone)
-                begin = max(
-                    begin, dt.datetime.combine(start, dt.time(8, 30), tz).astimezone(dt.UTC)
-                )
-            clock = VirtualClock(begin, speed)
-        done = [0]
+            async def watch() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        scope.cancel()
+                        return
 
-        def track(p: Progress) -> None:
-            done[0] = p.written
-            report(p)
+            nursery.start_soon(watch)
+            await write_events(conn, window, clock=clock, batch_size=args.batch_size,
+                               progress=track)  # fmt: skip
+            nursery.cancel_scope.cancel()
+    last = window[done[0] - 1].occurred_at.isoformat() if done[0] else None
+    return {"written": done[0], "total": len(window), "matters": len(run.catalogue.matters),
+            "start": run.start.isoformat(), "days": args.days, "seed": args.seed,
+            "stopped": scope.cancelled_caught, "last_occurred_at": last}  # fmt: skip
 
-        with trio.CancelScope() as scope:  # Ctrl-C or SIGTERM: stop between batches
-            async with trio.open_nursery() as nursery:
 
-                async def watch() -> None:
-                    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                        async for _ in signals:
-                            scope.cancel()
-                            return
-
-                nursery.start_soon(watch)
-                await write_events(conn, window, clock=clock, batch_size=args.batch_size,
-                                   progress=track)  # fmt: skip
-                nursery.cancel_scope.cancel()
-        return {"written": done[0], "total": len(window), "matters": len(catalogue.matters),
-                "start": start.isoformat(), "days": args.days, "seed": args.seed,
-                "stopped": scope.cancelled_caught,
-                "last_occurred_at": window[done[0] - 1].occurred_at.isoformat()
-                if done[0] else None}  # fmt: skip
-
-    doc = with_connection(dsn, work)
+def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    run = _generate(args)
+    if args.dry_run:
+        return _dry_run(run, args, out)
+    dsn = db_dsn(args.source_dsn, "source")
+    report = _reporter(run, args, out)
+    doc = with_connection(dsn, lambda conn: _write(conn, run, args, report))
     if args.json:
         dump(doc, out)
         return 0
-    cases = len({e.case_id for e in window})
+    cases = len({e.case_id for e in run.window})
     out.write(
         h(
             f"{'已中止：' if doc['stopped'] else '完成：'}"
             f"写入事件 {doc['written']}/{doc['total']} 条"
-            f"（{cases} 件办件，{start} 起 {args.days} 天），事项目录 {doc['matters']} 项\n",
+            f"（{cases} 件办件，{run.start} 起 {args.days} 天），事项目录 {doc['matters']} 项\n",
             f"{'stopped: ' if doc['stopped'] else 'done: '}{doc['written']}/{doc['total']} events "
-            f"({cases} cases, {args.days} days from {start}), {doc['matters']} matters\n",
+            f"({cases} cases, {args.days} days from {run.start}), {doc['matters']} matters\n",
         )
     )
     return 0
@@ -316,7 +319,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--days",
-        type=_positive(int, 1),
+        type=number(int, 1),
         default=1,
         metavar="D",
         help=h(
@@ -326,7 +329,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--speed",
-        type=_positive(float, 0),
+        type=number(float, 0),
         default=60.0,
         metavar="N",
         help=h(
@@ -343,7 +346,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--per-day",
-        type=_positive(int, 0),
+        type=number(int, 0),
         default=DEFAULT_PER_DAY,
         metavar="N",
         help=h(
@@ -386,7 +389,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=_positive(int, 1),
+        type=number(int, 1),
         default=5000,
         metavar="N",
         help=h("每条 INSERT 的事件数（默认 5000）", "events per INSERT (default 5000)"),

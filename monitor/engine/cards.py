@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.clocks.timing import Pauses, Period
+from monitor.state.view import CaseView
 from monitor.vocab import OPEN_STATUSES
 
-__all__ = ["CaseDecision", "Closing", "ExistingCard", "NewCard", "Outcome"]
+__all__ = ["CaseDecision", "Closing", "Decided", "ExistingCard", "NewCard", "Outcome"]
 
 Outcome = tuple[int | None, str]
 """(the promised deadline, ``early`` | ``on_time`` | ``late``) of a finished case."""
@@ -74,3 +75,22 @@ class CaseDecision:
     running: list[Period] = field(default_factory=list)  # for the scheduler's table
     running_pauses: list[Pauses] = field(default_factory=list)  # each one's, at ``now``
     outcome: Outcome | None = None  # once the decision clock has stopped
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a set of decisions asks of the ledger, with the cases it is about (by id)."""
+
+    issue: Sequence[NewCard]
+    close: Sequence[Closing]
+    revoke: Sequence[Closing]
+    cases: Mapping[str, CaseView]
+
+    @classmethod
+    def of(cls, decisions: Sequence[CaseDecision], views: Sequence[CaseView]) -> Decided:
+        return cls(
+            [c for d in decisions for c in d.issue],
+            [c for d in decisions for c in d.close],
+            [c for d in decisions for c in d.revoke],
+            {v.case_id: v for v in views},
+        )

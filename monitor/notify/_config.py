@@ -1,51 +1,55 @@
-"""What the SMTP and Alertmanager channels share: config checks and their one secret.
+"""The checks of every ``[channels.NAME]`` table, whatever the kind, and one way to word them.
 
-Both read a ``[channels.NAME]`` table with the same conventions — unknown keys
-refused, optional ``username`` + ``password_file`` that go together, an
-optional ``ca_file``, positive ``timeout`` and ``per_minute`` — and report a
-wrong value with the same bilingual message, so those checks live here once.
-Both also keep the password out of the attempt record the same way (``scrub``).
-
-(The HTTP robot channels have their own, differently worded checks in
-``_http``: their messages are worded differently and stay as they are.)
+Unknown keys are refused (a misspelt ``secret_file`` must not silently mean
+unsigned), URLs must be absolute http(s), numbers positive, secrets come from
+files that can be read and are not empty. Every error names the channel and
+the key, in Chinese and English, and never echoes a value that may hold a
+key (a robot's URL carries its key in the query string).
 """
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
+import httpx
+
 from monitor.notify import ChannelError
 
 __all__ = [
+    "COMMON_KEYS",
+    "DETAIL_MAX",
     "bad",
     "check_keys",
     "credentials",
     "positive",
     "rate_limit",
+    "require_url",
     "scrub",
+    "secret_file",
     "string",
     "tls_context",
 ]
 
 DETAIL_MAX: Final = 300  # characters of a reason kept in the attempt record
+# Keys the config loader may leave in every [channels.NAME] table.
+COMMON_KEYS: Final = frozenset({"kind", "name"})
 
 
 def bad(channel: str, key: str, zh: str, en: str) -> ChannelError:
-    return ChannelError(
-        f"通知渠道 {channel} 的配置项 {key}：{zh} / channel {channel}, key {key}: {en}"
-    )
+    return ChannelError(f"通知渠道 {channel} 的配置项 {key} {zh} (channel {channel!r}: {key} {en})")
 
 
 def check_keys(channel: str, table: Mapping[str, Any], allowed: Collection[str]) -> None:
-    """Refuse the first (sorted) key of ``table`` that is not in ``allowed``."""
-    unknown = sorted(set(table) - set(allowed))
+    """Refuse the first (sorted) key of ``table`` that is neither in ``allowed`` nor common."""
+    unknown = sorted(set(table) - set(allowed) - COMMON_KEYS)
     if unknown:
+        known = ", ".join(sorted(allowed))
         raise bad(
-            channel, unknown[0], f"未知的配置项（可用：{sorted(allowed)}）",
-            f"unknown key (allowed: {sorted(allowed)})",
-        )  # fmt: skip
+            channel, str(unknown[0]), f"未知（可用：{known}）", f"is unknown (known: {known})"
+        )
 
 
 def string(
@@ -55,26 +59,68 @@ def string(
     value = table.get(key)
     if value is None:
         if required:
-            raise bad(channel, key, "缺失", "missing")
+            raise bad(channel, key, "缺失", "is missing")
         return None
     if not isinstance(value, str) or not value.strip():
-        raise bad(channel, key, "应为非空字符串", f"must be a non-empty string, got {value!r}")
+        raise bad(channel, key, "必须是非空字符串", "must be a non-empty string")
     return value.strip()
 
 
+def require_url(channel: str, table: Mapping[str, Any], key: str = "url") -> str:
+    """An absolute http(s) URL; the error never echoes the value (it may hold a key)."""
+    value = string(channel, table, key, required=True)
+    try:
+        url = httpx.URL(value or "")
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise bad(channel, key, "不是有效的 URL", "is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise bad(channel, key, "必须是 http(s):// 开头的完整 URL", "must be an http(s):// URL")
+    return str(url)
+
+
 def positive(channel: str, table: Mapping[str, Any], key: str, default: float) -> float:
+    """A positive, finite number (``timeout`` in seconds and the like)."""
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise bad(channel, key, "应为正数", f"must be a positive number, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise bad(channel, key, "必须是正数", f"must be a positive number, got {value!r}")
     return float(value)
 
 
-def rate_limit(channel: str, table: Mapping[str, Any]) -> int | None:
-    """The optional ``per_minute`` rate limit: a positive integer or ``None``."""
-    value = table.get("per_minute")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise bad(channel, "per_minute", "应为正整数", f"must be a positive integer, got {value!r}")
+def rate_limit(channel: str, table: Mapping[str, Any], default: int | None = None) -> int | None:
+    """The ``per_minute`` rate limit: a positive integer, or ``None`` for none."""
+    value = table.get("per_minute", default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise bad(
+            channel, "per_minute", "必须是正整数", f"must be a positive integer, got {value!r}"
+        )
     return value
+
+
+def secret_file(
+    channel: str, table: Mapping[str, Any], key: str, secrets: Callable[[str], str]
+) -> str | None:
+    """The secret in the file ``key`` names, if set; an unreadable or empty one is an error."""
+    path = string(channel, table, key)
+    if path is None:
+        return None
+    try:
+        secret = secrets(path).strip()
+    except (OSError, ValueError) as exc:
+        # The path is not secret; the exception's text could be, so only its type.
+        raise bad(
+            channel, key, f"指向的文件 {path} 无法读取（{type(exc).__name__}）",
+            f"names {path}, which cannot be read ({type(exc).__name__})",
+        ) from None  # fmt: skip
+    if not secret:
+        raise bad(channel, key, f"指向的文件 {path} 为空", f"names {path}, which is empty")
+    return secret
 
 
 def credentials(
@@ -86,21 +132,10 @@ def credentials(
     if (username is None) != (password_file is None):
         missing = "password_file" if password_file is None else "username"
         raise bad(
-            channel, missing, "username 与 password_file 须同时设置",
-            "username and password_file go together",
+            channel, missing, "与 username/password_file 须同时设置",
+            "goes together with username/password_file",
         )  # fmt: skip
-    password = None
-    if password_file is not None:
-        try:
-            password = secrets(password_file).strip()
-        except OSError as exc:
-            raise bad(
-                channel, "password_file", f"{password_file} 无法读取：{exc.strerror or exc}",
-                f"cannot read {password_file}: {exc.strerror or exc}",
-            ) from None  # fmt: skip
-        if not password:
-            raise bad(channel, "password_file", "文件为空", "the file is empty")
-    return username, password
+    return username, secret_file(channel, table, "password_file", secrets)
 
 
 def tls_context(channel: str, ca_file: str | None) -> ssl.SSLContext:

@@ -1,4 +1,4 @@
-"""What the HTTP channels share: config checks, one lazy client, outcome mapping.
+"""What the HTTP channels share: one lazy client, outcome mapping, redaction.
 
 The webhook, WeCom and DingTalk channels differ only in the body they build
 and how they read a 200 reply; timeouts, refused connections, 429 and 5xx
@@ -13,114 +13,18 @@ import datetime as dt
 import email.utils
 import math
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 import httpx
 
-from monitor.notify import ChannelError
+from monitor.notify._config import DETAIL_MAX
 from monitor.outbox.message import Delivery
 
-__all__ = [
-    "HttpSender",
-    "Redactor",
-    "check_keys",
-    "optional_per_minute",
-    "optional_str",
-    "parse_retry_after",
-    "read_secret",
-    "require_url",
-    "robot_verdict",
-    "timeout_seconds",
-]
+__all__ = ["HttpSender", "Redactor", "parse_retry_after", "robot_verdict"]
 
 USER_AGENT: Final = "jiancha/0.1 (+electronic supervision)"
-DETAIL_MAX: Final = 300  # characters of a reason kept in the attempt record
-# Keys the config loader may leave in every [channels.NAME] table.
-COMMON_KEYS: Final = frozenset({"kind", "name"})
 _URL_QUERY = re.compile(r"(?P<head>\bhttps?://[^\s?#\"'<>]*)[?#][^\s\"'<>]*", re.IGNORECASE)
-
-
-def _fail(channel: str, key: str, zh: str, en: str) -> ChannelError:
-    return ChannelError(f"通知渠道 {channel} 的配置项 {key} {zh} (channel {channel!r}: {key} {en})")
-
-
-def check_keys(channel: str, table: Mapping[str, Any], allowed: Collection[str]) -> None:
-    """Refuse unknown keys: a misspelt ``secret_file`` must not silently mean unsigned."""
-    for key in table:
-        if key not in allowed and key not in COMMON_KEYS:
-            known = ", ".join(sorted(allowed))
-            raise _fail(channel, str(key), f"未知（可用：{known}）", f"is unknown (known: {known})")
-
-
-def require_url(channel: str, table: Mapping[str, Any], key: str = "url") -> str:
-    """An absolute http(s) URL; the error never echoes the value (it may hold a key)."""
-    value = table.get(key)
-    if value is None:
-        raise _fail(channel, key, "缺失", "is missing")
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(channel, key, "必须是非空字符串", "must be a non-empty string")
-    try:
-        url = httpx.URL(value.strip())
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise _fail(channel, key, "不是有效的 URL", "is not a valid URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise _fail(channel, key, "必须是 http(s):// 开头的完整 URL", "must be an http(s):// URL")
-    return str(url)
-
-
-def optional_str(channel: str, table: Mapping[str, Any], key: str) -> str | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(channel, key, "必须是非空字符串", "must be a non-empty string")
-    return value
-
-
-def read_secret(
-    channel: str, table: Mapping[str, Any], key: str, secrets: Callable[[str], str]
-) -> str | None:
-    """Read the secret file named by ``key``, if set; an unreadable or empty one is an error."""
-    path = optional_str(channel, table, key)
-    if path is None:
-        return None
-    try:
-        secret = secrets(path).strip()
-    except (OSError, ValueError) as exc:
-        # The path is not secret; the exception text could be, so only its type.
-        raise _fail(
-            channel,
-            key,
-            f"指向的文件 {path} 无法读取（{type(exc).__name__}）",
-            f"names {path}, which cannot be read ({type(exc).__name__})",
-        ) from None
-    if not secret:
-        raise _fail(channel, key, f"指向的文件 {path} 为空", f"names {path}, which is empty")
-    return secret
-
-
-def timeout_seconds(channel: str, table: Mapping[str, Any], default: float = 10.0) -> float:
-    value = table.get("timeout", default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise _fail(channel, "timeout", "必须是正数（秒）", "must be a positive number of seconds")
-    return float(value)
-
-
-def optional_per_minute(
-    channel: str, table: Mapping[str, Any], default: int | None = None
-) -> int | None:
-    value = table.get("per_minute", default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _fail(channel, "per_minute", "必须是正整数", "must be a positive integer")
-    return value
 
 
 class Redactor:

@@ -26,16 +26,8 @@ from typing import Any, Final, Self
 import httpx
 
 from monitor.notify import ChannelError
-from monitor.notify._http import (
-    HttpSender,
-    Redactor,
-    check_keys,
-    optional_per_minute,
-    read_secret,
-    require_url,
-    robot_verdict,
-    timeout_seconds,
-)
+from monitor.notify._config import check_keys, positive, rate_limit, require_url, secret_file
+from monitor.notify._http import HttpSender, Redactor, robot_verdict
 from monitor.notify.wecom import LABELS, truncate_utf8
 from monitor.outbox.message import Delivery, Message
 
@@ -112,7 +104,7 @@ class DingTalkChannel:
         """
         check_keys(name, table, KEYS)
         url = require_url(name, table)
-        token = read_secret(name, table, "token_file", secrets)
+        token = secret_file(name, table, "token_file", secrets)
         if token is None and not httpx.URL(url).params.get("access_token"):
             raise ChannelError(
                 f"通知渠道 {name} 缺少机器人 access_token：在 url 中写 ?access_token=… 或设置 "
@@ -130,10 +122,10 @@ class DingTalkChannel:
             name,
             url,
             token=token,
-            secret=read_secret(name, table, "secret_file", secrets),
+            secret=secret_file(name, table, "secret_file", secrets),
             at_mobiles=at,
-            timeout=timeout_seconds(name, table),
-            per_minute=optional_per_minute(name, table, 20),
+            timeout=positive(name, table, "timeout", 10.0),
+            per_minute=rate_limit(name, table, 20),
         )
 
     def signed_url(self) -> str:

@@ -16,15 +16,8 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify._http import (
-    HttpSender,
-    Redactor,
-    check_keys,
-    optional_per_minute,
-    read_secret,
-    require_url,
-    timeout_seconds,
-)
+from monitor.notify._config import check_keys, positive, rate_limit, require_url, secret_file
+from monitor.notify._http import HttpSender, Redactor
 from monitor.outbox.message import Delivery, Message
 
 __all__ = ["FIELDS", "SIGNATURE_HEADER", "WebhookChannel", "body_of", "sign"]
@@ -97,9 +90,9 @@ class WebhookChannel:
         return cls(
             name,
             require_url(name, table),
-            secret=read_secret(name, table, "secret_file", secrets),
-            timeout=timeout_seconds(name, table),
-            per_minute=optional_per_minute(name, table),
+            secret=secret_file(name, table, "secret_file", secrets),
+            timeout=positive(name, table, "timeout", 10.0),
+            per_minute=rate_limit(name, table),
         )
 
     async def send(self, message: Message) -> Delivery:

@@ -20,16 +20,8 @@ from typing import Any, Final, Self
 import httpx
 
 from monitor.notify import ChannelError
-from monitor.notify._http import (
-    HttpSender,
-    Redactor,
-    check_keys,
-    optional_per_minute,
-    read_secret,
-    require_url,
-    robot_verdict,
-    timeout_seconds,
-)
+from monitor.notify._config import check_keys, positive, rate_limit, require_url, secret_file
+from monitor.notify._http import HttpSender, Redactor, robot_verdict
 from monitor.outbox.message import Delivery, Message
 from monitor.vocab import LEVEL_WORDS
 
@@ -92,7 +84,7 @@ class WeComChannel:
         """Keys: ``url`` (``?key=`` in it, or ``key_file``), ``timeout``, ``per_minute`` (20)."""
         check_keys(name, table, KEYS)
         url = require_url(name, table)
-        key = read_secret(name, table, "key_file", secrets)
+        key = secret_file(name, table, "key_file", secrets)
         if key is None and not httpx.URL(url).params.get("key"):
             raise ChannelError(
                 f"通知渠道 {name} 缺少机器人 key：在 url 中写 ?key=… 或设置 key_file "
@@ -102,8 +94,8 @@ class WeComChannel:
             name,
             url,
             key=key,
-            timeout=timeout_seconds(name, table),
-            per_minute=optional_per_minute(name, table, 20),
+            timeout=positive(name, table, "timeout", 10.0),
+            per_minute=rate_limit(name, table, 20),
         )
 
     async def send(self, message: Message) -> Delivery:

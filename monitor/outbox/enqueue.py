@@ -15,18 +15,17 @@ from typing import Any
 
 from monitor import db
 from monitor.calendar import Calendar
-from monitor.cards.store import Escalated
+from monitor.cards.store import CardRecord
 from monitor.clocks.timing import from_epoch
 from monitor.config import NotifyConfig
 from monitor.db import json_dumps
-from monitor.engine.cards import ExistingCard, NewCard
+from monitor.engine.cards import Decided, ExistingCard
 from monitor.log import get_logger
 from monitor.outbox.quiet import hold_until
 from monitor.outbox.render import CardFacts, payload, render
 from monitor.outbox.route import recipients
 from monitor.rules import RuleSet
 from monitor.source.contract import Matter
-from monitor.state.view import CaseView
 from monitor.vocab import level_name
 
 __all__ = ["Notifier", "card_facts", "escalation_facts"]
@@ -46,38 +45,36 @@ def _matter_name(matters: Mapping[str, Matter], code: str | None) -> str:
 
 def card_facts(
     issued: Sequence[ExistingCard],
-    decided: Sequence[NewCard],
-    cases: Mapping[str, CaseView],
+    decided: Decided,
     ruleset: RuleSet,
     matters: Mapping[str, Matter],
     lang: str,
 ) -> list[CardFacts]:
     """What the notification of each newly issued card says."""
-    by_key = {c.key: c for c in decided}
+    by_key = {c.key: c for c in decided.issue}
     out = []
     for card in issued:
         new = by_key[card.key]
-        view = cases.get(card.case_id)
-        out.append(CardFacts(
+        view = decided.cases.get(card.case_id)
+        record = CardRecord(
             card.card_id, card.case_id, card.clock, card.rule, level_name(card.level),
             from_epoch(new.issued_at), None if new.deadline is None else from_epoch(new.deadline),
             view.matter if view else None, view.department if view else None,
-            view.window if view else None, dict(new.detail), _title(ruleset, card.rule, lang),
-            _matter_name(matters, view.matter) if view else "",
-        ))  # fmt: skip
+            view.window if view else None, dict(new.detail),
+        )  # fmt: skip
+        out.append(CardFacts(record, _title(ruleset, card.rule, lang),
+                             _matter_name(matters, record.matter)))  # fmt: skip
     return out
 
 
 def escalation_facts(
-    escalated: Sequence[Escalated], ruleset: RuleSet, matters: Mapping[str, Matter], lang: str
+    escalated: Sequence[CardRecord], ruleset: RuleSet, matters: Mapping[str, Matter], lang: str
 ) -> list[CardFacts]:
     """What the notification of each escalated supervision order says."""
     return [
-        CardFacts(e.card_id, e.case_id, e.clock, e.rule, e.level, e.issued_at, e.deadline,
-                  e.matter, e.department, e.window, e.detail, _title(ruleset, e.rule, lang),
-                  _matter_name(matters, e.matter), e.reply_due)
+        CardFacts(e, _title(ruleset, e.rule, lang), _matter_name(matters, e.matter))
         for e in escalated
-    ]  # fmt: skip
+    ]
 
 
 _ENQUEUE = """
@@ -105,22 +102,22 @@ class Notifier:
         """(key, channel, kind, card_id, routed, payload JSON, not_before) per delivery."""
         out = []
         for facts, kind in items:
-            level = facts.level
-            chans, routed = recipients(self.cfg, kind, level, facts.department or "",
-                                       facts.window or "")  # fmt: skip
+            card = facts.card
+            chans, routed = recipients(self.cfg, kind, card.level, card.department or "",
+                                       card.window or "")  # fmt: skip
             if not routed:
                 self.unrouted += 1
                 if not chans:
                     self.dropped += 1
-                    _log.warning("notification_unrouted", card=facts.card_id, kind=kind,
-                                department=facts.department, window=facts.window)  # fmt: skip
+                    _log.warning("notification_unrouted", card=card.card_id, kind=kind,
+                                 department=card.department, window=card.window)  # fmt: skip
             if not chans:
                 continue
             message = render(facts, kind, self.cfg, self.cal, self.cfg.heads)
             data = json_dumps(payload(message))
-            when = now if kind == "escalation" else hold_until(level, now, self.cal, self.cfg)
+            when = now if kind == "escalation" else hold_until(card.level, now, self.cal, self.cfg)
             for channel in chans:
-                out.append((f"{kind}:{facts.card_id}:{channel}", channel, kind, facts.card_id,
+                out.append((f"{kind}:{card.card_id}:{channel}", channel, kind, card.card_id,
                             routed, data, when))  # fmt: skip
         return out
 

@@ -6,14 +6,14 @@ with deadlines written as the Civil Code reads them (24:00).
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from monitor.calendar import Calendar
+from monitor.cards.store import CardRecord
 from monitor.config import NotifyConfig
 from monitor.outbox.message import Message
 from monitor.paths import rules_dir
@@ -38,22 +38,11 @@ ACTIONS = {
 
 @dataclass(frozen=True)
 class CardFacts:
-    """What a notification says about a card (from the ledger row and its detail)."""
+    """What a notification says about a card: its ledger record, with the words for it."""
 
-    card_id: int
-    case_id: str
-    clock: str
-    rule: str
-    level: str
-    issued_at: dt.datetime
-    deadline: dt.datetime | None
-    matter: str | None
-    department: str | None
-    window: str | None
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    card: CardRecord
     rule_title: str = ""
     matter_name: str = ""
-    reply_due: dt.datetime | None = None
 
 
 def _template(kind: str, lang: str) -> string.Template:
@@ -66,48 +55,49 @@ def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
     """The message of a card or escalation, in the configured language."""
     lang: Lang = "en" if cfg.language == "en" else "zh"
     tz = cal.timezone
-    d = facts.detail
+    card = facts.card
+    d = card.detail
     ext = int(d.get("extension_days") or 0)
     extension = ""
     if ext:
         extension = f"（含延期 {ext} 个工作日）" if lang == "zh" else f" (incl. {ext} extended)"
     link = ""
     if cfg.dashboard_url:
-        link = f"\n{cfg.dashboard_url}?var-window={facts.window or ''}&var-case={facts.case_id}"
-    head = heads.get(f"window:{facts.window}", "—")
+        link = f"\n{cfg.dashboard_url}?var-window={card.window or ''}&var-case={card.case_id}"
+    head = heads.get(f"window:{card.window}", "—")
     values = {
-        "level_name": word(LEVEL_NAMES, facts.level, lang),
-        "window": facts.window or "—",
-        "department": facts.department or "—",
+        "level_name": word(LEVEL_NAMES, card.level, lang),
+        "window": card.window or "—",
+        "department": card.department or "—",
         "head": head,
-        "case": facts.case_id,
-        "matter_name": facts.matter_name or facts.matter or "—",
-        "rule": facts.rule_title or facts.rule,
-        "clock": word(CLOCK_TITLES, facts.clock, lang)
+        "case": card.case_id,
+        "matter_name": facts.matter_name or card.matter or "—",
+        "rule": facts.rule_title or card.rule,
+        "clock": word(CLOCK_TITLES, card.clock, lang)
         + (f"·{d['subject']}" if d.get("subject") else ""),
         "limit": d.get("limit_days", "—"),
         "extension": extension,
         "used": f"{float(d['used_days']):.1f}" if "used_days" in d else "—",
         "remaining": f"{float(d['remaining_days']):.1f}" if "remaining_days" in d else "—",
-        "deadline": local_text(facts.deadline, tz, missing="—"),
-        "issued": local_text(facts.issued_at, tz, missing="—"),
-        "reply_due": local_text(facts.reply_due, tz, missing="—"),
-        "action": ACTIONS[lang].get(facts.level, ""),
+        "deadline": local_text(card.deadline, tz, missing="—"),
+        "issued": local_text(card.issued_at, tz, missing="—"),
+        "reply_due": local_text(card.reply_due, tz, missing="—"),
+        "action": ACTIONS[lang].get(card.level, ""),
         "link": link,
-        "card_id": facts.card_id,
+        "card_id": card.card_id,
     }
     text = _template(kind, lang).safe_substitute(values).strip()
     title = text.splitlines()[0]
     fields = {
-        "card_id": facts.card_id, "case": facts.case_id, "matter": facts.matter,
-        "department": facts.department, "window": facts.window, "clock": facts.clock,
-        "rule": facts.rule, "level": facts.level,
-        "deadline": None if facts.deadline is None else facts.deadline.isoformat(),
-        "issued_at": facts.issued_at.isoformat(), "message": text,
+        "card_id": card.card_id, "case": card.case_id, "matter": card.matter,
+        "department": card.department, "window": card.window, "clock": card.clock,
+        "rule": card.rule, "level": card.level,
+        "deadline": None if card.deadline is None else card.deadline.isoformat(),
+        "issued_at": card.issued_at.isoformat(), "message": text,
     }  # fmt: skip
     body = "<br>".join(html.escape(line) for line in text.splitlines())
     return Message(key="", kind=kind, title=title, text=text, html=f"<p>{body}</p>",
-                   level=facts.level, fields=fields)  # fmt: skip
+                   level=card.level, fields=fields)  # fmt: skip
 
 
 def payload(message: Message) -> dict[str, Any]:

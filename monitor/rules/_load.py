@@ -227,78 +227,84 @@ class _Parser:
             return None
         return self.level(value, "supervision", at)
 
+    def clock(self, entry: dict[str, Any], at: int) -> str:
+        clock = self.text(entry, "clock", at)
+        if clock not in CLOCKS:
+            raise self.fail(
+                t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)), "clock", at
+            )
+        return clock
+
+    def limit(self, entry: dict[str, Any], on: str, at: int) -> int | None:
+        """The rule's own limit: required where the catalogue has none, refused where it has."""
+        if "limit_days" in entry:
+            if SOURCES[on] is not None:
+                raise self.fail(
+                    t("rules.limit_from_catalogue", on=on, source=SOURCES[on]), "limit_days", at
+                )
+            return self.int_value(entry["limit_days"], "limit_days", at)
+        if SOURCES[on] is None:
+            raise self.fail(t("rules.limit_needed", on=on), None, at)
+        return None
+
+    def clock_rule(self, entry: dict[str, Any], at: int) -> ClockRule:
+        self.keys(entry, _CLOCK_KEYS, at)
+        name = self.name(entry, at)
+        clock = self.clock(entry, at)
+        on = self.text(entry, "on", at, default=clock)
+        if on not in SOURCES:
+            raise self.fail(t("rules.bad_on", value=on, allowed=", ".join(SOURCES)), "on", at)
+        limit = self.limit(entry, on, at)
+        thresholds = self.thresholds(entry, at)
+        if not thresholds:
+            raise self.fail(t("rules.no_levels", rule=name), None, at)
+        supervision = self.supervision(entry.get("supervision", False), at)
+        if supervision is not None and supervision not in thresholds:
+            raise self.fail(
+                t("rules.supervision_level", level=LEVELS[supervision - 1]), "supervision", at
+            )
+        return ClockRule(
+            rule=name,
+            clock=clock,
+            on=on,
+            name=self.text(entry, "name", at, name),
+            name_en=self.text(entry, "name_en", at, name),
+            thresholds=thresholds,
+            limit_days=limit,
+            supervision=supervision,
+            enabled=self.bool_value(entry.get("enabled", True), "enabled", at),
+            line=at,
+        )
+
+    def check_rule(self, entry: dict[str, Any], at: int) -> CheckRule:
+        name = self.name(entry, at)
+        check = self.text(entry, "check", at)
+        if check not in CHECKS:
+            raise self.fail(
+                t("rules.bad_check", value=check, allowed=", ".join(CHECKS)), "check", at
+            )
+        self.keys(entry, _CHECK_KEYS | CHECKS[check], at)
+        clock = self.clock(entry, at)
+        params = {k: float(self.int_value(entry[k], k, at)) for k in CHECKS[check] if k in entry}
+        return CheckRule(
+            rule=name,
+            check=check,
+            clock=clock,
+            name=self.text(entry, "name", at, name),
+            name_en=self.text(entry, "name_en", at, name),
+            level=self.level(entry.get("level"), "level", at),
+            params=params,
+            enabled=self.bool_value(entry.get("enabled", True), "enabled", at),
+            line=at,
+        )
+
     def rules(self, data: dict[str, Any]) -> list[Rule]:
         out: list[Rule] = []
         seen: set[str] = set()
         for entry, at in self.entries(data, "clock"):
-            self.keys(entry, _CLOCK_KEYS, at)
-            name = self.name(entry, at)
-            clock = self.text(entry, "clock", at)
-            if clock not in CLOCKS:
-                raise self.fail(
-                    t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)), "clock", at
-                )
-            on = self.text(entry, "on", at, default=clock)
-            if on not in SOURCES:
-                raise self.fail(t("rules.bad_on", value=on, allowed=", ".join(SOURCES)), "on", at)
-            limit: int | None = None
-            if "limit_days" in entry:
-                if SOURCES[on] is not None:
-                    raise self.fail(
-                        t("rules.limit_from_catalogue", on=on, source=SOURCES[on]), "limit_days", at
-                    )
-                limit = self.int_value(entry["limit_days"], "limit_days", at)
-            elif SOURCES[on] is None:
-                raise self.fail(t("rules.limit_needed", on=on), None, at)
-            thresholds = self.thresholds(entry, at)
-            if not thresholds:
-                raise self.fail(t("rules.no_levels", rule=name), None, at)
-            supervision = self.supervision(entry.get("supervision", False), at)
-            if supervision is not None and supervision not in thresholds:
-                raise self.fail(
-                    t("rules.supervision_level", level=LEVELS[supervision - 1]), "supervision", at
-                )
-            rule = ClockRule(
-                rule=name,
-                clock=clock,
-                on=on,
-                name=self.text(entry, "name", at, name),
-                name_en=self.text(entry, "name_en", at, name),
-                thresholds=thresholds,
-                limit_days=limit,
-                supervision=supervision,
-                enabled=self.bool_value(entry.get("enabled", True), "enabled", at),
-                line=at,
-            )
-            out.append(self._unique(rule, seen, at))
+            out.append(self._unique(self.clock_rule(entry, at), seen, at))
         for entry, at in self.entries(data, "check"):
-            name = self.name(entry, at)
-            check = self.text(entry, "check", at)
-            if check not in CHECKS:
-                raise self.fail(
-                    t("rules.bad_check", value=check, allowed=", ".join(CHECKS)), "check", at
-                )
-            self.keys(entry, _CHECK_KEYS | CHECKS[check], at)
-            clock = self.text(entry, "clock", at)
-            if clock not in CLOCKS:
-                raise self.fail(
-                    t("rules.bad_clock", value=clock, allowed=", ".join(CLOCKS)), "clock", at
-                )
-            params = {
-                k: float(self.int_value(entry[k], k, at)) for k in CHECKS[check] if k in entry
-            }
-            check_rule = CheckRule(
-                rule=name,
-                check=check,
-                clock=clock,
-                name=self.text(entry, "name", at, name),
-                name_en=self.text(entry, "name_en", at, name),
-                level=self.level(entry.get("level"), "level", at),
-                params=params,
-                enabled=self.bool_value(entry.get("enabled", True), "enabled", at),
-                line=at,
-            )
-            out.append(self._unique(check_rule, seen, at))
+            out.append(self._unique(self.check_rule(entry, at), seen, at))
         return out
 
     def _unique(self, rule: Rule, seen: set[str], at: int) -> Rule:

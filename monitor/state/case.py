@@ -10,10 +10,11 @@ boundary only, both ways, and agree to the microsecond.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CaseClocks",
@@ -47,12 +48,18 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
 def _at(value: Any) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
+    # Cached: a row's clocks repeat their instants (decision, statutory, immediate and
+    # supplement start at acceptance), and a start of the daemon reads every open row.
+    return None if value is None else _parse(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Pause:
+class Pause(NamedTuple):
     """A suspension of the decision clocks (Art. 45 special procedures, survey, notice)."""
 
     type: str
@@ -75,8 +82,7 @@ class Pause:
         return cls(d["type"], start, _at(d.get("end")), int(d.get("notified_days") or 0))
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """When one clock started and stopped (None: not yet), with the limit the case sets."""
 
     start: dt.datetime | None
@@ -97,8 +103,7 @@ class Span:
         return cls(_at(d.get("start")), _at(d.get("stop")), None if limit is None else int(limit))
 
 
-@dataclass(frozen=True, slots=True)
-class Review:
+class Review(NamedTuple):
     """The rectification of a bad rating: rated, visited back, rectified."""
 
     start: dt.datetime
@@ -106,8 +111,7 @@ class Review:
     stop: dt.datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Extension:
+class Extension(NamedTuple):
     """An extension of the statutory limit (Art. 42), as approved."""
 
     days: int
@@ -115,8 +119,7 @@ class Extension:
     at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Fee:
+class Fee(NamedTuple):
     at: dt.datetime
     amount: float
 
@@ -224,8 +227,8 @@ class CaseFacts:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any] | None) -> CaseFacts:
-        if not d:
-            return cls()
+        if not d or not any(d.values()):
+            return _NO_FACTS  # most cases: frozen, so one instance serves them all
         refusal = d.get("refusal") or {}
         return cls(
             supplement_requests=tuple(
@@ -238,6 +241,9 @@ class CaseFacts:
             refused_at=_at(refusal.get("at")),
             refusal_reason=str(refusal.get("reason") or ""),
         )  # fmt: skip
+
+
+_NO_FACTS = CaseFacts()
 
 
 @dataclass(slots=True)

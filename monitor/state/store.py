@@ -92,22 +92,20 @@ async def load_cursor(conn: Connection, source: str = SOURCE) -> Cursor:
     return START if row is None else Cursor(int(row["tx"]), int(row["event_id"]))
 
 
-_CASE_COLUMNS = (
-    "case_id", "matter", "department", "\"window\"", "region", "channel", "status",
-    "submitted_at", "accepted_at", "refused_at", "decided_at", "decision", "completed_at",
-    "delivered_at", "closed_at", "immediate", "promised_days", "statutory_days",
-    "pledged_days", "extension_days", "extensions", "supplement_requests", "fees", "rating",
-    "paused_since", "pauses", "clocks", "facts", "first_seen_at", "event_count",
-    "last_event_id", "updated_at",
+# The case row's columns with the SQL type of each (the upsert sends one array per column).
+_CASE_FIELDS = (
+    "case_id text", "matter text", "department text", "\"window\" text", "region text",
+    "channel text", "status text", "submitted_at timestamptz", "accepted_at timestamptz",
+    "refused_at timestamptz", "decided_at timestamptz", "decision text",
+    "completed_at timestamptz", "delivered_at timestamptz", "closed_at timestamptz",
+    "immediate boolean", "promised_days int", "statutory_days int", "pledged_days int",
+    "extension_days int", "extensions int", "supplement_requests int", "fees numeric",
+    "rating int", "paused_since timestamptz", "pauses text", "clocks text", "facts text",
+    "first_seen_at timestamptz", "event_count int", "last_event_id bigint",
+    "updated_at timestamptz",
 )  # fmt: skip
-_CASE_TYPES = (
-    "text", "text", "text", "text", "text", "text", "text",
-    "timestamptz", "timestamptz", "timestamptz", "timestamptz", "text", "timestamptz",
-    "timestamptz", "timestamptz", "boolean", "int", "int",
-    "int", "int", "int", "int", "numeric", "int",
-    "timestamptz", "text", "text", "text", "timestamptz", "int",
-    "bigint", "timestamptz",
-)  # fmt: skip
+_CASE_COLUMNS = tuple(f.rsplit(" ", 1)[0] for f in _CASE_FIELDS)
+_CASE_TYPES = tuple(f.rsplit(" ", 1)[1] for f in _CASE_FIELDS)
 
 
 def _upsert_cases_sql() -> str:

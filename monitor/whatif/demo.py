@@ -19,8 +19,8 @@ import signal
 import socket
 import sys
 import zoneinfo
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,7 +30,7 @@ import trio
 from monitor import db, migrate
 from monitor.calendar import Calendar, load_calendar
 from monitor.daemon import DaemonConfig, Running, configure_gc, serve
-from monitor.i18n import current_lang, h
+from monitor.i18n import h
 from monitor.log import configure_logging, get_logger
 from monitor.rules import RuleSet, load_rules
 from monitor.wallclock import VirtualClock
@@ -45,6 +45,7 @@ from monitor.whatif.simulate import (
     next_working_day,
     write_events,
 )
+from monitor.whatif.view import period_figures, read_view, render
 
 DEMO_DATABASE = "jiancha_demo"
 DEFAULT_DIR = Path(".jiancha-demo")
@@ -175,183 +176,6 @@ def free_address(wanted: str) -> str:
     return wanted
 
 
-# --- what the view shows ---------------------------------------------------------------
-
-_OPEN_BY_LEVEL = """
-WITH open AS (
-    SELECT c.case_id, c.department,
-           coalesce(max(CASE k.level WHEN 'red' THEN 3 WHEN 'yellow' THEN 2
-                                     WHEN 'blue' THEN 1 END), 0) AS level
-    FROM jiancha.cases c
-    LEFT JOIN jiancha.cards k ON k.case_id = c.case_id
-                             AND k.status IN ('issued', 'acknowledged', 'appealed')
-    WHERE c.completed_at IS NULL AND c.closed_at IS NULL
-      AND c.status NOT IN ('refused', 'withdrawn', 'terminated', 'orphan')
-    GROUP BY c.case_id, c.department
-)
-SELECT department, count(*) AS open,
-       count(*) FILTER (WHERE level = 1) AS blue,
-       count(*) FILTER (WHERE level = 2) AS yellow,
-       count(*) FILTER (WHERE level = 3) AS red
-FROM open GROUP BY department ORDER BY count(*) DESC, department
-"""
-
-_LATEST_CARDS = """
-SELECT k.issued_at, k.level, k.rule, k.case_id, k.department, k."window", k.matter
-FROM jiancha.cards k ORDER BY k.id DESC LIMIT $1
-"""
-
-# The figures of a span of business time, as jiancha saw them (not as simulated).
-_FIGURES = """
-SELECT
-  count(*) FILTER (WHERE submitted_at >= $1 AND submitted_at < $2) AS submitted,
-  count(*) FILTER (WHERE submitted_at >= $1 AND submitted_at < $2 AND immediate) AS immediate,
-  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2) AS completed,
-  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2
-                   AND outcome IN ('early', 'on_time')) AS on_time,
-  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2 AND outcome = 'late') AS late,
-  count(*) FILTER (WHERE rating IS NOT NULL AND updated_at >= $1) AS rated,
-  count(*) FILTER (WHERE rating <= 2 AND updated_at >= $1) AS bad_ratings,
-  count(*) FILTER (WHERE completed_at IS NULL AND closed_at IS NULL
-                   AND status NOT IN ('refused', 'withdrawn', 'terminated', 'orphan')) AS open
-FROM jiancha.cases
-"""
-
-_CARDS_IN = """
-SELECT level, count(*) AS n FROM jiancha.cards
-WHERE issued_at >= $1 AND issued_at < $2 GROUP BY level
-"""
-
-
-@dataclass
-class View:
-    """One refresh of what the terminal shows, read from schema jiancha."""
-
-    now: dt.datetime
-    departments: list[dict[str, Any]] = field(default_factory=list)
-    latest: list[dict[str, Any]] = field(default_factory=list)
-    today: dict[str, int] = field(default_factory=dict)
-    cards_today: dict[str, int] = field(default_factory=dict)
-    written: int = 0
-    total: int = 0
-
-
-async def _figures(conn: db.Connection, since: dt.datetime, until: dt.datetime) -> dict[str, int]:
-    row = await conn.fetchrow(_FIGURES, since, until)
-    assert row is not None  # an aggregate: always one row
-    return {k: int(v or 0) for k, v in dict(row).items()}
-
-
-async def read_view(conn: db.Connection, now: dt.datetime, day_start: dt.datetime,
-                    latest: int = 12) -> View:  # fmt: skip
-    v = View(now)
-    v.departments = [dict(r) for r in await conn.fetch(_OPEN_BY_LEVEL)]
-    v.latest = [dict(r) for r in await conn.fetch(_LATEST_CARDS, latest)]
-    v.today = await _figures(conn, day_start, now)
-    v.cards_today = {r["level"]: int(r["n"]) for r in await conn.fetch(_CARDS_IN, day_start, now)}
-    return v
-
-
-async def period_figures(conn: db.Connection, since: dt.datetime, until: dt.datetime
-                         ) -> dict[str, Any]:  # fmt: skip
-    """The live period's figures from jiancha's tables (what `--headless` prints)."""
-    f: dict[str, Any] = dict(await _figures(conn, since, until))
-    f["cards"] = {r["level"]: int(r["n"]) for r in await conn.fetch(_CARDS_IN, since, until)}
-    for level in ("blue", "yellow", "red"):
-        f["cards"].setdefault(level, 0)
-    f["cards_total"] = await conn.fetchval(  # backlog included; the clock ran on past the end
-        "SELECT count(*) FROM jiancha.cards WHERE issued_at < $1", until
-    )
-    f["dead_letters"] = await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters")
-    done = f["on_time"] + f["late"]
-    f["on_time_rate"] = round(f["on_time"] / done, 4) if done else None
-    f["immediate_share"] = round(f["immediate"] / f["submitted"], 4) if f["submitted"] else None
-    return f
-
-
-LEVEL_STYLE = {"blue": "bold blue", "yellow": "bold yellow", "red": "bold red"}
-LEVEL_NAME = {"zh": {"blue": "蓝牌", "yellow": "黄牌", "red": "红牌"},
-              "en": {"blue": "blue", "yellow": "yellow", "red": "red"}}  # fmt: skip
-
-
-def render(v: View, *, tz: zoneinfo.ZoneInfo, speed: float, metrics: str | None,
-           rules: RuleSet, matters: Mapping[str, Any]) -> Any:  # fmt: skip
-    """The live view (rich renderables); pure: a View in, a screen out."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    lang = "en" if current_lang() == "en" else "zh"
-    names = LEVEL_NAME[lang]
-    local = v.now.astimezone(tz)
-    weekday = (["一", "二", "三", "四", "五", "六", "日"][local.weekday()] if lang == "zh"
-               else local.strftime("%a"))  # fmt: skip
-    head = Text()
-    head.append(h("jiancha 电子监察演示  ", "jiancha demo  "), style="bold")
-    head.append(local.strftime("%Y-%m-%d %H:%M") + (f" 星期{weekday}" if lang == "zh"
-                                                   else f" {weekday}"))  # fmt: skip
-    head.append(f"  ×{speed:g}", style="dim")
-    if metrics:
-        head.append(f"  http://{metrics}/metrics", style="underline")
-    if v.total:
-        head.append(h(f"  已写入事件 {v.written}/{v.total}", f"  events {v.written}/{v.total}"),
-                    style="dim")  # fmt: skip
-
-    open_t = Table(title=h("在办件（按最高牌级）", "open cases by highest card"), expand=True)
-    open_t.add_column(h("部门", "department"))
-    open_t.add_column(h("在办", "open"), justify="right")
-    for level in ("blue", "yellow", "red"):
-        open_t.add_column(names[level], justify="right", style=LEVEL_STYLE[level])
-    totals = {"open": 0, "blue": 0, "yellow": 0, "red": 0}
-    for row in v.departments[:12]:
-        open_t.add_row(str(row["department"]), *(str(row[k]) for k in totals))
-    for row in v.departments:
-        for k in totals:
-            totals[k] += int(row[k])
-    open_t.add_row(Text(h("合计", "total"), style="bold"),
-                   *(Text(str(totals[k]), style="bold") for k in totals))  # fmt: skip
-
-    titles = {r.rule: r.title(lang) for r in rules.rules}
-    cards_t = Table(title=h("最新亮牌", "latest cards"), expand=True)
-    for col in (h("时间", "at"), h("牌", "card"), h("规则", "rule"), h("办件", "case"),
-                h("事项", "matter"), h("窗口", "window")):  # fmt: skip
-        cards_t.add_column(col, overflow="ellipsis", no_wrap=True)
-    for c in v.latest:
-        matter = matters.get(c["matter"])
-        cards_t.add_row(
-            c["issued_at"].astimezone(tz).strftime("%m-%d %H:%M"),
-            Text(names.get(c["level"], c["level"]), style=LEVEL_STYLE.get(c["level"], "")),
-            titles.get(c["rule"], c["rule"]), c["case_id"],
-            getattr(matter, "name", c["matter"] or ""), c["window"] or "",
-        )  # fmt: skip
-
-    t = v.today
-    done = t.get("on_time", 0) + t.get("late", 0)
-    rate = f"{100 * t.get('on_time', 0) / done:.1f}%" if done else "—"
-    share = f"{100 * t.get('immediate', 0) / t['submitted']:.0f}%" if t.get("submitted") else "—"
-    cards = "  ".join(f"{names[lv]} {v.cards_today.get(lv, 0)}" for lv in ("blue", "yellow", "red"))
-    figures = Text(
-        h(f"今日：受理 {t.get('submitted', 0)}（即办 {share}）  办结 {t.get('completed', 0)}"
-           f"  按期办结率 {rate}  差评 {t.get('bad_ratings', 0)}  亮牌 {cards}"
-           f"  在办 {t.get('open', 0)}",
-           f"Today: submitted {t.get('submitted', 0)} (immediate {share})  completed "
-           f"{t.get('completed', 0)}  on time {rate}  bad ratings {t.get('bad_ratings', 0)}"
-           f"  cards {cards}  open {t.get('open', 0)}")
-    )  # fmt: skip
-    hint = Text(
-        h(
-            "Ctrl-C 结束（停止守护进程、模拟器与数据库）",
-            "Ctrl-C stops the daemon, the simulator and the database",
-        ),
-        style="dim",
-    )
-    return Group(Panel(head), Panel(figures), open_t, cards_t, hint)
-
-
-# --- running it ---------------------------------------------------------------------------
-
-
 @dataclass
 class Outcome:
     period: Period
@@ -361,62 +185,87 @@ class Outcome:
     stopped_early: bool
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The demo's calendar, rules, catalogue, period and events, before anything runs."""
+
+    cal: Calendar
+    rules: RuleSet
+    catalogue: Catalogue
+    period: Period
+    backlog: list[Event]
+    live: list[Event]
+    simulated: dict[str, Any]  # the live period's cases as simulated, to compare with jiancha
+
+    @classmethod
+    def of(cls, opts: DemoOptions) -> _Plan:
+        from monitor.whatif.simulate import figures as simulated_figures
+
+        cal = load_calendar("cn")
+        catalogue = load_catalogue()
+        period = Period.plan(cal, opts)
+        days = (period.last - period.history_from).days + 1
+        events = generate(catalogue, cal, period.history_from, days, seed=opts.seed,
+                          per_day=opts.per_day)  # fmt: skip
+        backlog = between(events, until=period.start)
+        live = [e for e in events[len(backlog) :] if e.occurred_at <= period.end]
+        mine = {e.case_id for e in live if e.kind == "submitted"}
+        simulated = simulated_figures([e for e in live if e.case_id in mine], catalogue.matters,
+                                      cal).as_json()  # fmt: skip
+        return cls(cal, load_rules("cards"), catalogue, period, backlog, live, simulated)
+
+
+async def _watch(conn: db.Connection, running: Running, clock: VirtualClock, plan: _Plan,
+                 opts: DemoOptions, on_view: Callable[[Any], None] | None,
+                 progress: list[Progress]) -> None:  # fmt: skip
+    """Redraw the view until the end of the period (every ``opts.refresh`` real seconds)."""
+    tz = zoneinfo.ZoneInfo(plan.cal.timezone)
+    while clock() < plan.period.end:
+        if on_view is not None:
+            now = clock()
+            day = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tz)
+            v = await read_view(conn, now, day)
+            v.written, v.total = progress[-1].written, len(plan.live)
+            on_view(render(v, tz=tz, speed=opts.speed, metrics=running.metrics,
+                           rules=plan.rules, matters=plan.catalogue.matters))  # fmt: skip
+        await trio.sleep(opts.refresh)
+
+
 async def run_demo(opts: DemoOptions, *, out: TextIO,
                    on_view: Callable[[Any], None] | None = None) -> Outcome:  # fmt: skip
     """Everything from an empty folder to the period's figures; stops cleanly when cancelled."""
-    from monitor.whatif.simulate import figures as simulated_figures
-
     log = get_logger("monitor.whatif.demo")
-    cal = load_calendar("cn")
-    tz = zoneinfo.ZoneInfo(cal.timezone)
-    rules = load_rules("cards")
-    catalogue: Catalogue = load_catalogue()
-    period = Period.plan(cal, opts)
-    days = (period.last - period.history_from).days + 1
-    events = generate(catalogue, cal, period.history_from, days, seed=opts.seed,
-                      per_day=opts.per_day)  # fmt: skip
-    backlog = between(events, until=period.start)
-    live = [e for e in events[len(backlog) :] if e.occurred_at <= period.end]
-    # the live period's cases as simulated, for comparison with what jiancha saw
-    mine = {e.case_id for e in live if e.kind == "submitted"}
-    simulated = simulated_figures([e for e in live if e.case_id in mine], catalogue.matters,
-                                  cal).as_json()  # fmt: skip
+    plan = _Plan.of(opts)
+    period = plan.period
     server = await trio.to_thread.run_sync(start_postgres, opts.directory)
     stopped_early = True
     try:
         async with db.open_loop():
             dsn = await fresh_database(server.get_uri())
             async with await db.connect(dsn, application_name="jiancha-demo") as conn:
-                await install_matters(conn, catalogue.matters)
-                await write_events(conn, backlog, batch_size=5000)
-            log.info("demo_backlog", events=len(backlog), since=period.history_from.isoformat())
+                await install_matters(conn, plan.catalogue.matters)
+                await write_events(conn, plan.backlog, batch_size=5000)
+            log.info("demo_backlog", events=len(plan.backlog),
+                     since=period.history_from.isoformat())  # fmt: skip
             clock = VirtualClock(period.start, opts.speed)
-            config = DaemonConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.2, rules=rules,
-                                  calendar=cal, clock=clock,
+            config = DaemonConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.2, rules=plan.rules,
+                                  calendar=plan.cal, clock=clock,
                                   metrics_address=free_address(opts.metrics_address))  # fmt: skip
-            progress = [Progress(0, len(live), None)]
+            progress = [Progress(0, len(plan.live), None)]
             async with trio.open_nursery() as nursery:
                 running: Running = await nursery.start(serve, config)
                 if not opts.json:
                     out.write(h(f"指标：http://{running.metrics}/metrics\n",
-                                 f"metrics: http://{running.metrics}/metrics\n"))  # fmt: skip
+                                f"metrics: http://{running.metrics}/metrics\n"))  # fmt: skip
                     out.flush()
 
                 async def simulate() -> None:
                     async with await db.connect(dsn, application_name="jiancha-simulate") as w:
-                        await write_events(w, live, clock=clock, progress=progress.append)
+                        await write_events(w, plan.live, clock=clock, progress=progress.append)
 
                 nursery.start_soon(simulate)
                 async with await db.connect(dsn, application_name="jiancha-demo-view") as conn:
-                    while clock() < period.end:
-                        if on_view is not None:
-                            now = clock()
-                            day = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tz)
-                            v = await read_view(conn, now, day)
-                            v.written, v.total = progress[-1].written, len(live)
-                            on_view(render(v, tz=tz, speed=opts.speed, metrics=running.metrics,
-                                           rules=rules, matters=catalogue.matters))  # fmt: skip
-                        await trio.sleep(opts.refresh)
+                    await _watch(conn, running, clock, plan, opts, on_view, progress)
                     # the end of the period: let the daemon take the last events and ticks
                     await _settle(conn, running, period.end)
                     seen = await period_figures(conn, period.start, period.end)
@@ -425,7 +274,7 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(server.cleanup)
-    return Outcome(period, simulated, seen, running.metrics, stopped_early)
+    return Outcome(period, plan.simulated, seen, running.metrics, stopped_early)
 
 
 async def _settle(conn: db.Connection, running: Running, end: dt.datetime,

@@ -37,7 +37,8 @@ def scaled(view: CaseView, scale: float) -> CaseView:
     if scale == 1.0 or decision is None or decision.limit_days is None:
         return view
     limit = math.floor(decision.limit_days * scale + 1e-9)
-    return replace(view, clocks=replace(view.clocks, decision=replace(decision, limit_days=limit)))
+    decision = decision._replace(limit_days=limit)
+    return replace(view, clocks=replace(view.clocks, decision=decision))
 
 
 @dataclass

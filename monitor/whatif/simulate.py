@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import trio
 
 from monitor.db import json_dumps
@@ -527,6 +528,51 @@ class _Centre:
             emit("fee_charged", {"amount": self.cat.fees.get(m.code, DEFAULT_FEE)})
             self._soon(c, 0.5, 3)
 
+    def _decided_after(self, m: Matter) -> tuple[int, int, int]:
+        """When the decision comes, in working days after acceptance (pauses apart).
+
+        Also an extension's days and when it is asked (0, 0: none).
+        """
+        rng, p = self.rng, self.p
+        promised, statutory = m.promised_days, m.statutory_days
+        r = rng.random()
+        if r < p.statutory_late:
+            return statutory + rng.randint(2, 4), 0, 0
+        if r < p.statutory_late + p.late:
+            return promised + rng.randint(2, 4), 0, 0
+        if promised >= 5 and rng.random() < p.extended:
+            ext_days = rng.choice((5, 10, 10))
+            ext_at = rng.randint(max(1, promised - 3), promised - 1)
+            return rng.randint(promised + 1, promised + ext_days), ext_days, ext_at
+        return (1 + int((promised - 1) * rng.random() ** 1.5) if promised > 1 else 1), 0, 0
+
+    def _steps(self, m: Matter, done: int) -> list[_Milestone]:
+        """The matter's steps, one after the other, each on time but for a few overruns."""
+        rng = self.rng
+        plan: list[_Milestone] = []
+        start = 0
+        for step, limit in m.step_days.items():
+            took = min(rng.randint(0, limit), done - start)
+            if rng.random() < self.p.step_overrun and start + limit + 1 <= done:
+                took = limit + 1  # a blue card for the step
+            plan.append(_Milestone(start, "step_started", {"step": step}))
+            plan.append(_Milestone(start + took, "step_finished", {"step": step}))
+            start += took
+        return plan
+
+    def _ending(self, plan: list[_Milestone], done: int) -> list[_Milestone]:
+        """Withdrawn or terminated part-way (what came after is dropped), else decided."""
+        rng, p = self.rng, self.p
+        r = rng.random()
+        if r >= p.withdrawn + p.terminated:
+            result = "deny" if rng.random() < p.denied else "approve"
+            return [*plan, _Milestone(done, "decided", {"result": result})]
+        stop = rng.randint(0, done)
+        kept = [x for x in plan if x.offset < stop]
+        if r < p.withdrawn:
+            return [*kept, _Milestone(stop, "withdrawn")]
+        return [*kept, _Milestone(stop, "terminated", {"reason": rng.choice(_TERMINATION_REASONS)})]
+
     def _promised(self, c: _Cursor, emit: Callable[..., None], m: Matter, online: bool) -> None:
         """Plan the decision period in working days after acceptance, then play it out.
 
@@ -534,36 +580,15 @@ class _Centre:
         the hour of its events: a deadline ends at 24:00 of its last day.
         """
         rng, p = self.rng, self.p
-        promised, statutory = m.promised_days, m.statutory_days
         accepted: dict[str, Any] = {}
         pledged = 0
         if rng.random() < p.pledged:  # 容缺受理: accepted now, the missing papers promised
-            pledged = min(promised, rng.randint(2, 5))
+            pledged = min(m.promised_days, rng.randint(2, 5))
             accepted["pledged_days"] = pledged
         emit("accepted", accepted)
         a = self.days.index(c.day)
-        # When the decision comes, in working days after the acceptance day (pauses apart).
-        ext_days = ext_at = 0
-        r = rng.random()
-        if r < p.statutory_late:
-            done = statutory + rng.randint(2, 4)
-        elif r < p.statutory_late + p.late:
-            done = promised + rng.randint(2, 4)
-        elif promised >= 5 and rng.random() < p.extended:
-            ext_days = rng.choice((5, 10, 10))
-            ext_at = rng.randint(max(1, promised - 3), promised - 1)
-            done = rng.randint(promised + 1, promised + ext_days)
-        else:
-            done = 1 + int((promised - 1) * rng.random() ** 1.5) if promised > 1 else 1
-        plan: list[_Milestone] = []
-        start = 0
-        for step, limit in m.step_days.items():
-            took = min(rng.randint(0, limit), done - start)
-            if rng.random() < p.step_overrun and start + limit + 1 <= done:
-                took = limit + 1  # a blue card for the step
-            plan.append(_Milestone(start, "step_started", {"step": step}))
-            plan.append(_Milestone(start + took, "step_finished", {"step": step}))
-            start += took
+        done, ext_days, ext_at = self._decided_after(m)
+        plan = self._steps(m, done)
         if ext_days:
             plan.append(_Milestone(ext_at, "extended", {
                 "days": ext_days, "approver": f"{m.department}负责人",
@@ -573,19 +598,7 @@ class _Centre:
             late = rng.random() < p.pledge_late
             when = pledged + rng.randint(1, 3) if late else rng.randint(1, pledged)
             plan.append(_Milestone(min(when, done), "supplement_received"))
-        r = rng.random()
-        if r < p.withdrawn + p.terminated:
-            stop = rng.randint(0, done)
-            plan = [x for x in plan if x.offset < stop]
-            if r < p.withdrawn:
-                plan.append(_Milestone(stop, "withdrawn"))
-            else:
-                plan.append(
-                    _Milestone(stop, "terminated", {"reason": rng.choice(_TERMINATION_REASONS)})
-                )
-        else:
-            result = "deny" if rng.random() < p.denied else "approve"
-            plan.append(_Milestone(done, "decided", {"result": result}))
+        plan = self._ending(plan, done)
         plan.sort(key=lambda x: x.offset)  # stable: the logical order within a day stays
         if m.pause_max_days and rng.random() < p.suspended:
             plan = self._pause(plan, m, done)
@@ -768,21 +781,8 @@ def _share(n: int, d: int) -> float:
     return n / d if d else 0.0
 
 
-def figures(
-    events: Iterable[Event],
-    matters: Mapping[str, Matter],
-    cal: Calendar,
-    *,
-    working_days: int | None = None,
-) -> Figures:
-    """Figures of generated events; lateness uses the engine's arithmetic (DOMAIN.md §3).
-
-    A case is late when it completes after the deadline of its decision clock:
-    the limit plus extensions plus the working time spent paused, rounded to
-    the end of that working day. ``working_days`` defaults to the working days
-    between the first and the last day with a submission.
-    """
-    tz = zoneinfo.ZoneInfo(cal.timezone)
+def _collect(events: Iterable[Event]) -> tuple[dict[str, dict[str, Any]], int]:
+    """Each case's facts the figures need (by case id), and how many events there were."""
     cases: dict[str, dict[str, Any]] = {}
     n_events = 0
     for e in events:
@@ -808,15 +808,86 @@ def figures(
             c["rating"] = int(e.payload["level"])
         elif e.kind == "fee_charged":
             c.setdefault("fees", []).append(float(e.payload["amount"]))
+    return cases, n_events
+
+
+def _paused(cal: Calendar, prom: Sequence[dict[str, Any]]) -> npt.NDArray[np.float64]:
+    """The working days each case's decision clock spent paused."""
+    starts, ends, owner = [], [], []
+    for i, c in enumerate(prom):
+        for ps, pe in c["pauses"]:
+            starts.append(ps)
+            ends.append(pe or c["completed"])
+            owner.append(i)
+    paused = np.zeros(len(prom))
+    if owner:
+        acc = np.asarray([_s(prom[i]["accepted"]) for i in owner], "datetime64[s]")
+        a = cal.working_days_between(acc, np.asarray([_s(x) for x in starts], "datetime64[s]"))
+        b = cal.working_days_between(acc, np.asarray([_s(x) for x in ends], "datetime64[s]"))
+        np.add.at(paused, np.asarray(owner), np.maximum(b - a, 0.0))
+    return paused
+
+
+def _late(cal: Calendar, prom: Sequence[dict[str, Any]], imm: Sequence[dict[str, Any]],
+          matters: Mapping[str, Matter]) -> tuple[int, int, int]:  # fmt: skip
+    """Completed after the promised deadline, after the statutory one, immediate not same-day.
+
+    Vectorised: the working time paused, then each clock's deadline, as the engine counts.
+    """
+    late = statutory_late = immediate_late = 0
+    if prom:
+        paused = _paused(cal, prom)
+        acc = np.asarray([_s(c["accepted"]) for c in prom], "datetime64[s]")
+        completed = np.asarray([_s(c["completed"]) for c in prom], "datetime64[s]")
+        ext = np.asarray([c["ext"] for c in prom], dtype=np.float64)
+        promised = np.asarray(
+            [c["promised"] if c["promised"] is not None else matters[c["matter"]].promised_days
+             for c in prom], dtype=np.float64,
+        )  # fmt: skip
+        statutory = np.asarray([matters[c["matter"]].statutory_days for c in prom], np.float64)
+        over = []
+        for limit in (promised, statutory):
+            whole = np.ceil(np.maximum(limit + ext + paused - 1e-7, 0.0)).astype(np.int64)
+            over.append(int(np.count_nonzero(completed > cal.deadline(acc, whole))))
+        late, statutory_late = over
+    if imm:
+        acc = np.asarray([_s(c["accepted"]) for c in imm], "datetime64[s]")
+        completed = np.asarray([_s(c["completed"]) for c in imm], "datetime64[s]")
+        immediate_late = int(
+            np.count_nonzero(completed > cal.deadline(acc, np.zeros(len(imm), np.int64)))
+        )
+    return late, statutory_late, immediate_late
+
+
+def _working_days(cal: Calendar, first: dt.date | None, last: dt.date | None) -> int:
+    if first is None or last is None:
+        return 0
+    span = np.arange(np.datetime64(first, "D"), np.datetime64(last, "D") + 1)
+    return int(np.count_nonzero(cal.is_workday(span)))
+
+
+def figures(
+    events: Iterable[Event],
+    matters: Mapping[str, Matter],
+    cal: Calendar,
+    *,
+    working_days: int | None = None,
+) -> Figures:
+    """Figures of generated events; lateness uses the engine's arithmetic (DOMAIN.md §3).
+
+    A case is late when it completes after the deadline of its decision clock:
+    the limit plus extensions plus the working time spent paused, rounded to
+    the end of that working day. ``working_days`` defaults to the working days
+    between the first and the last day with a submission.
+    """
+    tz = zoneinfo.ZoneInfo(cal.timezone)
+    cases, n_events = _collect(events)
     real = {cid: c for cid, c in cases.items() if "submitted" in c}
     local_days = sorted({c["submitted"].astimezone(tz).date() for c in real.values()})
     first = local_days[0] if local_days else None
     last = local_days[-1] if local_days else None
     if working_days is None:
-        working_days = 0
-        if first is not None and last is not None:
-            span = np.arange(np.datetime64(first, "D"), np.datetime64(last, "D") + 1)
-            working_days = int(np.count_nonzero(cal.is_workday(span)))
+        working_days = _working_days(cal, first, last)
 
     def has(c: dict[str, Any], kind: str) -> bool:
         return bool(c["kinds"][kind])
@@ -826,45 +897,10 @@ def figures(
         promised = c.get("promised")
         return (m is not None and m.promised_days == 0) if promised is None else promised == 0
 
-    # Lateness, vectorised: the working time paused, then each clock's deadline.
     done = [c for c in real.values() if "accepted" in c and "completed" in c]
     prom = [c for c in done if not immediate(c) and c["matter"] in matters]
-    imm = [c for c in done if immediate(c)]
-    late = statutory_late = immediate_late = 0
-    if prom:
-        starts, ends, owner = [], [], []
-        for i, c in enumerate(prom):
-            for ps, pe in c["pauses"]:
-                starts.append(ps)
-                ends.append(pe or c["completed"])
-                owner.append(i)
-        paused = np.zeros(len(prom))
-        if owner:
-            acc = np.asarray([_s(prom[i]["accepted"]) for i in owner], "datetime64[s]")
-            a = cal.working_days_between(acc, np.asarray([_s(x) for x in starts], "datetime64[s]"))
-            b = cal.working_days_between(acc, np.asarray([_s(x) for x in ends], "datetime64[s]"))
-            np.add.at(paused, np.asarray(owner), np.maximum(b - a, 0.0))
-        acc = np.asarray([_s(c["accepted"]) for c in prom], "datetime64[s]")
-        completed = np.asarray([_s(c["completed"]) for c in prom], "datetime64[s]")
-        ext = np.asarray([c["ext"] for c in prom], dtype=np.float64)
-        promised = np.asarray(
-            [c["promised"] if c["promised"] is not None else matters[c["matter"]].promised_days
-             for c in prom], dtype=np.float64,
-        )  # fmt: skip
-        statutory = np.asarray([matters[c["matter"]].statutory_days for c in prom], np.float64)
-        for limit, counter in ((promised, "late"), (statutory, "statutory")):
-            whole = np.ceil(np.maximum(limit + ext + paused - 1e-7, 0.0)).astype(np.int64)
-            over = int(np.count_nonzero(completed > cal.deadline(acc, whole)))
-            if counter == "late":
-                late = over
-            else:
-                statutory_late = over
-    if imm:
-        acc = np.asarray([_s(c["accepted"]) for c in imm], "datetime64[s]")
-        completed = np.asarray([_s(c["completed"]) for c in imm], "datetime64[s]")
-        immediate_late = int(
-            np.count_nonzero(completed > cal.deadline(acc, np.zeros(len(imm), np.int64)))
-        )
+    late, statutory_late, immediate_late = _late(cal, prom, [c for c in done if immediate(c)],
+                                                 matters)  # fmt: skip
     ratings = Counter(c["rating"] for c in real.values() if "rating" in c)
     n_ratings = sum(ratings.values())
     fees = [x for c in real.values() for x in c.get("fees", [])]

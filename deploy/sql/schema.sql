@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in migrations/ (version 5).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 5).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
