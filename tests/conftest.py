@@ -23,6 +23,7 @@ import secrets
 import urllib.parse
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -117,3 +118,19 @@ def sync_dsn(pg_dsn: str) -> Iterator[str]:
 
     trio.run(setup)
     yield pg_dsn
+
+
+@pytest.fixture(scope="session")
+def cal() -> Any:
+    """The national calendar (immutable: one for the session)."""
+    from monitor.calendar import load_calendar
+
+    return load_calendar("cn")
+
+
+@pytest.fixture(scope="session")
+def rules() -> Any:
+    """The default rule set (rules/cards.toml)."""
+    from monitor.rules import load_rules
+
+    return load_rules("cards")

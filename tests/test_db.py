@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 import structlog
 import trio
@@ -256,3 +257,17 @@ def test_format_follows_the_stream_json_for_journald_readable_on_a_terminal() ->
     assert "card_issued" in plain and "case=C1" in plain and "card=7" in plain
     with pytest.raises(json.JSONDecodeError):
         json.loads(raw)
+
+
+def test_only_finds_one_kind_of_error_even_inside_groups():
+    key = asyncpg.UniqueViolationError("dup")
+    key.constraint_name = "events_pkey"  # as asyncpg sets it from the server's message
+    other_key = asyncpg.UniqueViolationError("dup")
+    other_key.constraint_name = "cards_once"
+    assert db.only(key, asyncpg.UniqueViolationError, constraint="events_pkey") is key
+    assert db.only(other_key, asyncpg.UniqueViolationError, constraint="events_pkey") is None
+    nested = BaseExceptionGroup("n", [ExceptionGroup("inner", [key])])
+    assert db.only(nested, asyncpg.UniqueViolationError, constraint="events_pkey") is key
+    mixed = ExceptionGroup("m", [key, ValueError("x")])
+    assert db.only(mixed, asyncpg.UniqueViolationError) is None
+    assert db.only(ValueError("x"), (OSError, ValueError)) is not None

@@ -48,9 +48,9 @@ from monitor.state import store as state_store
 from monitor.vocab import level_name
 from tests import httpkit, sourcekit
 from tests.httpkit import Receiver, Reply
+from tests.outbox.test_digest import CFG as DIGEST_CONFIG
+from tests.outbox.test_digest import _two_cases_at_risk
 from tests.sourcekit import Daemon, last_position, prepare, write
-from tests.test_digest import CFG as DIGEST_CONFIG
-from tests.test_digest import _two_cases_at_risk
 from tests.torture import case_mismatches
 
 own_server = sourcekit.own_server

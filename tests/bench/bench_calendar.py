@@ -36,6 +36,7 @@ import numpy as np
 from chinese_calendar import constants as cc_constants
 
 import monitor.calendar
+import monitor.calendar._load
 import monitor.calendar._tables
 from monitor.calendar import ClockState, load_calendar
 
@@ -921,7 +922,7 @@ def bench_first_call(n: int) -> dict:
 def bench_build(k: int) -> dict:
     def cold() -> None:
         monitor.calendar._tables.zone_offsets.cache_clear()
-        monitor.calendar._base_model.cache_clear()
+        monitor.calendar._load._base_model.cache_clear()
         load_calendar("cn")
 
     load_calendar("cn")
@@ -938,11 +939,11 @@ def bench_build(k: int) -> dict:
         ),
         k,
     )
-    monitor.calendar._base_model.cache_clear()
+    monitor.calendar._load._base_model.cache_clear()
     t_model = best_of(
         lambda: (
-            monitor.calendar._base_model.cache_clear(),
-            monitor.calendar._base_model("national"),
+            monitor.calendar._load._base_model.cache_clear(),
+            monitor.calendar._load._base_model("national"),
         ),
         k,
     )

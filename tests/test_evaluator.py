@@ -7,93 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
-import trio
 
 from monitor import db
 from monitor.calendar import load_calendar
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
-from monitor.source import START, load_matters, read_batch
-from monitor.state import store as state_store
-from monitor.worker import Worker, WorkerConfig
+from monitor.source import START
+from tests.cardkit import ACCEPTED_FEB8, SUB, Driver, events_of, ledger, z
 from tests.sourcekit import write
-
-UTC = dt.UTC
-
-
-def z(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-SUB = {"matter": "M1", "window": "W1", "region": "R1", "channel": "window"}  # M1: 5 wd promised
-
-
-@pytest.fixture(scope="module")
-def cal():
-    return load_calendar("cn")
-
-
-@pytest.fixture(scope="module")
-def rules():
-    return load_rules("cards")
-
-
-class Driver:
-    """The tailer's ingest path and the evaluator, driven step by step on a virtual clock."""
-
-    def __init__(self, conn: db.Connection, ev: Evaluator) -> None:
-        self.conn = conn
-        self.ev = ev
-        self.cursor = START
-        self.matters: dict = {}
-
-    async def start(self, now: dt.datetime) -> None:
-        self.matters = await load_matters(self.conn)
-        self.cursor = await state_store.load_cursor(self.conn)
-        await self.ev.start(self.conn, self.matters, now)
-
-    async def ingest(self, now: dt.datetime, limit: int = 10_000) -> int:
-        events = await read_batch(self.conn, self.cursor, limit)
-        if not events:
-            return 0
-
-        result = await apply_batch(
-            self.conn, events, self.matters, self.cursor, now, evaluator=self.ev
-        )
-        self.cursor = result.cursor
-        return len(events)
-
-    async def run_until(self, end: dt.datetime, now: dt.datetime) -> dt.datetime:
-        """Tick at every crossing instant up to ``end``, as the daemon's sleep would."""
-        await self.ev.tick(self.conn, self.matters, now)
-        while True:
-            due = self.ev.wake_at()
-            if due is None or due > end.timestamp():
-                return end
-            now = dt.datetime.fromtimestamp(due, UTC)
-            await self.ev.tick(self.conn, self.matters, now)
-
-
-async def ledger(conn: db.Connection) -> list[tuple]:
-    rows = await conn.fetch(
-        "SELECT case_id, clock, rule, level, issued_at, status, reply_due, escalated_at "
-        "FROM jiancha.cards ORDER BY case_id, clock, rule, level"
-    )
-    return [tuple(r) for r in rows]
-
-
-async def events_of(conn: db.Connection) -> list[tuple]:
-    rows = await conn.fetch(
-        "SELECT c.case_id, c.rule, c.level, e.kind, e.at, e.reason FROM jiancha.card_events e "
-        "JOIN jiancha.cards c ON c.id = e.card_id ORDER BY c.case_id, c.rule, c.level, e.kind"
-    )
-    return [tuple(r) for r in rows]
-
-
-ACCEPTED_FEB8 = [
-    ("C1", "submitted", z("2024-02-08T01:00:00"), SUB),
-    ("C1", "accepted", z("2024-02-08T02:00:00"), {}),
-]
 
 
 async def test_cards_come_due_at_their_instants_and_only_once(dsn, cal, rules):
@@ -376,40 +297,6 @@ async def test_restarts_and_replays_give_the_identical_ledger(pg_dsn, cal, rules
         rows = sorted((r[4], r[3]) for r in straight[0] if (r[0], r[2]) == case_rule)
         order = [("blue", "yellow", "red").index(level) for _, level in rows]
         assert order == sorted(order)
-
-
-async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rules):
-    """The live daemon path: no event arrives, the card comes from the scheduler's sleep."""
-    deadline = z("2024-02-21T16:00:00")
-    offset = deadline.timestamp() - 1.5 - trio.current_time()
-
-    def clock() -> dt.datetime:  # wall time 1.5 s before C1's deadline, running at real speed
-        return dt.datetime.fromtimestamp(offset + trio.current_time(), UTC)
-
-    async with await db.connect(dsn) as conn:
-        await write(conn, ACCEPTED_FEB8)
-        await conn.execute(
-            "INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, "
-            "ruleset, calendar, updated_at) VALUES ('C1', 'decision', 'decision_time', 'yellow',"
-            " $1, $1, 'x', 'x', $1)",
-            z("2024-02-20T16:00:00"),
-        )
-        config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=30.0, probe_interval=30.0)
-        t = Worker(config, clock=clock, evaluator=Evaluator(rules, cal))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(t.run)
-            with trio.fail_after(10):
-                while not await conn.fetchval(
-                    "SELECT count(*) FROM jiancha.cards WHERE level = 'red'"
-                ):
-                    await trio.sleep(0.05)
-            nursery.cancel_scope.cancel()
-        row = await conn.fetchrow(
-            "SELECT issued_at, recorded_at FROM jiancha.cards WHERE level = 'red'"
-        )
-        assert row["issued_at"] == deadline
-        late = (row["recorded_at"] - deadline).total_seconds()
-        assert 0 <= late < 1.0, late
 
 
 async def test_a_caught_up_supervision_order_gets_its_full_reply_period(dsn, cal, rules):

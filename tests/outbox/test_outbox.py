@@ -18,9 +18,9 @@ from monitor.outbox import Notifier, Sender, hold_until, recipients
 from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
 from tests import httpkit
+from tests.cardkit import ACCEPTED_FEB8, Driver, z
 from tests.httpkit import Reply
 from tests.sourcekit import write
-from tests.test_cards import ACCEPTED_FEB8, Driver, z
 
 receiver = httpkit.receiver
 UTC = dt.UTC

@@ -18,7 +18,7 @@ from monitor.rules import load_rules
 from monitor.source import load_matters
 from monitor.worker import Worker, WorkerConfig
 from tests.sourcekit import SUBMITTED, at, write
-from tests.test_tailer import drain
+from tests.test_worker import drain
 
 NOW = dt.datetime(2024, 3, 8, 2, 0, tzinfo=dt.UTC)  # Fri 10:00 Beijing: clocks are running
 M2 = {**SUBMITTED, "matter": "M2"}

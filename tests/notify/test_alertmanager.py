@@ -339,8 +339,8 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
     from monitor.outbox import Notifier, Sender
     from monitor.pipeline import Evaluator
     from monitor.rules import load_rules
+    from tests.cardkit import ACCEPTED_FEB8, Driver, z
     from tests.sourcekit import write
-    from tests.test_cards import ACCEPTED_FEB8, Driver, z
 
     cal = load_calendar("cn")
     cfg = parse(tomllib.loads(

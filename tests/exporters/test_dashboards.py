@@ -18,11 +18,11 @@ from monitor import db
 from monitor.calendar import load_calendar
 from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
+from tests.cardkit import ACCEPTED_FEB8, Driver, z
+from tests.metricskit import scrape, snapshot
 from tests.sourcekit import write
-from tests.test_cards import ACCEPTED_FEB8, Driver, z
-from tests.test_metrics import scrape, snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "jiancha.rules.yml"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 DS_UIDS = {"${DS_PROMETHEUS}", "${DS_POSTGRES}"}

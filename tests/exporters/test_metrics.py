@@ -5,22 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from prometheus_client import generate_latest
-
-from exporters.metrics import Holder, Snapshot, registry_for
-from monitor.vocab import LEVELS, OUTBOX_STATES, OUTCOMES
-
-
-def snapshot(**figures: object) -> Snapshot:
-    """A snapshot as the daemon takes it: with the label values every family emits."""
-    return Snapshot(levels=LEVELS, outbox_states=OUTBOX_STATES, outcomes=OUTCOMES,
-                    **figures)  # type: ignore[arg-type]  # fmt: skip
-
-
-def scrape(snapshot: Snapshot) -> str:
-    holder = Holder()
-    holder.set(snapshot)
-    return generate_latest(registry_for(holder)).decode()
+from exporters.metrics import Holder, registry_for
+from tests.metricskit import scrape, snapshot
 
 
 def test_failed_notifications_and_levels_are_exposed():

@@ -17,7 +17,7 @@ import pytest
 
 from monitor.migrate import load_migrations
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV_DEPS = ROOT / "deploy" / "dev-deps.sh"
 IS_ROOT = os.geteuid() == 0
 
@@ -186,7 +186,7 @@ def _dev_deps(*args: str, script: Path = DEV_DEPS,
 
 
 def test_dev_deps_lists_what_the_suite_runs() -> None:
-    from tests.test_notify_alertmanager import APT_PACKAGE
+    from tests.notify.test_alertmanager import APT_PACKAGE
 
     assert os.access(DEV_DEPS, os.X_OK), "make test runs it directly: keep it executable"
     listed = _dev_deps("--list")

@@ -15,8 +15,8 @@ from monitor.outbox.digest import Digester, digest_day, next_digest, queue_diges
 from monitor.pipeline import Evaluator
 from monitor.rules import load_rules
 from monitor.source import load_matters
+from tests.cardkit import SUB, Driver, z
 from tests.sourcekit import write
-from tests.test_cards import SUB, Driver, z
 
 AT = dt.time(8, 30)
 

@@ -26,7 +26,7 @@ from dashboards.build import dashboards
 from exporters import grafana
 from monitor.cli import grafana as grafana_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "glsa_test_token"
 
 
@@ -413,8 +413,8 @@ def test_cli_annotate_reads_red_cards_from_the_ledger(
     from monitor.calendar import load_calendar
     from monitor.pipeline import Evaluator
     from monitor.rules import load_rules
+    from tests.cardkit import ACCEPTED_FEB8, Driver, z
     from tests.sourcekit import write
-    from tests.test_cards import ACCEPTED_FEB8, Driver, z
 
     async def seed() -> None:
         async with db.open_loop(), await db.connect(sync_dsn) as conn:

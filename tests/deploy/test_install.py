@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "install.sh"
 EXAMPLE = ROOT / "deploy" / "jiancha.example.toml"
 IS_ROOT = os.geteuid() == 0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_metrics import scrape, snapshot
+from tests.metricskit import scrape, snapshot
 
-PROM = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+PROM = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from tests.test_daemon import dsn, start, wait_for  # noqa: F401 (dsn: the fixture)
 
-UNIT = Path(__file__).resolve().parent.parent / "deploy" / "systemd" / "jiancha.service"
+UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "jiancha.service"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,77 @@
+"""What the tests of cards share: a driver of the ingest path and the evaluator, and the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from monitor import db
+from monitor.pipeline import Evaluator, apply_batch
+from monitor.source import START, load_matters, read_batch
+from monitor.state import store as state_store
+
+UTC = dt.UTC
+
+
+def z(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+SUB = {"matter": "M1", "window": "W1", "region": "R1", "channel": "window"}  # M1: 5 wd promised
+
+
+class Driver:
+    """The tailer's ingest path and the evaluator, driven step by step on a virtual clock."""
+
+    def __init__(self, conn: db.Connection, ev: Evaluator) -> None:
+        self.conn = conn
+        self.ev = ev
+        self.cursor = START
+        self.matters: dict = {}
+
+    async def start(self, now: dt.datetime) -> None:
+        self.matters = await load_matters(self.conn)
+        self.cursor = await state_store.load_cursor(self.conn)
+        await self.ev.start(self.conn, self.matters, now)
+
+    async def ingest(self, now: dt.datetime, limit: int = 10_000) -> int:
+        events = await read_batch(self.conn, self.cursor, limit)
+        if not events:
+            return 0
+
+        result = await apply_batch(
+            self.conn, events, self.matters, self.cursor, now, evaluator=self.ev
+        )
+        self.cursor = result.cursor
+        return len(events)
+
+    async def run_until(self, end: dt.datetime, now: dt.datetime) -> dt.datetime:
+        """Tick at every crossing instant up to ``end``, as the daemon's sleep would."""
+        await self.ev.tick(self.conn, self.matters, now)
+        while True:
+            due = self.ev.wake_at()
+            if due is None or due > end.timestamp():
+                return end
+            now = dt.datetime.fromtimestamp(due, UTC)
+            await self.ev.tick(self.conn, self.matters, now)
+
+
+async def ledger(conn: db.Connection) -> list[tuple]:
+    rows = await conn.fetch(
+        "SELECT case_id, clock, rule, level, issued_at, status, reply_due, escalated_at "
+        "FROM jiancha.cards ORDER BY case_id, clock, rule, level"
+    )
+    return [tuple(r) for r in rows]
+
+
+async def events_of(conn: db.Connection) -> list[tuple]:
+    rows = await conn.fetch(
+        "SELECT c.case_id, c.rule, c.level, e.kind, e.at, e.reason FROM jiancha.card_events e "
+        "JOIN jiancha.cards c ON c.id = e.card_id ORDER BY c.case_id, c.rule, c.level, e.kind"
+    )
+    return [tuple(r) for r in rows]
+
+
+ACCEPTED_FEB8 = [
+    ("C1", "submitted", z("2024-02-08T01:00:00"), SUB),
+    ("C1", "accepted", z("2024-02-08T02:00:00"), {}),
+]

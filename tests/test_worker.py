@@ -1,0 +1,177 @@
+"""The worker against a real PostgreSQL: the tailer's batches taken, cards at their instants."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import trio
+
+from monitor import db
+from monitor.pipeline import Evaluator
+from monitor.source import Cursor
+from monitor.worker import Worker, WorkerConfig
+from tests.cardkit import ACCEPTED_FEB8, UTC, z
+from tests.sourcekit import SUBMITTED, at, write
+
+NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+
+
+def tailer(dsn: str, **overrides) -> Worker:
+    config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2,
+                          **overrides)  # fmt: skip
+    return Worker(config, clock=lambda: NOW)
+
+
+async def drain(t: Worker, conn: db.Connection, timeout: float = 10.0) -> None:
+    """Wait until the tailer's cursor has every visible event."""
+    with trio.fail_after(timeout):
+        while True:
+            last = await conn.fetchrow(
+                "SELECT tx::text AS tx, id FROM case_events "
+                "ORDER BY case_events.tx DESC, case_events.id DESC LIMIT 1"
+            )
+            if last is None or t.stats.cursor >= Cursor(int(last["tx"]), last["id"]):
+                return
+            t.wake()
+            await trio.sleep(0.02)
+
+
+async def test_tail_builds_cases_and_dead_letters(dsn):
+    async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+        t = tailer(dsn)
+        await nursery.start(t.run)
+        await write(conn, [
+            ("C1", "submitted", at(0), SUBMITTED),
+            ("C1", "accepted", at(1), {}),
+            ("C2", "submitted", at(0), {**SUBMITTED, "matter": "M2", "window": "W2"}),
+            ("C2", "teleported", at(1), {}),
+            ("C3", "submitted", at(0), {**SUBMITTED, "matter": "NOPE"}),
+        ])  # fmt: skip
+        await drain(t, conn)
+        cases = {r["case_id"]: r for r in await conn.fetch("SELECT * FROM jiancha.cases")}
+        assert set(cases) == {"C1", "C2"}
+        assert cases["C1"]["status"] == "accepted" and cases["C1"]["department"] == "住建局"
+        assert (
+            cases["C1"]["window"] == "W1" and cases["C1"]["clocks"]["decision"]["limit_days"] == 5
+        )
+        assert cases["C2"]["status"] == "submitted" and cases["C2"]["department"] == "市场监管局"
+        dead = {r["reason"]: r for r in await conn.fetch("SELECT * FROM jiancha.dead_letters")}
+        assert set(dead) == {"unknown_kind", "unknown_matter"}
+        assert dead["unknown_matter"]["raw"]["payload"]["matter"] == "NOPE"
+        assert t.stats.events == 3 and t.stats.dead_letters == 2
+        # copied inside the server from case_events: the valid events only, payload intact
+        kept = await conn.fetch("SELECT case_id, kind, payload FROM jiancha.events ORDER BY 1, 2")
+        assert [(r["case_id"], r["kind"]) for r in kept] == [
+            ("C1", "accepted"), ("C1", "submitted"), ("C2", "submitted"),
+        ]  # fmt: skip
+        assert kept[1]["payload"] == SUBMITTED
+        # exported later as metrics: caught up a moment ago, so the lag is small
+        await trio.sleep(0.2)
+        assert t.stats.connected and t.stats.caught_up_at is not None
+        assert 0.0 <= t.stats.lag(trio.current_time()) < 1.0
+        assert t.stats.lag(t.stats.caught_up_at + 5.0) == 5.0
+        nursery.cancel_scope.cancel()
+
+
+async def test_open_transaction_holds_the_tailer_back(dsn):
+    """A transaction that started early and commits late is not skipped."""
+    async with (
+        await db.connect(dsn, application_name="writer") as conn,
+        await db.connect(dsn, application_name="writer") as slow,
+        trio.open_nursery() as nursery,
+    ):
+        t = tailer(dsn)
+        await nursery.start(t.run)
+        held = trio.Event()
+        release = trio.Event()
+
+        async def late_writer():
+            async with slow.transaction():
+                await write(slow, [("LATE", "submitted", at(0), SUBMITTED)])
+                held.set()
+                await release.wait()
+
+        nursery.start_soon(late_writer)
+        await held.wait()
+        for i in range(5):  # later transactions commit first
+            await write(conn, [(f"E{i}", "submitted", at(0), SUBMITTED)])
+        await trio.sleep(0.3)
+        t.wake()
+        await trio.sleep(0.3)
+        ids = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM jiancha.cases")}
+        assert "LATE" not in ids
+        assert ids == set(), "rows behind the open transaction wait for it"
+        assert t.tailer.stats.blocking_tx_age > 0
+        release.set()
+        await trio.sleep(0.1)
+        await drain(t, conn)
+        ids = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM jiancha.cases")}
+        assert ids == {"LATE", "E0", "E1", "E2", "E3", "E4"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_out_of_order_across_batches_equals_in_order(dsn):
+    async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+        t = tailer(dsn, batch_size=1)  # every event its own batch and transaction
+        await nursery.start(t.run)
+        pause = {"type": "survey", "notified_days": 3}
+        # delivered: resumed, accepted, suspended, submitted (business time says otherwise)
+        for row in [
+            ("C1", "resumed", at(30), {}),
+            ("C1", "accepted", at(1), {}),
+            ("C1", "suspended", at(5), pause),
+            ("C1", "submitted", at(0), SUBMITTED),
+        ]:
+            await write(conn, [row])  # fmt: skip
+        for row in [
+            ("C2", "submitted", at(0), SUBMITTED),
+            ("C2", "accepted", at(1), {}),
+            ("C2", "suspended", at(5), pause),
+            ("C2", "resumed", at(30), {}),
+        ]:
+            await write(conn, [row])  # fmt: skip
+        await drain(t, conn)
+        rows = {
+            r["case_id"]: r
+            for r in await conn.fetch(
+                "SELECT case_id, status, accepted_at, pauses, clocks FROM jiancha.cases"
+            )
+        }
+        assert rows["C1"]["pauses"] == rows["C2"]["pauses"] != []
+        assert rows["C1"]["clocks"] == rows["C2"]["clocks"]
+        assert rows["C1"]["status"] == rows["C2"]["status"] == "accepted"
+        nursery.cancel_scope.cancel()
+
+
+async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rules):
+    """The live daemon path: no event arrives, the card comes from the scheduler's sleep."""
+    deadline = z("2024-02-21T16:00:00")
+    offset = deadline.timestamp() - 1.5 - trio.current_time()
+
+    def clock() -> dt.datetime:  # wall time 1.5 s before C1's deadline, running at real speed
+        return dt.datetime.fromtimestamp(offset + trio.current_time(), UTC)
+
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        await conn.execute(
+            "INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, "
+            "ruleset, calendar, updated_at) VALUES ('C1', 'decision', 'decision_time', 'yellow',"
+            " $1, $1, 'x', 'x', $1)",
+            z("2024-02-20T16:00:00"),
+        )
+        config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=30.0, probe_interval=30.0)
+        t = Worker(config, clock=clock, evaluator=Evaluator(rules, cal))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(t.run)
+            with trio.fail_after(10):
+                while not await conn.fetchval(
+                    "SELECT count(*) FROM jiancha.cards WHERE level = 'red'"
+                ):
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        row = await conn.fetchrow(
+            "SELECT issued_at, recorded_at FROM jiancha.cards WHERE level = 'red'"
+        )
+        assert row["issued_at"] == deadline
+        late = (row["recorded_at"] - deadline).total_seconds()
+        assert 0 <= late < 1.0, late
