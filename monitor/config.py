@@ -1,7 +1,7 @@
 """``jiancha.toml``: the daemon's settings, and who hears about which card.
 
 Every key is documented in ``deploy/jiancha.example.toml``. Precedence, low to
-high: built-in defaults, the environment defaults of CONTRACT.md
+high: built-in defaults, the environment defaults of docs/contract.md
 (``JIANCHA_SOURCE_DSN``, ``JIANCHA_DSN``), the file, ``JIANCHA__SECTION__KEY``
 environment overrides, command-line options. A bad file is refused whole
 with the file and the key, so a running daemon keeps its last good one.
@@ -119,7 +119,7 @@ class Config:
     path: Path | None
     notify: NotifyConfig
     fingerprint: str
-    metrics_address: str = "127.0.0.1:9731"  # CONTRACT.md; `[metrics] address`
+    metrics_address: str = "127.0.0.1:9731"  # docs/contract.md; `[metrics] address`
     metrics_username: str | None = None  # basic auth on /metrics, with the password file
     metrics_password_file: str | None = None
     metrics_tls_cert_file: str | None = None  # TLS on /metrics

@@ -35,7 +35,8 @@ from monitor.outbox.enqueue import Notifier
 from monitor.outbox.message import Channel
 from monitor.outbox.send import Sender
 from monitor.pipeline import Evaluator
-from monitor.rules import RuleError, RuleSet, load_rules
+from monitor.rules.load import load_rules
+from monitor.rules.model import RuleError, RuleSet
 from monitor.secrets import read_secret
 from monitor.systemd import Watchdog
 from monitor.wallclock import Clock, utc_now

@@ -137,7 +137,7 @@ class Connection:
         """Commit the block's statements together, or roll them all back.
 
         The ingest cursor, the case state it changed and the cards it issued
-        must commit as one (DESIGN.md), which is what this is for.
+        must commit as one (docs/architecture.md), which is what this is for.
         """
         tx = self._raw.transaction(isolation=isolation)
         await self._call(tx.start)

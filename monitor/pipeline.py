@@ -34,7 +34,7 @@ from monitor.engine.decide import decide_cases
 from monitor.engine.outcomes import outcomes_of
 from monitor.log import get_logger
 from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
-from monitor.rules import RuleSet
+from monitor.rules.model import RuleSet
 from monitor.source.contract import Cursor, Matter, Rejection, SourceEvent, split
 from monitor.state import store as state_store
 from monitor.state.case import CaseState

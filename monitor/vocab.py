@@ -55,7 +55,7 @@ CLOCKS: Final = (
     "review",
     "supplement",
 )
-"""The clock names of a card (CONTRACT.md)."""
+"""The clock names of a card (docs/contract.md)."""
 
 CARD_STATUSES: Final = ("issued", "acknowledged", "appealed", "closed", "revoked")
 OPEN_STATUSES: Final = ("issued", "acknowledged", "appealed")

@@ -6,7 +6,9 @@ import datetime as dt
 
 from monitor import db
 from monitor.pipeline import Evaluator, apply_batch
-from monitor.source import START, load_matters, read_batch
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import START
+from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
 
 UTC = dt.UTC

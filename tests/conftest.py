@@ -131,6 +131,6 @@ def cal() -> Any:
 @pytest.fixture(scope="session")
 def rules() -> Any:
     """The default rule set (rules/cards.toml)."""
-    from monitor.rules import load_rules
+    from monitor.rules.load import load_rules
 
     return load_rules("cards")

@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from monitor import db, migrate
-from monitor.source import START, Cursor
+from monitor.source.contract import START, Cursor
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 def test_precedence_defaults_env_file_override(tmp_path):
-    # built-in defaults and the environment defaults of CONTRACT.md
+    # built-in defaults and the environment defaults of docs/contract.md
     cfg = load_config(write(tmp_path, ""), environ=ENV)
     assert cfg.daemon.source_dsn == "postgresql://env@db/approval"
     assert cfg.daemon.dsn is None and cfg.daemon.batch_size == 5000

@@ -11,8 +11,8 @@ import pytest
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.pipeline import Evaluator
-from monitor.rules import load_rules
-from monitor.source import START
+from monitor.rules.load import load_rules
+from monitor.source.contract import START
 from tests.cardkit import ACCEPTED_FEB8, SUB, Driver, events_of, ledger, z
 from tests.sourcekit import write
 
@@ -91,7 +91,7 @@ async def test_missed_supervision_reply_escalates_once(dsn, cal, rules):
 
 
 async def test_acknowledged_supervision_order_does_not_escalate(dsn, cal, rules):
-    from monitor import cards
+    from monitor.cards.lifecycle import act
 
     async with await db.connect(dsn) as conn:
         await write(conn, ACCEPTED_FEB8)
@@ -100,9 +100,7 @@ async def test_acknowledged_supervision_order_does_not_escalate(dsn, cal, rules)
         await d.ingest(z("2024-02-08T03:00:00"))
         await d.run_until(z("2024-02-22T00:00:00"), z("2024-02-08T03:00:00"))
         red_id = await conn.fetchval("SELECT id FROM jiancha.cards WHERE level = 'red'")
-        await cards.act(
-            conn, red_id, "ack", "张科长", "材料待专家论证，已督促", z("2024-02-23T02:00:00")
-        )
+        await act(conn, red_id, "ack", "张科长", "材料待专家论证，已督促", z("2024-02-23T02:00:00"))
         await d.run_until(z("2024-03-05T00:00:00"), z("2024-02-23T02:00:00"))
         assert (
             await conn.fetchval("SELECT escalated_at FROM jiancha.cards WHERE id = $1", red_id)

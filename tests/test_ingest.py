@@ -11,7 +11,9 @@ import trio
 
 from monitor import db
 from monitor.pipeline import apply_batch
-from monitor.source import START, Cursor, load_matters, read_batch
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import START, Cursor
+from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
 from tests.sourcekit import SUBMITTED, at, write
 

@@ -39,12 +39,15 @@ import trio
 
 from monitor import db
 from monitor.calendar import load_calendar
-from monitor.engine import ExistingCard, decide_case
+from monitor.engine.cards import ExistingCard
+from monitor.engine.decide import decide_case
 from monitor.outbox.digest import Digester
-from monitor.rules import load_rules
-from monitor.source import Matter, SourceEvent, load_matters
-from monitor.state import CaseView, reduce_case
+from monitor.rules.load import load_rules
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import Matter, SourceEvent
 from monitor.state import store as state_store
+from monitor.state.reduce import reduce_case
+from monitor.state.view import CaseView
 from monitor.vocab import level_name
 from tests import httpkit, sourcekit
 from tests.httpkit import Receiver, Reply

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from monitor.cli import main
-from monitor.rules import CHECKS, CheckRule, ClockRule, RuleError, load_rules, parse_threshold
+from monitor.rules.load import load_rules
+from monitor.rules.model import CHECKS, CheckRule, ClockRule, RuleError, parse_threshold
 from monitor.vocab import CLOCKS
 
 

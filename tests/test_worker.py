@@ -8,7 +8,7 @@ import trio
 
 from monitor import db
 from monitor.pipeline import Evaluator
-from monitor.source import Cursor
+from monitor.source.contract import Cursor
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import ACCEPTED_FEB8, UTC, z
 from tests.sourcekit import SUBMITTED, at, write

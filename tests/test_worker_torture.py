@@ -20,7 +20,9 @@ import trio
 
 from monitor import db
 from monitor.pipeline import apply_batch
-from monitor.source import START, Cursor, load_matters, read_batch
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import START, Cursor
+from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
 from monitor.worker import Worker, WorkerConfig
 from tests import sourcekit
@@ -138,7 +140,7 @@ async def ingest_uninterrupted(source: str, target: str, batch_size: int) -> Non
     """
     from monitor.calendar import load_calendar
     from monitor.pipeline import Evaluator
-    from monitor.rules import load_rules
+    from monitor.rules.load import load_rules
 
     evaluator = Evaluator(load_rules(), load_calendar())
     async with await db.connect(source) as src, await db.connect(target) as dst:

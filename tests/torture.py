@@ -4,7 +4,7 @@
 its own connection with ``application_name="writer"``). Each writer runs
 transactions of 1–5 ``case_events`` rows taken from plausible case lifecycles
 (submitted → accepted → suspended/resumed, extended → decided → completed →
-delivered → rated → review ...), with the payloads CONTRACT.md requires. Cases
+delivered → rated → review ...), with the payloads docs/contract.md requires. Cases
 live in one pool shared by all writers, so one case's transactions come from
 different writers; a case is claimed by one transaction at a time for its
 lifecycle, while "side" events (fees, steps) land on any live case from any
@@ -49,8 +49,9 @@ import trio
 
 from monitor import db
 from monitor.db import DISCONNECTS
-from monitor.source import PAUSE_TYPES, Matter, SourceEvent, validate
-from monitor.state import CaseState, reduce_case
+from monitor.source.contract import PAUSE_TYPES, Matter, SourceEvent, validate
+from monitor.state.case import CaseState
+from monitor.state.reduce import reduce_case
 
 T0 = dt.datetime(2024, 1, 8, 1, 0, tzinfo=dt.UTC)
 MATTER_CODES = ("M1", "M2", "M0")  # tests/sourcekit.MATTERS

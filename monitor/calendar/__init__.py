@@ -1,6 +1,6 @@
 """The working-day calendar: China's statutory counting of days, made fast.
 
-Every card jiancha issues rests on this arithmetic (DOMAIN.md §3): weekends
+Every card jiancha issues rests on this arithmetic (docs/rule-book.md §3): weekends
 and holidays do not count, adjusted working weekends (调休上班) do, the
 starting day is not counted, a deadline ends at 24:00 (or close of business)
 of its last working day, and a date whose year has no published schedule is
@@ -388,7 +388,7 @@ class Calendar:
         yellow_at: npt.ArrayLike | None = None,
         red_at: npt.ArrayLike | None = None,
     ) -> ClockState:
-        """Evaluate running clocks at ``now`` (DOMAIN.md §3).
+        """Evaluate running clocks at ``now`` (docs/rule-book.md §3).
 
         Per clock: its start instant, limit and extension in working days,
         working days spent in closed pauses, and the start of the open pause

@@ -361,7 +361,7 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     level_out,
     next_out,
 ):
-    """Evaluate running clocks at ``now`` (DOMAIN.md §3).
+    """Evaluate running clocks at ``now`` (docs/rule-book.md §3).
 
     Per clock: working time consumed (pauses excluded), remaining against
     limit + extension, and the deadline pushed out by every working moment

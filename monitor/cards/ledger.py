@@ -21,7 +21,7 @@ from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import epoch, from_epoch
 from monitor.db import Connection, json_dumps
 from monitor.engine.cards import Closing, Decided, ExistingCard, NewCard, Outcome
-from monitor.rules import RuleSet
+from monitor.rules.model import RuleSet
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.vocab import OPEN_STATUSES, level_name, level_number
 

@@ -1,4 +1,4 @@
-"""What people do to cards: acknowledge, appeal, decide an appeal, revoke (DOMAIN.md §4).
+"""What people do to cards: acknowledge, appeal, decide an appeal, revoke (docs/rule-book.md §4).
 
 The decision whether a step is allowed is a pure function of the card's
 status (`transition`), so it can be tested exhaustively; the I/O around it

@@ -12,7 +12,7 @@ from monitor.cards.ledger import reply_deadlines
 from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import epoch, from_epoch
 from monitor.engine.cards import Closing, Decided, ExistingCard, Outcome
-from monitor.rules import RuleSet
+from monitor.rules.model import RuleSet
 from monitor.state.view import CaseView
 from monitor.vocab import OPEN_STATUSES, level_name
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from monitor.calendar import Calendar
 from monitor.db import Connection
 from monitor.engine.cards import Decided, ExistingCard, Outcome
-from monitor.rules import RuleSet
+from monitor.rules.model import RuleSet
 from monitor.state.view import CaseView
 
 __all__ = ["CardRecord", "Store", "Written"]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from monitor import __version__
-from monitor.cli._common import FMT, CommandFailed, UsageError, h, parse_instant
+from monitor.cli._common import FMT, CommandFailed, UsageError, examples, h, parse_instant
 from monitor.i18n import t
 
 __all__ = ["CommandFailed", "UsageError", "build_parser", "main", "parse_instant"]
@@ -29,27 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
             "jiancha（监察）：政务服务办件时限电子监察。",
             "jiancha (监察): electronic supervision of statutory time limits.",
         ),
-        epilog=h(
-            "示例：\n"
-            "  jiancha calendar is-workday 2024-02-04\n"
-            "  jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain\n"
-            "  jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00\n"
-            "  jiancha db migrate --dsn postgresql://jiancha@localhost/approval\n"
-            "  jiancha rules check\n"
-            "  jiancha evaluate --now 2024-02-22T09:00\n"
-            "  jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8\n"
-            "  jiancha cards list --level 红牌\n"
-            "\n环境变量 JIANCHA_LANG=en 切换为英文。",
-            "examples:\n"
-            "  jiancha calendar is-workday 2024-02-04\n"
-            "  jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain\n"
-            "  jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00\n"
-            "  jiancha db migrate --dsn postgresql://jiancha@localhost/approval\n"
-            "  jiancha rules check\n"
-            "  jiancha evaluate --now 2024-02-22T09:00\n"
-            "  jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8\n"
-            "  jiancha cards list --level red\n"
-            "\nJIANCHA_LANG=zh (default) switches to Chinese.",
+        epilog=examples(
+            "jiancha calendar is-workday 2024-02-04",
+            "jiancha calendar deadline --start 2024-02-08T10:00 --workdays 5 --explain",
+            "jiancha calendar count --start 2024-02-08T10:00 --end 2024-02-19T12:00",
+            "jiancha db migrate --dsn postgresql://jiancha@localhost/approval",
+            "jiancha rules check",
+            "jiancha evaluate --now 2024-02-22T09:00",
+            "jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8",
+            ("jiancha cards list --level 红牌", "jiancha cards list --level red"),
+            zh="\n\n环境变量 JIANCHA_LANG=en 切换为英文。",
+            en="\n\nJIANCHA_LANG=zh (default) switches to Chinese.",
         ),
     )
     parser.add_argument("--version", action="version", version=f"jiancha {__version__}")

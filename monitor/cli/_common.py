@@ -35,6 +35,7 @@ __all__ = [
     "db_dsn",
     "dsn_option",
     "dump",
+    "examples",
     "h",
     "jiancha_connection",
     "json_option",
@@ -53,6 +54,21 @@ __all__ = [
 _T = TypeVar("_T")
 
 FMT = argparse.RawDescriptionHelpFormatter
+
+
+def examples(*commands: str | tuple[str, str], zh: str = "", en: str = "") -> str:
+    """An epilog of example commands, in the language in force.
+
+    A command is one text, or a (zh, en) pair where the example itself differs;
+    ``zh`` / ``en`` end it with a note.
+    """
+
+    def pick(c: str | tuple[str, str], i: int) -> str:
+        return c if isinstance(c, str) else c[i]
+
+    zh_lines = "".join(f"\n  {pick(c, 0)}" for c in commands)
+    en_lines = "".join(f"\n  {pick(c, 1)}" for c in commands)
+    return h(f"示例：{zh_lines}{zh}", f"examples:{en_lines}{en}")
 
 
 class UsageError(Exception):

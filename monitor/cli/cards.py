@@ -1,7 +1,7 @@
 """``jiancha cards``: the card ledger for the people who answer for it.
 
 Window heads acknowledge cards with an explanation, appeal them; inspection
-officers revoke them and decide appeals (DOMAIN.md §4). Every step names who
+officers revoke them and decide appeals (docs/rule-book.md §4). Every step names who
 and why, because the ledger is what an audit reads. Tables are in Chinese by
 default and in Asia/Shanghai time; ``--json`` gives one document with UTC
 instants for scripts.
@@ -20,8 +20,21 @@ import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
-from monitor import cards
-from monitor.cli._common import FMT, UsageError, colon, db_dsn, dump, h, number, with_connection
+from monitor.cards.errors import CardError
+from monitor.cards.lifecycle import RESULTS, act
+from monitor.cards.query import CardFilter, list_cards, show_card
+from monitor.cli._common import (
+    FMT,
+    UsageError,
+    colon,
+    db_dsn,
+    dsn_option,
+    dump,
+    examples,
+    h,
+    number,
+    with_connection,
+)
 from monitor.cli._format import display_width, format_table, jsonable, pad
 from monitor.i18n import current_lang
 from monitor.vocab import CLOCK_NAMES, EVENT_NAMES, STATUS_NAMES, Names, local_text
@@ -129,7 +142,7 @@ def _to(text: str) -> dt.datetime:
 
 
 def _run(args: argparse.Namespace, work: Callable[[Connection], Awaitable[_T]]) -> _T:
-    """Run ``work`` on the jiancha database; a `cards.CardError` becomes a usage error.
+    """Run ``work`` on the jiancha database; a `CardError` becomes a usage error.
 
     The refusal is caught inside the trio run and handed out as a value:
     raised through trio-asyncio's nursery it would arrive wrapped in an
@@ -137,14 +150,14 @@ def _run(args: argparse.Namespace, work: Callable[[Connection], Awaitable[_T]]) 
     """
     dsn = db_dsn(args.dsn, "jiancha")
 
-    async def guarded(conn: Connection) -> _T | cards.CardError:
+    async def guarded(conn: Connection) -> _T | CardError:
         try:
             return await work(conn)
-        except cards.CardError as exc:
+        except CardError as exc:
             return exc
 
     outcome = with_connection(dsn, guarded)
-    if isinstance(outcome, cards.CardError):
+    if isinstance(outcome, CardError):
         raise UsageError(str(outcome))
     return outcome
 
@@ -155,7 +168,7 @@ def _run(args: argparse.Namespace, work: Callable[[Connection], Awaitable[_T]]) 
 def cmd_cards_list(args: argparse.Namespace, out: TextIO) -> int:
     if args.issued_from and args.issued_to and args.issued_from >= args.issued_to:
         raise UsageError(h("--from 应早于 --to", "--from must be before --to"))
-    filters = cards.CardFilter(
+    filters = CardFilter(
         status=args.status,
         level=args.level,
         department=args.department,
@@ -167,7 +180,7 @@ def cmd_cards_list(args: argparse.Namespace, out: TextIO) -> int:
         issued_to=args.issued_to,
         limit=args.limit,
     )
-    found = _run(args, lambda conn: cards.list_cards(conn, filters))
+    found = _run(args, lambda conn: list_cards(conn, filters))
     if args.json:
         _dump({"cards": found, "limit": args.limit}, out)
         return 0
@@ -221,7 +234,7 @@ def _event_name(event: Mapping[str, Any]) -> str:
 
 
 def cmd_cards_show(args: argparse.Namespace, out: TextIO) -> int:
-    card, events = _run(args, lambda conn: cards.show_card(conn, args.card_id))
+    card, events = _run(args, lambda conn: show_card(conn, args.card_id))
     if args.json:
         _dump({"card": card, "events": events}, out)
         return 0
@@ -269,7 +282,7 @@ def cmd_cards_act(args: argparse.Namespace, out: TextIO) -> int:
     result = getattr(args, "result", None)
     done = _run(
         args,
-        lambda conn: cards.act(conn, args.card_id, args.action, args.by, args.reason, now, result),
+        lambda conn: act(conn, args.card_id, args.action, args.by, args.reason, now, result),
     )
     if args.json:
         _dump(
@@ -294,14 +307,7 @@ def cmd_cards_act(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dsn",
-        metavar="DSN",
-        help=h(
-            "PostgreSQL DSN（默认取环境变量 JIANCHA_DSN，其次 JIANCHA_SOURCE_DSN）",
-            "PostgreSQL DSN (default: JIANCHA_DSN, else JIANCHA_SOURCE_DSN)",
-        ),
-    )
+    dsn_option(p)
     p.add_argument(
         "--json", action="store_true", help=h("输出 JSON（时间为 UTC）", "print JSON (UTC)")
     )
@@ -348,23 +354,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Exit status: 0 done; 2 bad arguments, no such card, or the status does not\n"
             "allow the step (nothing written); 1 database error.",
         ),
-        epilog=h(
-            "示例：\n"
-            "  jiancha cards list --level 红牌 --department 住建局\n"
-            "  jiancha cards list --status all --from 2024-03-01 --to 2024-03-31 --json\n"
-            "  jiancha cards show 12\n"
-            '  jiancha cards ack 12 --by 王芳 --reason "申请人补充材料延误，已电话告知"\n'
-            '  jiancha cards appeal 12 --by 王芳 --reason "系统未计入现场踏勘时间"\n'
-            '  jiancha cards decide 12 --result revoked --by 李明 --reason "踏勘时间应扣除"\n'
-            '  jiancha cards revoke 15 --by 李明 --reason "数据录入错误"',
-            "examples:\n"
-            "  jiancha cards list --level red --department 住建局\n"
-            "  jiancha cards list --status all --from 2024-03-01 --to 2024-03-31 --json\n"
-            "  jiancha cards show 12\n"
-            '  jiancha cards ack 12 --by "Wang Fang" --reason "applicant was late; phoned"\n'
-            '  jiancha cards appeal 12 --by "Wang Fang" --reason "site survey not paused"\n'
-            '  jiancha cards decide 12 --result revoked --by "Li Ming" --reason "survey time"\n'
-            '  jiancha cards revoke 15 --by "Li Ming" --reason "data entry error"',
+        epilog=examples(
+            (
+                "jiancha cards list --level 红牌 --department 住建局",
+                "jiancha cards list --level red --department 住建局",
+            ),
+            "jiancha cards list --status all --from 2024-03-01 --to 2024-03-31 --json",
+            "jiancha cards show 12",
+            (
+                'jiancha cards ack 12 --by 王芳 --reason "申请人补充材料延误，已电话告知"',
+                'jiancha cards ack 12 --by "Wang Fang" --reason "applicant was late; phoned"',
+            ),
+            (
+                'jiancha cards appeal 12 --by 王芳 --reason "系统未计入现场踏勘时间"',
+                'jiancha cards appeal 12 --by "Wang Fang" --reason "site survey not paused"',
+            ),
+            (
+                'jiancha cards decide 12 --result revoked --by 李明 --reason "踏勘时间应扣除"',
+                'jiancha cards decide 12 --result revoked --by "Li Ming" --reason "survey time"',
+            ),
+            (
+                'jiancha cards revoke 15 --by 李明 --reason "数据录入错误"',
+                'jiancha cards revoke 15 --by "Li Ming" --reason "data entry error"',
+            ),
         ),
     )
     csub = parent.add_subparsers(dest="cards_command", metavar="COMMAND", required=True)
@@ -484,7 +496,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--result",
         required=True,
-        choices=cards.RESULTS,
+        choices=RESULTS,
         help=h("裁决结果：upheld 维持、revoked 撤销", "the decision: upheld or revoked"),
     )
     _who_why(p, "裁决理由（必填）", "grounds of the decision (required)")

@@ -115,7 +115,8 @@ def problems(cfg: Config) -> list[str]:
     """What would stop the daemon from starting with this configuration."""
     from monitor.calendar import CalendarError, load_calendar
     from monitor.notify import build_channels
-    from monitor.rules import RuleError, load_rules
+    from monitor.rules.load import load_rules
+    from monitor.rules.model import RuleError
     from monitor.secrets import read_secret
 
     found: list[str] = []

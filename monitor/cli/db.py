@@ -10,6 +10,7 @@ from monitor.cli._common import (
     CommandFailed,
     colon,
     db_dsn,
+    dsn_option,
     dump,
     h,
     json_option,
@@ -125,10 +126,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     dsub = dbp.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
-    jiancha_dsn = h(
-        "PostgreSQL DSN（默认取环境变量 JIANCHA_DSN，其次 JIANCHA_SOURCE_DSN）",
-        "PostgreSQL DSN (default: JIANCHA_DSN, else JIANCHA_SOURCE_DSN)",
-    )
 
     p = dsub.add_parser(
         "migrate",
@@ -141,7 +138,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "database newer than this jiancha or one whose applied migrations were edited.",
         ),
     )
-    p.add_argument("--dsn", metavar="DSN", help=jiancha_dsn)
+    dsn_option(p)
     json_option(p)
     p.set_defaults(func=cmd_db_migrate)
 
@@ -179,6 +176,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "pending ones; reads only. Exit status 1 when migrate would refuse the database.",
         ),
     )
-    p.add_argument("--dsn", metavar="DSN", help=jiancha_dsn)
+    dsn_option(p)
     json_option(p)
     p.set_defaults(func=cmd_db_status)

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import TextIO
 
-from monitor.cli._common import FMT, UsageError, h
+from monitor.cli._common import FMT, UsageError, examples, h
 from monitor.whatif.demo import DEFAULT_DIR, DemoOptions, DemoUnavailable, check_available, main
 from monitor.whatif.simulate import DEFAULT_PER_DAY
 
@@ -43,10 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "to the end without the view and prints the period's figures (--json for\n"
             "scripts). The daemon's log goes to .jiancha-demo/jiancha.log.",
         ),
-        epilog=h("示例：\n  jiancha demo\n  jiancha demo --speed 1200 --days 3\n"
-                  "  jiancha demo --headless --speed 3000 --json",
-                  "examples:\n  jiancha demo\n  jiancha demo --speed 1200 --days 3\n"
-                  "  jiancha demo --headless --speed 3000 --json"),
+        epilog=examples("jiancha demo", "jiancha demo --speed 1200 --days 3",
+                        "jiancha demo --headless --speed 3000 --json"),
     )  # fmt: skip
     p.add_argument(
         "--speed",

@@ -18,6 +18,7 @@ from monitor.cli._common import (
     db_dsn,
     dsn_option,
     dump,
+    examples,
     h,
     jiancha_connection,
     json_option,
@@ -138,11 +139,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Ingest every visible event, evaluate every open clock at --now, persist the cards\n"
             "and exit 0. Shares the daemon's cursor and ledger: rerunning never issues twice.",
         ),
-        epilog=h(
-            "示例：\n  jiancha evaluate --now 2024-02-22T09:00\n  jiancha evaluate --now "
-            "2024-02-22T01:00:00Z --json",
-            "examples:\n  jiancha evaluate --now "
-            "2024-02-22T09:00\n  jiancha evaluate --now 2024-02-22T01:00:00Z --json",
+        epilog=examples(
+            "jiancha evaluate --now 2024-02-22T09:00",
+            "jiancha evaluate --now 2024-02-22T01:00:00Z --json",
         ),
     )
     p.add_argument(

@@ -28,7 +28,9 @@ from monitor.cli._common import (
     CommandFailed,
     UsageError,
     db_dsn,
+    dsn_option,
     dump,
+    examples,
     h,
     one_line,
     with_connection,
@@ -288,12 +290,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Exit status: 0 done (or valid); 2 bad arguments, invalid dashboards or\n"
             "unreadable secret; 1 Grafana or database error, or --check found a problem.",
         ),
-        epilog=h("示例：\n", "examples:\n")
-        + "  jiancha grafana push --check\n"
-        + "  jiancha grafana push --url http://127.0.0.1:3000 --token-file grafana-token \\\n"
-        "      --postgres-password-file /etc/jiancha/reader.password\n"
-        "  jiancha grafana annotate --url http://127.0.0.1:3000 --token-file grafana-token \\\n"
-        "      --since 2024-03-01",
+        epilog=examples(
+            "jiancha grafana push --check",
+            "jiancha grafana push --url http://127.0.0.1:3000 --token-file grafana-token \\\n"
+            "      --postgres-password-file /etc/jiancha/reader.password",
+            "jiancha grafana annotate --url http://127.0.0.1:3000 --token-file grafana-token \\\n"
+            "      --since 2024-03-01",
+        ),
     )
     gsub = parent.add_subparsers(dest="grafana_command", metavar="COMMAND", required=True)
 
@@ -417,11 +420,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "only cards issued since (Asia/Shanghai if no offset)",
         ),
     )
-    p.add_argument(
-        "--dsn",
-        metavar="DSN",
-        help=h(
-            "PostgreSQL DSN（默认取环境变量 JIANCHA_DSN）", "PostgreSQL DSN (default: JIANCHA_DSN)"
-        ),
-    )
+    dsn_option(p)
     p.set_defaults(func=cmd_grafana_annotate)

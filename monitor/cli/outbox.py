@@ -10,6 +10,7 @@ from monitor.cli._common import (
     FMT,
     UsageError,
     db_dsn,
+    dsn_option,
     dump,
     h,
     json_option,
@@ -108,12 +109,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--state", choices=["pending", "delivered", "failed", "all"], default="all")
     p.add_argument("--channel", metavar="NAME")
     p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--dsn", metavar="DSN", help=h("jiancha 模式所在数据库", "jiancha's database"))
+    dsn_option(p)
     json_option(p)
     p.set_defaults(func=cmd_outbox_list)
     p = bsub.add_parser("retry", help=h("重新投递失败的通知", "requeue failed notifications"))
     p.add_argument("ids", nargs="*", metavar="ID")
     p.add_argument("--all-failed", action="store_true", help=h("全部失败的通知", "every failed"))
     p.add_argument("--config", metavar="PATH", help=h("配置文件", "configuration file"))
-    p.add_argument("--dsn", metavar="DSN", help=h("jiancha 模式所在数据库", "jiancha's database"))
+    dsn_option(p)
     p.set_defaults(func=cmd_outbox_retry)

@@ -19,6 +19,7 @@ from monitor.cli._common import (
     db_dsn,
     dsn_option,
     dump,
+    examples,
     h,
     jiancha_connection,
     json_option,
@@ -130,11 +131,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             'early rate and cards by level and rule. --promised-scale 0.8 answers "what if\n'
             'every promised limit were 20% shorter?" (limits scaled, rounded down).',
         ),
-        epilog=h(
-            "示例：\n  jiancha replay --from 2024-01-01 --to 2024-07-01\n"
-            "  jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8",
-            "examples:\n  jiancha replay --from 2024-01-01 --to 2024-07-01\n"
-            "  jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8",
+        epilog=examples(
+            "jiancha replay --from 2024-01-01 --to 2024-07-01",
+            "jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8",
         ),
     )
     p.add_argument(

@@ -14,13 +14,16 @@ from monitor.cli._common import (
     FMT,
     UsageError,
     dump,
+    examples,
     h,
     json_option,
     rules_option,
+    source_dsn_option,
     with_connection,
 )
 from monitor.i18n import current_lang
-from monitor.rules import CheckRule, ClockRule, RuleError, RuleSet, load_rules
+from monitor.rules.load import load_rules
+from monitor.rules.model import CheckRule, ClockRule, RuleError, RuleSet
 from monitor.vocab import LEVEL_WORDS, LEVELS, word
 
 if TYPE_CHECKING:
@@ -195,18 +198,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "cases get (thresholds in working days) and the procedural rules. Matters come from\n"
             "--source-dsn / JIANCHA_SOURCE_DSN, else from the example catalogue.",
         ),
-        epilog=h(
-            "示例：\n  jiancha rules check\n  jiancha rules check --rules cards-supervision --json",
-            "examples:\n  jiancha rules check\n  jiancha rules check --rules "
-            "cards-supervision --json",
+        epilog=examples(
+            "jiancha rules check", "jiancha rules check --rules cards-supervision --json"
         ),
     )
     rules_option(p)
-    p.add_argument(
-        "--source-dsn",
-        metavar="DSN",
-        help=h("读取事项目录的审批数据库", "approval database for matters"),
-    )
+    source_dsn_option(p)
     p.add_argument(
         "--region",
         metavar="NAME",

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor.cli._common import FMT, UsageError, h, load_config, rules_option
+from monitor.cli._common import (
+    FMT,
+    UsageError,
+    dsn_option,
+    h,
+    load_config,
+    rules_option,
+    source_dsn_option,
+)
 from monitor.i18n import t
 
 __all__ = ["daemon_config", "register"]
@@ -22,7 +30,8 @@ def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
     """The daemon's settings: options over ``jiancha.toml`` over the environment defaults."""
     from monitor.calendar import load_calendar
     from monitor.daemon import DaemonConfig
-    from monitor.rules import RuleError, load_rules
+    from monitor.rules.load import load_rules
+    from monitor.rules.model import RuleError
 
     cfg = load_config(args.config)
     d = cfg.daemon
@@ -77,19 +86,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "at the last commit. Logs are JSON lines on stdout (readable on a terminal).",
         ),
     )
-    p.add_argument(
-        "--source-dsn",
-        metavar="DSN",
-        help=h("审批数据库（默认 JIANCHA_SOURCE_DSN）", "approval database (default env)"),
-    )
-    p.add_argument(
-        "--dsn",
-        metavar="DSN",
-        help=h(
-            "jiancha 模式所在数据库（默认 JIANCHA_DSN，否则同审批数据库）",
-            "database of schema jiancha (default JIANCHA_DSN, else the approval database)",
-        ),
-    )
+    source_dsn_option(p)
+    dsn_option(p)
     p.add_argument(
         "--batch-size",
         type=int,

@@ -19,10 +19,12 @@ from monitor.cli._common import (
     calendar_option,
     db_dsn,
     dump,
+    examples,
     h,
     json_option,
     number,
     parse_instant,
+    source_dsn_option,
     with_connection,
 )
 from monitor.i18n import current_lang
@@ -277,31 +279,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "database. Events carry simulated business times: evaluate them with\n"
             "jiancha evaluate --now, or use jiancha demo.",
         ),
-        epilog=h(
-            "示例：\n"
-            "  jiancha simulate --dry-run --start 2024-03-04 --days 7\n"
-            "  jiancha simulate --start 2024-03-04 --speed 0 --until 2024-03-05T09:00\n"
-            "  jiancha evaluate --now 2024-03-05T09:00\n"
-            "  jiancha simulate --start 2024-03-04 --speed 0 --since 2024-03-05T09:00 "
-            "--until 2024-03-06T09:00\n"
-            "  jiancha simulate --speed 600 --per-day 200",
-            "examples:\n"
-            "  jiancha simulate --dry-run --start 2024-03-04 --days 7\n"
-            "  jiancha simulate --start 2024-03-04 --speed 0 --until 2024-03-05T09:00\n"
-            "  jiancha evaluate --now 2024-03-05T09:00\n"
-            "  jiancha simulate --start 2024-03-04 --speed 0 --since 2024-03-05T09:00 "
-            "--until 2024-03-06T09:00\n"
-            "  jiancha simulate --speed 600 --per-day 200",
+        epilog=examples(
+            "jiancha simulate --dry-run --start 2024-03-04 --days 7",
+            "jiancha simulate --start 2024-03-04 --speed 0 --until 2024-03-05T09:00",
+            "jiancha evaluate --now 2024-03-05T09:00",
+            "jiancha simulate --start 2024-03-04 --speed 0 --since 2024-03-05T09:00 "
+            "--until 2024-03-06T09:00",
+            "jiancha simulate --speed 600 --per-day 200",
         ),
     )
-    p.add_argument(
-        "--source-dsn",
-        metavar="DSN",
-        help=h(
-            "审批数据库（默认 JIANCHA_SOURCE_DSN）",
-            "approval database (default JIANCHA_SOURCE_DSN)",
-        ),
-    )
+    source_dsn_option(p)
     p.add_argument(
         "--catalogue",
         metavar="PATH",

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.calendar import Calendar
-from monitor.rules import ClockRule, Rule
+from monitor.rules.model import ClockRule, Rule
 from monitor.source.contract import Matter
 from monitor.state.case import Pause, Span
 from monitor.state.view import CaseView
@@ -67,7 +67,7 @@ Pauses = list[tuple[float, float, bool]]  # (start, end, still open) in working 
 
 @dataclass(frozen=True)
 class Period:
-    """One running period a clock rule watches (a clock of DOMAIN.md §2)."""
+    """One running period a clock rule watches (a clock of docs/rule-book.md §2)."""
 
     case_id: str
     rule: ClockRule
@@ -134,8 +134,8 @@ def periods(case: CaseView, matter: Matter | None, rules: Iterable[Rule]) -> lis
         elif on in ("decision", "statutory"):
             clock = c.decision if on == "decision" else c.statutory
             if on == "decision" and c.immediate is not None:
-                # an immediate case's promised limit (0 days) is its immediate clock, which
-                # DOMAIN.md §4 cards yellow; a red supervision order on top was a double card
+                # an immediate case's promised limit (0 days) is its immediate clock, which the
+                # rule book (§4) cards yellow; a red supervision order on top was a double card
                 continue
             span(rule, clock, clock.limit_days if clock else None, extension=ext, pz=pauses)
         elif on == "step":
@@ -274,7 +274,7 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
         for lv, x in levels:
             if lv:
                 per[i][lv] = x
-            if lv == 0:  # the deadline: every pause so far counts (DOMAIN.md §3)
+            if lv == 0:  # the deadline: every pause so far counts (docs/rule-book.md §3)
                 r: float | None = float(p.allowed) + sum(b - a for a, b, _ in rel)
             else:
                 r = crossing_position(x, rel)

@@ -16,8 +16,21 @@ Outcome = tuple[int | None, str]
 """(the promised deadline, ``early`` | ``on_time`` | ``late``) of a finished case."""
 
 
+class _Keyed:
+    """A card's natural key: one card per case, clock, rule and level."""
+
+    case_id: str
+    clock: str
+    rule: str
+    level: int
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.case_id, self.clock, self.rule, self.level)
+
+
 @dataclass(frozen=True)
-class NewCard:
+class NewCard(_Keyed):
     """A card the engine decided to issue (not yet in the ledger)."""
 
     case_id: str
@@ -30,13 +43,9 @@ class NewCard:
     supervision: bool = False
     close: str | None = None  # closed at once (a finished period), with this reason
 
-    @property
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.case_id, self.clock, self.rule, self.level)
-
 
 @dataclass(frozen=True)
-class ExistingCard:
+class ExistingCard(_Keyed):
     """A card already in the ledger, as much as the engine needs."""
 
     card_id: int
@@ -50,10 +59,6 @@ class ExistingCard:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
-
-    @property
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.case_id, self.clock, self.rule, self.level)
 
 
 @dataclass(frozen=True)

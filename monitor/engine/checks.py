@@ -1,4 +1,4 @@
-"""Procedural rules: facts of a case's history that are cards whenever they hold (DOMAIN.md §4).
+"""Procedural rules: facts of a case's history that are cards whenever they hold (rule book §4).
 
 A second 补正 request, a pause of a type the matter does not allow, an
 irregular extension, a fee on a free matter, a refusal without a reason.
@@ -14,7 +14,7 @@ from typing import Any
 from monitor.calendar import Calendar
 from monitor.clocks.timing import DECISION_DEADLINE, Period, epoch, level_times, pause_spans
 from monitor.engine.cards import NewCard
-from monitor.rules import CheckRule, Rule
+from monitor.rules.model import CheckRule, Rule
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED

@@ -17,7 +17,7 @@ from monitor.calendar import Calendar
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, periods, used_days
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import check_cards
-from monitor.rules import CheckRule, ClockRule, Rule, RuleSet
+from monitor.rules.model import CheckRule, ClockRule, Rule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
@@ -79,7 +79,7 @@ def _clock_card(
     top = max(due, default=0)
     if top <= highest.get(rule.rule, 0):
         return None
-    # a late finish is carded at completion (DOMAIN.md §4), a running clock when due
+    # a late finish is carded at completion (docs/rule-book.md §4), a running clock when due
     issued_at = p.stop if p.stop is not None else due[top]
     return NewCard(
         p.case_id,

@@ -1,9 +1,9 @@
 """The last stage: notification channels, one small module per kind behind one interface.
 
-A channel turns a rendered ``monitor.outbox.Message`` into one delivery
+A channel turns a rendered ``monitor.outbox.message.Message`` into one delivery
 attempt and says what happened; the outbox's sender owns retries. Channels
 are built from the ``[channels.NAME]`` tables of ``jiancha.toml``
-(CONTRACT.md) by `build_channels`, which checks every key and reads every
+(docs/contract.md) by `build_channels`, which checks every key and reads every
 secret file, so a bad channel is refused before the daemon starts.
 """
 

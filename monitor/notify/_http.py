@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any, ClassVar, Final
 
 import httpx
 
-from monitor.notify._config import DETAIL_MAX
+from monitor.notify import ChannelError
+from monitor.notify._config import DETAIL_MAX, require_url, secret_file
 from monitor.outbox.message import Delivery
 
-__all__ = ["HttpSender", "Redactor", "parse_retry_after", "robot_verdict"]
+__all__ = [
+    "HttpChannel",
+    "HttpSender",
+    "Redactor",
+    "RobotChannel",
+    "parse_retry_after",
+    "robot_verdict",
+]
 
 USER_AGENT: Final = "jiancha/0.1 (+electronic supervision)"
 _URL_QUERY = re.compile(r"(?P<head>\bhttps?://[^\s?#\"'<>]*)[?#][^\s\"'<>]*", re.IGNORECASE)
@@ -159,3 +168,59 @@ def robot_verdict(
     if errcode in retry_errcodes:
         return Delivery(ok=False, retry=True, detail=detail, retry_after=retry_after)
     return Delivery(ok=False, retry=False, detail=detail)
+
+
+class HttpChannel:
+    """What every HTTP channel holds: its name, its rate limit and one pooled client."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str, timeout: float, per_minute: int | None,
+                 secrets: Iterable[str | None]) -> None:  # fmt: skip
+        self.name = name
+        self.per_minute = per_minute
+        self._http = HttpSender(timeout, Redactor(secrets))
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (the daemon calls this on shutdown)."""
+        await self._http.aclose()
+
+
+class RobotChannel(HttpChannel):
+    """A group robot (WeCom, DingTalk): its token in the URL's query, ``errcode`` replies."""
+
+    token_param: ClassVar[str]  # the query parameter that carries the robot's token
+    token_file: ClassVar[str]  # the config key of the file that holds it instead
+    retry_errcodes: ClassVar[Mapping[int, str]]
+    retry_after: ClassVar[float] = 60.0
+
+    def __init__(self, name: str, url: str, *, token: str | None, timeout: float,
+                 per_minute: int | None, secrets: Iterable[str | None] = ()) -> None:  # fmt: skip
+        if token is not None:
+            url = str(httpx.URL(url).copy_merge_params({self.token_param: token}))
+        self._url = url
+        # The token may also have come inside the URL; the replies may echo it.
+        in_url = httpx.URL(url).params.get(self.token_param)
+        super().__init__(name, timeout, per_minute, [token, in_url, *secrets])
+
+    @classmethod
+    def url_and_token(
+        cls, name: str, table: Mapping[str, Any], secrets: Callable[[str], str]
+    ) -> tuple[str, str | None]:
+        """The configured URL and token file; refused when neither carries a token."""
+        url = require_url(name, table)
+        token = secret_file(name, table, cls.token_file, secrets)
+        if token is None and not httpx.URL(url).params.get(cls.token_param):
+            p, f = cls.token_param, cls.token_file
+            raise ChannelError(
+                f"通知渠道 {name} 缺少机器人 {p}：在 url 中写 ?{p}=… 或设置 {f} "
+                f"(channel {name!r}: url has no {p}= and {f} is not set)"
+            )
+        return url, token
+
+    async def post(self, url: str, payload: Mapping[str, Any]) -> Delivery:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        response = await self._http.exchange(url, body, {})
+        if isinstance(response, Delivery):
+            return response
+        return robot_verdict(response, self.retry_errcodes, self.retry_after, self._http.redact)

@@ -33,16 +33,7 @@ from typing import Any, Final, Self
 
 import httpx
 
-from monitor.notify._config import (
-    bad,
-    check_keys,
-    credentials,
-    positive,
-    rate_limit,
-    scrub,
-    string,
-    tls_context,
-)
+from monitor.notify import _config
 from monitor.notify._http import parse_retry_after
 from monitor.outbox.message import Delivery, Message
 
@@ -104,23 +95,25 @@ class AlertmanagerChannel:
         cls, name: str, table: Mapping[str, Any], secrets: Callable[[str], str]
     ) -> Self:
         """Build the channel from its ``[channels.NAME]`` table; ChannelError if wrong."""
-        check_keys(name, table, _KEYS)
-        url = string(name, table, "url", required=True)
+        _config.check_keys(name, table, _KEYS)
+        url = _config.string(name, table, "url", required=True)
         assert url is not None
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
             parsed = None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-            raise bad(name, "url", "应为 http(s):// 地址", "must be an http(s):// URL")
-        username, password = credentials(name, table, secrets)
-        ca_file = string(name, table, "ca_file")
-        verify: ssl.SSLContext | bool = tls_context(name, ca_file) if ca_file is not None else True
-        limit = rate_limit(name, table)
+            raise _config.bad(name, "url", "应为 http(s):// 地址", "must be an http(s):// URL")
+        username, password = _config.credentials(name, table, secrets)
+        ca_file = _config.string(name, table, "ca_file")
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            verify = _config.tls_context(name, ca_file)
+        limit = _config.rate_limit(name, table)
         return cls(
             name=name, url=url.rstrip("/"), username=username, password=password,
-            timeout=positive(name, table, "timeout", 10.0),
-            resend_every=positive(name, table, "resend_every", 300.0),
+            timeout=_config.positive(name, table, "timeout", 10.0),
+            resend_every=_config.positive(name, table, "resend_every", 300.0),
             verify=verify, per_minute=limit,
         )  # fmt: skip
 
@@ -180,4 +173,4 @@ class AlertmanagerChannel:
             await client.aclose()
 
     def _clean(self, detail: str) -> str:
-        return scrub(detail, self.password)
+        return _config.scrub(detail, self.password)

@@ -16,18 +16,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Self
 
-import httpx
-
 from monitor.notify import ChannelError
-from monitor.notify._config import check_keys, positive, rate_limit, require_url, secret_file
-from monitor.notify._http import HttpSender, Redactor, robot_verdict
+from monitor.notify._config import check_keys, positive, rate_limit, secret_file
+from monitor.notify._http import RobotChannel
 from monitor.notify.wecom import LABELS, truncate_utf8
 from monitor.outbox.message import Delivery, Message
 
@@ -35,7 +32,6 @@ __all__ = ["DingTalkChannel", "markdown_of", "mobiles_of", "signature"]
 
 TEXT_MAX_BYTES: Final = 20000
 RETRY_ERRCODES: Final = {130101: "sending too fast", -1: "system busy"}
-RETRY_AFTER: Final = 60.0
 KEYS: Final = frozenset({"url", "token_file", "secret_file", "at_mobiles", "timeout", "per_minute"})
 _MOBILE = re.compile(r"^\+?\d[\d-]{4,19}$")
 
@@ -67,33 +63,22 @@ def markdown_of(message: Message, at_mobiles: Iterable[str] = ()) -> tuple[str, 
     return message.title, truncate_utf8(text, TEXT_MAX_BYTES)
 
 
-class DingTalkChannel:
+class DingTalkChannel(RobotChannel):
     """POSTs ``{"msgtype": "markdown", ..., "at": ...}`` to the robot, signed when configured."""
 
     kind = "dingtalk"
+    token_param = "access_token"
+    token_file = "token_file"
+    retry_errcodes = RETRY_ERRCODES
 
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        token: str | None = None,
-        secret: str | None = None,
-        at_mobiles: Iterable[str] = (),
-        timeout: float = 10.0,
-        per_minute: int | None = 20,
-    ) -> None:
-        self.name = name
-        self.per_minute = per_minute
+    def __init__(self, name: str, url: str, *, token: str | None = None,
+                 secret: str | None = None, at_mobiles: Iterable[str] = (),
+                 timeout: float = 10.0, per_minute: int | None = 20) -> None:  # fmt: skip
+        super().__init__(name, url, token=token, timeout=timeout, per_minute=per_minute,
+                         secrets=[secret])  # fmt: skip
         self.at_mobiles = tuple(at_mobiles)
         self.clock: Callable[[], float] = time.time
-        if token is not None:
-            url = str(httpx.URL(url).copy_merge_params({"access_token": token}))
-        self._url = url
         self._secret = secret
-        self._http = HttpSender(
-            timeout, Redactor([token, secret, httpx.URL(url).params.get("access_token")])
-        )
 
     @classmethod
     def from_config(
@@ -103,13 +88,7 @@ class DingTalkChannel:
         (加签), ``at_mobiles`` (list, @-ed on every message), ``timeout``, ``per_minute`` (20).
         """
         check_keys(name, table, KEYS)
-        url = require_url(name, table)
-        token = secret_file(name, table, "token_file", secrets)
-        if token is None and not httpx.URL(url).params.get("access_token"):
-            raise ChannelError(
-                f"通知渠道 {name} 缺少机器人 access_token：在 url 中写 ?access_token=… 或设置 "
-                f"token_file (channel {name!r}: url has no access_token= and token_file is not set)"
-            )
+        url, token = cls.url_and_token(name, table, secrets)
         at = table.get("at_mobiles", [])
         if not isinstance(at, list | tuple) or not all(
             isinstance(m, str) and _MOBILE.match(m) for m in at
@@ -118,15 +97,9 @@ class DingTalkChannel:
                 f"通知渠道 {name} 的配置项 at_mobiles 必须是手机号列表 "
                 f"(channel {name!r}: at_mobiles must be a list of mobile numbers)"
             )
-        return cls(
-            name,
-            url,
-            token=token,
-            secret=secret_file(name, table, "secret_file", secrets),
-            at_mobiles=at,
-            timeout=positive(name, table, "timeout", 10.0),
-            per_minute=rate_limit(name, table, 20),
-        )
+        return cls(name, url, token=token, secret=secret_file(name, table, "secret_file", secrets),
+                   at_mobiles=at, timeout=positive(name, table, "timeout", 10.0),
+                   per_minute=rate_limit(name, table, 20))  # fmt: skip
 
     def signed_url(self) -> str:
         """The robot URL, with ``timestamp`` and ``sign`` when a secret is set."""
@@ -144,12 +117,4 @@ class DingTalkChannel:
             "markdown": {"title": title, "text": text},
             "at": {"atMobiles": mobiles, "isAtAll": False},
         }
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        response = await self._http.exchange(self.signed_url(), body, {})
-        if isinstance(response, Delivery):
-            return response
-        return robot_verdict(response, RETRY_ERRCODES, RETRY_AFTER, self._http.redact)
-
-    async def aclose(self) -> None:
-        """Close the pooled connections (the daemon calls this on shutdown)."""
-        await self._http.aclose()
+        return await self.post(self.signed_url(), payload)

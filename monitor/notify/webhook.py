@@ -1,4 +1,4 @@
-"""The generic webhook: one signed JSON object per notification (CONTRACT.md).
+"""The generic webhook: one signed JSON object per notification (docs/contract.md).
 
 For receivers jiancha does not know (a ticket system, a duty bot): the body
 carries the machine-readable facts rather than rendered text, the
@@ -17,7 +17,7 @@ from typing import Any, Final, Self
 import httpx
 
 from monitor.notify._config import check_keys, positive, rate_limit, require_url, secret_file
-from monitor.notify._http import HttpSender, Redactor
+from monitor.notify._http import HttpChannel
 from monitor.outbox.message import Delivery, Message
 
 __all__ = ["FIELDS", "SIGNATURE_HEADER", "WebhookChannel", "body_of", "sign"]
@@ -59,27 +59,18 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     """POSTs ``body_of(message)``; any 2xx is a delivery, the reply body is ignored."""
 
     kind = "webhook"
 
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        secret: str | None = None,
-        timeout: float = 10.0,
-        per_minute: int | None = None,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.per_minute = per_minute
-        self._secret = secret
+    def __init__(self, name: str, url: str, *, secret: str | None = None, timeout: float = 10.0,
+                 per_minute: int | None = None) -> None:  # fmt: skip
         # A token in the URL's query (?token=...) is as secret as the HMAC key.
         tokens = [v for _, v in httpx.URL(url).params.multi_items() if len(v) >= 8]
-        self._http = HttpSender(timeout, Redactor([secret, *tokens]))
+        super().__init__(name, timeout, per_minute, [secret, *tokens])
+        self.url = url
+        self._secret = secret
 
     @classmethod
     def from_config(
@@ -87,13 +78,10 @@ class WebhookChannel:
     ) -> Self:
         """Keys: ``url`` (required), ``secret_file``, ``timeout`` (s, 10), ``per_minute``."""
         check_keys(name, table, KEYS)
-        return cls(
-            name,
-            require_url(name, table),
-            secret=secret_file(name, table, "secret_file", secrets),
-            timeout=positive(name, table, "timeout", 10.0),
-            per_minute=rate_limit(name, table),
-        )
+        return cls(name, require_url(name, table),
+                   secret=secret_file(name, table, "secret_file", secrets),
+                   timeout=positive(name, table, "timeout", 10.0),
+                   per_minute=rate_limit(name, table))  # fmt: skip
 
     async def send(self, message: Message) -> Delivery:
         body = body_of(message)
@@ -104,7 +92,3 @@ class WebhookChannel:
         if isinstance(response, Delivery):
             return response
         return Delivery(ok=True, retry=False, detail=f"HTTP {response.status_code}")
-
-    async def aclose(self) -> None:
-        """Close the pooled connections (the daemon calls this on shutdown)."""
-        await self._http.aclose()

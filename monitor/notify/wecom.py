@@ -13,15 +13,11 @@ level is also written out (红牌/黄牌/蓝牌), so the colour is only emphasis
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Self
 
-import httpx
-
-from monitor.notify import ChannelError
-from monitor.notify._config import check_keys, positive, rate_limit, require_url, secret_file
-from monitor.notify._http import HttpSender, Redactor, robot_verdict
+from monitor.notify._config import check_keys, positive, rate_limit
+from monitor.notify._http import RobotChannel
 from monitor.outbox.message import Delivery, Message
 from monitor.vocab import LEVEL_WORDS
 
@@ -31,7 +27,6 @@ CONTENT_MAX_BYTES: Final = 4096
 COLOURS: Final = {"red": "warning", "yellow": "comment", "blue": "info"}
 LABELS: Final = {code: names["zh"] for code, names in LEVEL_WORDS.items()}
 RETRY_ERRCODES: Final = {45009: "rate limited", -1: "system busy"}
-RETRY_AFTER: Final = 60.0
 KEYS: Final = frozenset({"url", "key_file", "timeout", "per_minute"})
 ELLIPSIS: Final = "…"
 
@@ -55,27 +50,17 @@ def markdown_of(message: Message) -> str:
     return truncate_utf8("\n".join(lines), CONTENT_MAX_BYTES)
 
 
-class WeComChannel:
+class WeComChannel(RobotChannel):
     """POSTs ``{"msgtype": "markdown", ...}`` to the robot's webhook URL."""
 
     kind = "wecom"
+    token_param = "key"
+    token_file = "key_file"
+    retry_errcodes = RETRY_ERRCODES
 
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        key: str | None = None,
-        timeout: float = 10.0,
-        per_minute: int | None = 20,
-    ) -> None:
-        self.name = name
-        self.per_minute = per_minute
-        if key is not None:
-            url = str(httpx.URL(url).copy_merge_params({"key": key}))
-        self._url = url
-        # The key may also have come inside the URL; the replies may echo it.
-        self._http = HttpSender(timeout, Redactor([key, httpx.URL(url).params.get("key")]))
+    def __init__(self, name: str, url: str, *, key: str | None = None, timeout: float = 10.0,
+                 per_minute: int | None = 20) -> None:  # fmt: skip
+        super().__init__(name, url, token=key, timeout=timeout, per_minute=per_minute)
 
     @classmethod
     def from_config(
@@ -83,29 +68,10 @@ class WeComChannel:
     ) -> Self:
         """Keys: ``url`` (``?key=`` in it, or ``key_file``), ``timeout``, ``per_minute`` (20)."""
         check_keys(name, table, KEYS)
-        url = require_url(name, table)
-        key = secret_file(name, table, "key_file", secrets)
-        if key is None and not httpx.URL(url).params.get("key"):
-            raise ChannelError(
-                f"通知渠道 {name} 缺少机器人 key：在 url 中写 ?key=… 或设置 key_file "
-                f"(channel {name!r}: url has no key= and key_file is not set)"
-            )
-        return cls(
-            name,
-            url,
-            key=key,
-            timeout=positive(name, table, "timeout", 10.0),
-            per_minute=rate_limit(name, table, 20),
-        )
+        url, key = cls.url_and_token(name, table, secrets)
+        return cls(name, url, key=key, timeout=positive(name, table, "timeout", 10.0),
+                   per_minute=rate_limit(name, table, 20))  # fmt: skip
 
     async def send(self, message: Message) -> Delivery:
-        payload = {"msgtype": "markdown", "markdown": {"content": markdown_of(message)}}
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        response = await self._http.exchange(self._url, body, {})
-        if isinstance(response, Delivery):
-            return response
-        return robot_verdict(response, RETRY_ERRCODES, RETRY_AFTER, self._http.redact)
-
-    async def aclose(self) -> None:
-        """Close the pooled connections (the daemon calls this on shutdown)."""
-        await self._http.aclose()
+        content = markdown_of(message)
+        return await self.post(self._url, {"msgtype": "markdown", "markdown": {"content": content}})

@@ -27,7 +27,7 @@ from monitor.config import NotifyConfig
 from monitor.log import get_logger
 from monitor.outbox.quiet import next_morning
 from monitor.outbox.route import recipients
-from monitor.rules import ClockRule, RuleSet
+from monitor.rules.model import ClockRule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import LEVEL_NAMES, Lang, level_name, local_text, word

@@ -24,7 +24,7 @@ from monitor.log import get_logger
 from monitor.outbox.quiet import hold_until
 from monitor.outbox.render import CardFacts, payload, render
 from monitor.outbox.route import recipients
-from monitor.rules import RuleSet
+from monitor.rules.model import RuleSet
 from monitor.source.contract import Matter
 from monitor.vocab import level_name
 

@@ -1,7 +1,7 @@
 """The source contract: what an approval database's events and matters are, and when one is bad.
 
 Every row of ``case_events`` becomes a `SourceEvent`; `validate` says, as a
-typed reason, why one breaks the contract (CONTRACT.md's kinds and payload
+typed reason, why one breaks the contract (docs/contract.md's kinds and payload
 keys), without raising: a bad event goes to the dead-letter table and the
 daemon carries on. A `Cursor` is a position in the order the tailer reads
 in. Everything here is pure data and pure functions.

@@ -5,32 +5,3 @@
 ``jiancha.cases``); ``view`` what later stages read of a case; ``store`` the
 writes of a batch's events and case rows inside the batch's transaction.
 """
-
-from monitor.state.case import (
-    CaseClocks,
-    CaseFacts,
-    CaseState,
-    Extension,
-    Fee,
-    Pause,
-    Review,
-    Span,
-    Status,
-)
-from monitor.state.reduce import reduce_case
-from monitor.state.view import VIEW_COLUMNS, CaseView
-
-__all__ = [
-    "VIEW_COLUMNS",
-    "CaseClocks",
-    "CaseFacts",
-    "CaseState",
-    "CaseView",
-    "Extension",
-    "Fee",
-    "Pause",
-    "Review",
-    "Span",
-    "Status",
-    "reduce_case",
-]

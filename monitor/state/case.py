@@ -126,7 +126,7 @@ class Fee(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class CaseClocks:
-    """The spans of a case's clocks (DOMAIN.md §2, CONTRACT.md's clock names).
+    """The spans of a case's clocks (docs/rule-book.md §2, docs/contract.md's clock names).
 
     Limits that come from the catalogue ride along; thresholds and the
     statutory defaults (5 wd acceptance, 10 wd delivery, ...) belong to the
@@ -207,7 +207,7 @@ class CaseClocks:
 
 @dataclass(frozen=True, slots=True)
 class CaseFacts:
-    """What the procedural rules look at (DOMAIN.md §4)."""
+    """What the procedural rules look at (docs/rule-book.md §4)."""
 
     supplement_requests: tuple[dt.datetime, ...] = ()  # every 补正 request, in order
     fees: tuple[Fee, ...] = ()

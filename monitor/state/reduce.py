@@ -1,6 +1,6 @@
 """Case state as a pure function of a case's events.
 
-Events arrive late and out of order across and within cases (DOMAIN.md §6),
+Events arrive late and out of order across and within cases (docs/rule-book.md §6),
 so a case's state is never updated incrementally: it is rebuilt from the
 case's whole event history, sorted by business time (then source id). The
 same set of events therefore gives the same state whatever order they were
@@ -227,7 +227,7 @@ def _apply_matter(st: CaseState, matters: Mapping[str, Matter]) -> None:
 
 
 def _clocks(st: CaseState, seen: _Seen) -> CaseClocks:
-    """Start, stop and pauses of each clock (DOMAIN.md §2)."""
+    """Start, stop and pauses of each clock (docs/rule-book.md §2)."""
     kw: dict[str, Any] = {}
     if seen.acceptance is not None:
         kw["acceptance"] = Span(seen.acceptance[0], seen.acceptance[1])

@@ -32,7 +32,8 @@ from monitor.calendar import Calendar, load_calendar
 from monitor.daemon import DaemonConfig, Running, configure_gc, serve
 from monitor.i18n import h
 from monitor.log import configure_logging, get_logger
-from monitor.rules import RuleSet, load_rules
+from monitor.rules.load import load_rules
+from monitor.rules.model import RuleSet
 from monitor.wallclock import VirtualClock
 from monitor.whatif.simulate import (
     Catalogue,

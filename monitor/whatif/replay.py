@@ -22,7 +22,7 @@ from monitor.clocks.timing import from_epoch, level_times, periods
 from monitor.db import Connection
 from monitor.engine.outcomes import outcome_of
 from monitor.pipeline import Evaluator
-from monitor.rules import ClockRule, RuleSet
+from monitor.rules.model import ClockRule, RuleSet
 from monitor.source.contract import Matter, SourceEvent, event_from_row, validate
 from monitor.state.reduce import reduce_case
 from monitor.state.view import CaseView
@@ -43,7 +43,7 @@ def scaled(view: CaseView, scale: float) -> CaseView:
 
 @dataclass
 class Figures:
-    """The period's figures (DOMAIN.md §5)."""
+    """The period's figures (docs/rule-book.md §5)."""
 
     period_from: dt.datetime
     period_to: dt.datetime

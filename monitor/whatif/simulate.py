@@ -1,7 +1,7 @@
 """A simulated county service centre: the case events ``jiancha demo`` and benchmarks feed on.
 
 The daemon is only convincing against days that look like a real centre's
-(the work reports in shared/seeds: about 560 cases a working day, about 55 %
+(the approval bureaus' work reports: about 560 cases a working day, about 55 %
 immediate, 补正, special procedures, extensions, a few late cases and bad
 ratings). So the generator is pure and seeded (tests and benchmarks get the
 same days every time, and a day does not depend on the period around it), it
@@ -178,7 +178,7 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Read a catalogue file; a bare name is looked up in the rules folder.
 
     Default: ``rules/matters-county.toml``. The matters are the same
-    ``monitor.source.Matter`` values ``monitor.source.example_matters`` and
+    ``monitor.source.contract.Matter`` values ``monitor.source.catalogue.example_matters`` and
     ``ingest.load_matters`` give, so the engine takes them as they are.
     """
     p = Path(path) if path is not None else rules_dir() / DEFAULT_CATALOGUE
@@ -873,7 +873,7 @@ def figures(
     *,
     working_days: int | None = None,
 ) -> Figures:
-    """Figures of generated events; lateness uses the engine's arithmetic (DOMAIN.md §3).
+    """Figures of generated events; lateness uses the engine's arithmetic (docs/rule-book.md §3).
 
     A case is late when it completes after the deadline of its decision clock:
     the limit plus extensions plus the working time spent paused, rounded to

@@ -14,7 +14,7 @@ from typing import Any
 
 from monitor import db
 from monitor.i18n import current_lang, h
-from monitor.rules import RuleSet
+from monitor.rules.model import RuleSet
 from monitor.vocab import LEVEL_WORDS, LEVELS, WEEKDAYS, Lang, word
 
 __all__ = ["View", "period_figures", "read_view", "render"]

@@ -669,7 +669,7 @@ def bench_clock(cal: monitor.calendar.Calendar, n: int, rng: np.random.Generator
 
     t = timed(run, 5)
     # the card engine's pass (issue 4): also the level due now and the next crossing,
-    # with DOMAIN.md §4's default thresholds (blue 50%, yellow min(90%, limit - 1 wd))
+    # with docs/rule-book.md §4's default thresholds (blue 50%, yellow min(90%, limit - 1 wd))
     allowed = (limits + extensions).astype(np.float64)
     blue_at = 0.5 * allowed
     yellow_at = np.minimum(0.9 * allowed, allowed - 1.0)

@@ -68,12 +68,16 @@ import monitor.pipeline
 import monitor.state.store
 from monitor import db
 from monitor.calendar import Calendar, ClockState, load_calendar
-from monitor.clocks import NAT, ClockTable, Period, thresholds
-from monitor.clocks import earliest as _earliest
+from monitor.clocks.table import ClockTable
+from monitor.clocks.table import earliest as _earliest
+from monitor.clocks.timing import NAT, Period, thresholds
 from monitor.log import configure_logging
 from monitor.pipeline import Evaluator, apply_batch
-from monitor.rules import ClockRule, RuleSet, load_rules
-from monitor.source import START, load_matters, read_batch
+from monitor.rules.load import load_rules
+from monitor.rules.model import ClockRule, RuleSet
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import START
+from monitor.source.tailer import read_batch
 from tests.bench import bench_calendar
 from tests.bench.bench_calendar import (
     describe_code,

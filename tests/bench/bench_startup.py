@@ -40,8 +40,8 @@ import trio
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.log import configure_logging
-from monitor.rules import load_rules
-from monitor.source import Cursor
+from monitor.rules.load import load_rules
+from monitor.source.contract import Cursor
 
 SIZES = [560, 5_600]  # cases per working day: a county centre, a large city's
 QUICK_SIZES = [100]

@@ -62,7 +62,9 @@ from monitor import db
 from monitor.daemon import configure_gc
 from monitor.log import configure_logging
 from monitor.pipeline import apply_batch
-from monitor.source import START, Cursor, SourceEvent, load_matters, read_batch
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import START, Cursor, SourceEvent
+from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
 from monitor.worker import Worker, WorkerConfig
 from tests.bench import bench_calendar

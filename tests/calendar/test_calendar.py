@@ -1,4 +1,4 @@
-"""The working-day calendar against the rule book (DOMAIN.md §3) and real schedules."""
+"""The working-day calendar against the rule book (docs/rule-book.md §3) and real schedules."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def office():
     return load_calendar("example-centre")
 
 
-# --- DOMAIN.md and CONTRACT.md worked examples ---------------------------------
+# --- docs/rule-book.md and docs/contract.md worked examples ---------------------------------
 
 
 def test_contract_example_spring_festival_2024(cn):
@@ -420,7 +420,7 @@ def test_instant_at_threshold_crossings(cn, office):
     assert np.isnat(cn.instant_at(utc("NaT"), [1.0])[0])
 
 
-# --- levels and the next crossing (DOMAIN.md §4 default thresholds) ------------------
+# --- levels and the next crossing (docs/rule-book.md §4 default thresholds) ------------------
 
 
 def default_thresholds(allowed):

@@ -8,7 +8,18 @@ from collections.abc import Sequence
 import pytest
 import trio
 
-from monitor import cards, db
+from monitor import db
+from monitor.cards.lifecycle import (
+    ACTIONS,
+    RESULTS,
+    Action,
+    Result,
+    TransitionRefused,
+    act,
+    allowed_actions,
+    transition,
+)
+from monitor.cards.query import CardFilter, list_cards, show_card
 from monitor.vocab import CARD_STATUSES
 from tests.cli.test_cards import _INSERT_CARD, DAY, T0
 
@@ -59,30 +70,30 @@ _WAITING_ON_LOCKS = (
 
 
 @pytest.mark.parametrize("status", CARD_STATUSES)
-@pytest.mark.parametrize("action", cards.ACTIONS)
-def test_transition_every_status_and_action(status: str, action: cards.Action) -> None:
-    results: Sequence[cards.Result | None] = cards.RESULTS if action == "decide" else (None,)
+@pytest.mark.parametrize("action", ACTIONS)
+def test_transition_every_status_and_action(status: str, action: Action) -> None:
+    results: Sequence[Result | None] = RESULTS if action == "decide" else (None,)
     for result in results:
         for acked in (False, True):
             want = _expected(status, action, result, acked)
             if want is None:
-                with pytest.raises(cards.TransitionRefused) as caught:
-                    cards.transition(status, action, result, acked)
+                with pytest.raises(TransitionRefused) as caught:
+                    transition(status, action, result, acked)
                 assert caught.value.status == status and caught.value.action == action
                 assert action not in caught.value.allowed
             else:
-                assert cards.transition(status, action, result, acked) == want
-                assert action in cards.allowed_actions(status)
+                assert transition(status, action, result, acked) == want
+                assert action in allowed_actions(status)
 
 
 def test_final_statuses_allow_nothing_and_say_so() -> None:
     for status in ("closed", "revoked"):
-        assert cards.allowed_actions(status) == ()
-        with pytest.raises(cards.TransitionRefused) as caught:
-            cards.transition(status, "ack")
+        assert allowed_actions(status) == ()
+        with pytest.raises(TransitionRefused) as caught:
+            transition(status, "ack")
         assert "终态" in caught.value.message("zh")
         assert "final" in caught.value.message("en")
-    refusal = cards.TransitionRefused("acknowledged", "ack").for_card(7)
+    refusal = TransitionRefused("acknowledged", "ack").for_card(7)
     assert refusal.message("zh") == (
         "牌 7 当前状态为“已签收”，不能签收说明（ack）；此状态下只能：申诉（appeal）、撤销（revoke）"
     )
@@ -91,29 +102,29 @@ def test_final_statuses_allow_nothing_and_say_so() -> None:
 
 def test_transition_rejects_calls_no_user_can_make() -> None:
     with pytest.raises(ValueError, match="result"):
-        cards.transition("appealed", "decide")
+        transition("appealed", "decide")
     with pytest.raises(ValueError, match="only decide"):
-        cards.transition("issued", "revoke", "revoked")
+        transition("issued", "revoke", "revoked")
     with pytest.raises(ValueError, match="status"):
-        cards.transition("lost", "ack")
+        transition("lost", "ack")
     with pytest.raises(ValueError, match="action"):
-        cards.transition("issued", "close")  # type: ignore[arg-type]
+        transition("issued", "close")  # type: ignore[arg-type]
 
 
 async def test_act_uses_the_given_time(dsn: str) -> None:
     now = dt.datetime(2024, 3, 6, 1, 30, tzinfo=dt.UTC)
     async with await db.connect(dsn) as conn:
         card_id = await _add_card_async(conn, T0 + 7 * DAY)
-        done = await cards.act(conn, card_id, "ack", " 王芳 ", " 已办结 ", now)
+        done = await act(conn, card_id, "ack", " 王芳 ", " 已办结 ", now)
         assert done.previous_status == "issued"
         assert done.card["replied_at"] == done.card["updated_at"] == now
         assert done.events[0]["at"] == now
         assert (done.events[0]["actor"], done.events[0]["reason"]) == ("王芳", "已办结")
-        card, events = await cards.show_card(conn, card_id)
+        card, events = await show_card(conn, card_id)
         assert card["status"] == "acknowledged" and len(events) == 1
         with pytest.raises(ValueError, match="aware"):
-            await cards.act(conn, card_id, "revoke", "李明", "x", dt.datetime(2024, 3, 6))
-        found = await cards.list_cards(conn, cards.CardFilter(status="acknowledged"))
+            await act(conn, card_id, "revoke", "李明", "x", dt.datetime(2024, 3, 6))
+        found = await list_cards(conn, CardFilter(status="acknowledged"))
         assert [c["id"] for c in found] == [card_id]
 
 
@@ -129,9 +140,9 @@ async def test_two_officers_revoking_at_once_revoke_once(dsn: str) -> None:
 
         async def revoke(conn: db.Connection, who: str) -> None:
             try:
-                await cards.act(conn, card_id, "revoke", who, "重复撤销", now)
+                await act(conn, card_id, "revoke", who, "重复撤销", now)
                 outcomes.append("revoked")
-            except cards.TransitionRefused as exc:
+            except TransitionRefused as exc:
                 assert exc.card_id == card_id and exc.status == "revoked"
                 outcomes.append("refused")
 

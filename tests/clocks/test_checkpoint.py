@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from monitor import cards, db
+from monitor import db
 from monitor.calendar import load_calendar
-from monitor.clocks import ClockTable
+from monitor.cards.lifecycle import act
 from monitor.clocks.checkpoint import FILENAME, Checkpointer
+from monitor.clocks.table import ClockTable
 from monitor.pipeline import Evaluator
-from monitor.rules import load_rules
-from monitor.source import load_matters
+from monitor.rules.load import load_rules
+from monitor.source.catalogue import load_matters
 from monitor.worker import Worker, WorkerConfig
 from tests.sourcekit import SUBMITTED, at, write
 from tests.test_worker import drain
@@ -121,7 +122,7 @@ async def test_restart_from_the_checkpoint_equals_a_full_build(dsn, tmp_path):
         # an officer revokes E's blue card: a change too, so E is re-decided
         card = await conn.fetchval("SELECT id FROM jiancha.cards WHERE case_id = 'E'")
         assert card is not None
-        await cards.act(conn, card, "revoke", "王纪检", "复核撤销", NOW)
+        await act(conn, card, "revoke", "王纪检", "复核撤销", NOW)
     third = await run_tailer(dsn, tmp_path)
     assert (third.table_from, third.redecided) == ("checkpoint", 1)
     assert table_of(third) == rows(await full_build(dsn))

@@ -1,4 +1,4 @@
-"""The rule engine on the real 2024 calendar: one scenario per rule of DOMAIN.md §4.
+"""The rule engine on the real 2024 calendar: one scenario per rule of docs/rule-book.md §4.
 
 Instants are UTC; Beijing is UTC+8, so local 24:00 of day D is 16:00Z of D.
 """
@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from monitor.calendar import load_calendar
-from monitor.engine import ExistingCard, NewCard, decide_case
-from monitor.rules import load_rules
-from monitor.source import Matter, SourceEvent
-from monitor.state import CaseView, reduce_case
+from monitor.engine.cards import ExistingCard, NewCard
+from monitor.engine.decide import decide_case
+from monitor.rules.load import load_rules
+from monitor.source.contract import Matter, SourceEvent
+from monitor.state.reduce import reduce_case
+from monitor.state.view import CaseView
 
 MATTERS = {
     "M1": Matter("M1", "建筑工程施工许可", "住建局", 20, 5),
@@ -81,7 +83,7 @@ ACCEPTED_FEB8 = [("submitted", "2024-02-08T01:00:00", {}), ("accepted", "2024-02
 
 
 def test_decision_clock_blue_yellow_red_across_spring_festival(cal, rules):
-    # DOMAIN.md §3: accepted Thu Feb 8 10:00, 5 wd -> Feb 9, 18, 19, 20, 21 -> Feb 21 24:00
+    # docs/rule-book.md §3: accepted Thu Feb 8 10:00, 5 wd -> Feb 9, 18, 19, 20, 21 -> Feb 21 24:00
     view = case(ACCEPTED_FEB8)
     assert decide(cal, rules, view, "2024-02-19T03:59:59") == []
     # 50% = 2.5 wd: Feb 9, Feb 18 (adjusted working Sunday), half of Feb 19
@@ -252,7 +254,7 @@ def test_immediate_case_not_finished_the_same_day(cal, rules):
         matter="M0",
     )
     got = decide(cal, rules, view, "2024-03-04T16:00:00")
-    # the yellow of DOMAIN.md §4 only: not also a red "promised limit" with a supervision
+    # the yellow of docs/rule-book.md §4 only: not also a red "promised limit" with a supervision
     # order (the 0-day decision clock of an immediate case is its immediate clock)
     assert cards(got) == {("immediate_time", 2, "2024-03-04T16:00:00")}
     later = decide(cal, rules, view, "2024-03-06T16:00:00")

@@ -17,7 +17,7 @@ from dashboards import build
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.pipeline import Evaluator
-from monitor.rules import load_rules
+from monitor.rules.load import load_rules
 from tests.cardkit import ACCEPTED_FEB8, Driver, z
 from tests.metricskit import scrape, snapshot
 from tests.sourcekit import write

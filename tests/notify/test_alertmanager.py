@@ -26,10 +26,11 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from monitor.notify import ChannelError
 from monitor.notify.alertmanager import ALERTNAME, AlertmanagerChannel
-from monitor.outbox import Message
+from monitor.outbox.message import Message
 
 APT_PACKAGE = "prometheus-alertmanager"  # CI's APT list must include this
 BINARY_CANDIDATES = ("alertmanager", "prometheus-alertmanager")
@@ -326,7 +327,7 @@ def test_bad_config_names_channel_and_key(table: dict[str, Any], key: str) -> No
 
 
 async def test_open_card_refires_and_closing_resolves_through_the_outbox(
-    alertmanager: str, dsn: str
+    alertmanager: str, dsn: str, mock_clock: trio.testing.MockClock
 ) -> None:
     """The sender keeps a card's alert alive while it is open and resolves it when it closes."""
     import datetime as dt
@@ -336,9 +337,11 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
     from monitor.calendar import load_calendar
     from monitor.config import parse
     from monitor.notify import build_channels
-    from monitor.outbox import Notifier, Sender
+    from monitor.outbox.enqueue import Notifier
+    from monitor.outbox.send import Sender
     from monitor.pipeline import Evaluator
-    from monitor.rules import load_rules
+    from monitor.rules.load import load_rules
+    from monitor.wallclock import VirtualClock
     from tests.cardkit import ACCEPTED_FEB8, Driver, z
     from tests.sourcekit import write
 
@@ -356,14 +359,16 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
         await d.ingest(z("2024-02-08T03:00:00"))
         await d.run_until(z("2024-02-19T05:00:00"), z("2024-02-08T03:00:00"))  # the blue card
         card = await conn.fetchval("SELECT id FROM jiancha.cards")
-        now = [dt.datetime.now(dt.UTC)]  # Alertmanager keeps alerts by wall-clock time
-        sender = Sender(dsn, build_channels(cfg), cfg, clock=lambda: now[0])
+        # Alertmanager keeps alerts by wall-clock time; business time follows trio's
+        # clock from there, which only moves when the test says
+        clock = VirtualClock(dt.datetime.now(dt.UTC), monotonic=trio.current_time)
+        sender = Sender(dsn, build_channels(cfg), cfg, clock=clock)
         await conn.execute("UPDATE jiancha.outbox SET not_before = $1, next_attempt_at = $1",
-                           now[0])  # fmt: skip
+                           clock())  # fmt: skip
         assert await sender.step(conn) == 1
         async with httpx.AsyncClient() as client:
             assert len(await _alerts(client, alertmanager, card)) == 1
-            now[0] += dt.timedelta(seconds=61)  # a resend period later, the card still open
+            mock_clock.jump(61)  # a resend period later, the card still open
             await sender.refresh(conn)
             assert await sender.step(conn) == 1
             assert await conn.fetchval("SELECT attempts FROM jiancha.outbox") == 2

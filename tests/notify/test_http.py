@@ -22,7 +22,7 @@ from monitor.notify._http import parse_retry_after
 from monitor.notify.dingtalk import DingTalkChannel
 from monitor.notify.webhook import FIELDS, WebhookChannel
 from monitor.notify.wecom import CONTENT_MAX_BYTES, WeComChannel
-from monitor.outbox import Channel, Delivery, Message
+from monitor.outbox.message import Channel, Delivery, Message
 from tests import httpkit
 from tests.httpkit import Receiver, Reply
 

@@ -27,7 +27,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from monitor.notify import ChannelError
 from monitor.notify.smtp import SmtpChannel, message_id_for
-from monitor.outbox import Message
+from monitor.outbox.message import Message
 
 PASSWORD = "s3cret-口令-9f8e"  # non-ASCII: smtplib.login cannot send it
 ASCII_PASSWORD = "s3cret-9f8e"

@@ -13,8 +13,8 @@ from monitor.calendar import load_calendar
 from monitor.config import parse
 from monitor.outbox.digest import Digester, digest_day, next_digest, queue_digests
 from monitor.pipeline import Evaluator
-from monitor.rules import load_rules
-from monitor.source import load_matters
+from monitor.rules.load import load_rules
+from monitor.source.catalogue import load_matters
 from tests.cardkit import SUB, Driver, z
 from tests.sourcekit import write
 

@@ -14,9 +14,13 @@ from monitor import db
 from monitor.calendar import load_calendar
 from monitor.config import ConfigError, NotifyConfig, QuietHours, load_config, parse
 from monitor.notify import build_channels
-from monitor.outbox import Notifier, Sender, hold_until, recipients
+from monitor.outbox.enqueue import Notifier
+from monitor.outbox.quiet import hold_until
+from monitor.outbox.route import recipients
+from monitor.outbox.send import Sender
 from monitor.pipeline import Evaluator
-from monitor.rules import load_rules
+from monitor.rules.load import load_rules
+from monitor.wallclock import VirtualClock
 from tests import httpkit
 from tests.cardkit import ACCEPTED_FEB8, Driver, z
 from tests.httpkit import Reply
@@ -189,18 +193,19 @@ async def test_a_receiver_down_for_a_while_gets_everything_once(dsn, cal, receiv
         assert await conn.fetchval("SELECT state FROM jiancha.outbox") == "delivered"
 
 
-async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver):
+async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver, mock_clock):
     cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.01, backoff_max=0.02,
                        give_up_after="1s")  # fmt: skip
     await _carded(dsn, cfg, cal)
     receiver.default = Reply(503)
-    now = [z("2024-02-19T05:00:00")]
-    sender = Sender(dsn, build_channels(cfg), cfg, clock=lambda: now[0])
+    # business time follows trio's clock, which only moves when the test says
+    clock = VirtualClock(z("2024-02-19T05:00:00"), monotonic=trio.current_time)
+    sender = Sender(dsn, build_channels(cfg), cfg, clock=clock)
     async with await db.connect(dsn) as conn:
         await conn.execute("UPDATE jiancha.outbox SET give_up_at = $1", z("2024-02-19T05:00:02"))
         for _ in range(5):
             await sender.step(conn)
-            now[0] += dt.timedelta(seconds=1)
+            mock_clock.jump(1)
         row = await conn.fetchrow("SELECT state, attempts, last_error FROM jiancha.outbox")
         assert row["state"] == "failed" and row["attempts"] == 3 and "503" in row["last_error"]
     assert sender.stats.failed == 1 and sender.stats.delivered == 0
@@ -318,8 +323,8 @@ def test_secrets_from_files_or_systemd_credentials(tmp_path, monkeypatch):
 
 
 def test_english_messages_and_unrouted_cards_are_counted(cal):
-    from monitor.cards import CardRecord
-    from monitor.outbox import CardFacts, render
+    from monitor.cards.store import CardRecord
+    from monitor.outbox.render import CardFacts, render
 
     cfg = config(CHANNELS.replace("[notify]", '[notify]\nlanguage = "en"'))
     card = CardRecord(7, "C1", "decision", "decision_time", "yellow", z("2024-02-20T16:00:00"),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from monitor.source import DeadReason, SourceEvent, validate
+from monitor.source.contract import DeadReason, SourceEvent, validate
 from tests.state.test_reduce import MATTERS, SUBMITTED, T0, ev, lifecycle
 
 UTC = dt.UTC

@@ -8,8 +8,9 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.source import Matter, SourceEvent
-from monitor.state import CaseClocks, CaseFacts, Status, reduce_case
+from monitor.source.contract import Matter, SourceEvent
+from monitor.state.case import CaseClocks, CaseFacts, Status
+from monitor.state.reduce import reduce_case
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=UTC)  # Mon 10:00 Beijing

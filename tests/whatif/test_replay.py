@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
+from monitor.source.contract import Matter, SourceEvent
+from monitor.state.reduce import reduce_case
+from monitor.state.view import CaseView
+from monitor.whatif import replay
 from tests.cli.test_evaluate import _env, case, put, query, run, z  # noqa: F401 (fixture)
 
 
@@ -35,3 +40,52 @@ def test_replay_reports_the_period_and_what_shorter_limits_would_do(sync_dsn: st
     code, out = run("--lang", "zh", "replay", "--from", "2024-03-01", "--to", "2024-04-01",
                     "--source-dsn", sync_dsn, "--no-save")  # fmt: skip
     assert code == 0 and "按期办结率：66.67%" in out and "提前办结率：33.33%" in out
+
+
+# --- replay.run itself, on events in memory ----------------------------------------------
+
+MATTERS_M1 = {"M1": Matter("M1", "建筑工程施工许可", "住建局", 20, 5)}
+SUB = {"matter": "M1", "window": "W1", "region": "R1", "channel": "window"}
+
+
+def events(*cases: tuple[str, str, str | None]) -> list[SourceEvent]:
+    """(case, accepted at, completed at or None) -> the case's events, ids in order."""
+    out: list[SourceEvent] = []
+    for cid, accepted, completed in cases:
+        rows = [("submitted", z(accepted) - dt.timedelta(hours=1), SUB),
+                ("accepted", z(accepted), {})]  # fmt: skip
+        if completed:
+            rows.append(("completed", z(completed), {}))
+        for kind, when, payload in rows:
+            out.append(SourceEvent(len(out) + 1, 1000 + len(out), cid, kind, when, payload))
+    return out
+
+
+async def test_a_replay_counts_the_period_and_never_the_events_after_it(cal, rules):
+    evs = events(
+        ("A", "2024-03-04T02:00:00", "2024-03-06T02:00:00"),  # early
+        ("B", "2024-03-04T02:00:00", None),  # open past its Mar 11 24:00 deadline: overdue
+        ("D", "2024-03-04T02:00:00", "2024-04-15T02:00:00"),  # completed after the period
+    )
+    evs.append(SourceEvent(99, 1099, "X", "teleported", z("2024-03-05T02:00:00"), {}))
+    lo, hi = z("2024-03-01T00:00:00"), z("2024-04-01T00:00:00")
+    result = await replay.run(evs, MATTERS_M1, rules, cal, lo, hi)
+    fig = result.figures
+    assert (fig.accepted, fig.completed, fig.early, fig.on_time) == (3, 1, 1, 1)
+    assert fig.overdue_open == 2  # B, and D as it stood at the period's end
+    assert fig.dead_letters == 1
+    # the scheduler woke at every crossing inside the period: B's and D's reds are issued at
+    # their deadline, not when the replay happened to look
+    reds = sorted((c.case_id, c.issued_at) for c in result.store.cards.values() if c.level == 3)
+    assert reds == [("B", z("2024-03-11T16:00:00")), ("D", z("2024-03-11T16:00:00"))]
+    assert all(c.issued_at < hi for c in result.store.cards.values())
+
+
+def test_a_shorter_promised_limit_is_rounded_down_and_only_the_promise_moves():
+    state_view = CaseView.from_state(
+        reduce_case("A", events(("A", "2024-03-04T02:00:00", None)), MATTERS_M1)
+    )
+    shorter = replay.scaled(state_view, 0.7)  # 5 x 0.7 = 3.5 -> 3 working days
+    assert shorter.clocks.decision is not None and shorter.clocks.decision.limit_days == 3
+    assert shorter.clocks.statutory == state_view.clocks.statutory  # the law does not move
+    assert replay.scaled(state_view, 1.0) is state_view

@@ -20,7 +20,7 @@ from monitor import db
 from monitor.calendar import Calendar, load_calendar
 from monitor.cli import main
 from monitor.paths import rules_dir
-from monitor.source import PAUSE_TYPES, Matter, SourceEvent, validate
+from monitor.source.contract import PAUSE_TYPES, Matter, SourceEvent, validate
 from monitor.wallclock import VirtualClock
 from monitor.whatif.simulate import (
     Catalogue,
@@ -89,7 +89,7 @@ def test_county_catalogue_is_a_real_centre_and_the_engine_loader_reads_it(
     assert 0.5 < immediate / weight < 0.6
     assert any(not m.free for m in matters.values()) and any(m.joint for m in matters.values())
     # `weight` and `fee` do not bother the engine's own loader: same matters, same type
-    from monitor.source import example_matters
+    from monitor.source.catalogue import example_matters
 
     shutil.copy(rules_dir() / "matters-county.toml", tmp_path / "matters-example.toml")
     monkeypatch.setenv("JIANCHA_RULES_DIR", str(tmp_path))

@@ -1,6 +1,6 @@
 """What a card rule is: a ladder of thresholds on a period, or a procedural check.
 
-The model the rule files are parsed into (``monitor.rules._load``) and that
+The model the rule files are parsed into (``monitor.rules.load``) and that
 the clocks and the engine read; no I/O here.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from monitor.i18n import t
 from monitor.paths import rules_dir
-from monitor.rules._model import (
+from monitor.rules.model import (
     CHECKS,
     SOURCES,
     CheckRule,
