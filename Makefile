@@ -4,15 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-quick dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-quick bench-quick-ab dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
 	@echo "make calendar-demo   show the working-day calendar at work"
 	@echo "make test            lint (ruff, mypy, import-linter) and the whole test suite (runs make deps first)"
 	@echo "make deps            the Debian packages the suite needs (deploy/dev-deps.sh; root installs)"
-	@echo "make bench           all benchmarks (tests/bench, ~6 min): bench-calendar, bench-tailer, bench-cards"
+	@echo "make lint            ruff, mypy (strict) and import-linter (the pipeline's layers)"
+	@echo "make bench           all benchmarks at full size (tests/bench, ~15 min; docs/performance.md)"
 	@echo "make bench-quick     a smoke run of every benchmark at a small size (CI)"
+	@echo "make bench-quick-ab BASE=REV [OTHER=REV]   bench-quick of two revisions, interleaved"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +91,11 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_cards --quick
 	$(BIN)/python -m tests.bench.bench_metrics --quick
 	$(BIN)/python -m tests.bench.bench_startup --quick
+
+# Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?
+# Both revisions run from git worktrees, alternating, ROUNDS rounds after a dropped warm-up.
+bench-quick-ab: venv
+	$(BIN)/python -m tests.bench.ab_quick $(or $(BASE),HEAD~1) $(or $(OTHER),HEAD) --rounds $(or $(ROUNDS),3)
 
 clean:
 	rm -rf $(VENV) .jiancha-demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

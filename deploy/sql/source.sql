@@ -1,4 +1,4 @@
--- jiancha source contract, version 1 (CONTRACT.md, "Source contract").
+-- jiancha source contract, version 1 (docs/contract.md, "Source contract").
 --
 -- Run this in the approval database as its owner (or a role with CREATE on
 -- the schema and CREATEROLE), e.g. `jiancha db install-source` or
@@ -12,7 +12,7 @@
 --
 -- What the approval platform must do:
 --   * append one row to case_events for every business event of a case
---     (submitted, accepted, suspended, completed, ...; see CONTRACT.md for the
+--     (submitted, accepted, suspended, completed, ...; see docs/contract.md for the
 --     kinds and their payload keys), in the same transaction as the change it
 --     records. Rows are never updated or deleted; a correction is a new event.
 --   * keep `matters` (the catalogue of service items and their time limits)

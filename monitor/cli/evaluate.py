@@ -29,7 +29,7 @@ from monitor.cli._common import (
 )
 from monitor.cli.rules import ruleset_of
 from monitor.i18n import current_lang
-from monitor.vocab import LEVEL_WORDS, word
+from monitor.vocab import LEVEL_WORDS, LEVELS, word
 
 if TYPE_CHECKING:
     from monitor.calendar import Calendar
@@ -69,7 +69,8 @@ def _summary(ev: Evaluator, now: dt.datetime, taken: int, dead: int) -> dict[str
 
 
 def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
-    levels = "，".join(f"{_level(k)} {v}" for k, v in sorted(doc["issued_by_level"].items()))
+    by_level = doc["issued_by_level"]
+    levels = h("，", ", ").join(f"{_level(k)} {by_level[k]}" for k in LEVELS if by_level.get(k))
     out.write(
         h(
             f"评估时刻 {args.now}：读取事件 {doc['events']} 条"

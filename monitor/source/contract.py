@@ -128,7 +128,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "supplement_requested": {"items": (_LIST, True)},
     "supplement_received": {},
     "accepted": {"promised_days": (_INT, False), "pledged_days": (_INT, False)},
-    "refused": {"reason": (_STR, False)},  # a missing reason is a card (DOMAIN §4), not bad data
+    "refused": {"reason": (_STR, False)},  # a missing reason is a card (rule book §4), not bad data
     "step_started": {"step": (_STR, True)},
     "step_finished": {"step": (_STR, True)},
     "suspended": {"type": (_STR, True), "notified_days": (_INT, True)},

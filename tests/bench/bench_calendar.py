@@ -798,9 +798,10 @@ clock("first_evaluate", lambda: cal.evaluate(s, w, w * 0, z, nat, now, out=st))
 r["since_numpy_import"] = time.perf_counter() - t0
 r["cache"] = {
     k: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
-    for k, f in (("deadline", _kernel.deadline_kernel), ("count", _kernel.count_kernel_24h),
-                 ("evaluate", _kernel.clock_kernel))
-}
+    for k, f in (("deadline", _kernel.sized(_kernel.deadline_kernel, n)),
+                 ("count", _kernel.sized(_kernel.count_kernel_24h, n)),
+                 ("evaluate", _kernel.sized(_kernel.clock_kernel, n)))
+}  # the dispatchers these calls used: at n < SERIAL_BELOW, the serial twins
 print(json.dumps(r))
 """
 
