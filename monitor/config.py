@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.vocab import LEVELS
+
 CONFIG_ENV = "JIANCHA_CONFIG"
 OVERRIDE_PREFIX = "JIANCHA__"  # JIANCHA__METRICS__ADDRESS=0.0.0.0:9731 overrides [metrics] address
 DEFAULT_PATH = Path("/etc/jiancha/jiancha.toml")
 CHANNEL_KINDS = ("webhook", "wecom", "dingtalk", "smtp", "alertmanager")
 ROLES = ("window", "department", "inspectors", "fallback")
-LEVELS = ("blue", "yellow", "red")
 KINDS = ("card", "escalation", "resolved", "digest")
 
 

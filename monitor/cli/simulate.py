@@ -35,8 +35,8 @@ from monitor.whatif.simulate import (
     Catalogue,
     CatalogueError,
     Event,
-    Figures,
     Progress,
+    Workload,
     between,
     figures,
     generate,
@@ -63,7 +63,7 @@ _LEVEL_NAMES = {
 }
 
 
-def _print_figures(f: Figures, head: str, out: TextIO) -> None:
+def _print_figures(f: Workload, head: str, out: TextIO) -> None:
     lang = current_lang()
     names = _LEVEL_NAMES[lang]
     levels = h("，", ", ").join(f"{names[k]} {f.ratings.get(k, 0)}" for k in (5, 4, 3, 2, 1))

@@ -90,7 +90,7 @@ def live_days(cal: Calendar, first: dt.date, n: int) -> list[dt.date]:
 
 
 @dataclass(frozen=True)
-class Period:
+class Timeline:
     """The demo's timeline: backlog days, then live days, on the calendar's local time."""
 
     history_from: dt.date
@@ -100,7 +100,7 @@ class Period:
     end: dt.datetime  # the end of the last live day (UTC): headless runs stop here
 
     @classmethod
-    def plan(cls, cal: Calendar, opts: DemoOptions) -> Period:
+    def plan(cls, cal: Calendar, opts: DemoOptions) -> Timeline:
         tz = zoneinfo.ZoneInfo(cal.timezone)
         first = opts.start or next_working_day(cal)
         days = live_days(cal, first, opts.days)
@@ -179,7 +179,7 @@ def free_address(wanted: str) -> str:
 
 @dataclass
 class Outcome:
-    period: Period
+    period: Timeline
     simulated: dict[str, Any]
     seen: dict[str, Any]
     metrics: str | None
@@ -193,7 +193,7 @@ class _Plan:
     cal: Calendar
     rules: RuleSet
     catalogue: Catalogue
-    period: Period
+    period: Timeline
     backlog: list[Event]
     live: list[Event]
     simulated: dict[str, Any]  # the live period's cases as simulated, to compare with jiancha
@@ -204,7 +204,7 @@ class _Plan:
 
         cal = load_calendar("cn")
         catalogue = load_catalogue()
-        period = Period.plan(cal, opts)
+        period = Timeline.plan(cal, opts)
         days = (period.last - period.history_from).days + 1
         events = generate(catalogue, cal, period.history_from, days, seed=opts.seed,
                           per_day=opts.per_day)  # fmt: skip

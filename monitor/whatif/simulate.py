@@ -45,9 +45,9 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "Event",
-    "Figures",
     "Profile",
     "Progress",
+    "Workload",
     "between",
     "figures",
     "generate",
@@ -155,17 +155,11 @@ def parse_catalogue(data: Mapping[str, Any], path: Path | None = None) -> Catalo
         for key in ("free", "joint"):
             if not isinstance(m.get(key, False), bool):
                 raise CatalogueError(f"{where}: {key} " + h("应为 true/false", "must be a boolean"))
-        matters[code] = Matter(
-            code,
-            m["name"],
-            m["department"],
-            statutory,
-            promised,
-            bool(m.get("free", True)),
-            bool(m.get("joint", False)),
-            _days_table(where, "step_days", m.get("step_days", {})),
-            _days_table(where, "pause_max_days", m.get("pause_max_days", {})),
-        )
+        matters[code] = Matter.of({
+            **m, "statutory_days": statutory, "promised_days": promised,
+            "step_days": _days_table(where, "step_days", m.get("step_days", {})),
+            "pause_max_days": _days_table(where, "pause_max_days", m.get("pause_max_days", {})),
+        })  # fmt: skip
         weights[code] = _number(where, m, "weight", 1.0)
         if not matters[code].free:
             fees[code] = _number(where, m, "fee", DEFAULT_FEE)
@@ -738,7 +732,7 @@ def between(
 
 
 @dataclass(frozen=True)
-class Figures:
+class Workload:
     """What the simulated period looks like, in the terms of the work reports."""
 
     first_day: str | None
@@ -872,8 +866,8 @@ def figures(
     cal: Calendar,
     *,
     working_days: int | None = None,
-) -> Figures:
-    """Figures of generated events; lateness uses the engine's arithmetic (docs/rule-book.md §3).
+) -> Workload:
+    """The figures of generated events; lateness by the engine's arithmetic (rule book §3).
 
     A case is late when it completes after the deadline of its decision clock:
     the limit plus extensions plus the working time spent paused, rounded to
@@ -905,7 +899,7 @@ def figures(
     n_ratings = sum(ratings.values())
     fees = [x for c in real.values() for x in c.get("fees", [])]
     n = len(real)
-    return Figures(
+    return Workload(
         first_day=None if first is None else first.isoformat(),
         last_day=None if last is None else last.isoformat(),
         working_days=working_days,

@@ -100,7 +100,7 @@ async def period_figures(conn: db.Connection, since: dt.datetime, until: dt.date
     """The live period's figures from jiancha's tables (what `--headless` prints)."""
     f: dict[str, Any] = dict(await _figures(conn, since, until))
     f["cards"] = {r["level"]: int(r["n"]) for r in await conn.fetch(_CARDS_IN, since, until)}
-    for level in ("blue", "yellow", "red"):
+    for level in LEVELS:
         f["cards"].setdefault(level, 0)
     f["cards_total"] = await conn.fetchval(  # backlog included; the clock ran on past the end
         "SELECT count(*) FROM jiancha.cards WHERE issued_at < $1", until

@@ -153,7 +153,7 @@ def test_a_week_looks_like_the_seed_reports(week: list[Event], catalogue: Catalo
 
 
 def test_no_late_case_unless_planned(catalogue: Catalogue, cal: Calendar) -> None:
-    """Figures count lateness by the engine's arithmetic; on-time plans must stay on time."""
+    """Lateness is counted by the engine's arithmetic; on-time plans must stay on time."""
     calm = Profile(late=0, statutory_late=0, immediate_late=0)
     f = figures(generate(catalogue, cal, dt.date(2024, 2, 5), 14, seed=3, profile=calm),
                 catalogue.matters, cal)  # fmt: skip  # over the 2024 Spring Festival
