@@ -12,17 +12,17 @@ set -euo pipefail
 
 # The one list, and who needs each package:
 #   - python3-venv: `make`'s .venv and install.sh's venv with Debian's own python3
-#     (ensurepip; tests/test_install.py)
-#   - prometheus: promtool checks scrapes and rules (tests/test_metrics.py,
-#     test_daemon.py, test_dashboards.py, test_prometheus_rules.py)
+#     (ensurepip; tests/deploy/test_install.py)
+#   - prometheus: promtool checks scrapes and rules (tests/exporters/test_metrics.py,
+#     test_dashboards.py, test_prometheus_rules.py; tests/test_daemon.py)
 #   - prometheus-alertmanager: a real Alertmanager receives the alert channel's alerts
-#     (tests/test_notify_alertmanager.py)
-#   - shellcheck: deploy/install.sh and this script stay clean (tests/test_install.py,
-#     tests/test_packaging.py)
-#   - openssl: self-signed certificates for the TLS tests (tests/test_metrics.py,
-#     tests/test_notify_smtp.py)
-#   - systemd: systemd-analyze verifies the unit (tests/test_systemd.py,
-#     tests/test_install.py)
+#     (tests/notify/test_alertmanager.py)
+#   - shellcheck: deploy/install.sh and this script stay clean (tests/deploy/test_install.py,
+#     test_packaging.py)
+#   - openssl: self-signed certificates for the TLS tests (tests/exporters/test_metrics.py,
+#     tests/notify/test_smtp.py)
+#   - systemd: systemd-analyze verifies the unit (tests/deploy/test_systemd.py,
+#     test_install.py)
 PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd)
 
 MODE=install

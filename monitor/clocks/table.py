@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.calendar import Calendar
-from monitor.clocks.timing import NAT, Period, thresholds
+from monitor.clocks.timing import NAT, Period, threshold_row
 
 __all__ = ["ClockRow", "ClockTable", "earliest"]
 
@@ -114,7 +114,7 @@ class ClockTable:
             self.ext[slot] = period.extension
             self.paused[slot] = paused
             self.since[slot] = since
-            self.th[:, slot] = thresholds(rule, period.allowed)
+            self.th[:, slot] = threshold_row(rule, period.allowed)
             self.issued[slot] = max(highest.get(rule.rule, 0), seen)
             self.due[slot] = 0  # new or changed: evaluated by the next pass, full or not
             slots.append(slot)

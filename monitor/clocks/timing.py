@@ -41,6 +41,7 @@ __all__ = [
     "level_times",
     "pause_spans",
     "periods",
+    "threshold_row",
     "thresholds",
     "used_days",
 ]
@@ -167,6 +168,28 @@ def thresholds(rule: ClockRule, allowed: npt.ArrayLike) -> npt.NDArray[np.float6
     return out
 
 
+_ROWS: dict[tuple[int, float], tuple[ClockRule, npt.NDArray[np.float64]]] = {}
+
+
+def threshold_row(rule: ClockRule, allowed: float) -> npt.NDArray[np.float64]:
+    """`thresholds` of one limit, remembered (read only).
+
+    A start asks for the same few hundred (rule, limit) pairs thousands of times,
+    and each answer is a dozen numpy calls on scalars. Keyed by the rule's
+    identity, checked on a hit, so a reload's new rules are never answered with
+    an old rule's row.
+    """
+    key = (id(rule), allowed)
+    hit = _ROWS.get(key)
+    if hit is None or hit[0] is not rule:
+        if len(_ROWS) >= 4096:  # rules replaced by reloads: let the old ones go
+            _ROWS.clear()
+        row = thresholds(rule, allowed)
+        row.flags.writeable = False
+        hit = _ROWS[key] = (rule, row)
+    return hit[1]
+
+
 def _relative(cal: Calendar, period: Period, end: int) -> Pauses:
     """The period's pauses up to ``end`` as working-day positions since its start.
 
@@ -258,14 +281,11 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
     owner: list[tuple[int, int]] = []
     per: list[dict[int, float]] = []
     frozen: list[bool] = []
-    known: dict[tuple[int, int], npt.NDArray[np.float64]] = {}  # same rule, same allowance
     rels = _relatives(cal, periods_, [now if p.stop is None else min(now, p.stop)
                                       for p in periods_])  # fmt: skip
     for i, p in enumerate(periods_):
         rel = rels[i]
-        xs = known.get((id(p.rule), p.allowed))
-        if xs is None:
-            xs = known[(id(p.rule), p.allowed)] = thresholds(p.rule, p.allowed)
+        xs = threshold_row(p.rule, p.allowed)
         per.append({})
         frozen.append(any(still_open for _, _, still_open in rel))
         # the deadline itself (red at the limit), for display and the card's record
