@@ -32,6 +32,7 @@ __all__ = [
     "as_datetime",
     "calendar_option",
     "colon",
+    "day_or_instant",
     "db_dsn",
     "dsn_option",
     "dump",
@@ -40,6 +41,7 @@ __all__ = [
     "jiancha_connection",
     "json_option",
     "load_config",
+    "local_moment",
     "number",
     "one_line",
     "paren",
@@ -102,15 +104,27 @@ def dump(doc: Any, out: TextIO) -> None:
 # --- instants ---------------------------------------------------------------------------
 
 
+def local_moment(text: str, tz: str) -> dt.datetime:
+    """An ISO instant; without a UTC offset, local time in ``tz``. ValueError if it is none."""
+    moment = dt.datetime.fromisoformat(text.strip().replace("z", "Z"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zoneinfo.ZoneInfo(tz))
+
+
+def day_or_instant(text: str, tz: str, *, end: bool = False) -> dt.datetime:
+    """A date (its local start; with ``end``, the next day's: the date included) or an instant."""
+    raw = text.strip()
+    if len(raw) == 10:
+        day = dt.date.fromisoformat(raw) + dt.timedelta(days=int(end))
+        return dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(tz))
+    return local_moment(raw, tz)
+
+
 def parse_instant(text: str, tz: str) -> np.datetime64:
     """An ISO instant as UTC; without a UTC offset it is the calendar's local time."""
-    raw = text.strip()
     try:
-        moment = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+        moment = local_moment(text, tz)
     except ValueError:
         raise UsageError(t("cli.bad_instant", value=text)) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(tz))
     return np.datetime64(int(moment.timestamp()), "s")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
@@ -27,6 +26,7 @@ from monitor.cli._common import (
     FMT,
     UsageError,
     colon,
+    day_or_instant,
     db_dsn,
     dsn_option,
     dump,
@@ -104,30 +104,18 @@ def _alias(names: _Names, what_zh: str, what_en: str) -> Callable[[str], str]:
 
 
 def _bound(text: str, *, end: bool) -> dt.datetime:
-    """A date (a whole local day) or an ISO instant (local time unless it has an offset)."""
-    raw = text.strip()
-    bad = argparse.ArgumentTypeError(
-        h(
-            f"日期或时间格式无效：{text!r}（示例：2024-03-04、2024-03-04T10:00、"
-            "2024-03-04T02:00Z）",
-            f"invalid date or instant {text!r} (e.g. 2024-03-04, 2024-03-04T10:00, "
-            "2024-03-04T02:00Z)",
-        )
-    )
-    zone = zoneinfo.ZoneInfo(TIMEZONE)
-    if len(raw) == 10:
-        try:
-            day = dt.date.fromisoformat(raw)
-        except ValueError:
-            raise bad from None
-        if end:  # --to 2024-03-04 includes that whole day
-            day += dt.timedelta(days=1)
-        return dt.datetime.combine(day, dt.time(), zone)
+    """A date (a whole local day: --to 2024-03-04 includes it) or an ISO instant."""
     try:
-        moment = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+        return day_or_instant(text, TIMEZONE, end=end)
     except ValueError:
-        raise bad from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+        raise argparse.ArgumentTypeError(
+            h(
+                f"日期或时间格式无效：{text!r}（示例：2024-03-04、2024-03-04T10:00、"
+                "2024-03-04T02:00Z）",
+                f"invalid date or instant {text!r} (e.g. 2024-03-04, 2024-03-04T10:00, "
+                "2024-03-04T02:00Z)",
+            )
+        ) from None
 
 
 def _from(text: str) -> dt.datetime:

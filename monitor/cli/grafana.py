@@ -32,6 +32,7 @@ from monitor.cli._common import (
     dump,
     examples,
     h,
+    local_moment,
     one_line,
     with_connection,
 )
@@ -206,13 +207,9 @@ def cmd_grafana_annotate(args: argparse.Namespace, out: TextIO) -> int:
     since: dt.datetime | None = None
     if args.since:
         try:
-            since = dt.datetime.fromisoformat(args.since.strip())
+            since = local_moment(args.since, "Asia/Shanghai")
         except ValueError:
             raise UsageError(h(f"无效时间：{args.since}", f"bad instant: {args.since}")) from None
-        if since.tzinfo is None:
-            import zoneinfo
-
-            since = since.replace(tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai"))
     dsn = db_dsn(args.dsn, "jiancha")
     client = _client(args)
 
