@@ -73,20 +73,22 @@ class CardStats:
 class Pending:
     """What a transaction decided, published to memory only once it committed."""
 
-    rows: dict[str, tuple[list[ClockRow], dict[str, int]]]
+    rows: dict[str, tuple[list[ClockRow], dict[tuple[str, str], int]]]
     now: int
     written: Written | None = None
 
 
-def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[str, int]:
-    """The highest live level per rule after ``d``, as a rebuild of the table would see it."""
-    highest: dict[str, int] = {}
+def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
+    """The highest live level per rule and subject after ``d``, as a rebuild would see it."""
+    highest: dict[tuple[str, str], int] = {}
     revoked = {c.card_id for c in d.revoke}
     for old in existing:
         if old.status != "revoked" and old.card_id not in revoked:
-            highest[old.rule] = max(highest.get(old.rule, 0), old.level)
+            key = (old.rule, old.subject)
+            highest[key] = max(highest.get(key, 0), old.level)
     for new in d.issue:
-        highest[new.rule] = max(highest.get(new.rule, 0), new.level)
+        key = (new.rule, new.subject)
+        highest[key] = max(highest.get(key, 0), new.level)
     return highest
 
 
@@ -127,7 +129,8 @@ class Evaluator:
         # finished: record how, for the on-time and early rates (one calendar pass)
         done = [i for i, v in enumerate(views)
                 if (dec := v.clocks.decision) is not None and dec.stop is not None]  # fmt: skip
-        outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], self.cal)
+        outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], self.cal,
+                               self.ruleset.statute)  # fmt: skip
         for i, got in zip(done, outcomes, strict=True):
             decided[i].outcome = got
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):

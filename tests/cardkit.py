@@ -60,7 +60,7 @@ class Driver:
 async def ledger(conn: db.Connection) -> list[tuple]:
     rows = await conn.fetch(
         "SELECT case_id, clock, rule, level, issued_at, status, reply_due, escalated_at "
-        "FROM jiancha.cards ORDER BY case_id, clock, rule, level"
+        "FROM jiancha.cards ORDER BY case_id, clock, rule, subject, level, issued_at"
     )
     return [tuple(r) for r in rows]
 
@@ -68,7 +68,8 @@ async def ledger(conn: db.Connection) -> list[tuple]:
 async def events_of(conn: db.Connection) -> list[tuple]:
     rows = await conn.fetch(
         "SELECT c.case_id, c.rule, c.level, e.kind, e.at, e.reason FROM jiancha.card_events e "
-        "JOIN jiancha.cards c ON c.id = e.card_id ORDER BY c.case_id, c.rule, c.level, e.kind"
+        "JOIN jiancha.cards c ON c.id = e.card_id "
+        "ORDER BY c.case_id, c.rule, c.subject, c.level, c.issued_at, e.kind, e.at, e.reason"
     )
     return [tuple(r) for r in rows]
 

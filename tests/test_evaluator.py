@@ -128,14 +128,23 @@ async def test_late_pause_revokes_a_card_whose_basis_is_gone(dsn, cal, rules):
                 ("C1", "resumed", z("2024-02-19T04:00:00"), {}),
             ],
         )
+        before = {r[3]: r[4] for r in await ledger(conn) if r[2] == "decision_time"}
         await d.ingest(z("2024-02-21T06:00:00"))
-        status = {r[3]: (r[4], r[5]) for r in await ledger(conn)}
-        assert status["yellow"][1] == "revoked" and status["blue"][1] == "issued"
-        # the new deadline (two working days later) is where the clock now points
+        # both crossings came after the pause began: both cards recorded a wrong instant
+        got = sorted((r[3], r[4], r[5]) for r in await ledger(conn) if r[2] == "decision_time")
+        assert got == [("blue", before["blue"], "revoked"), ("yellow", before["yellow"], "revoked")]
+        # each threshold, crossed again where the pause moved it, is a new card (the blue at
+        # Feb 21 12:00 Beijing, the yellow at Feb 22 24:00), and the red at the new deadline:
+        # a revocation is not forever
         await d.run_until(z("2024-02-27T00:00:00"), z("2024-02-21T06:00:00"))
-        got = {r[3]: (r[4], r[5]) for r in await ledger(conn)}
-        assert got["red"] == (z("2024-02-23T16:00:00"), "issued")
-        assert got["yellow"] == status["yellow"]  # no second yellow: the key is taken
+        got = sorted((r[3], r[4], r[5]) for r in await ledger(conn) if r[2] == "decision_time")
+        assert got == [
+            ("blue", before["blue"], "revoked"),
+            ("blue", z("2024-02-21T04:00:00"), "issued"),
+            ("red", z("2024-02-23T16:00:00"), "issued"),
+            ("yellow", before["yellow"], "revoked"),
+            ("yellow", z("2024-02-22T16:00:00"), "issued"),
+        ]
 
 
 async def test_calendar_change_moves_open_deadlines_not_past_cards(dsn, rules, tmp_path: Path):
@@ -189,23 +198,29 @@ async def test_rule_edit_while_paused_keeps_the_pause(dsn, cal, rules, tmp_path:
                     "C1",
                     "suspended",
                     z("2024-02-09T04:00:00"),
-                    {"type": "inspection", "notified_days": 5},
+                    {"type": "inspection", "notified_days": 20},
                 ),
             ],
         )
+        # paused: nothing comes due before the pause's allowance (20 wd notified) ends,
+        # Mar 14 24:00, unless it resumes first
+        allowance_end = z("2024-03-14T16:00:00")
         d = Driver(conn, Evaluator(rules, cal))
         await d.start(z("2024-02-19T00:00:00"))
         await d.ingest(z("2024-02-19T00:00:00"))
-        assert d.ev.wake_at() is None  # paused: nothing can come due until it resumes
+        await d.ev.tick(conn, d.matters, z("2024-02-19T00:00:00"))
+        assert (d.ev.wake_at() or 0) >= allowance_end.timestamp()  # the pause card
         d2 = Driver(conn, Evaluator(load_rules(str(strict)), cal))
         await d2.start(z("2024-02-26T00:00:00"))
-        # still paused at 0.5 wd used: the stricter 1 wd blue is not due, nothing scheduled
-        assert await ledger(conn) == [] and d2.ev.wake_at() is None
+        await d2.ev.tick(conn, d2.matters, z("2024-02-26T00:00:00"))
+        # still paused at 0.5 wd used: the stricter 1 wd blue is not due before the allowance
+        clock_cards = [r for r in await ledger(conn) if r[2] == "decision_time"]
+        assert clock_cards == [] and (d2.ev.wake_at() or 0) >= allowance_end.timestamp()
         await write(conn, [("C1", "resumed", z("2024-02-26T02:00:00"), {})])
         await d2.ingest(z("2024-02-26T02:00:00"))
         await d2.run_until(z("2024-02-28T00:00:00"), z("2024-02-26T02:00:00"))
         # 0.5 before the pause + Feb 26 from 10:00: 1 wd used at Feb 26 22:00 Beijing
-        assert [(r[2], r[3], r[4]) for r in await ledger(conn)] == [
+        assert [(r[2], r[3], r[4]) for r in await ledger(conn) if r[2] == "decision_time"] == [
             ("decision_time", "blue", z("2024-02-26T14:00:00"))
         ]
 
@@ -291,8 +306,9 @@ async def test_restarts_and_replays_give_the_identical_ledger(pg_dsn, cal, rules
     assert straight == chopped_run
     # levels never fall within one rule of one case, and nothing on a finished period is
     # left open
-    for case_rule in {(r[0], r[2]) for r in straight[0]}:
-        rows = sorted((r[4], r[3]) for r in straight[0] if (r[0], r[2]) == case_rule)
+    live = [r for r in straight[0] if r[5] != "revoked"]
+    for case_rule in {(r[0], r[2]) for r in live}:
+        rows = sorted((r[4], r[3]) for r in live if (r[0], r[2]) == case_rule)
         order = [("blue", "yellow", "red").index(level) for _, level in rows]
         assert order == sorted(order)
 

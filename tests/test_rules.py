@@ -37,6 +37,7 @@ def test_default_rules_cover_every_row_of_domain_section_4():
     assert {c: r.level for c, r in checks.items()} == {
         "repeated_supplement_request": 2, "pause_type_not_allowed": 2,
         "irregular_extension": 3, "fee_on_free_matter": 3, "refusal_without_reason": 2,
+        "supplement_after_acceptance": 2, "refused_after_acceptance": 2,
     }  # fmt: skip
     assert {r.clock for r in rs.rules} <= set(CLOCKS)
     assert clock_rules["decision_time"].supervision == 3 and rs.supervision_reply_days == 5

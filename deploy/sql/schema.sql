@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 5).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 6).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -92,7 +92,8 @@ CREATE TABLE jiancha.dead_letters (
 );
 CREATE INDEX dead_letters_reason_idx ON jiancha.dead_letters (reason);
 
--- The card ledger (migration 0002): cards unique on (case, clock, rule, level);
+-- The card ledger (migrations 0002, 0006): a live card unique on (case, clock,
+-- rule, subject, level), one crossing (with its issued_at) carded once;
 -- card_events append-only, enforced by triggers.
 CREATE TABLE jiancha.cards (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -117,8 +118,13 @@ CREATE TABLE jiancha.cards (
     replied_at    timestamptz,
     escalated_at  timestamptz,
     updated_at    timestamptz NOT NULL,
-    UNIQUE (case_id, clock, rule, level)
+    subject       text NOT NULL DEFAULT ''             -- the n-th pause, a step, the n-th rating
 );
+CREATE UNIQUE INDEX cards_live_key_idx ON jiancha.cards (case_id, clock, rule, subject, level)
+    WHERE status <> 'revoked';
+CREATE UNIQUE INDEX cards_crossing_idx
+    ON jiancha.cards (case_id, clock, rule, subject, level, issued_at);
+CREATE INDEX cards_case_idx ON jiancha.cards (case_id);
 CREATE INDEX cards_open_idx ON jiancha.cards (department, "window", level)
     WHERE status IN ('issued', 'acknowledged', 'appealed');
 CREATE INDEX cards_issued_idx ON jiancha.cards (issued_at);
@@ -161,14 +167,14 @@ CREATE TRIGGER cards_no_truncate_v1
     BEFORE TRUNCATE ON jiancha.cards
     FOR EACH STATEMENT EXECUTE FUNCTION jiancha.refuse_change_v1();
 
-CREATE FUNCTION jiancha.card_identity_v1() RETURNS trigger
+CREATE FUNCTION jiancha.card_identity_v2() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF (NEW.id, NEW.case_id, NEW.clock, NEW.rule, NEW.level, NEW.issued_at, NEW.recorded_at,
-        NEW.deadline, NEW.ruleset, NEW.calendar, NEW.detail)
+    IF (NEW.id, NEW.case_id, NEW.clock, NEW.rule, NEW.subject, NEW.level, NEW.issued_at,
+        NEW.recorded_at, NEW.deadline, NEW.ruleset, NEW.calendar, NEW.detail)
        IS DISTINCT FROM
-       (OLD.id, OLD.case_id, OLD.clock, OLD.rule, OLD.level, OLD.issued_at, OLD.recorded_at,
-        OLD.deadline, OLD.ruleset, OLD.calendar, OLD.detail) THEN
+       (OLD.id, OLD.case_id, OLD.clock, OLD.rule, OLD.subject, OLD.level, OLD.issued_at,
+        OLD.recorded_at, OLD.deadline, OLD.ruleset, OLD.calendar, OLD.detail) THEN
         RAISE EXCEPTION 'jiancha.cards: the identity of card % cannot change', OLD.id
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -176,9 +182,9 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER cards_identity_v1
+CREATE TRIGGER cards_identity_v2
     BEFORE UPDATE ON jiancha.cards
-    FOR EACH ROW EXECUTE FUNCTION jiancha.card_identity_v1();
+    FOR EACH ROW EXECUTE FUNCTION jiancha.card_identity_v2();
 
 -- `jiancha replay`: a re-run of history on a virtual clock, kept beside the real
 -- ledger (never in it), with the period's figures.
@@ -202,7 +208,8 @@ CREATE TABLE jiancha.replay_cards (
     status        text NOT NULL,
     reply_due     timestamptz,
     escalated_at  timestamptz,
-    PRIMARY KEY (run_id, case_id, clock, rule, level)
+    subject       text NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, case_id, clock, rule, subject, level, issued_at)
 );
 
 -- The outbox (migration 0003): notifications keyed by idempotency key, every attempt kept.

@@ -1,10 +1,12 @@
 """The daemon's writes to the card ledger, inside the caller's transaction.
 
-Every write is keyed so that a replay changes nothing: a card is unique on
-(case, clock, rule, level), and the daemon's own steps (issued, closed,
-revoked, escalated) are unique per card. Human steps (acknowledge, appeal,
-decide) are in ``monitor.cards.lifecycle``. `DbStore` is the `Store` the
-pipeline decides through when the ledger is the database.
+Every write is keyed so that a replay changes nothing: a live card is unique
+on (case, clock, rule, subject, level), one crossing (that key and its
+issued_at) is carded once whatever happened to the card since, and the
+daemon's own steps (issued, closed, revoked, escalated) are unique per card.
+Human steps (acknowledge, appeal, decide) are in ``monitor.cards.lifecycle``.
+`DbStore` is the `Store` the pipeline decides through when the ledger is the
+database.
 """
 
 from __future__ import annotations
@@ -30,27 +32,28 @@ __all__ = ["DbStore", "cards_of", "escalate", "next_reply_due", "reply_deadlines
 ACTOR = "jiancha"
 
 _LOAD = """
-SELECT id, case_id, clock, rule, level, status, issued_at
+SELECT id, case_id, clock, rule, level, status, issued_at, subject
 FROM jiancha.cards WHERE case_id = ANY($1::text[])
 """
 
 
 _INSERT = """
 WITH new AS (
-    INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
-        matter, department, "window", region, ruleset, calendar, detail, reply_due, updated_at)
-    SELECT c, k, r, l, i, $15, d, m, dp, w, rg, $13, $14, x::jsonb, rd, $15
+    INSERT INTO jiancha.cards (case_id, clock, rule, subject, level, issued_at, recorded_at,
+        deadline, matter, department, "window", region, ruleset, calendar, detail, reply_due,
+        updated_at)
+    SELECT c, k, r, s, l, i, $15, d, m, dp, w, rg, $13, $14, x::jsonb, rd, $15
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
                 $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                $12::timestamptz[])
-         AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd)
-    ON CONFLICT (case_id, clock, rule, level) DO NOTHING
-    RETURNING id, case_id, clock, rule, level, issued_at
+                $12::timestamptz[], $16::text[])
+         AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd, s)
+    ON CONFLICT DO NOTHING  -- a live card of the key, or this very crossing, is there
+    RETURNING id, case_id, clock, rule, subject, level, issued_at
 ), ev AS (
     INSERT INTO jiancha.card_events (card_id, kind, at, actor, detail)
     SELECT id, 'issued', $15, 'jiancha', '{}'::jsonb FROM new
 )
-SELECT id, case_id, clock, rule, level, issued_at FROM new
+SELECT id, case_id, clock, rule, subject, level, issued_at FROM new
 """
 
 # A step's `at` is when jiancha recorded it; the business instant it answers (the
@@ -95,7 +98,7 @@ WHERE reply_due IS NOT NULL AND replied_at IS NULL AND escalated_at IS NULL
 def _existing(rows: Sequence[Mapping[str, Any]]) -> list[ExistingCard]:
     return [
         ExistingCard(int(r["id"]), r["case_id"], r["clock"], r["rule"], level_number(r["level"]),
-                     r["status"], epoch(r["issued_at"]))
+                     r["status"], epoch(r["issued_at"]), r["subject"])
         for r in rows
     ]  # fmt: skip
 
@@ -135,6 +138,7 @@ async def write(
             ruleset.fingerprint,
             cal.fingerprint,
             now,
+            [c.subject for c in issue],
         )
         issued = _existing([{**dict(r), "status": "issued"} for r in rows])
         # a card for a period that already finished (a late completion) closes at once
@@ -186,7 +190,8 @@ async def _transition(
         [from_epoch(c.at) for c in items],
         kind,
         now,
-        list(OPEN_STATUSES),
+        # a card found wrong is revoked even once closed; only an open one closes
+        [*OPEN_STATUSES, "closed"] if kind == "revoked" else list(OPEN_STATUSES),
         kind,
     )
     return len(rows)
@@ -215,7 +220,8 @@ SELECT {VIEW_COLUMNS} FROM jiancha.cases
 WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
        AND (completed_at IS NULL
             OR (decision = 'approve' AND delivered_at IS NULL)
-            OR (clocks ? 'review' AND clocks->'review'->>'stop' IS NULL)))
+            OR (clocks ? 'review' AND clocks->'review'->>'stop' IS NULL)
+            OR jsonb_path_exists(clocks, '$.reviews[*] ? (@.stop == null)')))
    OR case_id IN (SELECT case_id FROM jiancha.cards
                   WHERE status IN ('issued', 'acknowledged', 'appealed'))
 """

@@ -11,7 +11,7 @@ from monitor.calendar import Calendar
 from monitor.cards.ledger import reply_deadlines
 from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import epoch, from_epoch
-from monitor.engine.cards import Closing, Decided, ExistingCard, Outcome
+from monitor.engine.cards import CardKey, Closing, Decided, ExistingCard, Outcome
 from monitor.rules.model import RuleSet
 from monitor.state.view import CaseView
 from monitor.vocab import OPEN_STATUSES, level_name
@@ -27,6 +27,7 @@ class MemCard:
     rule: str
     level: int
     issued_at: dt.datetime
+    subject: str = ""
     status: str = "issued"
     reply_due: dt.datetime | None = None
     escalated_at: dt.datetime | None = None
@@ -34,7 +35,7 @@ class MemCard:
 
     def existing(self) -> ExistingCard:
         return ExistingCard(self.card_id, self.case_id, self.clock, self.rule, self.level,
-                            self.status, epoch(self.issued_at))  # fmt: skip
+                            self.status, epoch(self.issued_at), self.subject)  # fmt: skip
 
 
 class MemoryStore:
@@ -44,8 +45,9 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.views: dict[str, CaseView] = {}
-        self.cards: dict[tuple[str, str, str, int], MemCard] = {}
-        self._by_id: dict[int, MemCard] = {}
+        self.cards: dict[int, MemCard] = {}  # by card id, revoked ones too
+        self._live: dict[CardKey, MemCard] = {}  # the unique keys of jiancha.cards
+        self._crossings: set[tuple[CardKey, int]] = set()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -73,20 +75,22 @@ class MemoryStore:
         dues = reply_deadlines(issue, ruleset, cal, now)
         at_once = []
         for new, due in zip(issue, dues, strict=True):
-            if new.key in self.cards:
+            if new.key in self._live or new.crossing in self._crossings:
                 continue
             card = MemCard(
-                len(self._by_id) + 1,
+                len(self.cards) + 1,
                 new.case_id,
                 new.clock,
                 new.rule,
                 new.level,
                 from_epoch(new.issued_at),
+                new.subject,
                 reply_due=due,
             )
             card.events.append(("issued", now, ""))
-            self.cards[new.key] = card
-            self._by_id[card.card_id] = card
+            self.cards[card.card_id] = card
+            self._live[new.key] = card
+            self._crossings.add(new.crossing)
             issued.append(card.existing())
             if new.close is not None:
                 at_once.append(Closing(card.card_id, new.close, new.issued_at))
@@ -97,9 +101,12 @@ class MemoryStore:
     def _move(self, items: Sequence[Closing], status: str, now: dt.datetime) -> int:
         n = 0
         for item in items:
-            card = self._by_id.get(item.card_id)
-            if card is not None and card.status in OPEN_STATUSES:
+            card = self.cards.get(item.card_id)
+            movable = (*OPEN_STATUSES, "closed") if status == "revoked" else OPEN_STATUSES
+            if card is not None and card.status in movable:
                 card.status = status
+                if status == "revoked":
+                    self._live.pop(card.existing().key, None)
                 card.events.append((status, now, item.reason))
                 n += 1
         return n

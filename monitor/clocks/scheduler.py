@@ -43,7 +43,9 @@ class Scheduler:
         self.dirty = True
         self.full = True
 
-    def put(self, rows: Mapping[str, tuple[Sequence[ClockRow], Mapping[str, int]]]) -> None:
+    def put(
+        self, rows: Mapping[str, tuple[Sequence[ClockRow], Mapping[tuple[str, str], int]]]
+    ) -> None:
         """Committed decisions: each case's running rows and the highest level per rule.
 
         New rows wait with due = 0: the next pass (an incremental one)

@@ -93,9 +93,12 @@ class ClockTable:
         self,
         case_id: str,
         rows: Sequence[ClockRow],
-        highest: Mapping[str, int],
+        highest: Mapping[tuple[str, str], int],
     ) -> None:
-        """Replace a case's rows: (period, closed pause days, open pause start, level seen)."""
+        """Replace a case's rows: (period, closed pause days, open pause start, level seen).
+
+        ``highest`` is the live level per (rule, subject).
+        """
         self.drop(case_id)
         if not rows:
             return
@@ -115,7 +118,7 @@ class ClockTable:
             self.paused[slot] = paused
             self.since[slot] = since
             self.th[:, slot] = threshold_row(rule, period.allowed)
-            self.issued[slot] = max(highest.get(rule.rule, 0), seen)
+            self.issued[slot] = max(highest.get((rule.rule, period.subject), 0), seen)
             self.due[slot] = 0  # new or changed: evaluated by the next pass, full or not
             slots.append(slot)
         self.by_case[case_id] = slots

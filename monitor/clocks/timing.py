@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.calendar import Calendar
-from monitor.rules.model import ClockRule, Rule
+from monitor.rules.model import ClockRule, Rule, Statute
 from monitor.source.contract import Matter
 from monitor.state.case import Pause, Span
 from monitor.state.view import CaseView
@@ -32,21 +32,26 @@ __all__ = [
     "DECISION_DEADLINE",
     "EPS",
     "NAT",
+    "STATUTORY_DEADLINE",
     "LevelTimes",
     "Pauses",
     "Period",
     "crossing_position",
+    "deadline_as_of",
     "epoch",
     "from_epoch",
     "level_times",
+    "pause_allowance",
     "pause_spans",
     "periods",
+    "subject_of",
     "threshold_row",
     "thresholds",
     "used_days",
 ]
 
 NAT = np.iinfo(np.int64).min
+_STATUTE = Statute()
 EPS = 1e-7  # working days: float noise (one second is 1.2e-5)
 
 
@@ -72,20 +77,31 @@ class Period:
 
     case_id: str
     rule: ClockRule
-    subject: str  # the step or pause it is about; "" for the case's own clocks
+    subject: str  # the step, pause or rating it is about; "" for the case's own clocks
     start: int  # UTC seconds
     stop: int | None
     limit: int  # working days
     extension: int
     pauses: tuple[tuple[int, int | None], ...] = ()  # (start, end) UTC seconds
+    # no card of this period is dated before it: the instant acceptance was deemed (Art. 32)
+    not_before: int | None = None
+    extensions: tuple[tuple[int, int], ...] = ()  # (asked at, days) making up ``extension``
 
     @property
     def allowed(self) -> int:
         return self.limit + self.extension
 
+    def as_of(self, at: int) -> Period:
+        """The period judged on the facts of ``at`` only: extensions asked and stop by then."""
+        ext = sum(days for when, days in self.extensions if when <= at)
+        stop = self.stop if self.stop is not None and self.stop <= at else None
+        return replace(self, extension=ext if self.extensions else self.extension, stop=stop)
+
 
 DECISION_DEADLINE = ClockRule("deadline", "decision", "decision", "", "", {})
 """A rule with no levels on the decision clock: for its deadline alone (outcomes, checks)."""
+STATUTORY_DEADLINE = ClockRule("deadline", "statutory", "statutory", "", "", {})
+"""The same on the statutory clock (the irregular-extension check)."""
 
 
 def pause_spans(items: Iterable[Pause]) -> tuple[tuple[int, int | None], ...]:
@@ -93,17 +109,144 @@ def pause_spans(items: Iterable[Pause]) -> tuple[tuple[int, int | None], ...]:
     return tuple(sorted(((epoch(p.start), _epoch(p.end)) for p in items), key=lambda x: x[0]))
 
 
-def periods(case: CaseView, matter: Matter | None, rules: Iterable[Rule]) -> list[Period]:
+def subject_of(kind: str, at: dt.datetime) -> str:
+    """A card's subject for the pause, rating or request that began at ``at``: ``kind@UTC``.
+
+    Named by its instant rather than its rank, so a late-arriving earlier one
+    does not renumber the others (and hand their cards to the wrong subject).
+    """
+    return f"{kind}@{at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def pause_allowance(p: Pause, matter: Matter | None, statute: Statute) -> int:
+    """Working days a pause may last: the matter's maximum, else the notice's, else the default."""
+    maxima = matter.pause_max_days if matter is not None else {}
+    if p.type in maxima:
+        return int(maxima[p.type])
+    return p.notified_days if p.notified_days > 0 else statute.pause_default_days
+
+
+def _capped_pauses(
+    cal: Calendar, items: Sequence[Pause], matter: Matter | None, statute: Statute
+) -> tuple[tuple[int, int | None], ...]:
+    """The union of the pauses, each ended at its allowance: the clocks' frozen intervals.
+
+    Overlapping pauses freeze the clock once (it runs again when the last one
+    closes), and a pause past its allowance counts as running time, so a
+    pause never resumed still lets the case go red in the end.
+    """
+    if not items:
+        return ()
+    spans = [(epoch(p.start), _epoch(p.end), pause_allowance(p, matter, statute)) for p in items]
+    # only a pause longer than its allowance in calendar days can be past it in working days
+    need = [i for i, (a, b, days) in enumerate(spans) if b is None or b - a > (days - 1) * 86400]
+    caps: dict[int, int] = {}
+    if need:
+        got = cal.deadline(np.asarray([spans[i][0] for i in need], dtype="datetime64[s]"),
+                           np.asarray([spans[i][2] for i in need], dtype=np.int64),
+                           errors="nat").astype(np.int64)  # fmt: skip
+        caps = {i: int(v) for i, v in zip(need, got.tolist(), strict=True) if v != NAT}
+    ends: list[tuple[int, int | None]] = []
+    for i, (a, b, _) in enumerate(spans):
+        cap = caps.get(i)
+        end = b if cap is None else (cap if b is None else min(b, cap))
+        ends.append((a, end))
+    ends.sort(key=lambda x: x[0])
+    merged: list[tuple[int, int | None]] = []
+    for a, b in ends:
+        if merged:
+            pa, pb = merged[-1]
+            if pb is None or a <= pb:
+                merged[-1] = (pa, None if pb is None or b is None else max(pb, b))
+                continue
+        merged.append((a, b))
+    return tuple(merged)
+
+
+def deadline_as_of(cal: Calendar, period: Period, at: int) -> int | None:
+    """The period's deadline as it stood at ``at``: pauses begun by then, clipped to it."""
+    before = tuple((s, e if e is not None and e <= at else at) for s, e in period.pauses if s < at)
+    return level_times(cal, [replace(period, stop=None, pauses=before)], at)[0].deadline
+
+
+def _extensions(
+    cal: Calendar,
+    case: CaseView,
+    start: int,
+    promised: int,
+    pauses: tuple[tuple[int, int | None], ...],
+    mode: str,
+) -> tuple[tuple[int, int], ...]:
+    """The extensions that also extend the promised limit, as (asked at, days)."""
+    exts = sorted(case.clocks.extensions, key=lambda e: e.at)
+    if mode == "never" or not exts:
+        return ()
+    if mode == "always":
+        return tuple((epoch(e.at), e.days) for e in exts)
+    out: list[tuple[int, int]] = []
+    for e in exts:
+        at = epoch(e.at)
+        p = Period(case.case_id, DECISION_DEADLINE, "", start, None, promised,
+                   sum(d for _, d in out), pauses)  # fmt: skip
+        deadline = deadline_as_of(cal, p, at)
+        if deadline is not None and at < deadline:  # asked in time: the promise moves too
+            out.append((at, e.days))
+    return tuple(out)
+
+
+def _deemed(
+    cal: Calendar, case: CaseView, statute: Statute
+) -> tuple[int, int] | None:
+    """(receipt, deemed at) when the application counts as accepted from receipt (Art. 32).
+
+    Neither accepted, refused nor sent a 补正 notice within the acceptance
+    limit: acceptance is deemed from the receipt of the materials. A late
+    acceptance is deemed too; a timely 补正 notice or refusal stops it.
+    """
+    c = case.clocks
+    acc = c.acceptance
+    if acc is None or acc.start is None:
+        return None
+    accepted = c.decision.start if c.decision is not None else None
+    if acc.stop is not None and acc.stop != accepted:
+        return None  # stopped by a 补正 notice or a refusal: no deeming
+    if acc.stop is None and case.status not in ("submitted",):
+        return None
+    start = epoch(acc.start)
+    if acc.stop is not None and epoch(acc.stop) - start < (statute.acceptance_days - 1) * 86400:
+        return None  # accepted within fewer calendar days than the limit's working days
+    limit = cal.deadline(np.asarray([start], dtype="datetime64[s]"), statute.acceptance_days,
+                         errors="nat").astype(np.int64)[0]  # fmt: skip
+    if limit == NAT:
+        return None
+    deemed = int(limit)
+    if acc.stop is not None and epoch(acc.stop) <= deemed:
+        return None  # accepted in time
+    return start, deemed
+
+
+def periods(
+    case: CaseView,
+    matter: Matter | None,
+    rules: Iterable[Rule],
+    cal: Calendar,
+    statute: Statute = _STATUTE,
+) -> list[Period]:
     """The periods of a case that its clock rules watch, running or stopped."""
+    clock_rules = [r for r in rules if isinstance(r, ClockRule)]
+    if not clock_rules:
+        return []
     out: list[Period] = []
     c = case.clocks
-    pauses = pause_spans(c.pauses)
-    ext = c.extension_days
     closed = _epoch(case.closed_at)
+    ons = {r.on for r in clock_rules}
+    decision_like = bool(ons & {"decision", "statutory", "step"})
+    pauses = _capped_pauses(cal, c.pauses, matter, statute) if decision_like else ()
+    deemed = _deemed(cal, case, statute) if ons & {"decision", "statutory"} else None
 
     def add(
         rule: ClockRule,
-        start_at: dt.datetime | None,
+        start_at: dt.datetime | int | None,
         stop_at: dt.datetime | None,
         limit: int | None,
         *,
@@ -111,49 +254,85 @@ def periods(case: CaseView, matter: Matter | None, rules: Iterable[Rule]) -> lis
         extension: int = 0,
         pz: tuple[tuple[int, int | None], ...] = (),
         stops_on_close: bool = True,
+        not_before: int | None = None,
+        exts: tuple[tuple[int, int], ...] = (),
     ) -> None:
         if start_at is None or limit is None:
             return
         stop = _epoch(stop_at)
         if stop is None and stops_on_close and closed is not None:
             stop = closed
-        out.append(Period(case.case_id, rule, subject, epoch(start_at), stop, int(limit),
-                          extension, pz))  # fmt: skip
+        start = start_at if isinstance(start_at, int) else epoch(start_at)
+        out.append(Period(case.case_id, rule, subject, start, stop, int(limit), extension, pz,
+                          not_before, exts))  # fmt: skip
 
     def span(rule: ClockRule, clock: Span | None, limit: int | None, **kw: object) -> None:
         if clock is not None:
             add(rule, clock.start, clock.stop, limit, **kw)  # type: ignore[arg-type]
 
-    for rule in rules:
-        if not isinstance(rule, ClockRule):
-            continue
+    for rule in clock_rules:
         on = rule.on
         if on in ("acceptance", "delivery", "immediate"):
             span(rule, getattr(c, on), rule.limit_days)
         elif on == "supplement":
             span(rule, c.supplement, c.supplement.limit_days if c.supplement else None)
         elif on in ("decision", "statutory"):
-            clock = c.decision if on == "decision" else c.statutory
             if on == "decision" and c.immediate is not None:
                 # an immediate case's promised limit (0 days) is its immediate clock, which the
                 # rule book (§4) cards yellow; a red supervision order on top was a double card
                 continue
-            span(rule, clock, clock.limit_days if clock else None, extension=ext, pz=pauses)
+            _decision_period(add, rule, case, matter, cal, statute, pauses, deemed)
         elif on == "step":
             limits = matter.step_days if matter is not None else {}
             for name, step in sorted(c.steps.items()):
                 if name in limits:
                     span(rule, step, int(limits[name]), subject=name, pz=pauses)
         elif on == "pause":
-            maxima = matter.pause_max_days if matter is not None else {}
-            for i, p in enumerate(c.pauses):
-                if p.type in maxima:
-                    add(rule, p.start, p.end, int(maxima[p.type]), subject=f"{p.type}#{i + 1}")
-        elif on == "review_visit" and c.review is not None:
-            add(rule, c.review.start, c.review.visited, rule.limit_days, stops_on_close=False)
-        elif on == "review" and c.review is not None:
-            add(rule, c.review.start, c.review.stop, rule.limit_days, stops_on_close=False)
+            for p in c.pauses:
+                add(rule, p.start, p.end, pause_allowance(p, matter, statute),
+                    subject=subject_of(p.type, p.start))  # fmt: skip
+        elif on in ("review_visit", "review"):
+            for r in c.reviews:
+                add(rule, r.start, r.visited if on == "review_visit" else r.stop, rule.limit_days,
+                    stops_on_close=False, subject=subject_of("rating", r.start))  # fmt: skip
     return out
+
+
+def _decision_period(
+    add: Callable[..., None],
+    rule: ClockRule,
+    case: CaseView,
+    matter: Matter | None,
+    cal: Calendar,
+    statute: Statute,
+    pauses: tuple[tuple[int, int | None], ...],
+    deemed: tuple[int, int] | None,
+) -> None:
+    """The promised or statutory period: deemed acceptance, joint handling, extensions."""
+    c = case.clocks
+    clock = c.decision if rule.on == "decision" else c.statutory
+    if clock is not None:
+        start: int | None = epoch(clock.start) if clock.start is not None else None
+        stop, limit = clock.stop, clock.limit_days
+    elif deemed is not None and matter is not None:  # not accepted: deemed from receipt
+        start, stop = None, None
+        limit = matter.promised_days if rule.on == "decision" else matter.statutory_days
+    else:
+        return
+    if rule.on == "statutory" and matter is not None and matter.joint:
+        limit = statute.joint_statutory_days
+    not_before = None
+    if deemed is not None:
+        start, not_before = deemed[0], deemed[1]
+    if start is None or limit is None:
+        return
+    if rule.on == "statutory":
+        exts = tuple((epoch(e.at), e.days) for e in c.extensions)
+    else:
+        exts = _extensions(cal, case, start, int(limit), pauses,
+                           statute.extension_extends_promised)  # fmt: skip
+    add(rule, start, stop, limit, extension=sum(d for _, d in exts), pz=pauses,
+        not_before=not_before, exts=exts)  # fmt: skip
 
 
 # --- thresholds and instants -------------------------------------------------------
@@ -190,15 +369,21 @@ def threshold_row(rule: ClockRule, allowed: float) -> npt.NDArray[np.float64]:
     return hit[1]
 
 
-def _relative(cal: Calendar, period: Period, end: int) -> Pauses:
-    """The period's pauses up to ``end`` as working-day positions since its start.
+def _relative(cal: Calendar, period: Period, end: int, *, clip: bool = False) -> Pauses:
+    """The period's pauses begun before ``end`` as working-day positions since its start.
 
-    Each is (start, end, still open); an open pause is measured up to ``end``.
+    Each is (start, end, still open). A pause whose end is known is a closed
+    interval even when that end is still ahead (a resume within the allowed
+    clock skew, or a pause's allowance), so no threshold waits on it; an open
+    one is measured up to ``end``. ``clip`` measures every pause up to ``end``
+    (the time actually spent paused by then).
     """
-    return _relatives(cal, [period], [end])[0]
+    return _relatives(cal, [period], [end], clip=clip)[0]
 
 
-def _relatives(cal: Calendar, periods_: Sequence[Period], ends: Sequence[int]) -> list[Pauses]:
+def _relatives(
+    cal: Calendar, periods_: Sequence[Period], ends: Sequence[int], *, clip: bool = False
+) -> list[Pauses]:
     """`_relative` for many periods in one calendar call (one per period costs ~µs each)."""
     kept_of: list[list[tuple[int, int | None]]] = []
     starts: list[int] = []
@@ -209,9 +394,14 @@ def _relatives(cal: Calendar, periods_: Sequence[Period], ends: Sequence[int]) -
             continue
         kept = [(ps, pe) for ps, pe in period.pauses if ps < end]
         kept_of.append(kept)
+        stop = period.stop
         for ps, pe in kept:
+            if pe is None or (clip and pe > end):
+                pe = end
+            elif stop is not None and pe > stop:
+                pe = max(ps, stop)
             starts += (period.start, period.start)
-            edges += (ps, end if pe is None or pe > end else pe)
+            edges += (ps, pe)
     if not edges:
         return [[] for _ in kept_of]
     rel = cal.working_days_between(
@@ -221,12 +411,12 @@ def _relatives(cal: Calendar, periods_: Sequence[Period], ends: Sequence[int]) -
     ).tolist()
     out: list[Pauses] = []
     k = 0
-    for kept, end in zip(kept_of, ends, strict=True):
+    for kept in kept_of:
         mine: Pauses = []
         for _, pe in kept:
             a, b = rel[k], rel[k + 1]
             k += 2
-            mine.append((a, max(a, b), pe is None or pe > end))
+            mine.append((a, max(a, b), pe is None and not clip))
         out.append(mine)
     return out
 
@@ -249,7 +439,11 @@ def crossing_position(x: float, pauses: Sequence[tuple[float, float, bool]]) -> 
 def _instants(
     cal: Calendar, starts: list[int], positions: list[float], deadline_like: list[bool]
 ) -> list[int | None]:
-    """UTC seconds at which each position is reached (deadline-like: end of that day)."""
+    """UTC seconds at which each position is reached (deadline-like: end of that day).
+
+    A 0-day limit counted from after the close of business (即办 accepted at
+    19:00) ends at the close of the next working day, never before its start.
+    """
     if not starts:
         return []
     s = np.asarray(starts, dtype="datetime64[s]")
@@ -257,6 +451,9 @@ def _instants(
     like = np.asarray(deadline_like)
     whole = np.ceil(np.maximum(x - EPS, 0.0)).astype(np.int64)
     ends = cal.deadline(s, whole, errors="nat").astype(np.int64)
+    early = like & (ends != NAT) & (ends <= s.astype(np.int64))
+    if early.any():
+        ends[early] = cal.deadline(s[early], whole[early] + 1, errors="nat").astype(np.int64)
     exact = cal.instant_at(s, x, errors="nat").astype(np.int64)
     got = np.where(like, ends, exact)
     return [None if v == NAT else int(v) for v in got]
@@ -268,17 +465,29 @@ class LevelTimes:
 
     due: dict[int, int]  # level -> instant it became due (≤ now, or ≤ stop)
     upcoming: int | None  # next instant a higher level comes due, if the clock runs
-    deadline: int | None
+    deadline: int | None  # as it stands at ``now``: every pause so far counted
     consumed_at: dict[int, float]
     pauses: Pauses = field(default_factory=list)  # at ``now`` (or the stop), as `_relative`
+    deadline_at: dict[int, int] = field(default_factory=dict)  # per level: as of its crossing
+
+    def deadline_of(self, level: int) -> int | None:
+        """The deadline a card of ``level`` records: as it stood when the level was crossed."""
+        return self.deadline_at.get(level, self.deadline)
+
+
+def _paused_before(pos: float, rel: Pauses) -> float:
+    return sum(b - a for a, b, _ in rel if a < pos - EPS)
 
 
 def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[LevelTimes]:
-    """For each period: which levels are due at ``now`` (or at its stop) and since when."""
+    """For each period: which levels are due at ``now`` (or at its stop) and since when.
+
+    No level is dated before its period's start or its ``not_before``.
+    """
     starts: list[int] = []
     pos: list[float] = []
     like: list[bool] = []
-    owner: list[tuple[int, int]] = []
+    owner: list[tuple[int, int]] = []  # (period, level); level -n: the deadline as of n
     per: list[dict[int, float]] = []
     frozen: list[bool] = []
     rels = _relatives(cal, periods_, [now if p.stop is None else min(now, p.stop)
@@ -288,6 +497,7 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
         xs = threshold_row(p.rule, p.allowed)
         per.append({})
         frozen.append(any(still_open for _, _, still_open in rel))
+        total = sum(b - a for a, b, _ in rel)
         # the deadline itself (red at the limit), for display and the card's record
         levels = [(0, float(p.allowed))]
         levels += [(lv, float(xs[lv - 1])) for lv in (1, 2, 3) if not math.isnan(xs[lv - 1])]
@@ -295,7 +505,7 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
             if lv:
                 per[i][lv] = x
             if lv == 0:  # the deadline: every pause so far counts (docs/rule-book.md §3)
-                r: float | None = float(p.allowed) + sum(b - a for a, b, _ in rel)
+                r: float | None = float(p.allowed) + total
             else:
                 r = crossing_position(x, rel)
             if r is None:
@@ -304,6 +514,12 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
             pos.append(r)
             like.append(x >= p.allowed - 1e-6)
             owner.append((i, lv))
+            if lv and rel and (before := _paused_before(r, rel)) < total - EPS:
+                # pauses begun after this crossing do not move the deadline its card records
+                starts.append(p.start)
+                pos.append(float(p.allowed) + before)
+                like.append(True)
+                owner.append((i, -lv))
     got = _instants(cal, starts, pos, like)
     out = [LevelTimes({}, None, None, per[i], rels[i]) for i in range(len(periods_))]
     for (i, lv), instant in zip(owner, got, strict=True):
@@ -313,6 +529,11 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
         if lv == 0:
             out[i].deadline = instant
             continue
+        if lv < 0:
+            out[i].deadline_at[-lv] = instant
+            continue
+        floor = p.start if p.not_before is None else max(p.start, p.not_before)
+        instant = max(instant, floor)
         limit = now if p.stop is None else min(now, p.stop)
         if instant <= limit:
             out[i].due[lv] = instant
@@ -332,4 +553,4 @@ def used_days(cal: Calendar, p: Period, now: int) -> float:
             errors="nat",
         )[0]
     )
-    return max(0.0, elapsed - sum(b - a for a, b, _ in _relative(cal, p, end)))
+    return max(0.0, elapsed - sum(b - a for a, b, _ in _relative(cal, p, end, clip=True)))

@@ -10,23 +10,40 @@ from monitor.clocks.timing import Pauses, Period
 from monitor.state.view import CaseView
 from monitor.vocab import OPEN_STATUSES
 
-__all__ = ["CaseDecision", "Closing", "Decided", "ExistingCard", "NewCard", "Outcome"]
+__all__ = ["CardKey", "CaseDecision", "Closing", "Decided", "ExistingCard", "NewCard", "Outcome"]
 
 Outcome = tuple[int | None, str]
 """(the promised deadline, ``early`` | ``on_time`` | ``late``) of a finished case."""
 
 
+CardKey = tuple[str, str, str, str, int]
+"""(case, clock, rule, subject, level): at most one live card each."""
+
+
 class _Keyed:
-    """A card's natural key: one card per case, clock, rule and level."""
+    """A card's natural key: one live card per case, clock, rule, subject and level.
+
+    The subject tells apart the periods one rule watches on a case (the n-th
+    pause, a named step, the n-th rating); "" for the case's own clocks. A
+    revoked card does not hold its key: the same threshold crossed again at
+    another instant is a new card.
+    """
 
     case_id: str
     clock: str
     rule: str
+    subject: str
     level: int
+    issued_at: int
 
     @property
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.case_id, self.clock, self.rule, self.level)
+    def key(self) -> CardKey:
+        return (self.case_id, self.clock, self.rule, self.subject, self.level)
+
+    @property
+    def crossing(self) -> tuple[CardKey, int]:
+        """The key with the instant: one crossing is never carded twice, revoked or not."""
+        return (self.key, self.issued_at)
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,7 @@ class NewCard(_Keyed):
     detail: Mapping[str, Any] = field(default_factory=dict)
     supervision: bool = False
     close: str | None = None  # closed at once (a finished period), with this reason
+    subject: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,7 @@ class ExistingCard(_Keyed):
     level: int
     status: str
     issued_at: int
+    subject: str = ""
 
     @property
     def is_open(self) -> bool:

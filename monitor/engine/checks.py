@@ -1,83 +1,114 @@
 """Procedural rules: facts of a case's history that are cards whenever they hold (rule book §4).
 
-A second 补正 request, a pause of a type the matter does not allow, an
-irregular extension, a fee on a free matter, a refusal without a reason.
+A second 补正 request, a 补正 request after acceptance with nothing pledged,
+a pause of a type the matter does not allow, an irregular extension, a fee
+on a free matter, a refusal without a reason, a refusal after acceptance.
 Each check is a pure function of the case; the rule file sets its level and
-parameters.
+parameters. A check may hold several times on a case (each pause, each
+extension): each is its own subject, and its own card.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor.calendar import Calendar
-from monitor.clocks.timing import DECISION_DEADLINE, Period, epoch, level_times, pause_spans
+from monitor.clocks.timing import (
+    STATUTORY_DEADLINE,
+    Period,
+    deadline_as_of,
+    epoch,
+    pause_spans,
+    subject_of,
+)
 from monitor.engine.cards import NewCard
-from monitor.rules.model import CheckRule, Rule
+from monitor.rules.model import CheckRule, Rule, Statute
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
 __all__ = ["check_cards"]
 
-Found = tuple[int | None, dict[str, Any]]  # (the instant the fact arose, what the card records)
+Found = list[tuple[int, dict[str, Any], str]]  # (when the fact arose, what it records, subject)
+_Check = Callable[[CaseView, Matter | None, CheckRule, Calendar, Statute], Found]
 
 
 def _repeated_supplement_request(case: CaseView, m: Matter | None, rule: CheckRule,
-                                 cal: Calendar) -> Found:  # fmt: skip
+                                 cal: Calendar, statute: Statute) -> Found:  # fmt: skip
     allowed = int(rule.params.get("max_requests", 1))
     requests = case.facts.supplement_requests
     if len(requests) > allowed:
-        return epoch(requests[allowed]), {"requests": len(requests)}
-    return None, {}
+        return [(epoch(requests[allowed]), {"requests": len(requests)}, "")]
+    return []
+
+
+def _supplement_after_acceptance(case: CaseView, m: Matter | None, rule: CheckRule,
+                                 cal: Calendar, statute: Statute) -> Found:  # fmt: skip
+    """A 补正 request after acceptance with nothing pledged (容缺): the materials were complete."""
+    late = case.facts.late_supplement_requests
+    return [(epoch(at), {"request": n}, subject_of("request", at)) for n, at in enumerate(late, 1)]
 
 
 def _pause_type_not_allowed(case: CaseView, m: Matter | None, rule: CheckRule,
-                            cal: Calendar) -> Found:  # fmt: skip
-    allowed = set(m.pause_max_days) if m is not None else set()
-    for p in case.clocks.pauses:
-        if allowed and p.type not in allowed:
-            return epoch(p.start), {"type": p.type}
-    return None, {}
+                            cal: Calendar, statute: Statute) -> Found:  # fmt: skip
+    """A pause of a type the matter does not list (a matter that lists none allows none)."""
+    if m is None:
+        return []
+    allowed = set(m.pause_max_days)
+    return [(epoch(p.start), {"type": p.type}, subject_of(p.type, p.start))
+            for p in case.clocks.pauses if p.type not in allowed]  # fmt: skip
 
 
 def _fee_on_free_matter(case: CaseView, m: Matter | None, rule: CheckRule,
-                        cal: Calendar) -> Found:  # fmt: skip
+                        cal: Calendar, statute: Statute) -> Found:  # fmt: skip
     fees = case.facts.fees
     if m is not None and m.free and fees:
-        return epoch(fees[0].at), {"amount": sum(f.amount for f in fees)}
-    return None, {}
+        return [(epoch(fees[0].at), {"amount": sum(f.amount for f in fees)}, "")]
+    return []
 
 
 def _refusal_without_reason(case: CaseView, m: Matter | None, rule: CheckRule,
-                            cal: Calendar) -> Found:  # fmt: skip
+                            cal: Calendar, statute: Statute) -> Found:  # fmt: skip
     f = case.facts
     if f.refused_at is not None and not f.refusal_reason:
-        return epoch(f.refused_at), {}
-    return None, {}
+        return [(epoch(f.refused_at), {}, "")]
+    return []
+
+
+def _refused_after_acceptance(case: CaseView, m: Matter | None, rule: CheckRule,
+                              cal: Calendar, statute: Statute) -> Found:  # fmt: skip
+    """不予受理 after the case was accepted: a denial recorded as a refusal of acceptance."""
+    f = case.facts
+    if f.refused_after_acceptance and f.refused_at is not None:
+        return [(epoch(f.refused_at), {"reason": f.refusal_reason}, "")]
+    return []
 
 
 def _irregular_extension(case: CaseView, m: Matter | None, rule: CheckRule,
-                         cal: Calendar) -> Found:  # fmt: skip
-    """An extension beyond the allowed days, a second one, or one asked after the deadline."""
+                         cal: Calendar, statute: Statute) -> Found:  # fmt: skip
+    """An extension beyond the allowed days, a second one, or one asked after the deadline.
+
+    The deadline is the statutory one (Art. 42 extends the statutory limit);
+    a joint-handling matter (Art. 26) may be extended by 15 days.
+    """
     c = case.clocks
-    dec = c.decision
+    st = c.statutory
     exts = sorted(c.extensions, key=lambda e: e.at)
-    if not exts or dec is None or dec.start is None or dec.limit_days is None:
-        return None, {}
-    start = epoch(dec.start)
-    max_days = int(rule.params.get("max_days", 10))
+    if not exts or st is None or st.start is None or st.limit_days is None:
+        return []
+    joint = m is not None and m.joint
+    limit = statute.joint_statutory_days if joint else int(st.limit_days)
+    max_days = statute.joint_extension_days if joint else int(rule.params.get("max_days", 10))
     max_count = int(rule.params.get("max_count", 1))
     pauses = pause_spans(c.pauses)
     total = 0
     for n, ext in enumerate(exts, 1):
         at = epoch(ext.at)
-        # the deadline as it stood when the extension was asked (earlier extensions in)
-        before = [(s, e if e is not None and e <= at else at) for s, e in pauses if s < at]
-        period = Period(case.case_id, DECISION_DEADLINE, "", start, None, int(dec.limit_days),
-                        total, tuple(before))  # fmt: skip
-        deadline = level_times(cal, [period], at)[0].deadline
+        # the statutory deadline as it stood when the extension was asked (earlier ones in)
+        period = Period(case.case_id, STATUTORY_DEADLINE, "", epoch(st.start), None, limit,
+                        total, pauses)  # fmt: skip
+        deadline = deadline_as_of(cal, period, at)
         total += ext.days
         reasons = []
         if total > max_days:
@@ -87,16 +118,18 @@ def _irregular_extension(case: CaseView, m: Matter | None, rule: CheckRule,
         if deadline is not None and at >= deadline:
             reasons.append("after_deadline")
         if reasons:
-            return at, {"reasons": reasons, "days": total, "extensions": n}
-    return None, {}
+            return [(at, {"reasons": reasons, "days": total, "extensions": n}, "")]
+    return []
 
 
-_CHECKS: dict[str, Callable[[CaseView, Matter | None, CheckRule, Calendar], Found]] = {
+_CHECKS: Mapping[str, _Check] = {
     "repeated_supplement_request": _repeated_supplement_request,
+    "supplement_after_acceptance": _supplement_after_acceptance,
     "pause_type_not_allowed": _pause_type_not_allowed,
     "irregular_extension": _irregular_extension,
     "fee_on_free_matter": _fee_on_free_matter,
     "refusal_without_reason": _refusal_without_reason,
+    "refused_after_acceptance": _refused_after_acceptance,
 }
 
 
@@ -106,18 +139,29 @@ def check_cards(
     rules: Sequence[Rule],
     cal: Calendar,
     now: int,
-    highest: dict[str, int],
+    highest: dict[tuple[str, str], int],
+    crossed: set[tuple[str, str, int, int]],
+    statute: Statute,
 ) -> list[NewCard]:
-    """The procedural cards ``case`` is due by ``now``; ``highest`` is updated with them."""
+    """The procedural cards ``case`` is due by ``now``; ``highest`` is updated with them.
+
+    ``crossed`` holds (rule, subject, level, instant) of every card the case
+    ever had, revoked ones too: a fact an officer's revocation answered is
+    not carded again.
+    """
     finished = case.status in FINISHED
     out = []
     for rule in rules:
-        if not isinstance(rule, CheckRule) or highest.get(rule.rule, 0) >= rule.level:
+        if not isinstance(rule, CheckRule):
             continue
-        at, detail = _CHECKS[rule.check](case, matter, rule, cal)
-        if at is None or at > now:
-            continue
-        out.append(NewCard(case.case_id, rule.clock, rule.rule, rule.level, at, None, detail,
-                           close="case_finished" if finished else None))  # fmt: skip
-        highest[rule.rule] = rule.level
+        for at, detail, subject in _CHECKS[rule.check](case, matter, rule, cal, statute):
+            key = (rule.rule, subject)
+            if at > now or highest.get(key, 0) >= rule.level:
+                continue
+            if (rule.rule, subject, rule.level, at) in crossed:
+                continue
+            out.append(NewCard(case.case_id, rule.clock, rule.rule, rule.level, at, None, detail,
+                               close="case_finished" if finished else None,
+                               subject=subject))  # fmt: skip
+            highest[key] = rule.level
     return out

@@ -8,10 +8,14 @@ periods still run (for the scheduler). Procedural rules are in
 
 from __future__ import annotations
 
+import functools
 import math
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from monitor.calendar import Calendar
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, periods, used_days
@@ -22,7 +26,10 @@ from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
-__all__ = ["decide_case", "decide_cases"]
+__all__ = ["decide_case", "decide_cases", "provisional_at"]
+
+
+Key = tuple[str, str]  # (rule, subject): the periods and facts a rule cards separately
 
 
 def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> dict[str, Any]:
@@ -39,25 +46,44 @@ def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> d
     }
     if p.subject:
         d["subject"] = p.subject
+    if p.not_before is not None:
+        d["deemed_accepted_at"] = from_epoch(p.not_before).isoformat()
+    deadline = times.deadline_of(lv)
+    if deadline is not None and provisional_at(cal, deadline):
+        d["provisional"] = True  # counted on a year whose holidays are not published yet
     return d
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+def provisional_at(cal: Calendar, instant: int) -> bool:
+    """Whether the local day of ``instant`` lies in a year with no published schedule."""
+    day = np.datetime64(from_epoch(instant).astimezone(_zone(cal.timezone)).date(), "D")
+    try:
+        return bool(cal.is_provisional(np.asarray([day]))[0])
+    except ValueError:
+        return True  # outside the calendar's range: nothing published there either
 
 
 @dataclass
 class _Seen:
-    """Per rule: every level's earliest due instant, when its periods stopped, which run."""
+    """Per (rule, subject): each level's due instant, its period, whether it runs."""
 
-    due: dict[str, dict[int, int]] = field(default_factory=dict)
-    stop: dict[str, int] = field(default_factory=dict)
-    running: set[str] = field(default_factory=set)
+    due: dict[Key, dict[int, int]] = field(default_factory=dict)
+    period: dict[Key, Period] = field(default_factory=dict)
+    running: set[Key] = field(default_factory=set)
 
     def add(self, p: Period, tm: LevelTimes) -> None:
-        merged = self.due.setdefault(p.rule.rule, {})
+        key = (p.rule.rule, p.subject)
+        merged = self.due.setdefault(key, {})
         for lv, at in tm.due.items():
             merged[lv] = min(at, merged.get(lv, at))
+        self.period[key] = p
         if p.stop is None:
-            self.running.add(p.rule.rule)
-        else:
-            self.stop[p.rule.rule] = max(p.stop, self.stop.get(p.rule.rule, p.stop))
+            self.running.add(key)
 
 
 def _decision_overdue(ps: Sequence[Period], times: Sequence[LevelTimes]) -> bool:
@@ -69,29 +95,54 @@ def _decision_overdue(ps: Sequence[Period], times: Sequence[LevelTimes]) -> bool
 
 
 def _clock_card(
-    p: Period, tm: LevelTimes, highest: Mapping[str, int], cal: Calendar, now: int
+    p: Period,
+    tm: LevelTimes,
+    highest: Mapping[Key, int],
+    crossed: set[tuple[str, str, int, int]],
+    cal: Calendar,
+    now: int,
 ) -> NewCard | None:
-    """The card one period is due, if any: only above the highest issued, only the top one."""
+    """The card one period is due, if any: only above the highest live one, only the top one."""
     rule = p.rule
     due = tm.due
     if p.stop is not None:  # no warning on a finished period: only a missed limit
         due = {lv: at for lv, at in due.items() if tm.consumed_at[lv] >= p.allowed - 1e-6}
     top = max(due, default=0)
-    if top <= highest.get(rule.rule, 0):
+    if top <= highest.get((rule.rule, p.subject), 0):
         return None
-    # a late finish is carded at completion (docs/rule-book.md §4), a running clock when due
-    issued_at = p.stop if p.stop is not None else due[top]
+    # dated when the threshold was crossed, a late finish too (closed at once)
+    issued_at = due[top]
+    if (rule.rule, p.subject, top, issued_at) in crossed:
+        return None  # this very crossing was carded and revoked: not again
     return NewCard(
         p.case_id,
         rule.clock,
         rule.rule,
         top,
-        int(issued_at),
-        tm.deadline,
+        issued_at,
+        tm.deadline_of(top),
         _detail(p, tm, top, cal, now),
         supervision=rule.supervision == top,
         close=None if p.stop is None else "period_finished",
+        subject=p.subject,
     )
+
+
+def _was_right(card: ExistingCard, p: Period | None, cal: Calendar) -> bool:
+    """Whether the card's level was crossed at its very instant, on the facts of that instant.
+
+    Facts with a later business time (an extension asked after it, the
+    completion) cannot make a card wrong; a late-arriving earlier one (a pause
+    that began before the crossing, the real acceptance of a case deemed
+    accepted), a calendar or a rule change can.
+    """
+    if p is None:
+        return False
+    at = card.issued_at
+    due = level_times(cal, [p.as_of(at)], at)[0].due
+    if at == p.stop:  # a late finish, dated at its completion by jiancha before 0.6
+        return card.level in due
+    return due.get(card.level) == at
 
 
 def _ends(
@@ -99,31 +150,39 @@ def _ends(
     rules: Sequence[Rule],
     existing: Sequence[ExistingCard],
     seen: _Seen,
+    cal: Calendar,
     now: int,
     decision: CaseDecision,
 ) -> None:
-    """Close the open cards of finished periods; revoke those whose basis is gone."""
+    """Close the open cards of finished periods; revoke those that were wrong."""
     clock_rules = {r.rule for r in rules if isinstance(r, ClockRule)}
     check_rules = {r.rule for r in rules if isinstance(r, CheckRule)}
     finished = case.status in FINISHED
-    by_rule: dict[str, list[ExistingCard]] = {}
     for card in existing:
-        by_rule.setdefault(card.rule, []).append(card)
-    for card in (c for cards in by_rule.values() for c in cards):
-        if not card.is_open:
+        if card.status == "revoked":
             continue
         name = card.rule
         if name not in clock_rules:
+            if not card.is_open:
+                continue
             if name not in check_rules:
                 decision.revoke.append(Closing(card.card_id, "rule_removed", now))
             elif finished:
                 decision.close.append(Closing(card.card_id, "case_finished", now))
             continue
-        due = seen.due.get(name, {})
-        if card.level not in due and not any(lv > card.level for lv in due):
-            decision.revoke.append(Closing(card.card_id, "threshold_not_reached", now))
-        elif name not in seen.running and name in seen.stop:
-            decision.close.append(Closing(card.card_id, "period_finished", seen.stop[name]))
+        key = (name, card.subject)
+        due = seen.due.get(key, {})
+        p = seen.period.get(key)
+        if due.get(card.level) != card.issued_at and not _was_right(card, p, cal):
+            # wrong at its own instant: revoked, closed or not; a new crossing is a new card
+            why = "threshold_not_reached" if card.level not in due else "threshold_moved"
+            decision.revoke.append(Closing(card.card_id, why, now))
+        elif not card.is_open:
+            continue
+        elif card.level not in due and not any(lv > card.level for lv in due):
+            decision.close.append(Closing(card.card_id, "extended", now))  # asked after it
+        elif key not in seen.running and p is not None and p.stop is not None:
+            decision.close.append(Closing(card.card_id, "period_finished", p.stop))
 
 
 def decide_case(
@@ -146,23 +205,29 @@ def decide_case(
     scheduler's tick once the tailer has caught up): a stop event may be in
     the next batch, and cards must not depend on where batches split.
 
-    - a level is issued only above the highest already issued for its rule
-      (levels never fall), and after downtime only the highest due one;
-    - a stopped period gets no warning; a late one gets its red card at its stop;
+    - a level is issued only above the highest live one of its rule and
+      subject (levels never fall), and after downtime only the highest due;
+    - a revoked card does not block a later crossing, only its own instant;
+    - a stopped period gets no warning; a late one gets its red card, dated when
+      its limit was crossed and closed at once;
     - a step is carded only while the case as a whole is on time;
-    - an open card whose basis is gone (a late event or a rule or calendar
-      change moved the threshold past ``now``) is revoked with the reason;
+    - a card that was wrong on the facts of its instant (a late event before
+      it, a rule or calendar change) is revoked, even if closed; one whose
+      level later facts took away (an extension asked after it) is closed;
     - cards of a stopped period close when it stops; procedural cards when
       the case has finished.
     """
     rules = ruleset.resolve(case.region, case.department, case.matter)
     decision = CaseDecision()
-    highest: dict[str, int] = {}
+    highest: dict[Key, int] = {}
+    crossed: set[tuple[str, str, int, int]] = set()
     for card in existing:
+        crossed.add((card.rule, card.subject, card.level, card.issued_at))
         if card.status != "revoked":
-            highest[card.rule] = max(highest.get(card.rule, 0), card.level)
+            key = (card.rule, card.subject)
+            highest[key] = max(highest.get(key, 0), card.level)
     if timed is None:
-        ps: Sequence[Period] = periods(case, matter, rules)
+        ps: Sequence[Period] = periods(case, matter, rules, cal, ruleset.statute)
         times: Sequence[LevelTimes] = level_times(cal, ps, now)
     else:
         ps, times = timed
@@ -171,18 +236,20 @@ def decide_case(
     for p, tm in zip(ps, times, strict=True):
         seen.add(p, tm)
         if p.stop is None:
-            decision.running.append(p)
-            decision.running_pauses.append(tm.pauses)
+            if p.not_before is None or p.not_before <= now:  # deemed: the acceptance clock wakes
+                decision.running.append(p)
+                decision.running_pauses.append(tm.pauses)
             if not running:
                 continue
         if p.rule.on == "step" and overdue:
             continue
-        new = _clock_card(p, tm, highest, cal, now)
+        new = _clock_card(p, tm, highest, crossed, cal, now)
         if new is not None:
             decision.issue.append(new)
-            highest[new.rule] = new.level
-    decision.issue += check_cards(case, matter, rules, cal, now, highest)
-    _ends(case, rules, existing, seen, now, decision)
+            highest[(new.rule, new.subject)] = new.level
+    decision.issue += check_cards(case, matter, rules, cal, now, highest, crossed,
+                                  ruleset.statute)  # fmt: skip
+    _ends(case, rules, existing, seen, cal, now, decision)
     return decision
 
 
@@ -203,7 +270,8 @@ def decide_cases(
     spans = []
     every: list[Period] = []
     for case, matter, _ in cases:
-        ps = periods(case, matter, ruleset.resolve(case.region, case.department, case.matter))
+        rules = ruleset.resolve(case.region, case.department, case.matter)
+        ps = periods(case, matter, rules, cal, ruleset.statute)
         spans.append((len(every), len(ps)))
         every.extend(ps)
     times = level_times(cal, every, now)

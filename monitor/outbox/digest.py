@@ -81,7 +81,7 @@ def at_risk(
         rules = [r for r in ruleset.resolve(view.region, view.department, view.matter)
                  if isinstance(r, ClockRule) and r.on == "decision"]  # fmt: skip
         matter = matters.get(view.matter or "")
-        ps = periods(view, matter, rules[:1]) if rules else []
+        ps = periods(view, matter, rules[:1], cal, ruleset.statute) if rules else []
         remaining, deadline = float("inf"), None
         if ps and ps[0].stop is None:
             times = level_times(cal, [ps[0]], n)[0]

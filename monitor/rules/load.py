@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from monitor.i18n import t
 from monitor.paths import rules_dir
 from monitor.rules.model import (
     CHECKS,
+    EXTENSION_MODES,
     SOURCES,
     CheckRule,
     ClockRule,
@@ -25,6 +27,7 @@ from monitor.rules.model import (
     Rule,
     RuleError,
     RuleSet,
+    Statute,
     Threshold,
     parse_threshold,
 )
@@ -33,7 +36,8 @@ from monitor.vocab import CLOCKS, LEVELS
 
 # --- loading -------------------------------------------------------------------------
 
-_TOP = {"description", "extends", "supervision_reply_days", "clock", "check", "override"}
+_TOP = {"description", "extends", "supervision_reply_days", "statute", "clock", "check",
+        "override"}
 _CLOCK_KEYS = {
     "rule",
     "clock",
@@ -105,6 +109,7 @@ def load_rules(name: str = "cards", *, search_path: list[Path] | None = None) ->
     overrides: list[Override] = []
     description = ""
     reply_days = 5
+    statute = Statute()
     for path, data, lines in reversed(chain):  # base first
         parsed = _Parser(path, lines)
         for rule in parsed.rules(data):
@@ -114,6 +119,8 @@ def load_rules(name: str = "cards", *, search_path: list[Path] | None = None) ->
             reply_days = parsed.int_value(
                 data["supervision_reply_days"], "supervision_reply_days", 0, minimum=1
             )
+        if "statute" in data:
+            statute = parsed.statute(data["statute"], statute)
         overrides.extend(parsed.overrides(data, rules))
     digest = hashlib.sha256()
     for _, _, lines in chain:
@@ -124,6 +131,7 @@ def load_rules(name: str = "cards", *, search_path: list[Path] | None = None) ->
         rules=tuple(rules.values()),
         overrides=tuple(overrides),
         supervision_reply_days=reply_days,
+        statute=statute,
         paths=tuple(p for p, _, _ in chain),
         fingerprint=digest.hexdigest()[:16],
     )
@@ -193,6 +201,26 @@ class _Parser:
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise self.fail(t("rules.bad_int", name=key, value=value, minimum=minimum), key, at)
         return value
+
+    def statute(self, value: Any, base: Statute) -> Statute:
+        """The ``[statute]`` table: the centre's reading where the law leaves a choice."""
+        at = self.lines.table("statute") or 0
+        if not isinstance(value, dict):
+            raise self.fail(t("rules.bad_type", name="statute", expected="[statute]"), "statute", 0)
+        known = {f.name for f in fields(Statute)}
+        changes: dict[str, Any] = {}
+        for key, item in value.items():
+            if key not in known:
+                raise self.fail(t("rules.unknown_key", name=key, allowed=", ".join(sorted(known))),
+                                key, at)  # fmt: skip
+            if key == "extension_extends_promised":
+                if item not in EXTENSION_MODES:
+                    expected = " / ".join(EXTENSION_MODES)
+                    raise self.fail(t("rules.bad_type", name=key, expected=expected), key, at)
+                changes[key] = item
+            else:
+                changes[key] = self.int_value(item, key, at, minimum=1)
+        return replace(base, **changes)
 
     def bool_value(self, value: Any, key: str, at: int) -> bool:
         if not isinstance(value, bool):

@@ -37,6 +37,8 @@ CHECKS: dict[str, frozenset[str]] = {
     "irregular_extension": frozenset({"max_days", "max_count"}),
     "fee_on_free_matter": frozenset(),
     "refusal_without_reason": frozenset(),
+    "supplement_after_acceptance": frozenset(),
+    "refused_after_acceptance": frozenset(),
 }
 
 
@@ -177,6 +179,32 @@ class Override:
         )
 
 
+EXTENSION_MODES = ("before_deadline", "always", "never")
+
+
+@dataclass(frozen=True)
+class Statute:
+    """How a centre reads the statute where the law leaves it to the centre (docs/rule-book.md).
+
+    - ``pause_default_days``: the allowance of a pause whose matter sets no
+      maximum for its type and whose notice gives no days; past it the pause
+      counts as running time, so a pause never resumed cannot freeze a case;
+    - ``extension_extends_promised``: whether an extension (Art. 42, always
+      on the statutory clock) also extends the promised limit: only when
+      asked before the promised deadline, always, or never;
+    - ``acceptance_days``: the limit past which an application neither
+      accepted, refused nor sent a 补正 notice is deemed accepted (Art. 32);
+    - ``joint_statutory_days`` / ``joint_extension_days``: joint handling
+      (联合办理, Art. 26): 45 working days, extensible by 15.
+    """
+
+    pause_default_days: int = 30
+    extension_extends_promised: str = "before_deadline"
+    acceptance_days: int = 5
+    joint_statutory_days: int = 45
+    joint_extension_days: int = 15
+
+
 @dataclass(frozen=True)
 class RuleSet:
     """Every rule in force, and how to resolve them for one case."""
@@ -186,6 +214,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     overrides: tuple[Override, ...] = ()
     supervision_reply_days: int = 5
+    statute: Statute = field(default_factory=Statute)
     paths: tuple[Path, ...] = ()
     fingerprint: str = ""
     _cache: dict[tuple[str | None, ...], tuple[Rule, ...]] = field(

@@ -150,11 +150,17 @@ class CaseClocks:
     immediate: Span | None = None  # immediate cases only
     supplement: Span | None = None  # accepted with pledged materials (容缺)
     delivery: Span | None = None  # decided, approved
-    review: Review | None = None  # a bad rating
+    review: Review | None = None  # the first bad rating
     steps: Mapping[str, Span] = field(default_factory=dict)
     pauses: tuple[Pause, ...] = ()  # of the decision and statutory clocks
     extensions: tuple[Extension, ...] = ()
     extension_days: int = 0
+    later_reviews: tuple[Review, ...] = ()  # each further bad rating has its own clocks
+
+    @property
+    def reviews(self) -> tuple[Review, ...]:
+        """Every bad rating's rectification, in order."""
+        return self.later_reviews if self.review is None else (self.review, *self.later_reviews)
 
     def as_json(self) -> dict[str, Any]:
         """The ``jiancha.cases.clocks`` document."""
@@ -183,9 +189,9 @@ class CaseClocks:
         if self.steps:
             out["step"] = {name: span.as_json() for name, span in self.steps.items()}
         if self.review is not None:
-            r = self.review
-            out["review"] = {"start": _iso(r.start), "visited": _iso(r.visited),
-                             "stop": _iso(r.stop)}  # fmt: skip
+            out["review"] = _review_json(self.review)
+            if self.later_reviews:
+                out["reviews"] = [_review_json(r) for r in self.reviews]
         return out
 
     @classmethod
@@ -211,28 +217,46 @@ class CaseClocks:
                 for e in extensions if (at := _at(e.get("at"))) is not None
             ) if extensions else (),
             int(decision.get("extension_days") or 0),
+            tuple(r for d in (get("reviews") or ())[1:] if (r := _review(d)) is not None),
         )  # fmt: skip
+
+
+def _review_json(r: Review) -> dict[str, Any]:
+    return {"start": _iso(r.start), "visited": _iso(r.visited), "stop": _iso(r.stop)}
+
+
+def _review(d: Mapping[str, Any]) -> Review | None:
+    start = _at(d.get("start"))
+    return None if start is None else Review(start, _at(d.get("visited")), _at(d.get("stop")))
 
 
 @dataclass(frozen=True, slots=True)
 class CaseFacts:
     """What the procedural rules look at (docs/rule-book.md §4)."""
 
-    supplement_requests: tuple[dt.datetime, ...] = ()  # every 补正 request, in order
+    supplement_requests: tuple[dt.datetime, ...] = ()  # every 补正 request before acceptance
     fees: tuple[Fee, ...] = ()
     refused_at: dt.datetime | None = None
     refusal_reason: str = ""
+    # 补正 requests after acceptance without pledged materials (容缺): irregular (§4)
+    late_supplement_requests: tuple[dt.datetime, ...] = ()
+    refused_after_acceptance: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """The ``jiancha.cases.facts`` document."""
         refusal: dict[str, Any] = {}
         if self.refused_at is not None:
             refusal = {"at": _iso(self.refused_at), "reason": self.refusal_reason}
-        return {
+        if self.refused_after_acceptance:
+            refusal["after_acceptance"] = True
+        out = {
             "supplement_requests": [_iso(r) for r in self.supplement_requests],
             "fees": [{"at": _iso(f.at), "amount": f.amount} for f in self.fees],
             "refusal": refusal,
         }
+        if self.late_supplement_requests:
+            out["late_supplement_requests"] = [_iso(r) for r in self.late_supplement_requests]
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any] | None) -> CaseFacts:
@@ -249,6 +273,10 @@ class CaseFacts:
             ),
             refused_at=_at(refusal.get("at")),
             refusal_reason=str(refusal.get("reason") or ""),
+            late_supplement_requests=tuple(
+                at for r in d.get("late_supplement_requests") or () if (at := _at(r)) is not None
+            ),
+            refused_after_acceptance=bool(refusal.get("after_acceptance")),
         )  # fmt: skip
 
 
@@ -291,6 +319,5 @@ class CaseState:
 
     @property
     def paused_since(self) -> dt.datetime | None:
-        if self.pauses and self.pauses[-1].end is None:
-            return self.pauses[-1].start
-        return None
+        """The start of the earliest pause still open (pauses may overlap)."""
+        return min((p.start for p in self.pauses if p.end is None), default=None)

@@ -52,16 +52,20 @@ _STATUS_OF = {
 class _Seen:
     """What the walk over one case's events collects besides the state's own fields."""
 
-    __slots__ = ("acceptance", "extensions", "fees", "refusal", "requests", "review", "steps",
+    __slots__ = ("acceptance", "extensions", "fees", "late_requests", "refusal",
+                 "refused_after_acceptance", "requests", "resumed_at", "reviews", "steps",
                  "supplement_stop")  # fmt: skip
 
     def __init__(self) -> None:
         self.acceptance: list[dt.datetime | None] | None = None  # [start, stop]
         self.steps: dict[str, list[dt.datetime | None]] = {}  # name -> [start, stop]
         self.extensions: list[Extension] = []
-        self.review: list[dt.datetime | None] | None = None  # [start, visited, stop]
+        self.reviews: list[list[dt.datetime | None]] = []  # per bad rating [start, visited, stop]
         self.supplement_stop: dt.datetime | None = None
         self.requests: list[dt.datetime] = []
+        self.late_requests: list[dt.datetime] = []  # 补正 after acceptance, nothing pledged
+        self.resumed_at: dt.datetime | None = None  # a resume that found no open pause
+        self.refused_after_acceptance = False
         self.fees: list[Fee] = []
         self.refusal: tuple[dt.datetime, str] | None = None
 
@@ -83,27 +87,45 @@ def _step(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) ->
 
 
 def _review(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) -> None:
+    # a visit or rectification answers the earliest bad rating still waiting for one
     slot = 1 if kind == "review_visited" else 2
-    if seen.review is not None and seen.review[slot] is None:
-        seen.review[slot] = at
+    for review in seen.reviews:
+        if review[slot] is None:
+            review[slot] = at
+            return
 
 
 def _suspended(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) -> None:
-    if st.paused_since is None:
-        st.pauses.append(Pause(p["type"], at, None, int(p["notified_days"])))
+    if any(q.end is None and q.type == p["type"] for q in st.pauses):
+        return  # the same procedure notified again while it runs
+    # pauses of different types may overlap (a hearing during an inspection)
+    end = at if seen.resumed_at == at else None  # its resume sorted first (equal instants)
+    seen.resumed_at = None
+    st.pauses.append(Pause(p["type"], at, end, int(p["notified_days"])))
 
 
 def _resumed(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) -> None:
-    # a resume with no open pause waits for its late `suspended`: ignored
-    if st.paused_since is not None:
-        st.pauses[-1] = st.pauses[-1]._replace(end=at)
+    """Close the open pause of the resume's type, if it names one, else the latest open one."""
+    wanted = p.get("type") if isinstance(p, Mapping) else None
+    open_ = [i for i, q in enumerate(st.pauses) if q.end is None]
+    if wanted is not None:
+        open_ = [i for i in open_ if st.pauses[i].type == wanted] or open_
+    if open_:
+        i = open_[-1]
+        st.pauses[i] = st.pauses[i]._replace(end=at)
+    else:
+        seen.resumed_at = at  # a `suspended` at this same instant is closed by it
 
 
 def _supplement_requested(st: CaseState, seen: _Seen, kind: str, at: dt.datetime,
                           p: Payload) -> None:  # fmt: skip
     st.supplement_requests += 1
-    seen.requests.append(at)
-    seen.stop_acceptance(at)
+    if st.accepted_at is None:
+        seen.requests.append(at)
+        seen.stop_acceptance(at)
+    elif not st.pledged_days:
+        seen.late_requests.append(at)  # after acceptance, nothing pledged: irregular
+    # after acceptance with pledged materials (容缺): asking for them is no new 补正
 
 
 def _supplement_received(st: CaseState, seen: _Seen, kind: str, at: dt.datetime,
@@ -127,8 +149,22 @@ def _extended(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload
 def _refused(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) -> None:
     if st.refused_at is None:
         seen.refusal = (at, str(p.get("reason") or "").strip())
+        if st.accepted_at is not None and st.completed_at is None:
+            # after acceptance a refusal is a decision to deny: the clocks stop, nothing to
+            # deliver; the irregular sequence is its own card (refused_after_acceptance)
+            seen.refused_after_acceptance = True
+            st.decided_at = st.decided_at or at
+            st.decision = st.decision or "deny"
+            st.completed_at = at
+            _end_pauses(st, at)
     st.refused_at = st.refused_at or at
     seen.stop_acceptance(at)
+
+
+def _end_pauses(st: CaseState, at: dt.datetime) -> None:
+    for i, q in enumerate(st.pauses):
+        if q.end is None:
+            st.pauses[i] = q._replace(end=at)
 
 
 # The kinds less frequent than the six reduce_case takes inline.
@@ -181,15 +217,14 @@ def reduce_case(
             seen.stop_acceptance(at)
         elif kind == "rated":
             st.rating = int(p["level"])
-            if st.rating <= 2:
-                seen.review = [at, None, None]
+            if st.rating <= 2:  # each bad rating has its own return visit and rectification
+                seen.reviews.append([at, None, None])
         elif kind == "decided":
             st.decided_at = st.decided_at or at
             st.decision = st.decision or p["result"]
         elif kind == "completed":
             st.completed_at = st.completed_at or at
-            if st.paused_since is not None:
-                st.pauses[-1] = st.pauses[-1]._replace(end=at)  # completion ends any open pause
+            _end_pauses(st, at)  # completion ends any open pause
         elif kind == "delivered":
             st.delivered_at = st.delivered_at or at
         else:
@@ -211,7 +246,8 @@ def _finish(st: CaseState, seen: _Seen, matters: Mapping[str, Matter]) -> CaseSt
     _apply_matter(st, matters)
     st.clocks = _clocks(st, seen)
     at, why = seen.refusal or (None, "")
-    st.facts = CaseFacts(tuple(seen.requests), tuple(seen.fees), at, why)
+    st.facts = CaseFacts(tuple(seen.requests), tuple(seen.fees), at, why,
+                         tuple(seen.late_requests), seen.refused_after_acceptance)  # fmt: skip
     return st
 
 
@@ -243,10 +279,10 @@ def _clocks(st: CaseState, seen: _Seen) -> CaseClocks:
         kw["delivery"] = Span(st.decided_at, st.delivered_at)
     if seen.steps:
         kw["steps"] = {name: Span(a, b) for name, (a, b) in seen.steps.items()}
-    if seen.review is not None:
-        rated, visited, rectified = seen.review
-        assert rated is not None
-        kw["review"] = Review(rated, visited, rectified)
+    reviews = [Review(rated, visited, rectified)
+               for rated, visited, rectified in seen.reviews if rated is not None]  # fmt: skip
+    if reviews:
+        kw["review"], kw["later_reviews"] = reviews[0], tuple(reviews[1:])
     return CaseClocks(
         **kw,
         pauses=tuple(st.pauses) if st.accepted_at is not None else (),

@@ -174,7 +174,7 @@ def _figures(
             if isinstance(r, ClockRule) and r.on == "decision"
         ]
         matter = matters.get(view.matter or "")
-        ps = [p for p in periods(view, matter, rules[:1])]
+        ps = periods(view, matter, rules[:1], cal, ruleset.statute)
         if not ps:
             continue
         p = ps[0]
@@ -192,7 +192,8 @@ def _figures(
         if not (lo <= completed < hi) or view.status in ("withdrawn", "terminated"):
             continue
         fig.completed += 1
-        _, outcome = outcome_of(view, matter, cal)  # the same judgement as the daemon's
+        # the same judgement as the daemon's
+        _, outcome = outcome_of(view, matter, cal, ruleset.statute)
         fig.on_time += outcome in ("early", "on_time")
         fig.early += outcome == "early"
     for card in store.cards.values():
@@ -236,9 +237,10 @@ async def save(
         cards = list(result.store.cards.values())
         await conn.execute(
             "INSERT INTO jiancha.replay_cards (run_id, case_id, clock, rule, level, issued_at, "
-            "status, reply_due, escalated_at) SELECT $1, c, k, r, l, i, s, d, e FROM unnest("
-            "$2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], "
-            "$8::timestamptz[], $9::timestamptz[]) AS u(c, k, r, l, i, s, d, e)",
+            "status, reply_due, escalated_at, subject) SELECT $1, c, k, r, l, i, s, d, e, sj "
+            "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], "
+            "$7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[]) "
+            "AS u(c, k, r, l, i, s, d, e, sj)",
             run_id,
             [c.case_id for c in cards],
             [c.clock for c in cards],
@@ -248,5 +250,6 @@ async def save(
             [c.status for c in cards],
             [c.reply_due for c in cards],
             [c.escalated_at for c in cards],
+            [c.subject for c in cards],
         )
     return run_id

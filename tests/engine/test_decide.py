@@ -75,8 +75,11 @@ def cards(issue: list[NewCard]) -> set[tuple[str, int, str]]:
     }
 
 
-def had(rule: str, level: int, clock: str = "decision", at: str = "2024-01-01T00:00:00"):
-    return ExistingCard(1, "C", clock, rule, level, "issued", z(at))
+def had(
+    rule: str, level: int, clock: str = "decision", at: str = "2024-01-01T00:00:00",
+    subject: str = "",
+):  # fmt: skip
+    return ExistingCard(1, "C", clock, rule, level, "issued", z(at), subject)
 
 
 ACCEPTED_FEB8 = [("submitted", "2024-02-08T01:00:00", {}), ("accepted", "2024-02-08T02:00:00", {})]
@@ -114,9 +117,14 @@ def test_acceptance_clock_counts_the_working_sunday(cal, rules):
     assert cards(
         decide(cal, rules, view, "2024-02-07T16:00:00", [had("acceptance_time", 1, "acceptance")])
     ) == {("acceptance_time", 2, "2024-02-07T16:00:00")}
+    # not accepted by the limit: deemed accepted from receipt (Art. 32), so M1's promised
+    # 5 wd, counted from receipt too, end with it
     assert cards(
         decide(cal, rules, view, "2024-02-08T16:00:00", [had("acceptance_time", 2, "acceptance")])
-    ) == {("acceptance_time", 3, "2024-02-08T16:00:00")}
+    ) == {
+        ("acceptance_time", 3, "2024-02-08T16:00:00"),
+        ("decision_time", 3, "2024-02-08T16:00:00"),
+    }
 
 
 def test_catch_up_issues_only_the_highest_level(cal, rules):
@@ -154,7 +162,7 @@ def test_pause_longer_than_its_maximum_across_national_day(cal, rules):
     ]
     got = [c for c in decide(cal, rules, view, "2024-10-08T16:00:00") if c.rule == "pause_overlong"]
     assert cards(got) == {("pause_overlong", 2, "2024-10-08T16:00:00")}
-    assert got[0].detail["subject"] == "survey#1"
+    assert got[0].detail["subject"] == got[0].subject == "survey@2024-09-27T02:00:00Z"
 
 
 def test_pause_of_a_type_not_allowed(cal, rules):
@@ -179,8 +187,10 @@ def test_pause_of_a_type_not_allowed(cal, rules):
             ["repeated"],
             "2024-03-06T02:00:00",
         ),
-        # limit 5 wd from Mon Mar 4 10:00 -> Mar 11 24:00; asked Mar 12 -> too late
-        ([("2024-03-12T02:00:00", 5)], ["after_deadline"], "2024-03-12T02:00:00"),
+        # statutory 20 wd from Mon Mar 4 10:00 -> Apr 1 24:00; asked Apr 2 -> too late (Art. 42)
+        ([("2024-04-02T02:00:00", 5)], ["after_deadline"], "2024-04-02T02:00:00"),
+        # after the promised deadline (Mar 11 24:00) but within the statutory one: lawful
+        ([("2024-03-12T02:00:00", 5)], None, None),
         ([("2024-03-11T02:00:00", 10)], None, None),
     ],
 )
@@ -189,7 +199,7 @@ def test_irregular_extension_is_red(cal, rules, extensions, reasons, at):
     events += [("extended", t, {"days": d, "approver": "局长"}) for t, d in extensions]
     got = [
         c
-        for c in decide(cal, rules, case(events), "2024-03-12T03:00:00", [had("decision_time", 3)])
+        for c in decide(cal, rules, case(events), "2024-04-03T03:00:00", [had("decision_time", 3)])
         if c.rule == "extension_irregular"
     ]
     if reasons is None:
@@ -229,7 +239,10 @@ def test_pause_across_a_holiday_pushes_the_deadline(cal, rules):
         ]
     )
     got = decide(cal, rules, view, "2024-02-20T16:00:00", [had("decision_time", 2)])
-    assert cards(got) == {("decision_time", 3, "2024-02-20T16:00:00")}
+    assert cards(got) == {
+        ("decision_time", 3, "2024-02-20T16:00:00"),
+        ("pause_not_allowed", 2, "2024-02-09T04:00:00"),  # M1 lists no pause type
+    }
     assert got[0].deadline == z("2024-02-20T16:00:00")
 
 
@@ -322,9 +335,8 @@ def test_bad_review_visit_and_rectification(cal, rules):
     # visit within 1 wd: Mar 5 24:00; rectified within 15 wd: Mar 5-8, 11-15, 18-22, 25 -> Mar 25
     got = decide(cal, rules, case(events), "2024-03-05T16:00:00")
     assert cards(got) == {("review_visit", 2, "2024-03-05T16:00:00")}
-    got = decide(
-        cal, rules, case(events), "2024-03-25T16:00:00", [had("review_visit", 2, "review")]
-    )
+    visit = had("review_visit", 2, "review", "2024-03-05T16:00:00", "rating@2024-03-04T02:00:00Z")
+    got = decide(cal, rules, case(events), "2024-03-25T16:00:00", [visit])
     assert cards(got) == {("review_rectify", 3, "2024-03-25T16:00:00")}
     visited = [
         *events,
@@ -353,10 +365,11 @@ def test_pledged_materials_not_supplied(cal, rules):
     ]
 
 
-def test_finished_late_gets_red_at_completion_and_no_warnings(cal, rules):
+def test_finished_late_gets_red_dated_at_its_deadline_and_no_warnings(cal, rules):
+    # completed Feb 23, past the Feb 21 24:00 deadline: the red records that crossing
     late = case([*ACCEPTED_FEB8, ("completed", "2024-02-23T02:00:00", {})])
     got = decide(cal, rules, late, "2024-03-01T00:00:00")
-    assert cards(got) == {("decision_time", 3, "2024-02-23T02:00:00")}
+    assert cards(got) == {("decision_time", 3, "2024-02-21T16:00:00")}
     assert got[0].close == "period_finished"
     on_time = case([*ACCEPTED_FEB8, ("completed", "2024-02-20T02:00:00", {})])
     assert decide(cal, rules, on_time, "2024-03-01T00:00:00") == []  # 4 of 5 used: no warning
@@ -376,10 +389,14 @@ def test_late_event_that_moves_the_deadline_revokes_the_card(cal, rules):
     yellow = ExistingCard(
         7, "C", "decision", "decision_time", 2, "issued", z("2024-02-20T16:00:00")
     )
-    blue = ExistingCard(6, "C", "decision", "decision_time", 1, "issued", z("2024-02-19T04:00:00"))
+    # the blue, crossed before the yellow, holds on the pause (its instant as a fresh run has it)
+    fresh = decide_case(view, MATTERS["M1"], rules, cal, z("2024-02-21T06:00:00"), [])
+    blue_at = next(c.issued_at for c in fresh.issue if c.rule == "decision_time")
+    blue = ExistingCard(6, "C", "decision", "decision_time", 1, "issued", blue_at)
     d = decide_case(view, MATTERS["M1"], rules, cal, z("2024-02-21T06:00:00"), [blue, yellow])
     assert [(r.card_id, r.reason) for r in d.revoke] == [(7, "threshold_not_reached")]
-    assert d.issue == []  # and no second blue: levels never fall
+    # no second blue: levels never fall (M1 allows no pause type: that is its own yellow)
+    assert [c.rule for c in d.issue] == ["pause_not_allowed"]
 
 
 def test_supervision_profile_yellow_when_overdue_red_five_days_later(cal):
