@@ -79,8 +79,9 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
     "cli.workday": {"zh": "工作日", "en": "working day"},
     "cli.restday": {"zh": "休息日", "en": "rest day"},
     "cli.provisional": {
-        "zh": "（暂定：该年度节假日安排尚未公布，按双休日推算）",
-        "en": " (provisional: that year's holiday schedule is not published; weekends only)",
+        "zh": "（暂定：该年度节假日安排尚未公布，按国务院令第795号推定法定节假日，调休未知）",
+        "en": " (provisional: that year's holiday schedule is not published; holidays inferred"
+        " from State Council Order 795, no make-up working days known)",
     },
     "cli.bad_instant": {
         "zh": "时间格式无效：{value!r}"

@@ -4,7 +4,9 @@ Every card jiancha issues rests on this arithmetic (docs/rule-book.md §3): week
 and holidays do not count, adjusted working weekends (调休上班) do, the
 starting day is not counted, a deadline ends at 24:00 (or close of business)
 of its last working day, and a date whose year has no published schedule is
-counted on weekends alone and reported as ``provisional``.
+counted on weekends and the holidays the national regulation itself fixes
+(State Council Order 795 from 2025, with lunar dates computed; no adjusted
+working weekends) and reported as ``provisional``.
 
 Instants are UTC (numpy ``datetime64``); days are the centre's local dates.
 """
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 BUILTIN_CALENDARS = {
-    "national": "国务院节假日安排（chinese-calendar 数据），其余年份按双休日推算",
+    "national": "国务院节假日安排（chinese-calendar 数据），其余年份按放假办法推定（暂定）",
     "weekdays": "周一至周五，无节假日（参照日历）",
 }
 

@@ -3,7 +3,9 @@
 Pure numpy over the 36,890 days of 2000–2100: the national schedule is
 written into a weekday mask by fancy indexing from chinese-calendar's data
 dicts (never one ``is_workday`` call per day), so a calendar builds in a few
-milliseconds and a reload can rebuild every calendar freely.
+milliseconds and a reload can rebuild every calendar freely. The years it has
+no schedule for get the regulation's own holidays (``_statutory``), whose
+lunar dates are computed once per year and cached.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._spec import FIRST_YEAR, LAST_YEAR, CalendarSpec, DateRule
+from ._statutory import inferred_name, lunar_days, source_text, statutory_days
 
 D0 = int(np.datetime64(f"{FIRST_YEAR}-01-01", "D").astype(np.int64))
 D_END = int(np.datetime64(f"{LAST_YEAR + 1}-01-01", "D").astype(np.int64))
@@ -52,7 +55,8 @@ class DayModel:
 
 
 def national_days() -> DayModel:
-    """The State Council schedules that chinese-calendar carries, weekends elsewhere."""
+    """The State Council schedules that chinese-calendar carries; elsewhere, provisionally,
+    weekends and the holidays the national regulation itself fixes."""
     from chinese_calendar import constants
 
     work = _WEEKDAY < 5
@@ -70,7 +74,27 @@ def national_days() -> DayModel:
 
     version = getattr(chinese_calendar, "__version__", "?")
     sources = {int(y): f"chinese-calendar {version}" for y in published}
-    return DayModel(work, provisional, names, sources)
+    model = DayModel(work, provisional, names, sources)
+    known = set(published.tolist())
+    infer_statutory(model, [y for y in range(FIRST_YEAR, LAST_YEAR + 1) if y not in known])
+    return model
+
+
+def infer_statutory(model: DayModel, years: list[int]) -> None:
+    """Make the regulation's own holidays of ``years`` rest days of ``model``, in place.
+
+    Only the days 全国年节及纪念日放假办法 fixes (Order 795 from 2025; before,
+    the version then in force): no bridge days, no adjusted working weekends,
+    no 补假 for a holiday on a weekend. The years stay provisional.
+    """
+    days: list[int] = []
+    for year, lunar in lunar_days(years).items():
+        for day, names in statutory_days(year, lunar).items():
+            i = day - D0
+            days.append(i)
+            model.names[i] = inferred_name(names, year)
+        model.sources[year] = source_text(year)
+    model.work[np.asarray(days, dtype=np.int64)] = False
 
 
 def weekday_days() -> DayModel:
