@@ -1,0 +1,398 @@
+"""The statutory situations of docs/rule-book.md §8, through the public path.
+
+Events go into the source table, ``jiancha evaluate --now`` runs, and the
+cards are read back from ``jiancha.cards``, on the real 2024 calendar.
+Instants are UTC; Beijing is UTC+8. Counting starts the day after the
+clock starts: a case accepted Mon 2024-03-04 has its 5 promised working
+days on Mar 5, 6, 7, 8 and 11, so its promised deadline is Mar 11 24:00
+Beijing = 2024-03-11T16:00Z.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from monitor import db
+from monitor.cli import main
+from tests.sourcekit import write
+
+SUB = {"window": "W1", "region": "R1", "channel": "window"}
+# (code, name, department, statutory, promised, free, joint, step_days, pause_max_days)
+EXTRA_MATTERS = [
+    ("MJ", "联合审批事项", "发改委", 20, 40, True, True, {}, {}),
+    ("MP", "矿产资源勘查许可", "自然资源局", 20, 5, True, False, {},
+     {"survey": 10, "hearing": 1}),
+]  # fmt: skip
+
+
+def z(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def dsn(sync_dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("JIANCHA_LANG", "zh")
+    monkeypatch.setenv(db.DSN_ENV, sync_dsn)
+    monkeypatch.delenv(db.SOURCE_DSN_ENV, raising=False)
+
+    async def go() -> None:
+        async with db.open_loop(), await db.connect(sync_dsn) as conn:
+            await conn.executemany(
+                "INSERT INTO matters (code, name, department, statutory_days, promised_days, "
+                "free, joint, step_days, pause_max_days) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb) "
+                "ON CONFLICT (code) DO NOTHING",
+                EXTRA_MATTERS,
+            )
+
+    trio.run(go)
+    return sync_dsn
+
+
+def put(dsn: str, *rows: tuple[str, str, str, dict[str, Any]]) -> None:
+    async def go() -> None:
+        async with db.open_loop(), await db.connect(dsn) as conn:
+            await write(conn, [(c, k, z(at), p) for c, k, at, p in rows])
+
+    trio.run(go)
+
+
+def query(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    async def go() -> list[tuple[Any, ...]]:
+        async with db.open_loop(), await db.connect(dsn) as conn:
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
+
+    return trio.run(go)
+
+
+def evaluate(dsn: str, now: str, *extra: str) -> dict[str, Any]:
+    out = io.StringIO()
+    code = main(["evaluate", "--now", now + "Z", "--source-dsn", dsn, "--json", *extra], out=out)
+    assert code == 0, out.getvalue()
+    doc: dict[str, Any] = json.loads(out.getvalue())
+    return doc
+
+
+def cards(dsn: str, rule: str | None = None, case: str | None = None) -> list[tuple[Any, ...]]:
+    """(case, rule, subject, level, issued_at, status) ordered by case, rule, issued_at."""
+    # the subject as the ledger has it (read so that the same test runs on older schemas)
+    return query(
+        dsn,
+        "SELECT case_id, rule, coalesce(to_jsonb(c)->>'subject', '') AS subject, level, "
+        "issued_at, status FROM jiancha.cards c "
+        "WHERE ($1::text IS NULL OR rule = $1) AND ($2::text IS NULL OR case_id = $2) "
+        "ORDER BY case_id, rule, subject, issued_at, level",
+        rule,
+        case,
+    )
+
+
+def submitted(cid: str, at: str, matter: str = "M1") -> tuple[str, str, str, dict[str, Any]]:
+    return (cid, "submitted", at, {**SUB, "matter": matter})
+
+
+def accepted_mar4(cid: str, matter: str = "M1", **payload: Any) -> list[tuple[str, str, str, dict]]:
+    """Submitted and accepted Mon 2024-03-04 (09:00 and 10:00 Beijing)."""
+    return [submitted(cid, "2024-03-04T01:00:00", matter),
+            (cid, "accepted", "2024-03-04T02:00:00", payload)]  # fmt: skip
+
+
+PROMISED_RED = z("2024-03-11T16:00:00")  # M1 accepted Mar 4: 5 wd end Mar 11 24:00
+
+
+# --- 1. revoked, then crossed again -------------------------------------------------
+
+
+def test_late_pause_revokes_the_red_and_the_moved_deadline_issues_a_new_one(dsn: str) -> None:
+    put(dsn, *accepted_mar4("C1"))
+    evaluate(dsn, "2024-03-12T02:00:00")
+    assert cards(dsn, "decision_time") == [
+        ("C1", "decision_time", "", "red", PROMISED_RED, "issued")
+    ]
+    # reported late: a survey Wed Mar 6 10:00 - Thu Mar 7 10:00 (1 wd), before the crossing
+    put(dsn, ("C1", "suspended", "2024-03-06T02:00:00", {"type": "survey", "notified_days": 5}),
+        ("C1", "resumed", "2024-03-07T02:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-03-12T03:00:00")
+    reds = [c for c in cards(dsn, "decision_time") if c[3] == "red"]
+    assert reds == [("C1", "decision_time", "", "red", PROMISED_RED, "revoked")]
+    evaluate(dsn, "2024-03-13T02:00:00")  # the moved deadline, Mar 12 24:00, has passed
+    reds = [c for c in cards(dsn, "decision_time") if c[3] == "red"]
+    assert reds == [
+        ("C1", "decision_time", "", "red", PROMISED_RED, "revoked"),
+        ("C1", "decision_time", "", "red", z("2024-03-12T16:00:00"), "issued"),
+    ]
+
+
+def test_a_calendar_correction_revokes_and_the_new_deadline_cards_again(
+    dsn: str, tmp_path: Path
+) -> None:
+    corrected = tmp_path / "corrected.toml"
+    corrected.write_text('description = "更正"\nbase = "cn"\n[[holidays]]\nname = "闭厅"\n'
+                         'dates = ["2024-03-07"]\n', encoding="utf-8")  # fmt: skip
+    put(dsn, *accepted_mar4("C1"))
+    evaluate(dsn, "2024-03-12T02:00:00")
+    evaluate(dsn, "2024-03-12T03:00:00", "--calendar", str(corrected))
+    assert [c[4:] for c in cards(dsn, "decision_time") if c[3] == "red"] == [
+        (PROMISED_RED, "revoked")
+    ]
+    evaluate(dsn, "2024-03-13T02:00:00", "--calendar", str(corrected))
+    assert [c[4:] for c in cards(dsn, "decision_time") if c[3] == "red"] == [
+        (PROMISED_RED, "revoked"), (z("2024-03-12T16:00:00"), "issued")
+    ]  # fmt: skip
+
+
+def test_an_officers_revocation_holds_and_a_new_crossing_is_a_new_card(dsn: str) -> None:
+    put(dsn, *accepted_mar4("C1"))
+    evaluate(dsn, "2024-03-12T02:00:00")
+    (red_id,) = query(dsn, "SELECT id FROM jiancha.cards WHERE rule = 'decision_time'")[0]
+    out = io.StringIO()
+    assert main(["cards", "revoke", str(red_id), "--by", "李明", "--reason", "现场踏勘未录入"],
+                out=out) == 0, out.getvalue()  # fmt: skip
+    evaluate(dsn, "2024-03-12T03:00:00")  # the same crossing is not carded again
+    assert [c[3:] for c in cards(dsn, "decision_time")] == [("red", PROMISED_RED, "revoked")]
+    put(dsn, ("C1", "suspended", "2024-03-06T02:00:00", {"type": "survey", "notified_days": 5}),
+        ("C1", "resumed", "2024-03-07T02:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-03-13T02:00:00")
+    assert [c[3:] for c in cards(dsn, "decision_time") if c[3] == "red"] == [
+        ("red", PROMISED_RED, "revoked"), ("red", z("2024-03-12T16:00:00"), "issued")
+    ]  # fmt: skip
+
+
+# --- 2. extensions ------------------------------------------------------------------
+
+
+def test_an_extension_after_the_promised_deadline_does_not_cure_its_red(dsn: str) -> None:
+    put(dsn, *accepted_mar4("C1"))
+    evaluate(dsn, "2024-03-12T02:00:00")
+    put(dsn, ("C1", "extended", "2024-03-12T02:30:00", {"days": 5, "approver": "局长"}))
+    evaluate(dsn, "2024-03-12T03:00:00")
+    assert cards(dsn, "decision_time") == [
+        ("C1", "decision_time", "", "red", PROMISED_RED, "issued")
+    ]
+    # within the statutory limit (20 wd, to Apr 1): a lawful extension, no irregularity
+    assert cards(dsn, "extension_irregular") == []
+
+
+def test_an_extension_in_time_moves_the_promise_unless_the_centre_says_never(
+    dsn: str, tmp_path: Path
+) -> None:
+    put(dsn, *accepted_mar4("C2"),
+        ("C2", "extended", "2024-03-08T02:00:00", {"days": 5, "approver": "局长"}))  # fmt: skip
+    evaluate(dsn, "2024-03-12T02:00:00")
+    reds = [c for c in cards(dsn, "decision_time") if c[3] == "red"]
+    assert reds == []  # promised deadline now Mar 18 24:00 (the blue, at half of 10, is due)
+    never = tmp_path / "never.toml"
+    never.write_text('extends = "cards"\n[statute]\nextension_extends_promised = "never"\n',
+                     encoding="utf-8")  # fmt: skip
+    evaluate(dsn, "2024-03-12T03:00:00", "--rules", str(never))
+    assert [c[3:5] for c in cards(dsn, "decision_time") if c[3] == "red"] == [
+        ("red", PROMISED_RED)
+    ]
+
+
+def test_after_deadline_means_the_statutory_deadline(dsn: str) -> None:
+    # statutory 20 wd from Mar 4: Mar 5-8, 11-15, 18-22, 25-29, Apr 1 -> Apr 1 24:00
+    # C4 asks on Mar 20: after the promised deadline (Mar 11), within the statutory one
+    put(dsn, *accepted_mar4("C3"),
+        ("C3", "extended", "2024-04-02T02:00:00", {"days": 5, "approver": "局长"}),
+        *accepted_mar4("C4"),
+        ("C4", "extended", "2024-03-20T02:00:00", {"days": 5, "approver": "局长"}))  # fmt: skip
+    evaluate(dsn, "2024-04-02T03:00:00")
+    rows = query(dsn, "SELECT case_id, detail->'reasons' FROM jiancha.cards "
+                      "WHERE rule = 'extension_irregular'")  # fmt: skip
+    assert rows == [("C3", ["after_deadline"])]
+
+
+# --- 3. deemed acceptance -----------------------------------------------------------
+
+
+def test_an_application_not_answered_in_time_is_deemed_accepted_from_receipt(dsn: str) -> None:
+    # M2 (10 wd promised) submitted Mon Mar 4; the acceptance limit (5 wd) ends Mar 11 24:00
+    put(dsn, submitted("LATE", "2024-03-04T01:00:00", "M2"),
+        ("LATE", "accepted", "2024-03-14T02:00:00", {}),  # accepted late
+        submitted("NONE", "2024-03-04T01:00:00", "M2"),  # never answered
+        submitted("BUZ", "2024-03-04T01:00:00", "M2"),  # a timely 补正 notice stops it
+        ("BUZ", "supplement_requested", "2024-03-06T02:00:00", {"items": ["营业执照"]}),
+        ("BUZ", "supplement_received", "2024-03-13T02:00:00", {}),
+        ("BUZ", "accepted", "2024-03-14T02:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-03-19T02:00:00")
+    # 10 wd from receipt: Mar 5-8, 11-15, 18 -> Mar 18 24:00
+    got = [(c[0], c[3], c[4]) for c in cards(dsn, "decision_time")]
+    assert got == [("LATE", "red", z("2024-03-18T16:00:00")),
+                   ("NONE", "red", z("2024-03-18T16:00:00"))]  # fmt: skip
+    deemed = query(dsn, "SELECT min(issued_at) FROM jiancha.cards WHERE clock = 'decision'")
+    assert deemed[0][0] >= z("2024-03-11T16:00:00")  # no card before acceptance was deemed
+    (detail,) = query(dsn, "SELECT detail->>'deemed_accepted_at' FROM jiancha.cards "
+                           "WHERE case_id = 'LATE' AND rule = 'decision_time'")[0]  # fmt: skip
+    assert dt.datetime.fromisoformat(detail) == z("2024-03-11T16:00:00")
+
+
+# --- 4. joint handling --------------------------------------------------------------
+
+
+def test_joint_matters_have_45_days_and_a_lawful_15_day_extension(dsn: str) -> None:
+    put(dsn, *accepted_mar4("J1", "MJ"),
+        ("J1", "extended", "2024-04-10T02:00:00", {"days": 15, "approver": "市政府分管负责人"}),
+        *accepted_mar4("N1", "M1"),
+        ("N1", "extended", "2024-03-08T02:00:00", {"days": 15, "approver": "局长"}))  # fmt: skip
+    evaluate(dsn, "2024-04-12T02:00:00")
+    assert cards(dsn, "extension_irregular", "J1") == []
+    assert cards(dsn, "statutory_time", "J1") == []  # 45 + 15 wd: far ahead
+    rows = query(dsn, "SELECT case_id, detail->'reasons' FROM jiancha.cards "
+                      "WHERE rule = 'extension_irregular'")  # fmt: skip
+    assert rows == [("N1", ["too_many_days"])]
+
+
+# --- 5. overlapping pauses ----------------------------------------------------------
+
+
+def test_overlapping_pauses_freeze_the_clock_until_the_last_one_ends(dsn: str) -> None:
+    # MP: survey (max 10 wd) Tue Mar 5 10:00 - Fri Mar 8 10:00, a hearing (max 1 wd) inside it
+    # from Wed Mar 6 10:00 to Fri Mar 8 10:00: 3 wd frozen -> deadline Mar 14 24:00
+    put(dsn, *accepted_mar4("P1", "MP"),
+        ("P1", "suspended", "2024-03-05T02:00:00", {"type": "survey", "notified_days": 10}),
+        ("P1", "suspended", "2024-03-06T02:00:00", {"type": "hearing", "notified_days": 1}),
+        ("P1", "resumed", "2024-03-07T02:00:00", {"type": "survey"}),
+        ("P1", "resumed", "2024-03-08T02:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-03-14T02:00:00")
+    assert [c for c in cards(dsn, "decision_time") if c[3] == "red"] == []
+    evaluate(dsn, "2024-03-15T02:00:00")
+    assert [c[3:5] for c in cards(dsn, "decision_time") if c[3] == "red"] == [
+        ("red", z("2024-03-14T16:00:00"))
+    ]
+    # each pause against its own type's maximum: only the hearing (2 wd > 1) is overlong
+    assert [(c[2], c[4]) for c in cards(dsn, "pause_overlong")] == [
+        ("hearing@2024-03-06T02:00:00Z", z("2024-03-07T16:00:00"))
+    ]
+
+
+def test_a_resume_sorted_before_its_suspend_at_the_same_instant_never_leaves_it_open(
+    dsn: str,
+) -> None:
+    put(dsn, *accepted_mar4("P2", "MP"),
+        ("P2", "resumed", "2024-03-06T02:00:00", {}),  # lower id, same instant
+        ("P2", "suspended", "2024-03-06T02:00:00", {"type": "survey", "notified_days": 10}))
+    evaluate(dsn, "2024-03-12T02:00:00")
+    assert [c[3:5] for c in cards(dsn, "decision_time")] == [("red", PROMISED_RED)]
+
+
+# --- 6. a pause never resumed ---------------------------------------------------------
+
+
+def test_a_pause_never_resumed_earns_its_card_and_runs_again_past_its_allowance(
+    dsn: str,
+) -> None:
+    # M1 lists no pause type: a survey from Tue Mar 5 10:00, notified for 3 wd, never resumed.
+    # Its allowance ends Mar 8 24:00; from Mar 11 the clock runs again: red Mar 15 24:00
+    put(dsn, *accepted_mar4("P3"),
+        ("P3", "suspended", "2024-03-05T02:00:00", {"type": "survey", "notified_days": 3}))
+    evaluate(dsn, "2024-03-16T02:00:00")
+    assert [c[3:5] for c in cards(dsn, "decision_time")] == [("red", z("2024-03-15T16:00:00"))]
+    assert [c[2:5] for c in cards(dsn, "pause_overlong")] == [
+        ("survey@2024-03-05T02:00:00Z", "yellow", z("2024-03-08T16:00:00"))
+    ]
+    assert [c[2:5] for c in cards(dsn, "pause_not_allowed")] == [
+        ("survey@2024-03-05T02:00:00Z", "yellow", z("2024-03-05T02:00:00"))
+    ]
+
+
+# --- 7. a resume slightly ahead of the clock --------------------------------------------
+
+
+def test_a_pause_ending_just_ahead_of_now_does_not_silence_the_clock(dsn: str) -> None:
+    # paused Mon Mar 11 10:00, resumed 10:05 (a source clock a little ahead): at 10:03 the
+    # red still comes due, at the end of Mar 12 (the 5 minutes reach into the 6th day)
+    put(dsn, *accepted_mar4("P4"),
+        ("P4", "suspended", "2024-03-11T02:00:00", {"type": "survey", "notified_days": 1}),
+        ("P4", "resumed", "2024-03-11T02:05:00", {}))  # fmt: skip
+    doc = evaluate(dsn, "2024-03-11T02:03:00")
+    assert doc["next_due"] is not None
+    assert dt.datetime.fromisoformat(doc["next_due"]) == z("2024-03-12T16:00:00")
+
+
+# --- 8. 即办 after close of business ------------------------------------------------------
+
+
+def test_an_immediate_case_accepted_after_hours_is_due_at_next_close_of_business(
+    dsn: str,
+) -> None:
+    # M0 (即办) accepted Mon Mar 4 19:00 Beijing; the centre closes at 17:30
+    put(dsn, submitted("I1", "2024-03-04T10:30:00", "M0"),
+        ("I1", "accepted", "2024-03-04T11:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-03-04T12:00:00", "--calendar", "example-centre")
+    assert cards(dsn) == []  # nothing dated before the clock started
+    evaluate(dsn, "2024-03-05T10:00:00", "--calendar", "example-centre")
+    assert [c[1:5] for c in cards(dsn)] == [
+        ("immediate_time", "", "yellow", z("2024-03-05T09:30:00"))  # Mar 5 17:30 Beijing
+    ]
+
+
+# --- 9. 补正 after acceptance -------------------------------------------------------------
+
+
+def test_asking_for_pledged_materials_is_not_a_second_request(dsn: str) -> None:
+    put(dsn, submitted("S1", "2024-03-04T01:00:00"),
+        ("S1", "supplement_requested", "2024-03-04T03:00:00", {"items": ["图纸"]}),
+        ("S1", "supplement_received", "2024-03-05T02:00:00", {}),
+        ("S1", "accepted", "2024-03-05T03:00:00", {"pledged_days": 3}),
+        ("S1", "supplement_requested", "2024-03-06T02:00:00", {"items": ["承诺补交的证明"]}),
+        *accepted_mar4("S2"),
+        ("S2", "supplement_requested", "2024-03-06T02:00:00", {"items": ["营业执照"]}))
+    evaluate(dsn, "2024-03-07T02:00:00")
+    got = [(c[0], c[1], c[3], c[4]) for c in cards(dsn) if c[1] != "acceptance_time"]
+    assert got == [("S2", "supplement_after_acceptance", "yellow", z("2024-03-06T02:00:00"))]
+
+
+# --- 10. a second bad rating ------------------------------------------------------------
+
+
+def test_each_bad_rating_has_its_own_visit_and_rectification_clocks(dsn: str) -> None:
+    put(dsn, *accepted_mar4("R1"),
+        ("R1", "completed", "2024-03-05T02:00:00", {}),
+        ("R1", "rated", "2024-03-11T02:00:00", {"level": 1}),
+        ("R1", "review_visited", "2024-03-11T03:00:00", {}),
+        ("R1", "rated", "2024-03-18T02:00:00", {"level": 2}))  # fmt: skip
+    evaluate(dsn, "2024-04-02T02:00:00")
+    # the first: rectification within 15 wd of Mar 11 -> Apr 1 24:00, missed; the second:
+    # no return visit within 1 wd -> Mar 19 24:00
+    assert [c[1:5] for c in cards(dsn) if c[1].startswith("review")] == [
+        ("review_rectify", "rating@2024-03-11T02:00:00Z", "red", z("2024-04-01T16:00:00")),
+        ("review_visit", "rating@2024-03-18T02:00:00Z", "yellow", z("2024-03-19T16:00:00")),
+    ]
+
+
+# --- 11. refused after acceptance -------------------------------------------------------
+
+
+def test_a_refusal_after_acceptance_is_a_denial_and_its_own_yellow(dsn: str) -> None:
+    put(dsn, *accepted_mar4("F1"),
+        ("F1", "refused", "2024-03-06T02:00:00", {"reason": "不符合条件"}))  # fmt: skip
+    evaluate(dsn, "2024-03-20T02:00:00")
+    assert [c[1:5] for c in cards(dsn)] == [
+        ("refused_after_acceptance", "", "yellow", z("2024-03-06T02:00:00"))
+    ]
+    row = query(dsn, "SELECT status, decision, completed_at, clocks ? 'delivery' "
+                     "FROM jiancha.cases WHERE case_id = 'F1'")  # fmt: skip
+    assert row == [("refused", "deny", z("2024-03-06T02:00:00"), False)]
+
+
+# --- 12. the deadline a card records ----------------------------------------------------
+
+
+def test_a_card_records_the_deadline_as_of_its_crossing(dsn: str) -> None:
+    # yellow (1 wd left) crossed Mar 8 24:00; a pause begun afterwards (Mar 11 10:00 - Mar 12
+    # 10:00) moves the deadline, but not the one the yellow card records (Mar 11 24:00)
+    put(dsn, *accepted_mar4("D1", "MP"),
+        ("D1", "suspended", "2024-03-11T02:00:00", {"type": "survey", "notified_days": 3}),
+        ("D1", "resumed", "2024-03-12T02:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-03-12T03:00:00")
+    rows = query(dsn, "SELECT level, issued_at, deadline FROM jiancha.cards "
+                      "WHERE rule = 'decision_time'")  # fmt: skip
+    assert rows == [("yellow", z("2024-03-08T16:00:00"), PROMISED_RED)]
