@@ -194,9 +194,7 @@ def _extensions(
     return tuple(out)
 
 
-def _deemed(
-    cal: Calendar, case: CaseView, statute: Statute
-) -> tuple[int, int] | None:
+def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] | None:
     """(receipt, deemed at) when the application counts as accepted from receipt (Art. 32).
 
     Neither accepted, refused nor sent a 补正 notice within the acceptance

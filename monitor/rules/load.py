@@ -36,8 +36,7 @@ from monitor.vocab import CLOCKS, LEVELS
 
 # --- loading -------------------------------------------------------------------------
 
-_TOP = {"description", "extends", "supervision_reply_days", "statute", "clock", "check",
-        "override"}
+_TOP = {"description", "extends", "supervision_reply_days", "statute", "clock", "check", "override"}
 _CLOCK_KEYS = {
     "rule",
     "clock",

@@ -192,9 +192,7 @@ def test_an_extension_in_time_moves_the_promise_unless_the_centre_says_never(
     never.write_text('extends = "cards"\n[statute]\nextension_extends_promised = "never"\n',
                      encoding="utf-8")  # fmt: skip
     evaluate(dsn, "2024-03-12T03:00:00", "--rules", str(never))
-    assert [c[3:5] for c in cards(dsn, "decision_time") if c[3] == "red"] == [
-        ("red", PROMISED_RED)
-    ]
+    assert [c[3:5] for c in cards(dsn, "decision_time") if c[3] == "red"] == [("red", PROMISED_RED)]
 
 
 def test_after_deadline_means_the_statutory_deadline(dsn: str) -> None:
@@ -276,9 +274,12 @@ def test_overlapping_pauses_freeze_the_clock_until_the_last_one_ends(dsn: str) -
 def test_a_resume_sorted_before_its_suspend_at_the_same_instant_never_leaves_it_open(
     dsn: str,
 ) -> None:
-    put(dsn, *accepted_mar4("P2", "MP"),
+    put(
+        dsn,
+        *accepted_mar4("P2", "MP"),
         ("P2", "resumed", "2024-03-06T02:00:00", {}),  # lower id, same instant
-        ("P2", "suspended", "2024-03-06T02:00:00", {"type": "survey", "notified_days": 10}))
+        ("P2", "suspended", "2024-03-06T02:00:00", {"type": "survey", "notified_days": 10}),
+    )
     evaluate(dsn, "2024-03-12T02:00:00")
     assert [c[3:5] for c in cards(dsn, "decision_time")] == [("red", PROMISED_RED)]
 
@@ -291,8 +292,11 @@ def test_a_pause_never_resumed_earns_its_card_and_runs_again_past_its_allowance(
 ) -> None:
     # M1 lists no pause type: a survey from Tue Mar 5 10:00, notified for 3 wd, never resumed.
     # Its allowance ends Mar 8 24:00; from Mar 11 the clock runs again: red Mar 15 24:00
-    put(dsn, *accepted_mar4("P3"),
-        ("P3", "suspended", "2024-03-05T02:00:00", {"type": "survey", "notified_days": 3}))
+    put(
+        dsn,
+        *accepted_mar4("P3"),
+        ("P3", "suspended", "2024-03-05T02:00:00", {"type": "survey", "notified_days": 3}),
+    )
     evaluate(dsn, "2024-03-16T02:00:00")
     assert [c[3:5] for c in cards(dsn, "decision_time")] == [("red", z("2024-03-15T16:00:00"))]
     assert [c[2:5] for c in cards(dsn, "pause_overlong")] == [
@@ -338,13 +342,16 @@ def test_an_immediate_case_accepted_after_hours_is_due_at_next_close_of_business
 
 
 def test_asking_for_pledged_materials_is_not_a_second_request(dsn: str) -> None:
-    put(dsn, submitted("S1", "2024-03-04T01:00:00"),
+    put(
+        dsn,
+        submitted("S1", "2024-03-04T01:00:00"),
         ("S1", "supplement_requested", "2024-03-04T03:00:00", {"items": ["图纸"]}),
         ("S1", "supplement_received", "2024-03-05T02:00:00", {}),
         ("S1", "accepted", "2024-03-05T03:00:00", {"pledged_days": 3}),
         ("S1", "supplement_requested", "2024-03-06T02:00:00", {"items": ["承诺补交的证明"]}),
         *accepted_mar4("S2"),
-        ("S2", "supplement_requested", "2024-03-06T02:00:00", {"items": ["营业执照"]}))
+        ("S2", "supplement_requested", "2024-03-06T02:00:00", {"items": ["营业执照"]}),
+    )
     evaluate(dsn, "2024-03-07T02:00:00")
     got = [(c[0], c[1], c[3], c[4]) for c in cards(dsn) if c[1] != "acceptance_time"]
     assert got == [("S2", "supplement_after_acceptance", "yellow", z("2024-03-06T02:00:00"))]
