@@ -204,15 +204,17 @@ def test_zero_workdays_is_end_of_same_or_next_working_day(cn):
 # --- provisional years ---------------------------------------------------------
 
 
-def test_provisional_year_is_counted_on_weekends_and_flagged(cn):
-    # 2027 has no schedule in the data: New Year's Day 2027 (a Friday) counts as worked
+def test_provisional_year_is_counted_on_order_795_holidays_and_flagged(cn):
+    # 2027 has no schedule in the data: New Year's Day 2027 (a Friday) is inferred from
+    # Order 795 (tests/calendar/test_provisional.py), the Monday after is worked
     assert cn.is_provisional(days("2027-01-01"))[0]
-    assert cn.is_workday(days("2027-01-01"))[0]
+    assert not cn.is_workday(days("2027-01-01"))[0]
     assert not cn.is_workday(days("2027-01-02"))[0]
+    assert cn.is_workday(days("2027-01-04"))[0]
     starts = utc("2026-12-21T02:00:00", "2026-12-21T02:00:00")
     ends, prov = cn.deadline(starts, [5, 9], provisional=True)
     assert list(prov) == [False, True]
-    assert ends[1] == np.datetime64("2027-01-01T16:00:00")
+    assert ends[1] == np.datetime64("2027-01-04T16:00:00")
     _, cprov = cn.working_days_between(
         starts, utc("2026-12-25T00:00:00", "2027-01-04T00:00:00"), provisional=True
     )

@@ -50,7 +50,7 @@ def test_deadline_with_offset_and_provisional_year():
     text = ok("calendar", "deadline", "--start", "2026-12-21T10:00+08:00", "--workdays",
                      "9", "--json")  # fmt: skip
     doc = json.loads(text)
-    assert doc["deadline"] == "2027-01-01T16:00:00Z"
+    assert doc["deadline"] == "2027-01-04T16:00:00Z"  # Fri Jan 1: New Year's Day, inferred
     assert doc["provisional"] is True
     text = ok("calendar", "deadline", "--start", "2026-12-21T10:00", "--workdays", "9")
     assert "暂定" in text
