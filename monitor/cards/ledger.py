@@ -118,6 +118,8 @@ async def write(
     """Issue, close and revoke cards; call inside the transaction that caused them."""
     issue, close, cases = decided.issue, decided.close, decided.cases
     issued: list[ExistingCard] = []
+    # revocations first: a revoked card frees its key for the new crossing issued with it
+    revoked = await _transition(conn, decided.revoke, "revoked", now)
     if issue:
         reply_due = reply_deadlines(issue, ruleset, cal, now)
         views = [cases.get(c.case_id) for c in issue]
@@ -150,7 +152,6 @@ async def write(
         ]
         close = [*close, *at_once]
     closed = await _transition(conn, close, "closed", now)
-    revoked = await _transition(conn, decided.revoke, "revoked", now)
     return Written(issued, closed, revoked)
 
 

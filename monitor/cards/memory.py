@@ -72,6 +72,7 @@ class MemoryStore:
     ) -> Written:
         issue = decided.issue
         issued = []
+        revoked = self._move(decided.revoke, "revoked", now)  # first: frees the keys
         dues = reply_deadlines(issue, ruleset, cal, now)
         at_once = []
         for new, due in zip(issue, dues, strict=True):
@@ -95,7 +96,6 @@ class MemoryStore:
             if new.close is not None:
                 at_once.append(Closing(card.card_id, new.close, new.issued_at))
         closed = self._move([*decided.close, *at_once], "closed", now)
-        revoked = self._move(decided.revoke, "revoked", now)
         return Written(issued, closed, revoked)
 
     def _move(self, items: Sequence[Closing], status: str, now: dt.datetime) -> int:

@@ -219,22 +219,26 @@ def decide_case(
     """
     rules = ruleset.resolve(case.region, case.department, case.matter)
     decision = CaseDecision()
-    highest: dict[Key, int] = {}
-    crossed: set[tuple[str, str, int, int]] = set()
-    for card in existing:
-        crossed.add((card.rule, card.subject, card.level, card.issued_at))
-        if card.status != "revoked":
-            key = (card.rule, card.subject)
-            highest[key] = max(highest.get(key, 0), card.level)
     if timed is None:
         ps: Sequence[Period] = periods(case, matter, rules, cal, ruleset.statute)
         times: Sequence[LevelTimes] = level_times(cal, ps, now)
     else:
         ps, times = timed
     seen = _Seen()
-    overdue = _decision_overdue(ps, times)
     for p, tm in zip(ps, times, strict=True):
         seen.add(p, tm)
+    # what was wrong goes first: a revoked card no longer holds its level up
+    _ends(case, rules, existing, seen, cal, now, decision)
+    revoked = {c.card_id for c in decision.revoke}
+    highest: dict[Key, int] = {}
+    crossed: set[tuple[str, str, int, int]] = set()
+    for card in existing:
+        crossed.add((card.rule, card.subject, card.level, card.issued_at))
+        if card.status != "revoked" and card.card_id not in revoked:
+            key = (card.rule, card.subject)
+            highest[key] = max(highest.get(key, 0), card.level)
+    overdue = _decision_overdue(ps, times)
+    for p, tm in zip(ps, times, strict=True):
         if p.stop is None:
             if p.not_before is None or p.not_before <= now:  # deemed: the acceptance clock wakes
                 decision.running.append(p)
@@ -249,7 +253,6 @@ def decide_case(
             highest[(new.rule, new.subject)] = new.level
     decision.issue += check_cards(case, matter, rules, cal, now, highest, crossed,
                                   ruleset.statute)  # fmt: skip
-    _ends(case, rules, existing, seen, cal, now, decision)
     return decision
 
 

@@ -103,9 +103,10 @@ def test_decision_clock_blue_yellow_red_across_spring_festival(cal, rules):
 
 def test_statutory_clock_red_at_its_own_deadline(cal, rules):
     view = case(ACCEPTED_FEB8)
-    got = decide(cal, rules, view, "2024-03-13T16:00:00", [had("decision_time", 3)])
+    red = had("decision_time", 3, at="2024-02-21T16:00:00")
+    got = decide(cal, rules, view, "2024-03-13T16:00:00", [red])
     assert cards(got) == {("statutory_time", 3, "2024-03-13T16:00:00")}
-    assert decide(cal, rules, view, "2024-03-13T15:59:59", [had("decision_time", 3)]) == []
+    assert decide(cal, rules, view, "2024-03-13T15:59:59", [red]) == []
 
 
 def test_acceptance_clock_counts_the_working_sunday(cal, rules):
@@ -216,12 +217,24 @@ def test_extension_moves_the_deadline(cal, rules):
     # 15 wd from Feb 8: Feb 9, 18-23 (6), 26-Mar 1 (5), Mar 4, 5, 6 -> Mar 6 24:00
     assert not [
         c
-        for c in decide(cal, rules, view, "2024-03-06T15:59:59", [had("decision_time", 2)])
+        for c in decide(
+            cal,
+            rules,
+            view,
+            "2024-03-06T15:59:59",
+            [had("decision_time", 2, at="2024-03-05T04:00:00")],
+        )
         if c.rule == "decision_time"
     ]
     got = [
         c
-        for c in decide(cal, rules, view, "2024-03-06T16:00:00", [had("decision_time", 2)])
+        for c in decide(
+            cal,
+            rules,
+            view,
+            "2024-03-06T16:00:00",
+            [had("decision_time", 2, at="2024-03-05T04:00:00")],
+        )
         if c.rule == "decision_time"
     ]
     assert cards(got) == {("decision_time", 3, "2024-03-06T16:00:00")}
