@@ -30,12 +30,14 @@ __all__ = [
     "OUTCOMES",
     "STATE_NAMES",
     "STATUS_NAMES",
+    "SUBJECT_NAMES",
     "WEEKDAYS",
     "Lang",
     "Names",
     "level_name",
     "level_number",
     "local_text",
+    "subject_text",
     "word",
 ]
 
@@ -141,6 +143,22 @@ STATE_NAMES: Final[Names] = {
 }
 """Delivery states of a notification in the outbox."""
 
+SUBJECT_NAMES: Final[Names] = {
+    "hearing": {"zh": "听证", "en": "hearing"},
+    "bidding": {"zh": "招标", "en": "bidding"},
+    "auction": {"zh": "拍卖", "en": "auction"},
+    "inspection": {"zh": "检验", "en": "inspection"},
+    "testing": {"zh": "检测", "en": "testing"},
+    "quarantine": {"zh": "检疫", "en": "quarantine"},
+    "appraisal": {"zh": "鉴定", "en": "appraisal"},
+    "expert_review": {"zh": "专家评审", "en": "expert review"},
+    "survey": {"zh": "现场踏勘", "en": "site survey"},
+    "public_notice": {"zh": "公示", "en": "public notice"},
+    "rating": {"zh": "差评", "en": "bad rating"},
+    "request": {"zh": "补正通知", "en": "request for materials"},
+}
+"""What a card's subject (``kind@instant``) is about: pause types (special procedures), ..."""
+
 WEEKDAYS: Final[Mapping[Lang, tuple[str, ...]]] = {
     "zh": ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
@@ -176,3 +194,17 @@ def local_text(
     if deadline and (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
         return f"{local - dt.timedelta(days=1):{day}} 24:00"
     return local.strftime(f"{day} %H:%M:%S" if seconds else f"{day} %H:%M")
+
+
+def subject_text(subject: str, tz: str, lang: Lang) -> str:
+    """A card's subject as people read it: ``survey@2024-03-05T02:00:00Z`` -> 现场踏勘（… 起）."""
+    kind, sep, at = subject.partition("@")
+    if not sep:
+        return subject  # a step's name
+    try:
+        moment = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return subject
+    since = local_text(moment, tz, deadline=False)
+    name = word(SUBJECT_NAMES, kind, lang)
+    return f"{name}（{since} 起）" if lang == "zh" else f"{name} (from {since})"

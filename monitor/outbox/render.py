@@ -17,7 +17,7 @@ from monitor.cards.store import CardRecord
 from monitor.config import NotifyConfig
 from monitor.outbox.message import Message
 from monitor.paths import rules_dir
-from monitor.vocab import CLOCK_TITLES, LEVEL_NAMES, Lang, local_text, word
+from monitor.vocab import CLOCK_TITLES, LEVEL_NAMES, Lang, local_text, subject_text, word
 
 __all__ = ["ACTIONS", "CardFacts", "message_of", "payload", "render"]
 
@@ -50,6 +50,15 @@ def _template(kind: str, lang: str) -> string.Template:
     return string.Template(path.read_text(encoding="utf-8"))
 
 
+def _provisional(detail: Mapping[str, Any], lang: Lang) -> str:
+    """The note on a deadline counted on a year whose holiday notice is not published."""
+    if not detail.get("provisional"):
+        return ""
+    if lang == "zh":
+        return "（暂定：该年度放假安排尚未公布，按《全国年节及纪念日放假办法》推定）"
+    return " (provisional: that year's holiday notice is not published; inferred from the law)"
+
+
 def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
            heads: Mapping[str, str]) -> Message:  # fmt: skip
     """The message of a card or escalation, in the configured language."""
@@ -74,12 +83,12 @@ def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
         "matter_name": facts.matter_name or card.matter or "—",
         "rule": facts.rule_title or card.rule,
         "clock": word(CLOCK_TITLES, card.clock, lang)
-        + (f"·{d['subject']}" if d.get("subject") else ""),
+        + (f"·{subject_text(d['subject'], tz, lang)}" if d.get("subject") else ""),
         "limit": d.get("limit_days", "—"),
         "extension": extension,
         "used": f"{float(d['used_days']):.1f}" if "used_days" in d else "—",
         "remaining": f"{float(d['remaining_days']):.1f}" if "remaining_days" in d else "—",
-        "deadline": local_text(card.deadline, tz, missing="—"),
+        "deadline": local_text(card.deadline, tz, missing="—") + _provisional(d, lang),
         "issued": local_text(card.issued_at, tz, missing="—"),
         "reply_due": local_text(card.reply_due, tz, missing="—"),
         "action": ACTIONS[lang].get(card.level, ""),

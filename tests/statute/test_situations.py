@@ -403,3 +403,42 @@ def test_a_card_records_the_deadline_as_of_its_crossing(dsn: str) -> None:
     rows = query(dsn, "SELECT level, issued_at, deadline FROM jiancha.cards "
                       "WHERE rule = 'decision_time'")  # fmt: skip
     assert rows == [("yellow", z("2024-03-08T16:00:00"), PROMISED_RED)]
+
+
+# --- 13. provisional years -------------------------------------------------------------
+
+
+def test_a_deadline_in_an_unpublished_year_counts_the_statutory_holidays_and_says_so(
+    dsn: str, tmp_path: Path
+) -> None:
+    # accepted Mon 2026-12-28; 2027 has no published notice: New Year's Day (Order 795) is a
+    # rest day all the same -> Dec 29, 30, 31, Jan 4, 5 -> Jan 5 24:00, provisional
+    put(dsn, submitted("Y1", "2026-12-28T01:00:00"), ("Y1", "accepted", "2026-12-28T02:00:00", {}))
+    evaluate(dsn, "2027-01-06T02:00:00")
+    rows = query(dsn, "SELECT level, issued_at, detail->'provisional' FROM jiancha.cards "
+                      "WHERE rule = 'decision_time'")  # fmt: skip
+    assert rows == [("red", z("2027-01-05T16:00:00"), True)]
+    # the alert says so too
+    from monitor.calendar import load_calendar
+    from monitor.cards.store import CardRecord
+    from monitor.config import NotifyConfig
+    from monitor.outbox.enqueue import CardFacts
+    from monitor.outbox.render import render
+
+    (detail,) = query(dsn, "SELECT detail FROM jiancha.cards WHERE rule = 'decision_time'")[0]
+    record = CardRecord(1, "Y1", "decision", "decision_time", "red", z("2027-01-05T16:00:00"),
+                        z("2027-01-05T16:00:00"), "M1", "住建局", "W1", detail)  # fmt: skip
+    text = render(CardFacts(record, "超过承诺时限", "建筑工程施工许可"), "card", NotifyConfig(),
+                  load_calendar("cn"), {}).text  # fmt: skip
+    assert "截止：2027-01-05 24:00（暂定：该年度放假安排尚未公布" in text
+    # the notice is published (here: Jan 4 a rest day too): recomputed, the red moves
+    notice = tmp_path / "notice.toml"
+    notice.write_text('description = "2027 年通知"\nbase = "cn"\n[years.2027]\n'
+                      'source = "国办发明电〔2026〕N号"\n'
+                      'holidays = ["2027-01-01..2027-01-04"]\nworkdays = []\n',
+                      encoding="utf-8")  # fmt: skip
+    evaluate(dsn, "2027-01-07T02:00:00", "--calendar", str(notice))
+    rows = query(dsn, "SELECT issued_at, status, detail ? 'provisional' FROM jiancha.cards "
+                      "WHERE rule = 'decision_time' ORDER BY issued_at")  # fmt: skip
+    assert rows == [(z("2027-01-05T16:00:00"), "revoked", True),
+                    (z("2027-01-06T16:00:00"), "issued", False)]  # fmt: skip
