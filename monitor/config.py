@@ -109,6 +109,8 @@ class DaemonSettings:
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     rules: str = "cards"
     calendar: str = "cn"
+    # region-code prefix -> calendar: cases of those regions count on it (延边: "2224")
+    region_calendars: Mapping[str, str] = field(default_factory=dict)
     state_dir: str | None = None  # the clock table's checkpoint; else $STATE_DIRECTORY
     checkpoint_every: float = 300.0
     log_level: str = "INFO"
@@ -325,13 +327,26 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
+def _region_calendars(value: Any, where: str) -> dict[str, str]:
+    """``"2224" = "yanbian"``: a region-code prefix and the calendar its cases count on."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: 应为表 / must be a table of \"前缀\" = \"日历\"")
+    out = {}
+    for prefix, name in value.items():
+        if not str(prefix).strip():
+            raise ConfigError(f"{where}: 区划代码前缀不能为空 / an empty region prefix")
+        out[str(prefix)] = _text(name, f"{where} {prefix}")
+    return out
+
+
 def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
             secrets: Any) -> DaemonSettings:  # fmt: skip
     database = data.get("database") or {}
     _keys(database, {"source_dsn", "source_dsn_file", "dsn", "dsn_file"}, f"{where}: [database]")
     daemon = data.get("daemon") or {}
     _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar",
-                   "state_dir", "checkpoint_every"}, f"{where}: [daemon]")  # fmt: skip
+                   "region_calendars", "state_dir", "checkpoint_every"},
+          f"{where}: [daemon]")  # fmt: skip
     log = data.get("log") or {}
     _keys(log, {"level", "format"}, f"{where}: [log]")
 
@@ -366,6 +381,8 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
                     f"{where}: [daemon] rules"),
         calendar=_text(daemon.get("calendar", environ.get("JIANCHA_CALENDAR", "cn")),
                        f"{where}: [daemon] calendar"),
+        region_calendars=_region_calendars(daemon.get("region_calendars", {}),
+                                           f"{where}: [daemon.region_calendars]"),
         # systemd's StateDirectory= sets $STATE_DIRECTORY (a list when several are named)
         state_dir=(_text(daemon["state_dir"], f"{where}: [daemon] state_dir")
                    if "state_dir" in daemon

@@ -25,6 +25,7 @@ from exporters.metrics import Holder, registry_for
 from exporters.metrics import serve as serve_metrics
 from monitor import db, systemd
 from monitor.calendar import Calendar, CalendarError, load_calendar
+from monitor.calendar.regions import Regions, load_regions
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import Config, ConfigError, NotifyConfig, load_config
 from monitor.log import configure_logging, get_logger
@@ -52,6 +53,7 @@ class DaemonConfig:
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     rules: RuleSet = field(default_factory=load_rules)
     calendar: Calendar = field(default_factory=load_calendar)
+    regions: Regions | None = None  # regions with calendars of their own (None: none)
     rules_name: str = "cards"  # what SIGHUP re-reads
     calendar_name: str = "cn"
     config: Config = field(default_factory=lambda: Config(None, NotifyConfig(), "default"))
@@ -130,7 +132,7 @@ async def serve(
     async with db.open_loop(), trio.open_nursery() as nursery:
         notify = config.config.notify
         channels = build_channels(notify)  # a bad channel fails here, before READY
-        evaluator = Evaluator(config.rules, config.calendar,
+        evaluator = Evaluator(config.rules, config.calendar, regions=config.regions,
                               notifier=_notifier(notify, config.calendar, channels))  # fmt: skip
         checkpointer = None
         if config.state_dir is not None:
@@ -185,7 +187,7 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
         redecided=worker.redecided,
         gc_thresholds=list(gc.get_threshold()),
     )
-    clocks = len(worker.evaluator.table) if worker.evaluator is not None else 0
+    clocks = worker.evaluator.scheduler.rows() if worker.evaluator is not None else 0
     systemd.notify("READY=1", f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {clocks} 个")
 
 
@@ -194,7 +196,7 @@ def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
     st = worker.stats
     if not st.connected:
         return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
-    return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {len(evaluator.table)} 个，"
+    return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {evaluator.scheduler.rows()} 个，"
             f"已处理事件 {st.events} 条，已发牌 {evaluator.stats.cards_issued} 张")  # fmt: skip
 
 
@@ -228,6 +230,7 @@ class _Reloaded:
     rules: RuleSet
     calendar: Calendar
     channels: dict[str, Channel]
+    regions: Regions
 
 
 def _load_again(old: DaemonConfig) -> _Reloaded:
@@ -235,8 +238,10 @@ def _load_again(old: DaemonConfig) -> _Reloaded:
     cfg = load_config(old.config_file)
     rules_name = old.rules_name if "rules" in old.pinned else cfg.daemon.rules
     calendar_name = old.calendar_name if "calendar" in old.pinned else cfg.daemon.calendar
-    return _Reloaded(cfg, rules_name, calendar_name, load_rules(rules_name),
-                     load_calendar(calendar_name), build_channels(cfg.notify))  # fmt: skip
+    calendar = load_calendar(calendar_name)
+    return _Reloaded(cfg, rules_name, calendar_name, load_rules(rules_name), calendar,
+                     build_channels(cfg.notify),
+                     load_regions(calendar, cfg.daemon.region_calendars))  # fmt: skip
 
 
 def _needs_restart(old: DaemonConfig, cfg: Config) -> list[str]:
@@ -281,7 +286,8 @@ def reload(running: Running) -> bool:
                         if key not in old.pinned})  # fmt: skip
     wcfg = worker.config
     running.config = replace(
-        old, config=cfg, rules=rules, calendar=calendar, rules_name=new.rules_name,
+        old, config=cfg, rules=rules, calendar=calendar, regions=new.regions,
+        rules_name=new.rules_name,
         calendar_name=new.calendar_name, batch_size=wcfg.batch_size,
         poll_interval=wcfg.poll_interval, orphan_grace=wcfg.orphan_grace,
     )  # fmt: skip
@@ -299,7 +305,7 @@ def reload(running: Running) -> bool:
     changed = cfg.fingerprint != old.config.fingerprint
     if evaluator is not None:
         evaluator.notifier = notifier
-        changed = evaluator.request_reload(rules, calendar) or changed
+        changed = evaluator.request_reload(rules, calendar, new.regions) or changed
     running.reloads += 1
     log.info("reloaded" if changed else "reload_unchanged", config_hash=cfg.fingerprint,
              rules_hash=rules.fingerprint, calendar=calendar.name,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import asyncpg
 
 from monitor.calendar import Calendar
+from monitor.calendar.regions import Regions
 from monitor.cards.ledger import DbStore
 from monitor.cards.store import CardRecord, Store, Written
 from monitor.clocks.scheduler import Scheduler, row_of
@@ -76,6 +77,7 @@ class Pending:
     rows: dict[str, tuple[list[ClockRow], dict[tuple[str, str], int]]]
     now: int
     written: Written | None = None
+    where: dict[str, str] = field(default_factory=dict)  # case -> its region's table, if any
 
 
 def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
@@ -95,13 +97,21 @@ def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[st
 class Evaluator:
     """Decides on every batch and at every crossing instant; one per daemon (or replay)."""
 
-    def __init__(self, ruleset: RuleSet, cal: Calendar, *, notifier: Notifier | None = None):
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        cal: Calendar,
+        *,
+        notifier: Notifier | None = None,
+        regions: Regions | None = None,
+    ):
         self.ruleset = ruleset
         self.cal = cal
+        self.regions = regions if regions is not None else Regions(cal)
         self.scheduler = Scheduler()
         self.stats = CardStats()
         self.notifier = notifier  # queues notifications in the same transactions
-        self._next: tuple[RuleSet, Calendar] | None = None  # validated, waiting to take over
+        self._next: tuple[RuleSet, Calendar, Regions] | None = None  # validated, to take over
         self._why: str | None = None  # revocation reason while recomputing after a change
         self.log = get_logger("monitor.evaluator")
 
@@ -125,14 +135,26 @@ class Evaluator:
         pending = Pending({}, now)
         inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
                    cards.get(v.case_id, [])) for v in views]  # fmt: skip
-        decided = decide_cases(inputs, self.ruleset, self.cal, now, running=running)
-        # finished: record how, for the on-time and early rates (one calendar pass)
-        done = [i for i, v in enumerate(views)
-                if (dec := v.clocks.decision) is not None and dec.stop is not None]  # fmt: skip
-        outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], self.cal,
-                               self.ruleset.statute)  # fmt: skip
-        for i, got in zip(done, outcomes, strict=True):
-            decided[i].outcome = got
+        decided: list[CaseDecision] = [CaseDecision()] * len(views)
+        # each case on its region's calendar: one calendar pass per calendar
+        groups: dict[str, list[int]] = {}
+        for i, v in enumerate(views):
+            key = self.regions.key_of(v.region)
+            groups.setdefault(key, []).append(i)
+            if key:
+                pending.where[v.case_id] = key
+        for key, idx in groups.items():
+            cal = self.regions.for_region(key) if key else self.cal
+            got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now, running=running)
+            # finished: record how, for the on-time and early rates (one calendar pass)
+            done = [i for i in idx
+                    if (dec := views[i].clocks.decision) is not None and dec.stop is not None]
+            outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], cal,
+                                   self.ruleset.statute)  # fmt: skip
+            for i, d in zip(idx, got, strict=True):
+                decided[i] = d
+            for i, o in zip(done, outcomes, strict=True):
+                decided[i].outcome = o
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
@@ -173,7 +195,7 @@ class Evaluator:
         """After commit: the decided rows and levels go into the scheduler's table."""
         if pending is None:
             return
-        self.scheduler.put(pending.rows)
+        self.scheduler.put(pending.rows, pending.where)
         w = pending.written
         if w is None:
             return
@@ -270,13 +292,14 @@ class Evaluator:
         if self._next is not None:
             await self._swap(st, matters, now)
         n = int(now.timestamp())
-        cases = self.scheduler.rising(self.cal, n)
+        regional = dict(self.regions.regional())
+        cases = self.scheduler.rising(self.cal, n, regional)
         async with st.transaction():
             pending = await self.reload_cases(st, cases, matters, now) if cases else None
             escalated = await self._escalate(st, matters, now)
             reply = await st.next_reply_due()
         self.publish(pending)
-        self.scheduler.settle(cases, self.cal, n)
+        self.scheduler.settle(cases, self.cal, n, regional)
         self.scheduler.ticked(reply)
         self.stats.escalated += len(escalated)
         if escalated:
@@ -287,19 +310,26 @@ class Evaluator:
         """New rules or a new calendar wait for the next tick (the table is about to go)."""
         return self._next is not None
 
-    def request_reload(self, ruleset: RuleSet, cal: Calendar) -> bool:
-        """Take already-validated rules and calendar at the next tick; False if unchanged."""
-        if (ruleset.fingerprint, cal.fingerprint) == (self.ruleset.fingerprint,
-                                                      self.cal.fingerprint):  # fmt: skip
+    def request_reload(
+        self, ruleset: RuleSet, cal: Calendar, regions: Regions | None = None
+    ) -> bool:
+        """Take already-validated rules and calendars at the next tick; False if unchanged.
+
+        A changed mapping of regions to calendars is a calendar change: every
+        open case is recomputed on the calendar it now counts on.
+        """
+        regions = regions if regions is not None else Regions(cal)
+        if (ruleset.fingerprint, regions.fingerprint) == (self.ruleset.fingerprint,
+                                                          self.regions.fingerprint):  # fmt: skip
             return False
-        self._next = (ruleset, cal)
+        self._next = (ruleset, cal, regions)
         return True
 
     async def _swap(self, store: Store, matters: Mapping[str, Matter], now: dt.datetime) -> None:
         """Recompute every open clock on the new rules or calendar; revoke what lost its basis."""
         assert self._next is not None
-        old = (self.ruleset.fingerprint, self.cal.fingerprint)
-        self.ruleset, self.cal = self._next
+        old = (self.ruleset.fingerprint, self.regions.fingerprint)
+        self.ruleset, self.cal, self.regions = self._next
         self._next = None
         self._why = "calendar_changed" if old[0] == self.ruleset.fingerprint else "rules_changed"
         try:
@@ -308,7 +338,8 @@ class Evaluator:
             self._why = None
         self.log.info("rules_reloaded", rules=self.ruleset.name,
                       rules_hash=self.ruleset.fingerprint, calendar=self.cal.name,
-                      calendar_hash=self.cal.fingerprint, open_clocks=len(self.table))  # fmt: skip
+                      calendar_hash=self.regions.fingerprint,
+                      open_clocks=self.scheduler.rows())  # fmt: skip
 
     def wake_at(self) -> int | None:
         """UTC seconds of the next instant something comes due, if any."""

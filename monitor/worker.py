@@ -199,7 +199,7 @@ class Worker:
 
     async def _when_caught_up(self, target: db.Connection) -> None:
         """The ticks and the checkpoint, which must see the whole visible backlog taken."""
-        ev, ck = self.evaluator, self.checkpointer
+        ev, ck = self.evaluator, self._checkpointer()
         if ev is None:
             return
         if ev.due(self.clock()):
@@ -226,11 +226,18 @@ class Worker:
         if result.dead:
             self.log.warning("dead_letters", count=result.dead, batch_events=len(batch.events))
 
+    def _checkpointer(self) -> Checkpointer | None:
+        """None when regions count on calendars of their own: their tables are always rebuilt."""
+        ev = self.evaluator
+        if ev is not None and ev.regions.prefixes:
+            return None
+        return self.checkpointer
+
     async def _start_table(self, target: db.Connection) -> None:
         """The scheduler's table: from the checkpoint when it is usable, else built whole."""
         ev = self.evaluator
         assert ev is not None
-        ck = self.checkpointer
+        ck = self._checkpointer()
         got = None
         if ck is not None:
             got = await ck.resume(target, ev.ruleset.fingerprint, ev.cal.fingerprint)
@@ -245,7 +252,7 @@ class Worker:
 
     async def _save_on_exit(self) -> None:
         """Best effort, on a connection of its own (the loop's may be mid-query)."""
-        ev, ck = self.evaluator, self.checkpointer
+        ev, ck = self.evaluator, self._checkpointer()
         if ev is None or ck is None or ev.pending_reload() or not self.table_from:
             return
         cursor = self.stats.cursor  # consistent with the table: both change together

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.cli._common import (
     FMT,
+    UsageError,
     as_datetime,
     calendar_option,
     db_dsn,
@@ -55,7 +56,7 @@ def _summary(ev: Evaluator, now: dt.datetime, taken: int, dead: int) -> dict[str
         "now": now.isoformat(),
         "events": taken,
         "dead_letters": dead,
-        "open_clocks": len(ev.table),
+        "open_clocks": ev.scheduler.rows(),
         "cases": ev.table.cases(),
         "cards_issued": s.cards_issued,
         "issued_by_level": s.issued_by_level,
@@ -88,6 +89,24 @@ def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
         out.write(h(f"下一次到期：{doc['next_due']}\n", f"next due: {doc['next_due']}\n"))
 
 
+def _regions(args: argparse.Namespace, cal: Any) -> Any:
+    """``--region-calendar 2224=yanbian``: the calendars of regions that have their own."""
+    from monitor.calendar import CalendarError
+    from monitor.calendar.regions import load_regions
+
+    mapping = {}
+    for item in args.region_calendar or ():
+        prefix, sep, name = item.partition("=")
+        if not sep or not prefix or not name:
+            raise UsageError(h(f"--region-calendar 应为 区划前缀=日历：{item!r}",
+                               f"--region-calendar must be PREFIX=CALENDAR: {item!r}"))  # fmt: skip
+        mapping[prefix] = name
+    try:
+        return load_regions(cal, mapping)
+    except CalendarError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
     from monitor.pipeline import Evaluator, apply_batch
@@ -99,7 +118,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     cal = load_calendar(args.calendar)
     now = instant_arg(args.now, cal)
     source = db_dsn(args.source_dsn, "source")
-    evaluator = Evaluator(rs, cal)
+    evaluator = Evaluator(rs, cal, regions=_regions(args, cal))
 
     async def work(src: Connection) -> dict[str, Any]:
         async with jiancha_connection(src, source, args.dsn) as target:
@@ -155,6 +174,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     rules_option(p)
     calendar_option(p)
+    p.add_argument(
+        "--region-calendar",
+        action="append",
+        metavar="PREFIX=CALENDAR",
+        help=h(
+            "区划代码以 PREFIX 开头的办件按该日历计时（可重复；配置文件中为 "
+            "[daemon.region_calendars]），例如 2224=yanbian",
+            "cases whose region code starts with PREFIX count on CALENDAR (repeatable; "
+            "[daemon.region_calendars] in the configuration), e.g. 2224=yanbian",
+        ),
+    )
     json_option(p)
     source_dsn_option(p)
     dsn_option(p)

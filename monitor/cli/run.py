@@ -42,13 +42,17 @@ def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
         raise UsageError(t("db.no_dsn", env="JIANCHA_SOURCE_DSN / [database] source_dsn"))
     rules_name = args.rules if args.rules is not None else d.rules
     calendar_name = args.calendar if args.calendar is not None else d.calendar
+    from monitor.calendar import CalendarError
+    from monitor.calendar.regions import load_regions
     from monitor.config import ConfigError
     from monitor.notify import build_channels
 
     try:  # refused here, before the daemon starts, when invalid
         rules = load_rules(rules_name)
         build_channels(cfg.notify)  # their secret files too
-    except (RuleError, ConfigError) as exc:
+        calendar = load_calendar(calendar_name)
+        regions = load_regions(calendar, d.region_calendars)
+    except (RuleError, ConfigError, CalendarError) as exc:
         raise UsageError(str(exc)) from None
     return DaemonConfig(
         source_dsn=source,
@@ -57,7 +61,8 @@ def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
         poll_interval=args.poll_interval if args.poll_interval is not None else d.poll_interval,
         orphan_grace=d.orphan_grace,
         rules=rules,
-        calendar=load_calendar(calendar_name),
+        calendar=calendar,
+        regions=regions if regions.prefixes else None,
         rules_name=rules_name,
         calendar_name=calendar_name,
         config=cfg,

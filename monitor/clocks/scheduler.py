@@ -28,10 +28,16 @@ def row_of(period: Period, pauses: Pauses, now: int) -> ClockRow:
 
 
 class Scheduler:
-    """The clock table and the instants it next needs a look."""
+    """The clock tables and the instants they next need a look.
+
+    ``table`` holds the cases counted on the centre's calendar; a region with
+    a calendar of its own (`monitor.calendar.regions`) has a table of its own,
+    evaluated on that calendar, keyed by the region prefix.
+    """
 
     def __init__(self) -> None:
         self.table = ClockTable()
+        self.regional: dict[str, ClockTable] = {}
         self.next_due: int | None = None  # UTC seconds of the next crossing
         self.next_reply: int | None = None  # next supervision-order reply deadline
         self.dirty = True  # rows changed since the last pass: their levels need a look
@@ -40,39 +46,75 @@ class Scheduler:
     def reset(self, table: ClockTable | None = None) -> None:
         """A new table (empty, or a checkpoint's): the next pass looks at every row."""
         self.table = table if table is not None else ClockTable()
+        if table is None:
+            self.regional = {}
         self.dirty = True
         self.full = True
 
     def put(
-        self, rows: Mapping[str, tuple[Sequence[ClockRow], Mapping[tuple[str, str], int]]]
+        self,
+        rows: Mapping[str, tuple[Sequence[ClockRow], Mapping[tuple[str, str], int]]],
+        where: Mapping[str, str] | None = None,
     ) -> None:
         """Committed decisions: each case's running rows and the highest level per rule.
 
-        New rows wait with due = 0: the next pass (an incremental one)
-        evaluates them and folds their crossings into ``next_due``.
+        ``where`` names the regional table of a case ("" or absent: the
+        centre's). New rows wait with due = 0: the next pass (an incremental
+        one) evaluates them and folds their crossings into ``next_due``.
         """
         for case_id, (case_rows, highest) in rows.items():
-            self.table.put(case_id, case_rows, highest)
+            key = (where or {}).get(case_id, "")
+            if key or self.regional:
+                self.drop([case_id])  # its region's calendar may have changed
+            table = self.table if not key else self.regional.setdefault(key, ClockTable())
+            table.put(case_id, case_rows, highest)
         if rows:
             self.dirty = True
 
     def drop(self, case_ids: Iterable[str]) -> None:
+        tables = self.tables()
         for case_id in case_ids:
-            self.table.drop(case_id)
+            for _, table in tables:
+                table.drop(case_id)
 
-    def rising(self, cal: Calendar, now: int) -> list[str]:
+    def tables(self) -> list[tuple[str, ClockTable]]:
+        return [("", self.table), *self.regional.items()]
+
+    def rows(self) -> int:
+        """Open clocks in every table."""
+        return sum(len(t) for _, t in self.tables())
+
+    def rising(
+        self, cal: Calendar, now: int, regional: Mapping[str, Calendar] | None = None
+    ) -> list[str]:
         """One kernel pass at ``now``: the cases with a row whose level rose (sorted)."""
-        rose, self.next_due = self.table.evaluate(cal, now, full=self.full)
+        cases: set[str] = set()
+        dues: list[int] = []
+        for key, table in self.tables():
+            rose, nd = table.evaluate((regional or {}).get(key, cal), now, full=self.full)
+            if nd is not None:
+                dues.append(nd)
+            owner = table.owner
+            cases.update(o[0] for s in rose if (o := owner[s]) is not None)
+        self.next_due = min(dues, default=None)
         self.full = False
-        owner = self.table.owner
-        return sorted({o[0] for s in rose if (o := owner[s]) is not None})
+        return sorted(cases)
 
-    def settle(self, case_ids: Sequence[str], cal: Calendar, now: int) -> None:
+    def settle(
+        self,
+        case_ids: Sequence[str],
+        cal: Calendar,
+        now: int,
+        regional: Mapping[str, Calendar] | None = None,
+    ) -> None:
         """The engine looked at these cases: what it declined stays quiet until it rises again."""
         if not case_ids:
             return
-        slots = [s for cid in case_ids for s in self.table.by_case.get(cid, [])]
-        self.table.mark_seen(np.asarray(slots, dtype=np.intp), cal, now)
+        for key, table in self.tables():
+            slots = [s for cid in case_ids for s in table.by_case.get(cid, [])]
+            if slots:
+                table.mark_seen(np.asarray(slots, dtype=np.intp),
+                                (regional or {}).get(key, cal), now)  # fmt: skip
 
     def ticked(self, next_reply: dt.datetime | None) -> None:
         """A pass is done; ``next_reply`` is the next supervision-order reply deadline."""

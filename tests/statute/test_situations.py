@@ -442,3 +442,45 @@ def test_a_deadline_in_an_unpublished_year_counts_the_statutory_holidays_and_say
                       "WHERE rule = 'decision_time' ORDER BY issued_at")  # fmt: skip
     assert rows == [(z("2027-01-05T16:00:00"), "revoked", True),
                     (z("2027-01-06T16:00:00"), "issued", False)]  # fmt: skip
+
+
+# --- 14. per-region calendars ------------------------------------------------------------
+
+
+def test_a_cases_region_selects_its_calendar_and_a_new_mapping_recomputes(dsn: str) -> None:
+    # accepted Mon 2024-09-02 10:00; 延边 (region 2224xx) rests on Sept 3, its founding day:
+    # national Sep 3-6, 9 -> Sep 9 24:00; 延边 Sep 4-6, 9, 10 -> Sep 10 24:00
+    yanbian = ("--region-calendar", "2224=yanbian")
+    for cid, region in (("CC", "220102"), ("YJ", "222401")):
+        put(dsn, (cid, "submitted", "2024-09-02T01:00:00", {**SUB, "matter": "M1",
+                                                             "region": region}),
+            (cid, "accepted", "2024-09-02T02:00:00", {}))  # fmt: skip
+    evaluate(dsn, "2024-09-10T02:00:00")  # before the mapping: both on the national calendar
+    reds = {(c[0], c[4], c[5]) for c in cards(dsn, "decision_time") if c[3] == "red"}
+    assert reds == {("CC", z("2024-09-09T16:00:00"), "issued"),
+                    ("YJ", z("2024-09-09T16:00:00"), "issued")}  # fmt: skip
+    evaluate(dsn, "2024-09-10T03:00:00", *yanbian)  # the mapping changes: 延边's red goes
+    evaluate(dsn, "2024-09-11T02:00:00", *yanbian)
+    reds = {(c[0], c[4], c[5]) for c in cards(dsn, "decision_time") if c[3] == "red"}
+    assert reds == {("CC", z("2024-09-09T16:00:00"), "issued"),
+                    ("YJ", z("2024-09-09T16:00:00"), "revoked"),
+                    ("YJ", z("2024-09-10T16:00:00"), "issued")}  # fmt: skip
+
+
+def test_region_calendars_are_configured_by_prefix(tmp_path: Path) -> None:
+    from monitor.calendar import load_calendar
+    from monitor.calendar.regions import load_regions
+    from monitor.config import ConfigError, load_config
+
+    good = tmp_path / "jiancha.toml"
+    good.write_text('[daemon]\ncalendar = "cn"\n[daemon.region_calendars]\n"2224" = "yanbian"\n'
+                    '"222403" = "cn"\n', encoding="utf-8")  # fmt: skip
+    cfg = load_config(str(good), environ={})
+    regions = load_regions(load_calendar("cn"), cfg.daemon.region_calendars)
+    # the longest prefix wins: 222403 (敦化) back on the national calendar
+    assert [regions.for_region(r).name for r in ("222401", "222403", "220102", None)] == [
+        "yanbian", "cn", "cn", "cn"]  # fmt: skip
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[daemon]\nregion_calendars = "yanbian"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.toml: \[daemon.region_calendars\]"):
+        load_config(str(bad), environ={})
