@@ -144,8 +144,10 @@ def test_live_cards_do_not_depend_on_arrival(
     if view is None:
         return
     rules = RULES.resolve(view.region, view.department, view.matter)
-    starts = {(p.rule.rule, p.subject): max(p.start, p.not_before or p.start)
-              for p in periods(view, MATTERS.get(view.matter or ""), rules, CAL, RULES.statute)}
+    starts = {
+        (p.rule.rule, p.subject): max(p.start, p.not_before or p.start)
+        for p in periods(view, MATTERS.get(view.matter or ""), rules, CAL, RULES.statute)
+    }
     for c in got.cards.values():  # fmt: skip
         if c.status in OPEN_STATUSES and (c.rule, c.subject) in starts:
             assert c.issued_at.timestamp() >= starts[(c.rule, c.subject)], c
