@@ -78,6 +78,7 @@ class Pending:
     now: int
     written: Written | None = None
     where: dict[str, str] = field(default_factory=dict)  # case -> its region's table, if any
+    wakes: dict[str, int | None] = field(default_factory=dict)  # case -> a look then
 
 
 def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
@@ -161,6 +162,7 @@ class Evaluator:
             rows = [row_of(p, rel, now) for p, rel in zip(d.running, d.running_pauses,
                                                           strict=True)]  # fmt: skip
             pending.rows[view.case_id] = (rows, _highest(existing, d))
+            pending.wakes[view.case_id] = d.wake_at
         return decided, pending
 
     async def _write(
@@ -195,7 +197,7 @@ class Evaluator:
         """After commit: the decided rows and levels go into the scheduler's table."""
         if pending is None:
             return
-        self.scheduler.put(pending.rows, pending.where)
+        self.scheduler.put(pending.rows, pending.where, pending.wakes)
         w = pending.written
         if w is None:
             return

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from monitor.calendar import Calendar
-from monitor.clocks.table import ClockRow, ClockTable
+from monitor.clocks.table import ClockRow, ClockTable, earliest
 from monitor.clocks.timing import NAT, Pauses, Period
 
 __all__ = ["Scheduler", "row_of"]
@@ -38,6 +38,7 @@ class Scheduler:
     def __init__(self) -> None:
         self.table = ClockTable()
         self.regional: dict[str, ClockTable] = {}
+        self.wakes: dict[str, int] = {}  # case -> an instant the engine asked to look again
         self.next_due: int | None = None  # UTC seconds of the next crossing
         self.next_reply: int | None = None  # next supervision-order reply deadline
         self.dirty = True  # rows changed since the last pass: their levels need a look
@@ -47,7 +48,7 @@ class Scheduler:
         """A new table (empty, or a checkpoint's): the next pass looks at every row."""
         self.table = table if table is not None else ClockTable()
         if table is None:
-            self.regional = {}
+            self.regional, self.wakes = {}, {}
         self.dirty = True
         self.full = True
 
@@ -55,6 +56,7 @@ class Scheduler:
         self,
         rows: Mapping[str, tuple[Sequence[ClockRow], Mapping[tuple[str, str], int]]],
         where: Mapping[str, str] | None = None,
+        wakes: Mapping[str, int | None] | None = None,
     ) -> None:
         """Committed decisions: each case's running rows and the highest level per rule.
 
@@ -68,6 +70,11 @@ class Scheduler:
                 self.drop([case_id])  # its region's calendar may have changed
             table = self.table if not key else self.regional.setdefault(key, ClockTable())
             table.put(case_id, case_rows, highest)
+        for case_id, at in (wakes or {}).items():
+            if at is None:
+                self.wakes.pop(case_id, None)
+            else:
+                self.wakes[case_id] = at
         if rows:
             self.dirty = True
 
@@ -76,6 +83,7 @@ class Scheduler:
         for case_id in case_ids:
             for _, table in tables:
                 table.drop(case_id)
+            self.wakes.pop(case_id, None)
 
     def tables(self) -> list[tuple[str, ClockTable]]:
         return [("", self.table), *self.regional.items()]
@@ -96,6 +104,12 @@ class Scheduler:
                 dues.append(nd)
             owner = table.owner
             cases.update(o[0] for s in rose if (o := owner[s]) is not None)
+        for case_id, at in list(self.wakes.items()):
+            if at <= now:
+                cases.add(case_id)
+                del self.wakes[case_id]
+            else:
+                dues.append(at)
         self.next_due = min(dues, default=None)
         self.full = False
         return sorted(cases)
@@ -113,8 +127,12 @@ class Scheduler:
         for key, table in self.tables():
             slots = [s for cid in case_ids for s in table.by_case.get(cid, [])]
             if slots:
-                table.mark_seen(np.asarray(slots, dtype=np.intp),
-                                (regional or {}).get(key, cal), now)  # fmt: skip
+                at = np.asarray(slots, dtype=np.intp)
+                table.mark_seen(at, (regional or {}).get(key, cal), now)
+                # rows put by this very tick (a case woken without a row) fold in their next rise
+                nd = earliest(table.due[at])
+                if nd is not None and (self.next_due is None or nd < self.next_due):
+                    self.next_due = nd
 
     def ticked(self, next_reply: dt.datetime | None) -> None:
         """A pass is done; ``next_reply`` is the next supervision-order reply deadline."""

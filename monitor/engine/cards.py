@@ -99,6 +99,7 @@ class CaseDecision:
     running: list[Period] = field(default_factory=list)  # for the scheduler's table
     running_pauses: list[Pauses] = field(default_factory=list)  # each one's, at ``now``
     outcome: Outcome | None = None  # once the decision clock has stopped
+    wake_at: int | None = None  # look again then, whatever the table says (deemed acceptance)
 
 
 @dataclass(frozen=True)

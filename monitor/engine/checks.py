@@ -28,7 +28,7 @@ from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
-__all__ = ["check_cards"]
+__all__ = ["Findings", "check_cards", "findings"]
 
 Found = list[tuple[int, dict[str, Any], str]]  # (when the fact arose, what it records, subject)
 _Check = Callable[[CaseView, Matter | None, CheckRule, Calendar, Statute], Found]
@@ -133,15 +133,28 @@ _CHECKS: Mapping[str, _Check] = {
 }
 
 
+Findings = dict[tuple[str, str], tuple[CheckRule, int, dict[str, Any]]]
+"""(rule, subject) -> (the rule, when the fact arose, what the card records)."""
+
+
+def findings(
+    case: CaseView, matter: Matter | None, rules: Sequence[Rule], cal: Calendar, statute: Statute
+) -> Findings:
+    """Every procedural fact that holds on the case, by rule and subject."""
+    out: Findings = {}
+    for rule in rules:
+        if isinstance(rule, CheckRule):
+            for at, detail, subject in _CHECKS[rule.check](case, matter, rule, cal, statute):
+                out[(rule.rule, subject)] = (rule, at, detail)
+    return out
+
+
 def check_cards(
     case: CaseView,
-    matter: Matter | None,
-    rules: Sequence[Rule],
-    cal: Calendar,
+    found: Findings,
     now: int,
     highest: dict[tuple[str, str], int],
     crossed: set[tuple[str, str, int, int]],
-    statute: Statute,
 ) -> list[NewCard]:
     """The procedural cards ``case`` is due by ``now``; ``highest`` is updated with them.
 
@@ -151,17 +164,13 @@ def check_cards(
     """
     finished = case.status in FINISHED
     out = []
-    for rule in rules:
-        if not isinstance(rule, CheckRule):
+    for key, (rule, at, detail) in found.items():
+        if at > now or highest.get(key, 0) >= rule.level:
             continue
-        for at, detail, subject in _CHECKS[rule.check](case, matter, rule, cal, statute):
-            key = (rule.rule, subject)
-            if at > now or highest.get(key, 0) >= rule.level:
-                continue
-            if (rule.rule, subject, rule.level, at) in crossed:
-                continue
-            out.append(NewCard(case.case_id, rule.clock, rule.rule, rule.level, at, None, detail,
-                               close="case_finished" if finished else None,
-                               subject=subject))  # fmt: skip
-            highest[key] = rule.level
+        if (rule.rule, key[1], rule.level, at) in crossed:
+            continue
+        out.append(NewCard(case.case_id, rule.clock, rule.rule, rule.level, at, None, detail,
+                           close="case_finished" if finished else None,
+                           subject=key[1]))  # fmt: skip
+        highest[key] = rule.level
     return out

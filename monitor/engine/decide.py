@@ -20,7 +20,7 @@ import numpy as np
 from monitor.calendar import Calendar
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, periods, used_days
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
-from monitor.engine.checks import check_cards
+from monitor.engine.checks import Findings, check_cards, findings
 from monitor.rules.model import CheckRule, ClockRule, Rule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
@@ -150,6 +150,7 @@ def _ends(
     rules: Sequence[Rule],
     existing: Sequence[ExistingCard],
     seen: _Seen,
+    found: Findings,
     cal: Calendar,
     now: int,
     decision: CaseDecision,
@@ -163,9 +164,13 @@ def _ends(
             continue
         name = card.rule
         if name not in clock_rules:
-            if not card.is_open:
+            fact = found.get((name, card.subject))
+            if name in check_rules and (fact is None or fact[1] != card.issued_at):
+                # the fact is gone or began elsewhere (a late event before it)
+                decision.revoke.append(Closing(card.card_id, "fact_not_found", now))
+            elif not card.is_open:
                 continue
-            if name not in check_rules:
+            elif name not in check_rules:
                 decision.revoke.append(Closing(card.card_id, "rule_removed", now))
             elif finished:
                 decision.close.append(Closing(card.card_id, "case_finished", now))
@@ -228,7 +233,8 @@ def decide_case(
     for p, tm in zip(ps, times, strict=True):
         seen.add(p, tm)
     # what was wrong goes first: a revoked card no longer holds its level up
-    _ends(case, rules, existing, seen, cal, now, decision)
+    found = findings(case, matter, rules, cal, ruleset.statute)
+    _ends(case, rules, existing, seen, found, cal, now, decision)
     revoked = {c.card_id for c in decision.revoke}
     highest: dict[Key, int] = {}
     crossed: set[tuple[str, str, int, int]] = set()
@@ -240,9 +246,12 @@ def decide_case(
     overdue = _decision_overdue(ps, times)
     for p, tm in zip(ps, times, strict=True):
         if p.stop is None:
-            if p.not_before is None or p.not_before <= now:  # deemed: the acceptance clock wakes
+            if p.not_before is None or p.not_before <= now:
                 decision.running.append(p)
                 decision.running_pauses.append(tm.pauses)
+            else:  # deemed accepted later: no row before then, a look at that instant
+                at = decision.wake_at
+                decision.wake_at = p.not_before if at is None else min(at, p.not_before)
             if not running:
                 continue
         if p.rule.on == "step" and overdue:
@@ -251,8 +260,7 @@ def decide_case(
         if new is not None:
             decision.issue.append(new)
             highest[(new.rule, new.subject)] = new.level
-    decision.issue += check_cards(case, matter, rules, cal, now, highest, crossed,
-                                  ruleset.statute)  # fmt: skip
+    decision.issue += check_cards(case, found, now, highest, crossed)
     return decision
 
 

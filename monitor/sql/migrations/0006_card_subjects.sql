@@ -23,6 +23,17 @@ FROM jiancha.cases c
 WHERE c.case_id = k.case_id AND k.detail->>'subject' ~ '^[a-z_]+#[0-9]+$'
   AND c.clocks->'decision'->'pauses'->(split_part(k.detail->>'subject', '#', 2)::int - 1)
       ? 'start';
+-- a pause-type card (detail.type, no clock figures) by the first pause of that type
+UPDATE jiancha.cards k
+SET subject = (k.detail->>'type') || '@' || to_char((jsonb_path_query_first(c.clocks,
+        '$.decision.pauses[*] ? (@.type == $t).start',
+        jsonb_build_object('t', k.detail->>'type')) #>> '{}')::timestamptz AT TIME ZONE 'UTC',
+        'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+FROM jiancha.cases c
+WHERE c.case_id = k.case_id AND k.subject = '' AND k.detail ? 'type'
+  AND NOT k.detail ? 'limit_days'
+  AND jsonb_path_exists(c.clocks, '$.decision.pauses[*] ? (@.type == $t)',
+                        jsonb_build_object('t', k.detail->>'type'));
 UPDATE jiancha.cards k
 SET subject = 'rating@' || to_char(((c.clocks->'review'->>'start')::timestamptz)
                                    AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
