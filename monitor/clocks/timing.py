@@ -1,4 +1,4 @@
-"""The periods a case's clock rules watch, and when each level of each falls due.
+"""When each level of a period falls due (the periods themselves: ``monitor.clocks.periods``).
 
 A clock rule watches a *period* of a case (its decision period, a step, a
 pause, ...). A level is due once the period's working time reaches the
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.calendar import Calendar
-from monitor.rules.model import ClockRule, Rule, Statute
-from monitor.source.contract import Matter
-from monitor.state.case import Pause, Span
-from monitor.state.view import CaseView
+from monitor.rules.model import ClockRule
+from monitor.state.case import Pause
 
 __all__ = [
     "DECISION_DEADLINE",
@@ -37,21 +35,16 @@ __all__ = [
     "Pauses",
     "Period",
     "crossing_position",
-    "deadline_as_of",
     "epoch",
     "from_epoch",
     "level_times",
-    "pause_allowance",
     "pause_spans",
-    "periods",
-    "subject_of",
     "threshold_row",
     "thresholds",
     "used_days",
 ]
 
 NAT = np.iinfo(np.int64).min
-_STATUTE = Statute()
 EPS = 1e-7  # working days: float noise (one second is 1.2e-5)
 
 
@@ -107,230 +100,6 @@ STATUTORY_DEADLINE = ClockRule("deadline", "statutory", "statutory", "", "", {})
 def pause_spans(items: Iterable[Pause]) -> tuple[tuple[int, int | None], ...]:
     """Pauses as (start, end) UTC seconds, in order of start."""
     return tuple(sorted(((epoch(p.start), _epoch(p.end)) for p in items), key=lambda x: x[0]))
-
-
-def subject_of(kind: str, at: dt.datetime) -> str:
-    """A card's subject for the pause, rating or request that began at ``at``: ``kind@UTC``.
-
-    Named by its instant rather than its rank, so a late-arriving earlier one
-    does not renumber the others (and hand their cards to the wrong subject).
-    """
-    return f"{kind}@{at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def pause_allowance(p: Pause, matter: Matter | None, statute: Statute) -> int:
-    """Working days a pause may last: the matter's maximum, else the notice's, else the default."""
-    maxima = matter.pause_max_days if matter is not None else {}
-    if p.type in maxima:
-        return int(maxima[p.type])
-    return p.notified_days if p.notified_days > 0 else statute.pause_default_days
-
-
-def _capped_pauses(
-    cal: Calendar, items: Sequence[Pause], matter: Matter | None, statute: Statute
-) -> tuple[tuple[int, int | None], ...]:
-    """The union of the pauses, each ended at its allowance: the clocks' frozen intervals.
-
-    Overlapping pauses freeze the clock once (it runs again when the last one
-    closes), and a pause past its allowance counts as running time, so a
-    pause never resumed still lets the case go red in the end.
-    """
-    if not items:
-        return ()
-    spans = [(epoch(p.start), _epoch(p.end), pause_allowance(p, matter, statute)) for p in items]
-    # only a pause longer than its allowance in calendar days can be past it in working days
-    need = [i for i, (a, b, days) in enumerate(spans) if b is None or b - a > (days - 1) * 86400]
-    caps: dict[int, int] = {}
-    if need:
-        got = cal.deadline(np.asarray([spans[i][0] for i in need], dtype="datetime64[s]"),
-                           np.asarray([spans[i][2] for i in need], dtype=np.int64),
-                           errors="nat").astype(np.int64)  # fmt: skip
-        caps = {i: int(v) for i, v in zip(need, got.tolist(), strict=True) if v != NAT}
-    ends: list[tuple[int, int | None]] = []
-    for i, (a, b, _) in enumerate(spans):
-        cap = caps.get(i)
-        end = b if cap is None else (cap if b is None else min(b, cap))
-        ends.append((a, end))
-    ends.sort(key=lambda x: x[0])
-    merged: list[tuple[int, int | None]] = []
-    for a, b in ends:
-        if merged:
-            pa, pb = merged[-1]
-            if pb is None or a <= pb:
-                merged[-1] = (pa, None if pb is None or b is None else max(pb, b))
-                continue
-        merged.append((a, b))
-    return tuple(merged)
-
-
-def deadline_as_of(cal: Calendar, period: Period, at: int) -> int | None:
-    """The period's deadline as it stood at ``at``: pauses begun by then, clipped to it."""
-    before = tuple((s, e if e is not None and e <= at else at) for s, e in period.pauses if s < at)
-    return level_times(cal, [replace(period, stop=None, pauses=before)], at)[0].deadline
-
-
-def _extensions(
-    cal: Calendar,
-    case: CaseView,
-    start: int,
-    promised: int,
-    pauses: tuple[tuple[int, int | None], ...],
-    mode: str,
-) -> tuple[tuple[int, int], ...]:
-    """The extensions that also extend the promised limit, as (asked at, days)."""
-    exts = sorted(case.clocks.extensions, key=lambda e: e.at)
-    if mode == "never" or not exts:
-        return ()
-    if mode == "always":
-        return tuple((epoch(e.at), e.days) for e in exts)
-    out: list[tuple[int, int]] = []
-    for e in exts:
-        at = epoch(e.at)
-        p = Period(case.case_id, DECISION_DEADLINE, "", start, None, promised,
-                   sum(d for _, d in out), pauses)  # fmt: skip
-        deadline = deadline_as_of(cal, p, at)
-        if deadline is not None and at < deadline:  # asked in time: the promise moves too
-            out.append((at, e.days))
-    return tuple(out)
-
-
-def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] | None:
-    """(receipt, deemed at) when the application counts as accepted from receipt (Art. 32).
-
-    Neither accepted, refused nor sent a 补正 notice within the acceptance
-    limit: acceptance is deemed from the receipt of the materials. A late
-    acceptance is deemed too; a timely 补正 notice or refusal stops it.
-    """
-    c = case.clocks
-    acc = c.acceptance
-    if acc is None or acc.start is None:
-        return None
-    accepted = c.decision.start if c.decision is not None else None
-    if acc.stop is not None and acc.stop != accepted:
-        return None  # stopped by a 补正 notice or a refusal: no deeming
-    if acc.stop is None and case.status not in ("submitted",):
-        return None
-    start = epoch(acc.start)
-    if acc.stop is not None and epoch(acc.stop) - start < (statute.acceptance_days - 1) * 86400:
-        return None  # accepted within fewer calendar days than the limit's working days
-    limit = cal.deadline(np.asarray([start], dtype="datetime64[s]"), statute.acceptance_days,
-                         errors="nat").astype(np.int64)[0]  # fmt: skip
-    if limit == NAT:
-        return None
-    deemed = int(limit)
-    if acc.stop is not None and epoch(acc.stop) <= deemed:
-        return None  # accepted in time
-    return start, deemed
-
-
-def periods(
-    case: CaseView,
-    matter: Matter | None,
-    rules: Iterable[Rule],
-    cal: Calendar,
-    statute: Statute = _STATUTE,
-) -> list[Period]:
-    """The periods of a case that its clock rules watch, running or stopped."""
-    clock_rules = [r for r in rules if isinstance(r, ClockRule)]
-    if not clock_rules:
-        return []
-    out: list[Period] = []
-    c = case.clocks
-    closed = _epoch(case.closed_at)
-    ons = {r.on for r in clock_rules}
-    decision_like = bool(ons & {"decision", "statutory", "step"})
-    pauses = _capped_pauses(cal, c.pauses, matter, statute) if decision_like else ()
-    deemed = _deemed(cal, case, statute) if ons & {"decision", "statutory"} else None
-
-    def add(
-        rule: ClockRule,
-        start_at: dt.datetime | int | None,
-        stop_at: dt.datetime | None,
-        limit: int | None,
-        *,
-        subject: str = "",
-        extension: int = 0,
-        pz: tuple[tuple[int, int | None], ...] = (),
-        stops_on_close: bool = True,
-        not_before: int | None = None,
-        exts: tuple[tuple[int, int], ...] = (),
-    ) -> None:
-        if start_at is None or limit is None:
-            return
-        stop = _epoch(stop_at)
-        if stop is None and stops_on_close and closed is not None:
-            stop = closed
-        start = start_at if isinstance(start_at, int) else epoch(start_at)
-        out.append(Period(case.case_id, rule, subject, start, stop, int(limit), extension, pz,
-                          not_before, exts))  # fmt: skip
-
-    def span(rule: ClockRule, clock: Span | None, limit: int | None, **kw: object) -> None:
-        if clock is not None:
-            add(rule, clock.start, clock.stop, limit, **kw)  # type: ignore[arg-type]
-
-    for rule in clock_rules:
-        on = rule.on
-        if on in ("acceptance", "delivery", "immediate"):
-            span(rule, getattr(c, on), rule.limit_days)
-        elif on == "supplement":
-            span(rule, c.supplement, c.supplement.limit_days if c.supplement else None)
-        elif on in ("decision", "statutory"):
-            if on == "decision" and c.immediate is not None:
-                # an immediate case's promised limit (0 days) is its immediate clock, which the
-                # rule book (§4) cards yellow; a red supervision order on top was a double card
-                continue
-            _decision_period(add, rule, case, matter, cal, statute, pauses, deemed)
-        elif on == "step":
-            limits = matter.step_days if matter is not None else {}
-            for name, step in sorted(c.steps.items()):
-                if name in limits:
-                    span(rule, step, int(limits[name]), subject=name, pz=pauses)
-        elif on == "pause":
-            for p in c.pauses:
-                add(rule, p.start, p.end, pause_allowance(p, matter, statute),
-                    subject=subject_of(p.type, p.start))  # fmt: skip
-        elif on in ("review_visit", "review"):
-            for r in c.reviews:
-                add(rule, r.start, r.visited if on == "review_visit" else r.stop, rule.limit_days,
-                    stops_on_close=False, subject=subject_of("rating", r.start))  # fmt: skip
-    return out
-
-
-def _decision_period(
-    add: Callable[..., None],
-    rule: ClockRule,
-    case: CaseView,
-    matter: Matter | None,
-    cal: Calendar,
-    statute: Statute,
-    pauses: tuple[tuple[int, int | None], ...],
-    deemed: tuple[int, int] | None,
-) -> None:
-    """The promised or statutory period: deemed acceptance, joint handling, extensions."""
-    c = case.clocks
-    clock = c.decision if rule.on == "decision" else c.statutory
-    if clock is not None:
-        start: int | None = epoch(clock.start) if clock.start is not None else None
-        stop, limit = clock.stop, clock.limit_days
-    elif deemed is not None and matter is not None:  # not accepted: deemed from receipt
-        start, stop = None, None
-        limit = matter.promised_days if rule.on == "decision" else matter.statutory_days
-    else:
-        return
-    if rule.on == "statutory" and matter is not None and matter.joint:
-        limit = statute.joint_statutory_days
-    not_before = None
-    if deemed is not None:
-        start, not_before = deemed[0], deemed[1]
-    if start is None or limit is None:
-        return
-    if rule.on == "statutory":
-        exts = tuple((epoch(e.at), e.days) for e in c.extensions)
-    else:
-        exts = _extensions(cal, case, start, int(limit), pauses,
-                           statute.extension_extends_promised)  # fmt: skip
-    add(rule, start, stop, limit, extension=sum(d for _, d in exts), pz=pauses,
-        not_before=not_before, exts=exts)  # fmt: skip
 
 
 # --- thresholds and instants -------------------------------------------------------

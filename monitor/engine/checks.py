@@ -14,14 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor.calendar import Calendar
-from monitor.clocks.timing import (
-    STATUTORY_DEADLINE,
-    Period,
-    deadline_as_of,
-    epoch,
-    pause_spans,
-    subject_of,
-)
+from monitor.clocks.periods import deadline_as_of, subject_of
+from monitor.clocks.timing import STATUTORY_DEADLINE, Period, epoch, pause_spans
 from monitor.engine.cards import NewCard
 from monitor.rules.model import CheckRule, Rule, Statute
 from monitor.source.contract import Matter

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from monitor.calendar import Calendar
-from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, periods, used_days
+from monitor.clocks.periods import periods
+from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, findings
 from monitor.rules.model import CheckRule, ClockRule, Rule, RuleSet

@@ -7,7 +7,8 @@ import zoneinfo
 from collections.abc import Sequence
 
 from monitor.calendar import Calendar
-from monitor.clocks.timing import DECISION_DEADLINE, Period, from_epoch, level_times, periods
+from monitor.clocks.periods import periods
+from monitor.clocks.timing import DECISION_DEADLINE, Period, from_epoch, level_times
 from monitor.engine.cards import Outcome
 from monitor.rules.model import Statute
 from monitor.source.contract import Matter

@@ -22,7 +22,8 @@ import trio
 
 from monitor import db
 from monitor.calendar import Calendar
-from monitor.clocks.timing import from_epoch, level_times, periods, used_days
+from monitor.clocks.periods import periods
+from monitor.clocks.timing import from_epoch, level_times, used_days
 from monitor.config import NotifyConfig
 from monitor.log import get_logger
 from monitor.outbox.quiet import next_morning

@@ -18,7 +18,8 @@ from typing import Any
 
 from monitor.calendar import Calendar
 from monitor.cards.memory import MemoryStore
-from monitor.clocks.timing import from_epoch, level_times, periods
+from monitor.clocks.periods import periods
+from monitor.clocks.timing import from_epoch, level_times
 from monitor.db import Connection
 from monitor.engine.outcomes import outcome_of
 from monitor.pipeline import Evaluator

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from monitor.calendar import load_calendar
 from monitor.cards.memory import MemoryStore
-from monitor.clocks.timing import periods
+from monitor.clocks.periods import periods
 from monitor.pipeline import Evaluator
 from monitor.rules.load import load_rules
 from monitor.source.contract import Matter, SourceEvent
