@@ -216,7 +216,8 @@ async def prepare_source(dsn: str) -> None:
 
 # --- what the daemon should end up with ---------------------------------------------------
 
-CardRow = tuple[str, str, str, str, int, str]  # case, clock, rule, level, issued_at, status
+CardRow = tuple[str, str, str, str, str, int, str]
+"""case, clock, rule, subject, level, issued_at, status."""
 
 
 def expected_cards(
@@ -240,33 +241,37 @@ def expected_cards(
                                    running=running)  # fmt: skip
             for new in decision.issue:
                 card = ExistingCard(len(cards) + 1, case_id, new.clock, new.rule, new.level,
-                                    "closed" if new.close else "issued", new.issued_at)  # fmt: skip
+                                    "closed" if new.close else "issued", new.issued_at,
+                                    new.subject)  # fmt: skip
                 cards[card.card_id] = card
             for closing in decision.close:
                 cards[closing.card_id] = replace(cards[closing.card_id], status="closed")
             for closing in decision.revoke:
                 cards[closing.card_id] = replace(cards[closing.card_id], status="revoked")
-        out |= {(case_id, c.clock, c.rule, level_name(c.level), c.issued_at, c.status)
-                for c in cards.values()}  # fmt: skip
+        out |= {(case_id, c.clock, c.rule, c.subject, level_name(c.level), c.issued_at,
+                 c.status) for c in cards.values()}  # fmt: skip
     return out
 
 
 async def ledger_cards(conn: db.Connection) -> set[CardRow]:
     rows = await conn.fetch(
-        "SELECT case_id, clock, rule, level, issued_at, status FROM jiancha.cards"
+        "SELECT case_id, clock, rule, subject, level, issued_at, status FROM jiancha.cards"
     )
-    return {(r["case_id"], r["clock"], r["rule"], r["level"], int(r["issued_at"].timestamp()),
-             r["status"]) for r in rows}  # fmt: skip
+    return {(r["case_id"], r["clock"], r["rule"], r["subject"], r["level"],
+             int(r["issued_at"].timestamp()), r["status"]) for r in rows}  # fmt: skip
 
 
 async def ledger_view(conn: db.Connection) -> dict[str, Any]:
     """The ledger and the outbox without ids and recording times (which differ by run).
 
-    A card is named by (case, clock, rule, level); an idempotency key
+    A card is named by (case, clock, rule, subject, level, issued_at); an idempotency key
     ``kind:<card id>:channel`` by the card's name in place of its id.
     """
-    cards = await conn.fetch("SELECT id, case_id, clock, rule, level FROM jiancha.cards")
-    name = {r["id"]: "/".join((r["case_id"], r["clock"], r["rule"], r["level"])) for r in cards}
+    cards = await conn.fetch(
+        "SELECT id, case_id, clock, rule, subject, level, issued_at FROM jiancha.cards"
+    )
+    name = {r["id"]: "/".join((r["case_id"], r["clock"], r["rule"], r["subject"], r["level"],
+                               r["issued_at"].isoformat())) for r in cards}  # fmt: skip
     kinds: dict[str, list[str]] = {n: [] for n in name.values()}
     for r in await conn.fetch("SELECT card_id, kind FROM jiancha.card_events ORDER BY id"):
         kinds[name[r["card_id"]]].append(r["kind"])
@@ -516,9 +521,9 @@ async def test_the_daemon_rides_out_a_30_second_database_outage(own_server, rece
         finally:
             daemon.stop()
 
-    levels = {c[3] for c in expected}
+    levels = {c[4] for c in expected}
     assert levels == {"blue", "yellow", "red"}, levels
-    assert {c[5] for c in expected} == {"issued", "closed"}
+    assert {c[6] for c in expected} == {"issued", "closed"}
     print(
         f"\noutage: {busy['taken']}/{busy['written']} events taken and {busy['sent']}/"
         f"{busy['queued']} notifications sent when the server stopped; database_up 0 after "
@@ -642,7 +647,7 @@ async def test_sigkill_at_random_instants_gives_the_uninterrupted_ledger(
     assert killed["cards"] == reference["cards"]
     assert killed["card_events"] == reference["card_events"]
     assert killed["outbox"] == reference["outbox"]
-    assert {c[3] for c in expected} == {"blue", "yellow", "red"}
+    assert {c[4] for c in expected} == {"blue", "yellow", "red"}
     busy = sum(left for _, left in kills)
     assert busy >= KILLS // 2, f"most kills found nothing left to do: {kills}"
     print(
