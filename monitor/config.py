@@ -330,7 +330,7 @@ def _text(value: Any, where: str) -> str:
 def _region_calendars(value: Any, where: str) -> dict[str, str]:
     """``"2224" = "yanbian"``: a region-code prefix and the calendar its cases count on."""
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: 应为表 / must be a table of \"前缀\" = \"日历\"")
+        raise ConfigError(f'{where}: 应为表 / must be a table of "前缀" = "日历"')
     out = {}
     for prefix, name in value.items():
         if not str(prefix).strip():

@@ -148,8 +148,11 @@ class Evaluator:
             cal = self.regions.for_region(key) if key else self.cal
             got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now, running=running)
             # finished: record how, for the on-time and early rates (one calendar pass)
-            done = [i for i in idx
-                    if (dec := views[i].clocks.decision) is not None and dec.stop is not None]
+            done = [
+                i
+                for i in idx
+                if (dec := views[i].clocks.decision) is not None and dec.stop is not None
+            ]
             outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], cal,
                                    self.ruleset.statute)  # fmt: skip
             for i, d in zip(idx, got, strict=True):
