@@ -318,10 +318,11 @@ def overview() -> Json:
         panel(
             "bargauge",
             "超期在办件",
-            "已亮红牌（超过承诺期限）仍未办结的办件数，按部门（jiancha_open_cases，level=red）。",
+            "已超过承诺期限（暂停、合法延期已计入）仍未办结的办件数，按部门"
+            "（jiancha_overdue_cases；与统计口径 jiancha.overdue_v1 一致，其他规则的红牌不计）。",
             [
                 prom(
-                    f'sort_desc(sum by (department) (jiancha_open_cases{{level="red", {DEPT}}}))',
+                    f"sort_desc(jiancha_overdue_cases{{{DEPT}}})",
                     "{{department}}",
                     instant=True,
                 )
@@ -407,6 +408,8 @@ SELECT c.case_id AS "办件编号",
        c.matter AS "事项",
        k.level AS "最高牌级",
        COALESCE(k.deadline, c.decision_deadline) AS "期限",
+       CASE WHEN (k.detail->>'provisional')::boolean THEN '暂定（当年放假安排未公布）'
+            ELSE '' END AS "期限说明",
        (k.detail->>'remaining_days')::numeric AS "剩余工作日",
        k.status AS "牌状态"
 FROM jiancha.cases c

@@ -73,6 +73,7 @@ class Snapshot:
     open_cases: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
     active_cards: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     completions: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (dept, outcome)
+    overdue_cases: Mapping[str, int] = field(default_factory=dict)  # dept -> open past deadline
     cards_total: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # dept,lvl,rule
     ratings: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (dept, 1..5)
     bad_reviews: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # dept: (bad, fixed)
@@ -183,10 +184,16 @@ def _cases(s: Snapshot) -> Iterator[Metric]:
     yield _labelled(GaugeMetricFamily, "jiancha_active_cards",
                     "Open cards by level, rule and department", ["level", "rule", "department"],
                     sorted(s.active_cards.items()))  # fmt: skip
+    overdue = sorted({g[0] for g in groups} | set(s.overdue_cases))
+    yield _labelled(GaugeMetricFamily, "jiancha_overdue_cases",
+                    "Open cases past the instant their promised limit was used up (超期件), "
+                    "by department", ["department"],
+                    (([d], s.overdue_cases.get(d, 0)) for d in overdue))  # fmt: skip
     depts = sorted({d for d, _ in s.completions})
     yield _labelled(CounterMetricFamily, "jiancha_completions",
-                    "Cases whose decision clock ended, by department and outcome (early: before "
-                    "the deadline's day; on_time; late)", ["department", "outcome"],
+                    "Cases completed, by department and how the promised limit ended (early: "
+                    "before the deadline's day; on_time; late); withdrawn and terminated cases "
+                    "are not completions", ["department", "outcome"],
                     (([d, o], s.completions.get((d, o), 0)) for d in depts for o in s.outcomes),
                     )  # fmt: skip
     yield _labelled(CounterMetricFamily, "jiancha_cards",

@@ -52,6 +52,12 @@ _COMPLETIONS = """
 SELECT coalesce(department, '') AS department, outcome, count(*) AS n FROM jiancha.cases
 WHERE outcome IS NOT NULL GROUP BY 1, 2
 """
+# 超期件: the one definition (jiancha.overdue_v1, migration 0007), at the daemon's now.
+_OVERDUE = """
+SELECT coalesce(department, '') AS department, count(*) AS n FROM jiancha.cases c
+WHERE completed_at IS NULL AND closed_at IS NULL AND jiancha.overdue_v1(c, $1)
+GROUP BY 1
+"""
 _RATINGS = """
 SELECT coalesce(department, '') AS department, rating, count(*) AS n FROM jiancha.cases
 WHERE rating IS NOT NULL GROUP BY 1, 2
@@ -70,7 +76,7 @@ GROUP BY 1, 2, 3
 
 # The figures a snapshot takes from schema jiancha (kept from the last one while it is away).
 _FROM_DATABASE = ("open_cases", "active_cards", "notifications", "completions", "cards_total",
-                  "ratings", "bad_reviews")  # fmt: skip
+                  "ratings", "bad_reviews", "overdue_cases")  # fmt: skip
 
 
 class Snapshotter:
@@ -143,6 +149,7 @@ class Snapshotter:
             "cards": await conn.fetch(_ACTIVE_CARDS),
             "outbox": await conn.fetch(_OUTBOX),
             "completions": await conn.fetch(_COMPLETIONS),
+            "overdue": await conn.fetch(_OVERDUE, dt.datetime.fromtimestamp(self.clock(), dt.UTC)),
             "all_cards": await conn.fetch(_CARDS),
             "ratings": await conn.fetch(_RATINGS),
             "reviews": await conn.fetch(_REVIEWS),
@@ -170,6 +177,7 @@ class Snapshotter:
             "notifications": {(r["channel"], r["state"]): int(r["n"]) for r in rows["outbox"]},
             "completions": {(r["department"], r["outcome"]): int(r["n"])
                             for r in rows["completions"]},
+            "overdue_cases": {r["department"]: int(r["n"]) for r in rows["overdue"]},
             "cards_total": {(r["department"], r["level"], r["rule"]): int(r["n"])
                             for r in rows["all_cards"]},
             "ratings": {(r["department"], int(r["rating"])): int(r["n"]) for r in rows["ratings"]},
@@ -201,7 +209,7 @@ class Snapshotter:
             eval_buckets=tuple(self.tick_buckets),
             eval_sum=self.tick_sum,
             next_crossing=None if due is None else float(due),
-            open_clocks=len(e.table) if e is not None else 0,
+            open_clocks=e.scheduler.rows() if e is not None else 0,  # regional tables too
             delivered={c: v["delivered"] for c, v in per.items()},
             failed={c: v["failed"] for c, v in per.items()},
             unrouted=self.notifier.unrouted if self.notifier is not None else 0,

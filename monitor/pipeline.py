@@ -32,7 +32,7 @@ from monitor.clocks.table import ClockRow, ClockTable
 from monitor.db import Connection, only
 from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
-from monitor.engine.outcomes import outcomes_of
+from monitor.engine.figures import case_figures
 from monitor.log import get_logger
 from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
 from monitor.rules.model import RuleSet
@@ -147,18 +147,11 @@ class Evaluator:
         for key, idx in groups.items():
             cal = self.regions.for_region(key) if key else self.cal
             got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now, running=running)
-            # finished: record how, for the on-time and early rates (one calendar pass)
-            done = [
-                i
-                for i in idx
-                if (dec := views[i].clocks.decision) is not None and dec.stop is not None
-            ]
-            outcomes = outcomes_of([(views[i], inputs[i][1]) for i in done], cal,
-                                   self.ruleset.statute)  # fmt: skip
-            for i, d in zip(idx, got, strict=True):
+            # every case's part in the figures (deadline, outcome), on its own calendar
+            figs = case_figures([(views[i], inputs[i][1]) for i in idx], cal, self.ruleset.statute)
+            for i, d, f in zip(idx, got, figs, strict=True):
+                d.outcome = (f.deadline, f.outcome or "")
                 decided[i] = d
-            for i, o in zip(done, outcomes, strict=True):
-                decided[i].outcome = o
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
@@ -179,7 +172,7 @@ class Evaluator:
         decided = Decided.of(decisions, views)
         written = await store.write(decided, self.ruleset, self.cal, now)
         outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
-                    if d.outcome is not None and d.outcome[1]}  # fmt: skip
+                    if d.outcome is not None}  # fmt: skip
         if outcomes:
             await store.record_outcomes(outcomes)
         if written.issued and self.notifier is not None and store.conn is not None:
@@ -276,9 +269,11 @@ class Evaluator:
         now: dt.datetime,
         table: ClockTable,
         changed: Sequence[str],
+        wakes: Mapping[str, int] | None = None,
     ) -> None:
         """Take a saved table and re-decide only the cases changed since it was saved."""
         self.scheduler.reset(table)
+        self.scheduler.wakes.update(wakes or {})
         st = self._store(store)
         pending = None
         if changed:

@@ -206,7 +206,7 @@ class Worker:
             await ev.tick(target, self.tailer.matters, self.clock())
         if ck is not None and ck.due(trio.current_time()) and not ev.pending_reload():
             await ck.save(target, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
-                          self.stats.cursor, trio.current_time())  # fmt: skip
+                          self.stats.cursor, trio.current_time(), ev.scheduler.wakes)  # fmt: skip
 
     async def _apply(self, target: db.Connection, batch: Batch) -> None:
         started = trio.current_time()
@@ -245,8 +245,8 @@ class Worker:
             await ev.start(target, self.tailer.matters, self.clock())
             self.table_from, self.redecided = "rebuilt", len(ev.table.by_case)
             return
-        table, changed = got
-        await ev.resume(target, self.tailer.matters, self.clock(), table, changed)
+        table, changed, wakes = got
+        await ev.resume(target, self.tailer.matters, self.clock(), table, changed, wakes)
         self.table_from, self.redecided = "checkpoint", len(changed)
         self.log.info("checkpoint_resumed", clocks=len(ev.table), redecided=len(changed))
 
@@ -260,7 +260,7 @@ class Worker:
             with trio.move_on_after(5):
                 async with await db.connect(self.config.dsn, application_name="jiancha") as c:
                     await ck.save(c, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
-                                  cursor, trio.current_time())  # fmt: skip
+                                  cursor, trio.current_time(), ev.scheduler.wakes)  # fmt: skip
         except (*DISCONNECTS, asyncpg.PostgresError) as exc:
             self.log.warning("checkpoint_not_saved", error=f"{type(exc).__name__}: {exc}")
 

@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 6).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 7).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -73,7 +73,7 @@ CREATE TABLE jiancha.cases (
     last_event_id        bigint NOT NULL,
     updated_at           timestamptz NOT NULL,
     facts                jsonb NOT NULL DEFAULT '{}',  -- 补正 requests, fees, refusal (v2)
-    decision_deadline    timestamptz,                -- the promised deadline, pauses in (v4)
+    decision_deadline    timestamptz,                -- promised limit used up (v4, v7)
     outcome              text CHECK (outcome IN ('early', 'on_time', 'late'))  -- (v4)
 );
 CREATE INDEX cases_open_idx ON jiancha.cases (department, "window") WHERE completed_at IS NULL;
@@ -267,3 +267,39 @@ BEGIN
     ALTER DEFAULT PRIVILEGES IN SCHEMA jiancha GRANT SELECT ON TABLES TO jiancha_dashboard;
 END;
 $$;
+
+-- The figures, defined once (migration 0007; monitor/engine/figures.py).
+-- 超期件 at `at`: open then, and its promised limit used up by then.
+CREATE FUNCTION jiancha.overdue_v1(c jiancha.cases, at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT c.decision_deadline <= at
+       AND (c.completed_at IS NULL OR c.completed_at > at)
+       AND (c.closed_at IS NULL OR c.closed_at > at)
+       AND (c.refused_at IS NULL OR c.refused_at > at)
+$$;
+
+-- A period's counts per department and window: accepted and completed in [lo, hi),
+-- overdue at `at`; on_time includes early; the rates divide by on_time + late.
+CREATE FUNCTION jiancha.figures_v1(lo timestamptz, hi timestamptz, at timestamptz)
+RETURNS TABLE (dept text, win text, accepted bigint, immediate bigint, completed bigint,
+               on_time bigint, early bigint, late bigint, overdue_open bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(c.department, ''), coalesce(c."window", ''),
+           count(*) FILTER (WHERE c.accepted_at >= lo AND c.accepted_at < hi),
+           count(*) FILTER (WHERE c.accepted_at >= lo AND c.accepted_at < hi AND c.immediate),
+           count(*) FILTER (WHERE c.completed_at >= lo AND c.completed_at < hi
+                              AND (c.closed_at IS NULL OR c.closed_at > c.completed_at)),
+           count(*) FILTER (WHERE c.completed_at >= lo AND c.completed_at < hi
+                              AND c.outcome IN ('early', 'on_time')),
+           count(*) FILTER (WHERE c.completed_at >= lo AND c.completed_at < hi
+                              AND c.outcome = 'early'),
+           count(*) FILTER (WHERE c.completed_at >= lo AND c.completed_at < hi
+                              AND c.outcome = 'late'),
+           count(*) FILTER (WHERE jiancha.overdue_v1(c, at))
+    FROM jiancha.cases c
+    GROUP BY 1, 2
+$$;
+
+-- Open cases by their deadline: the overdue gauge every few seconds, the dashboards' lists.
+CREATE INDEX cases_deadline_open_idx ON jiancha.cases (decision_deadline)
+    WHERE completed_at IS NULL AND closed_at IS NULL;

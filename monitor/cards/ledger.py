@@ -227,9 +227,10 @@ WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
                   WHERE status IN ('issued', 'acknowledged', 'appealed'))
 """
 _OUTCOMES = """
-UPDATE jiancha.cases SET decision_deadline = u.d, outcome = u.o
+UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, '')
 FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
 WHERE case_id = u.c
+  AND (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, ''))
 """
 
 
@@ -264,7 +265,7 @@ class DbStore:
         return await next_reply_due(self.conn)
 
     async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None:
-        """How each finished case's decision clock ended (the on-time and early rates)."""
+        """Each case's figure columns: the overdue instant and, once completed, how it ended."""
         ids = list(outcomes)
         deadlines = [outcomes[c][0] for c in ids]
         await self.conn.execute(

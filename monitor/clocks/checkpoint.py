@@ -31,7 +31,7 @@ from monitor.clocks.table import ClockTable
 from monitor.log import get_logger
 from monitor.source.contract import Cursor
 
-FORMAT = 1
+FORMAT = 2  # 2: the scheduler's wake-ups are saved with the table
 FILENAME = "clock-table.npz"
 
 _IDENTITY = """
@@ -97,8 +97,15 @@ def save(path: Path, arrays: dict[str, np.ndarray[Any, Any]], meta: Meta) -> Non
         raise
 
 
-def load(path: Path) -> tuple[ClockTable, Meta] | None:
-    """The saved table and what it was built from; None when missing or unreadable."""
+def _wake_arrays(wakes: dict[str, int]) -> dict[str, np.ndarray[Any, Any]]:
+    """The instants the engine asked to look at a case again (a deeming, a pause's end):
+    no row of the table says them, so a resumed table without them would never look."""
+    return {"wake_case": np.asarray(list(wakes), dtype=str),
+            "wake_at": np.asarray(list(wakes.values()), dtype=np.int64)}  # fmt: skip
+
+
+def load(path: Path) -> tuple[ClockTable, Meta, dict[str, int]] | None:
+    """The saved table, what it was built from and its wake-ups; None when unusable."""
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = Meta(**json.loads(str(z["meta"])))
@@ -107,6 +114,7 @@ def load(path: Path) -> tuple[ClockTable, Meta] | None:
             for name in _COLUMNS:
                 getattr(table, name)[..., :n] = z[name]
             cases, rules = z["case"].tolist(), z["rule"].tolist()
+            wakes = dict(zip(z["wake_case"].tolist(), z["wake_at"].tolist(), strict=True))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if not isinstance(exc, FileNotFoundError):
             log = get_logger("monitor.clocks.checkpoint")
@@ -122,7 +130,7 @@ def load(path: Path) -> tuple[ClockTable, Meta] | None:
             table.rows += 1
         else:
             table.free.append(slot)
-    return table, meta
+    return table, meta, wakes
 
 
 class Checkpointer:
@@ -143,12 +151,12 @@ class Checkpointer:
         return Meta(FORMAT, identity, rules, calendar, cursor.tx, cursor.event_id, card_event)
 
     async def resume(self, conn: db.Connection, rules: str, calendar: str
-                     ) -> tuple[ClockTable, list[str]] | None:  # fmt: skip
-        """The saved table and the cases to re-decide, or None (then build it whole)."""
+                     ) -> tuple[ClockTable, list[str], dict[str, int]] | None:  # fmt: skip
+        """The saved table, the cases to re-decide and the wake-ups, or None (build it whole)."""
         got = load(self.path)
         if got is None:
             return None
-        table, saved = got
+        table, saved, wakes = got
         now = await self.meta(conn, rules, calendar, Cursor(0, 0))
         why = saved.matches(now)
         if why is None and now.card_event < saved.card_event:
@@ -157,14 +165,16 @@ class Checkpointer:
             self.log.info("checkpoint_ignored", reason=why, path=str(self.path))
             return None
         rows = await conn.fetch(_CHANGED, str(saved.cursor_tx), saved.cursor_id, saved.card_event)
-        return table, sorted(r["case_id"] for r in rows)
+        return table, sorted(r["case_id"] for r in rows), wakes
 
     async def save(self, conn: db.Connection, table: ClockTable, rules: str, calendar: str,
-                   cursor: Cursor, now: float) -> None:  # fmt: skip
+                   cursor: Cursor, now: float, wakes: dict[str, int] | None = None,
+                   ) -> None:  # fmt: skip
         # The ids are read first, then the table copied without an await in between:
         # anything committed meanwhile is after the ids, so it is re-decided at a resume.
         meta = await self.meta(conn, rules, calendar, cursor)
         snapshot = {k: np.array(v) for k, v in _arrays(table).items()}  # the thread's own copy
+        snapshot.update(_wake_arrays(dict(wakes or {})))
         await trio.to_thread.run_sync(save, self.path, snapshot, meta)
         self.saved_at = now
         self.log.info("checkpoint_saved", path=str(self.path), clocks=len(table),

@@ -13,7 +13,8 @@ from monitor.vocab import OPEN_STATUSES
 __all__ = ["CardKey", "CaseDecision", "Closing", "Decided", "ExistingCard", "NewCard", "Outcome"]
 
 Outcome = tuple[int | None, str]
-"""(the promised deadline, ``early`` | ``on_time`` | ``late``) of a finished case."""
+"""A case's figure columns: (the instant its promised limit is used up, ``early`` |
+``on_time`` | ``late`` once completed, else "") — ``monitor.engine.figures``."""
 
 
 CardKey = tuple[str, str, str, str, int]
@@ -98,7 +99,7 @@ class CaseDecision:
     revoke: list[Closing] = field(default_factory=list)
     running: list[Period] = field(default_factory=list)  # for the scheduler's table
     running_pauses: list[Pauses] = field(default_factory=list)  # each one's, at ``now``
-    outcome: Outcome | None = None  # once the decision clock has stopped
+    outcome: Outcome | None = None  # the figure columns (monitor.engine.figures)
     wake_at: int | None = None  # look again then, whatever the table says (deemed acceptance)
 
 

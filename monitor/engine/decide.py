@@ -250,6 +250,14 @@ def decide_case(
             if p.not_before is None or p.not_before <= now:
                 decision.running.append(p)
                 decision.running_pauses.append(tm.pauses)
+                if not running and max(tm.due, default=0) > highest.get(
+                    (p.rule.rule, p.subject), 0
+                ):
+                    # due now and left to the tick: make sure it looks, whatever the table
+                    # row says (a pause whose end is still ahead counts whole in the row)
+                    decision.wake_at = (
+                        now if decision.wake_at is None else min(decision.wake_at, now)
+                    )
             else:  # deemed accepted later: no row before then, a look at that instant
                 at = decision.wake_at
                 decision.wake_at = p.not_before if at is None else min(at, p.not_before)

@@ -313,17 +313,19 @@ def print_figures(o: Outcome, out: TextIO, as_json: bool) -> None:
     c = s["cards"]
     out.write(h(
         f"\n演示期 {p.first} 至 {p.last}（此前 {p.history_from} 起的办件作为积压写入）\n"
-        f"  受理 {s['submitted']} 件（即办 {share}），办结 {s['completed']} 件，"
-        f"按期办结率 {rate}，超期 {s['late']} 件\n"
+        f"  受理 {s['accepted']} 件（即办 {share}），办结 {s['completed']} 件，"
+        f"按期办结率 {rate}，超期办结 {s['late']} 件\n"
         f"  亮牌：蓝 {c['blue']}、黄 {c['yellow']}、红 {c['red']}；账本共 {s['cards_total']} 张\n"
-        f"  差评 {s['bad_ratings']} 条；期末在办 {s['open']} 件；死信 {s['dead_letters']} 条\n",
+        f"  差评 {s['bad_ratings']} 条；期末在办 {s['open']} 件（超期 {s['overdue']} 件）；"
+        f"死信 {s['dead_letters']} 条\n",
         f"\nDemo period {p.first} to {p.last} (cases since {p.history_from} written as a "
         f"backlog first)\n"
-        f"  submitted {s['submitted']} (immediate {share}), completed {s['completed']}, "
-        f"on time {rate}, late {s['late']}\n"
+        f"  accepted {s['accepted']} (immediate {share}), completed {s['completed']}, "
+        f"on time {rate}, completed late {s['late']}\n"
         f"  cards: blue {c['blue']}, yellow {c['yellow']}, red {c['red']}; "
         f"{s['cards_total']} in the ledger\n"
-        f"  bad ratings {s['bad_ratings']}; open at the end {s['open']}; "
+        f"  bad ratings {s['bad_ratings']}; open at the end {s['open']} "
+        f"({s['overdue']} overdue); "
         f"dead letters {s['dead_letters']}\n",
     ))  # fmt: skip
 

@@ -18,12 +18,11 @@ from typing import Any
 
 from monitor.calendar import Calendar
 from monitor.cards.memory import MemoryStore
-from monitor.clocks.periods import periods
-from monitor.clocks.timing import from_epoch, level_times
+from monitor.clocks.timing import from_epoch
 from monitor.db import Connection
-from monitor.engine.outcomes import outcome_of
+from monitor.engine.figures import case_figures, tally, total
 from monitor.pipeline import Evaluator
-from monitor.rules.model import ClockRule, RuleSet
+from monitor.rules.model import RuleSet
 from monitor.source.contract import Matter, SourceEvent, event_from_row, validate
 from monitor.state.reduce import reduce_case
 from monitor.state.view import CaseView
@@ -51,8 +50,10 @@ class Figures:
     promised_scale: float
     accepted: int = 0
     completed: int = 0
+    immediate: int = 0
     on_time: int = 0
     early: int = 0
+    late: int = 0
     overdue_open: int = 0
     dead_letters: int = 0
     cards_by_level: dict[str, int] = field(default_factory=dict)
@@ -61,11 +62,13 @@ class Figures:
 
     @property
     def on_time_rate(self) -> float | None:
-        return self.on_time / self.completed if self.completed else None
+        judged = self.on_time + self.late
+        return self.on_time / judged if judged else None
 
     @property
     def early_rate(self) -> float | None:
-        return self.early / self.completed if self.completed else None
+        judged = self.on_time + self.late
+        return self.early / judged if judged else None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,8 +77,10 @@ class Figures:
             "promised_scale": self.promised_scale,
             "accepted": self.accepted,
             "completed": self.completed,
+            "immediate": self.immediate,
             "on_time": self.on_time,
             "early": self.early,
+            "late": self.late,
             "on_time_rate": self.on_time_rate,
             "early_rate": self.early_rate,
             "overdue_open": self.overdue_open,
@@ -162,41 +167,13 @@ def _figures(
     hi: dt.datetime,
     scale: float,
 ) -> Figures:
+    """The period's figures by the one definition the daemon's metrics and SQL share."""
     fig = Figures(lo, hi, scale)
-    end = int(hi.timestamp())
-    for view in store.views.values():
-        decision = view.clocks.decision
-        accepted = decision.start if decision is not None else None
-        if accepted is not None and lo <= accepted < hi:
-            fig.accepted += 1
-        rules = [
-            r
-            for r in ruleset.resolve(view.region, view.department, view.matter)
-            if isinstance(r, ClockRule) and r.on == "decision"
-        ]
-        matter = matters.get(view.matter or "")
-        ps = periods(view, matter, rules[:1], cal, ruleset.statute)
-        if not ps:
-            continue
-        p = ps[0]
-        times = level_times(cal, [p], end if p.stop is None else min(end, p.stop))[0]
-        deadline = times.deadline
-        if p.stop is None or p.stop >= end:
-            if (
-                deadline is not None
-                and deadline <= end
-                and view.status not in ("withdrawn", "terminated")
-            ):
-                fig.overdue_open += 1
-            continue
-        completed = from_epoch(p.stop)
-        if not (lo <= completed < hi) or view.status in ("withdrawn", "terminated"):
-            continue
-        fig.completed += 1
-        # the same judgement as the daemon's
-        _, outcome = outcome_of(view, matter, cal, ruleset.statute)
-        fig.on_time += outcome in ("early", "on_time")
-        fig.early += outcome == "early"
+    views = list(store.views.values())
+    cases = [(v, matters.get(v.matter or "")) for v in views]
+    n = total(tally(case_figures(cases, cal, ruleset.statute), lo, hi, hi).values())
+    fig.accepted, fig.completed, fig.immediate = n.accepted, n.completed, n.immediate
+    fig.on_time, fig.early, fig.late, fig.overdue_open = n.on_time, n.early, n.late, n.overdue_open
     for card in store.cards.values():
         if lo <= card.issued_at < hi:
             name = level_name(card.level)

@@ -44,20 +44,21 @@ SELECT k.issued_at, k.level, k.rule, k.case_id, k.department, k."window", k.matt
 FROM jiancha.cards k ORDER BY k.id DESC LIMIT $1
 """
 
-# The figures of a span of business time, as jiancha saw them (not as simulated).
+# The figures of a span of business time, as jiancha saw them (not as simulated): the
+# counts by the one definition (jiancha.figures_v1), overdue at the span's end.
 _FIGURES = """
-SELECT
-  count(*) FILTER (WHERE submitted_at >= $1 AND submitted_at < $2) AS submitted,
-  count(*) FILTER (WHERE submitted_at >= $1 AND submitted_at < $2 AND immediate) AS immediate,
-  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2) AS completed,
-  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2
-                   AND outcome IN ('early', 'on_time')) AS on_time,
-  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2 AND outcome = 'late') AS late,
-  count(*) FILTER (WHERE rating IS NOT NULL AND updated_at >= $1) AS rated,
-  count(*) FILTER (WHERE rating <= 2 AND updated_at >= $1) AS bad_ratings,
-  count(*) FILTER (WHERE completed_at IS NULL AND closed_at IS NULL
-                   AND status NOT IN ('refused', 'withdrawn', 'terminated', 'orphan')) AS open
-FROM jiancha.cases
+SELECT coalesce(sum(accepted), 0) AS accepted, coalesce(sum(immediate), 0) AS immediate,
+       coalesce(sum(completed), 0) AS completed, coalesce(sum(on_time), 0) AS on_time,
+       coalesce(sum(late), 0) AS late, coalesce(sum(overdue_open), 0) AS overdue,
+       (SELECT count(*) FROM jiancha.cases
+        WHERE submitted_at >= $1 AND submitted_at < $2) AS submitted,
+       (SELECT count(*) FROM jiancha.cases
+        WHERE rating IS NOT NULL AND updated_at >= $1) AS rated,
+       (SELECT count(*) FROM jiancha.cases WHERE rating <= 2 AND updated_at >= $1) AS bad_ratings,
+       (SELECT count(*) FROM jiancha.cases
+        WHERE completed_at IS NULL AND closed_at IS NULL
+          AND status NOT IN ('refused', 'withdrawn', 'terminated', 'orphan')) AS open
+FROM jiancha.figures_v1($1, $2, $2)
 """
 
 _CARDS_IN = """
@@ -108,7 +109,7 @@ async def period_figures(conn: db.Connection, since: dt.datetime, until: dt.date
     f["dead_letters"] = await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters")
     done = f["on_time"] + f["late"]
     f["on_time_rate"] = round(f["on_time"] / done, 4) if done else None
-    f["immediate_share"] = round(f["immediate"] / f["submitted"], 4) if f["submitted"] else None
+    f["immediate_share"] = round(f["immediate"] / f["accepted"], 4) if f["accepted"] else None
     return f
 
 
@@ -179,15 +180,15 @@ def _today(v: View, lang: Lang) -> Any:
     t = v.today
     done = t.get("on_time", 0) + t.get("late", 0)
     rate = f"{100 * t.get('on_time', 0) / done:.1f}%" if done else "—"
-    share = f"{100 * t.get('immediate', 0) / t['submitted']:.0f}%" if t.get("submitted") else "—"
+    share = f"{100 * t.get('immediate', 0) / t['accepted']:.0f}%" if t.get("accepted") else "—"
     cards = "  ".join(f"{word(LEVEL_WORDS, lv, lang)} {v.cards_today.get(lv, 0)}" for lv in LEVELS)
     return Text(
-        h(f"今日：受理 {t.get('submitted', 0)}（即办 {share}）  办结 {t.get('completed', 0)}"
+        h(f"今日：受理 {t.get('accepted', 0)}（即办 {share}）  办结 {t.get('completed', 0)}"
           f"  按期办结率 {rate}  差评 {t.get('bad_ratings', 0)}  亮牌 {cards}"
-          f"  在办 {t.get('open', 0)}",
-          f"Today: submitted {t.get('submitted', 0)} (immediate {share})  completed "
+          f"  在办 {t.get('open', 0)}（超期 {t.get('overdue', 0)}）",
+          f"Today: accepted {t.get('accepted', 0)} (immediate {share})  completed "
           f"{t.get('completed', 0)}  on time {rate}  bad ratings {t.get('bad_ratings', 0)}"
-          f"  cards {cards}  open {t.get('open', 0)}")
+          f"  cards {cards}  open {t.get('open', 0)} ({t.get('overdue', 0)} overdue)")
     )  # fmt: skip
 
 

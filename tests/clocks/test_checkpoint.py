@@ -135,6 +135,22 @@ async def test_restart_from_the_checkpoint_equals_a_full_build(dsn, tmp_path):
     assert table_of(fourth) == rows(await full_build(dsn))
 
 
+async def test_a_resumed_table_keeps_the_engines_wake_ups(dsn, tmp_path):
+    """G is submitted Mon Mar 4 and never accepted: it has no row until it is deemed accepted
+    (Art. 32) at the end of its 5th working day, so the engine asked to look then; a
+    restart from the checkpoint must look then too."""
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("G", "submitted", at(0), SUBMITTED)])
+    first = await run_tailer(dsn, tmp_path)
+    assert first.table_from == "rebuilt" and first.evaluator is not None
+    wakes = dict(first.evaluator.scheduler.wakes)
+    # Mar 5, 6, 7, 8, 11: deemed accepted Mon Mar 11 24:00 Beijing
+    assert wakes == {"G": int(dt.datetime(2024, 3, 11, 16, tzinfo=dt.UTC).timestamp())}
+    second = await run_tailer(dsn, tmp_path)
+    assert (second.table_from, second.redecided) == ("checkpoint", 0)
+    assert second.evaluator is not None and second.evaluator.scheduler.wakes == wakes
+
+
 async def test_a_checkpoint_of_other_rules_or_a_broken_file_is_not_used(dsn, tmp_path):
     async with await db.connect(dsn) as conn:
         await write(conn, [("A", "submitted", at(0), SUBMITTED), ("A", "accepted", at(1), {})])

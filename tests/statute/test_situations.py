@@ -484,3 +484,105 @@ def test_region_calendars_are_configured_by_prefix(tmp_path: Path) -> None:
     bad.write_text('[daemon]\nregion_calendars = "yanbian"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.toml: \[daemon.region_calendars\]"):
         load_config(str(bad), environ={})
+
+
+# --- the figures (docs/rule-book.md §5): overdue is past the deadline, 即办 included ------
+
+FIELDS = ("accepted", "immediate", "completed", "on_time", "early", "late", "overdue_open")
+
+
+def figures(dsn: str, lo: str, hi: str, at: str) -> dict[str, int]:
+    rows = query(
+        dsn,
+        "SELECT sum(accepted), sum(immediate), sum(completed), sum(on_time), "
+        "sum(early), sum(late), sum(overdue_open) FROM jiancha.figures_v1($1, $2, $3)",
+        z(lo),
+        z(hi),
+        z(at),
+    )
+    return dict(zip(FIELDS, (int(v or 0) for v in rows[0]), strict=True))
+
+
+def test_overdue_is_past_the_deadline_not_any_red_card(dsn: str) -> None:
+    # C1: accepted Mon Mar 11 (M1, 5 wd: deadline Mar 18 24:00) with a fee on the free matter
+    # (a red card) but not late; C2: accepted Mar 4 (deadline Mar 11 24:00), paused after
+    # its deadline; C3: accepted Mar 4, withdrawn after its deadline, then "completed"
+    put(
+        dsn,
+        submitted("C1", "2024-03-11T01:00:00"),
+        ("C1", "accepted", "2024-03-11T02:00:00", {}),
+        ("C1", "fee_charged", "2024-03-12T02:00:00", {"amount": 50}),
+        submitted("C2", "2024-03-04T01:00:00"),
+        ("C2", "accepted", "2024-03-04T02:00:00", {}),
+        ("C2", "suspended", "2024-03-13T02:00:00", {"type": "survey", "notified_days": 5}),
+        submitted("C3", "2024-03-04T01:00:00"),
+        ("C3", "accepted", "2024-03-04T02:00:00", {}),
+        ("C3", "withdrawn", "2024-03-14T02:00:00", {}),
+    )
+    evaluate(dsn, "2024-03-14T06:00:00")
+    reds = {r[0] for r in query(dsn, "SELECT case_id FROM jiancha.cards WHERE level = 'red'")}
+    assert {"C1", "C2"} <= reds  # C1's red is the fee's
+    # caught up after C2's pause began: its red, crossed before the pause, at its instant
+    assert [c[3:5] for c in cards(dsn, "decision_time", "C2")] == [("red", PROMISED_RED)]
+    f = figures(dsn, "2024-03-01T00:00:00", "2024-03-14T06:00:00", "2024-03-14T06:00:00")
+    # C2 is overdue while paused (its limit was used up before the pause); C1 has a red card
+    # but time left; C3, withdrawn, is neither open nor a completion
+    assert (f["accepted"], f["completed"], f["overdue_open"]) == (3, 0, 1)
+    # just before Mar 11 24:00 nobody was overdue; at it, C2 and C3 (C1: time left)
+    assert (
+        figures(dsn, "2024-03-01T00:00:00", "2024-03-11T15:00:00", "2024-03-11T15:59:59")[
+            "overdue_open"
+        ]
+        == 0
+    )
+    assert (
+        figures(dsn, "2024-03-01T00:00:00", "2024-03-11T16:00:00", "2024-03-11T16:00:00")[
+            "overdue_open"
+        ]
+        == 2
+    )
+    put(
+        dsn,
+        ("C1", "completed", "2024-03-14T07:00:00", {}),
+        ("C3", "completed", "2024-03-14T07:00:00", {}),
+    )
+    evaluate(dsn, "2024-03-14T08:00:00")
+    assert query(dsn, "SELECT case_id, outcome FROM jiancha.cases ORDER BY 1") == [
+        ("C1", "early"),
+        ("C2", None),
+        ("C3", None),
+    ]
+    f = figures(dsn, "2024-03-14T00:00:00", "2024-03-15T00:00:00", "2024-03-15T00:00:00")
+    assert (f["completed"], f["on_time"], f["early"], f["overdue_open"]) == (1, 1, 1, 1)
+
+
+def test_immediate_cases_count_and_after_close_of_business_is_late(dsn: str) -> None:
+    # M0: promised 0 (即办). D1 accepted Mon 10:00, done 16:00: early? no: same day = on time;
+    # D2 accepted Mon 10:00, done Tue 10:00: late; D3 accepted Mon 20:00 (after close),
+    # done Tue 10:00: on time (its limit is the next working day's close)
+    put(
+        dsn,
+        submitted("D1", "2024-03-04T01:00:00", "M0"),
+        ("D1", "accepted", "2024-03-04T02:00:00", {}),
+        ("D1", "completed", "2024-03-04T08:00:00", {}),
+        submitted("D2", "2024-03-04T01:00:00", "M0"),
+        ("D2", "accepted", "2024-03-04T02:00:00", {}),
+        ("D2", "completed", "2024-03-05T02:00:00", {}),
+        submitted("D3", "2024-03-04T11:00:00", "M0"),
+        ("D3", "accepted", "2024-03-04T12:00:00", {}),
+        ("D3", "completed", "2024-03-05T02:00:00", {}),
+    )
+    evaluate(dsn, "2024-03-06T00:00:00", "--calendar", "example-centre")  # closes 17:30
+    assert query(dsn, "SELECT case_id, outcome FROM jiancha.cases ORDER BY 1") == [
+        ("D1", "on_time"),
+        ("D2", "late"),
+        ("D3", "on_time"),
+    ]
+    f = figures(dsn, "2024-03-03T16:00:00", "2024-03-05T16:00:00", "2024-03-05T16:00:00")
+    assert (f["accepted"], f["immediate"], f["completed"], f["on_time"], f["late"]) == (
+        3,
+        3,
+        3,
+        2,
+        1,
+    )

@@ -37,6 +37,9 @@ def test_headless_demo_runs_a_day_and_prints_what_jiancha_saw(tmp_path):
     assert seen["submitted"] == simulated["cases"] and 500 <= seen["submitted"] <= 650
     assert seen["dead_letters"] == 0
     assert 0.45 <= seen["immediate_share"] <= 0.65
+    # the figures by the one definition (jiancha.figures_v1): on-time over judged completions
+    assert seen["accepted"] > 0 and seen["completed"] > 0 and seen["overdue"] >= 0
+    assert seen["on_time_rate"] == round(seen["on_time"] / (seen["on_time"] + seen["late"]), 4)
     assert seen["cards"]["blue"] > 0 and seen["cards_total"] >= sum(seen["cards"].values())
     assert postgres_stopped(folder)  # nothing left running
     log = [json.loads(line) for line in (folder / "jiancha.log").read_text().splitlines()
