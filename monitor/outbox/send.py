@@ -111,8 +111,9 @@ class Sender:
                  clock: Callable[[], dt.datetime] | None = None,
                  rng: random.Random | None = None, batch: int = 50,
                  lease: dt.timedelta | None = None,
-                 idle: float = 1.0) -> None:  # fmt: skip
+                 idle: float = 1.0, session: db.Session = db.OWN_SESSION) -> None:  # fmt: skip
         self.dsn = dsn
+        self.session = session
         self.configure(channels, cfg)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = rng or random.Random()
@@ -149,7 +150,8 @@ class Sender:
         delays = db.backoff_delays(0.2, 30.0, self.rng)
         while True:
             try:
-                async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
+                async with await db.connect(self.dsn, application_name="jiancha-sender",
+                                            session=self.session) as conn:  # fmt: skip
                     if status is not None:
                         status.started()
                         status = None
