@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -23,6 +23,7 @@ from monitor.config import NotifyConfig
 from monitor.log import get_logger
 from monitor.outbox.message import Channel, Delivery
 from monitor.outbox.render import message_of
+from monitor.redact import redact_text
 from monitor.wallclock import real_seconds
 
 __all__ = ["RateLimit", "Sender", "SenderStats"]
@@ -132,6 +133,8 @@ class Sender:
         self.channels = dict(channels)
         self.cfg = cfg
         self.limits = {n: RateLimit(c.per_minute) for n, c in self.channels.items()}
+        # Every configured secret (a channel may offer ``secrets``): no stored text holds one.
+        self.secrets = tuple(s for c in self.channels.values() for s in getattr(c, "secrets", ()))
 
     def _delay(self, attempts: int) -> float:
         ceiling = min(self.cfg.backoff_max, self.cfg.backoff_initial * 2 ** max(attempts, 0))
@@ -225,6 +228,8 @@ class Sender:
             except Exception as exc:  # a channel bug must not stop the others
                 result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
             ms = (trio.current_time() - started) * 1000
+        # The one gate of every stored error text: whatever a channel or library put in it.
+        result = replace(result, detail=redact_text(result.detail, self.secrets, limit=500))
         attempts = int(row["attempts"]) + 1
         if result.ok:
             state, nxt = "delivered", now
@@ -234,8 +239,8 @@ class Sender:
         else:
             state, nxt = "failed", now
         async with conn.transaction():
-            await conn.execute(_DONE, row["id"], now, result.ok, result.detail[:500], ms, state,
-                               nxt, "" if result.ok else result.detail[:500])  # fmt: skip
+            await conn.execute(_DONE, row["id"], now, result.ok, result.detail, ms, state,
+                               nxt, "" if result.ok else result.detail)  # fmt: skip
             if result.ok and row["card_id"] is not None and row["kind"] == "card":
                 await conn.execute(_NOTIFIED, row["card_id"], now, name)
         self.stats.attempts += 1
