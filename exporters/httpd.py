@@ -115,7 +115,7 @@ class BoundedServer(WSGIServer):
         """Stop accepting, close what waits, cut what is answered; returns once stopped."""
         self._stop.set()
         self._wake_w.send(b"x")
-        self._stopped.wait()
+        self._stopped.wait(self.deadline + _TICK)  # not forever if the loop died
         for t in self._threads:
             if t.is_alive():
                 t.join(timeout=self.deadline)

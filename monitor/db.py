@@ -262,8 +262,9 @@ async def _aio_connect(dsn: str, timeout: float, application_name: str, session:
         },
     )
     try:
-        # asyncpg has no keepalive option; its transport holds the socket.
-        session.keep_alive(raw._transport.get_extra_info("socket"))
+        # asyncpg has no keepalive option; its (private) transport holds the socket.
+        transport = getattr(raw, "_transport", None)
+        session.keep_alive(None if transport is None else transport.get_extra_info("socket"))
         await _init_codecs(raw)
     except BaseException:
         raw.terminate()

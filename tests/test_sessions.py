@@ -99,3 +99,23 @@ def test_bad_session_settings_name_file_line_and_key(tmp_path, text, line, key) 
     with pytest.raises(ConfigError) as info:
         load_config(str(path), environ={})
     assert str(info.value).startswith(f"{path}:{line}: [database] {key}: "), str(info.value)
+
+
+def test_our_end_of_a_tcp_session_sends_keepalives() -> None:
+    """asyncpg sets none; over TCP jiancha's sessions probe a silent server (Unix sockets: no)."""
+    import socket
+
+    session = db.Session(keepalives_idle=45, keepalives_interval=7, keepalives_count=4)
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as client:
+        assert client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+        session.keep_alive(client)
+        assert client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux
+            got = [client.getsockopt(socket.IPPROTO_TCP, getattr(socket, name))
+                   for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT")]  # fmt: skip
+            assert got == [45, 7, 4]
+    left, right = socket.socketpair()  # a Unix-domain socket is left as it is
+    with left, right:
+        session.keep_alive(left)
+        assert left.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0

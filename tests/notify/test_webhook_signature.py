@@ -106,3 +106,16 @@ async def test_a_sender_with_a_stale_clock_is_refused_and_not_retried(receiver: 
     assert (refused.ok, refused.retry) == (False, False)
     assert "401" in refused.detail and SECRET not in refused.detail
     assert verifier.verdicts == [False]
+
+
+def test_the_documented_check_refuses_malformed_headers_without_failing() -> None:
+    check = documented_check()
+    body, now = b'{"case":"C-7"}', 1_710_000_000
+    mac = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
+    good = f"sha256={mac}"
+    assert check(SECRET.encode(), body, str(now), good, now)
+    for timestamp, signature in [(None, good), (str(now), None), ("", good), ("²", good),
+                                 ("1e9", good), (f"-{now}", good), (str(now), "sha256=签名"),
+                                 (str(now), good.upper()), (str(now), good[:-1])]:  # fmt: skip
+        assert check(SECRET.encode(), body, timestamp, signature, now) is False
+    assert check(SECRET.encode(), body, str(now), good, now - 301) is False  # from the future
