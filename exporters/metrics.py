@@ -19,16 +19,13 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     generate_latest,
     make_wsgi_app,
-    start_http_server,
 )
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -38,6 +35,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from exporters.httpd import DEADLINE, WORKERS, BoundedServer
 
 # Seconds; the evaluation pass runs from well under a millisecond to ~0.1 s at 10M clocks.
 EVAL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -294,39 +293,32 @@ def serve(
     certfile: str | None = None,
     keyfile: str | None = None,
     holder: Holder | None = None,
-) -> tuple[Any, int]:
+    workers: int = WORKERS,
+    deadline: float = DEADLINE,
+) -> tuple[BoundedServer, int]:
     """Serve ``/metrics`` on ``host:port`` in a thread; returns the server and its port.
 
     With a username and password, scrapes need HTTP basic auth (401 otherwise);
     with a certificate and key, the endpoint speaks TLS only. With a holder,
     scrapes serve the exposition it rendered when the snapshot was taken.
+    ``workers`` threads answer, and a connection is cut ``deadline`` seconds
+    after it was accepted (``exporters.httpd``), so no client can hold scrapes up.
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
-    if username is None and certfile is None and holder is None:
-        server, _thread = start_http_server(int(port), addr=host, registry=registry)
-        return server, int(server.server_port)
     app = make_wsgi_app(registry) if holder is None else _cached_app(holder, registry)
     if username is not None:
         app = _basic_auth(app, username, password or "")
-    httpd = make_server(host, int(port), app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    tls = None
     if certfile is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(certfile, keyfile)
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(certfile, keyfile)
+    httpd = BoundedServer(host, int(port), app, tls=tls, workers=workers, deadline=deadline)
     thread = threading.Thread(target=httpd.serve_forever, name="jiancha-metrics", daemon=True)
     thread.start()
+    httpd.wait_running()
     return httpd, int(httpd.server_port)
-
-
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes are not worth a log line each."""
 
 
 def _cached_app(holder: Holder, registry: CollectorRegistry) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.tomlpos import TomlLines
 from monitor.vocab import LEVELS
 
 CONFIG_ENV = "JIANCHA_CONFIG"
@@ -115,6 +116,10 @@ class DaemonSettings:
     checkpoint_every: float = 300.0
     log_level: str = "INFO"
     log_format: str = "auto"  # auto: JSON unless stdout is a terminal
+    source_statement_timeout: float = 60.0  # seconds a statement on the source may run; 0: none
+    keepalives_idle: int = 60  # TCP keepalives of every session (seconds, seconds, probes)
+    keepalives_interval: int = 10
+    keepalives_count: int = 6
 
 
 @dataclass(frozen=True)
@@ -339,10 +344,41 @@ def _region_calendars(value: Any, where: str) -> dict[str, str]:
     return out
 
 
+def _at(where: str, lines: TomlLines | None, table: str, key: str) -> str:
+    """``file:line: [table] key`` (without the line when the key came from the environment)."""
+    line = lines.key(key, lines.table(table)) if lines is not None else None
+    return f"{where}:{line}: [{table}] {key}" if line else f"{where}: [{table}] {key}"
+
+
+_SESSION_KEYS = {"source_statement_timeout", "keepalives_idle", "keepalives_interval",
+                 "keepalives_count"}  # fmt: skip
+
+
+def _sessions(database: Mapping[str, Any], where: str, lines: TomlLines | None) -> dict[str, Any]:
+    """``[database]`` settings of the sessions: the source's statement timeout, keepalives."""
+    key = "source_statement_timeout"
+    timeout = _duration(database.get(key, "60s"), _at(where, lines, "database", key))
+    if timeout.total_seconds() < 0:
+        raise ConfigError(f"{_at(where, lines, 'database', key)}: 应不小于 0（0 为不限）"
+                          " / must be >= 0 (0: no limit)")  # fmt: skip
+    out: dict[str, Any] = {key: timeout.total_seconds()}
+    for key, default in (("keepalives_idle", "60s"), ("keepalives_interval", "10s")):
+        at = _at(where, lines, "database", key)
+        seconds = _duration(database.get(key, default), at).total_seconds()
+        if not 1 <= seconds <= 86400 or seconds != int(seconds):
+            raise ConfigError(f"{at}: 应为 1 至 86400 的整秒数 / whole seconds, 1 to 86400: "
+                              f"{database.get(key)!r}")  # fmt: skip
+        out[key] = int(seconds)
+    key = "keepalives_count"
+    out[key] = _int(database.get(key, 6), _at(where, lines, "database", key))
+    return out
+
+
 def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
-            secrets: Any) -> DaemonSettings:  # fmt: skip
+            secrets: Any, lines: TomlLines | None = None) -> DaemonSettings:  # fmt: skip
     database = data.get("database") or {}
-    _keys(database, {"source_dsn", "source_dsn_file", "dsn", "dsn_file"}, f"{where}: [database]")
+    _keys(database, {"source_dsn", "source_dsn_file", "dsn", "dsn_file", *_SESSION_KEYS},
+          f"{where}: [database]")  # fmt: skip
     daemon = data.get("daemon") or {}
     _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar",
                    "region_calendars", "state_dir", "checkpoint_every"},
@@ -391,6 +427,7 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
                                    f"{where}: [daemon] checkpoint_every").total_seconds(),
         log_level=level,
         log_format=fmt,
+        **_sessions(database, where, lines),
     )  # fmt: skip
 
 
@@ -438,7 +475,8 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
     return Config(path, parse(data, path), digest, address,
                   metrics.get("username"), metrics.get("password_file"),
                   metrics.get("tls_cert_file"), metrics.get("tls_key_file"),
-                  daemon=_daemon(data, where, environ, secrets), data=data,
+                  daemon=_daemon(data, where, environ, secrets,
+                                 TomlLines(raw.decode("utf-8")) if raw else None), data=data,
                   overridden=overridden)  # fmt: skip
 
 

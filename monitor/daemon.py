@@ -71,6 +71,19 @@ class DaemonConfig:
             batch_size=self.batch_size,
             poll_interval=self.poll_interval,
             orphan_grace=self.orphan_grace,
+            source_session=self.session(source=True),
+            session=self.session(source=False),
+        )
+
+    def session(self, *, source: bool) -> db.Session:
+        """The approval database's sessions are read-only with a statement timeout."""
+        d = self.config.daemon
+        return db.Session(
+            read_only=source,
+            statement_timeout=d.source_statement_timeout if source else 0.0,
+            keepalives_idle=d.keepalives_idle,
+            keepalives_interval=d.keepalives_interval,
+            keepalives_count=d.keepalives_count,
         )
 
 
@@ -145,11 +158,12 @@ async def serve(
         lap("worker")
         # The sender and the digester run even without channels, so that a reload that
         # adds the first channel needs no restart.
-        sender = Sender(config.dsn, channels, notify, clock=clock)
+        own = config.session(source=False)
+        sender = Sender(config.dsn, channels, notify, clock=clock, session=own)
         await nursery.start(sender.run)
         lap("sender")
         digester = Digester(config.dsn, notify, config.calendar, config.rules, worker.matters,
-                            clock=clock, on_queued=sender.wake)  # fmt: skip
+                            clock=clock, on_queued=sender.wake, session=own)  # fmt: skip
         await nursery.start(digester.run)
         lap("digester")
         holder = Holder()
@@ -158,7 +172,7 @@ async def serve(
                                   sender=sender, notifier=evaluator.notifier,
                                   calendar=config.calendar,
                                   config_hash=config.config.fingerprint,
-                                  clock=lambda: clock().timestamp())  # fmt: skip
+                                  clock=lambda: clock().timestamp(), session=own)  # fmt: skip
         await nursery.start(snapshotter.run)
         lap("snapshot")
         metrics = _serve_metrics(config, holder, nursery)

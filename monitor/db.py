@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
@@ -23,9 +25,12 @@ import trio_asyncio
 
 __all__ = [
     "DSN_ENV",
+    "OWN_SESSION",
     "SOURCE_DSN_ENV",
+    "SOURCE_SESSION",
     "Connection",
     "Record",
+    "Session",
     "connect",
     "dsn_from_env",
     "json_dumps",
@@ -195,7 +200,56 @@ async def _init_codecs(raw: Any) -> None:
         )
 
 
-async def _aio_connect(dsn: str, timeout: float, application_name: str) -> Any:
+@dataclass(frozen=True)
+class Session:
+    """What a session asks of the server when it starts, and the keepalives of its socket.
+
+    The approval database is only read (docs/architecture.md), so its sessions
+    are read-only and their statements time out: a bug or a bad plan cannot
+    write to it or hold its locks for long. Keepalives, on both ends of the
+    socket, find a peer that vanished behind a firewall or NAT in minutes
+    rather than the kernel's two hours.
+    """
+
+    read_only: bool = False
+    statement_timeout: float = 0.0  # seconds; 0: none (the server's own setting)
+    keepalives_idle: int = 60  # seconds of silence before the first probe
+    keepalives_interval: int = 10  # seconds between probes
+    keepalives_count: int = 6  # unanswered probes before the connection is dead
+
+    def server_settings(self) -> dict[str, str]:
+        """The startup parameters (GUCs) that carry this to the server."""
+        out = {
+            # The server's end; PostgreSQL ignores them on Unix-domain sockets.
+            "tcp_keepalives_idle": str(self.keepalives_idle),
+            "tcp_keepalives_interval": str(self.keepalives_interval),
+            "tcp_keepalives_count": str(self.keepalives_count),
+        }
+        if self.read_only:
+            out["default_transaction_read_only"] = "on"
+        if self.statement_timeout > 0:
+            out["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
+        return out
+
+    def keep_alive(self, sock: Any) -> None:
+        """Our end: SO_KEEPALIVE with these timings on a TCP socket (asyncpg sets none)."""
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", self.keepalives_idle),
+                            ("TCP_KEEPINTVL", self.keepalives_interval),
+                            ("TCP_KEEPCNT", self.keepalives_count)):  # fmt: skip
+            if hasattr(socket, name):  # Linux names; others keep the system's timings
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+SOURCE_SESSION: Final = Session(read_only=True, statement_timeout=60.0)
+"""The approval database's sessions unless configured otherwise (``[database]``)."""
+OWN_SESSION: Final = Session()
+"""jiancha's own sessions: writable, no statement timeout, keepalives."""
+
+
+async def _aio_connect(dsn: str, timeout: float, application_name: str, session: Session) -> Any:
     raw = await asyncpg.connect(
         dsn,
         timeout=timeout,
@@ -204,9 +258,13 @@ async def _aio_connect(dsn: str, timeout: float, application_name: str) -> Any:
             # Statements take `= ANY($1)` lists of very different sizes; a cached generic
             # plan (after five runs) can turn index lookups into sequential scans.
             "plan_cache_mode": "force_custom_plan",
+            **session.server_settings(),
         },
     )
     try:
+        # asyncpg has no keepalive option; its (private) transport holds the socket.
+        transport = getattr(raw, "_transport", None)
+        session.keep_alive(None if transport is None else transport.get_extra_info("socket"))
         await _init_codecs(raw)
     except BaseException:
         raw.terminate()
@@ -215,20 +273,27 @@ async def _aio_connect(dsn: str, timeout: float, application_name: str) -> Any:
 
 
 async def connect(
-    dsn: str, *, timeout: float = 10.0, application_name: str = "jiancha"
+    dsn: str,
+    *,
+    timeout: float = 10.0,
+    application_name: str = "jiancha",
+    session: Session = OWN_SESSION,
 ) -> Connection:
     """Open a connection on the current trio-asyncio loop.
 
     json and jsonb columns arrive as Python objects and are sent from them;
     ``application_name`` makes jiancha's sessions visible in
-    ``pg_stat_activity``.
+    ``pg_stat_activity``; ``session`` says whether it may write, how long a
+    statement may run and how a dead peer is noticed.
     """
     loop = trio_asyncio.current_loop.get()
     if loop is None:
         raise RuntimeError(
             "monitor.db.connect() needs `async with monitor.db.open_loop()` around it"
         )
-    raw = await trio_asyncio.aio_as_trio(_aio_connect, loop=loop)(dsn, timeout, application_name)
+    raw = await trio_asyncio.aio_as_trio(_aio_connect, loop=loop)(
+        dsn, timeout, application_name, session
+    )
     return Connection(raw, loop)
 
 

@@ -20,9 +20,10 @@ from typing import Any, Final, TextIO, cast
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from monitor.redact import MASK, mask
+
 __all__ = ["configure_logging", "get_logger", "redact", "redact_secrets"]
 
-MASK: Final = "***"
 
 # A key is secret when one of its words (split at _, -, . and camelCase) is one
 # of these; `dsn`, `url` and `uri` values are URLs whose password is masked.
@@ -38,17 +39,6 @@ _NOT_SECRET_KEYS: Final = frozenset({"idempotency_key"})
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
-# scheme://user:password@host — the password only; user and host stay.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
-# ?key=… / &access_token=… (WeCom and DingTalk webhook URLs carry their key there)
-_QUERY_SECRET = re.compile(
-    r"(?P<head>[?&](?:[a-z_]*(?:password|secret|token|key|signature|sign)[a-z_]*)=)(?P<val>[^&#\s]+)",
-    re.IGNORECASE,
-)
-# libpq keyword DSNs: "host=db password=x dbname=y"
-_KV_PASSWORD = re.compile(
-    r"(?P<head>\b(?:ssl)?password\s*=\s*)(?P<val>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE
-)
 
 
 def _words(key: str) -> list[str]:
@@ -64,21 +54,11 @@ def _is_secret_key(key: str) -> bool:
     return any(w in _SECRET_WORDS for w in words)
 
 
-def _mask_text(text: str) -> str:
-    """Mask passwords in URLs, secret query parameters and libpq keyword DSNs."""
-    if "://" in text:
-        text = _URL_PASSWORD.sub(rf"\g<head>{MASK}", text)
-        text = _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)
-    if "password" in text.lower():
-        text = _KV_PASSWORD.sub(rf"\g<head>{MASK}", text)
-    return text
-
-
 def _redact(key: str, value: Any, depth: int) -> Any:
     if _is_secret_key(key):
         return MASK if value is not None else None
     if isinstance(value, str):
-        return _mask_text(value)
+        return mask(value)
     if depth >= 4:
         return value
     if isinstance(value, Mapping):

@@ -86,8 +86,10 @@ class Snapshotter:
                  evaluator: Evaluator | None = None, sender: Sender | None = None,
                  notifier: Notifier | None = None, calendar: Calendar | None = None,
                  config_hash: str = "", interval: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time,
+                 session: db.Session = db.OWN_SESSION) -> None:  # fmt: skip
         self.holder, self.dsn = holder, dsn
+        self.session = session
         self.worker, self.evaluator, self.sender = worker, evaluator, sender
         self.notifier = notifier
         self.calendar = calendar
@@ -122,7 +124,8 @@ class Snapshotter:
             while True:
                 try:
                     if conn is None:
-                        conn = await db.connect(self.dsn, application_name="jiancha-metrics")
+                        conn = await db.connect(self.dsn, application_name="jiancha-metrics",
+                                                session=self.session)  # fmt: skip
                     await self.take(conn)
                 except (*DISCONNECTS, asyncpg.PostgresError) as exc:
                     # a failed figure must not take the daemon down: report it, carry on

@@ -49,6 +49,8 @@ class WorkerConfig:
     orphan_grace: dt.timedelta = dt.timedelta(hours=1)
     sweep_interval: float = 60.0
     cache_cases: int = 20_000  # case histories kept in memory between batches
+    source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
+    session: db.Session = db.OWN_SESSION  # jiancha's own: writable, keepalives
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Worker:
     def _tailer(self) -> Tailer:
         cfg = self.config
         return Tailer(cfg.source_dsn, batch_size=cfg.batch_size, poll_interval=cfg.poll_interval,
-                      probe_interval=cfg.probe_interval)  # fmt: skip
+                      probe_interval=cfg.probe_interval, session=cfg.source_session)  # fmt: skip
 
     def configure(self, **settings: object) -> None:
         """Take new settings (a reload): the tailer's apply from its next session."""
@@ -126,7 +128,8 @@ class Worker:
                 if self.stats.connected:  # this session got going: started() was called
                     status = None
                     delays = backoff_delays(cfg.backoff_initial, cfg.backoff_max, self.rng)
-                lost = db.only(exc, DISCONNECTS)  # exception groups included
+                # A statement past the source's statement_timeout is retried like a loss.
+                lost = db.only(exc, (*DISCONNECTS, asyncpg.QueryCanceledError))
                 if lost is None:
                     raise
                 self.stats.connected = False
@@ -141,7 +144,7 @@ class Worker:
         cfg = self.config
         target: db.Connection | None = None
         try:
-            target = await db.connect(cfg.dsn)
+            target = await db.connect(cfg.dsn, session=cfg.session)
             # A COMMIT whose answer was lost may have happened: trust only the database.
             self.cache = state_store.HistoryCache(cfg.cache_cases)
             cursor = await state_store.load_cursor(target)
@@ -258,7 +261,8 @@ class Worker:
         cursor = self.stats.cursor  # consistent with the table: both change together
         try:
             with trio.move_on_after(5):
-                async with await db.connect(self.config.dsn, application_name="jiancha") as c:
+                async with await db.connect(self.config.dsn, application_name="jiancha",
+                                            session=self.config.session) as c:  # fmt: skip
                     await ck.save(c, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
                                   cursor, trio.current_time(), ev.scheduler.wakes)  # fmt: skip
         except (*DISCONNECTS, asyncpg.PostgresError) as exc:

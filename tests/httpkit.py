@@ -3,8 +3,9 @@
 The notification channels are tested against a socket, so what is checked is
 what a robot or webhook receiver would actually see on the wire: the exact
 body bytes, headers, query string. Tests script the replies (``script``),
-make the receiver unreachable (``down``), and count idempotency keys
-(``keys``) to see duplicates.
+make the receiver unreachable (``down``), count idempotency keys
+(``keys``) to see duplicates, or answer each request from what it carries
+(``respond``: a receiver that verifies signatures).
 
 Use it by binding the fixture in a test module (a plain import would make
 ruff see every ``receiver`` argument as a redefinition, F811)::
@@ -25,7 +26,7 @@ import json
 import math
 import urllib.parse
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,8 @@ class Receiver:
         self.port = 0
         self.requests: list[Request] = []
         self.default = Reply()
+        # When set (and nothing is scripted), the reply is computed from the request.
+        self.respond: Callable[[Request], Reply] | None = None
         self.dropped = 0  # connections closed because the receiver was down
         self._nursery = nursery
         self._script: deque[Reply] = deque()
@@ -140,7 +143,10 @@ class Receiver:
             if request is None:
                 return
             self.requests.append(request)
-            reply = self._script.popleft() if self._script else self.default
+            if self._script:
+                reply = self._script.popleft()
+            else:
+                reply = self.respond(request) if self.respond is not None else self.default
             if reply.delay:
                 await trio.sleep(reply.delay)
             if reply.drop:

@@ -117,6 +117,7 @@ def test_config_check_masks_secrets_and_lists_every_problem(tmp_path, monkeypatc
     assert "Pa55word" not in text and "t0k3n" not in text and "hunter2" not in text
     assert 'source_dsn = "postgresql://reader:***@db/approval"' in text
     assert "[daemon]\nbatch_size = 5000" in text  # defaults are shown too
+    assert 'source_statement_timeout = "60s"' in text and "keepalives_count = 6" in text
     # the printed configuration is TOML again
     import tomllib
 

@@ -36,7 +36,11 @@ def effective(cfg: Config) -> dict[str, Any]:
     d, n = cfg.daemon, cfg.notify
     q = n.quiet
     out: dict[str, Any] = {
-        "database": {"source_dsn": d.source_dsn or "", "dsn": d.dsn or d.source_dsn or ""},
+        "database": {"source_dsn": d.source_dsn or "", "dsn": d.dsn or d.source_dsn or "",
+                     "source_statement_timeout": _seconds(d.source_statement_timeout),
+                     "keepalives_idle": _seconds(d.keepalives_idle),
+                     "keepalives_interval": _seconds(d.keepalives_interval),
+                     "keepalives_count": d.keepalives_count},
         "daemon": {"batch_size": d.batch_size, "poll_interval": _seconds(d.poll_interval),
                    "orphan_grace": _seconds(d.orphan_grace), "rules": d.rules,
                    "calendar": d.calendar, "state_dir": d.state_dir or "",

@@ -17,6 +17,7 @@ from typing import Any, Final
 import httpx
 
 from monitor.notify import ChannelError
+from monitor.redact import redact_text
 
 __all__ = [
     "COMMON_KEYS",
@@ -146,8 +147,6 @@ def tls_context(channel: str, ca_file: str | None) -> ssl.SSLContext:
         raise bad(channel, "ca_file", f"无法加载：{exc}", f"cannot load it: {exc}") from None
 
 
-def scrub(detail: str, secret: str | None) -> str:
-    """Short, one line, and never the secret (servers may echo input)."""
-    if secret:
-        detail = detail.replace(secret, "***")
-    return " ".join(detail.split())[:DETAIL_MAX]
+def scrub(detail: str, *secrets: str | None) -> str:
+    """Short, one line, and never a secret (servers may echo input)."""
+    return redact_text(detail, secrets, limit=DETAIL_MAX)

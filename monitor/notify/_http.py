@@ -22,6 +22,7 @@ import httpx
 from monitor.notify import ChannelError
 from monitor.notify._config import DETAIL_MAX, require_url, secret_file
 from monitor.outbox.message import Delivery
+from monitor.redact import redact_text
 
 __all__ = [
     "HttpChannel",
@@ -37,18 +38,17 @@ _URL_QUERY = re.compile(r"(?P<head>\bhttps?://[^\s?#\"'<>]*)[?#][^\s\"'<>]*", re
 
 
 class Redactor:
-    """Scrubs URL queries and known secret values out of texts bound for ``detail``."""
+    """Scrubs URL queries and known secret values out of texts bound for ``detail``.
+
+    The same ``monitor.redact.redact_text`` as every stored error text, plus
+    whole URL queries dropped: a robot's reply has no use for them.
+    """
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
-        text = _URL_QUERY.sub(r"\g<head>?…", text)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        if len(text) > DETAIL_MAX:
-            text = text[: DETAIL_MAX - 1] + "…"
-        return text
+        return redact_text(_URL_QUERY.sub(r"\g<head>?…", text), self.secrets, limit=DETAIL_MAX)
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
@@ -180,6 +180,7 @@ class HttpChannel:
         self.name = name
         self.per_minute = per_minute
         self._http = HttpSender(timeout, Redactor(secrets))
+        self.secrets = self._http.redact.secrets  # for the sender's redaction of what it stores
 
     async def aclose(self) -> None:
         """Close the pooled connections (the daemon calls this on shutdown)."""

@@ -25,6 +25,7 @@ jiancha does not leave it firing for ever. A ``resolved`` message sends
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -172,5 +173,13 @@ class AlertmanagerChannel:
             client, self._client = self._client, None
             await client.aclose()
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The password and the basic-auth token it makes: never stored (servers may echo them)."""
+        if not self.password:
+            return ()
+        token = base64.b64encode(f"{self.username or ''}:{self.password}".encode()).decode()
+        return (self.password, token)
+
     def _clean(self, detail: str) -> str:
-        return _config.scrub(detail, self.password)
+        return _config.scrub(detail, *self.secrets)

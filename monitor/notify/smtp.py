@@ -252,6 +252,11 @@ class SmtpChannel:
                 client.quit()
             client.close()
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What the sender must never store (servers may echo it)."""
+        return (self.password,) if self.password else ()
+
     def _clean(self, detail: str) -> str:
         """Short, one line, and never the password (servers may echo input)."""
         return scrub(detail, self.password)

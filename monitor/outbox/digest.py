@@ -171,8 +171,10 @@ class Digester:
     def __init__(self, dsn: str, cfg: NotifyConfig, cal: Calendar, ruleset: RuleSet,
                  matters: Callable[[], Mapping[str, Matter]], *,
                  clock: Callable[[], dt.datetime] | None = None,
-                 on_queued: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 on_queued: Callable[[], None] | None = None,
+                 session: db.Session = db.OWN_SESSION) -> None:  # fmt: skip
         self.dsn, self.cfg, self.cal, self.ruleset = dsn, cfg, cal, ruleset
+        self.session = session
         self.matters = matters
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.on_queued = on_queued
@@ -187,7 +189,8 @@ class Digester:
             day = digest_day(now, self.cal, at)
             if day is not None:  # due today (or the daemon started after 08:30): queue it
                 try:
-                    conn = await db.connect(self.dsn, application_name="jiancha-digest")
+                    conn = await db.connect(self.dsn, application_name="jiancha-digest",
+                                            session=self.session)  # fmt: skip
                     async with conn:
                         added = await queue_digests(conn, self.cfg, self.cal, self.ruleset,
                                                     self.matters(), now, day)  # fmt: skip

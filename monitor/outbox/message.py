@@ -43,6 +43,9 @@ class Delivery:
 
 
 class Channel(Protocol):
+    """A channel may also offer ``secrets`` (its keys and passwords): the sender masks them
+    in every text it stores, whatever produced the text."""
+
     name: str
     kind: str
     per_minute: int | None  # rate limit the sender must respect; None: none

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -23,6 +23,7 @@ from monitor.config import NotifyConfig
 from monitor.log import get_logger
 from monitor.outbox.message import Channel, Delivery
 from monitor.outbox.render import message_of
+from monitor.redact import redact_text
 from monitor.wallclock import real_seconds
 
 __all__ = ["RateLimit", "Sender", "SenderStats"]
@@ -111,8 +112,9 @@ class Sender:
                  clock: Callable[[], dt.datetime] | None = None,
                  rng: random.Random | None = None, batch: int = 50,
                  lease: dt.timedelta | None = None,
-                 idle: float = 1.0) -> None:  # fmt: skip
+                 idle: float = 1.0, session: db.Session = db.OWN_SESSION) -> None:  # fmt: skip
         self.dsn = dsn
+        self.session = session
         self.configure(channels, cfg)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = rng or random.Random()
@@ -131,6 +133,8 @@ class Sender:
         self.channels = dict(channels)
         self.cfg = cfg
         self.limits = {n: RateLimit(c.per_minute) for n, c in self.channels.items()}
+        # Every configured secret (a channel may offer ``secrets``): no stored text holds one.
+        self.secrets = tuple(s for c in self.channels.values() for s in getattr(c, "secrets", ()))
 
     def _delay(self, attempts: int) -> float:
         ceiling = min(self.cfg.backoff_max, self.cfg.backoff_initial * 2 ** max(attempts, 0))
@@ -149,7 +153,8 @@ class Sender:
         delays = db.backoff_delays(0.2, 30.0, self.rng)
         while True:
             try:
-                async with await db.connect(self.dsn, application_name="jiancha-sender") as conn:
+                async with await db.connect(self.dsn, application_name="jiancha-sender",
+                                            session=self.session) as conn:  # fmt: skip
                     if status is not None:
                         status.started()
                         status = None
@@ -223,6 +228,8 @@ class Sender:
             except Exception as exc:  # a channel bug must not stop the others
                 result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
             ms = (trio.current_time() - started) * 1000
+        # The one gate of every stored error text: whatever a channel or library put in it.
+        result = replace(result, detail=redact_text(result.detail, self.secrets, limit=500))
         attempts = int(row["attempts"]) + 1
         if result.ok:
             state, nxt = "delivered", now
@@ -232,8 +239,8 @@ class Sender:
         else:
             state, nxt = "failed", now
         async with conn.transaction():
-            await conn.execute(_DONE, row["id"], now, result.ok, result.detail[:500], ms, state,
-                               nxt, "" if result.ok else result.detail[:500])  # fmt: skip
+            await conn.execute(_DONE, row["id"], now, result.ok, result.detail, ms, state,
+                               nxt, "" if result.ok else result.detail)  # fmt: skip
             if result.ok and row["card_id"] is not None and row["kind"] == "card":
                 await conn.execute(_NOTIFIED, row["card_id"], now, name)
         self.stats.attempts += 1

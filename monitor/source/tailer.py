@@ -98,8 +98,10 @@ class Tailer:
         batch_size: int = 5000,
         poll_interval: float = 1.0,
         probe_interval: float = 10.0,
+        session: db.Session = db.SOURCE_SESSION,
     ) -> None:
         self.source_dsn = source_dsn
+        self.session = session  # read-only, with a statement timeout: the source is only read
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.probe_interval = probe_interval
@@ -128,9 +130,11 @@ class Tailer:
         """
         opened: list[db.Connection] = []
         try:
-            source = await db.connect(self.source_dsn, application_name="jiancha-tailer")
+            source = await db.connect(self.source_dsn, application_name="jiancha-tailer",
+                                      session=self.session)  # fmt: skip
             opened.append(source)
-            listener = await db.connect(self.source_dsn, application_name="jiancha-listener")
+            listener = await db.connect(self.source_dsn, application_name="jiancha-listener",
+                                        session=self.session)  # fmt: skip
             opened.append(listener)
             await listener.listen(CHANNEL, self.wake)
             self.matters = await load_matters(source)

@@ -102,7 +102,10 @@ async def test_webhook_body_headers_and_signature(receiver: Receiver, secret_fil
     # UTF-8, not \u escapes: Chinese arrives as written.
     assert "建筑工程施工许可".encode() in req.body
     assert b"\\u" not in req.body
-    expected = hmac.new(SECRET.encode(), req.body, hashlib.sha256).hexdigest()
+    timestamp = req.headers["x-jiancha-timestamp"]
+    assert abs(int(timestamp) - time.time()) < 60  # wall time, when it was signed
+    signed = timestamp.encode() + b"." + req.body
+    expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert req.headers["x-jiancha-signature"] == f"sha256={expected}"
     no_secrets(d)
 
@@ -116,6 +119,7 @@ async def test_unsigned_webhook_has_no_signature_and_full_schema(receiver: Recei
     assert d.ok
     [req] = receiver.requests
     assert "x-jiancha-signature" not in req.headers
+    assert "x-jiancha-timestamp" not in req.headers
     body = req.json()
     assert set(body) == {*FIELDS, "key", "kind"}
     assert body["card_id"] is None
