@@ -50,7 +50,7 @@ class DaemonConfig:
     dsn: str
     batch_size: int = 5000
     poll_interval: float = 1.0
-    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    orphan_grace: dt.timedelta = dt.timedelta(days=7)
     rules: RuleSet = field(default_factory=load_rules)
     calendar: Calendar = field(default_factory=load_calendar)
     regions: Regions | None = None  # regions with calendars of their own (None: none)

@@ -25,6 +25,7 @@ from monitor.clocks.checkpoint import Checkpointer
 from monitor.db import DISCONNECTS, backoff_delays
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
+from monitor.revive import revive
 from monitor.source.contract import START, Cursor, Matter
 from monitor.source.tailer import Batch, Tailer
 from monitor.state import store as state_store
@@ -46,7 +47,7 @@ class WorkerConfig:
     backoff_initial: float = 0.2
     backoff_max: float = 10.0  # after an outage, back within 10 s of the database
     future_tolerance: dt.timedelta = dt.timedelta(days=1)
-    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    orphan_grace: dt.timedelta = dt.timedelta(days=7)
     sweep_interval: float = 60.0
     cache_cases: int = 20_000  # case histories kept in memory between batches
     source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
@@ -60,6 +61,7 @@ class WorkerStats:
     events: int = 0
     dead_letters: int = 0
     orphans_swept: int = 0
+    revived: int = 0  # dead letters taken in after all (monitor.revive)
     batches: int = 0
     reconnects: int = 0
     connected: bool = False
@@ -269,6 +271,11 @@ class Worker:
             self.log.warning("checkpoint_not_saved", error=f"{type(exc).__name__}: {exc}")
 
     async def _sweep(self, target: db.Connection) -> None:
+        """Now and then: dead letters whose cause is gone come back; long orphans go out."""
+        revived = await revive(target, self.tailer.matters, self.clock(),
+                               evaluator=self.evaluator, cache=self.cache,
+                               future_tolerance=self.config.future_tolerance)  # fmt: skip
+        self.stats.revived += revived.taken
         moved = await state_store.sweep_orphans(
             target, self.clock(), self.config.orphan_grace, cache=self.cache
         )

@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 7).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 8).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -88,9 +88,14 @@ CREATE TABLE jiancha.dead_letters (
     reason       text NOT NULL,                      -- see monitor.state.DeadReason
     detail       text NOT NULL DEFAULT '',
     raw          jsonb NOT NULL,
-    created_at   timestamptz NOT NULL
+    created_at   timestamptz NOT NULL,
+    retries      integer NOT NULL DEFAULT 0,         -- (v8) retried, taken in or not
+    retry_requested_at timestamptz,                  -- (v8) jiancha dead-letters retry
+    resolved_at  timestamptz                         -- (v8) taken in after all
 );
 CREATE INDEX dead_letters_reason_idx ON jiancha.dead_letters (reason);
+CREATE INDEX dead_letters_open_idx ON jiancha.dead_letters (reason, created_at)
+    WHERE resolved_at IS NULL;
 
 -- The card ledger (migrations 0002, 0006): a live card unique on (case, clock,
 -- rule, subject, level), one crossing (with its issued_at) carded once;

@@ -110,6 +110,7 @@ def _regions(args: argparse.Namespace, cal: Any) -> Any:
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
     from monitor.pipeline import Evaluator, apply_batch
+    from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
     from monitor.state.store import load_cursor
@@ -132,6 +133,9 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
                 cursor = result.cursor
                 taken += result.events
                 dead += result.dead
+            # dead letters whose cause is gone, or that an operator asked to retry
+            revived = await revive(target, matters, now, evaluator=evaluator)
+            taken += revived.taken
             await evaluator.tick(target, matters, now)
             return _summary(evaluator, now, taken, dead)
 
