@@ -134,9 +134,16 @@ async def _figures(conn: db.Connection) -> dict[str, int]:
 
 
 async def assert_nothing_lost_or_doubled(conn: db.Connection, receiver: Receiver,
-                                         exact: bool) -> tuple[int, int]:  # fmt: skip
+                                         exact: bool) -> tuple[int, int, int]:  # fmt: skip
     """The new primary's events all taken, no duplicate live card, every notification
-    received once by key; returns (repeated deliveries, keys the new primary never had)."""
+    received by its key; returns (repeated deliveries, keys the new primary never had,
+    keys that came with two different bodies).
+
+    ``exact``: the new primary has everything the old one had (a clean stop). Otherwise
+    the old primary's lost transactions may have sent notifications the new primary never
+    queued, and a card id handed out in them may be handed out again for another card,
+    so that its key reaches the receiver twice with different bodies: counted, not
+    asserted (the key is card:<id>:<channel>, docs/contract.md)."""
     lost = await conn.fetchval(
         "SELECT count(*) FROM case_events e WHERE NOT EXISTS "
         "(SELECT 1 FROM jiancha.events j WHERE j.event_id = e.id) AND NOT EXISTS "
@@ -156,23 +163,39 @@ async def assert_nothing_lost_or_doubled(conn: db.Connection, receiver: Receiver
     got = deliveries(receiver, "/hook")
     assert keys - set(got) == set(), "notifications that never reached the receiver"
     differing = sorted(k for k, bodies in got.items() if len(set(bodies)) > 1)
-    assert not differing, f"a key sent with different bodies: {differing[:5]}"
     strangers = set(got) - keys
     if exact:  # a clean stop shipped everything: nothing was sent the new primary lacks
         assert strangers == set(), f"deliveries of no notification: {sorted(strangers)[:5]}"
-    return sum(len(b) - 1 for b in got.values()), len(strangers)
+        assert not differing, f"a key sent with different bodies: {differing[:5]}"
+    return sum(len(b) - 1 for b in got.values()), len(strangers), len(differing)
+
+
+async def fall_behind(pair: Pair, writes: Writes, sent: int, lag: int) -> None:
+    """Cut the replica off; return once the primary has acknowledged ``lag`` more cases
+    and jiancha has delivered notifications the replica will never see."""
+    await trio.to_thread.run_sync(pair.detach)
+    detached = len(writes.acked)
+    delivered = "SELECT count(*) FROM jiancha.outbox_attempts WHERE ok"
+    async with await db.connect(pair.dsn(pair.primary)) as conn:
+        with trio.fail_after(60):
+            while len(writes.acked) < detached + lag or (
+                await conn.fetchval(delivered) <= sent + lag // 4
+            ):
+                await trio.sleep(0.02)
 
 
 def _stamp(record: dict[str, object]) -> float:
     return dt.datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
-async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str) -> str:
-    """The whole scenario; returns the line of figures."""
+async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str, *,
+                       cases_n: int = CASES, lag: int = 20) -> str:  # fmt: skip
+    """The whole scenario; returns the line of figures. ``lag``: cases the primary commits
+    after the replica stopped receiving (mode ``lagging``)."""
     began = time.monotonic()
     dsn = pair.dsn()
     receiver.default = Reply(200, delay=0.01)  # each delivery takes a moment
-    cases = plan(CASES, SEED + 17, "F")
+    cases = plan(cases_n, SEED + 17, "F")
     writes = Writes()
     async with db.open_loop():
         await prepare_source(dsn)
@@ -188,19 +211,12 @@ async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str
                     with trio.fail_after(60):
                         while True:
                             busy = await _figures(conn)
-                            if len(writes.acked) >= CASES // 2 and busy["sent"] > 0:
+                            if len(writes.acked) >= cases_n // 2 and busy["sent"] > 0:
                                 break
                             await trio.sleep(0.02)
                 mark = len(daemon.records())
                 if mode == "lagging":  # the replica falls behind, then the primary crashes
-                    await trio.to_thread.run_sync(pair.detach)
-                    detached = len(writes.acked)
-                    async with await db.connect(pair.dsn(pair.primary)) as conn:
-                        with trio.fail_after(60):  # jiancha works on what the replica lacks
-                            while len(writes.acked) < detached + 20 or (
-                                await conn.fetchval("SELECT count(*) FROM jiancha.outbox_attempts "
-                                                    "WHERE ok") <= busy["sent"] + 5):  # fmt: skip
-                                await trio.sleep(0.02)
+                    await fall_behind(pair, writes, busy["sent"], lag)
                 writes.acked_at_stop = len(writes.acked)
                 stopping = time.time()
                 await trio.to_thread.run_sync(
@@ -225,8 +241,8 @@ async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str
                     assert missing, "the replica lost nothing: the scenario did not happen"
                 figures = await _figures(conn)
                 assert figures["taken"] + figures["dead"] == figures["written"] == len(events)
-                repeats, strangers = await assert_nothing_lost_or_doubled(
-                    conn, receiver, exact=mode == "fast"
+                repeats, strangers, reused = await assert_nothing_lost_or_doubled(
+                    conn, receiver, exact=not missing and mode != "lagging"
                 )
                 assert await ledger_cards(conn) == expected, "cards missing or nobody's due"
             assert daemon.proc.poll() is None, "the daemon exited during the failover"
@@ -236,6 +252,9 @@ async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str
             back_at = index_of(records, "source_connected", lost_at)
             assert back_at is not None, "no log line says the source came back"
             reconnected = _stamp(records[back_at])
+            table = [f"{r['event']}({r.get('reason') or r.get('redecided', '')})"
+                     for r in records[mark:] if str(r.get("event", "")).startswith("checkpoint_")
+                     and r["event"] != "checkpoint_saved"]  # fmt: skip
             await stop_cleanly(daemon)
         finally:
             daemon.stop()
@@ -246,12 +265,14 @@ async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str
         f"the new primary); new primary: {figures['written']} events, jiancha took "
         f"{figures['taken']} + {figures['dead']} dead letters, 0 lost; {figures['cards']} cards, "
         f"0 duplicates; {figures['queued']} notifications delivered, {repeats} repeated under "
-        f"their key, {strangers} sent from the lost timeline; busy at the stop: "
+        f"their key, {strangers} sent from the lost timeline only, {reused} keys reused for "
+        f"another card; busy at the stop: "
         f"{busy['taken']}/{busy['written']} events taken, {busy['sent']}/{busy['queued']} sent; "
         f"stop {stopped - stopping:.1f} s, promote {promoted - stopped:.1f} s, daemon "
         f"reconnected {reconnected - promoted:.1f} s after the promote, caught up "
         f"{settled - promoted:.1f} s after it "
         f"({settled - written:.1f} s after the writer's last commit, settle {waited:.1f} s); "
+        f"clock table at reconnection: {', '.join(table) or 'kept'}; "
         f"{time.monotonic() - began:.1f} s in all"
     )
 
