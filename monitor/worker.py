@@ -31,6 +31,13 @@ from monitor.source.tailer import Batch, Tailer
 from monitor.state import store as state_store
 from monitor.wallclock import Clock, real_seconds, utc_now
 
+# Card ids past the highest this process committed, when the database has lost it: the
+# ledger is append-only, so a lower max(id) means transactions were lost.
+_IDS_AHEAD = """
+SELECT setval(pg_get_serial_sequence('jiancha.cards', 'id'), $1::bigint)
+WHERE (SELECT coalesce(max(id), 0) FROM jiancha.cards) < $1::bigint
+"""
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -150,6 +157,7 @@ class Worker:
             # A COMMIT whose answer was lost may have happened: trust only the database.
             self.cache = state_store.HistoryCache(cfg.cache_cases)
             cursor = await state_store.load_cursor(target)
+            await self._went_back(target, cursor)
             self.stats.cursor = cursor
             send, receive = trio.open_memory_channel[Batch](0)
             async with trio.open_nursery() as nursery:
@@ -167,6 +175,19 @@ class Worker:
                     await target.close()
                 if self.stats.connected:  # a clean stop: the next start resumes from here
                     await self._save_on_exit()
+
+    async def _went_back(self, target: db.Connection, cursor: Cursor) -> None:
+        """The database lost transactions this process saw commit (a failover to a replica
+        they had not reached, a restored backup). Their events are read again if the new
+        primary has them; but the notifications of their cards went out, so no card id of
+        theirs may be handed out again: its key would name another card."""
+        was = self.stats.cursor
+        if cursor < was:
+            self.log.error("database_went_back", cursor_tx=cursor.tx, cursor_id=cursor.event_id,
+                           was_tx=was.tx, was_id=was.event_id)  # fmt: skip
+        last = self.evaluator.stats.last_card_id if self.evaluator is not None else 0
+        if last and await target.fetchval(_IDS_AHEAD, last) is not None:
+            self.log.error("card_ids_moved_past_lost_cards", last_card_id=last)
 
     async def _loop(self, target: db.Connection, batches: trio.MemoryReceiveChannel[Batch]) -> None:
         cfg = self.config
