@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 6).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 8).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -23,7 +23,13 @@ CREATE TABLE jiancha.cursor (
     tx          xid8 NOT NULL,
     event_id    bigint NOT NULL,
     events      bigint NOT NULL DEFAULT 0,          -- events taken so far
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- which source the position is in (migration 0008): checked before every read
+    system_identifier  bigint,                      -- pg_control_system() of the source's cluster
+    database_oid       oid,                         -- the source database's oid in it
+    database_name      text,                        -- for messages only (a rename is no move)
+    reset_from         timestamptz,                 -- business time of the last reset-cursor
+    reset_at           timestamptz                  -- when it ran
 );
 
 -- Every valid source event, kept so a case's state can be rebuilt from its
