@@ -348,3 +348,19 @@ def test_evaluate_refuses_a_moved_source(sync_dsn: str, capsys, monkeypatch) -> 
     assert code == 1
     err = capsys.readouterr().err
     assert "the cursor was stored for" in err and "(system_identifier 1, oid 1)" in err
+
+
+async def test_a_reset_makes_the_saved_clock_table_unusable(dsn, tmp_path) -> None:
+    """After a reset, events may carry transaction ids below the checkpoint's cursor."""
+    from monitor.clocks.checkpoint import Checkpointer
+
+    async with await db.connect(dsn) as conn:
+        ck = Checkpointer(tmp_path)
+        saved = await ck.meta(conn, "rules", "cal", Cursor(900, 9))
+        assert saved.matches(await ck.meta(conn, "rules", "cal", Cursor(0, 0))) is None
+        probe = await identity.probe(conn)
+        await position.reset_cursor(conn, Cursor(5, 0), probe.identity, z("2024-03-01T00:00:00"),
+                                    NOW)  # fmt: skip
+        assert (
+            saved.matches(await ck.meta(conn, "rules", "cal", Cursor(0, 0))) == "identity_changed"
+        )
