@@ -29,9 +29,11 @@ import trio
 
 from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
+from monitor.config import Retention
 from monitor.db import DISCONNECTS, backoff_delays
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
+from monitor.retention import prune
 from monitor.revive import revive
 from monitor.source import identity
 from monitor.source.contract import START, Cursor, Matter
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = ["Worker", "WorkerConfig", "WorkerStats"]
+
+
+PRUNE_EVERY = 86_400.0  # seconds between retention passes (monitor.retention)
 
 
 @dataclass
@@ -62,6 +67,7 @@ class WorkerConfig:
     source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
     session: db.Session = db.OWN_SESSION  # jiancha's own: writable, keepalives
     recheck_interval: float = 30.0  # while the source does not match the cursor
+    retention: Retention | None = None  # pruned once a day by the sweep (None: never)
 
 
 @dataclass
@@ -107,6 +113,7 @@ class Worker:
         self.on_loop: Callable[[], None] | None = None  # each turn of the loop (the watchdog)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self.redecided = 0  # cases re-decided at the last start
+        self._next_prune = 0.0  # trio clock of the next retention pass
         self.log = get_logger("monitor.worker")
 
     def _tailer(self) -> Tailer:
@@ -324,6 +331,9 @@ class Worker:
                                evaluator=self.evaluator, cache=self.cache,
                                future_tolerance=self.config.future_tolerance)  # fmt: skip
         self.stats.revived += revived.taken
+        if self.config.retention is not None and trio.current_time() >= self._next_prune:
+            self._next_prune = trio.current_time() + PRUNE_EVERY
+            await prune(target, self.config.retention, self.clock())
         moved = await state_store.sweep_orphans(
             target, self.clock(), self.config.orphan_grace, cache=self.cache
         )
