@@ -27,6 +27,7 @@ __all__ = [
     "Connection",
     "Record",
     "connect",
+    "data_error",
     "dsn_from_env",
     "json_dumps",
     "only",
@@ -276,6 +277,32 @@ def only(
                 leaf = leaf.exceptions[0]
             return leaf
     return None
+
+
+# SQLSTATE classes a row's own values cause: data exception (a value out of range),
+# integrity constraint violation, program limit exceeded (an index row too large),
+# a PL/pgSQL RAISE (a trigger refusing the row). Everything else (a lost or
+# shutting-down server, a full disk, a read-only standby, missing rights, a lock
+# or serialization conflict) is the server's state, and no row is to blame.
+_DATA_CLASSES: Final = frozenset({"22", "23", "54", "P0"})
+
+
+def data_error(exc: BaseException) -> str | None:
+    """What went wrong when ``exc`` is the data's fault: ``SQLSTATE code: message``,
+    or the Python error's type and message; None when it is not (see above), and
+    for cancellation, a lost connection or memory running out.
+    """
+    leaf = only(exc, Exception)
+    if leaf is None or isinstance(leaf, MemoryError):
+        return None
+    if isinstance(leaf, asyncpg.DataError):  # a value asyncpg cannot send (int32 range)
+        return f"{type(leaf).__name__}: {leaf}"
+    if isinstance(leaf, asyncpg.PostgresError):
+        state = str(getattr(leaf, "sqlstate", "") or "")
+        return f"SQLSTATE {state}: {leaf}" if state[:2] in _DATA_CLASSES else None
+    if isinstance(leaf, DISCONNECTS) or type(leaf).__module__.startswith("asyncpg"):
+        return None
+    return f"{type(leaf).__name__}: {leaf}"  # raised by the pipeline's code over the data
 
 
 def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:

@@ -57,6 +57,7 @@ class WorkerStats:
 
     events: int = 0
     dead_letters: int = 0
+    isolated: int = 0  # of the dead letters: events that failed alone when applied
     orphans_swept: int = 0
     batches: int = 0
     reconnects: int = 0
@@ -223,8 +224,10 @@ class Worker:
         self.log.debug("batch_applied", events=result.events, dead=result.dead,
                        cases=result.cases,
                        ms=round((trio.current_time() - started) * 1000, 1))  # fmt: skip
+        self.stats.isolated += result.isolated
         if result.dead:
-            self.log.warning("dead_letters", count=result.dead, batch_events=len(batch.events))
+            self.log.warning("dead_letters", count=result.dead, isolated=result.isolated,
+                             batch_events=len(batch.events))  # fmt: skip
 
     def _checkpointer(self) -> Checkpointer | None:
         """None when regions count on calendars of their own: their tables are always rebuilt."""
