@@ -13,15 +13,20 @@ import datetime as dt
 import json
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
 from monitor import db
+from monitor.pipeline import Evaluator
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import event_from_row
 from monitor.state.reduce import reduce_case
+from monitor.worker import Worker, WorkerConfig
 from tests.sourcekit import SUBMITTED, T0, last_position
 from tests.torture import case_mismatches
 
@@ -228,3 +233,51 @@ async def check(conn: db.Connection, flood: Flood, cursor: Any) -> dict[str, Any
         "cases": len(cases),
         "reasons": dict(sorted(Counter(dead.values()).items())),
     }
+
+
+# --- the worker under a flood ------------------------------------------------------------
+
+
+async def drain(w: Worker, conn: db.Connection, timeout: float = 50.0) -> None:
+    end = await last_position(conn)
+    with trio.fail_after(timeout):
+        while w.stats.cursor < end:
+            w.wake()
+            await trio.sleep(0.05)
+
+
+async def run_flood(
+    dsn: str,
+    flood: Flood,
+    evaluator: Evaluator | None,
+    batch_size: int = 5000,
+    timeout: float = 50.0,
+) -> dict[str, Any]:
+    """Load the flood as a backlog, run the worker (cards on) until it has taken it all."""
+    async with await db.connect(dsn) as conn:
+        await trap(conn)
+        try:
+            await insert(conn, flood.rows)
+            config = WorkerConfig(source_dsn=dsn, dsn=dsn, batch_size=batch_size,
+                                  poll_interval=0.05, probe_interval=0.5)  # fmt: skip
+            w = Worker(config, clock=lambda: NOW, evaluator=evaluator)
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(w.run)  # a crash would end this block with its error
+                await drain(w, conn, timeout)
+                seconds = time.perf_counter() - started
+                nursery.cancel_scope.cancel()
+            figures = await check(conn, flood, w.stats.cursor)
+        finally:
+            await untrap(conn)
+    figures.update(seconds=seconds, batches=w.stats.batches, isolated=w.stats.isolated,
+                   reconnects=w.stats.reconnects, worker_dead=w.stats.dead_letters)  # fmt: skip
+    return figures
+
+
+def report(f: dict[str, Any], total: int) -> str:
+    return (f"poison flood: {f['good']} good + {f['bad']} bad events in {f['seconds']:.1f} s "
+            f"({total / f['seconds']:,.0f} events/s, {f['batches']} batches); stored "
+            f"{f['stored']} events of {f['cases']} cases, {f['dead']} dead letters "
+            f"({f['isolated']} isolated by bisection), {f['reconnects']} reconnects; "
+            f"reasons {f['reasons']}")  # fmt: skip

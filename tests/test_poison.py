@@ -11,12 +11,10 @@ server's own (an int32 column, a btree key, a trigger that raises).
 from __future__ import annotations
 
 import secrets
-import time
 
 import asyncpg
 import pytest
 import structlog
-import trio
 
 from monitor import db
 from monitor.pipeline import Evaluator, apply_batch
@@ -24,8 +22,19 @@ from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Limits
 from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
-from monitor.worker import Worker, WorkerConfig
-from tests.poisonkit import NOW, POISONS, TRAP, Flood, _j, check, insert, poison_row, trap, untrap
+from tests.poisonkit import (
+    NOW,
+    POISONS,
+    TRAP,
+    Flood,
+    _j,
+    insert,
+    poison_row,
+    report,
+    run_flood,
+    trap,
+    untrap,
+)
 from tests.sourcekit import SUBMITTED, T0, at, last_position
 
 
@@ -143,6 +152,29 @@ async def test_values_fine_alone_that_overflow_together_keep_the_first(dsn):
         assert list(dead) == [events[4].event_id]
 
 
+async def test_an_error_raised_over_the_data_is_isolated_too(dsn, cal, rules):
+    """Not only the database's refusals: with the amount limit lifted, a fee of 10^400
+    passes validation and no float takes it (an OverflowError while the case is rebuilt).
+    That event is dead-lettered; its case and the others are taken, cards on."""
+    async with await db.connect(dsn) as conn:
+        rows = good_rows(4)
+        rows.insert(4, ("G1", "fee_charged", at(1.5), _j(0, raw='"amount": 1e400')))
+        await insert(conn, rows)
+        events = await read_batch(conn, START, 100)
+        with structlog.testing.capture_logs() as logs:
+            result = await apply_batch(conn, events, await load_matters(conn), START, NOW,
+                                       evaluator=Evaluator(rules, cal), from_source=True,
+                                       limits=Limits(amount=float("inf")))  # fmt: skip
+        assert (result.events, result.dead, result.isolated) == (12, 1, 1)
+        cases, dead = await stored(conn)
+        assert list(dead) == [events[4].event_id]
+        assert dead[events[4].event_id][1].startswith("OverflowError"), dead
+        [line] = [e for e in logs if e["event"] == "event_isolated"]
+        assert line["event_id"] == events[4].event_id
+        assert cases == {"G0", "G1", "G2", "G3"}
+        assert await conn.fetchval("SELECT max(fees) FROM jiancha.cases") == 0
+
+
 async def test_a_server_that_refuses_everything_is_not_a_poison(dsn):
     """An error of the server's state (here: missing rights) blames no row: the batch
     fails whole, nothing is dead-lettered and the cursor stays, for the worker to retry."""
@@ -163,52 +195,13 @@ async def test_a_server_that_refuses_everything_is_not_a_poison(dsn):
 # --- the worker under a flood ---------------------------------------------------------------
 
 
-async def drain(w: Worker, conn: db.Connection, timeout: float = 50.0) -> None:
-    end = await last_position(conn)
-    with trio.fail_after(timeout):
-        while w.stats.cursor < end:
-            w.wake()
-            await trio.sleep(0.05)
-
-
-async def run_flood(dsn: str, flood: Flood, cal, rules, batch_size: int = 5000) -> dict:
-    """Load the flood as a backlog, run the worker (cards on) until it has taken it all."""
-    async with await db.connect(dsn) as conn:
-        await trap(conn)
-        try:
-            await insert(conn, flood.rows)
-            config = WorkerConfig(source_dsn=dsn, dsn=dsn, batch_size=batch_size,
-                                  poll_interval=0.05, probe_interval=0.5)  # fmt: skip
-            w = Worker(config, clock=lambda: NOW, evaluator=Evaluator(rules, cal))
-            started = time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                await nursery.start(w.run)  # a crash would end this block with its error
-                await drain(w, conn)
-                seconds = time.perf_counter() - started
-                nursery.cancel_scope.cancel()
-            figures = await check(conn, flood, w.stats.cursor)
-        finally:
-            await untrap(conn)
-    figures.update(seconds=seconds, batches=w.stats.batches, isolated=w.stats.isolated,
-                   reconnects=w.stats.reconnects, worker_dead=w.stats.dead_letters)  # fmt: skip
-    return figures
-
-
-def report(f: dict, total: int) -> str:
-    return (f"poison flood: {f['good']} good + {f['bad']} bad events in {f['seconds']:.1f} s "
-            f"({total / f['seconds']:,.0f} events/s, {f['batches']} batches); stored "
-            f"{f['stored']} events of {f['cases']} cases, {f['dead']} dead letters "
-            f"({f['isolated']} isolated by bisection), {f['reconnects']} reconnects; "
-            f"reasons {f['reasons']}")  # fmt: skip
-
-
 async def test_a_poison_flood_stops_nothing(dsn, cal, rules):
     """1,000 bad events (every poison in turn, plus 10 the database refuses) among 10,000
     good ones, as one backlog: every good event taken, every bad one dead-lettered with its
     reason, the worker still running. The full size (10k in 100k) is
     tests/bench/bench_poison.py."""
     flood = Flood(good=10_000, bad=990, traps=10).build()
-    f = await run_flood(dsn, flood, cal, rules, batch_size=2000)
+    f = await run_flood(dsn, flood, Evaluator(rules, cal), batch_size=2000)
     print(report(f, len(flood.rows)))
     assert f["problems"] == []
     assert (f["good"], f["bad"], f["stored"], f["dead"]) == (10_000, 1000, 10_000, 1000)

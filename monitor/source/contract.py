@@ -50,7 +50,7 @@ class DeadReason(StrEnum):
     TEXT_TOO_LONG = "text_too_long"
     LIST_TOO_LONG = "list_too_long"
     PAYLOAD_TOO_LARGE = "payload_too_large"
-    APPLY_FAILED = "apply_failed"  # valid, but storing it failed: the database's error
+    APPLY_FAILED = "apply_failed"  # valid, yet its batch failed on it alone: the error
 
 
 @dataclass(frozen=True, slots=True)
