@@ -425,6 +425,11 @@ async def apply_batch(
     """
     b = _Batch(conn, matters, now, evaluator, cache, from_source, future_tolerance, source,
                limits)  # fmt: skip
+    return await _attempt(b, events, cursor)
+
+
+async def _attempt(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> BatchResult:
+    """``events`` in one transaction or, when that fails for the data's sake, bisected."""
     try:
         return await _take(b, events, cursor)
     except BaseException as exc:  # sorted below: only the data's fault is handled here
@@ -452,27 +457,22 @@ async def _take(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> Bat
 async def _isolate(
     b: _Batch, events: Sequence[SourceEvent], cursor: Cursor, error: str
 ) -> BatchResult:
-    """Halves of a failed run of events, each taken alone, until the one that fails alone.
+    """Halves of events that failed together, each its own transaction, down to the one
+    that fails alone; it is dead-lettered, and only once it failed alone.
 
-    A run of k bad events among n costs about 2·k·log2(n) transactions, and
-    the events fail again in the same order, so the result is the same
-    whichever batch size they came in.
+    When the first half commits, the second most likely holds what failed: it is
+    split without being tried whole. A bad event among n then costs about
+    log2(n) failed transactions of halving size.
     """
     if len(events) == 1:
         return await _dead_alone(b, events[0], error)
     mid = len(events) // 2
-    got: list[BatchResult] = []
-    for part in (events[:mid], events[mid:]):
-        try:
-            result = await _take(b, part, cursor)
-        except BaseException as exc:  # sorted below, as in apply_batch
-            why = data_error(exc)
-            if why is None:
-                raise
-            result = await _isolate(b, part, cursor, why)
-        got.append(result)
-        cursor = result.cursor
-    one, two = got
+    one = await _attempt(b, events[:mid], cursor)
+    rest = events[mid:]
+    if one.isolated or len(rest) == 1:  # the first half held a bad one: the rest may be good
+        two = await _attempt(b, rest, one.cursor)
+    else:
+        two = await _isolate(b, rest, one.cursor, error)
     return BatchResult(one.events + two.events, one.dead + two.dead, one.cases + two.cases,
                        two.cursor, two.pending or one.pending,
                        one.isolated + two.isolated)  # fmt: skip

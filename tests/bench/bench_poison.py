@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    configure_logging("WARNING")  # the migrations' info lines are noise; isolations are errors
+    configure_logging("ERROR")  # info and dead-letter warnings are noise; isolations are errors
     configure_gc()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
