@@ -35,7 +35,7 @@ BIG = 4096  # bytes of randomness: 8 KB of hex, past a btree key even compressed
 INF_TEXT = "9" * 320 + ".5"  # a jsonb number Python reads as float inf
 TRAP = "TRAP"  # case ids a test trigger on jiancha.cases refuses (`trap`)
 
-Row = tuple[str, str, dt.datetime, str]  # case_id, kind, occurred_at, payload JSON text
+Row = tuple[str, str, dt.datetime | str, str]  # case_id, kind, occurred_at, payload JSON
 
 
 def _j(n: int, extra: dict[str, Any] | None = None, raw: str = "") -> str:
@@ -97,9 +97,20 @@ POISONS: dict[str, Poison] = {
 }  # fmt: skip
 
 
+# Event times Python's datetime cannot hold: they once stopped the reader itself.
+WHEN = {
+    "occurred_infinity": "infinity",
+    "occurred_minus_infinity": "-infinity",
+    "occurred_year_12000": "12000-01-01 00:00+00",
+    "occurred_bc": "4000-01-01 00:00+00 BC",
+}
+for _name in WHEN:
+    POISONS[_name] = ("completed", _j, None, "value_out_of_range")
+
+
 def poison_row(name: str, n: int, case_id: str) -> Row:
     kind, payload, own_case, _reason = POISONS[name]
-    return (own_case(n) if own_case else case_id, kind, T0, payload(n))
+    return (own_case(n) if own_case else case_id, kind, WHEN.get(name, T0), payload(n))
 
 
 async def insert(conn: db.Connection, rows: list[Row], chunk: int = 2000) -> None:
@@ -108,9 +119,10 @@ async def insert(conn: db.Connection, rows: list[Row], chunk: int = 2000) -> Non
         part = rows[i : i + chunk]
         await conn.execute(
             "INSERT INTO case_events (case_id, kind, occurred_at, payload) "
-            "SELECT c, k, o, p::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], "
-            "$4::text[]) AS u(c, k, o, p)",
-            [r[0] for r in part], [r[1] for r in part], [r[2] for r in part],
+            "SELECT c, k, o::timestamptz, p::jsonb FROM unnest($1::text[], $2::text[], "
+            "$3::text[], $4::text[]) AS u(c, k, o, p)",
+            [r[0] for r in part], [r[1] for r in part],
+            [r[2] if isinstance(r[2], str) else r[2].isoformat() for r in part],
             [r[3] for r in part],
         )  # fmt: skip
 

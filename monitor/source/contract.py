@@ -21,6 +21,7 @@ __all__ = [
     "PAUSE_TYPES",
     "RAW_CHARS",
     "START",
+    "UNREADABLE_TIME",
     "Cursor",
     "DeadReason",
     "Limits",
@@ -110,6 +111,10 @@ class SourceEvent(NamedTuple):
 
 
 RAW_CHARS = 1024  # of a text kept in a dead letter
+
+# Where the tailer puts an event time Python's datetime cannot hold (±infinity, BC,
+# past year 9999): `validate` rejects every time before year 2.
+UNREADABLE_TIME = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 
 def clip(text: str, chars: int) -> str:
@@ -229,6 +234,9 @@ def validate(
     if len(event.case_id) > limits.id_chars:
         detail = f"case_id: {len(event.case_id)} chars > {limits.id_chars}"
         return Rejection(event, DeadReason.TEXT_TOO_LONG, detail)
+    if event.occurred_at.year < 2:  # UNREADABLE_TIME, or as good as
+        detail = f"occurred_at={event.occurred_at.isoformat()}: outside years 2-9998"
+        return Rejection(event, DeadReason.VALUE_OUT_OF_RANGE, detail)
     if event.occurred_at > now + future_tolerance:
         detail = f"occurred_at={event.occurred_at.isoformat()} now={now.isoformat()}"
         return Rejection(event, DeadReason.FUTURE_TIMESTAMP, detail)

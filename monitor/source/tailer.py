@@ -34,9 +34,14 @@ __all__ = ["CHANNEL", "Batch", "Tailer", "TailerStats", "read_batch"]
 CHANNEL = "jiancha_events_v1"
 
 # The payload comes as text and read_batch decodes a whole batch of them at once,
-# not the connection's jsonb codec one row at a time.
+# not the connection's jsonb codec one row at a time. A time Python's datetime cannot
+# hold (±infinity, BC, past year 9999) would stop the read: it comes as year 1, which
+# `validate` rejects (contract.UNREADABLE_TIME).
 _READ = """
-SELECT id, tx::text::int8, case_id, kind, occurred_at, payload::text
+SELECT id, tx::text::int8, case_id, kind,
+       CASE WHEN occurred_at BETWEEN '0002-01-01 00:00+00' AND '9998-12-31 00:00+00'
+            THEN occurred_at ELSE '0001-01-01 00:00+00' END,
+       payload::text
 FROM case_events
 WHERE (tx, id) > ($1::text::xid8, $2::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
