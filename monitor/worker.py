@@ -76,6 +76,7 @@ class WorkerStats:
 
     events: int = 0
     dead_letters: int = 0
+    isolated: int = 0  # of the dead letters: events that failed alone when applied
     orphans_swept: int = 0
     revived: int = 0  # dead letters taken in after all (monitor.revive)
     batches: int = 0
@@ -283,8 +284,10 @@ class Worker:
         self.log.debug("batch_applied", events=result.events, dead=result.dead,
                        cases=result.cases,
                        ms=round((trio.current_time() - started) * 1000, 1))  # fmt: skip
+        self.stats.isolated += result.isolated
         if result.dead:
-            self.log.warning("dead_letters", count=result.dead, batch_events=len(batch.events))
+            self.log.warning("dead_letters", count=result.dead, isolated=result.isolated,
+                             batch_events=len(batch.events))  # fmt: skip
 
     def _checkpointer(self) -> Checkpointer | None:
         """None when regions count on calendars of their own: their tables are always rebuilt."""
