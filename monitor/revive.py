@@ -33,7 +33,7 @@ RETRIED_AUTOMATICALLY = (DeadReason.UNKNOWN_MATTER, DeadReason.FUTURE_TIMESTAMP,
 """The reasons that can stop being true on their own; the others wait for an operator."""
 
 _DUE = """
-SELECT d.event_id, d.reason, d.raw FROM jiancha.dead_letters d
+SELECT d.event_id, d.reason, d.detail, d.raw FROM jiancha.dead_letters d
 WHERE d.resolved_at IS NULL
   AND (d.retry_requested_at IS NOT NULL
        OR (d.reason = 'unknown_matter' AND d.raw->'payload'->>'matter' = ANY($1::text[]))
@@ -47,7 +47,7 @@ ORDER BY d.event_id
 LIMIT $3
 FOR UPDATE OF d SKIP LOCKED
 """
-_DUE_IDS = _DUE.replace("d.event_id, d.reason, d.raw", "d.event_id").replace(
+_DUE_IDS = _DUE.replace("d.event_id, d.reason, d.detail, d.raw", "d.event_id").replace(
     "($4::bigint IS NULL OR d.event_id = $4)", "true"
 )
 _STILL_DEAD = """
@@ -74,6 +74,8 @@ class Revived:
 
 def event_from_raw(raw: Mapping[str, Any]) -> SourceEvent | None:
     """The source row a dead letter keeps (``SourceEvent.raw``); None if it is not one."""
+    if "payload_left_out" in raw:
+        return None
     try:
         at = dt.datetime.fromisoformat(str(raw["occurred_at"]))
         # a payload too large to keep was left out of the letter: never rebuild it as {}
@@ -157,11 +159,11 @@ async def _pass(
         if not rows:
             return Revived()
         events: list[SourceEvent] = []
-        unreadable: list[int] = []
+        unreadable: list[tuple[int, str, str]] = []  # kept as they are: their reason stands
         for r in rows:
             e = event_from_raw(r["raw"]) if isinstance(r["raw"], Mapping) else None
             if e is None:
-                unreadable.append(r["event_id"])
+                unreadable.append((r["event_id"], r["reason"], r["detail"]))
             else:
                 events.append(e)
         valid, dead = split(events, matters, now, tolerance)
@@ -181,11 +183,17 @@ async def _pass(
     )
 
 
-async def _still_dead(conn: Connection, dead: Sequence[Any], unreadable: Sequence[int]) -> None:
-    """Letters that failed again: their newest reason, one more retry counted."""
-    ids = [r.event.event_id for r in dead] + list(unreadable)
+async def _still_dead(
+    conn: Connection, dead: Sequence[Any], unreadable: Sequence[tuple[int, str, str]]
+) -> None:
+    """Letters that failed again: their newest reason, one more retry counted.
+
+    A letter whose payload was left out (too large to keep) cannot be rebuilt from
+    itself: it keeps its reason; the source row still has the payload.
+    """
+    ids = [r.event.event_id for r in dead] + [u[0] for u in unreadable]
     if not ids:
         return
-    reasons = [str(r.reason) for r in dead] + [str(DeadReason.BAD_TYPE)] * len(unreadable)
-    details = [r.detail for r in dead] + ["the kept row is not a source row"] * len(unreadable)
+    reasons = [str(r.reason) for r in dead] + [u[1] for u in unreadable]
+    details = [r.detail for r in dead] + [u[2] for u in unreadable]
     await conn.execute(_STILL_DEAD, ids, reasons, details)

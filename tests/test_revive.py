@@ -186,3 +186,25 @@ def test_every_dead_letter_reason_has_a_name_in_both_languages():
 
     assert set(DEAD_REASON_NAMES) == {str(r) for r in DeadReason}
     assert all(set(n) == {"zh", "en"} for n in DEAD_REASON_NAMES.values())
+
+
+async def test_a_huge_payload_is_never_fetched_and_a_retry_keeps_its_reason(dsn):
+    import secrets
+
+    from monitor.source.tailer import STORED_MAX
+
+    big = secrets.token_hex(STORED_MAX)  # incompressible: stored past the bound
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("H1", "submitted", at(0), {**SUBMITTED, "note": big}),
+                           ("H2", "submitted", at(0), SUBMITTED)])  # fmt: skip
+        events = await read_batch(conn, await state_store.load_cursor(conn), 10)
+        assert [str(e.payload)[:1] for e in events] == ["", "{"]  # H1's text never came over
+        await ingest(conn, NOW)
+        row = await conn.fetchrow("SELECT reason, detail, raw FROM jiancha.dead_letters")
+        assert row["reason"] == "payload_too_large" and "stored, not read" in row["detail"]
+        assert row["raw"]["payload"] is None and "payload_left_out" in row["raw"]
+        await conn.execute("UPDATE jiancha.dead_letters SET retry_requested_at = $1", NOW)
+        got = await revive(conn, await load_matters(conn), NOW)
+        assert (got.taken, got.still_dead) == (0, 1)
+        after = await conn.fetchrow("SELECT reason, retries FROM jiancha.dead_letters")
+        assert tuple(after) == ("payload_too_large", 1)

@@ -33,6 +33,7 @@ __all__ = [
     "event_from_row",
     "payload_of",
     "split",
+    "too_large",
     "validate",
 ]
 
@@ -143,6 +144,14 @@ def payload_of(text: str) -> Any:
         why, detail = DeadReason.VALUE_OUT_OF_RANGE, f"payload: {clip(str(exc), 200)}"
     bad = Unreadable(clip(text, RAW_CHARS))
     bad.reason, bad.detail = why, detail
+    return bad
+
+
+def too_large(stored: int) -> Unreadable:
+    """A payload not even read: its stored size alone is past any payload jiancha takes."""
+    bad = Unreadable("")
+    bad.reason = DeadReason.PAYLOAD_TOO_LARGE
+    bad.detail = f"payload: {stored} bytes stored, not read"
     return bad
 
 
