@@ -157,11 +157,14 @@ class Evaluator:
         for key, idx in groups.items():
             cal = self.regions.for_region(key) if key else self.cal
             got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now, running=running)
+            for i, d in zip(idx, got, strict=True):
+                decided[i] = d
+            if running:
+                continue  # a tick: no new fact, so no case's part in the figures changed
             # every case's part in the figures (deadline, outcome), on its own calendar
             figs = case_figures([(views[i], inputs[i][1]) for i in idx], cal, self.ruleset.statute)
-            for i, d, f in zip(idx, got, figs, strict=True):
-                d.outcome = (f.deadline, f.outcome or "")
-                decided[i] = d
+            for i, f in zip(idx, figs, strict=True):
+                decided[i].outcome = (f.deadline, f.outcome or "")
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
