@@ -63,6 +63,7 @@ class DaemonConfig:
     clock: Clock = utc_now  # a VirtualClock in the demo
     state_dir: Path | None = None  # the clock table's checkpoint (None: always rebuilt)
     checkpoint_every: float = 300.0
+    recheck_interval: float = 30.0  # while the source does not match the cursor
 
     def worker(self) -> WorkerConfig:
         return WorkerConfig(
@@ -73,6 +74,8 @@ class DaemonConfig:
             orphan_grace=self.orphan_grace,
             source_session=self.session(source=True),
             session=self.session(source=False),
+            recheck_interval=self.recheck_interval,
+            retention=self.config.retention,
         )
 
     def session(self, *, source: bool) -> db.Session:
@@ -199,6 +202,7 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
         startup_ms=took,
         table=worker.table_from,
         redecided=worker.redecided,
+        source_mismatch=worker.stats.source_mismatch is not None,
         gc_thresholds=list(gc.get_threshold()),
     )
     clocks = worker.evaluator.scheduler.rows() if worker.evaluator is not None else 0
@@ -208,6 +212,8 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
 def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
     """What `systemctl status jiancha` shows: connected or not, lag, open clocks, cards."""
     st = worker.stats
+    if st.source_mismatch is not None:
+        return "STATUS=拒绝读取：源数据库已变更（见日志 source_mismatch，jiancha db reset-cursor）"
     if not st.connected:
         return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
     return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {evaluator.scheduler.rows()} 个，"

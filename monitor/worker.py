@@ -8,6 +8,13 @@ the visible backlog is taken the scheduler's due crossings are ticked (a
 card must not depend on where batches split). A lost connection ends the
 session; the next starts after a capped, jittered backoff. The orphan
 sweep and the checkpoint run between batches, on the same connection.
+
+Before a session reads, the stored cursor is checked against the source
+(`monitor.source.identity`): a cursor of another cluster or database, or
+one ahead of the source's transaction ids, would read nothing and report
+no lag. Such a session refuses with one error, keeps the daemon (and its
+metrics) alive, and checks again every ``recheck_interval`` until an
+operator resets the cursor.
 """
 
 from __future__ import annotations
@@ -22,12 +29,16 @@ import trio
 
 from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
+from monitor.config import Retention
 from monitor.db import DISCONNECTS, backoff_delays
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
+from monitor.retention import prune
 from monitor.revive import revive
+from monitor.source import identity
 from monitor.source.contract import START, Cursor, Matter
 from monitor.source.tailer import Batch, Tailer
+from monitor.state import position
 from monitor.state import store as state_store
 from monitor.wallclock import Clock, real_seconds, utc_now
 
@@ -37,11 +48,15 @@ _IDS_AHEAD = """
 SELECT setval(pg_get_serial_sequence('jiancha.cards', 'id'), $1::bigint)
 WHERE (SELECT coalesce(max(id), 0) FROM jiancha.cards) < $1::bigint
 """
+_IDS_FIX = "SELECT setval(pg_get_serial_sequence('jiancha.cards', 'id'), {last});  -- as the owner"
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = ["Worker", "WorkerConfig", "WorkerStats"]
+
+
+PRUNE_EVERY = 86_400.0  # seconds between retention passes (monitor.retention)
 
 
 @dataclass
@@ -59,6 +74,8 @@ class WorkerConfig:
     cache_cases: int = 20_000  # case histories kept in memory between batches
     source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
     session: db.Session = db.OWN_SESSION  # jiancha's own: writable, keepalives
+    recheck_interval: float = 30.0  # while the source does not match the cursor
+    retention: Retention | None = None  # pruned once a day by the sweep (None: never)
 
 
 @dataclass
@@ -67,6 +84,7 @@ class WorkerStats:
 
     events: int = 0
     dead_letters: int = 0
+    isolated: int = 0  # of the dead letters: events that failed alone when applied
     orphans_swept: int = 0
     revived: int = 0  # dead letters taken in after all (monitor.revive)
     batches: int = 0
@@ -74,6 +92,7 @@ class WorkerStats:
     connected: bool = False
     caught_up_at: float | None = None  # trio clock when the visible backlog was last empty
     cursor: Cursor = field(default_factory=lambda: START)
+    source_mismatch: identity.Mismatch | None = None  # refusing to read: the source moved
 
     def lag(self, now: float) -> float:
         """Seconds since the loop last had nothing visible left to take."""
@@ -103,6 +122,7 @@ class Worker:
         self.on_loop: Callable[[], None] | None = None  # each turn of the loop (the watchdog)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self.redecided = 0  # cases re-decided at the last start
+        self._next_prune = 0.0  # trio clock of the next retention pass
         self.log = get_logger("monitor.worker")
 
     def _tailer(self) -> Tailer:
@@ -133,6 +153,7 @@ class Worker:
         while True:
             try:
                 await self._session(status)
+                status = None  # refused (the source moved) after reporting started
             except BaseException as exc:  # sorted below: only connection loss is ours
                 if self.stats.connected:  # this session got going: started() was called
                     status = None
@@ -156,7 +177,12 @@ class Worker:
             target = await db.connect(cfg.dsn, session=cfg.session)
             # A COMMIT whose answer was lost may have happened: trust only the database.
             self.cache = state_store.HistoryCache(cfg.cache_cases)
-            cursor = await state_store.load_cursor(target)
+            cursor = await self._checked_cursor(target)
+            if cursor is None:
+                if task_status is not None:  # alive and serving metrics, not reading
+                    task_status.started()
+                await self._idle(cfg.recheck_interval)
+                return
             await self._went_back(target, cursor)
             self.stats.cursor = cursor
             send, receive = trio.open_memory_channel[Batch](0)
@@ -186,8 +212,45 @@ class Worker:
             self.log.error("database_went_back", cursor_tx=cursor.tx, cursor_id=cursor.event_id,
                            was_tx=was.tx, was_id=was.event_id)  # fmt: skip
         last = self.evaluator.stats.last_card_id if self.evaluator is not None else 0
-        if last and await target.fetchval(_IDS_AHEAD, last) is not None:
-            self.log.error("card_ids_moved_past_lost_cards", last_card_id=last)
+        if not last:
+            return
+        try:
+            if await target.fetchval(_IDS_AHEAD, last) is not None:
+                self.log.error("card_ids_moved_past_lost_cards", last_card_id=last)
+        except asyncpg.InsufficientPrivilegeError as exc:  # jiancha_daemon may not: say how
+            self.log.error("card_ids_not_moved", last_card_id=last, error=str(exc),
+                           fix=_IDS_FIX.format(last=last))  # fmt: skip
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait, still beating the watchdog: a refusing daemon is alive, not hung."""
+        end = trio.current_time() + seconds
+        while (left := end - trio.current_time()) > 0:
+            if self.on_loop is not None:
+                self.on_loop()
+            await trio.sleep(min(left, 1.0))
+
+    async def _checked_cursor(self, target: db.Connection) -> Cursor | None:
+        """The stored cursor, or None when it cannot be a position in the source as it is."""
+        cursor, stored = await position.load_position(target)
+        async with await db.connect(self.config.source_dsn, application_name="jiancha-tailer") as s:
+            now = await identity.probe(s)
+        mismatch = identity.check(cursor, stored, now)
+        reported, self.stats.source_mismatch = self.stats.source_mismatch, mismatch
+        if mismatch is not None:
+            if reported is None or reported.differs != mismatch.differs:  # one error, not a flood
+                self.log.error("source_mismatch", error=mismatch.message("zh"),
+                               error_en=mismatch.message("en"), differs=list(mismatch.differs),
+                               cursor_tx=cursor.tx, cursor_id=cursor.event_id,
+                               source_xmax=now.xmax, fix=identity.FIX)  # fmt: skip
+            return None
+        if reported is not None:
+            self.log.info("source_mismatch_resolved", cursor_tx=cursor.tx,
+                          cursor_id=cursor.event_id)  # fmt: skip
+        if stored is None and await position.adopt_identity(target, now.identity, self.clock()):
+            self.log.info("source_identity_adopted", database=now.identity.database,
+                          system_identifier=now.identity.system_identifier,
+                          database_oid=now.identity.database_oid)  # fmt: skip
+        return cursor
 
     async def _loop(self, target: db.Connection, batches: trio.MemoryReceiveChannel[Batch]) -> None:
         cfg = self.config
@@ -249,8 +312,10 @@ class Worker:
         self.log.debug("batch_applied", events=result.events, dead=result.dead,
                        cases=result.cases,
                        ms=round((trio.current_time() - started) * 1000, 1))  # fmt: skip
+        self.stats.isolated += result.isolated
         if result.dead:
-            self.log.warning("dead_letters", count=result.dead, batch_events=len(batch.events))
+            self.log.warning("dead_letters", count=result.dead, isolated=result.isolated,
+                             batch_events=len(batch.events))  # fmt: skip
 
     def _checkpointer(self) -> Checkpointer | None:
         """None when regions count on calendars of their own: their tables are always rebuilt."""
@@ -297,6 +362,9 @@ class Worker:
                                evaluator=self.evaluator, cache=self.cache,
                                future_tolerance=self.config.future_tolerance)  # fmt: skip
         self.stats.revived += revived.taken
+        if self.config.retention is not None and trio.current_time() >= self._next_prune:
+            self._next_prune = trio.current_time() + PRUNE_EVERY
+            await prune(target, self.config.retention, self.clock())
         moved = await state_store.sweep_orphans(
             target, self.clock(), self.config.orphan_grace, cache=self.cache
         )

@@ -15,11 +15,17 @@ promoted, and the writer carries on there.
   (counted, not asserted: on loopback it is usually none). jiancha's schema
   went with them, to the same point of the same WAL, so the cursor never
   stands past what the new primary has.
+- ``lagging``: the replica stops receiving WAL, the primary acknowledges 60
+  more cases and jiancha takes them and sends their cards' notifications;
+  then the primary crashes. The new primary lacks those cases, and the
+  cards and notifications jiancha made of them: it must say so, and hand
+  none of their card ids to another card.
 
-Either way: every event the new primary holds ends up in ``jiancha.events``
-or ``jiancha.dead_letters``, no two live cards share a natural key, every
-notification on the new primary reaches the receiver, a repeat only under
-its own key with the same body, and the process never exits.
+Every time: every event the new primary holds ends up in ``jiancha.events``
+or ``jiancha.dead_letters``, the ledger is exactly the cards its events are
+due, no two live cards share a natural key, every notification on the new
+primary reaches the receiver, a key comes again only with the same body,
+and the process never exits. The full-size run: tests/bench/bench_failover.py.
 """
 
 from __future__ import annotations
