@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    python -m tests.bench.bench_failover [--cases 1200] [--lag 120] [--modes fast,immediate,lagging]
+    python -m tests.bench.bench_failover [--quick] [--cases 1200] [--lag 120]
+                                         [--modes fast,immediate,lagging]
 
 Each mode gets a fresh primary and streaming replica (Debian's postgresql-15,
 in a temporary directory, removed afterwards), a real ``jiancha run`` and a
@@ -49,7 +50,10 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1200)
     parser.add_argument("--lag", type=int, default=120)
     parser.add_argument("--modes", default="fast,immediate,lagging")
+    parser.add_argument("--quick", action="store_true", help="240 cases, the clean stop only")
     args = parser.parse_args()
+    if args.quick:
+        args.cases, args.modes = 240, "fast"
     for mode in args.modes.split(","):
         print(trio.run(one, mode, args.cases, args.lag), flush=True)
 
