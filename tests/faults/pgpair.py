@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,8 @@ class Server:
     user: str | None
     running: bool = False
 
-    def _run(self, *args: str, timeout: float = 60) -> str:
+    def run(self, *args: str, timeout: float = 60) -> str:
+        """A PostgreSQL program of ``BIN`` as the servers' user; its output, or the log's tail."""
         done = subprocess.run([str(BIN / args[0]), *args[1:]], user=self.user, check=False,
                               capture_output=True, text=True, timeout=timeout)  # fmt: skip
         if done.returncode != 0:
@@ -50,23 +50,23 @@ class Server:
 
     def start(self) -> None:
         log = self.data.parent / f"{self.data.name}.log"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(log), "-w", "-t", "60", "start",
-                  "-o", f"-p {self.port}")  # fmt: skip
+        self.run("pg_ctl", "-D", str(self.data), "-l", str(log), "-w", "-t", "60", "start",
+                 "-o", f"-p {self.port}")  # fmt: skip
         self.running = True
 
     def stop(self, mode: str = "fast") -> None:
         """``fast``: sessions ended, WAL shipped to the replica first; ``immediate``: a crash."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
         self.running = False
 
     def sql(self, statement: str) -> str:
         """Run one statement through psql; its unaligned output."""
-        return self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                         "-At", "-c", statement).strip()  # fmt: skip
+        return self.run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "-At", "-c", statement).strip()  # fmt: skip
 
     def promote(self) -> None:
         """End recovery: the replica becomes a primary and accepts writes (waits for it)."""
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
+        self.run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
 
 
 @dataclass
@@ -76,7 +76,6 @@ class Pair:
     primary: Server
     replica: Server
     database: str = "approval"
-    stopped: list[Server] = field(default_factory=list)
 
     def dsn(self, *servers: Server, attrs: str | None = "read-write") -> str:
         """A libpq-style multi-host URL (asyncpg takes it) over ``servers`` (both by default)."""
@@ -122,8 +121,8 @@ def make_pair(base: Path) -> Pair:
     user = _as_user(base)
     primary = Server(base / "primary", _free_port(), user)
     replica = Server(base / "replica", _free_port(), user)
-    primary._run("initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
+    primary.run("initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust",
+                "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
     with (primary.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
         # initdb's pg_hba.conf already trusts replication from 127.0.0.1
         conf.write(
@@ -134,8 +133,8 @@ def make_pair(base: Path) -> Pair:
         )
     primary.start()
     primary.sql("CREATE DATABASE approval")
-    primary._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-                 "-D", str(replica.data), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
+    primary.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                "-D", str(replica.data), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
     replica.start()  # the port is given on its command line; standby.signal makes it a replica
     pair = Pair(primary, replica)
     _wait_streaming(pair)
@@ -150,7 +149,3 @@ def _wait_streaming(pair: Pair, timeout: float = 30) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError("the replica never streamed")
-
-
-def remove(base: Path) -> None:
-    shutil.rmtree(base, ignore_errors=True)
