@@ -7,9 +7,9 @@ counter writes them. Put into a robot's markdown raw, a case id holding
 link in a message carrying the supervision system's authority. Every value a
 message inserts goes through one of these: ``plain`` for text channels
 (line breaks and invisible controls become spaces, so a value cannot start
-a line of its own, and a URL in it is no link) and ``markdown`` for the robots' markdown (plain, then
-every character markdown, HTML or auto-linking acts on replaced by its
-full-width form, which reads the same to a Chinese reader).
+a line of its own, and a URL in it is no link) and ``markdown`` for the
+robots' markdown (plain, then every character markdown, HTML or mentions act
+on replaced by its full-width form, which reads the same to a Chinese reader).
 """
 
 from __future__ import annotations
