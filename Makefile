@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-quick bench-quick-ab dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-failover bench-quick bench-quick-ab dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -12,7 +12,7 @@ help:
 	@echo "make test            lint (ruff, mypy, import-linter) and the whole test suite (runs make deps first)"
 	@echo "make deps            the Debian packages the suite needs (deploy/dev-deps.sh; root installs)"
 	@echo "make lint            ruff, mypy (strict) and import-linter (the pipeline's layers)"
-	@echo "make bench           all benchmarks at full size (tests/bench, ~15 min; docs/performance.md)"
+	@echo "make bench           all benchmarks at full size (tests/bench, ~20 min; docs/performance.md)"
 	@echo "make bench-quick     a smoke run of every benchmark at a small size (CI)"
 	@echo "make bench-quick-ab BASE=REV [OTHER=REV]   bench-quick of two revisions, interleaved"
 
@@ -59,7 +59,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-failover
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -85,6 +85,10 @@ bench-startup: venv
 bench-poison: venv
 	$(BIN)/python -m tests.bench.bench_poison
 
+# A primary and its streaming replica (Debian's postgresql-15): clean, crashed, lagging.
+bench-failover: venv
+	$(BIN)/python -m tests.bench.bench_failover
+
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
@@ -96,6 +100,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_metrics --quick
 	$(BIN)/python -m tests.bench.bench_startup --quick
 	$(BIN)/python -m tests.bench.bench_poison --quick
+	$(BIN)/python -m tests.bench.bench_failover --quick
 
 # Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?
 # Both revisions run from git worktrees, alternating, ROUNDS rounds after a dropped warm-up.

@@ -5,9 +5,10 @@
 #   deploy/dev-deps.sh --check   only say which are missing (exit 1), never install
 #   deploy/dev-deps.sh --list    print the package names, one line
 #
-# Silent and quick (one dpkg-query) when everything is there. PostgreSQL is not in the
-# list: the suite and `make demo` run it embedded, from the pgserver wheel. `make demo`
-# needs none of these.
+# Silent and quick (one dpkg-query) when everything is there. The suite and `make demo`
+# run PostgreSQL embedded, from the pgserver wheel; Debian's postgresql-15 is only for
+# the failover test, which needs a primary and its streaming replica. `make demo` needs
+# none of these.
 set -euo pipefail
 
 # The one list, and who needs each package:
@@ -23,7 +24,9 @@ set -euo pipefail
 #     tests/notify/test_smtp.py)
 #   - systemd: systemd-analyze verifies the unit (tests/deploy/test_systemd.py,
 #     test_install.py)
-PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd)
+#   - postgresql-15: initdb, pg_basebackup, pg_ctl promote for a primary and its physical
+#     streaming replica (tests/faults/test_failover.py)
+PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd postgresql-15)
 
 MODE=install
 case ${1:-} in
@@ -31,7 +34,7 @@ case ${1:-} in
 --check) MODE=check ;;
 --list) MODE=list ;;
 -h | --help)
-    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    sed -n '2,11s/^# \{0,1\}//p' "$0"
     exit 0
     ;;
 *)
@@ -52,7 +55,7 @@ fi
 if ! command -v dpkg-query >/dev/null; then
     printf '%s\n' "dev-deps.sh：不是 Debian 系统，无法检查 / not Debian, cannot check:" \
         "    ${PACKAGES[*]} (the suite needs promtool, alertmanager, shellcheck, openssl," \
-        "    systemd-analyze and Python's venv)" >&2
+        "    systemd-analyze, Python's venv and PostgreSQL 15)" >&2
     exit 0
 fi
 

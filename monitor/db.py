@@ -13,6 +13,7 @@ import json
 import os
 import random
 import socket
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "json_dumps",
     "only",
     "open_loop",
+    "target_session_attrs",
 ]
 
 SOURCE_DSN_ENV: Final = "JIANCHA_SOURCE_DSN"
@@ -250,10 +252,31 @@ OWN_SESSION: Final = Session()
 """jiancha's own sessions: writable, no statement timeout, keepalives."""
 
 
+def target_session_attrs(dsn: str, session: Session,
+                         env: Mapping[str, str] | None = None) -> str | None:  # fmt: skip
+    """The host a session may use, when it must differ from what the DSN asks.
+
+    A multi-host DSN with ``target_session_attrs=read-write`` (or
+    ``PGTARGETSESSIONATTRS``) names the primary among its hosts. A read-only
+    session starts with ``default_transaction_read_only = on``, and read-write
+    rejects any server reporting that: the source's sessions would find no host
+    at all. For them it means "not a standby", which is ``primary``.
+    """
+    if not session.read_only:
+        return None
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(dsn).query)
+    given = query.get("target_session_attrs", [None])[-1]
+    if given is None:
+        given = (os.environ if env is None else env).get("PGTARGETSESSIONATTRS")
+    return "primary" if given == "read-write" else None
+
+
 async def _aio_connect(dsn: str, timeout: float, application_name: str, session: Session) -> Any:
+    attrs = target_session_attrs(dsn, session)
     raw = await asyncpg.connect(
         dsn,
         timeout=timeout,
+        **({} if attrs is None else {"target_session_attrs": attrs}),
         server_settings={
             "application_name": application_name,
             # Statements take `= ANY($1)` lists of very different sizes; a cached generic

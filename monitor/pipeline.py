@@ -64,6 +64,7 @@ class CardStats:
     """What the evaluator has done since start, for logs and the metrics."""
 
     cards_issued: int = 0
+    last_card_id: int = 0  # the highest card id this process committed (monitor.worker)
     cards_closed: int = 0
     cards_revoked: int = 0
     escalated: int = 0
@@ -211,6 +212,7 @@ class Evaluator:
         if w is None:
             return
         self.stats.cards_issued += len(w.issued)
+        self.stats.last_card_id = max([self.stats.last_card_id, *(c.card_id for c in w.issued)])
         self.stats.cards_closed += w.closed
         self.stats.cards_revoked += w.revoked
         for card in w.issued:

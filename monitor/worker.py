@@ -42,6 +42,14 @@ from monitor.state import position
 from monitor.state import store as state_store
 from monitor.wallclock import Clock, real_seconds, utc_now
 
+# Card ids past the highest this process committed, when the database has lost it: the
+# ledger is append-only, so a lower max(id) means transactions were lost.
+_IDS_AHEAD = """
+SELECT setval(pg_get_serial_sequence('jiancha.cards', 'id'), $1::bigint)
+WHERE (SELECT coalesce(max(id), 0) FROM jiancha.cards) < $1::bigint
+"""
+_IDS_FIX = "SELECT setval(pg_get_serial_sequence('jiancha.cards', 'id'), {last});  -- as the owner"
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -175,6 +183,7 @@ class Worker:
                     task_status.started()
                 await self._idle(cfg.recheck_interval)
                 return
+            await self._went_back(target, cursor)
             self.stats.cursor = cursor
             send, receive = trio.open_memory_channel[Batch](0)
             async with trio.open_nursery() as nursery:
@@ -192,6 +201,25 @@ class Worker:
                     await target.close()
                 if self.stats.connected:  # a clean stop: the next start resumes from here
                     await self._save_on_exit()
+
+    async def _went_back(self, target: db.Connection, cursor: Cursor) -> None:
+        """The database lost transactions this process saw commit (a failover to a replica
+        they had not reached, a restored backup). Their events are read again if the new
+        primary has them; but the notifications of their cards went out, so no card id of
+        theirs may be handed out again: its key would name another card."""
+        was = self.stats.cursor
+        if cursor < was:
+            self.log.error("database_went_back", cursor_tx=cursor.tx, cursor_id=cursor.event_id,
+                           was_tx=was.tx, was_id=was.event_id)  # fmt: skip
+        last = self.evaluator.stats.last_card_id if self.evaluator is not None else 0
+        if not last:
+            return
+        try:
+            if await target.fetchval(_IDS_AHEAD, last) is not None:
+                self.log.error("card_ids_moved_past_lost_cards", last_card_id=last)
+        except asyncpg.InsufficientPrivilegeError as exc:  # jiancha_daemon may not: say how
+            self.log.error("card_ids_not_moved", last_card_id=last, error=str(exc),
+                           fix=_IDS_FIX.format(last=last))  # fmt: skip
 
     async def _idle(self, seconds: float) -> None:
         """Wait, still beating the watchdog: a refusing daemon is alive, not hung."""

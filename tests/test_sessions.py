@@ -119,3 +119,27 @@ def test_our_end_of_a_tcp_session_sends_keepalives() -> None:
     with left, right:
         session.keep_alive(left)
         assert left.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+
+
+@pytest.mark.parametrize(
+    ("dsn", "env", "read_only", "expected"),
+    [
+        ("postgresql://j@a:5432,b:5432/src?target_session_attrs=read-write", {}, True, "primary"),
+        ("postgresql://j@a,b/src", {"PGTARGETSESSIONATTRS": "read-write"}, True, "primary"),
+        # the DSN's own attribute wins over the environment's
+        (
+            "postgresql://j@a,b/src?target_session_attrs=any",
+            {"PGTARGETSESSIONATTRS": "read-write"},
+            True,
+            None,
+        ),
+        ("postgresql://j@a,b/src?target_session_attrs=read-write", {}, False, None),
+        ("postgresql://j@a,b/src?target_session_attrs=prefer-standby", {}, True, None),
+        ("postgresql:///src", {}, True, None),
+    ],
+)
+def test_a_read_only_session_asks_a_read_write_dsn_for_the_primary(dsn, env, read_only, expected):
+    """read-write rejects a session started read-only on every host; the primary is meant.
+    (A real primary and replica: tests/faults/test_failover.py.)"""
+    session = db.Session(read_only=read_only)
+    assert db.target_session_attrs(dsn, session, env) == expected

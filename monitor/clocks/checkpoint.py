@@ -8,7 +8,10 @@ the cases with an event after the saved cursor or a card event after the saved
 card-event id. That set is a superset of what changed, whatever the order of
 saves, commits and kills, so a stale checkpoint costs time, never correctness.
 A checkpoint of other rules, another calendar, another database or another
-format is ignored (and said so in the log); the full build runs instead.
+format is ignored (and said so in the log); the full build runs instead. So
+is one ahead of the database (its cursor or its card events: a restored
+backup, a failover that lost the primary's last transactions), which would
+keep the clocks of cases the database no longer has.
 
 Saved atomically (temporary file, then rename) as ``.npz`` of plain arrays:
 no pickle, nothing executable is read back.
@@ -42,6 +45,12 @@ SELECT current_database() || '/' ||
        || coalesce('/reset ' || (SELECT max(reset_at)::text FROM jiancha.cursor), '')
 """
 _LAST_CARD_EVENT = "SELECT coalesce(max(id), 0) FROM jiancha.card_events"
+# Whether the database's cursor stands before the saved one (no cursor: before any).
+_BEHIND = """
+SELECT coalesce((SELECT tx < $1::text::xid8 OR (tx = $1::text::xid8 AND event_id < $2)
+                 FROM jiancha.cursor WHERE source = 'default'),
+                $1::text::int8 > 0 OR $2 > 0)
+"""
 # Cases a saved table may be wrong about: an event taken after its cursor, or a card
 # event (issued, revoked, ...) after its last card event.
 _CHANGED = """
@@ -161,6 +170,10 @@ class Checkpointer:
         why = saved.matches(now)
         if why is None and now.card_event < saved.card_event:
             why = "ledger_older"  # a restored backup: the saved table is ahead of it
+        if why is None and await conn.fetchval(_BEHIND, str(saved.cursor_tx), saved.cursor_id):
+            # The events after the database's cursor are gone (a failover that lost the
+            # primary's last transactions, a backup): their cases' clocks must not stay.
+            why = "cursor_older"
         if why is not None:
             self.log.info("checkpoint_ignored", reason=why, path=str(self.path))
             return None

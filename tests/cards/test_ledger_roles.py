@@ -325,3 +325,31 @@ async def test_the_daemon_runs_as_its_role(logins: Logins) -> None:
                                  "WHERE c.case_id = 'K9'")  # fmt: skip
         assert [r[0] for r in roles] == [logins.daemon_name]
         nursery.cancel_scope.cancel()
+
+
+async def test_the_daemon_role_cannot_move_card_ids_and_says_how(logins: Logins) -> None:
+    """After a failover that lost cards this worker issued, their ids must not be handed
+    out again (monitor.worker); jiancha_daemon may not setval the ledger's sequence, so
+    the worker logs the owner's command and carries on reading."""
+    import structlog
+    import trio
+
+    from monitor import db
+    from monitor.calendar import load_calendar
+    from monitor.pipeline import Evaluator
+    from monitor.rules.load import load_rules
+    from monitor.worker import Worker, WorkerConfig
+
+    d = logins.daemon
+    ev = Evaluator(load_rules("cards"), load_calendar("cn"))
+    ev.stats.last_card_id = 10**9  # committed on a primary that is gone
+    worker = Worker(WorkerConfig(d, d, poll_interval=0.05), evaluator=ev)
+    with structlog.testing.capture_logs() as logs:
+        async with db.open_loop(), trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            assert worker.stats.connected
+            nursery.cancel_scope.cancel()
+    refused = [e for e in logs if e["event"] == "card_ids_not_moved"]
+    assert len(refused) == 1 and refused[0]["log_level"] == "error"
+    assert "setval" in refused[0]["fix"] and "1000000000" in refused[0]["fix"]
+    assert not any(e["event"] == "card_ids_moved_past_lost_cards" for e in logs)

@@ -162,3 +162,28 @@ async def test_a_checkpoint_of_other_rules_or_a_broken_file_is_not_used(dsn, tmp
     broken = await run_tailer(dsn, tmp_path)
     assert broken.table_from == "rebuilt"
     assert (tmp_path / FILENAME).read_bytes()[:2] == b"PK"  # saved anew at the clean stop
+
+
+async def test_a_checkpoint_ahead_of_the_database_is_not_used(dsn, tmp_path):
+    """The database went back behind the checkpoint's cursor (a failover that lost the
+    primary's last transactions, a restored backup) while no card event was lost: the
+    saved table still holds the clocks of cases the database no longer has."""
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("B", "submitted", at(94), SUBMITTED), ("B", "accepted", at(94.5), {})])
+        await run_tailer(dsn, tmp_path)
+        kept = await conn.fetchrow("SELECT * FROM jiancha.cursor")
+        await write(conn, [("A", "submitted", at(95), SUBMITTED), ("A", "accepted", at(95.5), {})])
+        ahead = await run_tailer(dsn, tmp_path)
+        assert ("A", "decision_time") in table_of(ahead)
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.card_events") == 0
+        async with conn.transaction():  # what the new primary has: B, and the cursor after it
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("DELETE FROM case_events WHERE case_id = 'A'")
+            await conn.execute("DELETE FROM jiancha.events WHERE case_id = 'A'")
+            await conn.execute("DELETE FROM jiancha.cases WHERE case_id = 'A'")
+            await conn.execute("UPDATE jiancha.cursor SET tx = $1, event_id = $2, events = $3",
+                               kept["tx"], kept["event_id"], kept["events"])  # fmt: skip
+    behind = await run_tailer(dsn, tmp_path)
+    assert behind.table_from == "rebuilt"
+    assert not any(case == "A" for case, _ in table_of(behind))
+    assert table_of(behind) == rows(await full_build(dsn))
