@@ -194,7 +194,16 @@ def test_dev_deps_lists_what_the_suite_runs() -> None:
     assert listed.returncode == 0 and listed.stderr == ""
     packages = listed.stdout.split()
     assert len(listed.stdout.splitlines()) == 1
-    for needed in (APT_PACKAGE, "prometheus", "shellcheck", "openssl", "systemd", "python3-venv"):
+    for needed in (
+        APT_PACKAGE,
+        "prometheus",
+        "shellcheck",
+        "openssl",
+        "systemd",
+        "python3-venv",
+        "fonts-noto-cjk",
+        "poppler-utils",
+    ):
         assert needed in packages
     if shutil.which("dpkg-query"):  # on this machine everything is there: silent, quick
         t0 = time.monotonic()
