@@ -71,8 +71,10 @@ def change(now: float | int | None, before: float | int | None, kind: str, lang:
         return f"{pts:+.2f} 个百分点" if lang != "en" else f"{pts:+.2f} pp"
     if kind == "d":
         return f"{now - before:+.1f}"
+    if now == before:
+        return "持平" if lang != "en" else "no change"
     if not before:
-        return "—" if not now else ("新增" if lang != "en" else "new")
+        return "新增" if lang != "en" else "new"
     return f"{100 * (now - before) / before:+.1f}%"
 
 
