@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
@@ -24,9 +26,11 @@ from monitor.cli._common import (
     examples,
     h,
     rules_option,
+    source_dsn_option,
     with_connection,
 )
 from monitor.i18n import current_lang
+from monitor.log import get_logger
 
 if TYPE_CHECKING:
     from monitor.db import Connection
@@ -36,6 +40,8 @@ __all__ = ["FORMATS", "register"]
 
 FORMATS: Final = ("html", "xlsx", "pdf", "json")
 TIMEZONE: Final = "Asia/Shanghai"
+log = get_logger(__name__)
+
 _KIND_WORDS: Final = {
     "daily": "日监测",
     "weekly": "周通报",
@@ -96,6 +102,30 @@ class _Steps:
             self.bar.stop()
 
 
+@asynccontextmanager
+async def _source(args: argparse.Namespace, dsn: str) -> AsyncIterator[Connection | None]:
+    """The approval database, for the matters' names, when it is not jiancha's own.
+
+    Unreachable, the bulletin shows the matters' codes: it is not worth failing for.
+    """
+    import asyncpg
+
+    from monitor import db
+
+    source_dsn = args.source_dsn or db.dsn_from_env("source")
+    if not source_dsn or source_dsn == dsn:
+        yield None
+        return
+    try:
+        conn = await db.connect(source_dsn, application_name="jiancha-report")
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError) as exc:
+        log.warning("report.source_unreachable", detail=str(exc))
+        yield None
+        return
+    async with conn:
+        yield conn
+
+
 def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _Steps) -> Report:
     from monitor.calendar import load_calendar
     from monitor.cli.rules import ruleset_of
@@ -113,17 +143,19 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _S
                     "schema jiancha is missing (run jiancha db migrate)",
                 )
             )
-        return await build_report(
-            conn,
-            args.kind,
-            period,
-            args.department,
-            now,
-            cal=cal,
-            rules=rules,
-            centre=args.centre,
-            lang=current_lang(),
-        )
+        async with _source(args, dsn) as source:
+            return await build_report(
+                conn,
+                args.kind,
+                period,
+                args.department,
+                now,
+                cal=cal,
+                rules=rules,
+                centre=args.centre,
+                source=source,
+                lang=current_lang(),
+            )
 
     steps.step(h("读取数据库", "reading the database"))
     return with_connection(dsn, work)
@@ -264,6 +296,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     dsn_option(p)
+    source_dsn_option(p)
     calendar_option(p)
     rules_option(p)
     p.set_defaults(func=cmd_report)
