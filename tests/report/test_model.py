@@ -105,3 +105,31 @@ def test_one_department_and_the_json_contract() -> None:
     assert doc["compared"]["previous"] == {"period": "2024-03-19",
                                            "figures": doc["figures"]}  # fmt: skip
     assert doc["compared"]["year_ago"]["figures"]["satisfaction_rate"] is None
+
+
+def test_the_html_in_both_languages() -> None:
+    from monitor.report.html import render_html
+
+    r = assemble(P, None, CURRENT, rows(), rows(), context())
+    zh = render_html(r)
+    assert "<h1>县政务服务中心 2024年3月20日 政务服务电子监察日监测</h1>" in zh
+    assert "2024年3月19日（无数据）" in zh  # nothing the day before: no comparison
+    en = render_html(r, "en")
+    assert "<h1>县政务服务中心: e-supervision daily monitoring sheet, 2024-03-20</h1>" in en
+    assert "On-time rate 92.86%" in en
+
+
+def test_no_cjk_font_is_named_not_drawn_as_boxes(monkeypatch) -> None:
+    import pytest
+    from matplotlib import font_manager
+
+    from monitor.report.charts import FontMissing, cjk_font
+
+    cjk_font.cache_clear()
+    others = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", others)
+    try:
+        with pytest.raises(FontMissing, match="fonts-noto-cjk"):
+            cjk_font()
+    finally:
+        cjk_font.cache_clear()
