@@ -85,6 +85,7 @@ def plain_month(events: list[Event], cal: Any) -> dict[str, Any]:
     n: dict[str, Any] = {"accepted": 0, "immediate": 0, "completed": 0, "ratings": 0,
                          "satisfied": 0, "bad": 0, "rectified": 0}  # fmt: skip
     depts: dict[str, dict[str, int]] = {}
+    windows: dict[tuple[str, str], dict[str, int]] = {}
     spans: list[tuple[dt.datetime, dt.datetime]] = []
     for evs in by_case.values():
         first: dict[str, Event] = {}
@@ -92,6 +93,8 @@ def plain_month(events: list[Event], cal: Any) -> dict[str, Any]:
             first.setdefault(e.kind, e)
         matter = matters[first["submitted"].payload["matter"]]
         dept = depts.setdefault(matter.department, {"accepted": 0, "completed": 0})
+        window = first["submitted"].payload["window"]
+        win = windows.setdefault((matter.department, window), {"accepted": 0, "completed": 0})
         acc = first.get("accepted")
         done = first.get("completed") or (first.get("refused") if acc else None)
         closed = first.get("withdrawn") or first.get("terminated")
@@ -104,9 +107,11 @@ def plain_month(events: list[Event], cal: Any) -> dict[str, Any]:
             n["accepted"] += 1
             n["immediate"] += promised == 0
             dept["accepted"] += 1
+            win["accepted"] += 1
         if done is not None and LO <= done.occurred_at < HI:
             n["completed"] += 1
             dept["completed"] += 1
+            win["completed"] += 1
             if acc is not None and acc.occurred_at <= done.occurred_at:
                 spans.append((acc.occurred_at, done.occurred_at))
         rated = [e for e in evs if e.kind == "rated" and LO <= e.occurred_at < HI]
@@ -130,6 +135,7 @@ def plain_month(events: list[Event], cal: Any) -> dict[str, Any]:
     ends = np.asarray([b.replace(tzinfo=None) for _, b in spans], dtype="datetime64[s]")
     n["mean_working_days_used"] = float(cal.working_days_between(starts, ends).mean())
     n["departments"] = {k: v for k, v in depts.items() if v["accepted"] or v["completed"]}
+    n["windows"] = {k: v for k, v in windows.items() if v["accepted"] or v["completed"]}
     return n
 
 
@@ -189,7 +195,12 @@ def test_the_documents_agree_with_the_raw_rows(history, documents, cal) -> None:
     assert len(doc["red_cards"]) == sql["cards"]["red"]
     names = {m.name for m in load_catalogue().matters.values()}
     assert doc["red_cards"][0]["matter"] in names  # the catalogue's name, not the code
-    assert sum(d["accepted"] for d in doc["windows"]) == plain["accepted"]
+    got_windows = {
+        (w["department"], w["window"]): {"accepted": w["accepted"], "completed": w["completed"]}
+        for w in doc["windows"]
+        if w["accepted"] or w["completed"]
+    }
+    assert got_windows == plain["windows"]
     assert doc["compared"]["previous"]["period"] == "2024-02"
     assert doc["compared"]["year_ago"]["period"] == "2023-03"
     assert doc["compared"]["previous"]["figures"]["accepted"] == 0
@@ -214,6 +225,9 @@ def test_the_documents_agree_with_the_raw_rows(history, documents, cal) -> None:
     assert overview["差评整改率"] == pytest.approx(plain["rectified"] / plain["bad"])
     ranked = list(wb["部门排名"].iter_rows(min_row=2, max_col=4, values_only=True))
     assert {r[1]: {"accepted": r[2], "completed": r[3]} for r in ranked} == plain["departments"]
+    by_window = wb["窗口明细"].iter_rows(min_row=2, max_col=4, values_only=True)
+    assert {(r[0], r[1]): {"accepted": r[2], "completed": r[3]} for r in by_window
+            if r[2] or r[3]} == plain["windows"]  # fmt: skip
     assert wb["超期件清单"].max_row == 1 + sql["overdue_open"]
     assert wb["红牌清单"].max_row == 1 + sql["cards"]["red"]
     with zipfile.ZipFile(book_path) as z:
@@ -231,6 +245,8 @@ def test_the_documents_agree_with_the_raw_rows(history, documents, cal) -> None:
     assert f"满意率 {100 * plain['satisfied'] / plain['ratings']:.2f}%" in html
     assert html.count("data:image/svg+xml;base64,") == 2
     assert "未扣除特别程序" in html  # the note on working days used
+    for x in doc["red_cards"] + doc["overdue"]:
+        assert f'<td class="k">{x["case_id"]}</td><td>{x["matter"]}</td>' in html
 
 
 @pytest.mark.skipif(not shutil.which("pdftoppm"), reason="needs poppler-utils (dev-deps.sh)")
