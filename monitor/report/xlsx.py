@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from monitor.report.html import ROWS, title, value
-from monitor.report.model import Listed, Report, Scoped
+from monitor.report.html import ROWS, change, title, value
+from monitor.report.model import Listed, Report, Scoped, empty
 from monitor.vocab import LEVEL_WORDS, LEVELS, local_text
 
 __all__ = ["SHEETS", "write_xlsx"]
@@ -84,18 +84,20 @@ class _Book:
 
 
 def _overview(b: _Book, r: Report) -> None:
-    p = r.period
-    headers = [
-        b.word("指标", "figure"),
-        b.word("本期", "this period") + f" {p.key}",
-        b.word("上期", "previous") + f" {p.previous().key}",
-        b.word("去年同期", "a year earlier") + f" {p.year_earlier().key}",
-    ]
-    ws = b.sheet("overview", headers, [26, 18, 18, 18])
+    p, lang = r.period, "en" if b.en else "zh"
+    headers = [b.word("指标", "figure"), b.word("本期", "this period") + f" {p.key}",
+               b.word("上期", "previous") + f" {p.previous().key}",
+               b.word("去年同期", "a year earlier") + f" {p.year_earlier().key}",
+               b.word("环比", "change"), b.word("同比", "year on year")]  # fmt: skip
+    ws = b.sheet("overview", headers, [26, 18, 18, 18, 16, 16])
+    compared = [g if not empty(g) else None for g in (r.previous, r.year_ago)]
     for i, (key, zh, en, kind) in enumerate(ROWS, 1):
         b.cell(ws, i, 0, b.word(zh, en))
         for col, f in enumerate((r.figures, r.previous, r.year_ago), 1):
             b.cell(ws, i, col, value(f, key), kind)
+        for col, g in enumerate(compared, 4):  # a period without data is no comparison
+            now = value(r.figures, key)
+            b.cell(ws, i, col, "—" if g is None else change(now, value(g, key), kind, lang))
     ws.write(len(ROWS) + 2, 0, title(r, "en" if b.en else "zh"), b.title)
     for i, note in enumerate(r.notes):
         ws.write(len(ROWS) + 3 + i, 0, note)
@@ -113,7 +115,7 @@ def _overview(b: _Book, r: Report) -> None:
     )
     chart.set_title({"name": b.word("本期发牌（按等级）", "Cards issued by level")})
     chart.set_legend({"none": True})
-    ws.insert_chart(1, 5, chart)
+    ws.insert_chart(1, 7, chart)
 
 
 def _scoped(b: _Book, key: str, scopes: tuple[Scoped, ...]) -> None:
