@@ -16,7 +16,7 @@ from monitor.report.model import Figures, Scoped
 __all__ = ["CJK_FAMILIES", "FontMissing", "cards_chart", "cjk_font", "on_time_chart"]
 
 CJK_FAMILIES: Final = ("Noto Sans CJK SC", "Noto Serif CJK SC")
-LEVEL_COLOURS: Final = {"blue": "#2f6fd0", "yellow": "#e0a800", "red": "#c8281e"}
+LEVEL_COLOURS: Final = {"red": "#c8281e", "yellow": "#e0a800", "blue": "#2f6fd0"}  # as in tables
 _INK = "#333333"
 
 
