@@ -126,6 +126,25 @@ async def _source(args: argparse.Namespace, dsn: str) -> AsyncIterator[Connectio
         yield conn
 
 
+async def _unknown_department(conn: Connection, name: str) -> UsageError | None:
+    """A department no case has ever named: a typo, not a bulletin of zeros."""
+    known = [
+        r["d"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT department AS d FROM jiancha.cases WHERE department IS NOT NULL "
+            "ORDER BY 1"
+        )
+    ]
+    if not known or name in known:
+        return None  # an empty database has no departments yet: zeros are the truth
+    return UsageError(
+        h(
+            f"没有名为 {name!r} 的部门（已知：{'、'.join(known)}）",
+            f"no department {name!r} (known: {', '.join(known)})",
+        )
+    )
+
+
 def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _Steps) -> Report:
     from monitor.calendar import load_calendar
     from monitor.cli.rules import ruleset_of
@@ -135,7 +154,7 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _S
     rules = ruleset_of(args)
     dsn = db_dsn(args.dsn, "jiancha")
 
-    async def work(conn: Connection) -> Report:
+    async def work(conn: Connection) -> Report | UsageError:
         if await conn.fetchval("SELECT to_regproc('jiancha.figures_v1') IS NULL"):
             raise CommandFailed(
                 h(
@@ -143,6 +162,10 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _S
                     "schema jiancha is missing (run jiancha db migrate)",
                 )
             )
+        if args.department is not None:
+            unknown = await _unknown_department(conn, args.department)
+            if unknown is not None:
+                return unknown  # raised out here, it would come wrapped in an exception group
         async with _source(args, dsn) as source:
             return await build_report(
                 conn,
@@ -158,7 +181,10 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _S
             )
 
     steps.step(h("读取数据库", "reading the database"))
-    return with_connection(dsn, work)
+    outcome = with_connection(dsn, work)
+    if isinstance(outcome, UsageError):
+        raise outcome
+    return outcome
 
 
 def _write(r: Report, formats: list[str], out_dir: Path, steps: _Steps) -> list[Path]:

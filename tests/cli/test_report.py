@@ -105,3 +105,31 @@ def test_help_teaches_with_examples(capsys, monkeypatch) -> None:
     with pytest.raises(SystemExit):
         main(["report", "--help"])
     assert "Periods: day 2026-12-02, week 2026-W49" in capsys.readouterr().out
+
+
+def test_a_worked_example_and_a_mistyped_department(sync_dsn: str, tmp_path: Path, capsys) -> None:
+    """Accepted Thu 2024-02-08 10:00 for 5 wd: due Feb 21 24:00 (rule-book §3), still open."""
+    from tests.cli.test_evaluate import case, put
+
+    put(sync_dsn, case("C1", "2024-02-08T02:00:00") + case("C2", "2024-02-22T01:00:00",
+                                                           "2024-02-22T03:00:00"))  # fmt: skip
+    assert run("evaluate", "--now", "2024-02-23T01:00", "--source-dsn", sync_dsn)[0] == 0
+    code, out = run("report", "daily", "--period", "2024-02-22", "--department", "住建",
+                    "--dsn", sync_dsn, "--out", str(tmp_path))  # fmt: skip
+    assert code == 2 and list(tmp_path.iterdir()) == []
+    assert "没有名为 '住建' 的部门（已知：住建局）" in capsys.readouterr().err
+    code, out = run("report", "daily", "--period", "2024-02-22", "--department", "住建局",
+                    "--dsn", sync_dsn, "--out", str(tmp_path), "--format", "json")  # fmt: skip
+    assert code == 0, out
+    doc = json.loads((tmp_path / "jiancha-daily-2024-02-22-住建局.json").read_text("utf-8"))
+    f = doc["figures"]
+    # C2 accepted and completed the same morning, early; C1 red at 24:00 of Feb 21, overdue
+    assert (f["accepted"], f["completed"], f["on_time_rate"], f["early_rate"]) == (1, 1, 1.0, 1.0)
+    assert (f["overdue_open"], f["cards"]["red"]) == (1, 1)
+    assert f["mean_working_days_used"] == 0.0  # the day of acceptance is not counted
+    (red,) = doc["red_cards"]
+    assert (red["case_id"], red["matter"], red["window"], red["reason"]) == (
+        "C1", "建筑工程施工许可", "W1", "超过承诺时限")  # fmt: skip
+    assert red["at"] == "2024-02-21T16:00:00Z"
+    (late,) = doc["overdue"]
+    assert late["case_id"] == "C1" and late["reason"] == "承诺 5 个工作日，期末已超期 1 个工作日"
