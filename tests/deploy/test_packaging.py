@@ -59,6 +59,7 @@ def test_wheel_carries_rules_sql_dashboards_deploy_and_console_script(wheel: Pat
     assert migrations <= names
     assert {"monitor/_deploy/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
     assert "monitor/_deploy/sql/source.sql" in names
+    assert "monitor/report/templates/bulletin.html.j2" in names  # jiancha report's HTML and PDF
     # every generated dashboard (pyproject.toml lists them one by one), not their generator
     boards = sorted(p.name for p in (ROOT / "dashboards").glob("*.json"))
     assert len(boards) >= 3
