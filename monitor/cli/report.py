@@ -275,7 +275,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "jiancha report weekly --period 2026-W49 --out /srv/jiancha/reports",
             (
                 "jiancha report monthly --period 2026-11 --department 市场监督管理局",
-                "jiancha report monthly --period 2026-11 --department 市场监督管理局 --lang en",
+                "jiancha --lang en report monthly --period 2026-11 --department 市场监督管理局",
             ),
             "jiancha report yearly --period 2026 --format xlsx,json",
             zh="\n\n期间写法：日 2026-12-02，周 2026-W49（ISO 周），月 2026-11，年 2026。",
@@ -285,7 +285,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         choices=["daily", "weekly", "monthly", "yearly"],
-        help=h("报告类型", "kind of bulletin"),
+        help=h(
+            "报告类型：daily 日监测、weekly 周通报、monthly 月总结、yearly 年度总结",
+            "kind of bulletin",
+        ),
     )
     p.add_argument(
         "--period",
