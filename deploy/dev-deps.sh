@@ -26,7 +26,14 @@ set -euo pipefail
 #     test_install.py)
 #   - postgresql-15: initdb, pg_basebackup, pg_ctl promote for a primary and its physical
 #     streaming replica (tests/faults/test_failover.py)
-PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd postgresql-15)
+#   - fonts-noto-cjk: the Chinese font of `jiancha report`'s PDF and charts
+#     (tests/report/test_documents.py)
+#   - poppler-utils: pdftoppm and pdftotext read the report's PDF back
+#     (tests/report/test_documents.py)
+#   - libpangoft2-1.0-0, libharfbuzz-subset0: WeasyPrint lays out the PDF with Pango and
+#     subsets the CJK font with HarfBuzz (without it fontTools takes ~30 s a PDF)
+PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd
+    postgresql-15 fonts-noto-cjk poppler-utils libpangoft2-1.0-0 libharfbuzz-subset0)
 
 MODE=install
 case ${1:-} in
@@ -55,7 +62,7 @@ fi
 if ! command -v dpkg-query >/dev/null; then
     printf '%s\n' "dev-deps.sh：不是 Debian 系统，无法检查 / not Debian, cannot check:" \
         "    ${PACKAGES[*]} (the suite needs promtool, alertmanager, shellcheck, openssl," \
-        "    systemd-analyze, Python's venv and PostgreSQL 15)" >&2
+        "    systemd-analyze, Python's venv, PostgreSQL 15, a CJK font and poppler)" >&2
     exit 0
 fi
 

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             "jiancha evaluate --now 2024-02-22T09:00",
             "jiancha replay --from 2024-01-01 --to 2024-07-01 --promised-scale 0.8",
             ("jiancha cards list --level 红牌", "jiancha cards list --level red"),
+            "jiancha report monthly --period 2026-11",
             zh="\n\n环境变量 JIANCHA_LANG=en 切换为英文。",
             en="\n\nJIANCHA_LANG=zh (default) switches to Chinese.",
         ),
@@ -59,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         grafana,
         outbox,
         replay,
+        report,
         rules,
         run,
         simulate,
     )
 
-    for module in (calendar, db, run, config, cards, rules, evaluate, replay, outbox,
+    for module in (calendar, db, run, config, cards, rules, evaluate, replay, report, outbox,
                    deadletters, grafana, simulate, demo):  # fmt: skip
         module.register(sub)
     return parser

@@ -59,6 +59,7 @@ def test_wheel_carries_rules_sql_dashboards_deploy_and_console_script(wheel: Pat
     assert migrations <= names
     assert {"monitor/_deploy/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
     assert "monitor/_deploy/sql/source.sql" in names
+    assert "monitor/report/templates/bulletin.html.j2" in names  # jiancha report's HTML and PDF
     # every generated dashboard (pyproject.toml lists them one by one), not their generator
     boards = sorted(p.name for p in (ROOT / "dashboards").glob("*.json"))
     assert len(boards) >= 3
@@ -201,8 +202,10 @@ def test_dev_deps_lists_what_the_suite_runs() -> None:
         "openssl",
         "systemd",
         "python3-venv",
-        "postgresql-15",
-    ):  # tests/faults/test_failover.py
+        "postgresql-15",  # tests/faults/test_failover.py
+        "fonts-noto-cjk",  # tests/report
+        "poppler-utils",
+    ):
         assert needed in packages
     if shutil.which("dpkg-query"):  # on this machine everything is there: silent, quick
         t0 = time.monotonic()

@@ -1,0 +1,331 @@
+"""``jiancha report``: a bulletin (日监测、周通报、月总结、年度总结) as documents.
+
+The figures come from the one definition (rule-book §5, ``jiancha.figures_v1``)
+through ``monitor.report.build_report``; this module only parses the period,
+writes the files and shows progress on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TextIO
+
+from monitor.cli._common import (
+    FMT,
+    CommandFailed,
+    UsageError,
+    calendar_option,
+    db_dsn,
+    dsn_option,
+    dump,
+    examples,
+    h,
+    rules_option,
+    source_dsn_option,
+    with_connection,
+)
+from monitor.i18n import current_lang
+from monitor.log import get_logger
+
+if TYPE_CHECKING:
+    from monitor.db import Connection
+    from monitor.report import Period, Report
+
+__all__ = ["FORMATS", "register"]
+
+FORMATS: Final = ("html", "xlsx", "pdf", "json")
+TIMEZONE: Final = "Asia/Shanghai"
+log = get_logger(__name__)
+
+_KIND_WORDS: Final = {
+    "daily": "日监测",
+    "weekly": "周通报",
+    "monthly": "月总结",
+    "yearly": "年度总结",
+}
+
+
+def _formats(text: str) -> list[str]:
+    found = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in found if f not in FORMATS]
+    if bad or not found:
+        what = ", ".join(bad) or repr(text)
+        raise argparse.ArgumentTypeError(
+            h(
+                f"无效的格式：{what}（可选：{','.join(FORMATS)}，用逗号分隔）",
+                f"invalid format {what} (choose from {','.join(FORMATS)}, comma-separated)",
+            )
+        )
+    return list(dict.fromkeys(found))
+
+
+def _period(args: argparse.Namespace, now: dt.datetime) -> Period:
+    from monitor.report import PeriodError, last_complete, parse_period
+
+    if args.period is None:
+        return last_complete(args.kind, now, TIMEZONE)
+    try:
+        return parse_period(args.kind, args.period, TIMEZONE)
+    except PeriodError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _stem(r: Report) -> str:
+    scope = f"-{r.department}" if r.department else ""
+    return f"jiancha-{r.period.kind}-{r.period.key}{scope}"
+
+
+class _Steps:
+    """A progress bar on a terminal (stderr), nothing otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task(h("生成报告", "building the report"), total=total)
+            self.bar.start()
+
+    def step(self, what: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=what)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@asynccontextmanager
+async def _source(args: argparse.Namespace, dsn: str) -> AsyncIterator[Connection | None]:
+    """The approval database, for the matters' names, when it is not jiancha's own.
+
+    Unreachable, the bulletin shows the matters' codes: it is not worth failing for.
+    """
+    import asyncpg
+
+    from monitor import db
+
+    source_dsn = args.source_dsn or db.dsn_from_env("source")
+    if not source_dsn or source_dsn == dsn:
+        yield None
+        return
+    try:
+        conn = await db.connect(source_dsn, application_name="jiancha-report")
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError) as exc:
+        log.warning("report.source_unreachable", detail=str(exc))
+        yield None
+        return
+    async with conn:
+        yield conn
+
+
+async def _unknown_department(conn: Connection, name: str) -> UsageError | None:
+    """A department no case has ever named: a typo, not a bulletin of zeros."""
+    known = [
+        r["d"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT department AS d FROM jiancha.cases WHERE department IS NOT NULL "
+            "ORDER BY 1"
+        )
+    ]
+    if not known or name in known:
+        return None  # an empty database has no departments yet: zeros are the truth
+    return UsageError(
+        h(
+            f"没有名为 {name!r} 的部门（已知：{'、'.join(known)}）",
+            f"no department {name!r} (known: {', '.join(known)})",
+        )
+    )
+
+
+def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _Steps) -> Report:
+    from monitor.calendar import load_calendar
+    from monitor.cli.rules import ruleset_of
+    from monitor.report import build_report
+
+    cal = load_calendar(args.calendar)
+    rules = ruleset_of(args)
+    dsn = db_dsn(args.dsn, "jiancha")
+
+    async def work(conn: Connection) -> Report | UsageError:
+        if await conn.fetchval("SELECT to_regproc('jiancha.figures_v1') IS NULL"):
+            raise CommandFailed(
+                h(
+                    "数据库中没有 jiancha 模式（先运行 jiancha db migrate）",
+                    "schema jiancha is missing (run jiancha db migrate)",
+                )
+            )
+        if args.department is not None:
+            unknown = await _unknown_department(conn, args.department)
+            if unknown is not None:
+                return unknown  # raised out here, it would come wrapped in an exception group
+        async with _source(args, dsn) as source:
+            return await build_report(
+                conn,
+                args.kind,
+                period,
+                args.department,
+                now,
+                cal=cal,
+                rules=rules,
+                centre=args.centre,
+                source=source,
+                lang=current_lang(),
+            )
+
+    steps.step(h("读取数据库", "reading the database"))
+    outcome = with_connection(dsn, work)
+    if isinstance(outcome, UsageError):
+        raise outcome
+    return outcome
+
+
+def _write(r: Report, formats: list[str], out_dir: Path, steps: _Steps) -> list[Path]:
+    from monitor.report import FontMissing, render_html, report_json, write_pdf, write_xlsx
+
+    lang = current_lang()
+    stem = out_dir / _stem(r)
+    written: list[Path] = []
+    html: str | None = None
+    try:
+        if "json" in formats:
+            steps.step("JSON")
+            with open(f"{stem}.json", "w", encoding="utf-8") as fh:
+                dump(report_json(r), fh)
+            written.append(Path(f"{stem}.json"))
+        if "html" in formats or "pdf" in formats:
+            steps.step(h("绘图与 HTML", "charts and HTML"))
+            html = render_html(r, lang)
+        if "html" in formats and html is not None:
+            Path(f"{stem}.html").write_text(html, encoding="utf-8")
+            written.append(Path(f"{stem}.html"))
+        if "xlsx" in formats:
+            steps.step("XLSX")
+            written.append(write_xlsx(r, Path(f"{stem}.xlsx"), lang))
+        if "pdf" in formats:
+            steps.step("PDF")
+            written.append(write_pdf(r, Path(f"{stem}.pdf"), lang, html))
+    except FontMissing as exc:
+        raise CommandFailed(str(exc)) from None
+    except OSError as exc:
+        raise CommandFailed(h(f"无法写入文件：{exc}", f"cannot write the file: {exc}")) from None
+    return written
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    now = dt.datetime.now(dt.UTC)
+    period = _period(args, now)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(h(f"--out 不是目录：{out_dir}", f"--out is not a directory: {out_dir}"))
+    steps = _Steps(total=2 + len(args.format))
+    try:
+        r = _build(args, period, now, steps)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = _write(r, args.format, out_dir, steps)
+    finally:
+        steps.close()
+    f = r.figures
+    rate = "—" if f.on_time_rate is None else f"{100 * f.on_time_rate:.2f}%"
+    out.write(
+        h(
+            f"{r.scope} {period.label()} {_KIND_WORDS[period.kind]}：受理 {f.accepted} 件，"
+            f"办结 {f.completed} 件，按期办结率 {rate}，期末超期 {f.overdue_open} 件，"
+            f"红牌 {f.cards['red']} 张\n",
+            f"{r.scope} {period.label('en')} {period.kind}: {f.accepted} accepted, {f.completed} "
+            f"completed, on time {rate}, {f.overdue_open} overdue, {f.cards['red']} red cards\n",
+        )
+    )
+    for path in written:
+        out.write(f"  {path}\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``jiancha report``."""
+    p = sub.add_parser(
+        "report",
+        formatter_class=FMT,
+        help=h(
+            "生成监察报告：日监测、周通报、月总结、年度总结",
+            "a bulletin: daily, weekly, monthly or yearly",
+        ),
+        description=h(
+            "按期间生成政务服务电子监察报告（HTML、XLSX、PDF、JSON）：受理、办结、即办件占比、\n"
+            "按期办结率、提前办结率、期末超期件、发牌、满意率、差评整改率、平均办理用时，\n"
+            "环比与同比，部门排名，红牌与超期件清单。口径见 docs/reports.md。\n"
+            "期间按北京时间计；不给 --period 时为最近一个完整的期间（日报为昨天）。",
+            "Write a bulletin of e-supervision (HTML, XLSX, PDF, JSON): accepted, completed,\n"
+            "immediate share, on-time and early rates, overdue at the period's end, cards,\n"
+            "satisfaction, rectification, working days used; against the previous period and\n"
+            "a year earlier; departments ranked; red cards and overdue cases listed (see\n"
+            "docs/reports.md). Periods are in Asia/Shanghai; without --period, the last\n"
+            "complete one (yesterday for daily).",
+        ),
+        epilog=examples(
+            "jiancha report daily",
+            "jiancha report daily --period 2026-12-02 --format html,pdf",
+            "jiancha report weekly --period 2026-W49 --out /srv/jiancha/reports",
+            (
+                "jiancha report monthly --period 2026-11 --department 市场监督管理局",
+                "jiancha --lang en report monthly --period 2026-11 --department 市场监督管理局",
+            ),
+            "jiancha report yearly --period 2026 --format xlsx,json",
+            zh="\n\n期间写法：日 2026-12-02，周 2026-W49（ISO 周），月 2026-11，年 2026。",
+            en="\n\nPeriods: day 2026-12-02, week 2026-W49 (ISO week), month 2026-11, year 2026.",
+        ),
+    )
+    p.add_argument(
+        "kind",
+        choices=["daily", "weekly", "monthly", "yearly"],
+        help=h(
+            "报告类型：daily 日监测、weekly 周通报、monthly 月总结、yearly 年度总结",
+            "kind of bulletin",
+        ),
+    )
+    p.add_argument(
+        "--period",
+        metavar="P",
+        help=h("期间（默认最近一个完整期间）", "the period (default: the last complete one)"),
+    )
+    p.add_argument(
+        "--department",
+        metavar="NAME",
+        help=h("只统计一个部门（默认全中心）", "one department only (default: the centre)"),
+    )
+    p.add_argument(
+        "--format",
+        type=_formats,
+        default=list(FORMATS),
+        metavar="LIST",
+        help=h(
+            "输出格式，逗号分隔（默认 html,xlsx,pdf,json）",
+            "formats, comma-separated (default html,xlsx,pdf,json)",
+        ),
+    )
+    p.add_argument(
+        "--out",
+        default=".",
+        metavar="DIR",
+        help=h("输出目录（默认当前目录）", "output directory (default: current)"),
+    )
+    p.add_argument(
+        "--centre",
+        metavar="NAME",
+        help=h(
+            "中心名称（默认取办件最多的区域名）",
+            "name of the centre (default: the region most cases name)",
+        ),
+    )
+    dsn_option(p)
+    source_dsn_option(p)
+    calendar_option(p)
+    rules_option(p)
+    p.set_defaults(func=cmd_report)
