@@ -62,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         rules,
         run,
         simulate,
+        users,
     )
 
     for module in (calendar, db, run, config, cards, rules, evaluate, replay, outbox,
-                   deadletters, grafana, simulate, demo):  # fmt: skip
+                   deadletters, grafana, simulate, demo, users):  # fmt: skip
         module.register(sub)
     return parser
 
