@@ -63,10 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         run,
         simulate,
         users,
+        web,
     )
 
     for module in (calendar, db, run, config, cards, rules, evaluate, replay, outbox,
-                   deadletters, grafana, simulate, demo, users):  # fmt: skip
+                   deadletters, grafana, simulate, demo, users, web):  # fmt: skip
         module.register(sub)
     return parser
 

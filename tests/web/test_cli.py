@@ -1,13 +1,18 @@
-"""``jiancha users`` as an operator runs it: the real CLI on a real PostgreSQL."""
+"""``jiancha users`` and ``jiancha web`` as an operator runs them: the real CLI, real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from monitor import cli, db
@@ -132,3 +137,56 @@ def test_users_add_refusals(
     # never from argv: there is no --password option
     with pytest.raises(SystemExit):
         run("users", "add", "p", "--role", "officer", "--password", PASSWORD, "--dsn", d)
+
+
+def test_jiancha_web_serves_over_real_http(users_dsn: str, tmp_path: Path) -> None:
+    """The command an operator runs: Hypercorn on port 0, sign-in, a page, SIGTERM to stop."""
+    d = users_dsn
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD)
+    assert (
+        run("users", "add", "lim", "--role", "officer", "--password-file", str(pw), "--dsn", d)[0]
+        == 0
+    )
+    secret = tmp_path / "state" / "web-secret"
+    env = {**os.environ, "JIANCHA_DSN": d, "JIANCHA_LANG": "zh"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "web",
+            "--address",
+            "127.0.0.1:0",
+            "--secret-file",
+            str(secret),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("控制台已启动：http://127.0.0.1:"), first + proc.stderr.read()
+        base = first.split("：", 1)[1].split()[0]
+        assert (secret.stat().st_mode & 0o777) == 0o600
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert client.get("/healthz").text.strip() == "ok"
+            form = client.get("/login")
+            assert form.status_code == 200 and "登录" in form.text
+            assert "default-src 'self'" in form.headers["content-security-policy"]
+            cookie = form.headers["set-cookie"]
+            assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+            token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            signed = client.post(
+                "/login", data={"username": "lim", "password": PASSWORD, "csrf": token}
+            )
+            assert signed.status_code == 303
+            assert client.get("/cards").status_code == 200
+            assert client.get("/static/console.css").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 0, proc.stderr.read() if proc.stderr else ""
