@@ -23,7 +23,10 @@ set -euo pipefail
 #     tests/notify/test_smtp.py)
 #   - systemd: systemd-analyze verifies the unit (tests/deploy/test_systemd.py,
 #     test_install.py)
-PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd)
+#   - chromium, chromium-driver, fonts-noto-cjk: the console in a real headless browser,
+#     with Chinese glyphs in its screenshots (tests/web/test_browser.py)
+PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd chromium
+    chromium-driver fonts-noto-cjk)
 
 MODE=install
 case ${1:-} in

@@ -110,12 +110,20 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     def t(key: str, **values: object) -> str:
         return text(key, lang, **values)
 
+    titles = console(request).rule_titles
+
+    def rule_name(code: str) -> str:
+        """A rule's title (承诺时限) rather than its code (decision_time)."""
+        found = titles.get(code)
+        return code if found is None else found[0 if lang == "zh" else 1]
+
     def when(moment: dt.datetime | None, deadline: bool = False) -> str:
         return local_text(moment, TIMEZONE, deadline=deadline, missing="—")
 
     html = console(request).env.get_template(name).render(
         t=t, w=lambda names, code: word(names, code, lang), when=when, lang=lang, user=user,
-        csrf=csrf_token(request), path=request.url.path,
+        csrf=csrf_token(request),
+        rule_name=rule_name, path=request.url.path,
         role_names=[ROLE_NAMES[r][lang] for r in (user.roles if user else ())],
         **context,
     )  # fmt: skip

@@ -67,13 +67,6 @@ def _card_id(request: Request) -> int:
     return int(raw)
 
 
-def _rule_title(request: Request, rule: str) -> str:
-    titles = console(request).rule_titles.get(rule)
-    if titles is None:
-        return rule
-    return titles[0 if lang_of(request) == "zh" else 1]
-
-
 @page
 async def card_page(request: Request) -> Response:
     user = await signed_in(request)
@@ -88,7 +81,7 @@ async def card_page(request: Request) -> Response:
     actions = [a for a in allowed_actions(card["status"]) if may(user, a, card["window"])]
     detail: dict[str, Any] = card["detail"] or {}
     return render(request, "card.html", card=card, events=events, detail=detail,
-                  actions=actions, rule_title=_rule_title(request, card["rule"]),
+                  actions=actions,
                   flash=request.session.pop("flash", ""), categories=REVOKE_CATEGORIES,
                   LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES,
                   CLOCK_TITLES=CLOCK_TITLES, ROLE_NAMES=ROLE_NAMES)  # fmt: skip

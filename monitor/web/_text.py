@@ -26,6 +26,8 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "matter": {"zh": "事项", "en": "Matter"},
     "level": {"zh": "等级", "en": "Level"},
     "rule": {"zh": "规则", "en": "Rule"},
+    "broke": {"zh": "触发规则", "en": "Rule broken"},
+    "system": {"zh": "系统（自动）", "en": "the system"},
     "clock": {"zh": "时钟", "en": "Clock"},
     "status": {"zh": "状态", "en": "Status"},
     "department": {"zh": "部门", "en": "Department"},

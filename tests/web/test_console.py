@@ -184,6 +184,17 @@ async def test_officer_revokes_with_a_category(dsn: str, conn: db.Connection) ->
     assert step["detail"]["category"] == "data_error" and step["detail"]["role"] == "officer"
 
 
+async def test_a_provisional_deadline_is_marked(dsn: str, conn: db.Connection) -> None:
+    facts = {"limit_days": 5, "used_days": 6.5, "remaining_days": -1.5, "provisional": True}
+    card = await add_card(conn, detail=facts)
+    plain = await add_card(conn, "C2")
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")
+        page = await client.get(f"/cards/{card}")
+        assert "暂定" in page.text and "签发时已超期" in page.text and "1.5 个工作日" in page.text
+        assert "暂定" not in (await client.get(f"/cards/{plain}")).text
+
+
 async def test_window_head_cannot_revoke_nor_decide(dsn: str, conn: db.Connection) -> None:
     card = await add_card(conn)
     async with console_client(dsn) as client:
