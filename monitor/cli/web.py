@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -37,8 +38,11 @@ def _secret_path(given: str | None) -> Path:
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
     import trio
 
+    from monitor.log import configure_logging
     from monitor.web import load_secret, serve
 
+    # a service's logs: JSON lines on stderr (journald) unless it is a terminal
+    configure_logging(args.log_level, stream=sys.stderr)
     dsn = db_dsn(args.dsn, "jiancha")
     try:
         secret = load_secret(_secret_path(args.secret_file))
@@ -90,5 +94,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--secure-cookie", action="store_true",
                    help=h("会话 Cookie 仅经 HTTPS 发送（TLS 代理之后）",
                           "send the session cookie over HTTPS only (behind TLS)"))  # fmt: skip
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help=h("日志级别（默认 INFO）", "log level (default INFO)"))  # fmt: skip
     dsn_option(p)
     p.set_defaults(func=cmd_web)

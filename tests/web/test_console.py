@@ -317,6 +317,8 @@ async def test_bad_ids_are_chinese_404_pages(dsn: str, conn: db.Connection) -> N
             response = await client.get(path)
             assert response.status_code == 404, path
             assert "找不到该页面或该记录" in response.text and "Traceback" not in response.text
+        wrong_method = await client.post("/cards")
+        assert wrong_method.status_code == 405 and "不支持该请求方式" in wrong_method.text
         english = await client.get("/cards/abc?lang=en")
         assert english.status_code == 404 and "No such page or record" in english.text
 
