@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from monitor import db
+from monitor.accounts import hash_password, set_password
 from monitor.web import Throttle
 from tests.web.webkit import (
     DAY,
@@ -358,3 +359,39 @@ async def test_an_error_is_a_chinese_500_page_without_details(
     assert response.status_code == 500
     assert "服务器内部错误" in response.text
     assert "card_events" not in response.text and "Traceback" not in response.text
+
+
+def test_the_throttle_forgets_after_its_window() -> None:
+    now = [0.0]
+    throttle = Throttle(limit=5, window=900, clock=lambda: now[0])
+    for _ in range(5):
+        throttle.failed("WangF")
+    assert throttle.blocked("wangf") and not throttle.blocked("lim")
+    now[0] = 899.0
+    assert throttle.blocked("wangf")
+    now[0] = 900.5  # the first failures are older than 15 minutes
+    assert not throttle.blocked("wangf")
+    throttle.failed("wangf")
+    throttle.succeeded("wangf")
+    assert not throttle.blocked("wangf")
+
+
+async def test_password_hashes_are_not_for_the_dashboards_or_the_daemon(
+    dsn: str, conn: db.Connection
+) -> None:
+    for role in ("jiancha_dashboard", "jiancha_daemon"):
+        assert await conn.fetchval("SELECT to_regrole($1) IS NOT NULL", role), role
+        can = "SELECT has_table_privilege($1, $2, 'SELECT')"
+        assert await conn.fetchval(can, role, "jiancha.cards") is True, role
+        assert await conn.fetchval(can, role, "jiancha.users") is False, role
+
+
+async def test_a_session_from_before_a_password_change_is_refused(
+    dsn: str, conn: db.Connection
+) -> None:
+    card = await add_card(conn)
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")
+        assert (await client.get(f"/cards/{card}")).status_code == 200
+        await set_password(conn, "wangf", hash_password("a brand new password"))
+        assert (await client.get(f"/cards/{card}")).status_code == 303
