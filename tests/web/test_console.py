@@ -395,3 +395,26 @@ async def test_a_session_from_before_a_password_change_is_refused(
         assert (await client.get(f"/cards/{card}")).status_code == 200
         await set_password(conn, "wangf", hash_password("a brand new password"))
         assert (await client.get(f"/cards/{card}")).status_code == 303
+
+
+async def test_english_on_request_and_no_open_redirect(dsn: str, conn: db.Connection) -> None:
+    card = await add_card(conn)
+    async with console_client(dsn) as client:
+        form = await client.get("/login?lang=en")
+        assert "Sign in" in form.text and 'lang="en"' in form.text
+        signed = await client.post(
+            "/login",
+            data={
+                "username": "wangf",
+                "password": PASSWORD,
+                "csrf": csrf_of(form.text),
+                "next": "//evil.example/cards",
+            },
+        )
+        assert signed.status_code == 303 and signed.headers["location"] == "/cards"
+        page = await client.get(f"/cards/{card}")  # the session keeps the language
+        for text in ("yellow card", "issued", "Acknowledge", "Appeal", "Left at issue"):
+            assert text in page.text, text
+        assert "签收说明" not in page.text
+        chinese = await client.get(f"/cards/{card}?lang=zh")
+        assert "签收说明" in chinese.text
