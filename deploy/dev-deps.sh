@@ -32,8 +32,11 @@ set -euo pipefail
 #     (tests/report/test_documents.py)
 #   - libpangoft2-1.0-0, libharfbuzz-subset0: WeasyPrint lays out the PDF with Pango and
 #     subsets the CJK font with HarfBuzz (without it fontTools takes ~30 s a PDF)
+#   - chromium, chromium-driver: the console in a real headless browser, with Chinese glyphs
+#     in its screenshots (tests/web/test_browser.py)
 PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd
-    postgresql-15 fonts-noto-cjk poppler-utils libpangoft2-1.0-0 libharfbuzz-subset0)
+    postgresql-15 fonts-noto-cjk poppler-utils libpangoft2-1.0-0 libharfbuzz-subset0
+    chromium chromium-driver)
 
 MODE=install
 case ${1:-} in

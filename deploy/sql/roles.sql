@@ -89,6 +89,15 @@ BEGIN
         GRANT SELECT ON ALL TABLES IN SCHEMA jiancha TO jiancha_dashboard;
         ALTER DEFAULT PRIVILEGES IN SCHEMA jiancha GRANT SELECT ON TABLES TO jiancha_dashboard;
     END IF;
+    -- the console's accounts (migration 0011): password hashes stay with the owner
+    IF to_regclass('jiancha.users') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_daemon') THEN
+            REVOKE ALL ON jiancha.users FROM jiancha_daemon;
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
+            REVOKE ALL ON jiancha.users FROM jiancha_dashboard;
+        END IF;
+    END IF;
 END
 $$;
 RESET ROLE;

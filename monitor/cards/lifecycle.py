@@ -174,16 +174,18 @@ def _actor(by: str) -> str:
 
 
 def _steps(action: Action, status: str, new_status: str, result: Result | None,
-           replies: bool) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+           replies: bool, who: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
     """The ledger rows one step appends: (kind, detail); a revoking decision appends two."""
-    detail: dict[str, Any] = {"from": status, "to": new_status}
+    detail: dict[str, Any] = {"from": status, "to": new_status, **who}
     if action == "decide":
         detail["result"] = result
     if replies:
         detail["replied_to_order"] = True
     steps: list[tuple[str, dict[str, Any]]] = [(_EVENT_KIND[action], detail)]
     if action == "decide" and new_status == "revoked":
-        steps.append(("revoked", {"from": status, "to": new_status, "via": "appeal_decided"}))
+        steps.append(
+            ("revoked", {**who, "from": status, "to": new_status, "via": "appeal_decided"})
+        )
     return steps
 
 
@@ -210,6 +212,10 @@ async def act(
     reason: str,
     now: dt.datetime,
     result: Result | None = None,
+    *,
+    role: str | None = None,
+    channel: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Acted:
     """Take ``action`` on card ``card_id`` as person ``by``, for ``reason``, at ``now``.
 
@@ -219,11 +225,21 @@ async def act(
     for an acknowledgement of a card under a supervision order, its reply
     time) is updated. A decision that revokes also appends a ``revoked``
     step, so "was this card revoked" is one question whatever the route.
+
+    Who acted is recorded in each step's ``detail`` as well as its ``actor``:
+    ``role`` (the role the person acted in: ``officer``, ``window_head``, ...),
+    ``channel`` (the door: ``web``, ``cli``) and ``extra`` (e.g. the CLI's
+    operating-system user, a revocation's reason category).
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware instant")
     actor = _actor(by)
     why = _required(reason, "原因或说明（--reason）", "the reason (--reason)")
+    who: dict[str, Any] = dict(extra or {})
+    if role is not None:
+        who["role"] = role
+    if channel is not None:
+        who["channel"] = channel
     async with conn.transaction():
         row = await conn.fetchrow(_LOCK, card_id)
         if row is None:
@@ -239,7 +255,7 @@ async def act(
             raise exc.for_card(card_id) from None
         replies = action == "ack" and row["reply_due"] is not None and row["replied_at"] is None
         events: list[dict[str, Any]] = []
-        for kind, detail in _steps(action, status, new_status, result, replies):
+        for kind, detail in _steps(action, status, new_status, result, replies, who):
             inserted = await conn.fetch(_APPEND, card_id, kind, now, actor, why, detail)
             events.append(dict(inserted[0]))
         updated = await conn.fetch(_UPDATE, card_id, new_status, now, replies)

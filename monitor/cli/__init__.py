@@ -64,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         rules,
         run,
         simulate,
+        users,
+        web,
     )
 
     for module in (calendar, db, run, config, cards, rules, evaluate, replay, report, outbox,
-                   deadletters, grafana, simulate, demo):  # fmt: skip
+                   deadletters, grafana, simulate, demo, users, web):  # fmt: skip
         module.register(sub)
     return parser
 

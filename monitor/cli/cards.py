@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
@@ -268,13 +269,23 @@ def cmd_cards_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _os_user() -> str:
+    """Who is logged in on the server: recorded beside ``--by``, which is only what was typed."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
 def cmd_cards_act(args: argparse.Namespace, out: TextIO) -> int:
     now = dt.datetime.now(dt.UTC)
     result = getattr(args, "result", None)
+    os_user = _os_user()
     done = _run(
         args,
-        lambda conn: act(conn, args.card_id, args.action, args.by, args.reason, now, result),
-    )
+        lambda conn: act(conn, args.card_id, args.action, args.by, args.reason, now, result,
+                         channel="cli", extra={"os_user": os_user}),
+    )  # fmt: skip
     if args.json:
         _dump(
             {"card": done.card, "previous_status": done.previous_status, "events": done.events},
@@ -291,6 +302,9 @@ def cmd_cards_act(args: argparse.Namespace, out: TextIO) -> int:
         when = _local(card["replied_at"])
         line += h(f"；已回复督办（{when}）", f"; supervision order answered at {when}")
     out.write(line + "\n")
+    out.write(h(f"（台账记录：操作人 {args.by}，经命令行，操作系统用户 {os_user or '未知'}）",
+                f"(recorded: by {args.by}, via the command line, OS user {os_user or 'unknown'})")
+              + "\n")  # fmt: skip
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
 import io
 import json
 import sys
@@ -338,7 +339,9 @@ def test_show_prints_the_card_and_its_timeline(sync_dsn: str) -> None:
     decided = doc["events"][-1]
     assert decided["actor"] == "李明" and decided["reason"] == "踏勘已扣除"
     assert decided["db_role"] == role
-    assert decided["detail"] == {"from": "appealed", "to": "acknowledged", "result": "upheld"}
+    # the CLI records its door and the operating-system user beside --by (issue 18)
+    assert decided["detail"] == {"from": "appealed", "to": "acknowledged", "result": "upheld",
+                                 "channel": "cli", "os_user": getpass.getuser()}  # fmt: skip
     assert decided["at"].endswith("Z")
 
 

@@ -17,6 +17,7 @@ import pytest
 from tests.test_daemon import dsn, start, wait_for  # noqa: F401 (dsn: the fixture)
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "jiancha.service"
+WEB_UNIT = UNIT.with_name("jiancha-web.service")  # the console (docs/console.md)
 
 
 @pytest.fixture(scope="module")
@@ -26,22 +27,25 @@ def analyze() -> str:
     return found
 
 
-def test_unit_verifies(analyze, tmp_path):
+@pytest.mark.parametrize("source", [UNIT, WEB_UNIT], ids=lambda p: p.name)
+def test_unit_verifies(analyze, tmp_path, source):
     # the unit names /opt/jiancha's binary; verify a copy pointing at this checkout's
     jiancha = Path(sys.executable).with_name("jiancha")
-    unit = tmp_path / "jiancha.service"
-    unit.write_text(UNIT.read_text("utf-8").replace("/opt/jiancha/venv/bin/jiancha",
-                                                    str(jiancha)), "utf-8")  # fmt: skip
+    unit = tmp_path / source.name
+    unit.write_text(source.read_text("utf-8").replace("/opt/jiancha/venv/bin/jiancha",
+                                                      str(jiancha)), "utf-8")  # fmt: skip
     run = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
                          timeout=60)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "jiancha.service" not in run.stdout + run.stderr  # no complaint about it
+    assert source.name not in run.stdout + run.stderr  # no complaint about it
 
 
-def test_unit_security_rating_is_ok(analyze):
-    run = subprocess.run([analyze, "security", "--offline=true", str(UNIT)],
+@pytest.mark.parametrize("source", [UNIT, WEB_UNIT], ids=lambda p: p.name)
+def test_unit_security_rating_is_ok(analyze, source):
+    run = subprocess.run([analyze, "security", "--offline=true", str(source)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    m = re.search(r"Overall exposure level for jiancha\.service: ([\d.]+) (\w+)", run.stdout)
+    name = re.escape(source.name)
+    m = re.search(rf"Overall exposure level for {name}: ([\d.]+) (\w+)", run.stdout)
     assert m, run.stdout + run.stderr
     assert float(m[1]) <= 2.5 and m[2] == "OK", m[0]
 

@@ -1,0 +1,178 @@
+"""What every page shares: the console's state, the language, the signed-in user, rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import jinja2
+import structlog
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from monitor.accounts import ROLE_NAMES, User, get_user
+from monitor.vocab import Lang, local_text, word
+from monitor.web._pool import Pool
+from monitor.web._text import text
+from monitor.web._throttle import Throttle
+
+__all__ = ["Console", "Refusal", "check_csrf", "console", "lang_of", "page", "render", "signed_in"]
+
+log = structlog.get_logger("jiancha.web")
+
+TIMEZONE: Final = "Asia/Shanghai"
+_HERE = Path(__file__).resolve().parent
+
+# The pages are the console's own: no framing, no foreign scripts, no caching of a card.
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Console:
+    """The console's shared state: its connections, templates, login throttle and language."""
+
+    pool: Pool
+    lang: Lang = "zh"
+    throttle: Throttle = field(default_factory=Throttle)
+    rule_titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule -> (zh, en)
+    env: jinja2.Environment = field(
+        default_factory=lambda: jinja2.Environment(
+            loader=jinja2.FileSystemLoader(_HERE / "templates"),
+            autoescape=True,  # a case id or window name with HTML in it renders as text
+            undefined=jinja2.StrictUndefined,
+        )
+    )
+
+
+class Refusal(Exception):
+    """A request the console refuses: rendered as a page in the user's language, never a trace."""
+
+    def __init__(self, status: int, key: str, detail: str = "") -> None:
+        super().__init__(key)
+        self.status = status
+        self.key = key
+        self.detail = detail
+
+
+def console(request: Request) -> Console:
+    found: Console = request.app.state.console
+    return found
+
+
+def lang_of(request: Request) -> Lang:
+    """``?lang=`` (remembered in the session), else the session's, else the console's default."""
+    asked = request.query_params.get("lang")
+    if asked in ("zh", "en"):
+        request.session["lang"] = asked
+        return "en" if asked == "en" else "zh"
+    kept = request.session.get("lang")
+    if kept in ("zh", "en"):
+        return "en" if kept == "en" else "zh"
+    return console(request).lang
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+async def check_csrf(request: Request) -> dict[str, str]:
+    """The posted form, if it carries this session's CSRF token; else a 403 refusal."""
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    expected = request.session.get("csrf")
+    given = values.get("csrf", "")
+    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+        raise Refusal(403, "e403_csrf")
+    return values
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = lang_of(request)
+    user = request.scope.get("jiancha.user")
+
+    def t(key: str, **values: object) -> str:
+        return text(key, lang, **values)
+
+    titles = console(request).rule_titles
+
+    def rule_name(code: str) -> str:
+        """A rule's title (承诺时限) rather than its code (decision_time)."""
+        found = titles.get(code)
+        return code if found is None else found[0 if lang == "zh" else 1]
+
+    def when(moment: dt.datetime | None, deadline: bool = False) -> str:
+        return local_text(moment, TIMEZONE, deadline=deadline, missing="—")
+
+    html = console(request).env.get_template(name).render(
+        t=t, w=lambda names, code: word(names, code, lang), when=when, lang=lang, user=user,
+        csrf=csrf_token(request),
+        rule_name=rule_name, path=request.url.path,
+        role_names=[ROLE_NAMES[r][lang] for r in (user.roles if user else ())],
+        **context,
+    )  # fmt: skip
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+async def signed_in(request: Request) -> User:
+    """The session's user, read afresh: a disabled or changed account's old cookies are refused."""
+    name = request.session.get("user")
+    if isinstance(name, str):
+        async with console(request).pool.connection() as conn:
+            user = await get_user(conn, name)
+        stamp = request.session.get("since")
+        if user is not None and not user.disabled and stamp == user.updated_at.timestamp():
+            request.scope["jiancha.user"] = user
+            return user
+        request.session.pop("user", None)
+    raise Refusal(401, "login")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def page(handler: Handler) -> Handler:
+    """Wrap an endpoint: a refusal becomes its page, any other error a logged 500 page."""
+
+    async def endpoint(request: Request) -> Response:
+        started = time.monotonic()
+        try:
+            return await handler(request)
+        except Refusal as exc:
+            return refusal_page(request, exc)
+        except Exception:
+            log.exception("web.error", path=request.url.path, method=request.method,
+                          seconds=round(time.monotonic() - started, 3))  # fmt: skip
+            return refusal_page(request, Refusal(500, "e500"))
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def refusal_page(request: Request, exc: Refusal) -> Response:
+    if exc.status == 401:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        if request.method == "GET":
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        exc = Refusal(403, "e403_csrf")
+    return render(request, "error.html", status=exc.status, key=exc.key, detail=exc.detail,
+                  code=exc.status)  # fmt: skip

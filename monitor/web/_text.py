@@ -1,0 +1,120 @@
+"""The console's words in zh-CN (the default) and English, looked up by stable keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from monitor.vocab import Lang, Names
+
+__all__ = ["CASE_STATUS_NAMES", "REVOKE_CATEGORIES", "TEXT", "text"]
+
+TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
+    "app": {"zh": "监察 · 办件时限监察", "en": "jiancha · time-limit supervision"},
+    "login": {"zh": "登录", "en": "Sign in"},
+    "logout": {"zh": "退出", "en": "Sign out"},
+    "username": {"zh": "用户名", "en": "Username"},
+    "password": {"zh": "密码", "en": "Password"},
+    "bad_login": {"zh": "用户名或密码错误", "en": "Wrong username or password"},
+    "throttled": {
+        "zh": "登录失败次数过多，请 15 分钟后再试",
+        "en": "Too many failed sign-ins: try again in 15 minutes",
+    },
+    "cards": {"zh": "未结的牌", "en": "Open cards"},
+    "card": {"zh": "牌", "en": "Card"},
+    "case": {"zh": "办件", "en": "Case"},
+    "matter": {"zh": "事项", "en": "Matter"},
+    "level": {"zh": "等级", "en": "Level"},
+    "rule": {"zh": "规则", "en": "Rule"},
+    "broke": {"zh": "触发规则", "en": "Rule broken"},
+    "system": {"zh": "系统（自动）", "en": "the system"},
+    "clock": {"zh": "时钟", "en": "Clock"},
+    "status": {"zh": "状态", "en": "Status"},
+    "department": {"zh": "部门", "en": "Department"},
+    "window": {"zh": "窗口", "en": "Window"},
+    "deadline": {"zh": "期限", "en": "Deadline"},
+    "provisional": {
+        "zh": "暂定：该年度放假安排尚未公布",
+        "en": "provisional: that year's holidays are not published",
+    },
+    "issued": {"zh": "签发时间", "en": "Issued"},
+    "remaining": {"zh": "签发时剩余", "en": "Left at issue"},
+    "overdue": {"zh": "签发时已超期", "en": "Overdue at issue"},
+    "workdays": {"zh": "个工作日", "en": "working days"},
+    "used": {"zh": "已用", "en": "Used"},
+    "limit": {"zh": "时限", "en": "Limit"},
+    "reply_due": {"zh": "督办回复期限", "en": "Supervision reply due"},
+    "ledger": {"zh": "台账", "en": "Ledger"},
+    "at": {"zh": "时间", "en": "When"},
+    "event": {"zh": "事件", "en": "Step"},
+    "by": {"zh": "操作人", "en": "By"},
+    "reason": {"zh": "原因", "en": "Why"},
+    "db_role": {"zh": "数据库角色", "en": "DB role"},
+    "ack": {"zh": "签收说明", "en": "Acknowledge"},
+    "ack_hint": {"zh": "情况说明（必填）", "en": "Explanation (required)"},
+    "appeal": {"zh": "申诉", "en": "Appeal"},
+    "appeal_hint": {"zh": "申诉理由（必填）", "en": "Grounds (required)"},
+    "revoke": {"zh": "撤销", "en": "Revoke"},
+    "revoke_hint": {"zh": "撤销说明（必填）", "en": "Explanation (required)"},
+    "category": {"zh": "原因类别", "en": "Reason category"},
+    "decide": {"zh": "申诉裁决", "en": "Decide the appeal"},
+    "decide_hint": {"zh": "裁决理由（必填）", "en": "Grounds (required)"},
+    "upheld": {"zh": "维持原牌", "en": "Uphold the card"},
+    "revoked": {"zh": "撤销该牌", "en": "Revoke the card"},
+    "submit": {"zh": "提交", "en": "Submit"},
+    "filter": {"zh": "筛选", "en": "Filter"},
+    "any": {"zh": "全部", "en": "any"},
+    "open": {"zh": "未结", "en": "open"},
+    "none": {"zh": "没有符合条件的牌", "en": "No cards match"},
+    "more": {"zh": "只列出期限最早的 {n} 张", "en": "Only the {n} with the earliest deadline"},
+    "read_only": {"zh": "只读", "en": "read only"},
+    "accepted": {"zh": "受理时间", "en": "Accepted"},
+    "submitted": {"zh": "申报时间", "en": "Submitted"},
+    "decision_deadline": {"zh": "办结期限", "en": "Decision deadline"},
+    "promised": {"zh": "承诺时限", "en": "Promised limit"},
+    "case_cards": {"zh": "该办件的牌", "en": "Cards of this case"},
+    "done": {"zh": "已记入台账", "en": "Recorded in the ledger"},
+    "signed_in_as": {"zh": "当前用户", "en": "Signed in as"},
+    "error": {"zh": "出错了", "en": "Something went wrong"},
+    "e400": {"zh": "请求有误", "en": "Bad request"},
+    "e403": {"zh": "无权访问：这不在您负责的范围内", "en": "Forbidden: not within your remit"},
+    "e403_csrf": {
+        "zh": "表单已失效，请返回页面刷新后重新提交",
+        "en": "The form has expired: go back, reload and submit again",
+    },
+    "e404": {"zh": "找不到该页面或该记录", "en": "No such page or record"},
+    "e405": {"zh": "不支持该请求方式", "en": "Method not allowed"},
+    "e409": {"zh": "该牌当前状态不允许此操作", "en": "The card's status does not allow that"},
+    "e500": {
+        "zh": "服务器内部错误，已记录。请稍后再试或联系管理员",
+        "en": "Internal error, logged. Try again later or ask the administrator",
+    },
+    "back": {"zh": "返回", "en": "Back"},
+}
+
+CASE_STATUS_NAMES: Final[Names] = {
+    "orphan": {"zh": "未申报", "en": "not submitted"},
+    "submitted": {"zh": "已申报", "en": "submitted"},
+    "supplement": {"zh": "补正中", "en": "awaiting materials"},
+    "accepted": {"zh": "已受理", "en": "accepted"},
+    "refused": {"zh": "不予受理", "en": "refused"},
+    "decided": {"zh": "已决定", "en": "decided"},
+    "completed": {"zh": "已办结", "en": "completed"},
+    "delivered": {"zh": "已送达", "en": "delivered"},
+    "withdrawn": {"zh": "已撤回", "en": "withdrawn"},
+    "terminated": {"zh": "已终止", "en": "terminated"},
+}
+
+REVOKE_CATEGORIES: Final[Names] = {
+    "applicant": {"zh": "申请人原因", "en": "applicant's fault"},
+    "data_error": {"zh": "数据错误", "en": "data error"},
+    "calendar": {"zh": "日历更正", "en": "calendar correction"},
+    "other": {"zh": "其他", "en": "other"},
+}
+"""Why an officer revokes a card (issue 18); the code goes into the step's detail."""
+
+
+def text(key: str, lang: Lang, **values: object) -> str:
+    """The words for ``key``; an unknown key reads as itself, so a typo shows, not crashes."""
+    words = TEXT.get(key, {}).get(lang, key)
+    return words.format(**values) if values else words

@@ -1,0 +1,126 @@
+"""What the console's tests share: the app on a real PostgreSQL, accounts, cards, a client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+
+from monitor import db
+from monitor.accounts import add_user, hash_password
+from monitor.web import Console, Pool, Throttle, create_app
+
+T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing
+DAY = dt.timedelta(days=1)
+PASSWORD = "correct horse battery"
+SECRET = "s" * 48
+
+_INSERT_CARD = """
+INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
+    matter, department, "window", region, ruleset, calendar, detail, status, updated_at)
+VALUES ($1, 'decision', $2, $3, $4, $4, $5, $6, $7, $8, 'R1', 'rules-abc', 'cn-2024',
+    $9, 'issued', $4)
+RETURNING id
+"""
+
+
+async def add_card(
+    conn: db.Connection,
+    case_id: str = "C1",
+    *,
+    window: str = "W1",
+    department: str = "住建局",
+    level: str = "yellow",
+    rule: str = "decision.yellow",
+    deadline: dt.datetime = T0 + 5 * DAY,
+    matter: str = "建筑工程施工许可",
+    detail: dict | None = None,
+) -> int:
+    """A card as the engine leaves it: the row and its ``issued`` step."""
+    facts = {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0} if detail is None else detail
+    async with conn.transaction():
+        card_id: int = await conn.fetchval(
+            _INSERT_CARD,
+            case_id,
+            rule,
+            level,
+            T0,
+            deadline,
+            matter,
+            department,
+            window,
+            facts,
+        )
+        await conn.execute(
+            "INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
+            "VALUES ($1, 'issued', $2, 'jiancha')",
+            card_id,
+            T0,
+        )
+    return card_id
+
+
+async def add_account(
+    conn: db.Connection,
+    username: str,
+    roles: Sequence[str],
+    *,
+    windows: Sequence[str] = (),
+    departments: Sequence[str] = (),
+    display_name: str = "",
+) -> None:
+    await add_user(
+        conn,
+        username,
+        roles=roles,
+        windows=windows,
+        departments=departments,
+        display_name=display_name,
+        password_hash=hash_password(PASSWORD),
+    )
+
+
+@asynccontextmanager
+async def console_client(
+    dsn: str, throttle: Throttle | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The console app over ``dsn``, and an HTTP client talking ASGI to it (inside open_loop)."""
+    pool = Pool(dsn)
+    state = Console(
+        pool=pool,
+        throttle=throttle or Throttle(),
+        rule_titles={
+            "decision.yellow": ("办结时限黄牌", "decision yellow"),
+        },
+    )
+    app = create_app(state, SECRET)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await pool.close()
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD
+) -> httpx.Response:
+    form = await client.get("/login")
+    return await client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "csrf": csrf_of(form.text),
+            "next": "/cards",
+        },
+    )
