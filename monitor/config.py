@@ -114,6 +114,7 @@ class DaemonSettings:
     region_calendars: Mapping[str, str] = field(default_factory=dict)
     state_dir: str | None = None  # the clock table's checkpoint; else $STATE_DIRECTORY
     checkpoint_every: float = 300.0
+    stuck_after: float = 60.0  # a task without a heartbeat this long stops the watchdog's pings
     log_level: str = "INFO"
     log_format: str = "auto"  # auto: JSON unless stdout is a terminal
     source_statement_timeout: float = 60.0  # seconds a statement on the source may run; 0: none
@@ -156,6 +157,14 @@ def _duration(value: Any, where: str) -> dt.timedelta:
         raise ConfigError(f"{where}: 时长应为秒数或 30s/15m/24h/2d / a duration: {value!r}")
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2] or "s"]
     return dt.timedelta(seconds=float(m[1]) * unit)
+
+
+def _positive(value: Any, where: str) -> float:
+    """A duration in seconds that must be more than 0."""
+    seconds = _duration(value, where).total_seconds()
+    if seconds <= 0:
+        raise ConfigError(f"{where} 应大于 0 / must be positive")
+    return seconds
 
 
 def _clock(value: Any, where: str) -> dt.time:
@@ -381,7 +390,7 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
           f"{where}: [database]")  # fmt: skip
     daemon = data.get("daemon") or {}
     _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar",
-                   "region_calendars", "state_dir", "checkpoint_every"},
+                   "region_calendars", "state_dir", "checkpoint_every", "stuck_after"},
           f"{where}: [daemon]")  # fmt: skip
     log = data.get("log") or {}
     _keys(log, {"level", "format"}, f"{where}: [log]")
@@ -425,6 +434,7 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
                    else (environ.get("STATE_DIRECTORY") or "").split(":")[0] or None),
         checkpoint_every=_duration(daemon.get("checkpoint_every", "5m"),
                                    f"{where}: [daemon] checkpoint_every").total_seconds(),
+        stuck_after=_positive(daemon.get("stuck_after", "60s"), f"{where}: [daemon] stuck_after"),
         log_level=level,
         log_format=fmt,
         **_sessions(database, where, lines),

@@ -3,8 +3,9 @@
 The worker feeds the tailer's batches through the pipeline and ticks the
 scheduler (cards are decided in the batches' transactions and at the
 crossing instants); the outbox sender, the digester, the snapshotter and
-the metrics server are its siblings. Each is started with
-``nursery.start`` and readiness goes to systemd once all have started.
+the metrics server are its siblings. None waits for the database:
+readiness goes to systemd once all have started, and the watchdog follows
+the daemon's own health (``monitor.health``), not the database's.
 Signals are handled here at the edge, never inside components, so the same
 ``serve`` runs unchanged inside tests.
 """
@@ -15,9 +16,10 @@ import datetime as dt
 import gc
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -28,6 +30,7 @@ from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.calendar.regions import Regions, load_regions
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import Config, ConfigError, NotifyConfig, load_config
+from monitor.health import Health
 from monitor.log import configure_logging, get_logger
 from monitor.notify import build_channels
 from monitor.observe import Snapshotter
@@ -63,6 +66,7 @@ class DaemonConfig:
     clock: Clock = utc_now  # a VirtualClock in the demo
     state_dir: Path | None = None  # the clock table's checkpoint (None: always rebuilt)
     checkpoint_every: float = 300.0
+    stuck_after: float = 60.0  # a task without a heartbeat this long stops the watchdog's pings
 
     def worker(self) -> WorkerConfig:
         return WorkerConfig(
@@ -136,12 +140,37 @@ def _serve_metrics(config: DaemonConfig, holder: Holder, nursery: trio.Nursery) 
     return f"{address.rpartition(':')[0]}:{port}"
 
 
+class _Beating(Protocol):
+    beat: Callable[[], None]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+
+async def _watched(
+    health: Health, name: str, bound: float, component: _Beating, *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:  # fmt: skip
+    """Run a component with a heart of its own: while it runs, it must beat within ``bound``."""
+    with health.watch(name, bound) as heart:
+        component.beat = heart.beat
+        await component.run(task_status=task_status)
+
+
 async def serve(
     config: DaemonConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run every component until cancelled; reports ready once all have started."""
+    """Run every component until cancelled.
+
+    The snapshotter, the metrics server, the sender, the digester and the worker
+    start without waiting for the database, and READY=1 goes to systemd once they
+    are up (STATUS= says when the database is still awaited); the watchdog is fed
+    by the daemon's own health. The ``ready`` log line and ``task_status`` follow
+    once the worker's first session got going.
+    """
     clock = config.clock
     lap = _Laps()
+    health = Health()
+    bound = config.stuck_after
     async with db.open_loop(), trio.open_nursery() as nursery:
         notify = config.config.notify
         channels = build_channels(notify)  # a bad channel fails here, before READY
@@ -152,20 +181,12 @@ async def serve(
             checkpointer = Checkpointer(config.state_dir, config.checkpoint_every)
         worker = Worker(config.worker(), evaluator=evaluator, clock=clock,
                         checkpointer=checkpointer)  # fmt: skip
-        watchdog = Watchdog()
-        worker.on_loop = watchdog.beat
-        await nursery.start(worker.run)
-        lap("worker")
         # The sender and the digester run even without channels, so that a reload that
         # adds the first channel needs no restart.
         own = config.session(source=False)
         sender = Sender(config.dsn, channels, notify, clock=clock, session=own)
-        await nursery.start(sender.run)
-        lap("sender")
         digester = Digester(config.dsn, notify, config.calendar, config.rules, worker.matters,
                             clock=clock, on_queued=sender.wake, session=own)  # fmt: skip
-        await nursery.start(digester.run)
-        lap("digester")
         holder = Holder()
         registry_for(holder)  # before the first snapshot, so that it is rendered
         snapshotter = Snapshotter(holder, config.dsn, worker=worker, evaluator=evaluator,
@@ -173,19 +194,29 @@ async def serve(
                                   calendar=config.calendar,
                                   config_hash=config.config.fingerprint,
                                   clock=lambda: clock().timestamp(), session=own)  # fmt: skip
-        await nursery.start(snapshotter.run)
-        lap("snapshot")
+        # the first snapshot says jiancha_database_up 0 when the database is away
+        await nursery.start(_watched, health, "snapshot", bound, snapshotter)
         metrics = _serve_metrics(config, holder, nursery)
-        _ready(config, worker, sorted(channels), metrics, lap.took)
-        task_status.started(Running(config, worker, sender, digester, snapshotter, metrics))
+        lap("metrics")
+        for name, component in (("sender", sender), ("digester", digester), ("worker", worker)):
+            nursery.start_soon(_watched, health, name, bound, component)
+        watchdog = Watchdog()
+        nursery.start_soon(health.supervise, watchdog)
+        systemd.notify("READY=1", status_line(worker, evaluator, trio.current_time()))
+        get_logger("monitor.daemon").info("started", pid=os.getpid(), metrics=metrics,
+                                          database=worker.stats.connected)  # fmt: skip
         if systemd.enabled():
             # as often as the watchdog pings, at most every 10 s
             nursery.start_soon(_status, worker, evaluator, min(10.0, watchdog.interval or 10.0))
+        await worker.connected_once.wait()
+        lap("worker")
+        _ready(config, worker, sorted(channels), metrics, lap.took)
+        task_status.started(Running(config, worker, sender, digester, snapshotter, metrics))
 
 
 def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: str | None,
            took: dict[str, float]) -> None:  # fmt: skip
-    """The ready line in the log, and READY=1 to systemd."""
+    """The ready line in the log: every component runs and the database answered."""
     get_logger("monitor.daemon").info(
         "ready",
         pid=os.getpid(),
@@ -201,14 +232,14 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
         redecided=worker.redecided,
         gc_thresholds=list(gc.get_threshold()),
     )
-    clocks = worker.evaluator.scheduler.rows() if worker.evaluator is not None else 0
-    systemd.notify("READY=1", f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {clocks} 个")
 
 
 def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
     """What `systemctl status jiancha` shows: connected or not, lag, open clocks, cards."""
     st = worker.stats
     if not st.connected:
+        if not worker.connected_once.is_set():
+            return f"STATUS=已启动，等待数据库（已重试 {st.reconnects} 次）"
         return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
     return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {evaluator.scheduler.rows()} 个，"
             f"已处理事件 {st.events} 条，已发牌 {evaluator.stats.cards_issued} 张")  # fmt: skip

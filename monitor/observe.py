@@ -23,6 +23,7 @@ from exporters.metrics import EVAL_BUCKETS, Holder, Snapshot, utc_timestamp
 from monitor import __version__, db
 from monitor.calendar import Calendar
 from monitor.db import DISCONNECTS
+from monitor.health import pause
 from monitor.log import get_logger
 from monitor.outbox.enqueue import Notifier
 from monitor.outbox.send import Sender
@@ -98,6 +99,7 @@ class Snapshotter:
         self.clock = clock
         self.reload_ok = True
         self.reloads_failed = 0
+        self.beat: Callable[[], None] = lambda: None  # each snapshot, taken or not (the heartbeat)
         # the histogram of tick durations: counts at or below each bound, then all
         self.tick_buckets = [0] * (len(EVAL_BUCKETS) + 1)
         self.tick_sum = 0.0
@@ -140,7 +142,7 @@ class Snapshotter:
                 if not started:
                     task_status.started()
                     started = True
-                await trio.sleep(self.interval)
+                await pause(self.interval, self.beat)
         finally:
             if conn is not None:
                 with trio.CancelScope(shield=True):

@@ -23,6 +23,7 @@ import trio
 from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.db import DISCONNECTS, backoff_delays
+from monitor.health import pause
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
 from monitor.source.contract import START, Cursor, Matter
@@ -91,7 +92,8 @@ class Worker:
         self.stats = WorkerStats()
         self.tailer = self._tailer()
         self.cache = state_store.HistoryCache(config.cache_cases)
-        self.on_loop: Callable[[], None] | None = None  # each turn of the loop (the watchdog)
+        self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
+        self.connected_once = trio.Event()  # set when a session first got going
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self.redecided = 0  # cases re-decided at the last start
         self.log = get_logger("monitor.worker")
@@ -122,6 +124,7 @@ class Worker:
         delays = backoff_delays(cfg.backoff_initial, cfg.backoff_max, self.rng)
         status: trio.TaskStatus[None] | None = task_status
         while True:
+            self.beat()
             try:
                 await self._session(status)
             except BaseException as exc:  # sorted below: only connection loss is ours
@@ -138,7 +141,7 @@ class Worker:
                 self.log.warning("source_disconnected", error=f"{type(lost).__name__}: {lost}",
                                  retry_in_s=round(delay, 2), cursor_tx=self.stats.cursor.tx,
                                  cursor_id=self.stats.cursor.event_id)  # fmt: skip
-                await trio.sleep(delay)
+                await pause(delay, self.beat)
 
     async def _session(self, task_status: trio.TaskStatus[None] | None) -> None:
         cfg = self.config
@@ -156,6 +159,7 @@ class Worker:
                     await self._start_table(target)
                 self.stats.connected = True
                 self.log.info("source_connected", cursor_tx=cursor.tx, cursor_id=cursor.event_id)
+                self.connected_once.set()
                 if task_status is not None:
                     task_status.started()
                 await self._loop(target, receive)
@@ -171,8 +175,7 @@ class Worker:
         next_sweep = trio.current_time() + cfg.sweep_interval
         caught_up = False
         while True:
-            if self.on_loop is not None:  # the watchdog: a hung loop stops its pings
-                self.on_loop()
+            self.beat()  # the heartbeat: a hung loop stops the watchdog's pings
             if trio.current_time() >= next_sweep:
                 await self._sweep(target)
                 next_sweep = trio.current_time() + cfg.sweep_interval

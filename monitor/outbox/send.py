@@ -20,6 +20,7 @@ import trio
 
 from monitor import db
 from monitor.config import NotifyConfig
+from monitor.health import pause
 from monitor.log import get_logger
 from monitor.outbox.message import Channel, Delivery
 from monitor.outbox.render import message_of
@@ -122,6 +123,7 @@ class Sender:
         self.lease = lease or dt.timedelta(seconds=cfg.lease)
         self.idle = idle
         self.stats = SenderStats()
+        self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
         self.log = get_logger("monitor.outbox")
         self._wake = trio.Event()
 
@@ -152,6 +154,7 @@ class Sender:
         lost = False
         delays = db.backoff_delays(0.2, 30.0, self.rng)
         while True:
+            self.beat()
             try:
                 async with await db.connect(self.dsn, application_name="jiancha-sender",
                                             session=self.session) as conn:  # fmt: skip
@@ -168,12 +171,13 @@ class Sender:
                 delay = delays()
                 self.log.warning("outbox_disconnected", error=f"{type(exc).__name__}: {exc}",
                                  retry_in_s=round(delay, 2))  # fmt: skip
-                await trio.sleep(delay)
+                await pause(delay, self.beat)
 
     async def _serve(self, conn: db.Connection) -> None:
         """The delivery loop on one connection, until it fails."""
         refreshed = -1e9
         while True:
+            self.beat()
             if trio.current_time() - refreshed >= min(30.0, self.cfg.resend_firing_every):
                 await self.refresh(conn)
                 refreshed = trio.current_time()
@@ -206,6 +210,7 @@ class Sender:
         rows = await conn.fetch(_CLAIM, now, self.batch, self.lease)
         for row in rows:
             await self._deliver(conn, row)
+            self.beat()
         return len(rows)
 
     async def _deliver(self, conn: db.Connection, row: Any) -> None:
