@@ -57,6 +57,7 @@ class Snapshot:
     dead_letters: int = 0
     tail_lag: float = 0.0
     blocking_tx_age: float = 0.0
+    source_mismatch: bool = False  # refusing to read: the cursor is not a position in the source
     cards_issued: Mapping[str, int] = field(default_factory=dict)  # level -> since start
     cards_closed: int = 0
     cards_revoked: int = 0
@@ -131,6 +132,10 @@ def _daemon(s: Snapshot) -> Iterator[Metric]:
     yield _gauge("jiancha_blocking_transaction_age_seconds",
                  "Age of the oldest write transaction holding the tailer back",
                  s.blocking_tx_age)  # fmt: skip
+    yield _gauge("jiancha_source_mismatch",
+                 "1 while the tailer refuses to read: the source is not the database the cursor "
+                 "was stored for, or its transaction ids went backwards",
+                 float(s.source_mismatch))  # fmt: skip
 
 
 def _cards(s: Snapshot) -> Iterator[Metric]:

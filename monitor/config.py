@@ -107,7 +107,7 @@ class DaemonSettings:
     dsn: str | None = None  # else JIANCHA_DSN, else the source DSN
     batch_size: int = 5000
     poll_interval: float = 1.0
-    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    orphan_grace: dt.timedelta = dt.timedelta(days=7)
     rules: str = "cards"
     calendar: str = "cn"
     # region-code prefix -> calendar: cases of those regions count on it (延边: "2224")
@@ -421,7 +421,7 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
         dsn=dsn("dsn", "JIANCHA_DSN"),
         batch_size=_int(daemon.get("batch_size", 5000), f"{where}: [daemon] batch_size"),
         poll_interval=poll.total_seconds(),
-        orphan_grace=_duration(daemon.get("orphan_grace", "1h"), f"{where}: [daemon] orphan_grace"),
+        orphan_grace=_duration(daemon.get("orphan_grace", "7d"), f"{where}: [daemon] orphan_grace"),
         rules=_text(daemon.get("rules", environ.get("JIANCHA_RULES", "cards")),
                     f"{where}: [daemon] rules"),
         calendar=_text(daemon.get("calendar", environ.get("JIANCHA_CALENDAR", "cn")),

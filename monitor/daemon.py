@@ -53,7 +53,7 @@ class DaemonConfig:
     dsn: str
     batch_size: int = 5000
     poll_interval: float = 1.0
-    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    orphan_grace: dt.timedelta = dt.timedelta(days=7)
     rules: RuleSet = field(default_factory=load_rules)
     calendar: Calendar = field(default_factory=load_calendar)
     regions: Regions | None = None  # regions with calendars of their own (None: none)
@@ -67,6 +67,7 @@ class DaemonConfig:
     state_dir: Path | None = None  # the clock table's checkpoint (None: always rebuilt)
     checkpoint_every: float = 300.0
     stuck_after: float = 60.0  # a task without a heartbeat this long stops the watchdog's pings
+    recheck_interval: float = 30.0  # while the source does not match the cursor
 
     def worker(self) -> WorkerConfig:
         return WorkerConfig(
@@ -77,6 +78,7 @@ class DaemonConfig:
             orphan_grace=self.orphan_grace,
             source_session=self.session(source=True),
             session=self.session(source=False),
+            recheck_interval=self.recheck_interval,
         )
 
     def session(self, *, source: bool) -> db.Session:
@@ -230,6 +232,7 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
         startup_ms=took,
         table=worker.table_from,
         redecided=worker.redecided,
+        source_mismatch=worker.stats.source_mismatch is not None,
         gc_thresholds=list(gc.get_threshold()),
     )
 
@@ -237,6 +240,8 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
 def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
     """What `systemctl status jiancha` shows: connected or not, lag, open clocks, cards."""
     st = worker.stats
+    if st.source_mismatch is not None:
+        return "STATUS=拒绝读取：源数据库已变更（见日志 source_mismatch，jiancha db reset-cursor）"
     if not st.connected:
         if not worker.connected_once.is_set():
             return f"STATUS=已启动，等待数据库（已重试 {st.reconnects} 次）"

@@ -241,6 +241,54 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "not initialised (no jiancha.schema_migrations yet)",
     },
     "db.status_problem": {"zh": "问题", "en": "problem"},
+    # the source moved (monitor.source.identity, jiancha db reset-cursor)
+    "source.moved": {
+        "zh": "源数据库已不是游标所在的数据库，拒绝读取事件（否则新事件会排在游标之后被静默跳过）："
+        "{what}。确认后执行 jiancha db reset-cursor --from <业务时间>"
+        "（例如 --from 2024-03-01T00:00+08:00），"
+        "从该业务时间起重新读取事件并采用当前源的标识；已发的牌不会重复",
+        "en": "the source is not the database the cursor is a position in; refusing to read "
+        "events (new ones would sort behind the cursor and be skipped silently): {what}. "
+        "Once checked, run jiancha db reset-cursor --from <business time> "
+        "(e.g. --from 2024-03-01T00:00+08:00) to read the events again from that business "
+        "time and adopt the source's current identity; no card is issued twice",
+    },
+    "source.moved_identity": {
+        "zh": "游标记录的源为 {stored}，当前源为 {now}",
+        "en": "the cursor was stored for {stored}, the source is now {now}",
+    },
+    "source.moved_xid": {
+        "zh": "游标的事务号 {tx} 不小于源的下一个事务号 {xmax}"
+        "（事务号倒退：转储恢复、逻辑切换或换了数据库）",
+        "en": "the cursor's transaction id {tx} is not below the source's next transaction id "
+        "{xmax} (transaction ids went backwards: a dump and restore, a logical cutover or "
+        "another database)",
+    },
+    "db.reset_plan": {
+        "zh": "将重置游标：{old} → {new}\n"
+        "  源：{source}\n"
+        "  业务时间不早于 {since} 的 {again} 个事件将重新读取（游标之后共 {after} 个事件）；"
+        "已入库的事件与已发的牌不会重复\n"
+        "  请先停止守护进程（systemctl stop jiancha），或确认它正因源不符而拒绝读取",
+        "en": "the cursor will be reset: {old} -> {new}\n"
+        "  source: {source}\n"
+        "  {again} event(s) with a business time at or after {since} will be read again "
+        "({after} event(s) after the cursor in all); stored events and issued cards are not "
+        "duplicated\n"
+        "  stop the daemon first (systemctl stop jiancha), or make sure it is refusing "
+        "because the source moved",
+    },
+    "db.reset_ask": {"zh": "继续吗？[y/N] ", "en": "go ahead? [y/N] "},
+    "db.reset_aborted": {
+        "zh": "未重置游标（需要确认：回答 y，或加 --yes）",
+        "en": "the cursor was not reset (confirm with y, or pass --yes)",
+    },
+    "db.reset_done": {
+        "zh": "游标已重置为 {new}，源标识已更新；"
+        "守护进程会在下次检查时（至多 {recheck} 秒）继续读取",
+        "en": "the cursor is now {new} and the source's identity adopted; the daemon resumes "
+        "at its next check (within {recheck} s)",
+    },
 }
 
 

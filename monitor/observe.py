@@ -207,6 +207,7 @@ class Snapshotter:
             dead_letters=w.stats.dead_letters if w else 0,
             tail_lag=w.stats.lag(trio.current_time()) if w else 0.0,
             blocking_tx_age=w.tailer.stats.blocking_tx_age if w else 0.0,
+            source_mismatch=w.stats.source_mismatch is not None if w else False,
             cards_issued=dict(stats.issued_by_level) if stats else {},
             cards_closed=stats.cards_closed if stats else 0,
             cards_revoked=stats.cards_revoked if stats else 0,

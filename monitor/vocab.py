@@ -20,6 +20,7 @@ __all__ = [
     "CLOCKS",
     "CLOCK_NAMES",
     "CLOCK_TITLES",
+    "DEAD_REASON_NAMES",
     "EVENT_NAMES",
     "FINISHED",
     "LEVELS",
@@ -135,6 +136,17 @@ EVENT_NAMES: Final[Names] = {
     "escalated": {"zh": "督办逾期上报", "en": "escalated"},
 }
 """Steps of a card's ledger (``jiancha.card_events.kind``)."""
+
+DEAD_REASON_NAMES: Final[Names] = {
+    "unknown_kind": {"zh": "未知事件类型", "en": "unknown kind"},
+    "missing_key": {"zh": "缺少字段", "en": "missing key"},
+    "bad_type": {"zh": "字段类型错误", "en": "bad type"},
+    "bad_value": {"zh": "字段取值不合理", "en": "bad value"},
+    "unknown_matter": {"zh": "事项不在目录中", "en": "unknown matter"},
+    "future_timestamp": {"zh": "业务时间超前", "en": "timestamp in the future"},
+    "never_submitted": {"zh": "办件未申报", "en": "never submitted"},
+}
+"""Why an event is in ``jiancha.dead_letters`` (``monitor.source.contract.DeadReason``)."""
 
 STATE_NAMES: Final[Names] = {
     "pending": {"zh": "待发送", "en": "pending"},

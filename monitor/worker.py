@@ -8,6 +8,13 @@ the visible backlog is taken the scheduler's due crossings are ticked (a
 card must not depend on where batches split). A lost connection ends the
 session; the next starts after a capped, jittered backoff. The orphan
 sweep and the checkpoint run between batches, on the same connection.
+
+Before a session reads, the stored cursor is checked against the source
+(`monitor.source.identity`): a cursor of another cluster or database, or
+one ahead of the source's transaction ids, would read nothing and report
+no lag. Such a session refuses with one error, keeps the daemon (and its
+metrics) alive, and checks again every ``recheck_interval`` until an
+operator resets the cursor.
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ from monitor.db import DISCONNECTS, backoff_delays
 from monitor.health import pause
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
+from monitor.revive import revive
+from monitor.source import identity
 from monitor.source.contract import START, Cursor, Matter
 from monitor.source.tailer import Batch, Tailer
+from monitor.state import position
 from monitor.state import store as state_store
 from monitor.wallclock import Clock, real_seconds, utc_now
 
@@ -47,11 +57,12 @@ class WorkerConfig:
     backoff_initial: float = 0.2
     backoff_max: float = 10.0  # after an outage, back within 10 s of the database
     future_tolerance: dt.timedelta = dt.timedelta(days=1)
-    orphan_grace: dt.timedelta = dt.timedelta(hours=1)
+    orphan_grace: dt.timedelta = dt.timedelta(days=7)
     sweep_interval: float = 60.0
     cache_cases: int = 20_000  # case histories kept in memory between batches
     source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
     session: db.Session = db.OWN_SESSION  # jiancha's own: writable, keepalives
+    recheck_interval: float = 30.0  # while the source does not match the cursor
 
 
 @dataclass
@@ -61,11 +72,13 @@ class WorkerStats:
     events: int = 0
     dead_letters: int = 0
     orphans_swept: int = 0
+    revived: int = 0  # dead letters taken in after all (monitor.revive)
     batches: int = 0
     reconnects: int = 0
     connected: bool = False
     caught_up_at: float | None = None  # trio clock when the visible backlog was last empty
     cursor: Cursor = field(default_factory=lambda: START)
+    source_mismatch: identity.Mismatch | None = None  # refusing to read: the source moved
 
     def lag(self, now: float) -> float:
         """Seconds since the loop last had nothing visible left to take."""
@@ -93,7 +106,7 @@ class Worker:
         self.tailer = self._tailer()
         self.cache = state_store.HistoryCache(config.cache_cases)
         self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
-        self.connected_once = trio.Event()  # set when a session first got going
+        self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self.redecided = 0  # cases re-decided at the last start
         self.log = get_logger("monitor.worker")
@@ -127,6 +140,7 @@ class Worker:
             self.beat()
             try:
                 await self._session(status)
+                status = None  # refused (the source moved) after reporting started
             except BaseException as exc:  # sorted below: only connection loss is ours
                 if self.stats.connected:  # this session got going: started() was called
                     status = None
@@ -150,7 +164,13 @@ class Worker:
             target = await db.connect(cfg.dsn, session=cfg.session)
             # A COMMIT whose answer was lost may have happened: trust only the database.
             self.cache = state_store.HistoryCache(cfg.cache_cases)
-            cursor = await state_store.load_cursor(target)
+            cursor = await self._checked_cursor(target)
+            if cursor is None:
+                self.connected_once.set()
+                if task_status is not None:  # alive and serving metrics, not reading
+                    task_status.started()
+                await self._idle(cfg.recheck_interval)
+                return
             self.stats.cursor = cursor
             send, receive = trio.open_memory_channel[Batch](0)
             async with trio.open_nursery() as nursery:
@@ -169,6 +189,33 @@ class Worker:
                     await target.close()
                 if self.stats.connected:  # a clean stop: the next start resumes from here
                     await self._save_on_exit()
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait, still beating the heart: a refusing daemon is alive, not hung."""
+        await pause(seconds, self.beat)
+
+    async def _checked_cursor(self, target: db.Connection) -> Cursor | None:
+        """The stored cursor, or None when it cannot be a position in the source as it is."""
+        cursor, stored = await position.load_position(target)
+        async with await db.connect(self.config.source_dsn, application_name="jiancha-tailer") as s:
+            now = await identity.probe(s)
+        mismatch = identity.check(cursor, stored, now)
+        reported, self.stats.source_mismatch = self.stats.source_mismatch, mismatch
+        if mismatch is not None:
+            if reported is None or reported.differs != mismatch.differs:  # one error, not a flood
+                self.log.error("source_mismatch", error=mismatch.message("zh"),
+                               error_en=mismatch.message("en"), differs=list(mismatch.differs),
+                               cursor_tx=cursor.tx, cursor_id=cursor.event_id,
+                               source_xmax=now.xmax, fix=identity.FIX)  # fmt: skip
+            return None
+        if reported is not None:
+            self.log.info("source_mismatch_resolved", cursor_tx=cursor.tx,
+                          cursor_id=cursor.event_id)  # fmt: skip
+        if stored is None and await position.adopt_identity(target, now.identity, self.clock()):
+            self.log.info("source_identity_adopted", database=now.identity.database,
+                          system_identifier=now.identity.system_identifier,
+                          database_oid=now.identity.database_oid)  # fmt: skip
+        return cursor
 
     async def _loop(self, target: db.Connection, batches: trio.MemoryReceiveChannel[Batch]) -> None:
         cfg = self.config
@@ -272,6 +319,11 @@ class Worker:
             self.log.warning("checkpoint_not_saved", error=f"{type(exc).__name__}: {exc}")
 
     async def _sweep(self, target: db.Connection) -> None:
+        """Now and then: dead letters whose cause is gone come back; long orphans go out."""
+        revived = await revive(target, self.tailer.matters, self.clock(),
+                               evaluator=self.evaluator, cache=self.cache,
+                               future_tolerance=self.config.future_tolerance)  # fmt: skip
+        self.stats.revived += revived.taken
         moved = await state_store.sweep_orphans(
             target, self.clock(), self.config.orphan_grace, cache=self.cache
         )

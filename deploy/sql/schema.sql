@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 7).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 10).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -23,7 +23,13 @@ CREATE TABLE jiancha.cursor (
     tx          xid8 NOT NULL,
     event_id    bigint NOT NULL,
     events      bigint NOT NULL DEFAULT 0,          -- events taken so far
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- which source the position is in (migration 0009): checked before every read
+    system_identifier  bigint,                      -- pg_control_system() of the source's cluster
+    database_oid       oid,                         -- the source database's oid in it
+    database_name      text,                        -- for messages only (a rename is no move)
+    reset_from         timestamptz,                 -- business time of the last reset-cursor
+    reset_at           timestamptz                  -- when it ran
 );
 
 -- Every valid source event, kept so a case's state can be rebuilt from its
@@ -88,9 +94,14 @@ CREATE TABLE jiancha.dead_letters (
     reason       text NOT NULL,                      -- see monitor.state.DeadReason
     detail       text NOT NULL DEFAULT '',
     raw          jsonb NOT NULL,
-    created_at   timestamptz NOT NULL
+    created_at   timestamptz NOT NULL,
+    retries      integer NOT NULL DEFAULT 0,         -- (v8) retried, taken in or not
+    retry_requested_at timestamptz,                  -- (v8) jiancha dead-letters retry
+    resolved_at  timestamptz                         -- (v8) taken in after all
 );
 CREATE INDEX dead_letters_reason_idx ON jiancha.dead_letters (reason);
+CREATE INDEX dead_letters_open_idx ON jiancha.dead_letters (reason, created_at)
+    WHERE resolved_at IS NULL;
 
 -- The card ledger (migrations 0002, 0006): a live card unique on (case, clock,
 -- rule, subject, level), one crossing (with its issued_at) carded once;
@@ -139,7 +150,11 @@ CREATE TABLE jiancha.card_events (
     at        timestamptz NOT NULL,
     actor     text NOT NULL,                         -- 'jiancha' or the person who acted
     reason    text NOT NULL DEFAULT '',
-    detail    jsonb NOT NULL DEFAULT '{}'
+    detail    jsonb NOT NULL DEFAULT '{}',
+    -- set by card_events_stamp_v1 whatever the writer sent (migration 0010; NULL before)
+    db_role   text,                                  -- session_user [as current_user]
+    tx        xid8,                                  -- pg_current_xact_id() of the writer
+    tx_at     timestamptz                            -- now() of the writer
 );
 CREATE INDEX card_events_card_idx ON jiancha.card_events (card_id, id);
 -- The daemon's own steps happen once per card: the last line of defence for replays.
@@ -303,3 +318,101 @@ $$;
 -- Open cases by their deadline: the overdue gauge every few seconds, the dashboards' lists.
 CREATE INDEX cases_deadline_open_idx ON jiancha.cases (decision_deadline)
     WHERE completed_at IS NULL AND closed_at IS NULL;
+
+-- The ledger as evidence (migration 0010): each card_events row stamped with the role
+-- and transaction that wrote it; a card changes only with a step recorded in the same
+-- transaction; the daemon's rights in role jiancha_daemon (deploy/sql/roles.sql).
+CREATE FUNCTION jiancha.card_event_stamp_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.db_role := session_user::text
+        || CASE WHEN current_user <> session_user THEN ' as ' || current_user::text ELSE '' END;
+    NEW.tx := pg_current_xact_id();  -- the top-level transaction, also inside a savepoint
+    NEW.tx_at := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER card_events_stamp_v1
+    BEFORE INSERT ON jiancha.card_events
+    FOR EACH ROW EXECUTE FUNCTION jiancha.card_event_stamp_v1();
+
+CREATE FUNCTION jiancha.card_change_recorded_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    kinds text[];
+    what text;
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        what := format('status %s -> %s', OLD.status, NEW.status);
+        kinds := CASE NEW.status
+            WHEN 'acknowledged' THEN ARRAY['acknowledged', 'appeal_decided']
+            WHEN 'issued' THEN ARRAY['appeal_decided']
+            WHEN 'appealed' THEN ARRAY['appealed']
+            WHEN 'closed' THEN ARRAY['closed']
+            WHEN 'revoked' THEN ARRAY['revoked']
+        END;
+    ELSIF NEW.escalated_at IS DISTINCT FROM OLD.escalated_at THEN
+        what := 'escalated_at';
+        kinds := ARRAY['escalated'];
+    ELSIF NEW.replied_at IS DISTINCT FROM OLD.replied_at THEN
+        what := 'replied_at';
+        kinds := ARRAY['acknowledged'];
+    ELSE
+        what := 'updated_at';  -- any step explains a touch
+        kinds := NULL;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM jiancha.card_events e
+        WHERE e.card_id = NEW.id AND e.tx = pg_current_xact_id() AND e.tx_at = now()
+          AND (kinds IS NULL OR e.kind = ANY (kinds))
+    ) THEN
+        RAISE EXCEPTION 'jiancha.cards: change of card % (%) refused: no card_events row (%) '
+                        'recorded for it in the same transaction', NEW.id, what,
+                        coalesce(array_to_string(kinds, ' or '), 'any kind')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER cards_change_recorded_v1
+    AFTER UPDATE ON jiancha.cards
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION jiancha.card_change_recorded_v1();
+
+-- The daemon's rights; deploy/sql/roles.sql calls it again after moving ownership.
+CREATE FUNCTION jiancha.grant_daemon_v1() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    GRANT USAGE ON SCHEMA jiancha TO jiancha_daemon;
+    GRANT SELECT ON ALL TABLES IN SCHEMA jiancha TO jiancha_daemon;
+    GRANT INSERT, UPDATE, DELETE ON jiancha.cursor, jiancha.events, jiancha.cases,
+        jiancha.dead_letters, jiancha.outbox, jiancha.outbox_attempts, jiancha.replay_runs,
+        jiancha.replay_cards TO jiancha_daemon;
+    GRANT INSERT ON jiancha.cards, jiancha.card_events TO jiancha_daemon;
+    GRANT UPDATE (status, updated_at, replied_at, escalated_at) ON jiancha.cards
+        TO jiancha_daemon;
+    -- tables later migrations add are working tables unless their migration says otherwise
+    ALTER DEFAULT PRIVILEGES IN SCHEMA jiancha
+        GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO jiancha_daemon;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_daemon') THEN
+        BEGIN
+            CREATE ROLE jiancha_daemon NOLOGIN;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- created concurrently from another database
+            WHEN insufficient_privilege THEN
+                RAISE NOTICE 'role jiancha_daemon not created (no CREATEROLE); '
+                             'run deploy/sql/roles.sql as a superuser';
+                RETURN;
+        END;
+    END IF;
+    PERFORM jiancha.grant_daemon_v1();
+END
+$$;

@@ -19,7 +19,7 @@ CARD_COLUMNS: Final = (
     '"window", region, ruleset, calendar, detail, status, reply_due, replied_at, '
     "escalated_at, updated_at"
 )
-EVENT_COLUMNS: Final = "id, card_id, kind, at, actor, reason, detail"
+EVENT_COLUMNS: Final = "id, card_id, kind, at, actor, reason, detail, db_role"
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         cards,
         config,
         db,
+        deadletters,
         demo,
         evaluate,
         grafana,
@@ -63,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         simulate,
     )
 
-    for module in (calendar, db, run, config, cards, rules, evaluate, replay, outbox, grafana,
-                   simulate, demo):  # fmt: skip
+    for module in (calendar, db, run, config, cards, rules, evaluate, replay, outbox,
+                   deadletters, grafana, simulate, demo):  # fmt: skip
         module.register(sub)
     return parser
 

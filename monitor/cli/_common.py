@@ -261,6 +261,8 @@ def with_connection(dsn: str, work: Callable[[Connection], Awaitable[_T]]) -> _T
                     result.append(await work(conn))
             except MigrationError as exc:
                 failure.append(CommandFailed(str(exc)))
+            except CommandFailed as exc:  # the work's own refusal
+                failure.append(exc)
             except db_errors as exc:
                 failure.append(CommandFailed(t("db.failed", detail=one_line(exc))))
 

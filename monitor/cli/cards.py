@@ -256,10 +256,13 @@ def cmd_cards_show(args: argparse.Namespace, out: TextIO) -> int:
     for key, value in shown:
         out.write(f"  {pad(key, width)}  {value}\n")
     out.write(h("过程：", "timeline:") + "\n")
-    headers = [h("时间", "at"), h("事件", "event"), h("操作人", "by"), h("原因", "reason")]
+    headers = [h("时间", "at"), h("事件", "event"), h("操作人", "by"),
+               h("数据库角色", "db role"), h("原因", "reason")]  # fmt: skip
     rows = [
-        [_local(e["at"], seconds=True), _event_name(e), e["actor"], e["reason"]] for e in events
-    ]
+        [_local(e["at"], seconds=True), _event_name(e), e["actor"], e["db_role"] or "",
+         e["reason"]]
+        for e in events
+    ]  # fmt: skip
     for line in format_table(headers, rows):
         out.write(f"  {line}\n")
     return 0

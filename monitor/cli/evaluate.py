@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.cli._common import (
     FMT,
+    CommandFailed,
     UsageError,
     as_datetime,
     calendar_option,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from monitor.calendar import Calendar
     from monitor.db import Connection
     from monitor.pipeline import Evaluator
+    from monitor.source.contract import Cursor
 
 __all__ = ["instant_arg", "register"]
 
@@ -107,12 +109,27 @@ def _regions(args: argparse.Namespace, cal: Any) -> Any:
         raise UsageError(str(exc)) from None
 
 
+async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime) -> Cursor:
+    """The stored cursor, refused like the daemon's when the source moved (issue 17)."""
+    from monitor.source import identity
+    from monitor.state import position
+
+    cursor, stored = await position.load_position(target)
+    probed = await identity.probe(src)
+    mismatch = identity.check(cursor, stored, probed)
+    if mismatch is not None:
+        raise CommandFailed(mismatch.message())
+    if stored is None:
+        await position.adopt_identity(target, probed.identity, now)
+    return cursor
+
+
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
     from monitor.pipeline import Evaluator, apply_batch
+    from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
-    from monitor.state.store import load_cursor
 
     rs = ruleset_of(args)
     cal = load_calendar(args.calendar)
@@ -123,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     async def work(src: Connection) -> dict[str, Any]:
         async with jiancha_connection(src, source, args.dsn) as target:
             matters = await load_matters(src)
-            cursor = await load_cursor(target)
+            cursor = await _checked_cursor(src, target, now)
             await evaluator.start(target, matters, now)
             taken = dead = 0
             while events := await read_batch(src, cursor, args.batch_size):
@@ -132,6 +149,9 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
                 cursor = result.cursor
                 taken += result.events
                 dead += result.dead
+            # dead letters whose cause is gone, or that an operator asked to retry
+            revived = await revive(target, matters, now, evaluator=evaluator)
+            taken += revived.taken
             await evaluator.tick(target, matters, now)
             return _summary(evaluator, now, taken, dead)
 

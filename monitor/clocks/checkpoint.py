@@ -34,9 +34,12 @@ from monitor.source.contract import Cursor
 FORMAT = 2  # 2: the scheduler's wake-ups are saved with the table
 FILENAME = "clock-table.npz"
 
+# A reset cursor (`jiancha db reset-cursor`) changes it too: the events taken after a
+# reset may carry transaction ids below the saved cursor's, which _CHANGED cannot see.
 _IDENTITY = """
 SELECT current_database() || '/' ||
        coalesce((SELECT applied_at::text FROM jiancha.schema_migrations WHERE version = 1), '')
+       || coalesce('/reset ' || (SELECT max(reset_at)::text FROM jiancha.cursor), '')
 """
 _LAST_CARD_EVENT = "SELECT coalesce(max(id), 0) FROM jiancha.card_events"
 # Cases a saved table may be wrong about: an event taken after its cursor, or a card
@@ -140,13 +143,10 @@ class Checkpointer:
         self.path = directory / FILENAME
         self.every = every  # seconds (real) between saves while running
         self.saved_at: float | None = None  # trio clock of the last save
-        self.identity: str | None = None  # of the database: one daemon, one database
         self.log = get_logger("monitor.clocks.checkpoint")
 
     async def meta(self, conn: db.Connection, rules: str, calendar: str, cursor: Cursor) -> Meta:
-        if self.identity is None:
-            self.identity = str(await conn.fetchval(_IDENTITY))
-        identity = self.identity
+        identity = str(await conn.fetchval(_IDENTITY))  # read each time: a reset changes it
         card_event = int(await conn.fetchval(_LAST_CARD_EVENT))
         return Meta(FORMAT, identity, rules, calendar, cursor.tx, cursor.event_id, card_event)
 

@@ -107,6 +107,10 @@ class Tailer:
         self.probe_interval = probe_interval
         self.stats = TailerStats()
         self.matters: dict[str, Matter] = {}  # the catalogue as last loaded
+        # re-read now and then too: a dead letter waiting for its matter (monitor.revive)
+        # comes back only once the catalogue in hand has it
+        self.matters_every = 60.0
+        self._matters_at = 0.0
         self.log = get_logger("monitor.source")
         self._wake = trio.Event()
 
@@ -137,7 +141,7 @@ class Tailer:
                                         session=self.session)  # fmt: skip
             opened.append(listener)
             await listener.listen(CHANNEL, self.wake)
-            self.matters = await load_matters(source)
+            await self._load_matters(source)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._probe, listener)
                 task_status.started()
@@ -153,6 +157,8 @@ class Tailer:
     ) -> None:
         while True:
             self._wake = trio.Event()
+            if trio.current_time() - self._matters_at >= self.matters_every:
+                await self._load_matters(source)
             events = await read_batch(source, cursor, self.batch_size)
             if events:
                 await self._refresh_matters(source, events)
@@ -173,7 +179,11 @@ class Tailer:
             if e.kind == "submitted" and isinstance(e.payload, dict)
         } - set(self.matters)
         if unknown:
-            self.matters = await load_matters(source)
+            await self._load_matters(source)
+
+    async def _load_matters(self, source: db.Connection) -> None:
+        self.matters = await load_matters(source)
+        self._matters_at = trio.current_time()
 
     async def _probe(self, listener: db.Connection) -> None:
         """Liveness of the listening session, and who holds the horizon back."""

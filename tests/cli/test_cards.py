@@ -320,11 +320,12 @@ def test_show_prints_the_card_and_its_timeline(sync_dsn: str) -> None:
     assert "2024-03-04 10:00" in text  # issued, Beijing time
     assert "督办回复期限" in text and "督办已回复" in text
     timeline = text.split("过程：\n", 1)[1].splitlines()
-    assert timeline[0].split() == ["时间", "事件", "操作人", "原因"]
-    assert timeline[1].split()[2:] == ["发牌", "jiancha"]
-    assert timeline[2].split()[2:] == ["签收说明", "王芳", "申请人补正延误"]
-    assert timeline[3].split()[2:] == ["申诉", "王芳", "踏勘未扣除"]
-    assert timeline[4].split()[2:] == ["申诉裁决（维持原牌）", "李明", "踏勘已扣除"]
+    role = sql(d, "SELECT session_user::text")[0][0]  # the database role that wrote each step
+    assert timeline[0].split() == ["时间", "事件", "操作人", "数据库角色", "原因"]
+    assert timeline[1].split()[2:] == ["发牌", "jiancha", role]
+    assert timeline[2].split()[2:] == ["签收说明", "王芳", role, "申请人补正延误"]
+    assert timeline[3].split()[2:] == ["申诉", "王芳", role, "踏勘未扣除"]
+    assert timeline[4].split()[2:] == ["申诉裁决（维持原牌）", "李明", role, "踏勘已扣除"]
 
     doc = json.loads(ok("cards", "show", str(card_id), "--dsn", d, "--json"))
     assert doc["card"]["id"] == card_id and doc["card"]["status"] == "acknowledged"
@@ -336,6 +337,7 @@ def test_show_prints_the_card_and_its_timeline(sync_dsn: str) -> None:
     ]
     decided = doc["events"][-1]
     assert decided["actor"] == "李明" and decided["reason"] == "踏勘已扣除"
+    assert decided["db_role"] == role
     assert decided["detail"] == {"from": "appealed", "to": "acknowledged", "result": "upheld"}
     assert decided["at"].endswith("Z")
 

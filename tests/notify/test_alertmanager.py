@@ -372,7 +372,12 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
             await sender.refresh(conn)
             assert await sender.step(conn) == 1
             assert await conn.fetchval("SELECT attempts FROM jiancha.outbox") == 2
-            await conn.execute("UPDATE jiancha.cards SET status = 'closed'")
+            async with conn.transaction():  # a card changes only with its recorded step
+                await conn.execute("UPDATE jiancha.cards SET status = 'closed'")
+                await conn.execute(
+                    "INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
+                    "SELECT id, 'closed', now(), 'jiancha' FROM jiancha.cards"
+                )
             await sender.refresh(conn)
             await sender.refresh(conn)  # once only
             assert await sender.step(conn) == 1
