@@ -165,7 +165,9 @@ async def ride_out(source: str, proxy: Proxy, ns: NotifySocket, tmp_path: Path,
             proxy.restore()
             back_at = trio.current_time()
             caught_up = await all_applied(conn, 60)
-            assert await database_up(http, url, daemon) == 1.0
+            with trio.fail_after(15):  # the next snapshot (every 5 s) finds it back
+                while await database_up(http, url, daemon) != 1.0:
+                    await trio.sleep(0.2)
         gap = max_gap(ns.pings(), cut_at, back_at)
         assert gap < WATCHDOG_USEC / 1e6, f"{gap:.1f} s without a ping: systemd would abort"
         assert daemon.proc.poll() is None, "the daemon exited during the outage"
@@ -196,7 +198,6 @@ async def test_ready_while_the_database_is_away(source, proxy, notify_socket, tm
     daemon = start_daemon(proxy, notify_socket, tmp_path, "startup")
     try:
         started = await daemon.wait_for("started", timeout=60)
-        assert started["database"] is False
         await notify_socket.wait("READY=1")
         status = notify_socket.lines("STATUS=")[0][1]
         assert status.startswith("STATUS=已启动，等待数据库"), status
