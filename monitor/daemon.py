@@ -111,6 +111,9 @@ class Running:
     lease: Lease = field(default_factory=lambda: Lease("", _no_lead))
 
 
+IDLE_IN_TRANSACTION = 60.0  # seconds; see _build
+
+
 async def _no_lead() -> None:
     """A lease that leads nothing (Running built by hand)."""
 
@@ -180,9 +183,10 @@ def _build(config: DaemonConfig, health: Health) -> Running:
     own = config.session(source=False)
     lease = Lease(config.dsn, lambda: _lead(running, health), ttl=config.lease_ttl,
                   renew=config.lease_renew, session=own)  # fmt: skip
-    # A paused ex-leader's transaction aborts (the fence), and one frozen mid-transaction
-    # is ended by the server before its lease could be taken over.
-    fenced = replace(own, fence=lease.fence, idle_in_transaction_timeout=config.lease_ttl)
+    # A paused ex-leader's transaction aborts (the fence); a session left idle inside a
+    # transaction (a frozen host) is ended by the server. Longer than any pause a working
+    # transaction makes (a large city's table rebuild computes ~4 s between statements).
+    fenced = replace(own, fence=lease.fence, idle_in_transaction_timeout=IDLE_IN_TRANSACTION)
     worker = Worker(replace(config.worker(), session=fenced), evaluator=evaluator,
                     clock=clock, checkpointer=checkpointer)  # fmt: skip
     # The sender and the digester run even without channels, so that a reload that

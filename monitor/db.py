@@ -148,9 +148,11 @@ class Connection:
         tx = self._raw.transaction(isolation=isolation)
         await self._call(tx.start)
         try:
-            if self.fence is not None:  # an ex-leader's transaction never commits
-                await self.fence(self)
+            if self.fence is not None:  # an ex-leader's work stops here ...
+                await self.fence(self, False)
             yield
+            if self.fence is not None:  # ... and its transaction never commits
+                await self.fence(self, True)
         except BaseException:
             with trio.move_on_after(_CLEANUP_SECONDS, shield=True) as scope:
                 try:
@@ -312,8 +314,9 @@ class Fenced(Exception):
     """This process no longer holds the leader lease: its transaction must not commit."""
 
 
-Fence = Callable[["Connection"], Awaitable[None]]
-"""Checks, first in a transaction, that the writer still holds the lease; raises `Fenced`."""
+Fence = Callable[["Connection", bool], Awaitable[None]]
+"""Checks that the writer still holds the lease, first in a transaction and (``final``)
+right before its COMMIT, holding it until then; raises `Fenced`."""
 
 
 # What a lost or restarting server looks like from asyncpg and the bridge.

@@ -4,10 +4,11 @@ A row ``jiancha.leader`` (migration 0011) with a holder, a fencing token and
 an expiry on the database's clock. The leader renews it every ``renew``
 seconds on a session of its own; a standby polls it and, once it has
 expired, takes it with the token one higher. Every transaction of the
-leader's sessions first runs `fence` (``Session.fence``): ``FOR KEY SHARE``
-on the row with the leader's token, so a transaction of an ex-leader (one
-paused by SIGSTOP or a frozen host past its expiry) aborts instead of
-committing, and a takeover waits for the leader's transactions in flight.
+leader's sessions runs `fence` (``Session.fence``) first and again right
+before COMMIT, the second time ``FOR KEY SHARE`` on the row with the
+leader's token: a transaction of an ex-leader (one paused by SIGSTOP or a
+frozen host past its expiry) aborts instead of committing, and a takeover
+waits for the commits in flight.
 
 Locally the leader trusts its lease until ``ttl`` after it sent its last
 successful renewal (the database's expiry is later), and steps down the
@@ -33,7 +34,8 @@ from monitor.log import get_logger
 
 __all__ = ["Lease", "LeaseStats"]
 
-_FENCE = "SELECT 1 FROM jiancha.leader WHERE id = 1 AND token = $1 FOR KEY SHARE"
+_CHECK = "SELECT 1 FROM jiancha.leader WHERE id = 1 AND token = $1"
+_FENCE = _CHECK + " FOR KEY SHARE"
 _PEEK = """
 SELECT holder, token, expires_at < clock_timestamp() AS expired FROM jiancha.leader WHERE id = 1
 """
@@ -88,12 +90,18 @@ class Lease:
     def leading(self) -> bool:
         return self.token is not None and trio.current_time() < self.valid_until
 
-    async def fence(self, conn: db.Connection) -> None:
-        """First in every transaction of the leader: abort unless the lease is still ours."""
+    async def fence(self, conn: db.Connection, final: bool) -> None:
+        """In every transaction of the leader: abort unless the lease is still ours.
+
+        First a plain check (an ex-leader stops early); then, right before COMMIT,
+        the row ``FOR KEY SHARE`` until the commit, which a takeover (changing the
+        token) must wait for. Only that instant holds the lock, so a leader frozen
+        in the middle of a transaction does not hold a takeover up.
+        """
         token = self.token
         if token is None or not self.leading:
             raise db.Fenced(f"not the leader (term {token})")
-        if await conn.fetchval(_FENCE, token) is None:
+        if await conn.fetchval(_FENCE if final else _CHECK, token) is None:
             raise db.Fenced(f"lease term {token} taken over")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -136,7 +144,7 @@ class Lease:
 
     async def _try_take(self, conn: db.Connection) -> int | None:
         """Our new token when the lease had expired, else None (someone else holds it)."""
-        row = await conn.fetchrow(_PEEK)
+        row = await conn.fetchrow(_PEEK, timeout=self.ttl)  # a silent database: reconnect
         if row is None:
             raise RuntimeError("jiancha.leader has no row: run `jiancha db migrate`")
         self.stats.leader = row["holder"]
@@ -144,7 +152,7 @@ class Lease:
             return None
         sent = trio.current_time()
         try:
-            token = await conn.fetchval(_TAKE, self.holder, self.ttl_interval())
+            token = await conn.fetchval(_TAKE, self.holder, self.ttl_interval(), timeout=self.ttl)
         except asyncpg.LockNotAvailableError:  # a leader's transaction still holds its fence
             return None
         if token is not None:
@@ -194,13 +202,12 @@ class Lease:
             sent = trio.current_time()
             if sent >= self.valid_until:  # woke too late (SIGSTOP, a frozen host)
                 return "expired"
-            with trio.move_on_after(self.valid_until - sent):
-                renewed = await conn.fetchval(_RENEW, token, self.holder, self.ttl_interval())
-                if renewed is None:
-                    return "taken over"
-                self.valid_until = sent + self.ttl
-                continue
-            return "renewal timed out"
+            # no answer before the lease would end: the connection is given up (TimeoutError)
+            renewed = await conn.fetchval(_RENEW, token, self.holder, self.ttl_interval(),
+                                          timeout=self.valid_until - sent)  # fmt: skip
+            if renewed is None:
+                return "taken over"
+            self.valid_until = sent + self.ttl
 
 
 async def _release(conn: db.Connection, token: int) -> None:

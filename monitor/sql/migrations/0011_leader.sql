@@ -3,11 +3,12 @@
 -- Any number of `jiancha run` share one schema; the one whose row this is tails,
 -- evaluates and sends, the others stand by. The holder renews expires_at every
 -- couple of seconds; once it has passed, a standby takes the row and the token
--- goes up by one. Every transaction of the leader first runs
---   SELECT 1 FROM jiancha.leader WHERE id = 1 AND token = $1 FOR KEY SHARE
+-- goes up by one. Every transaction of the leader runs, first and right before
+-- its COMMIT,
+--   SELECT 1 FROM jiancha.leader WHERE id = 1 AND token = $1 [FOR KEY SHARE]
 -- and aborts without the row: a paused ex-leader can never commit. token is
--- UNIQUE so that a takeover (which changes it) waits for the FOR KEY SHARE locks
--- of the leader's transactions in flight, while a renewal (expires_at only) does not.
+-- UNIQUE so that a takeover (which changes it) waits for the FOR KEY SHARE lock
+-- of a commit in flight, while a renewal (expires_at only) does not.
 CREATE TABLE jiancha.leader (
     id           integer PRIMARY KEY CHECK (id = 1),
     holder       text NOT NULL,             -- host:pid:nonce of the instance that holds it
