@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-quick bench-quick-ab dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-quick bench-quick-ab dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -59,7 +59,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -81,6 +81,10 @@ bench-metrics: venv
 bench-startup: venv
 	$(BIN)/python -m tests.bench.bench_startup
 
+# 10,000 bad events among 100,000 good: exits 1 unless all good taken, all bad dead-lettered.
+bench-poison: venv
+	$(BIN)/python -m tests.bench.bench_poison
+
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
@@ -91,6 +95,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_cards --quick
 	$(BIN)/python -m tests.bench.bench_metrics --quick
 	$(BIN)/python -m tests.bench.bench_startup --quick
+	$(BIN)/python -m tests.bench.bench_poison --quick
 
 # Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?
 # Both revisions run from git worktrees, alternating, ROUNDS rounds after a dropped warm-up.

@@ -125,6 +125,29 @@ class DaemonSettings:
     keepalives_count: int = 6
 
 
+RETENTION_KEYS = ("outbox", "outbox_attempts", "dead_letters")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """``[retention]``: how long finished rows of the working tables stay (0: forever).
+
+    ``monitor.retention`` says what "finished" means for each; cards and
+    card_events are the record and are never pruned.
+    """
+
+    outbox: dt.timedelta = dt.timedelta(days=180)
+    outbox_attempts: dt.timedelta = dt.timedelta(days=30)
+    dead_letters: dt.timedelta = dt.timedelta(days=180)
+
+
+def _retention(data: Mapping[str, Any], where: str) -> Retention:
+    section = data.get("retention") or {}
+    _keys(section, set(RETENTION_KEYS), f"{where}: [retention]")
+    return Retention(**{k: _duration(section[k], f"{where}: [retention] {k}")
+                        for k in RETENTION_KEYS if k in section})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -137,6 +160,7 @@ class Config:
     metrics_tls_key_file: str | None = None
     daemon: DaemonSettings = DaemonSettings()
     data: Mapping[str, Any] = field(default_factory=dict)  # the merged tables, for config check
+    retention: Retention = Retention()
     overridden: tuple[str, ...] = ()  # keys set by JIANCHA__ variables
 
 
@@ -502,8 +526,8 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
                   metrics.get("tls_cert_file"), metrics.get("tls_key_file"),
                   daemon=_daemon(data, where, environ, secrets,
                                  TomlLines(raw.decode("utf-8")) if raw else None), data=data,
-                  overridden=overridden)  # fmt: skip
+                  retention=_retention(data, where), overridden=overridden)  # fmt: skip
 
 
 _SECTIONS = ("database", "daemon", "log", "metrics", "notify", "channels", "windows",
-             "departments", "routes")  # fmt: skip
+             "departments", "routes", "retention")  # fmt: skip

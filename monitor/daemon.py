@@ -83,6 +83,7 @@ class DaemonConfig:
             source_session=self.session(source=True),
             session=self.session(source=False),
             recheck_interval=self.recheck_interval,
+            retention=self.config.retention,
         )
 
     def session(self, *, source: bool) -> db.Session:

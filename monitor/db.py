@@ -32,6 +32,7 @@ __all__ = [
     "Record",
     "Session",
     "connect",
+    "data_error",
     "dsn_from_env",
     "json_dumps",
     "only",
@@ -363,6 +364,46 @@ def only(
                 leaf = leaf.exceptions[0]
             return leaf
     return None
+
+
+# SQLSTATE classes a row's own values cause: data exception (a value out of range),
+# integrity constraint violation, program limit exceeded (an index row too large),
+# a PL/pgSQL RAISE (a trigger refusing the row). Everything else (a lost or
+# shutting-down server, a full disk, a read-only standby, missing rights, a lock
+# or serialization conflict) is the server's state, and no row is to blame.
+_DATA_CLASSES: Final = frozenset({"22", "23", "54", "P0"})
+_MACHINERY: Final = frozenset({"asyncpg", "asyncio", "trio", "trio_asyncio"})
+
+
+def data_error(exc: BaseException) -> str | None:
+    """What went wrong when ``exc`` is the data's fault: ``SQLSTATE code: message``,
+    or the Python error's type and message; None when it is not (see above), and
+    for cancellation, a lost connection, memory running out, or an error of the
+    driver, the trio-asyncio bridge or an event loop (a RuntimeError).
+    """
+    leaves = _leaves(exc)  # trio's nurseries wrap errors in groups
+    if not all(isinstance(e, Exception) for e in leaves):
+        return None  # cancellation, an interrupt
+    leaf = leaves[0]
+    if isinstance(leaf, MemoryError):
+        return None
+    # asyncpg refusing to send a value (out of int32 range) is a DataError too, 22000
+    if isinstance(leaf, asyncpg.PostgresError):
+        state = str(getattr(leaf, "sqlstate", "") or "")
+        return f"SQLSTATE {state}: {leaf}" if state[:2] in _DATA_CLASSES else None
+    if (
+        isinstance(leaf, DISCONNECTS)
+        or type(leaf).__module__.partition(".")[0] in _MACHINERY
+        or (isinstance(leaf, RuntimeError) and not isinstance(leaf, RecursionError))
+    ):
+        return None  # the driver, the bridge or the event loop in trouble: no row's fault
+    return f"{type(leaf).__name__}: {leaf}"  # raised by the pipeline's code over the data
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
 
 
 def backoff_delays(initial: float, cap: float, rng: random.Random) -> Callable[[], float]:

@@ -74,6 +74,9 @@ GROUP BY 1, 2, 3
 """
 
 
+OTHER_WINDOW = "其他"
+"""The ``window`` label of every window the configuration does not name."""
+
 # The figures a snapshot takes from schema jiancha (kept from the last one while it is away).
 _FROM_DATABASE = ("open_cases", "active_cards", "notifications", "completions", "cards_total",
                   "ratings", "bad_reviews", "overdue_cases")  # fmt: skip
@@ -195,8 +198,7 @@ class Snapshotter:
             old = self.holder.get()
             return {k: getattr(old, k) for k in _FROM_DATABASE}
         return {
-            "open_cases": {(r["department"], r["window"], r["matter"], r["level"]): int(r["n"])
-                           for r in rows["cases"]},
+            "open_cases": self._open_cases(rows["cases"]),
             "active_cards": {(r["level"], r["rule"], r["department"]): int(r["n"])
                              for r in rows["cards"]},
             "notifications": {(r["channel"], r["state"]): int(r["n"]) for r in rows["outbox"]},
@@ -209,6 +211,21 @@ class Snapshotter:
             "bad_reviews": {r["department"]: (int(r["bad"]), int(r["rectified"]))
                             for r in rows["reviews"]},
         }  # fmt: skip
+
+    def _open_cases(self, rows: list[Any]) -> dict[tuple[str, str, str, str], int]:
+        """Open cases by department, window, matter and level, the window a configured one.
+
+        A case's window is free text from the source: a label of its own would let
+        any typo or renamed counter grow the series without bound. Departments and
+        matters come from the catalogue, which is bounded.
+        """
+        known = set(self.notifier.cfg.windows) if self.notifier is not None else set()
+        out: dict[tuple[str, str, str, str], int] = {}
+        for r in rows:
+            window = r["window"] if r["window"] in known else OTHER_WINDOW
+            key = (r["department"], window, r["matter"], r["level"])
+            out[key] = out.get(key, 0) + int(r["n"])
+        return out
 
     def _figures(self, rows: dict[str, list[Any]] | None) -> Snapshot:
         self._fold_ticks()

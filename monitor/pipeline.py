@@ -29,14 +29,24 @@ from monitor.cards.ledger import DbStore
 from monitor.cards.store import CardRecord, Store, Written
 from monitor.clocks.scheduler import Scheduler, row_of
 from monitor.clocks.table import ClockRow, ClockTable
-from monitor.db import Connection, only
+from monitor.db import Connection, data_error, only
 from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
 from monitor.engine.figures import case_figures
-from monitor.log import get_logger
+from monitor.log import get_logger, redact
 from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
 from monitor.rules.model import RuleSet
-from monitor.source.contract import Cursor, Matter, Rejection, SourceEvent, split
+from monitor.source.contract import (
+    LIMITS,
+    Cursor,
+    DeadReason,
+    Limits,
+    Matter,
+    Rejection,
+    SourceEvent,
+    clip,
+    split,
+)
 from monitor.state import store as state_store
 from monitor.state.case import CaseState
 from monitor.state.view import CaseView
@@ -147,11 +157,14 @@ class Evaluator:
         for key, idx in groups.items():
             cal = self.regions.for_region(key) if key else self.cal
             got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now, running=running)
+            for i, d in zip(idx, got, strict=True):
+                decided[i] = d
+            if running:
+                continue  # a tick: no new fact, so no case's part in the figures changed
             # every case's part in the figures (deadline, outcome), on its own calendar
             figs = case_figures([(views[i], inputs[i][1]) for i in idx], cal, self.ruleset.statute)
-            for i, d, f in zip(idx, got, figs, strict=True):
-                d.outcome = (f.deadline, f.outcome or "")
-                decided[i] = d
+            for i, f in zip(idx, figs, strict=True):
+                decided[i].outcome = (f.deadline, f.outcome or "")
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
@@ -360,6 +373,22 @@ class BatchResult:
     cases: int
     cursor: Cursor
     pending: Pending | None = None  # what the evaluator decided (published already)
+    isolated: int = 0  # of `dead`: valid events that failed alone (``apply_failed``)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What every transaction of one batch shares (several, once it is split)."""
+
+    conn: Connection
+    matters: Mapping[str, Matter]
+    now: dt.datetime
+    evaluator: Evaluator | None
+    cache: state_store.HistoryCache | None
+    from_source: bool
+    future_tolerance: dt.timedelta
+    source: str
+    limits: Limits
 
 
 async def apply_batch(
@@ -374,6 +403,7 @@ async def apply_batch(
     from_source: bool = False,
     future_tolerance: dt.timedelta = dt.timedelta(days=1),
     source: str = state_store.SOURCE,
+    limits: Limits = LIMITS,
 ) -> BatchResult:
     """Take ``events`` (in source order, right after ``cursor``) in one transaction.
 
@@ -383,47 +413,104 @@ async def apply_batch(
     them be stored already (a second tailer, a cursor set back by hand), the
     event table's key stops the copy, and the batch is taken again skipping
     the stored events.
+
+    Should the transaction fail for the data's sake (`monitor.db.data_error`:
+    a value the database refuses, an error raised over it), one bad event
+    must not hold up the others forever: the batch is split in halves, each
+    its own transaction, down to the event that fails alone, which is
+    dead-lettered as ``apply_failed`` with the error; the others commit and
+    the cursor passes them all. Any other error (a lost connection) propagates.
     """
-    valid, dead = split(events, matters, now, future_tolerance)
-    args = (conn, events, valid, dead, matters, cursor, now, evaluator, cache, source)
-    if not from_source:
-        return await _apply(*args, copy="send")
+    b = _Batch(conn, matters, now, evaluator, cache, from_source, future_tolerance, source,
+               limits)  # fmt: skip
+    return await _attempt(b, events, cursor)
+
+
+async def _attempt(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> BatchResult:
+    """``events`` in one transaction or, when that fails for the data's sake, bisected."""
     try:
-        return await _apply(*args, copy="copy")
+        return await _take(b, events, cursor)
+    except BaseException as exc:  # sorted below: only the data's fault is handled here
+        error = data_error(exc)
+        if error is None or not events:
+            raise
+    return await _isolate(b, events, cursor, error)
+
+
+async def _take(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> BatchResult:
+    """``events`` in one transaction (again, skipping stored events: see apply_batch)."""
+    valid, dead = split(events, b.matters, b.now, b.future_tolerance, b.limits)
+    if not b.from_source:
+        return await _apply(b, events, valid, dead, cursor, copy="send")
+    try:
+        return await _apply(b, events, valid, dead, cursor, copy="copy")
     except BaseException as exc:  # sorted below: only the event table's key is ours
         if only(exc, asyncpg.UniqueViolationError, constraint="events_pkey") is None:
             raise
     _log.warning("batch_retaken_skipping_stored_events", cursor_tx=cursor.tx,
                  cursor_id=cursor.event_id, events=len(events))  # fmt: skip
-    return await _apply(*args, copy="copy_new")
+    return await _apply(b, events, valid, dead, cursor, copy="copy_new")
+
+
+async def _isolate(
+    b: _Batch, events: Sequence[SourceEvent], cursor: Cursor, error: str
+) -> BatchResult:
+    """Halves of events that failed together, each its own transaction, down to the one
+    that fails alone; it is dead-lettered, and only once it failed alone.
+
+    When the first half commits, the second most likely holds what failed: it is
+    split without being tried whole. A bad event among n then costs about
+    log2(n) failed transactions of halving size.
+    """
+    if len(events) == 1:
+        return await _dead_alone(b, events[0], error)
+    mid = len(events) // 2
+    one = await _attempt(b, events[:mid], cursor)
+    rest = events[mid:]
+    if one.isolated or len(rest) == 1:  # the first half held a bad one: the rest may be good
+        two = await _attempt(b, rest, one.cursor)
+    else:
+        two = await _isolate(b, rest, one.cursor, error)
+    return BatchResult(one.events + two.events, one.dead + two.dead, one.cases + two.cases,
+                       two.cursor, two.pending or one.pending,
+                       one.isolated + two.isolated)  # fmt: skip
+
+
+async def _dead_alone(b: _Batch, event: SourceEvent, error: str) -> BatchResult:
+    """The event that fails alone: dead-lettered with the error, the cursor past it."""
+    detail = clip(redact({"error": error})["error"], 1000)  # the server's words, no secrets
+    after = Cursor(event.tx, event.event_id)
+    async with b.conn.transaction():
+        rejection = Rejection(event, DeadReason.APPLY_FAILED, detail)
+        await state_store.write_dead(b.conn, [rejection], b.now)
+        await state_store.save_cursor(b.conn, after, 1, b.now, b.source)
+    _log.error("event_isolated", event_id=event.event_id, reason=str(DeadReason.APPLY_FAILED),
+               error=detail)  # fmt: skip
+    return BatchResult(0, 1, 0, after, isolated=1)
 
 
 async def _apply(
-    conn: Connection,
+    b: _Batch,
     events: Sequence[SourceEvent],
     valid: Sequence[SourceEvent],
     dead: Sequence[Rejection],
-    matters: Mapping[str, Matter],
     cursor: Cursor,
-    now: dt.datetime,
-    evaluator: Evaluator | None,
-    cache: state_store.HistoryCache | None,
-    source: str,
     *,
     copy: state_store.EventCopy,
 ) -> BatchResult:
+    conn, now, cache, evaluator = b.conn, b.now, b.cache, b.evaluator
     after = Cursor.after(events, cursor)
     taken = None
     pending = None
     async with conn.transaction():
         await state_store.write_dead(conn, dead, now)
         if valid:
-            taken = await state_store.take(conn, valid, dead, cursor, after, matters, now,
+            taken = await state_store.take(conn, valid, dead, cursor, after, b.matters, now,
                                            cache=cache, copy=copy)  # fmt: skip
             if evaluator is not None:
-                pending = await evaluator.on_batch(conn, taken.states, matters, now)
+                pending = await evaluator.on_batch(conn, taken.states, b.matters, now)
         if events:
-            await state_store.save_cursor(conn, after, len(events), now, source)
+            await state_store.save_cursor(conn, after, len(events), now, b.source)
     if taken is not None:  # committed: publish
         taken.publish(cache)
     if evaluator is not None:

@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.db import Connection
+from monitor.db import Connection, data_error
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator
+from monitor.redact import redact_text
 from monitor.source.contract import START, DeadReason, Matter, SourceEvent, split
 from monitor.state import store as state_store
 
@@ -32,7 +33,7 @@ RETRIED_AUTOMATICALLY = (DeadReason.UNKNOWN_MATTER, DeadReason.FUTURE_TIMESTAMP,
 """The reasons that can stop being true on their own; the others wait for an operator."""
 
 _DUE = """
-SELECT d.event_id, d.reason, d.raw FROM jiancha.dead_letters d
+SELECT d.event_id, d.reason, d.detail, d.raw FROM jiancha.dead_letters d
 WHERE d.resolved_at IS NULL
   AND (d.retry_requested_at IS NOT NULL
        OR (d.reason = 'unknown_matter' AND d.raw->'payload'->>'matter' = ANY($1::text[]))
@@ -41,10 +42,14 @@ WHERE d.resolved_at IS NULL
            AND (d.raw->>'occurred_at')::timestamptz <= $2)
        OR (d.reason = 'never_submitted' AND EXISTS (
              SELECT FROM jiancha.cases c WHERE c.case_id = d.case_id AND c.status <> 'orphan')))
+  AND ($4::bigint IS NULL OR d.event_id = $4)
 ORDER BY d.event_id
 LIMIT $3
 FOR UPDATE OF d SKIP LOCKED
 """
+_DUE_IDS = _DUE.replace("d.event_id, d.reason, d.detail, d.raw", "d.event_id").replace(
+    "($4::bigint IS NULL OR d.event_id = $4)", "true"
+)
 _STILL_DEAD = """
 UPDATE jiancha.dead_letters d SET reason = u.r, detail = u.t, retries = d.retries + 1,
     retry_requested_at = NULL
@@ -69,10 +74,13 @@ class Revived:
 
 def event_from_raw(raw: Mapping[str, Any]) -> SourceEvent | None:
     """The source row a dead letter keeps (``SourceEvent.raw``); None if it is not one."""
+    if "payload_left_out" in raw:
+        return None
     try:
         at = dt.datetime.fromisoformat(str(raw["occurred_at"]))
+        # a payload too large to keep was left out of the letter: never rebuild it as {}
         return SourceEvent(int(raw["id"]), int(raw["tx"]), str(raw["case_id"]), str(raw["kind"]),
-                           at, raw.get("payload", {}))  # fmt: skip
+                           at, raw["payload"])  # fmt: skip
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -91,13 +99,47 @@ async def revive(
     """Retry every letter due a retry; a case revived may free its own orphans (rounds)."""
     taken, still, cases = 0, 0, set[str]()
     for _ in range(rounds):
-        got = await _pass(conn, matters, now, evaluator, cache, future_tolerance, limit)
+        try:
+            got = await _pass(conn, matters, now, evaluator, cache, future_tolerance, limit)
+        except Exception as exc:
+            if data_error(exc) is None:
+                raise
+            # a letter the database refuses again: one at a time, the failing ones stay dead
+            got = await _one_by_one(conn, matters, now, evaluator, cache, future_tolerance, limit)
         taken, still, cases = taken + got.taken, still + got.still_dead, cases | set(got.cases)
         if not got.taken:
             break
     if taken or still:
         get_logger("monitor.revive").info("dead_letters_retried", taken=taken,
                                           still_dead=still, cases=len(cases))  # fmt: skip
+    return Revived(taken, still, tuple(sorted(cases)))
+
+
+async def _one_by_one(
+    conn: Connection,
+    matters: Mapping[str, Matter],
+    now: dt.datetime,
+    evaluator: Evaluator | None,
+    cache: state_store.HistoryCache | None,
+    tolerance: dt.timedelta,
+    limit: int,
+) -> Revived:
+    """Each due letter in a transaction of its own; one the database refuses stays dead."""
+    ids = [r["event_id"] for r in await conn.fetch(_DUE_IDS, sorted(matters), now + tolerance,
+                                                   limit)]  # fmt: skip
+    taken, still, cases = 0, 0, set[str]()
+    for event_id in ids:
+        try:
+            got = await _pass(conn, matters, now, evaluator, cache, tolerance, 1, event_id)
+        except Exception as exc:
+            error = data_error(exc)
+            if error is None:
+                raise
+            detail = redact_text(error, limit=1000)
+            await conn.execute(_STILL_DEAD, [event_id], [str(DeadReason.APPLY_FAILED)], [detail])
+            still += 1
+            continue
+        taken, still, cases = taken + got.taken, still + got.still_dead, cases | set(got.cases)
     return Revived(taken, still, tuple(sorted(cases)))
 
 
@@ -109,18 +151,19 @@ async def _pass(
     cache: state_store.HistoryCache | None,
     tolerance: dt.timedelta,
     limit: int,
+    only: int | None = None,
 ) -> Revived:
     pending = taken = None
     async with conn.transaction():
-        rows = await conn.fetch(_DUE, sorted(matters), now + tolerance, limit)
+        rows = await conn.fetch(_DUE, sorted(matters), now + tolerance, limit, only)
         if not rows:
             return Revived()
         events: list[SourceEvent] = []
-        unreadable: list[int] = []
+        unreadable: list[tuple[int, str, str]] = []  # kept as they are: their reason stands
         for r in rows:
             e = event_from_raw(r["raw"]) if isinstance(r["raw"], Mapping) else None
             if e is None:
-                unreadable.append(r["event_id"])
+                unreadable.append((r["event_id"], r["reason"], r["detail"]))
             else:
                 events.append(e)
         valid, dead = split(events, matters, now, tolerance)
@@ -140,11 +183,17 @@ async def _pass(
     )
 
 
-async def _still_dead(conn: Connection, dead: Sequence[Any], unreadable: Sequence[int]) -> None:
-    """Letters that failed again: their newest reason, one more retry counted."""
-    ids = [r.event.event_id for r in dead] + list(unreadable)
+async def _still_dead(
+    conn: Connection, dead: Sequence[Any], unreadable: Sequence[tuple[int, str, str]]
+) -> None:
+    """Letters that failed again: their newest reason, one more retry counted.
+
+    A letter whose payload was left out (too large to keep) cannot be rebuilt from
+    itself: it keeps its reason; the source row still has the payload.
+    """
+    ids = [r.event.event_id for r in dead] + [u[0] for u in unreadable]
     if not ids:
         return
-    reasons = [str(r.reason) for r in dead] + [str(DeadReason.BAD_TYPE)] * len(unreadable)
-    details = [r.detail for r in dead] + ["the kept row is not a source row"] * len(unreadable)
+    reasons = [str(r.reason) for r in dead] + [u[1] for u in unreadable]
+    details = [r.detail for r in dead] + [u[2] for u in unreadable]
     await conn.execute(_STILL_DEAD, ids, reasons, details)

@@ -145,6 +145,11 @@ DEAD_REASON_NAMES: Final[Names] = {
     "unknown_matter": {"zh": "事项不在目录中", "en": "unknown matter"},
     "future_timestamp": {"zh": "业务时间超前", "en": "timestamp in the future"},
     "never_submitted": {"zh": "办件未申报", "en": "never submitted"},
+    "value_out_of_range": {"zh": "数值超出范围", "en": "value out of range"},
+    "text_too_long": {"zh": "文本过长", "en": "text too long"},
+    "list_too_long": {"zh": "列表过长", "en": "list too long"},
+    "payload_too_large": {"zh": "事件内容过大", "en": "payload too large"},
+    "apply_failed": {"zh": "写入时被数据库拒绝", "en": "refused by the database"},
 }
 """Why an event is in ``jiancha.dead_letters`` (``monitor.source.contract.DeadReason``)."""
 

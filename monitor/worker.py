@@ -29,10 +29,12 @@ import trio
 
 from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
+from monitor.config import Retention
 from monitor.db import DISCONNECTS, backoff_delays
 from monitor.health import pause
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
+from monitor.retention import prune
 from monitor.revive import revive
 from monitor.source import identity
 from monitor.source.contract import START, Cursor, Matter
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = ["Worker", "WorkerConfig", "WorkerStats"]
+
+
+PRUNE_EVERY = 86_400.0  # seconds between retention passes (monitor.retention)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class WorkerConfig:
     source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
     session: db.Session = db.OWN_SESSION  # jiancha's own: writable, keepalives
     recheck_interval: float = 30.0  # while the source does not match the cursor
+    retention: Retention | None = None  # pruned once a day by the sweep (None: never)
 
 
 @dataclass
@@ -71,6 +77,7 @@ class WorkerStats:
 
     events: int = 0
     dead_letters: int = 0
+    isolated: int = 0  # of the dead letters: events that failed alone when applied
     orphans_swept: int = 0
     revived: int = 0  # dead letters taken in after all (monitor.revive)
     batches: int = 0
@@ -109,6 +116,7 @@ class Worker:
         self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self.redecided = 0  # cases re-decided at the last start
+        self._next_prune = 0.0  # trio clock of the next retention pass
         self.log = get_logger("monitor.worker")
 
     def _tailer(self) -> Tailer:
@@ -276,8 +284,10 @@ class Worker:
         self.log.debug("batch_applied", events=result.events, dead=result.dead,
                        cases=result.cases,
                        ms=round((trio.current_time() - started) * 1000, 1))  # fmt: skip
+        self.stats.isolated += result.isolated
         if result.dead:
-            self.log.warning("dead_letters", count=result.dead, batch_events=len(batch.events))
+            self.log.warning("dead_letters", count=result.dead, isolated=result.isolated,
+                             batch_events=len(batch.events))  # fmt: skip
 
     def _checkpointer(self) -> Checkpointer | None:
         """None when regions count on calendars of their own: their tables are always rebuilt."""
@@ -324,6 +334,9 @@ class Worker:
                                evaluator=self.evaluator, cache=self.cache,
                                future_tolerance=self.config.future_tolerance)  # fmt: skip
         self.stats.revived += revived.taken
+        if self.config.retention is not None and trio.current_time() >= self._next_prune:
+            self._next_prune = trio.current_time() + PRUNE_EVERY
+            await prune(target, self.config.retention, self.clock())
         moved = await state_store.sweep_orphans(
             target, self.clock(), self.config.orphan_grace, cache=self.cache
         )

@@ -271,3 +271,41 @@ def test_only_finds_one_kind_of_error_even_inside_groups():
     mixed = ExceptionGroup("m", [key, ValueError("x")])
     assert db.only(mixed, asyncpg.UniqueViolationError) is None
     assert db.only(ValueError("x"), (OSError, ValueError)) is not None
+
+
+@pytest.mark.parametrize(
+    ("exc", "says"),
+    [
+        (asyncpg.NumericValueOutOfRangeError("integer out of range"),
+         "SQLSTATE 22003: integer out of range"),
+        (asyncpg.ProgramLimitExceededError("index row size 8224 exceeds btree maximum"),
+         "SQLSTATE 54000"),
+        (asyncpg.RaiseError("refused by a trigger"), "SQLSTATE P0001: refused by a trigger"),
+        (asyncpg.CheckViolationError("violates check constraint"), "SQLSTATE 23514"),
+        # asyncpg refusing to send a value is the same class, 22000
+        (asyncpg.DataError("value out of int32 range"), "SQLSTATE 22000: value out of int32"),
+        (OverflowError("int too large to convert to float"), "OverflowError"),
+        (ExceptionGroup("nursery", [ValueError("bad")]), "ValueError: bad"),
+        # the server's state, the driver, the loop, cancellation: no row is to blame
+        (asyncpg.InsufficientPrivilegeError("permission denied"), None),
+        (asyncpg.ReadOnlySQLTransactionError("read-only transaction"), None),
+        (asyncpg.DiskFullError("no space left"), None),
+        (asyncpg.SerializationError("could not serialize"), None),
+        (asyncpg.DeadlockDetectedError("deadlock"), None),
+        (asyncpg.AdminShutdownError("terminating connection"), None),
+        (asyncpg.ConnectionDoesNotExistError("closed"), None),
+        (asyncpg.InterfaceError("another operation is in progress"), None),
+        (ConnectionResetError(), None),
+        (RuntimeError("Event loop is closed"), None),
+        (MemoryError(), None),
+        (KeyboardInterrupt(), None),
+        (ExceptionGroup("nursery", [ValueError("bad"), KeyError("k")]), "ValueError: bad"),
+        (BaseExceptionGroup("nursery", [ValueError("bad"), KeyboardInterrupt()]), None),
+    ],
+)  # fmt: skip
+def test_data_error_blames_the_data_only_for_what_the_data_causes(exc, says):
+    got = db.data_error(exc)
+    if says is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith(says), got

@@ -44,3 +44,32 @@ def test_overdue_cases_are_exposed_at_zero_for_every_department_with_open_cases(
     ))  # fmt: skip
     assert 'jiancha_overdue_cases{department="住建局"} 3.0' in text
     assert 'jiancha_overdue_cases{department="市场监管局"} 0.0' in text
+
+
+def test_windows_the_configuration_does_not_name_fold_into_one_label():
+    from monitor.config import NotifyConfig
+    from monitor.outbox.enqueue import Notifier
+
+    rows = [
+        {
+            "department": "住建局",
+            "window": "综合受理1号窗口",
+            "matter": "M1",
+            "level": "red",
+            "n": 2,
+        },
+        {
+            "department": "住建局",
+            "window": "临时窗口（手填）",
+            "matter": "M1",
+            "level": "red",
+            "n": 3,
+        },
+        {"department": "住建局", "window": "窗口 7 ", "matter": "M1", "level": "red", "n": 1},
+    ]
+    cfg = NotifyConfig(windows={"综合受理1号窗口": ("w1",)})
+    snap = Snapshotter(Holder(), "", notifier=Notifier(cfg, load_calendar("cn")))
+    assert snap._open_cases(rows) == {
+        ("住建局", "综合受理1号窗口", "M1", "red"): 2,
+        ("住建局", "其他", "M1", "red"): 4,
+    }

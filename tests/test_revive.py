@@ -149,3 +149,62 @@ async def test_operators_list_show_and_retry_and_the_daemon_takes_them(dsn, cal,
         assert w.stats.revived == 1
     code, _ = await trio.to_thread.run_sync(run_cli, dsn, "dead-letters", "retry")
     assert code == 2  # nothing chosen: a usage error, nothing requested
+
+
+async def test_a_letter_the_database_refuses_again_stays_dead_and_the_others_come_back(dsn):
+    from tests.poisonkit import TRAP, trap, untrap
+
+    async with await db.connect(dsn) as conn:
+        # two submissions of a matter not catalogued yet; one case the database will refuse
+        await write(conn, [(f"{TRAP}9", "submitted", at(0), {**SUBMITTED, "matter": "M7"}),
+                           ("G9", "submitted", at(0), {**SUBMITTED, "matter": "M7"})])  # fmt: skip
+        await ingest(conn, NOW)
+        assert [r[1] for r in await letters(conn)] == ["unknown_matter"] * 2
+        await add_matter(conn, ("M7", "网约车经营许可", "交通运输局", 20, 5))
+        await trap(conn)
+        try:
+            got = await revive(conn, await load_matters(conn), NOW)
+        finally:
+            await untrap(conn)
+        assert (got.taken, got.still_dead, got.cases) == (1, 1, ("G9",))
+        row = await conn.fetchrow(
+            "SELECT reason, detail, retries, resolved_at FROM jiancha.dead_letters "
+            "WHERE case_id = $1",
+            f"{TRAP}9",
+        )
+        assert (row["reason"], row["retries"], row["resolved_at"]) == ("apply_failed", 1, None)
+        assert "SQLSTATE P0001" in row["detail"]
+        # it no longer waits for its matter: an operator's retry brings it in, now it can
+        assert (await revive(conn, await load_matters(conn), NOW)).taken == 0
+        await conn.execute("UPDATE jiancha.dead_letters SET retry_requested_at = $1", NOW)
+        assert (await revive(conn, await load_matters(conn), NOW)).taken == 1
+
+
+def test_every_dead_letter_reason_has_a_name_in_both_languages():
+    from monitor.source.contract import DeadReason
+    from monitor.vocab import DEAD_REASON_NAMES
+
+    assert set(DEAD_REASON_NAMES) == {str(r) for r in DeadReason}
+    assert all(set(n) == {"zh", "en"} for n in DEAD_REASON_NAMES.values())
+
+
+async def test_a_huge_payload_is_never_fetched_and_a_retry_keeps_its_reason(dsn):
+    import secrets
+
+    from monitor.source.tailer import STORED_MAX
+
+    big = secrets.token_hex(STORED_MAX)  # incompressible: stored past the bound
+    async with await db.connect(dsn) as conn:
+        await write(conn, [("H1", "submitted", at(0), {**SUBMITTED, "note": big}),
+                           ("H2", "submitted", at(0), SUBMITTED)])  # fmt: skip
+        events = await read_batch(conn, await state_store.load_cursor(conn), 10)
+        assert [str(e.payload)[:1] for e in events] == ["", "{"]  # H1's text never came over
+        await ingest(conn, NOW)
+        row = await conn.fetchrow("SELECT reason, detail, raw FROM jiancha.dead_letters")
+        assert row["reason"] == "payload_too_large" and "stored, not read" in row["detail"]
+        assert row["raw"]["payload"] is None and "payload_left_out" in row["raw"]
+        await conn.execute("UPDATE jiancha.dead_letters SET retry_requested_at = $1", NOW)
+        got = await revive(conn, await load_matters(conn), NOW)
+        assert (got.taken, got.still_dead) == (0, 1)
+        after = await conn.fetchrow("SELECT reason, retries FROM jiancha.dead_letters")
+        assert tuple(after) == ("payload_too_large", 1)

@@ -24,6 +24,7 @@ from monitor.cli._common import (
     source_dsn_option,
     with_connection,
 )
+from monitor.cli.prune import register_prune
 from monitor.i18n import t
 
 if TYPE_CHECKING:
@@ -314,3 +315,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_db_status)
 
     _register_reset(dsub)
+    register_prune(dsub)

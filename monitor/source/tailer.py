@@ -27,16 +27,27 @@ import trio
 from monitor import db
 from monitor.log import get_logger
 from monitor.source.catalogue import load_matters
-from monitor.source.contract import Cursor, Matter, SourceEvent
+from monitor.source.contract import Cursor, Matter, SourceEvent, payload_of, too_large
 
 __all__ = ["CHANNEL", "Batch", "Tailer", "TailerStats", "read_batch"]
 
 CHANNEL = "jiancha_events_v1"
 
 # The payload comes as text and read_batch decodes a whole batch of them at once,
-# not the connection's jsonb codec one row at a time.
+# not the connection's jsonb codec one row at a time. A time Python's datetime cannot
+# hold (±infinity, BC, past year 9999) would stop the read: it comes as year 1, which
+# `validate` rejects (contract.UNREADABLE_TIME).
+# A payload whose stored size (compressed, at worst) is past this is not fetched at all:
+# read, a 255 MB jsonb would cost that much memory just to be dead-lettered. Four times
+# the largest payload taken (64 KiB), so compression never hides one that fits.
+STORED_MAX = 4 * 64 * 1024
+
 _READ = """
-SELECT id, tx::text::int8, case_id, kind, occurred_at, payload::text
+SELECT id, tx::text::int8, case_id, kind,
+       CASE WHEN occurred_at BETWEEN '0002-01-01 00:00+00' AND '9998-12-31 00:00+00'
+            THEN occurred_at ELSE '0001-01-01 00:00+00' END,
+       CASE WHEN pg_column_size(payload) <= $4 THEN payload::text END,
+       pg_column_size(payload)
 FROM case_events
 WHERE (tx, id) > ($1::text::xid8, $2::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -55,10 +66,19 @@ WHERE backend_xid IS NOT NULL AND application_name NOT LIKE 'jiancha%'
 
 async def read_batch(conn: db.Connection, cursor: Cursor, limit: int) -> list[SourceEvent]:
     """The next visible events after ``cursor``, in (tx, id) order: one round trip."""
-    rows = await conn.fetch(_READ, str(cursor.tx), cursor.event_id, limit)
+    rows = await conn.fetch(_READ, str(cursor.tx), cursor.event_id, limit, STORED_MAX)
     # One json.loads over the whole batch: a fifth of the cost of one call per row.
-    # Every payload is jsonb's own text output, so the joined text is one valid array.
-    payloads = json.loads("[" + ",".join([r[5] for r in rows]) + "]")
+    # Every payload is jsonb's own text output, so the joined text is one valid array,
+    # unless one is past what Python reads (a 4,300-digit number, deep nesting): then
+    # row by row, and that one becomes an `Unreadable` for `validate` to dead-letter.
+    texts = [r[5] if r[5] is not None else "null" for r in rows]
+    try:
+        payloads = json.loads("[" + ",".join(texts) + "]")
+    except (ValueError, RecursionError):
+        payloads = [payload_of(t) for t in texts]
+    for i, r in enumerate(rows):
+        if r[5] is None:  # a batch is bounded in bytes too: a huge payload is never fetched
+            payloads[i] = too_large(r[6])
     make = SourceEvent._make  # skips the keyword binding of the constructor
     return [
         make((r[0], r[1], r[2], r[3], r[4], payload))

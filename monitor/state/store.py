@@ -11,6 +11,7 @@ source event id).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ import trio
 
 from monitor.db import Connection, json_dumps
 from monitor.source.contract import (
+    RAW_CHARS,
     START,
     Cursor,
     DeadReason,
     Matter,
     Rejection,
     SourceEvent,
+    clip,
     event_from_row,
 )
 from monitor.state.case import CaseState
@@ -201,17 +204,35 @@ def _case_columns(
     return cols
 
 
+# json_dumps writes a non-finite float as `Infinity`, which jsonb refuses.
+_STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _raw_json(r: Rejection) -> str:
+    """The rejected row as jsonb takes it: a payload too large or holding a non-finite
+    number is left out, so the dead letter itself cannot fail (the source row keeps it)."""
+    raw = r.event.raw()
+    if r.reason is not DeadReason.PAYLOAD_TOO_LARGE:
+        try:
+            return _STRICT(raw)
+        except (ValueError, RecursionError):
+            pass
+    raw["payload"] = None
+    raw["payload_left_out"] = f"{r.reason}: see case_events id {r.event.event_id}"
+    return json_dumps(raw)
+
+
 async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.datetime) -> None:
     if not dead:
         return
     await conn.execute(
         _INSERT_DEAD,
         [r.event.event_id for r in dead],
-        [r.event.case_id for r in dead],
-        [r.event.kind for r in dead],
+        [clip(r.event.case_id, RAW_CHARS) for r in dead],  # as in the raw row: no 8 KB keys
+        [clip(r.event.kind, RAW_CHARS) for r in dead],
         [str(r.reason) for r in dead],
         [r.detail for r in dead],
-        [json_dumps(r.event.raw()) for r in dead],
+        [_raw_json(r) for r in dead],
         now,
     )
 
