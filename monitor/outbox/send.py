@@ -139,6 +139,7 @@ class Sender:
         self.idle = idle
         self.stats = SenderStats()
         self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
+        self.lost = False  # disconnected since the last connection (across runs: terms)
         self.log = get_logger("monitor.outbox")
         self._wake = trio.Event()
 
@@ -166,7 +167,6 @@ class Sender:
         under the same idempotency key (at least once, never lost).
         """
         status: trio.TaskStatus[None] | None = task_status
-        lost = False
         delays = db.backoff_delays(0.2, 30.0, self.rng)
         while True:
             self.beat()
@@ -176,13 +176,13 @@ class Sender:
                     if status is not None:
                         status.started()
                         status = None
-                    if lost:
+                    if self.lost:
                         self.log.info("outbox_connected")
-                        lost = False
+                        self.lost = False
                         delays = db.backoff_delays(0.2, 30.0, self.rng)
                     await self._serve(conn)
             except db.DISCONNECTS as exc:
-                lost = True
+                self.lost = True
                 delay = delays()
                 self.log.warning("outbox_disconnected", error=f"{type(exc).__name__}: {exc}",
                                  retry_in_s=round(delay, 2))  # fmt: skip
