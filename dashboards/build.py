@@ -335,12 +335,11 @@ def overview() -> Json:
         panel(
             "bargauge",
             "满意率",
-            "最新评价为 3 至 5 星（基本满意及以上）的办件占已评价办件的比例"
-            "（jiancha_ratings_total）。",
+            "最新评价为 3 至 5 星（基本满意及以上）的办件占已评价办件的比例（jiancha_ratings）。",
             [
                 prom(
-                    f'sum by (department) (jiancha_ratings_total{{level=~"3|4|5", {DEPT}}})'
-                    f" / sum by (department) (jiancha_ratings_total{{{DEPT}}})",
+                    f'sum by (department) (jiancha_ratings{{rating=~"3|4|5", {DEPT}}})'
+                    f" / sum by (department) (jiancha_ratings{{{DEPT}}})",
                     "{{department}}",
                     instant=True,
                 )

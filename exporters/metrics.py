@@ -24,6 +24,7 @@ from typing import Any
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    ProcessCollector,
     generate_latest,
     make_wsgi_app,
 )
@@ -208,9 +209,10 @@ def _cases(s: Snapshot) -> Iterator[Metric]:
                     "Cards in the ledger by department, level and rule",
                     ["department", "level", "rule"], sorted(s.cards_total.items()))  # fmt: skip
     rated = sorted({d for d, _ in s.ratings})
-    yield _labelled(CounterMetricFamily, "jiancha_ratings",
-                    "Cases by their latest rating (5 非常满意 .. 1 非常不满意)",
-                    ["department", "level"],
+    yield _labelled(GaugeMetricFamily, "jiancha_ratings",
+                    "Cases by their latest rating (5 非常满意 .. 1 非常不满意): a case re-rated "
+                    "moves from one rating to the other, so this is a gauge",
+                    ["department", "rating"],
                     (([d, str(k)], s.ratings.get((d, k), 0)) for d in rated for k in range(1, 6)),
                     )  # fmt: skip
     reviews = sorted(s.bad_reviews.items())
@@ -286,9 +288,10 @@ class Holder:
 
 
 def registry_for(holder: Holder) -> CollectorRegistry:
-    """A registry of jiancha's own (no process or platform collectors of the default one)."""
+    """A registry of jiancha's own, with the standard process collector (not the platform one)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JianchaCollector(holder.get))
+    ProcessCollector(registry=registry)  # process_*: memory, CPU, open files of the daemon
     holder.registry = registry
     return registry
 

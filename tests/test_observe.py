@@ -73,3 +73,8 @@ def test_windows_the_configuration_does_not_name_fold_into_one_label():
         ("住建局", "综合受理1号窗口", "M1", "red"): 2,
         ("住建局", "其他", "M1", "red"): 4,
     }
+
+
+def test_the_daemons_process_metrics_are_exposed():
+    text = scrape(snapshot(database_up=True))
+    assert "process_resident_memory_bytes " in text and "process_open_fds " in text

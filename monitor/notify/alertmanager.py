@@ -46,7 +46,11 @@ _KEYS: Final = frozenset(
      "per_minute"}
 )  # fmt: skip
 # Labels identify the alert (same labels: same alert); annotations describe it.
-_LABELS: Final = ("level", "department", "window", "rule", "clock", "card_id")
+_LABELS: Final = ("level", "department", "window", "rule", "clock", "case", "card_id")
+# Alertmanager's customary label, so its routes and silences read as for any alert; the
+# case is a label too: deploy/prometheus/alertmanager.yml inhibits a yellow under a red
+# of the same case and clock.
+SEVERITY: Final = {"red": "critical", "yellow": "warning", "blue": "info"}
 _ANNOTATIONS: Final = ("case", "deadline")
 
 
@@ -126,6 +130,8 @@ class AlertmanagerChannel:
             value = _text(message.level if key == "level" and message.level else fields.get(key))
             if value is not None:
                 labels[key] = value
+        if message.level in SEVERITY:
+            labels["severity"] = SEVERITY[message.level]
         annotations = {"summary": message.title, "description": message.text}
         for key in _ANNOTATIONS:
             value = _text(fields.get(key))

@@ -26,6 +26,7 @@ from monitor.notify import ChannelError
 from monitor.notify._config import check_keys, positive, rate_limit, secret_file
 from monitor.notify._http import RobotChannel
 from monitor.notify.wecom import LABELS, truncate_utf8
+from monitor.outbox.escape import markdown_lines
 from monitor.outbox.message import Delivery, Message
 
 __all__ = ["DingTalkChannel", "markdown_of", "mobiles_of", "signature"]
@@ -49,13 +50,18 @@ def mobiles_of(recipients: Iterable[str]) -> list[str]:
 
 
 def markdown_of(message: Message, at_mobiles: Iterable[str] = ()) -> tuple[str, str]:
-    """``(title, text)``: the title is what the chat list previews."""
-    lines = [f"## {message.title}"]
+    """``(title, text)``: the title is what the chat list previews.
+
+    DingTalk's markdown runs lines joined by one newline together: each line of
+    the message is a paragraph of its own (a blank line between).
+    """
+    heading, body = markdown_lines(message.markdown, message.text, message.title)
+    lines = [f"## {heading}"]
     if message.level in LABELS:
         lines.append(f"**【{LABELS[message.level]}】**")
-    lines.extend(["", message.text])
+    lines.extend(body)
     mentions = " ".join(f"@{m}" for m in at_mobiles)
-    text = "\n".join(lines)
+    text = "\n\n".join(lines)
     if mentions:
         # Keep the mentions whole even when the text must be cut.
         room = TEXT_MAX_BYTES - len(mentions.encode()) - 2

@@ -18,6 +18,7 @@ from typing import Any, Final, Self
 
 from monitor.notify._config import check_keys, positive, rate_limit
 from monitor.notify._http import RobotChannel
+from monitor.outbox.escape import markdown_lines
 from monitor.outbox.message import Delivery, Message
 from monitor.vocab import LEVEL_WORDS
 
@@ -41,12 +42,13 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 
 def markdown_of(message: Message) -> str:
-    """The title as a heading, the coloured level, then the text."""
-    lines = [f"## {message.title}"]
+    """The title as a heading, the coloured level, then the text: values escaped."""
+    heading, body = markdown_lines(message.markdown, message.text, message.title)
+    lines = [f"## {heading}"]
     if message.level in COLOURS:
         colour, label = COLOURS[message.level], LABELS[message.level]
         lines.append(f'<font color="{colour}">**{label}**</font>')
-    lines.extend(["", message.text])
+    lines.extend(["", *body])
     return truncate_utf8("\n".join(lines), CONTENT_MAX_BYTES)
 
 

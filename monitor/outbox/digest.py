@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from monitor.clocks.timing import from_epoch, level_times, used_days
 from monitor.config import NotifyConfig
 from monitor.health import pause
 from monitor.log import get_logger
+from monitor.outbox import escape
 from monitor.outbox.quiet import next_morning
 from monitor.outbox.route import recipients
 from monitor.rules.model import ClockRule, RuleSet
@@ -101,28 +103,34 @@ def at_risk(
 
 
 def render_digest(window: str, day: dt.date, items: Sequence[AtRisk], cfg: NotifyConfig,
-                  cal: Calendar) -> tuple[str, str]:  # fmt: skip
-    """Title and text of one window's digest."""
-    lang: Lang = "en" if cfg.language == "en" else "zh"
-    head = cfg.heads.get(f"window:{window}", "")
-    if lang == "en":
-        title = f"[Daily digest] window {window} · {day:%Y-%m-%d} · {len(items)} cases at risk"
-    else:
-        title = f"【每日风险提示】{window} 窗口 · {day:%Y-%m-%d} · 风险办件 {len(items)} 件"
-    lines = [title]
-    if head:
-        lines.append(f"窗口负责人：{head}" if lang == "zh" else f"Window head: {head}")
-    for i, r in enumerate(items, 1):
-        left = "—" if r.remaining == float("inf") else f"{r.remaining:.1f}"
-        when = local_text(r.deadline, cal.timezone, with_year=False, missing="—")
-        name = word(LEVEL_NAMES, r.level, lang)
+                  cal: Calendar) -> tuple[str, str, str]:  # fmt: skip
+    """Title, text and markdown of one window's digest (the source's values escaped)."""
+
+    def lines_of(esc: Callable[[Any], str]) -> list[str]:
+        lang: Lang = "en" if cfg.language == "en" else "zh"
+        head, win = esc(cfg.heads.get(f"window:{window}", "")), esc(window)
         if lang == "en":
-            lines.append(f"{i}. {r.case_id} ({r.matter}) {name}, {left} wd left, due {when}")
+            title = f"[Daily digest] window {win} · {day:%Y-%m-%d} · {len(items)} cases at risk"
         else:
-            lines.append(f"{i}. {r.case_id}（{r.matter}）{name}，剩余 {left} 个工作日，截止 {when}")
-    if cfg.dashboard_url:
-        lines.append(f"{cfg.dashboard_url}?var-window={window}")
-    return title, "\n".join(lines)
+            title = f"【每日风险提示】{win} 窗口 · {day:%Y-%m-%d} · 风险办件 {len(items)} 件"
+        lines = [title]
+        if head:
+            lines.append(f"窗口负责人：{head}" if lang == "zh" else f"Window head: {head}")
+        for i, r in enumerate(items, 1):
+            left = "—" if r.remaining == float("inf") else f"{r.remaining:.1f}"
+            when = local_text(r.deadline, cal.timezone, with_year=False, missing="—")
+            name = word(LEVEL_NAMES, r.level, lang)
+            case, matter = esc(r.case_id), esc(r.matter)
+            if lang == "en":
+                lines.append(f"{i}. {case} ({matter}) {name}, {left} wd left, due {when}")
+            else:
+                lines.append(f"{i}. {case}（{matter}）{name}，剩余 {left} 个工作日，截止 {when}")
+        if cfg.dashboard_url:
+            lines.append(f"{cfg.dashboard_url}?{urllib.parse.urlencode({'var-window': window})}")
+        return lines
+
+    text = lines_of(escape.plain)
+    return text[0], "\n".join(text), "\n".join(lines_of(escape.markdown))
 
 
 _ENQUEUE = """
@@ -152,11 +160,12 @@ async def queue_digests(
     async with conn.transaction():
         for window, rows in sorted(by_window.items()):
             chans, routed = recipients(cfg, "digest", None, rows[0].department, window)
-            title, text = render_digest(window, day, rows, cfg, cal)
+            title, text, md = render_digest(window, day, rows, cfg, cal)
             fields = {"window": window, "date": day.isoformat(), "message": text,
                       "cases": [r.case_id for r in rows]}  # fmt: skip
             body: dict[str, Any] = {"kind": "digest", "title": title, "text": text, "html": None,
-                                    "level": None, "fields": fields, "recipients": []}  # fmt: skip
+                                    "level": None, "fields": fields, "recipients": [],
+                                    "markdown": md}  # fmt: skip
             for channel in chans:
                 status = await conn.execute(
                     _ENQUEUE, f"digest:{day.isoformat()}:{window}:{channel}", channel, routed,

@@ -30,6 +30,9 @@ class Message:
     # clock, rule, level, deadline (ISO UTC), issued_at (ISO UTC), message.
     fields: Mapping[str, Any] = field(default_factory=dict)
     recipients: tuple[str, ...] = ()  # e-mail addresses or mobile numbers to @, if any
+    # the same for the robots' markdown, every inserted value escaped (monitor.outbox.escape);
+    # None in rows queued before it existed: the channels escape ``text`` whole then
+    markdown: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import html
 import string
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.calendar import Calendar
 from monitor.cards.store import CardRecord
 from monitor.config import NotifyConfig
+from monitor.outbox import escape
 from monitor.outbox.message import Message
 from monitor.paths import rules_dir
 from monitor.vocab import CLOCK_TITLES, LEVEL_NAMES, Lang, local_text, subject_text, word
@@ -45,6 +47,12 @@ class CardFacts:
     matter_name: str = ""
 
 
+# Values jiancha writes itself (numbers, instants, its own sentences, a URL-encoded link);
+# everything else comes from the source or the rules and is escaped for each channel.
+_OURS = frozenset({"level_name", "limit", "extension", "used", "remaining", "deadline",
+                   "issued", "reply_due", "action", "link", "card_id"})  # fmt: skip
+
+
 def _template(kind: str, lang: str) -> string.Template:
     path = rules_dir() / "templates" / lang / f"{kind}.md"
     return string.Template(path.read_text(encoding="utf-8"))
@@ -71,8 +79,9 @@ def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
     if ext:
         extension = f"（含延期 {ext} 个工作日）" if lang == "zh" else f" (incl. {ext} extended)"
     link = ""
-    if cfg.dashboard_url:
-        link = f"\n{cfg.dashboard_url}?var-window={card.window or ''}&var-case={card.case_id}"
+    if cfg.dashboard_url:  # the values URL-encoded: a link is ours, never the source's markup
+        query = urllib.parse.urlencode({"var-window": card.window or "", "var-case": card.case_id})
+        link = f"\n{cfg.dashboard_url}?{query}"
     head = heads.get(f"window:{card.window}", "—")
     values = {
         "level_name": word(LEVEL_NAMES, card.level, lang),
@@ -95,7 +104,14 @@ def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
         "link": link,
         "card_id": card.card_id,
     }
-    text = _template(kind, lang).safe_substitute(values).strip()
+    template = _template(kind, lang)
+
+    def fill(esc: Callable[[Any], str]) -> str:
+        return template.safe_substitute(
+            {k: (v if k in _OURS else esc(v)) for k, v in values.items()}
+        ).strip()
+
+    text, md = fill(escape.plain), fill(escape.markdown)
     title = text.splitlines()[0]
     fields = {
         "card_id": card.card_id, "case": card.case_id, "matter": card.matter,
@@ -106,17 +122,18 @@ def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
     }  # fmt: skip
     body = "<br>".join(html.escape(line) for line in text.splitlines())
     return Message(key="", kind=kind, title=title, text=text, html=f"<p>{body}</p>",
-                   level=card.level, fields=fields)  # fmt: skip
+                   level=card.level, fields=fields, markdown=md)  # fmt: skip
 
 
 def payload(message: Message) -> dict[str, Any]:
     return {"kind": message.kind, "title": message.title, "text": message.text,
             "html": message.html, "level": message.level, "fields": dict(message.fields),
-            "recipients": list(message.recipients)}  # fmt: skip
+            "recipients": list(message.recipients), "markdown": message.markdown}  # fmt: skip
 
 
 def message_of(key: str, data: Mapping[str, Any]) -> Message:
     return Message(key=key, kind=data["kind"], title=data["title"], text=data["text"],
                    html=data.get("html"), level=data.get("level"),
                    fields=data.get("fields") or {},
-                   recipients=tuple(data.get("recipients") or ()))  # fmt: skip
+                   recipients=tuple(data.get("recipients") or ()),
+                   markdown=data.get("markdown"))  # fmt: skip

@@ -19,8 +19,9 @@ def test_failed_notifications_and_levels_are_exposed():
         completions={("住建局", "early"): 5},
         ratings={("住建局", 5): 30, ("住建局", 1): 1}, bad_reviews={"住建局": (1, 1)},
     ))  # fmt: skip
-    assert 'jiancha_ratings_total{department="住建局",level="5"} 30.0' in text
-    assert 'jiancha_ratings_total{department="住建局",level="3"} 0.0' in text
+    assert 'jiancha_ratings{department="住建局",rating="5"} 30.0' in text
+    assert 'jiancha_ratings{department="住建局",rating="3"} 0.0' in text
+    assert "# TYPE jiancha_ratings gauge" in text  # a re-rated case moves: not a counter
     assert 'jiancha_bad_reviews_rectified_total{department="住建局"} 1.0' in text
     assert 'jiancha_completions_total{department="住建局",outcome="early"} 5.0' in text
     assert 'jiancha_completions_total{department="住建局",outcome="late"} 0.0' in text

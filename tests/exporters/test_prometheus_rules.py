@@ -32,6 +32,23 @@ def test_promtool_accepts_the_files(promtool, args):
     assert "SUCCESS" in run.stdout
 
 
+def test_amtool_accepts_the_example_alertmanager_configuration():
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool missing: Debian package prometheus-alertmanager (CI installs it)"
+    run = subprocess.run([amtool, "check-config", "alertmanager.yml"], cwd=PROM,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0 and "SUCCESS" in run.stdout, run.stdout + run.stderr
+    assert "3 inhibit rules" in run.stdout
+
+
+def test_every_operator_alert_has_a_runbook_that_exists():
+    text = (PROM / "jiancha.rules.yml").read_text("utf-8")
+    alerts = re.findall(r"- alert: (\w+)", text)
+    books = re.findall(r'runbook_url: "([^"#]+)(?:#[^"]*)?"', text)
+    assert len(books) == len(alerts) > 8
+    assert all((PROM.parents[1] / b).is_file() for b in books), books
+
+
 def test_rules_use_only_series_the_exporter_emits():
     exposed = set(re.findall(r"^(jiancha_\w+?)(?:\{| )", scrape(snapshot(
         database_up=True, notifications={("w1", "failed"): 1}, failed={"w1": 1},

@@ -76,13 +76,27 @@ def _binary() -> str:
     pytest.fail(f"Alertmanager is not installed: apt-get install {APT_PACKAGE}")
 
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alertmanager.yml"
+
+
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Alertmanager on a free port; yields its base URL."""
+    yield from _run_alertmanager(tmp_path_factory, 'route:\n  receiver: "null"\n'
+                                 'receivers:\n  - name: "null"\n')  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def example_alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Alertmanager running the configuration jiancha ships as an example."""
+    yield from _run_alertmanager(tmp_path_factory, EXAMPLE.read_text(encoding="utf-8"))
+
+
+def _run_alertmanager(tmp_path_factory: pytest.TempPathFactory, text: str) -> Iterator[str]:
     binary = _binary()
     directory = tmp_path_factory.mktemp("alertmanager")
     config = directory / "alertmanager.yml"
-    config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+    config.write_text(text, encoding="utf-8")
     port = _free_port()
     log = (directory / "alertmanager.log").open("wb")
     process = subprocess.Popen(
@@ -144,6 +158,8 @@ async def test_card_fires_and_resolves_in_real_alertmanager(alertmanager: str) -
                 "window": "A-07",
                 "rule": "overdue.acceptance",
                 "clock": "acceptance",
+                "case": "2025-0001",
+                "severity": "warning",
                 "card_id": "4201",
             }
             assert alert["annotations"] == {
@@ -386,3 +402,34 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
             ]
             assert keys == [f"card:{card}:am", f"resolved:{card}:am"]
             assert await _alerts(client, alertmanager, card) == []
+
+
+async def test_the_example_configuration_lets_a_red_silence_its_yellow(
+    example_alertmanager: str,
+) -> None:
+    """deploy/prometheus/alertmanager.yml: one case, one warning (the red, not its yellow)."""
+    checked = subprocess.run(["amtool", "check-config", str(EXAMPLE)], capture_output=True,
+                             text=True, timeout=30)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    channel = AlertmanagerChannel.from_config("am", {"url": example_alertmanager},
+                                              lambda _: "")  # fmt: skip
+
+    def card(card_id: int, level: str, case: str) -> Message:
+        fields = {**FIELDS, "card_id": card_id, "case": case, "level": level}
+        return Message(key=f"card:{card_id}", kind="card", title=f"{level} {case}", text="…",
+                       level=level, fields=fields)  # fmt: skip
+
+    for m in (card(601, "yellow", "K1"), card(602, "red", "K1"), card(603, "yellow", "K2")):
+        assert (await channel.send(m)).ok
+    async with httpx.AsyncClient() as client:
+        with trio.fail_after(15):
+            while True:
+                got = (await client.get(f"{example_alertmanager}/api/v2/alerts")).json()
+                state = {a["labels"]["card_id"]: a["status"]["state"] for a in got
+                         if a["labels"].get("card_id") in {"601", "602", "603"}}  # fmt: skip
+                if state.get("601") == "suppressed":
+                    break
+                await trio.sleep(0.2)
+    # K1's yellow is inhibited by its red; K2's yellow, another case, is not
+    assert state == {"601": "suppressed", "602": "active", "603": "active"}
+    await channel.aclose()

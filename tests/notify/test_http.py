@@ -372,7 +372,7 @@ async def test_dingtalk_signature_and_mentions(receiver: Receiver, tmp_path: Pat
     assert body["msgtype"] == "markdown"
     assert body["markdown"]["title"] == msg.title
     text = body["markdown"]["text"]
-    assert text.startswith(f"## {msg.title}\n**【红牌】**")
+    assert text.startswith(f"## {msg.title}\n\n**【红牌】**")  # a paragraph each: DingTalk
     assert "承诺时限已到，尚未办结。" in text
     assert text.endswith("@13800000000 @13900000001")
     assert body["at"] == {"atMobiles": ["13800000000", "13900000001"], "isAtAll": False}
