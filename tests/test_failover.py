@@ -13,7 +13,7 @@ delivered; a key reaches the receiver twice only if it was the one claimed by
 the leader at the instant it was killed or frozen (in flight: at-least-once,
 under the same key), and the figures are printed.
 
-Three rounds here (~1.5 min); ten in ``tests/bench/bench_failover.py``.
+Three rounds here (slow, ~45 s); ten in ``tests/bench/bench_failover.py`` (~2 min).
 """
 
 from __future__ import annotations
