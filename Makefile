@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-failover bench-quick bench-quick-ab dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-failover bench-leader bench-outage bench-quick bench-quick-ab dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -59,7 +59,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-failover
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-failover bench-leader
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -88,6 +88,14 @@ bench-poison: venv
 # A primary and its streaming replica (Debian's postgresql-15): clean, crashed, lagging.
 bench-failover: venv
 	$(BIN)/python -m tests.bench.bench_failover
+
+# Leader failover x10 (two daemons, SIGKILL/SIGSTOP): takeover times and counts (~2 min).
+bench-leader: venv
+	$(BIN)/python -m tests.bench.bench_leader
+
+# A 5-minute database outage under NOTIFY_SOCKET with the watchdog on (~6 min).
+bench-outage: venv
+	$(BIN)/python -m tests.bench.bench_outage
 
 dashboards: venv
 	$(BIN)/python -m dashboards.build

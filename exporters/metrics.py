@@ -59,6 +59,7 @@ class Snapshot:
     tail_lag: float = 0.0
     blocking_tx_age: float = 0.0
     source_mismatch: bool = False  # refusing to read: the cursor is not a position in the source
+    leader: bool = True  # holds the leader lease: tails, evaluates and sends (else a standby)
     cards_issued: Mapping[str, int] = field(default_factory=dict)  # level -> since start
     cards_closed: int = 0
     cards_revoked: int = 0
@@ -124,6 +125,9 @@ def _daemon(s: Snapshot) -> Iterator[Metric]:
     yield info
     yield _gauge("jiancha_database_up", "1 when the last snapshot reached the database",
                  float(s.database_up))  # fmt: skip
+    yield _gauge("jiancha_leader",
+                 "1 while this instance holds the leader lease (tails, evaluates, sends); "
+                 "0 on a standby", float(s.leader))  # fmt: skip
     yield _gauge("jiancha_snapshot_timestamp_seconds", "When these figures were taken",
                  s.taken_at)  # fmt: skip
     yield _counter("jiancha_events_ingested_total", "Source events taken", s.events)

@@ -114,6 +114,9 @@ class DaemonSettings:
     region_calendars: Mapping[str, str] = field(default_factory=dict)
     state_dir: str | None = None  # the clock table's checkpoint; else $STATE_DIRECTORY
     checkpoint_every: float = 300.0
+    stuck_after: float = 60.0  # a task without a heartbeat this long stops the watchdog's pings
+    lease_ttl: float = 6.0  # the leader lease: unless renewed, a standby takes over after this
+    lease_renew: float = 2.0  # how often the leader renews it
     log_level: str = "INFO"
     log_format: str = "auto"  # auto: JSON unless stdout is a terminal
     source_statement_timeout: float = 60.0  # seconds a statement on the source may run; 0: none
@@ -180,6 +183,24 @@ def _duration(value: Any, where: str) -> dt.timedelta:
         raise ConfigError(f"{where}: 时长应为秒数或 30s/15m/24h/2d / a duration: {value!r}")
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2] or "s"]
     return dt.timedelta(seconds=float(m[1]) * unit)
+
+
+def _lease(daemon: Mapping[str, Any], where: str) -> tuple[float, float]:
+    """``lease_ttl`` and ``lease_renew``: a renewal must fit at least twice into the TTL."""
+    ttl = _positive(daemon.get("lease_ttl", "6s"), f"{where}: [daemon] lease_ttl")
+    renew = _positive(daemon.get("lease_renew", "2s"), f"{where}: [daemon] lease_renew")
+    if renew * 2 > ttl:
+        raise ConfigError(f"{where}: [daemon] lease_renew 应不超过 lease_ttl 的一半 / "
+                          "must be at most half of lease_ttl")  # fmt: skip
+    return ttl, renew
+
+
+def _positive(value: Any, where: str) -> float:
+    """A duration in seconds that must be more than 0."""
+    seconds = _duration(value, where).total_seconds()
+    if seconds <= 0:
+        raise ConfigError(f"{where} 应大于 0 / must be positive")
+    return seconds
 
 
 def _clock(value: Any, where: str) -> dt.time:
@@ -405,7 +426,8 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
           f"{where}: [database]")  # fmt: skip
     daemon = data.get("daemon") or {}
     _keys(daemon, {"batch_size", "poll_interval", "orphan_grace", "rules", "calendar",
-                   "region_calendars", "state_dir", "checkpoint_every"},
+                   "region_calendars", "state_dir", "checkpoint_every", "stuck_after",
+                   "lease_ttl", "lease_renew"},
           f"{where}: [daemon]")  # fmt: skip
     log = data.get("log") or {}
     _keys(log, {"level", "format"}, f"{where}: [log]")
@@ -449,6 +471,9 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
                    else (environ.get("STATE_DIRECTORY") or "").split(":")[0] or None),
         checkpoint_every=_duration(daemon.get("checkpoint_every", "5m"),
                                    f"{where}: [daemon] checkpoint_every").total_seconds(),
+        stuck_after=_positive(daemon.get("stuck_after", "60s"), f"{where}: [daemon] stuck_after"),
+        lease_ttl=_lease(daemon, where)[0],
+        lease_renew=_lease(daemon, where)[1],
         log_level=level,
         log_format=fmt,
         **_sessions(database, where, lines),

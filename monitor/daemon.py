@@ -3,8 +3,9 @@
 The worker feeds the tailer's batches through the pipeline and ticks the
 scheduler (cards are decided in the batches' transactions and at the
 crossing instants); the outbox sender, the digester, the snapshotter and
-the metrics server are its siblings. Each is started with
-``nursery.start`` and readiness goes to systemd once all have started.
+the metrics server are its siblings. None waits for the database:
+readiness goes to systemd once all have started, and the watchdog follows
+the daemon's own health (``monitor.health``), not the database's.
 Signals are handled here at the edge, never inside components, so the same
 ``serve`` runs unchanged inside tests.
 """
@@ -15,9 +16,11 @@ import datetime as dt
 import gc
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -28,6 +31,8 @@ from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.calendar.regions import Regions, load_regions
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import Config, ConfigError, NotifyConfig, load_config
+from monitor.health import Health
+from monitor.lease import Lease
 from monitor.log import configure_logging, get_logger
 from monitor.notify import build_channels
 from monitor.observe import Snapshotter
@@ -63,6 +68,9 @@ class DaemonConfig:
     clock: Clock = utc_now  # a VirtualClock in the demo
     state_dir: Path | None = None  # the clock table's checkpoint (None: always rebuilt)
     checkpoint_every: float = 300.0
+    stuck_after: float = 60.0  # a task without a heartbeat this long stops the watchdog's pings
+    lease_ttl: float = 6.0  # the leader lease lasts this long unless renewed (monitor.lease)
+    lease_renew: float = 2.0  # and is renewed this often
     recheck_interval: float = 30.0  # while the source does not match the cursor
 
     def worker(self) -> WorkerConfig:
@@ -101,6 +109,14 @@ class Running:
     snapshotter: Snapshotter
     metrics: str | None = None  # HOST:PORT the metrics server listens on
     reloads: int = 0
+    lease: Lease = field(default_factory=lambda: Lease("", _no_lead))
+
+
+IDLE_IN_TRANSACTION = 60.0  # seconds; see _build
+
+
+async def _no_lead() -> None:
+    """A lease that leads nothing (Running built by hand)."""
 
 
 def _notifier(notify: NotifyConfig, calendar: Calendar,
@@ -139,56 +155,114 @@ def _serve_metrics(config: DaemonConfig, holder: Holder, nursery: trio.Nursery) 
     return f"{address.rpartition(':')[0]}:{port}"
 
 
-async def serve(
-    config: DaemonConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Run every component until cancelled; reports ready once all have started."""
+class _Beating(Protocol):
+    beat: Callable[[], None]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+
+async def _watched(
+    health: Health, name: str, bound: float, component: _Beating, *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:  # fmt: skip
+    """Run a component with a heart of its own: while it runs, it must beat within ``bound``."""
+    with health.watch(name, bound) as heart:
+        component.beat = heart.beat
+        await component.run(task_status=task_status)
+
+
+def _build(config: DaemonConfig, health: Health) -> Running:
+    """Every component, wired; nothing runs yet. The leader's sessions carry the fence."""
     clock = config.clock
+    notify = config.config.notify
+    channels = build_channels(notify)  # a bad channel fails here, before READY
+    evaluator = Evaluator(config.rules, config.calendar, regions=config.regions,
+                          notifier=_notifier(notify, config.calendar, channels))  # fmt: skip
+    checkpointer = None
+    if config.state_dir is not None:
+        checkpointer = Checkpointer(config.state_dir, config.checkpoint_every)
+    own = config.session(source=False)
+    lease = Lease(config.dsn, lambda: _lead(running, health), ttl=config.lease_ttl,
+                  renew=config.lease_renew, session=own)  # fmt: skip
+    # A paused ex-leader's transaction aborts (the fence); a session left idle inside a
+    # transaction (a frozen host) is ended by the server. Longer than any pause a working
+    # transaction makes (a large city's table rebuild computes ~4 s between statements).
+    fenced = replace(own, fence=lease.fence, idle_in_transaction_timeout=IDLE_IN_TRANSACTION)
+    worker = Worker(replace(config.worker(), session=fenced), evaluator=evaluator,
+                    clock=clock, checkpointer=checkpointer)  # fmt: skip
+    # The sender and the digester run even without channels, so that a reload that
+    # adds the first channel needs no restart.
+    sender = Sender(config.dsn, channels, notify, clock=clock, session=fenced,
+                    token=lambda: lease.token, may_send=lambda: lease.leading)  # fmt: skip
+    digester = Digester(config.dsn, notify, config.calendar, config.rules, worker.matters,
+                        clock=clock, on_queued=sender.wake, session=fenced)  # fmt: skip
+    holder = Holder()
+    registry_for(holder)  # before the first snapshot, so that it is rendered
+    snapshotter = Snapshotter(holder, config.dsn, worker=worker, evaluator=evaluator,
+                              sender=sender, notifier=evaluator.notifier,
+                              calendar=config.calendar, config_hash=config.config.fingerprint,
+                              clock=lambda: clock().timestamp(), session=own)  # fmt: skip
+    snapshotter.leading = lambda: lease.leading
+    running = Running(config, worker, sender, digester, snapshotter, lease=lease)
+    return running
+
+
+async def _lead(running: Running, health: Health) -> None:
+    """The leader's work: tail, evaluate, send. Cancelled when the lease is lost."""
+    bound = running.config.stuck_after
+    try:
+        async with trio.open_nursery() as nursery:
+            for name, component in (("sender", running.sender), ("digester", running.digester),
+                                    ("worker", running.worker)):  # fmt: skip
+                nursery.start_soon(_watched, health, name, bound, component)
+    finally:
+        running.worker.stats.connected = False
+
+
+async def serve(
+    config: DaemonConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+    on_up: Callable[[Running], None] | None = None,
+) -> None:  # fmt: skip
+    """Run every component until cancelled.
+
+    The snapshotter, the metrics server and the lease start without waiting for
+    the database, and READY=1 goes to systemd once they are up (``on_up`` gets
+    the components then); the watchdog is fed by the daemon's own health. The
+    instance that holds the lease runs the worker, the sender and the digester;
+    the ``ready`` log line and ``task_status`` follow its worker's first session.
+    """
     lap = _Laps()
+    health = Health()
+    bound = config.stuck_after
     async with db.open_loop(), trio.open_nursery() as nursery:
-        notify = config.config.notify
-        channels = build_channels(notify)  # a bad channel fails here, before READY
-        evaluator = Evaluator(config.rules, config.calendar, regions=config.regions,
-                              notifier=_notifier(notify, config.calendar, channels))  # fmt: skip
-        checkpointer = None
-        if config.state_dir is not None:
-            checkpointer = Checkpointer(config.state_dir, config.checkpoint_every)
-        worker = Worker(config.worker(), evaluator=evaluator, clock=clock,
-                        checkpointer=checkpointer)  # fmt: skip
+        running = _build(config, health)
+        worker, snapshotter, lease = running.worker, running.snapshotter, running.lease
+        # the first snapshot says jiancha_database_up 0 when the database is away
+        await nursery.start(_watched, health, "snapshot", bound, snapshotter)
+        running.metrics = _serve_metrics(config, snapshotter.holder, nursery)
+        lap("metrics")
+        await nursery.start(_watched, health, "lease", bound, lease)
         watchdog = Watchdog()
-        worker.on_loop = watchdog.beat
-        await nursery.start(worker.run)
-        lap("worker")
-        # The sender and the digester run even without channels, so that a reload that
-        # adds the first channel needs no restart.
-        own = config.session(source=False)
-        sender = Sender(config.dsn, channels, notify, clock=clock, session=own)
-        await nursery.start(sender.run)
-        lap("sender")
-        digester = Digester(config.dsn, notify, config.calendar, config.rules, worker.matters,
-                            clock=clock, on_queued=sender.wake, session=own)  # fmt: skip
-        await nursery.start(digester.run)
-        lap("digester")
-        holder = Holder()
-        registry_for(holder)  # before the first snapshot, so that it is rendered
-        snapshotter = Snapshotter(holder, config.dsn, worker=worker, evaluator=evaluator,
-                                  sender=sender, notifier=evaluator.notifier,
-                                  calendar=config.calendar,
-                                  config_hash=config.config.fingerprint,
-                                  clock=lambda: clock().timestamp(), session=own)  # fmt: skip
-        await nursery.start(snapshotter.run)
-        lap("snapshot")
-        metrics = _serve_metrics(config, holder, nursery)
-        _ready(config, worker, sorted(channels), metrics, lap.took)
-        task_status.started(Running(config, worker, sender, digester, snapshotter, metrics))
+        nursery.start_soon(health.supervise, watchdog)
+        systemd.notify("READY=1", status_line(running, trio.current_time()))
+        get_logger("monitor.daemon").info("started", pid=os.getpid(), metrics=running.metrics,
+                                          holder=lease.holder)  # fmt: skip
+        if on_up is not None:
+            on_up(running)
         if systemd.enabled():
             # as often as the watchdog pings, at most every 10 s
-            nursery.start_soon(_status, worker, evaluator, min(10.0, watchdog.interval or 10.0))
+            nursery.start_soon(_status, running, min(10.0, watchdog.interval or 10.0))
+        await worker.connected_once.wait()
+        with trio.move_on_after(10):  # the first scrape after `ready` sees the worker
+            await snapshotter.fresh()
+        lap("worker")
+        _ready(config, worker, sorted(running.sender.channels), running.metrics, lap.took)
+        task_status.started(running)
 
 
 def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: str | None,
            took: dict[str, float]) -> None:  # fmt: skip
-    """The ready line in the log, and READY=1 to systemd."""
+    """The ready line in the log: every component runs and the database answered."""
     get_logger("monitor.daemon").info(
         "ready",
         pid=os.getpid(),
@@ -205,26 +279,36 @@ def _ready(config: DaemonConfig, worker: Worker, channels: list[str], metrics: s
         source_mismatch=worker.stats.source_mismatch is not None,
         gc_thresholds=list(gc.get_threshold()),
     )
-    clocks = worker.evaluator.scheduler.rows() if worker.evaluator is not None else 0
-    systemd.notify("READY=1", f"STATUS=运行中：规则 {config.rules.name}，在办时钟 {clocks} 个")
 
 
-def status_line(worker: Worker, evaluator: Evaluator, now: float) -> str:
-    """What `systemctl status jiancha` shows: connected or not, lag, open clocks, cards."""
+def status_line(running: Running, now: float) -> str:
+    """What `systemctl status jiancha` shows: standby or leading, connected, lag, clocks, cards."""
+    worker, evaluator, lease = running.worker, running.worker.evaluator, running.lease
     st = worker.stats
+    if not lease.stats.ever_connected:
+        return f"STATUS=已启动，等待数据库（已重试 {lease.stats.retries} 次）"
+    if not lease.stats.connected:
+        return f"STATUS=数据库未连接，重连中（已重连 {lease.stats.retries} 次）"
+    if not lease.leading:
+        leader = lease.stats.leader or "无"
+        return f"STATUS=待命（备用实例），主实例：{leader}；本实例 {lease.holder}"
     if st.source_mismatch is not None:
         return "STATUS=拒绝读取：源数据库已变更（见日志 source_mismatch，jiancha db reset-cursor）"
     if not st.connected:
+        if not worker.connected_once.is_set():
+            return f"STATUS=已启动，等待数据库（已重试 {st.reconnects} 次）"
         return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
-    return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {evaluator.scheduler.rows()} 个，"
-            f"已处理事件 {st.events} 条，已发牌 {evaluator.stats.cards_issued} 张")  # fmt: skip
+    rows = evaluator.scheduler.rows() if evaluator is not None else 0
+    issued = evaluator.stats.cards_issued if evaluator is not None else 0
+    return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {rows} 个，"
+            f"已处理事件 {st.events} 条，已发牌 {issued} 张")  # fmt: skip
 
 
-async def _status(worker: Worker, evaluator: Evaluator, every: float = 10.0) -> None:
+async def _status(running: Running, every: float = 10.0) -> None:
     """Keep systemd's STATUS= current (lag, open clocks) while the daemon runs."""
     while True:
         await trio.sleep(every)
-        systemd.notify(status_line(worker, evaluator, trio.current_time()))
+        systemd.notify(status_line(running, trio.current_time()))
 
 
 async def _stop_on_cancel(server: Any) -> None:
@@ -359,11 +443,8 @@ async def _main(config: DaemonConfig) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             running: list[Running] = []  # filled once every component has started
-
-            async def serving() -> None:
-                running.append(await nursery.start(serve, config))
-
-            nursery.start_soon(serving)  # not awaited: SIGTERM must work while connecting
+            # not awaited: SIGTERM must work while connecting
+            nursery.start_soon(partial(serve, config, on_up=running.append))
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     systemd.notify("RELOADING=1")

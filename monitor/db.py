@@ -14,9 +14,9 @@ import os
 import random
 import socket
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
@@ -87,11 +87,12 @@ class Connection:
     makes asyncpg cancel the query on the server.
     """
 
-    __slots__ = ("_loop", "_raw")
+    __slots__ = ("_loop", "_raw", "fence")
 
-    def __init__(self, raw: Any, loop: Any) -> None:
+    def __init__(self, raw: Any, loop: Any, fence: Fence | None = None) -> None:
         self._raw = raw
         self._loop = loop
+        self.fence = fence  # run first in every transaction (the leader's fencing token)
 
     @property
     def raw(self) -> Any:
@@ -150,7 +151,11 @@ class Connection:
         tx = self._raw.transaction(isolation=isolation)
         await self._call(tx.start)
         try:
+            if self.fence is not None:  # an ex-leader's work stops here ...
+                await self.fence(self, False)
             yield
+            if self.fence is not None:  # ... and its transaction never commits
+                await self.fence(self, True)
         except BaseException:
             with trio.move_on_after(_CLEANUP_SECONDS, shield=True) as scope:
                 try:
@@ -216,9 +221,13 @@ class Session:
 
     read_only: bool = False
     statement_timeout: float = 0.0  # seconds; 0: none (the server's own setting)
+    # seconds a session may sit idle inside a transaction (0: no limit): a frozen
+    # leader's session is ended, and with it the lock its fencing check holds
+    idle_in_transaction_timeout: float = 0.0
     keepalives_idle: int = 60  # seconds of silence before the first probe
     keepalives_interval: int = 10  # seconds between probes
     keepalives_count: int = 6  # unanswered probes before the connection is dead
+    fence: Fence | None = field(default=None, compare=False, repr=False)
 
     def server_settings(self) -> dict[str, str]:
         """The startup parameters (GUCs) that carry this to the server."""
@@ -232,6 +241,10 @@ class Session:
             out["default_transaction_read_only"] = "on"
         if self.statement_timeout > 0:
             out["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
+        if self.idle_in_transaction_timeout > 0:
+            out["idle_in_transaction_session_timeout"] = str(
+                max(1, round(self.idle_in_transaction_timeout * 1000))
+            )
         return out
 
     def keep_alive(self, sock: Any) -> None:
@@ -318,7 +331,16 @@ async def connect(
     raw = await trio_asyncio.aio_as_trio(_aio_connect, loop=loop)(
         dsn, timeout, application_name, session
     )
-    return Connection(raw, loop)
+    return Connection(raw, loop, session.fence)
+
+
+class Fenced(Exception):
+    """This process no longer holds the leader lease: its transaction must not commit."""
+
+
+Fence = Callable[["Connection", bool], Awaitable[None]]
+"""Checks that the writer still holds the lease, first in a transaction and (``final``)
+right before its COMMIT, holding it until then; raises `Fenced`."""
 
 
 # What a lost or restarting server looks like from asyncpg and the bridge.

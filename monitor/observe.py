@@ -101,6 +101,10 @@ class Snapshotter:
         self.clock = clock
         self.reload_ok = True
         self.reloads_failed = 0
+        self.beat: Callable[[], None] = lambda: None  # each snapshot, taken or not (the heartbeat)
+        self.leading: Callable[[], bool] = lambda: True  # holds the leader lease
+        self.rounds = self.done = 0  # snapshots begun, and the last one published
+        self._wake = trio.Event()
         # the histogram of tick durations: counts at or below each bound, then all
         self.tick_buckets = [0] * (len(EVAL_BUCKETS) + 1)
         self.tick_sum = 0.0
@@ -125,6 +129,7 @@ class Snapshotter:
         started = False
         try:
             while True:
+                self.rounds += 1
                 try:
                     if conn is None:
                         conn = await db.connect(self.dsn, application_name="jiancha-metrics",
@@ -140,14 +145,31 @@ class Snapshotter:
                             await conn.close()
                     conn = None
                     await trio.to_thread.run_sync(self.holder.publish, self._figures(None))
+                self.done = self.rounds
                 if not started:
                     task_status.started()
                     started = True
-                await trio.sleep(self.interval)
+                await self._nap()
         finally:
             if conn is not None:
                 with trio.CancelScope(shield=True):
                     await conn.close()
+
+    async def _nap(self) -> None:
+        """Until the next snapshot is due or asked for, beating the heart every second."""
+        self._wake = trio.Event()
+        with trio.move_on_after(self.interval):
+            while not self._wake.is_set():
+                with trio.move_on_after(1.0):
+                    await self._wake.wait()
+                self.beat()
+
+    async def fresh(self) -> None:
+        """Return once a snapshot begun after this call is published (a state change)."""
+        since = self.rounds
+        self._wake.set()
+        while self.done <= since:
+            await trio.sleep(0.01)
 
     async def take(self, conn: db.Connection) -> None:
         rows = {
@@ -223,6 +245,7 @@ class Snapshotter:
             tail_lag=w.stats.lag(trio.current_time()) if w else 0.0,
             blocking_tx_age=w.tailer.stats.blocking_tx_age if w else 0.0,
             source_mismatch=w.stats.source_mismatch is not None if w else False,
+            leader=self.leading(),
             cards_issued=dict(stats.issued_by_level) if stats else {},
             cards_closed=stats.cards_closed if stats else 0,
             cards_revoked=stats.cards_revoked if stats else 0,

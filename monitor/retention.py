@@ -90,8 +90,11 @@ async def prune(
     if dry_run:
         return Pruned(**{k: int(await conn.fetchval(_COUNTS[k], at)) for k, at in cut.items()})
     done = dict.fromkeys(KEYS, 0)
+    # Each chunk in a transaction of its own: on the leader's sessions that is fenced
+    # (monitor.lease), so an ex-leader deletes nothing.
     while "outbox_attempts" in cut:
-        n = _rows(await conn.execute(_ATTEMPTS, cut["outbox_attempts"], chunk))
+        async with conn.transaction():
+            n = _rows(await conn.execute(_ATTEMPTS, cut["outbox_attempts"], chunk))
         done["outbox_attempts"] += n
         if n < chunk:
             break
@@ -104,7 +107,8 @@ async def prune(
         if n < chunk:
             break
     while "dead_letters" in cut:
-        n = _rows(await conn.execute(_DEAD, cut["dead_letters"], chunk))
+        async with conn.transaction():
+            n = _rows(await conn.execute(_DEAD, cut["dead_letters"], chunk))
         done["dead_letters"] += n
         if n < chunk:
             break

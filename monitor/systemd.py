@@ -1,8 +1,8 @@
 """The systemd notification protocol (sd_notify), without libsystemd.
 
 ``READY=1`` once every component has started, ``STATUS=`` for
-``systemctl status``, ``WATCHDOG=1`` from the loop that does the work (a hung
-loop stops the pings and systemd restarts the service), ``STOPPING=1`` on the
+``systemctl status``, ``WATCHDOG=1`` while every task is alive (a hung task
+stops the pings and systemd restarts the service: ``monitor.health``), ``STOPPING=1`` on the
 way out. Outside systemd (no ``$NOTIFY_SOCKET``) every call does nothing.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 
 
 def enabled() -> bool:
@@ -33,19 +32,14 @@ def notify(*lines: str) -> bool:
 
 
 class Watchdog:
-    """Pings at half of ``WATCHDOG_USEC``; call ``beat()`` from the working loop."""
+    """How often to ping: half of ``WATCHDOG_USEC`` when it is meant for this process.
+
+    The pings come from ``monitor.health``'s supervisor, which sends them only
+    while every task of the daemon is alive.
+    """
 
     def __init__(self) -> None:
         usec = os.environ.get("WATCHDOG_USEC", "")
         pid = os.environ.get("WATCHDOG_PID", "")
         wanted = usec.isdigit() and (not pid or pid == str(os.getpid()))
         self.interval = int(usec) / 2e6 if wanted else None
-        self.last = 0.0
-
-    def beat(self) -> None:
-        if self.interval is None:
-            return
-        now = time.monotonic()
-        if now - self.last >= self.interval:
-            self.last = now
-            notify("WATCHDOG=1")

@@ -31,6 +31,7 @@ from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import Retention
 from monitor.db import DISCONNECTS, backoff_delays
+from monitor.health import pause
 from monitor.log import get_logger
 from monitor.pipeline import Evaluator, apply_batch
 from monitor.retention import prune
@@ -119,7 +120,8 @@ class Worker:
         self.stats = WorkerStats()
         self.tailer = self._tailer()
         self.cache = state_store.HistoryCache(config.cache_cases)
-        self.on_loop: Callable[[], None] | None = None  # each turn of the loop (the watchdog)
+        self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
+        self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self.redecided = 0  # cases re-decided at the last start
         self._next_prune = 0.0  # trio clock of the next retention pass
@@ -151,6 +153,7 @@ class Worker:
         delays = backoff_delays(cfg.backoff_initial, cfg.backoff_max, self.rng)
         status: trio.TaskStatus[None] | None = task_status
         while True:
+            self.beat()
             try:
                 await self._session(status)
                 status = None  # refused (the source moved) after reporting started
@@ -168,7 +171,7 @@ class Worker:
                 self.log.warning("source_disconnected", error=f"{type(lost).__name__}: {lost}",
                                  retry_in_s=round(delay, 2), cursor_tx=self.stats.cursor.tx,
                                  cursor_id=self.stats.cursor.event_id)  # fmt: skip
-                await trio.sleep(delay)
+                await pause(delay, self.beat)
 
     async def _session(self, task_status: trio.TaskStatus[None] | None) -> None:
         cfg = self.config
@@ -179,6 +182,7 @@ class Worker:
             self.cache = state_store.HistoryCache(cfg.cache_cases)
             cursor = await self._checked_cursor(target)
             if cursor is None:
+                self.connected_once.set()
                 if task_status is not None:  # alive and serving metrics, not reading
                     task_status.started()
                 await self._idle(cfg.recheck_interval)
@@ -192,6 +196,7 @@ class Worker:
                     await self._start_table(target)
                 self.stats.connected = True
                 self.log.info("source_connected", cursor_tx=cursor.tx, cursor_id=cursor.event_id)
+                self.connected_once.set()
                 if task_status is not None:
                     task_status.started()
                 await self._loop(target, receive)
@@ -222,12 +227,8 @@ class Worker:
                            fix=_IDS_FIX.format(last=last))  # fmt: skip
 
     async def _idle(self, seconds: float) -> None:
-        """Wait, still beating the watchdog: a refusing daemon is alive, not hung."""
-        end = trio.current_time() + seconds
-        while (left := end - trio.current_time()) > 0:
-            if self.on_loop is not None:
-                self.on_loop()
-            await trio.sleep(min(left, 1.0))
+        """Wait, still beating the heart: a refusing daemon is alive, not hung."""
+        await pause(seconds, self.beat)
 
     async def _checked_cursor(self, target: db.Connection) -> Cursor | None:
         """The stored cursor, or None when it cannot be a position in the source as it is."""
@@ -257,8 +258,7 @@ class Worker:
         next_sweep = trio.current_time() + cfg.sweep_interval
         caught_up = False
         while True:
-            if self.on_loop is not None:  # the watchdog: a hung loop stops its pings
-                self.on_loop()
+            self.beat()  # the heartbeat: a hung loop stops the watchdog's pings
             if trio.current_time() >= next_sweep:
                 await self._sweep(target)
                 next_sweep = trio.current_time() + cfg.sweep_interval

@@ -103,10 +103,11 @@ class Daemon:
     """
 
     def __init__(
-        self, dsn: str, log: Path, command: Sequence[str] = ("-m", "monitor", "run")
-    ) -> None:
+        self, dsn: str, log: Path, command: Sequence[str] = ("-m", "monitor", "run"),
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.log = log
-        env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_DSN": dsn}
+        env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_DSN": dsn, **(env or {})}
         env.pop("JIANCHA_CONFIG", None)  # only what the test gives
         with log.open("wb") as out:
             self.proc = subprocess.Popen(

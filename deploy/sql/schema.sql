@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 11).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 12).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -446,3 +446,18 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The leader lease (migration 0012): the instance whose row this is tails, evaluates and
+-- sends; every transaction of it first checks its token FOR KEY SHARE (the fence).
+CREATE TABLE jiancha.leader (
+    id           integer PRIMARY KEY CHECK (id = 1),
+    holder       text NOT NULL,             -- host:pid:nonce of the instance that holds it
+    token        bigint NOT NULL UNIQUE,    -- the fencing token: one more at every takeover
+    acquired_at  timestamptz NOT NULL,
+    renewed_at   timestamptz NOT NULL,
+    expires_at   timestamptz NOT NULL       -- the database's clock, never a host's
+);
+INSERT INTO jiancha.leader (id, holder, token, acquired_at, renewed_at, expires_at)
+VALUES (1, '', 0, '-infinity', '-infinity', '-infinity');
+-- per-row delivery leases: the token of the leader that claimed a pending row
+ALTER TABLE jiancha.outbox ADD COLUMN claim_token bigint;

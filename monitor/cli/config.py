@@ -44,7 +44,9 @@ def effective(cfg: Config) -> dict[str, Any]:
         "daemon": {"batch_size": d.batch_size, "poll_interval": _seconds(d.poll_interval),
                    "orphan_grace": _seconds(d.orphan_grace), "rules": d.rules,
                    "calendar": d.calendar, "state_dir": d.state_dir or "",
-                   "checkpoint_every": _seconds(d.checkpoint_every)},
+                   "checkpoint_every": _seconds(d.checkpoint_every),
+                   "stuck_after": _seconds(d.stuck_after),
+                   "lease_ttl": _seconds(d.lease_ttl), "lease_renew": _seconds(d.lease_renew)},
         "log": {"level": d.log_level, "format": d.log_format},
         "metrics": {"address": cfg.metrics_address},
         "notify": {

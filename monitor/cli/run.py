@@ -71,6 +71,9 @@ def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
         pinned=frozenset(given),
         state_dir=Path(state) if (state := args.state_dir or d.state_dir) else None,
         checkpoint_every=d.checkpoint_every,
+        stuck_after=d.stuck_after,
+        lease_ttl=d.lease_ttl,
+        lease_renew=d.lease_renew,
         **extra,
     )
 

@@ -26,6 +26,7 @@ from monitor.calendar import Calendar
 from monitor.clocks.periods import periods
 from monitor.clocks.timing import from_epoch, level_times, used_days
 from monitor.config import NotifyConfig
+from monitor.health import pause
 from monitor.log import get_logger
 from monitor.outbox import escape
 from monitor.outbox.quiet import next_morning
@@ -187,6 +188,7 @@ class Digester:
         self.matters = matters
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.on_queued = on_queued
+        self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
         self.log = get_logger("monitor.outbox.digest")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -194,6 +196,7 @@ class Digester:
         delays = db.backoff_delays(1.0, 60.0, random.Random())
         task_status.started()
         while True:
+            self.beat()
             now = self.clock()
             day = digest_day(now, self.cal, at)
             if day is not None:  # due today (or the daemon started after 08:30): queue it
@@ -208,7 +211,7 @@ class Digester:
                     self.log.warning("digest_postponed", day=day.isoformat(),
                                      error=f"{type(exc).__name__}: {exc}",
                                      retry_in_s=round(delay, 2))  # fmt: skip
-                    await trio.sleep(delay)
+                    await pause(delay, self.beat)
                     continue
                 delays = db.backoff_delays(1.0, 60.0, random.Random())
                 if added:
@@ -217,4 +220,4 @@ class Digester:
                         self.on_queued()
             wake = next_digest(now, self.cal, at)
             ahead = real_seconds(self.clock, (wake - self.clock()).total_seconds())
-            await trio.sleep(max(real_seconds(self.clock, 1.0), ahead))
+            await pause(max(real_seconds(self.clock, 1.0), ahead), self.beat)

@@ -1,8 +1,9 @@
 """Delivering the outbox: every notification reaches its channel exactly once, through outages.
 
-The ``Sender`` claims due rows under a lease, tries each once on its
-channel, records every attempt, and backs off with capped, jittered
-exponential delays and per-channel rate limits; a notification it gives up
+The ``Sender`` claims due rows one at a time, each under a delivery lease
+that carries the leader's fencing token, tries each once on its channel,
+records every attempt, and backs off with capped, jittered exponential
+delays and per-channel rate limits; a notification it gives up
 on is marked failed, never dropped silently. Alertmanager forgets an alert
 that is not re-sent, so open cards' alerts are re-fired and closed ones
 resolved.
@@ -20,6 +21,7 @@ import trio
 
 from monitor import db
 from monitor.config import NotifyConfig
+from monitor.health import pause
 from monitor.log import get_logger
 from monitor.outbox.message import Channel, Delivery
 from monitor.outbox.render import message_of
@@ -29,20 +31,30 @@ from monitor.wallclock import real_seconds
 __all__ = ["RateLimit", "Sender", "SenderStats"]
 
 
+# One row per claim, each under a delivery lease of its own carrying the claimer's
+# fencing token (monitor.lease): a row claimed under an older token was abandoned by
+# a leader that lost the lease (killed, frozen) and is taken at once, not after the lease.
 _CLAIM = """
-UPDATE jiancha.outbox SET next_attempt_at = $1 + $3::interval
-WHERE id IN (
+UPDATE jiancha.outbox SET next_attempt_at = $1 + $2::interval, claim_token = $3
+WHERE id = (
     SELECT id FROM jiancha.outbox
-    WHERE state = 'pending' AND next_attempt_at <= $1 AND not_before <= $1
-    ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+    WHERE state = 'pending' AND not_before <= $1
+      AND (next_attempt_at <= $1 OR claim_token < $3)
+    ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at
 """
+# Only the claim's own leader marks it (and its transaction is fenced as well).
 _DONE = """
 WITH a AS (INSERT INTO jiancha.outbox_attempts (outbox_id, at, ok, detail, ms)
            VALUES ($1, $2, $3, $4, $5))
 UPDATE jiancha.outbox SET attempts = attempts + 1, state = $6, next_attempt_at = $7,
-       delivered_at = CASE WHEN $3 THEN $2 ELSE delivered_at END, last_error = $8
-WHERE id = $1
+       delivered_at = CASE WHEN $3 THEN $2 ELSE delivered_at END, last_error = $8,
+       claim_token = NULL
+WHERE id = $1 AND claim_token IS NOT DISTINCT FROM $9
+"""
+_REQUEUE = """
+UPDATE jiancha.outbox SET next_attempt_at = $2, claim_token = NULL
+WHERE id = $1 AND claim_token IS NOT DISTINCT FROM $3
 """
 _NOTIFIED = """
 INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
@@ -112,8 +124,12 @@ class Sender:
                  clock: Callable[[], dt.datetime] | None = None,
                  rng: random.Random | None = None, batch: int = 50,
                  lease: dt.timedelta | None = None,
-                 idle: float = 1.0, session: db.Session = db.OWN_SESSION) -> None:  # fmt: skip
+                 idle: float = 1.0, session: db.Session = db.OWN_SESSION,
+                 token: Callable[[], int | None] = lambda: None,
+                 may_send: Callable[[], bool] = lambda: True) -> None:  # fmt: skip
         self.dsn = dsn
+        self.token = token  # the leader's fencing token (None: no lease)
+        self.may_send = may_send  # False once the lease is no longer surely ours
         self.session = session
         self.configure(channels, cfg)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -122,6 +138,8 @@ class Sender:
         self.lease = lease or dt.timedelta(seconds=cfg.lease)
         self.idle = idle
         self.stats = SenderStats()
+        self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
+        self.lost = False  # disconnected since the last connection (across runs: terms)
         self.log = get_logger("monitor.outbox")
         self._wake = trio.Event()
 
@@ -149,31 +167,32 @@ class Sender:
         under the same idempotency key (at least once, never lost).
         """
         status: trio.TaskStatus[None] | None = task_status
-        lost = False
         delays = db.backoff_delays(0.2, 30.0, self.rng)
         while True:
+            self.beat()
             try:
                 async with await db.connect(self.dsn, application_name="jiancha-sender",
                                             session=self.session) as conn:  # fmt: skip
                     if status is not None:
                         status.started()
                         status = None
-                    if lost:
+                    if self.lost:
                         self.log.info("outbox_connected")
-                        lost = False
+                        self.lost = False
                         delays = db.backoff_delays(0.2, 30.0, self.rng)
                     await self._serve(conn)
             except db.DISCONNECTS as exc:
-                lost = True
+                self.lost = True
                 delay = delays()
                 self.log.warning("outbox_disconnected", error=f"{type(exc).__name__}: {exc}",
                                  retry_in_s=round(delay, 2))  # fmt: skip
-                await trio.sleep(delay)
+                await pause(delay, self.beat)
 
     async def _serve(self, conn: db.Connection) -> None:
         """The delivery loop on one connection, until it fails."""
         refreshed = -1e9
         while True:
+            self.beat()
             if trio.current_time() - refreshed >= min(30.0, self.cfg.resend_firing_every):
                 await self.refresh(conn)
                 refreshed = trio.current_time()
@@ -201,12 +220,17 @@ class Sender:
             await conn.execute(_RESOLVE, now, names, self.cfg.give_up_after)
 
     async def step(self, conn: db.Connection) -> int:
-        """Claim what is due and try each once; returns how many were tried."""
-        now = self.clock()
-        rows = await conn.fetch(_CLAIM, now, self.batch, self.lease)
-        for row in rows:
+        """Claim due rows one at a time and try each once; returns how many were tried."""
+        tried = 0
+        while tried < self.batch and self.may_send():
+            async with conn.transaction():  # fenced: an ex-leader claims nothing
+                row = await conn.fetchrow(_CLAIM, self.clock(), self.lease, self.token())
+            if row is None:
+                break
             await self._deliver(conn, row)
-        return len(rows)
+            tried += 1
+            self.beat()
+        return tried
 
     async def _deliver(self, conn: db.Connection, row: Any) -> None:
         name = row["channel"]
@@ -219,8 +243,11 @@ class Sender:
         else:
             wait = self.limits[name].take(trio.current_time())
             if wait > 0:  # over the channel's rate: back in the queue, not an attempt
-                await conn.execute("UPDATE jiancha.outbox SET next_attempt_at = $2 WHERE id = $1",
-                                   row["id"], now + dt.timedelta(seconds=wait))  # fmt: skip
+                async with conn.transaction():
+                    await conn.execute(_REQUEUE, row["id"], now + dt.timedelta(seconds=wait),
+                                       self.token())  # fmt: skip
+                return
+            if not self.may_send():  # the lease may be gone: the next leader sends it
                 return
             started = trio.current_time()
             try:
@@ -240,7 +267,7 @@ class Sender:
             state, nxt = "failed", now
         async with conn.transaction():
             await conn.execute(_DONE, row["id"], now, result.ok, result.detail, ms, state,
-                               nxt, "" if result.ok else result.detail)  # fmt: skip
+                               nxt, "" if result.ok else result.detail, self.token())  # fmt: skip
             if result.ok and row["card_id"] is not None and row["kind"] == "card":
                 await conn.execute(_NOTIFIED, row["card_id"], now, name)
         self.stats.attempts += 1

@@ -40,6 +40,15 @@ def test_unit_verifies(analyze, tmp_path, source):
     assert source.name not in run.stdout + run.stderr  # no complaint about it
 
 
+def test_unit_dumps_no_core():
+    """A core of the daemon can hold DSNs, passwords and robot keys: the unit forbids one,
+    and a watchdog abort (SIGABRT) leaves none."""
+    service = UNIT.read_text("utf-8").split("[Service]", 1)[1].split("\n[", 1)[0]
+    settings = [line.strip() for line in service.splitlines()]
+    assert "LimitCORE=0" in settings
+    assert "WatchdogSec=30s" in settings and "Type=notify" in settings
+
+
 @pytest.mark.parametrize("source", [UNIT, WEB_UNIT], ids=lambda p: p.name)
 def test_unit_security_rating_is_ok(analyze, source):
     run = subprocess.run([analyze, "security", "--offline=true", str(source)],

@@ -324,9 +324,7 @@ async def test_the_daemon_stays_up_and_serves_the_metric(dsn) -> None:
         url = f"http://{running.metrics}/metrics"
         body = await trio.to_thread.run_sync(lambda: urllib.request.urlopen(url, timeout=10).read())
         assert b"\njiancha_source_mismatch 1.0\n" in body
-        assert daemon.status_line(running.worker, running.worker.evaluator, 0.0).startswith(
-            "STATUS=拒绝读取"
-        )
+        assert daemon.status_line(running, 0.0).startswith("STATUS=拒绝读取")
         nursery.cancel_scope.cancel()
 
 
