@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Sequence
+from typing import Any
 
 from monitor import db
 from monitor.pipeline import Evaluator, apply_batch
@@ -55,6 +58,20 @@ class Driver:
                 return end
             now = dt.datetime.fromtimestamp(due, UTC)
             await self.ev.tick(self.conn, self.matters, now)
+
+    async def live(self, events: Sequence[Any], first: dt.date, until: dt.datetime) -> None:
+        """A history as the daemon lives it: each event written to the source at its business
+        instant, read in, and every crossing ticked at its own instant, up to ``until``."""
+        from tests.sourcekit import write
+
+        now = dt.datetime.combine(first, dt.time(), UTC) - dt.timedelta(days=1)
+        await self.start(now)
+        for at, group in itertools.groupby(events, key=lambda e: e.occurred_at):
+            now = await self.run_until(at, now)
+            await write(self.conn, [tuple(e) for e in group])
+            while await self.ingest(at):
+                pass
+        await self.run_until(until, now)
 
 
 async def ledger(conn: db.Connection) -> list[tuple]:

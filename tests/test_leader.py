@@ -13,7 +13,8 @@ delivered; a key reaches the receiver twice only if it was the one claimed by
 the leader at the instant it was killed or frozen (in flight: at-least-once,
 under the same key), and the figures are printed.
 
-Three rounds here (slow, ~45 s); ten in ``tests/bench/bench_leader.py`` (~2 min).
+Two rounds here, a kill and a freeze (slow, ~30 s); ten in ``tests/bench/bench_leader.py``
+(~2 min).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ async def failover(dsn: str, receiver: Receiver, tmp_path: Path, rounds: int, se
 
 @pytest.mark.slow
 async def test_the_standby_takes_over_a_killed_or_frozen_leader(dsn, receiver, tmp_path):
-    print("\n" + await failover(dsn, receiver, tmp_path, rounds=3, seed=SEED))
+    print("\n" + await failover(dsn, receiver, tmp_path, rounds=2, seed=SEED))
 
 
 async def test_one_leads_and_the_other_stands_by(dsn, receiver, tmp_path):

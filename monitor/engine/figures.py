@@ -143,8 +143,14 @@ class Counts:
     overdue_open: int = 0
 
     def add(self, other: Counts) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Sum another scope's counts in (a subclass's counts by key too, e.g. cards)."""
+        for name in other.__dataclass_fields__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, dict):
+                for key, n in theirs.items():
+                    mine[key] = mine.get(key, 0) + n
+            else:
+                setattr(self, name, mine + theirs)
 
     @property
     def judged(self) -> int:

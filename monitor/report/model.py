@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.engine.figures import Counts
 from monitor.vocab import LEVELS
 
 if TYPE_CHECKING:
@@ -36,16 +37,13 @@ __all__ = [
 
 
 @dataclass
-class Figures:
-    """One scope's figures over one period (rule-book §5); the rates are None without a base."""
+class Figures(Counts):
+    """One scope's figures over one period (rule-book §5); the rates are None without a base.
 
-    accepted: int = 0
-    immediate: int = 0
-    completed: int = 0
-    on_time: int = 0  # early included
-    early: int = 0
-    late: int = 0
-    overdue_open: int = 0
+    The counts and their rates are the engine's (``monitor.engine.figures.Counts``):
+    one definition with the metrics and replay; a bulletin adds cards, ratings and time.
+    """
+
     cards: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
     cards_revoked: int = 0
     ratings: int = 0
@@ -57,33 +55,9 @@ class Figures:
     promised_days: float = 0.0  # the sum of their promised limits
     statutory_days: float = 0.0
 
-    def add(self, o: Figures) -> None:
-        for name in self.__dataclass_fields__:
-            if name == "cards":
-                for level, n in o.cards.items():
-                    self.cards[level] = self.cards.get(level, 0) + n
-            else:
-                setattr(self, name, getattr(self, name) + getattr(o, name))
-
     @staticmethod
     def _ratio(a: float, b: float) -> float | None:
         return a / b if b else None
-
-    @property
-    def judged(self) -> int:
-        return self.on_time + self.late
-
-    @property
-    def immediate_share(self) -> float | None:
-        return self._ratio(self.immediate, self.accepted)
-
-    @property
-    def on_time_rate(self) -> float | None:
-        return self._ratio(self.on_time, self.judged)
-
-    @property
-    def early_rate(self) -> float | None:
-        return self._ratio(self.early, self.judged)
 
     @property
     def satisfaction_rate(self) -> float | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from typing import Any
 
 from monitor import db
@@ -17,7 +16,7 @@ from monitor.whatif.simulate import (
     load_catalogue,
 )
 from tests.cardkit import Driver
-from tests.sourcekit import prepare, reset, write
+from tests.sourcekit import prepare, reset
 
 FIRST = dt.date(2024, 3, 1)
 DAYS = 31
@@ -37,13 +36,5 @@ async def build_history(dsn: str, cal: Any, rules: Any) -> list[Event]:
     await reset(dsn)
     async with await db.connect(dsn) as conn:
         await install_matters(conn, catalogue.matters)
-        d = Driver(conn, Evaluator(rules, cal))
-        now = dt.datetime.combine(FIRST, dt.time(), dt.UTC) - dt.timedelta(days=1)
-        await d.start(now)
-        for at, group in itertools.groupby(events, key=lambda e: e.occurred_at):
-            now = await d.run_until(at, now)
-            await write(conn, [tuple(e) for e in group])
-            while await d.ingest(at):
-                pass
-        await d.run_until(UNTIL, now)
+        await Driver(conn, Evaluator(rules, cal)).live(events, FIRST, UNTIL)
     return events

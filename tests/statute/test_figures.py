@@ -28,7 +28,6 @@ from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.whatif import replay
 from monitor.whatif.simulate import between, generate, install_matters, load_catalogue
 from tests.cardkit import Driver
-from tests.sourcekit import write
 
 FIRST = dt.date(2024, 3, 4)
 UNTIL = dt.datetime(2024, 3, 20, tzinfo=dt.UTC)  # some cases finished, some still open
@@ -113,15 +112,7 @@ async def test_metrics_sql_replay_and_a_plain_count_agree(dsn: str, cal, rules) 
     assert {"suspended", "extended", "withdrawn", "completed", "refused"} <= kinds
     async with await db.connect(dsn) as conn:
         await install_matters(conn, catalogue.matters)
-        d = Driver(conn, Evaluator(rules, cal))
-        now = dt.datetime.combine(FIRST, dt.time(), dt.UTC) - dt.timedelta(days=1)
-        await d.start(now)
-        for at, group in itertools.groupby(events, key=lambda e: e.occurred_at):
-            now = await d.run_until(at, now)
-            await write(conn, [tuple(e) for e in group])
-            while await d.ingest(at):
-                pass
-        await d.run_until(UNTIL, now)
+        await Driver(conn, Evaluator(rules, cal)).live(events, FIRST, UNTIL)
         views = [
             CaseView.from_row(r)
             for r in await conn.fetch(f"SELECT {VIEW_COLUMNS} FROM jiancha.cases")

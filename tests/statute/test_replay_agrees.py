@@ -11,7 +11,6 @@ subject, instant, status, reply deadline and escalation, must be the same.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 from monitor import db
 from monitor.pipeline import Evaluator
@@ -20,7 +19,6 @@ from monitor.vocab import level_name
 from monitor.whatif import replay
 from monitor.whatif.simulate import between, generate, install_matters, load_catalogue
 from tests.cardkit import Driver
-from tests.sourcekit import write
 
 FIRST = dt.date(2024, 3, 4)
 UNTIL = dt.datetime(2024, 3, 22, tzinfo=dt.UTC)  # some cases finished, some still open
@@ -32,15 +30,7 @@ async def test_replay_and_the_daemon_agree_card_for_card(dsn: str, cal, rules) -
     assert len({e.case_id for e in events}) >= 60
     async with await db.connect(dsn) as conn:
         await install_matters(conn, catalogue.matters)
-        d = Driver(conn, Evaluator(rules, cal))
-        now = dt.datetime.combine(FIRST, dt.time(), dt.UTC) - dt.timedelta(days=1)
-        await d.start(now)
-        for at, group in itertools.groupby(events, key=lambda e: e.occurred_at):
-            now = await d.run_until(at, now)  # the crossings before these events
-            await write(conn, [tuple(e) for e in group])
-            while await d.ingest(at):
-                pass
-        await d.run_until(UNTIL, now)
+        await Driver(conn, Evaluator(rules, cal)).live(events, FIRST, UNTIL)
         daemon = {
             tuple(r)
             for r in await conn.fetch(
