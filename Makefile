@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-failover bench-leader bench-outage bench-quick bench-quick-ab dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-quick bench-quick-ab dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -54,12 +54,14 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# The suite on JOBS workers (default: every core), each module whole on one worker (its
+# module-scoped servers are started once); JOBS=0 runs it in this process.
 pytest: deps venv
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(or $(JOBS),auto) --dist loadfile
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-failover bench-leader
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -85,6 +87,10 @@ bench-startup: venv
 bench-poison: venv
 	$(BIN)/python -m tests.bench.bench_poison
 
+# A chatty case costs its new events, not its history (docs/reliability.md).
+bench-chatty: venv
+	$(BIN)/python -m tests.bench.bench_chatty
+
 # A primary and its streaming replica (Debian's postgresql-15): clean, crashed, lagging.
 bench-failover: venv
 	$(BIN)/python -m tests.bench.bench_failover
@@ -108,6 +114,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_metrics --quick
 	$(BIN)/python -m tests.bench.bench_startup --quick
 	$(BIN)/python -m tests.bench.bench_poison --quick
+	$(BIN)/python -m tests.bench.bench_chatty --quick
 	$(BIN)/python -m tests.bench.bench_failover --quick
 
 # Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?

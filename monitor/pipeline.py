@@ -386,7 +386,7 @@ class _Batch:
     matters: Mapping[str, Matter]
     now: dt.datetime
     evaluator: Evaluator | None
-    cache: state_store.HistoryCache | None
+    cache: state_store.FoldCache | None
     from_source: bool
     future_tolerance: dt.timedelta
     source: str
@@ -401,7 +401,7 @@ async def apply_batch(
     now: dt.datetime,
     *,
     evaluator: Evaluator | None = None,
-    cache: state_store.HistoryCache | None = None,
+    cache: state_store.FoldCache | None = None,
     from_source: bool = False,
     future_tolerance: dt.timedelta = dt.timedelta(days=1),
     source: str = state_store.SOURCE,

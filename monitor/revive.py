@@ -71,6 +71,10 @@ class Revived:
     still_dead: int = 0
     cases: tuple[str, ...] = ()
 
+    def __add__(self, other: Revived) -> Revived:
+        return Revived(self.taken + other.taken, self.still_dead + other.still_dead,
+                       tuple(sorted({*self.cases, *other.cases})))  # fmt: skip
+
 
 def event_from_raw(raw: Mapping[str, Any]) -> SourceEvent | None:
     """The source row a dead letter keeps (``SourceEvent.raw``); None if it is not one."""
@@ -91,13 +95,13 @@ async def revive(
     now: dt.datetime,
     *,
     evaluator: Evaluator | None = None,
-    cache: state_store.HistoryCache | None = None,
+    cache: state_store.FoldCache | None = None,
     future_tolerance: dt.timedelta = dt.timedelta(days=1),
     limit: int = 1000,
     rounds: int = 3,
 ) -> Revived:
     """Retry every letter due a retry; a case revived may free its own orphans (rounds)."""
-    taken, still, cases = 0, 0, set[str]()
+    done = Revived()
     for _ in range(rounds):
         try:
             got = await _pass(conn, matters, now, evaluator, cache, future_tolerance, limit)
@@ -106,13 +110,14 @@ async def revive(
                 raise
             # a letter the database refuses again: one at a time, the failing ones stay dead
             got = await _one_by_one(conn, matters, now, evaluator, cache, future_tolerance, limit)
-        taken, still, cases = taken + got.taken, still + got.still_dead, cases | set(got.cases)
+        done += got
         if not got.taken:
             break
-    if taken or still:
-        get_logger("monitor.revive").info("dead_letters_retried", taken=taken,
-                                          still_dead=still, cases=len(cases))  # fmt: skip
-    return Revived(taken, still, tuple(sorted(cases)))
+    if done.taken or done.still_dead:
+        get_logger("monitor.revive").info("dead_letters_retried", taken=done.taken,
+                                          still_dead=done.still_dead,
+                                          cases=len(done.cases))  # fmt: skip
+    return done
 
 
 async def _one_by_one(
@@ -120,14 +125,14 @@ async def _one_by_one(
     matters: Mapping[str, Matter],
     now: dt.datetime,
     evaluator: Evaluator | None,
-    cache: state_store.HistoryCache | None,
+    cache: state_store.FoldCache | None,
     tolerance: dt.timedelta,
     limit: int,
 ) -> Revived:
     """Each due letter in a transaction of its own; one the database refuses stays dead."""
     ids = [r["event_id"] for r in await conn.fetch(_DUE_IDS, sorted(matters), now + tolerance,
                                                    limit)]  # fmt: skip
-    taken, still, cases = 0, 0, set[str]()
+    done = Revived()
     for event_id in ids:
         try:
             got = await _pass(conn, matters, now, evaluator, cache, tolerance, 1, event_id)
@@ -137,10 +142,9 @@ async def _one_by_one(
                 raise
             detail = redact_text(error, limit=1000)
             await conn.execute(_STILL_DEAD, [event_id], [str(DeadReason.APPLY_FAILED)], [detail])
-            still += 1
-            continue
-        taken, still, cases = taken + got.taken, still + got.still_dead, cases | set(got.cases)
-    return Revived(taken, still, tuple(sorted(cases)))
+            got = Revived(still_dead=1)
+        done += got
+    return done
 
 
 async def _pass(
@@ -148,7 +152,7 @@ async def _pass(
     matters: Mapping[str, Matter],
     now: dt.datetime,
     evaluator: Evaluator | None,
-    cache: state_store.HistoryCache | None,
+    cache: state_store.FoldCache | None,
     tolerance: dt.timedelta,
     limit: int,
     only: int | None = None,

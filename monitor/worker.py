@@ -72,7 +72,7 @@ class WorkerConfig:
     future_tolerance: dt.timedelta = dt.timedelta(days=1)
     orphan_grace: dt.timedelta = dt.timedelta(days=7)
     sweep_interval: float = 60.0
-    cache_cases: int = 20_000  # case histories kept in memory between batches
+    cache_cases: int = 20_000  # case folds kept in memory between batches
     source_session: db.Session = db.SOURCE_SESSION  # read-only, statements time out
     session: db.Session = db.OWN_SESSION  # jiancha's own: writable, keepalives
     recheck_interval: float = 30.0  # while the source does not match the cursor
@@ -119,7 +119,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
         self.tailer = self._tailer()
-        self.cache = state_store.HistoryCache(config.cache_cases)
+        self.cache = state_store.FoldCache(config.cache_cases)
         self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
         self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
@@ -179,7 +179,7 @@ class Worker:
         try:
             target = await db.connect(cfg.dsn, session=cfg.session)
             # A COMMIT whose answer was lost may have happened: trust only the database.
-            self.cache = state_store.HistoryCache(cfg.cache_cases)
+            self.cache = state_store.FoldCache(cfg.cache_cases)
             cursor = await self._checked_cursor(target)
             if cursor is None:
                 self.connected_once.set()

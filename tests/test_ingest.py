@@ -112,13 +112,13 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
                  (cid, "decided", at(20), {"result": "approve"})]  # fmt: skip
     rows.append(("K0", "teleported", at(4), {}))
     reduced_on: set[int] = set()
-    reduce_case = state_store.reduce_case
+    fold = state_store.fold
 
     def spy(*args, **kw):
         reduced_on.add(threading.get_ident())
-        return reduce_case(*args, **kw)
+        return fold(*args, **kw)
 
-    monkeypatch.setattr(state_store, "reduce_case", spy)
+    monkeypatch.setattr(state_store, "fold", spy)
 
     async with await db.connect(dsn) as conn:
         await write(conn, rows)
@@ -199,14 +199,14 @@ async def test_cancelled_while_a_thread_reduces_the_batch_rolls_it_back(dsn, mon
         rows += [(f"X{i}", "submitted", at(0), SUBMITTED), (f"X{i}", "accepted", at(1), {})]
     reducing = threading.Event()
     release = threading.Event()
-    reduce_case = state_store.reduce_case
+    fold = state_store.fold
 
     def slow(*args, **kw):
         reducing.set()
         release.wait(5)  # hold the thread until the scope is cancelled
-        return reduce_case(*args, **kw)
+        return fold(*args, **kw)
 
-    monkeypatch.setattr(state_store, "reduce_case", slow)
+    monkeypatch.setattr(state_store, "fold", slow)
     async with await db.connect(dsn) as conn:
         await write(conn, rows)
         events = await read_batch(conn, START, 100_000)
@@ -225,9 +225,44 @@ async def test_cancelled_while_a_thread_reduces_the_batch_rolls_it_back(dsn, mon
         assert scope.cancelled_caught
         for table in ("events", "cases", "cursor", "dead_letters"):
             assert await conn.fetchval(f"SELECT count(*) FROM jiancha.{table}") == 0, table
-        monkeypatch.setattr(state_store, "reduce_case", reduce_case)
+        monkeypatch.setattr(state_store, "fold", fold)
         done = await apply_batch(
             conn, events, matters, START, NOW, from_source=True
         )  # the same connection, afterwards
         assert done.events == len(rows)
         assert await conn.fetchval("SELECT count(*) FROM jiancha.cases") == len(rows) // 2
+
+
+async def test_a_chatty_case_advances_by_its_new_events_and_a_late_one_rebuilds(dsn, monkeypatch):
+    """With the tailer's cache, a case hit by batch after batch is advanced from its kept
+    fold (its history is neither re-read nor re-walked); an event that sorts before the
+    last applied one rebuilds it from the stored history. The rows equal a cold rebuild."""
+    rebuilt: list[str] = []
+    fold = state_store.fold
+
+    def spy(case_id, events):
+        rebuilt.append(case_id)
+        return fold(case_id, events)
+
+    monkeypatch.setattr(state_store, "fold", spy)
+    cache = state_store.FoldCache()
+    async with await db.connect(dsn) as conn:
+        matters = await load_matters(conn)
+        cursor = START
+        batches = [[("CH", "submitted", at(0), SUBMITTED), ("CH", "accepted", at(1), {})]]
+        batches += [[("CH", "fee_charged", at(2 + k / 10), {"amount": 1})] for k in range(40)]
+        batches.append([("CH", "suspended", at(1.5), {"type": "survey", "notified_days": 3})])
+        for rows in batches:
+            await write(conn, rows)
+            events = await read_batch(conn, cursor, 100)
+            cursor = (await apply_batch(conn, events, matters, cursor, NOW, cache=cache,
+                                        from_source=True)).cursor  # fmt: skip
+        assert rebuilt == ["CH", "CH"]  # first sight, and the late suspension
+        warm = dict(await conn.fetchrow("SELECT * FROM jiancha.cases WHERE case_id = 'CH'"))
+        await conn.execute("TRUNCATE jiancha.events, jiancha.cases, jiancha.cursor")
+        events = await read_batch(conn, START, 1000)
+        await apply_batch(conn, events, matters, START, NOW, from_source=True)
+        cold = dict(await conn.fetchrow("SELECT * FROM jiancha.cases WHERE case_id = 'CH'"))
+    assert warm["event_count"] == 43 and float(warm["fees"]) == 40
+    assert len(warm["pauses"]) == 1
+    assert warm == cold

@@ -33,7 +33,7 @@ from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
-__all__ = ["CaseFigure", "Counts", "case_figures", "tally"]
+__all__ = ["CaseFigure", "Counts", "case_figures", "tally", "total"]
 
 _STATUTE = Statute()
 _AT_LIMIT = {3: Threshold(after_deadline_days=0.0, text="deadline")}

@@ -33,13 +33,13 @@ from monitor.source.contract import (
     event_from_row,
 )
 from monitor.state.case import CaseState
-from monitor.state.reduce import reduce_case
+from monitor.state.reduce import Fold, advance, finish, fold, follows
 
 __all__ = [
     "OVERLAP_MIN_EVENTS",
     "SOURCE",
     "EventCopy",
-    "HistoryCache",
+    "FoldCache",
     "Taken",
     "load_cursor",
     "save_cursor",
@@ -55,8 +55,9 @@ EventCopy = Literal["send", "copy", "copy_new"]
 another database), copied inside the server, or copied skipping stored ones."""
 
 
-class HistoryCache:
-    """Write-through LRU of case histories, so a batch need not re-read them.
+class FoldCache:
+    """Write-through LRU of case folds (`monitor.state.reduce.Fold`), so a batch advances
+    a case by its new events alone instead of re-reading and re-walking its history.
 
     Sound because one tailer owns its cases: nothing else writes
     ``jiancha.events`` for them. Entries change only after the transaction
@@ -66,19 +67,19 @@ class HistoryCache:
 
     def __init__(self, max_cases: int = 20_000) -> None:
         self.max_cases = max_cases
-        self._cases: OrderedDict[str, tuple[dt.datetime, list[SourceEvent]]] = OrderedDict()
+        self._cases: OrderedDict[str, tuple[dt.datetime, Fold]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._cases)
 
-    def get(self, case_id: str) -> tuple[dt.datetime, list[SourceEvent]] | None:
+    def get(self, case_id: str) -> tuple[dt.datetime, Fold] | None:
         entry = self._cases.get(case_id)
         if entry is not None:
             self._cases.move_to_end(case_id)
         return entry
 
-    def put(self, case_id: str, first_seen: dt.datetime, events: list[SourceEvent]) -> None:
-        self._cases[case_id] = (first_seen, events)
+    def put(self, case_id: str, first_seen: dt.datetime, done: Fold) -> None:
+        self._cases[case_id] = (first_seen, done)
         self._cases.move_to_end(case_id)
         while len(self._cases) > self.max_cases:
             self._cases.popitem(last=False)
@@ -178,12 +179,6 @@ SET tx = EXCLUDED.tx, event_id = EXCLUDED.event_id,
 """
 
 
-def _merge(known: list[SourceEvent], new: list[SourceEvent]) -> list[SourceEvent]:
-    """A case's history plus a batch's events for it, without duplicates (replays)."""
-    ids = {e.event_id for e in known}
-    return known + [e for e in new if e.event_id not in ids]
-
-
 def _case_columns(
     states: Sequence[CaseState], first_seen: Mapping[str, dt.datetime], now: dt.datetime
 ) -> list[list[Any]]:
@@ -271,38 +266,44 @@ async def _store_events(
 
 @dataclass(frozen=True, slots=True)
 class Taken:
-    """The cases a batch touched, rebuilt: their new states, for the stages after this one."""
+    """The cases a batch touched: their new states, for the stages after this one."""
 
     states: list[CaseState]
     first_seen: Mapping[str, dt.datetime]
-    histories: Mapping[str, list[SourceEvent]]
+    folds: Mapping[str, Fold]
+    rebuilt: int = 0  # cases walked from their whole history (not advanced)
 
-    def publish(self, cache: HistoryCache | None) -> None:
-        """After commit: the histories the batch wrote are the cache's."""
+    def publish(self, cache: FoldCache | None) -> None:
+        """After commit: the folds the batch made are the cache's."""
         if cache is not None:
             for st in self.states:
                 cid = st.case_id
-                cache.put(cid, self.first_seen[cid], self.histories[cid])
+                cache.put(cid, self.first_seen[cid], self.folds[cid])
 
 
-async def _histories(
+async def _starts(
     conn: Connection,
     batch: Mapping[str, list[SourceEvent]],
-    cache: HistoryCache | None,
+    cache: FoldCache | None,
     now: dt.datetime,
-) -> tuple[dict[str, list[SourceEvent]], dict[str, dt.datetime]]:
-    """Every touched case's whole history: the cache's or the stored one, plus the batch."""
+) -> tuple[dict[str, Fold], dict[str, list[SourceEvent]], dict[str, dt.datetime]]:
+    """Where each touched case's fold starts: the cached fold, when every new event sorts
+    after its last one; else the whole history (stored, plus the batch) to walk again."""
+    cached: dict[str, Fold] = {}
     histories: dict[str, list[SourceEvent]] = {}
     first_seen: dict[str, dt.datetime] = {}
-    misses = []
+    misses, late = [], []
     for cid, new in batch.items():
-        cached = cache.get(cid) if cache is not None else None
-        if cached is None:
+        entry = cache.get(cid) if cache is not None else None
+        if entry is None:
             misses.append(cid)
+            continue
+        first_seen[cid] = entry[0]
+        if follows(entry[1], new):
+            cached[cid] = entry[1]
         else:
-            first_seen[cid] = cached[0]
-            histories[cid] = _merge(cached[1], new)
-    known = []
+            late.append(cid)  # a late arrival (or a replay): walk the history again
+    known = list(late)
     if misses:
         for row in await conn.fetch(_FIRST_SEEN, misses):
             first_seen[row["case_id"]] = row["first_seen_at"]
@@ -312,14 +313,14 @@ async def _histories(
         for row in await conn.fetch(_HISTORY, known):
             stored[row["case_id"]].append(event_from_row(row))
         for cid in known:
-            histories[cid] = _merge(stored[cid], batch[cid])
+            histories[cid] = stored[cid] + batch[cid]  # fold() drops replayed duplicates
     for cid in misses:
         # A case without a row has no events stored before this batch: its case
         # row commits with its events, and the orphan sweep deletes both.
         if cid not in first_seen:
             first_seen[cid] = now
             histories[cid] = batch[cid]
-    return histories, first_seen
+    return cached, histories, first_seen
 
 
 async def take(
@@ -331,10 +332,11 @@ async def take(
     matters: Mapping[str, Matter],
     now: dt.datetime,
     *,
-    cache: HistoryCache | None = None,
+    cache: FoldCache | None = None,
     copy: EventCopy = "send",
 ) -> Taken:
-    """Inside the caller's transaction: store ``valid``, rebuild and store every case it touches.
+    """Inside the caller's transaction: store ``valid``, advance and store every case it
+    touches.
 
     ``before`` and ``after`` bound the source range the events were read
     from (``copy`` other than ``send`` copies that range inside the server,
@@ -344,11 +346,20 @@ async def take(
     for e in valid:
         batch.setdefault(e.case_id, []).append(e)
     touched = sorted(batch)
-    histories, first_seen = await _histories(conn, batch, cache, now)
+    cached, histories, first_seen = await _starts(conn, batch, cache, now)
 
-    def reduce() -> tuple[list[CaseState], list[list[Any]]]:
-        states = [reduce_case(cid, histories[cid], matters) for cid in touched]
-        return states, _case_columns(states, first_seen, now)
+    def reduce() -> tuple[list[CaseState], dict[str, Fold], list[list[Any]]]:
+        folds: dict[str, Fold] = {}
+        for cid in touched:
+            start = cached.get(cid)
+            if start is None:
+                folds[cid] = fold(cid, histories[cid])
+            else:  # it follows (checked above): advance cannot refuse
+                done = advance(start, batch[cid])
+                assert done is not None
+                folds[cid] = done
+        states = [finish(folds[cid], matters) for cid in touched]
+        return states, folds, _case_columns(states, first_seen, now)
 
     store = partial(_store_events, conn, valid, dead, before, after, now, copy)
     if len(valid) >= OVERLAP_MIN_EVENTS:
@@ -357,12 +368,12 @@ async def take(
         # waiting for that statement.
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store)
-            states, columns = await trio.to_thread.run_sync(reduce)
+            states, folds, columns = await trio.to_thread.run_sync(reduce)
     else:
         await store()
-        states, columns = reduce()
+        states, folds, columns = reduce()
     await conn.execute(_UPSERT_CASES, *columns)
-    return Taken(states, first_seen, histories)
+    return Taken(states, first_seen, folds, len(histories))
 
 
 async def save_cursor(
@@ -389,7 +400,7 @@ async def sweep_orphans(
     grace: dt.timedelta,
     *,
     limit: int = 10_000,
-    cache: HistoryCache | None = None,
+    cache: FoldCache | None = None,
 ) -> int:
     """Dead-letter the events of cases never submitted within ``grace`` of first sight.
 

@@ -420,14 +420,16 @@ async def stage_run(
     batch_size: int,
     server_pid: int,
     *,
-    cache: state_store.HistoryCache | None = None,
+    cache: state_store.FoldCache | None = None,
     profile: cProfile.Profile | None = None,
 ) -> dict[str, Any]:
     """Drain the backlog with read_batch + apply_batch, timing each stage."""
     stages: dict[str, float] = {}
     patched = {
         (monitor.pipeline, "split"): "validate (split)",
-        (monitor.state.store, "reduce_case"): "reduce",
+        (monitor.state.store, "fold"): "reduce",
+        (monitor.state.store, "advance"): "reduce",
+        (monitor.state.store, "finish"): "reduce",
         (monitor.state.store, "_case_columns"): "build case rows",
     }
     saved = {(mod, name): getattr(mod, name) for mod, name in patched}
@@ -487,7 +489,7 @@ async def stage_run(
 
 async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, Any]:
     plain = await stage_run(dsn, batch_size, server_pid)
-    cached = await stage_run(dsn, batch_size, server_pid, cache=state_store.HistoryCache())
+    cached = await stage_run(dsn, batch_size, server_pid, cache=state_store.FoldCache())
     n = plain["events"]
     rows = []
     for name in (*STAGE_ORDER, "total"):
@@ -505,7 +507,7 @@ async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, 
     )
     print(
         f"  no read-ahead, no overlap; no cache: {n / plain['total_s']:,.0f} events/s; "
-        f"with cache=HistoryCache() (as the Tailer): {n / cached['total_s']:,.0f} events/s"
+        f"with cache=FoldCache() (as the Tailer): {n / cached['total_s']:,.0f} events/s"
     )
     print(
         table(
