@@ -55,9 +55,11 @@ lint: venv
 	$(BIN)/lint-imports --no-cache
 
 # The suite on JOBS workers (default: every core), each module whole on one worker (its
-# module-scoped servers are started once); JOBS=0 runs it in this process.
+# module-scoped servers are started once; JOBS=0: in this process); then, alone, the tests
+# that run the daemon as a child process on real time (marked serial in tests/conftest.py).
 pytest: deps venv
-	$(BIN)/pytest -n $(or $(JOBS),auto) --dist loadfile
+	$(BIN)/pytest -n $(or $(JOBS),auto) --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 test: deps lint pytest
 

@@ -134,3 +134,22 @@ def rules() -> Any:
     from monitor.rules.load import load_rules
 
     return load_rules("cards")
+
+
+# Modules whose tests run jiancha (or a PostgreSQL they stop and kill) as child processes
+# on real time: watchdog pings, outages, SIGKILL at random instants, a card within a second
+# of its instant. `make test` runs them alone, after the rest ran on every core, so that a
+# busy machine cannot stretch their waits (they pass on a loaded machine run alone).
+SERIAL_MODULES = frozenset({
+    "tests/deploy/test_systemd.py", "tests/faults/test_failover.py",
+    "tests/faults/test_receiver_down.py", "tests/test_daemon.py", "tests/test_leader.py",
+    "tests/test_outage.py", "tests/test_resilience.py", "tests/test_worker.py",
+    "tests/test_worker_torture.py", "tests/whatif/test_demo.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
