@@ -5,6 +5,9 @@ The robot answers HTTP 200 even when it refuses, so the verdict is the
 minute) and -1 (system busy) are worth retrying after a minute, anything else
 (a wrong key 93000, bad content 40058, ...) will not get better by itself.
 
+Mentions: ``<@userid>`` in the content (the window head's ``head_wecom_userid``),
+the only @ the robot's markdown message honours.
+
 Colours: WeCom markdown has only ``info`` (green), ``comment`` (grey) and
 ``warning`` (orange-red). A red card is ``warning``; yellow has no match, so it
 is ``comment``, which keeps it visibly apart from red; blue is ``info``. The
@@ -42,7 +45,18 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 
 def markdown_of(message: Message) -> str:
-    """The title as a heading, the coloured level, then the text: values escaped."""
+    """The content: as its template rendered it, and the ``<@userid>`` of whom it mentions.
+
+    A row queued before templates (no ``flavour``): the title as a heading, the
+    coloured level, then the text, values escaped.
+    """
+    if message.flavour == "wecom" and message.markdown is not None:
+        mentions = " ".join(f"<@{u}>" for u in message.recipients)
+        if not mentions:
+            return truncate_utf8(message.markdown, CONTENT_MAX_BYTES)
+        # Keep the mentions whole even when the text must be cut.
+        room = CONTENT_MAX_BYTES - len(mentions.encode()) - 1
+        return truncate_utf8(message.markdown, room) + "\n" + mentions
     heading, body = markdown_lines(message.markdown, message.text, message.title)
     lines = [f"## {heading}"]
     if message.level in COLOURS:

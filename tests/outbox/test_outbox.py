@@ -117,10 +117,11 @@ def test_quiet_hours_across_weekends_and_holidays(cal, level, at, expected):
     assert hold_until(level, z(at), cal, off) == z(at)
 
 
-def _hook_config(url: str, **notify: object) -> NotifyConfig:
+def _hook_config(url: str, *, base_url: str = "", **notify: object) -> NotifyConfig:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in notify.items())
-    return config(f'[channels.w1]\nkind = "webhook"\nurl = "{url}"\n'
-                  f'[windows.W1]\nhead = "王芳"\nchannels = ["w1"]\n[notify]\n{extra}')  # fmt: skip
+    web = f'[web]\nbase_url = "{base_url}"\n' if base_url else ""
+    return config(f'[channels.w1]\nkind = "webhook"\nurl = "{url}"\n[windows.W1]\n'
+                  f'head = "王芳"\nchannels = ["w1"]\n{web}[notify]\n{extra}')  # fmt: skip
 
 
 async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
@@ -136,7 +137,7 @@ async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
 
 
 async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, receiver):
-    cfg = _hook_config(receiver.url("/hook"), dashboard_url="https://grafana.example/d/w")
+    cfg = _hook_config(receiver.url("/hook"), base_url="https://jiancha.example/")
     await _carded(dsn, cfg, cal)
     async with await db.connect(dsn) as conn:
         rows = await conn.fetch("SELECT key, channel, kind, state, not_before FROM jiancha.outbox")
@@ -160,9 +161,12 @@ async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, re
         assert receiver.keys() == ["card:1:w1"]
         body = receiver.requests[0].json()
         assert body["level"] == "blue" and body["case"] == "C1" and body["window"] == "W1"
-        assert "【蓝牌】W1 窗口" in body["message"] and "王芳" in body["message"]
+        assert body["message"].startswith("【蓝牌】C1 · 承诺时限\n剩余 2.5 个工作日，截止 ")
+        assert "窗口：W1 窗口\u3000负责人：王芳" in body["message"]
         assert "2024-02-21 24:00" in body["message"]  # the deadline in Beijing time
-        assert "https://grafana.example/d/w?var-window=W1&var-case=C1" in body["message"]
+        # the card's page in the console (a webhook is not grouped: no wait)
+        assert body["link"] == "https://jiancha.example/cards/1"
+        assert body["message"].endswith("查看督办卡：https://jiancha.example/cards/1")
         notified = await conn.fetch(
             "SELECT detail FROM jiancha.card_events WHERE kind = 'notified'"
         )
@@ -332,8 +336,8 @@ def test_english_messages_and_unrouted_cards_are_counted(cal):
                       {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0})  # fmt: skip
     facts = CardFacts(card, "promised time limit", "建筑工程施工许可")
     text = render(facts, "card", cfg, cal, cfg.heads).text
-    assert text.splitlines()[0] == "[yellow card] window W1 · promised time limit"
-    assert "Remaining: 1.0 working days" in text and "Deadline: 2024-02-21 24:00" in text
+    assert text.splitlines()[0] == "[yellow card] C1 · promised time limit"
+    assert text.splitlines()[1] == "1 working day left, due 2024-02-21 24:00"
     notifier = Notifier(cfg, cal)
     lost = CardFacts(CardRecord(8, "C9", "decision", "decision_time", "blue",
                                 z("2024-02-20T16:00:00"), None, "M1", "文旅局", "W9"))  # fmt: skip
