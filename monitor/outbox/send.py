@@ -11,6 +11,7 @@ resolved.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import random
 from collections.abc import Callable, Mapping
@@ -103,24 +104,23 @@ ON CONFLICT (key) DO NOTHING
 
 
 class RateLimit:
-    """A token bucket per channel: N messages a minute, spread out."""
+    """At most N messages in any 60 seconds per channel (the robots count a sliding minute:
+    a token bucket would let a full bucket and its refill, 2N, through in the first one)."""
 
     def __init__(self, per_minute: int | None) -> None:
         self.per_minute = per_minute
-        self.tokens = float(per_minute or 0)
-        self.at = 0.0
+        self.sent: collections.deque[float] = collections.deque()
 
     def take(self, now: float) -> float:
-        """0 when a message may go now, else seconds to wait."""
+        """0 when a message may go now (and counts it), else seconds to wait."""
         if not self.per_minute:
             return 0.0
-        self.tokens = min(float(self.per_minute),
-                          self.tokens + (now - self.at) * self.per_minute / 60.0)  # fmt: skip
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        while self.sent and self.sent[0] <= now - 60.0:
+            self.sent.popleft()
+        if len(self.sent) < self.per_minute:
+            self.sent.append(now)
             return 0.0
-        return (1.0 - self.tokens) * 60.0 / self.per_minute
+        return self.sent[0] + 60.0 - now
 
 
 @dataclass
