@@ -123,6 +123,7 @@ def test_the_digest_neither_doubles_the_window_nor_says_minus(cal):
     title, text, md = render_digest(WINDOW, dt.date(2024, 2, 22), [item], NotifyConfig(), cal)
     assert title.startswith(f"【每日风险提示】{WINDOW} · 2024-02-22")
     assert "超期 0.4 个工作日" in text and "-0.4" not in text and "剩余" not in text
+    assert "超期 0.4 个工作日" in md
 
 
 async def test_a_red_cards_notification_carries_its_reply_deadline(dsn, cal):
@@ -187,8 +188,20 @@ def test_a_centre_overrides_one_level_of_one_channel(cal, tmp_path: Path):
     assert red.markdown == (
         "## 红牌 2024-0001\n超期 0.4 个工作日\n[打开](https://jiancha.example.gov.cn/cards/7)"
     )
-    yellow = CardFacts(CardRecord(9, "2024-0003", "decision", "decision_time", "yellow",
-                                  z("2024-02-21T16:00:00"), None, "M1", "住建局", WINDOW, {}))  # fmt: skip
+    yellow = CardFacts(
+        CardRecord(
+            9,
+            "2024-0003",
+            "decision",
+            "decision_time",
+            "yellow",
+            z("2024-02-21T16:00:00"),
+            None,
+            "M1",
+            "住建局",
+            WINDOW,
+        )
+    )
     assert (render(yellow, "card", cfg, cal, cfg.heads, "wecom").markdown or "").startswith(
         "## 【黄牌】"
     )  # the built-in template for every file the centre did not write
