@@ -107,7 +107,7 @@ def window_suffix(window: str, lang: Lang) -> str:
     return "" if window.endswith("窗口") or window == "—" else " 窗口"
 
 
-_USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_USERID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def mentions(cfg: NotifyConfig, window: str | None, flavour: str) -> tuple[str, ...]:
@@ -183,6 +183,7 @@ def render(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
         "deadline": None if card.deadline is None else card.deadline.isoformat(),
         "issued_at": card.issued_at.isoformat(), "message": text,
         "link": card_link(cfg.base_url, card.card_id) or None,
+        "matter_name": facts.matter_name or None,
     }  # fmt: skip
     html_body = "<br>".join(html.escape(line) for line in text.splitlines())
     return Message(key="", kind=kind, title=text.splitlines()[0], text=text,
