@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from dataclasses import dataclass
 
 import pytest
 import trio
@@ -20,6 +21,7 @@ from monitor.cards.store import CardRecord
 from monitor.config import NotifyConfig, parse
 from monitor.notify import build_channels
 from monitor.outbox.enqueue import Notifier
+from monitor.outbox.message import Channel
 from monitor.outbox.render import CardFacts
 from monitor.outbox.send import GROUP_MAX, Sender
 from monitor.wallclock import VirtualClock
@@ -63,17 +65,33 @@ async def issue(conn: db.Connection, notifier: Notifier, case: str, level: str,
     return card_id
 
 
+@dataclass
+class Rig:
+    """A WeCom robot (the real receiver), the notifier and a sender, on trio's clock."""
+
+    clock: VirtualClock
+    cfg: NotifyConfig
+    notifier: Notifier
+    channels: dict[str, Channel]
+    sender: Sender
+
+
+def rig(dsn: str, cal, receiver, start: str = "2024-02-19T02:00:00") -> Rig:
+    """Business time starts at ``start`` (default a working Monday, 10:00 in Beijing)."""
+    clock = VirtualClock(z(start), monotonic=trio.current_time)
+    cfg = robot_config(receiver.url("/wx"))
+    channels = build_channels(cfg)
+    return Rig(clock, cfg, Notifier(cfg, cal), channels, Sender(dsn, channels, cfg, clock=clock))
+
+
 async def delivered(conn: db.Connection) -> list[tuple[str, str, int]]:
     rows = await conn.fetch("SELECT key, state, attempts FROM jiancha.outbox ORDER BY id")
     return [(r["key"], r["state"], r["attempts"]) for r in rows]
 
 
 async def test_cards_within_the_window_go_as_one_message(dsn, cal, receiver, mock_clock):
-    t0 = z("2024-02-19T02:00:00")  # a working Monday, 10:00 in Beijing
-    clock = VirtualClock(t0, monotonic=trio.current_time)
-    cfg = robot_config(receiver.url("/wx"))
-    notifier = Notifier(cfg, cal)
-    sender = Sender(dsn, build_channels(cfg), cfg, clock=clock)
+    r = rig(dsn, cal, receiver)
+    clock, notifier, sender = r.clock, r.notifier, r.sender
     async with await db.connect(dsn) as conn:
         await issue(conn, notifier, "C1", "red", clock())
         mock_clock.jump(20)
@@ -105,13 +123,9 @@ async def test_cards_within_the_window_go_as_one_message(dsn, cal, receiver, moc
 
 
 async def test_a_burst_stays_within_the_robots_rate_limit(dsn, cal, receiver, mock_clock):
-    t0 = z("2024-02-19T02:00:00")
-    clock = VirtualClock(t0, monotonic=trio.current_time)
-    cfg = robot_config(receiver.url("/wx"))
-    notifier = Notifier(cfg, cal)
-    channels = build_channels(cfg)
-    assert channels["wx"].per_minute == 20  # WeCom: 20 messages a minute per robot
-    sender = Sender(dsn, channels, cfg, clock=clock)
+    r = rig(dsn, cal, receiver)
+    clock, notifier, sender = r.clock, r.notifier, r.sender
+    assert r.channels["wx"].per_minute == 20  # WeCom: 20 messages a minute per robot
     n = 25 * GROUP_MAX + 5  # more than 20 messages' worth in one minute
     async with await db.connect(dsn) as conn:
         for i in range(n):
@@ -134,11 +148,8 @@ async def test_a_burst_stays_within_the_robots_rate_limit(dsn, cal, receiver, mo
 
 
 async def test_the_morning_release_is_grouped_too(dsn, cal, receiver, mock_clock):
-    evening = z("2024-02-19T11:00:00")  # Monday 19:00 in Beijing: quiet hours
-    clock = VirtualClock(evening, monotonic=trio.current_time)
-    cfg = robot_config(receiver.url("/wx"))
-    notifier = Notifier(cfg, cal)
-    sender = Sender(dsn, build_channels(cfg), cfg, clock=clock)
+    r = rig(dsn, cal, receiver, "2024-02-19T11:00:00")  # Monday 19:00 in Beijing: quiet hours
+    clock, notifier, sender = r.clock, r.notifier, r.sender
     async with await db.connect(dsn) as conn:
         for i, hours in enumerate((0, 3, 6)):  # 19:00, 22:00, 04:00: all held to 08:30
             mock_clock.jump(hours * 3600)
@@ -153,11 +164,8 @@ async def test_the_morning_release_is_grouped_too(dsn, cal, receiver, mock_clock
 
 
 async def test_a_crash_mid_group_resends_only_the_group_in_flight(dsn, cal, receiver, mock_clock):
-    t0 = z("2024-02-19T02:00:00")
-    clock = VirtualClock(t0, monotonic=trio.current_time)
-    cfg = robot_config(receiver.url("/wx"))
-    notifier = Notifier(cfg, cal)
-    channels = build_channels(cfg)
+    r = rig(dsn, cal, receiver)
+    clock, notifier, channels, cfg = r.clock, r.notifier, r.channels, r.cfg
     async with await db.connect(dsn) as conn:
         for case in ("C1", "C2", "C3"):
             await issue(conn, notifier, case, "red", clock())

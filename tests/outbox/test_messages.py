@@ -23,12 +23,9 @@ from monitor.config import ConfigError, NotifyConfig, parse
 from monitor.notify import build_channels, dingtalk, wecom
 from monitor.notify.alertmanager import AlertmanagerChannel
 from monitor.outbox.digest import AtRisk, render_digest
-from monitor.outbox.enqueue import Notifier
 from monitor.outbox.render import CardFacts, due_text, render
-from monitor.pipeline import Evaluator
-from monitor.rules.load import load_rules
-from tests.cardkit import ACCEPTED_FEB8, Driver, z
-from tests.sourcekit import write
+from tests.cardkit import z
+from tests.outbox.test_outbox import carded
 
 WINDOW = "综合受理1号窗口"
 PEOPLE = f"""
@@ -128,14 +125,8 @@ def test_the_digest_neither_doubles_the_window_nor_says_minus(cal):
 
 async def test_a_red_cards_notification_carries_its_reply_deadline(dsn, cal):
     cfg = cfg_of('[windows.W1]\nchannels = ["mail"]\n')
+    await carded(dsn, cfg, cal, until="2024-02-23T03:00:00")
     async with await db.connect(dsn) as conn:
-        await write(conn, ACCEPTED_FEB8)
-        ev = Evaluator(load_rules("cards"), cal)
-        ev.notifier = Notifier(cfg, cal)
-        d = Driver(conn, ev)
-        await d.start(z("2024-02-08T03:00:00"))
-        await d.ingest(z("2024-02-08T03:00:00"))
-        await d.run_until(z("2024-02-23T03:00:00"), z("2024-02-08T03:00:00"))
         rows = await conn.fetch(
             "SELECT c.level, c.reply_due, o.payload FROM jiancha.outbox o "
             "JOIN jiancha.cards c ON c.id = o.card_id WHERE o.channel = 'mail' ORDER BY c.id"

@@ -124,8 +124,9 @@ def _hook_config(url: str, *, base_url: str = "", **notify: object) -> NotifyCon
                   f'head = "王芳"\nchannels = ["w1"]\n{web}[notify]\n{extra}')  # fmt: skip
 
 
-async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
-    """C1's blue card issued at Feb 19 12:00 Beijing (a working Monday), with its outbox row."""
+async def carded(dsn: str, cfg: NotifyConfig, cal, until: str = "2024-02-19T05:00:00") -> None:
+    """C1's cards and their outbox rows, up to ``until``: by default its blue card, issued at
+    Feb 19 12:00 Beijing (a working Monday)."""
     async with await db.connect(dsn) as conn:
         await write(conn, ACCEPTED_FEB8)
         ev = Evaluator(load_rules("cards"), cal)
@@ -133,12 +134,12 @@ async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
         d = Driver(conn, ev)
         await d.start(z("2024-02-08T03:00:00"))
         await d.ingest(z("2024-02-08T03:00:00"))
-        await d.run_until(z("2024-02-19T05:00:00"), z("2024-02-08T03:00:00"))
+        await d.run_until(z(until), z("2024-02-08T03:00:00"))
 
 
 async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, receiver):
     cfg = _hook_config(receiver.url("/hook"), base_url="https://jiancha.example/")
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     async with await db.connect(dsn) as conn:
         rows = await conn.fetch("SELECT key, channel, kind, state, not_before FROM jiancha.outbox")
         assert [(r["key"], r["channel"], r["state"]) for r in rows] == [
@@ -177,7 +178,7 @@ async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, re
 
 async def test_a_receiver_down_for_a_while_gets_everything_once(dsn, cal, receiver):
     cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.05, backoff_max=0.2)
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     receiver.down(connections=3)
     receiver.script(Reply(503), Reply(503))
     t0 = trio.current_time()
@@ -200,7 +201,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_once(dsn, cal, receiv
 async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver, mock_clock):
     cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.01, backoff_max=0.02,
                        give_up_after="1s")  # fmt: skip
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     receiver.default = Reply(503)
     # business time follows trio's clock, which only moves when the test says
     clock = VirtualClock(z("2024-02-19T05:00:00"), monotonic=trio.current_time)
@@ -217,7 +218,7 @@ async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver, mock_
 
 async def test_rate_limit_defers_without_an_attempt(dsn, cal, receiver):
     cfg = _hook_config(receiver.url("/hook"))
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     channels = build_channels(cfg)
     channels["w1"].per_minute = 1  # type: ignore[misc]
     sender = Sender(dsn, channels, cfg, clock=lambda: z("2024-02-19T05:00:00"))
