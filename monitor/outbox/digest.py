@@ -109,7 +109,10 @@ def render_digest(window: str, day: dt.date, items: Sequence[AtRisk], cfg: Notif
 
     def lines_of(esc: Callable[[Any], str]) -> list[str]:
         lang: Lang = "en" if cfg.language == "en" else "zh"
-        head, win = esc(cfg.heads.get(f"window:{window}", "")), esc(window)
+        # the markdown goes to the robots: no staff name there under redact_staff
+        named = not (cfg.redact_staff and esc is escape.markdown)
+        head = esc(cfg.heads.get(f"window:{window}", "")) if named else ""
+        win = esc(window)
         if lang == "en":
             title = f"[Daily digest] window {win} · {day:%Y-%m-%d} · {len(items)} cases at risk"
         else:

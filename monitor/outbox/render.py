@@ -196,8 +196,10 @@ def render_group(items: Sequence[Message], flavour: str, cfg: NotifyConfig) -> M
     """One message listing several notifications for one recipient (the rows' own lines)."""
     lang = "en" if cfg.language == "en" else "zh"
     levels = [m.level for m in items]
+    esc = escape.markdown if flavour in MARKDOWN else escape.plain
     ctx = {
-        "items": [Markup(m.item or escape.plain(m.title)) for m in items],
+        # a row queued before templates has no item line: its title, escaped for the markup
+        "items": [Markup(m.item or esc(m.title)) for m in items],
         "count": len(items), "reds": levels.count("red"), "yellows": levels.count("yellow"),
         "escalations": sum(m.kind == "escalation" for m in items),
         "base_url": Markup(cfg.base_url), "lang": lang,

@@ -155,6 +155,9 @@ def test_redact_staff_keeps_names_and_ids_from_third_party_robots(cal):
         assert "王芳" not in text and "wangfang" not in text and "13800000000" not in text
         assert "<@" not in text and "@1" not in text
     assert "王芳" in shown["text"]  # the centre's own mail server keeps the name
+    item = AtRisk("2024-0001", WINDOW, "住建局", "建筑工程施工许可", "red", -0.4, None)
+    _, text, md = render_digest(WINDOW, dt.date(2024, 2, 22), [item], cfg, cal)
+    assert "王芳" in text and "王芳" not in md  # the digest's markdown is the robots'
     m = render(red_card(), "card", cfg, cal, cfg.heads, "dingtalk")
     assert m.recipients == ()
 

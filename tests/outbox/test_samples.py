@@ -41,12 +41,13 @@ def test_the_documented_robot_messages_are_within_their_subsets():
     assert problems(dd, "dingtalk") == []
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("level", ["blue", "yellow", "red"])
-def test_every_built_in_robot_message_is_within_its_subset(level):
+def test_every_built_in_robot_message_is_within_its_subset(level, lang):
     from dataclasses import replace
 
     cal = load_calendar("cn")
-    cfg = cfg_of()
+    cfg = cfg_of(notify=f'language = "{lang}"\n')
     for kind in ("card", "escalation"):
         base = red_card()
         facts = replace(base, card=replace(base.card, level=level))
