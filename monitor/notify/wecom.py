@@ -23,12 +23,12 @@ from monitor.notify._config import check_keys, positive, rate_limit
 from monitor.notify._http import RobotChannel
 from monitor.outbox.escape import markdown_lines
 from monitor.outbox.message import Delivery, Message
+from monitor.outbox.render import COLOURS  # one choice of colours, the templates' too
 from monitor.vocab import LEVEL_WORDS
 
 __all__ = ["COLOURS", "CONTENT_MAX_BYTES", "WeComChannel", "markdown_of", "truncate_utf8"]
 
 CONTENT_MAX_BYTES: Final = 4096
-COLOURS: Final = {"red": "warning", "yellow": "comment", "blue": "info"}
 LABELS: Final = {code: names["zh"] for code, names in LEVEL_WORDS.items()}
 RETRY_ERRCODES: Final = {45009: "rate limited", -1: "system busy"}
 KEYS: Final = frozenset({"url", "key_file", "timeout", "per_minute"})
