@@ -46,14 +46,16 @@ WHERE id = (
 RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at, not_before
 """
 # The rest of a group: what else is pending for the same recipient (channel) within the
-# group window, claimed in the same transaction under the same lease.
+# group window, claimed in the same transaction under the same lease. Only rows due now
+# or never tried (next_attempt_at is still not_before): one under a live claim (its
+# lease ahead) or backing off waits for its own turn.
 _CLAIM_GROUP = """
 UPDATE jiancha.outbox SET next_attempt_at = $1::timestamptz + $2::interval, claim_token = $3
 WHERE id IN (
     SELECT id FROM jiancha.outbox
     WHERE state = 'pending' AND channel = $4 AND kind IN ('card', 'escalation') AND id <> $5
       AND not_before <= $1::timestamptz + $6::interval
-      AND (next_attempt_at <= $1::timestamptz + $6::interval OR claim_token < $3)
+      AND (next_attempt_at <= greatest(not_before, $1::timestamptz) OR claim_token < $3)
     ORDER BY not_before, id LIMIT $7 FOR UPDATE SKIP LOCKED)
 RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at, not_before
 """
