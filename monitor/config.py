@@ -85,6 +85,12 @@ class NotifyConfig:
     inspectors: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()
     heads: Mapping[str, str] = field(default_factory=dict)  # "window:W1" -> 张三
+    # "window:W1" -> {"wecom": userid, "dingtalk": mobile}: whom the robots @-mention
+    head_ids: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    base_url: str = ""  # [web] base_url: the console, for links to /cards/{id}
+    templates: str = ""  # a directory of the centre's own message templates
+    group_window: float = 60.0  # seconds: one message per recipient for what comes within
+    redact_staff: bool = False  # no staff name or id to third-party robots at all
     quiet: QuietHours = QuietHours()
     language: str = "zh"
     dashboard_url: str = ""
@@ -240,6 +246,7 @@ class _Notify:
                     f"{where}: [channels.{name}] kind 应为 / must be {' | '.join(CHANNEL_KINDS)}"
                 )
             self.channels[name] = table
+        self.head_ids: dict[str, dict[str, str]] = {}
 
     def known(self, names: tuple[str, ...], at: str) -> tuple[str, ...]:
         for n in names:
@@ -275,10 +282,18 @@ class _Notify:
         for section in ("windows", "departments"):
             for name, table in (self.data.get(section) or {}).items():
                 at = f"[{section}.{name}]"
-                _keys(table, {"head", "channels"}, f"{self.where}: {at}")
+                _keys(table, {"head", "channels", "head_wecom_userid", "head_mobile"},
+                      f"{self.where}: {at}")  # fmt: skip
                 people[section][name] = self.known(_names(table.get("channels", []), at), at)
                 if "head" in table:
                     heads[f"{section[:-1]}:{name}"] = str(table["head"])
+                ids = {
+                    k: str(table[f"head_{v}"])
+                    for k, v in (("wecom", "wecom_userid"), ("dingtalk", "mobile"))
+                    if f"head_{v}" in table
+                }
+                if ids:
+                    self.head_ids[f"{section[:-1]}:{name}"] = ids
         return people, heads
 
 
@@ -303,8 +318,17 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
     tables = _Notify(data, where)
     notify = data.get("notify") or {}
     _keys(notify, {"language", "dashboard_url", "fallback", "give_up_after", "backoff_initial",
-                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease"},
+                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease",
+                   "templates", "group_window", "redact_staff"},
           f"{where}: [notify]")  # fmt: skip
+    web = data.get("web") or {}
+    _keys(web, {"base_url"}, f"{where}: [web]")
+    base_url = str(web.get("base_url", "")).rstrip("/")
+    if base_url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base_url):
+        raise ConfigError(f"{where}: [web] base_url 应为 http(s):// 地址 / must be an http(s) URL")
+    templates = str(notify.get("templates", ""))
+    if templates and not Path(templates).is_dir():
+        raise ConfigError(f"{where}: [notify] templates: 目录 {templates} 不存在 / not a directory")
     routes = [
         tables.route(r, f"[[routes]] #{i}") for i, r in enumerate(data.get("routes") or [], 1)
     ]
@@ -321,6 +345,11 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
         inspectors=known(_names(notify.get("inspectors", []), "inspectors"), "[notify].inspectors"),
         fallback=known(_names(notify.get("fallback", []), "fallback"), "[notify].fallback"),
         heads=heads,
+        head_ids=tables.head_ids,
+        base_url=base_url,
+        templates=templates,
+        group_window=_seconds(notify, "group_window", 60),
+        redact_staff=bool(notify.get("redact_staff", False)),
         quiet=_quiet(notify.get("quiet_hours") or {}, where),
         language=language,
         dashboard_url=str(notify.get("dashboard_url", "")),
@@ -530,4 +559,4 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
 
 
 _SECTIONS = ("database", "daemon", "log", "metrics", "notify", "channels", "windows",
-             "departments", "routes", "retention")  # fmt: skip
+             "departments", "routes", "retention", "web")  # fmt: skip

@@ -191,7 +191,7 @@ class Evaluator:
             await store.record_outcomes(outcomes)
         if written.issued and self.notifier is not None and store.conn is not None:
             lang = self.notifier.cfg.language
-            facts = card_facts(written.issued, decided, self.ruleset, matters, lang)
+            facts = card_facts(written.issued, decided, self.ruleset, matters, lang, self.cal, now)
             await self.notifier.enqueue(store.conn, [(f, "card") for f in facts], now)
         return written
 

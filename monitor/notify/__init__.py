@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from monitor.config import ConfigError, NotifyConfig
 from monitor.outbox.message import Channel
+from monitor.outbox.templating import TemplateProblem, check_templates
 from monitor.secrets import read_secret
 
 __all__ = ["CHANNEL_MODULES", "ChannelError", "build_channels"]
@@ -34,6 +35,10 @@ CHANNEL_MODULES = {
 
 def build_channels(cfg: NotifyConfig, secrets: Callable[[str], str] = read_secret
                    ) -> dict[str, Channel]:  # fmt: skip
+    try:  # the centre's own templates: refused here, before the daemon starts
+        check_templates(cfg.templates)
+    except TemplateProblem as exc:
+        raise ConfigError(f"[notify] templates: {exc}") from None
     out: dict[str, Channel] = {}
     for name, table in cfg.channels.items():
         module, cls = CHANNEL_MODULES[str(table["kind"])]

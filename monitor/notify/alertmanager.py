@@ -138,6 +138,9 @@ class AlertmanagerChannel:
             if value is not None:
                 annotations[key] = value
         alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
+        link = _text(fields.get("link"))
+        if link is not None:  # the card's page in the console ([web] base_url)
+            alert["generatorURL"] = link
         now = self.clock()
         starts_at = _moment(fields.get("issued_at"))
         if starts_at is not None:

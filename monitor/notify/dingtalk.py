@@ -55,13 +55,16 @@ def markdown_of(message: Message, at_mobiles: Iterable[str] = ()) -> tuple[str, 
     DingTalk's markdown runs lines joined by one newline together: each line of
     the message is a paragraph of its own (a blank line between).
     """
-    heading, body = markdown_lines(message.markdown, message.text, message.title)
-    lines = [f"## {heading}"]
-    if message.level in LABELS:
-        lines.append(f"**【{LABELS[message.level]}】**")
-    lines.extend(body)
+    if message.flavour == "dingtalk" and message.markdown is not None:
+        text = message.markdown  # as its template rendered it
+    else:  # a row queued before templates: laid out here, values escaped
+        heading, body = markdown_lines(message.markdown, message.text, message.title)
+        lines = [f"## {heading}"]
+        if message.level in LABELS:
+            lines.append(f"**【{LABELS[message.level]}】**")
+        lines.extend(body)
+        text = "\n\n".join(lines)
     mentions = " ".join(f"@{m}" for m in at_mobiles)
-    text = "\n\n".join(lines)
     if mentions:
         # Keep the mentions whole even when the text must be cut.
         room = TEXT_MAX_BYTES - len(mentions.encode()) - 2

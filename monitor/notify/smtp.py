@@ -175,9 +175,18 @@ class SmtpChannel:
         mail["X-Jiancha-Key"] = message.key
         if message.level:
             mail["X-Jiancha-Level"] = message.level
-        mail.set_content(message.text, subtype="plain", charset="utf-8")
+        # The subject is the title: the body does not say it again (the first screen is short).
+        lines = message.text.splitlines()
+        text = (
+            "\n".join(lines[1:])
+            if lines[:1] == [message.title] and len(lines) > 1
+            else message.text
+        )
+        mail.set_content(text, subtype="plain", charset="utf-8")
         mail.add_alternative(
-            message.html if message.html is not None else _text_to_html(message.text),
+            _text_to_html(text)
+            if message.flavour is not None or message.html is None
+            else message.html,
             subtype="html",
             charset="utf-8",
         )

@@ -40,6 +40,8 @@ FIELDS: Final = (
     "deadline",
     "issued_at",
     "message",
+    "link",  # the card's page in the console ([web] base_url), null when unset
+    "matter_name",  # the matter's name in the catalogue
 )
 SIGNATURE_HEADER: Final = "X-Jiancha-Signature"
 TIMESTAMP_HEADER: Final = "X-Jiancha-Timestamp"  # unix seconds when the request was signed

@@ -5,6 +5,9 @@ The robot answers HTTP 200 even when it refuses, so the verdict is the
 minute) and -1 (system busy) are worth retrying after a minute, anything else
 (a wrong key 93000, bad content 40058, ...) will not get better by itself.
 
+Mentions: ``<@userid>`` in the content (the window head's ``head_wecom_userid``),
+the only @ the robot's markdown message honours.
+
 Colours: WeCom markdown has only ``info`` (green), ``comment`` (grey) and
 ``warning`` (orange-red). A red card is ``warning``; yellow has no match, so it
 is ``comment``, which keeps it visibly apart from red; blue is ``info``. The
@@ -20,12 +23,12 @@ from monitor.notify._config import check_keys, positive, rate_limit
 from monitor.notify._http import RobotChannel
 from monitor.outbox.escape import markdown_lines
 from monitor.outbox.message import Delivery, Message
+from monitor.outbox.render import COLOURS  # one choice of colours, the templates' too
 from monitor.vocab import LEVEL_WORDS
 
 __all__ = ["COLOURS", "CONTENT_MAX_BYTES", "WeComChannel", "markdown_of", "truncate_utf8"]
 
 CONTENT_MAX_BYTES: Final = 4096
-COLOURS: Final = {"red": "warning", "yellow": "comment", "blue": "info"}
 LABELS: Final = {code: names["zh"] for code, names in LEVEL_WORDS.items()}
 RETRY_ERRCODES: Final = {45009: "rate limited", -1: "system busy"}
 KEYS: Final = frozenset({"url", "key_file", "timeout", "per_minute"})
@@ -42,7 +45,18 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 
 def markdown_of(message: Message) -> str:
-    """The title as a heading, the coloured level, then the text: values escaped."""
+    """The content: as its template rendered it, and the ``<@userid>`` of whom it mentions.
+
+    A row queued before templates (no ``flavour``): the title as a heading, the
+    coloured level, then the text, values escaped.
+    """
+    if message.flavour == "wecom" and message.markdown is not None:
+        mentions = " ".join(f"<@{u}>" for u in message.recipients)
+        if not mentions:
+            return truncate_utf8(message.markdown, CONTENT_MAX_BYTES)
+        # Keep the mentions whole even when the text must be cut.
+        room = CONTENT_MAX_BYTES - len(mentions.encode()) - 1
+        return truncate_utf8(message.markdown, room) + "\n" + mentions
     heading, body = markdown_lines(message.markdown, message.text, message.title)
     lines = [f"## {heading}"]
     if message.level in COLOURS:

@@ -30,6 +30,7 @@ from monitor.health import pause
 from monitor.log import get_logger
 from monitor.outbox import escape
 from monitor.outbox.quiet import next_morning
+from monitor.outbox.render import due_text, window_suffix
 from monitor.outbox.route import recipients
 from monitor.rules.model import ClockRule, RuleSet
 from monitor.source.contract import Matter
@@ -108,23 +109,27 @@ def render_digest(window: str, day: dt.date, items: Sequence[AtRisk], cfg: Notif
 
     def lines_of(esc: Callable[[Any], str]) -> list[str]:
         lang: Lang = "en" if cfg.language == "en" else "zh"
-        head, win = esc(cfg.heads.get(f"window:{window}", "")), esc(window)
+        # the markdown goes to the robots: no staff name there under redact_staff
+        named = not (cfg.redact_staff and esc is escape.markdown)
+        head = esc(cfg.heads.get(f"window:{window}", "")) if named else ""
+        win = esc(window)
         if lang == "en":
             title = f"[Daily digest] window {win} · {day:%Y-%m-%d} · {len(items)} cases at risk"
         else:
-            title = f"【每日风险提示】{win} 窗口 · {day:%Y-%m-%d} · 风险办件 {len(items)} 件"
+            title = (f"【每日风险提示】{win}{window_suffix(window, lang)} · {day:%Y-%m-%d} · "
+                     f"风险办件 {len(items)} 件")  # fmt: skip
         lines = [title]
         if head:
             lines.append(f"窗口负责人：{head}" if lang == "zh" else f"Window head: {head}")
         for i, r in enumerate(items, 1):
-            left = "—" if r.remaining == float("inf") else f"{r.remaining:.1f}"
+            left = due_text(None if r.remaining == float("inf") else r.remaining, lang) or "—"
             when = local_text(r.deadline, cal.timezone, with_year=False, missing="—")
             name = word(LEVEL_NAMES, r.level, lang)
             case, matter = esc(r.case_id), esc(r.matter)
             if lang == "en":
-                lines.append(f"{i}. {case} ({matter}) {name}, {left} wd left, due {when}")
+                lines.append(f"{i}. {case} ({matter}) {name}, {left}, due {when}")
             else:
-                lines.append(f"{i}. {case}（{matter}）{name}，剩余 {left} 个工作日，截止 {when}")
+                lines.append(f"{i}. {case}（{matter}）{name}，{left}，截止 {when}")
         if cfg.dashboard_url:
             lines.append(f"{cfg.dashboard_url}?{urllib.parse.urlencode({'var-window': window})}")
         return lines

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from monitor import db
 from monitor.calendar import Calendar
+from monitor.cards.ledger import reply_deadlines
 from monitor.cards.store import CardRecord
 from monitor.clocks.timing import from_epoch
 from monitor.config import NotifyConfig
 from monitor.db import json_dumps
 from monitor.engine.cards import Decided, ExistingCard
 from monitor.log import get_logger
+from monitor.outbox.message import Message
 from monitor.outbox.quiet import hold_until
 from monitor.outbox.render import CardFacts, payload, render
 from monitor.outbox.route import recipients
+from monitor.outbox.templating import GROUPED, TemplateProblem, flavour_of
 from monitor.rules.model import RuleSet
 from monitor.source.contract import Matter
 from monitor.vocab import level_name
@@ -49,18 +52,24 @@ def card_facts(
     ruleset: RuleSet,
     matters: Mapping[str, Matter],
     lang: str,
+    cal: Calendar | None = None,
+    now: dt.datetime | None = None,
 ) -> list[CardFacts]:
-    """What the notification of each newly issued card says."""
+    """What the notification of each newly issued card says (with ``cal`` and ``now``, the
+    supervision order's reply deadline of a red card, as the ledger wrote it)."""
     by_key = {c.key: c for c in decided.issue}
+    news = [by_key[card.key] for card in issued]
+    replies: list[dt.datetime | None] = [None] * len(news)
+    if cal is not None and now is not None:
+        replies = reply_deadlines(news, ruleset, cal, now)
     out = []
-    for card in issued:
-        new = by_key[card.key]
+    for card, new, reply_due in zip(issued, news, replies, strict=True):
         view = decided.cases.get(card.case_id)
         record = CardRecord(
             card.card_id, card.case_id, card.clock, card.rule, level_name(card.level),
             from_epoch(new.issued_at), None if new.deadline is None else from_epoch(new.deadline),
             view.matter if view else None, view.department if view else None,
-            view.window if view else None, dict(new.detail),
+            view.window if view else None, dict(new.detail), reply_due=reply_due,
         )  # fmt: skip
         out.append(CardFacts(record, _title(ruleset, card.rule, lang),
                              _matter_name(matters, record.matter)))  # fmt: skip
@@ -113,13 +122,30 @@ class Notifier:
                                  department=card.department, window=card.window)  # fmt: skip
             if not chans:
                 continue
-            message = render(facts, kind, self.cfg, self.cal, self.cfg.heads)
-            data = json_dumps(payload(message))
             when = now if kind == "escalation" else hold_until(card.level, now, self.cal, self.cfg)
+            rendered: dict[str, str] = {}  # one rendering per flavour of markup
             for channel in chans:
+                ckind = str(self.cfg.channels[channel].get("kind", ""))
+                flavour = flavour_of(ckind)
+                if flavour not in rendered:
+                    rendered[flavour] = json_dumps(payload(self._render(facts, kind, flavour)))
+                # what comes for one recipient within the window goes as one message
+                wait = self.cfg.group_window if ckind in GROUPED and when == now else 0.0
+                due = when + dt.timedelta(seconds=wait)
                 out.append((f"{kind}:{card.card_id}:{channel}", channel, kind, card.card_id,
-                            routed, data, when))  # fmt: skip
+                            routed, rendered[flavour], due))  # fmt: skip
         return out
+
+    def _render(self, facts: CardFacts, kind: str, flavour: str) -> Message:
+        """The centre's templates, or (one fails at render) the built-in ones: never lost."""
+        try:
+            return render(facts, kind, self.cfg, self.cal, self.cfg.heads, flavour)
+        except TemplateProblem as exc:
+            if not self.cfg.templates:
+                raise
+            _log.error("template_failed", card=facts.card.card_id, error=str(exc))
+            return render(facts, kind, replace(self.cfg, templates=""), self.cal,
+                          self.cfg.heads, flavour)  # fmt: skip
 
     async def enqueue(self, conn: db.Connection, items: Sequence[tuple[CardFacts, str]],
                       now: dt.datetime) -> int:  # fmt: skip

@@ -21,7 +21,7 @@ class Message:
     """One notification, rendered, as the sender hands it to a channel."""
 
     key: str  # idempotency key: the same key is the same notification
-    kind: str  # "card" | "escalation" | "digest" | "resolved"
+    kind: str  # "card" | "escalation" | "digest" | "resolved" | "group"
     title: str  # one line: e-mail subject, markdown heading
     text: str  # plain text (markdown for the robots)
     html: str | None = None  # e-mail alternative part
@@ -33,6 +33,10 @@ class Message:
     # the same for the robots' markdown, every inserted value escaped (monitor.outbox.escape);
     # None in rows queued before it existed: the channels escape ``text`` whole then
     markdown: str | None = None
+    # "text" | "wecom" | "dingtalk" when rendered for that channel's markup: ``markdown`` is
+    # then the whole content; None in rows queued before (the channel lays it out)
+    flavour: str | None = None
+    item: str | None = None  # this notification as one line of a grouped list, same markup
 
 
 @dataclass(frozen=True)

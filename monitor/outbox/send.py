@@ -11,6 +11,7 @@ resolved.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import random
 from collections.abc import Callable, Mapping
@@ -23,8 +24,9 @@ from monitor import db
 from monitor.config import NotifyConfig
 from monitor.health import pause
 from monitor.log import get_logger
-from monitor.outbox.message import Channel, Delivery
-from monitor.outbox.render import message_of
+from monitor.outbox.message import Channel, Delivery, Message
+from monitor.outbox.render import message_of, render_group
+from monitor.outbox.templating import GROUPED, flavour_of
 from monitor.redact import redact_text
 from monitor.wallclock import real_seconds
 
@@ -41,8 +43,23 @@ WHERE id = (
     WHERE state = 'pending' AND not_before <= $1
       AND (next_attempt_at <= $1 OR claim_token < $3)
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at
+RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at, not_before
 """
+# The rest of a group: what else is pending for the same recipient (channel) within the
+# group window, claimed in the same transaction under the same lease. Only rows due now
+# or never tried (next_attempt_at is still not_before): one under a live claim (its
+# lease ahead) or backing off waits for its own turn.
+_CLAIM_GROUP = """
+UPDATE jiancha.outbox SET next_attempt_at = $1::timestamptz + $2::interval, claim_token = $3
+WHERE id IN (
+    SELECT id FROM jiancha.outbox
+    WHERE state = 'pending' AND channel = $4 AND kind IN ('card', 'escalation') AND id <> $5
+      AND not_before <= $1::timestamptz + $6::interval
+      AND (next_attempt_at <= greatest(not_before, $1::timestamptz) OR claim_token < $3)
+    ORDER BY not_before, id LIMIT $7 FOR UPDATE SKIP LOCKED)
+RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at, not_before
+"""
+GROUP_MAX = 10  # notifications in one message: a phone screen or two, within 4096 bytes
 # Only the claim's own leader marks it (and its transaction is fenced as well).
 _DONE = """
 WITH a AS (INSERT INTO jiancha.outbox_attempts (outbox_id, at, ok, detail, ms)
@@ -89,24 +106,23 @@ ON CONFLICT (key) DO NOTHING
 
 
 class RateLimit:
-    """A token bucket per channel: N messages a minute, spread out."""
+    """At most N messages in any 60 seconds per channel (the robots count a sliding minute:
+    a token bucket would let a full bucket and its refill, 2N, through in the first one)."""
 
     def __init__(self, per_minute: int | None) -> None:
         self.per_minute = per_minute
-        self.tokens = float(per_minute or 0)
-        self.at = 0.0
+        self.sent: collections.deque[float] = collections.deque()
 
     def take(self, now: float) -> float:
-        """0 when a message may go now, else seconds to wait."""
+        """0 when a message may go now (and counts it), else seconds to wait."""
         if not self.per_minute:
             return 0.0
-        self.tokens = min(float(self.per_minute),
-                          self.tokens + (now - self.at) * self.per_minute / 60.0)  # fmt: skip
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        while self.sent and self.sent[0] <= now - 60.0:
+            self.sent.popleft()
+        if len(self.sent) < self.per_minute:
+            self.sent.append(now)
             return 0.0
-        return (1.0 - self.tokens) * 60.0 / self.per_minute
+        return self.sent[0] + 60.0 - now
 
 
 @dataclass
@@ -220,43 +236,92 @@ class Sender:
             await conn.execute(_RESOLVE, now, names, self.cfg.give_up_after)
 
     async def step(self, conn: db.Connection) -> int:
-        """Claim due rows one at a time and try each once; returns how many were tried."""
+        """Claim due rows (a group per recipient) and try each once; returns how many were tried."""
         tried = 0
         while tried < self.batch and self.may_send():
             async with conn.transaction():  # fenced: an ex-leader claims nothing
-                row = await conn.fetchrow(_CLAIM, self.clock(), self.lease, self.token())
-            if row is None:
+                rows = await self._claim(conn)
+            if not rows:
                 break
-            await self._deliver(conn, row)
-            tried += 1
+            await self._deliver(conn, rows)
+            tried += len(rows)
             self.beat()
         return tried
 
-    async def _deliver(self, conn: db.Connection, row: Any) -> None:
-        name = row["channel"]
+    async def _claim(self, conn: db.Connection) -> list[Any]:
+        """The next due row and, for a channel that groups, the rest of its group."""
+        now = self.clock()
+        row = await conn.fetchrow(_CLAIM, now, self.lease, self.token())
+        if row is None:
+            return []
+        channel = self.channels.get(row["channel"])
+        if (channel is None or channel.kind not in GROUPED or self.cfg.group_window <= 0
+                or row["kind"] not in ("card", "escalation")):  # fmt: skip
+            return [row]
+        more = await conn.fetch(_CLAIM_GROUP, now, self.lease, self.token(), row["channel"],
+                                row["id"], dt.timedelta(seconds=self.cfg.group_window),
+                                GROUP_MAX - 1)  # fmt: skip
+        return [row, *sorted(more, key=lambda r: (r["not_before"], r["id"]))]
+
+    def _message(self, rows: list[Any]) -> Message:
+        """The one message for the claimed rows: a row's own, or the group's list."""
+        messages = [message_of(r["key"], r["payload"]) for r in rows]
+        if len(messages) == 1:
+            return messages[0]
+        flavour = messages[0].flavour or flavour_of(self.channels[rows[0]["channel"]].kind)
+        return render_group(messages, flavour, self.cfg)
+
+    async def _attempt(self, conn: db.Connection, rows: list[Any]) -> tuple[Delivery, float] | None:
+        """One delivery attempt of the rows' message; None when the rate limit defers them."""
+        name = rows[0]["channel"]
         channel = self.channels.get(name)
+        if channel is None:
+            return Delivery(ok=False, retry=True, detail=f"no channel {name!r} configured"), 0.0
+        wait = self.limits[name].take(trio.current_time())
+        if wait > 0:  # over the channel's rate: back in the queue, not an attempt
+            later = self.clock() + dt.timedelta(seconds=wait)
+            async with conn.transaction():
+                for row in rows:
+                    await conn.execute(_REQUEUE, row["id"], later, self.token())
+            return None
+        if not self.may_send():  # the lease may be gone: the next leader sends it
+            return None
+        started = trio.current_time()
+        try:
+            result = await channel.send(self._message(rows))
+        except Exception as exc:  # a channel bug must not stop the others
+            result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
+        return result, (trio.current_time() - started) * 1000
+
+    async def _deliver(self, conn: db.Connection, rows: list[Any]) -> None:
+        name = rows[0]["channel"]
         now = self.clock()
         per = self.stats.by_channel.setdefault(name, {"delivered": 0, "failed": 0, "pending": 0})
-        if channel is None:
-            result = Delivery(ok=False, retry=True, detail=f"no channel {name!r} configured")
-            ms = 0.0
-        else:
-            wait = self.limits[name].take(trio.current_time())
-            if wait > 0:  # over the channel's rate: back in the queue, not an attempt
-                async with conn.transaction():
-                    await conn.execute(_REQUEUE, row["id"], now + dt.timedelta(seconds=wait),
-                                       self.token())  # fmt: skip
-                return
-            if not self.may_send():  # the lease may be gone: the next leader sends it
-                return
-            started = trio.current_time()
-            try:
-                result = await channel.send(message_of(row["key"], row["payload"]))
-            except Exception as exc:  # a channel bug must not stop the others
-                result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
-            ms = (trio.current_time() - started) * 1000
+        outcome = await self._attempt(conn, rows)
+        if outcome is None:
+            return
+        result, ms = outcome
         # The one gate of every stored error text: whatever a channel or library put in it.
         result = replace(result, detail=redact_text(result.detail, self.secrets, limit=500))
+        async with conn.transaction():  # the group is recorded together, or not at all
+            states = [await self._record(conn, row, result, ms, now) for row in rows]
+        for row, (state, attempts, nxt) in zip(rows, states, strict=True):
+            self.stats.attempts += 1
+            if state == "delivered":
+                self.stats.delivered += 1
+                per["delivered"] += 1
+            elif state == "failed":
+                self.stats.failed += 1
+                per["failed"] += 1
+                self.log.error("notification_failed", key=row["key"], channel=name,
+                               attempts=attempts, error=result.detail)  # fmt: skip
+            else:
+                self.log.warning("notification_retry", key=row["key"], channel=name,
+                                 attempts=attempts, error=result.detail,
+                                 retry_in_s=round((nxt - now).total_seconds(), 1))  # fmt: skip
+
+    async def _record(self, conn: db.Connection, row: Any, result: Delivery, ms: float,
+                      now: dt.datetime) -> tuple[str, int, dt.datetime]:  # fmt: skip
         attempts = int(row["attempts"]) + 1
         if result.ok:
             state, nxt = "delivered", now
@@ -265,21 +330,8 @@ class Sender:
             state, nxt = "pending", now + dt.timedelta(seconds=delay)
         else:
             state, nxt = "failed", now
-        async with conn.transaction():
-            await conn.execute(_DONE, row["id"], now, result.ok, result.detail, ms, state,
-                               nxt, "" if result.ok else result.detail, self.token())  # fmt: skip
-            if result.ok and row["card_id"] is not None and row["kind"] == "card":
-                await conn.execute(_NOTIFIED, row["card_id"], now, name)
-        self.stats.attempts += 1
-        if state == "delivered":
-            self.stats.delivered += 1
-            per["delivered"] += 1
-        elif state == "failed":
-            self.stats.failed += 1
-            per["failed"] += 1
-            self.log.error("notification_failed", key=row["key"], channel=name,
-                           attempts=attempts, error=result.detail)  # fmt: skip
-        else:
-            self.log.warning("notification_retry", key=row["key"], channel=name,
-                             attempts=attempts, error=result.detail,
-                             retry_in_s=round((nxt - now).total_seconds(), 1))  # fmt: skip
+        await conn.execute(_DONE, row["id"], now, result.ok, result.detail, ms, state,
+                           nxt, "" if result.ok else result.detail, self.token())  # fmt: skip
+        if result.ok and row["card_id"] is not None and row["kind"] == "card":
+            await conn.execute(_NOTIFIED, row["card_id"], now, row["channel"])
+        return state, attempts, nxt

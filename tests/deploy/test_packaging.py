@@ -60,6 +60,10 @@ def test_wheel_carries_rules_sql_dashboards_deploy_and_console_script(wheel: Pat
     assert {"monitor/_deploy/sql/schema.sql", "monitor/sql/bootstrap.sql"} <= names
     assert "monitor/_deploy/sql/source.sql" in names
     assert "monitor/report/templates/bulletin.html.j2" in names  # jiancha report's HTML and PDF
+    alerts = ROOT / "monitor" / "outbox" / "templates"  # the messages' built-in templates
+    shipped_alerts = {f"monitor/outbox/templates/{p.relative_to(alerts).as_posix()}"
+                      for p in alerts.rglob("*.j2")}  # fmt: skip
+    assert len(shipped_alerts) >= 24 and shipped_alerts <= names
     # every generated dashboard (pyproject.toml lists them one by one), not their generator
     boards = sorted(p.name for p in (ROOT / "dashboards").glob("*.json"))
     assert len(boards) >= 3

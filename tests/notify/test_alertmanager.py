@@ -48,6 +48,7 @@ FIELDS = {
     "level": "yellow",
     "deadline": "2025-03-05T09:00:00+00:00",
     "issued_at": ISSUED.isoformat(),
+    "link": "https://jiancha.example.gov.cn/cards/42",  # [web] base_url: the console's page
 }
 
 
@@ -169,6 +170,7 @@ async def test_card_fires_and_resolves_in_real_alertmanager(alertmanager: str) -
                 "deadline": "2025-03-05T09:00:00+00:00",
             }
             assert datetime.fromisoformat(alert["startsAt"]) == ISSUED
+            assert alert["generatorURL"] == "https://jiancha.example.gov.cn/cards/42"
             # Still firing well after the default resolve_timeout would have passed.
             assert datetime.fromisoformat(alert["endsAt"]) > datetime.now(UTC) + timedelta(
                 minutes=15

@@ -98,7 +98,13 @@ async def test_webhook_body_headers_and_signature(receiver: Receiver, secret_fil
     assert (req.method, req.path) == ("POST", "/hook")
     assert req.headers["idempotency-key"] == "card:42:red"
     assert req.headers["content-type"].startswith("application/json")
-    assert req.json() == {**FACTS, "key": "card:42:red", "kind": "card"}
+    assert req.json() == {
+        **FACTS,
+        "link": None,
+        "matter_name": None,
+        "key": "card:42:red",
+        "kind": "card",
+    }
     # UTF-8, not \u escapes: Chinese arrives as written.
     assert "建筑工程施工许可".encode() in req.body
     assert b"\\u" not in req.body
@@ -495,5 +501,11 @@ def test_body_is_stable_json() -> None:
     from monitor.notify.webhook import body_of
 
     raw = body_of(message())
-    assert json.loads(raw) == {**FACTS, "key": "card:42:red", "kind": "card"}
+    assert json.loads(raw) == {
+        **FACTS,
+        "link": None,
+        "matter_name": None,
+        "key": "card:42:red",
+        "kind": "card",
+    }
     assert body_of(message()) == raw

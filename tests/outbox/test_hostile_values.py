@@ -28,22 +28,24 @@ def z(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
-def hostile_message(cal, **cfg: object):
+def hostile_message(cal, flavour: str = "text", **cfg: object):
     card = CardRecord(
         7, EVIL_CASE, "step", "step_time", "red", z("2024-02-20T16:00:00"),
         z("2024-02-21T16:00:00"), "M1", EVIL_DEPT, EVIL_WINDOW,
         {"limit_days": 5, "used_days": 6.0, "remaining_days": -1.0, "subject": EVIL_STEP},
     )  # fmt: skip
     config = NotifyConfig(heads={f"window:{EVIL_WINDOW}": "王芳\n# 假标题"}, **cfg)  # type: ignore[arg-type]
-    return render(CardFacts(card, "环节时限", EVIL_MATTER), "card", config, cal, config.heads)
+    facts = CardFacts(card, "环节时限", EVIL_MATTER)
+    return render(facts, "card", config, cal, config.heads, flavour)
 
 
-def assert_inert_markdown(md: str, ours_tags: int) -> None:
+def assert_inert_markdown(md: str, ours_tags: int, ours_links: int = 0) -> None:
     lines = md.splitlines()
     assert [ln for ln in lines if ln.lstrip().startswith("#")] == [lines[0]]  # our heading only
     assert not [ln for ln in lines if ln.lstrip().startswith(">")]  # no quote injected
-    assert "](" not in md and "[" not in md.replace("【", "")  # no link, no image
-    assert md.count("<") == ours_tags and "<@" not in md  # no tag, no mention of all
+    assert md.count("](") == ours_links  # no link, no image but ours
+    assert md.count("[") == ours_links
+    assert md.count("<") == ours_tags and "<@all" not in md  # no tag, no mention of all
     assert "http://evil" not in md and "https://evil" not in md  # no auto-link
     assert "**紧急**" not in md and "~~" not in md and "`" not in md
 
@@ -51,9 +53,11 @@ def assert_inert_markdown(md: str, ours_tags: int) -> None:
 def test_the_plain_text_keeps_every_value_on_its_own_line(cal):
     msg = hostile_message(cal)
     lines = msg.text.splitlines()
-    assert len(lines) == 8  # the template's lines, none added by a value
-    assert lines[1].startswith(
-        "办件：C1 # 已撤销，请忽略 [点此登录整改系统](http：//evil.example/login)"
+    # the template's lines, none added by a value
+    heads = ["【红牌】", "超期 1 个工作日，截止", "事项：", "问题：", "窗口：", "违规："]
+    assert [next(h for h in heads if ln.startswith(h)) for ln in lines] == heads
+    assert lines[0].startswith(
+        "【红牌】C1 # 已撤销，请忽略 [点此登录整改系统](http：//evil.example/login)"
     )
     assert not re.search(r"https?://evil", msg.text)
     assert msg.title == lines[0] and "\n" not in msg.title
@@ -61,28 +65,46 @@ def test_the_plain_text_keeps_every_value_on_its_own_line(cal):
 
 
 def test_wecom_and_dingtalk_markdown_are_inert(cal):
-    msg = hostile_message(cal)
+    msg = hostile_message(cal, "wecom")
     content = wecom.markdown_of(msg)
-    assert_inert_markdown(content, ours_tags=2)  # <font ...>**红牌**</font>
-    assert content.count(msg.title.split("】")[0]) == 1  # the title once
+    assert_inert_markdown(content, ours_tags=2)  # <font ...>**超期 1 个工作日**</font>
+    assert content.count("【红牌】") == 1  # the title once
     assert "［点此登录整改系统］" in content  # still readable, in full-width
+    msg = hostile_message(cal, "dingtalk")
     title, text = dingtalk.markdown_of(msg, ["13800000000"])
     assert_inert_markdown(text, ours_tags=0)
-    assert "\n# " not in title
+    assert "\n# " not in title and text.count("【红牌】") == 1
 
 
-def test_the_link_is_url_encoded(cal):
-    msg = hostile_message(cal, dashboard_url="https://grafana.example/d/jiancha-window")
-    link = msg.text.splitlines()[-1].split("。")[-1]
-    assert link.startswith("https://grafana.example/d/jiancha-window?var-window=W1+%2A%2A")
-    assert "%0A" in link and "\n" not in link and "<" not in link
+def test_the_link_is_the_console_card_page(cal):
+    for flavour in ("text", "wecom", "dingtalk"):
+        msg = hostile_message(cal, flavour, base_url="https://jiancha.example.gov.cn")
+        assert msg.fields["link"] == "https://jiancha.example.gov.cn/cards/7"
+        assert msg.text.splitlines()[-1] == "查看督办卡：https://jiancha.example.gov.cn/cards/7"
+    content = wecom.markdown_of(hostile_message(cal, "wecom", base_url="https://j.example"))
+    assert content.splitlines()[-1] == "[查看督办卡](https://j.example/cards/7)"
+    assert_inert_markdown(content, ours_tags=2, ours_links=1)
+
+
+def test_a_centres_own_template_is_escaped_too(cal, tmp_path):
+    (tmp_path / "zh").mkdir()
+    (tmp_path / "zh" / "card.wecom.j2").write_text(
+        "## 新{{ case }}\n{{ matter }} {{ window }}{{ department|md }}\n{{ link }}\n",
+        encoding="utf-8")  # fmt: skip
+    msg = hostile_message(cal, "wecom", templates=str(tmp_path))
+    content = wecom.markdown_of(msg)
+    assert content.startswith("## 新C1 ＃ 已撤销")
+    assert_inert_markdown(content, ours_tags=0)
+    assert hostile_message(cal, "dingtalk", templates=str(tmp_path)).markdown.startswith(
+        "## 【红牌】"
+    )  # only the file the centre wrote is replaced
 
 
 def test_a_queued_row_without_markdown_is_escaped_whole(cal):
     old = hostile_message(cal)
     from dataclasses import replace
 
-    raw = replace(old, markdown=None, text=EVIL_CASE)  # as a row queued before the fix
+    raw = replace(old, markdown=None, text=EVIL_CASE, flavour=None)  # a row queued before
     assert_inert_markdown(wecom.markdown_of(raw), ours_tags=2)
 
 

@@ -117,14 +117,16 @@ def test_quiet_hours_across_weekends_and_holidays(cal, level, at, expected):
     assert hold_until(level, z(at), cal, off) == z(at)
 
 
-def _hook_config(url: str, **notify: object) -> NotifyConfig:
+def _hook_config(url: str, *, base_url: str = "", **notify: object) -> NotifyConfig:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in notify.items())
-    return config(f'[channels.w1]\nkind = "webhook"\nurl = "{url}"\n'
-                  f'[windows.W1]\nhead = "王芳"\nchannels = ["w1"]\n[notify]\n{extra}')  # fmt: skip
+    web = f'[web]\nbase_url = "{base_url}"\n' if base_url else ""
+    return config(f'[channels.w1]\nkind = "webhook"\nurl = "{url}"\n[windows.W1]\n'
+                  f'head = "王芳"\nchannels = ["w1"]\n{web}[notify]\n{extra}')  # fmt: skip
 
 
-async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
-    """C1's blue card issued at Feb 19 12:00 Beijing (a working Monday), with its outbox row."""
+async def carded(dsn: str, cfg: NotifyConfig, cal, until: str = "2024-02-19T05:00:00") -> None:
+    """C1's cards and their outbox rows, up to ``until``: by default its blue card, issued at
+    Feb 19 12:00 Beijing (a working Monday)."""
     async with await db.connect(dsn) as conn:
         await write(conn, ACCEPTED_FEB8)
         ev = Evaluator(load_rules("cards"), cal)
@@ -132,12 +134,12 @@ async def _carded(dsn: str, cfg: NotifyConfig, cal) -> None:
         d = Driver(conn, ev)
         await d.start(z("2024-02-08T03:00:00"))
         await d.ingest(z("2024-02-08T03:00:00"))
-        await d.run_until(z("2024-02-19T05:00:00"), z("2024-02-08T03:00:00"))
+        await d.run_until(z(until), z("2024-02-08T03:00:00"))
 
 
 async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, receiver):
-    cfg = _hook_config(receiver.url("/hook"), dashboard_url="https://grafana.example/d/w")
-    await _carded(dsn, cfg, cal)
+    cfg = _hook_config(receiver.url("/hook"), base_url="https://jiancha.example/")
+    await carded(dsn, cfg, cal)
     async with await db.connect(dsn) as conn:
         rows = await conn.fetch("SELECT key, channel, kind, state, not_before FROM jiancha.outbox")
         assert [(r["key"], r["channel"], r["state"]) for r in rows] == [
@@ -160,9 +162,12 @@ async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, re
         assert receiver.keys() == ["card:1:w1"]
         body = receiver.requests[0].json()
         assert body["level"] == "blue" and body["case"] == "C1" and body["window"] == "W1"
-        assert "【蓝牌】W1 窗口" in body["message"] and "王芳" in body["message"]
+        assert body["message"].startswith("【蓝牌】C1 · 承诺时限\n剩余 2.5 个工作日，截止 ")
+        assert "窗口：W1 窗口\u3000负责人：王芳" in body["message"]
         assert "2024-02-21 24:00" in body["message"]  # the deadline in Beijing time
-        assert "https://grafana.example/d/w?var-window=W1&var-case=C1" in body["message"]
+        # the card's page in the console (a webhook is not grouped: no wait)
+        assert body["link"] == "https://jiancha.example/cards/1"
+        assert body["message"].endswith("查看督办卡：https://jiancha.example/cards/1")
         notified = await conn.fetch(
             "SELECT detail FROM jiancha.card_events WHERE kind = 'notified'"
         )
@@ -173,7 +178,7 @@ async def test_card_is_queued_in_its_transaction_and_delivered_once(dsn, cal, re
 
 async def test_a_receiver_down_for_a_while_gets_everything_once(dsn, cal, receiver):
     cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.05, backoff_max=0.2)
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     receiver.down(connections=3)
     receiver.script(Reply(503), Reply(503))
     t0 = trio.current_time()
@@ -196,7 +201,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_once(dsn, cal, receiv
 async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver, mock_clock):
     cfg = _hook_config(receiver.url("/hook"), backoff_initial=0.01, backoff_max=0.02,
                        give_up_after="1s")  # fmt: skip
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     receiver.default = Reply(503)
     # business time follows trio's clock, which only moves when the test says
     clock = VirtualClock(z("2024-02-19T05:00:00"), monotonic=trio.current_time)
@@ -213,7 +218,7 @@ async def test_giving_up_marks_the_notification_failed(dsn, cal, receiver, mock_
 
 async def test_rate_limit_defers_without_an_attempt(dsn, cal, receiver):
     cfg = _hook_config(receiver.url("/hook"))
-    await _carded(dsn, cfg, cal)
+    await carded(dsn, cfg, cal)
     channels = build_channels(cfg)
     channels["w1"].per_minute = 1  # type: ignore[misc]
     sender = Sender(dsn, channels, cfg, clock=lambda: z("2024-02-19T05:00:00"))
@@ -332,8 +337,8 @@ def test_english_messages_and_unrouted_cards_are_counted(cal):
                       {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0})  # fmt: skip
     facts = CardFacts(card, "promised time limit", "建筑工程施工许可")
     text = render(facts, "card", cfg, cal, cfg.heads).text
-    assert text.splitlines()[0] == "[yellow card] window W1 · promised time limit"
-    assert "Remaining: 1.0 working days" in text and "Deadline: 2024-02-21 24:00" in text
+    assert text.splitlines()[0] == "[yellow card] C1 · promised time limit"
+    assert text.splitlines()[1] == "1 working day left, due 2024-02-21 24:00"
     notifier = Notifier(cfg, cal)
     lost = CardFacts(CardRecord(8, "C9", "decision", "decision_time", "blue",
                                 z("2024-02-20T16:00:00"), None, "M1", "文旅局", "W9"))  # fmt: skip

@@ -430,7 +430,7 @@ def test_a_deadline_in_an_unpublished_year_counts_the_statutory_holidays_and_say
                         z("2027-01-05T16:00:00"), "M1", "住建局", "W1", detail)  # fmt: skip
     text = render(CardFacts(record, "超过承诺时限", "建筑工程施工许可"), "card", NotifyConfig(),
                   load_calendar("cn"), {}).text  # fmt: skip
-    assert "截止：2027-01-05 24:00（暂定：该年度放假安排尚未公布" in text
+    assert "截止 2027-01-05 24:00（暂定：该年度放假安排尚未公布" in text
     # the notice is published (here: Jan 4 a rest day too): recomputed, the red moves
     notice = tmp_path / "notice.toml"
     notice.write_text('description = "2027 年通知"\nbase = "cn"\n[years.2027]\n'
