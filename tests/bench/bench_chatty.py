@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -46,6 +43,7 @@ from monitor.state.case import CaseState
 from monitor.state.reduce import Fold, advance, finish, fold, reduce_case
 from tests.bench.bench_calendar import best_of, fmt, table
 from tests.bench.bench_calendar import finish as finish_bench
+from tests.bench.embedded import embedded_server
 from tests.sourcekit import SUBMITTED, prepare, write
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)
@@ -148,17 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     configure_logging("ERROR")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
-
-    tmp = Path(tempfile.mkdtemp(prefix="jiancha-bench-"))
-    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
-    try:
+    with embedded_server() as (server, _tmp):
         results = trio.run(run, args, server.get_uri())
-    finally:
-        server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
     return finish_bench(results, started, args.json)
 
 

@@ -27,11 +27,8 @@ smoke test; the same size runs in the suite, tests/test_poison.py).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +42,7 @@ from monitor.log import configure_logging
 from monitor.pipeline import Evaluator
 from monitor.rules.load import load_rules
 from tests.bench.bench_calendar import finish, fmt, table
+from tests.bench.embedded import embedded_server
 from tests.poisonkit import Flood, report, run_flood
 from tests.sourcekit import prepare
 
@@ -97,17 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     configure_logging("ERROR")  # info and dead-letter warnings are noise; isolations are errors
     configure_gc()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
-
-    tmp = Path(tempfile.mkdtemp(prefix="jiancha-bench-"))
-    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
-    try:
+    with embedded_server() as (server, _tmp):
         results = trio.run(run, args, server.get_uri())
-    finally:
-        server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
     failed = any(f["problems"] for f in results.values())
     finish(results, started, args.json)
     return 1 if failed else 0
