@@ -84,8 +84,9 @@ _WORKING_TIME = (
     "calendar, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 _MATTER_NAMES = "INSERT INTO jiancha.matters (code, name, department) VALUES ($1, $2, $3)"
-WORKING_TIME_SPAN = (366, 731)
-"""Days of jiancha.working_time before and after today (a deadline is rarely further)."""
+WORKING_TIME_SPAN = (3660, 731)
+"""Days of jiancha.working_time before and after today: ten years of overdue cases back,
+the longest promised limits ahead."""
 
 # The figures a snapshot takes from schema jiancha (kept from the last one while it is away).
 _FROM_DATABASE = ("open_cases", "active_cards", "notifications", "completions", "cards_total",
@@ -238,8 +239,9 @@ class Snapshotter:
             today = dt.datetime.fromtimestamp(self.clock(), zoneinfo.ZoneInfo(cal.timezone)).date()
             if self._kept != (cal.fingerprint, today):
                 back, ahead = WORKING_TIME_SPAN
-                rows = working_time_rows(cal, today - dt.timedelta(days=back),
-                                         today + dt.timedelta(days=ahead))  # fmt: skip
+                first = max(today - dt.timedelta(days=back), cal.first_day.item())
+                last = min(today + dt.timedelta(days=ahead), cal.last_day.item())
+                rows = working_time_rows(cal, first, last)
                 async with conn.transaction():
                     await conn.execute("DELETE FROM jiancha.working_time")
                     await conn.executemany(_WORKING_TIME, rows)
@@ -316,6 +318,7 @@ class Snapshotter:
         stats = e.stats if e is not None else None
         due = e.wake_at() if e is not None else None
         per = snd.stats.by_channel if snd is not None else {}
+        cfg = self.notifier.cfg if self.notifier is not None else None
         return Snapshot(
             taken_at=self.clock(),
             version=__version__,
@@ -323,6 +326,9 @@ class Snapshotter:
             levels=LEVELS,
             outbox_states=OUTBOX_STATES,
             outcomes=OUTCOMES,
+            departments=tuple(sorted(cfg.departments)) if cfg is not None else (),
+            channels=tuple(sorted(cfg.channels)) if cfg is not None else (),
+            rules=tuple(sorted({r.rule for r in e.ruleset.rules})) if e is not None else (),
             events=w.stats.events if w else 0,
             dead_letters=w.stats.dead_letters if w else 0,
             tail_lag=w.stats.lag(trio.current_time()) if w else 0.0,
