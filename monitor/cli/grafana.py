@@ -305,14 +305,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
         description=h(
             "按标题查找或建立文件夹，按名称建立或更新两个数据源，再以覆盖方式上传每个仪表盘，"
-            "仪表盘中的 ${DS_PROMETHEUS}/${DS_POSTGRES} 替换为数据源的 uid。"
+            "仪表盘的数据源引用（jiancha-prometheus、jiancha-postgres，旧文件的 ${DS_PROMETHEUS}/"
+            "${DS_POSTGRES}）指向这两个数据源的 uid。"
             "先校验仪表盘（有效 JSON、有 uid 与 title、只用这两个占位符），有误则不推送；"
             "--check 只做校验并列出将推送的内容，不连接 Grafana，此时无需 --url 与 --token-file。"
             "退出码：0 已推送（--check：校验通过）；1 Grafana 出错（--check：校验未通过）；"
             "2 参数有误，或仪表盘有误而未推送。",
             "Find or create the folder by title, create or update the two datasources by "
-            "name, then upload every dashboard with overwrite, its ${DS_PROMETHEUS} / "
-            "${DS_POSTGRES} inputs replaced by the datasources' uids. The dashboards are "
+            "name, then upload every dashboard with overwrite, its datasource references "
+            "(jiancha-prometheus, jiancha-postgres; an older file's ${DS_PROMETHEUS} / "
+            "${DS_POSTGRES}) pointed at the datasources' uids. The dashboards are "
             "checked first (valid JSON, a uid and a title, only those two placeholders) and "
             "nothing is pushed if one is wrong; --check only checks and lists what would be "
             "pushed, without contacting Grafana (--url and --token-file are not needed). "
