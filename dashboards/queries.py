@@ -49,19 +49,20 @@ WHERE f.dept IN (${{department:sqlstring}})
 GROUP BY f.dept
 ORDER BY 5 ASC NULLS LAST, 1"""
 
-# Working days a completion used against those its deadline allowed (pauses and lawful
-# extensions are in both: the deadline moved by them), per window.
+# Working days completions used, from acceptance (pauses not taken out), and those
+# promised: the bulletins' mean_working_days_used (monitor/report), per window; and the
+# share of what their deadlines allowed (pauses and lawful extensions moved those).
 _USED = """\
 SELECT coalesce(c.department, '') AS dept, coalesce(c."window", '') AS win,
+       avg(jiancha.working_days_between_v1(c.accepted_at, c.completed_at)) AS used,
        avg(c.promised_days) AS promised,
-       avg(jiancha.working_days_v1(c.completed_at)
-           - jiancha.working_days_v1(jiancha.count_start_v1(c.accepted_at))) AS used,
-       sum(jiancha.working_days_v1(c.completed_at)
-           - jiancha.working_days_v1(jiancha.count_start_v1(c.accepted_at)))
-       / nullif(sum(jiancha.working_days_v1(c.decision_deadline)
-           - jiancha.working_days_v1(jiancha.count_start_v1(c.accepted_at))), 0) AS share
+       sum(jiancha.working_days_between_v1(c.accepted_at, c.completed_at))
+       / nullif(sum(jiancha.working_days_between_v1(c.accepted_at, c.decision_deadline)), 0)
+           AS share
 FROM jiancha.cases c
-WHERE c.outcome IS NOT NULL AND c.completed_at >= $__timeFrom() AND c.completed_at < $__timeTo()
+WHERE c.completed_at >= $__timeFrom() AND c.completed_at < $__timeTo()
+  AND c.accepted_at IS NOT NULL AND c.accepted_at <= c.completed_at
+  AND (c.closed_at IS NULL OR c.closed_at > c.completed_at) AND c.promised_days IS NOT NULL
 GROUP BY 1, 2"""
 
 WINDOW_RANKING = f"""\

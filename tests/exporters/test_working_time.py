@@ -43,6 +43,11 @@ async def test_remaining_days_agree_with_the_calendar_at_every_hour(dsn, name):
                     "SELECT jiancha.remaining_days_v1($1, m, $2) AS r"
                     " FROM unnest($3::timestamptz[]) m", deadline, start, moments,
                 )  # fmt: skip
+                between = await conn.fetch(
+                    "SELECT jiancha.working_days_between_v1($1, m) AS d"
+                    " FROM unnest($2::timestamptz[]) m", start, moments,
+                )  # fmt: skip
+                assert [r["d"] for r in between] == pytest.approx(list(used), abs=1e-6)
                 for moment, u, row in zip(moments, used, got, strict=True):
                     if moment <= deadline:
                         assert row["r"] == pytest.approx(promised - u, abs=1e-6), (start, moment)

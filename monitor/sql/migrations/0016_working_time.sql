@@ -38,6 +38,15 @@ LANGUAGE sql STABLE AS $$
     FROM (SELECT timezone FROM jiancha.working_time LIMIT 1) w
 $$;
 
+-- Working days from `start` to `stop`, as monitor.calendar's working_days_between counts
+-- them (the starting day not counted; a stop before the count starts counts 0).
+CREATE FUNCTION jiancha.working_days_between_v1(start timestamptz, stop timestamptz)
+RETURNS double precision
+LANGUAGE sql STABLE AS $$
+    SELECT jiancha.working_days_v1(greatest(stop, jiancha.count_start_v1(start)))
+           - jiancha.working_days_v1(jiancha.count_start_v1(start))
+$$;
+
 -- Working days left at `at` of a period begun at `since` that ends at `deadline`:
 -- negative once the deadline has passed (overdue by that much).
 CREATE FUNCTION jiancha.remaining_days_v1(deadline timestamptz, at timestamptz,
