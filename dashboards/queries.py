@@ -55,7 +55,7 @@ ORDER BY 5 ASC NULLS LAST, 1"""
 _USED = """\
 SELECT coalesce(c.department, '') AS dept, coalesce(c."window", '') AS win,
        avg(jiancha.working_days_between_v1(c.accepted_at, c.completed_at)) AS used,
-       avg(c.promised_days) AS promised,
+       avg(c.promised_days)::float8 AS promised,
        sum(jiancha.working_days_between_v1(c.accepted_at, c.completed_at))
        / nullif(sum(jiancha.working_days_between_v1(c.accepted_at, c.decision_deadline)), 0)
            AS share

@@ -34,6 +34,7 @@ __all__ = [
     "prometheus_datasource",
     "push",
     "resolve_inputs",
+    "with_console",
 ]
 
 FOLDER: Final = "电子监察"
@@ -157,6 +158,15 @@ def resolve_inputs(board: Mapping[str, Any], uids: Mapping[str, str]) -> Json:
     return out
 
 
+def with_console(board: Mapping[str, Any], url: str) -> Json:
+    """``board`` with its constant ``console`` (the console's address) set to ``url``."""
+    out: Json = json.loads(json.dumps(board, ensure_ascii=False))
+    for variable in out.get("templating", {}).get("list", []):
+        if variable.get("name") == "console" and variable.get("type") == "constant":
+            variable["query"] = url.rstrip("/")
+    return out
+
+
 def _repoint(node: Any, by_uid: Mapping[str, str]) -> Any:
     """Datasource references (``{"type": ..., "uid": ...}``) moved to the uids found."""
     if isinstance(node, dict):
@@ -175,8 +185,12 @@ def push(
     prometheus_url: str,
     postgres: Mapping[str, Any],
     folder: str = FOLDER,
+    console: str | None = None,
 ) -> PushResult:
-    """Install the folder, the two datasources and ``dashboards`` into Grafana; idempotent."""
+    """Install the folder, the two datasources and ``dashboards`` into Grafana; idempotent.
+
+    With ``console``, case numbers link to the console at that address.
+    """
     folder_uid, folder_created = _find_folder(client, folder)
     result = PushResult(folder_uid=folder_uid, folder_created=folder_created)
     for key, body in (
@@ -188,7 +202,9 @@ def push(
         result.datasources[body["name"]] = action
     for name, board in dashboards.items():
         payload = {
-            "dashboard": resolve_inputs(board, result.uids),
+            "dashboard": resolve_inputs(
+                board if console is None else with_console(board, console), result.uids
+            ),
             "folderUid": folder_uid,
             "overwrite": True,
             "message": "jiancha grafana push",

@@ -60,6 +60,14 @@ def _secret(path: str, what: str) -> str:
     return value
 
 
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            h(f"应为 http(s) 地址：{text!r}", f"must be an http(s) URL: {text!r}")
+        )
+    return text
+
+
 def _client(args: argparse.Namespace) -> Any:
     from grafana_client.api import GrafanaApi
 
@@ -171,7 +179,9 @@ def cmd_grafana_push(args: argparse.Namespace, out: TextIO) -> int:
         postgres["password"] = _secret(args.postgres_password_file, h("密码", "password"))
     client = _client(args)
     result = _grafana(
-        lambda: grafana.push(client, loaded, args.prometheus_url, postgres, args.folder)
+        lambda: grafana.push(
+            client, loaded, args.prometheus_url, postgres, args.folder, console=args.console_url
+        )
     )
     if args.json:
         doc = {
@@ -397,6 +407,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="MODE",
         choices=["disable", "require", "verify-ca", "verify-full"],
         help=h("SSL 模式（默认 disable）", "SSL mode (default disable)"),
+    )
+    p.add_argument(
+        "--console-url",
+        type=_http_url,
+        metavar="URL",
+        help=h(
+            "监察控制台（jiancha web）的地址，办件编号链接到其办件页（默认取仪表盘生成时的地址）",
+            "the console's (jiancha web) address case numbers link to "
+            "(default: the one the dashboards were generated with)",
+        ),
     )
     p.set_defaults(func=cmd_grafana_push)
 
