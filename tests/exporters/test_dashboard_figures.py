@@ -50,11 +50,10 @@ def month(pg_dsn: str, cal: Any, rules: Any) -> tuple[dict[str, Any], dict[str, 
                                                         cal=cal, rules=rules))  # fmt: skip
                 departments = [d["department"] for d in report["departments"]]
                 await conn.execute("SET ROLE jiancha_dashboard")
-                rows = {
-                    name: await conn.fetch(in_range(getattr(queries, name), period.lo,
-                                                    period.hi, departments))  # fmt: skip
-                    for name in ("DEPARTMENT_FIGURES", "WINDOW_RANKING", "RATINGS")
-                }
+                rows = {}
+                for name in ("DEPARTMENT_FIGURES", "WINDOW_RANKING", "RATINGS"):
+                    sql = in_range(getattr(queries, name), period.lo, period.hi, departments)
+                    rows[name] = await conn.fetch(sql)
         return report, rows
 
     return trio.run(run)
