@@ -53,16 +53,17 @@ ORDER BY 5 ASC NULLS LAST, 1"""
 # promised: the bulletins' mean_working_days_used (monitor/report), per window; and the
 # share of what their deadlines allowed (pauses and lawful extensions moved those).
 _USED = """\
-SELECT coalesce(c.department, '') AS dept, coalesce(c."window", '') AS win,
-       avg(jiancha.working_days_between_v1(c.accepted_at, c.completed_at)) AS used,
-       avg(c.promised_days)::float8 AS promised,
-       sum(jiancha.working_days_between_v1(c.accepted_at, c.completed_at))
-       / nullif(sum(jiancha.working_days_between_v1(c.accepted_at, c.decision_deadline)), 0)
-           AS share
-FROM jiancha.cases c
-WHERE c.completed_at >= $__timeFrom() AND c.completed_at < $__timeTo()
-  AND c.accepted_at IS NOT NULL AND c.accepted_at <= c.completed_at
-  AND (c.closed_at IS NULL OR c.closed_at > c.completed_at) AND c.promised_days IS NOT NULL
+SELECT dept, win, avg(used) AS used, avg(promised)::float8 AS promised,
+       sum(used) / nullif(sum(allowed), 0) AS share
+FROM (SELECT coalesce(c.department, '') AS dept, coalesce(c."window", '') AS win,
+             c.promised_days AS promised,
+             jiancha.working_days_between_v1(c.accepted_at, c.completed_at) AS used,
+             jiancha.working_days_between_v1(c.accepted_at, c.decision_deadline) AS allowed
+      FROM jiancha.cases c
+      WHERE c.completed_at >= $__timeFrom() AND c.completed_at < $__timeTo()
+        AND c.accepted_at IS NOT NULL AND c.accepted_at <= c.completed_at
+        AND (c.closed_at IS NULL OR c.closed_at > c.completed_at)
+        AND c.promised_days IS NOT NULL) x
 GROUP BY 1, 2"""
 
 WINDOW_RANKING = f"""\

@@ -80,8 +80,8 @@ OTHER_WINDOW = "其他"
 
 # The calendar as the database reads it (migration 0016): rewritten whole, in one transaction.
 _WORKING_TIME = (
-    "INSERT INTO jiancha.working_time (starts_at, ends_at, before_days, days, provisional, "
-    "calendar, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    "INSERT INTO jiancha.working_time (starts_at, ends_at, before_days, days, known_until, "
+    "provisional, calendar, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 _MATTER_NAMES = "INSERT INTO jiancha.matters (code, name, department) VALUES ($1, $2, $3)"
 WORKING_TIME_SPAN = (3660, 731)
@@ -95,7 +95,7 @@ _FROM_DATABASE = ("open_cases", "active_cards", "notifications", "completions", 
 
 def working_time_rows(
     calendar: Calendar, first: dt.date, last: dt.date
-) -> list[tuple[dt.datetime, dt.datetime, float, float, bool, str, str]]:
+) -> list[tuple[dt.datetime, dt.datetime, float, float, dt.datetime, bool, str, str]]:
     """jiancha.working_time's rows for the local days ``first`` .. ``last``, from ``calendar``.
 
     Each working day (or office-hours interval) becomes a stretch whose working days are
@@ -127,13 +127,16 @@ def working_time_rows(
         edges,
         errors="nat",
     )
+    kept = [
+        (start, end, float(counted[2 * n]), float(counted[2 * n + 1]), prov)
+        for n, (start, end, prov) in enumerate(spans)
+        if counted[2 * n + 1] > counted[2 * n]
+    ]
     rows = []
-    for n, (start, end, prov) in enumerate(spans):
-        before, after = float(counted[2 * n]), float(counted[2 * n + 1])
-        if after > before:
-            rows.append(
-                (start, end, before, after - before, prov, calendar.fingerprint, calendar.timezone)
-            )
+    for n, (start, end, before, after, prov) in enumerate(kept):
+        until = kept[n + 1][0] if n + 1 < len(kept) else end
+        rows.append((start, end, before, after - before, until, prov, calendar.fingerprint,
+                     calendar.timezone))  # fmt: skip
     return rows
 
 

@@ -468,6 +468,7 @@ CREATE TABLE jiancha.working_time (
     ends_at      timestamptz NOT NULL CHECK (ends_at > starts_at),
     before_days  double precision NOT NULL,  -- working days from the origin to starts_at
     days         double precision NOT NULL CHECK (days > 0),  -- working days in the stretch
+    known_until  timestamptz NOT NULL,       -- the next stretch's start (the last: its end)
     provisional  boolean NOT NULL,           -- the year's holiday schedule is not published
     calendar     text NOT NULL,              -- fingerprint of the calendar it came from
     timezone     text NOT NULL               -- the calendar's: where its days begin
@@ -475,12 +476,13 @@ CREATE TABLE jiancha.working_time (
 
 -- Working days elapsed by `at` since the table's origin; NULL outside the table's span.
 CREATE FUNCTION jiancha.working_days_v1(at timestamptz) RETURNS double precision
-LANGUAGE sql STABLE AS $$
-    SELECT w.before_days + w.days * least(1.0, extract(epoch FROM at - w.starts_at)
-                                               / extract(epoch FROM w.ends_at - w.starts_at))
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN at <= w.known_until
+                THEN w.before_days + w.days * least(1.0, extract(epoch FROM at - w.starts_at)
+                                                   / extract(epoch FROM w.ends_at - w.starts_at))
+           END
     FROM jiancha.working_time w
     WHERE w.starts_at <= at
-      AND at <= (SELECT max(ends_at) FROM jiancha.working_time)
     ORDER BY w.starts_at DESC
     LIMIT 1
 $$;
@@ -488,7 +490,7 @@ $$;
 -- Where a period begun at `start` starts counting: 00:00 after its local day (the day
 -- of acceptance is not counted, Civil Code art. 201; docs/rule-book.md §3).
 CREATE FUNCTION jiancha.count_start_v1(start timestamptz) RETURNS timestamptz
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT (date_trunc('day', start AT TIME ZONE w.timezone) + interval '1 day')
            AT TIME ZONE w.timezone
     FROM (SELECT timezone FROM jiancha.working_time LIMIT 1) w
@@ -498,7 +500,7 @@ $$;
 -- them (the starting day not counted; a stop before the count starts counts 0).
 CREATE FUNCTION jiancha.working_days_between_v1(start timestamptz, stop timestamptz)
 RETURNS double precision
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT jiancha.working_days_v1(greatest(stop, jiancha.count_start_v1(start)))
            - jiancha.working_days_v1(jiancha.count_start_v1(start))
 $$;
@@ -508,7 +510,7 @@ $$;
 CREATE FUNCTION jiancha.remaining_days_v1(deadline timestamptz, at timestamptz,
                                           since timestamptz)
 RETURNS double precision
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT jiancha.working_days_v1(deadline)
            - jiancha.working_days_v1(greatest(at, jiancha.count_start_v1(since)))
 $$;
