@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from dashboards import build
+from monitor import db
 from tests.sourcekit import Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,11 @@ async def test_every_dashboard_series_exists_from_the_first_scrapes(dsn, tmp_pat
     url, targets = prometheus
     conf = tmp_path / "jiancha.toml"
     conf.write_text(CONFIG, "utf-8")
+    async with await db.connect(dsn) as conn:  # a catalogue (one more matter), no event yet
+        await conn.execute(
+            "INSERT INTO matters (code, name, department, statutory_days, "
+            "promised_days) VALUES ('JS01', '建设工程规划许可', '住建局', 20, 10)"
+        )
     daemon = Daemon(dsn, tmp_path / "daemon.log", ("-m", "monitor", "run", "--poll-interval",
                     "0.2", "--metrics-address", "127.0.0.1:0", "--config", str(conf)))  # fmt: skip
     try:
@@ -169,5 +175,12 @@ async def test_every_dashboard_series_exists_from_the_first_scrapes(dsn, tmp_pat
                 )
             ).json()
             assert sorted(values["data"]) == sorted(DEPARTMENTS)  # fmt: skip
+        # the tables the dashboards' SQL reads, written by the daemon
+        async with await db.connect(dsn) as conn:
+            copied = await conn.fetch("SELECT code, name FROM jiancha.matters ORDER BY 1")
+            source = await conn.fetch("SELECT code, name FROM matters ORDER BY 1")
+            assert [tuple(r) for r in copied] == [tuple(r) for r in source]
+            assert ("JS01", "建设工程规划许可") in [tuple(r) for r in copied]
+            assert await conn.fetchval("SELECT count(*) FROM jiancha.working_time") > 2000
     finally:
         daemon.stop()

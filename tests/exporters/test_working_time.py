@@ -90,3 +90,13 @@ def test_no_stretch_on_a_rest_day():
     local = {r[0].astimezone(dt.timezone(dt.timedelta(hours=8))).date() for r in rows}
     assert local == {dt.date(2024, 2, 9), dt.date(2024, 2, 18), dt.date(2024, 2, 19)}
     assert all(r[3] == pytest.approx(1.0) for r in rows)
+
+
+async def test_a_refused_table_does_not_stop_the_figures(dsn):
+    """Without the right to write the dashboards' tables the snapshot is still taken."""
+    holder = Holder()
+    keeper = Snapshotter(holder, dsn, calendar=load_calendar("cn"), clock=lambda: 1.7e9)
+    async with await db.connect(dsn) as conn:
+        await conn.execute("SET ROLE jiancha_dashboard")  # may read, may not write
+        await keeper.take(conn)
+    assert holder.get().database_up and holder.get().taken_at == 1.7e9
