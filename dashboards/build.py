@@ -292,6 +292,21 @@ def overview(console: str) -> Json:
                 column("平均承诺（工作日）", *WORKDAYS),
             ],
         ),
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.OVERDUE_CASES)).datasource(POSTGRES),
+                "超期在办件清单",
+                "所选部门此刻已超过承诺期限（暂停、合法延期已计入）仍未办结的办件，超期最久的在前；"
+                "超期工作日按日历现算。点办件编号打开控制台的办件页，点窗口名查看该窗口。",
+                24,
+                8,
+            ),
+            [
+                column("办件编号", *CASE_PAGE),
+                column("窗口", *WINDOW_PAGE),
+                column("超期工作日", *WORKDAYS),
+            ],
+        ),
         describe(
             timeseries.Panel()
             .with_target(

@@ -83,6 +83,23 @@ WHERE f.dept IN (${{department:sqlstring}}) AND (f.accepted > 0 OR f.completed >
                                               OR f.overdue_open > 0)
 ORDER BY 6 ASC NULLS LAST, 7 DESC, 1"""
 
+# 超期件 of the chosen departments now (jiancha.overdue_v1, the figures' one definition),
+# the longest overdue first, overdue by the working days counted now.
+OVERDUE_CASES = f"""\
+SELECT c.case_id AS "办件编号",
+       coalesce(c.department, '') AS "部门",
+       coalesce(c."window", '') AS "窗口",
+       coalesce(m.name, c.matter) AS "事项",
+       c.decision_deadline AS "期限",
+       round(-jiancha.remaining_days_v1(c.decision_deadline, now(), c.accepted_at)::numeric, 1)
+           AS "超期工作日"
+FROM jiancha.cases c
+LEFT JOIN jiancha.matters m ON m.code = c.matter
+WHERE {DEPARTMENTS} AND c.completed_at IS NULL AND c.closed_at IS NULL
+  AND jiancha.overdue_v1(c, now())
+ORDER BY c.decision_deadline, c.case_id
+LIMIT 500"""
+
 CARDS_BY_RULE = f"""\
 SELECT c.rule AS "规则", c.level AS "牌级", count(*) AS "发牌数",
        count(*) FILTER (WHERE c.status IN {OPEN_CARD}) AS "未关闭"

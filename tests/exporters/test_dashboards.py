@@ -135,6 +135,8 @@ def test_drill_down_from_the_centre_to_the_console(boards, tmp_path):
     (window_link,) = column_props(overview, "窗口排名", "窗口")["links"]
     assert window_link["url"].startswith("/d/jiancha-window?var-department=")
     assert "&var-window=${__value.raw:percentencode}" in window_link["url"]
+    (overdue_link,) = column_props(overview, "超期在办件清单", "办件编号")["links"]
+    assert overdue_link["url"] == "${console}/cases/${__value.raw:percentencode}"
     for title in ("在办件", "本窗口的牌"):
         (case_link,) = column_props(window, title, "办件编号")["links"]
         assert case_link["url"] == "${console}/cases/${__value.raw:percentencode}"
@@ -269,6 +271,13 @@ async def test_every_sql_query_runs_on_a_ledger_with_cards(dsn, cal, rules):
     # counted now from the calendar: the deadline passed long ago, so it is overdue by far more
     # working days than any card recorded when it was issued
     assert open_cases[0]["剩余工作日"] < -100
+    (overdue,) = results[queries.OVERDUE_CASES]
+    assert (overdue["办件编号"], overdue["窗口"], overdue["事项"]) == (
+        "C1",
+        "W1",
+        "建设工程规划许可",
+    )
+    assert overdue["超期工作日"] == -open_cases[0]["剩余工作日"]
     cards = results[queries.WINDOW_CARDS]
     assert sorted(r["牌级"] for r in cards) == ["blue", "red", "yellow"]
     assert {r["事项"] for r in cards} == {"建设工程规划许可"}
