@@ -1,10 +1,15 @@
-"""Build jiancha's Grafana dashboards as JSON (schemaVersion 39), in plain Python.
+"""Build jiancha's Grafana dashboards as JSON with grafana-foundation-sdk's typed builders.
 
-The datasources are inputs (``__inputs``: ``DS_PROMETHEUS`` and ``DS_POSTGRES``), so the
-files import into any Grafana, which asks for the two datasources on import.
+The datasources are referenced by the fixed uids ``jiancha-prometheus`` and
+``jiancha-postgres``, which deploy/grafana's file provisioning gives them and
+``jiancha grafana push`` creates (or maps to the uid of an existing datasource
+of that name), so the files work as they are, with nothing left to fill in.
+The console's address (the case page a case number links to) is the constant
+``console``, taken from ``[web] base_url`` of a configuration with ``--config``.
 
-    python -m dashboards.build           # (re)write dashboards/*.json
-    python -m dashboards.build --check   # exit 1 if a committed file differs
+    python -m dashboards.build                        # (re)write dashboards/*.json
+    python -m dashboards.build --check                # exit 1 if a committed file differs
+    python -m dashboards.build --config /etc/jiancha/jiancha.toml --out DIR
 """
 
 from __future__ import annotations
@@ -12,692 +17,601 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import bargauge, common, piechart, stat, table, timeseries
+from grafana_foundation_sdk.builders.dashboard import (
+    ConstantVariable,
+    CustomVariable,
+    Dashboard,
+    DashboardLink,
+    QueryVariable,
+    ThresholdsConfig,
+)
+from grafana_foundation_sdk.builders.prometheus import Dataquery as PromQuery
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.piechart import PieChartType
+
+from dashboards import queries as q
+from monitor.rules.load import load_rules
+from monitor.vocab import CLOCK_NAMES, LEVEL_WORDS, STATUS_NAMES, Names
+
 HERE = Path(__file__).resolve().parent
-SCHEMA_VERSION = 39
-GRAFANA_VERSION = "10.4.0"
+PROMETHEUS_UID = "jiancha-prometheus"
+POSTGRES_UID = "jiancha-postgres"
+PROMETHEUS = dm.DataSourceRef(type_val="prometheus", uid=PROMETHEUS_UID)
+POSTGRES = dm.DataSourceRef(type_val="grafana-postgresql-datasource", uid=POSTGRES_UID)
+CONSOLE = "http://127.0.0.1:9732"
+"""The console's address when no configuration names one (``jiancha web``'s default)."""
 
-PROMETHEUS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "${DS_POSTGRES}"}
-
-INPUTS = [
-    {
-        "name": "DS_PROMETHEUS",
-        "label": "Prometheus",
-        "description": "抓取 jiancha /metrics 并加载 jiancha.rules.yml 的 Prometheus",
-        "type": "datasource",
-        "pluginId": "prometheus",
-        "pluginName": "Prometheus",
-    },
-    {
-        "name": "DS_POSTGRES",
-        "label": "PostgreSQL",
-        "description": "含 jiancha 模式的 PostgreSQL（建议只读账号）",
-        "type": "datasource",
-        "pluginId": "grafana-postgresql-datasource",
-        "pluginName": "PostgreSQL",
-    },
-]
-
-OPEN_CARD = "('issued', 'acknowledged', 'appealed')"
-LEVEL_COLOURS = {"blue": "blue", "yellow": "yellow", "red": "red"}
-LEVEL_NAMES = {"blue": "蓝牌", "yellow": "黄牌", "red": "红牌"}
-
+LEVEL_COLOURS = {"none": "transparent", "blue": "blue", "yellow": "yellow", "red": "red"}
+Panel = cogbuilder.Builder[dm.Panel]
 Json = dict[str, Any]
 
 
 # --- targets -----------------------------------------------------------------------------
 
 
-def prom(expr: str, legend: str = "", *, instant: bool = False) -> Json:
-    target: Json = {"datasource": PROMETHEUS, "editorMode": "code", "expr": expr}
-    target["legendFormat"] = legend or "__auto"
-    target["range"] = not instant
-    target["instant"] = instant
-    return target
+class SqlQuery(cogvariants.Dataquery):
+    """A raw-SQL target of Grafana's PostgreSQL datasource (the SDK has no builder for it)."""
 
+    def __init__(self, sql: str, fmt: str, ref: str) -> None:
+        self.sql, self.fmt, self.ref = sql, fmt, ref
 
-def sql(query: str, fmt: str = "table") -> Json:
-    return {
-        "datasource": POSTGRES,
-        "editorMode": "code",
-        "format": fmt,
-        "rawQuery": True,
-        "rawSql": query,
-    }
-
-
-# --- panels ------------------------------------------------------------------------------
-
-
-def panel(
-    kind: str,
-    title: str,
-    description: str,
-    targets: list[Json],
-    *,
-    w: int = 12,
-    h: int = 8,
-    unit: str = "",
-    decimals: int | None = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    thresholds: list[tuple[float | None, str]] | None = None,
-    mappings: list[Json] | None = None,
-    options: Json | None = None,
-    overrides: list[Json] | None = None,
-) -> Json:
-    datasource = targets[0]["datasource"]
-    for ref, target in zip("ABCDEFGH", targets, strict=False):
-        target["refId"] = ref
-    defaults: Json = {}
-    if unit:
-        defaults["unit"] = unit
-    if decimals is not None:
-        defaults["decimals"] = decimals
-    if minimum is not None:
-        defaults["min"] = minimum
-    if maximum is not None:
-        defaults["max"] = maximum
-    steps = thresholds or [(None, "green")]
-    defaults["thresholds"] = {
-        "mode": "absolute",
-        "steps": [{"color": colour, "value": value} for value, colour in steps],
-    }
-    defaults["color"] = {"mode": "thresholds" if thresholds else "palette-classic"}
-    if mappings:
-        defaults["mappings"] = mappings
-    return {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": datasource,
-        "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
-        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
-        "options": options or {},
-        "targets": targets,
-    }
-
-
-def bars(horizontal: bool = True) -> Json:
-    return {
-        "orientation": "horizontal" if horizontal else "vertical",
-        "displayMode": "gradient",
-        "showUnfilled": True,
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-    }
-
-
-def stat_options() -> Json:
-    return {
-        "colorMode": "background",
-        "graphMode": "none",
-        "justifyMode": "auto",
-        "textMode": "auto",
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-    }
-
-
-def level_overrides(field: str = "") -> list[Json]:
-    """Colour series (or a table column's values) by card level."""
-    if field:
-        steps = {k: {"color": v, "index": i} for i, (k, v) in enumerate(LEVEL_COLOURS.items())}
-        return [
-            {
-                "matcher": {"id": "byName", "options": field},
-                "properties": [
-                    {"id": "mappings", "value": [{"type": "value", "options": steps}]},
-                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                ],
-            }
-        ]
-    return [
-        {
-            "matcher": {"id": "byName", "options": level},
-            "properties": [
-                {"id": "color", "value": {"mode": "fixed", "fixedColor": colour}},
-                {"id": "displayName", "value": LEVEL_NAMES[level]},
-            ],
+    def to_json(self) -> dict[str, object]:
+        return {
+            "datasource": POSTGRES.to_json(),
+            "editorMode": "code",
+            "format": self.fmt,
+            "rawQuery": True,
+            "rawSql": self.sql,
+            "refId": self.ref,
         }
-        for level, colour in LEVEL_COLOURS.items()
+
+
+class Sql(cogbuilder.Builder[cogvariants.Dataquery]):
+    def __init__(self, sql: str, fmt: str = "table", ref: str = "A") -> None:
+        self.query = SqlQuery(sql, fmt, ref)
+
+    def build(self) -> cogvariants.Dataquery:
+        return self.query
+
+
+def prom(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A") -> PromQuery:
+    query = PromQuery().expr(expr).legend_format(legend or "__auto").ref_id(ref)
+    query = query.datasource(PROMETHEUS)
+    return query.instant() if instant else query.range()
+
+
+# --- field settings ----------------------------------------------------------------------
+
+
+def steps(*pairs: tuple[float | None, str]) -> ThresholdsConfig:
+    return (
+        ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(value=v, color=c) for v, c in pairs])
+    )
+
+
+def names(words: Names, colours: Mapping[str, str] | None = None) -> list[dm.ValueMapping]:
+    """A value mapping from codes to their Chinese words (monitor/vocab.py)."""
+    colours = colours or {}
+    return [
+        dm.ValueMap(
+            options={
+                code: dm.ValueMappingResult(text=w["zh"], color=colours.get(code), index=n)
+                for n, (code, w) in enumerate(words.items())
+            }
+        )
     ]
 
 
-def layout(panels: list[Json]) -> list[Json]:
-    """Number the panels and place them left to right, wrapping at Grafana's 24 columns."""
-    x = y = row_h = 0
+LEVELS: Names = {"none": {"zh": "未亮牌", "en": "none"}, **LEVEL_WORDS}
+
+
+def rule_words() -> Names:
+    """Rule codes and their titles, from the shipped rule set."""
+    return {r.rule: {"zh": r.title("zh"), "en": r.title("en")} for r in load_rules("cards").rules}
+
+
+def column(name: str, *props: dm.DynamicConfigValue) -> tuple[str, list[dm.DynamicConfigValue]]:
+    return name, list(props)
+
+
+def mapped(words: Names, colours: Mapping[str, str] | None = None) -> list[dm.DynamicConfigValue]:
+    out = [dm.DynamicConfigValue(id_val="mappings", value=names(words, colours))]
+    if colours:
+        out.append(dm.DynamicConfigValue(id_val="custom.cellOptions",
+                                         value={"type": "color-background"}))  # fmt: skip
+    return out
+
+
+def link(title: str, url: str) -> list[dm.DynamicConfigValue]:
+    return [dm.DynamicConfigValue(id_val="links", value=[
+        {"title": title, "url": url, "targetBlank": False}])]  # fmt: skip
+
+
+def unit(name: str, decimals: int | None = None) -> list[dm.DynamicConfigValue]:
+    out = [dm.DynamicConfigValue(id_val="unit", value=name)]
+    if decimals is not None:
+        out.append(dm.DynamicConfigValue(id_val="decimals", value=decimals))
+    return out
+
+
+PERCENT = unit("percentunit", 1)
+WORKDAYS = unit("none", 1)
+CASE_PAGE = link("在控制台打开办件", "${console}/cases/${__value.raw:percentencode}")
+WINDOW_PAGE = link(
+    "下钻到窗口",
+    '/d/jiancha-window?var-department=${__data.fields["部门"]:percentencode}'
+    "&var-window=${__value.raw:percentencode}&${__url_time_range}",
+)
+DEPARTMENT_PAGE = link(
+    "下钻到部门",
+    "/d/jiancha-overview?var-department=${__value.raw:percentencode}&${__url_time_range}",
+)
+
+
+def bars(p: bargauge.Panel) -> bargauge.Panel:
+    return (
+        p.orientation(cm.VizOrientation.HORIZONTAL)
+        .display_mode(cm.BarGaugeDisplayMode.GRADIENT)
+        .show_unfilled(True)
+    )
+
+
+def grid(p: table.Panel, overrides: Sequence[tuple[str, list[dm.DynamicConfigValue]]]) -> Panel:
+    p = p.show_header(True).cell_height(cm.TableCellHeight.SM)
+    for name, props in overrides:
+        p = p.override_by_name(name, props)
+    return p
+
+
+def describe(p: Any, title: str, text: str, w: int, h: int) -> Any:
+    return p.title(title).description(text).span(w).height(h)
+
+
+# --- variables ---------------------------------------------------------------------------
+
+
+def department_variable(datasource: dm.DataSourceRef, query: str) -> QueryVariable:
+    return (
+        QueryVariable("department").label("部门").description("下钻到一个或几个部门")
+        .datasource(datasource).query(query).refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC).multi(True).include_all(True)
+    )  # fmt: skip
+
+
+def sql_variable(name: str, label: str, text: str, query: str, *, multi: bool) -> QueryVariable:
+    return (
+        QueryVariable(name).label(label).description(text).datasource(POSTGRES).query(query)
+        .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD).sort(dm.VariableSort.ALPHABETICAL_ASC)
+        .multi(multi).include_all(multi)
+    )  # fmt: skip
+
+
+def level_variable(*, none: bool) -> CustomVariable:
+    words = LEVELS if none else LEVEL_WORDS
+    values = ",".join(f"{w['zh']} : {code}" for code, w in words.items())
+    return (
+        CustomVariable("level").label("牌级").description("只看这些牌级").values(values)
+        .multi(True).include_all(True)
+        .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+    )  # fmt: skip
+
+
+def console_variable(url: str) -> ConstantVariable:
+    return (
+        ConstantVariable("console").label("监察控制台").description(
+            "jiancha web 的地址（配置 [web] base_url），办件编号链接到其办件页"
+        ).value(url)
+    )  # fmt: skip
+
+
+def dashboard(uid: str, title: str, text: str, *, time_from: str, refresh: str) -> Dashboard:
+    return (
+        Dashboard(title).uid(uid).description(text).tags(["jiancha", "电子监察"])
+        .editable().tooltip(dm.DashboardCursorSync.CROSSHAIR).time(time_from, "now")
+        .timezone("browser").refresh(refresh).week_start("monday")
+        .link(DashboardLink("电子监察").type(dm.DashboardLinkType.DASHBOARDS)
+              .tags(["jiancha"]).as_dropdown(True).include_vars(False).keep_time(True))
+    )  # fmt: skip
+
+
+def add(board: Dashboard, panels: Sequence[Panel]) -> Json:
     for n, p in enumerate(panels, start=1):
-        grid = p["gridPos"]
-        if x + grid["w"] > 24:
-            x, y, row_h = 0, y + row_h, 0
-        grid["x"], grid["y"] = x, y
-        x += grid["w"]
-        row_h = max(row_h, grid["h"])
-        p["id"] = n
-    return panels
-
-
-def dashboard(
-    uid: str,
-    title: str,
-    description: str,
-    panels: list[Json],
-    variables: list[Json],
-    *,
-    time_from: str = "now-7d",
-    refresh: str = "1m",
-) -> Json:
-    kinds = sorted({p["type"] for p in panels})
-    requires = [{"type": "grafana", "id": "grafana", "name": "Grafana", "version": GRAFANA_VERSION}]
-    requires += [
-        {"type": "datasource", "id": i["pluginId"], "name": i["pluginName"], "version": "1.0.0"}
-        for i in INPUTS
-    ]
-    requires += [{"type": "panel", "id": k, "name": k, "version": ""} for k in kinds]
-    return {
-        "__inputs": INPUTS,
-        "__elements": {},
-        "__requires": requires,
-        "annotations": {"list": []},
-        "description": description,
-        "editable": True,
-        "fiscalYearStartMonth": 0,
-        "graphTooltip": 1,
-        "links": [],
-        "panels": layout(panels),
-        "refresh": refresh,
-        "schemaVersion": SCHEMA_VERSION,
-        "tags": ["jiancha", "电子监察"],
-        "templating": {"list": variables},
-        "time": {"from": time_from, "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "title": title,
-        "uid": uid,
-        "version": 1,
-        "weekStart": "monday",
-    }
+        board = board.with_panel(p.id(n))  # type: ignore[attr-defined]
+    out: Json = json.loads(json.dumps(board.build(), cls=JSONEncoder, ensure_ascii=False))
+    return out
 
 
 # --- 1. 电子监察总览 ---------------------------------------------------------------------
 
-DEPT = 'department=~"$department"'
+FILTER = 'department=~"${department:regex}"'
+CARD_FILTER = FILTER + ', level=~"${level:regex}", rule=~"${rule:regex}"'
 
 
-def overview() -> Json:
-    department = {
-        "type": "query",
-        "name": "department",
-        "label": "部门",
-        "description": "下钻到一个或几个部门",
-        "datasource": PROMETHEUS,
-        "definition": "label_values(jiancha_open_cases, department)",
-        "query": {
-            "qryType": 1,
-            "query": "label_values(jiancha_open_cases, department)",
-            "refId": "PrometheusVariableQueryEditor-VariableQuery",
-        },
-        "refresh": 2,
-        "sort": 1,
-        "multi": True,
-        "includeAll": True,
-        "allValue": ".*",
-        "current": {},
-        "options": [],
-        "hide": 0,
-    }
-    percent = {"unit": "percentunit", "minimum": 0, "maximum": 1, "decimals": 1}
-    panels = [
-        panel(
-            "timeseries",
-            "各级发牌趋势",
-            "所选部门每个时间段新发的蓝牌、黄牌、红牌数（jiancha_cards_total 的增量，按牌级）。",
+def overview(console: str) -> Json:
+    board = (
+        dashboard("jiancha-overview", "电子监察总览",
+                  "监察人员用：各部门、各窗口的受理、办结、按期、即办、超期、好差评与发牌；"
+                  "部门名下钻到本部门，窗口名下钻到窗口办件。", time_from="now-30d",
+                  refresh="1m")
+        .with_variable(department_variable(
+            PROMETHEUS, "label_values(jiancha_overdue_cases, department)"))
+        .with_variable(level_variable(none=False))
+        .with_variable(
+            QueryVariable("rule").label("规则").description("只看这些规则的牌")
+            .datasource(PROMETHEUS).query("label_values(jiancha_cards_total, rule)")
+            .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD).sort(dm.VariableSort.ALPHABETICAL_ASC)
+            .multi(True).include_all(True))
+        .with_variable(console_variable(console))
+    )  # fmt: skip
+    rules = rule_words()
+    panels: list[Panel] = [
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.DEPARTMENT_FIGURES)).datasource(POSTGRES),
+                "部门概况",
+                "所选时间段内各部门受理、办结的办件数，即办件占受理的比例，"
+                "按期（含提前）办结率，以及此刻已超过承诺期限仍未办结的办件数"
+                "（jiancha.figures_v1，与统计报表同一口径）。点部门名下钻。",
+                24,
+                8,
+            ),
             [
+                column("部门", *DEPARTMENT_PAGE),
+                column("即办件占比", *PERCENT),
+                column("按期办结率", *PERCENT),
+            ],
+        ),
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.WINDOW_RANKING)).datasource(POSTGRES),
+                "窗口排名",
+                "所选时间段内各窗口的受理、办结、即办件占比与按期办结率，按期"
+                "办结率由低到高；平均用时与承诺取所选时间段内办结的办件（工作日，暂停与"
+                "合法延期不计入用时占承诺的分母之外）。点窗口名查看该窗口的办件。",
+                24,
+                10,
+            ),
+            [
+                column("窗口", *WINDOW_PAGE),
+                column("即办件占比", *PERCENT),
+                column("按期办结率", *PERCENT),
+                column("用时占承诺", *PERCENT),
+                column("平均用时（工作日）", *WORKDAYS),
+                column("平均承诺（工作日）", *WORKDAYS),
+            ],
+        ),
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.OVERDUE_CASES)).datasource(POSTGRES),
+                "超期在办件清单",
+                "所选部门此刻已超过承诺期限（暂停、合法延期已计入）仍未办结的办件，超期最久的在前；"
+                "超期工作日按日历现算。点办件编号打开控制台的办件页，点窗口名查看该窗口。",
+                24,
+                8,
+            ),
+            [
+                column("办件编号", *CASE_PAGE),
+                column("窗口", *WINDOW_PAGE),
+                column("超期工作日", *WORKDAYS),
+            ],
+        ),
+        describe(
+            timeseries.Panel()
+            .with_target(
                 prom(
-                    f"sum by (level) (increase(jiancha_cards_total{{{DEPT}}}[$__interval]))",
+                    f"sum by (level) (increase(jiancha_cards_total{{{CARD_FILTER}}}[$__interval]))",
                     "{{level}}",
                 )
-            ],
-            w=24,
-            unit="short",
-            options={"legend": {"displayMode": "list", "placement": "bottom"}},
-            overrides=level_overrides(),
+            )
+            .unit("short")
+            .mappings(names(LEVEL_WORDS, LEVEL_COLOURS))
+            .legend(
+                common.VizLegendOptions()
+                .display_mode(cm.LegendDisplayMode.LIST)
+                .placement(cm.LegendPlacement.BOTTOM)
+                .show_legend(True)
+            ),
+            "各级发牌趋势",
+            "所选部门、牌级、规则每个时间段新发的蓝牌、黄牌、红牌数"
+            "（jiancha_cards_total 的增量，按牌级）。",
+            24,
+            8,
         ),
-        panel(
-            "bargauge",
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.CARDS_BY_RULE)).datasource(POSTGRES),
+                "按规则的牌",
+                "所选时间段内按规则和牌级发出的牌，以及其中尚未关闭的。",
+                12,
+                10,
+            ),
+            [column("规则", *mapped(rules)), column("牌级", *mapped(LEVEL_WORDS, LEVEL_COLOURS))],
+        ),
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.RATINGS)).datasource(POSTGRES),
+                "好差评",
+                "所选时间段内的评价：每件取该时间段内最后一次评价，3 至 5 星为"
+                "满意；差评（1 至 2 星）为该时间段内给出的，已整改按时间段结束时计。",
+                12,
+                10,
+            ),
+            [column("满意率", *PERCENT), column("整改率", *PERCENT)],
+        ),
+        describe(
+            bars(
+                bargauge.Panel().with_target(
+                    prom(
+                        f"sort_desc(topk(10, sum by (department) (jiancha_active_cards{{{FILTER}, "
+                        f'level="red", rule=~"${{rule:regex}}"}})))',
+                        "{{department}}",
+                        instant=True,
+                    )
+                )
+            )
+            .unit("short")
+            .thresholds(steps((None, "green"), (1, "orange"), (5, "red")))
+            .color_scheme(_thresholds()),
             "红牌部门排名",
             "当前未关闭红牌最多的十个部门（jiancha_active_cards，level=red）。",
-            [
-                prom(
-                    f'sort_desc(topk(10, sum by (department) (jiancha_active_cards{{level="red", '
-                    f"{DEPT}}})))",
-                    "{{department}}",
-                    instant=True,
-                )
-            ],
-            w=8,
-            unit="short",
-            thresholds=[(None, "green"), (1, "orange"), (5, "red")],
-            options=bars(),
+            8,
+            8,
         ),
-        panel(
-            "bargauge",
-            "按期办结率排名",
-            "近 7 天按期（含提前）办结的办件占办结办件的比例，由低到高排列"
-            "（记录规则 department:jiancha_on_time_rate:ratio_7d）。",
-            [
-                prom(
-                    f"sort(department:jiancha_on_time_rate:ratio_7d{{{DEPT}}})",
-                    "{{department}}",
-                    instant=True,
+        describe(
+            bars(
+                bargauge.Panel().with_target(
+                    prom(
+                        f"sort(department:jiancha_on_time_rate:ratio_7d{{{FILTER}}})",
+                        "{{department}}",
+                        instant=True,
+                    )
                 )
-            ],
-            w=8,
-            thresholds=[(None, "red"), (0.9, "orange"), (0.98, "green")],
-            options=bars(),
-            **percent,
+            )
+            .unit("percentunit")
+            .decimals(1)
+            .min(0)
+            .max(1)
+            .thresholds(steps((None, "red"), (0.9, "orange"), (0.98, "green")))
+            .color_scheme(_thresholds()),
+            "按期办结率（近 7 天）",
+            "近 7 天按期（含提前）办结的办件占办结办件的比例，由低到高"
+            "排列（记录规则 department:jiancha_on_time_rate:ratio_7d）。",
+            8,
+            8,
         ),
-        panel(
-            "bargauge",
-            "提前办结率",
-            "近 7 天在期限当日之前办结的办件占办结办件的比例"
-            "（记录规则 department:jiancha_early_rate:ratio_7d）。",
-            [
-                prom(
-                    f"sort_desc(department:jiancha_early_rate:ratio_7d{{{DEPT}}})",
-                    "{{department}}",
-                    instant=True,
+        describe(
+            bars(
+                bargauge.Panel().with_target(
+                    prom(
+                        f"sort_desc(jiancha_overdue_cases{{{FILTER}}})",
+                        "{{department}}",
+                        instant=True,
+                    )
                 )
-            ],
-            w=8,
-            options=bars(),
-            **percent,
-        ),
-        panel(
-            "bargauge",
+            )
+            .unit("short")
+            .thresholds(steps((None, "green"), (1, "red")))
+            .color_scheme(_thresholds()),
             "超期在办件",
             "已超过承诺期限（暂停、合法延期已计入）仍未办结的办件数，按部门"
             "（jiancha_overdue_cases；与统计口径 jiancha.overdue_v1 一致，其他规则的红牌不计）。",
-            [
-                prom(
-                    f"sort_desc(jiancha_overdue_cases{{{DEPT}}})",
-                    "{{department}}",
-                    instant=True,
-                )
-            ],
-            w=8,
-            unit="short",
-            thresholds=[(None, "green"), (1, "red")],
-            options=bars(),
-        ),
-        panel(
-            "bargauge",
-            "满意率",
-            "最新评价为 3 至 5 星（基本满意及以上）的办件占已评价办件的比例（jiancha_ratings）。",
-            [
-                prom(
-                    f'sum by (department) (jiancha_ratings{{rating=~"3|4|5", {DEPT}}})'
-                    f" / sum by (department) (jiancha_ratings{{{DEPT}}})",
-                    "{{department}}",
-                    instant=True,
-                )
-            ],
-            w=8,
-            thresholds=[(None, "red"), (0.9, "orange"), (0.98, "green")],
-            options=bars(),
-            **percent,
-        ),
-        panel(
-            "bargauge",
-            "差评整改率",
-            "已整改的差评（1 至 2 星）占全部差评的比例"
-            "（jiancha_bad_reviews_rectified_total / jiancha_bad_reviews_total）。",
-            [
-                prom(
-                    f"sum by (department) (jiancha_bad_reviews_rectified_total{{{DEPT}}})"
-                    f" / sum by (department) (jiancha_bad_reviews_total{{{DEPT}}})",
-                    "{{department}}",
-                    instant=True,
-                )
-            ],
-            w=8,
-            thresholds=[(None, "red"), (1, "green")],
-            options=bars(),
-            **percent,
-        ),
-        panel(
-            "table",
-            "日均发牌（近 7 天）",
-            "近 7 天各部门每天平均发出的各级牌数"
-            "（记录规则 department_level:jiancha_cards:per_day_7d）。",
-            [prom(f"department_level:jiancha_cards:per_day_7d{{{DEPT}}}", instant=True)],
-            w=24,
-            unit="short",
-            decimals=2,
-            options={"showHeader": True, "cellHeight": "sm"},
+            8,
+            8,
         ),
     ]
-    panels[-1]["targets"][0]["format"] = "table"
-    panels[-1]["transformations"] = [
-        {
-            "id": "organize",
-            "options": {
-                "excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True},
-                "renameByName": {"department": "部门", "level": "牌级", "Value": "日均发牌"},
-            },
-        }
-    ]
-    panels[-1]["fieldConfig"]["overrides"] = level_overrides("牌级")
-    return dashboard(
-        "jiancha-overview",
-        "电子监察总览",
-        "监察人员用：各部门发牌、按期办结、提前办结、超期、满意度与差评整改。",
-        panels,
-        [department],
-        time_from="now-30d",
-    )
+    return add(board, panels)
+
+
+def _thresholds() -> Any:
+    from grafana_foundation_sdk.builders.dashboard import FieldColor
+
+    return FieldColor().mode(dm.FieldColorModeId.THRESHOLDS)
 
 
 # --- 2. 窗口办件 -------------------------------------------------------------------------
 
-AT_RISK = f"""\
-SELECT c.case_id AS "办件编号",
-       c.matter AS "事项",
-       k.level AS "最高牌级",
-       COALESCE(k.deadline, c.decision_deadline) AS "期限",
-       CASE WHEN (k.detail->>'provisional')::boolean THEN '暂定（当年放假安排未公布）'
-            ELSE '' END AS "期限说明",
-       (k.detail->>'remaining_days')::numeric AS "剩余工作日",
-       k.status AS "牌状态"
-FROM jiancha.cases c
-JOIN LATERAL (
-    SELECT level, deadline, detail, status
-    FROM jiancha.cards
-    WHERE cards.case_id = c.case_id AND cards.status IN {OPEN_CARD}
-    ORDER BY CASE level WHEN 'red' THEN 3 WHEN 'yellow' THEN 2 ELSE 1 END DESC,
-             issued_at DESC
-    LIMIT 1
-) k ON true
-WHERE c."window" = '$window' AND c.completed_at IS NULL AND c.closed_at IS NULL
-ORDER BY COALESCE(k.deadline, c.decision_deadline) ASC NULLS LAST,
-         (k.detail->>'remaining_days')::numeric ASC NULLS LAST,
-         c.case_id"""
 
-OPEN_BY_LEVEL = f"""\
-SELECT level AS "牌级", count(*) AS "未关闭"
-FROM jiancha.cards
-WHERE "window" = '$window' AND status IN {OPEN_CARD}
-GROUP BY level
-ORDER BY CASE level WHEN 'red' THEN 3 WHEN 'yellow' THEN 2 ELSE 1 END DESC"""
-
-WINDOW_CARDS = """\
-SELECT issued_at AS "发牌时间",
-       case_id AS "办件编号",
-       matter AS "事项",
-       clock AS "时钟",
-       rule AS "规则",
-       level AS "牌级",
-       status AS "状态",
-       reply_due AS "督办回复期限",
-       replied_at AS "回复时间",
-       escalated_at AS "升级时间"
-FROM jiancha.cards
-WHERE "window" = '$window' AND $__timeFilter(issued_at)
-ORDER BY issued_at DESC, id DESC
-LIMIT 500"""
-
-WINDOW_OUTCOMES = """\
-SELECT CASE outcome WHEN 'early' THEN '提前办结' WHEN 'on_time' THEN '按期办结'
-                    ELSE '超期办结' END AS "办结情况",
-       count(*) AS "办件数"
-FROM jiancha.cases
-WHERE "window" = '$window' AND outcome IS NOT NULL AND $__timeFilter(completed_at)
-GROUP BY outcome
-ORDER BY outcome"""
-
-WINDOWS = """\
-SELECT DISTINCT "window" FROM jiancha.cases WHERE "window" IS NOT NULL ORDER BY 1"""
-
-
-def window() -> Json:
-    variable = {
-        "type": "query",
-        "name": "window",
-        "label": "窗口",
-        "description": "要查看的窗口",
-        "datasource": POSTGRES,
-        "definition": WINDOWS,
-        "query": WINDOWS,
-        "refresh": 1,
-        "sort": 1,
-        "multi": False,
-        "includeAll": False,
-        "current": {},
-        "options": [],
-        "hide": 0,
-    }
-    panels = [
-        panel(
-            "table",
-            "临近超期办件",
-            "本窗口未办结且已亮牌的办件，取每件最高一级未关闭的牌，按期限先后排列："
-            "期限取牌上的期限，没有则取承诺办结期限；剩余工作日取自发牌时的记录。",
-            [sql(AT_RISK)],
-            w=16,
-            h=10,
-            options={"showHeader": True, "cellHeight": "sm"},
-            overrides=level_overrides("最高牌级"),
+def window(console: str) -> Json:
+    board = (
+        dashboard("jiancha-window", "窗口办件",
+                  "窗口负责人用：本窗口的在办件（剩余工作日此刻现算）、发出的牌及其处理状态；"
+                  "办件编号链接到监察控制台的办件页。", time_from="now-7d", refresh="1m")
+        .with_variable(department_variable(POSTGRES, q.DEPARTMENT_VALUES))
+        .with_variable(sql_variable("window", "窗口", "要查看的窗口", q.WINDOW_VALUES,
+                                    multi=False))
+        .with_variable(sql_variable("matter", "事项", "只看这些事项（目录中的名称）",
+                                    q.MATTER_VALUES, multi=True))
+        .with_variable(level_variable(none=True))
+        .with_variable(sql_variable("rule", "规则", "只看这些规则的牌", q.RULE_VALUES,
+                                    multi=True))
+        .with_variable(console_variable(console))
+    )  # fmt: skip
+    rules = rule_words()
+    level = column("最高牌级", *mapped(LEVELS, LEVEL_COLOURS))
+    panels: list[Panel] = [
+        describe(
+            stat.Panel()
+            .with_target(Sql(q.WINDOW_FIGURES))
+            .datasource(POSTGRES)
+            .color_mode(cm.BigValueColorMode.NONE)
+            .graph_mode(cm.BigValueGraphMode.NONE)
+            .reduce_options(
+                common.ReduceDataOptions().calcs(["lastNotNull"]).values(False).fields("/.*/")
+            )
+            .override_by_name("即办件占比", PERCENT)
+            .override_by_name("按期办结率", PERCENT),
+            "本窗口办件概况",
+            "所选时间段内本窗口受理、办结的办件数，即办件占比、按期办结率，"
+            "以及此刻超期在办的办件数（jiancha.figures_v1）。",
+            24,
+            4,
         ),
-        panel(
-            "bargauge",
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.OPEN_CASES)).datasource(POSTGRES),
+                "在办件",
+                "本窗口已受理未办结的办件，期限早的在前：最高一级未关闭的牌、"
+                "承诺期限，以及此刻距期限的剩余工作日（负数为已超期的工作日，按日历现算，"
+                "不是发牌时的记录）。点办件编号打开控制台的办件页。",
+                16,
+                12,
+            ),
+            [
+                column("办件编号", *CASE_PAGE),
+                level,
+                column("规则", *mapped(rules)),
+                column("牌状态", *mapped(STATUS_NAMES)),
+                column(
+                    "剩余工作日",
+                    *WORKDAYS,
+                    dm.DynamicConfigValue(
+                        id_val="thresholds",
+                        value=steps((None, "red"), (0, "orange"), (1, "green")).build(),
+                    ),
+                    dm.DynamicConfigValue(
+                        id_val="custom.cellOptions", value={"type": "color-text"}
+                    ),
+                ),
+            ],
+        ),
+        describe(
+            bars(bargauge.Panel().with_target(Sql(q.OPEN_BY_LEVEL)).datasource(POSTGRES))
+            .reduce_options(common.ReduceDataOptions().calcs([]).values(True))
+            .unit("short")
+            .mappings(names(LEVEL_WORDS, LEVEL_COLOURS))
+            .thresholds(steps((None, "green"), (1, "orange"))),
             "本窗口未关闭的牌",
             "本窗口尚未关闭（已发、已签收、申诉中）的牌，按牌级计数。",
-            [sql(OPEN_BY_LEVEL)],
-            w=8,
-            h=10,
-            unit="short",
-            thresholds=[(None, "green"), (1, "orange")],
-            options={**bars(), "reduceOptions": {"calcs": [], "fields": "", "values": True}},
+            8,
+            12,
         ),
-        panel(
-            "table",
-            "本窗口的牌",
-            "所选时间段内本窗口发出的牌及其状态（已发、已签收、申诉中、已关闭、已撤销）与督办情况。",
-            [sql(WINDOW_CARDS)],
-            w=16,
-            h=12,
-            options={"showHeader": True, "cellHeight": "sm"},
-            overrides=level_overrides("牌级"),
+        grid(
+            describe(
+                table.Panel().with_target(Sql(q.WINDOW_CARDS)).datasource(POSTGRES),
+                "本窗口的牌",
+                "所选时间段内本窗口发出的牌及其状态（已发、已签收、申诉中、"
+                "已销号、已撤销）与督办情况。点办件编号打开控制台的办件页。",
+                16,
+                12,
+            ),
+            [
+                column("办件编号", *CASE_PAGE),
+                column("牌级", *mapped(LEVEL_WORDS, LEVEL_COLOURS)),
+                column("规则", *mapped(rules)),
+                column("状态", *mapped(STATUS_NAMES)),
+                column("时钟", *mapped(CLOCK_NAMES)),
+            ],
         ),
-        panel(
-            "piechart",
+        describe(
+            piechart.Panel()
+            .with_target(Sql(q.WINDOW_OUTCOMES))
+            .datasource(POSTGRES)
+            .pie_type(PieChartType.DONUT)
+            .reduce_options(common.ReduceDataOptions().calcs([]).values(True)),
             "办结情况",
             "所选时间段内本窗口办结办件的提前、按期、超期构成。",
-            [sql(WINDOW_OUTCOMES)],
-            w=8,
-            h=12,
-            options={
-                "pieType": "donut",
-                "legend": {"displayMode": "table", "placement": "bottom", "values": ["value"]},
-                "reduceOptions": {"calcs": [], "fields": "", "values": True},
-            },
+            8,
+            12,
         ),
     ]
-    return dashboard(
-        "jiancha-window",
-        "窗口办件",
-        "窗口负责人用：本窗口临近超期的办件、发出的牌及其处理状态。",
-        panels,
-        [variable],
-    )
+    return add(board, panels)
 
 
 # --- 3. 运行状态 -------------------------------------------------------------------------
 
-UP = [
-    {
-        "type": "value",
-        "options": {"0": {"text": "断开", "color": "red"}, "1": {"text": "正常", "color": "green"}},
-    }
-]
-RELOAD = [
-    {
-        "type": "value",
-        "options": {"0": {"text": "失败", "color": "red"}, "1": {"text": "成功", "color": "green"}},
-    }
-]
+UP = names({"0": {"zh": "断开", "en": "down"}, "1": {"zh": "正常", "en": "up"}},
+           {"0": "red", "1": "green"})  # fmt: skip
+RELOAD = names({"0": {"zh": "失败", "en": "failed"}, "1": {"zh": "成功", "en": "ok"}},
+               {"0": "red", "1": "green"})  # fmt: skip
+
+
+def big(expr: str, title: str, text: str, **kw: Any) -> Panel:
+    p = stat.Panel().with_target(prom(expr, instant=True)).color_mode(
+        cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)  # fmt: skip
+    for key, value in kw.items():
+        p = getattr(p, key)(*value) if isinstance(value, tuple) else getattr(p, key)(value)
+    return describe(p, title, text, 6, 4)
+
+
+def trend(targets: Sequence[PromQuery], title: str, text: str, unit_name: str) -> Panel:
+    p = timeseries.Panel().unit(unit_name)
+    for ref, t in zip("ABCD", targets, strict=False):
+        p = p.with_target(t.ref_id(ref))
+    return describe(p, title, text, 12, 8)
 
 
 def operations() -> Json:
-    panels = [
-        panel(
-            "stat",
-            "数据库连接",
-            "最近一次快照是否连上 PostgreSQL（jiancha_database_up）。",
-            [prom("min(jiancha_database_up)", instant=True)],
-            w=6,
-            h=4,
-            thresholds=[(None, "red"), (1, "green")],
-            mappings=UP,
-            options=stat_options(),
-        ),
-        panel(
-            "stat",
-            "配置重载",
-            "最近一次 SIGHUP 重载配置、规则和日历是否成功"
-            "（jiancha_config_last_reload_successful）。",
-            [prom("min(jiancha_config_last_reload_successful)", instant=True)],
-            w=6,
-            h=4,
-            thresholds=[(None, "red"), (1, "green")],
-            mappings=RELOAD,
-            options=stat_options(),
-        ),
-        panel(
-            "stat",
-            "距下一次发牌",
-            "调度器下一个到点时刻距现在的时间；没有待到点的牌时无数据"
-            "（jiancha_next_crossing_timestamp_seconds）。",
-            [prom("min(jiancha_next_crossing_timestamp_seconds > 0) - time()", instant=True)],
-            w=6,
-            h=4,
-            unit="s",
-            options=stat_options(),
-        ),
-        panel(
-            "stat",
-            "节假日数据剩余天数",
-            "已公布的节假日安排还能覆盖多少天；少于 45 天时请更新日历"
-            "（jiancha_calendar_published_through_timestamp_seconds）。",
-            [
-                prom(
-                    "min(jiancha_calendar_published_through_timestamp_seconds - time()) / 86400",
-                    instant=True,
-                )
-            ],
-            w=6,
-            h=4,
-            unit="d",
-            decimals=0,
-            thresholds=[(None, "red"), (45, "orange"), (90, "green")],
-            options=stat_options(),
-        ),
-        panel(
-            "timeseries",
-            "事件读取速率",
-            "每秒从审批数据库读取的办件事件数（jiancha_events_ingested_total），以及违反数据约定的死信。",
-            [
-                prom("sum(rate(jiancha_events_ingested_total[$__rate_interval]))", "事件"),
-                prom("sum(rate(jiancha_dead_letters_total[$__rate_interval]))", "死信"),
-            ],
-            unit="ops",
-        ),
-        panel(
-            "timeseries",
-            "读取滞后与阻塞事务",
-            "距读取器上次追上源库的秒数（jiancha_tail_lag_seconds），"
-            "以及阻挡读取的最老写事务的时长（jiancha_blocking_transaction_age_seconds）。",
-            [
-                prom("max(jiancha_tail_lag_seconds)", "读取滞后"),
-                prom("max(jiancha_blocking_transaction_age_seconds)", "阻塞事务"),
-            ],
-            unit="s",
-        ),
-        panel(
-            "timeseries",
-            "评估耗时 P99",
-            "调度器每次评估的耗时第 99 百分位与中位数（jiancha_evaluation_duration_seconds）。",
-            [
-                prom(
-                    "histogram_quantile(0.99, sum by (le) "
-                    "(rate(jiancha_evaluation_duration_seconds_bucket[$__rate_interval])))",
-                    "P99",
-                ),
-                prom(
-                    "histogram_quantile(0.5, sum by (le) "
-                    "(rate(jiancha_evaluation_duration_seconds_bucket[$__rate_interval])))",
-                    "P50",
-                ),
-            ],
-            unit="s",
-        ),
-        panel(
-            "timeseries",
-            "运行中的时钟",
-            "调度器表中正在计时的期限数（jiancha_open_clocks）。",
-            [prom("sum(jiancha_open_clocks)", "时钟")],
-            unit="short",
-        ),
-        panel(
-            "timeseries",
-            "通知队列",
-            "发件箱中各通道待发送、已送达、已放弃的通知数（jiancha_outbox_notifications）。",
-            [
-                prom(
-                    "sum by (channel, state) (jiancha_outbox_notifications)",
-                    "{{channel}} {{state}}",
-                )
-            ],
-            unit="short",
-        ),
-        panel(
-            "bargauge",
-            "发送失败的通知",
-            "所选时间段内各通道放弃发送的通知数（jiancha_notifications_failed_total）；"
-            "用 jiancha outbox list --state failed 查看。",
-            [
-                prom(
-                    "sum by (channel) (increase(jiancha_notifications_failed_total[$__range]))",
-                    "{{channel}}",
-                    instant=True,
-                )
-            ],
-            unit="short",
-            thresholds=[(None, "green"), (1, "red")],
-            options=bars(),
-        ),
-    ]
-    return dashboard(
-        "jiancha-operations",
-        "运行状态",
-        "运维人员用：数据库连接、事件读取、调度评估、通知发送、日历与配置。",
-        panels,
-        [],
-        time_from="now-6h",
-        refresh="30s",
+    board = dashboard("jiancha-operations", "运行状态",
+                      "运维人员用：数据库连接、事件读取、调度评估、通知发送、日历与配置。",
+                      time_from="now-6h", refresh="30s")  # fmt: skip
+    quantile = (
+        "histogram_quantile({q}, sum by (le) "
+        "(rate(jiancha_evaluation_duration_seconds_bucket[$__rate_interval])))"
     )
+    panels: list[Panel] = [
+        big("min(jiancha_database_up)", "数据库连接",
+            "最近一次快照是否连上 PostgreSQL（jiancha_database_up）。", mappings=UP,
+            thresholds=steps((None, "red"), (1, "green"))),
+        big("min(jiancha_config_last_reload_successful)", "配置重载",
+            "最近一次 SIGHUP 重载配置、规则和日历是否成功"
+            "（jiancha_config_last_reload_successful）。", mappings=RELOAD,
+            thresholds=steps((None, "red"), (1, "green"))),
+        big("min(jiancha_next_crossing_timestamp_seconds > 0) - time()", "距下一次发牌",
+            "调度器下一个到点时刻距现在的时间；没有待到点的牌时无数据"
+            "（jiancha_next_crossing_timestamp_seconds）。", unit="s"),
+        big("min(jiancha_calendar_published_through_timestamp_seconds - time()) / 86400",
+            "节假日数据剩余天数", "已公布的节假日安排还能覆盖多少天；少于 45 天时请更新日历"
+            "（jiancha_calendar_published_through_timestamp_seconds）。", unit="d", decimals=0,
+            thresholds=steps((None, "red"), (45, "orange"), (90, "green"))),
+        trend([prom("sum(rate(jiancha_events_ingested_total[$__rate_interval]))", "事件"),
+               prom("sum(rate(jiancha_dead_letters_total[$__rate_interval]))", "死信")],
+              "事件读取速率", "每秒从审批数据库读取的办件事件数（jiancha_events_ingested_total），"
+              "以及违反数据约定的死信。", "ops"),
+        trend([prom("max(jiancha_tail_lag_seconds)", "读取滞后"),
+               prom("max(jiancha_blocking_transaction_age_seconds)", "阻塞事务")],
+              "读取滞后与阻塞事务", "距读取器上次追上源库的秒数（jiancha_tail_lag_seconds），"
+              "以及阻挡读取的最老写事务的时长（jiancha_blocking_transaction_age_seconds）。", "s"),
+        trend([prom(quantile.format(q="0.99"), "P99"), prom(quantile.format(q="0.5"), "P50")],
+              "评估耗时 P99", "调度器每次评估的耗时第 99 百分位与中位数"
+              "（jiancha_evaluation_duration_seconds）。", "s"),
+        trend([prom("sum(jiancha_open_clocks)", "时钟")], "运行中的时钟",
+              "调度器表中正在计时的期限数（jiancha_open_clocks）。", "short"),
+        trend([prom("sum by (channel, state) (jiancha_outbox_notifications)",
+                    "{{channel}} {{state}}")], "通知队列",
+              "发件箱中各通道待发送、已送达、已放弃的通知数（jiancha_outbox_notifications）。",
+              "short"),
+        describe(bars(bargauge.Panel().with_target(prom(
+            "sum by (channel) (increase(jiancha_notifications_failed_total[$__range]))",
+            "{{channel}}", instant=True))).unit("short")
+            .thresholds(steps((None, "green"), (1, "red"))).color_scheme(_thresholds()),
+            "发送失败的通知", "所选时间段内各通道放弃发送的通知数"
+            "（jiancha_notifications_failed_total）；用 jiancha outbox list --state failed 查看。",
+            12, 8),
+    ]  # fmt: skip
+    return add(board, panels)
 
 
 # --- output ------------------------------------------------------------------------------
 
 
-def dashboards() -> dict[str, Json]:
-    """Every dashboard, by file name."""
+def dashboards(console: str = CONSOLE) -> dict[str, Json]:
+    """Every dashboard, by file name; case numbers link to the console at ``console``."""
+    console = console.rstrip("/")
     return {
-        "jiancha-overview.json": overview(),
-        "jiancha-window.json": window(),
+        "jiancha-overview.json": overview(console),
+        "jiancha-window.json": window(console),
         "jiancha-operations.json": operations(),
     }
 
@@ -706,13 +620,25 @@ def render(board: Json) -> str:
     return json.dumps(board, ensure_ascii=False, indent=2) + "\n"
 
 
+def console_url(config: Path) -> str:
+    """``[web] base_url`` of a jiancha configuration file (the default if it has none)."""
+    data = tomllib.loads(config.read_text("utf-8"))
+    web = data.get("web") or {}
+    url = web.get("base_url") if isinstance(web, dict) else None
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise SystemExit(f"{config}: [web] base_url: 应为 http(s) 地址 / must be an http(s) URL")
+    return str(url or CONSOLE)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dashboards.build", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
     parser.add_argument("--out", type=Path, default=HERE, help="directory (default: here)")
+    parser.add_argument("--config", type=Path, help="take the console's address from it")
     args = parser.parse_args(argv)
+    console = console_url(args.config) if args.config else CONSOLE
     stale = []
-    for name, board in dashboards().items():
+    for name, board in dashboards(console).items():
         path = args.out / name
         text = render(board)
         current = path.read_text("utf-8") if path.exists() else None

@@ -15,7 +15,8 @@ set -euo pipefail
 #   - python3-venv: `make`'s .venv and install.sh's venv with Debian's own python3
 #     (ensurepip; tests/deploy/test_install.py)
 #   - prometheus: promtool checks scrapes and rules (tests/exporters/test_metrics.py,
-#     test_dashboards.py, test_prometheus_rules.py; tests/test_daemon.py)
+#     test_dashboards.py, test_prometheus_rules.py; tests/test_daemon.py); the server
+#     scrapes a fresh daemon for every dashboard query (tests/exporters/test_fresh_install.py)
 #   - prometheus-alertmanager: a real Alertmanager receives the alert channel's alerts
 #     (tests/notify/test_alertmanager.py)
 #   - shellcheck: deploy/install.sh and this script stay clean (tests/deploy/test_install.py,

@@ -3,10 +3,9 @@
 ``push`` is idempotent: the folder is found by title (created if missing),
 the two datasources are found by name (``jiancha-prometheus`` and
 ``jiancha-postgres``) and updated in place or created, and every dashboard is
-posted to ``/api/dashboards/db`` with ``overwrite: true`` after its
-``${DS_PROMETHEUS}`` / ``${DS_POSTGRES}`` inputs are replaced by the uids of
-those datasources. Running it twice changes nothing but the dashboards'
-version numbers.
+posted to ``/api/dashboards/db`` with ``overwrite: true`` after its datasource
+references are pointed at the uids of those datasources. Running it twice
+changes nothing but the dashboards' version numbers.
 
 ``annotate`` posts red cards as annotations tagged ``jiancha``, ``red``, the
 rule, the department and ``card:<id>``; a card whose ``card:<id>`` tag already
@@ -35,12 +34,15 @@ __all__ = [
     "prometheus_datasource",
     "push",
     "resolve_inputs",
+    "with_console",
 ]
 
 FOLDER: Final = "电子监察"
 PROMETHEUS_NAME: Final = "jiancha-prometheus"
 POSTGRES_NAME: Final = "jiancha-postgres"
 POSTGRES_TYPE: Final = "grafana-postgresql-datasource"
+DEFAULT_UIDS: Final = {"DS_PROMETHEUS": PROMETHEUS_NAME, "DS_POSTGRES": POSTGRES_NAME}
+"""The uids the dashboards reference (those of file provisioning), by push's input name."""
 
 Json = dict[str, Any]
 
@@ -136,19 +138,45 @@ def _upsert_datasource(client: Any, body: Json) -> tuple[str, str]:
 
 
 def resolve_inputs(board: Mapping[str, Any], uids: Mapping[str, str]) -> Json:
-    """``board`` with every ``${NAME}`` of ``uids`` replaced, ready for ``/api/dashboards/db``.
+    """``board`` with its datasource references pointed at ``uids``, ready for the API.
 
-    The export-only keys (``__inputs``, ``__requires``, ``__elements``) go and
-    ``id`` is cleared, so Grafana matches the dashboard by uid.
+    The dashboards reference their datasources by the uids file provisioning gives
+    them (``jiancha-prometheus``, ``jiancha-postgres``); a Grafana whose datasources
+    of those names have other uids gets those. An older file's ``${DS_PROMETHEUS}`` /
+    ``${DS_POSTGRES}`` inputs are filled the same way. The export-only keys
+    (``__inputs``, ``__requires``, ``__elements``) go and ``id`` is cleared, so Grafana
+    matches the dashboard by uid.
     """
+    by_uid = {DEFAULT_UIDS[name]: uid for name, uid in uids.items() if name in DEFAULT_UIDS}
     text = json.dumps(board, ensure_ascii=False)
     for name, uid in uids.items():
         text = text.replace("${" + name + "}", uid)
-    out: Json = json.loads(text)
+    out: Json = _repoint(json.loads(text), by_uid)
     for key in ("__inputs", "__requires", "__elements"):
         out.pop(key, None)
     out["id"] = None
     return out
+
+
+def with_console(board: Mapping[str, Any], url: str) -> Json:
+    """``board`` with its constant ``console`` (the console's address) set to ``url``."""
+    out: Json = json.loads(json.dumps(board, ensure_ascii=False))
+    for variable in out.get("templating", {}).get("list", []):
+        if variable.get("name") == "console" and variable.get("type") == "constant":
+            variable["query"] = url.rstrip("/")
+    return out
+
+
+def _repoint(node: Any, by_uid: Mapping[str, str]) -> Any:
+    """Datasource references (``{"type": ..., "uid": ...}``) moved to the uids found."""
+    if isinstance(node, dict):
+        out = {k: _repoint(v, by_uid) for k, v in node.items()}
+        if "type" in out and out.get("uid") in by_uid and set(out) <= {"type", "uid"}:
+            out["uid"] = by_uid[out["uid"]]
+        return out
+    if isinstance(node, list):
+        return [_repoint(v, by_uid) for v in node]
+    return node
 
 
 def push(
@@ -157,8 +185,12 @@ def push(
     prometheus_url: str,
     postgres: Mapping[str, Any],
     folder: str = FOLDER,
+    console: str | None = None,
 ) -> PushResult:
-    """Install the folder, the two datasources and ``dashboards`` into Grafana; idempotent."""
+    """Install the folder, the two datasources and ``dashboards`` into Grafana; idempotent.
+
+    With ``console``, case numbers link to the console at that address.
+    """
     folder_uid, folder_created = _find_folder(client, folder)
     result = PushResult(folder_uid=folder_uid, folder_created=folder_created)
     for key, body in (
@@ -170,7 +202,9 @@ def push(
         result.datasources[body["name"]] = action
     for name, board in dashboards.items():
         payload = {
-            "dashboard": resolve_inputs(board, result.uids),
+            "dashboard": resolve_inputs(
+                board if console is None else with_console(board, console), result.uids
+            ),
             "folderUid": folder_uid,
             "overwrite": True,
             "message": "jiancha grafana push",

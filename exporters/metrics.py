@@ -53,6 +53,11 @@ class Snapshot:
     levels: tuple[str, ...] = ()  # card levels, lowest first
     outbox_states: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = ()
+    # The configuration's departments, channels and rules: their series exist from the
+    # first scrape at zero (a panel shows 0, not "No data"), and nothing else bounds them.
+    departments: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
     database_up: bool = False
     events: int = 0
     dead_letters: int = 0
@@ -167,7 +172,9 @@ def _cards(s: Snapshot) -> Iterator[Metric]:
 
 def _outbox(s: Snapshot) -> Iterator[Metric]:
     """Notifications: in the outbox by state, delivered and given up since start."""
-    channels = sorted({c for c, _ in s.notifications} | set(s.delivered) | set(s.failed))
+    channels = sorted(
+        {c for c, _ in s.notifications} | set(s.delivered) | set(s.failed) | set(s.channels)
+    )
     yield _labelled(GaugeMetricFamily, "jiancha_outbox_notifications",
                     "Notifications in the outbox by channel and state", ["channel", "state"],
                     (([ch, st], s.notifications.get((ch, st), 0))
@@ -190,15 +197,17 @@ def _cases(s: Snapshot) -> Iterator[Metric]:
                     ["department", "window", "matter", "level"],
                     (([*g, lv], s.open_cases.get((*g, lv), 0))
                      for g in groups for lv in ("none", *s.levels)))  # fmt: skip
+    zeros = {(d, lv, r): 0 for d in s.departments for lv in s.levels for r in s.rules}
+    active = {(lv, r, d): 0 for d, lv, r in zeros} | dict(s.active_cards)
     yield _labelled(GaugeMetricFamily, "jiancha_active_cards",
                     "Open cards by level, rule and department", ["level", "rule", "department"],
-                    sorted(s.active_cards.items()))  # fmt: skip
-    overdue = sorted({g[0] for g in groups} | set(s.overdue_cases))
+                    sorted(active.items()))  # fmt: skip
+    overdue = sorted({g[0] for g in groups} | set(s.overdue_cases) | set(s.departments))
     yield _labelled(GaugeMetricFamily, "jiancha_overdue_cases",
                     "Open cases past the instant their promised limit was used up (超期件), "
                     "by department", ["department"],
                     (([d], s.overdue_cases.get(d, 0)) for d in overdue))  # fmt: skip
-    depts = sorted({d for d, _ in s.completions})
+    depts = sorted({d for d, _ in s.completions} | set(s.departments))
     yield _labelled(CounterMetricFamily, "jiancha_completions",
                     "Cases completed, by department and how the promised limit ended (early: "
                     "before the deadline's day; on_time; late); withdrawn and terminated cases "
@@ -207,15 +216,16 @@ def _cases(s: Snapshot) -> Iterator[Metric]:
                     )  # fmt: skip
     yield _labelled(CounterMetricFamily, "jiancha_cards",
                     "Cards in the ledger by department, level and rule",
-                    ["department", "level", "rule"], sorted(s.cards_total.items()))  # fmt: skip
-    rated = sorted({d for d, _ in s.ratings})
+                    ["department", "level", "rule"],
+                    sorted((zeros | dict(s.cards_total)).items()))  # fmt: skip
+    rated = sorted({d for d, _ in s.ratings} | set(s.departments))
     yield _labelled(GaugeMetricFamily, "jiancha_ratings",
                     "Cases by their latest rating (5 非常满意 .. 1 非常不满意): a case re-rated "
                     "moves from one rating to the other, so this is a gauge",
                     ["department", "rating"],
                     (([d, str(k)], s.ratings.get((d, k), 0)) for d in rated for k in range(1, 6)),
                     )  # fmt: skip
-    reviews = sorted(s.bad_reviews.items())
+    reviews = sorted(({d: (0, 0) for d in s.departments} | dict(s.bad_reviews)).items())
     yield _labelled(CounterMetricFamily, "jiancha_bad_reviews", "Ratings of 1 or 2 (差评)",
                     ["department"], (([d], bad) for d, (bad, _) in reviews))  # fmt: skip
     yield _labelled(CounterMetricFamily, "jiancha_bad_reviews_rectified",

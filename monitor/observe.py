@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+import zoneinfo
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -77,9 +78,66 @@ GROUP BY 1, 2, 3
 OTHER_WINDOW = "其他"
 """The ``window`` label of every window the configuration does not name."""
 
+# The calendar as the database reads it (migration 0016): rewritten whole, in one transaction.
+_WORKING_TIME = (
+    "INSERT INTO jiancha.working_time (starts_at, ends_at, before_days, days, known_until, "
+    "provisional, calendar, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+_MATTER_NAMES = "INSERT INTO jiancha.matters (code, name, department) VALUES ($1, $2, $3)"
+WORKING_TIME_SPAN = (3660, 731)
+"""Days of jiancha.working_time before and after today: ten years of overdue cases back,
+the longest promised limits ahead."""
+
 # The figures a snapshot takes from schema jiancha (kept from the last one while it is away).
 _FROM_DATABASE = ("open_cases", "active_cards", "notifications", "completions", "cards_total",
                   "ratings", "bad_reviews", "overdue_cases")  # fmt: skip
+
+
+def working_time_rows(
+    calendar: Calendar, first: dt.date, last: dt.date
+) -> list[tuple[dt.datetime, dt.datetime, float, float, dt.datetime, bool, str, str]]:
+    """jiancha.working_time's rows for the local days ``first`` .. ``last``, from ``calendar``.
+
+    Each working day (or office-hours interval) becomes a stretch whose working days are
+    the calendar's own count at its ends (``working_days_between`` from 00:00 of
+    ``first``), so the table cannot disagree with the Python calendar at any boundary,
+    and the count runs linearly in between, as the calendar's kernel counts it.
+    """
+    tz = zoneinfo.ZoneInfo(calendar.timezone)
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    work = calendar.is_workday(np.array(days, dtype="datetime64[D]"), errors="nat")
+    provisional = calendar.is_provisional(np.array(days, dtype="datetime64[D]"))
+    hours = calendar.office_hours or ((0, 86400),)
+    spans: list[tuple[dt.datetime, dt.datetime, bool]] = []
+    for day, working, prov in zip(days, work, provisional, strict=True):
+        if not working:
+            continue
+        midnight = dt.datetime.combine(day, dt.time(0), tz)
+        for lo, hi in hours:
+            start = (midnight + dt.timedelta(seconds=lo)).astimezone(dt.UTC)
+            end = (midnight + dt.timedelta(seconds=hi)).astimezone(dt.UTC)
+            spans.append((start, end, bool(prov)))
+    if not spans:
+        return []
+    origin = dt.datetime.combine(first - dt.timedelta(days=1), dt.time(12), tz)
+    edges = np.array([e.replace(tzinfo=None) for s, t, _ in spans for e in (s, t)],
+                     dtype="datetime64[s]")  # fmt: skip
+    counted = calendar.working_days_between(
+        np.full(edges.shape, np.datetime64(origin.astimezone(dt.UTC).replace(tzinfo=None), "s")),
+        edges,
+        errors="nat",
+    )
+    kept = [
+        (start, end, float(counted[2 * n]), float(counted[2 * n + 1]), prov)
+        for n, (start, end, prov) in enumerate(spans)
+        if counted[2 * n + 1] > counted[2 * n]
+    ]
+    rows = []
+    for n, (start, end, before, after, prov) in enumerate(kept):
+        until = kept[n + 1][0] if n + 1 < len(kept) else end
+        rows.append((start, end, before, after - before, until, prov, calendar.fingerprint,
+                     calendar.timezone))  # fmt: skip
+    return rows
 
 
 class Snapshotter:
@@ -109,6 +167,8 @@ class Snapshotter:
         self.tick_buckets = [0] * (len(EVAL_BUCKETS) + 1)
         self.tick_sum = 0.0
         self.log = get_logger("monitor.observe")
+        self._kept: tuple[str, dt.date] | None = None  # working_time: calendar and day written
+        self._matters_kept: Mapping[str, Any] | None = None
 
     def _fold_ticks(self) -> None:
         """The evaluator's tick durations since the last snapshot, into the histogram."""
@@ -171,7 +231,38 @@ class Snapshotter:
         while self.done <= since:
             await trio.sleep(0.01)
 
+    async def keep_tables(self, conn: db.Connection) -> None:
+        """jiancha.working_time and jiancha.matters, rewritten when what they copy changed.
+
+        Once a day and after a calendar reload for the first, after a catalogue reload
+        for the second; each in one transaction, so a dashboard never reads half of it.
+        """
+        cal = self.evaluator.cal if self.evaluator is not None else self.calendar
+        if cal is not None:
+            today = dt.datetime.fromtimestamp(self.clock(), zoneinfo.ZoneInfo(cal.timezone)).date()
+            if self._kept != (cal.fingerprint, today):
+                back, ahead = WORKING_TIME_SPAN
+                first = max(today - dt.timedelta(days=back), cal.first_day.item())
+                last = min(today + dt.timedelta(days=ahead), cal.last_day.item())
+                rows = working_time_rows(cal, first, last)
+                async with conn.transaction():
+                    await conn.execute("DELETE FROM jiancha.working_time")
+                    await conn.executemany(_WORKING_TIME, rows)
+                self._kept = (cal.fingerprint, today)
+                self.log.info("working_time_written", calendar=cal.fingerprint, rows=len(rows))
+        matters = self.worker.matters() if self.worker is not None else None
+        if matters is not None and matters is not self._matters_kept:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM jiancha.matters")
+                await conn.executemany(_MATTER_NAMES, [(code, m.name, m.department)
+                                                       for code, m in matters.items()])  # fmt: skip
+            self._matters_kept = matters
+
     async def take(self, conn: db.Connection) -> None:
+        try:
+            await self.keep_tables(conn)
+        except asyncpg.PostgresError as exc:  # refused (rights, an old schema): figures go on
+            self.log.warning("dashboard_tables_failed", error=f"{type(exc).__name__}: {exc}")
         rows = {
             "cases": await conn.fetch(_OPEN_CASES),
             "cards": await conn.fetch(_ACTIVE_CARDS),
@@ -233,6 +324,7 @@ class Snapshotter:
         stats = e.stats if e is not None else None
         due = e.wake_at() if e is not None else None
         per = snd.stats.by_channel if snd is not None else {}
+        cfg = self.notifier.cfg if self.notifier is not None else None
         return Snapshot(
             taken_at=self.clock(),
             version=__version__,
@@ -240,6 +332,9 @@ class Snapshotter:
             levels=LEVELS,
             outbox_states=OUTBOX_STATES,
             outcomes=OUTCOMES,
+            departments=tuple(sorted(cfg.departments)) if cfg is not None else (),
+            channels=tuple(sorted(cfg.channels)) if cfg is not None else (),
+            rules=tuple(sorted({r.rule for r in e.ruleset.rules})) if e is not None else (),
             events=w.stats.events if w else 0,
             dead_letters=w.stats.dead_letters if w else 0,
             tail_lag=w.stats.lag(trio.current_time()) if w else 0.0,

@@ -60,6 +60,14 @@ def _secret(path: str, what: str) -> str:
     return value
 
 
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            h(f"应为 http(s) 地址：{text!r}", f"must be an http(s) URL: {text!r}")
+        )
+    return text
+
+
 def _client(args: argparse.Namespace) -> Any:
     from grafana_client.api import GrafanaApi
 
@@ -171,7 +179,9 @@ def cmd_grafana_push(args: argparse.Namespace, out: TextIO) -> int:
         postgres["password"] = _secret(args.postgres_password_file, h("密码", "password"))
     client = _client(args)
     result = _grafana(
-        lambda: grafana.push(client, loaded, args.prometheus_url, postgres, args.folder)
+        lambda: grafana.push(
+            client, loaded, args.prometheus_url, postgres, args.folder, console=args.console_url
+        )
     )
     if args.json:
         doc = {
@@ -305,14 +315,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
         description=h(
             "按标题查找或建立文件夹，按名称建立或更新两个数据源，再以覆盖方式上传每个仪表盘，"
-            "仪表盘中的 ${DS_PROMETHEUS}/${DS_POSTGRES} 替换为数据源的 uid。"
+            "仪表盘的数据源引用（jiancha-prometheus、jiancha-postgres，旧文件的 ${DS_PROMETHEUS}/"
+            "${DS_POSTGRES}）指向这两个数据源的 uid。"
             "先校验仪表盘（有效 JSON、有 uid 与 title、只用这两个占位符），有误则不推送；"
             "--check 只做校验并列出将推送的内容，不连接 Grafana，此时无需 --url 与 --token-file。"
             "退出码：0 已推送（--check：校验通过）；1 Grafana 出错（--check：校验未通过）；"
             "2 参数有误，或仪表盘有误而未推送。",
             "Find or create the folder by title, create or update the two datasources by "
-            "name, then upload every dashboard with overwrite, its ${DS_PROMETHEUS} / "
-            "${DS_POSTGRES} inputs replaced by the datasources' uids. The dashboards are "
+            "name, then upload every dashboard with overwrite, its datasource references "
+            "(jiancha-prometheus, jiancha-postgres; an older file's ${DS_PROMETHEUS} / "
+            "${DS_POSTGRES}) pointed at the datasources' uids. The dashboards are "
             "checked first (valid JSON, a uid and a title, only those two placeholders) and "
             "nothing is pushed if one is wrong; --check only checks and lists what would be "
             "pushed, without contacting Grafana (--url and --token-file are not needed). "
@@ -395,6 +407,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="MODE",
         choices=["disable", "require", "verify-ca", "verify-full"],
         help=h("SSL 模式（默认 disable）", "SSL mode (default disable)"),
+    )
+    p.add_argument(
+        "--console-url",
+        type=_http_url,
+        metavar="URL",
+        help=h(
+            "监察控制台（jiancha web）的地址，办件编号链接到其办件页（默认取仪表盘生成时的地址）",
+            "the console's (jiancha web) address case numbers link to "
+            "(default: the one the dashboards were generated with)",
+        ),
     )
     p.set_defaults(func=cmd_grafana_push)
 

@@ -196,6 +196,22 @@ def test_push_creates_then_updates(fake: tuple[FakeGrafana, str]) -> None:
     assert len(state.dashboards) == len(boards)
 
 
+def test_push_points_the_dashboards_at_existing_datasources_and_the_console(
+    fake: tuple[FakeGrafana, str],
+) -> None:
+    """A Grafana whose datasource of that name has another uid: the references follow it."""
+    state, url = fake
+    state.datasources["jiancha-postgres"] = {"name": "jiancha-postgres", "uid": "pg-7",
+                                             "id": 9, "version": 3}  # fmt: skip
+    grafana.push(_client(url), dashboards(), "http://prom:9090", PG,
+                 console="https://jiancha.example.gov.cn/")  # fmt: skip
+    window = state.dashboards["jiancha-window"]["dashboard"]
+    text = json.dumps(window, ensure_ascii=False)
+    assert '"uid": "pg-7"' in text and '"uid": "jiancha-postgres"' not in text
+    (console,) = [v for v in window["templating"]["list"] if v["name"] == "console"]
+    assert console["query"] == "https://jiancha.example.gov.cn"
+
+
 def test_annotate_posts_red_cards_once(fake: tuple[FakeGrafana, str]) -> None:
     state, url = fake
     issued = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)

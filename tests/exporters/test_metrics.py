@@ -115,3 +115,21 @@ def test_scrapes_serve_the_exposition_rendered_with_the_snapshot():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_configurations_labels_exist_at_zero_before_anything_happens():
+    text = scrape(snapshot(departments=("住建局",), channels=("w1",), rules=("decision_time",)))
+    for line in (
+        'jiancha_overdue_cases{department="住建局"} 0.0',
+        'jiancha_cards_total{department="住建局",level="red",rule="decision_time"} 0.0',
+        'jiancha_active_cards{department="住建局",level="blue",rule="decision_time"} 0.0',
+        'jiancha_completions_total{department="住建局",outcome="late"} 0.0',
+        'jiancha_ratings{department="住建局",rating="1"} 0.0',
+        'jiancha_bad_reviews_total{department="住建局"} 0.0',
+        'jiancha_bad_reviews_rectified_total{department="住建局"} 0.0',
+        'jiancha_notifications_failed_total{channel="w1"} 0.0',
+        'jiancha_outbox_notifications{channel="w1",state="pending"} 0.0',
+    ):
+        assert line in text, line
+    # and nothing beyond them: the labels are bounded by the configuration
+    assert "其他" not in text and text.count("jiancha_overdue_cases{") == 1
