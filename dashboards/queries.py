@@ -5,7 +5,7 @@ SQL string (a multi-value one as a list, so ``IN (${department:sqlstring})``), a
 ``$__timeFrom()`` / ``$__timeTo()`` are the dashboard's time range. The figures come
 from the one definition the bulletins use (``jiancha.figures_v1``, migration 0007);
 the remaining working time from the calendar the daemon keeps in the database
-(``jiancha.remaining_days_v1``, migration 0016), computed at the moment of the query.
+(``jiancha.remaining_days_v1``, migration 0013), computed at the moment of the query.
 """
 
 from __future__ import annotations

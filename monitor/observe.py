@@ -78,7 +78,7 @@ GROUP BY 1, 2, 3
 OTHER_WINDOW = "其他"
 """The ``window`` label of every window the configuration does not name."""
 
-# The calendar as the database reads it (migration 0016): rewritten whole, in one transaction.
+# The calendar as the database reads it (migration 0013): rewritten whole, in one transaction.
 _WORKING_TIME = (
     "INSERT INTO jiancha.working_time (starts_at, ends_at, before_days, days, known_until, "
     "provisional, calendar, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"

@@ -462,7 +462,7 @@ VALUES (1, '', 0, '-infinity', '-infinity', '-infinity');
 -- per-row delivery leases: the token of the leader that claimed a pending row
 ALTER TABLE jiancha.outbox ADD COLUMN claim_token bigint;
 
--- The calendar as the database reads it, and the catalogue's names (migration 0016).
+-- The calendar as the database reads it, and the catalogue's names (migration 0013).
 CREATE TABLE jiancha.working_time (
     starts_at    timestamptz PRIMARY KEY,
     ends_at      timestamptz NOT NULL CHECK (ends_at > starts_at),

@@ -1,4 +1,4 @@
--- jiancha schema, version 16: what the dashboards need to stay current by themselves.
+-- jiancha schema, version 13: what the dashboards need to stay current by themselves.
 --
 -- jiancha.working_time is the centre's calendar as the database can read it: one row
 -- per stretch of working time (a working day, or one office-hours interval of it), with
