@@ -529,5 +529,5 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
                   retention=_retention(data, where), overridden=overridden)  # fmt: skip
 
 
-_SECTIONS = ("database", "daemon", "log", "metrics", "notify", "channels", "windows",
+_SECTIONS = ("database", "daemon", "log", "metrics", "notify", "channels", "windows", "web",
              "departments", "routes", "retention")  # fmt: skip

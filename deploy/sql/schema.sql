@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 12).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 14).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -461,3 +461,36 @@ INSERT INTO jiancha.leader (id, holder, token, acquired_at, renewed_at, expires_
 VALUES (1, '', 0, '-infinity', '-infinity', '-infinity');
 -- per-row delivery leases: the token of the leader that claimed a pending row
 ALTER TABLE jiancha.outbox ADD COLUMN claim_token bigint;
+
+-- The console's sessions and sign-in failures (migration 0014): the cookie's token is kept
+-- only as its SHA-256; a revoked row refuses the cookie; failures feed the sign-in throttle.
+CREATE TABLE jiancha.web_sessions (
+    token_sha256  bytea PRIMARY KEY CHECK (length(token_sha256) = 32),
+    username      text NOT NULL REFERENCES jiancha.users (username),
+    created_at    timestamptz NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    revoked_at    timestamptz,
+    revoked_by    text,            -- the username, or 'logout', 'disabled', 'password'
+    user_agent    text NOT NULL DEFAULT '',
+    CHECK (expires_at > created_at)
+);
+CREATE INDEX web_sessions_username ON jiancha.web_sessions (username) WHERE revoked_at IS NULL;
+
+CREATE TABLE jiancha.login_failures (
+    username  text NOT NULL,       -- as typed, casefolded: unknown names are counted too
+    at        timestamptz NOT NULL
+);
+CREATE INDEX login_failures_username_at ON jiancha.login_failures (username, at);
+CREATE INDEX login_failures_at ON jiancha.login_failures (at);
+
+-- Neither is the dashboards' or the daemon's business.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
+        REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures FROM jiancha_dashboard;
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_daemon') THEN
+        REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures FROM jiancha_daemon;
+    END IF;
+END
+$$;

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from monitor.cli._common import FMT, UsageError, db_dsn, dsn_option, examples, h
+from monitor.cli._common import FMT, UsageError, db_dsn, dsn_option, examples, h, load_config
 from monitor.i18n import current_lang
 
 __all__ = ["DEFAULT_ADDRESS", "register"]
@@ -38,12 +38,19 @@ def _secret_path(given: str | None) -> Path:
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
     import trio
 
+    from monitor.config import ConfigError
+    from monitor.directory import ldap_settings
     from monitor.log import configure_logging
     from monitor.web import load_secret, serve
 
     # a service's logs: JSON lines on stderr (journald) unless it is a terminal
     configure_logging(args.log_level, stream=sys.stderr)
-    dsn = db_dsn(args.dsn, "jiancha")
+    config = load_config(args.config)
+    try:
+        ldap = ldap_settings(config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    dsn = db_dsn(args.dsn, "jiancha") if args.dsn or not config.daemon.dsn else config.daemon.dsn
     try:
         secret = load_secret(_secret_path(args.secret_file))
     except (OSError, ValueError) as exc:
@@ -58,7 +65,7 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
         async def started(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
                           ) -> None:  # fmt: skip
             await serve(args.address, dsn, secret, lang=current_lang(),
-                        secure_cookie=args.secure_cookie, shutdown=until_signal,
+                        secure_cookie=args.secure_cookie, ldap=ldap, shutdown=until_signal,
                         task_status=task_status)  # fmt: skip
 
         async with trio.open_nursery() as nursery:
@@ -96,5 +103,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "send the session cookie over HTTPS only (behind TLS)"))  # fmt: skip
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help=h("日志级别（默认 INFO）", "log level (default INFO)"))  # fmt: skip
+    p.add_argument("--config", metavar="PATH",
+                   help=h("配置文件（[web.ldap]、[database] dsn）",
+                          "configuration file ([web.ldap], [database] dsn)"))  # fmt: skip
     dsn_option(p)
     p.set_defaults(func=cmd_web)

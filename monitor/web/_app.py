@@ -15,14 +15,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from monitor.web._auth import login, login_form, logout
-from monitor.web._core import Console, Refusal, refusal_page
+from monitor.web._core import SESSION_LIFETIME, Console, Refusal, refusal_page
 from monitor.web._pages import act_on_card, card_list, card_page, case_page, healthz
 
-__all__ = ["SESSION_COOKIE", "SESSION_SECONDS", "create_app"]
+__all__ = ["SESSION_COOKIE", "create_app"]
 
 SESSION_COOKIE: Final = "jiancha_session"
-SESSION_SECONDS: Final = 8 * 3600
-"""A working day: a session signed in in the morning lasts until the evening."""
 _STATIC = Path(__file__).resolve().parent / "static"
 _HTTP_KEYS: Final = {400: "e400", 403: "e403", 404: "e404", 405: "e405"}
 
@@ -56,7 +54,8 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
     ]
     middleware = [
         Middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
-                   max_age=SESSION_SECONDS, same_site="lax", https_only=secure_cookie),
+                   max_age=int(SESSION_LIFETIME.total_seconds()), same_site="lax",
+                   https_only=secure_cookie),
     ]  # fmt: skip
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: _http_error})  # fmt: skip

@@ -13,6 +13,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve as hyper_serve
 
 from monitor import db
+from monitor.directory import LdapSettings
 from monitor.vocab import Lang
 from monitor.web._app import create_app
 from monitor.web._core import Console
@@ -55,7 +56,7 @@ def _rule_titles() -> dict[str, tuple[str, str]]:
 
 
 async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
-                secure_cookie: bool = False,
+                secure_cookie: bool = False, ldap: LdapSettings | None = None,
                 shutdown: Callable[[], Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                 ) -> None:  # fmt: skip
@@ -67,7 +68,7 @@ async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
     config.server_names = []
     async with db.open_loop():
         pool = Pool(dsn)
-        state = Console(pool=pool, lang=lang, rule_titles=_rule_titles())
+        state = Console(pool=pool, lang=lang, rule_titles=_rule_titles(), ldap=ldap)
         app = create_app(state, secret, secure_cookie=secure_cookie)
         try:
             # Starlette's ASGI types are looser than Hypercorn's; it is an ASGI 3 app.

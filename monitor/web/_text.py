@@ -20,6 +20,10 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "zh": "登录失败次数过多，请 15 分钟后再试",
         "en": "Too many failed sign-ins: try again in 15 minutes",
     },
+    "ldap_down": {
+        "zh": "目录服务（LDAP）暂时无法连接，请稍后再试或联系管理员",
+        "en": "The directory (LDAP) cannot be reached: try again later or ask the administrator",
+    },
     "cards": {"zh": "未结的牌", "en": "Open cards"},
     "card": {"zh": "牌", "en": "Card"},
     "case": {"zh": "办件", "en": "Case"},
