@@ -60,7 +60,8 @@ class LdapSettings:
     def _open(self, server: ldap3.Server, dn: str | None, password: str | None
               ) -> ldap3.Connection:  # fmt: skip
         conn = ldap3.Connection(server, user=dn, password=password, read_only=True,
-                                receive_timeout=self.timeout, raise_exceptions=False)  # fmt: skip
+                                receive_timeout=max(1, round(self.timeout)),
+                                raise_exceptions=False)  # fmt: skip
         conn.open()
         if self.start_tls and not conn.start_tls():
             raise DirectoryUnavailable(f"StartTLS refused: {conn.result}")

@@ -72,9 +72,10 @@ async def test_ten_wrong_passwords_throttle_the_account(dsn: str, conn: db.Conne
         # another account is not affected
         other = await sign_in(client, "lim", PASSWORD)
         assert other.status_code == 303 and other.headers["location"] == "/cards"
-    assert await conn.fetchval(
-        "SELECT count(*) FROM jiancha.login_failures WHERE username = 'wangf'"
-    ) == 10
+    assert (
+        await conn.fetchval("SELECT count(*) FROM jiancha.login_failures WHERE username = 'wangf'")
+        == 10
+    )
 
 
 async def test_login_without_csrf_is_refused(dsn: str, conn: db.Connection) -> None:
@@ -443,9 +444,10 @@ async def test_a_revoked_session_cookie_is_refused(dsn: str, conn: db.Connection
     async with console_client(dsn) as thief:
         thief.cookies.update(copied)
         assert (await thief.get(f"/cards/{card}")).status_code == 303
-    assert await conn.fetchval(
-        "SELECT revoked_by FROM jiancha.web_sessions WHERE username = 'wangf'"
-    ) == "logout"
+    assert (
+        await conn.fetchval("SELECT revoked_by FROM jiancha.web_sessions WHERE username = 'wangf'")
+        == "logout"
+    )
     # an administrator ends someone's sessions: their next request is refused
     async with console_client(dsn) as client:
         await sign_in(client, "wangf")
@@ -453,5 +455,6 @@ async def test_a_revoked_session_cookie_is_refused(dsn: str, conn: db.Connection
         assert await revoke_sessions(conn, "wangf", T0, "admin1") == 1
         assert (await client.get(f"/cards/{card}")).status_code == 303
     # the table keeps only the token's hash: the cookie's token is not in it
-    tokens = [bytes(r[0]) for r in await conn.fetch("SELECT token_sha256 FROM jiancha.web_sessions")]
+    rows = await conn.fetch("SELECT token_sha256 FROM jiancha.web_sessions")
+    tokens = [bytes(r[0]) for r in rows]
     assert all(len(t) == 32 for t in tokens) and len(tokens) == 2

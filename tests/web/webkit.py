@@ -11,6 +11,7 @@ import httpx
 
 from monitor import db
 from monitor.accounts import add_user, hash_password
+from monitor.directory import LdapSettings
 from monitor.web import Console, Pool, Throttle, create_app
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing
@@ -71,7 +72,9 @@ async def add_account(
     windows: Sequence[str] = (),
     departments: Sequence[str] = (),
     display_name: str = "",
+    directory: bool = False,
 ) -> None:
+    """An account with the password `PASSWORD`, or a directory (LDAP) one without a hash."""
     await add_user(
         conn,
         username,
@@ -79,19 +82,20 @@ async def add_account(
         windows=windows,
         departments=departments,
         display_name=display_name,
-        password_hash=hash_password(PASSWORD),
+        password_hash=None if directory else hash_password(PASSWORD),
     )
 
 
 @asynccontextmanager
 async def console_client(
-    dsn: str, throttle: Throttle | None = None
+    dsn: str, throttle: Throttle | None = None, ldap: LdapSettings | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The console app over ``dsn``, and an HTTP client talking ASGI to it (inside open_loop)."""
     pool = Pool(dsn)
     state = Console(
         pool=pool,
         throttle=throttle or Throttle(),
+        ldap=ldap,
         rule_titles={
             "decision.yellow": ("办结时限黄牌", "decision yellow"),
         },
