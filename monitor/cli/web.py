@@ -7,10 +7,14 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from monitor.cli._common import FMT, UsageError, db_dsn, dsn_option, examples, h, load_config
 from monitor.i18n import current_lang
+
+if TYPE_CHECKING:
+    from monitor.calendar.regions import Regions
+    from monitor.config import Config
 
 __all__ = ["DEFAULT_ADDRESS", "register"]
 
@@ -35,6 +39,18 @@ def _secret_path(given: str | None) -> Path:
     return base / "web-secret"
 
 
+def _regions(config: Config) -> Regions:
+    """The daemon's calendars (``[daemon] calendar``, ``region_calendars``): time left uses them."""
+    from monitor.calendar import CalendarError, load_calendar
+    from monitor.calendar.regions import load_regions
+
+    settings = config.daemon
+    try:
+        return load_regions(load_calendar(settings.calendar), settings.region_calendars)
+    except CalendarError as exc:
+        raise UsageError(h(f"日历不可用：{exc}", f"calendar unusable: {exc}")) from None
+
+
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
     import trio
 
@@ -51,6 +67,7 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     dsn = db_dsn(args.dsn, "jiancha") if args.dsn or not config.daemon.dsn else config.daemon.dsn
+    regions = _regions(config)
     try:
         secret = load_secret(_secret_path(args.secret_file))
     except (OSError, ValueError) as exc:
@@ -65,7 +82,8 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
         async def started(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
                           ) -> None:  # fmt: skip
             await serve(args.address, dsn, secret, lang=current_lang(),
-                        secure_cookie=args.secure_cookie, ldap=ldap, shutdown=until_signal,
+                        secure_cookie=args.secure_cookie, ldap=ldap, regions=regions,
+                        shutdown=until_signal,
                         task_status=task_status)  # fmt: skip
 
         async with trio.open_nursery() as nursery:

@@ -16,7 +16,8 @@ from starlette.staticfiles import StaticFiles
 
 from monitor.web._auth import login, login_form, logout
 from monitor.web._core import SESSION_LIFETIME, Console, Refusal, refusal_page
-from monitor.web._pages import act_on_card, card_list, card_page, case_page, healthz
+from monitor.web._list import card_list, card_list_xlsx
+from monitor.web._pages import act_on_card, card_page, case_page, healthz
 
 __all__ = ["SESSION_COOKIE", "create_app"]
 
@@ -47,6 +48,7 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/cards", card_list),
+        Route("/cards.xlsx", card_list_xlsx),
         Route("/cards/{card_id}", card_page, methods=["GET"]),
         Route("/cards/{card_id}/{action}", act_on_card, methods=["POST"]),
         Route("/cases/{case_id:path}", case_page),

@@ -18,9 +18,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor.accounts import ROLE_NAMES, User
+from monitor.calendar import load_calendar
+from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
 from monitor.sessions import session_user
 from monitor.vocab import Lang, local_text, word
+from monitor.wallclock import utc_now
 from monitor.web._pool import Pool
 from monitor.web._text import text
 from monitor.web._throttle import Throttle
@@ -62,6 +65,9 @@ class Console:
     lang: Lang = "zh"
     throttle: Throttle = field(default_factory=Throttle)
     ldap: LdapSettings | None = None  # [web.ldap]: directory accounts sign in against it
+    # the calendars of [daemon] calendar and region_calendars: working time left, counted live
+    regions: Regions = field(default_factory=lambda: Regions.of(load_calendar("cn")))
+    clock: Callable[[], dt.datetime] = utc_now
     rule_titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule -> (zh, en)
     env: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(

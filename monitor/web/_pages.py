@@ -21,21 +21,17 @@ from monitor.cards.errors import BadInput, CardNotFound
 from monitor.cards.lifecycle import Action, TransitionRefused, act, allowed_actions
 from monitor.cards.query import CARD_COLUMNS, show_card
 from monitor.vocab import (
-    CARD_STATUSES,
     CLOCK_TITLES,
     EVENT_NAMES,
     LEVEL_NAMES,
-    LEVELS,
-    OPEN_STATUSES,
     STATUS_NAMES,
     Lang,
 )
 from monitor.web._core import Refusal, check_csrf, console, lang_of, page, render, signed_in
 from monitor.web._text import CASE_STATUS_NAMES, REVOKE_CATEGORIES, text
 
-__all__ = ["act_on_card", "card_list", "card_page", "case_page", "healthz"]
+__all__ = ["act_on_card", "card_page", "case_page", "healthz"]
 
-LIST_LIMIT: Final = 200
 # The role in which a person takes each step.
 _ACTING_ROLE: Final[Mapping[Action, str]] = {
     "ack": "window_head", "appeal": "window_head", "revoke": "officer", "decide": "officer",
@@ -136,50 +132,6 @@ async def act_on_card(request: Request) -> Response:
             raise Refusal(400, "e400", exc.message(lang)) from None
     request.session["flash"] = "done"
     return RedirectResponse(f"/cards/{card_id}", status_code=303)
-
-
-def _choice(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
-    value = request.query_params.get(name, "").strip()
-    if not value:
-        return None
-    if allowed is not None and value not in allowed:
-        raise Refusal(400, "e400", f"{name}={value}")
-    return value
-
-
-@page
-async def card_list(request: Request) -> Response:
-    user = await signed_in(request)
-    filters = {
-        "department": _choice(request, "department"),
-        "window": _choice(request, "window"),
-        "level": _choice(request, "level", LEVELS),
-        "rule": _choice(request, "rule"),
-        "status": _choice(request, "status", (*CARD_STATUSES, "open", "all")) or "open",
-    }
-    where, args = ["TRUE"], []  # type: list[str], list[object]
-    if not any(user.has(r) for r in _ALL_SEEING):
-        args += [list(user.windows if user.has("window_head") else ()),
-                 list(user.departments if user.has("department_head") else ())]  # fmt: skip
-        where.append('("window" = ANY($1) OR department = ANY($2))')
-    for column in ("department", "window", "level", "rule"):
-        if filters[column] is not None:
-            args.append(filters[column])
-            where.append(f'"{column}" = ${len(args)}')
-    if filters["status"] == "open":
-        args.append(list(OPEN_STATUSES))
-        where.append(f"status = ANY(${len(args)})")
-    elif filters["status"] != "all":
-        args.append(filters["status"])
-        where.append(f"status = ${len(args)}")
-    query = (f"SELECT {CARD_COLUMNS} FROM jiancha.cards WHERE {' AND '.join(where)}"
-             f" ORDER BY deadline ASC NULLS LAST, id LIMIT {LIST_LIMIT}")  # fmt: skip
-    async with console(request).pool.connection() as conn:
-        cards = [dict(r) for r in await conn.fetch(query, *args)]
-    return render(request, "cards.html", cards=cards, filters=filters, limit=LIST_LIMIT,
-                  levels=LEVELS, statuses=("open", "all", *CARD_STATUSES),
-                  LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES,
-                  read_only=not any(user.has(r) for r in ("officer", "window_head")))  # fmt: skip
 
 
 @page

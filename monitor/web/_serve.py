@@ -13,6 +13,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve as hyper_serve
 
 from monitor import db
+from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
 from monitor.vocab import Lang
 from monitor.web._app import create_app
@@ -57,6 +58,7 @@ def _rule_titles() -> dict[str, tuple[str, str]]:
 
 async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
                 secure_cookie: bool = False, ldap: LdapSettings | None = None,
+                regions: Regions | None = None,
                 shutdown: Callable[[], Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                 ) -> None:  # fmt: skip
@@ -69,6 +71,8 @@ async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
     async with db.open_loop():
         pool = Pool(dsn)
         state = Console(pool=pool, lang=lang, rule_titles=_rule_titles(), ldap=ldap)
+        if regions is not None:
+            state.regions = regions
         app = create_app(state, secret, secure_cookie=secure_cookie)
         try:
             # Starlette's ASGI types are looser than Hypercorn's; it is an ASGI 3 app.

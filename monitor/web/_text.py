@@ -94,6 +94,17 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "en": "Internal error, logged. Try again later or ask the administrator",
     },
     "back": {"zh": "返回", "en": "Back"},
+    "left_now": {"zh": "剩余工作日（实时）", "en": "Working days left (now)"},
+    "left": {"zh": "剩余 {n} 个工作日", "en": "{n} working days left"},
+    "over": {"zh": "已超期 {n} 个工作日", "en": "{n} working days overdue"},
+    "paused": {"zh": "暂停计时中", "en": "clock paused"},
+    "provisional_col": {"zh": "暂定", "en": "Provisional"},
+    "provisional_short": {"zh": "暂定", "en": "provisional"},
+    "yes": {"zh": "是", "en": "yes"},
+    "no": {"zh": "否", "en": "no"},
+    "export": {"zh": "导出 Excel", "en": "Export to Excel"},
+    "matching": {"zh": "共 {n} 张", "en": "{n} in all"},
+    "issued_col": {"zh": "签发时间", "en": "Issued"},
 }
 
 CASE_STATUS_NAMES: Final[Names] = {

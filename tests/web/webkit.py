@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
 
 from monitor import db
 from monitor.accounts import add_user, hash_password
+from monitor.calendar import load_calendar
+from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
 from monitor.web import Console, Pool, Throttle, create_app
 
@@ -22,8 +24,8 @@ SECRET = "s" * 48
 _INSERT_CARD = """
 INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
     matter, department, "window", region, ruleset, calendar, detail, status, updated_at)
-VALUES ($1, 'decision', $2, $3, $4, $4, $5, $6, $7, $8, 'R1', 'rules-abc', 'cn-2024',
-    $9, 'issued', $4)
+VALUES ($1, $10, $2, $3, $4, $4, $5, $6, $7, $8, $11, 'rules-abc', 'cn-2024',
+    $9, $12, $4)
 RETURNING id
 """
 
@@ -39,6 +41,9 @@ async def add_card(
     deadline: dt.datetime = T0 + 5 * DAY,
     matter: str = "建筑工程施工许可",
     detail: dict | None = None,
+    clock: str = "decision",
+    region: str = "R1",
+    status: str = "issued",
 ) -> int:
     """A card as the engine leaves it: the row and its ``issued`` step."""
     facts = {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0} if detail is None else detail
@@ -54,6 +59,9 @@ async def add_card(
             department,
             window,
             facts,
+            clock,
+            region,
+            status,
         )
         await conn.execute(
             "INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
@@ -88,7 +96,12 @@ async def add_account(
 
 @asynccontextmanager
 async def console_client(
-    dsn: str, throttle: Throttle | None = None, ldap: LdapSettings | None = None
+    dsn: str,
+    throttle: Throttle | None = None,
+    ldap: LdapSettings | None = None,
+    *,
+    clock: Callable[[], dt.datetime] | None = None,
+    regions: Regions | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The console app over ``dsn``, and an HTTP client talking ASGI to it (inside open_loop)."""
     pool = Pool(dsn)
@@ -96,6 +109,8 @@ async def console_client(
         pool=pool,
         throttle=throttle or Throttle(),
         ldap=ldap,
+        regions=regions or Regions.of(load_calendar("cn")),
+        clock=clock or (lambda: T0),
         rule_titles={
             "decision.yellow": ("办结时限黄牌", "decision yellow"),
         },
