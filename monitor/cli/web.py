@@ -83,6 +83,7 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
                           ) -> None:  # fmt: skip
             await serve(args.address, dsn, secret, lang=current_lang(),
                         secure_cookie=args.secure_cookie, ldap=ldap, regions=regions,
+                        rules_name=config.daemon.rules,
                         shutdown=until_signal,
                         task_status=task_status)  # fmt: skip
 

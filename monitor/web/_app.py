@@ -15,9 +15,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from monitor.web._auth import login, login_form, logout
+from monitor.web._case import case_page
 from monitor.web._core import SESSION_LIFETIME, Console, Refusal, refusal_page
 from monitor.web._list import card_list, card_list_xlsx
-from monitor.web._pages import act_on_card, card_page, case_page, healthz
+from monitor.web._pages import act_on_card, card_page, healthz
 
 __all__ = ["SESSION_COOKIE", "create_app"]
 

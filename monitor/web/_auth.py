@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from monitor.accounts import User, authenticate, get_user
 from monitor.directory import DirectoryUnavailable
-from monitor.sessions import open_session, revoke_session
+from monitor.signins import open_session, revoke_session
 from monitor.web._core import SESSION_LIFETIME, check_csrf, console, log, page, render
 
 __all__ = ["login", "login_form", "logout"]

@@ -21,7 +21,8 @@ from monitor.accounts import ROLE_NAMES, User
 from monitor.calendar import load_calendar
 from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
-from monitor.sessions import session_user
+from monitor.rules.model import RuleSet
+from monitor.signins import session_user
 from monitor.vocab import Lang, local_text, word
 from monitor.wallclock import utc_now
 from monitor.web._pool import Pool
@@ -68,6 +69,7 @@ class Console:
     # the calendars of [daemon] calendar and region_calendars: working time left, counted live
     regions: Regions = field(default_factory=lambda: Regions.of(load_calendar("cn")))
     clock: Callable[[], dt.datetime] = utc_now
+    rules: RuleSet | None = None  # the daemon's rules: the case page's clocks
     rule_titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule -> (zh, en)
     env: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(

@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from monitor.accounts import ROLE_NAMES, User
 from monitor.cards.errors import BadInput, CardNotFound
 from monitor.cards.lifecycle import Action, TransitionRefused, act, allowed_actions
-from monitor.cards.query import CARD_COLUMNS, show_card
+from monitor.cards.query import show_card
 from monitor.vocab import (
     CLOCK_TITLES,
     EVENT_NAMES,
@@ -28,9 +28,9 @@ from monitor.vocab import (
     Lang,
 )
 from monitor.web._core import Refusal, check_csrf, console, lang_of, page, render, signed_in
-from monitor.web._text import CASE_STATUS_NAMES, REVOKE_CATEGORIES, text
+from monitor.web._text import REVOKE_CATEGORIES, text
 
-__all__ = ["act_on_card", "card_page", "case_page", "healthz"]
+__all__ = ["act_on_card", "card_page", "healthz", "may", "sees"]
 
 # The role in which a person takes each step.
 _ACTING_ROLE: Final[Mapping[Action, str]] = {
@@ -132,28 +132,6 @@ async def act_on_card(request: Request) -> Response:
             raise Refusal(400, "e400", exc.message(lang)) from None
     request.session["flash"] = "done"
     return RedirectResponse(f"/cards/{card_id}", status_code=303)
-
-
-@page
-async def case_page(request: Request) -> Response:
-    user = await signed_in(request)
-    case_id = request.path_params["case_id"]
-    async with console(request).pool.connection() as conn:
-        case = await conn.fetchrow(
-            "SELECT case_id, matter, department, \"window\", status, submitted_at, accepted_at,"
-            " decision_deadline, promised_days, extension_days, completed_at"
-            " FROM jiancha.cases WHERE case_id = $1", case_id)  # fmt: skip
-        cards = [dict(r) for r in await conn.fetch(
-            f"SELECT {CARD_COLUMNS} FROM jiancha.cards WHERE case_id = $1 ORDER BY issued_at, id",
-            case_id)]  # fmt: skip
-    if case is None and not cards:
-        raise Refusal(404, "e404")
-    place = dict(case) if case is not None else cards[0]
-    if not sees(user, place["window"], place["department"]):
-        raise Refusal(403, "e403")
-    return render(request, "case.html", case=None if case is None else dict(case),
-                  case_id=case_id, cards=cards, LEVEL_NAMES=LEVEL_NAMES,
-                  STATUS_NAMES=STATUS_NAMES, CASE_STATUS_NAMES=CASE_STATUS_NAMES)  # fmt: skip
 
 
 async def healthz(request: Request) -> Response:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from monitor.sessions import (
+from monitor.signins import (
     THROTTLE_LIMIT,
     THROTTLE_WINDOW,
     clear_failures,

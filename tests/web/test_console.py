@@ -16,7 +16,7 @@ import pytest
 
 from monitor import db
 from monitor.accounts import hash_password, set_password
-from monitor.sessions import revoke_sessions
+from monitor.signins import revoke_sessions
 from monitor.web import Throttle
 from tests.web.webkit import (
     DAY,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from monitor.accounts import add_user, hash_password
 from monitor.calendar import load_calendar
 from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
+from monitor.rules.load import load_rules
+from monitor.rules.model import RuleSet
 from monitor.web import Console, Pool, Throttle, create_app
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing
@@ -94,6 +97,11 @@ async def add_account(
     )
 
 
+@functools.cache
+def _rules() -> RuleSet:
+    return load_rules("cards")
+
+
 @asynccontextmanager
 async def console_client(
     dsn: str,
@@ -110,6 +118,7 @@ async def console_client(
         throttle=throttle or Throttle(),
         ldap=ldap,
         regions=regions or Regions.of(load_calendar("cn")),
+        rules=_rules(),
         clock=clock or (lambda: T0),
         rule_titles={
             "decision.yellow": ("办结时限黄牌", "decision yellow"),
