@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from monitor.web._attach import attachment
 from monitor.web._auth import login, login_form, logout
 from monitor.web._case import case_page
 from monitor.web._core import SESSION_LIFETIME, Console, Refusal, refusal_page
@@ -53,6 +54,7 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
         Route("/cards/{card_id}", card_page, methods=["GET"]),
         Route("/cards/{card_id}/{action}", act_on_card, methods=["POST"]),
         Route("/cases/{case_id:path}", case_page),
+        Route("/attachments/{attachment_id}", attachment),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     middleware = [

@@ -30,7 +30,7 @@ from monitor.rules.model import RuleSet
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.vocab import CLOCK_TITLES, EVENT_NAMES, LEVEL_NAMES, STATUS_NAMES
 from monitor.web._core import Refusal, console, page, render, signed_in
-from monitor.web._pages import sees
+from monitor.web._scope import sees
 from monitor.web._text import CASE_STATUS_NAMES
 
 __all__ = ["case_page", "case_timeline"]

@@ -29,6 +29,7 @@ from monitor.calendar.regions import Regions
 from monitor.cards.query import CARD_COLUMNS
 from monitor.vocab import CARD_STATUSES, LEVEL_NAMES, LEVELS, OPEN_STATUSES, STATUS_NAMES, Lang
 from monitor.web._core import Refusal, console, lang_of, page, render, signed_in
+from monitor.web._scope import ALL_SEEING
 from monitor.web._text import text
 
 __all__ = ["LIST_LIMIT", "card_list", "card_list_xlsx", "time_left"]
@@ -36,7 +37,6 @@ __all__ = ["LIST_LIMIT", "card_list", "card_list_xlsx", "time_left"]
 LIST_LIMIT: Final = 200
 EXPORT_LIMIT: Final = 50_000
 """Most rows in one workbook: the centre-wide list, far above a real day's open cards."""
-_ALL_SEEING: Final = ("officer", "admin")
 _PAUSING_CLOCKS: Final = ("decision", "statutory")
 _ANCHOR_DAYS: Final = 60 * 86400  # see time_left
 
@@ -111,7 +111,7 @@ def _filters(request: Request) -> Filters:
 
 def _where(user: User, f: Filters) -> tuple[str, list[object]]:
     where, args = ["TRUE"], []  # type: list[str], list[object]
-    if not any(user.has(r) for r in _ALL_SEEING):
+    if not any(user.has(r) for r in ALL_SEEING):
         args += [list(user.windows if user.has("window_head") else ()),
                  list(user.departments if user.has("department_head") else ())]  # fmt: skip
         where.append('(c."window" = ANY($1) OR c.department = ANY($2))')

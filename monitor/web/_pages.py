@@ -9,14 +9,13 @@ revoke and decide appeals. Every step goes through
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from monitor.accounts import ROLE_NAMES, User
+from monitor.accounts import ROLE_NAMES
 from monitor.cards.errors import BadInput, CardNotFound
 from monitor.cards.lifecycle import Action, TransitionRefused, act, allowed_actions
 from monitor.cards.query import show_card
@@ -27,33 +26,12 @@ from monitor.vocab import (
     STATUS_NAMES,
     Lang,
 )
+from monitor.web._attach import check_length, read_upload, store
 from monitor.web._core import Refusal, check_csrf, console, lang_of, page, render, signed_in
+from monitor.web._scope import ACTING_ROLE, may, sees
 from monitor.web._text import REVOKE_CATEGORIES, text
 
-__all__ = ["act_on_card", "card_page", "healthz", "may", "sees"]
-
-# The role in which a person takes each step.
-_ACTING_ROLE: Final[Mapping[Action, str]] = {
-    "ack": "window_head", "appeal": "window_head", "revoke": "officer", "decide": "officer",
-}  # fmt: skip
-_ALL_SEEING: Final = ("officer", "admin")
-
-
-def sees(user: User, window: str | None, department: str | None) -> bool:
-    """Whether ``user`` may read a card or case of ``window`` in ``department``."""
-    if any(user.has(r) for r in _ALL_SEEING):
-        return True
-    if user.has("window_head") and window is not None and window in user.windows:
-        return True
-    return user.has("department_head") and department is not None and department in user.departments
-
-
-def may(user: User, action: Action, window: str | None) -> bool:
-    """Whether ``user`` may take ``action`` on a card of ``window``."""
-    role = _ACTING_ROLE[action]
-    if not user.has(role):
-        return False
-    return role != "window_head" or (window is not None and window in user.windows)
+__all__ = ["act_on_card", "card_page", "healthz"]
 
 
 def _card_id(request: Request) -> int:
@@ -77,7 +55,8 @@ async def card_page(request: Request) -> Response:
     actions = [a for a in allowed_actions(card["status"]) if may(user, a, card["window"])]
     detail: dict[str, Any] = card["detail"] or {}
     return render(request, "card.html", card=card, events=events, detail=detail,
-                  actions=actions,
+                  actions=actions, reply_late=card["reply_due"] is not None
+                  and card["reply_due"] < console(request).clock(),
                   flash=request.session.pop("flash", ""), categories=REVOKE_CATEGORIES,
                   LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES,
                   CLOCK_TITLES=CLOCK_TITLES, ROLE_NAMES=ROLE_NAMES)  # fmt: skip
@@ -106,10 +85,11 @@ def _step(action: Action, form: Mapping[str, str], lang: Lang) -> tuple[str, dic
 @page
 async def act_on_card(request: Request) -> Response:
     user = await signed_in(request)
+    check_length(request)
     form = await check_csrf(request)
     card_id = _card_id(request)
     action = request.path_params["action"]
-    if action not in _ACTING_ROLE:
+    if action not in ACTING_ROLE:
         raise Refusal(404, "e404")
     lang = lang_of(request)
     async with console(request).pool.connection() as conn:
@@ -120,12 +100,17 @@ async def act_on_card(request: Request) -> Response:
         if not sees(user, row["window"], row["department"]) or not may(user, action, row["window"]):
             raise Refusal(403, "e403")
         reason, extra, result = _step(action, form, lang)
-        role = _ACTING_ROLE[action]
+        upload = await read_upload(request) if action == "appeal" else None
+        role = ACTING_ROLE[action]
         by = f"{user.display_name or user.username}（{ROLE_NAMES[role]['zh']}）"
         extra["username"] = user.username
+        now = console(request).clock()
         try:
-            await act(conn, card_id, action, by, reason, dt.datetime.now(dt.UTC), result,
-                      role=role, channel="web", extra=extra)  # fmt: skip
+            async with conn.transaction():  # the attachment stands or falls with the step
+                if upload is not None:
+                    extra["attachment"] = await store(conn, card_id, upload, user.username, now)
+                await act(conn, card_id, action, by, reason, now, result,
+                          role=role, channel="web", extra=extra)  # fmt: skip
         except TransitionRefused as exc:
             raise Refusal(409, "e409", exc.message(lang)) from None
         except BadInput as exc:

@@ -26,9 +26,10 @@ SECRET = "s" * 48
 
 _INSERT_CARD = """
 INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
-    matter, department, "window", region, ruleset, calendar, detail, status, updated_at)
+    matter, department, "window", region, ruleset, calendar, detail, status, updated_at,
+    reply_due)
 VALUES ($1, $10, $2, $3, $4, $4, $5, $6, $7, $8, $11, 'rules-abc', 'cn-2024',
-    $9, $12, $4)
+    $9, $12, $4, $13)
 RETURNING id
 """
 
@@ -47,6 +48,7 @@ async def add_card(
     clock: str = "decision",
     region: str = "R1",
     status: str = "issued",
+    reply_due: dt.datetime | None = None,
 ) -> int:
     """A card as the engine leaves it: the row and its ``issued`` step."""
     facts = {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0} if detail is None else detail
@@ -65,6 +67,7 @@ async def add_card(
             clock,
             region,
             status,
+            reply_due,
         )
         await conn.execute(
             "INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
