@@ -511,10 +511,56 @@ CREATE TRIGGER attachments_no_truncate_v1
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
-        REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures, jiancha.attachments FROM jiancha_dashboard;
+        REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures, jiancha.attachments
+            FROM jiancha_dashboard;
     END IF;
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_daemon') THEN
-        REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures, jiancha.attachments FROM jiancha_daemon;
+        REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures, jiancha.attachments
+            FROM jiancha_daemon;
     END IF;
+END
+$$;
+
+-- 4. The console's own database role, jiancha_console (NOLOGIN; deploy/sql/roles.sql
+--    and docs/console.md): what `jiancha web` does and nothing more. It reads the
+--    cards, their ledger, the cases and their events, and the accounts; it appends
+--    ledger steps and attachments and moves a card's status and reply time (always
+--    with its step: migration 0010's trigger); it keeps its sessions and sign-in
+--    failures and manages the accounts (the admin pages). It cannot issue, delete or
+--    re-date a card, touch the daemon's working tables (cursor, outbox, leader, ...)
+--    or the ledger's rows, and owns nothing (no DROP, ALTER, TRUNCATE).
+CREATE FUNCTION jiancha.grant_console_v1() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    GRANT USAGE ON SCHEMA jiancha TO jiancha_console;
+    REVOKE ALL ON ALL TABLES IN SCHEMA jiancha FROM jiancha_console;
+    GRANT SELECT ON jiancha.cards, jiancha.card_events, jiancha.cases, jiancha.events,
+        jiancha.users, jiancha.web_sessions, jiancha.login_failures, jiancha.attachments
+        TO jiancha_console;
+    GRANT INSERT ON jiancha.card_events, jiancha.attachments, jiancha.web_sessions,
+        jiancha.login_failures, jiancha.users TO jiancha_console;
+    GRANT UPDATE (status, updated_at, replied_at) ON jiancha.cards TO jiancha_console;
+    GRANT UPDATE (revoked_at, revoked_by) ON jiancha.web_sessions TO jiancha_console;
+    GRANT UPDATE (display_name, password_hash, roles, windows, departments, disabled,
+        updated_at) ON jiancha.users TO jiancha_console;
+    GRANT DELETE ON jiancha.login_failures TO jiancha_console;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_console') THEN
+        BEGIN
+            CREATE ROLE jiancha_console NOLOGIN;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- created concurrently from another database
+            WHEN insufficient_privilege THEN
+                RAISE NOTICE 'role jiancha_console not created (no CREATEROLE); '
+                             'run deploy/sql/roles.sql as a superuser';
+                RETURN;
+        END;
+    END IF;
+    PERFORM jiancha.grant_console_v1();
 END
 $$;
