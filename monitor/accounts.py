@@ -34,6 +34,7 @@ __all__ = [
     "list_users",
     "set_disabled",
     "set_password",
+    "set_scope",
     "user_from_row",
 ]
 
@@ -213,6 +214,27 @@ async def set_disabled(conn: Connection, username: str, disabled: bool = True) -
     """Disable (or enable again) an account; disabling ends its console sessions."""
     return await _update(conn, username, "disabled = $2", disabled,
                          "disabled" if disabled else None)  # fmt: skip
+
+
+async def set_scope(
+    conn: Connection,
+    username: str,
+    *,
+    roles: Sequence[str],
+    windows: Sequence[str] = (),
+    departments: Sequence[str] = (),
+) -> User:
+    """New roles, windows and departments (checked as `add_user` checks them).
+
+    The console reads the account on every request, so they hold from the next one.
+    """
+    _validate(username, roles, windows, departments)
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE jiancha.users SET windows = $2, departments = $3 WHERE username = $1",
+            username, list(dict.fromkeys(windows)), list(dict.fromkeys(departments)),
+        )  # fmt: skip
+        return await _update(conn, username, "roles = $2", list(dict.fromkeys(roles)), None)
 
 
 async def set_password(conn: Connection, username: str, password_hash: str) -> User:

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from monitor.web._admin import admin_action, admin_page
 from monitor.web._attach import attachment
 from monitor.web._auth import login, login_form, logout
 from monitor.web._case import case_page
@@ -55,6 +56,9 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
         Route("/cards/{card_id}/{action}", act_on_card, methods=["POST"]),
         Route("/cases/{case_id:path}", case_page),
         Route("/attachments/{attachment_id}", attachment),
+        Route("/admin", admin_page, methods=["GET"]),
+        Route("/admin/users", admin_action, methods=["POST"]),
+        Route("/admin/users/{username}/{action}", admin_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     middleware = [
