@@ -57,7 +57,8 @@ def time_left(regions: Regions, region_keys: Sequence[str | None], due: Seconds,
     """
     left = np.full(due.shape, np.nan)
     provisional = np.zeros(due.shape, dtype=np.bool_)
-    keys = np.array([regions.key_of(r) for r in region_keys], dtype=object)
+    known = {r: regions.key_of(r) for r in set(region_keys)}
+    keys = np.array([known[r] for r in region_keys], dtype=object)
     for key in set(keys.tolist()):
         calendar = regions.default if key == "" else dict(regions.prefixes)[key]
         rows = np.flatnonzero((keys == key) & (due >= 0))
@@ -135,14 +136,73 @@ def _where(user: User, f: Filters) -> tuple[str, list[object]]:
 # The deadline as it stands, and the instant the count stops at: now, or a pause's start.
 _ORDER_QUERY = """
 SELECT c.id, c.region,
-    coalesce(extract(epoch FROM coalesce(
-        CASE WHEN c.clock = 'decision' THEN k.decision_deadline END, c.deadline))::bigint, -1)
-        AS due,
+    extract(epoch FROM coalesce(
+        CASE WHEN c.clock = 'decision' THEN k.decision_deadline END, c.deadline))::bigint AS due,
     CASE WHEN c.clock = ANY($CLOCKS) THEN extract(epoch FROM k.paused_since)::bigint END
         AS paused
 FROM jiancha.cards c LEFT JOIN jiancha.cases k ON k.case_id = c.case_id
 WHERE {where}
 """
+_PAUSED = "(c.clock = ANY($CLOCKS) AND k.paused_since IS NOT NULL)"
+_FIRST_CANDIDATES: Final = 1000
+
+
+@dataclass
+class _Rows:
+    """Candidate rows of the list, as arrays: id, due (-1: none), the count's end, region."""
+
+    ids: npt.NDArray[np.int64]
+    due: Seconds
+    at: Seconds
+    regions: list[str | None]
+
+    @classmethod
+    def of(cls, rows: Sequence[Any], now_s: int) -> _Rows:
+        n = len(rows)
+        return cls(
+            np.fromiter((r["id"] for r in rows), dtype=np.int64, count=n),
+            np.fromiter((-1 if r["due"] is None else r["due"] for r in rows), np.int64, n),
+            np.fromiter(
+                (now_s if r["paused"] is None else min(r["paused"], now_s) for r in rows),
+                np.int64,
+                n,
+            ),
+            [r["region"] for r in rows],
+        )
+
+
+def _least_possible(regions: Regions, due: int, now_s: int) -> float:
+    """The least working time left, on any of the calendars, of a deadline at ``due`` or later."""
+    keys = [None, *(prefix for prefix, _ in regions.prefixes)]
+    left, _ = time_left(regions, keys, np.full(len(keys), due, np.int64),
+                        np.full(len(keys), now_s, np.int64))  # fmt: skip
+    return float(np.nanmin(left))
+
+
+async def _candidates(conn: Any, query: str, paused_sql: str, args: list[object], limit: int,
+                      regions: Regions, now_s: int) -> list[Any]:  # fmt: skip
+    """The rows that can be on the first page, without reading every open card.
+
+    On one calendar, less time left means an earlier deadline; so the rows
+    are read by deadline, ``m`` at a time (the paused ones, whose count stands
+    still, all at once: they are few), until the page's last row has less time
+    left than any unread row could: the unread ones are due no earlier than
+    the last read, which has at least `_least_possible` left on any calendar.
+    """
+    paused = list(await conn.fetch(f"{query} AND {paused_sql}", *args))
+    by_due = f"{query} AND NOT coalesce({paused_sql}, false) ORDER BY due ASC NULLS LAST, c.id"
+    m = max(_FIRST_CANDIDATES, 2 * limit)
+    while True:
+        running = await conn.fetch(f"{by_due} LIMIT {m}", *args)
+        rows = [*running, *paused]
+        if len(running) < m or running[-1]["due"] is None:
+            return rows  # every running row read
+        got = _Rows.of(rows, now_s)
+        left, _ = time_left(regions, got.regions, got.due, got.at)
+        page = np.sort(np.nan_to_num(left, nan=np.inf))[:limit]
+        if len(page) == limit and page[-1] < _least_possible(regions, running[-1]["due"], now_s):
+            return rows
+        m *= 4
 
 
 async def ordered_cards(request: Request, user: User, f: Filters, limit: int,
@@ -150,34 +210,38 @@ async def ordered_cards(request: Request, user: User, f: Filters, limit: int,
     """The first ``limit`` matching cards, least working time left first; and how many match."""
     where, args = _where(user, f)
     args.append(list(_PAUSING_CLOCKS))
-    query = _ORDER_QUERY.replace("$CLOCKS", f"${len(args)}").format(where=where)
+    query = _ORDER_QUERY.format(where=where).replace("$CLOCKS", f"${len(args)}")
     state = console(request)
+    now_s = int(now.timestamp())
     async with state.pool.connection() as conn:
-        rows = await conn.fetch(query, *args)
-        ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
-        due = np.fromiter((r["due"] for r in rows), dtype=np.int64, count=len(rows))
-        now_s = int(now.timestamp())
-        at = np.fromiter((now_s if r["paused"] is None else min(r["paused"], now_s) for r in rows),
-                         dtype=np.int64, count=len(rows))  # fmt: skip
-        left, provisional = time_left(state.regions, [r["region"] for r in rows], due, at)
+        if f.provisional is None:
+            paused_sql = _PAUSED.replace("$CLOCKS", f"${len(args)}")
+            rows = await _candidates(conn, query, paused_sql, args, limit, state.regions, now_s)
+            total = await conn.fetchval(f"SELECT count(*) FROM jiancha.cards c WHERE {where}",
+                                        *args[:-1])  # fmt: skip
+        else:  # whether a count is provisional is known only once counted: read them all
+            rows = await conn.fetch(query, *args)
+        got = _Rows.of(rows, now_s)
+        left, provisional = time_left(state.regions, got.regions, got.due, got.at)
         keep = np.ones(len(rows), dtype=np.bool_)
         if f.provisional is not None:
             keep = provisional if f.provisional == "yes" else ~provisional
+            total = int(keep.sum())
         chosen = np.flatnonzero(keep)
         # least left first; no deadline last; the card id breaks ties
-        order = chosen[np.lexsort((ids[chosen], np.nan_to_num(left[chosen], nan=np.inf)))]
+        order = chosen[np.lexsort((got.ids[chosen], np.nan_to_num(left[chosen], nan=np.inf)))]
         first = order[:limit]
         full = await conn.fetch(f"SELECT {CARD_COLUMNS} FROM jiancha.cards WHERE id = ANY($1)",
-                                ids[first].tolist())  # fmt: skip
+                                got.ids[first].tolist())  # fmt: skip
     by_id = {r["id"]: dict(r) for r in full}
     cards = []
     for i in first.tolist():
-        card = by_id[int(ids[i])]
+        card = by_id[int(got.ids[i])]
         card["left"] = None if np.isnan(left[i]) else float(left[i])
         card["provisional_now"] = bool(provisional[i])
-        card["paused"] = rows[i]["paused"] is not None
+        card["paused"] = int(got.at[i]) < now_s
         cards.append(card)
-    return cards, int(chosen.size)
+    return cards, int(total)
 
 
 def _now(request: Request) -> dt.datetime:

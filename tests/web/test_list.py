@@ -154,3 +154,26 @@ async def test_xlsx_export_in_the_lists_order_and_scope(dsn: str, conn: db.Conne
                                   data={"csrf": form.group(1), "reason": "x"})  # fmt: skip
     assert view.status_code == 200 and f'action="/cards/{card}/' not in view.text
     assert tried.status_code == 403
+
+
+async def test_the_first_page_without_reading_every_card(
+    dsn: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are read by deadline a few at a time; a later deadline on a calendar with a rest
+    day can still have less time left, and must not be missed."""
+    import monitor.web._list as listing
+
+    monkeypatch.setattr(listing, "LIST_LIMIT", 3)
+    monkeypatch.setattr(listing, "_FIRST_CANDIDATES", 1)  # 6 rows read at first
+    now = dt.datetime(2024, 9, 2, 2, tzinfo=dt.UTC)  # Mon 10:00; 延边 rests on Tue 3 Sept
+    for name, hours in (("周二", 24), ("周三", 48), ("周四10时", 72), ("周四10时半", 72.5),
+                        ("周四11时", 73), ("周四11时半", 73.5), ("周五", 96)):  # fmt: skip
+        await add_card(conn, name, matter=name, deadline=now + dt.timedelta(hours=hours),
+                       clock="acceptance", region="110101")  # fmt: skip
+    await add_card(conn, "延边", matter="延边周四12时", deadline=now + dt.timedelta(hours=74),
+                   clock="acceptance", region="222401")  # fmt: skip
+    async with console_client(dsn, regions=REGIONS, clock=lambda: now) as client:
+        await sign_in(client, "lim")
+        page = await client.get("/cards")
+    assert _order(page.text) == ["周二", "周三", "延边周四12时"]
+    assert "剩余 2.1 个工作日" in page.text and "共 8 张" in page.text
