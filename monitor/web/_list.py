@@ -185,9 +185,10 @@ async def _candidates(conn: Any, query: str, paused_sql: str, args: list[object]
 
     On one calendar, less time left means an earlier deadline; so the rows
     are read by deadline, ``m`` at a time (the paused ones, whose count stands
-    still, all at once: they are few), until the page's last row has less time
-    left than any unread row could: the unread ones are due no earlier than
-    the last read, which has at least `_least_possible` left on any calendar.
+    still, all at once: they are few), until the page's last row has no more
+    time left than any unread row could: the unread ones are due no earlier
+    than the last read, which has at least `_least_possible` left on any
+    calendar (a tie goes to the earlier deadline, which is read first).
     Also how many rows match, counted in the same scan.
     """
     paused = list(await conn.fetch(f"{query} AND {paused_sql}", *args))
@@ -203,7 +204,7 @@ async def _candidates(conn: Any, query: str, paused_sql: str, args: list[object]
         got = _Rows.of(rows, now_s)
         left, _ = time_left(regions, got.regions, got.due, got.at)
         page = np.sort(np.nan_to_num(left, nan=np.inf))[:limit]
-        if len(page) == limit and page[-1] < _least_possible(regions, running[-1]["due"], now_s):
+        if len(page) == limit and page[-1] <= _least_possible(regions, running[-1]["due"], now_s):
             return rows, total
         m *= 4
 
@@ -230,8 +231,9 @@ async def ordered_cards(request: Request, user: User, f: Filters, limit: int,
             keep = provisional if f.provisional == "yes" else ~provisional
             total = int(keep.sum())
         chosen = np.flatnonzero(keep)
-        # least left first; no deadline last; the card id breaks ties
-        order = chosen[np.lexsort((got.ids[chosen], np.nan_to_num(left[chosen], nan=np.inf)))]
+        # least left first; no deadline last; then by deadline and id, as the rows were read
+        order = chosen[np.lexsort((got.ids[chosen], got.due[chosen],
+                                   np.nan_to_num(left[chosen], nan=np.inf)))]  # fmt: skip
         first = order[:limit]
         full = await conn.fetch(f"SELECT {CARD_COLUMNS} FROM jiancha.cards WHERE id = ANY($1)",
                                 got.ids[first].tolist())  # fmt: skip
