@@ -262,3 +262,48 @@ def test_officer_signs_in_through_ldap(
     # an officer's form: revoke with a reason category
     assert browser.find_elements(By.CSS_SELECTOR, f"form[action='/cards/{card}/revoke']")
     _shot(browser, tmp_path, "card-1440-ldap.png")
+
+
+def test_appeal_with_a_photo_then_an_officer_decides(
+    console: tuple[str, int], browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    """A window head appeals from a phone with a photo; an officer upholds it on a desktop."""
+    base, card = console
+    photo = tmp_path / "登记簿.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    browser.set_window_size(390, 844)
+    browser.get(f"{base}/login?next=/cards/{card}")
+    browser.find_element(By.NAME, "username").send_keys("wangf")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/appeal']")
+    form.find_element(By.NAME, "reason").send_keys("纸质登记簿显示当日已受理")
+    form.find_element(By.NAME, "attachment").send_keys(str(photo))
+    _shot(browser, tmp_path, "appeal-390.png")
+    browser.set_window_size(390, 844)
+    form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/appeal']")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "申诉中" in body and "附件：登记簿.png" in body and "王芳（窗口负责人）" in body
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: "/login" in b.current_url)
+
+    browser.set_window_size(1440, 900)
+    browser.get(f"{base}/login?next=/cards/{card}")
+    browser.find_element(By.NAME, "username").send_keys("lim")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    link = browser.find_element(By.LINK_TEXT, "登记簿.png").get_attribute("href")
+    form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/decide']")
+    form.find_element(By.CSS_SELECTOR, "input[value='upheld']").click()
+    form.find_element(By.NAME, "reason").send_keys("照片不能证明当日受理，维持原牌")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "李明（纪检监察员）" in body and "维持原牌" in body
+    _shot(browser, tmp_path, "card-1440-decided.png")
+    assert link and link.startswith(f"{base}/attachments/")
