@@ -172,3 +172,15 @@ def test_ldap_settings_mistakes_name_file_line_and_key(
     message = str(caught.value)
     assert f"jiancha.toml{where}" in message, message
     assert says in message, message
+
+
+def test_config_check_names_a_bad_ldap_table(tmp_path: Path) -> None:
+    import io
+
+    from monitor.cli import main
+
+    path = tmp_path / "jiancha.toml"
+    path.write_text("[web.ldap]\nurl = 'ldap://x'\nbind_dn = 'uid=nobody'\n", encoding="utf-8")
+    out = io.StringIO()
+    code = main(["config", "check", "--config", str(path)], out)
+    assert code == 1 and "jiancha.toml:3: [web.ldap] bind_dn" in out.getvalue()
