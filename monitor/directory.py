@@ -104,6 +104,52 @@ class LdapSettings:
             raise DirectoryUnavailable(str(exc)) from None
 
 
+_Fail = Callable[[str, str, str], ConfigError]
+
+
+def _texts(table: Mapping[str, Any], fail: _Fail) -> dict[str, str]:
+    """The table's text keys, checked: a URL, a DN template or a search, each with {username}."""
+    for key in table:
+        if key not in _KEYS:
+            raise fail(key, "未知的配置项", f"unknown key (allowed: {', '.join(sorted(_KEYS))})")
+    text: dict[str, str] = {}
+    for key in _KEYS - {"start_tls", "timeout"}:
+        if key in table:
+            if not isinstance(table[key], str) or not table[key].strip():
+                raise fail(key, "应为非空字符串", "must be a non-empty string")
+            text[key] = table[key].strip()
+    if not text.get("url", "").lower().startswith(("ldap://", "ldaps://")):
+        raise fail("url", "应为 ldap:// 或 ldaps:// 地址", "must be an ldap:// or ldaps:// URL")
+    if ("bind_dn" in text) == ("search_base" in text):
+        raise fail("bind_dn", "bind_dn 与 search_base 须设置其一",
+                   "set either bind_dn (a template) or search_base (a search)")  # fmt: skip
+    text.setdefault("search_filter", "(uid={username})")
+    for key in ("bind_dn", "search_filter"):
+        if key in text and "{username}" not in text[key]:
+            raise fail(key, "须含 {username}", "must contain {username}")
+    return text
+
+
+def _password(text: Mapping[str, str], fail: _Fail,
+              read_secret: Callable[[str], str] | None) -> str | None:  # fmt: skip
+    """The service account's password, from its file or credential."""
+    password = None
+    if "service_password_file" in text:
+        if read_secret is None:
+            from monitor.secrets import read_secret as default_reader
+
+            read_secret = default_reader
+        try:
+            password = read_secret(text["service_password_file"])
+        except OSError as exc:
+            raise fail("service_password_file", "无法读取",
+                       f"cannot read: {exc.strerror}") from None  # fmt: skip
+    if ("service_dn" in text) != (password is not None):
+        raise fail("service_dn", "service_dn 与 service_password_file 须同时设置",
+                   "service_dn and service_password_file go together")  # fmt: skip
+    return password
+
+
 def ldap_settings(config: Config, read_secret: Callable[[str], str] | None = None
                   ) -> LdapSettings | None:  # fmt: skip
     """``[web.ldap]`` of ``config``, checked; None when there is none.
@@ -121,59 +167,25 @@ def ldap_settings(config: Config, read_secret: Callable[[str], str] | None = Non
     raw = config.path.read_text(encoding="utf-8") if config.path else ""
     lines = TomlLines(raw)
 
-    def at(key: str) -> str:
-        line = lines.key(key, lines.table("web.ldap")) if raw else None
-        return f"{where}:{line}: [web.ldap] {key}" if line else f"{where}: [web.ldap] {key}"
-
     def fail(key: str, zh: str, en: str) -> ConfigError:
-        return ConfigError(f"{at(key)}: {zh} / {en}")
+        line = lines.key(key, lines.table("web.ldap")) if raw else None
+        at = f"{where}:{line}: [web.ldap] {key}" if line else f"{where}: [web.ldap] {key}"
+        return ConfigError(f"{at}: {zh} / {en}")
 
     if not isinstance(table, dict):
         raise fail("ldap", "应为表", "must be a table")
-    for key in table:
-        if key not in _KEYS:
-            raise fail(key, "未知的配置项", f"unknown key (allowed: {', '.join(sorted(_KEYS))})")
-    text: dict[str, str] = {}
-    for key in _KEYS - {"start_tls", "timeout"}:
-        if key in table:
-            if not isinstance(table[key], str) or not table[key].strip():
-                raise fail(key, "应为非空字符串", "must be a non-empty string")
-            text[key] = table[key].strip()
-    url = text.get("url", "")
-    if not url.lower().startswith(("ldap://", "ldaps://")):
-        raise fail("url", "应为 ldap:// 或 ldaps:// 地址", "must be an ldap:// or ldaps:// URL")
-    if ("bind_dn" in text) == ("search_base" in text):
-        raise fail("bind_dn", "bind_dn 与 search_base 须设置其一",
-                   "set either bind_dn (a template) or search_base (a search)")  # fmt: skip
-    if "bind_dn" in text and "{username}" not in text["bind_dn"]:
-        raise fail("bind_dn", "须含 {username}", "must contain {username}")
-    search_filter = text.get("search_filter", "(uid={username})")
-    if "{username}" not in search_filter:
-        raise fail("search_filter", "须含 {username}", "must contain {username}")
+    text = _texts(table, fail)
     start_tls = table.get("start_tls", False)
     if not isinstance(start_tls, bool):
         raise fail("start_tls", "应为 true 或 false", "must be true or false")
-    if start_tls and url.lower().startswith("ldaps://"):
+    if start_tls and text["url"].lower().startswith("ldaps://"):
         raise fail("start_tls", "ldaps:// 已是 TLS，不能再 StartTLS",
                    "ldaps:// is TLS already: no StartTLS on it")  # fmt: skip
     timeout = table.get("timeout", 5)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
         raise fail("timeout", "应为 0 至 60 秒", "seconds, more than 0 and at most 60")
-    password = None
-    if "service_password_file" in text:
-        if read_secret is None:
-            from monitor.secrets import read_secret as default_reader
-
-            read_secret = default_reader
-        try:
-            password = read_secret(text["service_password_file"])
-        except OSError as exc:
-            raise fail("service_password_file", "无法读取",
-                       f"cannot read: {exc.strerror}") from None  # fmt: skip
-    if ("service_dn" in text) != (password is not None):
-        raise fail("service_dn", "service_dn 与 service_password_file 须同时设置",
-                   "service_dn and service_password_file go together")  # fmt: skip
-    return LdapSettings(url=url, bind_dn=text.get("bind_dn"), search_base=text.get("search_base"),
-                        search_filter=search_filter, service_dn=text.get("service_dn"),
-                        service_password=password, start_tls=start_tls,
+    return LdapSettings(url=text["url"], bind_dn=text.get("bind_dn"),
+                        search_base=text.get("search_base"), search_filter=text["search_filter"],
+                        service_dn=text.get("service_dn"),
+                        service_password=_password(text, fail, read_secret), start_tls=start_tls,
                         ca_file=text.get("ca_file"), timeout=float(timeout))  # fmt: skip

@@ -17,6 +17,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import numpy as np
 import numpy.typing as npt
@@ -86,8 +87,6 @@ class Filters:
 
     def query(self) -> str:
         """The filters as a query string (the export link keeps them)."""
-        from urllib.parse import urlencode
-
         return urlencode({k: v for k, v in self.__dict__.items() if v})
 
 

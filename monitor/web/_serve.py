@@ -13,6 +13,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve as hyper_serve
 
 from monitor import db
+from monitor.calendar import load_calendar
 from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
 from monitor.rules.model import RuleSet
@@ -72,9 +73,10 @@ async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
         pool = Pool(dsn)
         rules = _rules(rules_name)
         titles = {r.rule: (r.title("zh"), r.title("en")) for r in (rules.rules if rules else ())}
-        state = Console(pool=pool, lang=lang, rule_titles=titles, ldap=ldap, rules=rules)
-        if regions is not None:
-            state.regions = regions
+        if regions is None:
+            regions = Regions.of(load_calendar("cn"))
+        state = Console(pool=pool, lang=lang, rule_titles=titles, ldap=ldap, rules=rules,
+                        regions=regions)  # fmt: skip
         app = create_app(state, secret, secure_cookie=secure_cookie)
         try:
             # Starlette's ASGI types are looser than Hypercorn's; it is an ASGI 3 app.
