@@ -288,6 +288,13 @@ def test_appeal_with_a_photo_then_an_officer_decides(
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "申诉中" in body and "附件：登记簿.png" in body and "王芳（窗口负责人）" in body
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    browser.find_element(By.PARTIAL_LINK_TEXT, "2024-0304-000123").click()  # the case's page
+    WebDriverWait(browser, 10).until(lambda b: "/cases/" in b.current_url)
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "该办件的牌" in body and "附件：登记簿.png" in body
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    _shot(browser, tmp_path, "case-390.png")
+    browser.set_window_size(390, 844)
     browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
     WebDriverWait(browser, 10).until(lambda b: "/login" in b.current_url)
 
