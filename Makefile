@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-quick bench-quick-ab dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-quick bench-quick-ab dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -63,7 +63,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -78,6 +78,9 @@ bench-tailer-ab: venv
 
 bench-cards: venv
 	$(BIN)/python -m tests.bench.bench_cards
+
+bench-web: venv
+	$(BIN)/python -m tests.bench.bench_web
 
 bench-metrics: venv
 	$(BIN)/python -m tests.bench.bench_metrics
@@ -113,6 +116,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_tailer --quick
 	$(BIN)/python -m tests.bench.ab_tailer HEAD --runs 1 --events 2000
 	$(BIN)/python -m tests.bench.bench_cards --quick
+	$(BIN)/python -m tests.bench.bench_web --quick
 	$(BIN)/python -m tests.bench.bench_metrics --quick
 	$(BIN)/python -m tests.bench.bench_startup --quick
 	$(BIN)/python -m tests.bench.bench_poison --quick

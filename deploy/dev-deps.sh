@@ -35,9 +35,11 @@ set -euo pipefail
 #     subsets the CJK font with HarfBuzz (without it fontTools takes ~30 s a PDF)
 #   - chromium, chromium-driver: the console in a real headless browser, with Chinese glyphs
 #     in its screenshots (tests/web/test_browser.py)
+#   - slapd, ldap-utils: a real OpenLDAP server (slapd, slapadd) for the console's directory
+#     sign-in, ldapwhoami to know it is up (tests/web/ldapkit.py, test_ldap.py, test_browser.py)
 PACKAGES=(python3-venv prometheus prometheus-alertmanager shellcheck openssl systemd
     postgresql-15 fonts-noto-cjk poppler-utils libpangoft2-1.0-0 libharfbuzz-subset0
-    chromium chromium-driver)
+    chromium chromium-driver slapd ldap-utils)
 
 MODE=install
 case ${1:-} in

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ROLES",
     "ROLE_NAMES",
+    "USER_COLUMNS",
     "AccountError",
     "Role",
     "User",
@@ -33,6 +34,8 @@ __all__ = [
     "list_users",
     "set_disabled",
     "set_password",
+    "set_scope",
+    "user_from_row",
 ]
 
 Role = Literal["window_head", "officer", "department_head", "admin"]
@@ -90,9 +93,14 @@ _COLUMNS: Final = (
     "username, display_name, roles, windows, departments, disabled, "
     "password_hash IS NOT NULL AS local, created_at, updated_at"
 )
+USER_COLUMNS: Final = (
+    "u.username, u.display_name, u.roles, u.windows, u.departments, u.disabled, "
+    "u.password_hash IS NOT NULL AS local, u.created_at, u.updated_at"
+)
+"""The columns `user_from_row` reads, of ``jiancha.users u`` in a join."""
 
 
-def _user(row: Any) -> User:
+def user_from_row(row: Any) -> User:
     return User(
         username=row["username"],
         display_name=row["display_name"],
@@ -167,38 +175,71 @@ async def add_user(
     )
     if row is None:
         raise AccountError(f"用户 {username} 已存在", f"user {username} exists already")
-    return _user(row)
+    return user_from_row(row)
 
 
 async def get_user(conn: Connection, username: str) -> User | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM jiancha.users WHERE username = $1", username)
-    return None if row is None else _user(row)
+    return None if row is None else user_from_row(row)
 
 
 async def list_users(conn: Connection) -> list[User]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM jiancha.users ORDER BY username")
-    return [_user(r) for r in rows]
+    return [user_from_row(r) for r in rows]
 
 
-async def _update(conn: Connection, username: str, assignment: str, value: object) -> User:
-    row = await conn.fetchrow(
-        f"UPDATE jiancha.users SET {assignment}, updated_at = now() WHERE username = $1"
-        f" RETURNING {_COLUMNS}",
-        username,
-        value,
-    )
-    if row is None:
-        raise AccountError(f"没有用户 {username}", f"no user {username}")
-    return _user(row)
+async def _update(conn: Connection, username: str, assignment: str, value: object,
+                  sign_out: str | None) -> User:  # fmt: skip
+    """Change an account; with ``sign_out``, its console sessions end (revoked_by that word)."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE jiancha.users SET {assignment}, updated_at = now() WHERE username = $1"
+            f" RETURNING {_COLUMNS}",
+            username,
+            value,
+        )
+        if row is None:
+            raise AccountError(f"没有用户 {username}", f"no user {username}")
+        if sign_out is not None:
+            await conn.execute(
+                "UPDATE jiancha.web_sessions SET revoked_at = now(), revoked_by = $2"
+                " WHERE username = $1 AND revoked_at IS NULL",
+                username,
+                sign_out,
+            )
+    return user_from_row(row)
 
 
 async def set_disabled(conn: Connection, username: str, disabled: bool = True) -> User:
-    """Disable (or enable again) an account; its sessions are refused from the next request."""
-    return await _update(conn, username, "disabled = $2", disabled)
+    """Disable (or enable again) an account; disabling ends its console sessions."""
+    return await _update(conn, username, "disabled = $2", disabled,
+                         "disabled" if disabled else None)  # fmt: skip
+
+
+async def set_scope(
+    conn: Connection,
+    username: str,
+    *,
+    roles: Sequence[str],
+    windows: Sequence[str] = (),
+    departments: Sequence[str] = (),
+) -> User:
+    """New roles, windows and departments (checked as `add_user` checks them).
+
+    The console reads the account on every request, so they hold from the next one.
+    """
+    _validate(username, roles, windows, departments)
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE jiancha.users SET windows = $2, departments = $3 WHERE username = $1",
+            username, list(dict.fromkeys(windows)), list(dict.fromkeys(departments)),
+        )  # fmt: skip
+        return await _update(conn, username, "roles = $2", list(dict.fromkeys(roles)), None)
 
 
 async def set_password(conn: Connection, username: str, password_hash: str) -> User:
-    return await _update(conn, username, "password_hash = $2", password_hash)
+    """A new local password; the account's console sessions end."""
+    return await _update(conn, username, "password_hash = $2", password_hash, "password")
 
 
 async def authenticate(conn: Connection, username: str, password: str) -> User | None:
@@ -222,4 +263,4 @@ async def authenticate(conn: Connection, username: str, password: str) -> User |
             username,
             _HASHER.hash(password),
         )
-    return _user(row)
+    return user_from_row(row)

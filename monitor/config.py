@@ -224,13 +224,35 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+class _UnknownKey(ConfigError):
+    """An unknown key; `load_config` adds the line it stands on (`_with_line`)."""
+
+    def __init__(self, message: str, where: str, key: str) -> None:
+        super().__init__(message)
+        self.where, self.key = where, key
+
+
 def _keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(
+            raise _UnknownKey(
                 f"{where}: 未知的配置项 {key!r} / unknown key "
-                f"(allowed: {', '.join(sorted(allowed))})"
+                f"(allowed: {', '.join(sorted(allowed))})",
+                where, str(key),
             )
+
+
+def _with_line(exc: _UnknownKey, path: Path | None, raw: bytes) -> ConfigError:
+    """``file:line: [table] key: …`` for an unknown key of a ``[table]`` in the file."""
+    m = re.search(r"\[([^\]]+)\]", exc.where)
+    line = None
+    if m and path is not None and raw:
+        lines = TomlLines(raw.decode("utf-8"))
+        line = lines.key(exc.key, lines.table(m[1]))
+    if line is None or m is None:
+        return exc
+    rest = str(exc).split(": 未知的配置项", 1)[1]
+    return ConfigError(f"{path}:{line}: [{m[1]}] {exc.key}: 未知的配置项{rest}")
 
 
 class _Notify:
@@ -322,7 +344,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
                    "templates", "group_window", "redact_staff"},
           f"{where}: [notify]")  # fmt: skip
     web = data.get("web") or {}
-    _keys(web, {"base_url"}, f"{where}: [web]")
+    _keys(web, {"base_url", "ldap"}, f"{where}: [web]")  # ldap: monitor.directory reads it
     base_url = str(web.get("base_url", "")).rstrip("/")
     if base_url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base_url):
         raise ConfigError(f"{where}: [web] base_url 应为 http(s):// 地址 / must be an http(s) URL")
@@ -512,11 +534,19 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
 def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None,
                 secrets: Any = None) -> Config:  # fmt: skip
     """The configuration in force (built-in defaults when there is no file)."""
+    path = config_path(explicit)
+    try:
+        return _load_config(path, environ, secrets)
+    except _UnknownKey as exc:
+        raw = path.read_bytes() if path is not None else b""
+        raise _with_line(exc, path, raw) from None
+
+
+def _load_config(path: Path | None, environ: Mapping[str, str] | None, secrets: Any) -> Config:
     if environ is None:
         environ = os.environ
     if secrets is None:
         from monitor.secrets import read_secret as secrets
-    path = config_path(explicit)
     raw = b""
     data: dict[str, Any] = {}
     if path is not None:

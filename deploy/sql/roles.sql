@@ -17,6 +17,11 @@
 --                    to the daemon's login, with the source's read-only role:
 --                      CREATE ROLE jiancha LOGIN PASSWORD '...' IN ROLE jiancha_daemon, jiancha_reader;
 --                      GRANT jiancha_daemon TO jiancha;   -- an existing login (upgrade)
+-- jiancha_console    the web console's rights (migration 0014): read cards, ledger, cases,
+--                    events and accounts; append ledger steps and attachments; move a
+--                    card's status and reply time; its sessions and the accounts. Grant
+--                    it to the console's own login (jiancha web --dsn / [database] dsn):
+--                      CREATE ROLE jiancha_web LOGIN PASSWORD '...' IN ROLE jiancha_console;
 -- jiancha_dashboard  read-only, for Grafana (migration 0005).
 --
 -- An existing schema jiancha (before version 10 it belonged to the daemon's login)
@@ -26,7 +31,7 @@ DO $$
 DECLARE
     name text;
 BEGIN
-    FOREACH name IN ARRAY ARRAY['jiancha_owner', 'jiancha_daemon'] LOOP
+    FOREACH name IN ARRAY ARRAY['jiancha_owner', 'jiancha_daemon', 'jiancha_console'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = name) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN', name);
@@ -84,6 +89,9 @@ BEGIN
     IF to_regprocedure('jiancha.grant_daemon_v1()') IS NOT NULL THEN
         PERFORM jiancha.grant_daemon_v1();
     END IF;
+    IF to_regprocedure('jiancha.grant_console_v1()') IS NOT NULL THEN
+        PERFORM jiancha.grant_console_v1();  -- the console's (migration 0014)
+    END IF;
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
         GRANT USAGE ON SCHEMA jiancha TO jiancha_dashboard;
         GRANT SELECT ON ALL TABLES IN SCHEMA jiancha TO jiancha_dashboard;
@@ -96,6 +104,17 @@ BEGIN
         END IF;
         IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
             REVOKE ALL ON jiancha.users FROM jiancha_dashboard;
+        END IF;
+    END IF;
+    -- the console's sessions, failures and attachments (migration 0014): the console's only
+    IF to_regclass('jiancha.web_sessions') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_daemon') THEN
+            REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures, jiancha.attachments
+                FROM jiancha_daemon;
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'jiancha_dashboard') THEN
+            REVOKE ALL ON jiancha.web_sessions, jiancha.login_failures, jiancha.attachments
+                FROM jiancha_dashboard;
         END IF;
     END IF;
 END

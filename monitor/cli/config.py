@@ -146,6 +146,12 @@ def problems(cfg: Config) -> list[str]:
             build_channels(replace(cfg.notify, channels={name: table}))
         except (ConfigError, OSError) as exc:
             found.append(one_line(exc))
+    try:  # the console's directory sign-in (jiancha web)
+        from monitor.directory import ldap_settings
+
+        ldap_settings(cfg)
+    except ConfigError as exc:
+        found.append(str(exc))
     for key in ("password_file", "tls_cert_file", "tls_key_file"):
         path = getattr(cfg, f"metrics_{key}")
         if path is not None:

@@ -7,10 +7,14 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from monitor.cli._common import FMT, UsageError, db_dsn, dsn_option, examples, h
+from monitor.cli._common import FMT, UsageError, db_dsn, dsn_option, examples, h, load_config
 from monitor.i18n import current_lang
+
+if TYPE_CHECKING:
+    from monitor.calendar.regions import Regions
+    from monitor.config import Config
 
 __all__ = ["DEFAULT_ADDRESS", "register"]
 
@@ -35,15 +39,35 @@ def _secret_path(given: str | None) -> Path:
     return base / "web-secret"
 
 
+def _regions(config: Config) -> Regions:
+    """The daemon's calendars (``[daemon] calendar``, ``region_calendars``): time left uses them."""
+    from monitor.calendar import CalendarError, load_calendar
+    from monitor.calendar.regions import load_regions
+
+    settings = config.daemon
+    try:
+        return load_regions(load_calendar(settings.calendar), settings.region_calendars)
+    except CalendarError as exc:
+        raise UsageError(h(f"日历不可用：{exc}", f"calendar unusable: {exc}")) from None
+
+
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
     import trio
 
+    from monitor.config import ConfigError
+    from monitor.directory import ldap_settings
     from monitor.log import configure_logging
     from monitor.web import load_secret, serve
 
     # a service's logs: JSON lines on stderr (journald) unless it is a terminal
     configure_logging(args.log_level, stream=sys.stderr)
-    dsn = db_dsn(args.dsn, "jiancha")
+    config = load_config(args.config)
+    try:
+        ldap = ldap_settings(config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    dsn = db_dsn(args.dsn, "jiancha") if args.dsn or not config.daemon.dsn else config.daemon.dsn
+    regions = _regions(config)
     try:
         secret = load_secret(_secret_path(args.secret_file))
     except (OSError, ValueError) as exc:
@@ -58,7 +82,9 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
         async def started(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
                           ) -> None:  # fmt: skip
             await serve(args.address, dsn, secret, lang=current_lang(),
-                        secure_cookie=args.secure_cookie, shutdown=until_signal,
+                        secure_cookie=args.secure_cookie, ldap=ldap, regions=regions,
+                        rules_name=config.daemon.rules,
+                        shutdown=until_signal,
                         task_status=task_status)  # fmt: skip
 
         async with trio.open_nursery() as nursery:
@@ -96,5 +122,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "send the session cookie over HTTPS only (behind TLS)"))  # fmt: skip
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help=h("日志级别（默认 INFO）", "log level (default INFO)"))  # fmt: skip
+    p.add_argument("--config", metavar="PATH",
+                   help=h("配置文件（[web.ldap]、[database] dsn）",
+                          "configuration file ([web.ldap], [database] dsn)"))  # fmt: skip
     dsn_option(p)
     p.set_defaults(func=cmd_web)

@@ -14,15 +14,17 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from monitor.web._admin import admin_action, admin_page
+from monitor.web._attach import attachment
 from monitor.web._auth import login, login_form, logout
-from monitor.web._core import Console, Refusal, refusal_page
-from monitor.web._pages import act_on_card, card_list, card_page, case_page, healthz
+from monitor.web._case import case_page
+from monitor.web._core import SESSION_LIFETIME, Console, Refusal, refusal_page
+from monitor.web._list import card_list, card_list_xlsx
+from monitor.web._pages import act_on_card, card_page, healthz
 
-__all__ = ["SESSION_COOKIE", "SESSION_SECONDS", "create_app"]
+__all__ = ["SESSION_COOKIE", "create_app"]
 
 SESSION_COOKIE: Final = "jiancha_session"
-SESSION_SECONDS: Final = 8 * 3600
-"""A working day: a session signed in in the morning lasts until the evening."""
 _STATIC = Path(__file__).resolve().parent / "static"
 _HTTP_KEYS: Final = {400: "e400", 403: "e403", 404: "e404", 405: "e405"}
 
@@ -49,14 +51,20 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/cards", card_list),
+        Route("/cards.xlsx", card_list_xlsx),
         Route("/cards/{card_id}", card_page, methods=["GET"]),
         Route("/cards/{card_id}/{action}", act_on_card, methods=["POST"]),
         Route("/cases/{case_id:path}", case_page),
+        Route("/attachments/{attachment_id}", attachment),
+        Route("/admin", admin_page, methods=["GET"]),
+        Route("/admin/users", admin_action, methods=["POST"]),
+        Route("/admin/users/{username}/{action}", admin_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     middleware = [
         Middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
-                   max_age=SESSION_SECONDS, same_site="lax", https_only=secure_cookie),
+                   max_age=int(SESSION_LIFETIME.total_seconds()), same_site="lax",
+                   https_only=secure_cookie),
     ]  # fmt: skip
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: _http_error})  # fmt: skip

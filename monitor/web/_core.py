@@ -17,17 +17,35 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from monitor.accounts import ROLE_NAMES, User, get_user
+from monitor.accounts import ROLE_NAMES, User
+from monitor.calendar import load_calendar
+from monitor.calendar.regions import Regions
+from monitor.directory import LdapSettings
+from monitor.rules.model import RuleSet
+from monitor.signins import session_user
 from monitor.vocab import Lang, local_text, word
+from monitor.wallclock import utc_now
 from monitor.web._pool import Pool
 from monitor.web._text import text
 from monitor.web._throttle import Throttle
 
-__all__ = ["Console", "Refusal", "check_csrf", "console", "lang_of", "page", "render", "signed_in"]
+__all__ = [
+    "SESSION_LIFETIME",
+    "Console",
+    "Refusal",
+    "check_csrf",
+    "console",
+    "lang_of",
+    "page",
+    "render",
+    "signed_in",
+]
 
 log = structlog.get_logger("jiancha.web")
 
 TIMEZONE: Final = "Asia/Shanghai"
+SESSION_LIFETIME: Final = dt.timedelta(hours=8)
+"""A working day: a session signed in in the morning lasts until the evening."""
 _HERE = Path(__file__).resolve().parent
 
 # The pages are the console's own: no framing, no foreign scripts, no caching of a card.
@@ -47,6 +65,11 @@ class Console:
     pool: Pool
     lang: Lang = "zh"
     throttle: Throttle = field(default_factory=Throttle)
+    ldap: LdapSettings | None = None  # [web.ldap]: directory accounts sign in against it
+    # the calendars of [daemon] calendar and region_calendars: working time left, counted live
+    regions: Regions = field(default_factory=lambda: Regions.of(load_calendar("cn")))
+    clock: Callable[[], dt.datetime] = utc_now
+    rules: RuleSet | None = None  # the daemon's rules: the case page's clocks
     rule_titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule -> (zh, en)
     env: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
@@ -131,16 +154,15 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
 
 
 async def signed_in(request: Request) -> User:
-    """The session's user, read afresh: a disabled or changed account's old cookies are refused."""
-    name = request.session.get("user")
-    if isinstance(name, str):
+    """The session's user, read afresh from its row: revoked, expired or disabled is refused."""
+    token = request.session.get("sid")
+    if isinstance(token, str):
         async with console(request).pool.connection() as conn:
-            user = await get_user(conn, name)
-        stamp = request.session.get("since")
-        if user is not None and not user.disabled and stamp == user.updated_at.timestamp():
+            user = await session_user(conn, token, dt.datetime.now(dt.UTC))
+        if user is not None:
             request.scope["jiancha.user"] = user
             return user
-        request.session.pop("user", None)
+        request.session.pop("sid", None)
     raise Refusal(401, "login")
 
 

@@ -9,55 +9,29 @@ revoke and decide appeals. Every step goes through
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from monitor.accounts import ROLE_NAMES, User
+from monitor.accounts import ROLE_NAMES
 from monitor.cards.errors import BadInput, CardNotFound
 from monitor.cards.lifecycle import Action, TransitionRefused, act, allowed_actions
-from monitor.cards.query import CARD_COLUMNS, show_card
+from monitor.cards.query import show_card
 from monitor.vocab import (
-    CARD_STATUSES,
     CLOCK_TITLES,
     EVENT_NAMES,
     LEVEL_NAMES,
-    LEVELS,
-    OPEN_STATUSES,
     STATUS_NAMES,
     Lang,
 )
+from monitor.web._attach import check_length, read_upload, store
 from monitor.web._core import Refusal, check_csrf, console, lang_of, page, render, signed_in
-from monitor.web._text import CASE_STATUS_NAMES, REVOKE_CATEGORIES, text
+from monitor.web._scope import ACTING_ROLE, may, sees
+from monitor.web._text import REVOKE_CATEGORIES, text
 
-__all__ = ["act_on_card", "card_list", "card_page", "case_page", "healthz"]
-
-LIST_LIMIT: Final = 200
-# The role in which a person takes each step.
-_ACTING_ROLE: Final[Mapping[Action, str]] = {
-    "ack": "window_head", "appeal": "window_head", "revoke": "officer", "decide": "officer",
-}  # fmt: skip
-_ALL_SEEING: Final = ("officer", "admin")
-
-
-def sees(user: User, window: str | None, department: str | None) -> bool:
-    """Whether ``user`` may read a card or case of ``window`` in ``department``."""
-    if any(user.has(r) for r in _ALL_SEEING):
-        return True
-    if user.has("window_head") and window is not None and window in user.windows:
-        return True
-    return user.has("department_head") and department is not None and department in user.departments
-
-
-def may(user: User, action: Action, window: str | None) -> bool:
-    """Whether ``user`` may take ``action`` on a card of ``window``."""
-    role = _ACTING_ROLE[action]
-    if not user.has(role):
-        return False
-    return role != "window_head" or (window is not None and window in user.windows)
+__all__ = ["act_on_card", "card_page", "healthz"]
 
 
 def _card_id(request: Request) -> int:
@@ -81,7 +55,8 @@ async def card_page(request: Request) -> Response:
     actions = [a for a in allowed_actions(card["status"]) if may(user, a, card["window"])]
     detail: dict[str, Any] = card["detail"] or {}
     return render(request, "card.html", card=card, events=events, detail=detail,
-                  actions=actions,
+                  actions=actions, reply_late=card["reply_due"] is not None
+                  and card["reply_due"] < console(request).clock(),
                   flash=request.session.pop("flash", ""), categories=REVOKE_CATEGORIES,
                   LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES,
                   CLOCK_TITLES=CLOCK_TITLES, ROLE_NAMES=ROLE_NAMES)  # fmt: skip
@@ -110,10 +85,11 @@ def _step(action: Action, form: Mapping[str, str], lang: Lang) -> tuple[str, dic
 @page
 async def act_on_card(request: Request) -> Response:
     user = await signed_in(request)
+    check_length(request)
     form = await check_csrf(request)
     card_id = _card_id(request)
     action = request.path_params["action"]
-    if action not in _ACTING_ROLE:
+    if action not in ACTING_ROLE:
         raise Refusal(404, "e404")
     lang = lang_of(request)
     async with console(request).pool.connection() as conn:
@@ -124,84 +100,23 @@ async def act_on_card(request: Request) -> Response:
         if not sees(user, row["window"], row["department"]) or not may(user, action, row["window"]):
             raise Refusal(403, "e403")
         reason, extra, result = _step(action, form, lang)
-        role = _ACTING_ROLE[action]
+        upload = await read_upload(request) if action == "appeal" else None
+        role = ACTING_ROLE[action]
         by = f"{user.display_name or user.username}（{ROLE_NAMES[role]['zh']}）"
         extra["username"] = user.username
+        now = console(request).clock()
         try:
-            await act(conn, card_id, action, by, reason, dt.datetime.now(dt.UTC), result,
-                      role=role, channel="web", extra=extra)  # fmt: skip
+            async with conn.transaction():  # the attachment stands or falls with the step
+                if upload is not None:
+                    extra["attachment"] = await store(conn, card_id, upload, user.username, now)
+                await act(conn, card_id, action, by, reason, now, result,
+                          role=role, channel="web", extra=extra)  # fmt: skip
         except TransitionRefused as exc:
             raise Refusal(409, "e409", exc.message(lang)) from None
         except BadInput as exc:
             raise Refusal(400, "e400", exc.message(lang)) from None
     request.session["flash"] = "done"
     return RedirectResponse(f"/cards/{card_id}", status_code=303)
-
-
-def _choice(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
-    value = request.query_params.get(name, "").strip()
-    if not value:
-        return None
-    if allowed is not None and value not in allowed:
-        raise Refusal(400, "e400", f"{name}={value}")
-    return value
-
-
-@page
-async def card_list(request: Request) -> Response:
-    user = await signed_in(request)
-    filters = {
-        "department": _choice(request, "department"),
-        "window": _choice(request, "window"),
-        "level": _choice(request, "level", LEVELS),
-        "rule": _choice(request, "rule"),
-        "status": _choice(request, "status", (*CARD_STATUSES, "open", "all")) or "open",
-    }
-    where, args = ["TRUE"], []  # type: list[str], list[object]
-    if not any(user.has(r) for r in _ALL_SEEING):
-        args += [list(user.windows if user.has("window_head") else ()),
-                 list(user.departments if user.has("department_head") else ())]  # fmt: skip
-        where.append('("window" = ANY($1) OR department = ANY($2))')
-    for column in ("department", "window", "level", "rule"):
-        if filters[column] is not None:
-            args.append(filters[column])
-            where.append(f'"{column}" = ${len(args)}')
-    if filters["status"] == "open":
-        args.append(list(OPEN_STATUSES))
-        where.append(f"status = ANY(${len(args)})")
-    elif filters["status"] != "all":
-        args.append(filters["status"])
-        where.append(f"status = ${len(args)}")
-    query = (f"SELECT {CARD_COLUMNS} FROM jiancha.cards WHERE {' AND '.join(where)}"
-             f" ORDER BY deadline ASC NULLS LAST, id LIMIT {LIST_LIMIT}")  # fmt: skip
-    async with console(request).pool.connection() as conn:
-        cards = [dict(r) for r in await conn.fetch(query, *args)]
-    return render(request, "cards.html", cards=cards, filters=filters, limit=LIST_LIMIT,
-                  levels=LEVELS, statuses=("open", "all", *CARD_STATUSES),
-                  LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES,
-                  read_only=not any(user.has(r) for r in ("officer", "window_head")))  # fmt: skip
-
-
-@page
-async def case_page(request: Request) -> Response:
-    user = await signed_in(request)
-    case_id = request.path_params["case_id"]
-    async with console(request).pool.connection() as conn:
-        case = await conn.fetchrow(
-            "SELECT case_id, matter, department, \"window\", status, submitted_at, accepted_at,"
-            " decision_deadline, promised_days, extension_days, completed_at"
-            " FROM jiancha.cases WHERE case_id = $1", case_id)  # fmt: skip
-        cards = [dict(r) for r in await conn.fetch(
-            f"SELECT {CARD_COLUMNS} FROM jiancha.cards WHERE case_id = $1 ORDER BY issued_at, id",
-            case_id)]  # fmt: skip
-    if case is None and not cards:
-        raise Refusal(404, "e404")
-    place = dict(case) if case is not None else cards[0]
-    if not sees(user, place["window"], place["department"]):
-        raise Refusal(403, "e403")
-    return render(request, "case.html", case=None if case is None else dict(case),
-                  case_id=case_id, cards=cards, LEVEL_NAMES=LEVEL_NAMES,
-                  STATUS_NAMES=STATUS_NAMES, CASE_STATUS_NAMES=CASE_STATUS_NAMES)  # fmt: skip
 
 
 async def healthz(request: Request) -> Response:

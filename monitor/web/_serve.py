@@ -13,6 +13,10 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve as hyper_serve
 
 from monitor import db
+from monitor.calendar import load_calendar
+from monitor.calendar.regions import Regions
+from monitor.directory import LdapSettings
+from monitor.rules.model import RuleSet
 from monitor.vocab import Lang
 from monitor.web._app import create_app
 from monitor.web._core import Console
@@ -43,19 +47,19 @@ def load_secret(path: Path) -> str:
     return text
 
 
-def _rule_titles() -> dict[str, tuple[str, str]]:
+def _rules(name: str) -> RuleSet | None:
     from monitor.rules.load import load_rules
 
     try:
-        rules = load_rules("cards")
-    except Exception:  # the console still works with rule codes for titles
-        log.warning("web.rules_unreadable", exc_info=True)
-        return {}
-    return {r.rule: (r.title("zh"), r.title("en")) for r in rules.rules}
+        return load_rules(name)
+    except Exception:  # the console still works: rule codes for titles, no clocks on cases
+        log.warning("web.rules_unreadable", rules=name, exc_info=True)
+        return None
 
 
 async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
-                secure_cookie: bool = False,
+                secure_cookie: bool = False, ldap: LdapSettings | None = None,
+                regions: Regions | None = None, rules_name: str = "cards",
                 shutdown: Callable[[], Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                 ) -> None:  # fmt: skip
@@ -67,7 +71,12 @@ async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
     config.server_names = []
     async with db.open_loop():
         pool = Pool(dsn)
-        state = Console(pool=pool, lang=lang, rule_titles=_rule_titles())
+        rules = _rules(rules_name)
+        titles = {r.rule: (r.title("zh"), r.title("en")) for r in (rules.rules if rules else ())}
+        if regions is None:
+            regions = Regions.of(load_calendar("cn"))
+        state = Console(pool=pool, lang=lang, rule_titles=titles, ldap=ldap, rules=rules,
+                        regions=regions)  # fmt: skip
         app = create_app(state, secret, secure_cookie=secure_cookie)
         try:
             # Starlette's ASGI types are looser than Hypercorn's; it is an ASGI 3 app.

@@ -1,47 +1,45 @@
-"""Login throttling: after too many failures a username is refused for a while."""
+"""Login throttling: after too many wrong passwords a username is refused for a while."""
 
 from __future__ import annotations
 
-import time
-from collections import deque
+import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from monitor.signins import (
+    THROTTLE_LIMIT,
+    THROTTLE_WINDOW,
+    clear_failures,
+    failures,
+    record_failure,
+)
+from monitor.wallclock import utc_now
+
+if TYPE_CHECKING:
+    from monitor.db import Connection
 
 __all__ = ["Throttle"]
 
 
 class Throttle:
-    """At most ``limit`` failed sign-ins per username in ``window`` seconds.
+    """At most ``limit`` failed sign-ins per username within ``window``.
 
-    Kept in memory: one console process per centre. A restart forgets the
-    failures, which costs an attacker a restart they cannot cause.
+    The failures are rows in ``jiancha.login_failures``: a restart does not
+    forget them and several console processes share them. Unknown usernames
+    count too (casefolded), so guessing names gains nothing.
     """
 
-    def __init__(self, limit: int = 5, window: float = 15 * 60,
-                 clock: Callable[[], float] = time.monotonic,
-                 max_names: int = 10_000) -> None:  # fmt: skip
+    def __init__(self, limit: int = THROTTLE_LIMIT, window: dt.timedelta = THROTTLE_WINDOW,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:  # fmt: skip
         self.limit = limit
         self.window = window
-        self._clock = clock
-        self._max_names = max_names
-        self._failures: dict[str, deque[float]] = {}
+        self.clock = clock
 
-    def _recent(self, name: str) -> deque[float]:
-        now = self._clock()
-        times = self._failures.get(name.casefold(), deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
+    async def blocked(self, conn: Connection, name: str) -> bool:
+        return await failures(conn, name, self.clock(), self.window) >= self.limit
 
-    def blocked(self, name: str) -> bool:
-        return len(self._recent(name)) >= self.limit
+    async def failed(self, conn: Connection, name: str) -> None:
+        await record_failure(conn, name, self.clock(), self.window)
 
-    def failed(self, name: str) -> None:
-        key = name.casefold()
-        times = self._recent(key)
-        times.append(self._clock())
-        self._failures[key] = times
-        if len(self._failures) > self._max_names:  # many names tried: forget the oldest
-            del self._failures[next(iter(self._failures))]
-
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name.casefold(), None)
+    async def succeeded(self, conn: Connection, name: str) -> None:
+        await clear_failures(conn, name)

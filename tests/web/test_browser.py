@@ -25,7 +25,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from monitor import db
+from tests.web.ldapkit import PEOPLE, Slapd, running_slapd
 from tests.web.webkit import DAY, PASSWORD, SECRET, T0
+
+LDAP_PASSWORD = "directory password 1"
 
 _CARD = """
 INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
@@ -43,16 +46,17 @@ def _seed(dsn: str) -> int:
             await conn.execute("DELETE FROM jiancha.users")
             from monitor.accounts import hash_password
 
-            for name, roles, windows, display in (
-                ("wangf", ["window_head"], ["W1"], "王芳"),
-                ("lim", ["officer"], [], "李明"),
+            for name, roles, windows, display, hashed in (
+                ("wangf", ["window_head"], ["W1"], "王芳", hash_password(PASSWORD)),
+                ("lim", ["officer"], [], "李明", hash_password(PASSWORD)),
+                ("chenj", ["officer"], [], "陈静", None),  # a directory account: LDAP
             ):
                 await conn.execute(
                     "INSERT INTO jiancha.users (username, display_name, password_hash, roles,"
                     " windows) VALUES ($1, $2, $3, $4, $5)",
                     name,
                     display,
-                    hash_password(PASSWORD),
+                    hashed,
                     roles,
                     windows,
                 )
@@ -101,13 +105,25 @@ def _seed(dsn: str) -> int:
     return asyncio.run(go())
 
 
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    with running_slapd(tmp_path_factory.mktemp("slapd"), {"chenj": ("陈静", LDAP_PASSWORD)}) as s:
+        yield s
+
+
 @pytest.fixture
-def console(sync_dsn: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """``jiancha web`` on a free port over the test database: (base URL, the red card's id)."""
+def console(sync_dsn: str, tmp_path: Path, slapd: Slapd) -> Iterator[tuple[str, int]]:
+    """``jiancha web`` on a free port over the test database: (base URL, the red card's id).
+
+    Its jiancha.toml points ``[web.ldap]`` at the test's slapd.
+    """
     card = _seed(sync_dsn)
     secret = tmp_path / "secret"
     secret.write_text(SECRET)
-    env = {**os.environ, db.DSN_ENV: sync_dsn, "JIANCHA_LANG": "zh"}
+    config = tmp_path / "jiancha.toml"
+    config.write_text(f"[web.ldap]\nurl = '{slapd.url}'\nbind_dn = 'uid={{username}},{PEOPLE}'\n")
+    env = {**os.environ, db.DSN_ENV: sync_dsn, "JIANCHA_LANG": "zh",
+           "JIANCHA_CONFIG": str(config)}  # fmt: skip
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -222,3 +238,79 @@ def test_officer_list_on_a_desktop(
     rows = browser.find_elements(By.CSS_SELECTOR, ".rows li")
     assert [r.find_element(By.CLASS_NAME, "badge").text for r in rows] == ["红牌", "黄牌", "蓝牌"]
     _shot(browser, tmp_path, "cards-1440.png")
+
+
+def test_officer_signs_in_through_ldap(
+    console: tuple[str, int], browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    """A directory account: the password is the directory's, the role jiancha's."""
+    base, card = console
+    browser.set_window_size(1440, 900)
+    browser.get(f"{base}/cards/{card}")
+    browser.find_element(By.NAME, "username").send_keys("chenj")
+    browser.find_element(By.NAME, "password").send_keys("a wrong one")
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CLASS_NAME, "alert"))
+    assert "用户名或密码错误" in browser.find_element(By.CLASS_NAME, "alert").text
+    browser.find_element(By.NAME, "username").clear()
+    browser.find_element(By.NAME, "username").send_keys("chenj")
+    browser.find_element(By.NAME, "password").send_keys(LDAP_PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "陈静" in body and "纪检监察员" in body
+    # an officer's form: revoke with a reason category
+    assert browser.find_elements(By.CSS_SELECTOR, f"form[action='/cards/{card}/revoke']")
+    _shot(browser, tmp_path, "card-1440-ldap.png")
+
+
+def test_appeal_with_a_photo_then_an_officer_decides(
+    console: tuple[str, int], browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    """A window head appeals from a phone with a photo; an officer upholds it on a desktop."""
+    base, card = console
+    photo = tmp_path / "登记簿.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    browser.set_window_size(390, 844)
+    browser.get(f"{base}/login?next=/cards/{card}")
+    browser.find_element(By.NAME, "username").send_keys("wangf")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/appeal']")
+    form.find_element(By.NAME, "reason").send_keys("纸质登记簿显示当日已受理")
+    form.find_element(By.NAME, "attachment").send_keys(str(photo))
+    _shot(browser, tmp_path, "appeal-390.png")
+    browser.set_window_size(390, 844)
+    form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/appeal']")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "申诉中" in body and "附件：登记簿.png" in body and "王芳（窗口负责人）" in body
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    browser.find_element(By.PARTIAL_LINK_TEXT, "2024-0304-000123").click()  # the case's page
+    WebDriverWait(browser, 10).until(lambda b: "/cases/" in b.current_url)
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "该办件的牌" in body and "附件：登记簿.png" in body
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    _shot(browser, tmp_path, "case-390.png")
+    browser.set_window_size(390, 844)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: "/login" in b.current_url)
+
+    browser.set_window_size(1440, 900)
+    browser.get(f"{base}/login?next=/cards/{card}")
+    browser.find_element(By.NAME, "username").send_keys("lim")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    link = browser.find_element(By.LINK_TEXT, "登记簿.png").get_attribute("href")
+    form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/decide']")
+    form.find_element(By.CSS_SELECTOR, "input[value='upheld']").click()
+    form.find_element(By.NAME, "reason").send_keys("照片不能证明当日受理，维持原牌")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "李明（纪检监察员）" in body and "维持原牌" in body
+    _shot(browser, tmp_path, "card-1440-decided.png")
+    assert link and link.startswith(f"{base}/attachments/")

@@ -8,6 +8,7 @@ every refusal.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ import pytest
 
 from monitor import db
 from monitor.accounts import hash_password, set_password
+from monitor.signins import revoke_sessions
 from monitor.web import Throttle
 from tests.web.webkit import (
     DAY,
@@ -54,18 +56,26 @@ async def test_pages_send_you_to_sign_in(dsn: str, conn: db.Connection) -> None:
     assert login.status_code == 200 and "登录" in login.text and 'name="password"' in login.text
 
 
-async def test_wrong_password_401_then_throttled_429(dsn: str, conn: db.Connection) -> None:
-    async with console_client(dsn, Throttle(limit=5)) as client:
-        for _ in range(5):
+async def test_ten_wrong_passwords_throttle_the_account(dsn: str, conn: db.Connection) -> None:
+    await conn.execute("DELETE FROM jiancha.login_failures")
+    async with console_client(dsn) as client:  # the console's default throttle: 10 in 15 min
+        for _ in range(9):
             wrong = await sign_in(client, "wangf", "not the password")
             assert wrong.status_code == 401
             assert "用户名或密码错误" in wrong.text
-        # the sixth try is refused even with the right password
+    # a restart (a new console) remembers: the failures are rows
+    async with console_client(dsn) as client:
+        assert (await sign_in(client, "wangf", "still not it")).status_code == 401
+        # the eleventh try is refused even with the right password
         blocked = await sign_in(client, "wangf", PASSWORD)
         assert blocked.status_code == 429 and "登录失败次数过多" in blocked.text
         # another account is not affected
         other = await sign_in(client, "lim", PASSWORD)
         assert other.status_code == 303 and other.headers["location"] == "/cards"
+    assert (
+        await conn.fetchval("SELECT count(*) FROM jiancha.login_failures WHERE username = 'wangf'")
+        == 10
+    )
 
 
 async def test_login_without_csrf_is_refused(dsn: str, conn: db.Connection) -> None:
@@ -361,19 +371,20 @@ async def test_an_error_is_a_chinese_500_page_without_details(
     assert "card_events" not in response.text and "Traceback" not in response.text
 
 
-def test_the_throttle_forgets_after_its_window() -> None:
-    now = [0.0]
-    throttle = Throttle(limit=5, window=900, clock=lambda: now[0])
-    for _ in range(5):
-        throttle.failed("WangF")
-    assert throttle.blocked("wangf") and not throttle.blocked("lim")
-    now[0] = 899.0
-    assert throttle.blocked("wangf")
-    now[0] = 900.5  # the first failures are older than 15 minutes
-    assert not throttle.blocked("wangf")
-    throttle.failed("wangf")
-    throttle.succeeded("wangf")
-    assert not throttle.blocked("wangf")
+async def test_the_throttle_forgets_after_its_window(dsn: str, conn: db.Connection) -> None:
+    now = [T0]
+    throttle = Throttle(limit=10, window=dt.timedelta(minutes=15), clock=lambda: now[0])
+    for _ in range(10):
+        await throttle.failed(conn, "WangF")
+    assert await throttle.blocked(conn, "wangf") and not await throttle.blocked(conn, "lim")
+    now[0] = T0 + dt.timedelta(seconds=899)
+    assert await throttle.blocked(conn, "wangf")
+    now[0] = T0 + dt.timedelta(seconds=900.5)  # the failures are older than 15 minutes
+    assert not await throttle.blocked(conn, "wangf")
+    await throttle.failed(conn, "wangf")  # and are deleted as a new one comes
+    assert await conn.fetchval("SELECT count(*) FROM jiancha.login_failures") == 1
+    await throttle.succeeded(conn, "wangf")
+    assert await conn.fetchval("SELECT count(*) FROM jiancha.login_failures") == 0
 
 
 async def test_password_hashes_are_not_for_the_dashboards_or_the_daemon(
@@ -418,3 +429,32 @@ async def test_english_on_request_and_no_open_redirect(dsn: str, conn: db.Connec
         assert "签收说明" not in page.text
         chinese = await client.get(f"/cards/{card}?lang=zh")
         assert "签收说明" in chinese.text
+
+
+async def test_a_revoked_session_cookie_is_refused(dsn: str, conn: db.Connection) -> None:
+    """A copy of the cookie taken before signing out (or before an admin revokes) is dead."""
+    card = await add_card(conn)
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")
+        assert (await client.get(f"/cards/{card}")).status_code == 200
+        copied = dict(client.cookies)
+        page = await client.get(f"/cards/{card}")
+        out = await client.post("/logout", data={"csrf": csrf_of(page.text)})
+        assert out.status_code == 303
+    async with console_client(dsn) as thief:
+        thief.cookies.update(copied)
+        assert (await thief.get(f"/cards/{card}")).status_code == 303
+    assert (
+        await conn.fetchval("SELECT revoked_by FROM jiancha.web_sessions WHERE username = 'wangf'")
+        == "logout"
+    )
+    # an administrator ends someone's sessions: their next request is refused
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")
+        assert (await client.get(f"/cards/{card}")).status_code == 200
+        assert await revoke_sessions(conn, "wangf", T0, "admin1") == 1
+        assert (await client.get(f"/cards/{card}")).status_code == 303
+    # the table keeps only the token's hash: the cookie's token is not in it
+    rows = await conn.fetch("SELECT token_sha256 FROM jiancha.web_sessions")
+    tokens = [bytes(r[0]) for r in rows]
+    assert all(len(t) == 32 for t in tokens) and len(tokens) == 2

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
 
 from monitor import db
 from monitor.accounts import add_user, hash_password
+from monitor.calendar import load_calendar
+from monitor.calendar.regions import Regions
+from monitor.directory import LdapSettings
+from monitor.rules.load import load_rules
+from monitor.rules.model import RuleSet
 from monitor.web import Console, Pool, Throttle, create_app
 
 T0 = dt.datetime(2024, 3, 4, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Beijing
@@ -20,9 +26,10 @@ SECRET = "s" * 48
 
 _INSERT_CARD = """
 INSERT INTO jiancha.cards (case_id, clock, rule, level, issued_at, recorded_at, deadline,
-    matter, department, "window", region, ruleset, calendar, detail, status, updated_at)
-VALUES ($1, 'decision', $2, $3, $4, $4, $5, $6, $7, $8, 'R1', 'rules-abc', 'cn-2024',
-    $9, 'issued', $4)
+    matter, department, "window", region, ruleset, calendar, detail, status, updated_at,
+    reply_due)
+VALUES ($1, $10, $2, $3, $4, $4, $5, $6, $7, $8, $11, 'rules-abc', 'cn-2024',
+    $9, $12, $4, $13)
 RETURNING id
 """
 
@@ -38,6 +45,10 @@ async def add_card(
     deadline: dt.datetime = T0 + 5 * DAY,
     matter: str = "建筑工程施工许可",
     detail: dict | None = None,
+    clock: str = "decision",
+    region: str = "R1",
+    status: str = "issued",
+    reply_due: dt.datetime | None = None,
 ) -> int:
     """A card as the engine leaves it: the row and its ``issued`` step."""
     facts = {"limit_days": 5, "used_days": 4.0, "remaining_days": 1.0} if detail is None else detail
@@ -53,6 +64,10 @@ async def add_card(
             department,
             window,
             facts,
+            clock,
+            region,
+            status,
+            reply_due,
         )
         await conn.execute(
             "INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
@@ -71,7 +86,9 @@ async def add_account(
     windows: Sequence[str] = (),
     departments: Sequence[str] = (),
     display_name: str = "",
+    directory: bool = False,
 ) -> None:
+    """An account with the password `PASSWORD`, or a directory (LDAP) one without a hash."""
     await add_user(
         conn,
         username,
@@ -79,19 +96,33 @@ async def add_account(
         windows=windows,
         departments=departments,
         display_name=display_name,
-        password_hash=hash_password(PASSWORD),
+        password_hash=None if directory else hash_password(PASSWORD),
     )
+
+
+@functools.cache
+def _rules() -> RuleSet:
+    return load_rules("cards")
 
 
 @asynccontextmanager
 async def console_client(
-    dsn: str, throttle: Throttle | None = None
+    dsn: str,
+    throttle: Throttle | None = None,
+    ldap: LdapSettings | None = None,
+    *,
+    clock: Callable[[], dt.datetime] | None = None,
+    regions: Regions | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The console app over ``dsn``, and an HTTP client talking ASGI to it (inside open_loop)."""
     pool = Pool(dsn)
     state = Console(
         pool=pool,
         throttle=throttle or Throttle(),
+        ldap=ldap,
+        regions=regions or Regions.of(load_calendar("cn")),
+        rules=_rules(),
+        clock=clock or (lambda: T0),
         rule_titles={
             "decision.yellow": ("办结时限黄牌", "decision yellow"),
         },

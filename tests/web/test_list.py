@@ -1,0 +1,179 @@
+"""The officers' list: working time left counted now on each case's calendar, filters, XLSX.
+
+Now is injected (the console's clock): Monday 4 March 2024, 10:00 in Beijing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from collections.abc import AsyncIterator
+
+import numpy as np
+import openpyxl
+import pytest
+
+from monitor import db
+from monitor.calendar import load_calendar
+from monitor.calendar.regions import Regions
+from monitor.web._list import time_left
+from tests.web.webkit import DAY, T0, add_account, add_card, console_client, sign_in
+
+REGIONS = Regions.of(load_calendar("cn"), {"2224": load_calendar("yanbian")})
+
+
+@pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[db.Connection]:
+    async with await db.connect(dsn) as c:
+        await c.execute("DELETE FROM jiancha.users")
+        await add_account(c, "lim", ["officer"])
+        await add_account(c, "zhaod", ["department_head"], departments=["住建局"])
+        yield c
+
+
+async def _case(conn: db.Connection, case_id: str, decision_deadline: dt.datetime,
+                paused_since: dt.datetime | None = None) -> None:  # fmt: skip
+    await conn.execute(
+        'INSERT INTO jiancha.cases (case_id, status, accepted_at, decision_deadline, paused_since,'
+        " first_seen_at, event_count, last_event_id, updated_at)"
+        " VALUES ($1, 'accepted', $2, $3, $4, $2, 1, 1, $2)",
+        case_id, T0 - 10 * DAY, decision_deadline, paused_since,
+    )  # fmt: skip
+
+
+def _order(html: str) -> list[str]:
+    return re.findall(r'<span class="matter">([^<]+)</span>', html)
+
+
+def test_time_left_counts_working_days_on_the_regions_calendar() -> None:
+    # Tuesday 3 Sept 2024 is a rest day in 延边 (its founding day), a working day elsewhere
+    now = int(dt.datetime(2024, 9, 2, 2, 0, tzinfo=dt.UTC).timestamp())  # Mon 10:00 Beijing
+    due = int(dt.datetime(2024, 9, 5, 2, 0, tzinfo=dt.UTC).timestamp())  # Thu 10:00
+    past = now - 86400  # Sun 10:00: Monday's first 10 hours have gone by
+    left, provisional = time_left(
+        REGIONS, ["110101", "222401", None, "222401"],
+        np.array([due, due, -1, past]), np.array([now, now, now, now]),
+    )  # fmt: skip
+    assert left[0] == 3.0 and left[1] == 2.0 and np.isnan(left[2])
+    assert left[3] == pytest.approx(-10 / 24, abs=1e-3)
+    assert not provisional.any()
+    late = int(dt.datetime(2027, 6, 1, tzinfo=dt.UTC).timestamp())  # holidays not published
+    _, prov = time_left(REGIONS, [None], np.array([late]), np.array([now]))
+    assert prov.tolist() == [True]
+
+
+async def test_the_list_is_sorted_by_time_left_now_not_at_issue(
+    dsn: str, conn: db.Connection
+) -> None:
+    # frozen at issue this one was due first; the case was extended since
+    await _case(conn, "C-ext", T0 + 12 * DAY)
+    await add_card(conn, "C-ext", matter="延期的办件", deadline=T0 + DAY,
+                   detail={"remaining_days": 0.5})  # fmt: skip
+    await add_card(conn, "C-soon", matter="三天后到期", deadline=T0 + 3 * DAY, clock="acceptance")
+    await add_card(conn, "C-late", matter="已超期", deadline=T0 - 2 * DAY, clock="acceptance")
+    # paused since Friday 10:00: its time left stands still at what was left then
+    await _case(conn, "C-paused", T0 + DAY, paused_since=T0 - 3 * DAY)
+    await add_card(conn, "C-paused", matter="暂停中", deadline=T0 + DAY)
+    await add_card(conn, "C-none", matter="无期限", deadline=None, clock="acceptance")
+    async with console_client(dsn, regions=REGIONS) as client:
+        await sign_in(client, "lim")
+        page = await client.get("/cards")
+    assert page.status_code == 200
+    assert _order(page.text) == ["已超期", "暂停中", "三天后到期", "延期的办件", "无期限"]
+    left = re.findall(r'<span class="left[^>]*>([^<]+)</span>', page.text)
+    assert left == [
+        "已超期 0.4 个工作日",  # Saturday 10:00: only Monday's first 10 hours were working time
+        "剩余 2.0 个工作日 · 暂停计时中",  # Friday 10:00 to Tuesday 10:00, frozen at the pause
+        "剩余 3.0 个工作日",
+        "剩余 9.6 个工作日",  # to Saturday 16 March: the extension counts, not the card's date
+        "—",
+    ]
+    assert "共 5 张" in page.text
+
+
+async def test_filters_matter_and_provisional(dsn: str, conn: db.Connection) -> None:
+    await add_card(conn, "C1", matter="建筑工程施工许可", deadline=T0 + 2 * DAY)
+    await add_card(conn, "C2", matter="食品经营许可", deadline=T0 + 3 * DAY)
+    far = dt.datetime(2027, 3, 1, 2, tzinfo=dt.UTC)  # counted on a year not yet published
+    await add_card(conn, "C3", matter="建筑工程竣工验收", deadline=far)
+    async with console_client(dsn) as client:
+        await sign_in(client, "lim")
+        building = await client.get("/cards", params={"matter": "建筑工程"})
+        provisional = await client.get("/cards", params={"provisional": "yes"})
+        published = await client.get("/cards", params={"provisional": "no", "matter": "许可"})
+        bad = await client.get("/cards", params={"provisional": "maybe"})
+    assert _order(building.text) == ["建筑工程施工许可", "建筑工程竣工验收"]
+    assert _order(provisional.text) == ["建筑工程竣工验收"] and "暂定" in provisional.text
+    assert _order(published.text) == ["建筑工程施工许可", "食品经营许可"]
+    assert bad.status_code == 400 and "请求有误" in bad.text
+    # the export link keeps the filters
+    link = re.search(r'href="(/cards\.xlsx[^"]*)"', building.text)
+    assert link is not None
+    assert (
+        link.group(1) == "/cards.xlsx?matter=%E5%BB%BA%E7%AD%91%E5%B7%A5%E7%A8%8B&amp;status=open"
+    )
+
+
+async def test_xlsx_export_in_the_lists_order_and_scope(dsn: str, conn: db.Connection) -> None:
+    await add_card(conn, "C1", matter="甲", deadline=T0 + 4 * DAY, window="W1")
+    await add_card(conn, "C2", matter="乙", deadline=T0 + DAY, window="W2")
+    await add_card(conn, "C3", matter="丙", deadline=T0 + 2 * DAY, department="市场监管局")
+    async with console_client(dsn) as client:
+        await sign_in(client, "lim")
+        everything = await client.get("/cards.xlsx")
+    async with console_client(dsn) as client:
+        await sign_in(client, "zhaod")  # 住建局's head
+        scoped = await client.get("/cards.xlsx", params={"level": "yellow"})
+        page = await client.get("/cards")
+    assert everything.status_code == 200
+    assert everything.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert "attachment" in everything.headers["content-disposition"]
+    sheet = openpyxl.load_workbook(io.BytesIO(everything.content)).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:5] == ("牌", "等级", "状态", "办件", "事项")
+    assert [r[4] for r in rows[1:]] == ["乙", "丙", "甲"]
+    assert rows[1][1] == "黄牌" and rows[1][9] == 1.0 and rows[1][10] is False
+    assert rows[1][8] == dt.datetime(2024, 3, 5, 10, 0)  # Beijing time
+    mine = list(
+        openpyxl.load_workbook(io.BytesIO(scoped.content)).active.iter_rows(values_only=True)
+    )
+    assert [r[4] for r in mine[1:]] == ["乙", "甲"]  # not 市场监管局's
+    # a department head reads, and is told so: no forms to act
+    assert "只读" in page.text
+    card = await conn.fetchval("SELECT id FROM jiancha.cards WHERE case_id = 'C1'")
+    async with console_client(dsn) as client:
+        await sign_in(client, "zhaod")
+        view = await client.get(f"/cards/{card}")
+        form = re.search(r'name="csrf" value="([^"]+)"', view.text)
+        assert form is not None
+        tried = await client.post(f"/cards/{card}/ack",
+                                  data={"csrf": form.group(1), "reason": "x"})  # fmt: skip
+    assert view.status_code == 200 and f'action="/cards/{card}/' not in view.text
+    assert tried.status_code == 403
+
+
+async def test_the_first_page_without_reading_every_card(
+    dsn: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are read by deadline a few at a time; a later deadline on a calendar with a rest
+    day can still have less time left, and must not be missed."""
+    import monitor.web._list as listing
+
+    monkeypatch.setattr(listing, "LIST_LIMIT", 3)
+    monkeypatch.setattr(listing, "_FIRST_CANDIDATES", 1)  # 6 rows read at first
+    now = dt.datetime(2024, 9, 2, 2, tzinfo=dt.UTC)  # Mon 10:00; 延边 rests on Tue 3 Sept
+    for name, hours in (("周二", 24), ("周三", 48), ("周四10时", 72), ("周四10时半", 72.5),
+                        ("周四11时", 73), ("周四11时半", 73.5), ("周五", 96)):  # fmt: skip
+        await add_card(conn, name, matter=name, deadline=now + dt.timedelta(hours=hours),
+                       clock="acceptance", region="110101")  # fmt: skip
+    await add_card(conn, "延边", matter="延边周四12时", deadline=now + dt.timedelta(hours=74),
+                   clock="acceptance", region="222401")  # fmt: skip
+    async with console_client(dsn, regions=REGIONS, clock=lambda: now) as client:
+        await sign_in(client, "lim")
+        page = await client.get("/cards")
+    assert _order(page.text) == ["周二", "周三", "延边周四12时"]
+    assert "剩余 2.1 个工作日" in page.text and "共 8 张" in page.text
