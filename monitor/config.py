@@ -238,7 +238,8 @@ def _keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
             raise _UnknownKey(
                 f"{where}: 未知的配置项 {key!r} / unknown key "
                 f"(allowed: {', '.join(sorted(allowed))})",
-                where, str(key),
+                where,
+                str(key),
             )
 
 

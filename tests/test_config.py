@@ -70,8 +70,11 @@ def test_command_line_overrides_everything_and_pins_what_it_set(tmp_path):
     [
         ("[daemon]\nbatch_size = 0\n", {}, "[daemon] batch_size"),
         ("[daemon]\nbatchsize = 10\n", {}, "'batchsize' / unknown key"),
-        ("[log]\nlevel = 'INFO'\n\n[notify]\nlanguage = 'zh'\ngroupwindow = 5\n", {},
-         ":6: [notify] groupwindow: 未知的配置项"),  # the line it stands on
+        (
+            "[log]\nlevel = 'INFO'\n\n[notify]\nlanguage = 'zh'\ngroupwindow = 5\n",
+            {},
+            ":6: [notify] groupwindow: 未知的配置项",
+        ),  # the line it stands on
         ("", {"JIANCHA__LOG__COLOUR": "no"}, "[log]: 未知的配置项 'colour'"),  # no line: env
         ("[deamon]\n", {}, "[deamon] / unknown section"),
         ("[log]\nlevel = 'LOUD'\n", {}, "[log] level"),
