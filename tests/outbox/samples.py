@@ -24,6 +24,7 @@ from monitor.outbox.message import Message
 from monitor.outbox.render import CardFacts, render, render_group
 
 DOC: Final = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
+README: Final = DOC.parents[1] / "README.md"  # the same samples, folded (<details>)
 BEGIN: Final = "<!-- samples: made by python -m tests.outbox.samples; do not edit -->"
 END: Final = "<!-- samples end -->"
 
@@ -138,10 +139,11 @@ def embedded(doc: str) -> str:
 
 
 def main() -> int:
-    doc = DOC.read_text(encoding="utf-8")
-    new = doc.replace(embedded(doc), samples())
-    if new != doc:
-        DOC.write_text(new, encoding="utf-8")
+    for path in (DOC, README):
+        doc = path.read_text(encoding="utf-8")
+        new = doc.replace(embedded(doc), samples())
+        if new != doc:
+            path.write_text(new, encoding="utf-8")
     return 0
 
 

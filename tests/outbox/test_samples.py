@@ -24,12 +24,11 @@ def test_the_documented_samples_are_what_the_renderer_makes():
     )
 
 
-def test_readme_links_the_samples_and_shows_the_red_card():
-    readme = (samples.DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+def test_the_readme_shows_the_same_samples_and_links_the_notes():
+    readme = samples.README.read_text(encoding="utf-8")
     assert "docs/alerts.md#samples" in readme
-    red_card_on_wecom = _blocks(samples.samples(), "markdown")[0]
-    assert f"```markdown\n{red_card_on_wecom}\n```" in readme, (
-        "README's sample is out of date: copy the first block of docs/alerts.md#samples"
+    assert samples.embedded(readme) == samples.samples(), (
+        "README.md is out of date: run python -m tests.outbox.samples"
     )
 
 
