@@ -57,7 +57,7 @@ async def reset(dsn: str) -> None:
         await conn.execute(
             "TRUNCATE case_events, jiancha.events, jiancha.cases, jiancha.dead_letters, "
             "jiancha.cursor, jiancha.outbox_attempts, jiancha.outbox, jiancha.card_events, "
-            "jiancha.cards RESTART IDENTITY"
+            "jiancha.cards, jiancha.report_files, jiancha.reports RESTART IDENTITY"
         )
 
 

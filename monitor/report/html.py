@@ -12,9 +12,10 @@ from typing import Any, Final
 
 from monitor.report.charts import cards_chart, on_time_chart
 from monitor.report.model import Figures, Report, empty
+from monitor.report.versions import label
 from monitor.vocab import LEVEL_WORDS, LEVELS, local_text
 
-__all__ = ["KIND_TITLES", "LIST_LIMIT", "render_html", "title"]
+__all__ = ["KIND_TITLES", "LIST_LIMIT", "render_html", "revision_note", "title"]
 
 KIND_TITLES: Final = {
     "daily": ("日监测", "daily monitoring sheet"),
@@ -87,6 +88,45 @@ def title(r: Report, lang: str = "zh") -> str:
     return f"{who} {r.period.label()} 政务服务电子监察{zh}"
 
 
+def revision_note(r: Report, lang: str = "zh") -> str:
+    """The line that marks a revision: its number and the version it corrects."""
+    v = r.revision
+    if v is None:
+        return ""
+    when = "—"
+    if v.previous_generated_at:
+        moment = dt.datetime.fromisoformat(v.previous_generated_at.replace("Z", "+00:00"))
+        when = local_text(moment, r.period.tz, deadline=False)
+    n = len(v.changed)
+    if lang == "en":
+        return (
+            f"Revision: version {v.version}. Late events changed {n} figure(s) of this "
+            f"period after version {v.version - 1} (generated {when}); listed below."
+        )
+    return (
+        f"修订版（第 {v.version} 版）：第 {v.version - 1} 版（生成于 {when}）发出后，"
+        f"迟到的办件数据使本期 {n} 项数字发生变化，已更正如下。"
+    )
+
+
+def _changed_rows(r: Report, lang: str) -> list[dict[str, str]]:
+    v = r.revision
+    if v is None:
+        return []
+
+    def shown(x: object) -> str:
+        if x is None:
+            return "—"
+        if isinstance(x, float):
+            return f"{x:.4f}" if abs(x) < 1 else f"{x:,.2f}"
+        if isinstance(x, int):
+            return f"{x:,}"
+        return str(x)
+
+    return [{"label": label(c.key, lang), "was": shown(c.was), "now": shown(c.now)}
+            for c in v.changed[:LIST_LIMIT]]  # fmt: skip
+
+
 def _data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
@@ -134,6 +174,8 @@ def context(r: Report, lang: str = "zh") -> dict[str, Any]:
         "previous_label": r.period.previous().label(lang) + ("" if prev else no_data),
         "year_ago_label": r.period.year_earlier().label(lang) + ("" if ago else no_data),
         "limit": LIST_LIMIT,
+        "revision_note": revision_note(r, lang),
+        "changed": _changed_rows(r, lang),
         "on_time_svg": _data_uri(
             on_time_chart(
                 r.departments, "各部门按期办结率" if not en else "On-time rate by department"
