@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Channel", "Delivery", "Message"]
+__all__ = ["Attachment", "Channel", "Delivery", "Message"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file an e-mail carries (a bulletin's PDF and workbook); the robots send a link."""
+
+    name: str
+    media_type: str  # "application/pdf"
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class Message:
     # the same for the robots' markdown, every inserted value escaped (monitor.outbox.escape);
     # None in rows queued before it existed: the channels escape ``text`` whole then
     markdown: str | None = None
+    # files for the e-mail channels: loaded by the sender at delivery, never in the payload
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from monitor import db
 from monitor.config import NotifyConfig
 from monitor.health import pause
 from monitor.log import get_logger
-from monitor.outbox.message import Channel, Delivery
+from monitor.outbox.message import Attachment, Channel, Delivery
 from monitor.outbox.render import message_of
 from monitor.redact import redact_text
 from monitor.wallclock import real_seconds
@@ -41,8 +41,18 @@ WHERE id = (
     WHERE state = 'pending' AND not_before <= $1
       AND (next_attempt_at <= $1 OR claim_token < $3)
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at
+RETURNING id, key, channel, kind, card_id, report_id, payload, attempts, give_up_at
 """
+# A bulletin's documents, for the e-mail channels (migration 0013).
+_ATTACHMENTS = """
+SELECT name, format, content FROM jiancha.report_files
+WHERE report_id = $1 AND format = ANY($2::text[]) ORDER BY array_position($2::text[], format)
+"""
+ATTACHED = ("pdf", "xlsx")  # what a bulletin's e-mail carries
+_MEDIA = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 # Only the claim's own leader marks it (and its transaction is fenced as well).
 _DONE = """
 WITH a AS (INSERT INTO jiancha.outbox_attempts (outbox_id, at, ok, detail, ms)
@@ -250,8 +260,14 @@ class Sender:
             if not self.may_send():  # the lease may be gone: the next leader sends it
                 return
             started = trio.current_time()
+            message = message_of(row["key"], row["payload"])
+            if row["report_id"] is not None and channel.kind == "smtp":
+                files = await conn.fetch(_ATTACHMENTS, row["report_id"], list(ATTACHED))
+                message = replace(message, attachments=tuple(
+                    Attachment(f["name"], _MEDIA[f["format"]], bytes(f["content"])) for f in files
+                ))  # fmt: skip
             try:
-                result = await channel.send(message_of(row["key"], row["payload"]))
+                result = await channel.send(message)
             except Exception as exc:  # a channel bug must not stop the others
                 result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
             ms = (trio.current_time() - started) * 1000

@@ -14,7 +14,15 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["KINDS", "Kind", "Period", "PeriodError", "last_complete", "parse_period"]
+__all__ = [
+    "KINDS",
+    "Kind",
+    "Period",
+    "PeriodError",
+    "containing",
+    "last_complete",
+    "parse_period",
+]
 
 Kind = Literal["daily", "weekly", "monthly", "yearly"]
 KINDS: Final[tuple[Kind, ...]] = ("daily", "weekly", "monthly", "yearly")
@@ -125,6 +133,11 @@ def _containing(kind: Kind, day: dt.date, tz: str) -> Period:
         after = (first + dt.timedelta(days=32)).replace(day=1)
         return Period(kind, first, after, tz)
     return Period(kind, dt.date(day.year, 1, 1), dt.date(day.year + 1, 1, 1), tz)
+
+
+def containing(kind: Kind, day: dt.date, tz: str = "Asia/Shanghai") -> Period:
+    """The period of ``kind`` that holds local ``day``."""
+    return _containing(kind, day, tz)
 
 
 def parse_period(kind: Kind, text: str, tz: str = "Asia/Shanghai") -> Period:

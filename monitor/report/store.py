@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -129,10 +129,12 @@ async def publish(
     lang: str = "zh",
     formats: Sequence[str] = FORMATS,
     render: Callable[[Report], dict[str, tuple[str, bytes]]] | None = None,
+    on_stored: Callable[[Connection, Stored], Awaitable[None]] | None = None,
 ) -> Stored:
     """Store ``r`` as the next version of its period and scope unless its figures are stored.
 
-    ``render`` makes the documents (default: ``render_files`` in a worker thread).
+    ``render`` makes the documents (default: ``render_files`` in a worker thread);
+    ``on_stored`` runs in the storing transaction (the deliveries: both or neither).
     """
     kind, period, scope = r.period.kind, r.period.key, r.department or ""
     flat = flatten(report_json(r))
@@ -161,9 +163,12 @@ async def publish(
             raise VersionTaken(kind, period, scope, version)
         for fmt, (name, data) in files.items():
             await conn.execute(_FILE, new_id, fmt, name, data)
+        stored = Stored(int(new_id), kind, period, scope, version, True, changed, r)
+        if on_stored is not None:
+            await on_stored(conn, stored)
     log.info("report.stored", kind=kind, period=period, scope=scope or "centre",
              version=version, changed=len(changed), id=int(new_id))  # fmt: skip
-    return Stored(int(new_id), kind, period, scope, version, True, changed, r)
+    return stored
 
 
 class VersionTaken(RuntimeError):

@@ -23,9 +23,9 @@ from monitor import db
 from monitor.pipeline import Evaluator
 from monitor.report import build_report, parse_period, publish
 from monitor.report.versions import changes, digest, flatten, label
-from monitor.whatif.simulate import between, generate, install_matters, load_catalogue
 from tests.cardkit import Driver
-from tests.sourcekit import prepare, reset, write
+from tests.report.history import build_days, completed_on
+from tests.sourcekit import write
 
 FIRST = dt.date(2024, 3, 5)  # Tuesday to Thursday
 DAY = "2024-03-06"
@@ -55,25 +55,16 @@ def test_the_figures_flatten_to_stable_keys() -> None:
 @pytest.fixture(scope="module")
 def late_world(pg_dsn: str, cal: Any, rules: Any) -> tuple[str, list[Any]]:
     """Three days ingested, with three completions of the middle day held back."""
-    catalogue = load_catalogue()
-    events = between(generate(catalogue, cal, FIRST, days=3, seed=11, per_day=25), until=UNTIL)
-    lo, hi = parse_period("daily", DAY).lo, parse_period("daily", DAY).hi
-    done = [e for e in events if e.kind == "completed" and lo <= e.occurred_at < hi]
-    held_cases = {e.case_id for e in done[:3]}
-    assert len(held_cases) == 3
-    cut = {c: min(e.occurred_at for e in done if e.case_id == c) for c in held_cases}
-    late = [e for e in events if e.case_id in cut and e.occurred_at >= cut[e.case_id]]
-    kept = [e for e in events if not (e.case_id in cut and e.occurred_at >= cut[e.case_id])]
+    period = parse_period("daily", DAY)
+    held = set(completed_on(cal, FIRST, 3, UNTIL, period.lo, period.hi)[:3])
+    assert len(held) == 3
 
-    async def run() -> None:
+    async def run() -> list[Any]:
         async with db.open_loop():
-            await prepare(pg_dsn)
-            await reset(pg_dsn)
-            async with await db.connect(pg_dsn) as conn:
-                await install_matters(conn, catalogue.matters)
-                await Driver(conn, Evaluator(rules, cal)).live(kept, FIRST, UNTIL)
+            return await build_days(pg_dsn, cal, rules, FIRST, 3, UNTIL, hold=held)
 
-    trio.run(run)
+    late = trio.run(run)
+    assert {e.case_id for e in late} == held
     return pg_dsn, late
 
 
