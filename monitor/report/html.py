@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from monitor.report.charts import cards_chart, on_time_chart
 from monitor.report.model import Figures, Report, empty
-from monitor.report.versions import label
+from monitor.report.versions import label, shown
 from monitor.vocab import LEVEL_WORDS, LEVELS, local_text
 
 __all__ = ["KIND_TITLES", "LIST_LIMIT", "render_html", "revision_note", "title"]
@@ -113,15 +113,6 @@ def _changed_rows(r: Report, lang: str) -> list[dict[str, str]]:
     v = r.revision
     if v is None:
         return []
-
-    def shown(x: object) -> str:
-        if x is None:
-            return "—"
-        if isinstance(x, float):
-            return f"{x:.4f}" if abs(x) < 1 else f"{x:,.2f}"
-        if isinstance(x, int):
-            return f"{x:,}"
-        return str(x)
 
     return [{"label": label(c.key, lang), "was": shown(c.was), "now": shown(c.now)}
             for c in v.changed[:LIST_LIMIT]]  # fmt: skip

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["Change", "Revision", "changes", "digest", "flatten", "label"]
+__all__ = ["Change", "Revision", "changes", "digest", "flatten", "label", "shown"]
 
 # Rates are compared at this many decimals: float noise is no revision.
 _DECIMALS: Final = 9
@@ -153,3 +153,14 @@ def label(key: str, lang: str = "zh") -> str:
             name, figure = name[: -len(".cards")], f"cards.{figure}"
         return f"{head} {name} · {_WORDS.get(figure, (figure, figure))[i]}"
     return f"{head} · {rest}"
+
+
+def shown(x: Any) -> str:
+    """A changed value as the documents and the console print it (rates as fractions)."""
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.4f}" if abs(x) < 1 else f"{x:,.2f}"
+    if isinstance(x, int) and not isinstance(x, bool):
+        return f"{x:,}"
+    return str(x)

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from monitor.web._auth import login, login_form, logout
 from monitor.web._core import Console, Refusal, refusal_page
 from monitor.web._pages import act_on_card, card_list, card_page, case_page, healthz
+from monitor.web._reports import report_file, report_page
 
 __all__ = ["SESSION_COOKIE", "SESSION_SECONDS", "create_app"]
 
@@ -52,6 +53,8 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
         Route("/cards/{card_id}", card_page, methods=["GET"]),
         Route("/cards/{card_id}/{action}", act_on_card, methods=["POST"]),
         Route("/cases/{case_id:path}", case_page),
+        Route("/reports/{report_id}", report_page),
+        Route("/reports/{report_id}/{format}", report_file),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     middleware = [
