@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from monitor.cli._common import (
     source_dsn_option,
     with_connection,
 )
+from monitor.cli._progress import Bar
 from monitor.i18n import current_lang
 from monitor.log import get_logger
 
@@ -74,28 +74,6 @@ def _period(args: argparse.Namespace, now: dt.datetime) -> Period:
         raise UsageError(str(exc)) from None
 
 
-class _Steps:
-    """A progress bar on a terminal (stderr), nothing otherwise."""
-
-    def __init__(self, total: int) -> None:
-        self.bar = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(h("生成报告", "building the report"), total=total)
-            self.bar.start()
-
-    def step(self, what: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=what)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 @asynccontextmanager
 async def _source(args: argparse.Namespace, dsn: str) -> AsyncIterator[Connection | None]:
     """The approval database, for the matters' names, when it is not jiancha's own.
@@ -139,7 +117,7 @@ async def _unknown_department(conn: Connection, name: str) -> UsageError | None:
     )
 
 
-def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _Steps
+def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Bar
            ) -> tuple[Report, Stored | None, dict[str, tuple[str, bytes]]]:  # fmt: skip
     """The bulletin and its documents; with ``--store``, kept as a version in jiancha.reports."""
     from monitor.calendar import load_calendar
@@ -227,7 +205,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(h(f"--out 不是目录：{out_dir}", f"--out is not a directory: {out_dir}"))
-    steps = _Steps(total=2 + len(args.format))
+    steps = Bar(2 + len(args.format), h("生成报告", "building the report"))
     try:
         r, stored, files = _build(args, period, now, steps)
         out_dir.mkdir(parents=True, exist_ok=True)
