@@ -67,13 +67,17 @@ def change(now: float | int | None, before: float | int | None, kind: str, lang:
     """环比 / 同比: a count's relative change, a rate's difference in percentage points."""
     if now is None or before is None:
         return "—"
+    same = "持平" if lang != "en" else "no change"
     if kind == "r":
-        pts = 100 * (now - before)
+        pts = round(100 * (now - before), 2)
+        if pts == 0:  # never "-0.00"
+            return same
         return f"{pts:+.2f} 个百分点" if lang != "en" else f"{pts:+.2f} pp"
     if kind == "d":
-        return f"{now - before:+.1f}"
+        days = round(now - before, 1)
+        return same if days == 0 else f"{days:+.1f}"
     if now == before:
-        return "持平" if lang != "en" else "no change"
+        return same
     if not before:
         return "新增" if lang != "en" else "new"
     return f"{100 * (now - before) / before:+.1f}%"
