@@ -166,8 +166,9 @@ def context(r: Report, lang: str = "zh") -> dict[str, Any]:
         "local": lambda m, deadline=False: local_text(m, tz, deadline=deadline),
         "span": (local_text(r.period.lo, tz, deadline=False), local_text(r.period.hi, tz)),
         "generated": local_text(r.generated_at.astimezone(dt.UTC), tz, deadline=False),
-        "previous_label": r.period.previous().label(lang) + ("" if prev else no_data),
-        "year_ago_label": r.period.year_earlier().label(lang) + ("" if ago else no_data),
+        "previous_label": r.period.previous().label(lang, short=True) + ("" if prev else no_data),
+        "year_ago_label": r.period.year_earlier().label(lang, short=True)
+        + ("" if ago else no_data),
         "limit": LIST_LIMIT,
         "revision_note": revision_note(r, lang),
         "changed": _changed_rows(r, lang),

@@ -70,9 +70,15 @@ class Period:
     def last(self) -> dt.date:
         return self.after - dt.timedelta(days=1)
 
-    def label(self, lang: str = "zh") -> str:
-        """The period as an officer writes it in a title: 2024年3月, 2026年第49周."""
+    def label(self, lang: str = "zh", *, short: bool = False) -> str:
+        """The period as an officer writes it in a title: 2024年3月, 2026年第49周（…）.
+
+        ``short``: a week without its days, for a table's column head.
+        """
         f = self.first
+        if short and self.kind == "weekly":
+            year, week, _ = f.isocalendar()
+            return f"week {self.key}" if lang == "en" else f"{year}年第{week}周"
         if lang == "en":
             return {
                 "daily": f.isoformat(),
