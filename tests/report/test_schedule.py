@@ -13,6 +13,7 @@ five virtual days take a moment.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import zoneinfo
 from typing import Any
 
@@ -50,8 +51,12 @@ async def test_each_bulletin_at_its_time_on_the_working_days(autojump_clock: Any
             failures[key] -= 1
             raise OSError("connection refused")
         done.append((s.kind, p.key, now.astimezone(TZ)))
+        if s.kind == "weekly" and p.key == "2024-W14":
+            await trio.sleep(600)  # a city's bulletin takes its time: the schedule beats on
 
-    bulletins = Bulletins(SCHEDULES, cal, work, clock=clock)
+    bulletins = Bulletins(SCHEDULES, cal, work, clock=clock, step=60.0)
+    beats: list[float] = []
+    bulletins.beat = lambda: beats.append(trio.current_time())
     with trio.move_on_after((local(8, 20) - START).total_seconds()):
         await bulletins.run()
     assert done == [
@@ -64,6 +69,8 @@ async def test_each_bulletin_at_its_time_on_the_working_days(autojump_clock: Any
         ("daily", "2024-04-08", local(8, 18)),
     ]
     assert bulletins.done == [(k, p) for k, p, _ in done]
+    # alive all along, for the watchdog: a beat at least every step, sleeping or working
+    assert max(b - a for a, b in itertools.pairwise(beats)) <= 60.0
 
 
 def test_the_first_working_day_moves_with_the_holidays(cal: Any) -> None:
