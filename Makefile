@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-quick bench-quick-ab dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-quick bench-quick-ab samples dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -63,7 +63,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web bench-report
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -108,6 +108,14 @@ bench-leader: venv
 bench-outage: venv
 	$(BIN)/python -m tests.bench.bench_outage
 
+# A monthly bulletin of a city-scale month (5,600 cases a working day): time, peak memory (~10 min).
+bench-report: venv
+	$(BIN)/python -m tests.bench.bench_report
+
+# docs/samples/: a bulletin of each kind from the demo centre's 2025, PDF and page 1 (~15 min).
+samples: venv
+	$(BIN)/python -m tests.report.make_samples --out docs/samples
+
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
@@ -121,6 +129,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_startup --quick
 	$(BIN)/python -m tests.bench.bench_poison --quick
 	$(BIN)/python -m tests.bench.bench_chatty --quick
+	$(BIN)/python -m tests.bench.bench_report --quick
 	$(BIN)/python -m tests.bench.bench_failover --quick
 
 # Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?

@@ -154,6 +154,90 @@ def _retention(data: Mapping[str, Any], where: str) -> Retention:
                         for k in RETENTION_KEYS if k in section})  # fmt: skip
 
 
+REPORT_KINDS = ("daily", "weekly", "monthly", "yearly")
+REPORT_FORMATS = ("html", "xlsx", "pdf", "json")
+# When each bulletin is due (local time): the daily after close of business on each working
+# day, the others on the first working day of the next period, in the morning.
+REPORT_TIMES = {"daily": dt.time(18, 0), "weekly": dt.time(8, 30), "monthly": dt.time(8, 30),
+                "yearly": dt.time(8, 30)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReportSchedule:
+    """``[reports.KIND]``: when the bulletin is made and who receives it."""
+
+    kind: str
+    at: dt.time
+    channels: tuple[str, ...] = ()  # named channels; e-mail ones attach the PDF and XLSX
+    to: tuple[str, ...] = ()  # e-mail addresses added to the e-mail channels' own
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """``[reports]``: the daemon's bulletins (docs/reports.md); no schedules, none made."""
+
+    schedules: tuple[ReportSchedule, ...] = ()
+    departments: tuple[str, ...] = ()  # a bulletin of its own for each, beside the centre's
+    formats: tuple[str, ...] = REPORT_FORMATS
+    centre: str | None = None  # the name in the title (default: the region most cases name)
+
+
+def _reports(data: Mapping[str, Any], where: str, lines: TomlLines | None) -> ReportsConfig:
+    """``[reports]`` and its ``[reports.KIND]`` tables, each error with file, line and key."""
+    section = data.get("reports") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}: [reports] 应为表 / must be a table")
+    _keys(section, {"departments", "formats", "centre", *REPORT_KINDS}, f"{where}: [reports]")
+    formats = _names(section.get("formats", list(REPORT_FORMATS)),
+                     _at(where, lines, "reports", "formats"))  # fmt: skip
+    bad = [f for f in formats if f not in REPORT_FORMATS]
+    if bad or not formats:
+        at = _at(where, lines, "reports", "formats")
+        raise ConfigError(f"{at}: 应为 {' | '.join(REPORT_FORMATS)} 中的若干项 / some of them: "
+                          f"{bad}")  # fmt: skip
+    schedules = []
+    for kind in REPORT_KINDS:
+        table = section.get(kind)
+        if table is None:
+            continue
+        name = f"reports.{kind}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: [{name}] 应为表 / must be a table")
+        _keys(table, {"at", "channels", "to"}, f"{where}: [{name}]")
+        when = _clock(table.get("at", REPORT_TIMES[kind].strftime("%H:%M")),
+                    _at(where, lines, name, "at"))  # fmt: skip
+        channels = _names(table.get("channels", []), _at(where, lines, name, "channels"))
+        for c in channels:
+            if c not in (data.get("channels") or {}):
+                raise ConfigError(f"{_at(where, lines, name, 'channels')}: 未定义的通道 {c!r} / "
+                                  f"no [channels.{c}]")  # fmt: skip
+        to = _names(table.get("to", []), _at(where, lines, name, "to"))
+        for addr in to:
+            if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+                raise ConfigError(f"{_at(where, lines, name, 'to')}: 不是有效的邮件地址 / "
+                                  f"not an e-mail address: {addr!r}")  # fmt: skip
+        schedules.append(ReportSchedule(kind, when, channels, to))
+    centre = section.get("centre")
+    return ReportsConfig(
+        schedules=tuple(schedules),
+        departments=_names(section.get("departments", []),
+                           _at(where, lines, "reports", "departments")),
+        formats=tuple(dict.fromkeys(formats)),
+        centre=None if centre is None else _text(centre, _at(where, lines, "reports", "centre")),
+    )  # fmt: skip
+
+
+def _web(data: Mapping[str, Any], where: str, lines: TomlLines | None) -> str:
+    """``[web] base_url``: the console's address, for links in messages ('' : none)."""
+    section = data.get("web") or {}
+    _keys(section, {"base_url", "ldap"}, f"{where}: [web]")  # ldap: monitor.directory reads it
+    url = section.get("base_url", "")
+    if not isinstance(url, str) or (url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url)):
+        raise ConfigError(f"{_at(where, lines, 'web', 'base_url')}: 应为 http(s):// 网址 / "
+                          f"an http(s) URL: {url!r}")  # fmt: skip
+    return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -168,6 +252,12 @@ class Config:
     data: Mapping[str, Any] = field(default_factory=dict)  # the merged tables, for config check
     retention: Retention = Retention()
     overridden: tuple[str, ...] = ()  # keys set by JIANCHA__ variables
+    reports: ReportsConfig = ReportsConfig()
+
+    @property
+    def web_base_url(self) -> str:
+        """``[web] base_url``: the console, for links in messages and bulletins ('': none)."""
+        return self.notify.base_url
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -344,11 +434,8 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
                    "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease",
                    "templates", "group_window", "redact_staff"},
           f"{where}: [notify]")  # fmt: skip
-    web = data.get("web") or {}
-    _keys(web, {"base_url", "ldap"}, f"{where}: [web]")  # ldap: monitor.directory reads it
-    base_url = str(web.get("base_url", "")).rstrip("/")
-    if base_url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base_url):
-        raise ConfigError(f"{where}: [web] base_url 应为 http(s):// 地址 / must be an http(s) URL")
+    lines = TomlLines(path.read_text("utf-8")) if path is not None and path.is_file() else None
+    base_url = _web(data, where, lines)
     templates = str(notify.get("templates", ""))
     if templates and not Path(templates).is_dir():
         raise ConfigError(f"{where}: [notify] templates: 目录 {templates} 不存在 / not a directory")
@@ -581,13 +668,15 @@ def _load_config(path: Path | None, environ: Mapping[str, str] | None, secrets: 
         env_part = "".join(f"{k}={environ[k]}\n" for k in sorted(environ)
                            if k.startswith(OVERRIDE_PREFIX))  # fmt: skip
         digest = hashlib.sha256(raw + env_part.encode()).hexdigest()[:16]
-    return Config(path, parse(data, path), digest, address,
+    lines = TomlLines(raw.decode("utf-8")) if raw else None
+    notify = parse(data, path)
+    return Config(path, notify, digest, address,
                   metrics.get("username"), metrics.get("password_file"),
                   metrics.get("tls_cert_file"), metrics.get("tls_key_file"),
-                  daemon=_daemon(data, where, environ, secrets,
-                                 TomlLines(raw.decode("utf-8")) if raw else None), data=data,
-                  retention=_retention(data, where), overridden=overridden)  # fmt: skip
+                  daemon=_daemon(data, where, environ, secrets, lines), data=data,
+                  retention=_retention(data, where), overridden=overridden,
+                  reports=_reports(data, where, lines))  # fmt: skip
 
 
 _SECTIONS = ("database", "daemon", "log", "metrics", "notify", "channels", "windows",
-             "departments", "routes", "retention", "web")  # fmt: skip
+             "departments", "routes", "retention", "reports", "web")  # fmt: skip

@@ -41,6 +41,8 @@ from monitor.outbox.enqueue import Notifier
 from monitor.outbox.message import Channel
 from monitor.outbox.send import Sender
 from monitor.pipeline import Evaluator
+from monitor.report.deliver import Publisher
+from monitor.report.schedule import Bulletins
 from monitor.rules.load import load_rules
 from monitor.rules.model import RuleError, RuleSet
 from monitor.secrets import read_secret
@@ -110,6 +112,7 @@ class Running:
     metrics: str | None = None  # HOST:PORT the metrics server listens on
     reloads: int = 0
     lease: Lease = field(default_factory=lambda: Lease("", _no_lead))
+    bulletins: Bulletins | None = None  # the [reports] schedule (leader only)
 
 
 IDLE_IN_TRANSACTION = 60.0  # seconds; see _build
@@ -203,8 +206,21 @@ def _build(config: DaemonConfig, health: Health) -> Running:
                               calendar=config.calendar, config_hash=config.config.fingerprint,
                               clock=lambda: clock().timestamp(), session=own)  # fmt: skip
     snapshotter.leading = lambda: lease.leading
-    running = Running(config, worker, sender, digester, snapshotter, lease=lease)
+    running = Running(config, worker, sender, digester, snapshotter, lease=lease,
+                      bulletins=_bulletins(config, worker, sender, fenced))  # fmt: skip
     return running
+
+
+def _bulletins(config: DaemonConfig, worker: Worker, sender: Sender,
+               session: db.Session) -> Bulletins:  # fmt: skip
+    """The bulletins of ``[reports]``, built, stored and queued on the leader's fenced sessions."""
+    cfg = config.config
+    publisher = Publisher(config.dsn, cfg.reports, cfg.notify, config.calendar, config.rules,
+                          base_url=cfg.web_base_url, session=session,
+                          matter_names=lambda: {k: m.name for k, m in worker.matters().items()},
+                          on_queued=sender.wake)  # fmt: skip
+    return Bulletins(cfg.reports.schedules, config.calendar, publisher, clock=config.clock,
+                     tz=config.calendar.timezone)  # fmt: skip
 
 
 async def _lead(running: Running, health: Health) -> None:
@@ -215,6 +231,8 @@ async def _lead(running: Running, health: Health) -> None:
             for name, component in (("sender", running.sender), ("digester", running.digester),
                                     ("worker", running.worker)):  # fmt: skip
                 nursery.start_soon(_watched, health, name, bound, component)
+            if running.bulletins is not None:
+                nursery.start_soon(_watched, health, "reports", bound, running.bulletins)
     finally:
         running.worker.stats.connected = False
 
@@ -403,6 +421,8 @@ def reload(running: Running) -> bool:
     running.sender.configure(channels, cfg.notify)
     digester = running.digester
     digester.cfg, digester.cal, digester.ruleset = cfg.notify, calendar, rules
+    if running.bulletins is not None:
+        _reconfigure_bulletins(running.bulletins, cfg, calendar, rules)
     snap.notifier, snap.calendar, snap.config_hash = notifier, calendar, cfg.fingerprint
     if "log" not in old.pinned:
         configure_logging(cfg.daemon.log_level, json=_log_json(cfg.daemon.log_format))
@@ -417,6 +437,15 @@ def reload(running: Running) -> bool:
     running.sender.wake()
     worker.wake()
     return changed
+
+
+def _reconfigure_bulletins(b: Bulletins, cfg: Config, calendar: Calendar, rules: RuleSet) -> None:
+    """A reload's ``[reports]``, ``[web]`` and channels, from the next run on."""
+    b.schedules, b.cal = cfg.reports.schedules, calendar
+    work = b.work
+    if isinstance(work, Publisher):
+        work.reports, work.notify, work.cal, work.rules = cfg.reports, cfg.notify, calendar, rules
+        work.base_url = cfg.web_base_url
 
 
 # CPython collects its youngest generation after every 700 net allocations of

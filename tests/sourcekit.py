@@ -57,8 +57,8 @@ async def reset(dsn: str) -> None:
         await conn.execute(
             "TRUNCATE case_events, jiancha.events, jiancha.cases, jiancha.dead_letters, "
             "jiancha.cursor, jiancha.outbox_attempts, jiancha.outbox, jiancha.card_events, "
-            "jiancha.cards, jiancha.web_sessions, jiancha.login_failures, jiancha.attachments "
-            "RESTART IDENTITY"
+            "jiancha.cards, jiancha.web_sessions, jiancha.login_failures, jiancha.attachments, "
+            "jiancha.report_files, jiancha.reports RESTART IDENTITY"
         )
 
 

@@ -93,6 +93,47 @@ def test_bad_settings_name_the_file_and_the_key(tmp_path, text, env, message):
         assert str(info.value).startswith(path)
 
 
+_MAIL = "[channels.mail]\nkind = 'smtp'\nhost = 'h'\nfrom = 'a@b.cn'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[reports.daily]\nat = '25:00'\n", ":2: [reports.daily] at: 时间应为 HH:MM"),
+        ("[reports.weekly]\nchannels = ['mail']\n", ":2: [reports.weekly] channels: 未定义的通道"),
+        (
+            _MAIL + "[reports.monthly]\nchannels = ['mail']\nto = ['nobody']\n",
+            ":7: [reports.monthly] to: 不是有效的邮件地址",
+        ),
+        ("[reports]\nformats = ['pdf', 'docx']\n", ":2: [reports] formats"),
+        ("[reports.hourly]\n", "'hourly' / unknown key"),
+        ("[reports.daily]\nwhen = '18:00'\n", "'when' / unknown key"),
+        ("[web]\nbase_url = 'jiancha.example'\n", ":2: [web] base_url: 应为 http(s)://"),
+    ],
+)
+def test_bad_report_settings_name_the_file_line_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert str(info.value).startswith(path)
+    assert message in str(info.value)
+
+
+def test_report_schedules_with_their_defaults(tmp_path):
+    import datetime as dt
+
+    path = write(tmp_path, _MAIL + "[reports]\ndepartments = ['税务局']\n[reports.daily]\n"
+                 "channels = ['mail']\n[reports.monthly]\nat = '09:15'\n"
+                 "[web]\nbase_url = 'https://jc.example.gov.cn/'\n")  # fmt: skip
+    cfg = load_config(path, environ={})
+    assert [(s.kind, s.at, s.channels) for s in cfg.reports.schedules] == [
+        ("daily", dt.time(18, 0), ("mail",)), ("monthly", dt.time(9, 15), ()),
+    ]  # fmt: skip
+    assert cfg.reports.departments == ("税务局",)
+    assert cfg.web_base_url == "https://jc.example.gov.cn"
+    assert load_config(write(tmp_path, ""), environ={}).reports.schedules == ()
+
+
 def test_dsn_from_a_systemd_credential(tmp_path, monkeypatch):
     creds = tmp_path / "creds"
     creds.mkdir()

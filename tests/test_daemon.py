@@ -315,3 +315,47 @@ async def test_sighup_rereads_the_configuration_and_keeps_it_on_a_bad_one(dsn, t
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_the_leader_catches_up_the_last_bulletin_once_across_restarts(
+    dsn, tmp_path, receiver
+):
+    """A daemon come to lead makes the bulletin last due; a restart does not make it again."""
+    import datetime as dt
+
+    from monitor.calendar import load_calendar
+    from monitor.config import ReportSchedule
+    from monitor.report.schedule import latest_runs
+
+    conf = tmp_path / "jiancha.toml"
+    conf.write_text(
+        f'[channels.w1]\nkind = "webhook"\nurl = "{receiver.url("/w1")}"\n'
+        '[reports.daily]\nat = "18:00"\nchannels = ["w1"]\n'
+        '[web]\nbase_url = "https://jc.example.gov.cn"\n',
+        encoding="utf-8",
+    )
+    cal = load_calendar("cn")
+    ((_, _, due),) = latest_runs([ReportSchedule("daily", dt.time(18))],
+                                 dt.datetime.now(dt.UTC), cal, cal.timezone)  # fmt: skip
+    for _ in range(2):  # the second start finds it stored and sends nothing
+        proc = start(dsn, "--config", str(conf))
+        try:
+            wait_for(proc, "ready")
+            async with db.open_loop(), await db.connect(dsn) as conn:
+                with trio.fail_after(60):
+                    while not await conn.fetchval(
+                        "SELECT count(*) FROM jiancha.outbox WHERE kind = 'report' "
+                        "AND state = 'delivered'"
+                    ):
+                        await trio.sleep(0.1)
+                rows = await conn.fetch("SELECT kind, period, version FROM jiancha.reports")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert [tuple(r) for r in rows] == [("daily", due.key, 1)]
+    reports = [r for r in receiver.requests
+               if r.headers.get("idempotency-key", "").startswith("report:")]  # fmt: skip
+    assert [r.headers["idempotency-key"] for r in reports] == [f"report:daily:{due.key}:-:v1:w1"]
+    assert "https://jc.example.gov.cn/reports/1" in reports[0].body.decode()

@@ -27,6 +27,7 @@ from monitor.cli._common import (
     source_dsn_option,
     with_connection,
 )
+from monitor.cli._progress import Bar
 from monitor.cli.evaluate import instant_arg
 from monitor.cli.rules import ruleset_of
 from monitor.i18n import current_lang
@@ -94,9 +95,11 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     async def work(src: Connection) -> tuple[replay.Figures, int | None]:
         matters = await load_matters(src)
         events = await replay.load_events(src, hi)
-        result = await replay.run(
-            events, matters, rs, cal, lo, hi, promised_scale=args.promised_scale
-        )
+        with Bar(len(events), h("回放事件", "replaying events")) as bar:
+            result = await replay.run(
+                events, matters, rs, cal, lo, hi, promised_scale=args.promised_scale,
+                progress=bar.update,
+            )  # fmt: skip
         if args.no_save:
             return result.figures, None
         async with jiancha_connection(src, source, args.dsn) as target:

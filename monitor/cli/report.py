@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,19 +21,19 @@ from monitor.cli._common import (
     calendar_option,
     db_dsn,
     dsn_option,
-    dump,
     examples,
     h,
     rules_option,
     source_dsn_option,
     with_connection,
 )
+from monitor.cli._progress import Bar
 from monitor.i18n import current_lang
 from monitor.log import get_logger
 
 if TYPE_CHECKING:
     from monitor.db import Connection
-    from monitor.report import Period, Report
+    from monitor.report import Period, Report, Stored
 
 __all__ = ["FORMATS", "register"]
 
@@ -73,33 +72,6 @@ def _period(args: argparse.Namespace, now: dt.datetime) -> Period:
         return parse_period(args.kind, args.period, TIMEZONE)
     except PeriodError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _stem(r: Report) -> str:
-    scope = f"-{r.department}" if r.department else ""
-    return f"jiancha-{r.period.kind}-{r.period.key}{scope}"
-
-
-class _Steps:
-    """A progress bar on a terminal (stderr), nothing otherwise."""
-
-    def __init__(self, total: int) -> None:
-        self.bar = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(h("生成报告", "building the report"), total=total)
-            self.bar.start()
-
-    def step(self, what: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=what)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @asynccontextmanager
@@ -145,16 +117,24 @@ async def _unknown_department(conn: Connection, name: str) -> UsageError | None:
     )
 
 
-def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _Steps) -> Report:
+def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Bar
+           ) -> tuple[Report, Stored | None, dict[str, tuple[str, bytes]]]:  # fmt: skip
+    """The bulletin and its documents; with ``--store``, kept as a version in jiancha.reports."""
     from monitor.calendar import load_calendar
     from monitor.cli.rules import ruleset_of
-    from monitor.report import build_report
+    from monitor.report import build_report, publish, render_files
 
     cal = load_calendar(args.calendar)
     rules = ruleset_of(args)
     dsn = db_dsn(args.dsn, "jiancha")
+    lang = current_lang()
+    files: dict[str, tuple[str, bytes]] = {}
 
-    async def work(conn: Connection) -> Report | UsageError:
+    def render(r: Report) -> dict[str, tuple[str, bytes]]:
+        files.update(render_files(r, args.format, lang, steps.step))
+        return files
+
+    async def work(conn: Connection) -> tuple[Report, Stored | None] | UsageError:
         if await conn.fetchval("SELECT to_regproc('jiancha.figures_v1') IS NULL"):
             raise CommandFailed(
                 h(
@@ -167,69 +147,71 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: _S
             if unknown is not None:
                 return unknown  # raised out here, it would come wrapped in an exception group
         async with _source(args, dsn) as source:
-            return await build_report(
-                conn,
-                args.kind,
-                period,
-                args.department,
-                now,
-                cal=cal,
-                rules=rules,
-                centre=args.centre,
-                source=source,
-                lang=current_lang(),
-            )
+            report = await build_report(
+                conn, args.kind, period, args.department, now, cal=cal, rules=rules,
+                centre=args.centre, source=source, lang=lang,
+            )  # fmt: skip
+        if not args.store:
+            return report, None
+        stored = await publish(conn, report, lang=lang, formats=args.format, render=render)
+        if not stored.new:  # the figures are stored already: that version's documents
+            for row in await conn.fetch(
+                "SELECT format, name, content FROM jiancha.report_files WHERE report_id = $1 "
+                "AND format = ANY($2::text[])", stored.id, list(args.format),
+            ):  # fmt: skip
+                files[row["format"]] = (row["name"], bytes(row["content"]))
+        return stored.report or report, stored
 
     steps.step(h("读取数据库", "reading the database"))
     outcome = with_connection(dsn, work)
     if isinstance(outcome, UsageError):
         raise outcome
-    return outcome
+    report, stored = outcome
+    if stored is None:
+        render(report)
+    return report, stored, files
 
 
-def _write(r: Report, formats: list[str], out_dir: Path, steps: _Steps) -> list[Path]:
-    from monitor.report import FontMissing, render_html, report_json, write_pdf, write_xlsx
-
-    lang = current_lang()
-    stem = out_dir / _stem(r)
-    written: list[Path] = []
-    html: str | None = None
+def _write(files: dict[str, tuple[str, bytes]], out_dir: Path) -> list[Path]:
+    written = []
     try:
-        if "json" in formats:
-            steps.step("JSON")
-            with open(f"{stem}.json", "w", encoding="utf-8") as fh:
-                dump(report_json(r), fh)
-            written.append(Path(f"{stem}.json"))
-        if "html" in formats or "pdf" in formats:
-            steps.step(h("绘图与 HTML", "charts and HTML"))
-            html = render_html(r, lang)
-        if "html" in formats and html is not None:
-            Path(f"{stem}.html").write_text(html, encoding="utf-8")
-            written.append(Path(f"{stem}.html"))
-        if "xlsx" in formats:
-            steps.step("XLSX")
-            written.append(write_xlsx(r, Path(f"{stem}.xlsx"), lang))
-        if "pdf" in formats:
-            steps.step("PDF")
-            written.append(write_pdf(r, Path(f"{stem}.pdf"), lang, html))
-    except FontMissing as exc:
-        raise CommandFailed(str(exc)) from None
+        for fmt in FORMATS:
+            if fmt in files:
+                name, data = files[fmt]
+                (out_dir / name).write_bytes(data)
+                written.append(out_dir / name)
     except OSError as exc:
         raise CommandFailed(h(f"无法写入文件：{exc}", f"cannot write the file: {exc}")) from None
     return written
 
 
+def _stored_line(s: Stored) -> str:
+    if not s.new:
+        return h(f"已存储：第 {s.version} 版（数字未变，未生成新版本）\n",
+                 f"stored: version {s.version} (figures unchanged, no new version)\n")  # fmt: skip
+    if s.version == 1:
+        return h("已存储：第 1 版\n", "stored: version 1\n")
+    return h(
+        f"已存储：第 {s.version} 版（修订版，{len(s.changed)} 项数字有变化）\n",
+        f"stored: version {s.version} (a revision, {len(s.changed)} figures changed)\n",
+    )
+
+
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.report import FontMissing
+
     now = dt.datetime.now(dt.UTC)
     period = _period(args, now)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(h(f"--out 不是目录：{out_dir}", f"--out is not a directory: {out_dir}"))
-    steps = _Steps(total=2 + len(args.format))
+    steps = Bar(2 + len(args.format), h("生成报告", "building the report"))
     try:
-        r = _build(args, period, now, steps)
+        r, stored, files = _build(args, period, now, steps)
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = _write(r, args.format, out_dir, steps)
+        written = _write(files, out_dir)
+    except FontMissing as exc:
+        raise CommandFailed(str(exc)) from None
     finally:
         steps.close()
     f = r.figures
@@ -243,6 +225,8 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
             f"completed, on time {rate}, {f.overdue_open} overdue, {f.cards['red']} red cards\n",
         )
     )
+    if stored is not None:
+        out.write(_stored_line(stored))
     for path in written:
         out.write(f"  {path}\n")
     return 0
@@ -322,6 +306,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=h(
             "中心名称（默认取办件最多的区域名）",
             "name of the centre (default: the region most cases name)",
+        ),
+    )
+    p.add_argument(
+        "--store",
+        action="store_true",
+        help=h(
+            "存入 jiancha.reports：数字与已存版本相同则不生成新版本，不同则生成修订版",
+            "keep it in jiancha.reports: the same figures make no new version, "
+            "different ones a revision",
         ),
     )
     dsn_option(p)

@@ -165,7 +165,7 @@ class SmtpChannel:
         return list(dict.fromkeys([*self.to, *extra]))
 
     def build(self, message: Message, recipients: Sequence[str]) -> EmailMessage:
-        """The e-mail for ``message``: UTF-8 headers, text and HTML alternatives."""
+        """The e-mail for ``message``: UTF-8 headers, text and HTML alternatives, its files."""
         mail = EmailMessage()
         mail["Subject"] = message.title
         mail["From"] = self.sender
@@ -190,6 +190,9 @@ class SmtpChannel:
             subtype="html",
             charset="utf-8",
         )
+        for a in message.attachments:  # a bulletin's PDF and workbook
+            maintype, _, subtype = a.media_type.partition(";")[0].strip().partition("/")
+            mail.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.name)
         return mail
 
     async def send(self, message: Message) -> Delivery:

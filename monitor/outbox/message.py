@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Channel", "Delivery", "Message"]
+__all__ = ["Attachment", "Channel", "Delivery", "Message"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file an e-mail carries (a bulletin's PDF and workbook); the robots send a link."""
+
+    name: str
+    media_type: str  # "application/pdf"
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,8 @@ class Message:
     # then the whole content; None in rows queued before (the channel lays it out)
     flavour: str | None = None
     item: str | None = None  # this notification as one line of a grouped list, same markup
+    # files for the e-mail channels: loaded by the sender at delivery, never in the payload
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

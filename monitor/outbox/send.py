@@ -24,7 +24,7 @@ from monitor import db
 from monitor.config import NotifyConfig
 from monitor.health import pause
 from monitor.log import get_logger
-from monitor.outbox.message import Channel, Delivery, Message
+from monitor.outbox.message import Attachment, Channel, Delivery, Message
 from monitor.outbox.render import message_of, render_group
 from monitor.outbox.templating import GROUPED, flavour_of
 from monitor.redact import redact_text
@@ -43,7 +43,7 @@ WHERE id = (
     WHERE state = 'pending' AND not_before <= $1
       AND (next_attempt_at <= $1 OR claim_token < $3)
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at, not_before
+RETURNING id, key, channel, kind, card_id, report_id, payload, attempts, give_up_at, not_before
 """
 # The rest of a group: what else is pending for the same recipient (channel) within the
 # group window, claimed in the same transaction under the same lease. Only rows due now
@@ -57,8 +57,18 @@ WHERE id IN (
       AND not_before <= $1::timestamptz + $6::interval
       AND (next_attempt_at <= greatest(not_before, $1::timestamptz) OR claim_token < $3)
     ORDER BY not_before, id LIMIT $7 FOR UPDATE SKIP LOCKED)
-RETURNING id, key, channel, kind, card_id, payload, attempts, give_up_at, not_before
+RETURNING id, key, channel, kind, card_id, report_id, payload, attempts, give_up_at, not_before
 """
+# A bulletin's documents, for the e-mail channels (migration 0015).
+_ATTACHMENTS = """
+SELECT name, format, content FROM jiancha.report_files
+WHERE report_id = $1 AND format = ANY($2::text[]) ORDER BY array_position($2::text[], format)
+"""
+ATTACHED = ("pdf", "xlsx")  # what a bulletin's e-mail carries
+_MEDIA = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 GROUP_MAX = 10  # notifications in one message: a phone screen or two, within 4096 bytes
 # Only the claim's own leader marks it (and its transaction is fenced as well).
 _DONE = """
@@ -287,8 +297,14 @@ class Sender:
         if not self.may_send():  # the lease may be gone: the next leader sends it
             return None
         started = trio.current_time()
+        message = self._message(rows)
+        if rows[0]["report_id"] is not None and channel.kind == "smtp":  # a bulletin: its files
+            files = await conn.fetch(_ATTACHMENTS, rows[0]["report_id"], list(ATTACHED))
+            message = replace(message, attachments=tuple(
+                Attachment(f["name"], _MEDIA[f["format"]], bytes(f["content"])) for f in files
+            ))  # fmt: skip
         try:
-            result = await channel.send(self._message(rows))
+            result = await channel.send(message)
         except Exception as exc:  # a channel bug must not stop the others
             result = Delivery(ok=False, retry=True, detail=f"{type(exc).__name__}: {exc}")
         return result, (trio.current_time() - started) * 1000

@@ -2,8 +2,9 @@
 
 ``build_report`` reads a period through ``fetch`` (the one place with SQL)
 and ``assemble`` (pure) makes a typed `Report`; the renderers lay it out as
-JSON, HTML, XLSX and PDF. The command is ``jiancha report``; the daemon's
-schedule and ``jiancha.reports`` will call the same ``build_report``.
+JSON, HTML, XLSX and PDF; ``publish`` keeps each version in
+``jiancha.reports`` (``store``, ``versions``). The command is ``jiancha
+report``; the daemon's schedule (``schedule``) calls the same functions.
 """
 
 from monitor.report.build import build_report
@@ -13,19 +14,29 @@ from monitor.report.jsondoc import report_json
 from monitor.report.model import Figures, Report
 from monitor.report.pdf import write_pdf
 from monitor.report.period import KINDS, Kind, Period, PeriodError, last_complete, parse_period
+from monitor.report.store import FORMATS, Stored, VersionTaken, file_stem, publish, render_files
+from monitor.report.versions import Change, Revision
 from monitor.report.xlsx import write_xlsx
 
 __all__ = [
+    "FORMATS",
     "KINDS",
+    "Change",
     "Figures",
     "FontMissing",
     "Kind",
     "Period",
     "PeriodError",
     "Report",
+    "Revision",
+    "Stored",
+    "VersionTaken",
     "build_report",
+    "file_stem",
     "last_complete",
     "parse_period",
+    "publish",
+    "render_files",
     "render_html",
     "report_json",
     "title",

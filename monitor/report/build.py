@@ -7,6 +7,7 @@ It reads the period, the one before (环比) and the same one a year earlier
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from monitor.log import get_logger
@@ -39,11 +40,13 @@ async def build_report(
     centre: str | None = None,
     source: Connection | None = None,
     lang: str = "zh",
+    matter_names: Mapping[str, str] | None = None,
 ) -> Report:
     """The bulletin of ``period`` for the centre (``scope`` None) or one department.
 
     ``source`` is the approval database, for the matters' names (else ``conn``'s
-    ``matters`` when it is the same database, else the codes).
+    ``matters`` when it is the same database, else the codes); ``matter_names``, when
+    given, are those names already (the daemon's catalogue).
     """
     from monitor.calendar import load_calendar
     from monitor.rules.load import load_rules
@@ -60,7 +63,9 @@ async def build_report(
         centre=centre or await fetch_centre_name(conn) or DEFAULT_CENTRE,
         cal=cal,
         generated_at=now,
-        matters=await fetch_matter_names(source or conn),
+        matters=(
+            matter_names if matter_names is not None else await fetch_matter_names(source or conn)
+        ),
         rule_titles={r.rule: r.title(lang) for r in rules.rules},
         clock_rules=frozenset(r.rule for r in rules.rules if isinstance(r, ClockRule)),
         lang=lang,

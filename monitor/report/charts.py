@@ -78,7 +78,9 @@ def on_time_chart(departments: Sequence[Scoped], title: str) -> str:
     bars = ax.barh(names, rates, color="#2f6fd0", height=0.6)
     ax.bar_label(bars, labels=[f"{r:.1f}%" for r in rates], padding=3, fontsize=8, color=_INK)
     low = min(rates, default=100.0)
-    ax.set_xlim(max(0.0, min(90.0, low - 5)) if rates else 0, 104)
+    start = max(0.0, min(90.0, low - 5)) if rates else 0.0
+    ax.set_xlim(start, 106)  # room for the labels of 100%; no rate is shown above 100
+    ax.set_xticks([t for t in ax.get_xticks() if start <= t <= 100])
     ax.set_title(title, fontsize=11, color=_INK, loc="left")
     ax.tick_params(labelsize=8, colors=_INK)
     ax.spines[["top", "right"]].set_visible(False)

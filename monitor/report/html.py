@@ -12,9 +12,10 @@ from typing import Any, Final
 
 from monitor.report.charts import cards_chart, on_time_chart
 from monitor.report.model import Figures, Report, empty
+from monitor.report.versions import label, shown
 from monitor.vocab import LEVEL_WORDS, LEVELS, local_text
 
-__all__ = ["KIND_TITLES", "LIST_LIMIT", "render_html", "title"]
+__all__ = ["KIND_TITLES", "LIST_LIMIT", "render_html", "revision_note", "title"]
 
 KIND_TITLES: Final = {
     "daily": ("日监测", "daily monitoring sheet"),
@@ -66,13 +67,17 @@ def change(now: float | int | None, before: float | int | None, kind: str, lang:
     """环比 / 同比: a count's relative change, a rate's difference in percentage points."""
     if now is None or before is None:
         return "—"
+    same = "持平" if lang != "en" else "no change"
     if kind == "r":
-        pts = 100 * (now - before)
+        pts = round(100 * (now - before), 2)
+        if pts == 0:  # never "-0.00"
+            return same
         return f"{pts:+.2f} 个百分点" if lang != "en" else f"{pts:+.2f} pp"
     if kind == "d":
-        return f"{now - before:+.1f}"
+        days = round(now - before, 1)
+        return same if days == 0 else f"{days:+.1f}"
     if now == before:
-        return "持平" if lang != "en" else "no change"
+        return same
     if not before:
         return "新增" if lang != "en" else "new"
     return f"{100 * (now - before) / before:+.1f}%"
@@ -85,6 +90,36 @@ def title(r: Report, lang: str = "zh") -> str:
     if lang == "en":
         return f"{who}: e-supervision {en}, {r.period.label('en')}"
     return f"{who} {r.period.label()} 政务服务电子监察{zh}"
+
+
+def revision_note(r: Report, lang: str = "zh") -> str:
+    """The line that marks a revision: its number and the version it corrects."""
+    v = r.revision
+    if v is None:
+        return ""
+    when = "—"
+    if v.previous_generated_at:
+        moment = dt.datetime.fromisoformat(v.previous_generated_at.replace("Z", "+00:00"))
+        when = local_text(moment, r.period.tz, deadline=False)
+    n = len(v.changed)
+    if lang == "en":
+        return (
+            f"Revision: version {v.version}. Late events changed {n} figure(s) of this "
+            f"period after version {v.version - 1} (generated {when}); listed below."
+        )
+    return (
+        f"修订版（第 {v.version} 版）：第 {v.version - 1} 版（生成于 {when}）发出后，"
+        f"迟到的办件数据使本期 {n} 项数字发生变化，已更正如下。"
+    )
+
+
+def _changed_rows(r: Report, lang: str) -> list[dict[str, str]]:
+    v = r.revision
+    if v is None:
+        return []
+
+    return [{"label": label(c.key, lang), "was": shown(c.was), "now": shown(c.now)}
+            for c in v.changed[:LIST_LIMIT]]  # fmt: skip
 
 
 def _data_uri(svg: str) -> str:
@@ -131,9 +166,12 @@ def context(r: Report, lang: str = "zh") -> dict[str, Any]:
         "local": lambda m, deadline=False: local_text(m, tz, deadline=deadline),
         "span": (local_text(r.period.lo, tz, deadline=False), local_text(r.period.hi, tz)),
         "generated": local_text(r.generated_at.astimezone(dt.UTC), tz, deadline=False),
-        "previous_label": r.period.previous().label(lang) + ("" if prev else no_data),
-        "year_ago_label": r.period.year_earlier().label(lang) + ("" if ago else no_data),
+        "previous_label": r.period.previous().label(lang, short=True) + ("" if prev else no_data),
+        "year_ago_label": r.period.year_earlier().label(lang, short=True)
+        + ("" if ago else no_data),
         "limit": LIST_LIMIT,
+        "revision_note": revision_note(r, lang),
+        "changed": _changed_rows(r, lang),
         "on_time_svg": _data_uri(
             on_time_chart(
                 r.departments, "各部门按期办结率" if not en else "On-time rate by department"

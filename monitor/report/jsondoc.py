@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from monitor.report.model import Figures, Listed, Report, Scoped
+from monitor.report.versions import label
 
 __all__ = ["figures_json", "report_json"]
 
@@ -96,4 +97,20 @@ def report_json(r: Report) -> dict[str, Any]:
         "red_cards": [_listed(x) for x in r.red_cards],
         "overdue": [_listed(x) for x in r.overdue],
         "notes": list(r.notes),
+        "version": r.version,
+        "revision": _revision(r),
+    }
+
+
+def _revision(r: Report) -> dict[str, Any] | None:
+    """A revision's number, the version it corrects and the figures that changed."""
+    v = r.revision
+    if v is None:
+        return None
+    return {
+        "version": v.version,
+        "previous_generated_at": v.previous_generated_at,
+        "changed": [
+            {"key": c.key, "label": label(c.key), "was": c.was, "now": c.now} for c in v.changed
+        ],
     }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.engine.figures import Counts
+from monitor.report.versions import Revision
 from monitor.vocab import LEVELS
 
 if TYPE_CHECKING:
@@ -132,10 +133,15 @@ class Report:
     red_cards: tuple[Listed, ...]
     overdue: tuple[Listed, ...]
     notes: tuple[str, ...] = ()
+    revision: Revision | None = None  # a later version: what late events changed
 
     @property
     def scope(self) -> str:
         return self.department or self.centre
+
+    @property
+    def version(self) -> int:
+        return 1 if self.revision is None else self.revision.version
 
 
 def _scopes(rows: Rows, cal: Calendar) -> dict[tuple[str, str], Figures]:

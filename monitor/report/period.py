@@ -14,7 +14,15 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["KINDS", "Kind", "Period", "PeriodError", "last_complete", "parse_period"]
+__all__ = [
+    "KINDS",
+    "Kind",
+    "Period",
+    "PeriodError",
+    "containing",
+    "last_complete",
+    "parse_period",
+]
 
 Kind = Literal["daily", "weekly", "monthly", "yearly"]
 KINDS: Final[tuple[Kind, ...]] = ("daily", "weekly", "monthly", "yearly")
@@ -62,9 +70,15 @@ class Period:
     def last(self) -> dt.date:
         return self.after - dt.timedelta(days=1)
 
-    def label(self, lang: str = "zh") -> str:
-        """The period as an officer writes it in a title: 2024年3月, 2026年第49周."""
+    def label(self, lang: str = "zh", *, short: bool = False) -> str:
+        """The period as an officer writes it in a title: 2024年3月, 2026年第49周（…）.
+
+        ``short``: a week without its days, for a table's column head.
+        """
         f = self.first
+        if short and self.kind == "weekly":
+            year, week, _ = f.isocalendar()
+            return f"week {self.key}" if lang == "en" else f"{year}年第{week}周"
         if lang == "en":
             return {
                 "daily": f.isoformat(),
@@ -125,6 +139,11 @@ def _containing(kind: Kind, day: dt.date, tz: str) -> Period:
         after = (first + dt.timedelta(days=32)).replace(day=1)
         return Period(kind, first, after, tz)
     return Period(kind, dt.date(day.year, 1, 1), dt.date(day.year + 1, 1, 1), tz)
+
+
+def containing(kind: Kind, day: dt.date, tz: str = "Asia/Shanghai") -> Period:
+    """The period of ``kind`` that holds local ``day``."""
+    return _containing(kind, day, tz)
 
 
 def parse_period(kind: Kind, text: str, tz: str = "Asia/Shanghai") -> Period:

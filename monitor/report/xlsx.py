@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from monitor.report.html import ROWS, change, title, value
+from monitor.report.html import ROWS, change, revision_note, title, value
 from monitor.report.model import Listed, Report, Scoped, empty
+from monitor.report.versions import label
 from monitor.vocab import LEVEL_WORDS, LEVELS, local_text
 
 __all__ = ["SHEETS", "write_xlsx"]
@@ -22,6 +23,7 @@ SHEETS: Final = {
     "rules": ("按规则发牌", "cards by rule"),
     "red": ("红牌清单", "red cards"),
     "overdue": ("超期件清单", "overdue cases"),
+    "revision": ("修订说明", "revision"),
 }
 # (key, zh, en, kind) of the scope tables' columns
 _COLUMNS: Final = (
@@ -188,9 +190,25 @@ def _listed(b: _Book, key: str, rows: tuple[Listed, ...], tz: str) -> None:
             b.cell(ws, i, col, v)
 
 
+def _revision(b: _Book, r: Report) -> None:
+    """A revision's sheet, first: the figures late events changed since the version before."""
+    v = r.revision
+    if v is None:
+        return
+    lang = "en" if b.en else "zh"
+    ws = b.sheet("revision", [b.word("指标", "figure"), b.word("上一版", "was"),
+                              b.word("本版", "now")], [52, 18, 18])  # fmt: skip
+    for i, c in enumerate(v.changed, 1):
+        b.cell(ws, i, 0, label(c.key, lang))
+        for col, x in ((1, c.was), (2, c.now)):
+            b.cell(ws, i, col, x, "n" if isinstance(x, int | float) else "t")
+    ws.write(len(v.changed) + 2, 0, revision_note(r, lang), b.title)
+
+
 def write_xlsx(r: Report, path: Path, lang: str = "zh") -> Path:
     """Write the workbook to ``path``."""
     b = _Book(path, lang)
+    _revision(b, r)
     _overview(b, r)
     _scoped(b, "departments", r.departments)
     _scoped(b, "windows", r.windows)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -106,8 +106,12 @@ async def run(
     period_to: dt.datetime,
     *,
     promised_scale: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
-    """Feed events in business-time order, waking at every crossing, up to ``period_to``."""
+    """Feed events in business-time order, waking at every crossing, up to ``period_to``.
+
+    ``progress`` hears (events fed, events in all) every thousand events and at the end.
+    """
     store = MemoryStore()
     ev = Evaluator(ruleset, cal)
     todo = sorted(
@@ -126,6 +130,8 @@ async def run(
         t = min(candidates)
         now = from_epoch(t)
         if next_event == t:  # every event of this instant, then the cards they cause
+            if progress is not None and i // 1000 != (i - 1) // 1000:
+                progress(i, len(todo))
             touched = set()
             while i < len(todo) and int(todo[i].occurred_at.timestamp()) == t:
                 e = todo[i]
@@ -148,6 +154,8 @@ async def run(
             ev.scheduler.next_reply = None if reply is None else int(reply.timestamp())
         if ev.due(now):
             await ev.tick(store, matters, now)
+    if progress is not None:
+        progress(len(todo), len(todo))
     figures = _figures(store, matters, ruleset, cal, period_from, period_to, promised_scale)
     figures.dead_letters = dead
     figures.escalated = sum(

@@ -133,3 +133,20 @@ def test_a_worked_example_and_a_mistyped_department(sync_dsn: str, tmp_path: Pat
     assert red["at"] == "2024-02-21T16:00:00Z"
     (late,) = doc["overdue"]
     assert late["case_id"] == "C1" and late["reason"] == "承诺 5 个工作日，期末已超期 1 个工作日"
+
+
+def test_store_keeps_a_version_once(sync_dsn: str, tmp_path: Path) -> None:
+    """--store: the first run stores version 1; the same figures again store nothing and
+    write that version's own documents."""
+    args = ("report", "daily", "--period", "2020-01-03", "--format", "json,xlsx", "--store",
+            "--dsn", sync_dsn)  # fmt: skip
+    code, out = run(*args, "--out", str(tmp_path / "a"))
+    assert code == 0, out
+    assert "已存储：第 1 版\n" in out
+    code, out = run(*args, "--out", str(tmp_path / "b"))
+    assert code == 0, out
+    assert "已存储：第 1 版（数字未变，未生成新版本）" in out
+    first = (tmp_path / "a" / "jiancha-daily-2020-01-03.json").read_bytes()
+    assert (tmp_path / "b" / "jiancha-daily-2020-01-03.json").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "jiancha-daily-2020-01-03.json", "jiancha-daily-2020-01-03.xlsx"]  # fmt: skip

@@ -458,3 +458,57 @@ async def test_a_revoked_session_cookie_is_refused(dsn: str, conn: db.Connection
     rows = await conn.fetch("SELECT token_sha256 FROM jiancha.web_sessions")
     tokens = [bytes(r[0]) for r in rows]
     assert all(len(t) == 32 for t in tokens) and len(tokens) == 2
+
+
+async def _stored_report(conn: db.Connection, scope: str, version: int = 1) -> int:
+    figures = {"accepted": 1200, "completed": 1100, "on_time_rate": 0.9731, "overdue_open": 3,
+               "cards": {"red": 2, "yellow": 5, "blue": 9}, "satisfaction_rate": 0.99}  # fmt: skip
+    content = {"centre": "县政务服务中心", "department": scope or None, "figures": figures}
+    changed = [] if version == 1 else [{"key": "figures.completed", "was": 1099, "now": 1100}]
+    rid = await conn.fetchval(
+        "INSERT INTO jiancha.reports (kind, period, scope, version, generated_at, digest, "
+        "content, changed, files) VALUES ('monthly', '2024-03', $1, $2, $3, $4, $5, $6, $7) "
+        "RETURNING id", scope, version, T0, f"d{version}{scope}", content, changed,
+        {"pdf": {"name": f"jiancha-monthly-2024-03{'-' + scope if scope else ''}.pdf",
+                 "bytes": 9}},
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO jiancha.report_files (report_id, format, name, content) "
+        "VALUES ($1, 'pdf', $2, $3)",
+        rid, f"jiancha-monthly-2024-03{'-' + scope if scope else ''}.pdf", b"%PDF-1.7\n",
+    )  # fmt: skip
+    return int(rid)
+
+
+async def test_a_bulletin_page_its_documents_and_who_sees_them(dsn: str, conn: db.Connection
+                                                               ) -> None:  # fmt: skip
+    await conn.execute("DELETE FROM jiancha.report_files")
+    await conn.execute("UPDATE jiancha.outbox SET report_id = NULL")
+    await conn.execute("DELETE FROM jiancha.reports")
+    centre = await _stored_report(conn, "")
+    revised = await _stored_report(conn, "", version=2)
+    other = await _stored_report(conn, "税务局")
+    mine = await _stored_report(conn, "住建局")
+    async with console_client(dsn) as client:
+        await sign_in(client, "lim")
+        page = await client.get(f"/reports/{revised}")
+        assert page.status_code == 200
+        for text in ("县政务服务中心 2024年3月 政务服务电子监察月总结", "第 2 版", "修订版",
+                     "本期 · 办结件", "1,099", "97.31%", f"/reports/{centre}\""):  # fmt: skip
+            assert text in page.text, text
+        pdf = await client.get(f"/reports/{centre}/pdf")
+        assert pdf.status_code == 200 and pdf.content == b"%PDF-1.7\n"
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert "jiancha-monthly-2024-03.pdf" in pdf.headers["content-disposition"]
+        assert (await client.get(f"/reports/{centre}/xlsx")).status_code == 404
+        assert (await client.get("/reports/99999")).status_code == 404
+        assert (await client.get("/reports/x1")).status_code == 404
+    async with console_client(dsn) as client:
+        await sign_in(client, "zhaod")  # head of 住建局
+        assert (await client.get(f"/reports/{mine}")).status_code == 200
+        refused = await client.get(f"/reports/{other}")
+        assert refused.status_code == 403 and "无权访问" in refused.text
+        assert (await client.get(f"/reports/{centre}/pdf")).status_code == 403
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")  # a window head
+        assert (await client.get(f"/reports/{centre}")).status_code == 403
