@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from monitor.calendar import Calendar
 from monitor.clocks.timing import (
@@ -34,37 +35,54 @@ _NONE = np.iinfo(np.int64).max  # "no instant" where a minimum is taken
 def _plain_times(cal: Calendar, ps: Sequence[Period], now: int) -> list[LevelTimes]:
     """`level_times` of periods without pauses: the deadline and three levels per period."""
     n = len(ps)
+    # the thresholds of each (rule, limit) once: a batch has a few dozen of them
+    which: dict[tuple[int, int], int] = {}
+    rows: list[npt.NDArray[np.float64]] = []
+    consumed: list[dict[int, float]] = []
+    idx = []
+    for p in ps:
+        key = (id(p.rule), p.allowed)
+        j = which.get(key)
+        if j is None:
+            j = which[key] = len(rows)
+            row = threshold_row(p.rule, p.allowed)
+            rows.append(row)
+            consumed.append({lv: float(row[lv - 1]) for lv in (1, 2, 3)
+                             if not np.isnan(row[lv - 1])})  # fmt: skip
+        idx.append(j)
+    xs = np.vstack(rows)[np.asarray(idx, dtype=np.intp)]  # (n, 3), NaN: no level
     start = np.fromiter((p.start for p in ps), np.int64, n)
     allowed = np.fromiter((p.allowed for p in ps), np.float64, n)
     floor = np.fromiter((p.start if p.not_before is None else max(p.start, p.not_before)
                          for p in ps), np.int64, n)  # fmt: skip
     stop = np.fromiter((NAT if p.stop is None else p.stop for p in ps), np.int64, n)
-    xs = np.vstack([threshold_row(p.rule, p.allowed) for p in ps])  # (n, 3), NaN: no level
     # column 0 the deadline (every level at the limit counts like one), 1-3 the levels
     pos = np.column_stack([allowed, xs])
-    have = ~np.isnan(pos)
     like = pos >= allowed[:, None] - 1e-6
-    rows, cols = np.nonzero(have)
+    r, c = np.nonzero(~np.isnan(pos))
     got = np.full(pos.shape, NAT, dtype=np.int64)
-    got[rows, cols] = instants_of(cal, start[rows], pos[rows, cols], like[rows, cols])
+    got[r, c] = instants_of(cal, start[r], pos[r, c], like[r, c])
     running = stop == NAT
     limit = np.where(running, now, np.minimum(now, stop))
     at = np.maximum(got[:, 1:], floor[:, None])  # no level dated before its floor
     known = got[:, 1:] != NAT
     due = known & (at <= limit[:, None])
     ahead = known & ~due & running[:, None]
-    upcoming = np.where(ahead, at, _NONE).min(axis=1)
+    upcoming = np.where(ahead, at, _NONE).min(axis=1).tolist()
     deadline = got[:, 0].tolist()
-    at_l, due_l, up_l, xs_l = at.tolist(), due.tolist(), upcoming.tolist(), xs.tolist()
+    some = due.any(axis=1).tolist()
+    at_l, due_l = at.tolist(), due.tolist()
     out = []
     for i in range(n):
-        a, d, x = at_l[i], due_l[i], xs_l[i]
-        out.append(LevelTimes(
-            {lv: a[lv - 1] for lv in (1, 2, 3) if d[lv - 1]},
-            None if up_l[i] == _NONE else up_l[i],
-            None if deadline[i] == NAT else deadline[i],
-            {lv: x[lv - 1] for lv in (1, 2, 3) if x[lv - 1] == x[lv - 1]},  # not NaN
-        ))  # fmt: skip
+        d = due_l[i]
+        if some[i]:
+            a = at_l[i]
+            levels = {lv: a[lv - 1] for lv in (1, 2, 3) if d[lv - 1]}
+        else:
+            levels = {}
+        up, dl = upcoming[i], deadline[i]
+        out.append(LevelTimes(levels, None if up == _NONE else up, None if dl == NAT else dl,
+                              dict(consumed[idx[i]])))  # fmt: skip
     return out
 
 

@@ -19,11 +19,11 @@ import numpy as np
 
 from monitor.calendar import Calendar
 from monitor.clocks.arrays import level_times_set
-from monitor.clocks.periods import periods
+from monitor.clocks.periods import periods, split_rules
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, findings
-from monitor.rules.model import CheckRule, ClockRule, Rule, RuleSet
+from monitor.rules.model import Rule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
@@ -181,8 +181,9 @@ def _ends(
     decision: CaseDecision,
 ) -> None:
     """Close the open cards of finished periods; revoke those that were wrong."""
-    clock_rules = {r.rule for r in rules if isinstance(r, ClockRule)}
-    check_rules = {r.rule for r in rules if isinstance(r, CheckRule)}
+    clocks, checks = split_rules(rules)
+    clock_rules = {r.rule for r in clocks}
+    check_rules = {r.rule for r in checks}
     finished = case.status in FINISHED
     for card in existing:
         if card.status == "revoked":
