@@ -41,16 +41,19 @@ def split_rules(rules: Iterable[Rule]) -> tuple[list[ClockRule], list[CheckRule]
     (`RuleSet.resolve` keeps them): remembered by the tuple's identity, checked
     on a hit, so a reload's new rules are never answered with old ones.
     """
-    if not isinstance(rules, tuple):
-        rules = tuple(rules)
+    if not isinstance(rules, tuple):  # a list made for the call: nothing to remember
+        return _split(tuple(rules))
     hit = _SPLIT.get(id(rules))
     if hit is None or hit[0] is not rules:
         if len(_SPLIT) >= 4096:  # tuples of replaced rule sets: let them go
             _SPLIT.clear()
-        split = ([r for r in rules if isinstance(r, ClockRule)],
-                 [r for r in rules if isinstance(r, CheckRule)])  # fmt: skip
-        hit = _SPLIT[id(rules)] = (rules, split)
+        hit = _SPLIT[id(rules)] = (rules, _split(rules))
     return hit[1]
+
+
+def _split(rules: tuple[Rule, ...]) -> tuple[list[ClockRule], list[CheckRule]]:
+    return ([r for r in rules if isinstance(r, ClockRule)],
+            [r for r in rules if isinstance(r, CheckRule)])  # fmt: skip
 
 
 def _epoch(value: dt.datetime | None) -> int | None:
