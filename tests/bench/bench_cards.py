@@ -66,11 +66,14 @@ import trio
 
 import monitor.calendar
 import monitor.cards.ledger
+import monitor.clocks.arrays
+import monitor.clocks.periods
 import monitor.clocks.scheduler
 import monitor.clocks.table
 import monitor.clocks.timing
 import monitor.engine.checks
 import monitor.engine.decide
+import monitor.engine.figures
 import monitor.pipeline
 import monitor.state.store
 from monitor import db
@@ -150,8 +153,9 @@ def title(text: str) -> None:
 
 
 def code_hash() -> str:
-    mods = (monitor.pipeline, monitor.clocks.timing, monitor.clocks.table,
-            monitor.clocks.scheduler, monitor.engine.decide, monitor.engine.checks,
+    mods = (monitor.pipeline, monitor.clocks.timing, monitor.clocks.arrays,
+            monitor.clocks.periods, monitor.clocks.table, monitor.clocks.scheduler,
+            monitor.engine.decide, monitor.engine.checks, monitor.engine.figures,
             monitor.state.store, monitor.cards.ledger)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
     return describe_code(files, "monitor/{pipeline,clocks/*,engine/*,state/store,cards/ledger}")
