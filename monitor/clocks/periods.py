@@ -23,14 +23,37 @@ from monitor.clocks.timing import (
     epoch,
     level_times,
 )
-from monitor.rules.model import ClockRule, Rule, Statute
+from monitor.rules.model import CheckRule, ClockRule, Rule, Statute
 from monitor.source.contract import Matter
 from monitor.state.case import Pause, Span
 from monitor.state.view import CaseView
 
-__all__ = ["deadline_as_of", "pause_allowance", "periods", "subject_of"]
+__all__ = ["deadline_as_of", "pause_allowance", "periods", "split_rules", "subject_of"]
 
 _STATUTE = Statute()
+_SPLIT: dict[int, tuple[tuple[Rule, ...], tuple[list[ClockRule], list[CheckRule]]]] = {}
+
+
+def split_rules(rules: Iterable[Rule]) -> tuple[list[ClockRule], list[CheckRule]]:
+    """A case's clock rules and check rules, in their order (read only).
+
+    Every case of a batch asks this of one of a few resolved tuples
+    (`RuleSet.resolve` keeps them): remembered by the tuple's identity, checked
+    on a hit, so a reload's new rules are never answered with old ones.
+    """
+    if not isinstance(rules, tuple):  # a list made for the call: nothing to remember
+        return _split(tuple(rules))
+    hit = _SPLIT.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_SPLIT) >= 4096:  # tuples of replaced rule sets: let them go
+            _SPLIT.clear()
+        hit = _SPLIT[id(rules)] = (rules, _split(rules))
+    return hit[1]
+
+
+def _split(rules: tuple[Rule, ...]) -> tuple[list[ClockRule], list[CheckRule]]:
+    return ([r for r in rules if isinstance(r, ClockRule)],
+            [r for r in rules if isinstance(r, CheckRule)])  # fmt: skip
 
 
 def _epoch(value: dt.datetime | None) -> int | None:
@@ -159,7 +182,7 @@ def periods(
     statute: Statute = _STATUTE,
 ) -> list[Period]:
     """The periods of a case that its clock rules watch, running or stopped."""
-    clock_rules = [r for r in rules if isinstance(r, ClockRule)]
+    clock_rules = split_rules(rules)[0]
     if not clock_rules:
         return []
     out: list[Period] = []

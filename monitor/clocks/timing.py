@@ -37,11 +37,14 @@ __all__ = [
     "crossing_position",
     "epoch",
     "from_epoch",
+    "instants_of",
     "level_times",
     "pause_spans",
+    "relatives",
     "threshold_row",
     "thresholds",
     "used_days",
+    "used_days_set",
 ]
 
 NAT = np.iinfo(np.int64).min
@@ -145,10 +148,10 @@ def _relative(cal: Calendar, period: Period, end: int, *, clip: bool = False) ->
     one is measured up to ``end``. ``clip`` measures every pause up to ``end``
     (the time actually spent paused by then).
     """
-    return _relatives(cal, [period], [end], clip=clip)[0]
+    return relatives(cal, [period], [end], clip=clip)[0]
 
 
-def _relatives(
+def relatives(
     cal: Calendar, periods_: Sequence[Period], ends: Sequence[int], *, clip: bool = False
 ) -> list[Pauses]:
     """`_relative` for many periods in one calendar call (one per period costs ~µs each)."""
@@ -206,24 +209,39 @@ def crossing_position(x: float, pauses: Sequence[tuple[float, float, bool]]) -> 
 def _instants(
     cal: Calendar, starts: list[int], positions: list[float], deadline_like: list[bool]
 ) -> list[int | None]:
-    """UTC seconds at which each position is reached (deadline-like: end of that day).
+    """`instants_of` for lists, None where there is no instant."""
+    if not starts:
+        return []
+    got = instants_of(
+        cal,
+        np.asarray(starts, dtype=np.int64),
+        np.asarray(positions, dtype=np.float64),
+        np.asarray(deadline_like, dtype=np.bool_),
+    )
+    return [None if v == NAT else int(v) for v in got.tolist()]
+
+
+def instants_of(
+    cal: Calendar,
+    starts: npt.NDArray[np.int64],
+    positions: npt.NDArray[np.float64],
+    deadline_like: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.int64]:
+    """UTC seconds at which each position is reached (deadline-like: end of that day); NAT none.
 
     A 0-day limit counted from after the close of business (即办 accepted at
     19:00) ends at the close of the next working day, never before its start.
     """
-    if not starts:
-        return []
-    s = np.asarray(starts, dtype="datetime64[s]")
-    x = np.asarray(positions, dtype=np.float64)
-    like = np.asarray(deadline_like)
+    s = starts.view("datetime64[s]")
+    x = positions
+    like = deadline_like
     whole = np.ceil(np.maximum(x - EPS, 0.0)).astype(np.int64)
     ends = cal.deadline(s, whole, errors="nat").astype(np.int64)
-    early = like & (ends != NAT) & (ends <= s.astype(np.int64))
+    early = like & (ends != NAT) & (ends <= starts)
     if early.any():
         ends[early] = cal.deadline(s[early], whole[early] + 1, errors="nat").astype(np.int64)
     exact = cal.instant_at(s, x, errors="nat").astype(np.int64)
-    got = np.where(like, ends, exact)
-    return [None if v == NAT else int(v) for v in got]
+    return np.where(like, ends, exact)
 
 
 @dataclass(slots=True)  # not frozen: a start builds one per period, tens of thousands
@@ -257,7 +275,7 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
     owner: list[tuple[int, int]] = []  # (period, level); level -n: the deadline as of n
     per: list[dict[int, float]] = []
     frozen: list[bool] = []
-    rels = _relatives(cal, periods_, [now if p.stop is None else min(now, p.stop)
+    rels = relatives(cal, periods_, [now if p.stop is None else min(now, p.stop)
                                       for p in periods_])  # fmt: skip
     for i, p in enumerate(periods_):
         rel = rels[i]
@@ -312,12 +330,23 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
 
 def used_days(cal: Calendar, p: Period, now: int) -> float:
     """Working days a period has consumed by ``now`` (or its stop), pauses taken out."""
-    end = now if p.stop is None else min(now, p.stop)
-    elapsed = float(
-        cal.working_days_between(
-            np.asarray([p.start], dtype="datetime64[s]"),
-            np.asarray([end], dtype="datetime64[s]"),
-            errors="nat",
-        )[0]
+    return float(used_days_set(cal, [p], [now])[0])
+
+
+def used_days_set(
+    cal: Calendar, periods_: Sequence[Period], nows: Sequence[int]
+) -> npt.NDArray[np.float64]:
+    """`used_days` of each period at its ``now``: one calendar call for the spans, one for
+    the pauses (a card's detail in a batch of many)."""
+    ends = [now if p.stop is None else min(now, p.stop)
+            for p, now in zip(periods_, nows, strict=True)]  # fmt: skip
+    elapsed = cal.working_days_between(
+        np.asarray([p.start for p in periods_], dtype="datetime64[s]"),
+        np.asarray(ends, dtype="datetime64[s]"),
+        errors="nat",
     )
-    return max(0.0, elapsed - sum(b - a for a, b, _ in _relative(cal, p, end, clip=True)))
+    rels = relatives(cal, periods_, ends, clip=True)
+    paused = np.fromiter((sum(b - a for a, b, _ in rel) for rel in rels), np.float64,
+                         len(rels))  # fmt: skip
+    used = elapsed - paused
+    return np.where(used > 0.0, used, 0.0)  # as max(0.0, used): none (NaN) is 0

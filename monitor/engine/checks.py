@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor.calendar import Calendar
-from monitor.clocks.periods import deadline_as_of, subject_of
+from monitor.clocks.periods import deadline_as_of, split_rules, subject_of
 from monitor.clocks.timing import STATUTORY_DEADLINE, Period, epoch, pause_spans
 from monitor.engine.cards import NewCard
 from monitor.rules.model import CheckRule, Rule, Statute
@@ -136,10 +136,9 @@ def findings(
 ) -> Findings:
     """Every procedural fact that holds on the case, by rule and subject."""
     out: Findings = {}
-    for rule in rules:
-        if isinstance(rule, CheckRule):
-            for at, detail, subject in _CHECKS[rule.check](case, matter, rule, cal, statute):
-                out[(rule.rule, subject)] = (rule, at, detail)
+    for rule in split_rules(rules)[1]:
+        for at, detail, subject in _CHECKS[rule.check](case, matter, rule, cal, statute):
+            out[(rule.rule, subject)] = (rule, at, detail)
     return out
 
 

@@ -18,41 +18,52 @@ from typing import Any
 import numpy as np
 
 from monitor.calendar import Calendar
-from monitor.clocks.periods import periods
-from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days
+from monitor.clocks.arrays import level_times_set
+from monitor.clocks.periods import periods, split_rules
+from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, findings
-from monitor.rules.model import CheckRule, ClockRule, Rule, RuleSet
+from monitor.rules.model import Rule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
-__all__ = ["decide_case", "decide_cases", "provisional_at"]
+__all__ = ["decide_case", "decide_cases", "provisional_at", "provisional_set"]
 
 
 Key = tuple[str, str]  # (rule, subject): the periods and facts a rule cards separately
 
 
-def _detail(p: Period, times: LevelTimes, lv: int, cal: Calendar, now: int) -> dict[str, Any]:
-    """What the card records and its notification shows: limit, used, remaining."""
-    used = used_days(cal, p, now)
-    d: dict[str, Any] = {
-        "limit_days": p.limit,
-        "extension_days": p.extension,
-        "threshold_days": round(times.consumed_at.get(lv, math.nan), 6),
-        "threshold": p.rule.thresholds[lv].text,
-        "start": from_epoch(p.start).isoformat(),
-        "used_days": round(used, 3),
-        "remaining_days": round(p.allowed - used, 3),
-    }
-    if p.subject:
-        d["subject"] = p.subject
-    if p.not_before is not None:
-        d["deemed_accepted_at"] = from_epoch(p.not_before).isoformat()
-    deadline = times.deadline_of(lv)
-    if deadline is not None and provisional_at(cal, deadline):
-        d["provisional"] = True  # counted on a year whose holidays are not published yet
-    return d
+Detail = tuple[dict[str, Any], Period, LevelTimes, int]
+"""A card's detail to fill in, with the period, its level times and the card's level."""
+
+
+def _fill_details(cal: Calendar, now: int, todo: Sequence[Detail]) -> None:
+    """What each card records and its notification shows: limit, used, remaining.
+
+    Filled in after the cards are decided, so the working days used and
+    whether a deadline is provisional take one calendar call for all of them.
+    """
+    if not todo:
+        return
+    used_all = used_days_set(cal, [p for _, p, _, _ in todo], [now] * len(todo)).tolist()
+    deadlines = [tm.deadline_of(lv) for _, _, tm, lv in todo]
+    known = [d for d in deadlines if d is not None]
+    prov = iter(provisional_set(cal, known))
+    for (d, p, tm, lv), used, deadline in zip(todo, used_all, deadlines, strict=True):
+        d["limit_days"] = p.limit
+        d["extension_days"] = p.extension
+        d["threshold_days"] = round(tm.consumed_at.get(lv, math.nan), 6)
+        d["threshold"] = p.rule.thresholds[lv].text
+        d["start"] = from_epoch(p.start).isoformat()
+        d["used_days"] = round(used, 3)
+        d["remaining_days"] = round(p.allowed - used, 3)
+        if p.subject:
+            d["subject"] = p.subject
+        if p.not_before is not None:
+            d["deemed_accepted_at"] = from_epoch(p.not_before).isoformat()
+        if deadline is not None and next(prov):
+            d["provisional"] = True  # counted on a year whose holidays are not published yet
 
 
 @functools.lru_cache(maxsize=8)
@@ -62,11 +73,20 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 def provisional_at(cal: Calendar, instant: int) -> bool:
     """Whether the local day of ``instant`` lies in a year with no published schedule."""
-    day = np.datetime64(from_epoch(instant).astimezone(_zone(cal.timezone)).date(), "D")
-    try:
-        return bool(cal.is_provisional(np.asarray([day]))[0])
-    except ValueError:
-        return True  # outside the calendar's range: nothing published there either
+    return provisional_set(cal, [instant])[0]
+
+
+def provisional_set(cal: Calendar, instants: Sequence[int]) -> list[bool]:
+    """`provisional_at` of each instant; outside the calendar's range nothing is published."""
+    if not instants:
+        return []
+    zone = _zone(cal.timezone)
+    days = np.asarray([from_epoch(t).astimezone(zone).date() for t in instants],
+                      dtype="datetime64[D]")  # fmt: skip
+    inside = (days >= cal.first_day) & (days <= cal.last_day)
+    out = np.ones(days.shape, dtype=np.bool_)
+    out[inside] = cal.is_provisional(days[inside])
+    return [bool(v) for v in out.tolist()]
 
 
 @dataclass
@@ -100,10 +120,12 @@ def _clock_card(
     tm: LevelTimes,
     highest: Mapping[Key, int],
     crossed: set[tuple[str, str, int, int]],
-    cal: Calendar,
-    now: int,
+    details: list[Detail],
 ) -> NewCard | None:
-    """The card one period is due, if any: only above the highest live one, only the top one."""
+    """The card one period is due, if any: only above the highest live one, only the top one.
+
+    Its detail is filled in later (`_fill_details`), with those of the other cards.
+    """
     rule = p.rule
     due = tm.due
     if p.stop is not None:  # no warning on a finished period: only a missed limit
@@ -115,6 +137,8 @@ def _clock_card(
     issued_at = due[top]
     if (rule.rule, p.subject, top, issued_at) in crossed:
         return None  # this very crossing was carded and revoked: not again
+    detail: dict[str, Any] = {}
+    details.append((detail, p, tm, top))
     return NewCard(
         p.case_id,
         rule.clock,
@@ -122,7 +146,7 @@ def _clock_card(
         top,
         issued_at,
         tm.deadline_of(top),
-        _detail(p, tm, top, cal, now),
+        detail,
         supervision=rule.supervision == top,
         close=None if p.stop is None else "period_finished",
         subject=p.subject,
@@ -157,8 +181,9 @@ def _ends(
     decision: CaseDecision,
 ) -> None:
     """Close the open cards of finished periods; revoke those that were wrong."""
-    clock_rules = {r.rule for r in rules if isinstance(r, ClockRule)}
-    check_rules = {r.rule for r in rules if isinstance(r, CheckRule)}
+    clocks, checks = split_rules(rules)
+    clock_rules = {r.rule for r in clocks}
+    check_rules = {r.rule for r in checks}
     finished = case.status in FINISHED
     for card in existing:
         if card.status == "revoked":
@@ -200,12 +225,11 @@ def decide_case(
     existing: Sequence[ExistingCard],
     *,
     running: bool = True,
-    timed: tuple[Sequence[Period], Sequence[LevelTimes]] | None = None,
 ) -> CaseDecision:
     """The cards ``case`` is due at ``now``, given the cards it already has.
 
-    ``timed`` is the case's periods with their level times when the caller
-    computed them for many cases in one calendar pass (`decide_cases`).
+    The reference: one case, its periods and level times walked in Python
+    (`decide_cases` decides many at once and is held to the same answers).
 
     With ``running=False`` levels of running periods are left for later (the
     scheduler's tick once the tailer has caught up): a stop event may be in
@@ -224,12 +248,29 @@ def decide_case(
       the case has finished.
     """
     rules = ruleset.resolve(case.region, case.department, case.matter)
+    ps = periods(case, matter, rules, cal, ruleset.statute)
+    details: list[Detail] = []
+    decision = _decide(case, matter, ruleset, rules, cal, now, existing, running,
+                       ps, level_times(cal, ps, now), details)  # fmt: skip
+    _fill_details(cal, now, details)
+    return decision
+
+
+def _decide(
+    case: CaseView,
+    matter: Matter | None,
+    ruleset: RuleSet,
+    rules: Sequence[Rule],
+    cal: Calendar,
+    now: int,
+    existing: Sequence[ExistingCard],
+    running: bool,
+    ps: Sequence[Period],
+    times: Sequence[LevelTimes],
+    details: list[Detail],
+) -> CaseDecision:
+    """`decide_case` on the case's periods timed already; card details left in ``details``."""
     decision = CaseDecision()
-    if timed is None:
-        ps: Sequence[Period] = periods(case, matter, rules, cal, ruleset.statute)
-        times: Sequence[LevelTimes] = level_times(cal, ps, now)
-    else:
-        ps, times = timed
     seen = _Seen()
     for p, tm in zip(ps, times, strict=True):
         seen.add(p, tm)
@@ -265,7 +306,7 @@ def decide_case(
                 continue
         if p.rule.on == "step" and overdue:
             continue
-        new = _clock_card(p, tm, highest, crossed, cal, now)
+        new = _clock_card(p, tm, highest, crossed, details)
         if new is not None:
             decision.issue.append(new)
             highest[(new.rule, new.subject)] = new.level
@@ -280,23 +321,33 @@ def decide_cases(
     now: int,
     *,
     running: bool = True,
+    setwise: bool = True,
 ) -> list[CaseDecision]:
-    """`decide_case` for many cases, their level times in one calendar pass.
+    """`decide_case` for many cases: the same decisions, computed set-wise.
 
-    The per-case path calls the calendar kernel once or twice per case; at a
-    daemon's start that is most of the time spent, so the instants of every
-    period are computed together.
+    The periods of every case are timed together (`level_times_set`: those
+    without pauses over arrays, the rest in one calendar pass) and the
+    details of every card issued take one calendar call. ``setwise=False``
+    times them with the Python walk instead (the reference, for benchmarks
+    and tests).
     """
     spans = []
     every: list[Period] = []
+    resolved = []
     for case, matter, _ in cases:
         rules = ruleset.resolve(case.region, case.department, case.matter)
         ps = periods(case, matter, rules, cal, ruleset.statute)
+        resolved.append(rules)
         spans.append((len(every), len(ps)))
         every.extend(ps)
-    times = level_times(cal, every, now)
-    return [
-        decide_case(case, matter, ruleset, cal, now, existing, running=running,
-                    timed=(every[i:i + k], times[i:i + k]))
-        for (case, matter, existing), (i, k) in zip(cases, spans, strict=True)
-    ]  # fmt: skip
+    times = (level_times_set if setwise else level_times)(cal, every, now)
+    details: list[Detail] = []
+    out = []
+    for (case, matter, existing), rules, (i, k) in zip(cases, resolved, spans, strict=True):
+        out.append(_decide(case, matter, ruleset, rules, cal, now, existing, running,
+                           every[i:i + k], times[i:i + k], details))  # fmt: skip
+        if not setwise:
+            _fill_details(cal, now, details)  # card by card, as the reference does
+            details = []
+    _fill_details(cal, now, details)
+    return out

@@ -26,8 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from monitor.calendar import Calendar
+from monitor.clocks.arrays import level_times_set
 from monitor.clocks.periods import periods
-from monitor.clocks.timing import Period, epoch, from_epoch, level_times
+from monitor.clocks.timing import Period, epoch, from_epoch
 from monitor.rules.model import ClockRule, Statute, Threshold
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
@@ -41,6 +42,7 @@ _AT_LIMIT = {3: Threshold(after_deadline_days=0.0, text="deadline")}
 # (the decision period of an immediate case is its immediate clock: `periods` skips it).
 _PROMISED = ClockRule("figures", "decision", "decision", "", "", _AT_LIMIT)
 _IMMEDIATE = ClockRule("figures", "immediate", "immediate", "", "", _AT_LIMIT, limit_days=0)
+_JUDGED = (_PROMISED, _IMMEDIATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +84,13 @@ def case_figures(
     """Each case's figure on ``cal`` (one calendar pass for all of them)."""
     found: list[Period | None] = []
     for case, matter in cases:
-        ps = periods(case, matter, [_PROMISED, _IMMEDIATE], cal, statute)
+        ps = periods(case, matter, _JUDGED, cal, statute)
         found.append(ps[0] if ps else None)
     judged = [(i, p) for i, p in enumerate(found) if p is not None]
     # one `now` per period would be a call each: measure all at the latest, each clipped
     # to its own stop, then take the crossing (due if reached, else upcoming)
     later = max((_judge_at(p) for _, p in judged), default=0)
-    times = level_times(cal, [p for _, p in judged], later) if judged else []
+    times = level_times_set(cal, [p for _, p in judged], later) if judged else []
     deadlines: dict[int, int | None] = {}
     for (i, p), tm in zip(judged, times, strict=True):
         crossed = tm.due.get(3)

@@ -14,27 +14,34 @@ Run from the repository root::
 2. Resident memory per open clock: the table's columns and the pass's outputs
    (counted and measured as RSS growth), the transient peak of a pass, and the
    Python bookkeeping of a table filled through ``ClockTable.put``.
-3. Ingest to card against PostgreSQL (pgserver, own data directory, removed
+3. Deciding alone, no database: section 4's cases reduced in memory and decided
+   in batches, set-wise (``decide_cases``) and with the reference's Python walk
+   (``setwise=False``); the decisions must be equal.
+4. Ingest to card against PostgreSQL (pgserver, own data directory, removed
    afterwards): cases whose clocks are all overdue at a virtual ``now`` go
    through ``apply_batch(evaluator=...)`` (``Evaluator.on_batch`` inside each batch's
    transaction) in batches of 5000,
    then one ``Evaluator.tick`` (as tests/test_cards.py's Driver does); the anchor
-   is the same ingest with no evaluator. Each run has a connection of its own.
+   is the same ingest with no evaluator, and the same run with the reference
+   engine is measured alongside (it must write the same cards). Each run has a
+   connection of its own.
    Then ``Evaluator.start`` on the filled database (a restart) and a tick with
    nothing due; in full mode also a cProfile of a cards run, and the cards run on
    plans PostgreSQL made while jiancha's tables were empty (a connection reused
    after TRUNCATE; card tables ANALYZEd empty).
 
 Nothing here asserts a timing; the module is not collected by pytest.
-``--quick`` runs section 1 at 1M clocks and section 3 at 5,000 cases (a smoke
+``--quick`` runs section 1 at 1M clocks and sections 3-4 at 5,000 cases (a smoke
 test, well under a minute).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
+import functools
 import gc
 import json
 import os
@@ -47,7 +54,7 @@ import tempfile
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +66,14 @@ import trio
 
 import monitor.calendar
 import monitor.cards.ledger
+import monitor.clocks.arrays
+import monitor.clocks.periods
 import monitor.clocks.scheduler
 import monitor.clocks.table
 import monitor.clocks.timing
 import monitor.engine.checks
 import monitor.engine.decide
+import monitor.engine.figures
 import monitor.pipeline
 import monitor.state.store
 from monitor import db
@@ -71,13 +81,17 @@ from monitor.calendar import Calendar, ClockState, load_calendar
 from monitor.clocks.table import ClockTable
 from monitor.clocks.table import earliest as _earliest
 from monitor.clocks.timing import NAT, Period, thresholds
+from monitor.engine.cards import CaseDecision
+from monitor.engine.decide import decide_cases
 from monitor.log import configure_logging
 from monitor.pipeline import Evaluator, apply_batch
 from monitor.rules.load import load_rules
 from monitor.rules.model import ClockRule, RuleSet
 from monitor.source.catalogue import load_matters
-from monitor.source.contract import START
+from monitor.source.contract import START, Matter, SourceEvent
 from monitor.source.tailer import read_batch
+from monitor.state.reduce import reduce_case
+from monitor.state.view import CaseView
 from tests.bench import bench_calendar
 from tests.bench.bench_calendar import (
     describe_code,
@@ -90,7 +104,7 @@ from tests.bench.bench_calendar import (
     verdict,
 )
 from tests.bench.bench_tailer import CpuMeter, cpu_note, new_database
-from tests.sourcekit import write
+from tests.sourcekit import MATTERS, write
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 20240415
@@ -100,9 +114,9 @@ SIZES = {
     "clocks": 10_000_000,  # section 1
     "rounds": 9,  # section 1: timed passes per variant, after one warm-up
     "put_clocks": 200_000,  # section 2: a table filled through ClockTable.put
-    "cases": 20_000,  # section 3
-    "ingest_rounds": 2,  # section 3: (anchor, cards) pairs; the best of each is kept
-    "profile": True,  # section 3: one more cards run under cProfile
+    "cases": 20_000,  # sections 3 and 4
+    "ingest_rounds": 2,  # section 4: (anchor, cards) pairs; the best of each is kept
+    "profile": True,  # section 4: one more cards run under cProfile
 }
 QUICK = {
     "clocks": 1_000_000,
@@ -119,7 +133,7 @@ BATCH = 5000  # the daemon's batch size
 # day), started over the 30 days before (the calendar's 2025 and 2026 are published).
 NOW = np.datetime64("2025-12-31T03:00:00", "s")
 WINDOW_DAYS = 30
-# Section 3: cases submitted 2025-09-01 .. 2025-10-26, evaluated on 2025-12-15 11:00
+# Sections 3-4: cases submitted 2025-09-01 .. 2025-10-26, evaluated on 2025-12-15 11:00
 # Beijing: every promised (5 or 10 wd) and statutory (20 wd) limit has passed.
 CASES_FROM = dt.datetime(2025, 9, 1, 1, 0, tzinfo=UTC)
 CASES_SPREAD_DAYS = 55
@@ -139,8 +153,9 @@ def title(text: str) -> None:
 
 
 def code_hash() -> str:
-    mods = (monitor.pipeline, monitor.clocks.timing, monitor.clocks.table,
-            monitor.clocks.scheduler, monitor.engine.decide, monitor.engine.checks,
+    mods = (monitor.pipeline, monitor.clocks.timing, monitor.clocks.arrays,
+            monitor.clocks.periods, monitor.clocks.table, monitor.clocks.scheduler,
+            monitor.engine.decide, monitor.engine.checks, monitor.engine.figures,
             monitor.state.store, monitor.cards.ledger)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
     return describe_code(files, "monitor/{pipeline,clocks/*,engine/*,state/store,cards/ledger}")
@@ -604,6 +619,56 @@ def case_events(rng: np.random.Generator, n: int) -> list[tuple[str, str, dt.dat
     return rows
 
 
+def bench_decide(size: dict[str, Any], rules: RuleSet, cal: Calendar) -> dict[str, Any]:
+    """Deciding alone, no database: section 3's cases, set-wise against the reference.
+
+    The cases reduced in memory from the same events, decided at ``INGEST_NOW``
+    in batches of ``BATCH`` as a batch does (``running=False``) and as a tick does
+    (``running=True``), each way in interleaved rounds; the decisions must be equal.
+    """
+    matters = {m[0]: Matter(*m) for m in MATTERS}
+    by_case: dict[str, list[SourceEvent]] = {}
+    for i, (cid, kind, at, payload) in enumerate(case_events(np.random.default_rng(SEED + 2),
+                                                              size["cases"]), 1):  # fmt: skip
+        by_case.setdefault(cid, []).append(SourceEvent(i, i, cid, kind, at, payload))
+    views = [CaseView.from_state(reduce_case(c, evs, matters)) for c, evs in by_case.items()]
+    inputs = [(v, matters.get(v.matter or ""), []) for v in views]
+    now = int(INGEST_NOW.timestamp())
+
+    def run(running: bool, setwise: bool) -> list[CaseDecision]:
+        out: list[CaseDecision] = []
+        for i in range(0, len(inputs), BATCH):
+            out += decide_cases(inputs[i : i + BATCH], rules, cal, now, running=running,
+                                setwise=setwise)  # fmt: skip
+        return out
+
+    cards = {}
+    for running in (False, True):  # warm-up, and the sanity check
+        got = run(running, True)
+        if got != run(running, False):
+            raise SystemExit("set-wise and reference decisions differ")
+        cards[running] = sum(len(d.issue) for d in got)
+    times: dict[tuple[bool, bool], list[float]] = {}
+    for _ in range(3):
+        for running in (False, True):
+            for setwise in (False, True):
+                t0 = time.perf_counter()
+                run(running, setwise)
+                times.setdefault((running, setwise), []).append(time.perf_counter() - t0)
+    us = {k: min(v) / len(inputs) * 1e6 for k, v in times.items()}
+    rows = [
+        [what, f"{cards[running]:,}", fmt(us[(running, False)], 0), fmt(us[(running, True)], 0),
+         f"{us[(running, False)] / us[(running, True)]:.2f}x"]
+        for running, what in ((False, "a batch (running=False)"), (True, "a tick (running=True)"))
+    ]  # fmt: skip
+    print(f"{len(inputs):,} cases reduced in memory, decided at {INGEST_NOW:%Y-%m-%d %H:%M}Z in "
+          f"batches of {BATCH:,}; best of 3 interleaved rounds:")  # fmt: skip
+    print(table(["decide_cases as", "cards", "reference us/case", "set-wise us/case",
+                 "reference / set-wise"], rows))  # fmt: skip
+    return {"us_per_case": {f"{'tick' if r else 'batch'}_{'setwise' if s else 'reference'}": v
+                            for (r, s), v in us.items()}, "cards": cards}  # fmt: skip
+
+
 class SqlTimer(db.Connection):
     """The same connection, adding up the wall time of each statement (by its first words)."""
 
@@ -683,8 +748,40 @@ async def ingest_run(
     server_pid: int,
     profile: cProfile.Profile | None = None,
     analyze_empty: bool = False,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Drain the source as the tailer does; with ``cards``, derive cards and tick once."""
+    """Drain the source as the tailer does; with ``cards``, derive cards and tick once.
+
+    ``reference``: the evaluator decides with the Python walk (``decide_cases(...,
+    setwise=False)``, the engine before the set-wise path) instead of the set-wise one.
+    """
+    with reference_engine(reference):
+        return await _ingest_run(conn, rules, cal, cards, server_pid, profile, analyze_empty)
+
+
+@contextlib.contextmanager
+def reference_engine(on: bool) -> Iterator[None]:
+    """The pipeline's ``decide_cases`` with ``setwise=False`` while the block runs."""
+    if not on:
+        yield
+        return
+    setwise = monitor.pipeline.decide_cases
+    monitor.pipeline.decide_cases = functools.partial(setwise, setwise=False)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        monitor.pipeline.decide_cases = setwise
+
+
+async def _ingest_run(
+    conn: SqlTimer,
+    rules: RuleSet,
+    cal: Calendar,
+    cards: bool,
+    server_pid: int,
+    profile: cProfile.Profile | None,
+    analyze_empty: bool,
+) -> dict[str, Any]:
     await reset(conn, analyze_empty)
     matters = await load_matters(conn)
     ev = Evaluator(rules, cal) if cards else None
@@ -912,10 +1009,11 @@ async def bench_ingest(
     admin_dsn: str, size: dict[str, Any], rules: RuleSet, cal: Calendar, server_pid: int
 ) -> dict[str, Any]:
     dsn = await source_database(admin_dsn, "bench_cards", size["cases"])
-    runs: dict[str, list[dict[str, Any]]] = {"anchor": [], "cards": []}
-    for _ in range(size["ingest_rounds"]):
+    runs: dict[str, list[dict[str, Any]]] = {"anchor": [], "cards": [], "reference": []}
+    for _ in range(size["ingest_rounds"]):  # interleaved: a slow minute hits all three
         runs["anchor"].append(await fresh_run(dsn, rules, cal, False, server_pid))
         runs["cards"].append(await fresh_run(dsn, rules, cal, True, server_pid))
+        runs["reference"].append(await fresh_run(dsn, rules, cal, True, server_pid, reference=True))
     async with await db.connect(dsn) as conn:
         restart = await restart_run(conn, rules, cal)
     prof_rows: list[list[str]] = []
@@ -935,10 +1033,13 @@ async def bench_ingest(
         ]  # fmt: skip
         plans = await plans_on_empty_tables(admin_dsn, rules, cal, server_pid)
     best = {k: min(v, key=lambda r: r["total_s"]) for k, v in runs.items()}
-    a, c = best["anchor"], best["cards"]
+    a, c, ref = best["anchor"], best["cards"], best["reference"]
     n = c["events"]
     cnt = c["counts"]
     st = c["stages_s"]
+    if ref["counts"] != cnt:  # the same cards both ways, or the comparison means nothing
+        raise SystemExit(f"reference engine wrote {ref['counts']}, set-wise {cnt}")
+    rst = ref["stages_s"]
     rows = [
         ["anchor: ingest only (derive=None)", f"{a['events']:,}", fmt(a["total_s"], 2),
          fmt(a["events"] / a["total_s"], 0), "", "", "1.00x"],
@@ -951,6 +1052,9 @@ async def bench_ingest(
         ["  of which the tick", "", fmt(st["tick"], 2), "",
          f"{cnt['cards'] - c['cards_at_ingest']:,}",
          fmt((cnt["cards"] - c["cards_at_ingest"]) / st["tick"], 0) if st["tick"] else "", ""],
+        ["ingest + cards, reference engine (decide_cases(setwise=False))", f"{n:,}",
+         fmt(ref["total_s"], 2), fmt(n / ref["total_s"], 0), f"{cnt['cards']:,}",
+         fmt(cnt["cards"] / ref["total_s"], 0), f"{ref['total_s'] / a['total_s']:.2f}x"],
     ]  # fmt: skip
     print(
         f"{size['cases']:,} cases, {n:,} events (submitted, accepted, 30% completed 25-45 days "
@@ -970,12 +1074,17 @@ async def bench_ingest(
         f"tick {st['tick']:.2f} s"
     )
     print(
+        f"  reference run: derive {rst['derive']:.2f} s = {rst['derive'] / n * 1e6:.0f} "
+        f"us/event, tick {rst['tick']:.2f} s (the same cards: counts equal)"
+    )
+    print(
         f"  anchor run: read {a['stages_s']['read']:.2f} s, apply_batch "
         f"{a['stages_s']['apply']:.2f} s"
     )
     print("  anchor: " + cpu_note(a["cpu"]) + others(a["cpu"]))
     print("  cards:  " + cpu_note(c["cpu"]) + others(c["cpu"]))
-    for k in ("anchor", "cards"):
+    print("  reference: " + cpu_note(ref["cpu"]) + others(ref["cpu"]))
+    for k in ("anchor", "cards", "reference"):
         if len(runs[k]) > 1:
             each = [f"{r['total_s']:.2f} s ({r['cpu']['other_cores']:.2f})" for r in runs[k]]
             print(f"  all {k} runs (other processes' cores): " + ", ".join(each))
@@ -1022,6 +1131,7 @@ async def bench_ingest(
         "cards": cnt["cards"],
         "cards_per_s": cnt["cards"] / c["total_s"],
         "ratio": c["total_s"] / a["total_s"],
+        "ratio_reference": ref["total_s"] / a["total_s"],
         "restart": restart,
         "plans_on_empty_tables": plans,
         "profile_top": [p[0] for p in prof_rows],
@@ -1054,12 +1164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="before each section wait up to S seconds for other processes to go quiet "
         "(default 60, 0 with --quick)",
     )
+    parser.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="sections 3 and 4 only (deciding, ingest to card): the set-wise path's figures",
+    )
+    parser.add_argument("--ingest-rounds", type=int, help="section 4's rounds (best one kept)")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:  # section 2's measurement, in a process of its own
         print(json.dumps(measure_memory(*args.memory_child)))
         return 0
-    size = QUICK if args.quick else SIZES
+    size = dict(QUICK if args.quick else SIZES)
+    if args.ingest_rounds:
+        size["ingest_rounds"] = args.ingest_rounds
     wait = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 60.0)
     started = time.perf_counter()
     configure_logging("ERROR")  # the evaluator warns of every escalation: noise here
@@ -1089,17 +1207,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules = load_rules("cards")
     rule = decision_rule(rules)
 
-    meter = section(f"1. evaluation pass at {size['clocks']:,} open clocks", wait)
-    results["evaluate"] = bench_evaluate(cal, rule, size["clocks"], size["rounds"])
-    section_end(meter, results["evaluate"])
+    if not args.cards_only:
+        meter = section(f"1. evaluation pass at {size['clocks']:,} open clocks", wait)
+        results["evaluate"] = bench_evaluate(cal, rule, size["clocks"], size["rounds"])
+        section_end(meter, results["evaluate"])
+        gc.collect()
+
+        meter = section("2. resident memory per open clock", wait)
+        results["memory"] = bench_memory(size["clocks"], size["put_clocks"])
+        section_end(meter, results["memory"])
+        gc.collect()
+
+    meter = section("3. deciding alone: set-wise and reference", wait)
+    results["decide"] = bench_decide(size, rules, cal)
+    section_end(meter, results["decide"])
     gc.collect()
 
-    meter = section("2. resident memory per open clock", wait)
-    results["memory"] = bench_memory(size["clocks"], size["put_clocks"])
-    section_end(meter, results["memory"])
-    gc.collect()
-
-    section("3. ingest to card on PostgreSQL", wait)
+    section("4. ingest to card on PostgreSQL", wait)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
         import pgserver
@@ -1116,9 +1240,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["postgresql"] = results["ingest"]["postgresql"]
 
     title("summary")
-    ev, mem, ing = results["evaluate"], results["memory"], results["ingest"]
+    summary = [] if args.cards_only else summary_of_passes(results, size)
+    ing, dec = results["ingest"], results["decide"]["us_per_case"]
+    summary += [
+        ["ingest to card, events/s", f"{ing['events_per_s']:,.0f}",
+         f"{ing['ratio']:.2f}x the time of ingest alone ({ing['anchor_events_per_s']:,.0f}/s)",
+         "reported", ""],
+        ["  the same, reference engine (setwise=False)", "",
+         f"{ing['ratio_reference']:.2f}x the time of ingest alone", "reported", ""],
+        ["  cards written/s", f"{ing['cards_per_s']:,.0f}", f"{ing['cards']:,} cards", "reported",
+         ""],
+        ["deciding alone, a batch: set-wise us/case", f"{dec['batch_setwise']:,.0f}",
+         f"reference {dec['batch_reference']:,.0f} "
+         f"({dec['batch_reference'] / dec['batch_setwise']:.2f}x)", "reported", ""],
+        ["deciding alone, a tick: set-wise us/case", f"{dec['tick_setwise']:,.0f}",
+         f"reference {dec['tick_reference']:,.0f} "
+         f"({dec['tick_reference'] / dec['tick_setwise']:.2f}x)", "reported", ""],
+        ["Evaluator.start per case", f"{ing['restart']['start_us_per_case']:,.0f} us",
+         f"{ing['restart']['open_cases']:,} cases", "reported", ""],
+    ]  # fmt: skip
+    ev = results.get("evaluate")
+    results["targets_met"] = {"evaluate_10m": bool(ev["met"])} if ev else {}
+    print(table(["measure", "value", "anchor", "target", ""], summary))
+    print(f"PostgreSQL {info['postgresql']} (pgserver, own data dir, same host)")
+    return finish(results, started, args.json)
+
+
+def summary_of_passes(results: dict[str, Any], size: dict[str, Any]) -> list[list[str]]:
+    """The summary's lines of sections 1 and 2."""
+    ev, mem = results["evaluate"], results["memory"]
     scaled = " (scaled x10 from 1M)" if size["clocks"] != 10_000_000 else ""
-    summary = [
+    return [
         ["evaluation pass, 10M open clocks, as the daemon calls it" + scaled,
          f"{ev['daemon_ms_at_10m']:.1f} ms", f"{ev['ratio_to_read_anchor']['daemon']:.1f}x "
          "a numpy read of its inputs", f"<= {ev['target_ms']:.0f} ms", verdict(ev["met"])],
@@ -1133,18 +1285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          f"RSS {mem['rss_table'] + mem['rss_outputs']:.0f} B", "reported", ""],
         ["  filled by ClockTable.put (Python bookkeeping in)", f"{mem['put_traced']:,.0f} B",
          f"RSS {mem['put_rss']:,.0f} B", "reported", ""],
-        ["ingest to card, events/s", f"{ing['events_per_s']:,.0f}",
-         f"{ing['ratio']:.2f}x the time of ingest alone ({ing['anchor_events_per_s']:,.0f}/s)",
-         "reported", ""],
-        ["  cards written/s", f"{ing['cards_per_s']:,.0f}", f"{ing['cards']:,} cards", "reported",
-         ""],
-        ["Evaluator.start per case", f"{ing['restart']['start_us_per_case']:,.0f} us",
-         f"{ing['restart']['open_cases']:,} cases", "reported", ""],
     ]  # fmt: skip
-    results["targets_met"] = {"evaluate_10m": bool(ev["met"])}
-    print(table(["measure", "value", "anchor", "target", ""], summary))
-    print(f"PostgreSQL {info['postgresql']} (pgserver, own data dir, same host)")
-    return finish(results, started, args.json)
 
 
 if __name__ == "__main__":
