@@ -23,8 +23,14 @@ __all__ = ["Health", "Heart", "pause"]
 
 
 async def pause(seconds: float, beat: Callable[[], None], step: float = 1.0) -> None:
-    """Sleep (a backoff, a wait for the next digest) while beating: a waiting task is alive."""
+    """Sleep (a backoff, a wait for the next digest) while beating: a waiting task is alive.
+
+    It beats first too: the work before it may have ended just before its own beat was
+    due (two wake-ups at one instant run in either order), and a step's sleep on top
+    of that would leave twice the step between beats.
+    """
     until = trio.current_time() + seconds
+    beat()
     while (left := until - trio.current_time()) > 0:
         await trio.sleep(min(left, step))
         beat()
