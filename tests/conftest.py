@@ -136,15 +136,14 @@ def rules() -> Any:
     return load_rules("cards")
 
 
-# Modules whose tests run jiancha (or a PostgreSQL they stop and kill) as child processes
-# on real time: watchdog pings, outages, SIGKILL at random instants, a card within a second
-# of its instant. `make test` runs them alone, after the rest ran on every core, so that a
-# busy machine cannot stretch their waits (they pass on a loaded machine run alone).
+# Modules whose tests wait on jiancha's child processes in real time with tight bounds:
+# watchdog pings, outages, SIGKILL at random instants, a card within a second of its
+# instant. `make test` runs them alone, after the rest ran on every core: on a busy
+# machine (load 8 on 2 cores) these three missed their waits beside another worker, and
+# pass alone. The other child-process tests (leader, failover, resilience) passed there.
 SERIAL_MODULES = frozenset({
-    "tests/deploy/test_systemd.py", "tests/faults/test_failover.py",
-    "tests/faults/test_receiver_down.py", "tests/test_daemon.py", "tests/test_leader.py",
-    "tests/test_outage.py", "tests/test_resilience.py", "tests/test_worker.py",
-    "tests/test_worker_torture.py", "tests/whatif/test_demo.py",
+    "tests/deploy/test_systemd.py", "tests/test_outage.py", "tests/test_worker.py",
+    "tests/test_worker_torture.py",
 })  # fmt: skip
 
 
