@@ -141,8 +141,8 @@ INGEST_NOW = dt.datetime(2025, 12, 15, 3, 0, tzinfo=UTC)
 
 _RESET = (
     "TRUNCATE jiancha.events, jiancha.cases, jiancha.dead_letters, jiancha.cursor, "
-    "jiancha.outbox_attempts, jiancha.outbox, jiancha.card_events, jiancha.cards "
-    "RESTART IDENTITY"
+    "jiancha.outbox_attempts, jiancha.outbox, jiancha.attachments, jiancha.card_events, "
+    "jiancha.cards RESTART IDENTITY"
 )
 
 
