@@ -44,10 +44,11 @@ CURRENT = rows(
     ratings=[{"dept": "公安局", "win": "公安局1号窗口", "level": lv, "n": n}
              for lv, n in ((5, 6), (3, 1), (2, 1), (1, 2))],
     reviews=[{"dept": "公安局", "win": "公安局1号窗口", "bad": 3, "rectified": 1}],
-    completions=[{"dept": "税务局", "win": "税务局1号窗口", "promised_days": 5,
-                  "statutory_days": 20,
-                  "accepted_at": dt.datetime(2024, 3, 11, 2, tzinfo=UTC),  # Monday, Beijing
-                  "completed_at": dt.datetime(2024, 3, 18, 2, tzinfo=UTC)}],
+    completions=[{"dept": "税务局", "win": "税务局1号窗口", "promised_days": [5],
+                  "statutory_days": [20],
+                  # Monday 10:00 in Beijing to the next Monday
+                  "accepted_s": [int(dt.datetime(2024, 3, 11, 2, tzinfo=UTC).timestamp())],
+                  "completed_s": [int(dt.datetime(2024, 3, 18, 2, tzinfo=UTC).timestamp())]}],
     red_cards=[{"id": 7, "case_id": "C1", "matter": "M-KNOWN", "dept": "公安局",
                 "win": "公安局1号窗口", "clock": "decision", "rule": "decision_time",
                 "issued_at": P.lo, "deadline": P.lo, "status": "issued"},
