@@ -120,6 +120,23 @@ def test_the_html_in_both_languages() -> None:
     assert "On-time rate 92.86%" in en
 
 
+def test_a_long_list_is_cut_in_the_document_and_says_where_the_rest_is(monkeypatch) -> None:
+    """A city's month has a thousand red cards: the HTML and PDF show the first ones and
+    name the workbook's sheet, which has them all."""
+    from monitor.report import html
+
+    r = assemble(P, None, CURRENT, rows(), rows(), context())
+    assert len(r.red_cards) == 2
+    monkeypatch.setattr(html, "LIST_LIMIT", 1)
+    zh = html.render_html(r)
+    assert zh.count('<td class="k">C1</td>') == 1 and '<td class="k">C2</td>' not in zh
+    assert "……此处列出前 1 张，共 2 张，完整清单见 XLSX 附表《红牌清单》。" in zh
+    en = html.render_html(r, "en")
+    assert "… the first 1 of 2; the sheet “red cards” of the workbook lists all." in en
+    monkeypatch.setattr(html, "LIST_LIMIT", 2)
+    assert "此处列出前" not in html.render_html(r)
+
+
 def test_no_cjk_font_is_named_not_drawn_as_boxes(monkeypatch) -> None:
     import pytest
     from matplotlib import font_manager
