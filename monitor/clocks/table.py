@@ -182,9 +182,9 @@ class ClockTable:
         self._live -= 1
 
     def _rehash(self) -> None:
-        """Rebuild the index without _GONE buckets, at most a quarter full after."""
+        """Rebuild the index without _GONE buckets, at most a third full after (4-12 B a case)."""
         size = 1024
-        while size < 4 * (self._live + 1):
+        while size < 3 * (self._live + 1):
             size *= 2
         index = array("i", [_EMPTY]) * size
         mask = size - 1
