@@ -317,6 +317,26 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         cal.levels(tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n],
                    now_s, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], lv_out, nx_out)  # fmt: skip
 
+    threads = bench_calendar.nb.get_num_threads()
+
+    def kernel_1t() -> None:
+        bench_calendar.nb.set_num_threads(1)
+        try:
+            kernel_only()
+        finally:
+            bench_calendar.nb.set_num_threads(threads)
+
+    used = np.empty(n, dtype=np.float64)
+    tb = cal._t  # the kernel itself, no level part: what the levels add on top of it
+
+    def kernel_base() -> None:
+        monitor.calendar._kernel.clock_kernel(
+            tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n], now_s,
+            used, None, None, None, tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+            tb.nth_day, None, None, None, None, None,
+        )  # fmt: skip
+
     def read_anchor() -> None:
         for a in inputs:
             np.add.reduce(a)
@@ -335,6 +355,8 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "daemon": daemon,
         "post": post_only,
         "kernel": kernel_only,
+        "kernel1t": kernel_1t,
+        "base": kernel_base,
         "read": read_anchor,
         "copy": copy_anchor,
         "copy2t": copy_2t,
@@ -383,6 +405,8 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "fresh": ("cal.evaluate, explicit red_at, fresh outputs (no out=)", 64),
         "daemon": ("ClockTable.evaluate(cal, now): the daemon's pass", 64),
         "kernel": ("  of which Calendar.levels: the kernel, level + next crossing only", 64),
+        "kernel1t": ("  the same kernel on 1 thread", 64),
+        "base": ("  the kernel without thresholds: consumed time only (writes 8 B)", 32),
     }
     for key, (label, nbytes) in labels.items():
         rows.append([
