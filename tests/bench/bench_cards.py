@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m tests.bench.bench_cards [--quick] [--json PATH]
+    python -m tests.bench.bench_cards [--quick] [--json PATH] [--sections 1,2]
 
 1. The evaluation pass at 10M open clocks (``Calendar.evaluate`` with the
    default rule set's thresholds: level due now and next crossing in one numba
