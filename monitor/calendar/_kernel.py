@@ -314,13 +314,18 @@ def _due_at(x, allowed, pause_total, c0, ds, t0, day_start, trans, shift, oh_sta
 def _reached(x, allowed, deadline, used, now, pause_total, c0, ds, cum, nth_end, n_work):  # type: ignore[no-untyped-def]
     """Whether threshold ``x`` is reached at ``now`` (False for NaN); see _due_at.
 
+    At or beyond the limit: once consumed time got there and that working day has
+    ended. For a running clock the second implies the first; for a paused one
+    (``used`` and ``pause_total`` as at the pause's start) it keeps a crossing the
+    pause cut short from counting while the open pause pushes the day's end out.
     Branches only on the kind of threshold (the same for every clock of a rule,
     so predicted); the outcome is computed without one.
     """
     if x != x:
         return False
+    got_there = used >= x - _LEVEL_TOL
     if x < allowed - _LEVEL_EPS:
-        return used >= x - _LEVEL_TOL
+        return got_there
     if x == allowed:
         t = deadline
     else:
@@ -328,7 +333,7 @@ def _reached(x, allowed, deadline, used, now, pause_total, c0, ds, cum, nth_end,
         k = np.int64(c0) + np.int64(math.ceil(min(max(span, 0.0), 1e9) - _EPS)) - 1
         k = k if span > _EPS else np.int64(cum[ds])
         t = nth_end[min(max(k, np.int64(0)), n_work)]  # n_work: the trailing NaT
-    return (t != NAT) & (now >= t)
+    return got_there & (t != NAT) & (now >= t)
 
 
 @_jit(parallel=True)
@@ -373,9 +378,12 @@ def clock_kernel(  # type: ignore[no-untyped-def]
     With thresholds (working days consumed at which blue, yellow and red are
     due, NaN for none; ``red_at`` None means red at the deadline) it also
     writes the level due now (0 none, 1 blue, 2 yellow, 3 red) and the next
-    instant at which the level would rise: NaT when nothing is left to cross,
-    or while paused (only an event can restart the clock). Without them
-    (None) that part is compiled away.
+    instant at which the level would rise: NaT when nothing is left to cross.
+    A paused clock's level is judged on its consumed time and deadline at the
+    pause's start, so it holds through the pause; it rises only at the end of
+    the working day of a deadline-like crossing made before the pause (a
+    fractional limit or pause total), else its next rise is NaT (only an event
+    can restart the clock). Without thresholds (None) that part is compiled away.
     """
     n_days = cum.shape[0] - 1
     n_work = nth_end.shape[0] - 1  # without the trailing NaT sentinel
@@ -397,10 +405,14 @@ def clock_kernel(  # type: ignore[no-untyped-def]
         c0 = np.float64(cum[ds + 1])
         open_pause = 0.0
         p = paused_since[i]
+        frozen = False  # paused now: the levels are judged as at the pause's start
+        w_frozen = wn
         if p != NAT:
             dp = _local_day(p, t0, n_days, day_start)
             if dp < n_days:
                 wp = _worked(p, dp, t0, day_start, trans, shift, oh_start, oh_end, oh_total, cum)
+                w_frozen = wp
+                frozen = p <= now
                 if wp < c0:
                     wp = c0
                 if wn > wp:
@@ -438,17 +450,28 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             # is the highest reached and the next rise the earliest instant above it.
             # Written without branches on the data: with levels mixed at random across
             # clocks, mispredicted branches cost three times the arithmetic.
+            # While paused, consumed time and the deadline are those of the pause's
+            # start (bit for bit what an evaluation at that instant uses): the deadline
+            # pushed by the open pause would otherwise end with every working day spent
+            # paused, so an overdue clock read red on rest days only.
+            used_lv = used
+            total_lv = pause_total
+            deadline_lv = deadline
+            if frozen:  # a minority of clocks, and the same for a case's rows: predicted
+                total_lv = paused[i]
+                used_lv = _consumed(w_frozen, c0, total_lv)
+                deadline_lv = _end_of(allowed + total_lv, c0, ds, cum, nth_end, n_work)
             if red_at is None:  # noqa: SIM108 (numba prunes an `is None` if, not a ternary)
                 xr = allowed
             else:
                 xr = red_at[i]
             xb = blue_at[i]
             xy = yellow_at[i]
-            r3 = np.int64(_reached(xr, allowed, deadline, used, now, pause_total, c0, ds,
+            r3 = np.int64(_reached(xr, allowed, deadline_lv, used_lv, now, total_lv, c0, ds,
                                    cum, nth_end, n_work))  # fmt: skip
-            r2 = np.int64(_reached(xy, allowed, deadline, used, now, pause_total, c0, ds,
+            r2 = np.int64(_reached(xy, allowed, deadline_lv, used_lv, now, total_lv, c0, ds,
                                    cum, nth_end, n_work))  # fmt: skip
-            r1 = np.int64(_reached(xb, allowed, deadline, used, now, pause_total, c0, ds,
+            r1 = np.int64(_reached(xb, allowed, deadline_lv, used_lv, now, total_lv, c0, ds,
                                    cum, nth_end, n_work))  # fmt: skip
             level = max(3 * r3, max(2 * r2, r1))
             level_out[i] = level
@@ -458,10 +481,12 @@ def clock_kernel(  # type: ignore[no-untyped-def]
             best = xr if (xr == xr and level < 3) else np.inf
             best = min(best, xy if (xy == xy and level < 2) else np.inf)
             best = min(best, xb if (xb == xb and level < 1) else np.inf)
-            nxt = _due_at(best, allowed, pause_total, c0, ds, t0, day_start, trans, shift,
+            nxt = _due_at(best, allowed, total_lv, c0, ds, t0, day_start, trans, shift,
                           oh_start, oh_end, oh_total, cum, nth_end, nth_day, n_work)  # fmt: skip
-            paused_now = p != NAT and p <= now  # only an event restarts a paused clock
-            nxt = NAT if (nxt == _NEVER or paused_now) else nxt
+            # A paused clock rises only where a crossing made before the pause waits for
+            # its working day's end; anything else needs an event to restart the clock.
+            pending = used_lv >= best - _LEVEL_TOL
+            nxt = NAT if (nxt == _NEVER or (frozen and not pending)) else nxt
             next_out[i] = nxt
     return bad
 
