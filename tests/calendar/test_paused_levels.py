@@ -25,8 +25,15 @@ def defaults(allowed: int) -> tuple[float, float]:
     return 0.5 * allowed, min(0.9 * allowed, allowed - 1.0)
 
 
-def levels_path(cal: Calendar, start: np.datetime64, limit: int, ext: int, paused: float,
-                since: np.datetime64, now: np.datetime64) -> tuple[int, np.int64]:
+def levels_path(
+    cal: Calendar,
+    start: np.datetime64,
+    limit: int,
+    ext: int,
+    paused: float,
+    since: np.datetime64,
+    now: np.datetime64,
+) -> tuple[int, np.int64]:
     """`Calendar.levels`, the scheduler's entry, for one clock."""
     blue, yellow = defaults(limit + ext)
     level = np.empty(1, dtype=np.int8)
@@ -72,7 +79,7 @@ def test_overdue_clock_stays_red_through_its_pause() -> None:
 
 
 def test_yellow_clock_paused_stays_yellow_and_rises_after_it() -> None:
-    """Paused at 7.5 wd (yellow, red at 8): no red during the pause, red once it has run 0.5 wd more."""
+    """Paused at 7.5 wd (yellow, red at 8): no red in the pause, red once it ran 0.5 wd more."""
     pause = utc("2025-12-30T12:00")  # 7.5 wd used
     blue, yellow = defaults(8)
     for local in DURING[1:]:
