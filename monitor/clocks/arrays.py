@@ -68,21 +68,22 @@ def _plain_times(cal: Calendar, ps: Sequence[Period], now: int) -> list[LevelTim
     known = got[:, 1:] != NAT
     due = known & (at <= limit[:, None])
     ahead = known & ~due & running[:, None]
+    # Python objects only at the end, from lists (a numpy scalar per item costs ~10x)
+    at_l = np.where(due, at, _NONE).tolist()
+    some = due.any(axis=1).tolist()
     upcoming = np.where(ahead, at, _NONE).min(axis=1).tolist()
     deadline = got[:, 0].tolist()
-    some = due.any(axis=1).tolist()
-    at_l, due_l = at.tolist(), due.tolist()
     out = []
     for i in range(n):
-        d = due_l[i]
         if some[i]:
-            a = at_l[i]
-            levels = {lv: a[lv - 1] for lv in (1, 2, 3) if d[lv - 1]}
+            a1, a2, a3 = at_l[i]
+            levels = {lv: a for lv, a in ((1, a1), (2, a2), (3, a3)) if a != _NONE}
         else:
             levels = {}
         up, dl = upcoming[i], deadline[i]
+        # the consumed row is shared by the periods of one (rule, limit): nothing writes it
         out.append(LevelTimes(levels, None if up == _NONE else up, None if dl == NAT else dl,
-                              dict(consumed[idx[i]])))  # fmt: skip
+                              consumed[idx[i]]))  # fmt: skip
     return out
 
 

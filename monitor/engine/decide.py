@@ -97,22 +97,31 @@ class _Seen:
     period: dict[Key, Period] = field(default_factory=dict)
     running: set[Key] = field(default_factory=set)
 
-    def add(self, p: Period, tm: LevelTimes) -> None:
-        key = (p.rule.rule, p.subject)
-        merged = self.due.setdefault(key, {})
-        for lv, at in tm.due.items():
-            merged[lv] = min(at, merged.get(lv, at))
-        self.period[key] = p
-        if p.stop is None:
-            self.running.add(key)
+    @classmethod
+    def of(cls, ps: Sequence[Period], times: Sequence[LevelTimes]) -> _Seen:
+        """What the periods of a case saw (only asked when the case has cards to judge)."""
+        seen = cls()
+        due_of, period, running = seen.due, seen.period, seen.running
+        for p, tm in zip(ps, times, strict=True):
+            key = (p.rule.rule, p.subject)
+            merged = due_of.get(key)
+            if merged is None:
+                due_of[key] = dict(tm.due)
+            else:
+                for lv, at in tm.due.items():
+                    merged[lv] = min(at, merged.get(lv, at))
+            period[key] = p
+            if p.stop is None:
+                running.add(key)
+        return seen
 
 
 def _decision_overdue(ps: Sequence[Period], times: Sequence[LevelTimes]) -> bool:
     """The running decision clock is past its red level: a step is then not carded."""
-    return any(
-        p.rule.on == "decision" and 3 in tm.due and p.stop is None
-        for p, tm in zip(ps, times, strict=True)
-    )
+    for p, tm in zip(ps, times, strict=True):
+        if p.stop is None and 3 in tm.due and p.rule.on == "decision":
+            return True
+    return False
 
 
 def _clock_card(
@@ -271,20 +280,18 @@ def _decide(
 ) -> CaseDecision:
     """`decide_case` on the case's periods timed already; card details left in ``details``."""
     decision = CaseDecision()
-    seen = _Seen()
-    for p, tm in zip(ps, times, strict=True):
-        seen.add(p, tm)
-    # what was wrong goes first: a revoked card no longer holds its level up
     found = findings(case, matter, rules, cal, ruleset.statute)
-    _ends(case, rules, existing, seen, found, cal, now, decision)
-    revoked = {c.card_id for c in decision.revoke}
     highest: dict[Key, int] = {}
     crossed: set[tuple[str, str, int, int]] = set()
-    for card in existing:
-        crossed.add((card.rule, card.subject, card.level, card.issued_at))
-        if card.status != "revoked" and card.card_id not in revoked:
-            key = (card.rule, card.subject)
-            highest[key] = max(highest.get(key, 0), card.level)
+    if existing:  # most cases of a batch have none: nothing to close, revoke or hold up
+        # what was wrong goes first: a revoked card no longer holds its level up
+        _ends(case, rules, existing, _Seen.of(ps, times), found, cal, now, decision)
+        revoked = {c.card_id for c in decision.revoke}
+        for card in existing:
+            crossed.add((card.rule, card.subject, card.level, card.issued_at))
+            if card.status != "revoked" and card.card_id not in revoked:
+                key = (card.rule, card.subject)
+                highest[key] = max(highest.get(key, 0), card.level)
     overdue = _decision_overdue(ps, times)
     for p, tm in zip(ps, times, strict=True):
         if p.stop is None:
@@ -310,7 +317,8 @@ def _decide(
         if new is not None:
             decision.issue.append(new)
             highest[(new.rule, new.subject)] = new.level
-    decision.issue += check_cards(case, found, now, highest, crossed)
+    if found:
+        decision.issue += check_cards(case, found, now, highest, crossed)
     return decision
 
 
