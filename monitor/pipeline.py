@@ -34,7 +34,6 @@ from monitor.clocks.table import ClockRow, ClockTable
 from monitor.db import Connection, data_error, only
 from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
-from monitor.engine.figures import case_figures
 from monitor.log import get_logger, redact
 from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
 from monitor.rules.model import RuleSet
@@ -190,15 +189,12 @@ class Evaluator:
                 pending.where[v.case_id] = key
         for key, idx in groups.items():
             cal = self.regions.for_region(key) if key else self.cal
-            got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now, running=running)
+            # a batch: every case's part in the figures too (deadline, outcome); a tick
+            # brings no new fact, so no case's part in them changed
+            got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now,
+                               running=running, figures=not running)  # fmt: skip
             for i, d in zip(idx, got, strict=True):
                 decided[i] = d
-            if running:
-                continue  # a tick: no new fact, so no case's part in the figures changed
-            # every case's part in the figures (deadline, outcome), on its own calendar
-            figs = case_figures([(views[i], inputs[i][1]) for i in idx], cal, self.ruleset.statute)
-            for i, f in zip(idx, figs, strict=True):
-                decided[i].outcome = (f.deadline, f.outcome or "")
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]

@@ -23,6 +23,7 @@ from monitor.clocks.periods import periods, split_rules
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, findings
+from monitor.engine.figures import JUDGED, figures_of
 from monitor.rules.model import Rule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
@@ -322,6 +323,19 @@ def _decide(
     return decision
 
 
+_WITH_JUDGED: dict[int, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {}
+
+
+def _with_judged(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """A case's resolved rules and the figures' (`JUDGED`), one tuple per resolved tuple."""
+    hit = _WITH_JUDGED.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_WITH_JUDGED) >= 4096:  # tuples of replaced rule sets: let them go
+            _WITH_JUDGED.clear()
+        hit = _WITH_JUDGED[id(rules)] = (rules, rules + JUDGED)
+    return hit[1]
+
+
 def decide_cases(
     cases: Sequence[tuple[CaseView, Matter | None, Sequence[ExistingCard]]],
     ruleset: RuleSet,
@@ -330,6 +344,7 @@ def decide_cases(
     *,
     running: bool = True,
     setwise: bool = True,
+    figures: bool = False,
 ) -> list[CaseDecision]:
     """`decide_case` for many cases: the same decisions, computed set-wise.
 
@@ -337,14 +352,24 @@ def decide_cases(
     without pauses over arrays, the rest in one calendar pass) and the
     details of every card issued take one calendar call. ``setwise=False``
     times them with the Python walk instead (the reference, for benchmarks
-    and tests).
+    and tests). ``figures``: each decision's ``outcome`` too, the case's
+    period for the figures built with its others (`figures.case_figures`'s
+    answer, the statute applied once).
     """
     spans = []
     every: list[Period] = []
     resolved = []
+    judged: list[Period | None] = []
     for case, matter, _ in cases:
         rules = ruleset.resolve(case.region, case.department, case.matter)
-        ps = periods(case, matter, rules, cal, ruleset.statute)
+        if figures:
+            ps = periods(case, matter, _with_judged(rules), cal, ruleset.statute)
+            mine = [p for p in ps if p.rule is JUDGED[0] or p.rule is JUDGED[1]]
+            judged.append(mine[0] if mine else None)
+            if mine:
+                ps = ps[: len(ps) - len(mine)]  # the figures' rules come last
+        else:
+            ps = periods(case, matter, rules, cal, ruleset.statute)
         resolved.append(rules)
         spans.append((len(every), len(ps)))
         every.extend(ps)
@@ -358,4 +383,8 @@ def decide_cases(
             _fill_details(cal, now, details)  # card by card, as the reference does
             details = []
     _fill_details(cal, now, details)
+    if figures:
+        got = figures_of([(case, matter) for case, matter, _ in cases], judged, cal)
+        for d, f in zip(out, got, strict=True):
+            d.outcome = (f.deadline, f.outcome or "")
     return out

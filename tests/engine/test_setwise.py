@@ -9,12 +9,15 @@ statutory, steps, pauses, reviews; withdrawals; procedural facts) and the
 cards those cases already have (the reference's own cards of an earlier
 instant, some revoked or closed, some moved to another instant so they are
 wrong), both must decide exactly the same: cards with their details,
-closings, revocations, running periods with their pauses, wake-ups.
+closings, revocations, running periods with their pauses, wake-ups; and
+the figures `decide_cases` builds with the decisions (``figures=True``)
+must be `case_figures`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 from monitor.calendar import load_calendar
 from monitor.engine.cards import CaseDecision, ExistingCard
 from monitor.engine.decide import decide_case, decide_cases, provisional_at, provisional_set
+from monitor.engine.figures import case_figures
 from monitor.rules.load import load_rules
 from monitor.source.contract import Matter, SourceEvent
 from monitor.state.reduce import reduce_case
@@ -155,6 +159,11 @@ def test_setwise_decides_as_the_reference(
     assert [[c.detail for c in d.issue] for d in got] == [[c.detail for c in d.issue]
                                                           for d in want]  # fmt: skip
     assert decide_cases(inputs, RULES, CAL, now, running=running, setwise=False) == want
+    # the figures built with the decisions' periods are `case_figures`'s, nothing else moves
+    with_figures = decide_cases(inputs, RULES, CAL, now, running=running, figures=True)
+    figs = case_figures([(v, m) for v, m, _ in inputs], CAL, RULES.statute)
+    assert [d.outcome for d in with_figures] == [(f.deadline, f.outcome or "") for f in figs]
+    assert [replace(d, outcome=None) for d in with_figures] == want
 
 
 def test_a_batch_issues_cards_with_every_detail() -> None:
