@@ -111,12 +111,11 @@ def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[st
 def _collector_paused() -> Iterator[None]:
     """No cycle collection while a set of cases is decided (pure, no await inside).
 
-    Deciding a batch allocates ~100 objects per case (periods, level times,
-    decisions, rows), most of them kept in the scheduler's table: the
-    allocation count then triggers full collections over the daemon's whole
-    heap (fold cache, table, ...) in the middle of the batch, and those find
-    nothing, since the decisions make no cycles. Paused for the batch, the
-    collector sees its objects once, at its next pass.
+    Deciding allocates ~100 objects per case (periods, level times, decisions,
+    rows), most of them kept in the scheduler's table: with the collector on,
+    their count triggers collections in the middle of the set that find
+    nothing, since the decisions make no cycles. Paused, the collector sees
+    them once, at its next pass (docs/performance.md: a tick ~10% less CPU).
     """
     was = gc.isenabled()
     gc.disable()
