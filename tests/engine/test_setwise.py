@@ -159,6 +159,11 @@ def test_setwise_decides_as_the_reference(
     assert [[c.detail for c in d.issue] for d in got] == [[c.detail for c in d.issue]
                                                           for d in want]  # fmt: skip
     assert decide_cases(inputs, RULES, CAL, now, running=running, setwise=False) == want
+    # the same cases with no cards yet: those without pauses are decided off the columns
+    fresh = [(v, m, []) for v, m, _ in inputs]
+    assert decide_cases(fresh, RULES, CAL, now, running=running) == [
+        decide_case(v, m, RULES, CAL, now, [], running=running) for v, m, _ in fresh
+    ]
     # the figures built with the decisions' periods are `case_figures`'s, nothing else moves
     with_figures = decide_cases(inputs, RULES, CAL, now, running=running, figures=True)
     figs = case_figures([(v, m) for v, m, _ in inputs], CAL, RULES.statute)
