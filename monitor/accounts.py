@@ -9,6 +9,7 @@ password. Accounts are disabled, never deleted: the ledger names them for good.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -50,8 +51,13 @@ MIN_PASSWORD: Final = 10
 """Fewest characters of a local password."""
 
 _HASHER: Final = argon2.PasswordHasher()
-# Verified against when the user is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY: Final = _HASHER.hash("jiancha: no such user")
+
+
+@functools.cache
+def _dummy() -> str:
+    """Verified against when the user is unknown, so a wrong name costs as long as a wrong
+    password. Made on first use: a hash costs half a second, and every CLI command imports this."""
+    return _HASHER.hash("jiancha: no such user")
 
 
 class AccountError(ValueError):
@@ -252,7 +258,7 @@ async def authenticate(conn: Connection, username: str, password: str) -> User |
     )
     stored = row["password_hash"] if row is not None else None
     try:
-        _HASHER.verify(stored or _DUMMY, password)
+        _HASHER.verify(stored or _dummy(), password)
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return None
     if row is None or stored is None or row["disabled"]:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
+DEMO_DIR = Path(".jiancha-demo")  # `jiancha demo`'s database and state, in the working directory
 
 
 def rules_dir() -> Path:

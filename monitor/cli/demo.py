@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from monitor.cli._common import FMT, UsageError, examples, h
-from monitor.whatif.demo import DEFAULT_DIR, DemoOptions, DemoUnavailable, check_available, main
+from monitor.paths import DEMO_DIR
 from monitor.whatif.simulate import DEFAULT_PER_DAY
 
 __all__ = ["register"]
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--dir",
         type=Path,
-        default=DEFAULT_DIR,
+        default=DEMO_DIR,
         metavar="PATH",
         help=h(
             "数据库与日志所在文件夹（默认 .jiancha-demo）",
@@ -131,6 +131,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
                 "--days and --per-day must be at least 1, --history not negative",
             )
         )
+    from monitor.whatif.demo import DemoOptions, DemoUnavailable, check_available, main
+
     try:
         check_available()  # checked here: a clear message, not a traceback
     except DemoUnavailable as exc:

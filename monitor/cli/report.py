@@ -122,7 +122,7 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Ba
     """The bulletin and its documents; with ``--store``, kept as a version in jiancha.reports."""
     from monitor.calendar import load_calendar
     from monitor.cli.rules import ruleset_of
-    from monitor.report import build_report, publish, render_files
+    from monitor.report import build_report, publish, render_files, warm_up
 
     cal = load_calendar(args.calendar)
     rules = ruleset_of(args)
@@ -130,7 +130,10 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Ba
     lang = current_lang()
     files: dict[str, tuple[str, bytes]] = {}
 
+    warm = warm_up(args.format)
+
     def render(r: Report) -> dict[str, tuple[str, bytes]]:
+        warm.join()
         files.update(render_files(r, args.format, lang, steps.step))
         return files
 

@@ -86,10 +86,8 @@ _COLUMNS = ("start", "limit", "ext", "paused", "since", "th", "issued", "level",
 def _arrays(table: ClockTable) -> dict[str, np.ndarray[Any, Any]]:
     """The table's used slots as named arrays (views: copy them to keep them)."""
     n = table.size
-    owners = table.owner[:n]
     out = {name: getattr(table, name)[..., :n] for name in _COLUMNS}
-    out["case"] = np.asarray([o[0] if o else "" for o in owners], dtype=str)
-    out["rule"] = np.asarray([o[1] if o else "" for o in owners], dtype=str)
+    out["case"], out["rule"] = table.owner_columns()
     return out
 
 
@@ -137,9 +135,7 @@ def load(path: Path) -> tuple[ClockTable, Meta, dict[str, int]] | None:
     table.size = n
     for slot, (case, rule) in enumerate(zip(cases, rules, strict=True)):
         if case:
-            table.owner[slot] = (case, rule)
-            table.by_case.setdefault(case, []).append(slot)
-            table.rows += 1
+            table.attach(slot, case, rule)
         else:
             table.free.append(slot)
     return table, meta, wakes

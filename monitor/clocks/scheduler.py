@@ -102,8 +102,7 @@ class Scheduler:
             rose, nd = table.evaluate((regional or {}).get(key, cal), now, full=self.full)
             if nd is not None:
                 dues.append(nd)
-            owner = table.owner
-            cases.update(o[0] for s in rose if (o := owner[s]) is not None)
+            cases.update(table.case_ids(rose))
         for case_id, at in list(self.wakes.items()):
             if at <= now:
                 cases.add(case_id)

@@ -72,13 +72,19 @@ FROM (SELECT coalesce(c.department, '') AS dept, coalesce(c."window", '') AS win
 WHERE start >= $1 AND start < $2
 GROUP BY 1, 2
 """
-# Completions of the period with their acceptance: the working days they used.
+# Completions of the period with a promised limit, by scope, as columns of epoch
+# seconds: a city's month is 100,000 of them, and rows of datetimes cost seconds.
 _COMPLETIONS = """
 SELECT coalesce(department, '') AS dept, coalesce("window", '') AS win,
-       accepted_at, completed_at, promised_days, statutory_days
+       array_agg(floor(extract(epoch FROM accepted_at))::int8) AS accepted_s,
+       array_agg(floor(extract(epoch FROM completed_at))::int8) AS completed_s,
+       array_agg(promised_days) AS promised_days,
+       array_agg(coalesce(statutory_days, 0)) AS statutory_days
 FROM jiancha.cases
 WHERE completed_at >= $1 AND completed_at < $2 AND accepted_at IS NOT NULL
   AND accepted_at <= completed_at AND (closed_at IS NULL OR closed_at > completed_at)
+  AND promised_days IS NOT NULL
+GROUP BY 1, 2
 """
 _CENTRE = """
 SELECT region FROM jiancha.cases WHERE region IS NOT NULL AND region <> ''
@@ -96,7 +102,7 @@ class Rows:
     cards: list[dict[str, Any]]
     ratings: list[dict[str, Any]]
     reviews: list[dict[str, Any]]
-    completions: list[dict[str, Any]]
+    completions: list[dict[str, Any]]  # by scope: columns (see _COMPLETIONS)
     red_cards: list[dict[str, Any]] = field(default_factory=list)
     overdue: list[dict[str, Any]] = field(default_factory=list)
 

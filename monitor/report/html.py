@@ -1,7 +1,7 @@
 """The bulletin as a print-friendly HTML page (Jinja2), the PDF's source as well.
 
 Numbers are formatted the way the officers' own reports write them
-(55,475 件; 54.95%; 环比 +1.20 个百分点); the charts are inline SVG.
+(55,475 件; 54.95%; 环比 +1.20 个百分点); the charts are inline PNG.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ KIND_TITLES: Final = {
     "monthly": ("月总结", "monthly summary"),
     "yearly": ("年度总结", "annual summary"),
 }
-LIST_LIMIT: Final = 300
-"""Rows of a list shown in the HTML and PDF; the workbook has them all."""
+LIST_LIMIT: Final = 100
+"""Rows of a list shown in the HTML and PDF (about three printed pages); the workbook has
+them all. A city's month has a thousand red cards: all of them would take 30 pages and
+most of the time the PDF takes to lay out."""
 
 # (key, zh, en, kind): kind "n" a count, "r" a rate, "d" working days
 ROWS: Final = (
@@ -122,8 +124,8 @@ def _changed_rows(r: Report, lang: str) -> list[dict[str, str]]:
             for c in v.changed[:LIST_LIMIT]]  # fmt: skip
 
 
-def _data_uri(svg: str) -> str:
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def context(r: Report, lang: str = "zh") -> dict[str, Any]:
@@ -172,12 +174,12 @@ def context(r: Report, lang: str = "zh") -> dict[str, Any]:
         "limit": LIST_LIMIT,
         "revision_note": revision_note(r, lang),
         "changed": _changed_rows(r, lang),
-        "on_time_svg": _data_uri(
+        "on_time_png": _data_uri(
             on_time_chart(
                 r.departments, "各部门按期办结率" if not en else "On-time rate by department"
             )
         ),
-        "cards_svg": _data_uri(
+        "cards_png": _data_uri(
             cards_chart(f, "本期发牌（按等级）" if not en else "Cards issued by level", words)
         ),
     }

@@ -10,11 +10,13 @@ schedule, ``jiancha.reports``) stores exactly this.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from monitor.engine.figures import Counts
 from monitor.report.versions import Revision
@@ -192,22 +194,33 @@ def _naive(moments: Iterable[dt.datetime]) -> np.ndarray[Any, np.dtype[np.dateti
 
 
 def _working_days(completions: Sequence[Mapping[str, Any]], cal: Calendar, at: Any) -> None:
-    """Working days from acceptance to completion (pauses not taken out), with the limits."""
-    if not completions:
+    """Working days from acceptance to completion (pauses not taken out), with the limits:
+    one calendar call for every completion of the period, summed by scope."""
+    sizes = [len(r["accepted_s"]) for r in completions]
+    if not sum(sizes):
         return
+
+    def column(key: str) -> npt.NDArray[np.int64]:
+        values = itertools.chain.from_iterable(r[key] for r in completions)
+        return np.fromiter(values, dtype=np.int64, count=sum(sizes))
+
     used = cal.working_days_between(
-        _naive(r["accepted_at"] for r in completions),
-        _naive(r["completed_at"] for r in completions),
+        column("accepted_s").astype("datetime64[s]"),
+        column("completed_s").astype("datetime64[s]"),
         errors="nat",  # outside the calendar: NaN, left out
     )
-    for r, days in zip(completions, used, strict=True):
-        if r["promised_days"] is None or not np.isfinite(days):
+    promised, statutory = column("promised_days"), column("statutory_days")
+    ends = np.cumsum(sizes)
+    for r, hi, n in zip(completions, ends, sizes, strict=True):
+        part = slice(hi - n, hi)
+        timed = np.isfinite(used[part])
+        if not timed.any():
             continue
         f = at(r)
-        f.timed += 1
-        f.working_days_used += float(days)
-        f.promised_days += int(r["promised_days"])
-        f.statutory_days += int(r["statutory_days"] or 0)
+        f.timed += int(timed.sum())
+        f.working_days_used += float(used[part][timed].sum())
+        f.promised_days += int(promised[part][timed].sum())
+        f.statutory_days += int(statutory[part][timed].sum())
 
 
 def _centre(scopes: Mapping[tuple[str, str], Figures], department: str | None) -> Figures:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "file_stem",
     "publish",
     "render_files",
+    "warm_up",
 ]
 
 FORMATS: Final = ("html", "xlsx", "pdf", "json")
@@ -84,6 +86,31 @@ def file_stem(r: Report) -> str:
     scope = f"-{r.department}" if r.department else ""
     version = f"-v{r.version}" if r.version > 1 else ""
     return f"jiancha-{r.period.kind}-{r.period.key}{scope}{version}"
+
+
+def warm_up(formats: Sequence[str]) -> threading.Thread:
+    """Import the document libraries (a second or two) in a thread while the database
+    is read: the reads wait on the server, so the imports cost no time of their own.
+    Join it before rendering; a failed import surfaces there again, in order."""
+
+    def load() -> None:
+        try:
+            if "pdf" in formats or "html" in formats:
+                import matplotlib.figure  # noqa: F401
+
+                from monitor.report.charts import cjk_font
+
+                cjk_font()
+            if "pdf" in formats:
+                import weasyprint  # noqa: F401
+            if "xlsx" in formats:
+                import xlsxwriter  # noqa: F401
+        except Exception:  # render_files imports it again and reports it there
+            pass
+
+    thread = threading.Thread(target=load, name="jiancha-report-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def render_files(

@@ -21,7 +21,7 @@ from monitor.web._case import case_page
 from monitor.web._core import SESSION_LIFETIME, Console, Refusal, refusal_page
 from monitor.web._list import card_list, card_list_xlsx
 from monitor.web._pages import act_on_card, card_page, healthz
-from monitor.web._reports import report_file, report_page
+from monitor.web._reports import report_file, report_list, report_page
 
 __all__ = ["SESSION_COOKIE", "create_app"]
 
@@ -60,6 +60,7 @@ def create_app(state: Console, secret: str, *, secure_cookie: bool = False) -> S
         Route("/admin", admin_page, methods=["GET"]),
         Route("/admin/users", admin_action, methods=["POST"]),
         Route("/admin/users/{username}/{action}", admin_action, methods=["POST"]),
+        Route("/reports", report_list),
         Route("/reports/{report_id}", report_page),
         Route("/reports/{report_id}/{format}", report_file),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),

@@ -1,6 +1,7 @@
-"""A bulletin in the console: the page the robots' messages link to, and its documents.
+"""Bulletins in the console: the list, the page the robots' messages link to, its documents.
 
-``/reports/{id}`` shows one stored version (``jiancha.reports``): its title,
+``/reports`` lists the latest version of each stored bulletin, newest period
+first, by kind; ``/reports/{id}`` shows one stored version (``jiancha.reports``): its title,
 headline figures, whether it is a revision and what that changed, and the
 documents to download; ``/reports/{id}/{format}`` serves one of them.
 Officers and admins see every bulletin; a department head their
@@ -29,7 +30,7 @@ from monitor.web._core import (
     signed_in,
 )
 
-__all__ = ["report_file", "report_page"]
+__all__ = ["report_file", "report_list", "report_page"]
 
 _FORMATS: Final = ("pdf", "xlsx", "html", "json")
 _MEDIA: Final = {
@@ -46,6 +47,21 @@ _VERSIONS = """
 SELECT id, version, generated_at FROM jiancha.reports
 WHERE kind = $1 AND period = $2 AND scope = $3 ORDER BY version
 """
+
+# The latest version of each bulletin the user may see, newest period first.
+_LIST = """
+SELECT * FROM (
+  SELECT DISTINCT ON (kind, period, scope) id, kind, period, scope, version, generated_at,
+         files, content->'figures' AS figures
+  FROM jiancha.reports
+  WHERE ($1::text IS NULL OR kind = $1) AND ($2::text[] IS NULL OR scope = ANY($2))
+  ORDER BY kind, period, scope, version DESC
+) latest
+ORDER BY period DESC, kind, scope
+LIMIT $3
+"""
+LIST_LIMIT: Final = 200
+_KINDS: Final = ("daily", "weekly", "monthly", "yearly")
 
 
 def _sees(user: User, scope: str) -> bool:
@@ -92,6 +108,27 @@ async def report_page(request: Request) -> Response:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f}%"
+
+
+@page
+async def report_list(request: Request) -> Response:
+    user = await signed_in(request)
+    if user.has("officer") or user.has("admin"):
+        scopes = None
+    elif user.has("department_head"):
+        scopes = [d for d in user.departments if d]
+    else:
+        raise Refusal(403, "e403")  # a bulletin names every window: not a window head's
+    kind = request.query_params.get("kind") or None
+    if kind is not None and kind not in _KINDS:
+        raise Refusal(400, "e400", "kind: " + "、".join(_KINDS))
+    async with console(request).pool.connection() as conn:
+        rows = await conn.fetch(_LIST, kind, scopes, LIST_LIMIT + 1)
+    lang = lang_of(request)
+    kinds = [(k, KIND_TITLES[k][0 if lang == "zh" else 1]) for k in _KINDS]
+    return render(request, "reports.html", rows=rows[:LIST_LIMIT], more=len(rows) > LIST_LIMIT,
+                  kinds=kinds, kind=kind, titles=dict(kinds), pct=_pct,
+                  label=lambda r: parse_period(r["kind"], r["period"]).label(lang))  # fmt: skip
 
 
 @page

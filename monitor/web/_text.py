@@ -122,6 +122,7 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "more_events": {"zh": "只列出最早的 {n} 个事件", "en": "Only the first {n} events"},
     "attachment": {"zh": "附件", "en": "Attachment"},
     "admin": {"zh": "系统管理", "en": "Administration"},
+    "bulletins": {"zh": "监察通报", "en": "Bulletins"},
     "users": {"zh": "用户与角色", "en": "Users and roles"},
     "add_user": {"zh": "新增用户", "en": "Add a user"},
     "display_name": {"zh": "姓名", "en": "Name"},

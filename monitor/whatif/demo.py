@@ -32,6 +32,7 @@ from monitor.calendar import Calendar, load_calendar
 from monitor.daemon import DaemonConfig, Running, configure_gc, serve
 from monitor.i18n import h
 from monitor.log import configure_logging, get_logger
+from monitor.paths import DEMO_DIR
 from monitor.rules.load import load_rules
 from monitor.rules.model import RuleSet
 from monitor.wallclock import VirtualClock
@@ -49,7 +50,7 @@ from monitor.whatif.simulate import (
 from monitor.whatif.view import period_figures, read_view, render
 
 DEMO_DATABASE = "jiancha_demo"
-DEFAULT_DIR = Path(".jiancha-demo")
+DEFAULT_DIR = DEMO_DIR
 OPENING = dt.time(8, 30)  # the virtual clock starts as the hall opens
 
 

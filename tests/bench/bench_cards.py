@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m tests.bench.bench_cards [--quick] [--json PATH]
+    python -m tests.bench.bench_cards [--quick] [--json PATH] [--sections 1,2]
 
 1. The evaluation pass at 10M open clocks (``Calendar.evaluate`` with the
    default rule set's thresholds: level due now and next crossing in one numba
@@ -320,6 +320,26 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         cal.levels(tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n],
                    now_s, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], lv_out, nx_out)  # fmt: skip
 
+    threads = bench_calendar.nb.get_num_threads()
+
+    def kernel_1t() -> None:
+        bench_calendar.nb.set_num_threads(1)
+        try:
+            kernel_only()
+        finally:
+            bench_calendar.nb.set_num_threads(threads)
+
+    used = np.empty(n, dtype=np.float64)
+    tb = cal._t  # the kernel itself, no level part: what the levels add on top of it
+
+    def kernel_base() -> None:
+        monitor.calendar._kernel.clock_kernel(
+            tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n], now_s,
+            used, None, None, None, tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+            tb.nth_day, None, None, None, None, None,
+        )  # fmt: skip
+
     def read_anchor() -> None:
         for a in inputs:
             np.add.reduce(a)
@@ -338,6 +358,8 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "daemon": daemon,
         "post": post_only,
         "kernel": kernel_only,
+        "kernel1t": kernel_1t,
+        "base": kernel_base,
         "read": read_anchor,
         "copy": copy_anchor,
         "copy2t": copy_2t,
@@ -386,6 +408,8 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "fresh": ("cal.evaluate, explicit red_at, fresh outputs (no out=)", 64),
         "daemon": ("ClockTable.evaluate(cal, now): the daemon's pass", 64),
         "kernel": ("  of which Calendar.levels: the kernel, level + next crossing only", 64),
+        "kernel1t": ("  the same kernel on 1 thread", 64),
+        "base": ("  the kernel without thresholds: consumed time only (writes 8 B)", 32),
     }
     for key, (label, nbytes) in labels.items():
         rows.append([
@@ -494,7 +518,7 @@ def measure_memory(n: int, n_put: int) -> dict[str, Any]:
     tbl = fill_table(c)
     r1 = rss()
     col_bytes = tbl.memory_bytes() / n
-    owner_bytes = sys.getsizeof(tbl.owner) / n
+    owner_bytes = tbl.bookkeeping_bytes() / n  # no cases here (columns set directly): ~0
     peak_ok = reset_peak()
     tbl.evaluate(cal, now_s)  # outputs, masks and copies live only during the call
     transient = (peak_rss() - r1) / n if peak_ok else float("nan")
@@ -535,6 +559,7 @@ def measure_memory(n: int, n_put: int) -> dict[str, Any]:
     r5 = rss()
     cap = put_tbl.start.shape[0]
     put_cols = put_tbl.memory_bytes() / n_put
+    put_index = put_tbl.bookkeeping_bytes() / n_put
     del put_tbl
     gc.collect()
     tracemalloc.start()  # what the table keeps, exactly (the RSS above has allocator slack)
@@ -557,6 +582,8 @@ def measure_memory(n: int, n_put: int) -> dict[str, Any]:
         "put_traced": traced / n_put,
         "put_rss": (r5 - r4) / n_put,
         "put_columns": put_cols,
+        "put_index": put_index,
+        "put_id": sys.getsizeof(f"C{0:09d}"),
         "put_capacity": cap,
     }
 
@@ -574,8 +601,8 @@ def bench_memory(n: int, n_put: int) -> dict[str, Any]:
         table(
             ["per open clock", "counted B", "RSS growth B", "what"],
             [
-                ["ClockTable columns", fmt(m["columns"], 1), "", "memory_bytes() / rows: start, limit, ext, paused, since 8 B each, th 3 x 8, issued 1"],  # noqa: E501
-                ["ClockTable owner list", fmt(m["owner_list"], 1), "", "one pointer per slot"],
+                ["ClockTable columns", fmt(m["columns"], 1), "", "memory_bytes() / rows: start, paused, since, due 8 B, limit, ext 4, th 3 x 8, issued, level 1, case 4, rule 2, next slot 4"],  # noqa: E501
+                ["ClockTable case index", fmt(m["owner_list"], 1), "", "bookkeeping_bytes(): none here (columns set directly, no cases)"],  # noqa: E501
                 ["table, filled", fmt(counted, 1), fmt(m["rss_table"], 1), f"ClockTable(capacity={n:,}), every column written"],  # noqa: E501
                 ["evaluation outputs", fmt(m["outputs"], 1), fmt(m["rss_outputs"], 1), "consumed 8, remaining 8, deadline 8, provisional 1, level 1, next_change 8"],  # noqa: E501
                 ["resident per open clock", fmt(counted + m["outputs"], 1), fmt(m["rss_total"], 1), "table + one pass's outputs held"],  # noqa: E501
@@ -590,10 +617,12 @@ def bench_memory(n: int, n_put: int) -> dict[str, Any]:
     print(
         f"  kept per open clock: {m['put_traced']:,.0f} B by tracemalloc (RSS growth "
         f"{m['put_rss']:,.0f} B), of which columns {m['put_columns']:,.0f} B (capacity "
-        f"{m['put_capacity']:,} for {m['n_put']:,} rows: grown by 1.5x)"
+        f"{m['put_capacity']:,} for {m['n_put']:,} rows: grown by 1.5x),"
     )
-    print("  the rest is Python: the owner tuple (case id, rule), the by_case entry and its slot")
-    print("  list, the slot int, the case id string")
+    print(
+        f"  the case index {m['put_index']:,.1f} B (buckets, first slot, id pointer) and the case"
+        f" id string {m['put_id']} B"
+    )
     return m
 
 
@@ -1173,6 +1202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="sections 3 and 4 only (deciding, ingest to card): the set-wise path's figures",
     )
     parser.add_argument("--ingest-rounds", type=int, help="section 4's rounds (best one kept)")
+    parser.add_argument(
+        "--sections",
+        metavar="LIST",
+        type=_sections,
+        default=None,
+        help="run only these sections, e.g. 1,2 (default: all; --cards-only is 3,4)",
+    )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:  # section 2's measurement, in a process of its own
@@ -1210,16 +1246,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules = load_rules("cards")
     rule = decision_rule(rules)
 
-    if not args.cards_only:
+    wanted = args.sections or ({3, 4} if args.cards_only else {1, 2, 3, 4})
+    if 1 in wanted:
         meter = section(f"1. evaluation pass at {size['clocks']:,} open clocks", wait)
         results["evaluate"] = bench_evaluate(cal, rule, size["clocks"], size["rounds"])
         section_end(meter, results["evaluate"])
         gc.collect()
 
+    if 2 in wanted:
         meter = section("2. resident memory per open clock", wait)
         results["memory"] = bench_memory(size["clocks"], size["put_clocks"])
         section_end(meter, results["memory"])
         gc.collect()
+
+    if not wanted & {3, 4}:
+        title("summary")
+        print(table(["measure", "value", "anchor", "target", ""],
+                    summary_of_passes(results, size)))  # fmt: skip
+        ev = results.get("evaluate")
+        results["targets_met"] = {"evaluate_10m": bool(ev["met"])} if ev else {}
+        return finish(results, started, args.json)
 
     # sections 3-4 run the evaluator as `jiancha run` does, the collector settings included
     configure_gc()
@@ -1245,7 +1291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["postgresql"] = results["ingest"]["postgresql"]
 
     title("summary")
-    summary = [] if args.cards_only else summary_of_passes(results, size)
+    summary = summary_of_passes(results, size)
     ing, dec = results["ingest"], results["decide"]["us_per_case"]
     summary += [
         ["ingest to card, events/s", f"{ing['events_per_s']:,.0f}",
@@ -1272,25 +1318,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def summary_of_passes(results: dict[str, Any], size: dict[str, Any]) -> list[list[str]]:
-    """The summary's lines of sections 1 and 2."""
-    ev, mem = results["evaluate"], results["memory"]
+    """The summary's lines of sections 1 and 2 (those that ran)."""
+    lines: list[list[str]] = []
     scaled = " (scaled x10 from 1M)" if size["clocks"] != 10_000_000 else ""
-    return [
-        ["evaluation pass, 10M open clocks, as the daemon calls it" + scaled,
-         f"{ev['daemon_ms_at_10m']:.1f} ms", f"{ev['ratio_to_read_anchor']['daemon']:.1f}x "
-         "a numpy read of its inputs", f"<= {ev['target_ms']:.0f} ms", verdict(ev["met"])],
-        ["  incremental tick between full passes (rows due only)",
-         f"{ev['incremental_tick_ms']:.1f} ms", f"{ev['incremental_tick_rows']:,} rows due",
-         "reported", ""],
-        ["cal.evaluate with every output (consumed, remaining, ...)" + scaled,
-         f"{ev['api_ms_at_10m']:.1f} ms", f"{ev['ratio_to_read_anchor']['api']:.1f}x",
-         "reported", ""],
-        ["resident memory per open clock (table + outputs)",
-         f"{mem['columns'] + mem['owner_list'] + mem['outputs']:.0f} B counted",
-         f"RSS {mem['rss_table'] + mem['rss_outputs']:.0f} B", "reported", ""],
-        ["  filled by ClockTable.put (Python bookkeeping in)", f"{mem['put_traced']:,.0f} B",
-         f"RSS {mem['put_rss']:,.0f} B", "reported", ""],
-    ]  # fmt: skip
+    if (ev := results.get("evaluate")) is not None:
+        lines += [
+            ["evaluation pass, 10M open clocks, as the daemon calls it" + scaled,
+             f"{ev['daemon_ms_at_10m']:.1f} ms", f"{ev['ratio_to_read_anchor']['daemon']:.1f}x "
+             "a numpy read of its inputs", f"<= {ev['target_ms']:.0f} ms", verdict(ev["met"])],
+            ["  incremental tick between full passes (rows due only)",
+             f"{ev['incremental_tick_ms']:.1f} ms", f"{ev['incremental_tick_rows']:,} rows due",
+             "reported", ""],
+            ["cal.evaluate with every output (consumed, remaining, ...)" + scaled,
+             f"{ev['api_ms_at_10m']:.1f} ms", f"{ev['ratio_to_read_anchor']['api']:.1f}x",
+             "reported", ""],
+        ]  # fmt: skip
+    if (mem := results.get("memory")) is not None:
+        lines += [
+            ["resident memory per open clock (table + outputs)",
+             f"{mem['columns'] + mem['owner_list'] + mem['outputs']:.0f} B counted",
+             f"RSS {mem['rss_table'] + mem['rss_outputs']:.0f} B", "reported", ""],
+            ["  filled by ClockTable.put (Python bookkeeping in)", f"{mem['put_traced']:,.0f} B",
+             f"RSS {mem['put_rss']:,.0f} B", "reported", ""],
+        ]  # fmt: skip
+    return lines
+
+
+def _sections(text: str) -> set[int]:
+    """``--sections 1,2``: the numbers of the sections to run."""
+    try:
+        chosen = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of section numbers: {text!r}") from None
+    if not chosen or not chosen <= {1, 2, 3, 4}:
+        raise argparse.ArgumentTypeError(f"sections are 1 to 4, got {text!r}")
+    return chosen
 
 
 if __name__ == "__main__":

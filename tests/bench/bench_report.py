@@ -65,8 +65,8 @@ async def _anchor(dsn: str) -> float:
         return time.perf_counter() - t0
 
 
-async def _halves(dsn: str) -> tuple[float, float, dict[str, int]]:
-    """In-process: the database reads, then the four documents."""
+async def _halves(dsn: str) -> tuple[float, float, dict[str, int], dict[str, float]]:
+    """In-process: the database reads, then the four documents, each timed."""
     from monitor.report import build_report, parse_period, render_files
 
     cal, rules = load_calendar("cn"), load_rules()
@@ -75,9 +75,13 @@ async def _halves(dsn: str) -> tuple[float, float, dict[str, int]]:
         r = await build_report(conn, "monthly", parse_period("monthly", "2025-11"), None,
                                dt.datetime.now(dt.UTC), cal=cal, rules=rules)  # fmt: skip
         t1 = time.perf_counter()
-    files = render_files(r, ("html", "xlsx", "pdf", "json"), "zh")
+    files, each = {}, {}
+    for fmt in ("html", "xlsx", "pdf", "json"):
+        t = time.perf_counter()
+        files.update(render_files(r, (fmt,), "zh"))
+        each[fmt] = time.perf_counter() - t
     t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, {f: len(data) for f, (_, data) in files.items()}
+    return t1 - t0, t2 - t1, {f: len(data) for f, (_, data) in files.items()}, each
 
 
 def _process(dsn: str, out: Path) -> tuple[float, int]:
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small centre (a smoke run)")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--data", type=Path, help="keep the loaded database in this directory and "
+                    "reuse it next time (a loaded month takes minutes)")  # fmt: skip
     args = ap.parse_args(argv)
     configure_logging("WARNING")
     per_day = QUICK_PER_DAY if args.quick else PER_DAY
@@ -104,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         import pgserver
 
     tmp = Path(tempfile.mkdtemp(prefix="jiancha-bench-report-"))
-    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
+    data = args.data or tmp / "pg"
+    marker = data.parent / f"{data.name}.loaded-{per_day}.json"
+    server = pgserver.get_server(data, cleanup_mode="stop")
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} CPUs", "per_day": per_day}
     try:
         dsn = server.get_uri()
@@ -114,23 +122,31 @@ def main(argv: list[str] | None = None) -> int:
                 return await load_centre(dsn, load_calendar("cn"), load_rules(), FIRST, DAYS,
                                          per_day, UNTIL)  # fmt: skip
 
-        loaded = trio.run(load)
+        if marker.exists():
+            loaded = json.loads(marker.read_text(encoding="utf-8"))
+        else:
+            loaded = trio.run(load)
+            if args.data:
+                marker.write_text(json.dumps(loaded), encoding="utf-8")
         results.update(loaded)
         print(f"monthly bulletin of November 2025, {per_day:,} cases a working day: "
               f"{loaded['cases']:,} cases, {loaded['cards']:,} cards ({loaded['events']:,} events, "
               f"loaded in {loaded['load_s']:.0f} s)")  # fmt: skip
         anchor = statistics.median(trio.run(_anchor, dsn) for _ in range(rounds))
-        reads, docs, sizes = trio.run(_halves, dsn)
+        reads, docs, sizes, each = trio.run(_halves, dsn)
         runs = [_process(dsn, tmp / "out") for _ in range(rounds)]
         wall = statistics.median(t for t, _ in runs)
         peak = max(m for _, m in runs)
         results.update(anchor_s=anchor, reads_s=reads, documents_s=docs, sizes=sizes,
+                       documents_each_s=each,
                        process_s_median=wall, process_s_runs=[t for t, _ in runs],
                        peak_rss_bytes=peak, ratio_to_anchor=wall / anchor)  # fmt: skip
         print(f"anchor: jiancha.figures_v1 of the month alone: {anchor * 1e3:.0f} ms")
         print(
             f"in-process: database reads {reads:.2f} s, four documents {docs:.2f} s "
-            f"(PDF {sizes['pdf'] / 1024:.0f} KiB, XLSX {sizes['xlsx'] / 1024:.0f} KiB)"
+            f"(PDF {sizes['pdf'] / 1024:.0f} KiB, XLSX {sizes['xlsx'] / 1024:.0f} KiB; "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in each.items())
+            + " alone, charts in each)"
         )
         print(f"jiancha report monthly (a process, all four formats): {wall:.2f} s median of "
               f"{rounds} = {wall / anchor:.1f}x the anchor; target <= {TARGET_S:.0f} s: "

@@ -243,7 +243,7 @@ def test_the_documents_agree_with_the_raw_rows(history, documents, cal) -> None:
     assert f"按期办结率 {100 * sql['on_time'] / judged:.2f}%" in html
     assert f'期末超期未办结 <span class="red">{sql["overdue_open"]}</span> 件' in html
     assert f"满意率 {100 * plain['satisfied'] / plain['ratings']:.2f}%" in html
-    assert html.count("data:image/svg+xml;base64,") == 2
+    assert html.count("data:image/png;base64,") == 2
     assert "未扣除特别程序" in html  # the note on working days used
     for x in doc["red_cards"] + doc["overdue"]:
         assert f'<td class="k">{x["case_id"]}</td><td>{x["matter"]}</td>' in html

@@ -44,10 +44,11 @@ CURRENT = rows(
     ratings=[{"dept": "公安局", "win": "公安局1号窗口", "level": lv, "n": n}
              for lv, n in ((5, 6), (3, 1), (2, 1), (1, 2))],
     reviews=[{"dept": "公安局", "win": "公安局1号窗口", "bad": 3, "rectified": 1}],
-    completions=[{"dept": "税务局", "win": "税务局1号窗口", "promised_days": 5,
-                  "statutory_days": 20,
-                  "accepted_at": dt.datetime(2024, 3, 11, 2, tzinfo=UTC),  # Monday, Beijing
-                  "completed_at": dt.datetime(2024, 3, 18, 2, tzinfo=UTC)}],
+    completions=[{"dept": "税务局", "win": "税务局1号窗口", "promised_days": [5],
+                  "statutory_days": [20],
+                  # Monday 10:00 in Beijing to the next Monday
+                  "accepted_s": [int(dt.datetime(2024, 3, 11, 2, tzinfo=UTC).timestamp())],
+                  "completed_s": [int(dt.datetime(2024, 3, 18, 2, tzinfo=UTC).timestamp())]}],
     red_cards=[{"id": 7, "case_id": "C1", "matter": "M-KNOWN", "dept": "公安局",
                 "win": "公安局1号窗口", "clock": "decision", "rule": "decision_time",
                 "issued_at": P.lo, "deadline": P.lo, "status": "issued"},
@@ -117,6 +118,23 @@ def test_the_html_in_both_languages() -> None:
     en = render_html(r, "en")
     assert "<h1>县政务服务中心: e-supervision daily monitoring sheet, 2024-03-20</h1>" in en
     assert "On-time rate 92.86%" in en
+
+
+def test_a_long_list_is_cut_in_the_document_and_says_where_the_rest_is(monkeypatch) -> None:
+    """A city's month has a thousand red cards: the HTML and PDF show the first ones and
+    name the workbook's sheet, which has them all."""
+    from monitor.report import html
+
+    r = assemble(P, None, CURRENT, rows(), rows(), context())
+    assert len(r.red_cards) == 2
+    monkeypatch.setattr(html, "LIST_LIMIT", 1)
+    zh = html.render_html(r)
+    assert zh.count('<td class="k">C1</td>') == 1 and '<td class="k">C2</td>' not in zh
+    assert "……此处列出前 1 张，共 2 张，完整清单见 XLSX 附表《红牌清单》。" in zh
+    en = html.render_html(r, "en")
+    assert "… the first 1 of 2; the sheet “red cards” of the workbook lists all." in en
+    monkeypatch.setattr(html, "LIST_LIMIT", 2)
+    assert "此处列出前" not in html.render_html(r)
 
 
 def test_no_cjk_font_is_named_not_drawn_as_boxes(monkeypatch) -> None:

@@ -503,12 +503,29 @@ async def test_a_bulletin_page_its_documents_and_who_sees_them(dsn: str, conn: d
         assert (await client.get(f"/reports/{centre}/xlsx")).status_code == 404
         assert (await client.get("/reports/99999")).status_code == 404
         assert (await client.get("/reports/x1")).status_code == 404
+        # the list: each bulletin's latest version, a revision marked, the documents linked
+        listed = await client.get("/reports")
+        assert listed.status_code == 200 and 'href="/reports">监察通报</a>' in listed.text
+        for rid in (revised, other, mine):
+            assert f'href="/reports/{rid}"' in listed.text
+        assert f'href="/reports/{centre}"' not in listed.text  # superseded by version 2
+        assert "修订版（第 2 版）" in listed.text and f"/reports/{revised}/pdf" in listed.text
+        assert "受理 1,200 · 按期办结率 97.31% · 红牌 2" in listed.text
+        assert "尚无已存储的通报" in (await client.get("/reports?kind=daily")).text
+        bad = await client.get("/reports?kind=quarterly")
+        assert bad.status_code == 400 and "请求有误" in bad.text and "Traceback" not in bad.text
     async with console_client(dsn) as client:
         await sign_in(client, "zhaod")  # head of 住建局
         assert (await client.get(f"/reports/{mine}")).status_code == 200
         refused = await client.get(f"/reports/{other}")
         assert refused.status_code == 403 and "无权访问" in refused.text
         assert (await client.get(f"/reports/{centre}/pdf")).status_code == 403
+        listed = await client.get("/reports")
+        assert f'href="/reports/{mine}"' in listed.text
+        assert f'href="/reports/{other}"' not in listed.text
+        assert f'href="/reports/{revised}"' not in listed.text
     async with console_client(dsn) as client:
         await sign_in(client, "wangf")  # a window head
         assert (await client.get(f"/reports/{centre}")).status_code == 403
+        assert (await client.get("/reports")).status_code == 403
+        assert 'href="/reports"' not in (await client.get("/cards")).text  # not in the menu
