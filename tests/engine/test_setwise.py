@@ -234,3 +234,22 @@ def test_provisional_outside_the_calendar_is_true() -> None:
     far = int(dt.datetime(2300, 1, 1, tzinfo=dt.UTC).timestamp())
     assert provisional_set(CAL, [inside, far, inside]) == [False, True, False]
     assert provisional_set(CAL, []) == []
+
+
+def test_periods_sharing_a_subject_are_walked_as_the_reference() -> None:
+    """Two ratings at one instant: two periods per review rule with one subject, no pause.
+
+    Off the columns each period would card alone; the walk merges their levels
+    and cards the subject once. Both paths must give that one card.
+    """
+    hists: list[Hist] = [
+        [("submitted", 0, {**SUB, "matter": "M1"}), ("accepted", 2, {}), ("completed", 50, {}),
+         ("rated", 60, {"level": 1}), ("rated", 60, {"level": 2})],
+    ]  # fmt: skip
+    views = [view_of(f"C{i}", h) for i, h in enumerate(hists)]
+    inputs = [(v, MATTERS.get(v.matter or ""), []) for v in views]
+    now = int((T0 + 2000 * HOUR).timestamp())
+    want = [decide_case(v, m, RULES, CAL, now, ex) for v, m, ex in inputs]
+    assert decide_cases(inputs, RULES, CAL, now) == want
+    reviews = [c for c in want[0].issue if c.rule.startswith("review")]
+    assert reviews and len({(c.rule, c.subject) for c in reviews}) == len(reviews)
