@@ -25,7 +25,7 @@ from monitor.clocks.timing import (
 )
 from monitor.rules.model import CheckRule, ClockRule, Rule, Statute
 from monitor.source.contract import Matter
-from monitor.state.case import Pause, Span
+from monitor.state.case import Pause
 from monitor.state.view import CaseView
 
 __all__ = ["deadline_as_of", "pause_allowance", "periods", "split_rules", "subject_of"]
@@ -174,6 +174,34 @@ def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] 
     return start, deemed
 
 
+_PLANS: dict[int, tuple[tuple[Rule, ...], tuple[list[ClockRule], bool, bool]]] = {}
+
+
+def _plan(rules: Iterable[Rule]) -> tuple[list[ClockRule], bool, bool]:
+    """A rule tuple's clock rules, whether they watch pauses, whether acceptance can be deemed.
+
+    Remembered by the tuple's identity like `split_rules` (every case of a batch
+    asks it of one of a few tuples).
+    """
+    if not isinstance(rules, tuple):
+        return _plan_of(split_rules(rules)[0])
+    hit = _PLANS.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        hit = _PLANS[id(rules)] = (rules, _plan_of(split_rules(rules)[0]))
+    return hit[1]
+
+
+def _plan_of(clock_rules: list[ClockRule]) -> tuple[list[ClockRule], bool, bool]:
+    ons = {r.on for r in clock_rules}
+    return (
+        clock_rules,
+        bool(ons & {"decision", "statutory", "step"}),
+        bool(ons & {"decision", "statutory"}),
+    )
+
+
 def periods(
     case: CaseView,
     matter: Matter | None,
@@ -182,16 +210,15 @@ def periods(
     statute: Statute = _STATUTE,
 ) -> list[Period]:
     """The periods of a case that its clock rules watch, running or stopped."""
-    clock_rules = split_rules(rules)[0]
+    clock_rules, decision_like, may_deem = _plan(rules)
     if not clock_rules:
         return []
     out: list[Period] = []
     c = case.clocks
+    case_id = case.case_id
     closed = _epoch(case.closed_at)
-    ons = {r.on for r in clock_rules}
-    decision_like = bool(ons & {"decision", "statutory", "step"})
     pauses = _capped_pauses(cal, c.pauses, matter, statute) if decision_like else ()
-    deemed = _deemed(cal, case, statute) if ons & {"decision", "statutory"} else None
+    deemed = _deemed(cal, case, statute) if may_deem else None
 
     def add(
         rule: ClockRule,
@@ -208,23 +235,23 @@ def periods(
     ) -> None:
         if start_at is None or limit is None:
             return
-        stop = _epoch(stop_at)
-        if stop is None and stops_on_close and closed is not None:
+        stop = None if stop_at is None else int(stop_at.timestamp())
+        if stop is None and stops_on_close:
             stop = closed
-        start = start_at if isinstance(start_at, int) else epoch(start_at)
-        out.append(Period(case.case_id, rule, subject, start, stop, int(limit), extension, pz,
+        start = start_at if isinstance(start_at, int) else int(start_at.timestamp())
+        out.append(Period(case_id, rule, subject, start, stop, int(limit), extension, pz,
                           not_before, exts))  # fmt: skip
-
-    def span(rule: ClockRule, clock: Span | None, limit: int | None, **kw: object) -> None:
-        if clock is not None:
-            add(rule, clock.start, clock.stop, limit, **kw)  # type: ignore[arg-type]
 
     for rule in clock_rules:
         on = rule.on
-        if on in ("acceptance", "delivery", "immediate"):
-            span(rule, getattr(c, on), rule.limit_days)
+        if on in _SPANS:
+            clock = getattr(c, on)
+            if clock is not None:
+                add(rule, clock.start, clock.stop, rule.limit_days)
         elif on == "supplement":
-            span(rule, c.supplement, c.supplement.limit_days if c.supplement else None)
+            s = c.supplement
+            if s is not None:
+                add(rule, s.start, s.stop, s.limit_days)
         elif on in ("decision", "statutory"):
             if on == "decision" and c.immediate is not None:
                 # an immediate case's promised limit (0 days) is its immediate clock, which the
@@ -235,7 +262,7 @@ def periods(
             limits = matter.step_days if matter is not None else {}
             for name, step in sorted(c.steps.items()):
                 if name in limits:
-                    span(rule, step, int(limits[name]), subject=name, pz=pauses)
+                    add(rule, step.start, step.stop, int(limits[name]), subject=name, pz=pauses)
         elif on == "pause":
             for p in c.pauses:
                 add(rule, p.start, p.end, pause_allowance(p, matter, statute),
@@ -245,6 +272,9 @@ def periods(
                 add(rule, r.start, r.visited if on == "review_visit" else r.stop, rule.limit_days,
                     stops_on_close=False, subject=subject_of("rating", r.start))  # fmt: skip
     return out
+
+
+_SPANS = frozenset({"acceptance", "delivery", "immediate"})
 
 
 def _decision_period(

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from monitor.calendar import Calendar
-from monitor.clocks.arrays import level_times_set
+from monitor.clocks.arrays import PlainLevels
 from monitor.clocks.periods import periods, split_rules
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, findings
+from monitor.engine.figures import JUDGED, figures_of
 from monitor.rules.model import Rule, RuleSet
 from monitor.source.contract import Matter
 from monitor.state.view import CaseView
@@ -97,22 +98,31 @@ class _Seen:
     period: dict[Key, Period] = field(default_factory=dict)
     running: set[Key] = field(default_factory=set)
 
-    def add(self, p: Period, tm: LevelTimes) -> None:
-        key = (p.rule.rule, p.subject)
-        merged = self.due.setdefault(key, {})
-        for lv, at in tm.due.items():
-            merged[lv] = min(at, merged.get(lv, at))
-        self.period[key] = p
-        if p.stop is None:
-            self.running.add(key)
+    @classmethod
+    def of(cls, ps: Sequence[Period], times: Sequence[LevelTimes]) -> _Seen:
+        """What the periods of a case saw (only asked when the case has cards to judge)."""
+        seen = cls()
+        due_of, period, running = seen.due, seen.period, seen.running
+        for p, tm in zip(ps, times, strict=True):
+            key = (p.rule.rule, p.subject)
+            merged = due_of.get(key)
+            if merged is None:
+                due_of[key] = dict(tm.due)
+            else:
+                for lv, at in tm.due.items():
+                    merged[lv] = min(at, merged.get(lv, at))
+            period[key] = p
+            if p.stop is None:
+                running.add(key)
+        return seen
 
 
 def _decision_overdue(ps: Sequence[Period], times: Sequence[LevelTimes]) -> bool:
     """The running decision clock is past its red level: a step is then not carded."""
-    return any(
-        p.rule.on == "decision" and 3 in tm.due and p.stop is None
-        for p, tm in zip(ps, times, strict=True)
-    )
+    for p, tm in zip(ps, times, strict=True):
+        if p.stop is None and 3 in tm.due and p.rule.on == "decision":
+            return True
+    return False
 
 
 def _clock_card(
@@ -271,20 +281,18 @@ def _decide(
 ) -> CaseDecision:
     """`decide_case` on the case's periods timed already; card details left in ``details``."""
     decision = CaseDecision()
-    seen = _Seen()
-    for p, tm in zip(ps, times, strict=True):
-        seen.add(p, tm)
-    # what was wrong goes first: a revoked card no longer holds its level up
     found = findings(case, matter, rules, cal, ruleset.statute)
-    _ends(case, rules, existing, seen, found, cal, now, decision)
-    revoked = {c.card_id for c in decision.revoke}
     highest: dict[Key, int] = {}
     crossed: set[tuple[str, str, int, int]] = set()
-    for card in existing:
-        crossed.add((card.rule, card.subject, card.level, card.issued_at))
-        if card.status != "revoked" and card.card_id not in revoked:
-            key = (card.rule, card.subject)
-            highest[key] = max(highest.get(key, 0), card.level)
+    if existing:  # most cases of a batch have none: nothing to close, revoke or hold up
+        # what was wrong goes first: a revoked card no longer holds its level up
+        _ends(case, rules, existing, _Seen.of(ps, times), found, cal, now, decision)
+        revoked = {c.card_id for c in decision.revoke}
+        for card in existing:
+            crossed.add((card.rule, card.subject, card.level, card.issued_at))
+            if card.status != "revoked" and card.card_id not in revoked:
+                key = (card.rule, card.subject)
+                highest[key] = max(highest.get(key, 0), card.level)
     overdue = _decision_overdue(ps, times)
     for p, tm in zip(ps, times, strict=True):
         if p.stop is None:
@@ -310,8 +318,22 @@ def _decide(
         if new is not None:
             decision.issue.append(new)
             highest[(new.rule, new.subject)] = new.level
-    decision.issue += check_cards(case, found, now, highest, crossed)
+    if found:
+        decision.issue += check_cards(case, found, now, highest, crossed)
     return decision
+
+
+_WITH_JUDGED: dict[int, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {}
+
+
+def _with_judged(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """A case's resolved rules and the figures' (`JUDGED`), one tuple per resolved tuple."""
+    hit = _WITH_JUDGED.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_WITH_JUDGED) >= 4096:  # tuples of replaced rule sets: let them go
+            _WITH_JUDGED.clear()
+        hit = _WITH_JUDGED[id(rules)] = (rules, rules + JUDGED)
+    return hit[1]
 
 
 def decide_cases(
@@ -322,32 +344,149 @@ def decide_cases(
     *,
     running: bool = True,
     setwise: bool = True,
+    figures: bool = False,
 ) -> list[CaseDecision]:
     """`decide_case` for many cases: the same decisions, computed set-wise.
 
-    The periods of every case are timed together (`level_times_set`: those
-    without pauses over arrays, the rest in one calendar pass) and the
-    details of every card issued take one calendar call. ``setwise=False``
+    The periods of every case are timed together (those without pauses over
+    arrays, `PlainLevels`; the rest in one calendar pass); a case with no
+    cards yet whose periods have no pause is decided from those arrays
+    (`_decide_plain`), the others walked; the details of every card issued
+    take one calendar call. ``setwise=False``
     times them with the Python walk instead (the reference, for benchmarks
-    and tests).
+    and tests). ``figures``: each decision's ``outcome`` too, the case's
+    period for the figures built with its others (`figures.case_figures`'s
+    answer, the statute applied once).
     """
-    spans = []
+    spans: list[tuple[int, int]] = []
     every: list[Period] = []
     resolved = []
+    judged: list[Period | None] = []
+    details: list[Detail] = []
+    out: list[CaseDecision] = []
     for case, matter, _ in cases:
         rules = ruleset.resolve(case.region, case.department, case.matter)
-        ps = periods(case, matter, rules, cal, ruleset.statute)
+        if figures:
+            ps = periods(case, matter, _with_judged(rules), cal, ruleset.statute)
+            mine = [p for p in ps if p.rule is JUDGED[0] or p.rule is JUDGED[1]]
+            judged.append(mine[0] if mine else None)
+            if mine:
+                ps = ps[: len(ps) - len(mine)]  # the figures' rules come last
+        else:
+            ps = periods(case, matter, rules, cal, ruleset.statute)
         resolved.append(rules)
         spans.append((len(every), len(ps)))
         every.extend(ps)
-    times = (level_times_set if setwise else level_times)(cal, every, now)
-    details: list[Detail] = []
-    out = []
-    for (case, matter, existing), rules, (i, k) in zip(cases, resolved, spans, strict=True):
-        out.append(_decide(case, matter, ruleset, rules, cal, now, existing, running,
-                           every[i:i + k], times[i:i + k], details))  # fmt: skip
-        if not setwise:
+    if setwise:
+        out = _decide_set(cases, ruleset, resolved, cal, now, running, every, spans, details)
+    else:
+        times = level_times(cal, every, now)
+        for (case, matter, existing), rules, (i, k) in zip(cases, resolved, spans, strict=True):
+            out.append(_decide(case, matter, ruleset, rules, cal, now, existing, running,
+                               every[i:i + k], times[i:i + k], details))  # fmt: skip
             _fill_details(cal, now, details)  # card by card, as the reference does
             details = []
     _fill_details(cal, now, details)
+    if figures:
+        got = figures_of([(case, matter) for case, matter, _ in cases], judged, cal)
+        for d, f in zip(out, got, strict=True):
+            d.outcome = (f.deadline, f.outcome or "")
     return out
+
+
+def _decide_set(
+    cases: Sequence[tuple[CaseView, Matter | None, Sequence[ExistingCard]]],
+    ruleset: RuleSet,
+    resolved: Sequence[Sequence[Rule]],
+    cal: Calendar,
+    now: int,
+    running: bool,
+    every: Sequence[Period],
+    spans: Sequence[tuple[int, int]],
+    details: list[Detail],
+) -> list[CaseDecision]:
+    """`decide_cases`' set-wise path: the decisions, the details left in ``details``."""
+    slot: list[int] = []  # each period's row in the plain columns, -1: it has pauses
+    plain: list[Period] = []
+    paused: list[Period] = []
+    for p in every:
+        if p.pauses:
+            slot.append(-1 - len(paused))
+            paused.append(p)
+        else:
+            slot.append(len(plain))
+            plain.append(p)
+    cols = PlainLevels(cal, plain, now)
+    walked = level_times(cal, paused, now) if paused else []
+    out = []
+    for (case, matter, existing), rules, (i, k) in zip(cases, resolved, spans, strict=True):
+        mine = slot[i : i + k]
+        ps = every[i : i + k]
+        got = None
+        if not existing and all(j >= 0 for j in mine):
+            got = _decide_plain(case, matter, ruleset, rules, cal, now, running, ps, cols, mine,
+                                details)  # fmt: skip
+        if got is None:
+            times = [cols.times(j) if j >= 0 else walked[-1 - j] for j in mine]
+            got = _decide(case, matter, ruleset, rules, cal, now, existing, running, ps, times,
+                          details)  # fmt: skip
+        out.append(got)
+    return out
+
+
+def _decide_plain(
+    case: CaseView,
+    matter: Matter | None,
+    ruleset: RuleSet,
+    rules: Sequence[Rule],
+    cal: Calendar,
+    now: int,
+    running: bool,
+    ps: Sequence[Period],
+    cols: PlainLevels,
+    rows: Sequence[int],
+    details: list[Detail],
+) -> CaseDecision | None:
+    """`_decide` of a case with no cards whose periods have no pause, read off the columns.
+
+    With nothing to close, revoke or hold a level up, a period's card is the
+    highest level it may be carded at (`PlainLevels.card`); a `LevelTimes` is
+    made only for a card issued. None when two periods share a rule and
+    subject (the walk merges their levels).
+    """
+    if len({(p.rule.rule, p.subject) for p in ps}) != len(ps):
+        return None
+    decision = CaseDecision()
+    top, card = cols.top, cols.card
+    overdue = False
+    for p, j in zip(ps, rows, strict=True):
+        if p.stop is None and top[j] == 3 and p.rule.on == "decision":
+            overdue = True
+    highest: dict[Key, int] = {}
+    for p, j in zip(ps, rows, strict=True):
+        if p.stop is None:
+            if p.not_before is None or p.not_before <= now:
+                decision.running.append(p)
+                decision.running_pauses.append([])
+                if not running and top[j]:  # due now and left to the tick: it must look
+                    decision.wake_at = now
+            else:  # deemed accepted later: no row before then, a look at that instant
+                at = decision.wake_at
+                decision.wake_at = p.not_before if at is None else min(at, p.not_before)
+            if not running:
+                continue
+        if not card[j] or (p.rule.on == "step" and overdue):
+            continue
+        rule, level = p.rule, card[j]
+        detail: dict[str, Any] = {}
+        details.append((detail, p, cols.times(j), level))
+        decision.issue.append(NewCard(p.case_id, rule.clock, rule.rule, level, cols.card_at[j],
+                                      cols.deadline[j], detail,
+                                      supervision=rule.supervision == level,
+                                      close=None if p.stop is None else "period_finished",
+                                      subject=p.subject))  # fmt: skip
+        highest[(rule.rule, p.subject)] = level
+    found = findings(case, matter, rules, cal, ruleset.statute)
+    if found:
+        decision.issue += check_cards(case, found, now, highest, set())
+    return decision

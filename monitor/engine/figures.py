@@ -34,7 +34,7 @@ from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
-__all__ = ["CaseFigure", "Counts", "case_figures", "tally", "total"]
+__all__ = ["JUDGED", "CaseFigure", "Counts", "case_figures", "figures_of", "tally", "total"]
 
 _STATUTE = Statute()
 _AT_LIMIT = {3: Threshold(after_deadline_days=0.0, text="deadline")}
@@ -43,6 +43,8 @@ _AT_LIMIT = {3: Threshold(after_deadline_days=0.0, text="deadline")}
 _PROMISED = ClockRule("figures", "decision", "decision", "", "", _AT_LIMIT)
 _IMMEDIATE = ClockRule("figures", "immediate", "immediate", "", "", _AT_LIMIT, limit_days=0)
 _JUDGED = (_PROMISED, _IMMEDIATE)
+JUDGED: tuple[ClockRule, ...] = _JUDGED
+"""The rules whose periods a figure judges (at most one per case): `figures_of`'s input."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,17 @@ def case_figures(
     for case, matter in cases:
         ps = periods(case, matter, _JUDGED, cal, statute)
         found.append(ps[0] if ps else None)
+    return figures_of(cases, found, cal)
+
+
+def figures_of(
+    cases: Sequence[tuple[CaseView, Matter | None]], found: Sequence[Period | None], cal: Calendar
+) -> list[CaseFigure]:
+    """`case_figures` with each case's period of a `JUDGED` rule built already (or None).
+
+    The engine builds it with the case's other periods (`decide_cases(figures=True)`):
+    the statute (pauses, deemed acceptance) is applied once per case.
+    """
     judged = [(i, p) for i, p in enumerate(found) if p is not None]
     # one `now` per period would be a call each: measure all at the latest, each clipped
     # to its own stop, then take the crossing (due if reached, else upcoming)

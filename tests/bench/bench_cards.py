@@ -30,6 +30,8 @@ Run from the repository root::
    plans PostgreSQL made while jiancha's tables were empty (a connection reused
    after TRUNCATE; card tables ANALYZEd empty).
 
+Sections 3-4 run with the daemon's collector settings (``monitor.daemon.configure_gc``).
+
 Nothing here asserts a timing; the module is not collected by pytest.
 ``--quick`` runs section 1 at 1M clocks and sections 3-4 at 5,000 cases (a smoke
 test, well under a minute).
@@ -81,6 +83,7 @@ from monitor.calendar import Calendar, ClockState, load_calendar
 from monitor.clocks.table import ClockTable
 from monitor.clocks.table import earliest as _earliest
 from monitor.clocks.timing import NAT, Period, thresholds
+from monitor.daemon import configure_gc
 from monitor.engine.cards import CaseDecision
 from monitor.engine.decide import decide_cases
 from monitor.log import configure_logging
@@ -1264,6 +1267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["targets_met"] = {"evaluate_10m": bool(ev["met"])} if ev else {}
         return finish(results, started, args.json)
 
+    # sections 3-4 run the evaluator as `jiancha run` does, the collector settings included
+    configure_gc()
     meter = section("3. deciding alone: set-wise and reference", wait)
     results["decide"] = bench_decide(size, rules, cal)
     section_end(meter, results["decide"])

@@ -9,12 +9,15 @@ statutory, steps, pauses, reviews; withdrawals; procedural facts) and the
 cards those cases already have (the reference's own cards of an earlier
 instant, some revoked or closed, some moved to another instant so they are
 wrong), both must decide exactly the same: cards with their details,
-closings, revocations, running periods with their pauses, wake-ups.
+closings, revocations, running periods with their pauses, wake-ups; and
+the figures `decide_cases` builds with the decisions (``figures=True``)
+must be `case_figures`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 from monitor.calendar import load_calendar
 from monitor.engine.cards import CaseDecision, ExistingCard
 from monitor.engine.decide import decide_case, decide_cases, provisional_at, provisional_set
+from monitor.engine.figures import case_figures
 from monitor.rules.load import load_rules
 from monitor.source.contract import Matter, SourceEvent
 from monitor.state.reduce import reduce_case
@@ -114,13 +118,16 @@ def view_of(case_id: str, hist: Hist) -> CaseView:
 
 def had(d: CaseDecision, fate: list[int], first_id: int) -> list[ExistingCard]:
     """The reference's cards of an earlier instant as the ledger holds them, some changed
-    since: 0 as issued, 1 closed, 2 revoked, 3 moved an hour (so wrong at its instant)."""
+    since: 0 as issued, 1 closed, 2 revoked, 3 moved an hour (so wrong at its instant),
+    4 of a rule the rule file no longer has, 5 a level lower (a higher one is then due)."""
     out = []
     for n, c in enumerate(d.issue):
         what = fate[n % len(fate)]
         status = {1: "closed", 2: "revoked"}.get(what, "issued")
         at = c.issued_at + (3600 if what == 3 else 0)
-        out.append(ExistingCard(first_id + n, c.case_id, c.clock, c.rule, c.level, status, at,
+        rule = "retired_rule" if what == 4 else c.rule
+        level = max(1, c.level - 1) if what == 5 else c.level
+        out.append(ExistingCard(first_id + n, c.case_id, c.clock, rule, level, status, at,
                                 c.subject))  # fmt: skip
     return out
 
@@ -130,7 +137,7 @@ def had(d: CaseDecision, fate: list[int], first_id: int) -> list[ExistingCard]:
     hists=st.lists(history(), min_size=1, max_size=8),
     before=st.integers(0, 400),
     after=st.integers(0, 2000),
-    fate=st.lists(st.integers(0, 3), min_size=1, max_size=6),
+    fate=st.lists(st.integers(0, 5), min_size=1, max_size=6),
     running=st.booleans(),
 )
 def test_setwise_decides_as_the_reference(
@@ -152,6 +159,16 @@ def test_setwise_decides_as_the_reference(
     assert [[c.detail for c in d.issue] for d in got] == [[c.detail for c in d.issue]
                                                           for d in want]  # fmt: skip
     assert decide_cases(inputs, RULES, CAL, now, running=running, setwise=False) == want
+    # the same cases with no cards yet: those without pauses are decided off the columns
+    fresh = [(v, m, []) for v, m, _ in inputs]
+    assert decide_cases(fresh, RULES, CAL, now, running=running) == [
+        decide_case(v, m, RULES, CAL, now, [], running=running) for v, m, _ in fresh
+    ]
+    # the figures built with the decisions' periods are `case_figures`'s, nothing else moves
+    with_figures = decide_cases(inputs, RULES, CAL, now, running=running, figures=True)
+    figs = case_figures([(v, m) for v, m, _ in inputs], CAL, RULES.statute)
+    assert [d.outcome for d in with_figures] == [(f.deadline, f.outcome or "") for f in figs]
+    assert [replace(d, outcome=None) for d in with_figures] == want
 
 
 def test_a_batch_issues_cards_with_every_detail() -> None:
@@ -181,8 +198,58 @@ def test_a_batch_issues_cards_with_every_detail() -> None:
     assert provisional_at(CAL, by_case["C2"][0].deadline or 0)
 
 
+def test_a_batch_closes_and_revokes_as_the_reference() -> None:
+    """Not vacuous either: cards of an earlier instant closed, revoked, superseded, both ways.
+
+    Issued at the earlier instant: the cards of a case completed since (closed with
+    its period), cards moved off their instant (revoked: wrong at their instant),
+    cards of a rule the rule file no longer has (revoked).
+    """
+    hists: list[Hist] = [
+        [("submitted", 0, {**SUB, "matter": "M1"}), ("accepted", 2, {}), ("completed", 600, {})],
+        [("submitted", 0, {**SUB, "matter": "M1"}), ("accepted", 2, {})],
+        [("submitted", 0, {**SUB, "matter": "P"}), ("accepted", 2, {}),
+         ("fee_charged", 5, {"amount": 100})],
+    ]  # fmt: skip
+    views = [view_of(f"C{i}", h) for i, h in enumerate(hists)]
+    earlier = int((T0 + 450 * HOUR).timestamp())
+    now = int((T0 + 700 * HOUR).timestamp())
+    inputs = []
+    for i, (v, fate) in enumerate(zip(views, ([0], [3], [4]), strict=True)):
+        m = MATTERS.get(v.matter or "")
+        old = decide_case(v, m, RULES, CAL, earlier, [], running=True)
+        assert old.issue
+        inputs.append((v, m, had(old, fate, 1000 * i)))
+    want = [decide_case(v, m, RULES, CAL, now, ex) for v, m, ex in inputs]
+    assert decide_cases(inputs, RULES, CAL, now) == want
+    assert decide_cases(inputs, RULES, CAL, now, setwise=False) == want
+    closed = {c.reason for c in want[0].close}
+    revoked = {c.reason for d in want[1:] for c in d.revoke}
+    assert "period_finished" in closed or "case_finished" in closed
+    assert {"threshold_moved", "rule_removed"} <= revoked
+
+
 def test_provisional_outside_the_calendar_is_true() -> None:
     inside = int(T0.timestamp())
     far = int(dt.datetime(2300, 1, 1, tzinfo=dt.UTC).timestamp())
     assert provisional_set(CAL, [inside, far, inside]) == [False, True, False]
     assert provisional_set(CAL, []) == []
+
+
+def test_periods_sharing_a_subject_are_walked_as_the_reference() -> None:
+    """Two ratings at one instant: two periods per review rule with one subject, no pause.
+
+    Off the columns each period would card alone; the walk merges their levels
+    and cards the subject once. Both paths must give that one card.
+    """
+    hists: list[Hist] = [
+        [("submitted", 0, {**SUB, "matter": "M1"}), ("accepted", 2, {}), ("completed", 50, {}),
+         ("rated", 60, {"level": 1}), ("rated", 60, {"level": 2})],
+    ]  # fmt: skip
+    views = [view_of(f"C{i}", h) for i, h in enumerate(hists)]
+    inputs = [(v, MATTERS.get(v.matter or ""), []) for v in views]
+    now = int((T0 + 2000 * HOUR).timestamp())
+    want = [decide_case(v, m, RULES, CAL, now, ex) for v, m, ex in inputs]
+    assert decide_cases(inputs, RULES, CAL, now) == want
+    reviews = [c for c in want[0].issue if c.rule.startswith("review")]
+    assert reviews and len({(c.rule, c.subject) for c in reviews}) == len(reviews)
