@@ -314,3 +314,67 @@ def test_appeal_with_a_photo_then_an_officer_decides(
     assert "李明（纪检监察员）" in body and "维持原牌" in body
     _shot(browser, tmp_path, "card-1440-decided.png")
     assert link and link.startswith(f"{base}/attachments/")
+
+
+def _store_bulletin(dsn: str) -> int:
+    """A monthly bulletin and its revision in jiancha.reports, with a PDF."""
+
+    async def go() -> int:
+        conn = await asyncpg.connect(dsn, timeout=30)
+        try:
+            await conn.execute("DELETE FROM jiancha.report_files")
+            await conn.execute("UPDATE jiancha.outbox SET report_id = NULL")
+            await conn.execute("DELETE FROM jiancha.reports")
+            figures = ('{"accepted": 109021, "completed": 99745, "on_time_rate": 0.9835, '
+                       '"overdue_open": 315, "cards": {"red": 1166, "yellow": 3120, "blue": 6534},'
+                       ' "satisfaction_rate": 0.9895}')  # fmt: skip
+            rid = 0
+            for version, changed in ((1, "[]"), (2, '[{"key": "figures.completed", '
+                                                     '"was": 99744, "now": 99745}]')):  # fmt: skip
+                rid = await conn.fetchval(
+                    "INSERT INTO jiancha.reports (kind, period, scope, version, generated_at,"
+                    " digest, content, changed, files) VALUES ('monthly', '2025-11', '', $1, $2,"
+                    " $3, jsonb_build_object('centre', '示范县政务服务中心', 'figures', $4::jsonb),"
+                    " $5::jsonb, $6::jsonb) RETURNING id",
+                    version, T0 + version * DAY, f"d{version}", figures, changed,
+                    '{"pdf": {"name": "jiancha-monthly-2025-11.pdf", "bytes": 9}}',
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO jiancha.report_files (report_id, format, name, content)"
+                    " VALUES ($1, 'pdf', 'jiancha-monthly-2025-11.pdf', '%PDF-1.7'::bytea)",
+                    rid,
+                )
+            return int(rid)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def test_officer_finds_the_monthly_bulletin_on_a_phone(
+    console: tuple[str, int], browser: webdriver.Chrome, tmp_path: Path, sync_dsn: str
+) -> None:
+    """From the menu to the bulletins, the latest version, its page: nothing wider than a phone."""
+    base, _ = console
+    latest = _store_bulletin(sync_dsn)
+    browser.set_window_size(390, 844)
+    browser.get(f"{base}/login")
+    browser.find_element(By.NAME, "username").send_keys("lim")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.LINK_TEXT, "监察通报"))
+    browser.find_element(By.LINK_TEXT, "监察通报").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/reports"))
+    rows = browser.find_elements(By.CSS_SELECTOR, ".rows li")
+    assert len(rows) == 1  # the revision, not both versions
+    text = rows[0].text
+    assert "月总结" in text and "2025年11月" in text and "修订版（第 2 版）" in text, text
+    assert "受理 109,021 · 按期办结率 98.35% · 红牌 1,166" in text, text
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    _shot(browser, tmp_path, "reports-390.png")
+    browser.set_window_size(390, 844)
+    rows[0].find_element(By.CSS_SELECTOR, "a[href^='/reports/']").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/reports/{latest}"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "修订版" in body and "jiancha-monthly-2025-11.pdf" in body
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
