@@ -157,10 +157,14 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
 
 
 @pytest.mark.parametrize("size", [3, state_store.OVERLAP_MIN_EVENTS + 5])
-async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn, size):
-    """The server-side copy has no ON CONFLICT (the range is past the committed cursor);
-    if stored events turn up all the same (a second tailer, a cursor set back by hand),
-    the key stops the batch and it is taken again: same state, nothing lost or doubled."""
+@pytest.mark.parametrize("from_source", [True, False], ids=["copy", "stream"])
+async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(
+    dsn, size, from_source
+):
+    """The server-side copy and the binary COPY (jiancha in another database) have no ON
+    CONFLICT (the range is past the committed cursor); if stored events turn up all the
+    same (a second tailer, a cursor set back by hand), the key stops the batch and it is
+    taken again: same state, nothing lost or doubled."""
     async with await db.connect(dsn) as conn:
         rows = [(f"S{i // 3}", ("submitted", "accepted", "completed")[i % 3], at(i % 3),
                  SUBMITTED if i % 3 == 0 else {}) for i in range(size)]  # fmt: skip
@@ -168,13 +172,13 @@ async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn
         events = await read_batch(conn, START, 100_000)
         matters = await load_matters(conn)
         first = await apply_batch(conn, events[:-1], matters, START, NOW,
-                                         from_source=True)  # fmt: skip
+                                         from_source=from_source)  # fmt: skip
         assert first.events == size - 1
         before = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
         with structlog.testing.capture_logs() as logs:
             # as if the cursor had been set back to the start: all but one are stored
             again = await apply_batch(conn, events, matters, START, NOW,
-                                             from_source=True)  # fmt: skip
+                                             from_source=from_source)  # fmt: skip
         assert [e["event"] for e in logs] == ["batch_retaken_skipping_stored_events"]
         assert again.events == size and again.cursor == Cursor.after(events, first.cursor)
         after = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
@@ -187,7 +191,7 @@ async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn
         await write(conn, [("S0", "delivered", at(4), {})])
         more = await read_batch(conn, again.cursor, 100)
         with structlog.testing.capture_logs() as logs:
-            await apply_batch(conn, more, matters, again.cursor, NOW, from_source=True)
+            await apply_batch(conn, more, matters, again.cursor, NOW, from_source=from_source)
         assert logs == []
 
 
