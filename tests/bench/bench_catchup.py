@@ -9,8 +9,8 @@ jiancha's schema (the default deployment: one database). The backlog is
 200,000 events of 25,000 cases (``--quick``: 20,000 of 2,500), eight a case
 (submitted, accepted, a step, a fee, decided, completed, delivered, rated),
 interleaved in business time as a busy centre writes them; a fifth of the
-cases stop after acceptance and stay open, many of them late, so the command
-issues cards. Each run starts from empty jiancha tables and times the whole
+cases stay open instead (paused, resumed, extended), many of them late, and
+the command issues cards. Each run starts from empty jiancha tables and times the whole
 command, a process of its own (`python -m monitor evaluate --now ...`).
 
 The anchor, measured in the same run, is the read floor: one client merely
@@ -68,7 +68,7 @@ _RESET = (
 
 
 def backlog(cases: int) -> list[tuple[str, str, dt.datetime, dict[str, Any]]]:
-    """Eight events a case, a fifth left open after acceptance; sorted by business time."""
+    """Eight events a case, a fifth left open (paused, extended); sorted by business time."""
     rng = np.random.default_rng(SEED)
     rows: list[tuple[str, str, dt.datetime, dict[str, Any]]] = []
     start = rng.uniform(0, SPREAD_DAYS * 86400, size=cases)
@@ -79,12 +79,21 @@ def backlog(cases: int) -> list[tuple[str, str, dt.datetime, dict[str, Any]]]:
         t += [t[0] + dt.timedelta(seconds=float(s)) for s in steps[i]]
         sub = {"matter": "M1" if i % 2 else "M2", "window": f"W{i % 7}", "region": "R1",
                "channel": "window" if i % 3 else "online"}  # fmt: skip
-        rows += [(cid, "submitted", t[0], sub), (cid, "accepted", t[1], {})]
-        if i % 5 == 0:
-            continue  # open: the clocks run on
         rows += [
+            (cid, "submitted", t[0], sub),
+            (cid, "accepted", t[1], {}),
             (cid, "step_started", t[2], {"step": "review"}),
             (cid, "fee_charged", t[3], {"amount": 12.5 if i % 4 else 20}),
+        ]
+        if i % 5 == 0:  # open: the clocks run on
+            rows += [
+                (cid, "suspended", t[4], {"type": "hearing", "notified_days": 10}),
+                (cid, "resumed", t[5], {"type": "hearing"}),
+                (cid, "extended", t[6], {"days": 5, "approver": "局长"}),
+                (cid, "step_finished", t[7], {"step": "review"}),
+            ]
+            continue
+        rows += [
             (cid, "decided", t[4], {"result": "approve"}),
             (cid, "completed", t[5], {}),
             (cid, "delivered", t[6], {}),
