@@ -26,7 +26,6 @@ import trio
 
 from monitor import db
 from monitor.log import get_logger
-from monitor.source import typed
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import Cursor, Matter, SourceEvent, payload_of, too_large
 
@@ -34,34 +33,27 @@ __all__ = ["CHANNEL", "Batch", "Tailer", "TailerStats", "read_batch"]
 
 CHANNEL = "jiancha_events_v1"
 
-# The payload fields jiancha reads come as typed columns (monitor.source.typed); only a
-# payload they cannot represent exactly comes as text, and read_batch decodes those of a
-# batch at once, not the connection's jsonb codec one row at a time. A time Python's
-# datetime cannot hold (±infinity, BC, past year 9999) would stop the read: it comes as
-# year 1, which `validate` rejects (contract.UNREADABLE_TIME).
+# The payload comes as text and read_batch decodes a whole batch of them at once,
+# not the connection's jsonb codec one row at a time. A time Python's datetime cannot
+# hold (±infinity, BC, past year 9999) would stop the read: it comes as year 1, which
+# `validate` rejects (contract.UNREADABLE_TIME).
 # A payload whose stored size (compressed, at worst) is past this is not fetched at all:
 # read, a 255 MB jsonb would cost that much memory just to be dead-lettered. Four times
 # the largest payload taken (64 KiB), so compression never hides one that fits.
 STORED_MAX = 4 * 64 * 1024
 
-_READ = f"""
-SELECT e.id, e.tx::text::int8, e.case_id, e.kind,
-       CASE WHEN e.occurred_at BETWEEN '0002-01-01 00:00+00' AND '9998-12-31 00:00+00'
-            THEN e.occurred_at ELSE '0001-01-01 00:00+00' END,
-       CASE WHEN NOT x.typed AND pg_column_size(e.payload) <= $4 THEN e.payload::text END,
-       pg_column_size(e.payload),
-       {typed.COLUMNS}
-FROM (
-  SELECT id, tx, case_id, kind, occurred_at, payload FROM case_events
-  WHERE (tx, id) > ($1::text::xid8, $2::bigint)
-    AND tx < pg_snapshot_xmin(pg_current_snapshot())
-  ORDER BY tx, id
-  LIMIT $3
-) AS e
-{typed.JOIN}
-ORDER BY e.tx, e.id
+_READ = """
+SELECT id, tx::text::int8, case_id, kind,
+       CASE WHEN occurred_at BETWEEN '0002-01-01 00:00+00' AND '9998-12-31 00:00+00'
+            THEN occurred_at ELSE '0001-01-01 00:00+00' END,
+       CASE WHEN pg_column_size(payload) <= $4 THEN payload::text END,
+       pg_column_size(payload)
+FROM case_events
+WHERE (tx, id) > ($1::text::xid8, $2::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY case_events.tx, case_events.id  -- qualified: a bare `tx` is the text alias above
+LIMIT $3
 """
-_TYPED = 7  # where the typed columns start in a row of _READ
 
 # Age of the oldest transaction that holds an xid (a writer) and so holds the
 # horizon back; jiancha's own sessions are left out.
@@ -75,30 +67,23 @@ WHERE backend_xid IS NOT NULL AND application_name NOT LIKE 'jiancha%'
 async def read_batch(conn: db.Connection, cursor: Cursor, limit: int) -> list[SourceEvent]:
     """The next visible events after ``cursor``, in (tx, id) order: one round trip."""
     rows = await conn.fetch(_READ, str(cursor.tx), cursor.event_id, limit, STORED_MAX)
-    make = SourceEvent._make  # skips the keyword binding of the constructor
-    build = typed.payload
-    events = [
-        make((r[0], r[1], r[2], r[3], r[4], build(r[3], r[_TYPED:]) if r[_TYPED] else None))
-        for r in rows
-    ]
-    untyped = [i for i, r in enumerate(rows) if not r[_TYPED]]
-    if not untyped:
-        return events
-    # One json.loads over the rest: a fifth of the cost of one call per row. Every
-    # payload is jsonb's own text output, so the joined text is one valid array, unless
-    # one is past what Python reads (a 4,300-digit number, deep nesting): then row by
-    # row, and that one becomes an `Unreadable` for `validate` to dead-letter.
-    texts = [rows[i][5] if rows[i][5] is not None else "null" for i in untyped]
+    # One json.loads over the whole batch: a fifth of the cost of one call per row.
+    # Every payload is jsonb's own text output, so the joined text is one valid array,
+    # unless one is past what Python reads (a 4,300-digit number, deep nesting): then
+    # row by row, and that one becomes an `Unreadable` for `validate` to dead-letter.
+    texts = [r[5] if r[5] is not None else "null" for r in rows]
     try:
         payloads = json.loads("[" + ",".join(texts) + "]")
     except (ValueError, RecursionError):
         payloads = [payload_of(t) for t in texts]
-    for i, payload in zip(untyped, payloads, strict=True):
-        r = rows[i]
+    for i, r in enumerate(rows):
         if r[5] is None:  # a batch is bounded in bytes too: a huge payload is never fetched
-            payload = too_large(r[6])
-        events[i] = make((r[0], r[1], r[2], r[3], r[4], payload))
-    return events
+            payloads[i] = too_large(r[6])
+    make = SourceEvent._make  # skips the keyword binding of the constructor
+    return [
+        make((r[0], r[1], r[2], r[3], r[4], payload))
+        for r, payload in zip(rows, payloads, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
