@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-quick bench-quick-ab samples dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-catchup bench-quick bench-quick-ab samples dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -12,7 +12,7 @@ help:
 	@echo "make test            lint (ruff, mypy, import-linter) and the whole test suite (runs make deps first)"
 	@echo "make deps            the Debian packages the suite needs (deploy/dev-deps.sh; root installs)"
 	@echo "make lint            ruff, mypy (strict) and import-linter (the pipeline's layers)"
-	@echo "make bench           all benchmarks at full size (tests/bench, ~20 min; docs/performance.md)"
+	@echo "make bench           all benchmarks at full size (tests/bench, ~45 min; docs/performance.md)"
 	@echo "make bench-quick     a smoke run of every benchmark at a small size (CI)"
 	@echo "make bench-quick-ab BASE=REV [OTHER=REV]   bench-quick of two revisions, interleaved"
 
@@ -63,7 +63,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web bench-report
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web bench-report bench-catchup
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -112,6 +112,9 @@ bench-outage: venv
 bench-report: venv
 	$(BIN)/python -m tests.bench.bench_report
 
+bench-catchup: venv
+	$(BIN)/python -m tests.bench.bench_catchup
+
 # docs/samples/: a bulletin of each kind from the demo centre's 2025, PDF and page 1 (~15 min).
 samples: venv
 	$(BIN)/python -m tests.report.make_samples --out docs/samples
@@ -130,6 +133,7 @@ bench-quick: venv
 	$(BIN)/python -m tests.bench.bench_poison --quick
 	$(BIN)/python -m tests.bench.bench_chatty --quick
 	$(BIN)/python -m tests.bench.bench_report --quick
+	$(BIN)/python -m tests.bench.bench_catchup --quick
 	$(BIN)/python -m tests.bench.bench_failover --quick
 
 # Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?

@@ -439,10 +439,10 @@ async def apply_batch(
 
     ``from_source``: ``conn`` also reads ``case_events`` and ``events`` are
     exactly its rows after ``cursor`` up to the last of them, as the tailer
-    reads them; the events are then copied inside the server. Should one of
-    them be stored already (a second tailer, a cursor set back by hand), the
-    event table's key stops the copy, and the batch is taken again skipping
-    the stored events.
+    reads them; the events are then copied inside the server. Otherwise they
+    are streamed with a binary COPY. Should one of them be stored already (a
+    second tailer, a cursor set back by hand), the event table's key stops
+    the copy, and the batch is taken again skipping the stored events.
 
     Should the transaction fail for the data's sake (`monitor.db.data_error`:
     a value the database refuses, an error raised over it), one bad event
@@ -470,16 +470,16 @@ async def _attempt(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> 
 async def _take(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> BatchResult:
     """``events`` in one transaction (again, skipping stored events: see apply_batch)."""
     valid, dead = split(events, b.matters, b.now, b.future_tolerance, b.limits)
-    if not b.from_source:
-        return await _apply(b, events, valid, dead, cursor, copy="send")
+    first: state_store.EventCopy = "copy" if b.from_source else "stream"
+    again: state_store.EventCopy = "copy_new" if b.from_source else "send"
     try:
-        return await _apply(b, events, valid, dead, cursor, copy="copy")
+        return await _apply(b, events, valid, dead, cursor, copy=first)
     except BaseException as exc:  # sorted below: only the event table's key is ours
         if only(exc, asyncpg.UniqueViolationError, constraint="events_pkey") is None:
             raise
     _log.warning("batch_retaken_skipping_stored_events", cursor_tx=cursor.tx,
                  cursor_id=cursor.event_id, events=len(events))  # fmt: skip
-    return await _apply(b, events, valid, dead, cursor, copy="copy_new")
+    return await _apply(b, events, valid, dead, cursor, copy=again)
 
 
 async def _isolate(

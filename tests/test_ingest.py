@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 
 import pytest
 import structlog
 import trio
 
-from monitor import db
+from monitor import db, migrate
 from monitor.pipeline import apply_batch
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Cursor
 from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
+from monitor.worker import Worker, WorkerConfig
+from tests.conftest import temporary_database
 from tests.sourcekit import SUBMITTED, at, write
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
@@ -157,10 +160,14 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
 
 
 @pytest.mark.parametrize("size", [3, state_store.OVERLAP_MIN_EVENTS + 5])
-async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn, size):
-    """The server-side copy has no ON CONFLICT (the range is past the committed cursor);
-    if stored events turn up all the same (a second tailer, a cursor set back by hand),
-    the key stops the batch and it is taken again: same state, nothing lost or doubled."""
+@pytest.mark.parametrize("from_source", [True, False], ids=["copy", "stream"])
+async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(
+    dsn, size, from_source
+):
+    """The server-side copy and the binary COPY (jiancha in another database) have no ON
+    CONFLICT (the range is past the committed cursor); if stored events turn up all the
+    same (a second tailer, a cursor set back by hand), the key stops the batch and it is
+    taken again: same state, nothing lost or doubled."""
     async with await db.connect(dsn) as conn:
         rows = [(f"S{i // 3}", ("submitted", "accepted", "completed")[i % 3], at(i % 3),
                  SUBMITTED if i % 3 == 0 else {}) for i in range(size)]  # fmt: skip
@@ -168,13 +175,13 @@ async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn
         events = await read_batch(conn, START, 100_000)
         matters = await load_matters(conn)
         first = await apply_batch(conn, events[:-1], matters, START, NOW,
-                                         from_source=True)  # fmt: skip
+                                         from_source=from_source)  # fmt: skip
         assert first.events == size - 1
         before = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
         with structlog.testing.capture_logs() as logs:
             # as if the cursor had been set back to the start: all but one are stored
             again = await apply_batch(conn, events, matters, START, NOW,
-                                             from_source=True)  # fmt: skip
+                                             from_source=from_source)  # fmt: skip
         assert [e["event"] for e in logs] == ["batch_retaken_skipping_stored_events"]
         assert again.events == size and again.cursor == Cursor.after(events, first.cursor)
         after = await conn.fetch("SELECT * FROM jiancha.events ORDER BY event_id")
@@ -187,7 +194,7 @@ async def test_a_batch_that_meets_stored_events_is_taken_again_skipping_them(dsn
         await write(conn, [("S0", "delivered", at(4), {})])
         more = await read_batch(conn, again.cursor, 100)
         with structlog.testing.capture_logs() as logs:
-            await apply_batch(conn, more, matters, again.cursor, NOW, from_source=True)
+            await apply_batch(conn, more, matters, again.cursor, NOW, from_source=from_source)
         assert logs == []
 
 
@@ -266,3 +273,62 @@ async def test_a_chatty_case_advances_by_its_new_events_and_a_late_one_rebuilds(
     assert warm["event_count"] == 43 and float(warm["fees"]) == 40
     assert len(warm["pauses"]) == 1
     assert warm == cold
+
+
+@pytest.fixture(scope="module")
+def own_dsn(pg_server_dsn: str) -> Iterator[str]:
+    """A second database for jiancha's schema alone (the source is ``dsn``'s)."""
+    with temporary_database(pg_server_dsn, "jiancha_own") as own:
+        yield own
+
+
+async def test_jiancha_in_another_database_takes_every_event_once(dsn, own_dsn):
+    """The worker with its schema in another database: the events go by binary COPY, equal
+    to the source's rows; a cursor set back by hand takes the batch again skipping the
+    stored ones (ON CONFLICT), nothing doubled."""
+    rows = [(f"D{i // 3}", ("submitted", "accepted", "completed")[i % 3], at(i % 3),
+             {**SUBMITTED, "window": f"窗口{i}"} if i % 3 == 0 else {})
+            for i in range(30)]  # fmt: skip
+    rows.append(("D0", "bogus", at(4), {}))  # a dead letter, in jiancha's database too
+    async with await db.connect(own_dsn) as own:
+        await migrate.migrate(own)
+        await own.execute(
+            "TRUNCATE jiancha.events, jiancha.cases, jiancha.dead_letters, jiancha.cursor"
+        )
+    async with await db.connect(dsn) as src, await db.connect(own_dsn) as own:
+        await write(src, rows)
+        end = Cursor.after(await read_batch(src, START, 1000), START)
+
+        async def run_worker(batch_size: int) -> None:
+            config = WorkerConfig(source_dsn=dsn, dsn=own_dsn, batch_size=batch_size,
+                                  poll_interval=0.05, probe_interval=0.5)  # fmt: skip
+            w = Worker(config, clock=lambda: NOW)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(w.run)
+                with trio.fail_after(30):
+                    while w.stats.cursor < end:
+                        w.wake()
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+
+        await run_worker(7)
+        source = {r["id"]: r for r in await src.fetch("SELECT * FROM case_events")}
+        stored = await own.fetch("SELECT *, tx::text AS tx_text FROM jiancha.events")
+        assert len(stored) == 30 and await src.fetchval("SELECT count(*) FROM jiancha.events") == 0
+        for r in stored:
+            s = source[r["event_id"]]
+            assert (r["tx_text"], r["case_id"], r["kind"], r["occurred_at"], r["payload"]) == (
+                str(s["tx"]), s["case_id"], s["kind"], s["occurred_at"], s["payload"])  # fmt: skip
+        assert await own.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 1
+        before = [dict(r) for r in await own.fetch("SELECT * FROM jiancha.cases ORDER BY 1")]
+        assert [c["status"] for c in before] == ["completed"] * 10
+        # set back by hand: every batch meets stored events and is taken again without them
+        await own.execute("UPDATE jiancha.cursor SET tx = '0'::xid8, event_id = 0")
+        with structlog.testing.capture_logs() as logs:
+            await run_worker(1000)
+        assert "batch_retaken_skipping_stored_events" in [e["event"] for e in logs]
+        assert await own.fetchval("SELECT count(*) FROM jiancha.events") == 30
+        after = [dict(r) for r in await own.fetch("SELECT * FROM jiancha.cases ORDER BY 1")]
+        for row in before + after:
+            row.pop("updated_at")
+        assert after == before

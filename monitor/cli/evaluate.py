@@ -130,6 +130,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
+    from monitor.state.store import FoldCache
 
     rs = ruleset_of(args)
     cal = load_calendar(args.calendar)
@@ -143,9 +144,14 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             cursor = await _checked_cursor(src, target, now)
             await evaluator.start(target, matters, now)
             taken = dead = 0
+            # As the daemon: the events copied inside the server when jiancha's schema is
+            # in the source database, and each case's fold kept from batch to batch (not
+            # re-read and re-walked from its stored history for every batch it is in).
+            cache = FoldCache()
             while events := await read_batch(src, cursor, args.batch_size):
                 result = await apply_batch(target, events, matters, cursor, now,
-                                           evaluator=evaluator)  # fmt: skip
+                                           evaluator=evaluator, cache=cache,
+                                           from_source=target is src)  # fmt: skip
                 cursor = result.cursor
                 taken += result.events
                 dead += result.dead

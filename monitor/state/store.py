@@ -50,9 +50,12 @@ __all__ = [
 
 SOURCE = "default"
 
-EventCopy = Literal["send", "copy", "copy_new"]
-"""How a batch's events reach ``jiancha.events``: sent as parameters (jiancha in
-another database), copied inside the server, or copied skipping stored ones."""
+EventCopy = Literal["stream", "send", "copy", "copy_new"]
+"""How a batch's events reach ``jiancha.events``: streamed with a binary COPY (jiancha
+in another database), sent as parameters skipping stored ones (the same, should one be
+stored already), copied inside the server, or copied skipping stored ones."""
+
+_EVENT_COLUMNS = ("event_id", "tx", "case_id", "kind", "occurred_at", "payload", "ingested_at")
 
 
 class FoldCache:
@@ -245,6 +248,14 @@ async def _store_events(
     copy: EventCopy,
 ) -> None:
     """The valid events into ``jiancha.events``: copied inside the server, or sent."""
+    if copy == "stream":  # no ON CONFLICT: a stored one fails the batch, taken again as "send"
+        await conn.copy_records(
+            "events",
+            [(e.event_id, e.tx, e.case_id, e.kind, e.occurred_at, e.payload, now) for e in valid],
+            columns=_EVENT_COLUMNS,
+            schema="jiancha",
+        )
+        return
     if copy != "send":
         await conn.execute(
             _COPY_EVENTS if copy == "copy" else _COPY_NEW_EVENTS,
