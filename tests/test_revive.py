@@ -138,8 +138,8 @@ async def test_operators_list_show_and_retry_and_the_daemon_takes_them(dsn, cal,
                     await trio.sleep(0.05)
             assert (await letters(conn))[1] == (3, "unknown_matter", 0, False)
             await add_matter(conn, M8)  # catalogued while the daemon runs
-            with trio.fail_after(15):
-                while not (await letters(conn))[1][3]:
+            with trio.fail_after(15):  # revived, and counted (after the sweep's last round)
+                while not (await letters(conn))[1][3] or not w.stats.revived:
                     await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
         # the rating is still impossible: still dead, tried once more, no longer requested
