@@ -14,15 +14,8 @@ from monitor.report.jsondoc import report_json
 from monitor.report.model import Figures, Report
 from monitor.report.pdf import write_pdf
 from monitor.report.period import KINDS, Kind, Period, PeriodError, last_complete, parse_period
-from monitor.report.store import (
-    FORMATS,
-    Stored,
-    VersionTaken,
-    file_stem,
-    publish,
-    render_files,
-    warm_up,
-)
+from monitor.report.render import file_stem, render_files, warm_up
+from monitor.report.store import FORMATS, Stored, VersionTaken, publish
 from monitor.report.versions import Change, Revision
 from monitor.report.xlsx import write_xlsx
 

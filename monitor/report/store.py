@@ -5,25 +5,21 @@ stored version's: the same figures again return that version (idempotent, so
 a restart or a second run of the schedule stores nothing); different figures
 (late events after the period closed) make the next version, a revision that
 lists what changed, in the table and in the documents. Nothing is ever
-overwritten. The documents are rendered in a worker thread (a PDF takes
-seconds; the daemon's lease and heartbeats must not wait on it) and stored
-beside the row; the unique (kind, period, scope, version) is the last line
+overwritten. The documents are rendered in a child process (a PDF takes
+seconds of pure Python and hundreds of MiB; the daemon's lease, heartbeats
+and live path must not wait on it, nor keep the memory) and stored beside
+the row; the unique (kind, period, scope, version) is the last line
 of defence against two writers.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import trio
-
 from monitor.log import get_logger
+from monitor.report.apart import render_apart
 from monitor.report.jsondoc import report_json
 from monitor.report.versions import Change, Revision, changes, digest, flatten
 
@@ -36,10 +32,7 @@ __all__ = [
     "MEDIA_TYPES",
     "Stored",
     "VersionTaken",
-    "file_stem",
     "publish",
-    "render_files",
-    "warm_up",
 ]
 
 FORMATS: Final = ("html", "xlsx", "pdf", "json")
@@ -81,70 +74,6 @@ class Stored:
     report: Report | None = None  # the bulletin as stored (when this call built it)
 
 
-def file_stem(r: Report) -> str:
-    """``jiancha-monthly-2024-03[-税务局][-v2]``: a revision's files never replace the first's."""
-    scope = f"-{r.department}" if r.department else ""
-    version = f"-v{r.version}" if r.version > 1 else ""
-    return f"jiancha-{r.period.kind}-{r.period.key}{scope}{version}"
-
-
-def warm_up(formats: Sequence[str]) -> threading.Thread:
-    """Import the document libraries (a second or two) in a thread while the database
-    is read: the reads wait on the server, so the imports cost no time of their own.
-    Join it before rendering; a failed import surfaces there again, in order."""
-
-    def load() -> None:
-        try:
-            if "pdf" in formats or "html" in formats:
-                import matplotlib.figure  # noqa: F401
-
-                from monitor.report.charts import cjk_font
-
-                cjk_font()
-            if "pdf" in formats:
-                import weasyprint  # noqa: F401
-            if "xlsx" in formats:
-                import xlsxwriter  # noqa: F401
-        except Exception:  # render_files imports it again and reports it there
-            pass
-
-    thread = threading.Thread(target=load, name="jiancha-report-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-def render_files(
-    r: Report, formats: Sequence[str], lang: str, step: Callable[[str], None] = lambda _: None
-) -> dict[str, tuple[str, bytes]]:
-    """The documents as bytes, by format (blocking: seconds for a PDF)."""
-    from monitor.report.html import render_html
-    from monitor.report.pdf import write_pdf
-    from monitor.report.xlsx import write_xlsx
-
-    stem = file_stem(r)
-    out: dict[str, tuple[str, bytes]] = {}
-    html: str | None = None
-    if "json" in formats:
-        step("JSON")
-        text = json.dumps(report_json(r), ensure_ascii=False, indent=2, default=str) + "\n"
-        out["json"] = (f"{stem}.json", text.encode())
-    if "html" in formats or "pdf" in formats:
-        step("HTML")
-        html = render_html(r, lang)
-        if "html" in formats:
-            out["html"] = (f"{stem}.html", html.encode())
-    with tempfile.TemporaryDirectory(prefix="jiancha-report-") as tmp:
-        if "xlsx" in formats:
-            step("XLSX")
-            path = write_xlsx(r, Path(tmp) / f"{stem}.xlsx", lang)
-            out["xlsx"] = (path.name, path.read_bytes())
-        if "pdf" in formats:
-            step("PDF")
-            path = write_pdf(r, Path(tmp) / f"{stem}.pdf", lang, html)
-            out["pdf"] = (path.name, path.read_bytes())
-    return out
-
-
 def _content(row: Any) -> dict[str, Any]:
     return dict(row["content"])
 
@@ -160,7 +89,8 @@ async def publish(
 ) -> Stored:
     """Store ``r`` as the next version of its period and scope unless its figures are stored.
 
-    ``render`` makes the documents (default: ``render_files`` in a worker thread);
+    ``render`` makes the documents (default: ``render_files`` in a child process, so the
+    daemon's live path keeps its GIL and its memory);
     ``on_stored`` runs in the storing transaction (the deliveries: both or neither).
     """
     kind, period, scope = r.period.kind, r.period.key, r.department or ""
@@ -176,7 +106,7 @@ async def publish(
         changed = changes(flatten(before), flat)
         r = replace(r, revision=Revision(version, before.get("generated_at"), changed))
     if render is None:
-        files = await trio.to_thread.run_sync(render_files, r, formats, lang)
+        files = await render_apart(r, formats, lang)
     else:
         files = render(r)
     listed = {f: {"name": name, "bytes": len(data)} for f, (name, data) in files.items()}
