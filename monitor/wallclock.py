@@ -23,7 +23,8 @@ class VirtualClock:
     """Time that starts at ``start`` and runs ``rate`` times faster than the wall clock."""
 
     def __init__(self, start: dt.datetime, rate: float = 1.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 monotonic: Callable[[], float] = time.monotonic, *,
+                 running: bool = True) -> None:  # fmt: skip
         if start.tzinfo is None:
             raise ValueError("VirtualClock needs an aware start instant")
         if rate <= 0:
@@ -31,9 +32,20 @@ class VirtualClock:
         self.start = start.astimezone(dt.UTC)
         self.rate = float(rate)
         self._monotonic = monotonic
-        self._t0 = monotonic()
+        self._t0 = monotonic() if running else None
+
+    def run(self) -> None:
+        """Start a clock made with ``running=False``: until now it stood at ``start``.
+
+        A demo holds its clock while the daemon starts: at 20,000x, the seconds
+        of a start would be hours of its day gone before anything was written.
+        """
+        if self._t0 is None:
+            self._t0 = self._monotonic()
 
     def __call__(self) -> dt.datetime:
+        if self._t0 is None:
+            return self.start
         return self.start + dt.timedelta(seconds=(self._monotonic() - self._t0) * self.rate)
 
     def timestamp(self) -> float:

@@ -38,7 +38,7 @@ from monitor.retention import prune
 from monitor.revive import revive
 from monitor.source import identity
 from monitor.source.contract import START, Cursor, Matter
-from monitor.source.tailer import Batch, Tailer
+from monitor.source.tailer import Batch, Tailer, known_by
 from monitor.state import position
 from monitor.state import store as state_store
 from monitor.wallclock import Clock, real_seconds, utc_now
@@ -130,7 +130,8 @@ class Worker:
     def _tailer(self) -> Tailer:
         cfg = self.config
         return Tailer(cfg.source_dsn, batch_size=cfg.batch_size, poll_interval=cfg.poll_interval,
-                      probe_interval=cfg.probe_interval, session=cfg.source_session)  # fmt: skip
+                      probe_interval=cfg.probe_interval, session=cfg.source_session,
+                      clock=self.clock)  # fmt: skip
 
     def configure(self, **settings: object) -> None:
         """Take new settings (a reload): the tailer's apply from its next session."""
@@ -275,7 +276,7 @@ class Worker:
             caught_up = batch.caught_up
             if caught_up:
                 self.stats.caught_up_at = trio.current_time()
-                await self._when_caught_up(target)
+                await self._when_caught_up(target, known_by(batch, self.clock()))
 
     def _wait(self, caught_up: bool) -> float:
         """How long to wait for a batch: no longer than until the next card comes due."""
@@ -286,13 +287,16 @@ class Worker:
             wait = min(wait, max(0.0, real_seconds(self.clock, due - self.clock().timestamp())))
         return wait
 
-    async def _when_caught_up(self, target: db.Connection) -> None:
-        """The ticks and the checkpoint, which must see the whole visible backlog taken."""
+    async def _when_caught_up(self, target: db.Connection, at: dt.datetime) -> None:
+        """The ticks and the checkpoint, which must see the whole visible backlog taken.
+
+        The tick is at ``at``, when the read that caught up began (`known_by`).
+        """
         ev, ck = self.evaluator, self._checkpointer()
         if ev is None:
             return
-        if ev.due(self.clock()):
-            await ev.tick(target, self.tailer.matters, self.clock())
+        if ev.due(at):
+            await ev.tick(target, self.tailer.matters, at)
         if ck is not None and ck.due(trio.current_time()) and not ev.pending_reload():
             await ck.save(target, ev.table, ev.ruleset.fingerprint, ev.cal.fingerprint,
                           self.stats.cursor, trio.current_time(), ev.scheduler.wakes)  # fmt: skip

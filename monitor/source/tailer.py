@@ -18,8 +18,9 @@ next is read.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -94,10 +95,25 @@ class Batch:
     before: Cursor
     matters: Mapping[str, Matter]  # the catalogue when they were read
     caught_up: bool  # nothing more was visible: the reader had reached the horizon
+    read_at: dt.datetime | None = None  # the business clock when the read began
 
     @property
     def after(self) -> Cursor:
         return Cursor.after(self.events, self.before)
+
+
+def known_by(batch: Batch, now: dt.datetime) -> dt.datetime:
+    """The instant a caught-up batch's view of the source holds for: when its read began.
+
+    A tick judges open cases at this instant, not at ``now``: an event
+    committed after the read began (a completion, a pause) is not known yet,
+    and a case it finished would be carded, its window head alerted, and the
+    card revoked when the event is read. A daemon keeping up reads within
+    milliseconds of its ticks; a read that waited while a large batch was
+    written, or a demo's fast clock, is minutes or hours behind. What comes due
+    after it is issued by the next tick, after the next read.
+    """
+    return now if batch.read_at is None else min(now, batch.read_at)
 
 
 @dataclass
@@ -119,8 +135,10 @@ class Tailer:
         poll_interval: float = 1.0,
         probe_interval: float = 10.0,
         session: db.Session = db.SOURCE_SESSION,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.source_dsn = source_dsn
+        self.clock = clock  # dates each read (Batch.read_at): what was known by when
         self.session = session  # read-only, with a statement timeout: the source is only read
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -179,12 +197,13 @@ class Tailer:
             self._wake = trio.Event()
             if trio.current_time() - self._matters_at >= self.matters_every:
                 await self._load_matters(source)
+            read_at = self.clock() if self.clock is not None else None
             events = await read_batch(source, cursor, self.batch_size)
             if events:
                 await self._refresh_matters(source, events)
                 self.stats.batches += 1
             full = len(events) >= self.batch_size
-            batch = Batch(events, cursor, self.matters, caught_up=not full)
+            batch = Batch(events, cursor, self.matters, caught_up=not full, read_at=read_at)
             cursor = batch.after
             await send.send(batch)  # returns once taken: the next read overlaps its writing
             if not full:

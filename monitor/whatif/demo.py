@@ -249,13 +249,14 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
                 await write_events(conn, plan.backlog, batch_size=5000)
             log.info("demo_backlog", events=len(plan.backlog),
                      since=period.history_from.isoformat())  # fmt: skip
-            clock = VirtualClock(period.start, opts.speed)
+            clock = VirtualClock(period.start, opts.speed, running=False)
             config = DaemonConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.2, rules=plan.rules,
                                   calendar=plan.cal, clock=clock,
                                   metrics_address=free_address(opts.metrics_address))  # fmt: skip
             progress = [Progress(0, len(plan.live), None)]
             async with trio.open_nursery() as nursery:
                 running: Running = await nursery.start(serve, config)
+                clock.run()  # the day begins once the daemon is ready
                 if not opts.json:
                     out.write(h(f"指标：http://{running.metrics}/metrics\n",
                                 f"metrics: http://{running.metrics}/metrics\n"))  # fmt: skip
@@ -316,7 +317,8 @@ def print_figures(o: Outcome, out: TextIO, as_json: bool) -> None:
         f"\n演示期 {p.first} 至 {p.last}（此前 {p.history_from} 起的办件作为积压写入）\n"
         f"  受理 {s['accepted']} 件（即办 {share}），办结 {s['completed']} 件，"
         f"按期办结率 {rate}，超期办结 {s['late']} 件\n"
-        f"  亮牌：蓝 {c['blue']}、黄 {c['yellow']}、红 {c['red']}；账本共 {s['cards_total']} 张\n"
+        f"  亮牌：蓝 {c['blue']}、黄 {c['yellow']}、红 {c['red']}；账本共 {s['cards_total']} 张"
+        f"（另撤销 {s['cards_revoked']} 张）\n"
         f"  差评 {s['bad_ratings']} 条；期末在办 {s['open']} 件（超期 {s['overdue']} 件）；"
         f"死信 {s['dead_letters']} 条\n",
         f"\nDemo period {p.first} to {p.last} (cases since {p.history_from} written as a "
@@ -324,7 +326,7 @@ def print_figures(o: Outcome, out: TextIO, as_json: bool) -> None:
         f"  accepted {s['accepted']} (immediate {share}), completed {s['completed']}, "
         f"on time {rate}, completed late {s['late']}\n"
         f"  cards: blue {c['blue']}, yellow {c['yellow']}, red {c['red']}; "
-        f"{s['cards_total']} in the ledger\n"
+        f"{s['cards_total']} in the ledger ({s['cards_revoked']} more revoked)\n"
         f"  bad ratings {s['bad_ratings']}; open at the end {s['open']} "
         f"({s['overdue']} overdue); "
         f"dead letters {s['dead_letters']}\n",

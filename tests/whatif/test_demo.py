@@ -40,7 +40,11 @@ def test_headless_demo_runs_a_day_and_prints_what_jiancha_saw(tmp_path):
     # the figures by the one definition (jiancha.figures_v1): on-time over judged completions
     assert seen["accepted"] > 0 and seen["completed"] > 0 and seen["overdue"] >= 0
     assert seen["on_time_rate"] == round(seen["on_time"] / (seen["on_time"] + seen["late"]), 4)
-    assert seen["cards"]["blue"] > 0 and seen["cards_total"] >= sum(seen["cards"].values())
+    # cards: the backlog's overdue cases are carded whatever the machine's speed; how many
+    # warnings the live day gets depends on when its ticks ran against its events
+    assert set(seen["cards"]) == {"blue", "yellow", "red"}
+    assert seen["cards_total"] > 0 and seen["cards_total"] >= sum(seen["cards"].values())
+    assert seen["cards_revoked"] < seen["cards_total"]  # a late-committed event's, not a storm
     assert postgres_stopped(folder)  # nothing left running
     log = [json.loads(line) for line in (folder / "jiancha.log").read_text().splitlines()
            if line.startswith("{")]  # fmt: skip
