@@ -105,11 +105,13 @@ async def period_figures(conn: db.Connection, since: dt.datetime, until: dt.date
         f["cards"].setdefault(level, 0)
     # backlog included; the clock ran on past the end. Revoked cards are not cards: counted
     # apart (the demo's simulator, on a busy machine, commits events late)
-    f["cards_total"], f["cards_revoked"] = await conn.fetchrow(
+    counts = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE status <> 'revoked'), "
         "count(*) FILTER (WHERE status = 'revoked') FROM jiancha.cards WHERE issued_at < $1",
         until,
     )
+    assert counts is not None  # an aggregate: always one row
+    f["cards_total"], f["cards_revoked"] = counts[0], counts[1]
     f["dead_letters"] = await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters")
     done = f["on_time"] + f["late"]
     f["on_time_rate"] = round(f["on_time"] / done, 4) if done else None
