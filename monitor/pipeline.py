@@ -145,6 +145,9 @@ class Evaluator:
         self.notifier = notifier  # queues notifications in the same transactions
         self._next: tuple[RuleSet, Calendar, Regions] | None = None  # validated, to take over
         self._why: str | None = None  # revocation reason while recomputing after a change
+        # cases may be stored undecided (a backlog's batches; a crash before they were
+        # decided): unknown at a start, so looked for once
+        self.undecided = True
         self.log = get_logger("monitor.evaluator")
 
     @property
@@ -274,6 +277,30 @@ class Evaluator:
         decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running)
         pending.written = await self._write(store, decisions, views, matters, now)
         return pending
+
+    async def decide_undecided(
+        self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
+        chunk: int = 5000,
+    ) -> int:  # fmt: skip
+        """Once caught up: the cases a backlog's batches left undecided, each decided once.
+
+        Chunk by chunk, each its own transaction: the cards written and the mark
+        cleared together, then published. Returns how many cases were decided.
+        """
+        done = 0
+        while self.undecided:
+            pending = None
+            async with conn.transaction():
+                ids = await state_store.undecided(conn, chunk)
+                if ids:
+                    st = DbStore(conn)
+                    views = [v for v in await st.cases(ids) if v.status != "orphan"]
+                    pending = await self.decide_views(st, views, matters, now, running=False)
+                    await state_store.mark_decided(conn, ids)
+            self.publish(pending)
+            done += len(ids)
+            self.undecided = len(ids) == chunk
+        return done
 
     async def reload_cases(
         self,
@@ -419,6 +446,7 @@ class _Batch:
     future_tolerance: dt.timedelta
     source: str
     limits: Limits
+    defer: bool
 
 
 async def apply_batch(
@@ -434,8 +462,13 @@ async def apply_batch(
     future_tolerance: dt.timedelta = dt.timedelta(days=1),
     source: str = state_store.SOURCE,
     limits: Limits = LIMITS,
+    defer: bool = False,
 ) -> BatchResult:
     """Take ``events`` (in source order, right after ``cursor``) in one transaction.
+
+    ``defer``: more events are visible (a backlog): the cases are stored
+    undecided and decided once, after catching up (`Evaluator.decide_undecided`),
+    not again in every batch that touches them.
 
     ``from_source``: ``conn`` also reads ``case_events`` and ``events`` are
     exactly its rows after ``cursor`` up to the last of them, as the tailer
@@ -452,7 +485,7 @@ async def apply_batch(
     the cursor passes them all. Any other error (a lost connection) propagates.
     """
     b = _Batch(conn, matters, now, evaluator, cache, from_source, future_tolerance, source,
-               limits)  # fmt: skip
+               limits, defer and evaluator is not None)  # fmt: skip
     return await _attempt(b, events, cursor)
 
 
@@ -536,8 +569,8 @@ async def _apply(
         await state_store.write_dead(conn, dead, now)
         if valid:
             taken = await state_store.take(conn, valid, dead, cursor, after, b.matters, now,
-                                           cache=cache, copy=copy)  # fmt: skip
-            if evaluator is not None:
+                                           cache=cache, copy=copy, undecided=b.defer)  # fmt: skip
+            if evaluator is not None and not b.defer:
                 pending = await evaluator.on_batch(conn, taken.states, b.matters, now)
         if events:
             await state_store.save_cursor(conn, after, len(events), now, b.source)
@@ -545,5 +578,6 @@ async def _apply(
         taken.publish(cache)
     if evaluator is not None:
         evaluator.publish(pending)
+        evaluator.undecided |= b.defer and taken is not None
     cases = len(taken.states) if taken is not None else 0
     return BatchResult(len(valid), len(dead), cases, after, pending)

@@ -181,6 +181,8 @@ class Worker:
             target = await db.connect(cfg.dsn, session=cfg.session)
             # A COMMIT whose answer was lost may have happened: trust only the database.
             self.cache = state_store.FoldCache(cfg.cache_cases)
+            if self.evaluator is not None:  # so may cases stored undecided
+                self.evaluator.undecided = True
             cursor = await self._checked_cursor(target)
             if cursor is None:
                 self.connected_once.set()
@@ -295,6 +297,8 @@ class Worker:
         ev, ck = self.evaluator, self._checkpointer()
         if ev is None:
             return
+        if ev.undecided:  # the cases a backlog's batches stored, each decided once
+            await ev.decide_undecided(target, self.tailer.matters, at)
         if ev.due(at):
             await ev.tick(target, self.tailer.matters, at)
         if ck is not None and ck.due(trio.current_time()) and not ev.pending_reload():
@@ -308,6 +312,7 @@ class Worker:
             evaluator=self.evaluator, cache=self.cache,
             from_source=self.config.dsn == self.config.source_dsn,
             future_tolerance=self.config.future_tolerance,
+            defer=not batch.caught_up,
         )  # fmt: skip
         self.stats.cursor = result.cursor
         self.stats.events += result.events

@@ -48,14 +48,15 @@ async def prepare(dsn: str) -> None:
         )
 
 
-async def reset(dsn: str) -> None:
-    """Empty the source events and everything jiancha derived from them."""
+async def reset(dsn: str, *, source: bool = True) -> None:
+    """Empty the source events (unless not ``source``) and everything jiancha derived."""
     async with await db.connect(dsn) as conn, conn.transaction():
         # The ledger refuses TRUNCATE (append-only); a test server's superuser may
         # switch triggers off for this transaction.
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(
-            "TRUNCATE case_events, jiancha.events, jiancha.cases, jiancha.dead_letters, "
+            f"TRUNCATE {'case_events, ' if source else ''}jiancha.events, jiancha.cases, "
+            "jiancha.dead_letters, "
             "jiancha.cursor, jiancha.outbox_attempts, jiancha.outbox, jiancha.card_events, "
             "jiancha.cards, jiancha.web_sessions, jiancha.login_failures, jiancha.attachments, "
             "jiancha.report_files, jiancha.reports RESTART IDENTITY"

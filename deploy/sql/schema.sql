@@ -1,4 +1,4 @@
--- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 15).
+-- Schema jiancha as it stands after every migration in monitor/sql/migrations/ (version 16).
 --
 -- A snapshot for reading and reviewing, not an installer: `jiancha db migrate`
 -- builds and upgrades the schema, and records what it applied in
@@ -686,3 +686,8 @@ BEGIN
     END IF;
 END
 $$;
+
+-- A case decided once per change while a backlog is read (migration 0016): marked by a
+-- batch taken while more was visible, cleared by the decision after catching up.
+ALTER TABLE jiancha.cases ADD COLUMN undecided boolean NOT NULL DEFAULT false;
+CREATE INDEX cases_undecided_idx ON jiancha.cases (case_id) WHERE undecided;

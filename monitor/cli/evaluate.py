@@ -149,12 +149,15 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             # re-read and re-walked from its stored history for every batch it is in).
             cache = FoldCache()
             while events := await read_batch(src, cursor, args.batch_size):
+                # a full batch: more follows, so its cases are decided once, at the end
                 result = await apply_batch(target, events, matters, cursor, now,
                                            evaluator=evaluator, cache=cache,
-                                           from_source=target is src)  # fmt: skip
+                                           from_source=target is src,
+                                           defer=len(events) == args.batch_size)  # fmt: skip
                 cursor = result.cursor
                 taken += result.events
                 dead += result.dead
+            await evaluator.decide_undecided(target, matters, now)
             # dead letters whose cause is gone, or that an operator asked to retry
             revived = await revive(target, matters, now, evaluator=evaluator)
             taken += revived.taken

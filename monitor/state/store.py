@@ -124,11 +124,14 @@ def _upsert_cases_sql() -> str:
         for i, col in enumerate(_CASE_COLUMNS)
     )
     updates = ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in _CASE_COLUMNS if c not in ("case_id", "first_seen_at")
+        f"{c} = EXCLUDED.{c}"
+        for c in (*_CASE_COLUMNS, "undecided")
+        if c not in ("case_id", "first_seen_at")
     )
+    undecided = f"${len(_CASE_COLUMNS) + 1}::boolean"  # one for the batch (migration 0016)
     return (
-        f"INSERT INTO jiancha.cases ({cols}) "
-        f"SELECT {select} FROM unnest({params}) AS u({names}) "
+        f"INSERT INTO jiancha.cases ({cols}, undecided) "
+        f"SELECT {select}, {undecided} FROM unnest({params}) AS u({names}) "
         f"ON CONFLICT (case_id) DO UPDATE SET {updates}"
     )
 
@@ -345,9 +348,10 @@ async def take(
     *,
     cache: FoldCache | None = None,
     copy: EventCopy = "send",
+    undecided: bool = False,
 ) -> Taken:
     """Inside the caller's transaction: store ``valid``, advance and store every case it
-    touches.
+    touches, marked ``undecided`` when no decision follows in this transaction.
 
     ``before`` and ``after`` bound the source range the events were read
     from (``copy`` other than ``send`` copies that range inside the server,
@@ -383,8 +387,22 @@ async def take(
     else:
         await store()
         states, folds, columns = reduce()
-    await conn.execute(_UPSERT_CASES, *columns)
+    await conn.execute(_UPSERT_CASES, *columns, undecided)
     return Taken(states, first_seen, folds, len(histories))
+
+
+_UNDECIDED = "SELECT case_id FROM jiancha.cases WHERE undecided ORDER BY case_id LIMIT $1"
+_DECIDED = "UPDATE jiancha.cases SET undecided = false WHERE case_id = ANY($1::text[])"
+
+
+async def undecided(conn: Connection, limit: int) -> list[str]:
+    """Cases a backlog's batches stored without deciding (migration 0016), ``limit`` of them."""
+    return [r["case_id"] for r in await conn.fetch(_UNDECIDED, limit)]
+
+
+async def mark_decided(conn: Connection, case_ids: Sequence[str]) -> None:
+    """In the transaction that decided them."""
+    await conn.execute(_DECIDED, list(case_ids))
 
 
 async def save_cursor(

@@ -1,0 +1,123 @@
+"""A backlog's cases decided once, after catching up (migration 0016), give the same ledger.
+
+Batches taken while more events are visible store their cases undecided; once
+caught up each is decided once. The ledger must equal the one of deciding every
+batch's cases in that batch, and a crash between the two (the cases stored, the
+mark still set) must lose nothing: the next start decides them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import trio
+
+from monitor import db
+from monitor.calendar import load_calendar
+from monitor.pipeline import Evaluator, apply_batch
+from monitor.rules.load import load_rules
+from monitor.source.catalogue import load_matters
+from monitor.source.contract import START
+from monitor.source.tailer import read_batch
+from monitor.whatif.simulate import (
+    Profile,
+    generate,
+    install_matters,
+    load_catalogue,
+    write_events,
+)
+from monitor.worker import Worker, WorkerConfig
+from tests.cardkit import events_of, ledger
+from tests.sourcekit import reset
+from tests.test_worker import drain
+
+FIRST = dt.date(2024, 3, 4)
+BATCH = 97  # a case's events fall in several batches
+# a centre that breaks many rules: late decisions, steps and pauses, asked twice, ...
+UNRULY = Profile(late=0.4, statutory_late=0.1, step_overrun=0.3, pause_overrun=0.4,
+                 extended=0.3, second_supplement=0.4, refused=0.1, refused_without_reason=0.6,
+                 pledged=0.3, pledge_late=0.6, suspended=0.6, review_visit_late=0.6)  # fmt: skip
+HISTORY = generate(load_catalogue(), load_calendar("cn"), FIRST, 5, seed=21, per_day=40,
+                   profile=UNRULY)  # fmt: skip
+# a while before the last event: some cases still run (the tick cards them), none ahead
+NOW = HISTORY[-1].occurred_at - dt.timedelta(days=3)
+
+
+async def take_all(conn: db.Connection, ev: Evaluator, *, defer: bool, crash: bool = False) -> int:
+    """Read and take every event in batches; the deferred cases decided unless ``crash``
+    (then the last batch too is taken deferred: the process died before deciding)."""
+    matters = await load_matters(conn)
+    await ev.start(conn, matters, NOW)
+    cursor, batches = START, 0
+    while events := await read_batch(conn, cursor, BATCH):
+        result = await apply_batch(conn, events, matters, cursor, NOW, evaluator=ev,
+                                   defer=defer and (crash or len(events) == BATCH))  # fmt: skip
+        cursor, batches = result.cursor, batches + 1
+    if crash:
+        return batches
+    await ev.decide_undecided(conn, matters, NOW)
+    await ev.tick(conn, matters, NOW)
+    return batches
+
+
+def evaluator() -> Evaluator:
+    return Evaluator(load_rules("cards"), load_calendar("cn"))
+
+
+async def outcome(conn: db.Connection) -> tuple[list[Any], list[Any], list[Any]]:
+    figures = await conn.fetch(
+        "SELECT case_id, status, decision_deadline, outcome, undecided FROM jiancha.cases "
+        "ORDER BY case_id"
+    )
+    events = [e[:4] for e in await events_of(conn)]  # not when (the run's own instants)
+    return await ledger(conn), events, [tuple(r) for r in figures]
+
+
+async def test_deciding_once_after_the_backlog_equals_deciding_every_batch(dsn: str) -> None:
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+        batches = await take_all(conn, evaluator(), defer=False)
+        every_batch = await outcome(conn)
+        await reset(dsn, source=False)
+        await take_all(conn, evaluator(), defer=True)
+        once = await outcome(conn)
+        await reset(dsn, source=False)
+        # a crash after the backlog was stored, before its cases were decided
+        await take_all(conn, evaluator(), defer=True, crash=True)
+        stored = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+        cards_before_restart = await conn.fetchval("SELECT count(*) FROM jiancha.cards")
+        restarted = evaluator()  # a new process: it knows nothing of what was deferred
+        matters = await load_matters(conn)
+        await restarted.start(conn, matters, NOW)
+        await restarted.decide_undecided(conn, matters, NOW)
+        await restarted.tick(conn, matters, NOW)
+        after_crash = await outcome(conn)
+    assert batches > 10 and len(every_batch[0]) > 20  # the history is a backlog that cards
+    assert once == every_batch
+    assert stored > 100 and cards_before_restart == 0  # deferred: nothing was decided
+    assert after_crash == every_batch
+    assert not any(row[-1] for row in after_crash[2])  # every mark cleared
+
+
+async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(dsn: str) -> None:
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+        await take_all(conn, evaluator(), defer=False)
+        every_batch = await outcome(conn)
+        await reset(dsn, source=False)
+        ev = evaluator()
+        worker = Worker(WorkerConfig(dsn, dsn, batch_size=BATCH, poll_interval=0.05),
+                        clock=lambda: NOW, evaluator=ev)  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            await drain(worker, conn)
+            with trio.fail_after(20):  # the pass after catching up: deferred cases, then tick
+                while ev.undecided or ev.stats.ticks == 0 or ev.due(NOW):
+                    worker.wake()
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+        assert worker.stats.batches > 10
+        assert await outcome(conn) == every_batch
