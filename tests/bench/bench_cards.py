@@ -853,7 +853,9 @@ async def _ingest_run(
         if not events:
             break
         t = time.perf_counter()
-        result = await apply_batch(conn, events, matters, cursor, INGEST_NOW, evaluator=ev)
+        # as the daemon reads a backlog: a full batch's cases are decided after catching up
+        result = await apply_batch(conn, events, matters, cursor, INGEST_NOW, evaluator=ev,
+                                   defer=len(events) == BATCH)  # fmt: skip
         stages["apply"] += time.perf_counter() - t
         cursor = result.cursor
         n += len(events)
@@ -862,7 +864,8 @@ async def _ingest_run(
     sql_batches = conn.reset_timing()
     after_ingest = await counts(conn) if profile is None else {}
     t_tick = time.perf_counter()
-    if ev is not None:
+    if ev is not None:  # the pass after catching up: the deferred cases, then the tick
+        await ev.decide_undecided(conn, matters, INGEST_NOW)
         await ev.tick(conn, matters, INGEST_NOW)
     stages["tick"] = time.perf_counter() - t_tick
     sql_tick = conn.reset_timing()
@@ -1075,13 +1078,14 @@ async def bench_ingest(
     rows = [
         ["anchor: ingest only (derive=None)", f"{a['events']:,}", fmt(a["total_s"], 2),
          fmt(a["events"] / a["total_s"], 0), "", "", "1.00x"],
-        ["ingest + cards (derive=on_batch, then one tick)", f"{n:,}", fmt(c["total_s"], 2),
+        ["ingest + cards (full batches deferred, then each case once, one tick)", f"{n:,}",
+         fmt(c["total_s"], 2),
          fmt(n / c["total_s"], 0), f"{cnt['cards']:,}", fmt(cnt["cards"] / c["total_s"], 0),
          f"{c['total_s'] / a['total_s']:.2f}x"],
         ["  of which the batches (read + apply + publish)", "", fmt(c["ingest_s"], 2),
          fmt(n / c["ingest_s"], 0), f"{c['cards_at_ingest']:,}",
          fmt(c["cards_at_ingest"] / c["ingest_s"], 0), f"{c['ingest_s'] / a['ingest_s']:.2f}x"],
-        ["  of which the tick", "", fmt(st["tick"], 2), "",
+        ["  of which after catching up (deferred cases, tick)", "", fmt(st["tick"], 2), "",
          f"{cnt['cards'] - c['cards_at_ingest']:,}",
          fmt((cnt["cards"] - c["cards_at_ingest"]) / st["tick"], 0) if st["tick"] else "", ""],
         ["ingest + cards, reference engine (decide_cases(setwise=False))", f"{n:,}",
