@@ -166,9 +166,10 @@ class Evaluator:
         cards: Mapping[str, list[ExistingCard]],
         now: int,
         running: bool,
+        figures: bool,
     ) -> tuple[list[CaseDecision], Pending]:
         with _collector_paused():
-            return self._decide_all(views, matters, cards, now, running)
+            return self._decide_all(views, matters, cards, now, running, figures)
 
     def _decide_all(
         self,
@@ -177,6 +178,7 @@ class Evaluator:
         cards: Mapping[str, list[ExistingCard]],
         now: int,
         running: bool,
+        figures: bool,
     ) -> tuple[list[CaseDecision], Pending]:
         pending = Pending({}, now)
         inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
@@ -192,9 +194,9 @@ class Evaluator:
         for key, idx in groups.items():
             cal = self.regions.for_region(key) if key else self.cal
             # a batch: every case's part in the figures too (deadline, outcome); a tick
-            # brings no new fact, so no case's part in them changed
+            # brings no new fact, so no case's part in them changed (``figures``)
             got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now,
-                               running=running, figures=not running)  # fmt: skip
+                               running=running, figures=figures)  # fmt: skip
             for i, d in zip(idx, got, strict=True):
                 decided[i] = d
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
@@ -271,10 +273,16 @@ class Evaluator:
         now: dt.datetime,
         *,
         running: bool,
+        figures: bool | None = None,
     ) -> Pending:
-        """Decide and write the cards of these cases (inside the caller's transaction)."""
+        """Decide and write the cards of these cases (inside the caller's transaction).
+
+        ``figures``: their part in the figures too (default: when not ``running``,
+        i.e. for new facts).
+        """
         cards = await store.cards_of([v.case_id for v in views])
-        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running)
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running,
+                                          not running if figures is None else figures)  # fmt: skip
         pending.written = await self._write(store, decisions, views, matters, now)
         return pending
 
@@ -295,7 +303,10 @@ class Evaluator:
                 if ids:
                     st = DbStore(conn)
                     views = [v for v in await st.cases(ids) if v.status != "orphan"]
-                    pending = await self.decide_views(st, views, matters, now, running=False)
+                    # caught up: no later event can stop a period, so running levels are
+                    # decided now too (the tick that follows finds them issued)
+                    pending = await self.decide_views(st, views, matters, now, running=True,
+                                                      figures=True)  # fmt: skip
                     await state_store.mark_decided(conn, ids)
             self.publish(pending)
             done += len(ids)
