@@ -28,15 +28,27 @@ class RenderFailed(RuntimeError):
     """The child could not make the documents; its last words are the message."""
 
 
-async def render_apart(r: Report, formats: Sequence[str], lang: str) -> Files:
-    """``render_files`` in a child process."""
-    done = await trio.run_process(
-        [sys.executable, "-m", "monitor.report.apart"],
-        stdin=pickle.dumps((r, tuple(formats), lang)),
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
+TIMEOUT = 900.0  # seconds: a city's yearly bulletin takes about a minute here
+
+
+async def render_apart(r: Report, formats: Sequence[str], lang: str,
+                       timeout: float = TIMEOUT) -> Files:  # fmt: skip
+    """``render_files`` in a child process, stopped if it has not answered in ``timeout`` s.
+
+    A child that hangs would otherwise hold the schedule for good while it
+    beats on for the watchdog: no bulletin after it would ever be made.
+    """
+    done = None
+    with trio.move_on_after(timeout):
+        done = await trio.run_process(  # cancelled: the child is terminated, then killed
+            [sys.executable, "-m", "monitor.report.apart"],
+            stdin=pickle.dumps((r, tuple(formats), lang)),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    if done is None:
+        raise RenderFailed(f"report documents: no answer in {timeout:.0f} s, the child stopped")
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RenderFailed(f"report documents: exit {done.returncode}: "

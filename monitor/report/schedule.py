@@ -28,6 +28,7 @@ import trio
 from monitor import db
 from monitor.health import pause
 from monitor.log import get_logger
+from monitor.report.apart import RenderFailed
 from monitor.report.period import Kind, Period, containing
 from monitor.wallclock import Clock, real_seconds
 
@@ -44,6 +45,7 @@ Work = Callable[["ReportSchedule", Period, dt.datetime, bool], Awaitable[None]]
 log = get_logger(__name__)
 _HORIZON = 400  # days searched for the next run (a year, and Spring Festival to spare)
 RETRY = 60.0  # seconds before a failed run is tried again
+RENDER_TRIES = 3  # a child that failed to make the documents: tried this often in all
 
 
 def _working(cal: Calendar, day: dt.date) -> bool:
@@ -156,6 +158,7 @@ class Bulletins:
         self.step = step  # the heartbeat's period while sleeping
         self.beat: Callable[[], None] = lambda: None
         self.done: list[tuple[str, str]] = []  # (kind, period) run in this term, in order
+        self._render_failures: dict[tuple[str, str], int] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Until cancelled: catch up, then each run at its time; a failed run is retried."""
@@ -191,6 +194,16 @@ class Bulletins:
             log.warning("report.run_failed", kind=s.kind, period=p.key,
                         error=f"{type(exc).__name__}: {exc}", retry_in_s=RETRY)  # fmt: skip
             return False
+        except RenderFailed as exc:  # killed for memory, stopped hanging: may pass next time
+            key = (s.kind, p.key)
+            tries = self._render_failures[key] = self._render_failures.get(key, 0) + 1
+            if tries < RENDER_TRIES:
+                log.warning("report.render_failed", kind=s.kind, period=p.key, error=str(exc),
+                            tries=tries, retry_in_s=RETRY)  # fmt: skip
+                return False
+            log.error("report.render_gave_up", kind=s.kind, period=p.key, error=str(exc),
+                      tries=tries)  # fmt: skip
+            return True
         except Exception as exc:  # a bulletin's bug must not stop the daemon's other work
             log.error("report.run_error", kind=s.kind, period=p.key,
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from monitor.report import apart
@@ -25,3 +27,16 @@ async def test_a_child_that_fails_is_an_error_not_empty_documents(monkeypatch) -
     monkeypatch.setattr(apart.sys, "executable", "/bin/false")  # exits 1, says nothing
     with pytest.raises(apart.RenderFailed, match="exit 1: no message"):
         await apart.render_apart(r, ("json",), "zh")
+
+
+async def test_a_child_that_hangs_is_stopped_and_named(monkeypatch, tmp_path) -> None:
+    r = assemble(P, None, CURRENT, rows(), rows(), context())
+    pid_file = tmp_path / "pid"
+    hang = tmp_path / "hang"
+    hang.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    hang.chmod(0o755)
+    monkeypatch.setattr(apart.sys, "executable", str(hang))
+    with pytest.raises(apart.RenderFailed, match="no answer in 1 s"):
+        await apart.render_apart(r, ("json",), "zh", timeout=1.0)
+    with pytest.raises(ProcessLookupError):  # stopped and reaped, not left behind
+        os.kill(int(pid_file.read_text()), 0)

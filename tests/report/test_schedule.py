@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from monitor.config import ReportSchedule
+from monitor.report.apart import RenderFailed
 from monitor.report.period import Period
 from monitor.report.schedule import Bulletins, due_on, next_run
 
@@ -92,3 +93,27 @@ def test_the_first_working_day_moves_with_the_holidays(cal: Any) -> None:
     assert due_on("daily", dt.date(2024, 9, 28), cal, tz) is None
     after = dt.datetime(2024, 10, 1, 12, tzinfo=TZ)
     assert next_run(SCHEDULES, after, cal, tz) == dt.datetime(2024, 10, 8, 8, 30, tzinfo=TZ)
+
+
+async def test_documents_that_failed_are_tried_again_then_given_up(autojump_clock: Any, cal: Any
+                                                                   ) -> None:  # fmt: skip
+    """A child that failed (killed for memory, stopped hanging) is tried again a minute
+    later, three times in all; then the bulletin is given up, and the others go on."""
+    tries: dict[str, list[dt.datetime]] = {}
+
+    def clock() -> dt.datetime:
+        return START.astimezone(dt.UTC) + dt.timedelta(seconds=trio.current_time())
+
+    async def work(s: ReportSchedule, p: Period, now: dt.datetime, catching_up: bool) -> None:
+        key = f"{s.kind} {p.key}"
+        tries.setdefault(key, []).append(now.astimezone(TZ))
+        if key == "monthly 2024-03" or (key == "daily 2024-04-02" and len(tries[key]) < 3):
+            raise RenderFailed("report documents: exit -9: no message")
+
+    bulletins = Bulletins(SCHEDULES, cal, work, clock=clock, step=60.0)
+    with trio.move_on_after((local(3, 19) - START).total_seconds()):
+        await bulletins.run()
+    assert tries["monthly 2024-03"] == [START, local(3, 12, 1), local(3, 12, 2)]  # given up
+    assert tries["daily 2024-04-02"] == [START, local(3, 12, 1), local(3, 12, 2)]  # third time
+    assert bulletins.done == [("weekly", "2024-W13"), ("daily", "2024-04-02"),
+                              ("daily", "2024-04-03")]  # fmt: skip
