@@ -288,12 +288,14 @@ class Evaluator:
 
     async def decide_undecided(
         self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
-        chunk: int = 5000,
+        chunk: int = 5000, *, caught_up: bool = True,
     ) -> int:  # fmt: skip
         """Once caught up: the cases a backlog's batches left undecided, each decided once.
 
         Chunk by chunk, each its own transaction: the cards written and the mark
         cleared together, then published. Returns how many cases were decided.
+        Not ``caught_up`` (a long backlog), as a batch decides: running levels
+        are left to the tick, since a later event may still stop their period.
         """
         done = 0
         while self.undecided:
@@ -305,8 +307,8 @@ class Evaluator:
                     views = [v for v in await st.cases(ids) if v.status != "orphan"]
                     # caught up: no later event can stop a period, so running levels are
                     # decided now too (the tick that follows finds them issued)
-                    pending = await self.decide_views(st, views, matters, now, running=True,
-                                                      figures=True)  # fmt: skip
+                    pending = await self.decide_views(st, views, matters, now,
+                                                      running=caught_up, figures=True)  # fmt: skip
                     await state_store.mark_decided(conn, ids)
             self.publish(pending)
             done += len(ids)

@@ -58,6 +58,7 @@ __all__ = ["Worker", "WorkerConfig", "WorkerStats"]
 
 
 PRUNE_EVERY = 86_400.0  # seconds between retention passes (monitor.retention)
+DEFERRED_EVERY = 10.0  # seconds: a backlog's deferred cases decided at least this often
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Worker:
         self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
         self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
+        self._deferred_since: float | None = None  # trio time the current backlog began
         self.redecided = 0  # cases re-decided at the last start
         self._next_prune = 0.0  # trio clock of the next retention pass
         self.log = get_logger("monitor.worker")
@@ -275,10 +277,24 @@ class Worker:
                 continue
             if batch.events:
                 await self._apply(target, batch)
+                if not batch.caught_up:
+                    await self._in_backlog(target)
             caught_up = batch.caught_up
             if caught_up:
                 self.stats.caught_up_at = trio.current_time()
                 await self._when_caught_up(target, known_by(batch, self.clock()))
+
+    async def _in_backlog(self, target: db.Connection) -> None:
+        """A long backlog (or a source faster than jiancha): its deferred cases decided every
+        ``DEFERRED_EVERY`` seconds anyway, as batches once decided them, so a late
+        completion's red card does not wait for the end of the backlog."""
+        ev = self.evaluator
+        now = trio.current_time()
+        if self._deferred_since is None:
+            self._deferred_since = now
+        elif ev is not None and ev.undecided and now - self._deferred_since >= DEFERRED_EVERY:
+            await ev.decide_undecided(target, self.tailer.matters, self.clock(), caught_up=False)
+            self._deferred_since = None
 
     def _wait(self, caught_up: bool) -> float:
         """How long to wait for a batch: no longer than until the next card comes due."""
@@ -299,6 +315,7 @@ class Worker:
             return
         if ev.undecided:  # the cases a backlog's batches stored, each decided once
             await ev.decide_undecided(target, self.tailer.matters, at)
+        self._deferred_since = None
         if ev.due(at):
             await ev.tick(target, self.tailer.matters, at)
         if ck is not None and ck.due(trio.current_time()) and not ev.pending_reload():

@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 import trio
 
 from monitor import db
+from monitor import worker as worker_module
 from monitor.calendar import load_calendar
 from monitor.pipeline import Evaluator, apply_batch
 from monitor.rules.load import load_rules
@@ -101,7 +103,14 @@ async def test_deciding_once_after_the_backlog_equals_deciding_every_batch(dsn: 
     assert not any(row[-1] for row in after_crash[2])  # every mark cleared
 
 
-async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(dsn: str) -> None:
+@pytest.mark.parametrize("every", [worker_module.DEFERRED_EVERY, 0.0])
+async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(
+    dsn: str, every: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``every`` 0: a backlog that never ends, as far as the daemon can tell: its deferred
+    cases are decided along the way too (as batches decided them), the ledger the same."""
+    monkeypatch.setattr(worker_module, "DEFERRED_EVERY", every)
+    along: list[bool] = []
     async with await db.connect(dsn) as conn:
         await install_matters(conn, load_catalogue().matters)
         await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
@@ -109,6 +118,13 @@ async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(dsn: 
         every_batch = await outcome(conn)
         await reset(dsn, source=False)
         ev = evaluator()
+        decide = ev.decide_undecided
+
+        async def recorded(*args: Any, caught_up: bool = True) -> int:
+            along.append(caught_up)
+            return await decide(*args, caught_up=caught_up)
+
+        ev.decide_undecided = recorded  # type: ignore[method-assign]
         worker = Worker(WorkerConfig(dsn, dsn, batch_size=BATCH, poll_interval=0.05),
                         clock=lambda: NOW, evaluator=ev)  # fmt: skip
         async with trio.open_nursery() as nursery:
@@ -121,3 +137,5 @@ async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(dsn: 
             nursery.cancel_scope.cancel()
         assert worker.stats.batches > 10
         assert await outcome(conn) == every_batch
+    # once, when caught up; in a backlog that lasts, along the way instead
+    assert along == [True] if every else along.count(False) > 5
