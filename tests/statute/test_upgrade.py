@@ -84,7 +84,11 @@ async def _schema_5_ledger(v5_dsn: str, cal: Any, rules: Any) -> tuple[list[Any]
             [(c, k, dt.datetime.fromisoformat(t).replace(tzinfo=dt.UTC), p)
              for c, k, t, p in EVENTS],
         )  # fmt: skip
-        # the state stage as it ran then: jiancha.cases (the migration reads the pauses there)
+        # the state stage as it ran then: jiancha.cases (the migration reads the pauses there),
+        # written by today's state stage, which also writes the mark of schema 16 (its
+        # migration adds the column only where it is missing)
+        await conn.execute("ALTER TABLE jiancha.cases ADD COLUMN undecided boolean NOT NULL "
+                           "DEFAULT false")  # fmt: skip
         from monitor.pipeline import apply_batch
         from monitor.source.catalogue import load_matters
         from monitor.source.tailer import read_batch

@@ -6,5 +6,5 @@
 -- reader has caught up, the marked cases are decided, their cards written and the mark
 -- cleared in one transaction; a crash in between leaves them marked, and the next start
 -- decides them. A case taken in a caught-up batch is decided in that batch, mark cleared.
-ALTER TABLE jiancha.cases ADD COLUMN undecided boolean NOT NULL DEFAULT false;
-CREATE INDEX cases_undecided_idx ON jiancha.cases (case_id) WHERE undecided;
+ALTER TABLE jiancha.cases ADD COLUMN IF NOT EXISTS undecided boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS cases_undecided_idx ON jiancha.cases (case_id) WHERE undecided;
