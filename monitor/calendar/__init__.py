@@ -453,8 +453,9 @@ class Calendar:
         clocks could not be evaluated (level -1).
         """
         tb = self._t
-        if tb.fixed and not self.office_hours:  # the default mode: the vectorised twin
-            bad24: int = _levels24.sized(starts.shape[0])(
+        if tb.fixed and not self.office_hours and _levels24.worth_it(starts.shape[0]):
+            # the default mode, where its SIMD twin is faster (see _levels24)
+            bad24: int = _levels24.levels24_kernel(
                 starts, limits, extensions, paused, paused_since, now, tb.t0, tb.ltab,
                 tb.nth_day, blue_at, yellow_at, red_at, level_out, next_out,
             )  # fmt: skip

@@ -20,13 +20,12 @@ the whole elapsed fraction). The floating-point expressions are those of
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import functools
 
 import numba as nb
 import numpy as np
 
-from ._kernel import _EPS, _JUST_AFTER, _LEVEL_EPS, _LEVEL_TOL, NAT, _jit, _serial_twin
+from ._kernel import _EPS, _JUST_AFTER, _LEVEL_EPS, _LEVEL_TOL, NAT, SERIAL_BELOW, _jit
 
 _DAY32 = np.uint32(86400)
 _SPAN_MAX = 1e9  # clamp of spans in working days, as _kernel's; fits int32 with cum added
@@ -57,9 +56,9 @@ def _worked(u, d, ltab):  # type: ignore[no-untyped-def]
     """W(t) for ``u`` seconds since the origin on local day ``d`` (< n_days): the same
     float operations as ``_kernel._worked`` (cum[d] + share * elapsed / 86400)."""
     e = ltab[d]
-    elapsed = np.int32(u - d * _DAY32)
+    elapsed = np.int32(u - np.uint32(d * _DAY32))
     frac = np.float64(elapsed) / 86400.0
-    return np.float64(e >> 1) + np.float64(e & 1) * frac
+    return np.float64(np.int32(e >> 1)) + np.float64(np.int32(e & 1)) * frac
 
 
 @_jit(inline="always")
@@ -73,7 +72,7 @@ def _end_index(span, c0i, cds, n_work):  # type: ignore[no-untyped-def]
     """Working-day number in which ``span`` working days after the start are reached,
     unclamped above (>= n_work: beyond the calendar); ``cds`` = cum[start day]."""
     sc = _lo(span, _SPAN_MAX) if span > _EPS else 1.0  # NaN never reaches the conversion
-    k = c0i + np.int32(math.ceil(sc - _EPS)) - np.int32(1)
+    k = np.int32(c0i + np.int32(np.ceil(sc - _EPS)) - np.int32(1))
     return k if span > _EPS else cds
 
 
@@ -81,7 +80,7 @@ def _end_index(span, c0i, cds, n_work):  # type: ignore[no-untyped-def]
 def _day_end(k, n_work, t0, nth_day):  # type: ignore[no-untyped-def]
     """End (UTC) of working day number ``k``; NaT from ``n_work`` on."""
     kc = np.uint32(_lo(_hi(k, np.int32(0)), np.int32(n_work)))
-    end = t0 + np.int64(np.uint32(nth_day[kc] + 1) * _DAY32)
+    end = t0 + np.int64(np.uint32(np.uint32(nth_day[kc] + 1) * _DAY32))
     return end if kc < np.uint32(n_work) else NAT
 
 
@@ -98,16 +97,16 @@ def _exact(x, line, allowed, total, c0, t0, n_days, n_work, ltab, nth_day):  # t
     second at which consumed time is within _LEVEL_TOL of ``x``; NaT for none.
     The just-after-a-second check is computed for every clock and selected."""
     target = c0 + total + _hi(x - _LEVEL_EPS, 0.0)
-    kk = np.int32(math.ceil(_lo(_hi(target, 1.0), _SPAN_MAX))) - np.int32(1)
-    k = _lo(kk, np.int32(n_work - 1))
+    kk = np.int32(np.int32(np.ceil(_lo(_hi(target, 1.0), _SPAN_MAX))) - np.int32(1))
+    k = np.int32(_lo(kk, np.int32(n_work - 1)))
     f = _lo(target - np.float64(k), 1.0)
     d = np.uint32(nth_day[np.uint32(k)])
     tod = f * 86400.0
-    sec = np.int32(math.ceil(tod - 1e-6))
+    sec = np.int32(np.ceil(tod - 1e-6))
     lead = np.float64(sec) - tod
-    exact = t0 + np.int64(d * _DAY32 + np.uint32(sec))
+    exact = t0 + np.int64(np.uint32(np.uint32(d * _DAY32) + np.uint32(sec)))
     ub = _seconds(exact - 1, t0, n_days)
-    db = _lo(ub // _DAY32, np.uint32(n_days - 1))
+    db = np.uint32(_lo(np.uint32(ub // _DAY32), np.uint32(n_days - 1)))
     wb = _worked(ub, db, ltab)
     back = (lead > 1.0 - _JUST_AFTER) & (_consumed(wb, c0, total) >= x - _LEVEL_TOL)
     exact = exact - np.int64(back)
@@ -141,7 +140,7 @@ def levels24_kernel(  # type: ignore[no-untyped-def]
     n_days = ltab.shape[0] - 1
     n_work = nth_day.shape[0] - 1
     un = _seconds(now, t0, n_days)
-    dn = un // _DAY32
+    dn = np.uint32(un // _DAY32)
     if dn >= np.uint32(n_days):
         for i in nb.prange(starts.shape[0]):
             level_out[i] = -1
@@ -151,14 +150,14 @@ def levels24_kernel(  # type: ignore[no-untyped-def]
     bad = 0
     for i in nb.prange(starts.shape[0]):
         us = _seconds(starts[i], t0, n_days)
-        ds = us // _DAY32
+        ds = np.uint32(us // _DAY32)
         e = ltab[_lo(ds, np.uint32(n_days - 1))]
         cds = np.int32(e >> 1)
-        c0i = cds + np.int32(e & 1)  # cum[ds + 1]
+        c0i = np.int32(cds + np.int32(e & 1))  # cum[ds + 1]
         c0 = np.float64(c0i)
         p = paused_since[i]
         up = _seconds(p, t0, n_days)
-        dp = up // _DAY32
+        dp = np.uint32(up // _DAY32)
         valid = dp < np.uint32(n_days)
         wp = _worked(up, _lo(dp, np.uint32(n_days - 1)), ltab)
         w_frozen = wp if valid else wn
@@ -204,15 +203,32 @@ def levels24_kernel(  # type: ignore[no-untyped-def]
         never = (best == np.inf) | (t == NAT) | (frozen & (not pending))
         level_out[i] = np.int8(level) if ok else np.int8(-1)
         next_out[i] = NAT if (never | (not ok)) else t
-        bad += np.int64(not ok)
+        bad += int(not ok)
     return bad
 
 
-levels24_kernel_serial = _serial_twin(levels24_kernel)
+def _compile_features() -> set[str]:
+    """The CPU features numba compiles for (its NUMBA_CPU_FEATURES, else the host's)."""
+    from numba.core import codegen, config
+
+    features: str = getattr(config, "CPU_FEATURES", None) or codegen.get_host_cpu_features()  # type: ignore[no-untyped-call]
+    return set(features.split(","))
 
 
-def sized(n: int) -> Any:
-    """The kernel for ``n`` clocks: its serial twin below ``_kernel.SERIAL_BELOW``."""
-    from ._kernel import SERIAL_BELOW
+@functools.cache
+def vectorises() -> bool:
+    """Whether LLVM turns this kernel into SIMD gathers on the CPU numba compiles for.
 
-    return levels24_kernel_serial if n < SERIAL_BELOW else levels24_kernel
+    Its cost model allows gathers only with AVX-512 or a CPU tuned for fast gathers
+    (not Zen 2/3): there the loop stays scalar, and branch-free scalar code is slower
+    than clock_kernel's predicted branches (docs/performance.md). NUMBA_CPU_FEATURES
+    with ``+fast-gather`` added turns it on for such a host.
+    """
+    flags = _compile_features()
+    return "+fast-gather" in flags or "+avx512f" in flags
+
+
+def worth_it(n: int) -> bool:
+    """Whether ``Calendar.levels`` should take this kernel for ``n`` clocks: a parallel-sized
+    pass on a CPU where it vectorises (below SERIAL_BELOW the serial generic kernel wins)."""
+    return n >= SERIAL_BELOW and vectorises()
