@@ -92,7 +92,7 @@ def _reached(x, t_x, allowed, used, now):  # type: ignore[no-untyped-def]
 
 
 @_jit(inline="always")
-def _exact(x, line, allowed, total, c0, t0, n_days, n_work, ltab, nth_day):  # type: ignore[no-untyped-def]
+def _exact(x, line, allowed, total, c0, t0, n_work, nth_day):  # type: ignore[no-untyped-def]
     """``_kernel._due_at`` given the deadline-like end ``line`` of ``x``: the first whole
     second at which consumed time is within _LEVEL_TOL of ``x``; NaT for none.
     The just-after-a-second check is computed for every clock and selected."""
@@ -105,9 +105,9 @@ def _exact(x, line, allowed, total, c0, t0, n_days, n_work, ltab, nth_day):  # t
     sec = np.int32(np.ceil(tod - 1e-6))
     lead = np.float64(sec) - tod
     exact = t0 + np.int64(np.uint32(np.uint32(d * _DAY32) + np.uint32(sec)))
-    ub = _seconds(exact - 1, t0, n_days)
-    db = np.uint32(_lo(np.uint32(ub // _DAY32), np.uint32(n_days - 1)))
-    wb = _worked(ub, db, ltab)
+    # W one second earlier, as _kernel computes it: that second lies on day d (sec >= 1
+    # whenever lead is large), which is working day k, so cum[d] = k and work[d] = 1
+    wb = np.float64(k) + np.float64(sec - np.int32(1)) / 86400.0
     back = (lead > 1.0 - _JUST_AFTER) & (_consumed(wb, c0, total) >= x - _LEVEL_TOL)
     exact = exact - np.int64(back)
     exact = exact if kk < np.int32(n_work) else NAT
@@ -198,7 +198,7 @@ def levels24_kernel(  # type: ignore[no-untyped-def]
         b_first = cb & (xb < best)
         best = xb if b_first else best
         line = tb if b_first else line
-        t = _exact(best, line, allowed, total, c0, t0, n_days, n_work, ltab, nth_day)
+        t = _exact(best, line, allowed, total, c0, t0, n_work, nth_day)
         pending = used >= best - _LEVEL_TOL
         never = (best == np.inf) | (t == NAT) | (frozen & (not pending))
         level_out[i] = np.int8(level) if ok else np.int8(-1)
