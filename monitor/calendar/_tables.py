@@ -242,6 +242,7 @@ class Tables:
     nth_pcum: I32Array  # [n_work + 1] provisional days up to and including it; 0 last
     nth_day: I32Array  # [n_work + 1] local day index of the k-th working day; 0 last
     ctab: I64Array  # [N_DAYS + 2] 2 * working seconds before each day + work[d]
+    ltab: I32Array  # [N_DAYS + 1] 2 * working days before each day + work[d] (_levels24)
 
     @property
     def day_start_or_none(self) -> I64Array | None:
@@ -302,4 +303,5 @@ def build_tables(model: DayModel, tz: str, office_hours: tuple[tuple[int, int], 
         nth_pcum=np.append(pcum[work_idx + 1], 0).astype(np.int32),
         nth_day=np.append(work_idx, 0).astype(np.int32),
         ctab=_ctab(cum, work),
+        ltab=(2 * cum + np.append(work, False)).astype(np.int32),
     )

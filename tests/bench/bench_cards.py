@@ -10,7 +10,9 @@ Run from the repository root::
    preallocated) and as the daemon calls it (``ClockTable.evaluate``: explicit
    red, fresh outputs, then the rows that rose and the earliest crossing).
    Median and min of k passes after a warm-up; the anchor is a plain numpy pass
-   over the same input bytes, measured in the same rounds.
+   over the same input bytes, measured in the same rounds. The generic
+   ``clock_kernel`` and the default mode's twin (``_levels24``) are timed side by
+   side (their outputs must be identical), whichever ``Calendar.levels`` takes.
 2. Resident memory per open clock: the table's columns and the pass's outputs
    (counted and measured as RSS growth), the transient peak of a pass, and the
    Python bookkeeping of a table filled through ``ClockTable.put``.
@@ -340,6 +342,39 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
             tb.nth_day, None, None, None, None, None,
         )  # fmt: skip
 
+    gen_lv, gen_nx = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
+    sp_lv, sp_nx = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
+
+    def generic_levels() -> None:
+        # clock_kernel as Calendar.levels calls it outside the default mode
+        monitor.calendar._kernel.clock_kernel(
+            tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n], now_s,
+            None, None, None, None, tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
+            tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
+            tb.nth_day, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], gen_lv, gen_nx,
+        )  # fmt: skip
+
+    def special_levels() -> None:
+        # the default mode's twin, whether or not Calendar.levels takes it on this CPU
+        monitor.calendar._levels24.levels24_kernel(
+            tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n], now_s,
+            tb.t0, tb.ltab, tb.nth_day, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], sp_lv, sp_nx,
+        )  # fmt: skip
+
+    def generic_1t() -> None:
+        bench_calendar.nb.set_num_threads(1)
+        try:
+            generic_levels()
+        finally:
+            bench_calendar.nb.set_num_threads(threads)
+
+    def special_1t() -> None:
+        bench_calendar.nb.set_num_threads(1)
+        try:
+            special_levels()
+        finally:
+            bench_calendar.nb.set_num_threads(threads)
+
     def read_anchor() -> None:
         for a in inputs:
             np.add.reduce(a)
@@ -360,6 +395,10 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "kernel": kernel_only,
         "kernel1t": kernel_1t,
         "base": kernel_base,
+        "generic": generic_levels,
+        "generic1t": generic_1t,
+        "special": special_levels,
+        "special1t": special_1t,
         "read": read_anchor,
         "copy": copy_anchor,
         "copy2t": copy_2t,
@@ -389,6 +428,7 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
     assert np.array_equal(lv_out, out_b.level) and np.array_equal(
         nx_out, out_b.next_change.view(np.int64)
     )
+    assert np.array_equal(gen_lv, sp_lv) and np.array_equal(gen_nx, sp_nx)  # identical kernels
     levels = np.bincount(out_b.level.astype(np.int64) + 1, minlength=5)
     pending = int(np.count_nonzero(out_b.next_change.view(np.int64) != NAT))
     in_bytes = sum(a.nbytes for a in inputs) / n
@@ -410,6 +450,14 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "kernel": ("  of which Calendar.levels: the kernel, level + next crossing only", 64),
         "kernel1t": ("  the same kernel on 1 thread", 64),
         "base": ("  the kernel without thresholds: consumed time only (writes 8 B)", 32),
+        "generic": ("  generic clock_kernel, level + next crossing (other modes' kernel)", 64),
+        "special": (
+            "  default-mode twin _levels24 (taken by Calendar.levels: "
+            + ("yes)" if monitor.calendar._levels24.vectorises() else "no, not vectorised here)"),
+            64,
+        ),
+        "generic1t": ("  the generic kernel on 1 thread", 64),
+        "special1t": ("  the default-mode twin on 1 thread", 64),
     }
     for key, (label, nbytes) in labels.items():
         rows.append([
@@ -457,6 +505,12 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
     print(
         f"  {pending:,} clocks with a crossing ahead, earliest {beijing(nxt)} "
         f"(kernel outputs: {beijing(nxt_b)}); red_at=None and explicit agree on {same:,}/{n:,}"
+    )
+    print(
+        f"  default-mode twin / generic kernel: {med['special'] / med['generic']:.2f} (2 threads), "
+        f"{med['special1t'] / med['generic1t']:.2f} (1 thread); outputs identical; LLVM "
+        f"vectorises the twin here: {monitor.calendar._levels24.vectorises()} "
+        f"(NUMBA_CPU_FEATURES {'set' if os.environ.get('NUMBA_CPU_FEATURES') else 'unset'})"
     )
     if scale != 1:
         print(f"  (quick run: {n:,} clocks; the '/ 100 ms' column scales to 10M)")
