@@ -430,6 +430,14 @@ def index_of(records: Sequence[Mapping[str, Any]], event: str, after: int = 0) -
                 None)  # fmt: skip
 
 
+def lost_at(records: Sequence[Mapping[str, Any]], after: int = 0) -> int | None:
+    """The first line after ``after`` saying the database was lost: the worker's, or the
+    leader's lease's (its loss stops the worker before it meets the closed connection)."""
+    found = [i for e in ("source_disconnected", "lease_lost")
+             if (i := index_of(records, e, after)) is not None]  # fmt: skip
+    return min(found, default=None)
+
+
 async def stop_cleanly(daemon: Daemon) -> None:
     assert daemon.proc.poll() is None, daemon.output()[-4000:]
     daemon.proc.send_signal(signal.SIGTERM)
@@ -507,7 +515,7 @@ async def test_the_daemon_rides_out_a_30_second_database_outage(own_server, rece
 
             assert daemon.proc.poll() is None, "the daemon exited during the outage"
             records = daemon.records()
-            lost = index_of(records, "source_disconnected", mark)
+            lost = lost_at(records, mark)
             assert lost is not None, "no log line says the source was lost"
             assert records[lost]["level"] == "warning"
             found = index_of(records, "source_connected", lost)

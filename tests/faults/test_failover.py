@@ -54,6 +54,7 @@ from tests.test_resilience import (
     expected_cards,
     index_of,
     ledger_cards,
+    lost_at,
     plan,
     prepare_source,
     run_command,
@@ -197,9 +198,6 @@ def _stamp(record: dict[str, object]) -> float:
     return dt.datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
-LOST = ("source_disconnected", "lease_lost")
-
-
 async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str, *,
                        cases_n: int = CASES, lag: int = 60) -> str:  # fmt: skip
     """The whole scenario; returns the line of figures. ``lag``: cases the primary commits
@@ -259,12 +257,9 @@ async def run_failover(pair: Pair, receiver: Receiver, tmp_path: Path, mode: str
                 assert await ledger_cards(conn) == expected, "cards missing or nobody's due"
             assert daemon.proc.poll() is None, "the daemon exited during the failover"
             records = daemon.records()
-            # whichever noticed first says it: the worker, or the leader's lease (its loss
-            # stops the worker before it meets the closed connection itself)
-            lost = [i for i in (index_of(records, e, mark) for e in LOST) if i is not None]
-            assert lost, "no log line says the source was lost"
-            lost_at = min(lost)
-            back_at = index_of(records, "source_connected", lost_at)
+            lost = lost_at(records, mark)
+            assert lost is not None, "no log line says the source was lost"
+            back_at = index_of(records, "source_connected", lost)
             assert back_at is not None, "no log line says the source came back"
             reconnected = _stamp(records[back_at])
             if mode == "lagging":  # jiancha saw commits the new primary lacks, and says so
