@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from monitor import db
 from monitor import worker as worker_module
@@ -83,8 +84,10 @@ async def test_deciding_once_after_the_backlog_equals_deciding_every_batch(dsn: 
         batches = await take_all(conn, evaluator(), defer=False)
         every_batch = await outcome(conn)
         await reset(dsn, source=False)
-        await take_all(conn, evaluator(), defer=True)
+        with capture_logs() as logs:
+            await take_all(conn, evaluator(), defer=True)
         once = await outcome(conn)
+        cases = await conn.fetchval("SELECT count(*) FROM jiancha.cases")
         await reset(dsn, source=False)
         # a crash after the backlog was stored, before its cases were decided
         await take_all(conn, evaluator(), defer=True, crash=True)
@@ -98,6 +101,8 @@ async def test_deciding_once_after_the_backlog_equals_deciding_every_batch(dsn: 
         after_crash = await outcome(conn)
     assert batches > 10 and len(every_batch[0]) > 20  # the history is a backlog that cards
     assert once == every_batch
+    said = [r for r in logs if r["event"] == "backlog_decided"]  # what an operator reads
+    assert len(said) == 1 and said[0]["caught_up"] and 100 < said[0]["cases"] <= cases
     assert stored > 100 and cards_before_restart == 0  # deferred: nothing was decided
     assert after_crash == every_batch
     assert not any(row[-1] for row in after_crash[2])  # every mark cleared
