@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import gc
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import asyncpg
@@ -288,7 +288,7 @@ class Evaluator:
 
     async def decide_undecided(
         self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
-        chunk: int = 5000, *, caught_up: bool = True,
+        chunk: int = 5000, *, caught_up: bool = True, beat: Callable[[], None] = lambda: None,
     ) -> int:  # fmt: skip
         """Once caught up: the cases a backlog's batches left undecided, each decided once.
 
@@ -296,6 +296,8 @@ class Evaluator:
         cleared together, then published. Returns how many cases were decided.
         Not ``caught_up`` (a long backlog), as a batch decides: running levels
         are left to the tick, since a later event may still stop their period.
+        ``beat`` after each chunk: a day's backlog of a city is minutes of
+        deciding, longer than the watchdog waits for a heartbeat.
         """
         done, started = 0, time.perf_counter()
         while self.undecided:
@@ -311,6 +313,7 @@ class Evaluator:
                                                       running=caught_up, figures=True)  # fmt: skip
                     await state_store.mark_decided(conn, ids)
             self.publish(pending)
+            beat()
             done += len(ids)
             self.undecided = len(ids) == chunk
         if done:  # an operator watching a catch-up sees its cases decided

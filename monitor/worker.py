@@ -293,7 +293,8 @@ class Worker:
         if self._deferred_since is None:
             self._deferred_since = now
         elif ev is not None and ev.undecided and now - self._deferred_since >= DEFERRED_EVERY:
-            await ev.decide_undecided(target, self.tailer.matters, self.clock(), caught_up=False)
+            await ev.decide_undecided(target, self.tailer.matters, self.clock(), caught_up=False,
+                                      beat=self.beat)  # fmt: skip
             self._deferred_since = None
 
     def _wait(self, caught_up: bool) -> float:
@@ -314,7 +315,7 @@ class Worker:
         if ev is None:
             return
         if ev.undecided:  # the cases a backlog's batches stored, each decided once
-            await ev.decide_undecided(target, self.tailer.matters, at)
+            await ev.decide_undecided(target, self.tailer.matters, at, beat=self.beat)
         self._deferred_since = None
         if ev.due(at):
             await ev.tick(target, self.tailer.matters, at)

@@ -125,9 +125,9 @@ async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(
         ev = evaluator()
         decide = ev.decide_undecided
 
-        async def recorded(*args: Any, caught_up: bool = True) -> int:
+        async def recorded(*args: Any, caught_up: bool = True, **kw: Any) -> int:
             along.append(caught_up)
-            return await decide(*args, caught_up=caught_up)
+            return await decide(*args, caught_up=caught_up, **kw)
 
         ev.decide_undecided = recorded  # type: ignore[method-assign]
         worker = Worker(WorkerConfig(dsn, dsn, batch_size=BATCH, poll_interval=0.05),
@@ -144,3 +144,19 @@ async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(
         assert await outcome(conn) == every_batch
     # once, when caught up; in a backlog that lasts, along the way instead
     assert along == [True] if every else along.count(False) > 5
+
+
+async def test_a_long_backlog_beats_while_it_is_decided(dsn: str) -> None:
+    """Chunk by chunk, with a heartbeat after each: a city's day of backlog is minutes of
+    deciding, longer than the watchdog waits (`[daemon] stuck_after`)."""
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+        await take_all(conn, evaluator(), defer=True, crash=True)
+        marked = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+        ev, beats = evaluator(), []
+        decided = await ev.decide_undecided(conn, await load_matters(conn), NOW, chunk=40,
+                                            beat=lambda: beats.append(1))  # fmt: skip
+        left = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+    assert decided == marked and left == 0
+    assert len(beats) == -(-marked // 40)  # one a chunk
