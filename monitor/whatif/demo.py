@@ -293,7 +293,8 @@ async def _settle(conn: db.Connection, running: Running, end: dt.datetime,
             last = await conn.fetchval("SELECT max(id) FROM case_events")
             read = last is None or running.worker.stats.cursor.event_id >= last
             due = ev.wake_at() if ev is not None else None
-            idle = ev is None or (not ev.scheduler.dirty and (due is None or due > end.timestamp()))
+            idle = ev is None or (not ev.undecided and not ev.scheduler.dirty
+                                  and (due is None or due > end.timestamp()))  # fmt: skip
             if read and idle:
                 break
             running.worker.wake()
