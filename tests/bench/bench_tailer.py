@@ -572,7 +572,7 @@ async def bench_write_floor(dsn: str, batch_size: int, server_pid: int) -> dict[
                 await conn.execute(state_store._COPY_EVENTS, str(old.tx), old.event_id,
                                    str(new.tx), new.event_id, [], now)  # fmt: skip
                 await conn.fetch(state_store._FIRST_SEEN, touched)
-                await conn.execute(state_store._UPSERT_CASES, *columns)
+                await conn.execute(state_store._UPSERT_CASES, *columns, False)
                 await conn.execute(state_store._SAVE_CURSOR, state_store.SOURCE, str(new.tx),
                                    new.event_id, count, now)  # fmt: skip
             n += count
