@@ -304,7 +304,9 @@ def test_appeal_with_a_photo_then_an_officer_decides(
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
     WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
-    link = browser.find_element(By.LINK_TEXT, "登记簿.png").get_attribute("href")
+    # the address changes before the page has loaded: wait for the attachment's link itself
+    found = WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.LINK_TEXT, "登记簿.png"))
+    link = found[0].get_attribute("href")
     form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/decide']")
     form.find_element(By.CSS_SELECTOR, "input[value='upheld']").click()
     form.find_element(By.NAME, "reason").send_keys("照片不能证明当日受理，维持原牌")
