@@ -361,19 +361,17 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
             tb.t0, tb.ltab, tb.nth_day, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], sp_lv, sp_nx,
         )  # fmt: skip
 
-    def generic_1t() -> None:
-        bench_calendar.nb.set_num_threads(1)
-        try:
-            generic_levels()
-        finally:
-            bench_calendar.nb.set_num_threads(threads)
+    def one_thread(kernel: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            bench_calendar.nb.set_num_threads(1)
+            try:
+                kernel()
+            finally:
+                bench_calendar.nb.set_num_threads(threads)
 
-    def special_1t() -> None:
-        bench_calendar.nb.set_num_threads(1)
-        try:
-            special_levels()
-        finally:
-            bench_calendar.nb.set_num_threads(threads)
+        return run
+
+    generic_1t, special_1t = one_thread(generic_levels), one_thread(special_levels)
 
     def read_anchor() -> None:
         for a in inputs:
