@@ -110,3 +110,18 @@ def test_console_script_entry_point():
         capture_output=True, text=True, env=env, check=True,
     ).stdout  # fmt: skip
     assert "2024-02-21 24:00" in help_text
+
+
+@pytest.mark.parametrize(
+    ("argv", "speed"),
+    [([], 600.0), (["--headless"], 3000.0), (["--json"], 3000.0),
+     (["--headless", "--speed", "50"], 50.0)],
+)  # fmt: skip
+def test_demo_speed_defaults_to_faster_when_nobody_watches(monkeypatch, argv, speed):
+    import monitor.whatif.demo as demo
+
+    seen = []
+    monkeypatch.setattr(demo, "main", lambda opts, out: seen.append(opts) or 0)
+    assert main(["demo", *argv], out=io.StringIO()) == 0
+    assert seen[0].speed == speed
+    assert seen[0].headless == (argv != [])
