@@ -148,6 +148,7 @@ class Evaluator:
         # cases may be stored undecided (a backlog's batches; a crash before they were
         # decided): unknown at a start, so looked for once
         self.undecided = True
+        self.beat: Callable[[], None] = lambda: None  # the owner's heartbeat, for long passes
         self.log = get_logger("monitor.evaluator")
 
     @property
@@ -337,18 +338,29 @@ class Evaluator:
     # --- the scheduler's side -------------------------------------------------------
 
     async def start(
-        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
-    ) -> None:
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime,
+        chunk: int = 5000,
+    ) -> None:  # fmt: skip
         """Build the table from every open case (recomputed on the rules and calendar in force).
 
         Levels that came due while the daemon was away are issued by the first
-        tick, once the tailer has caught up with the events of that time.
+        tick, once the tailer has caught up with the events of that time. One
+        transaction (a new rule set's revocations all or none), decided ``chunk``
+        cases at a time with a heartbeat after each: a province's open cases are
+        minutes of deciding, and without beats the watchdog stopped the daemon
+        at every start, for good.
         """
         self.scheduler.reset()
         st = self._store(store)
+        pendings = []
         async with st.transaction():
-            pending = await self.reload_cases(st, None, matters, now, running=False)
-        self.publish(pending)
+            ids = await st.open_case_ids()
+            for i in range(0, len(ids), chunk):
+                part = ids[i : i + chunk]
+                pendings.append(await self.reload_cases(st, part, matters, now, running=False))
+                self.beat()
+        for pending in pendings:
+            self.publish(pending)
         self.scheduler.reset(self.scheduler.table)
 
     async def resume(

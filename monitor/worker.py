@@ -122,6 +122,8 @@ class Worker:
         self.tailer = self._tailer()
         self.cache = state_store.FoldCache(config.cache_cases)
         self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
+        if evaluator is not None:  # its long passes (a start, new rules) beat as it goes
+            evaluator.beat = lambda: self.beat()
         self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
         self._deferred_since: float | None = None  # trio time the current backlog began

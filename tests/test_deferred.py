@@ -16,6 +16,7 @@ import trio
 from structlog.testing import capture_logs
 
 from monitor import db
+from monitor.cards.ledger import DbStore
 from monitor import worker as worker_module
 from monitor.calendar import load_calendar
 from monitor.pipeline import Evaluator, apply_batch
@@ -32,6 +33,7 @@ from monitor.whatif.simulate import (
 )
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import events_of, ledger
+from tests.clocks.test_checkpoint import rows
 from tests.sourcekit import reset
 from tests.test_worker import drain
 
@@ -160,3 +162,32 @@ async def test_a_long_backlog_beats_while_it_is_decided(dsn: str) -> None:
         left = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
     assert decided == marked and left == 0
     assert len(beats) == -(-marked // 40)  # one a chunk
+
+
+async def test_a_start_decides_its_open_cases_in_chunks_with_a_beat_after_each(dsn: str) -> None:
+    """A start over many open cases (a province, a new rule set) is one transaction decided
+    a chunk at a time: a heartbeat after each chunk, the same table and ledger as in one."""
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        mid = HISTORY[len(HISTORY) // 2].occurred_at  # the centre in mid-stream: many open
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= mid])
+        await take_all(conn, evaluator(), defer=False)
+        matters = await load_matters(conn)
+        before = await outcome(conn)
+        opened = len(await DbStore(conn).open_case_ids())
+        tables = []
+        for chunk in (17, 10_000):
+            ev, beats = evaluator(), []
+            ev.beat = lambda beats=beats: beats.append(trio.current_time())
+            await ev.start(conn, matters, NOW, chunk=chunk)
+            tables.append(rows(ev.table))
+            assert len(beats) == -(-opened // chunk)
+        worker = Worker(WorkerConfig(dsn, dsn), evaluator=(ev := evaluator()))
+        heard: list[int] = []
+        worker.beat = lambda: heard.append(1)  # the daemon sets it after the worker is built
+        await ev.start(conn, matters, NOW, chunk=50)
+        after = await outcome(conn)
+    assert opened > 50
+    assert tables[0] == tables[1] and len(tables[0]) > 50
+    assert len(heard) == -(-opened // 50)  # the evaluator beats the worker's heart
+    assert after == before  # a start on the same rules changes no card

@@ -216,8 +216,7 @@ async def next_reply_due(conn: Connection) -> dt.datetime | None:
 _CASES = f"SELECT {VIEW_COLUMNS} FROM jiancha.cases WHERE case_id = ANY($1::text[])"
 # Cases that may still have a running period, or have an open card to close or revoke:
 # finished cases pile up over the years and have nothing left to schedule.
-_OPEN_CASES = f"""
-SELECT {VIEW_COLUMNS} FROM jiancha.cases
+_OPEN_WHERE = """
 WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
        AND (completed_at IS NULL
             OR (decision = 'approve' AND delivered_at IS NULL)
@@ -226,6 +225,8 @@ WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
    OR case_id IN (SELECT case_id FROM jiancha.cards
                   WHERE status IN ('issued', 'acknowledged', 'appealed'))
 """
+_OPEN_CASES = f"SELECT {VIEW_COLUMNS} FROM jiancha.cases {_OPEN_WHERE}"
+_OPEN_IDS = f"SELECT case_id FROM jiancha.cases {_OPEN_WHERE}"
 _OUTCOMES = """
 UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, '')
 FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
@@ -249,6 +250,9 @@ class DbStore:
         else:
             rows = await self.conn.fetch(_CASES, list(case_ids))
         return [CaseView.from_row(r) for r in rows]
+
+    async def open_case_ids(self) -> list[str]:
+        return [r["case_id"] for r in await self.conn.fetch(_OPEN_IDS)]
 
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
         return await cards_of(self.conn, case_ids)

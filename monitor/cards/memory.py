@@ -59,6 +59,9 @@ class MemoryStore:
             return [v for v in self.views.values() if v.status not in ended]
         return [self.views[c] for c in case_ids if c in self.views]
 
+    async def open_case_ids(self) -> list[str]:
+        return [v.case_id for v in await self.cases(None)]
+
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
         wanted = set(case_ids)
         out: dict[str, list[ExistingCard]] = {c: [] for c in case_ids}

@@ -55,6 +55,9 @@ class Store(Protocol):
 
     async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]: ...
 
+    async def open_case_ids(self) -> list[str]:
+        """The ids of the cases ``cases(None)`` returns: what a start decides, in chunks."""
+
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]: ...
 
     async def write(
