@@ -453,8 +453,10 @@ class Calendar:
         clocks could not be evaluated (level -1).
         """
         tb = self._t
-        if tb.fixed and not self.office_hours and _levels24.worth_it(starts.shape[0]):
-            # the default mode, where its SIMD twin is faster (see _levels24)
+        if (red_at is not None and tb.fixed and not self.office_hours
+                and _levels24.worth_it(starts.shape[0])):  # fmt: skip
+            # the default mode, where its SIMD twin is faster (see _levels24); red
+            # explicit, as the scheduler's table has it
             bad24: int = _levels24.levels24_kernel(
                 starts, limits, extensions, paused, paused_since, now, tb.t0, tb.ltab,
                 tb.nth_day, blue_at, yellow_at, red_at, level_out, next_out,

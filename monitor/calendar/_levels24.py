@@ -134,7 +134,8 @@ def levels24_kernel(  # type: ignore[no-untyped-def]
     """``clock_kernel``'s level and next-rise outputs, default mode only (see the module).
 
     ``ltab``: [n_days + 1] int32 ``2 * cum[d] + work[d]``; ``nth_day``: the calendar's
-    (its last entry a sentinel). ``red_at`` None means red at the deadline. Returns how
+    (its last entry a sentinel). ``red_at`` explicit (the scheduler's table always has
+    it; a None would be a second compilation). Returns how
     many clocks could not be evaluated (level -1, next NaT), as ``clock_kernel``.
     """
     n_days = ltab.shape[0] - 1
@@ -173,10 +174,7 @@ def levels24_kernel(  # type: ignore[no-untyped-def]
         # while paused: consumed time and deadline as at the pause's start (clock_kernel)
         total = closed if frozen else pause_total
         used = _consumed(w_frozen if frozen else wn, c0, total)
-        if red_at is None:  # noqa: SIM108 (numba prunes an `is None` if, not a ternary)
-            xr = allowed
-        else:
-            xr = red_at[i]
+        xr = red_at[i]
         xy = yellow_at[i]
         xb = blue_at[i]
         tr = _day_end(_end_index(xr + total, c0i, cds, n_work), n_work, t0, nth_day)

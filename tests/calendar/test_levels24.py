@@ -118,15 +118,14 @@ def generic(cal: Calendar, c: dict[str, Any], now: int, red: bool) -> tuple[Any,
     return bad, level, nxt
 
 
-def special(cal: Calendar, c: dict[str, Any], now: int, red: bool) -> tuple[Any, ...]:
-    """``_levels24``'s outputs (the parallel kernel: its only compilation)."""
+def special(cal: Calendar, c: dict[str, Any], now: int) -> tuple[Any, ...]:
+    """``_levels24``'s outputs (the parallel kernel, red explicit: its only compilation)."""
     n = c["starts"].shape[0]
     level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
     tb = cal._t
     bad = _levels24.levels24_kernel(
         c["starts"], c["limits"], c["extensions"], c["paused"], c["paused_since"], now,
-        tb.t0, tb.ltab, tb.nth_day, c["blue_at"], c["yellow_at"], c["red_at"] if red else None,
-        level, nxt,
+        tb.t0, tb.ltab, tb.nth_day, c["blue_at"], c["yellow_at"], c["red_at"], level, nxt,
     )  # fmt: skip
     return bad, level, nxt
 
@@ -142,12 +141,12 @@ def assert_same(got: tuple[Any, ...], want: tuple[Any, ...]) -> None:
     st.sampled_from(DEFAULT_MODE),
     st.one_of(near, anywhere),
     st.lists(clock, min_size=1, max_size=40),
-    st.booleans(),
 )
-def test_specialised_kernel_is_the_generic_kernel(cal, now, rows, red):
-    """Identical levels, next-rise instants and count of bad clocks, red explicit or not."""
+def test_specialised_kernel_is_the_generic_kernel(cal, now, rows):
+    """Identical levels, next-rise instants and count of bad clocks (red at the deadline
+    is one of the threshold kinds)."""
     c = columns(now, rows)
-    assert_same(special(cal, c, now, red), generic(cal, c, now, red))
+    assert_same(special(cal, c, now), generic(cal, c, now, True))
 
 
 @settings(max_examples=100, deadline=None)
@@ -202,8 +201,7 @@ def test_parallel_kernels_agree() -> None:
         for now in (utc("2026-01-04T09:30"), utc("2025-10-01T00:00"), utc("2025-12-31T23:59:59")):
             c = random_columns(rng, n, now)
             want = generic(cal, c, now, True)
-            assert_same(special(cal, c, now, True), want)
-            assert_same(special(cal, c, now, False), generic(cal, c, now, False))
+            assert_same(special(cal, c, now), want)
             assert len(np.unique(want[1])) == 4  # every level occurs: the mix is no corner
 
 
@@ -217,12 +215,12 @@ def test_out_of_range_clocks_are_unknown_in_both() -> None:
     c["starts"][1] = utc("1999-06-01")
     c["limits"][2] = 2_000_000_000  # the deadline lies beyond 2100
     for cal in DEFAULT_MODE:
-        got, want = special(cal, c, now, True), generic(cal, c, now, True)
+        got, want = special(cal, c, now), generic(cal, c, now, True)
         assert_same(got, want)
         assert got[0] == 3 and list(got[1]) == [-1, -1, -1, 3]
         late = utc("2101-01-02")
-        assert_same(special(cal, c, late, True), generic(cal, c, late, True))
-        assert special(cal, c, late, True)[0] == 4
+        assert_same(special(cal, c, late), generic(cal, c, late, True))
+        assert special(cal, c, late)[0] == 4
 
 
 def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
@@ -252,7 +250,12 @@ def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
         small = {k: v[:100] for k, v in c.items()}
         CN.levels(**small, now=now, level_out=level[:100], next_out=nxt[:100])
     assert calls == [n, n]  # CN and CENTRE, with fast gathers only
+    monkeypatch.setattr(_levels24, "vectorises", lambda: True)
+    level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
+    bad = CN.levels(**{**c, "red_at": None}, now=now, level_out=level, next_out=nxt)
+    assert_same((bad, level, nxt), generic(CN, c, now, False))
+    assert calls == [n, n]  # red at the deadline (no explicit red): the generic kernel
     # the example centre's own days: its office hours move the next rises
     level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
     OFFICE.levels(**c, now=now, level_out=level, next_out=nxt)
-    assert not np.array_equal(nxt, special(CENTRE, c, now, True)[2])
+    assert not np.array_equal(nxt, special(CENTRE, c, now)[2])
