@@ -16,9 +16,9 @@ import trio
 from structlog.testing import capture_logs
 
 from monitor import db
-from monitor.cards.ledger import DbStore
 from monitor import worker as worker_module
 from monitor.calendar import load_calendar
+from monitor.cards.ledger import DbStore
 from monitor.pipeline import Evaluator, apply_batch
 from monitor.rules.load import load_rules
 from monitor.source.catalogue import load_matters

@@ -132,8 +132,10 @@ async def test_the_daemons_sweep_prunes_once_a_day(dsn):
         async with trio.open_nursery() as nursery:
             await nursery.start(w.run)
             with trio.fail_after(10):  # the outbox first, then attempts and dead letters
-                while (await conn.fetchval("SELECT count(*) FROM jiancha.outbox") != 3
-                       or await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") != 1):
+                while (
+                    await conn.fetchval("SELECT count(*) FROM jiancha.outbox") != 3
+                    or await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") != 1
+                ):
                     await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
         assert await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 1
