@@ -9,9 +9,10 @@ are `monitor.clocks.timing`'s.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import functools
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -22,14 +23,16 @@ from monitor.clocks.timing import (
     NAT,
     Period,
     epoch,
-    level_times,
+    instants_of,
+    relatives,
 )
 from monitor.rules.model import CheckRule, ClockRule, Rule, Statute
 from monitor.source.contract import Matter
 from monitor.state.case import Pause
 from monitor.state.view import CaseView
 
-__all__ = ["deadline_as_of", "pause_allowance", "periods", "split_rules", "subject_of"]
+__all__ = ["asked_in_time", "deadline_as_of", "deadlines_as_of", "in_time_for_the_set",
+           "pause_allowance", "periods", "split_rules", "subject_of"]  # fmt: skip
 
 _STATUTE = Statute()
 _SPLIT: dict[int, tuple[tuple[Rule, ...], tuple[list[ClockRule], list[CheckRule]]]] = {}
@@ -117,8 +120,34 @@ def _capped_pauses(
 
 def deadline_as_of(cal: Calendar, period: Period, at: int) -> int | None:
     """The period's deadline as it stood at ``at``: pauses begun by then, clipped to it."""
-    before = tuple((s, e if e is not None and e <= at else at) for s, e in period.pauses if s < at)
-    return level_times(cal, [replace(period, stop=None, pauses=before)], at)[0].deadline
+    return deadlines_as_of(cal, [period], [at])[0]
+
+
+def deadlines_as_of(
+    cal: Calendar, periods_: Sequence[Period], ats: Sequence[int]
+) -> list[int | None]:
+    """`deadline_as_of` for many periods, each at its own instant, in two calendar calls.
+
+    The deadline is where `level_times` puts it: the limit plus every pause
+    so far, in working days from the start, to the end of that day.
+    """
+    if not periods_:
+        return []
+    clipped = [
+        replace(p, stop=None,
+                pauses=tuple((s, e if e is not None and e <= at else at) for s, e in p.pauses
+                             if s < at))
+        for p, at in zip(periods_, ats, strict=True)
+    ]  # fmt: skip
+    rels = relatives(cal, clipped, ats)
+    got = instants_of(
+        cal,
+        np.array([p.start for p in clipped], dtype=np.int64),
+        np.array([float(p.allowed) + sum(b - a for a, b, _ in rel)
+                  for p, rel in zip(clipped, rels, strict=True)], dtype=np.float64),
+        np.ones(len(clipped), dtype=np.bool_),
+    )  # fmt: skip
+    return [None if v == NAT else int(v) for v in got.tolist()]
 
 
 def _extensions(
@@ -139,7 +168,6 @@ def _extensions(
     return _in_time(cal, start, promised, pauses, asked)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _in_time(
     cal: Calendar,
     start: int,
@@ -147,20 +175,70 @@ def _in_time(
     pauses: tuple[tuple[int, int | None], ...],
     asked: tuple[tuple[int, int], ...],
 ) -> tuple[tuple[int, int], ...]:
-    """The extensions asked before the promised deadline as it then stood.
+    """`asked_in_time` of one case: kept, or collected for its set (`in_time_for_the_set`)."""
+    key: _InTimeKey = (cal, start, promised, pauses, asked)
+    got = _IN_TIME.get(key)
+    if got is not None:
+        return got
+    collecting: list[_InTimeKey] | None = getattr(_collecting, "keys", None)
+    if collecting is not None:  # a pass to learn the checks a set needs: thrown away
+        collecting.append(key)
+        return asked
+    return _settle([key])[0]
 
-    Kept: a case is decided in every batch that touches it and at every tick,
-    and each time this was a calendar call per extension (a fifth of a
-    catch-up's deciding, where extended cases are common).
+
+# (calendar, start, promised days, pauses, extensions asked as (at, days))
+_InTimeKey = tuple[Calendar, int, int, tuple[tuple[int, int | None], ...],
+                   tuple[tuple[int, int], ...]]  # fmt: skip
+# Kept: a case is decided in every batch that touches it and at every tick, and each
+# time this was a calendar call per extension (a fifth of a catch-up's deciding).
+_IN_TIME: dict[_InTimeKey, tuple[tuple[int, int], ...]] = {}
+_IN_TIME_MAX = 1 << 16
+_collecting = threading.local()  # .keys while this thread runs a collecting pass
+
+
+def asked_in_time(keys: Sequence[_InTimeKey]) -> list[tuple[tuple[int, int], ...]]:
+    """The extensions of each key asked before the promised deadline as it then stood.
+
+    Set-wise: the k-th extension of every key in one `deadlines_as_of` call
+    (k = 1, 2, ...: a later one's deadline counts the earlier ones in time).
     """
-    out: list[tuple[int, int]] = []
-    for at, days in asked:
-        p = Period("", DECISION_DEADLINE, "", start, None, promised,
-                   sum(d for _, d in out), pauses)  # fmt: skip
-        deadline = deadline_as_of(cal, p, at)
-        if deadline is not None and at < deadline:  # asked in time: the promise moves too
-            out.append((at, days))
-    return tuple(out)
+    outs: list[list[tuple[int, int]]] = [[] for _ in keys]
+    k = 0
+    while todo := [i for i, key in enumerate(keys) if k < len(key[4])]:
+        for cal in {keys[i][0] for i in todo}:  # a region's own calendar apart
+            mine = [i for i in todo if keys[i][0] is cal]
+            ps = [Period("", DECISION_DEADLINE, "", keys[i][1], None, keys[i][2],
+                         sum(d for _, d in outs[i]), keys[i][3]) for i in mine]  # fmt: skip
+            ats = [keys[i][4][k][0] for i in mine]
+            for i, at, deadline in zip(mine, ats, deadlines_as_of(cal, ps, ats), strict=True):
+                if deadline is not None and at < deadline:  # in time: the promise moves too
+                    outs[i].append(keys[i][4][k])
+        k += 1
+    return [tuple(o) for o in outs]
+
+
+def _settle(keys: Sequence[_InTimeKey]) -> list[tuple[tuple[int, int], ...]]:
+    got = asked_in_time(keys)
+    if len(_IN_TIME) + len(keys) > _IN_TIME_MAX:
+        _IN_TIME.clear()
+    _IN_TIME.update(zip(keys, got, strict=True))
+    return got
+
+
+@contextlib.contextmanager
+def in_time_for_the_set() -> Iterator[None]:
+    """Around `periods` of a set of cases, run once first: the extensions' in-time checks
+    they miss are collected, then answered set-wise and kept, so the real pass finds
+    them all. (The periods of that first pass are provisional: throw them away.)"""
+    keys: list[_InTimeKey] = []
+    _collecting.keys = keys
+    try:
+        yield
+    finally:
+        _collecting.keys = None
+    if keys:
+        _settle(list(dict.fromkeys(keys)))
 
 
 def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] | None:

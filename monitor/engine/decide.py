@@ -19,7 +19,7 @@ import numpy as np
 
 from monitor.calendar import Calendar
 from monitor.clocks.arrays import PlainLevels
-from monitor.clocks.periods import periods, split_rules
+from monitor.clocks.periods import in_time_for_the_set, periods, split_rules
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, findings
@@ -364,6 +364,12 @@ def decide_cases(
     judged: list[Period | None] = []
     details: list[Detail] = []
     out: list[CaseDecision] = []
+    extended = [(case, matter) for case, matter, _ in cases if case.clocks.extensions]
+    if len(extended) > 1:  # their extensions' in-time checks answered together
+        with in_time_for_the_set():
+            for case, matter in extended:
+                rules = ruleset.resolve(case.region, case.department, case.matter)
+                periods(case, matter, _with_judged(rules), cal, ruleset.statute)
     for case, matter, _ in cases:
         rules = ruleset.resolve(case.region, case.department, case.matter)
         if figures:
