@@ -65,7 +65,8 @@ def test_asked_in_time_set_wise_is_the_walk(keys) -> None:
 @given(ps=st.lists(period(), min_size=1, max_size=10), after=st.lists(st.integers(0, 24 * 60)))
 def test_deadlines_as_of_many_are_each_periods(ps, after) -> None:
     ats = [p.start + (after[i % len(after)] if after else 0) * HOUR for i, p in enumerate(ps)]
-    assert deadlines_as_of(CN, ps, ats) == [walk_deadline(CN, p, a) for p, a in zip(ps, ats)]
+    want = [walk_deadline(CN, p, a) for p, a in zip(ps, ats, strict=True)]
+    assert deadlines_as_of(CN, ps, ats) == want
 
 
 def test_both_answers_occur_and_a_set_is_answered_together(monkeypatch) -> None:
@@ -78,8 +79,11 @@ def test_both_answers_occur_and_a_set_is_answered_together(monkeypatch) -> None:
     assert asked_in_time(keys) == [(early,), (), (early,)]
     calls: list[int] = []
     real = periods_module.deadlines_as_of
-    monkeypatch.setattr(periods_module, "deadlines_as_of",
-                        lambda cal, ps, ats: calls.append(len(ps)) or real(cal, ps, ats))
+    monkeypatch.setattr(
+        periods_module,
+        "deadlines_as_of",
+        lambda cal, ps, ats: calls.append(len(ps)) or real(cal, ps, ats),
+    )
     periods_module._IN_TIME.clear()
     with in_time_for_the_set():
         got = [periods_module._in_time(*k) for k in keys]
