@@ -121,8 +121,11 @@ async def test_the_cli_counts_then_prunes(dsn, tmp_path):
         assert await conn.fetchval("SELECT count(*) FROM jiancha.outbox") == 2
 
 
-async def test_the_daemons_sweep_prunes_once_a_day(dsn):
+async def test_the_daemons_sweep_prunes_once_a_day(dsn, monkeypatch):
+    from monitor import worker as worker_module
     from monitor.worker import Worker, WorkerConfig
+
+    monkeypatch.setattr(worker_module, "PRUNE_EVERY", 3.0)
 
     async with await db.connect(dsn) as conn:
         await fill(conn)
@@ -137,5 +140,16 @@ async def test_the_daemons_sweep_prunes_once_a_day(dsn):
                     or await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") != 1
                 ):
                     await trio.sleep(0.05)
+            pruned_at = trio.current_time()
+            # another resolved dead letter as old: not pruned by the sweeps that follow (every
+            # 0.1 s), only by the next pass, PRUNE_EVERY later (a day; 3 s here)
+            await conn.execute("INSERT INTO jiancha.dead_letters (event_id, reason, raw, "
+                               "created_at, resolved_at) VALUES (103, 'unknown_matter', '{}', "
+                               "$1, $1)", OLD)  # fmt: skip
+            await trio.sleep(0.5)
+            assert await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 2
+            with trio.fail_after(10):
+                while await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") != 1:
+                    await trio.sleep(0.05)
+            assert trio.current_time() - pruned_at >= 1.5  # not at every sweep (0.1 s)
             nursery.cancel_scope.cancel()
-        assert await conn.fetchval("SELECT count(*) FROM jiancha.dead_letters") == 1
