@@ -289,7 +289,7 @@ class Evaluator:
 
     async def decide_undecided(
         self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
-        chunk: int = 5000, *, caught_up: bool = True, beat: Callable[[], None] = lambda: None,
+        chunk: int = 5000, *, caught_up: bool = True,
     ) -> int:  # fmt: skip
         """Once caught up: the cases a backlog's batches left undecided, each decided once.
 
@@ -297,8 +297,8 @@ class Evaluator:
         cleared together, then published. Returns how many cases were decided.
         Not ``caught_up`` (a long backlog), as a batch decides: running levels
         are left to the tick, since a later event may still stop their period.
-        ``beat`` after each chunk: a day's backlog of a city is minutes of
-        deciding, longer than the watchdog waits for a heartbeat.
+        A heartbeat (``beat``) after each chunk: a day's backlog of a city is
+        minutes of deciding, longer than the watchdog waits for one.
         """
         done, started = 0, time.perf_counter()
         while self.undecided:
@@ -314,7 +314,7 @@ class Evaluator:
                                                       running=caught_up, figures=True)  # fmt: skip
                     await state_store.mark_decided(conn, ids)
             self.publish(pending)
-            beat()
+            self.beat()
             done += len(ids)
             self.undecided = len(ids) == chunk
         if done:  # an operator watching a catch-up sees its cases decided
@@ -325,12 +325,12 @@ class Evaluator:
     async def reload_cases(
         self,
         store: Store | Connection,
-        case_ids: Sequence[str] | None,
+        case_ids: Sequence[str],
         matters: Mapping[str, Matter],
         now: dt.datetime,
         running: bool = True,
     ) -> Pending:
-        """Re-decide cases as stored (all open ones when None), in the caller's transaction."""
+        """Re-decide cases as stored, in the caller's transaction."""
         st = self._store(store)
         views = await st.cases(case_ids)
         return await self.decide_views(st, views, matters, now, running=running)

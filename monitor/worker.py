@@ -122,7 +122,7 @@ class Worker:
         self.tailer = self._tailer()
         self.cache = state_store.FoldCache(config.cache_cases)
         self.beat: Callable[[], None] = lambda: None  # each turn, each retry (the heartbeat)
-        if evaluator is not None:  # its long passes (a start, new rules) beat as it goes
+        if evaluator is not None:  # its long passes (a start, new rules, a backlog) beat too
             evaluator.beat = lambda: self.beat()
         self.connected_once = trio.Event()  # a session first got going (or refused a moved source)
         self.table_from = ""  # "checkpoint" or "rebuilt", for the ready line
@@ -295,8 +295,7 @@ class Worker:
         if self._deferred_since is None:
             self._deferred_since = now
         elif ev is not None and ev.undecided and now - self._deferred_since >= DEFERRED_EVERY:
-            await ev.decide_undecided(target, self.tailer.matters, self.clock(), caught_up=False,
-                                      beat=self.beat)  # fmt: skip
+            await ev.decide_undecided(target, self.tailer.matters, self.clock(), caught_up=False)
             self._deferred_since = None
 
     def _wait(self, caught_up: bool) -> float:
@@ -317,7 +316,7 @@ class Worker:
         if ev is None:
             return
         if ev.undecided:  # the cases a backlog's batches stored, each decided once
-            await ev.decide_undecided(target, self.tailer.matters, at, beat=self.beat)
+            await ev.decide_undecided(target, self.tailer.matters, at)
         self._deferred_since = None
         if ev.due(at):
             await ev.tick(target, self.tailer.matters, at)

@@ -157,8 +157,8 @@ async def test_a_long_backlog_beats_while_it_is_decided(dsn: str) -> None:
         await take_all(conn, evaluator(), defer=True, crash=True)
         marked = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
         ev, beats = evaluator(), []
-        decided = await ev.decide_undecided(conn, await load_matters(conn), NOW, chunk=40,
-                                            beat=lambda: beats.append(1))  # fmt: skip
+        ev.beat = lambda: beats.append(1)
+        decided = await ev.decide_undecided(conn, await load_matters(conn), NOW, chunk=40)
         left = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
     assert decided == marked and left == 0
     assert len(beats) == -(-marked // 40)  # one a chunk

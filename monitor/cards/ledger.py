@@ -216,7 +216,8 @@ async def next_reply_due(conn: Connection) -> dt.datetime | None:
 _CASES = f"SELECT {VIEW_COLUMNS} FROM jiancha.cases WHERE case_id = ANY($1::text[])"
 # Cases that may still have a running period, or have an open card to close or revoke:
 # finished cases pile up over the years and have nothing left to schedule.
-_OPEN_WHERE = """
+_OPEN_IDS = """
+SELECT case_id FROM jiancha.cases
 WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
        AND (completed_at IS NULL
             OR (decision = 'approve' AND delivered_at IS NULL)
@@ -225,8 +226,6 @@ WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
    OR case_id IN (SELECT case_id FROM jiancha.cards
                   WHERE status IN ('issued', 'acknowledged', 'appealed'))
 """
-_OPEN_CASES = f"SELECT {VIEW_COLUMNS} FROM jiancha.cases {_OPEN_WHERE}"
-_OPEN_IDS = f"SELECT case_id FROM jiancha.cases {_OPEN_WHERE}"
 _OUTCOMES = """
 UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, '')
 FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
@@ -244,12 +243,8 @@ class DbStore:
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return self.conn.transaction()
 
-    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]:
-        if case_ids is None:
-            rows = await self.conn.fetch(_OPEN_CASES)
-        else:
-            rows = await self.conn.fetch(_CASES, list(case_ids))
-        return [CaseView.from_row(r) for r in rows]
+    async def cases(self, case_ids: Sequence[str]) -> list[CaseView]:
+        return [CaseView.from_row(r) for r in await self.conn.fetch(_CASES, list(case_ids))]
 
     async def open_case_ids(self) -> list[str]:
         return [r["case_id"] for r in await self.conn.fetch(_OPEN_IDS)]

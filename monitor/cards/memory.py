@@ -53,14 +53,12 @@ class MemoryStore:
     async def transaction(self) -> AsyncIterator[None]:
         yield
 
-    async def cases(self, case_ids: Sequence[str] | None) -> list[CaseView]:
-        if case_ids is None:
-            ended = ("withdrawn", "terminated", "orphan")
-            return [v for v in self.views.values() if v.status not in ended]
+    async def cases(self, case_ids: Sequence[str]) -> list[CaseView]:
         return [self.views[c] for c in case_ids if c in self.views]
 
     async def open_case_ids(self) -> list[str]:
-        return [v.case_id for v in await self.cases(None)]
+        ended = ("withdrawn", "terminated", "orphan")
+        return [c for c, v in self.views.items() if v.status not in ended]
 
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
         wanted = set(case_ids)

@@ -360,18 +360,16 @@ def decide_cases(
     """
     spans: list[tuple[int, int]] = []
     every: list[Period] = []
-    resolved = []
     judged: list[Period | None] = []
     details: list[Detail] = []
     out: list[CaseDecision] = []
-    extended = [(case, matter) for case, matter, _ in cases if case.clocks.extensions]
+    resolved = [ruleset.resolve(c.region, c.department, c.matter) for c, _, _ in cases]
+    extended = [i for i, (case, _, _) in enumerate(cases) if case.clocks.extensions]
     if len(extended) > 1:  # their extensions' in-time checks answered together
         with in_time_for_the_set():
-            for case, matter in extended:
-                rules = ruleset.resolve(case.region, case.department, case.matter)
-                periods(case, matter, _with_judged(rules), cal, ruleset.statute)
-    for case, matter, _ in cases:
-        rules = ruleset.resolve(case.region, case.department, case.matter)
+            for i in extended:
+                periods(cases[i][0], cases[i][1], _with_judged(resolved[i]), cal, ruleset.statute)
+    for (case, matter, _), rules in zip(cases, resolved, strict=True):
         if figures:
             ps = periods(case, matter, _with_judged(rules), cal, ruleset.statute)
             mine = [p for p in ps if p.rule is JUDGED[0] or p.rule is JUDGED[1]]
@@ -380,7 +378,6 @@ def decide_cases(
                 ps = ps[: len(ps) - len(mine)]  # the figures' rules come last
         else:
             ps = periods(case, matter, rules, cal, ruleset.statute)
-        resolved.append(rules)
         spans.append((len(every), len(ps)))
         every.extend(ps)
     if setwise:
