@@ -122,19 +122,9 @@ samples: venv
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
+# Smoke run, two benchmarks at a time (no figure is compared): tests/bench/quick.py
 bench-quick: venv
-	$(BIN)/python -m tests.bench.bench_calendar --quick
-	$(BIN)/python -m tests.bench.bench_tailer --quick
-	$(BIN)/python -m tests.bench.ab_tailer HEAD --runs 1 --events 2000
-	$(BIN)/python -m tests.bench.bench_cards --quick
-	$(BIN)/python -m tests.bench.bench_web --quick
-	$(BIN)/python -m tests.bench.bench_metrics --quick
-	$(BIN)/python -m tests.bench.bench_startup --quick
-	$(BIN)/python -m tests.bench.bench_poison --quick
-	$(BIN)/python -m tests.bench.bench_chatty --quick
-	$(BIN)/python -m tests.bench.bench_report --quick
-	$(BIN)/python -m tests.bench.bench_catchup --quick
-	$(BIN)/python -m tests.bench.bench_failover --quick
+	$(BIN)/python -m tests.bench.quick
 
 # Is any figure of OTHER (default: the checkout's HEAD) worse than the noise against BASE?
 # Both revisions run from git worktrees, alternating, ROUNDS rounds after a dropped warm-up.
