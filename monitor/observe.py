@@ -83,6 +83,16 @@ _WORKING_TIME = (
     "INSERT INTO jiancha.working_time (starts_at, ends_at, before_days, days, known_until, "
     "provisional, calendar, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
+# What it was written from (migration 0017): a start on the same day with the same
+# calendar finds it current and writes nothing.
+_WORKING_TIME_SOURCE = "SELECT calendar, first_day, last_day FROM jiancha.working_time_source"
+_WORKING_TIME_WRITTEN = """
+INSERT INTO jiancha.working_time_source (calendar, first_day, last_day, written_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (only_row) DO UPDATE
+SET calendar = EXCLUDED.calendar, first_day = EXCLUDED.first_day,
+    last_day = EXCLUDED.last_day, written_at = EXCLUDED.written_at
+"""
 _MATTER_NAMES = "INSERT INTO jiancha.matters (code, name, department) VALUES ($1, $2, $3)"
 WORKING_TIME_SPAN = (3660, 731)
 """Days of jiancha.working_time before and after today: ten years of overdue cases back,
@@ -239,17 +249,7 @@ class Snapshotter:
         """
         cal = self.evaluator.cal if self.evaluator is not None else self.calendar
         if cal is not None:
-            today = dt.datetime.fromtimestamp(self.clock(), zoneinfo.ZoneInfo(cal.timezone)).date()
-            if self._kept != (cal.fingerprint, today):
-                back, ahead = WORKING_TIME_SPAN
-                first = max(today - dt.timedelta(days=back), cal.first_day.item())
-                last = min(today + dt.timedelta(days=ahead), cal.last_day.item())
-                rows = working_time_rows(cal, first, last)
-                async with conn.transaction():
-                    await conn.execute("DELETE FROM jiancha.working_time")
-                    await conn.executemany(_WORKING_TIME, rows)
-                self._kept = (cal.fingerprint, today)
-                self.log.info("working_time_written", calendar=cal.fingerprint, rows=len(rows))
+            await self._keep_working_time(conn, cal)
         matters = self.worker.matters() if self.worker is not None else None
         if matters is not None and matters is not self._matters_kept:
             async with conn.transaction():
@@ -257,6 +257,30 @@ class Snapshotter:
                 await conn.executemany(_MATTER_NAMES, [(code, m.name, m.department)
                                                        for code, m in matters.items()])  # fmt: skip
             self._matters_kept = matters
+
+    async def _keep_working_time(self, conn: db.Connection, cal: Calendar) -> None:
+        """Write jiancha.working_time unless it already holds this calendar's span of days.
+
+        A start reads what the table was written from instead of writing it again: the
+        rows and the calendar's first compiled call would cost a second before READY.
+        """
+        today = dt.datetime.fromtimestamp(self.clock(), zoneinfo.ZoneInfo(cal.timezone)).date()
+        if self._kept == (cal.fingerprint, today):
+            return
+        back, ahead = WORKING_TIME_SPAN
+        first = max(today - dt.timedelta(days=back), cal.first_day.item())
+        last = min(today + dt.timedelta(days=ahead), cal.last_day.item())
+        source = (cal.fingerprint, first, last)
+        if self._kept is None and tuple(await conn.fetchrow(_WORKING_TIME_SOURCE) or ()) == source:
+            self._kept = (cal.fingerprint, today)  # written by an earlier start today
+            return
+        rows = working_time_rows(cal, first, last)
+        async with conn.transaction():
+            await conn.execute("DELETE FROM jiancha.working_time")
+            await conn.executemany(_WORKING_TIME, rows)
+            await conn.execute(_WORKING_TIME_WRITTEN, *source)
+        self._kept = (cal.fingerprint, today)
+        self.log.info("working_time_written", calendar=cal.fingerprint, rows=len(rows))
 
     async def take(self, conn: db.Connection) -> None:
         try:

@@ -691,3 +691,13 @@ $$;
 -- batch taken while more was visible, cleared by the decision after catching up.
 ALTER TABLE jiancha.cases ADD COLUMN undecided boolean NOT NULL DEFAULT false;
 CREATE INDEX cases_undecided_idx ON jiancha.cases (case_id) WHERE undecided;
+
+-- What jiancha.working_time was last written from (migration 0017): a start rewrites the
+-- table only when the calendar or the span of days differs.
+CREATE TABLE jiancha.working_time_source (
+    only_row    boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    calendar    text NOT NULL,          -- fingerprint of the calendar the rows came from
+    first_day   date NOT NULL,          -- the local days the rows cover
+    last_day    date NOT NULL,
+    written_at  timestamptz NOT NULL
+);

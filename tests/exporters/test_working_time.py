@@ -84,6 +84,40 @@ async def test_the_table_follows_a_new_day_and_a_new_calendar(dsn):
             z("2024-06-02T00:00:00"))  is None  # fmt: skip
 
 
+async def test_a_restart_the_same_day_with_the_same_calendar_writes_nothing(dsn):
+    """A start finds the table current (migration 0017) and leaves it as it is; a start on
+    another day, or with another calendar, writes it again."""
+    cn, centre = load_calendar("cn"), load_calendar("example-centre")
+    noon = z("2024-06-03T04:00:00").timestamp()
+    written = "SELECT sum(xmin::text::bigint), count(*) FROM jiancha.working_time"
+    async with await db.connect(dsn) as conn:
+        await Snapshotter(Holder(), dsn, calendar=cn, clock=lambda: noon).keep_tables(conn)
+        first = await conn.fetchrow(written)
+        source = await conn.fetchrow("SELECT * FROM jiancha.working_time_source")
+        assert source["calendar"] == cn.fingerprint and first[1] > 2000
+        assert (source["first_day"], source["last_day"]) == (dt.date(2014, 5, 27),
+                                                             dt.date(2026, 6, 4))  # fmt: skip
+
+        later = noon + 6 * 3600  # 18:00 Beijing, the same day: a restart after an upgrade
+        await Snapshotter(Holder(), dsn, calendar=cn, clock=lambda: later).keep_tables(conn)
+        assert await conn.fetchrow(written) == first  # not one row written again
+        assert await conn.fetchrow("SELECT * FROM jiancha.working_time_source") == source
+
+        tomorrow = noon + 86400
+        await Snapshotter(Holder(), dsn, calendar=cn, clock=lambda: tomorrow).keep_tables(conn)
+        assert await conn.fetchrow(written) != first
+        moved = await conn.fetchrow("SELECT * FROM jiancha.working_time_source")
+        assert moved["first_day"] == source["first_day"] + dt.timedelta(days=1)
+
+        again = await conn.fetchrow(written)
+        await Snapshotter(Holder(), dsn, calendar=centre,
+                          clock=lambda: tomorrow).keep_tables(conn)  # fmt: skip
+        assert await conn.fetchrow(written) != again
+        assert await conn.fetchval("SELECT DISTINCT calendar FROM jiancha.working_time") == (
+            centre.fingerprint
+        )
+
+
 def test_no_stretch_on_a_rest_day():
     cal = load_calendar("cn")
     rows = working_time_rows(cal, dt.date(2024, 2, 9), dt.date(2024, 2, 19))
