@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import asyncpg
+import pytest
+
 from monitor import db
 from monitor.cards.ledger import DbStore, cards_of, escalate, next_reply_due, reply_deadlines
 from monitor.engine.cards import Closing, Decided, NewCard
@@ -69,6 +72,26 @@ async def test_a_card_is_issued_once_however_often_it_is_written(dsn, cal, rules
         assert row["detail"] == {"used_days": 2.5}
         got = await cards_of(conn, ["C1", "C9"])
         assert [c.level for c in got["C1"]] == [1, 2] and got["C9"] == []
+
+
+async def test_a_step_must_name_a_card_that_exists(dsn, cal, rules):
+    """Checked once per statement (migration 0018), not by a foreign key per row: a
+    statement with one step of a card that does not exist writes none of its steps."""
+    async with await db.connect(dsn) as conn:
+        await ingested(conn)
+        decided = Decided([card(1)], [], [], {"C1": await view_of(conn)})
+        async with conn.transaction():
+            [issued] = (await DbStore(conn).write(decided, rules, cal,
+                                                  z("2024-02-21T00:00:00"))).issued  # fmt: skip
+        steps_of = "SELECT count(*) FROM jiancha.card_events"
+        before = await conn.fetchval(steps_of)
+        insert = ("INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
+                  "SELECT unnest($1::bigint[]), 'notified', now(), 'jiancha'")  # fmt: skip
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="card 987654 does not"):
+            await conn.execute(insert, [issued.card_id, 987654, issued.card_id])
+        assert await conn.fetchval(steps_of) == before
+        await conn.execute(insert, [issued.card_id, issued.card_id])
+        assert await conn.fetchval(steps_of) == before + 2
 
 
 async def test_a_late_finish_is_issued_and_closed_at_once(dsn, cal, rules):

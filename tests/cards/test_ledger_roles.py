@@ -173,6 +173,8 @@ REFUSED = [
     ("UPDATE jiancha.card_events SET reason = 'edited' WHERE card_id = {card}",
      "permission denied"),
     ("DELETE FROM jiancha.card_events WHERE card_id = {card}", "permission denied"),
+    ("INSERT INTO jiancha.card_events (card_id, kind, at, actor) VALUES "
+     "({card} + 1000, 'notified', now(), 'jiancha')", "card \\d+ does not exist"),
     ("TRUNCATE jiancha.card_events", "permission denied"),
     ("ALTER TABLE jiancha.cards DISABLE TRIGGER cards_change_recorded_v1", "must be owner"),
     ("ALTER TABLE jiancha.card_events DISABLE TRIGGER USER", "must be owner"),
