@@ -216,13 +216,14 @@ class Evaluator:
         views: Sequence[CaseView],
         matters: Mapping[str, Matter],
         now: dt.datetime,
+        undecided: bool = False,
     ) -> Written:
         decided = Decided.of(decisions, views)
         written = await store.write(decided, self.ruleset, self.cal, now)
         outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
                     if d.outcome is not None}  # fmt: skip
         if outcomes:
-            await store.record_outcomes(outcomes)
+            await store.record_outcomes(outcomes, decided=undecided)
         if written.issued and self.notifier is not None and store.conn is not None:
             lang = self.notifier.cfg.language
             facts = card_facts(written.issued, decided, self.ruleset, matters, lang, self.cal, now)
@@ -275,16 +276,18 @@ class Evaluator:
         *,
         running: bool,
         figures: bool | None = None,
+        undecided: bool = False,
     ) -> Pending:
         """Decide and write the cards of these cases (inside the caller's transaction).
 
         ``figures``: their part in the figures too (default: when not ``running``,
-        i.e. for new facts).
+        i.e. for new facts). ``undecided``: cases a backlog stored undecided, whose
+        mark the write of their figures clears.
         """
         cards = await store.cards_of([v.case_id for v in views])
         decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running,
                                           not running if figures is None else figures)  # fmt: skip
-        pending.written = await self._write(store, decisions, views, matters, now)
+        pending.written = await self._write(store, decisions, views, matters, now, undecided)
         return pending
 
     async def decide_undecided(
@@ -310,9 +313,9 @@ class Evaluator:
                     views = [v for v in await st.cases(ids) if v.status != "orphan"]
                     # caught up: no later event can stop a period, so running levels are
                     # decided now too (the tick that follows finds them issued)
-                    pending = await self.decide_views(st, views, matters, now,
-                                                      running=caught_up, figures=True)  # fmt: skip
-                    await state_store.mark_decided(conn, ids)
+                    pending = await self.decide_views(st, views, matters, now, running=caught_up,
+                                                      figures=True, undecided=True)  # fmt: skip
+                    await state_store.mark_decided(conn, ids)  # those the figures did not
             self.publish(pending)
             self.beat()
             done += len(ids)

@@ -191,3 +191,23 @@ async def test_a_start_decides_its_open_cases_in_chunks_with_a_beat_after_each(d
     assert tables[0] == tables[1] and len(tables[0]) > 50
     assert len(heard) == -(-opened // 50)  # the evaluator beats the worker's heart
     assert after == before  # a start on the same rules changes no card
+
+
+async def test_a_deferred_case_is_written_once_when_it_is_decided(dsn: str) -> None:
+    """Its figures and the clearing of its mark are one write of its row, not two: a
+    backlog's cases are many, and each write of a row is a new version of it."""
+    updated = "SELECT pg_stat_get_xact_tuples_updated('jiancha.cases'::regclass)"
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+        await take_all(conn, evaluator(), defer=True, crash=True)  # stored, marked, undecided
+        marked = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+        ev, matters = evaluator(), await load_matters(conn)
+        await ev.start(conn, matters, NOW)
+        async with conn.transaction():  # decide_undecided's own become savepoints in it
+            before = await conn.fetchval(updated)
+            decided = await ev.decide_undecided(conn, matters, NOW)
+            writes = await conn.fetchval(updated) - before
+        left = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+    assert marked > 100 and decided == marked and left == 0
+    assert writes == marked

@@ -232,6 +232,14 @@ FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
 WHERE case_id = u.c
   AND (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, ''))
 """
+# The same for cases a backlog left undecided, the mark cleared in the same write: a row
+# of jiancha.cases written once, not once for its figures and again for the mark.
+_OUTCOMES_DECIDED = """
+UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, ''), undecided = false
+FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
+WHERE case_id = u.c
+  AND (undecided OR (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, '')))
+"""
 
 
 class DbStore:
@@ -263,11 +271,15 @@ class DbStore:
     async def next_reply_due(self) -> dt.datetime | None:
         return await next_reply_due(self.conn)
 
-    async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None:
-        """Each case's figure columns: the overdue instant and, once completed, how it ended."""
+    async def record_outcomes(
+        self, outcomes: Mapping[str, Outcome], *, decided: bool = False
+    ) -> None:
+        """Each case's figure columns: the overdue instant and, once completed, how it ended.
+
+        ``decided``: these cases were stored undecided and are decided now; their mark is
+        cleared by the same write (`monitor.state.store.mark_decided` then finds them done).
+        """
         ids = list(outcomes)
-        deadlines = [outcomes[c][0] for c in ids]
-        await self.conn.execute(
-            _OUTCOMES, ids, [None if d is None else from_epoch(d) for d in deadlines],
-            [outcomes[c][1] for c in ids],
-        )  # fmt: skip
+        deadlines = [None if d is None else from_epoch(d) for d, _ in outcomes.values()]
+        await self.conn.execute(_OUTCOMES_DECIDED if decided else _OUTCOMES, ids, deadlines,
+                                [o for _, o in outcomes.values()])  # fmt: skip

@@ -129,7 +129,9 @@ class MemoryStore:
                                       None, {}, due))  # fmt: skip
         return out
 
-    async def record_outcomes(self, outcomes: Mapping[str, Outcome]) -> None:
+    async def record_outcomes(
+        self, outcomes: Mapping[str, Outcome], *, decided: bool = False
+    ) -> None:
         """The replay computes its own figures from the final state."""
 
     async def next_reply_due(self) -> dt.datetime | None:

@@ -392,7 +392,10 @@ async def take(
 
 
 _UNDECIDED = "SELECT case_id FROM jiancha.cases WHERE undecided ORDER BY case_id LIMIT $1"
-_DECIDED = "UPDATE jiancha.cases SET undecided = false WHERE case_id = ANY($1::text[])"
+# (a case whose figures were written has its mark cleared by that write already)
+_DECIDED = (
+    "UPDATE jiancha.cases SET undecided = false WHERE case_id = ANY($1::text[]) AND undecided"
+)
 
 
 async def undecided(conn: Connection, limit: int) -> list[str]:
