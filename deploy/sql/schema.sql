@@ -134,8 +134,7 @@ CREATE TABLE jiancha.cards (
 CREATE UNIQUE INDEX cards_live_key_idx ON jiancha.cards (case_id, clock, rule, subject, level)
     WHERE status <> 'revoked';
 CREATE UNIQUE INDEX cards_crossing_idx
-    ON jiancha.cards (case_id, clock, rule, subject, level, issued_at);
-CREATE INDEX cards_case_idx ON jiancha.cards (case_id);
+    ON jiancha.cards (case_id, clock, rule, subject, level, issued_at);  -- and by case_id
 CREATE INDEX cards_open_idx ON jiancha.cards (department, "window", level)
     WHERE status IN ('issued', 'acknowledged', 'appealed');
 CREATE INDEX cards_issued_idx ON jiancha.cards (issued_at);

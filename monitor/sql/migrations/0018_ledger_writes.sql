@@ -1,5 +1,6 @@
--- jiancha schema, version 18: that a step names an existing card, checked per statement.
+-- jiancha schema, version 18: the ledger's writes made cheaper, its rules kept.
 --
+-- 1. That a step names an existing card, checked per statement.
 -- The foreign key card_events.card_id -> cards.id was checked row by row: a lookup and a
 -- FOR KEY SHARE lock of the card for every step, about 35 µs of the server's 75 µs per
 -- card issued (tests/bench/bench_ledger.py). Of what the key guarded, the ledger's other
@@ -31,3 +32,8 @@ CREATE TRIGGER card_step_names_a_card_v1
     FOR EACH STATEMENT EXECUTE FUNCTION jiancha.card_step_names_a_card_v1();
 
 ALTER TABLE jiancha.card_events DROP CONSTRAINT IF EXISTS card_events_card_id_fkey;
+
+-- 2. cards_case_idx (case_id) is the first column of cards_crossing_idx (case_id, clock,
+-- rule, subject, level, issued_at), which every lookup of a case's cards can use: one
+-- index fewer to write for every card (about 8% of the insert, bench_ledger).
+DROP INDEX IF EXISTS jiancha.cards_case_idx;
