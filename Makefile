@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-catchup bench-quick bench-quick-ab samples dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-catchup bench-ledger bench-quick bench-quick-ab samples dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -63,7 +63,7 @@ pytest: deps venv
 
 test: deps lint pytest
 
-bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web bench-report bench-catchup
+bench: bench-calendar bench-tailer bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-web bench-report bench-catchup bench-ledger
 
 bench-calendar: venv
 	$(BIN)/python -m tests.bench.bench_calendar
@@ -78,6 +78,10 @@ bench-tailer-ab: venv
 
 bench-cards: venv
 	$(BIN)/python -m tests.bench.bench_cards
+
+# The ledger's insert taken apart on the server: each index, trigger and check (~3 min)
+bench-ledger: venv
+	$(BIN)/python -m tests.bench.bench_ledger
 
 bench-web: venv
 	$(BIN)/python -m tests.bench.bench_web

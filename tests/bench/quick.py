@@ -36,6 +36,7 @@ QUICK: tuple[tuple[str, ...], ...] = (
     ("tests.bench.bench_failover", "--quick"),
     ("tests.bench.bench_poison", "--quick"),
     ("tests.bench.bench_tailer", "--quick"),
+    ("tests.bench.bench_ledger", "--quick"),
     ("tests.bench.ab_tailer", "HEAD", "--runs", "1", "--events", "2000"),
     ("tests.bench.bench_catchup", "--quick"),
     ("tests.bench.bench_chatty", "--quick"),
