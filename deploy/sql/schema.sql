@@ -234,7 +234,7 @@ CREATE TABLE jiancha.outbox (
     kind             text NOT NULL
                      CONSTRAINT outbox_kind_check
                      CHECK (kind IN ('card', 'escalation', 'digest', 'resolved', 'report')),
-    card_id          bigint REFERENCES jiancha.cards (id),
+    card_id          bigint,                            -- a card: outbox_names_a_card_v1
     routed           boolean NOT NULL DEFAULT true,     -- false: no route matched (fallback)
     payload          jsonb NOT NULL,                    -- the rendered message
     created_at       timestamptz NOT NULL,
@@ -724,3 +724,40 @@ CREATE TRIGGER card_step_names_a_card_v1
     AFTER INSERT ON jiancha.card_events
     REFERENCING NEW TABLE AS new_steps
     FOR EACH STATEMENT EXECUTE FUNCTION jiancha.card_step_names_a_card_v1();
+
+-- A notification names an existing card (migration 0018): checked per statement; its card
+-- never changes.
+CREATE FUNCTION jiancha.outbox_names_a_card_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    SELECT n.card_id INTO missing FROM new_rows n
+    WHERE n.card_id IS NOT NULL
+      AND NOT EXISTS (SELECT FROM jiancha.cards c WHERE c.id = n.card_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'jiancha.outbox: notification refused: card % does not exist', missing
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION jiancha.outbox_card_kept_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'jiancha.outbox: the card of notification % cannot change', OLD.id
+        USING ERRCODE = 'foreign_key_violation';
+END
+$$;
+
+CREATE TRIGGER outbox_names_a_card_v1
+    AFTER INSERT ON jiancha.outbox
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jiancha.outbox_names_a_card_v1();
+
+CREATE TRIGGER outbox_card_kept_v1
+    BEFORE UPDATE OF card_id ON jiancha.outbox
+    FOR EACH ROW WHEN (OLD.card_id IS DISTINCT FROM NEW.card_id)
+    EXECUTE FUNCTION jiancha.outbox_card_kept_v1();

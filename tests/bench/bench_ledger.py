@@ -30,6 +30,7 @@ statement. Nothing is asserted; the module is not collected by pytest.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import statistics
 import sys
@@ -41,6 +42,7 @@ from typing import Any
 import trio
 
 import monitor.cards.ledger
+import monitor.outbox.enqueue
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.log import configure_logging
@@ -51,6 +53,10 @@ from tests.bench.bench_tailer import CpuMeter, new_database
 from tests.bench.embedded import embedded_server
 
 INSERT = monitor.cards.ledger._INSERT
+ENQUEUE = monitor.outbox.enqueue._ENQUEUE
+CHANNELS = ("wecom", "email")  # two deliveries a card, as a centre with both configured
+PAYLOAD = json.dumps({"title": "【黄牌】办件即将超期", "text": "窗口负责人：您好。" * 20,
+                      "url": "https://jiancha.example/cards/1"}, ensure_ascii=False)  # fmt: skip
 SIZES = {"cases": 20_000, "rounds": 5}
 QUICK = {"cases": 2_000, "rounds": 2}
 
@@ -139,6 +145,63 @@ async def replay(
     return wall, cpu, written
 
 
+async def enqueue(conn: db.Connection, ddl: list[str], calls: Calls, pid: int,
+                  now: dt.datetime) -> tuple[float, float, int]:  # fmt: skip
+    """The cards written (untimed), then their notifications as the notifier enqueues
+    them, one statement per ledger insert; timed: the enqueues. Rolled back."""
+    await conn.execute("BEGIN")
+    try:
+        for sql in ddl:
+            await conn.execute(sql)
+        ids = [[r["id"] for r in await conn.fetch(INSERT, *args)] for args in calls]
+        meter = CpuMeter(pid)
+        t0 = time.perf_counter()
+        rows = 0
+        for card_ids in ids:
+            keys = [f"card:{i}:{ch}" for i in card_ids for ch in CHANNELS]
+            n = len(keys)
+            await conn.execute(ENQUEUE, keys, [ch for _ in card_ids for ch in CHANNELS],
+                               ["card"] * n, [i for i in card_ids for _ in CHANNELS],
+                               [True] * n, [PAYLOAD] * n, [now] * n, [""] * n, now,
+                               dt.timedelta(days=3))  # fmt: skip
+            rows += n
+        wall = time.perf_counter() - t0
+        cpu = meter.read()["postgres_cpu_s"]
+    finally:
+        await conn.execute("ROLLBACK")
+    return wall, cpu, rows
+
+
+_OUTBOX_FK = """
+ALTER TABLE jiancha.outbox ADD CONSTRAINT outbox_card_id_fkey
+    FOREIGN KEY (card_id) REFERENCES jiancha.cards (id)
+"""
+OUTBOX_VARIANTS = {
+    "as the notifier sends them (schema 18: the card checked per statement)": [],
+    "before schema 18: a foreign key, checked per notification": [
+        "ALTER TABLE jiancha.outbox DISABLE TRIGGER outbox_names_a_card_v1", _OUTBOX_FK],
+    "no check that the card exists": [
+        "ALTER TABLE jiancha.outbox DISABLE TRIGGER outbox_names_a_card_v1"],
+}  # fmt: skip
+
+
+async def bench_outbox(conn: db.Connection, calls: Calls, rounds: int,
+                       pid: int) -> dict[str, Any]:  # fmt: skip
+    now = dt.datetime(2025, 12, 15, 3, tzinfo=dt.UTC)
+    for ddl in OUTBOX_VARIANTS.values():  # warm-up
+        await enqueue(conn, ddl, calls, pid, now)
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in OUTBOX_VARIANTS}
+    rows = 0
+    for _ in range(rounds):
+        for name, ddl in OUTBOX_VARIANTS.items():
+            wall, cpu, rows = await enqueue(conn, ddl, calls, pid, now)
+            times[name].append((wall, cpu))
+    return {"rows": rows, "variants": {
+        name: {"wall_ms": statistics.median(w for w, _ in v) * 1e3,
+               "server_us_per_row": statistics.median(c for _, c in v) * 1e6 / rows}
+        for name, v in times.items()}}  # fmt: skip
+
+
 async def triggers(conn: db.Connection, calls: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     """EXPLAIN ANALYZE of the largest call, rolled back: its triggers' times."""
     largest = max(calls, key=lambda a: len(a[0]))
@@ -174,10 +237,12 @@ async def bench(admin: str, size: dict[str, int], pid: int) -> dict[str, Any]:
                     raise SystemExit(f"{name}: wrote {written} cards of {cards}")
                 times[name].append((wall, cpu))
         explain = await triggers(conn, calls)
+        outbox = await bench_outbox(conn, calls, size["rounds"], pid)
     rows = {name: {"wall_ms": statistics.median(w for w, _ in v) * 1e3,
                    "server_us_per_card": statistics.median(c for _, c in v) * 1e6 / cards}
             for name, v in times.items()}  # fmt: skip
-    return {"calls": len(calls), "cards": cards, "variants": rows, "explain": explain}
+    return {"calls": len(calls), "cards": cards, "variants": rows, "explain": explain,
+            "outbox": outbox}  # fmt: skip
 
 
 def report(res: dict[str, Any]) -> None:
@@ -202,6 +267,18 @@ def report(res: dict[str, Any]) -> None:
           f"{t['ms'] * 1e3 / max(t['calls'], 1):.1f}"] for t in ex["triggers"]]))  # fmt: skip
 
 
+def report_outbox(out: dict[str, Any]) -> None:
+    rows = out["rows"]
+    print(f"the same cards' notifications: {rows:,} outbox rows ({len(CHANNELS)} channels a "
+          "card), enqueued as the notifier does, one statement per ledger insert")  # fmt: skip
+    base = next(iter(out["variants"].values()))
+    print(bench_calendar.table(
+        ["variant", "ms", "us/row", "server CPU us/row", "/ as sent"],
+        [[name, f"{v['wall_ms']:,.0f}", f"{v['wall_ms'] * 1e3 / rows:.1f}",
+          f"{v['server_us_per_row']:.1f}", f"{v['wall_ms'] / base['wall_ms']:.2f}x"]
+         for name, v in out["variants"].items()]))  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2,000 cases, 2 rounds (a smoke run)")
@@ -219,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert pid is not None
         res = trio.run(_with_loop, bench, server.get_uri(), size, pid)
     report(res)
+    report_outbox(res["outbox"])
     print(f"(benchmark ran {time.perf_counter() - started:.1f} s)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2), encoding="utf-8")

@@ -94,6 +94,34 @@ async def test_a_step_must_name_a_card_that_exists(dsn, cal, rules):
         assert await conn.fetchval(steps_of) == before + 2
 
 
+async def test_a_notification_must_name_a_card_that_exists_and_keep_it(dsn, cal, rules):
+    """jiancha.outbox.card_id as the foreign key held it (migration 0018: per statement):
+    a card that exists or none (a digest); never another card afterwards."""
+    async with await db.connect(dsn) as conn:
+        await ingested(conn)
+        decided = Decided([card(1)], [], [], {"C1": await view_of(conn)})
+        async with conn.transaction():
+            [issued] = (await DbStore(conn).write(decided, rules, cal,
+                                                  z("2024-02-21T00:00:00"))).issued  # fmt: skip
+        insert = """
+            INSERT INTO jiancha.outbox (key, channel, kind, card_id, payload, created_at,
+                                        not_before, next_attempt_at, give_up_at)
+            SELECT 'k' || coalesce(i, 0), 'wecom', 'card', i, '{}', now(), now(), now(), now()
+            FROM unnest($1::bigint[]) i"""
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="card 424242 does not"):
+            await conn.execute(insert, [issued.card_id, 424242])
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.outbox") == 0
+        await conn.execute(insert, [issued.card_id, None])
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.outbox") == 2
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="cannot change"):
+            await conn.execute("UPDATE jiancha.outbox SET card_id = NULL WHERE card_id = $1",
+                               issued.card_id)  # fmt: skip
+        await conn.execute("UPDATE jiancha.outbox SET state = 'delivered', attempts = 1")
+        assert await conn.fetchval(
+            "SELECT count(*) FROM jiancha.outbox WHERE card_id = $1 AND state = 'delivered'",
+            issued.card_id) == 1  # fmt: skip
+
+
 async def test_a_late_finish_is_issued_and_closed_at_once(dsn, cal, rules):
     async with await db.connect(dsn) as conn:
         await ingested(conn)
