@@ -21,6 +21,9 @@ statement apart on the server:
    key, trigger or foreign key (the floor: the same rows, heap and WAL only).
 3. ``EXPLAIN ANALYZE`` of the largest call gives each trigger's time as
    PostgreSQL counts it.
+4. The same cards' notifications, two channels a card, enqueued as
+   ``Notifier.enqueue`` does (its statement), with the outbox's check of the
+   card as it is, with the foreign key it replaced, and with none.
 
 Figures: wall milliseconds per round (median of the interleaved rounds), the
 server's CPU microseconds per card, and each variant against the daemon's
