@@ -326,6 +326,9 @@ async def test_the_daemon_runs_as_its_role(logins: Logins) -> None:
                                  "JOIN jiancha.cards c ON c.id = e.card_id "
                                  "WHERE c.case_id = 'K9'")  # fmt: skip
         assert [r[0] for r in roles] == [logins.daemon_name]
+        # the dashboards' calendar, written by the daemon's role (schema 17 recorded it)
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.working_time_source") == 1
+        assert await conn.fetchval("SELECT count(*) FROM jiancha.working_time") > 2000
         nursery.cancel_scope.cancel()
 
 
