@@ -701,33 +701,11 @@ CREATE TABLE jiancha.working_time_source (
     written_at  timestamptz NOT NULL
 );
 
--- That a step names an existing card (migration 0018): one anti-join per statement over
--- the rows it inserted, instead of a foreign key's lookup and row lock per step. Cards are
--- never deleted nor renumbered, and steps never changed, so nothing else was left to it.
-CREATE FUNCTION jiancha.card_step_names_a_card_v1() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    missing bigint;
-BEGIN
-    SELECT n.card_id INTO missing FROM new_steps n
-    WHERE NOT EXISTS (SELECT FROM jiancha.cards c WHERE c.id = n.card_id)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'jiancha.card_events: step refused: card % does not exist', missing
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER card_step_names_a_card_v1
-    AFTER INSERT ON jiancha.card_events
-    REFERENCING NEW TABLE AS new_steps
-    FOR EACH STATEMENT EXECUTE FUNCTION jiancha.card_step_names_a_card_v1();
-
--- A notification names an existing card (migration 0018): checked per statement; its card
--- never changes.
-CREATE FUNCTION jiancha.outbox_names_a_card_v1() RETURNS trigger
+-- That a card's step or notification names an existing card (migration 0018): one
+-- anti-join per statement, instead of a foreign key's lookup and row lock per row. Cards
+-- are never deleted nor renumbered, steps never changed, and a notification's card never
+-- changes (outbox_card_kept_v1), so nothing else was left to the keys.
+CREATE FUNCTION jiancha.names_a_card_v1() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     missing bigint;
@@ -737,7 +715,7 @@ BEGIN
       AND NOT EXISTS (SELECT FROM jiancha.cards c WHERE c.id = n.card_id)
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'jiancha.outbox: notification refused: card % does not exist', missing
+        RAISE EXCEPTION 'jiancha.%: row refused: card % does not exist', TG_TABLE_NAME, missing
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
@@ -752,10 +730,15 @@ BEGIN
 END
 $$;
 
+CREATE TRIGGER card_step_names_a_card_v1
+    AFTER INSERT ON jiancha.card_events
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jiancha.names_a_card_v1();
+
 CREATE TRIGGER outbox_names_a_card_v1
     AFTER INSERT ON jiancha.outbox
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION jiancha.outbox_names_a_card_v1();
+    FOR EACH STATEMENT EXECUTE FUNCTION jiancha.names_a_card_v1();
 
 CREATE TRIGGER outbox_card_kept_v1
     BEFORE UPDATE OF card_id ON jiancha.outbox

@@ -12,8 +12,10 @@ import asyncpg
 import pytest
 
 from monitor import db
+from monitor.calendar import Calendar
 from monitor.cards.ledger import DbStore, cards_of, escalate, next_reply_due, reply_deadlines
-from monitor.engine.cards import Closing, Decided, NewCard
+from monitor.engine.cards import Closing, Decided, ExistingCard, NewCard
+from monitor.rules.model import RuleSet
 from monitor.state.view import CaseView
 from tests.cardkit import ACCEPTED_FEB8, z
 from tests.sourcekit import write
@@ -74,15 +76,21 @@ async def test_a_card_is_issued_once_however_often_it_is_written(dsn, cal, rules
         assert [c.level for c in got["C1"]] == [1, 2] and got["C9"] == []
 
 
+async def one_card(conn: db.Connection, cal: Calendar, rules: RuleSet) -> ExistingCard:
+    """C1 ingested and its blue card issued, as the daemon writes it."""
+    await ingested(conn)
+    decided = Decided([card(1)], [], [], {"C1": await view_of(conn)})
+    async with conn.transaction():
+        written = await DbStore(conn).write(decided, rules, cal, z("2024-02-21T00:00:00"))
+    [issued] = written.issued
+    return issued
+
+
 async def test_a_step_must_name_a_card_that_exists(dsn, cal, rules):
     """Checked once per statement (migration 0018), not by a foreign key per row: a
     statement with one step of a card that does not exist writes none of its steps."""
     async with await db.connect(dsn) as conn:
-        await ingested(conn)
-        decided = Decided([card(1)], [], [], {"C1": await view_of(conn)})
-        async with conn.transaction():
-            [issued] = (await DbStore(conn).write(decided, rules, cal,
-                                                  z("2024-02-21T00:00:00"))).issued  # fmt: skip
+        issued = await one_card(conn, cal, rules)
         steps_of = "SELECT count(*) FROM jiancha.card_events"
         before = await conn.fetchval(steps_of)
         insert = ("INSERT INTO jiancha.card_events (card_id, kind, at, actor) "
@@ -98,11 +106,7 @@ async def test_a_notification_must_name_a_card_that_exists_and_keep_it(dsn, cal,
     """jiancha.outbox.card_id as the foreign key held it (migration 0018: per statement):
     a card that exists or none (a digest); never another card afterwards."""
     async with await db.connect(dsn) as conn:
-        await ingested(conn)
-        decided = Decided([card(1)], [], [], {"C1": await view_of(conn)})
-        async with conn.transaction():
-            [issued] = (await DbStore(conn).write(decided, rules, cal,
-                                                  z("2024-02-21T00:00:00"))).issued  # fmt: skip
+        issued = await one_card(conn, cal, rules)
         insert = """
             INSERT INTO jiancha.outbox (key, channel, kind, card_id, payload, created_at,
                                         not_before, next_attempt_at, give_up_at)
