@@ -104,6 +104,12 @@ class NotifyConfig:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("auto", "json", "console")
 
+# Events a batch reads at most. A backlog's case is rewritten once per batch that
+# touches it, so larger batches write each case fewer times: a catch-up over 200,000
+# events of 25,000 cases took 61 s at 5,000 and 37 s at 20,000 (bench_catchup); 50,000
+# gained 1% more. A live batch holds only what became visible, far below this.
+BATCH_SIZE = 20_000
+
 
 @dataclass(frozen=True)
 class DaemonSettings:
@@ -111,7 +117,7 @@ class DaemonSettings:
 
     source_dsn: str | None = None  # else JIANCHA_SOURCE_DSN
     dsn: str | None = None  # else JIANCHA_DSN, else the source DSN
-    batch_size: int = 5000
+    batch_size: int = BATCH_SIZE
     poll_interval: float = 1.0
     orphan_grace: dt.timedelta = dt.timedelta(days=7)
     rules: str = "cards"
@@ -595,7 +601,7 @@ def _daemon(data: Mapping[str, Any], where: str, environ: Mapping[str, str],
     return DaemonSettings(
         source_dsn=dsn("source_dsn", "JIANCHA_SOURCE_DSN"),
         dsn=dsn("dsn", "JIANCHA_DSN"),
-        batch_size=_int(daemon.get("batch_size", 5000), f"{where}: [daemon] batch_size"),
+        batch_size=_int(daemon.get("batch_size", BATCH_SIZE), f"{where}: [daemon] batch_size"),
         poll_interval=poll.total_seconds(),
         orphan_grace=_duration(daemon.get("orphan_grace", "7d"), f"{where}: [daemon] orphan_grace"),
         rules=_text(daemon.get("rules", environ.get("JIANCHA_RULES", "cards")),

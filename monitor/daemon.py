@@ -30,7 +30,7 @@ from monitor import db, systemd
 from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.calendar.regions import Regions, load_regions
 from monitor.clocks.checkpoint import Checkpointer
-from monitor.config import Config, ConfigError, NotifyConfig, load_config
+from monitor.config import BATCH_SIZE, Config, ConfigError, NotifyConfig, load_config
 from monitor.health import Health
 from monitor.lease import Lease
 from monitor.log import configure_logging, get_logger
@@ -55,7 +55,7 @@ from monitor.worker import Worker, WorkerConfig
 class DaemonConfig:
     source_dsn: str
     dsn: str
-    batch_size: int = 5000
+    batch_size: int = BATCH_SIZE
     poll_interval: float = 1.0
     orphan_grace: dt.timedelta = dt.timedelta(days=7)
     rules: RuleSet = field(default_factory=load_rules)

@@ -29,7 +29,7 @@ import trio
 
 from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
-from monitor.config import Retention
+from monitor.config import BATCH_SIZE, Retention
 from monitor.db import DISCONNECTS, backoff_delays
 from monitor.health import pause
 from monitor.log import get_logger
@@ -65,7 +65,7 @@ DEFERRED_EVERY = 10.0  # seconds: a backlog's deferred cases decided at least th
 class WorkerConfig:
     source_dsn: str
     dsn: str
-    batch_size: int = 5000
+    batch_size: int = BATCH_SIZE
     poll_interval: float = 1.0
     probe_interval: float = 10.0
     backoff_initial: float = 0.2

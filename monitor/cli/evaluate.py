@@ -30,6 +30,7 @@ from monitor.cli._common import (
     with_connection,
 )
 from monitor.cli.rules import ruleset_of
+from monitor.config import BATCH_SIZE
 from monitor.i18n import current_lang
 from monitor.vocab import LEVEL_WORDS, LEVELS, word
 
@@ -220,8 +221,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=5000,
+        default=BATCH_SIZE,
         metavar="N",
-        help=h("每批事件数（默认 5000）", "events per batch (default 5000)"),
+        help=h(
+            f"每批事件数（默认 {BATCH_SIZE}，同 daemon.batch_size）",
+            f"events per batch (default {BATCH_SIZE}, as daemon.batch_size)",
+        ),
     )
     p.set_defaults(func=cmd_evaluate)

@@ -15,6 +15,7 @@ from monitor.cli._common import (
     rules_option,
     source_dsn_option,
 )
+from monitor.config import BATCH_SIZE
 from monitor.i18n import t
 
 __all__ = ["daemon_config", "register"]
@@ -101,8 +102,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         metavar="N",
         help=h(
-            "每批最多读取的事件数（默认配置 daemon.batch_size，即 5000）",
-            "events per batch at most (default daemon.batch_size: 5000)",
+            f"每批最多读取的事件数（默认配置 daemon.batch_size，即 {BATCH_SIZE}）",
+            f"events per batch at most (default daemon.batch_size: {BATCH_SIZE})",
         ),
     )
     p.add_argument(

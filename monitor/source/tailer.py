@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from monitor import db
+from monitor.config import BATCH_SIZE
 from monitor.log import get_logger
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import Cursor, Matter, SourceEvent, payload_of, too_large
@@ -131,7 +132,7 @@ class Tailer:
         self,
         source_dsn: str,
         *,
-        batch_size: int = 5000,
+        batch_size: int = BATCH_SIZE,
         poll_interval: float = 1.0,
         probe_interval: float = 10.0,
         session: db.Session = db.SOURCE_SESSION,
