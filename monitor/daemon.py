@@ -40,7 +40,7 @@ from monitor.outbox.digest import Digester
 from monitor.outbox.enqueue import Notifier
 from monitor.outbox.message import Channel
 from monitor.outbox.send import Sender
-from monitor.pipeline import Evaluator
+from monitor.pipeline import Evaluator, configure_gc
 from monitor.report.deliver import Publisher
 from monitor.report.schedule import Bulletins
 from monitor.rules.load import load_rules
@@ -446,21 +446,6 @@ def _reconfigure_bulletins(b: Bulletins, cfg: Config, calendar: Calendar, rules:
     if isinstance(work, Publisher):
         work.reports, work.notify, work.cal, work.rules = cfg.reports, cfg.notify, calendar, rules
         work.base_url = cfg.web_base_url
-
-
-# CPython collects its youngest generation after every 700 net allocations of
-# container objects. A batch of 5,000 events allocates a few hundred thousand
-# short-lived tuples, dicts and lists, none of them cyclic (reference counting
-# frees them), so the defaults collected hundreds of times a batch and cost about
-# a quarter of a backlog drain (bench_tailer, interleaved runs: 34,649 -> 45,662
-# events/s median). Collections ~140 times rarer leave the cycle collector to do
-# its job, with at most a few MB of cycles waiting for it.
-GC_THRESHOLDS = (100_000, 20, 100)
-
-
-def configure_gc() -> None:
-    """The process-wide collector settings of the daemon (it owns its process)."""
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _log_json(fmt: str) -> bool | None:

@@ -53,7 +53,15 @@ from monitor.state.case import CaseState
 from monitor.state.view import CaseView
 from monitor.vocab import level_name
 
-__all__ = ["BatchResult", "CardStats", "Evaluator", "Pending", "apply_batch"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "BatchResult",
+    "CardStats",
+    "Evaluator",
+    "Pending",
+    "apply_batch",
+    "configure_gc",
+]
 
 _log = get_logger("monitor.pipeline")
 
@@ -105,6 +113,25 @@ def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[st
         key = (new.rule, new.subject)
         highest[key] = max(highest.get(key, 0), new.level)
     return highest
+
+
+# CPython collects its youngest generation after every 700 net allocations of
+# container objects. A batch of 5,000 events allocates a few hundred thousand
+# short-lived tuples, dicts and lists, none of them cyclic (reference counting
+# frees them), so the defaults collected hundreds of times a batch and cost about
+# a quarter of a backlog drain (bench_tailer, interleaved runs: 34,649 -> 45,662
+# events/s median). Collections ~140 times rarer leave the cycle collector to do
+# its job, with at most a few MB of cycles waiting for it.
+GC_THRESHOLDS = (100_000, 20, 100)
+
+
+def configure_gc() -> tuple[int, ...]:
+    """The collector settings of a process that runs the pipeline: `jiancha run`, `jiancha
+    evaluate` (a catch-up over 200k events: 42 s with Python's defaults, 35 s with these).
+    Returns the thresholds they replace, for a caller that does not own its process."""
+    was = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return was
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ import time
 import pytest
 import trio
 
-from monitor import daemon, db
+from monitor import db
+from monitor.pipeline import GC_THRESHOLDS
 from tests import httpkit
 from tests.sourcekit import SUBMITTED, at, prepare, reset, write
 
@@ -61,7 +62,7 @@ async def test_run_ingests_and_stops_cleanly_on_sigterm(dsn):
     try:
         ready = wait_for(proc, "ready")
         assert ready["level"] == "info" and "timestamp" in ready
-        assert ready["gc_thresholds"] == list(daemon.GC_THRESHOLDS)
+        assert ready["gc_thresholds"] == list(GC_THRESHOLDS)
         query = "SELECT status FROM jiancha.cases WHERE case_id = 'D1'"
         async with db.open_loop(), await db.connect(dsn) as conn:
             with trio.fail_after(10):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.cli._common import (
@@ -127,7 +128,7 @@ async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime)
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
-    from monitor.pipeline import Evaluator, apply_batch
+    from monitor.pipeline import Evaluator, apply_batch, configure_gc
     from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
@@ -165,7 +166,11 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             await evaluator.tick(target, matters, now)
             return _summary(evaluator, now, taken, dead)
 
-    doc = with_connection(source, work)
+    was = configure_gc()  # the daemon's collector settings: the same batches, the same garbage
+    try:
+        doc = with_connection(source, work)
+    finally:
+        gc.set_threshold(*was)  # `main` may run inside another program (the tests)
     if args.json:
         dump(doc, out)
     else:

@@ -32,7 +32,7 @@ Run from the repository root::
    plans PostgreSQL made while jiancha's tables were empty (a connection reused
    after TRUNCATE; card tables ANALYZEd empty).
 
-Sections 3-4 run with the daemon's collector settings (``monitor.daemon.configure_gc``).
+Sections 3-4 run with the daemon's collector settings (``monitor.pipeline.configure_gc``).
 
 Nothing here asserts a timing; the module is not collected by pytest.
 ``--quick`` runs section 1 at 1M clocks and sections 3-4 at 5,000 cases (a smoke
@@ -85,11 +85,10 @@ from monitor.calendar import Calendar, ClockState, load_calendar
 from monitor.clocks.table import ClockTable
 from monitor.clocks.table import earliest as _earliest
 from monitor.clocks.timing import NAT, Period, thresholds
-from monitor.daemon import configure_gc
 from monitor.engine.cards import CaseDecision
 from monitor.engine.decide import decide_cases
 from monitor.log import configure_logging
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.pipeline import Evaluator, apply_batch, configure_gc
 from monitor.rules.load import load_rules
 from monitor.rules.model import ClockRule, RuleSet
 from monitor.source.catalogue import load_matters

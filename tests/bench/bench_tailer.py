@@ -60,9 +60,8 @@ import monitor.state.reduce
 import monitor.state.store
 import monitor.worker
 from monitor import db
-from monitor.daemon import configure_gc
 from monitor.log import configure_logging
-from monitor.pipeline import apply_batch
+from monitor.pipeline import apply_batch, configure_gc
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Cursor, SourceEvent
 from monitor.source.tailer import read_batch

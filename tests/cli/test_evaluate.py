@@ -79,3 +79,37 @@ def test_evaluate_needs_a_valid_instant_and_rules(sync_dsn: str, capsys) -> None
     assert run("evaluate", "--now", "2024-02-22", "--rules", "nope", "--source-dsn",
                sync_dsn)[0] == 2  # fmt: skip
     assert "nope" in capsys.readouterr().err
+
+
+def test_evaluate_runs_with_the_daemons_collector_settings_and_restores_them(
+    sync_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up allocates like the daemon's batches: the daemon's thresholds while it
+    works (a fifth of its time with Python's defaults), the caller's again afterwards."""
+    import gc
+
+    from monitor.cli import evaluate as evaluate_cli
+    from monitor.pipeline import GC_THRESHOLDS
+
+    seen: list[tuple[int, ...]] = []
+    real = evaluate_cli.with_connection
+
+    def spying(dsn, work):  # type: ignore[no-untyped-def]
+        async def watched(conn):  # type: ignore[no-untyped-def]
+            seen.append(gc.get_threshold())
+            return await work(conn)
+
+        return real(dsn, watched)
+
+    monkeypatch.setattr(evaluate_cli, "with_connection", spying)
+    before = (700, 10, 10)
+    old = gc.get_threshold()
+    gc.set_threshold(*before)
+    try:
+        put(sync_dsn, case("G1", "2024-02-19T02:00:00"))
+        code, _ = run("evaluate", "--now", "2024-02-22T13:00", "--source-dsn", sync_dsn)
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*old)
+    assert code == 0 and seen == [GC_THRESHOLDS]
+    assert after == before
