@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor.calendar import Calendar
-from monitor.clocks.periods import deadline_as_of, split_rules, subject_of
+from monitor.clocks.periods import deadlines_as_of, split_rules, subject_of
 from monitor.clocks.timing import STATUTORY_DEADLINE, Period, epoch, pause_spans
 from monitor.engine.cards import NewCard
 from monitor.rules.model import CheckRule, Rule, Statute
@@ -22,7 +22,7 @@ from monitor.source.contract import Matter
 from monitor.state.view import CaseView
 from monitor.vocab import FINISHED
 
-__all__ = ["Findings", "check_cards", "findings"]
+__all__ = ["Findings", "check_cards", "extensions_for_the_set", "findings"]
 
 Found = list[tuple[int, dict[str, Any], str]]  # (when the fact arose, what it records, subject)
 _Check = Callable[[CaseView, Matter | None, CheckRule, Calendar, Statute], Found]
@@ -86,24 +86,18 @@ def _irregular_extension(case: CaseView, m: Matter | None, rule: CheckRule,
     The deadline is the statutory one (Art. 42 extends the statutory limit);
     a joint-handling matter (Art. 26) may be extended by 15 days.
     """
-    c = case.clocks
-    st = c.statutory
-    exts = sorted(c.extensions, key=lambda e: e.at)
-    if not exts or st is None or st.start is None or st.limit_days is None:
+    key = _as_asked_key(case, m, cal, statute)
+    if key is None:
         return []
+    deadlines = _AS_ASKED.get(key)
+    if deadlines is None:
+        deadlines = _keep([key])[0]
     joint = m is not None and m.joint
-    limit = statute.joint_statutory_days if joint else int(st.limit_days)
     max_days = statute.joint_extension_days if joint else int(rule.params.get("max_days", 10))
     max_count = int(rule.params.get("max_count", 1))
-    pauses = pause_spans(c.pauses)
     total = 0
-    for n, ext in enumerate(exts, 1):
-        at = epoch(ext.at)
-        # the statutory deadline as it stood when the extension was asked (earlier ones in)
-        period = Period(case.case_id, STATUTORY_DEADLINE, "", epoch(st.start), None, limit,
-                        total, pauses)  # fmt: skip
-        deadline = deadline_as_of(cal, period, at)
-        total += ext.days
+    for n, ((at, days), deadline) in enumerate(zip(key[4], deadlines, strict=True), 1):
+        total += days
         reasons = []
         if total > max_days:
             reasons.append("too_many_days")
@@ -114,6 +108,62 @@ def _irregular_extension(case: CaseView, m: Matter | None, rule: CheckRule,
         if reasons:
             return [(at, {"reasons": reasons, "days": total, "extensions": n}, "")]
     return []
+
+
+# (calendar, statutory start, statutory limit, pauses, extensions as (asked at, days)),
+# each extension judged against the statutory deadline as it stood when it was asked
+# (earlier ones in). Kept: a case with extensions is decided in every batch and tick
+# that touches it, and this was a calendar call per extension, the dearest check by far
+# (bench_catchup's profile, 2026-12-07: a sixth of deciding a backlog).
+_AsAskedKey = tuple[Calendar, int, int, tuple[tuple[int, int | None], ...],
+                    tuple[tuple[int, int], ...]]  # fmt: skip
+_AS_ASKED: dict[_AsAskedKey, tuple[int | None, ...]] = {}
+_AS_ASKED_MAX = 1 << 16
+
+
+def _as_asked_key(case: CaseView, m: Matter | None, cal: Calendar,
+                  statute: Statute) -> _AsAskedKey | None:  # fmt: skip
+    c = case.clocks
+    st = c.statutory
+    if not c.extensions or st is None or st.start is None or st.limit_days is None:
+        return None
+    limit = statute.joint_statutory_days if m is not None and m.joint else int(st.limit_days)
+    asked = tuple((epoch(e.at), e.days) for e in sorted(c.extensions, key=lambda e: e.at))
+    return (cal, epoch(st.start), limit, pause_spans(c.pauses), asked)
+
+
+def _keep(keys: Sequence[_AsAskedKey]) -> list[tuple[int | None, ...]]:
+    """The deadlines of every extension of ``keys``, one calendar call per calendar; kept."""
+    out: list[list[int | None]] = [[] for _ in keys]
+    for cal in {key[0] for key in keys}:
+        ps, ats, owner = [], [], []
+        for i, (kcal, start, limit, pauses, asked) in enumerate(keys):
+            if kcal is not cal:
+                continue
+            total = 0
+            for at, days in asked:
+                ps.append(Period("", STATUTORY_DEADLINE, "", start, None, limit, total, pauses))
+                ats.append(at)
+                owner.append(i)
+                total += days
+        for i, deadline in zip(owner, deadlines_as_of(cal, ps, ats), strict=True):
+            out[i].append(deadline)
+    got = [tuple(o) for o in out]
+    if len(_AS_ASKED) + len(keys) > _AS_ASKED_MAX:
+        _AS_ASKED.clear()
+    _AS_ASKED.update(zip(keys, got, strict=True))
+    return got
+
+
+def extensions_for_the_set(
+    cases: Sequence[tuple[CaseView, Matter | None]], cal: Calendar, statute: Statute
+) -> None:
+    """Before the checks of a set of cases: the deadlines their extensions were asked
+    against, answered together and kept, so each case's check finds its own."""
+    every = [_as_asked_key(case, m, cal, statute) for case, m in cases]
+    keys = [k for k in every if k is not None and k not in _AS_ASKED]
+    if keys:
+        _keep(list(dict.fromkeys(keys)))
 
 
 _CHECKS: Mapping[str, _Check] = {

@@ -22,7 +22,7 @@ from monitor.clocks.arrays import PlainLevels
 from monitor.clocks.periods import in_time_for_the_set, periods, split_rules
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
-from monitor.engine.checks import Findings, check_cards, findings
+from monitor.engine.checks import Findings, check_cards, extensions_for_the_set, findings
 from monitor.engine.figures import JUDGED, figures_of
 from monitor.rules.model import Rule, RuleSet
 from monitor.source.contract import Matter
@@ -369,6 +369,7 @@ def decide_cases(
         with in_time_for_the_set():
             for i in extended:
                 periods(cases[i][0], cases[i][1], _with_judged(resolved[i]), cal, ruleset.statute)
+        extensions_for_the_set([cases[i][:2] for i in extended], cal, ruleset.statute)
     for (case, matter, _), rules in zip(cases, resolved, strict=True):
         if figures:
             ps = periods(case, matter, _with_judged(rules), cal, ruleset.statute)

@@ -190,6 +190,12 @@ def test_pause_of_a_type_not_allowed(cal, rules):
         ),
         # statutory 20 wd from Mon Mar 4 10:00 -> Apr 1 24:00; asked Apr 2 -> too late (Art. 42)
         ([("2024-04-02T02:00:00", 5)], ["after_deadline"], "2024-04-02T02:00:00"),
+        # a second one, asked past Apr 1 but before the deadline the first moved: only repeated
+        (
+            [("2024-03-05T02:00:00", 5), ("2024-04-03T02:00:00", 5)],
+            ["repeated"],
+            "2024-04-03T02:00:00",
+        ),
         # after the promised deadline (Mar 11 24:00) but within the statutory one: lawful
         ([("2024-03-12T02:00:00", 5)], None, None),
         ([("2024-03-11T02:00:00", 10)], None, None),

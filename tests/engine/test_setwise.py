@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.calendar import load_calendar
+from monitor.engine import checks
 from monitor.engine.cards import CaseDecision, ExistingCard
 from monitor.engine.decide import decide_case, decide_cases, provisional_at, provisional_set
 from monitor.engine.figures import case_figures
@@ -153,6 +154,7 @@ def test_setwise_decides_as_the_reference(
         inputs.append((v, m, had(old, fate, 1000 * i)))
     now = int((T0 + (hists[0][0][1] + before + after) * HOUR).timestamp())
     want = [decide_case(v, m, RULES, CAL, now, ex, running=running) for v, m, ex in inputs]
+    checks._AS_ASKED.clear()  # the set answers its extensions' checks itself
     got = decide_cases(inputs, RULES, CAL, now, running=running)
     assert got == want
     # the details are plain data, equal key by key (a NaN would not be equal to itself)
@@ -253,3 +255,38 @@ def test_periods_sharing_a_subject_are_walked_as_the_reference() -> None:
     assert decide_cases(inputs, RULES, CAL, now) == want
     reviews = [c for c in want[0].issue if c.rule.startswith("review")]
     assert reviews and len({(c.rule, c.subject) for c in reviews}) == len(reviews)
+
+
+def test_a_sets_extension_checks_take_one_calendar_call(monkeypatch) -> None:
+    """The irregular-extension check of every case of a set: their deadlines as asked in
+    one call, each case's card as decided alone (after the deadline, too many days)."""
+    ext = {"approver": "局长"}
+    hists: list[Hist] = [
+        [("submitted", 0, {**SUB, "matter": m}), ("accepted", 2, {}),
+         ("suspended", 30, {"type": "survey", "notified_days": 2}), ("resumed", 80, {}),
+         ("extended", at, {**ext, "days": days}), ("extended", at + 24, {**ext, "days": 5})]
+        for m, at, days in (("M1", 100, 5), ("M2", 900, 5), ("S", 200, 12), ("M1", 50, 11))
+    ]  # fmt: skip
+    views = [view_of(f"C{i}", h) for i, h in enumerate(hists)]
+    inputs = [(v, MATTERS.get(v.matter or ""), []) for v in views]
+    now = int((T0 + 1200 * HOUR).timestamp())
+    want = []
+    for v, m, ex in inputs:
+        checks._AS_ASKED.clear()
+        want.append(decide_case(v, m, RULES, CAL, now, ex))
+    calls: list[int] = []
+    real = checks.deadlines_as_of
+
+    def counting(cal, ps, ats):  # type: ignore[no-untyped-def]
+        calls.append(len(ps))
+        return real(cal, ps, ats)
+
+    monkeypatch.setattr(checks, "deadlines_as_of", counting)
+    checks._AS_ASKED.clear()
+    assert decide_cases(inputs, RULES, CAL, now) == want
+    assert calls == [8]  # two extensions of each of the four cases
+    irregular = {c.case_id: c.detail["reasons"] for d in want for c in d.issue
+                 if c.rule == "extension_irregular"}  # fmt: skip
+    assert irregular == {"C0": ["repeated"], "C1": ["after_deadline"],  # its first already
+                         "C2": ["too_many_days", "repeated"],  # joint (Art. 26): 15 days
+                         "C3": ["too_many_days"]}  # fmt: skip
