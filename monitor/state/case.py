@@ -45,7 +45,25 @@ class Status(StrEnum):
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    if value.tzinfo is not _UTC:  # another offset is written as given
+        return value.isoformat()
+    # Kept: an aware datetime's isoformat costs 2 us, a lookup 0.06, and a case's row
+    # repeats its instants (acceptance starts four clocks) in every batch that touches it
+    # (a tenth of a catch-up's reducing). Only UTC ones (every instant the database
+    # hands over), so an equal instant at another offset never comes back in UTC.
+    text = _ISO.get(value)
+    if text is None:
+        if len(_ISO) >= _ISO_MAX:
+            _ISO.clear()
+        text = _ISO[value] = value.isoformat()
+    return text
+
+
+_UTC = dt.UTC
+_ISO: dict[dt.datetime, str] = {}
+_ISO_MAX = 1 << 17
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -104,6 +104,21 @@ def test_stored_clocks_and_facts_read_back_as_they_were():
     assert CaseClocks.from_json(None) == CaseClocks() and CaseFacts.from_json({}) == CaseFacts()
 
 
+def test_an_instant_is_written_at_the_offset_it_has():
+    """The stored text of an instant is its own: UTC as UTC (kept, the same text every
+    time), another offset as given, even right after the equal UTC instant was written."""
+    from monitor.state.case import Span
+
+    utc = T0 + dt.timedelta(hours=3)
+    cst = utc.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    assert cst == utc
+    first = Span(utc, None).as_json()
+    assert first == {"start": utc.isoformat(), "stop": None} == Span(utc, None).as_json()
+    assert first["start"].endswith("+00:00")
+    assert Span(cst, utc).as_json() == {"start": cst.isoformat(), "stop": utc.isoformat()}
+    assert Span(cst, None).as_json()["start"].endswith("+08:00")
+
+
 def canonical(state):
     return dataclasses.asdict(state)
 
