@@ -49,7 +49,7 @@ from monitor.source.contract import (
     split,
 )
 from monitor.state import store as state_store
-from monitor.state.case import CaseState
+from monitor.state.case import CaseState, Status
 from monitor.state.view import CaseView
 from monitor.vocab import level_name
 
@@ -124,6 +124,11 @@ def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[st
 # its job, with at most a few MB of cycles waiting for it.
 GC_THRESHOLDS = (100_000, 20, 100)
 
+# Deferred cases whose views an evaluator keeps (a few KB each); past this, the rest are
+# read back from their rows when decided. Reading 25,000 back was a sixth of the time
+# of deciding them (bench_catchup, 2026-12-07).
+DEFERRED_VIEWS_MAX = 50_000
+
 
 def configure_gc() -> tuple[int, ...]:
     """The collector settings of a process that runs the pipeline: `jiancha run`, `jiancha
@@ -175,6 +180,10 @@ class Evaluator:
         # cases may be stored undecided (a backlog's batches; a crash before they were
         # decided): unknown at a start, so looked for once
         self.undecided = True
+        # what a backlog's batches stored undecided, as stored (`keep_deferred`), so
+        # deciding them once caught up need not read every row back
+        self.deferred: dict[str, tuple[int, int, CaseView]] = {}
+        self.deferred_max = DEFERRED_VIEWS_MAX
         self.beat: Callable[[], None] = lambda: None  # the owner's heartbeat, for long passes
         self.log = get_logger("monitor.evaluator")
 
@@ -334,10 +343,12 @@ class Evaluator:
         while self.undecided:
             pending = None
             async with conn.transaction():
-                ids = await state_store.undecided(conn, chunk)
+                marks = await state_store.undecided_marks(conn, chunk)
+                ids = [cid for cid, _, _ in marks]
                 if ids:
                     st = DbStore(conn)
-                    views = [v for v in await st.cases(ids) if v.status != "orphan"]
+                    views = [v for v in await self._deferred_views(st, marks)
+                             if v.status != "orphan"]  # fmt: skip
                     # caught up: no later event can stop a period, so running levels are
                     # decided now too (the tick that follows finds them issued)
                     pending = await self.decide_views(st, views, matters, now, running=caught_up,
@@ -351,6 +362,34 @@ class Evaluator:
             self.log.info("backlog_decided", cases=done, caught_up=caught_up,
                           ms=round((time.perf_counter() - started) * 1000, 1))  # fmt: skip
         return done
+
+    def keep_deferred(self, states: Sequence[CaseState]) -> None:
+        """After the commit of a batch that stored ``states`` undecided: their views."""
+        kept, room = self.deferred, self.deferred_max
+        for s in states:
+            if (len(kept) < room or s.case_id in kept) and s.status is not Status.ORPHAN:
+                kept[s.case_id] = (s.last_event_id, s.event_count, CaseView.from_state(s))
+
+    def forget_deferred(self, states: Sequence[CaseState]) -> None:
+        """After the commit of a batch that decided ``states``: no longer deferred."""
+        if self.deferred:
+            for s in states:
+                self.deferred.pop(s.case_id, None)
+
+    async def _deferred_views(
+        self, st: DbStore, marks: Sequence[tuple[str, int, int]]
+    ) -> list[CaseView]:
+        """The views of these undecided cases, in their order: kept ones whose row is still
+        the one their batch wrote (last event, count), the others read from their rows."""
+        got: dict[str, CaseView] = {}
+        for cid, last, count in marks:
+            hit = self.deferred.pop(cid, None)  # once decided, not deferred any more
+            if hit is not None and hit[0] == last and hit[1] == count:
+                got[cid] = hit[2]
+        missing = [cid for cid, _, _ in marks if cid not in got]
+        if missing:
+            got.update((v.case_id, v) for v in await st.cases(missing))
+        return [got[cid] for cid, _, _ in marks if cid in got]
 
     async def reload_cases(
         self,
@@ -640,5 +679,10 @@ async def _apply(
     if evaluator is not None:
         evaluator.publish(pending)
         evaluator.undecided |= b.defer and taken is not None
+        if taken is not None:
+            if b.defer:
+                evaluator.keep_deferred(taken.states)
+            else:
+                evaluator.forget_deferred(taken.states)
     cases = len(taken.states) if taken is not None else 0
     return BatchResult(len(valid), len(dead), cases, after, pending)

@@ -24,6 +24,7 @@ from monitor.rules.load import load_rules
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START
 from monitor.source.tailer import read_batch
+from monitor.state import store as state_store
 from monitor.whatif.simulate import (
     Profile,
     generate,
@@ -211,3 +212,66 @@ async def test_a_deferred_case_is_written_once_when_it_is_decided(dsn: str) -> N
         left = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
     assert marked > 100 and decided == marked and left == 0
     assert writes == marked
+
+
+async def test_deferred_cases_are_decided_from_the_views_their_batches_kept(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluator that deferred them keeps their views: none is read back from its row,
+    except a row that moved on since (another writer) or one past what it keeps. The
+    ledger is the one of a new process that reads every row."""
+    read: list[str] = []
+    cases = DbStore.cases
+
+    async def counted(self: DbStore, ids: Any) -> Any:
+        read.extend(ids)
+        return await cases(self, ids)
+
+    monkeypatch.setattr(DbStore, "cases", counted)
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+        matters = await load_matters(conn)
+        # a new process decides them from their rows: the reference
+        await take_all(conn, evaluator(), defer=True, crash=True)
+        fresh = evaluator()
+        await fresh.start(conn, matters, NOW)
+        await fresh.decide_undecided(conn, matters, NOW)
+        reference = await outcome(conn)
+        results, reads = [], []
+        for room in (10_000, 40):
+            await reset(dsn, source=False)
+            ev = evaluator()
+            ev.deferred_max = room
+            await take_all(conn, ev, defer=True, crash=True)
+            kept = len(ev.deferred)
+            moved = await conn.fetchval(  # as if another writer had rewritten it
+                "UPDATE jiancha.cases SET last_event_id = last_event_id + 1 WHERE case_id = "
+                "(SELECT min(case_id) FROM jiancha.cases WHERE undecided) RETURNING case_id"
+            )
+            read.clear()
+            await ev.decide_undecided(conn, matters, NOW)
+            results.append(await outcome(conn))
+            reads.append((kept, list(read), len(ev.deferred)))
+        marked = await conn.fetchval("SELECT count(*) FROM jiancha.cases")
+    assert results == [reference, reference]
+    (kept, got, left), (few, got_few, left_few) = reads
+    assert kept > 100 and got == [moved] and left == 0  # only the one that moved on is read
+    assert few == 40 and len(got_few) >= marked - 40 and left_few == 0
+
+
+async def test_a_case_a_batch_decides_is_no_longer_kept_as_deferred(dsn: str) -> None:
+    async with await db.connect(dsn) as conn:
+        await install_matters(conn, load_catalogue().matters)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+        ev = evaluator()
+        await take_all(conn, ev, defer=True, crash=True)
+        kept = set(ev.deferred)
+        cursor = await state_store.load_cursor(conn)
+        await write_events(conn, [e for e in HISTORY if e.occurred_at > NOW])
+        events = await read_batch(conn, cursor, 100_000)
+        later = HISTORY[-1].occurred_at  # none of them in the future
+        await apply_batch(conn, events, await load_matters(conn), cursor, later, evaluator=ev)
+    touched = {e.case_id for e in events}
+    assert kept & touched  # later events of deferred cases, decided in that batch
+    assert not set(ev.deferred) & touched and set(ev.deferred) == kept - touched

@@ -391,16 +391,20 @@ async def take(
     return Taken(states, first_seen, folds, len(histories))
 
 
-_UNDECIDED = "SELECT case_id FROM jiancha.cases WHERE undecided ORDER BY case_id LIMIT $1"
+_UNDECIDED = (
+    "SELECT case_id, last_event_id, event_count FROM jiancha.cases WHERE undecided "
+    "ORDER BY case_id LIMIT $1"
+)
 # (a case whose figures were written has its mark cleared by that write already)
 _DECIDED = (
     "UPDATE jiancha.cases SET undecided = false WHERE case_id = ANY($1::text[]) AND undecided"
 )
 
 
-async def undecided(conn: Connection, limit: int) -> list[str]:
-    """Cases a backlog's batches stored without deciding (migration 0016), ``limit`` of them."""
-    return [r["case_id"] for r in await conn.fetch(_UNDECIDED, limit)]
+async def undecided_marks(conn: Connection, limit: int) -> list[tuple[str, int, int]]:
+    """Cases a backlog's batches stored without deciding (migration 0016), ``limit`` of
+    them: (case, last event id, event count), what tells a kept view is still the row's."""
+    return [(r[0], r[1], r[2]) for r in await conn.fetch(_UNDECIDED, limit)]
 
 
 async def mark_decided(conn: Connection, case_ids: Sequence[str]) -> None:
