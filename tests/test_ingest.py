@@ -92,7 +92,8 @@ async def test_payloads_that_are_not_objects_are_dead_lettered_as_sent(dsn):
 
 async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, monkeypatch):
     """From OVERLAP_MIN_EVENTS events on, cases are reduced while the server stores the
-    events; the stored state is the same as reducing them after the events are stored."""
+    events; the stored state is the same as reducing them after the events are stored.
+    From COPY_MIN_CASES cases on, their rows go by COPY: the same rows as the arrays'."""
     pause = {"type": "survey", "notified_days": 3}
     known = [f"K{i}" for i in range(10)]
     rows: list[tuple[str, str, dt.datetime, dict[str, object]]] = []
@@ -146,14 +147,29 @@ async def test_a_large_batch_reduced_in_a_thread_equals_the_inline_path(dsn, mon
                 for table in ("cases", "events", "dead_letters")
             ]
 
+        copied: list[str] = []
+        copy = db.Connection.copy_records
+
+        async def spying(self, table, records, **kw):  # type: ignore[no-untyped-def]
+            copied.append(table)
+            return await copy(self, table, records, **kw)
+
+        monkeypatch.setattr(db.Connection, "copy_records", spying)
+        monkeypatch.setattr(state_store, "COPY_MIN_CASES", 100)
         threaded = await apply_all()
         assert reduced_on and threading.get_ident() not in reduced_on
+        assert copied == ["jiancha_case_rows"]  # the large batch's rows, not the small one's
         monkeypatch.setattr(state_store, "OVERLAP_MIN_EVENTS", 10**9)
+        monkeypatch.setattr(state_store, "COPY_MIN_CASES", 10**9)
         inline = await apply_all()
-        assert reduced_on == {threading.get_ident()}
-    for table in threaded[2] + inline[2]:
+        assert reduced_on == {threading.get_ident()} and copied == ["jiancha_case_rows"]
+        # a second large batch in the session: the temporary table was emptied at commit
+        monkeypatch.setattr(state_store, "COPY_MIN_CASES", 100)
+        again = await apply_all()
+        assert copied == ["jiancha_case_rows"] * 2
+    for table in threaded[2] + inline[2] + again[2]:
         table.pop("id")  # dead_letters' identity column moves on
-    assert threaded == inline
+    assert threaded == inline == again
     cases = {c["case_id"]: c for c in threaded[0]}
     assert cases["K3"]["status"] == "decided" and len(cases["K3"]["pauses"]) == 1
     assert cases["N7"]["status"] == "completed" and cases["N7"]["window"] == "窗口二"
