@@ -60,6 +60,7 @@ import monitor.state.reduce
 import monitor.state.store
 import monitor.worker
 from monitor import db
+from monitor.config import BATCH_SIZE
 from monitor.log import configure_logging
 from monitor.pipeline import apply_batch, configure_gc
 from monitor.source.catalogue import load_matters
@@ -744,7 +745,7 @@ async def latency_run(
     meter = CpuMeter(server_pid)
     monitor.worker.apply_batch = recording  # the worker calls apply_batch
     try:
-        async with tailing(dsn) as t:  # the daemon's defaults: batch 5000, poll 1 s, NOTIFY
+        async with tailing(dsn) as t:  # the daemon's defaults: batch BATCH_SIZE, poll 1 s, NOTIFY
             # A writer holding each transaction open 0-20 ms manages ~80 a second
             # (~240 events), and one Python process of writers ~1,200 events/s on
             # this machine: hence 16 writers over two processes.
@@ -848,7 +849,8 @@ async def bench_latency(
         f"  {r['writers']} writers in {r['writer_processes']} other processes, each transaction "
         "held open 0-20 ms,"
     )
-    print("  5% rolled back; the Tailer in this process with the daemon's defaults (batch 5000,")
+    print(f"  5% rolled back; the Tailer in this process with the daemon's defaults "
+          f"(batch {BATCH_SIZE},")  # fmt: skip
     print("  poll 1 s, woken by NOTIFY). cores busy = CPU of this process, the writer processes")
     print("  and PostgreSQL over the wall time; tailer cores = this process's alone. Near 2 of 2")
     print("  the writers (Python, through the same trio-asyncio bridge) and the tailer queue for")
