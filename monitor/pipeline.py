@@ -124,9 +124,9 @@ def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[st
 # its job, with at most a few MB of cycles waiting for it.
 GC_THRESHOLDS = (100_000, 20, 100)
 
-# Deferred cases whose views an evaluator keeps (a few KB each); past this, the rest are
-# read back from their rows when decided. Reading 25,000 back was a sixth of the time
-# of deciding them (bench_catchup, 2026-12-07).
+# Deferred cases whose views an evaluator keeps (about 1.8 KB each: 90 MB at most); past
+# this, the rest are read back from their rows when decided. Reading 25,000 back was a
+# sixth of the time of deciding them (bench_catchup, 2026-12-07).
 DEFERRED_VIEWS_MAX = 50_000
 
 
