@@ -148,6 +148,22 @@ SERIAL_MODULES = frozenset({
 })  # fmt: skip
 
 
+@pytest.fixture
+def copied_tables(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tables every binary COPY of the test went into (``db.Connection.copy_records``)."""
+    from monitor import db
+
+    copied: list[str] = []
+    copy = db.Connection.copy_records
+
+    async def spying(self: db.Connection, table: str, records: Any, **kw: Any) -> str:
+        copied.append(table)
+        return await copy(self, table, records, **kw)
+
+    monkeypatch.setattr(db.Connection, "copy_records", spying)
+    return copied
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     for item in items:

@@ -14,6 +14,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,7 +32,10 @@ from monitor.source.contract import Matter
 from monitor.state.case import Pause
 from monitor.state.view import CaseView
 
-__all__ = ["asked_in_time", "deadline_as_of", "deadlines_as_of", "in_time_for_the_set",
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+__all__ = ["Kept", "asked_in_time", "deadline_as_of", "deadlines_as_of", "in_time_for_the_set",
            "pause_allowance", "periods", "split_rules", "subject_of"]  # fmt: skip
 
 _STATUTE = Statute()
@@ -168,6 +172,23 @@ def _extensions(
     return _in_time(cal, start, promised, pauses, asked)
 
 
+class Kept(dict[_K, _V]):
+    """Calendar answers kept per their inputs, for cases decided again and again (every
+    batch and tick that touches them). Past ``most`` they are all let go: a replaced
+    calendar or rule set leaves only keys that never come back."""
+
+    def __init__(self, most: int = 1 << 16) -> None:
+        super().__init__()
+        self.most = most
+
+    def keep(self, keys: Sequence[_K], got: list[_V]) -> list[_V]:
+        """``got``, the answers for ``keys``, kept; returned."""
+        if len(self) + len(keys) > self.most:
+            self.clear()
+        self.update(zip(keys, got, strict=True))
+        return got
+
+
 def _in_time(
     cal: Calendar,
     start: int,
@@ -192,8 +213,7 @@ _InTimeKey = tuple[Calendar, int, int, tuple[tuple[int, int | None], ...],
                    tuple[tuple[int, int], ...]]  # fmt: skip
 # Kept: a case is decided in every batch that touches it and at every tick, and each
 # time this was a calendar call per extension (a fifth of a catch-up's deciding).
-_IN_TIME: dict[_InTimeKey, tuple[tuple[int, int], ...]] = {}
-_IN_TIME_MAX = 1 << 16
+_IN_TIME: Kept[_InTimeKey, tuple[tuple[int, int], ...]] = Kept()
 _collecting = threading.local()  # .keys while this thread runs a collecting pass
 
 
@@ -219,11 +239,7 @@ def asked_in_time(keys: Sequence[_InTimeKey]) -> list[tuple[tuple[int, int], ...
 
 
 def _settle(keys: Sequence[_InTimeKey]) -> list[tuple[tuple[int, int], ...]]:
-    got = asked_in_time(keys)
-    if len(_IN_TIME) + len(keys) > _IN_TIME_MAX:
-        _IN_TIME.clear()
-    _IN_TIME.update(zip(keys, got, strict=True))
-    return got
+    return _IN_TIME.keep(keys, asked_in_time(keys))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor.calendar import Calendar
-from monitor.clocks.periods import deadlines_as_of, split_rules, subject_of
+from monitor.clocks.periods import Kept, deadlines_as_of, split_rules, subject_of
 from monitor.clocks.timing import STATUTORY_DEADLINE, Period, epoch, pause_spans
 from monitor.engine.cards import NewCard
 from monitor.rules.model import CheckRule, Rule, Statute
@@ -117,8 +117,7 @@ def _irregular_extension(case: CaseView, m: Matter | None, rule: CheckRule,
 # (bench_catchup's profile, 2026-12-07: a sixth of deciding a backlog).
 _AsAskedKey = tuple[Calendar, int, int, tuple[tuple[int, int | None], ...],
                     tuple[tuple[int, int], ...]]  # fmt: skip
-_AS_ASKED: dict[_AsAskedKey, tuple[int | None, ...]] = {}
-_AS_ASKED_MAX = 1 << 16
+_AS_ASKED: Kept[_AsAskedKey, tuple[int | None, ...]] = Kept()
 
 
 def _as_asked_key(case: CaseView, m: Matter | None, cal: Calendar,
@@ -148,11 +147,7 @@ def _keep(keys: Sequence[_AsAskedKey]) -> list[tuple[int | None, ...]]:
                 total += days
         for i, deadline in zip(owner, deadlines_as_of(cal, ps, ats), strict=True):
             out[i].append(deadline)
-    got = [tuple(o) for o in out]
-    if len(_AS_ASKED) + len(keys) > _AS_ASKED_MAX:
-        _AS_ASKED.clear()
-    _AS_ASKED.update(zip(keys, got, strict=True))
-    return got
+    return _AS_ASKED.keep(keys, [tuple(o) for o in out])
 
 
 def extensions_for_the_set(

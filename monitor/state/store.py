@@ -142,8 +142,9 @@ def _upsert_cases_sql(source: str | None = None) -> str:
     )
 
 
+_CASE_ROWS_TABLE = "jiancha_case_rows"  # a backlog's case rows on their way (_store_cases)
 _UPSERT_CASES = _upsert_cases_sql()
-_UPSERT_CASE_ROWS = _upsert_cases_sql("pg_temp.jiancha_case_rows")
+_UPSERT_CASE_ROWS = _upsert_cases_sql(f"pg_temp.{_CASE_ROWS_TABLE}")
 _COPY_COLUMNS = [c.strip('"') for c in _CASE_COLUMNS]
 
 _INSERT_EVENTS = """
@@ -224,7 +225,6 @@ def _case_columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 # Live batches are far smaller: no temporary table is made for them.
 COPY_MIN_CASES = 1000
 
-_CASE_ROWS_TABLE = "jiancha_case_rows"
 _CREATE_CASE_ROWS = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_CASE_ROWS_TABLE} ("
     + ", ".join(_CASE_FIELDS)
