@@ -669,10 +669,11 @@ async def _apply(
         await state_store.write_dead(conn, dead, now)
         if valid:
             taken = await state_store.take(conn, valid, dead, cursor, after, b.matters, now,
-                                           cache=cache, copy=copy, undecided=b.defer)  # fmt: skip
+                                           cache=cache, copy=copy, undecided=b.defer,
+                                           cursor=(b.source, len(events)))  # fmt: skip
             if evaluator is not None and not b.defer:
                 pending = await evaluator.on_batch(conn, taken.states, b.matters, now)
-        if events:
+        elif events:
             await state_store.save_cursor(conn, after, len(events), now, b.source)
     if taken is not None:  # committed: publish
         taken.publish(cache)

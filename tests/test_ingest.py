@@ -293,8 +293,9 @@ def own_dsn(pg_server_dsn: str) -> Iterator[str]:
 
 
 async def test_jiancha_in_another_database_takes_every_event_once(dsn, own_dsn):
-    """The worker with its schema in another database: the events go by binary COPY, equal
-    to the source's rows; a cursor set back by hand takes the batch again skipping the
+    """The worker with its schema in another database: the events go by binary COPY (a
+    large batch) or as parameters with their case rows (a small one), equal to the source's
+    rows; a cursor set back by hand takes the batch again skipping the
     stored ones (ON CONFLICT), nothing doubled."""
     rows = [(f"D{i // 3}", ("submitted", "accepted", "completed")[i % 3], at(i % 3),
              {**SUBMITTED, "window": f"窗口{i}"} if i % 3 == 0 else {})
@@ -342,3 +343,60 @@ async def test_jiancha_in_another_database_takes_every_event_once(dsn, own_dsn):
         for row in before + after:
             row.pop("updated_at")
         assert after == before
+
+
+@pytest.mark.parametrize("from_source", [True, False], ids=["copy", "stream"])
+async def test_a_live_batch_is_one_statement_between_begin_and_commit(
+    dsn, monkeypatch, from_source
+):
+    """On a busy host a live batch's latency is mostly its round trips: a small batch of
+    cached cases stores its events, case rows and cursor in one statement; a batch that
+    must look up cases (first sight, a late arrival) reads their first sight and history
+    in one more. The rows equal the statements taken one by one (a large batch's path)."""
+    calls: list[str] = []
+    call = db.Connection._call
+
+    async def spying(self: db.Connection, method, *args, **kw):
+        query = args[0] if args and isinstance(args[0], str) else ""
+        calls.append(method.__name__ + (" " + query.split()[0] if query else ""))
+        return await call(self, method, *args, **kw)
+
+    cache = state_store.FoldCache()
+    SURVEY = {"type": "survey", "notified_days": 3}
+    async with await db.connect(dsn) as conn:
+        matters = await load_matters(conn)
+        cursor = START
+        batches = [
+            [("L1", "submitted", at(0), SUBMITTED), ("L2", "submitted", at(0), SUBMITTED)],
+            [("L1", "accepted", at(1), {}), ("L2", "accepted", at(1), {})],
+            [("L1", "completed", at(3), {}), ("L2", "suspended", at(0.5), SURVEY)],
+            [("L1", "delivered", at(4), {}), ("L1", "bogus", at(4), {})],
+        ]
+        seen = []
+        for rows in batches:
+            await write(conn, rows)
+            events = await read_batch(conn, cursor, 100)
+            monkeypatch.setattr(db.Connection, "_call", spying)
+            done = await apply_batch(conn, events, matters, cursor, NOW, cache=cache,
+                                     from_source=from_source)  # fmt: skip
+            monkeypatch.setattr(db.Connection, "_call", call)
+            seen.append(calls[:])
+            calls.clear()
+            assert done.cursor == Cursor.after(events, cursor)
+            assert await state_store.load_cursor(conn) == done.cursor
+            cursor = done.cursor
+        assert seen == [
+            ["start", "fetch SELECT", "execute WITH", "commit"],  # first sight
+            ["start", "execute WITH", "commit"],  # cached, in order
+            ["start", "fetch SELECT", "execute WITH", "commit"],  # L2's late suspension
+            ["start", "execute INSERT", "execute WITH", "commit"],  # a dead letter first
+        ]
+        live = [dict(r) for r in await conn.fetch("SELECT * FROM jiancha.cases ORDER BY 1")]
+        await conn.execute("TRUNCATE jiancha.events, jiancha.cases, jiancha.cursor")
+        monkeypatch.setattr(state_store, "OVERLAP_MIN_EVENTS", 1)  # each statement alone
+        events = await read_batch(conn, START, 100)
+        await apply_batch(conn, events, matters, START, NOW, from_source=from_source)
+        alone = [dict(r) for r in await conn.fetch("SELECT * FROM jiancha.cases ORDER BY 1")]
+        assert await conn.fetchval("SELECT events FROM jiancha.cursor") == len(events)
+    assert [(r["status"], r["event_count"]) for r in live] == [("delivered", 4), ("accepted", 3)]
+    assert live == alone

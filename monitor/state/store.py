@@ -34,8 +34,23 @@ from monitor.source.contract import (
 )
 from monitor.state.case import CaseState
 from monitor.state.reduce import Fold, advance, finish, fold, follows
+from monitor.state.statements import (
+    BATCH_WRITES,
+    CASE_COLUMNS,
+    CASE_ROWS_TABLE,
+    COPY_COLUMNS,
+    CREATE_CASE_ROWS,
+    EVENT_COLUMNS,
+    EVENTS_SQL,
+    INSERT_DEAD,
+    SAVE_CURSOR,
+    STARTS,
+    UPSERT_CASE_ROWS,
+    UPSERT_CASES,
+)
 
 __all__ = [
+    "ONE_STATEMENT_MAX_EVENTS",
     "OVERLAP_MIN_EVENTS",
     "SOURCE",
     "EventCopy",
@@ -54,8 +69,6 @@ EventCopy = Literal["stream", "send", "copy", "copy_new"]
 """How a batch's events reach ``jiancha.events``: streamed with a binary COPY (jiancha
 in another database), sent as parameters skipping stored ones (the same, should one be
 stored already), copied inside the server, or copied skipping stored ones."""
-
-_EVENT_COLUMNS = ("event_id", "tx", "case_id", "kind", "occurred_at", "payload", "ingested_at")
 
 
 class FoldCache:
@@ -99,105 +112,10 @@ async def load_cursor(conn: Connection, source: str = SOURCE) -> Cursor:
     return START if row is None else Cursor(int(row["tx"]), int(row["event_id"]))
 
 
-# The case row's columns with the SQL type of each (the upsert sends one array per column).
-_CASE_FIELDS = (
-    "case_id text", "matter text", "department text", "\"window\" text", "region text",
-    "channel text", "status text", "submitted_at timestamptz", "accepted_at timestamptz",
-    "refused_at timestamptz", "decided_at timestamptz", "decision text",
-    "completed_at timestamptz", "delivered_at timestamptz", "closed_at timestamptz",
-    "immediate boolean", "promised_days int", "statutory_days int", "pledged_days int",
-    "extension_days int", "extensions int", "supplement_requests int", "fees numeric",
-    "rating int", "paused_since timestamptz", "pauses text", "clocks text", "facts text",
-    "first_seen_at timestamptz", "event_count int", "last_event_id bigint",
-    "updated_at timestamptz",
-)  # fmt: skip
-_CASE_COLUMNS = tuple(f.rsplit(" ", 1)[0] for f in _CASE_FIELDS)
-_CASE_TYPES = tuple(f.rsplit(" ", 1)[1] for f in _CASE_FIELDS)
-
-
-def _upsert_cases_sql(source: str | None = None) -> str:
-    """The upsert of case rows from one array parameter per column, or from ``source``, a
-    table of `_CASE_FIELDS` (the batch's undecided mark then its only parameter)."""
-    cols = ", ".join(_CASE_COLUMNS)
-    names = _CASE_COLUMNS if source else [f"c{i}" for i in range(len(_CASE_COLUMNS))]
-    select = ", ".join(
-        f"{name}::jsonb" if col in ("pauses", "clocks", "facts") else name
-        for name, col in zip(names, _CASE_COLUMNS, strict=True)
-    )
-    updates = ", ".join(
-        f"{c} = EXCLUDED.{c}"
-        for c in (*_CASE_COLUMNS, "undecided")
-        if c not in ("case_id", "first_seen_at")
-    )
-    if source:
-        rows, undecided = source, "$1::boolean"
-    else:
-        params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_CASE_TYPES))
-        rows = f"unnest({params}) AS u({', '.join(names)})"
-        undecided = f"${len(_CASE_COLUMNS) + 1}::boolean"  # one for the batch (migration 0016)
-    return (
-        f"INSERT INTO jiancha.cases ({cols}, undecided) "
-        f"SELECT {select}, {undecided} FROM {rows} "
-        f"ON CONFLICT (case_id) DO UPDATE SET {updates}"
-    )
-
-
-_CASE_ROWS_TABLE = "jiancha_case_rows"  # a backlog's case rows on their way (_store_cases)
-_UPSERT_CASES = _upsert_cases_sql()
-_UPSERT_CASE_ROWS = _upsert_cases_sql(f"pg_temp.{_CASE_ROWS_TABLE}")
-_COPY_COLUMNS = [c.strip('"') for c in _CASE_COLUMNS]
-
-_INSERT_EVENTS = """
-INSERT INTO jiancha.events (event_id, tx, case_id, kind, occurred_at, payload, ingested_at)
-SELECT e, t::xid8, c, k, o, p::jsonb, $7
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
-     AS u(e, t, c, k, o, p)
-ON CONFLICT (event_id) DO NOTHING
-"""
-
-# When jiancha's schema lives in the source database (the default), the batch's
-# valid events are copied server-side: every row of the (tx, id) range just read
-# is below the horizon it was read under, so the range holds exactly those rows.
-# A plain INSERT: the range lies past the committed cursor, so none of its events
-# is stored yet, and ON CONFLICT would cost the server a fifth more per event.
-_COPY_EVENTS = """
-INSERT INTO jiancha.events (event_id, tx, case_id, kind, occurred_at, payload, ingested_at)
-SELECT id, tx, case_id, kind, occurred_at, payload, $6
-FROM case_events
-WHERE (tx, id) > ($1::text::xid8, $2::bigint) AND (tx, id) <= ($3::text::xid8, $4::bigint)
-  AND id <> ALL($5::bigint[])
-"""
-# The same, for a batch that met stored events all the same (see apply_batch).
-_COPY_NEW_EVENTS = _COPY_EVENTS + "ON CONFLICT (event_id) DO NOTHING\n"
-
-_INSERT_DEAD = """
-INSERT INTO jiancha.dead_letters (event_id, case_id, kind, reason, detail, raw, created_at)
-SELECT e, c, k, r, d, w::jsonb, $7
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-     AS u(e, c, k, r, d, w)
-ON CONFLICT (event_id) DO NOTHING
-"""
-
-_HISTORY = """
-SELECT event_id, tx::text AS tx, case_id, kind, occurred_at, payload
-FROM jiancha.events WHERE case_id = ANY($1::text[])
-"""
-
-_FIRST_SEEN = "SELECT case_id, first_seen_at FROM jiancha.cases WHERE case_id = ANY($1::text[])"
-
-_SAVE_CURSOR = """
-INSERT INTO jiancha.cursor (source, tx, event_id, events, updated_at)
-VALUES ($1, $2::text::xid8, $3, $4, $5)
-ON CONFLICT (source) DO UPDATE
-SET tx = EXCLUDED.tx, event_id = EXCLUDED.event_id,
-    events = jiancha.cursor.events + EXCLUDED.events, updated_at = EXCLUDED.updated_at
-"""
-
-
 def _case_rows(
     states: Sequence[CaseState], first_seen: Mapping[str, dt.datetime], now: dt.datetime
 ) -> list[tuple[Any, ...]]:
-    """The ``jiancha.cases`` rows of ``states``, in `_CASE_COLUMNS` order."""
+    """The ``jiancha.cases`` rows of ``states``, in `CASE_COLUMNS` order."""
     return [
         (
             s.case_id, s.matter, s.department, s.window, s.region, s.channel, str(s.status),
@@ -214,8 +132,8 @@ def _case_rows(
 
 
 def _case_columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """The rows as one list per column: the parameters of `_UPSERT_CASES`."""
-    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in _CASE_COLUMNS]
+    """The rows as one list per column: the parameters of `UPSERT_CASES`."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in CASE_COLUMNS]
 
 
 # From this many cases on (a backlog's batch), their rows go by binary COPY into a
@@ -225,22 +143,16 @@ def _case_columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 # Live batches are far smaller: no temporary table is made for them.
 COPY_MIN_CASES = 1000
 
-_CREATE_CASE_ROWS = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_CASE_ROWS_TABLE} ("
-    + ", ".join(_CASE_FIELDS)
-    + ") ON COMMIT DELETE ROWS"
-)
-
 
 async def _store_cases(conn: Connection, rows: Sequence[tuple[Any, ...]], undecided: bool) -> None:
     """The case rows into ``jiancha.cases`` (inserted, or updated in place)."""
     if len(rows) < COPY_MIN_CASES:
-        await conn.execute(_UPSERT_CASES, *_case_columns(rows), undecided)
+        await conn.execute(UPSERT_CASES, *_case_columns(rows), undecided)
         return
     # made once per session, emptied at each commit (rolled back with its transaction)
-    await conn.execute(_CREATE_CASE_ROWS)
-    await conn.copy_records(_CASE_ROWS_TABLE, rows, columns=_COPY_COLUMNS, schema="pg_temp")
-    await conn.execute(_UPSERT_CASE_ROWS, undecided)
+    await conn.execute(CREATE_CASE_ROWS)
+    await conn.copy_records(CASE_ROWS_TABLE, rows, columns=COPY_COLUMNS, schema="pg_temp")
+    await conn.execute(UPSERT_CASE_ROWS, undecided)
 
 
 # json_dumps writes a non-finite float as `Infinity`, which jsonb refuses.
@@ -265,7 +177,7 @@ async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.dateti
     if not dead:
         return
     await conn.execute(
-        _INSERT_DEAD,
+        INSERT_DEAD,
         [r.event.event_id for r in dead],
         [clip(r.event.case_id, RAW_CHARS) for r in dead],  # as in the raw row: no 8 KB keys
         [clip(r.event.kind, RAW_CHARS) for r in dead],
@@ -277,6 +189,10 @@ async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.dateti
 
 
 OVERLAP_MIN_EVENTS = 1000  # smaller batches (live ingest) are not worth a thread hop
+# Below this many events (a live batch) the events, case rows and cursor go in one
+# statement (`statements.BATCH_WRITES`): one round trip instead of three, and a live
+# batch's time is mostly round trips through the bridge on a busy host.
+ONE_STATEMENT_MAX_EVENTS = 1000
 
 
 async def _store_events(
@@ -293,19 +209,26 @@ async def _store_events(
         await conn.copy_records(
             "events",
             [(e.event_id, e.tx, e.case_id, e.kind, e.occurred_at, e.payload, now) for e in valid],
-            columns=_EVENT_COLUMNS,
+            columns=EVENT_COLUMNS,
             schema="jiancha",
         )
         return
-    if copy != "send":
-        await conn.execute(
-            _COPY_EVENTS if copy == "copy" else _COPY_NEW_EVENTS,
-            str(before.tx), before.event_id, str(after.tx), after.event_id,
-            [r.event.event_id for r in dead], now,
-        )  # fmt: skip
-        return
-    await conn.execute(
-        _INSERT_EVENTS,
+    await conn.execute(EVENTS_SQL[copy], *_event_args(valid, dead, before, after, now, copy))
+
+
+def _event_args(
+    valid: Sequence[SourceEvent],
+    dead: Sequence[Rejection],
+    before: Cursor,
+    after: Cursor,
+    now: dt.datetime,
+    copy: EventCopy,
+) -> tuple[Any, ...]:
+    """The parameters of the statement that stores the events (`statements.EVENTS_SQL`)."""
+    if copy in ("copy", "copy_new"):
+        return (str(before.tx), before.event_id, str(after.tx), after.event_id,
+                [r.event.event_id for r in dead], now)  # fmt: skip
+    return (
         [e.event_id for e in valid],
         [str(e.tx) for e in valid],
         [e.case_id for e in valid],
@@ -355,24 +278,50 @@ async def _starts(
             cached[cid] = entry[1]
         else:
             late.append(cid)  # a late arrival (or a replay): walk the history again
-    known = list(late)
-    if misses:
-        for row in await conn.fetch(_FIRST_SEEN, misses):
-            first_seen[row["case_id"]] = row["first_seen_at"]
-            known.append(row["case_id"])
-    if known:  # their stored history; this batch's events are stored by the caller
-        stored: dict[str, list[SourceEvent]] = {cid: [] for cid in known}
-        for row in await conn.fetch(_HISTORY, known):
-            stored[row["case_id"]].append(event_from_row(row))
-        for cid in known:
-            histories[cid] = stored[cid] + batch[cid]  # fold() drops replayed duplicates
-    for cid in misses:
+    if misses or late:  # their first sight and stored history, in one round trip
+        stored: dict[str, list[SourceEvent]] = {}
+        for row in await conn.fetch(STARTS, misses + late):
+            cid = row["case_id"]
+            first_seen[cid] = row["first_seen_at"]
+            events = stored.setdefault(cid, [])
+            if row["event_id"] is not None:
+                events.append(event_from_row(row))
+        for cid, events in stored.items():  # this batch's events are stored by the caller
+            histories[cid] = events + batch[cid]  # fold() drops replayed duplicates
+    for cid in (*misses, *late):
         # A case without a row has no events stored before this batch: its case
         # row commits with its events, and the orphan sweep deletes both.
-        if cid not in first_seen:
-            first_seen[cid] = now
+        if cid not in histories:
+            first_seen.setdefault(cid, now)
             histories[cid] = batch[cid]
     return cached, histories, first_seen
+
+
+@dataclass(frozen=True, slots=True)
+class Starts:
+    """Where a batch's cases start (`_starts`) and the batch itself, by case."""
+
+    batch: dict[str, list[SourceEvent]]
+    cached: dict[str, Fold]
+    histories: dict[str, list[SourceEvent]]
+    first_seen: dict[str, dt.datetime]
+
+    def reduce(
+        self, matters: Mapping[str, Matter], now: dt.datetime
+    ) -> tuple[list[CaseState], dict[str, Fold], list[tuple[Any, ...]]]:
+        """The cases' new folds, states and rows: pure code, safe in a worker thread."""
+        folds: dict[str, Fold] = {}
+        touched = sorted(self.batch)
+        for cid in touched:
+            start = self.cached.get(cid)
+            if start is None:
+                folds[cid] = fold(cid, self.histories[cid])
+            else:  # it follows (checked by _starts): advance cannot refuse
+                done = advance(start, self.batch[cid])
+                assert done is not None
+                folds[cid] = done
+        states = [finish(folds[cid], matters) for cid in touched]
+        return states, folds, _case_rows(states, self.first_seen, now)
 
 
 async def take(
@@ -387,33 +336,23 @@ async def take(
     cache: FoldCache | None = None,
     copy: EventCopy = "send",
     undecided: bool = False,
+    cursor: tuple[str, int] | None = None,
 ) -> Taken:
     """Inside the caller's transaction: store ``valid``, advance and store every case it
     touches, marked ``undecided`` when no decision follows in this transaction.
 
     ``before`` and ``after`` bound the source range the events were read
     from (``copy`` other than ``send`` copies that range inside the server,
-    leaving out ``dead``). Call `Taken.publish` once the transaction commits.
+    leaving out ``dead``). ``cursor`` (source, events taken): save the cursor at
+    ``after`` too; a small batch then writes its events, cases and cursor in one
+    statement (`statements.BATCH_WRITES`). Call `Taken.publish` once the transaction
+    commits.
     """
     batch: dict[str, list[SourceEvent]] = {}
     for e in valid:
         batch.setdefault(e.case_id, []).append(e)
-    touched = sorted(batch)
-    cached, histories, first_seen = await _starts(conn, batch, cache, now)
-
-    def reduce() -> tuple[list[CaseState], dict[str, Fold], list[tuple[Any, ...]]]:
-        folds: dict[str, Fold] = {}
-        for cid in touched:
-            start = cached.get(cid)
-            if start is None:
-                folds[cid] = fold(cid, histories[cid])
-            else:  # it follows (checked above): advance cannot refuse
-                done = advance(start, batch[cid])
-                assert done is not None
-                folds[cid] = done
-        states = [finish(folds[cid], matters) for cid in touched]
-        return states, folds, _case_rows(states, first_seen, now)
-
+    starts = Starts(batch, *await _starts(conn, batch, cache, now))
+    reduce = partial(starts.reduce, matters, now)
     store = partial(_store_events, conn, valid, dead, before, after, now, copy)
     if len(valid) >= OVERLAP_MIN_EVENTS:
         # The server stores the events while a worker thread reduces the cases (pure
@@ -422,11 +361,22 @@ async def take(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store)
             states, folds, rows = await trio.to_thread.run_sync(reduce)
+    elif cursor is not None and len(valid) < ONE_STATEMENT_MAX_EVENTS:
+        states, folds, rows = reduce()
+        await conn.execute(
+            BATCH_WRITES[copy],
+            *_event_args(valid, dead, before, after, now, copy),
+            *_case_columns(rows), undecided,
+            cursor[0], str(after.tx), after.event_id, cursor[1], now,
+        )  # fmt: skip
+        return Taken(states, starts.first_seen, folds, len(starts.histories))
     else:
         await store()
         states, folds, rows = reduce()
     await _store_cases(conn, rows, undecided)
-    return Taken(states, first_seen, folds, len(histories))
+    if cursor is not None:
+        await save_cursor(conn, after, cursor[1], now, cursor[0])
+    return Taken(states, starts.first_seen, folds, len(starts.histories))
 
 
 _UNDECIDED = (
@@ -454,7 +404,7 @@ async def save_cursor(
     conn: Connection, cursor: Cursor, events: int, now: dt.datetime, source: str = SOURCE
 ) -> None:
     """Where the next batch starts, in the batch's transaction."""
-    await conn.execute(_SAVE_CURSOR, source, str(cursor.tx), cursor.event_id, events, now)
+    await conn.execute(SAVE_CURSOR, source, str(cursor.tx), cursor.event_id, events, now)
 
 
 _ORPHANS = """

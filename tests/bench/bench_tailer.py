@@ -66,6 +66,7 @@ from monitor.pipeline import apply_batch, configure_gc
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Cursor, SourceEvent
 from monitor.source.tailer import read_batch
+from monitor.state import statements
 from monitor.state import store as state_store
 from monitor.worker import Worker, WorkerConfig
 from tests.bench import bench_calendar
@@ -359,16 +360,14 @@ class TimedConnection:
         self.conn = conn
         self.stages = stages
         self.names = {
-            state_store._INSERT_EVENTS: "insert events",
-            state_store._COPY_EVENTS: "insert events",
-            state_store._COPY_NEW_EVENTS: "insert events",
-            state_store._INSERT_DEAD: "insert dead letters",
-            state_store._HISTORY: "load histories",
-            state_store._FIRST_SEEN: "load first_seen_at",
-            state_store._UPSERT_CASES: "upsert cases",
-            state_store._CREATE_CASE_ROWS: "upsert cases",
-            state_store._UPSERT_CASE_ROWS: "upsert cases",
-            state_store._SAVE_CURSOR: "save cursor",
+            **{sql: "insert events" for sql in statements.EVENTS_SQL.values()},
+            **{sql: "events, cases, cursor in one" for sql in statements.BATCH_WRITES.values()},
+            statements.INSERT_DEAD: "insert dead letters",
+            statements.STARTS: "load first sight and histories",
+            statements.UPSERT_CASES: "upsert cases",
+            statements.CREATE_CASE_ROWS: "upsert cases",
+            statements.UPSERT_CASE_ROWS: "upsert cases",
+            statements.SAVE_CURSOR: "save cursor",
         }
 
     def _add(self, query: str, t0: float) -> None:
@@ -394,7 +393,7 @@ class TimedConnection:
         try:
             return await self.conn.copy_records(table, records, **kw)
         finally:  # a batch's case rows, or (jiancha in another database) its events
-            name = "upsert cases" if table == state_store._CASE_ROWS_TABLE else "insert events"
+            name = "upsert cases" if table == statements.CASE_ROWS_TABLE else "insert events"
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - t0
 
     @asynccontextmanager
@@ -421,8 +420,8 @@ def _timed(fn: Callable[..., Any], name: str, stages: dict[str, float]) -> Calla
 OTHER = "other Python in apply_batch (rows to events, json dumps, ...)"
 STAGE_ORDER = (
     "read (read_batch)", "validate (split)", "begin", "insert dead letters", "insert events",
-    "load histories", "load first_seen_at", "reduce", "build case rows", "upsert cases",
-    "save cursor", "commit", "other SQL", OTHER,
+    "load first sight and histories", "reduce", "build case rows", "upsert cases",
+    "save cursor", "events, cases, cursor in one", "commit", "other SQL", OTHER,
 )  # fmt: skip
 
 
@@ -446,9 +445,13 @@ async def stage_run(
     saved = {(mod, name): getattr(mod, name) for mod, name in patched}
     # Stages one after the other: with the reduction overlapping the event copy in a
     # thread, their times would overlap too (and cProfile sees one thread only).
+    # And each statement alone, not a small batch's one statement for all.
     overlap = (monitor.state.store, "OVERLAP_MIN_EVENTS")
+    one = (monitor.state.store, "ONE_STATEMENT_MAX_EVENTS")
     saved[overlap] = monitor.state.store.OVERLAP_MIN_EVENTS
+    saved[one] = monitor.state.store.ONE_STATEMENT_MAX_EVENTS
     monitor.state.store.OVERLAP_MIN_EVENTS = 1 << 62
+    monitor.state.store.ONE_STATEMENT_MAX_EVENTS = 0
     async with await db.connect(dsn) as conn:
         await conn.execute(_RESET)
         await conn.execute("VACUUM ANALYZE jiancha.events, jiancha.cases")
@@ -552,6 +555,11 @@ async def bench_stages(dsn: str, batch_size: int, server_pid: int) -> dict[str, 
     }
 
 
+# The floor's first-sight read as the drain made it when issue 21 was filed (the drain now
+# reads first sight and history together, statements.STARTS): the anchor stays the same.
+_FIRST_SEEN = "SELECT case_id, first_seen_at FROM jiancha.cases WHERE case_id = ANY($1::text[])"
+
+
 async def bench_write_floor(dsn: str, batch_size: int, server_pid: int) -> dict[str, Any]:
     """The writes of a drain alone: every batch's statements, all Python results precomputed.
 
@@ -579,11 +587,11 @@ async def bench_write_floor(dsn: str, batch_size: int, server_pid: int) -> dict[
         n = 0
         for old, new, count, touched, columns in plan:
             async with conn.transaction():
-                await conn.execute(state_store._COPY_EVENTS, str(old.tx), old.event_id,
+                await conn.execute(statements.COPY_EVENTS, str(old.tx), old.event_id,
                                    str(new.tx), new.event_id, [], now)  # fmt: skip
-                await conn.fetch(state_store._FIRST_SEEN, touched)
-                await conn.execute(state_store._UPSERT_CASES, *columns, False)
-                await conn.execute(state_store._SAVE_CURSOR, state_store.SOURCE, str(new.tx),
+                await conn.fetch(_FIRST_SEEN, touched)
+                await conn.execute(statements.UPSERT_CASES, *columns, False)
+                await conn.execute(statements.SAVE_CURSOR, state_store.SOURCE, str(new.tx),
                                    new.event_id, count, now)  # fmt: skip
             n += count
         cpu = meter.read()
