@@ -31,6 +31,7 @@ from monitor.calendar import Calendar, CalendarError, load_calendar
 from monitor.calendar.regions import Regions, load_regions
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import BATCH_SIZE, Config, ConfigError, NotifyConfig, load_config
+from monitor.evaluator import Evaluator, configure_gc
 from monitor.health import Health
 from monitor.lease import Lease
 from monitor.log import configure_logging, get_logger
@@ -40,7 +41,6 @@ from monitor.outbox.digest import Digester
 from monitor.outbox.enqueue import Notifier
 from monitor.outbox.message import Channel
 from monitor.outbox.send import Sender
-from monitor.pipeline import Evaluator, configure_gc
 from monitor.report.deliver import Publisher
 from monitor.report.schedule import Bulletins
 from monitor.rules.load import load_rules

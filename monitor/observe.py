@@ -24,10 +24,10 @@ from exporters.metrics import EVAL_BUCKETS, Holder, Snapshot, utc_timestamp
 from monitor import __version__, db
 from monitor.calendar import Calendar
 from monitor.db import DISCONNECTS
+from monitor.evaluator import Evaluator
 from monitor.log import get_logger
 from monitor.outbox.enqueue import Notifier
 from monitor.outbox.send import Sender
-from monitor.pipeline import Evaluator
 from monitor.vocab import LEVELS, OUTBOX_STATES, OUTCOMES
 from monitor.worker import Worker
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.db import Connection, data_error
+from monitor.evaluator import Evaluator
 from monitor.log import get_logger
-from monitor.pipeline import Evaluator
 from monitor.redact import redact_text
 from monitor.source.contract import START, DeadReason, Matter, SourceEvent, split
 from monitor.state import store as state_store

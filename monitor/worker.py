@@ -31,9 +31,10 @@ from monitor import db
 from monitor.clocks.checkpoint import Checkpointer
 from monitor.config import BATCH_SIZE, Retention
 from monitor.db import DISCONNECTS, backoff_delays
+from monitor.evaluator import Evaluator
 from monitor.health import pause
 from monitor.log import get_logger
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.pipeline import apply_batch
 from monitor.retention import prune
 from monitor.revive import revive
 from monitor.source import identity

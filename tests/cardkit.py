@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor import db
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.evaluator import Evaluator
+from monitor.pipeline import apply_batch
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START
 from monitor.source.tailer import read_batch

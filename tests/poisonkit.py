@@ -22,7 +22,7 @@ from typing import Any
 import trio
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import event_from_row
 from monitor.state.reduce import reduce_case

@@ -15,7 +15,7 @@ import trio
 
 from monitor import db
 from monitor.calendar import load_calendar
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.rules.load import load_rules
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Cursor

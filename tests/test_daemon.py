@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from monitor import db
-from monitor.pipeline import GC_THRESHOLDS
+from monitor.evaluator import GC_THRESHOLDS
 from tests import httpkit
 from tests.sourcekit import SUBMITTED, at, prepare, reset, write
 

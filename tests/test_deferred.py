@@ -19,7 +19,8 @@ from monitor import db
 from monitor import worker as worker_module
 from monitor.calendar import load_calendar
 from monitor.cards.ledger import DbStore
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.evaluator import Evaluator
+from monitor.pipeline import apply_batch
 from monitor.rules.load import load_rules
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START

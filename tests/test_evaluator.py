@@ -10,7 +10,7 @@ import pytest
 
 from monitor import db
 from monitor.calendar import load_calendar
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.rules.load import load_rules
 from monitor.source.contract import START
 from tests.cardkit import ACCEPTED_FEB8, SUB, Driver, events_of, ledger, z

@@ -8,8 +8,8 @@ from exporters.metrics import Holder
 from monitor.calendar import load_calendar
 from monitor.calendar.regions import load_regions
 from monitor.cards.memory import MemoryStore
+from monitor.evaluator import Evaluator
 from monitor.observe import Snapshotter
-from monitor.pipeline import Evaluator
 from monitor.source.contract import Matter, SourceEvent
 from monitor.state.reduce import reduce_case
 from monitor.state.view import CaseView

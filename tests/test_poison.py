@@ -17,7 +17,8 @@ import pytest
 import structlog
 
 from monitor import db
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.evaluator import Evaluator
+from monitor.pipeline import apply_batch
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Limits
 from monitor.source.tailer import read_batch

@@ -10,7 +10,8 @@ import trio
 
 from monitor import db
 from monitor.cli import main
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.evaluator import Evaluator
+from monitor.pipeline import apply_batch
 from monitor.revive import revive
 from monitor.source.catalogue import load_matters
 from monitor.source.tailer import read_batch

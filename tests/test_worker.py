@@ -7,7 +7,7 @@ import datetime as dt
 import trio
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.source.contract import Cursor
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import ACCEPTED_FEB8, UTC, z

@@ -139,7 +139,7 @@ async def ingest_uninterrupted(source: str, target: str, batch_size: int) -> Non
     (early, on time, late) is part of its row.
     """
     from monitor.calendar import load_calendar
-    from monitor.pipeline import Evaluator
+    from monitor.evaluator import Evaluator
     from monitor.rules.load import load_rules
 
     evaluator = Evaluator(load_rules(), load_calendar())

@@ -38,7 +38,7 @@ from monitor.vocab import LEVEL_WORDS, LEVELS, word
 if TYPE_CHECKING:
     from monitor.calendar import Calendar
     from monitor.db import Connection
-    from monitor.pipeline import Evaluator
+    from monitor.evaluator import Evaluator
     from monitor.source.contract import Cursor
 
 __all__ = ["instant_arg", "register"]
@@ -128,7 +128,8 @@ async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime)
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
-    from monitor.pipeline import Evaluator, apply_batch, configure_gc
+    from monitor.evaluator import Evaluator, configure_gc
+    from monitor.pipeline import apply_batch
     from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch

@@ -30,10 +30,10 @@ import trio
 from monitor import db, migrate
 from monitor.calendar import Calendar, load_calendar
 from monitor.daemon import DaemonConfig, Running, serve
+from monitor.evaluator import configure_gc
 from monitor.i18n import h
 from monitor.log import configure_logging, get_logger
 from monitor.paths import DEMO_DIR
-from monitor.pipeline import configure_gc
 from monitor.rules.load import load_rules
 from monitor.rules.model import RuleSet
 from monitor.wallclock import VirtualClock

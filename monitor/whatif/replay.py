@@ -21,7 +21,7 @@ from monitor.cards.memory import MemoryStore
 from monitor.clocks.timing import from_epoch
 from monitor.db import Connection
 from monitor.engine.figures import case_figures, tally, total
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.rules.model import RuleSet
 from monitor.source.contract import Matter, SourceEvent, event_from_row, validate
 from monitor.state.reduce import reduce_case

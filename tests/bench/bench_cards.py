@@ -32,7 +32,7 @@ Run from the repository root::
    plans PostgreSQL made while jiancha's tables were empty (a connection reused
    after TRUNCATE; card tables ANALYZEd empty).
 
-Sections 3-4 run with the daemon's collector settings (``monitor.pipeline.configure_gc``).
+Sections 3-4 run with the daemon's collector settings (``monitor.evaluator.configure_gc``).
 
 Nothing here asserts a timing; the module is not collected by pytest.
 ``--quick`` runs section 1 at 1M clocks and sections 3-4 at 5,000 cases (a smoke
@@ -78,6 +78,7 @@ import monitor.clocks.timing
 import monitor.engine.checks
 import monitor.engine.decide
 import monitor.engine.figures
+import monitor.evaluator
 import monitor.pipeline
 import monitor.state.store
 from monitor import db
@@ -87,8 +88,9 @@ from monitor.clocks.table import earliest as _earliest
 from monitor.clocks.timing import NAT, Period, thresholds
 from monitor.engine.cards import CaseDecision
 from monitor.engine.decide import decide_cases
+from monitor.evaluator import Evaluator, configure_gc
 from monitor.log import configure_logging
-from monitor.pipeline import Evaluator, apply_batch, configure_gc
+from monitor.pipeline import apply_batch
 from monitor.rules.load import load_rules
 from monitor.rules.model import ClockRule, RuleSet
 from monitor.source.catalogue import load_matters
@@ -157,12 +159,14 @@ def title(text: str) -> None:
 
 
 def code_hash() -> str:
-    mods = (monitor.pipeline, monitor.clocks.timing, monitor.clocks.arrays,
+    mods = (monitor.pipeline, monitor.evaluator, monitor.clocks.timing, monitor.clocks.arrays,
             monitor.clocks.periods, monitor.clocks.table, monitor.clocks.scheduler,
             monitor.engine.decide, monitor.engine.checks, monitor.engine.figures,
             monitor.state.store, monitor.cards.ledger)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
-    return describe_code(files, "monitor/{pipeline,clocks/*,engine/*,state/store,cards/ledger}")
+    return describe_code(
+        files, "monitor/{pipeline,evaluator,clocks/*,engine/*,state/store,cards/ledger}"
+    )
 
 
 def rss() -> int:
@@ -848,12 +852,12 @@ def reference_engine(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    setwise = monitor.pipeline.decide_cases
-    monitor.pipeline.decide_cases = functools.partial(setwise, setwise=False)  # type: ignore[assignment]
+    setwise = monitor.evaluator.decide_cases
+    monitor.evaluator.decide_cases = functools.partial(setwise, setwise=False)  # type: ignore[assignment]
     try:
         yield
     finally:
-        monitor.pipeline.decide_cases = setwise
+        monitor.evaluator.decide_cases = setwise
 
 
 async def _ingest_run(

@@ -37,8 +37,8 @@ import trio
 
 from monitor import db
 from monitor.calendar import load_calendar
+from monitor.evaluator import Evaluator, configure_gc
 from monitor.log import configure_logging
-from monitor.pipeline import Evaluator, configure_gc
 from monitor.rules.load import load_rules
 from tests.bench.bench_calendar import finish, fmt, table
 from tests.bench.embedded import embedded_server

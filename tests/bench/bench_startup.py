@@ -52,7 +52,7 @@ DAYS = 20  # calendar days of a centre's history up to now
 
 async def load(dsn: str, per_day: int) -> dict[str, Any]:
     """A centre's last 20 days from the simulator (the demo's), ingested by the real tailer."""
-    from monitor.pipeline import Evaluator
+    from monitor.evaluator import Evaluator
     from monitor.whatif.simulate import (
         between,
         generate,

@@ -303,7 +303,8 @@ async def test_the_daemon_runs_as_its_role(
     logins: Logins, copy_min: int | None, monkeypatch: pytest.MonkeyPatch, copied_tables: list[str]
 ) -> None:
     """`jiancha run` as the daemon's login: every component starts, cards are issued.
-    ``copy_min`` 1: the case rows go the backlog's way too, through a temporary table."""
+    ``copy_min`` 1: the case rows go the backlog's way too, through a temporary table
+    (and not in a live batch's one statement)."""
     import trio
 
     from monitor import daemon, db
@@ -311,6 +312,7 @@ async def test_the_daemon_runs_as_its_role(
 
     if copy_min is not None:
         monkeypatch.setattr(state_store, "COPY_MIN_CASES", copy_min)
+        monkeypatch.setattr(state_store, "ONE_STATEMENT_MAX_EVENTS", 0)
     d = logins.daemon
     config = daemon.DaemonConfig(source_dsn=d, dsn=d, metrics_address="", poll_interval=0.05)
     async with db.open_loop(), await db.connect(d) as conn, trio.open_nursery() as nursery:
@@ -349,7 +351,7 @@ async def test_the_daemon_role_cannot_move_card_ids_and_says_how(logins: Logins)
 
     from monitor import db
     from monitor.calendar import load_calendar
-    from monitor.pipeline import Evaluator
+    from monitor.evaluator import Evaluator
     from monitor.rules.load import load_rules
     from monitor.worker import Worker, WorkerConfig
 

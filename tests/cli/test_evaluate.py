@@ -89,7 +89,7 @@ def test_evaluate_runs_with_the_daemons_collector_settings_and_restores_them(
     import gc
 
     from monitor.cli import evaluate as evaluate_cli
-    from monitor.pipeline import GC_THRESHOLDS
+    from monitor.evaluator import GC_THRESHOLDS
 
     seen: list[tuple[int, ...]] = []
     real = evaluate_cli.with_connection

@@ -14,7 +14,7 @@ from monitor.calendar import load_calendar
 from monitor.cards.lifecycle import act
 from monitor.clocks.checkpoint import FILENAME, Checkpointer
 from monitor.clocks.table import ClockTable
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.rules.load import load_rules
 from monitor.source.catalogue import load_matters
 from monitor.worker import Worker, WorkerConfig

@@ -20,7 +20,7 @@ import pytest
 from dashboards import build, queries
 from exporters.grafana import resolve_inputs
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.vocab import LEVEL_WORDS, STATUS_NAMES
 from tests.cardkit import ACCEPTED_FEB8, Driver, z
 from tests.sourcekit import write

@@ -427,7 +427,7 @@ def test_cli_annotate_reads_red_cards_from_the_ledger(
 
     from monitor import db
     from monitor.calendar import load_calendar
-    from monitor.pipeline import Evaluator
+    from monitor.evaluator import Evaluator
     from monitor.rules.load import load_rules
     from tests.cardkit import ACCEPTED_FEB8, Driver, z
     from tests.sourcekit import write

@@ -354,10 +354,10 @@ async def test_open_card_refires_and_closing_resolves_through_the_outbox(
     from monitor import db
     from monitor.calendar import load_calendar
     from monitor.config import parse
+    from monitor.evaluator import Evaluator
     from monitor.notify import build_channels
     from monitor.outbox.enqueue import Notifier
     from monitor.outbox.send import Sender
-    from monitor.pipeline import Evaluator
     from monitor.rules.load import load_rules
     from monitor.wallclock import VirtualClock
     from tests.cardkit import ACCEPTED_FEB8, Driver, z

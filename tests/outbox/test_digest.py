@@ -11,8 +11,8 @@ import trio
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.config import parse
+from monitor.evaluator import Evaluator
 from monitor.outbox.digest import Digester, digest_day, next_digest, queue_digests
-from monitor.pipeline import Evaluator
 from monitor.rules.load import load_rules
 from monitor.source.catalogue import load_matters
 from tests.cardkit import SUB, Driver, z

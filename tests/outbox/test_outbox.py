@@ -13,12 +13,12 @@ import trio
 from monitor import db
 from monitor.calendar import load_calendar
 from monitor.config import ConfigError, NotifyConfig, QuietHours, load_config, parse
+from monitor.evaluator import Evaluator
 from monitor.notify import build_channels
 from monitor.outbox.enqueue import Notifier
 from monitor.outbox.quiet import hold_until
 from monitor.outbox.route import recipients
 from monitor.outbox.send import Sender
-from monitor.pipeline import Evaluator
 from monitor.rules.load import load_rules
 from monitor.wallclock import VirtualClock
 from tests import httpkit

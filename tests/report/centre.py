@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.whatif.simulate import (
     between,
     generate,

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.whatif.simulate import (
     Event,
     Profile,

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.report import build_report, parse_period, publish
 from monitor.report.versions import changes, digest, flatten, label
 from tests.cardkit import Driver

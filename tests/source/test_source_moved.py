@@ -24,8 +24,8 @@ import trio
 from exporters.metrics import Holder
 from monitor import daemon, db, migrate
 from monitor.cli import main
+from monitor.evaluator import Evaluator
 from monitor.observe import Snapshotter
-from monitor.pipeline import Evaluator
 from monitor.source import identity
 from monitor.source.contract import Cursor
 from monitor.state import position

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.rules.load import load_rules
 from tests.cardkit import Driver, z
 from tests.sourcekit import write

@@ -21,8 +21,8 @@ import numpy as np
 from exporters.metrics import Holder
 from monitor import db
 from monitor.engine.figures import Counts, case_figures, tally, total
+from monitor.evaluator import Evaluator
 from monitor.observe import Snapshotter
-from monitor.pipeline import Evaluator
 from monitor.source.contract import SourceEvent
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.whatif import replay

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from monitor.calendar import load_calendar
 from monitor.cards.memory import MemoryStore
 from monitor.clocks.periods import periods
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.rules.load import load_rules
 from monitor.source.contract import Matter, SourceEvent
 from monitor.state.reduce import reduce_case

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from monitor import db
-from monitor.pipeline import Evaluator
+from monitor.evaluator import Evaluator
 from monitor.source.contract import SourceEvent
 from monitor.vocab import level_name
 from monitor.whatif import replay

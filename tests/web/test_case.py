@@ -17,7 +17,8 @@ import pytest
 
 from monitor import db
 from monitor.calendar.regions import Regions
-from monitor.pipeline import Evaluator, apply_batch
+from monitor.evaluator import Evaluator
+from monitor.pipeline import apply_batch
 from monitor.source.catalogue import load_matters
 from monitor.source.tailer import read_batch
 from monitor.state import store as state_store

@@ -1,0 +1,501 @@
+"""The engine's I/O shell: cases and cards in, decisions through the pure engine, the
+ledger and the outbox written, the scheduler told once the transaction committed.
+
+`Evaluator` reads cases and cards through a `Store` (the database, or memory
+for a replay), asks the pure engine, writes the ledger and the outbox, and
+publishes to the scheduler only once the transaction committed. The
+scheduler's ticks (the crossing instants) go through it too. The batch
+transaction that calls it is `monitor.pipeline`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from monitor.calendar import Calendar
+from monitor.calendar.regions import Regions
+from monitor.cards.ledger import DbStore
+from monitor.cards.store import CardRecord, Store, Written
+from monitor.clocks.scheduler import Scheduler, row_of
+from monitor.clocks.table import ClockRow, ClockTable
+from monitor.db import Connection
+from monitor.engine.cards import CaseDecision, Decided, ExistingCard
+from monitor.engine.decide import decide_cases
+from monitor.log import get_logger
+from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
+from monitor.rules.model import RuleSet
+from monitor.source.contract import (
+    Matter,
+)
+from monitor.state import store as state_store
+from monitor.state.case import CaseState, Status
+from monitor.state.view import CaseView
+from monitor.vocab import level_name
+
+__all__ = [
+    "DEFERRED_VIEWS_MAX",
+    "GC_THRESHOLDS",
+    "CardStats",
+    "Evaluator",
+    "Pending",
+    "configure_gc",
+]
+
+_KEEP_TICKS = 100_000  # tick durations kept for the metrics until they are taken
+
+
+@dataclass
+class CardStats:
+    """What the evaluator has done since start, for logs and the metrics."""
+
+    cards_issued: int = 0
+    last_card_id: int = 0  # the highest card id this process committed (monitor.worker)
+    cards_closed: int = 0
+    cards_revoked: int = 0
+    escalated: int = 0
+    ticks: int = 0
+    last_tick_ms: float = 0.0
+    issued_by_level: dict[str, int] = field(default_factory=dict)
+    tick_seconds: list[float] = field(default_factory=list)  # taken by the metrics snapshot
+
+    def took(self, seconds: float) -> None:
+        self.ticks += 1
+        self.last_tick_ms = seconds * 1000
+        if len(self.tick_seconds) >= _KEEP_TICKS:  # nobody takes them: keep the newest
+            del self.tick_seconds[: _KEEP_TICKS // 2]
+        self.tick_seconds.append(seconds)
+
+
+@dataclass
+class Pending:
+    """What a transaction decided, published to memory only once it committed."""
+
+    rows: dict[str, tuple[list[ClockRow], dict[tuple[str, str], int]]]
+    now: int
+    written: Written | None = None
+    where: dict[str, str] = field(default_factory=dict)  # case -> its region's table, if any
+    wakes: dict[str, int | None] = field(default_factory=dict)  # case -> a look then
+
+
+def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
+    """The highest live level per rule and subject after ``d``, as a rebuild would see it."""
+    highest: dict[tuple[str, str], int] = {}
+    revoked = {c.card_id for c in d.revoke}
+    for old in existing:
+        if old.status != "revoked" and old.card_id not in revoked:
+            key = (old.rule, old.subject)
+            highest[key] = max(highest.get(key, 0), old.level)
+    for new in d.issue:
+        key = (new.rule, new.subject)
+        highest[key] = max(highest.get(key, 0), new.level)
+    return highest
+
+
+# CPython collects its youngest generation after every 700 net allocations of
+# container objects. A batch of 5,000 events allocates a few hundred thousand
+# short-lived tuples, dicts and lists, none of them cyclic (reference counting
+# frees them), so the defaults collected hundreds of times a batch and cost about
+# a quarter of a backlog drain (bench_tailer, interleaved runs: 34,649 -> 45,662
+# events/s median). Collections ~140 times rarer leave the cycle collector to do
+# its job, with at most a few MB of cycles waiting for it.
+GC_THRESHOLDS = (100_000, 20, 100)
+
+# Deferred cases whose views an evaluator keeps (about 1.8 KB each: 90 MB at most); past
+# this, the rest are read back from their rows when decided. Reading 25,000 back was a
+# sixth of the time of deciding them (bench_catchup, 2026-12-07).
+DEFERRED_VIEWS_MAX = 50_000
+
+
+def configure_gc() -> tuple[int, ...]:
+    """The collector settings of a process that runs the pipeline: `jiancha run`, `jiancha
+    evaluate` (a catch-up over 200k events: 42 s with Python's defaults, 35 s with these).
+    Returns the thresholds they replace, for a caller that does not own its process."""
+    was = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return was
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cycle collection while a set of cases is decided (pure, no await inside).
+
+    Deciding allocates ~100 objects per case (periods, level times, decisions,
+    rows), most of them kept in the scheduler's table: with the collector on,
+    their count triggers collections in the middle of the set that find
+    nothing, since the decisions make no cycles. Paused, the collector sees
+    them once, at its next pass (docs/performance.md: a tick ~10% less CPU).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class Evaluator:
+    """Decides on every batch and at every crossing instant; one per daemon (or replay)."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        cal: Calendar,
+        *,
+        notifier: Notifier | None = None,
+        regions: Regions | None = None,
+    ):
+        self.ruleset = ruleset
+        self.cal = cal
+        self.regions = regions if regions is not None else Regions(cal)
+        self.scheduler = Scheduler()
+        self.stats = CardStats()
+        self.notifier = notifier  # queues notifications in the same transactions
+        self._next: tuple[RuleSet, Calendar, Regions] | None = None  # validated, to take over
+        self._why: str | None = None  # revocation reason while recomputing after a change
+        # cases may be stored undecided (a backlog's batches; a crash before they were
+        # decided): unknown at a start, so looked for once
+        self.undecided = True
+        # what a backlog's batches stored undecided, as stored (`keep_deferred`), so
+        # deciding them once caught up need not read every row back
+        self.deferred: dict[str, tuple[int, int, CaseView]] = {}
+        self.deferred_max = DEFERRED_VIEWS_MAX
+        self.beat: Callable[[], None] = lambda: None  # the owner's heartbeat, for long passes
+        self.log = get_logger("monitor.evaluator")
+
+    @property
+    def table(self) -> ClockTable:
+        return self.scheduler.table
+
+    def _store(self, store: Store | Connection) -> Store:
+        return DbStore(store) if isinstance(store, Connection) else store
+
+    # --- deciding for a set of cases ----------------------------------------------
+
+    def _decide(
+        self,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        cards: Mapping[str, list[ExistingCard]],
+        now: int,
+        running: bool,
+        figures: bool,
+    ) -> tuple[list[CaseDecision], Pending]:
+        with _collector_paused():
+            return self._decide_all(views, matters, cards, now, running, figures)
+
+    def _decide_all(
+        self,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        cards: Mapping[str, list[ExistingCard]],
+        now: int,
+        running: bool,
+        figures: bool,
+    ) -> tuple[list[CaseDecision], Pending]:
+        pending = Pending({}, now)
+        inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
+                   cards.get(v.case_id, [])) for v in views]  # fmt: skip
+        decided: list[CaseDecision] = [CaseDecision()] * len(views)
+        # each case on its region's calendar: one calendar pass per calendar
+        groups: dict[str, list[int]] = {}
+        for i, v in enumerate(views):
+            key = self.regions.key_of(v.region)
+            groups.setdefault(key, []).append(i)
+            if key:
+                pending.where[v.case_id] = key
+        for key, idx in groups.items():
+            cal = self.regions.for_region(key) if key else self.cal
+            # a batch: every case's part in the figures too (deadline, outcome); a tick
+            # brings no new fact, so no case's part in them changed (``figures``)
+            got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now,
+                               running=running, figures=figures)  # fmt: skip
+            for i, d in zip(idx, got, strict=True):
+                decided[i] = d
+        for (view, _matter, existing), d in zip(inputs, decided, strict=True):
+            if self._why is not None:  # say what took the basis away
+                d.revoke = [replace(c, reason=self._why) for c in d.revoke]
+            rows = [row_of(p, rel, now) for p, rel in zip(d.running, d.running_pauses,
+                                                          strict=True)]  # fmt: skip
+            pending.rows[view.case_id] = (rows, _highest(existing, d))
+            pending.wakes[view.case_id] = d.wake_at
+        return decided, pending
+
+    async def _write(
+        self,
+        store: Store,
+        decisions: Sequence[CaseDecision],
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        undecided: bool = False,
+    ) -> Written:
+        decided = Decided.of(decisions, views)
+        written = await store.write(decided, self.ruleset, self.cal, now)
+        outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
+                    if d.outcome is not None}  # fmt: skip
+        if outcomes:
+            await store.record_outcomes(outcomes, decided=undecided)
+        if written.issued and self.notifier is not None and store.conn is not None:
+            lang = self.notifier.cfg.language
+            facts = card_facts(written.issued, decided, self.ruleset, matters, lang, self.cal, now)
+            await self.notifier.enqueue(store.conn, [(f, "card") for f in facts], now)
+        return written
+
+    async def _escalate(self, store: Store, matters: Mapping[str, Matter],
+                        now: dt.datetime) -> list[CardRecord]:  # fmt: skip
+        escalated = await store.escalate(now)
+        if escalated and self.notifier is not None and store.conn is not None:
+            facts = escalation_facts(escalated, self.ruleset, matters, self.notifier.cfg.language)
+            await self.notifier.enqueue(store.conn, [(f, "escalation") for f in facts], now)
+        return escalated
+
+    def publish(self, pending: Pending | None) -> None:
+        """After commit: the decided rows and levels go into the scheduler's table."""
+        if pending is None:
+            return
+        self.scheduler.put(pending.rows, pending.where, pending.wakes)
+        w = pending.written
+        if w is None:
+            return
+        self.stats.cards_issued += len(w.issued)
+        self.stats.last_card_id = max([self.stats.last_card_id, *(c.card_id for c in w.issued)])
+        self.stats.cards_closed += w.closed
+        self.stats.cards_revoked += w.revoked
+        for card in w.issued:
+            name = level_name(card.level)
+            self.stats.issued_by_level[name] = self.stats.issued_by_level.get(name, 0) + 1
+            self.log.info("card_issued", case=card.case_id, clock=card.clock, rule=card.rule,
+                          level=card.level, card=card.card_id)  # fmt: skip
+
+    async def on_batch(
+        self,
+        store: Store | Connection,
+        states: Sequence[CaseState],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+    ) -> Pending:
+        """Inside the batch's transaction: the cards its cases are due now."""
+        views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
+        return await self.decide_views(self._store(store), views, matters, now, running=False)
+
+    async def decide_views(
+        self,
+        store: Store,
+        views: Sequence[CaseView],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        *,
+        running: bool,
+        figures: bool | None = None,
+        undecided: bool = False,
+    ) -> Pending:
+        """Decide and write the cards of these cases (inside the caller's transaction).
+
+        ``figures``: their part in the figures too (default: when not ``running``,
+        i.e. for new facts). ``undecided``: cases a backlog stored undecided, whose
+        mark the write of their figures clears.
+        """
+        cards = await store.cards_of([v.case_id for v in views])
+        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running,
+                                          not running if figures is None else figures)  # fmt: skip
+        pending.written = await self._write(store, decisions, views, matters, now, undecided)
+        return pending
+
+    async def decide_undecided(
+        self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
+        chunk: int = 5000, *, caught_up: bool = True,
+    ) -> int:  # fmt: skip
+        """Once caught up: the cases a backlog's batches left undecided, each decided once.
+
+        Chunk by chunk, each its own transaction: the cards written and the mark
+        cleared together, then published. Returns how many cases were decided.
+        Not ``caught_up`` (a long backlog), as a batch decides: running levels
+        are left to the tick, since a later event may still stop their period.
+        A heartbeat (``beat``) after each chunk: a day's backlog of a city is
+        minutes of deciding, longer than the watchdog waits for one.
+        """
+        done, started = 0, time.perf_counter()
+        while self.undecided:
+            pending = None
+            async with conn.transaction():
+                marks = await state_store.undecided_marks(conn, chunk)
+                ids = [cid for cid, _, _ in marks]
+                if ids:
+                    st = DbStore(conn)
+                    views = [v for v in await self._deferred_views(st, marks)
+                             if v.status != "orphan"]  # fmt: skip
+                    # caught up: no later event can stop a period, so running levels are
+                    # decided now too (the tick that follows finds them issued)
+                    pending = await self.decide_views(st, views, matters, now, running=caught_up,
+                                                      figures=True, undecided=True)  # fmt: skip
+                    await state_store.mark_decided(conn, ids)  # those the figures did not
+            self.publish(pending)
+            self.beat()
+            done += len(ids)
+            self.undecided = len(ids) == chunk
+        if done:  # an operator watching a catch-up sees its cases decided
+            self.log.info("backlog_decided", cases=done, caught_up=caught_up,
+                          ms=round((time.perf_counter() - started) * 1000, 1))  # fmt: skip
+        return done
+
+    def keep_deferred(self, states: Sequence[CaseState]) -> None:
+        """After the commit of a batch that stored ``states`` undecided: their views."""
+        kept, room = self.deferred, self.deferred_max
+        for s in states:
+            if (len(kept) < room or s.case_id in kept) and s.status is not Status.ORPHAN:
+                kept[s.case_id] = (s.last_event_id, s.event_count, CaseView.from_state(s))
+
+    def forget_deferred(self, states: Sequence[CaseState]) -> None:
+        """After the commit of a batch that decided ``states``: no longer deferred."""
+        if self.deferred:
+            for s in states:
+                self.deferred.pop(s.case_id, None)
+
+    async def _deferred_views(
+        self, st: DbStore, marks: Sequence[tuple[str, int, int]]
+    ) -> list[CaseView]:
+        """The views of these undecided cases, in their order: kept ones whose row is still
+        the one their batch wrote (last event, count), the others read from their rows."""
+        got: dict[str, CaseView] = {}
+        for cid, last, count in marks:
+            hit = self.deferred.pop(cid, None)  # once decided, not deferred any more
+            if hit is not None and hit[0] == last and hit[1] == count:
+                got[cid] = hit[2]
+        missing = [cid for cid, _, _ in marks if cid not in got]
+        if missing:
+            got.update((v.case_id, v) for v in await st.cases(missing))
+        return [got[cid] for cid, _, _ in marks if cid in got]
+
+    async def reload_cases(
+        self,
+        store: Store | Connection,
+        case_ids: Sequence[str],
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        running: bool = True,
+    ) -> Pending:
+        """Re-decide cases as stored, in the caller's transaction."""
+        st = self._store(store)
+        views = await st.cases(case_ids)
+        return await self.decide_views(st, views, matters, now, running=running)
+
+    # --- the scheduler's side -------------------------------------------------------
+
+    async def start(
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime,
+        chunk: int = 5000,
+    ) -> None:  # fmt: skip
+        """Build the table from every open case (recomputed on the rules and calendar in force).
+
+        Levels that came due while the daemon was away are issued by the first
+        tick, once the tailer has caught up with the events of that time. One
+        transaction (a new rule set's revocations all or none), decided ``chunk``
+        cases at a time with a heartbeat after each: a province's open cases are
+        minutes of deciding, and without beats the watchdog stopped the daemon
+        at every start, for good.
+        """
+        self.scheduler.reset()
+        st = self._store(store)
+        pendings = []
+        async with st.transaction():
+            ids = await st.open_case_ids()
+            for i in range(0, len(ids), chunk):
+                part = ids[i : i + chunk]
+                pendings.append(await self.reload_cases(st, part, matters, now, running=False))
+                self.beat()
+        for pending in pendings:
+            self.publish(pending)
+        self.scheduler.reset(self.scheduler.table)
+
+    async def resume(
+        self,
+        store: Store | Connection,
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        table: ClockTable,
+        changed: Sequence[str],
+        wakes: Mapping[str, int] | None = None,
+    ) -> None:
+        """Take a saved table and re-decide only the cases changed since it was saved."""
+        self.scheduler.reset(table)
+        self.scheduler.wakes.update(wakes or {})
+        st = self._store(store)
+        pending = None
+        if changed:
+            async with st.transaction():
+                pending = await self.reload_cases(st, list(changed), matters, now, running=False)
+            self.scheduler.drop(set(changed) - set(pending.rows))  # gone from jiancha.cases
+        self.publish(pending)
+        self.scheduler.reset(self.scheduler.table)
+
+    async def tick(
+        self, store: Store | Connection, matters: Mapping[str, Matter], now: dt.datetime
+    ) -> None:
+        """One kernel pass at ``now``: issue what came due, escalate missed replies."""
+        t0 = time.perf_counter()
+        st = self._store(store)
+        if self._next is not None:
+            await self._swap(st, matters, now)
+        n = int(now.timestamp())
+        regional = dict(self.regions.regional())
+        cases = self.scheduler.rising(self.cal, n, regional)
+        async with st.transaction():
+            pending = await self.reload_cases(st, cases, matters, now) if cases else None
+            escalated = await self._escalate(st, matters, now)
+            reply = await st.next_reply_due()
+        self.publish(pending)
+        self.scheduler.settle(cases, self.cal, n, regional)
+        self.scheduler.ticked(reply)
+        self.stats.escalated += len(escalated)
+        if escalated:
+            self.log.warning("supervision_escalated", cards=len(escalated))
+        self.stats.took(time.perf_counter() - t0)
+
+    def pending_reload(self) -> bool:
+        """New rules or a new calendar wait for the next tick (the table is about to go)."""
+        return self._next is not None
+
+    def request_reload(
+        self, ruleset: RuleSet, cal: Calendar, regions: Regions | None = None
+    ) -> bool:
+        """Take already-validated rules and calendars at the next tick; False if unchanged.
+
+        A changed mapping of regions to calendars is a calendar change: every
+        open case is recomputed on the calendar it now counts on.
+        """
+        regions = regions if regions is not None else Regions(cal)
+        if (ruleset.fingerprint, regions.fingerprint) == (self.ruleset.fingerprint,
+                                                          self.regions.fingerprint):  # fmt: skip
+            return False
+        self._next = (ruleset, cal, regions)
+        return True
+
+    async def _swap(self, store: Store, matters: Mapping[str, Matter], now: dt.datetime) -> None:
+        """Recompute every open clock on the new rules or calendar; revoke what lost its basis."""
+        assert self._next is not None
+        old = (self.ruleset.fingerprint, self.regions.fingerprint)
+        self.ruleset, self.cal, self.regions = self._next
+        self._next = None
+        self._why = "calendar_changed" if old[0] == self.ruleset.fingerprint else "rules_changed"
+        try:
+            await self.start(store, matters, now)
+        finally:
+            self._why = None
+        self.log.info("rules_reloaded", rules=self.ruleset.name,
+                      rules_hash=self.ruleset.fingerprint, calendar=self.cal.name,
+                      calendar_hash=self.regions.fingerprint,
+                      open_clocks=self.scheduler.rows())  # fmt: skip
+
+    def wake_at(self) -> int | None:
+        """UTC seconds of the next instant something comes due, if any."""
+        return self.scheduler.wake_at()
+
+    def due(self, now: dt.datetime) -> bool:
+        """Whether a tick has work at ``now``."""
+        return self._next is not None or self.scheduler.due(now)
