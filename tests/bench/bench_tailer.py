@@ -97,7 +97,13 @@ QUICK = {
     "latency_writers": 16,
     "writer_processes": 2,
 }
-TARGETS = {"drain_events_per_s": 100_000.0, "latency_p99_ms": 50.0}
+# Issue 21: p99 <= 50 ms at 1,000 events/s asked; of 2,000 asked, >= 1,900 achieved.
+TARGETS = {
+    "drain_events_per_s": 100_000.0,
+    "latency_p99_ms": 50.0,
+    "latency_rate": 1_000.0,
+    "achieved_of_2000": 1_900.0,
+}
 
 _NAIVE = """
 SELECT id, tx::text AS tx, case_id, kind, occurred_at, payload
@@ -849,8 +855,8 @@ async def bench_latency(
     runs = [await latency_run(admin_dsn, r, size, server_pid, tmp) for r in size["latency_rates"]]
     cores = os.cpu_count() or 1
     rows = []
-    for i, r in enumerate(runs):
-        judged = i == len(runs) - 1
+    for r in runs:
+        judged = r["rate_asked"] == TARGETS["latency_rate"]
         st, ia, c = r["to_state_ms"], r["to_ingested_at_ms"], r["cpu"]
         busy = (c["python_cpu_s"] + c["postgres_cpu_s"] + c["children_cpu_s"]) / c["wall_s"]
         rows.append([
@@ -906,8 +912,9 @@ async def bench_latency(
     print("  The horizon: a row is read once every transaction older than its own has ended")
     print("  (snapshot-safe reading; the writers hold theirs open 0-20 ms); the percentiles of")
     print("  the parts do not add up to the total's.")
-    last = runs[-1]["to_state_ms"]["p99"]
-    return {"runs": runs, "target_p99_ms": target, "p99_ms": last, "met": last <= target}
+    judged = next(r for r in runs if r["rate_asked"] == TARGETS["latency_rate"])
+    p99 = judged["to_state_ms"]["p99"]
+    return {"runs": runs, "target_p99_ms": target, "p99_ms": p99, "met": p99 <= target}
 
 
 # --- main ------------------------------------------------------------------------------
@@ -962,7 +969,7 @@ async def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Pa
     summary = [
         ["backlog drain, best batch size", f"{d['best_events_per_s']:,.0f} events/s",
          f">= {TARGETS['drain_events_per_s']:,.0f}", d["met"]],
-        [f"live latency p99 at {size['latency_rates'][-1]:,.0f} events/s asked",
+        [f"live latency p99 at {TARGETS['latency_rate']:,.0f} events/s asked",
          f"{lat['p99_ms']:.1f} ms",
          f"<= {TARGETS['latency_p99_ms']:.0f} ms", lat["met"]],
         ["events lost live (Tailer)", str(results["live"]["tailer_lost"]), "0",
@@ -970,6 +977,12 @@ async def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Pa
         ["backlog drain / the writes alone, same run (issue 21)", f"{floor_ratio:.2f}x",
          ">= 1.00x", floor_ratio >= 1.0],
     ]  # fmt: skip
+    at_2000 = [r for r in lat["runs"] if r["rate_asked"] == 2_000.0]
+    if at_2000:  # not in --quick
+        got = at_2000[0]["rate_achieved"]
+        summary.append(["events/s achieved of 2,000 asked (writers in other processes)",
+                        f"{got:,.0f}", f">= {TARGETS['achieved_of_2000']:,.0f}",
+                        got >= TARGETS["achieved_of_2000"]])  # fmt: skip
     results["targets_met"] = {r[0]: bool(r[3]) for r in summary}
     print(
         table(["target", "value", "wanted", ""], [[*r[:3], verdict(bool(r[3]))] for r in summary])
