@@ -1057,8 +1057,7 @@ def print_plans(plans: list[dict[str, Any]]) -> None:
     print("  C: on a connection of its own, jiancha.cards and card_events ANALYZEd while empty")
     print("     (as a VACUUM ANALYZE right after migrating leaves them)")
     statements = (
-        ("SELECT case_id, first_seen_at", "ingest: first_seen_at of the batch's cases"),
-        ("SELECT event_id, tx::text", "ingest: histories of the batch's cases"),
+        ("SELECT c.case_id, c.first_seen_at", "ingest: first sight and histories of the cases"),
         ("SELECT id, case_id, clock, rule", "ledger.cards_of: cards of the cases"),
         ("WITH new AS", "ledger: insert cards + card_events"),
         ("WITH changed AS", "ledger: close / revoke"),
