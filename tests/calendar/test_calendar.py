@@ -473,3 +473,26 @@ def test_no_thresholds_means_red_only(cn):
                      blue_at=[np.nan], yellow_at=[np.nan])  # fmt: skip
     assert st.level[0] == 0 and st.next_change[0] == cn.deadline(start, [3])[0]
     assert cn.evaluate(start, [3], [0], [0.0], [NAT], "2024-03-05T00:00:00").level is None
+
+
+def test_equal_inputs_reach_the_kernels_as_broadcast_ones_do():
+    """Equal 1-D inputs skip numpy's broadcasting (most of a small call's cost) but must
+    reach the kernels as read-only views like broadcast ones: another array type would be
+    another compiled signature, compiled at run time in the middle of a batch."""
+    from monitor.calendar import _flat, _kernel
+
+    cal = load_calendar("cn")
+    starts = np.array(["2024-02-08T02:00", "2024-02-09T02:00"], dtype="datetime64[s]")
+    kernel = _kernel.sized(_kernel.deadline_kernel, 2)
+    broadcast = cal.deadline(starts, 5)  # a scalar: numpy's broadcasting
+    compiled = set(kernel.signatures)
+    equal = cal.deadline(starts, np.array([5, 5]))
+    assert set(kernel.signatures) == compiled
+    assert (equal == broadcast).all()
+    a, b = np.arange(3), np.arange(3)
+    shape, (fa, fb) = _flat(a, b)
+    assert shape == (3,) and not fa.flags.writeable and np.shares_memory(fa, a)
+    assert a.flags.writeable  # the caller's own array is left as it was
+    strided = np.arange(6)[::2]
+    shape, (fs, fa) = _flat(strided, a)  # not contiguous: copied, as before
+    assert fs.flags.c_contiguous and (fs == strided).all()
