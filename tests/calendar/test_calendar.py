@@ -492,6 +492,7 @@ def test_equal_inputs_reach_the_kernels_as_broadcast_ones_do():
     a, b = np.arange(3), np.arange(3)
     shape, (fa, fb) = _flat(a, b)
     assert shape == (3,) and not fa.flags.writeable and np.shares_memory(fa, a)
+    assert not fb.flags.writeable and np.shares_memory(fb, b)
     assert a.flags.writeable  # the caller's own array is left as it was
     strided = np.arange(6)[::2]
     shape, (fs, fa) = _flat(strided, a)  # not contiguous: copied, as before
