@@ -132,6 +132,10 @@ def _flat(*arrays: npt.NDArray[np.generic]) -> tuple[tuple[int, ...], list[npt.N
         # the engine's small sets call the calendar thousands of times a second: read-only
         # views as broadcast_to makes them (the kernels' compiled types), in 1.6 us, not 7.6
         return shape, [_read_only(a) for a in arrays]
+    return _broadcast(*arrays)
+
+
+def _broadcast(*arrays: npt.NDArray[np.generic]) -> tuple[tuple[int, ...], list[npt.NDArray[Any]]]:
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
