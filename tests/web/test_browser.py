@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -175,6 +175,14 @@ def browser() -> Iterator[webdriver.Chrome]:
         chrome.quit()
 
 
+def _arrive(browser: webdriver.Chrome, at: Callable[[str], bool]) -> None:
+    """Wait until the browser is at an address ``at`` accepts and its page has loaded: the
+    address changes when the navigation commits, before the new document is parsed."""
+    WebDriverWait(browser, 10).until(
+        lambda b: at(b.current_url) and b.execute_script("return document.readyState") == "complete"
+    )
+
+
 def _shot(chrome: webdriver.Chrome, tmp_path: Path, name: str) -> Path:
     """A full-page screenshot: the window grows to the page's height first."""
     width = chrome.get_window_size()["width"]
@@ -199,7 +207,7 @@ def test_window_head_acknowledges_on_a_phone(
     browser.find_element(By.NAME, "username").send_keys("wangf")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    _arrive(browser, lambda u: u.endswith(f"/cards/{card}"))
     body = browser.find_element(By.TAG_NAME, "body").text
     for text in (
         "红牌",
@@ -256,7 +264,7 @@ def test_officer_signs_in_through_ldap(
     browser.find_element(By.NAME, "username").send_keys("chenj")
     browser.find_element(By.NAME, "password").send_keys(LDAP_PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    _arrive(browser, lambda u: u.endswith(f"/cards/{card}"))
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "陈静" in body and "纪检监察员" in body
     # an officer's form: revoke with a reason category
@@ -276,7 +284,7 @@ def test_appeal_with_a_photo_then_an_officer_decides(
     browser.find_element(By.NAME, "username").send_keys("wangf")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    _arrive(browser, lambda u: u.endswith(f"/cards/{card}"))
     form = browser.find_element(By.CSS_SELECTOR, f"form[action='/cards/{card}/appeal']")
     form.find_element(By.NAME, "reason").send_keys("纸质登记簿显示当日已受理")
     form.find_element(By.NAME, "attachment").send_keys(str(photo))
@@ -289,21 +297,21 @@ def test_appeal_with_a_photo_then_an_officer_decides(
     assert "申诉中" in body and "附件：登记簿.png" in body and "王芳（窗口负责人）" in body
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
     browser.find_element(By.PARTIAL_LINK_TEXT, "2024-0304-000123").click()  # the case's page
-    WebDriverWait(browser, 10).until(lambda b: "/cases/" in b.current_url)
+    _arrive(browser, lambda u: "/cases/" in u)
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "该办件的牌" in body and "附件：登记簿.png" in body
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
     _shot(browser, tmp_path, "case-390.png")
     browser.set_window_size(390, 844)
     browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
-    WebDriverWait(browser, 10).until(lambda b: "/login" in b.current_url)
+    _arrive(browser, lambda u: "/login" in u)
 
     browser.set_window_size(1440, 900)
     browser.get(f"{base}/login?next=/cards/{card}")
     browser.find_element(By.NAME, "username").send_keys("lim")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/cards/{card}"))
+    _arrive(browser, lambda u: u.endswith(f"/cards/{card}"))
     # the address changes before the page has loaded: wait for the attachment's link itself
     found = WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.LINK_TEXT, "登记簿.png"))
     link = found[0].get_attribute("href")
@@ -366,7 +374,7 @@ def test_officer_finds_the_monthly_bulletin_on_a_phone(
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
     WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.LINK_TEXT, "监察通报"))
     browser.find_element(By.LINK_TEXT, "监察通报").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/reports"))
+    _arrive(browser, lambda u: u.endswith("/reports"))
     rows = browser.find_elements(By.CSS_SELECTOR, ".rows li")
     assert len(rows) == 1  # the revision, not both versions
     text = rows[0].text
@@ -376,7 +384,7 @@ def test_officer_finds_the_monthly_bulletin_on_a_phone(
     _shot(browser, tmp_path, "reports-390.png")
     browser.set_window_size(390, 844)
     rows[0].find_element(By.CSS_SELECTOR, "a[href^='/reports/']").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/reports/{latest}"))
+    _arrive(browser, lambda u: u.endswith(f"/reports/{latest}"))
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "修订版" in body and "jiancha-monthly-2025-11.pdf" in body
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
