@@ -123,15 +123,20 @@ def _suspended(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payloa
 
 
 def _resumed(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) -> None:
-    """Close the open pause of the resume's type, if it names one, else the latest open one."""
+    """Close the open pause of the resume's type, if it names one (else the latest open one);
+    one that names none resumes the case: every open pause ends.
+
+    Not "the latest open one" for a resume without a type: a pause that arrives late but
+    began before the resume would take it over, and the pause it had closed would run again
+    behind a card already closed (tests/statute/test_properties.py found it).
+    """
     wanted = p.get("type") if isinstance(p, Mapping) else None
     open_ = [i for i, q in enumerate(st.pauses) if q.end is None]
     if wanted is not None:
-        open_ = [i for i in open_ if st.pauses[i].type == wanted] or open_
-    if open_:
-        i = open_[-1]
+        open_ = ([i for i in open_ if st.pauses[i].type == wanted] or open_)[-1:]
+    for i in open_:
         st.pauses[i] = st.pauses[i]._replace(end=at)
-    else:
+    if not open_:
         seen.resumed_at = at  # a `suspended` at this same instant is closed by it
 
 

@@ -147,6 +147,26 @@ def test_resumed_before_suspended_and_submitted_after_accepted():
     assert partial.pauses == [] and partial.status is Status.ACCEPTED
 
 
+def test_a_resume_without_a_type_ends_every_open_pause_a_typed_one_its_own():
+    """An untyped resume resumes the case: were it to end only the latest open pause, a pause
+    that arrives late but began before it would take it over, and the one it had ended
+    (its card closed) would run again."""
+    base = [ev(1, "submitted", 0, **SUBMITTED), ev(2, "accepted", 1),
+            ev(3, "suspended", 5, type="survey", notified_days=2),
+            ev(4, "suspended", 8, type="hearing", notified_days=1)]  # fmt: skip
+    untyped = reduce_case("C1", [*base, ev(5, "resumed", 30)], MATTERS)
+    assert [(p.type, p.end) for p in untyped.pauses] == [
+        ("survey", T0 + dt.timedelta(hours=30)), ("hearing", T0 + dt.timedelta(hours=30))
+    ]  # fmt: skip
+    typed = reduce_case("C1", [*base, ev(5, "resumed", 30, type="survey")], MATTERS)
+    assert [(p.type, p.end) for p in typed.pauses] == [
+        ("survey", T0 + dt.timedelta(hours=30)), ("hearing", None)
+    ]  # fmt: skip
+    # the survey's end does not depend on whether the hearing had arrived yet
+    early = reduce_case("C1", [*base[:3], ev(5, "resumed", 30)], MATTERS)
+    assert early.pauses[0].end == untyped.pauses[0].end
+
+
 def test_open_pause_and_immediate_case():
     s = reduce_case(
         "C2",

@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Any
 
 import trio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from monitor.calendar import load_calendar
@@ -104,7 +104,27 @@ def tops(store: MemoryStore) -> dict[tuple[str, str], tuple[int, dt.datetime]]:
     return out
 
 
+# Found by the search: a pause that arrives late but began before an untyped resume took
+# the resume over, and the pause it had closed (with its card) ran on (monitor.state.reduce).
+_LATE_HEARING = [
+    ("submitted", 0, {**SUB, "matter": "M0"}), ("accepted", 87, {}),
+    ("suspended", 147, {"type": "survey", "notified_days": 1}),
+    ("suspended", 207, {"type": "hearing", "notified_days": 0}), ("resumed", 207, {}),
+]  # fmt: skip
+_LATE_HEARING_2 = [
+    ("submitted", 0, {**SUB, "matter": "M0"}), ("supplement_requested", 1, {"items": ["图纸"]}),
+    ("supplement_received", 2, {}), ("accepted", 3, {}),
+    ("suspended", 3, {"type": "survey", "notified_days": 1}),
+    ("suspended", 5, {"type": "hearing", "notified_days": 0}), ("resumed", 39, {}),
+]  # fmt: skip
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(hist=_LATE_HEARING, delays=[0, 0, 0, 1] + [0] * 16, duplicated=[False] * 20,
+         ticks=[207], end=208)  # fmt: skip
+@example(hist=_LATE_HEARING_2, delays=[0, 0, 0, 0, 0, 35, 0, 0, 0, 30, 0, 0, 0, 4, 0, 0, 0, 34,
+                                       0, 84],
+         duplicated=[False] * 20, ticks=[39], end=328)  # fmt: skip
 @given(
     hist=history(),
     delays=st.lists(st.integers(0, 240), min_size=20, max_size=20),
