@@ -258,10 +258,10 @@ class Taken:
 
 async def _starts(
     conn: Connection,
-    batch: Mapping[str, list[SourceEvent]],
+    batch: dict[str, list[SourceEvent]],
     cache: FoldCache | None,
     now: dt.datetime,
-) -> tuple[dict[str, Fold], dict[str, list[SourceEvent]], dict[str, dt.datetime]]:
+) -> Starts:
     """Where each touched case's fold starts: the cached fold, when every new event sorts
     after its last one; else the whole history (stored, plus the batch) to walk again."""
     cached: dict[str, Fold] = {}
@@ -294,12 +294,12 @@ async def _starts(
         if cid not in histories:
             first_seen.setdefault(cid, now)
             histories[cid] = batch[cid]
-    return cached, histories, first_seen
+    return Starts(batch, cached, histories, first_seen)
 
 
 @dataclass(frozen=True, slots=True)
 class Starts:
-    """Where a batch's cases start (`_starts`) and the batch itself, by case."""
+    """The batch by case, and where each case's fold starts (`_starts`)."""
 
     batch: dict[str, list[SourceEvent]]
     cached: dict[str, Fold]
@@ -351,7 +351,7 @@ async def take(
     batch: dict[str, list[SourceEvent]] = {}
     for e in valid:
         batch.setdefault(e.case_id, []).append(e)
-    starts = Starts(batch, *await _starts(conn, batch, cache, now))
+    starts = await _starts(conn, batch, cache, now)
     reduce = partial(starts.reduce, matters, now)
     store = partial(_store_events, conn, valid, dead, before, after, now, copy)
     if len(valid) >= OVERLAP_MIN_EVENTS:
