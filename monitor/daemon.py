@@ -187,10 +187,12 @@ def _build(config: DaemonConfig, health: Health) -> Running:
     own = config.session(source=False)
     lease = Lease(config.dsn, lambda: _lead(running, health), ttl=config.lease_ttl,
                   renew=config.lease_renew, session=own)  # fmt: skip
-    # A paused ex-leader's transaction aborts (the fence); a session left idle inside a
-    # transaction (a frozen host) is ended by the server. Longer than any pause a working
-    # transaction makes (a large city's table rebuild computes ~4 s between statements).
-    fenced = replace(own, fence=lease.fence, idle_in_transaction_timeout=IDLE_IN_TRANSACTION)
+    # A paused ex-leader's transaction aborts (the fence); one left open by a frozen host is
+    # ended by the standby that takes over (found by the lease's tag) or, failing that (another
+    # role), by the server. Longer than any pause a working transaction makes (a large
+    # city's table rebuild computes ~4 s between statements).
+    fenced = replace(own, fence=lease.fence, tag=lease.tag,
+                     idle_in_transaction_timeout=IDLE_IN_TRANSACTION)  # fmt: skip
     worker = Worker(replace(config.worker(), session=fenced), evaluator=evaluator,
                     clock=clock, checkpointer=checkpointer)  # fmt: skip
     # The sender and the digester run even without channels, so that a reload that

@@ -247,6 +247,9 @@ class Session:
     keepalives_interval: int = 10  # seconds between probes
     keepalives_count: int = 6  # unanswered probes before the connection is dead
     fence: Fence | None = field(default=None, compare=False, repr=False)
+    # appended to the application name: the leader's sessions carry its lease's tag, so
+    # that a standby can end the transactions of a leader that froze (``monitor.lease``)
+    tag: str = ""
 
     def server_settings(self) -> dict[str, str]:
         """The startup parameters (GUCs) that carry this to the server."""
@@ -310,7 +313,9 @@ async def _aio_connect(dsn: str, timeout: float, application_name: str, session:
         timeout=timeout,
         **({} if attrs is None else {"target_session_attrs": attrs}),
         server_settings={
-            "application_name": application_name,
+            "application_name": f"{application_name} {session.tag}"
+            if session.tag
+            else application_name,
             # Statements take `= ANY($1)` lists of very different sizes; a cached generic
             # plan (after five runs) can turn index lookups into sequential scans.
             "plan_cache_mode": "force_custom_plan",

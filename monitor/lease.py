@@ -10,6 +10,15 @@ leader's token: a transaction of an ex-leader (one paused by SIGSTOP or a
 frozen host past its expiry) aborts instead of committing, and a takeover
 waits for the commits in flight.
 
+A leader frozen inside a transaction still holds that transaction's locks: the
+fence's row lock when it froze between the final fence and COMMIT, the rows
+it wrote (the events the next leader will write again, the cursor) otherwise.
+The server would end such a session only after ``idle_in_transaction_timeout``
+(a minute). So the leader's sessions carry its lease's `tag` in their
+application name, and a standby that finds the lease expired first ends the
+ex-holder's open transactions (``pg_terminate_backend``, allowed on sessions of
+its own role), then takes the lease.
+
 Locally the leader trusts its lease until ``ttl`` after it sent its last
 successful renewal (the database's expiry is later), and steps down the
 moment it is past that, e.g. when it wakes from SIGCONT.
@@ -18,6 +27,7 @@ moment it is past that, e.g. when it wakes from SIGCONT.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import random
 import secrets
@@ -32,7 +42,7 @@ from monitor import db
 from monitor.health import pause
 from monitor.log import get_logger
 
-__all__ = ["Lease", "LeaseStats"]
+__all__ = ["Lease", "LeaseStats", "holder_tag"]
 
 _CHECK = "SELECT 1 FROM jiancha.leader WHERE id = 1 AND token = $1"
 _FENCE = _CHECK + " FOR KEY SHARE"
@@ -54,9 +64,19 @@ UPDATE jiancha.leader SET renewed_at = clock_timestamp(),
 WHERE id = 1 AND token = $1 AND holder = $2
 RETURNING token
 """
+# The ex-holder's sessions inside a transaction (a frozen leader's); idle ones hold nothing.
+_END_HOLDERS = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE application_name LIKE '% ' || $1 AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+"""
 _RELEASE = "UPDATE jiancha.leader SET expires_at = clock_timestamp() WHERE id = 1 AND token = $1"
 
 Lead = Callable[[], Awaitable[None]]
+
+
+def holder_tag(holder: str) -> str:
+    """A short, fixed-length mark of a holder: application names stop at 63 bytes."""
+    return "L" + hashlib.blake2s(holder.encode(), digest_size=6).hexdigest()
 
 
 @dataclass
@@ -87,6 +107,11 @@ class Lease:
         self.log = get_logger("monitor.lease")
 
     @property
+    def tag(self) -> str:
+        """What this daemon's leader sessions append to their application name."""
+        return holder_tag(self.holder)
+
+    @property
     def leading(self) -> bool:
         return self.token is not None and trio.current_time() < self.valid_until
 
@@ -95,8 +120,8 @@ class Lease:
 
         First a plain check (an ex-leader stops early); then, right before COMMIT,
         the row ``FOR KEY SHARE`` until the commit, which a takeover (changing the
-        token) must wait for. Only that instant holds the lock, so a leader frozen
-        in the middle of a transaction does not hold a takeover up.
+        token) must wait for. A leader frozen in that instant is ended by the
+        standby that takes over (`_end_transactions_of`).
         """
         token = self.token
         if token is None or not self.leading:
@@ -150,6 +175,8 @@ class Lease:
         self.stats.leader = row["holder"]
         if not row["expired"] and row["holder"] != self.holder:
             return None
+        if row["holder"] != self.holder:
+            await self._end_transactions_of(conn, row["holder"])
         sent = trio.current_time()
         try:
             token = await conn.fetchval(_TAKE, self.holder, self.ttl_interval(), timeout=self.ttl)
@@ -158,6 +185,17 @@ class Lease:
         if token is not None:
             self.valid_until = sent + self.ttl
         return None if token is None else int(token)
+
+    async def _end_transactions_of(self, conn: db.Connection, holder: str) -> None:
+        """End the open transactions of an expired holder: a frozen leader holds their locks."""
+        try:
+            ended = await conn.fetchval(_END_HOLDERS, holder_tag(holder), timeout=self.ttl)
+        except asyncpg.InsufficientPrivilegeError as exc:  # another role's: wait for the server
+            self.log.warning("lease_holder_sessions_kept", holder=holder, error=str(exc))
+            return
+        if ended:
+            self.log.warning("lease_holder_sessions_ended", holder=holder, tag=holder_tag(holder),
+                             sessions=ended)  # fmt: skip
 
     def ttl_interval(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.ttl)

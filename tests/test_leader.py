@@ -30,6 +30,7 @@ import pytest
 import trio
 
 from monitor import db
+from monitor.lease import holder_tag
 from monitor.source.catalogue import load_matters
 from tests import httpkit
 from tests.httpkit import Receiver
@@ -230,6 +231,14 @@ async def test_one_leads_and_the_other_stands_by(dsn, receiver, tmp_path):
 
             assert await gauge(leader) == "jiancha_leader 1.0"
             assert await gauge(standby) == "jiancha_leader 0.0"
+            # the leader's writing sessions carry its lease's tag (a standby that takes over
+            # from it frozen ends their transactions by it); the standby writes nothing
+            tagged = await conn.fetch("SELECT application_name AS name FROM pg_stat_activity "
+                                      "WHERE application_name LIKE '% ' || $1",
+                                      holder_tag(leader.holder))  # fmt: skip
+            assert "jiancha" in {r["name"].split()[0] for r in tagged}, tagged
+            assert not await conn.fetch("SELECT 1 FROM pg_stat_activity WHERE application_name "
+                                        "LIKE '% ' || $1", holder_tag(standby.holder))  # fmt: skip
             t0 = trio.current_time()
             leader.daemon.proc.send_signal(signal.SIGTERM)
             assert await leader.daemon.wait() == 0
