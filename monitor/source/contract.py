@@ -215,7 +215,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool, str | None]]] = {
     "step_started": {"step": (_STR, True, _ID)},
     "step_finished": {"step": (_STR, True, _ID)},
     "suspended": {"type": (_STR, True, _ID), "notified_days": (_INT, True, _DAYS)},
-    "resumed": {},
+    "resumed": {"type": (_STR, False, _ID)},
     "extended": {"days": (_INT, True, _DAYS), "approver": (_STR, True, _ID)},
     "decided": {"result": (_STR, True, _ID)},
     "completed": {},
@@ -347,6 +347,8 @@ def _bad_value(
             return bad, f"type={p['type']!r}"
         if p["notified_days"] < 0:
             return bad, f"notified_days={p['notified_days']}"
+    elif kind == "resumed" and p.get("type") is not None and p["type"] not in PAUSE_TYPES:
+        return bad, f"type={p['type']!r}"  # it would end no pause, ever
     elif kind == "extended":
         if p["days"] <= 0:
             return bad, f"days={p['days']}"

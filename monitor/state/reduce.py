@@ -55,7 +55,7 @@ class _Seen:
     """What the walk over one case's events collects besides the state's own fields."""
 
     __slots__ = ("acceptance", "extensions", "fees", "late_requests", "refusal",
-                 "refused_after_acceptance", "requests", "resumed_at", "reviews", "steps",
+                 "refused_after_acceptance", "requests", "resumed", "reviews", "steps",
                  "supplement_stop")  # fmt: skip
 
     def __init__(self) -> None:
@@ -66,7 +66,7 @@ class _Seen:
         self.supplement_stop: dt.datetime | None = None
         self.requests: list[dt.datetime] = []
         self.late_requests: list[dt.datetime] = []  # 补正 after acceptance, nothing pledged
-        self.resumed_at: dt.datetime | None = None  # a resume that found no open pause
+        self.resumed: tuple[dt.datetime, str | None] | None = None  # found no pause: (at, type)
         self.refused_after_acceptance = False
         self.fees: list[Fee] = []
         self.refusal: tuple[dt.datetime, str] | None = None
@@ -81,7 +81,7 @@ class _Seen:
         new.supplement_stop = self.supplement_stop
         new.requests = list(self.requests)
         new.late_requests = list(self.late_requests)
-        new.resumed_at = self.resumed_at
+        new.resumed = self.resumed
         new.refused_after_acceptance = self.refused_after_acceptance
         new.fees = list(self.fees)
         new.refusal = self.refusal
@@ -117,27 +117,27 @@ def _suspended(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payloa
     if any(q.end is None and q.type == p["type"] for q in st.pauses):
         return  # the same procedure notified again while it runs
     # pauses of different types may overlap (a hearing during an inspection)
-    end = at if seen.resumed_at == at else None  # its resume sorted first (equal instants)
-    seen.resumed_at = None
-    st.pauses.append(Pause(p["type"], at, end, int(p["notified_days"])))
+    resumed, seen.resumed = seen.resumed, None  # its resume sorted first (equal instants)
+    ended = resumed is not None and resumed[0] == at and resumed[1] in (None, p["type"])
+    st.pauses.append(Pause(p["type"], at, at if ended else None, int(p["notified_days"])))
 
 
 def _resumed(st: CaseState, seen: _Seen, kind: str, at: dt.datetime, p: Payload) -> None:
-    """Close the open pause of the resume's type, if it names one (else the latest open one);
-    one that names none resumes the case: every open pause ends.
+    """End the open pause of the resume's type if it names one, else every open pause.
 
-    Not "the latest open one" for a resume without a type: a pause that arrives late but
-    began before the resume would take it over, and the pause it had closed would run again
-    behind a card already closed (tests/statute/test_properties.py found it).
+    Never "the latest open one" instead: a pause that arrives late but began before
+    the resume would take it over, and the pause it had ended would run again behind
+    a card already closed (tests/statute/test_properties.py found it twice). So a
+    typed resume whose pause is not open ends nothing: if that pause arrives later,
+    the resume is its end.
     """
     wanted = p.get("type") if isinstance(p, Mapping) else None
-    open_ = [i for i, q in enumerate(st.pauses) if q.end is None]
-    if wanted is not None:
-        open_ = ([i for i in open_ if st.pauses[i].type == wanted] or open_)[-1:]
+    open_ = [i for i, q in enumerate(st.pauses)
+             if q.end is None and (wanted is None or q.type == wanted)]  # fmt: skip
     for i in open_:
         st.pauses[i] = st.pauses[i]._replace(end=at)
-    if not open_:
-        seen.resumed_at = at  # a `suspended` at this same instant is closed by it
+    if not open_:  # a `suspended` at this same instant (of its type) is ended by it
+        seen.resumed = (at, wanted)
 
 
 def _supplement_requested(st: CaseState, seen: _Seen, kind: str, at: dt.datetime,

@@ -34,6 +34,8 @@ NOW = T0 + dt.timedelta(days=10)
          DeadReason.UNKNOWN_MATTER, "NOPE"),
         (ev(1, "submitted", 0, **{**SUBMITTED, "channel": "fax"}), DeadReason.BAD_VALUE, "fax"),
         (ev(1, "suspended", 0, type="nap", notified_days=1), DeadReason.BAD_VALUE, "nap"),
+        (ev(1, "resumed", 0, type="nap"), DeadReason.BAD_VALUE, "nap"),
+        (ev(1, "resumed", 0, type=3), DeadReason.BAD_TYPE, "type"),
         (ev(1, "decided", 0, result="maybe"), DeadReason.BAD_VALUE, "maybe"),
         (ev(1, "rated", 0, level=6), DeadReason.BAD_VALUE, "level=6"),
         (ev(1, "fee_charged", 0, amount=-1), DeadReason.BAD_VALUE, "amount"),
@@ -58,6 +60,7 @@ def test_valid_events_pass_and_optional_keys_may_be_absent():
     for event in lifecycle():
         assert validate(event, MATTERS, NOW) is None, event
     assert validate(ev(1, "refused", 0), MATTERS, NOW) is None  # reason missing: a card, not bad
+    assert validate(ev(1, "resumed", 0, type="hearing"), MATTERS, NOW) is None
     assert validate(ev(1, "completed", 24 * 10 + 23), MATTERS, NOW) is None  # within tolerance
 
 

@@ -167,6 +167,31 @@ def test_a_resume_without_a_type_ends_every_open_pause_a_typed_one_its_own():
     assert early.pauses[0].end == untyped.pauses[0].end
 
 
+def test_a_typed_resume_whose_pause_is_not_open_ends_nothing_until_that_pause_arrives():
+    """Not "the latest open pause" instead: the hearing arriving late would take the resume
+    back from the survey, which would run again behind its closed card."""
+    base = [ev(1, "submitted", 0, **SUBMITTED), ev(2, "accepted", 1),
+            ev(3, "suspended", 5, type="survey", notified_days=2)]  # fmt: skip
+    resume = ev(5, "resumed", 30, type="hearing")
+    before = reduce_case("C1", [*base, resume], MATTERS)
+    assert [(p.type, p.end) for p in before.pauses] == [("survey", None)]
+    hearing = ev(4, "suspended", 8, type="hearing", notified_days=1)
+    after = reduce_case("C1", [*base, hearing, resume], MATTERS)
+    assert [(p.type, p.end) for p in after.pauses] == [
+        ("survey", None), ("hearing", T0 + dt.timedelta(hours=30))
+    ]  # fmt: skip
+    # a pause of its type at the resume's own instant (sorted after it) is ended by it ...
+    same = reduce_case("C1", [*base, resume, ev(6, "suspended", 30, type="hearing",
+                                                notified_days=1)], MATTERS)  # fmt: skip
+    assert same.pauses[-1] == same.pauses[-1]._replace(
+        type="hearing", end=T0 + dt.timedelta(hours=30)
+    )
+    # ... one of another type is not
+    other = reduce_case("C1", [*base, resume, ev(6, "suspended", 30, type="inspection",
+                                                 notified_days=1)], MATTERS)  # fmt: skip
+    assert [(p.type, p.end) for p in other.pauses][-1] == ("inspection", None)
+
+
 def test_open_pause_and_immediate_case():
     s = reduce_case(
         "C2",

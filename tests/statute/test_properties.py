@@ -66,7 +66,8 @@ def history(draw: st.DrawFn) -> list[tuple[str, int, dict[str, Any]]]:
             out.append(("suspended", t, {"type": kind, "notified_days": draw(st.integers(0, 4))}))
             if draw(st.booleans()):
                 t += draw(st.integers(0, 100))
-                out.append(("resumed", t, {}))
+                out.append(("resumed", t, draw(st.sampled_from(
+                    [{}, {}, {"type": "survey"}, {"type": "hearing"}]))))  # fmt: skip
         if draw(st.booleans()):
             t += draw(st.integers(1, 300))
             out.append(("completed", t, {}))
@@ -111,6 +112,14 @@ _LATE_HEARING = [
     ("suspended", 147, {"type": "survey", "notified_days": 1}),
     ("suspended", 207, {"type": "hearing", "notified_days": 0}), ("resumed", 207, {}),
 ]  # fmt: skip
+# ... and a resume naming its pause's type, that pause arriving late: it ended the latest
+# open pause instead (the survey), which ran on once the hearing arrived.
+_LATE_TYPED_HEARING = [
+    ("submitted", 0, {**SUB, "matter": "M0"}), ("accepted", 87, {}),
+    ("suspended", 147, {"type": "survey", "notified_days": 1}),
+    ("suspended", 200, {"type": "hearing", "notified_days": 0}),
+    ("resumed", 207, {"type": "hearing"}),
+]  # fmt: skip
 _LATE_HEARING_2 = [
     ("submitted", 0, {**SUB, "matter": "M0"}), ("supplement_requested", 1, {"items": ["图纸"]}),
     ("supplement_received", 2, {}), ("accepted", 3, {}),
@@ -125,6 +134,8 @@ _LATE_HEARING_2 = [
 @example(hist=_LATE_HEARING_2, delays=[0, 0, 0, 0, 0, 35, 0, 0, 0, 30, 0, 0, 0, 4, 0, 0, 0, 34,
                                        0, 84],
          duplicated=[False] * 20, ticks=[39], end=328)  # fmt: skip
+@example(hist=_LATE_TYPED_HEARING, delays=[0, 0, 0, 8] + [0] * 16, duplicated=[False] * 20,
+         ticks=[207], end=208)  # fmt: skip
 @given(
     hist=history(),
     delays=st.lists(st.integers(0, 240), min_size=20, max_size=20),
