@@ -80,6 +80,8 @@ class Pending:
     written: Written | None = None
     where: dict[str, str] = field(default_factory=dict)  # case -> its region's table, if any
     wakes: dict[str, int | None] = field(default_factory=dict)  # case -> a look then
+    # decided as a tick would at ``now`` (a live batch): what they declined stays quiet
+    settle: bool = False
 
 
 def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
@@ -260,6 +262,9 @@ class Evaluator:
         if pending is None:
             return
         self.scheduler.put(pending.rows, pending.where, pending.wakes)
+        if pending.settle:
+            regional = dict(self.regions.regional())
+            self.scheduler.settle(list(pending.rows), self.cal, pending.now, regional)
         w = pending.written
         if w is None:
             return
@@ -279,10 +284,24 @@ class Evaluator:
         states: Sequence[CaseState],
         matters: Mapping[str, Matter],
         now: dt.datetime,
+        *,
+        live: dt.datetime | None = None,
     ) -> Pending:
-        """Inside the batch's transaction: the cards its cases are due now."""
+        """Inside the batch's transaction: the cards its cases are due now.
+
+        A batch in a backlog leaves the levels of running periods to the tick after
+        the catch-up (its cases' stop may be in the next batch). ``live``: the batch
+        took everything visible when its read began, at ``live``; its cases are
+        decided as the tick right after it would, at that instant, and the tick does
+        not read them back (it did every one, twice a batch).
+        """
         views = [CaseView.from_state(s) for s in states if str(s.status) != "orphan"]
-        return await self.decide_views(self._store(store), views, matters, now, running=False)
+        if live is None:
+            return await self.decide_views(self._store(store), views, matters, now, running=False)
+        pending = await self.decide_views(self._store(store), views, matters, live, running=True,
+                                          figures=True)  # fmt: skip
+        pending.settle = True
+        return pending
 
     async def decide_views(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
@@ -65,6 +65,7 @@ class _Batch:
     source: str
     limits: Limits
     defer: bool
+    live: dt.datetime | None  # decide as the tick would at this instant (`Evaluator.on_batch`)
 
 
 async def apply_batch(
@@ -81,12 +82,15 @@ async def apply_batch(
     source: str = state_store.SOURCE,
     limits: Limits = LIMITS,
     defer: bool = False,
+    live: dt.datetime | None = None,
 ) -> BatchResult:
     """Take ``events`` (in source order, right after ``cursor``) in one transaction.
 
     ``defer``: more events are visible (a backlog): the cases are stored
     undecided and decided once, after catching up (`Evaluator.decide_undecided`),
-    not again in every batch that touches them.
+    not again in every batch that touches them. ``live``: the batch holds all
+    that was visible when its read began, at ``live`` (`known_by`): its cases
+    are decided as the tick after it would, once (see `Evaluator.on_batch`).
 
     ``from_source``: ``conn`` also reads ``case_events`` and ``events`` are
     exactly its rows after ``cursor`` up to the last of them, as the tailer
@@ -103,7 +107,7 @@ async def apply_batch(
     the cursor passes them all. Any other error (a lost connection) propagates.
     """
     b = _Batch(conn, matters, now, evaluator, cache, from_source, future_tolerance, source,
-               limits, defer and evaluator is not None)  # fmt: skip
+               limits, defer and evaluator is not None, None if defer else live)  # fmt: skip
     return await _attempt(b, events, cursor)
 
 
@@ -145,6 +149,8 @@ async def _isolate(
     """
     if len(events) == 1:
         return await _dead_alone(b, events[0], error)
+    # a part does not hold all that was visible: its running levels are the tick's
+    b = replace(b, live=None)
     mid = len(events) // 2
     one = await _attempt(b, events[:mid], cursor)
     rest = events[mid:]
@@ -190,7 +196,8 @@ async def _apply(
                                            cache=cache, copy=copy, undecided=b.defer,
                                            cursor=(b.source, len(events)))  # fmt: skip
             if evaluator is not None and not b.defer:
-                pending = await evaluator.on_batch(conn, taken.states, b.matters, now)
+                pending = await evaluator.on_batch(conn, taken.states, b.matters, now,
+                                                   live=b.live)  # fmt: skip
         elif events:
             await state_store.save_cursor(conn, after, len(events), now, b.source)
     if taken is not None:  # committed: publish

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -199,7 +200,7 @@ class Worker:
             self.stats.cursor = cursor
             send, receive = trio.open_memory_channel[Batch](0)
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.tailer.stream, cursor, send)
+                await nursery.start(partial(self.tailer.stream, cursor, send, paced=True))
                 if self.evaluator is not None:  # catch up on what came due while we were away
                     await self._start_table(target)
                 self.stats.connected = True
@@ -265,6 +266,7 @@ class Worker:
         cfg = self.config
         next_sweep = trio.current_time() + cfg.sweep_interval
         caught_up = False
+        received = 0
         while True:
             self.beat()  # the heartbeat: a hung loop stops the watchdog's pings
             if trio.current_time() >= next_sweep:
@@ -272,7 +274,9 @@ class Worker:
                 next_sweep = trio.current_time() + cfg.sweep_interval
             batch: Batch | None = None
             with trio.move_on_after(self._wait(caught_up)):
+                self.tailer.ready(received)  # a live batch is read now, not ahead
                 batch = await batches.receive()
+                received += 1
             if batch is None:
                 if caught_up:  # a card may be due: what is visible by now is read first
                     caught_up = False
@@ -333,6 +337,7 @@ class Worker:
             from_source=self.config.dsn == self.config.source_dsn,
             future_tolerance=self.config.future_tolerance,
             defer=not batch.caught_up,
+            live=known_by(batch, self.clock()) if batch.caught_up else None,
         )  # fmt: skip
         self.stats.cursor = result.cursor
         self.stats.events += result.events

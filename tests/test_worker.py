@@ -12,6 +12,7 @@ from monitor.source.contract import Cursor
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import ACCEPTED_FEB8, UTC, z
 from tests.sourcekit import SUBMITTED, at, write
+from tests.test_resilience import prepare_source
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
 
@@ -175,3 +176,93 @@ async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rul
         assert row["issued_at"] == deadline
         late = (row["recorded_at"] - deadline).total_seconds()
         assert 0 <= late < 1.0, late
+
+
+async def test_a_live_batch_decides_its_cases_once_and_the_tick_reads_none_back(dsn, cal, rules):
+    """A batch that took all that was visible decides its cases as the tick after it would
+    (running levels included, in its own transaction), and the ticks read none of them
+    back: they did every case twice, and a level the engine declined (a step while the
+    case is overdue) came back after every batch that touched the case."""
+    await prepare_source(dsn)
+    reloaded: list[str] = []
+    ev = Evaluator(rules, cal)
+    reload = ev.reload_cases
+
+    async def spy(store, case_ids, *args, **kw):  # type: ignore[no-untyped-def]
+        reloaded.extend(case_ids)
+        return await reload(store, case_ids, *args, **kw)
+
+    ev.reload_cases = spy  # type: ignore[method-assign]
+    config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2)
+    t = Worker(config, clock=lambda: NOW, evaluator=ev)
+    async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+        await nursery.start(t.run)
+        await write(conn, [  # both long overdue at NOW; CS's step too, which is declined
+            *ACCEPTED_FEB8,
+            ("CS", "submitted", z("2024-02-08T01:00:00"), {**SUBMITTED, "matter": "MS"}),
+            ("CS", "accepted", z("2024-02-08T02:00:00"), {}),
+            ("CS", "step_started", z("2024-02-08T03:00:00"), {"step": "审核"}),
+        ])  # fmt: skip
+        await drain(t, conn)
+        await write(conn, [("CS", "step_started", z("2024-02-09T03:00:00"), {"step": "复核"})])
+        await drain(t, conn)
+        await trio.sleep(0.5)  # ticks go on meanwhile
+        cards = await conn.fetch("SELECT case_id, rule, level, xmin::text AS tx FROM jiancha.cards"
+                                 " ORDER BY case_id")  # fmt: skip
+        accepted = await conn.fetch(
+            "SELECT case_id, xmin::text AS tx FROM jiancha.events WHERE kind = 'accepted'"
+        )
+        events = {r["case_id"]: r["tx"] for r in accepted}
+        nursery.cancel_scope.cancel()
+    assert sorted((r["case_id"], r["rule"], r["level"]) for r in cards) == [
+        ("C1", "decision_time", "red"), ("C1", "statutory_time", "red"),
+        ("CS", "decision_time", "red"), ("CS", "statutory_time", "red"),
+    ]  # fmt: skip
+    # issued by the batch that brought the case, in its transaction, not by a tick after it
+    assert all(r["tx"] == events[r["case_id"]] for r in cards), (cards, events)
+    assert reloaded == []
+
+
+async def test_a_live_batch_holds_what_committed_while_the_worker_took_the_last(dsn, monkeypatch):
+    """The worker's stream is paced: the batch after a slow one is read when the worker is
+    free, with every event committed meanwhile, not read ahead at the slow one's start."""
+    import monitor.source.tailer
+    import monitor.worker
+
+    calls: list[list[str]] = []
+    reads: list[list[str]] = []  # what each read of the tailer found
+    release = trio.Event()
+    original, read = monitor.worker.apply_batch, monitor.source.tailer.read_batch
+
+    async def reading(*args, **kw):  # type: ignore[no-untyped-def]
+        got = await read(*args, **kw)
+        reads.append([e.case_id for e in got])
+        return got
+
+    async def slow_first(conn, events, *args, **kw):  # type: ignore[no-untyped-def]
+        calls.append([e.case_id for e in events])
+        if len(calls) == 1:
+            await release.wait()
+        return await original(conn, events, *args, **kw)
+
+    monkeypatch.setattr(monitor.worker, "apply_batch", slow_first)
+    monkeypatch.setattr(monitor.source.tailer, "read_batch", reading)
+    config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=10.0, probe_interval=10.0)
+    t = Worker(config, clock=lambda: NOW)  # reads on wake-ups only
+    async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+        await nursery.start(t.run)
+        await write(conn, [("A", "submitted", at(0), SUBMITTED)])
+        t.wake()
+        with trio.fail_after(10):
+            while not calls:
+                await trio.sleep(0.01)
+        for case in ("B", "C"):  # committed while the worker takes A's batch
+            await write(conn, [(case, "submitted", at(1), SUBMITTED)])
+            t.wake()
+            await trio.sleep(0.2)
+        # no read while the worker is busy (read ahead, one was made at once, and waited)
+        assert reads[reads.index(["A"]) + 1 :] == []
+        release.set()
+        await drain(t, conn)
+        nursery.cancel_scope.cancel()
+    assert [c for c in calls if c] == [["A"], ["B", "C"]], calls

@@ -84,6 +84,10 @@ class WorkloadConfig:
     live_cases: int = 64  # cases in the shared pool at a time
     seed: int = 20240308
     reconnect_delay: float = 0.1
+    # 0: business time from 2024 (every case long overdue when read, each event of it two
+    # years late: the worst case for the cards). N: a centre's live traffic: a case's
+    # submission is dated up to N days back, every later event the moment it is written.
+    live_days: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +381,21 @@ class Workload:
     def _new_case(self, rng: random.Random) -> _Case:
         self.next_case += 1
         cid = f"Q{self.config.seed % 10_000:04d}-{self.next_case:06d}"
+        if self.config.live_days:
+            ago = dt.timedelta(seconds=rng.uniform(0, self.config.live_days * 86400))
+            return _Case(cid, self._now() - ago)
         start = T0 + dt.timedelta(seconds=rng.randrange(0, 60 * 86400))
         return _Case(cid, start)
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def _dated(self, at: dt.datetime, kind: str = "") -> dt.datetime:
+        """``live_days``: a submission as drawn (never ahead), any other event now."""
+        if not self.config.live_days:
+            return at
+        now = self._now()
+        return min(at, now) if kind == "submitted" else now
 
     def _plan(self, rng: random.Random, k: int) -> _Plan:
         cfg = self.config
@@ -391,12 +408,12 @@ class Workload:
             if live and r < cfg.bad_rate:
                 case = rng.choice(live)
                 kind, at, payload = _bad_event(case, rng)
-                rows.append((case.case_id, kind, at, payload))
+                rows.append((case.case_id, kind, self._dated(at), payload))
                 continue
             if live and r < cfg.bad_rate + cfg.side_rate:
                 case = rng.choice(live)
                 kind, at, payload = _side_event(case, rng)
-                rows.append((case.case_id, kind, at, payload))
+                rows.append((case.case_id, kind, self._dated(at), payload))
                 continue
             open_ = [c for c in mine.values() if not c.done]
             if open_ and rng.random() < 0.5:
@@ -411,12 +428,13 @@ class Workload:
                 self.claimed.add(case.case_id)
                 mine[case.case_id] = case
             kind, payload = _next_event(case, rng)
+            case.t = self._dated(case.t, kind)
             rows.append((case.case_id, kind, case.t, payload))
         savepoint_row = None
         if self.cases and rng.random() < cfg.savepoint_rate:
             case = rng.choice(list(self.cases.values()))
             kind, at, payload = _side_event(case, rng)
-            savepoint_row = (case.case_id, kind, at, {**payload, "savepoint": True})
+            savepoint_row = (case.case_id, kind, self._dated(at), {**payload, "savepoint": True})
         return _Plan(
             rows=rows,
             cases=mine,
@@ -616,6 +634,7 @@ async def _main(args: argparse.Namespace) -> None:
         max_hold=args.max_hold,
         rollback_rate=args.rollback_rate,
         seed=args.seed,
+        live_days=args.live_days,
     )
     async with db.open_loop():
         ledger = await run_workload(args.dsn, cfg)
@@ -631,6 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-hold", type=float, default=0.020)
     p.add_argument("--rollback-rate", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=WorkloadConfig.seed)
+    p.add_argument("--live-days", type=float, default=0.0, metavar="N",
+                   help="live traffic: submissions dated up to N days back, every other event "
+                   "when written (default 0: business time from 2024, every case long overdue "
+                   "and each event two years late)")  # fmt: skip
     p.add_argument("--out", required=True, help="write the ledger here as JSON")
     trio.run(_main, p.parse_args(argv))
     return 0

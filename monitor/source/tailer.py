@@ -152,16 +152,29 @@ class Tailer:
         self._matters_at = 0.0
         self.log = get_logger("monitor.source")
         self._wake = trio.Event()
+        # `stream(paced=True)`: batches sent, and how many the receiver had taken when it
+        # last said it was ready for the next
+        self._sent = self._taken = 0
+        self._ready = trio.Event()
 
     def wake(self) -> None:
         """A NOTIFY arrived (or someone wants a read now)."""
         self._wake.set()
+
+    def ready(self, taken: int) -> None:
+        """The receiver took ``taken`` batches and waits for the next: a paced stream reads it.
+
+        A count, not a flag: the receiver asked for the batch just sent before it was sent.
+        """
+        self._taken = max(self._taken, taken)
+        self._ready.set()
 
     async def stream(
         self,
         cursor: Cursor,
         send: trio.MemorySendChannel[Batch],
         *,
+        paced: bool = False,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Send every batch after ``cursor``, forever; started once connected.
@@ -170,8 +183,16 @@ class Tailer:
         every wake-up until more arrives, so the receiver knows it is still
         caught up. Connection errors propagate: whoever started the stream
         decides where it resumes.
+
+        A backlog is read one batch ahead, while the receiver takes the last.
+        ``paced``: once caught up, the next read waits until the receiver says it
+        is `ready`, so that the batch holds all that committed while it took the
+        last one. Read ahead, that batch held only what came in the read's first
+        millisecond, and the rest waited for the batch after: about three
+        batches' time for a live event instead of two.
         """
         opened: list[db.Connection] = []
+        self._sent = self._taken = 0  # the receiver counts a new stream's batches from 0
         try:
             source = await db.connect(self.source_dsn, application_name="jiancha-tailer",
                                       session=self.session)  # fmt: skip
@@ -184,7 +205,7 @@ class Tailer:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._probe, listener)
                 task_status.started()
-                await self._read(source, cursor, send)
+                await self._read(source, cursor, send, paced)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -192,8 +213,9 @@ class Tailer:
                     await conn.close()
 
     async def _read(
-        self, source: db.Connection, cursor: Cursor, send: trio.MemorySendChannel[Batch]
-    ) -> None:
+        self, source: db.Connection, cursor: Cursor, send: trio.MemorySendChannel[Batch],
+        paced: bool = False,
+    ) -> None:  # fmt: skip
         while True:
             self._wake = trio.Event()
             if trio.current_time() - self._matters_at >= self.matters_every:
@@ -207,9 +229,13 @@ class Tailer:
             batch = Batch(events, cursor, self.matters, caught_up=not full, read_at=read_at)
             cursor = batch.after
             await send.send(batch)  # returns once taken: the next read overlaps its writing
+            self._sent += 1
             if not full:
                 with trio.move_on_after(self.poll_interval):
                     await self._wake.wait()
+                while paced and self._taken < self._sent:
+                    self._ready = trio.Event()
+                    await self._ready.wait()
 
     async def _refresh_matters(self, source: db.Connection, events: list[SourceEvent]) -> None:
         """Reload the catalogue when a batch names a matter added since it was loaded."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import partial
 
 import trio
 
@@ -99,3 +100,28 @@ async def test_a_batch_naming_a_new_matter_carries_the_reloaded_catalogue(dsn):
         assert batch.matters["M9"].name == "新设事项" and batch.matters["M9"].promised_days == 3
         assert first.matters is not batch.matters  # a batch keeps the catalogue it was read with
         nursery.cancel_scope.cancel()
+
+
+async def test_a_paced_stream_reads_a_live_batch_when_the_receiver_is_ready(dsn):
+    """Caught up, a paced stream reads once the receiver says it took the last batch, so
+    the batch holds every event committed meanwhile; read ahead (unpaced), the events
+    committed after the read's first moment waited for the batch after it."""
+    for paced in (True, False):
+        async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
+            await conn.execute("TRUNCATE case_events")
+            await write(conn, [("A", "submitted", at(0), SUBMITTED)])
+            send, batches = trio.open_memory_channel[Batch](0)
+            tailer = Tailer(dsn, poll_interval=10, probe_interval=10)  # reads on wake-ups only
+            await nursery.start(partial(tailer.stream, START, send, paced=paced))
+            first = await receive(batches)  # the receiver takes it; it is busy now ...
+            assert [e.case_id for e in first.events] == ["A"]
+            await write(conn, [("B", "submitted", at(1), SUBMITTED)])
+            tailer.wake()
+            await trio.sleep(0.3)  # ... while more commits
+            await write(conn, [("C", "submitted", at(2), SUBMITTED)])
+            tailer.wake()
+            tailer.ready(1)  # it took one batch and waits for the next
+            nxt = await receive(batches)
+            got = [e.case_id for e in nxt.events]
+            assert got == (["B", "C"] if paced else ["B"]), (paced, got)
+            nursery.cancel_scope.cancel()
