@@ -92,7 +92,7 @@ class Connection:
     def __init__(self, raw: Any, loop: Any, fence: Fence | None = None) -> None:
         self._raw = raw
         self._loop = loop
-        self.fence = fence  # run first in every transaction (the leader's fencing token)
+        self.fence = fence  # in every transaction, first and before COMMIT (the leader's token)
 
     @property
     def raw(self) -> Any:

@@ -43,7 +43,7 @@ async def test_a_taken_over_leaders_transaction_never_commits(dsn, nursery):
                 await admin.execute(
                     "UPDATE jiancha.leader SET holder = 'B', token = token + 1 WHERE id = 1"
                 )
-        with pytest.raises(db.Fenced):  # and the next one stops at once
+        with pytest.raises(db.Fenced):  # and the next one never commits either
             async with conn.transaction():
                 await conn.execute("INSERT INTO lease_probe VALUES (3)")
         assert [r["x"] for r in await admin.fetch("SELECT x FROM lease_probe")] == [1]
