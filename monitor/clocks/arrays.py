@@ -24,6 +24,7 @@ from monitor.clocks.timing import (
     Period,
     instants_of,
     level_times,
+    threshold_consumed,
     threshold_row,
 )
 
@@ -54,10 +55,8 @@ class PlainLevels:
             j = which.get(key)
             if j is None:
                 j = which[key] = len(rows)
-                row = threshold_row(p.rule, p.allowed)
-                rows.append(row)
-                consumed.append({lv: float(row[lv - 1]) for lv in (1, 2, 3)
-                                 if not np.isnan(row[lv - 1])})  # fmt: skip
+                rows.append(threshold_row(p.rule, p.allowed))
+                consumed.append(threshold_consumed(p.rule, p.allowed))
             idx.append(j)
         xs = np.vstack(rows)[np.asarray(idx, dtype=np.intp)] if n else np.empty((0, 3))
         start = np.fromiter((p.start for p in ps), np.int64, n)

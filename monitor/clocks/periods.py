@@ -35,8 +35,9 @@ from monitor.state.view import CaseView
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-__all__ = ["Kept", "asked_in_time", "deadline_as_of", "deadlines_as_of", "in_time_for_the_set",
-           "pause_allowance", "periods", "split_rules", "subject_of"]  # fmt: skip
+__all__ = ["Kept", "asked_in_time", "deadline_as_of", "deadlines_as_of", "deemed_for_the_set",
+           "in_time_for_the_set", "pause_allowance", "periods", "split_rules",
+           "subject_of"]  # fmt: skip
 
 _STATUTE = Statute()
 _SPLIT: dict[int, tuple[tuple[Rule, ...], tuple[list[ClockRule], list[CheckRule]]]] = {}
@@ -264,6 +265,22 @@ def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] 
     limit: acceptance is deemed from the receipt of the materials. A late
     acceptance is deemed too; a timely 补正 notice or refusal stops it.
     """
+    start = _receipt(case, statute)
+    if start is None:
+        return None
+    limit = _DEEMED.get((cal, start, statute.acceptance_days))
+    if limit is None:
+        limit = deemed_for_the_set([case], cal, statute)[0]
+    if limit == NAT:
+        return None
+    acc = case.clocks.acceptance
+    if acc is not None and acc.stop is not None and epoch(acc.stop) <= limit:
+        return None  # accepted in time
+    return start, limit
+
+
+def _receipt(case: CaseView, statute: Statute) -> int | None:
+    """The receipt an acceptance may be deemed from, if the facts leave that open."""
     c = case.clocks
     acc = c.acceptance
     if acc is None or acc.start is None:
@@ -276,14 +293,25 @@ def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] 
     start = epoch(acc.start)
     if acc.stop is not None and epoch(acc.stop) - start < (statute.acceptance_days - 1) * 86400:
         return None  # accepted within fewer calendar days than the limit's working days
-    limit = cal.deadline(np.asarray([start], dtype="datetime64[s]"), statute.acceptance_days,
-                         errors="nat").astype(np.int64)[0]  # fmt: skip
-    if limit == NAT:
-        return None
-    deemed = int(limit)
-    if acc.stop is not None and epoch(acc.stop) <= deemed:
-        return None  # accepted in time
-    return start, deemed
+    return start
+
+
+# (calendar, receipt, acceptance days) -> the acceptance limit (NAT: none): a case waiting
+# for acceptance asked the calendar at every batch and tick that decided it (a quarter
+# of a live batch's deciding, bench_tailer 2026-12-07)
+_DEEMED: Kept[tuple[Calendar, int, int], int] = Kept()
+
+
+def deemed_for_the_set(cases: Sequence[CaseView], cal: Calendar, statute: Statute) -> list[int]:
+    """The acceptance limits `_deemed` will ask of these cases, in one calendar call, kept."""
+    days = statute.acceptance_days
+    starts = [s for s in (_receipt(c, statute) for c in cases) if s is not None]
+    keys = [(cal, s, days) for s in dict.fromkeys(starts) if (cal, s, days) not in _DEEMED]
+    if keys:
+        got = cal.deadline(np.asarray([k[1] for k in keys], dtype="datetime64[s]"), days,
+                           errors="nat").astype(np.int64).tolist()  # fmt: skip
+        _DEEMED.keep(keys, got)
+    return [_DEEMED[(cal, s, days)] for s in starts]
 
 
 _PLANS: dict[int, tuple[tuple[Rule, ...], tuple[list[ClockRule], bool, bool]]] = {}

@@ -117,7 +117,7 @@ def thresholds(rule: ClockRule, allowed: npt.ArrayLike) -> npt.NDArray[np.float6
     return out
 
 
-_ROWS: dict[tuple[int, float], tuple[ClockRule, npt.NDArray[np.float64]]] = {}
+_ROWS: dict[tuple[int, float], tuple[ClockRule, npt.NDArray[np.float64], dict[int, float]]] = {}
 
 
 def threshold_row(rule: ClockRule, allowed: float) -> npt.NDArray[np.float64]:
@@ -128,6 +128,16 @@ def threshold_row(rule: ClockRule, allowed: float) -> npt.NDArray[np.float64]:
     identity, checked on a hit, so a reload's new rules are never answered with
     an old rule's row.
     """
+    return _threshold(rule, allowed)[1]
+
+
+def threshold_consumed(rule: ClockRule, allowed: float) -> dict[int, float]:
+    """`threshold_row` as {level: position} of the levels the rule has (read only)."""
+    return _threshold(rule, allowed)[2]
+
+
+def _threshold(rule: ClockRule, allowed: float) -> tuple[ClockRule, npt.NDArray[np.float64],
+                                                          dict[int, float]]:  # fmt: skip
     key = (id(rule), allowed)
     hit = _ROWS.get(key)
     if hit is None or hit[0] is not rule:
@@ -135,8 +145,10 @@ def threshold_row(rule: ClockRule, allowed: float) -> npt.NDArray[np.float64]:
             _ROWS.clear()
         row = thresholds(rule, allowed)
         row.flags.writeable = False
-        hit = _ROWS[key] = (rule, row)
-    return hit[1]
+        consumed = {lv: float(x) for lv, x in zip((1, 2, 3), row.tolist(), strict=True)
+                    if x == x}  # fmt: skip  # NaN: the rule has no such level
+        hit = _ROWS[key] = (rule, row, consumed)
+    return hit
 
 
 def _relative(cal: Calendar, period: Period, end: int, *, clip: bool = False) -> Pauses:

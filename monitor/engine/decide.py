@@ -19,7 +19,7 @@ import numpy as np
 
 from monitor.calendar import Calendar
 from monitor.clocks.arrays import PlainLevels
-from monitor.clocks.periods import in_time_for_the_set, periods, split_rules
+from monitor.clocks.periods import deemed_for_the_set, in_time_for_the_set, periods, split_rules
 from monitor.clocks.timing import LevelTimes, Period, from_epoch, level_times, used_days_set
 from monitor.engine.cards import CaseDecision, Closing, ExistingCard, NewCard
 from monitor.engine.checks import Findings, check_cards, extensions_for_the_set, findings
@@ -364,6 +364,7 @@ def decide_cases(
     details: list[Detail] = []
     out: list[CaseDecision] = []
     resolved = [ruleset.resolve(c.region, c.department, c.matter) for c, _, _ in cases]
+    deemed_for_the_set([c for c, _, _ in cases], cal, ruleset.statute)  # one calendar call
     extended = [i for i, (case, _, _) in enumerate(cases) if case.clocks.extensions]
     if len(extended) > 1:  # their extensions' in-time checks answered together
         with in_time_for_the_set():

@@ -290,3 +290,36 @@ def test_a_sets_extension_checks_take_one_calendar_call(monkeypatch) -> None:
     assert irregular == {"C0": ["repeated"], "C1": ["after_deadline"],  # its first already
                          "C2": ["too_many_days", "repeated"],  # joint (Art. 26): 15 days
                          "C3": ["too_many_days"]}  # fmt: skip
+
+
+def test_a_sets_deemed_acceptances_take_one_calendar_call(monkeypatch) -> None:
+    """Cases waiting for acceptance (Art. 32): the acceptance limit of each asked of the
+    calendar for the set at once and kept, each case decided as alone."""
+    from monitor.clocks import periods as periods_mod
+
+    hists: list[Hist] = [
+        [("submitted", h, {**SUB, "matter": "M1"})] for h in (0, 30, 30, 400)
+    ] + [[("submitted", 0, {**SUB, "matter": "M2"}), ("accepted", 300, {})],  # late: deemed
+         [("submitted", 0, {**SUB, "matter": "M2"}), ("accepted", 20, {})]]  # fmt: skip
+    views = [view_of(f"C{i}", h) for i, h in enumerate(hists)]
+    inputs = [(v, MATTERS.get(v.matter or ""), []) for v in views]
+    now = int((T0 + 1200 * HOUR).timestamp())
+    want = []
+    for v, m, ex in inputs:
+        periods_mod._DEEMED.clear()
+        want.append(decide_case(v, m, RULES, CAL, now, ex))
+    kept: list[int] = []
+    real = periods_mod._DEEMED.keep
+
+    def counting(keys, got):  # type: ignore[no-untyped-def]
+        kept.append(len(keys))
+        return real(keys, got)
+
+    monkeypatch.setattr(periods_mod._DEEMED, "keep", counting)
+    periods_mod._DEEMED.clear()
+    assert decide_cases(inputs, RULES, CAL, now) == want
+    assert kept == [3]  # receipts at 0, 30 and 400; one accepted within a day asks nothing
+    deemed = {c.case_id for d in want for c in d.issue if c.rule == "decision_time"}
+    assert {"C0", "C4"} <= deemed  # never accepted, accepted late: both deemed
+    assert decide_cases(inputs, RULES, CAL, now) == want  # kept: no call at all
+    assert kept == [3]
