@@ -965,8 +965,9 @@ async def bench_latency(
         )
     )  # fmt: skip
     print("  The horizon: a row is read once every transaction older than its own has ended")
-    print("  (snapshot-safe reading; the writers hold theirs open 0-20 ms); the hand-over: the")
-    print("  tailer reads one batch ahead, no further, while the worker takes the last one.")
+    print("  (snapshot-safe reading; the writers hold theirs open 0-20 ms); the hand-over: once")
+    print("  caught up, the tailer reads the next batch when the worker is free for it, so an")
+    print("  event committed while the worker takes a batch waits for the end of that batch.")
     print("  The percentiles of the parts do not add up to the total's.")
     print("  'daemon': the worker as `jiancha run` runs it, the evaluator deciding every batch's")
     print("  cases (rules/cards.toml, the cn calendar, no channels) and the leader's fence.")
