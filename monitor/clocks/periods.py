@@ -29,7 +29,7 @@ from monitor.clocks.timing import (
 )
 from monitor.rules.model import CheckRule, ClockRule, Rule, Statute
 from monitor.source.contract import Matter
-from monitor.state.case import Pause
+from monitor.state.case import Pause, Span
 from monitor.state.view import CaseView
 
 _K = TypeVar("_K")
@@ -262,38 +262,55 @@ def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] 
     """(receipt, deemed at) when the application counts as accepted from receipt (Art. 32).
 
     Neither accepted, refused nor sent a 补正 notice within the acceptance
-    limit: acceptance is deemed from the receipt of the materials. A late
-    acceptance is deemed too; a timely 补正 notice or refusal stops it.
+    limit: acceptance is deemed from the receipt of the materials, and what
+    comes after the limit (a late acceptance, a late notice or refusal) does
+    not undo it. A timely notice restarts the period when the materials come;
+    a timely acceptance or refusal ends it. Each acceptance period in turn.
     """
-    start = _receipt(case, statute)
-    if start is None:
-        return None
-    limit = _DEEMED.get((cal, start, statute.acceptance_days))
-    if limit is None:
-        limit = deemed_for_the_set([case], cal, statute)[0]
-    if limit == NAT:
-        return None
-    acc = case.clocks.acceptance
-    if acc is not None and acc.stop is not None and epoch(acc.stop) <= limit:
-        return None  # accepted in time
-    return start, limit
+    days = statute.acceptance_days
+    for span, stop, last in _acceptance_periods(case):
+        start = epoch(span.start)  # type: ignore[arg-type]  # periods have a start
+        limit: int | None = None
+        if stop is None or stop - start >= (days - 1) * 86400:
+            limit = _DEEMED.get((cal, start, days))
+            if limit is None:
+                limit = deemed_for_the_set([case], cal, statute)[-1]
+        # (else it ended within fewer calendar days than the limit's working days)
+        if limit is not None and limit != NAT and (stop is None or stop > limit):
+            return start, limit
+        if last or span.stop is None:
+            return None
+    return None
 
 
-def _receipt(case: CaseView, statute: Statute) -> int | None:
-    """The receipt an acceptance may be deemed from, if the facts leave that open."""
+def _unaccepted_end(case: CaseView) -> dt.datetime | None:
+    """Where the clocks of a case deemed accepted, never accepted, stop: its refusal or
+    withdrawal (a late one: the deeming stands, and so do the cards it earned)."""
+    ends = [t for t in (case.facts.refused_at, case.closed_at, case.completed_at) if t is not None]
+    return min(ends, default=None)
+
+
+def _acceptance_periods(case: CaseView) -> list[tuple[Span, int | None, bool]]:
+    """The case's acceptance periods in order: each, where it ended (the last one, left
+    open, where the case ended unaccepted) and whether it is the last."""
     c = case.clocks
     acc = c.acceptance
     if acc is None or acc.start is None:
-        return None
-    accepted = c.decision.start if c.decision is not None else None
-    if acc.stop is not None and acc.stop != accepted:
-        return None  # stopped by a 补正 notice or a refusal: no deeming
-    if acc.stop is None and case.status not in ("submitted",):
-        return None
-    start = epoch(acc.start)
-    if acc.stop is not None and epoch(acc.stop) - start < (statute.acceptance_days - 1) * 86400:
-        return None  # accepted within fewer calendar days than the limit's working days
-    return start
+        return []
+    spans = [s for s in c.acceptance_earlier if s.start is not None] + [acc]
+    ended = _unaccepted_end(case) if acc.stop is None else None
+    return [(s, _epoch(s.stop if s.stop is not None or i < len(spans) - 1 else ended),
+             i == len(spans) - 1) for i, s in enumerate(spans)]  # fmt: skip
+
+
+def _acceptance_clock(case: CaseView, deemed: tuple[int, int] | None) -> Span | None:
+    """The acceptance clock: the period acceptance was deemed in, if it was (the case
+    counts as accepted from then: a later period is not clocked), else the latest."""
+    if deemed is not None:
+        for span, _, _ in _acceptance_periods(case):
+            if _epoch(span.start) == deemed[0]:
+                return span
+    return case.clocks.acceptance
 
 
 # (calendar, receipt, acceptance days) -> the acceptance limit (NAT: none): a case waiting
@@ -303,9 +320,12 @@ _DEEMED: Kept[tuple[Calendar, int, int], int] = Kept()
 
 
 def deemed_for_the_set(cases: Sequence[CaseView], cal: Calendar, statute: Statute) -> list[int]:
-    """The acceptance limits `_deemed` will ask of these cases, in one calendar call, kept."""
+    """The acceptance limits `_deemed` may ask of these cases, in one calendar call, kept."""
     days = statute.acceptance_days
-    starts = [s for s in (_receipt(c, statute) for c in cases) if s is not None]
+    short = (days - 1) * 86400  # a period ended sooner asks nothing (`_deemed`)
+    starts = [start for case in cases for span, stop, _ in _acceptance_periods(case)
+              if (start := epoch(span.start)) is not None  # type: ignore[arg-type]
+              and (stop is None or stop - start >= short)]  # fmt: skip
     keys = [(cal, s, days) for s in dict.fromkeys(starts) if (cal, s, days) not in _DEEMED]
     if keys:
         got = cal.deadline(np.asarray([k[1] for k in keys], dtype="datetime64[s]"), days,
@@ -385,7 +405,7 @@ def periods(
     for rule in clock_rules:
         on = rule.on
         if on in _SPANS:
-            clock = getattr(c, on)
+            clock = _acceptance_clock(case, deemed) if on == "acceptance" else getattr(c, on)
             if clock is not None:
                 add(rule, clock.start, clock.stop, rule.limit_days)
         elif on == "supplement":
@@ -434,8 +454,10 @@ def _decision_period(
         start: int | None = epoch(clock.start) if clock.start is not None else None
         stop, limit = clock.stop, clock.limit_days
     elif deemed is not None and matter is not None:  # not accepted: deemed from receipt
-        start, stop = None, None
+        start, stop = None, _unaccepted_end(case)
         limit = matter.promised_days if rule.on == "decision" else matter.statutory_days
+        if limit == 0:  # an immediate matter: its promise is the immediate clock (see periods)
+            return
     else:
         return
     if rule.on == "statutory" and matter is not None and matter.joint:

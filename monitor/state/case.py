@@ -174,6 +174,9 @@ class CaseClocks:
     extensions: tuple[Extension, ...] = ()
     extension_days: int = 0
     later_reviews: tuple[Review, ...] = ()  # each further bad rating has its own clocks
+    # the acceptance periods before ``acceptance``, each ended by a 补正 notice and restarted
+    # when the materials came: the earliest one past its limit is where acceptance is deemed
+    acceptance_earlier: tuple[Span, ...] = ()
 
     @property
     def reviews(self) -> tuple[Review, ...]:
@@ -185,6 +188,8 @@ class CaseClocks:
         out: dict[str, Any] = {}
         if self.acceptance is not None:
             out["acceptance"] = self.acceptance.as_json()
+        if self.acceptance_earlier:
+            out["acceptance_earlier"] = [s.as_json() for s in self.acceptance_earlier]
         if self.decision is not None:
             pauses = [p.as_json() for p in self.pauses]
             out["decision"] = {
@@ -236,6 +241,7 @@ class CaseClocks:
             ) if extensions else (),
             int(decision.get("extension_days") or 0),
             tuple(r for d in (get("reviews") or ())[1:] if (r := _review(d)) is not None),
+            tuple(s for d in (get("acceptance_earlier") or ()) if (s := _span(d)) is not None),
         )  # fmt: skip
 
 

@@ -54,12 +54,13 @@ _STATUS_OF = {
 class _Seen:
     """What the walk over one case's events collects besides the state's own fields."""
 
-    __slots__ = ("acceptance", "extensions", "fees", "late_requests", "refusal",
+    __slots__ = ("acceptance", "accepting", "extensions", "fees", "late_requests", "refusal",
                  "refused_after_acceptance", "requests", "resumed", "reviews", "steps",
                  "supplement_stop")  # fmt: skip
 
     def __init__(self) -> None:
         self.acceptance: list[dt.datetime | None] | None = None  # [start, stop]
+        self.accepting: list[tuple[dt.datetime | None, dt.datetime | None]] = []  # before it
         self.steps: dict[str, list[dt.datetime | None]] = {}  # name -> [start, stop]
         self.extensions: list[Extension] = []
         self.reviews: list[list[dt.datetime | None]] = []  # per bad rating [start, visited, stop]
@@ -75,6 +76,7 @@ class _Seen:
         """A copy whose lists a later fold may change without touching this one's."""
         new = _Seen.__new__(_Seen)
         new.acceptance = None if self.acceptance is None else list(self.acceptance)
+        new.accepting = list(self.accepting)
         new.steps = {name: list(span) for name, span in self.steps.items()}
         new.extensions = list(self.extensions)
         new.reviews = [list(r) for r in self.reviews]
@@ -154,6 +156,8 @@ def _supplement_requested(st: CaseState, seen: _Seen, kind: str, at: dt.datetime
 def _supplement_received(st: CaseState, seen: _Seen, kind: str, at: dt.datetime,
                          p: Payload) -> None:  # fmt: skip
     if st.accepted_at is None:
+        if seen.acceptance is not None:  # kept: whether acceptance was deemed is decided
+            seen.accepting.append((seen.acceptance[0], seen.acceptance[1]))  # on all of them
         seen.acceptance = [at, None]  # the acceptance period restarts
     elif seen.supplement_stop is None:
         seen.supplement_stop = at  # pledged (容缺) materials supplied
@@ -350,6 +354,8 @@ def _clocks(st: CaseState, seen: _Seen) -> CaseClocks:
     kw: dict[str, Any] = {}
     if seen.acceptance is not None:
         kw["acceptance"] = Span(seen.acceptance[0], seen.acceptance[1])
+        if seen.accepting:
+            kw["acceptance_earlier"] = tuple(Span(a, b) for a, b in seen.accepting)
     if st.accepted_at is not None:
         start, stop = st.accepted_at, st.completed_at or st.closed_at
         kw["decision"] = Span(start, stop, st.promised_days)

@@ -182,3 +182,51 @@ def test_live_cards_do_not_depend_on_arrival(
     for c in got.cards.values():  # fmt: skip
         if c.status in OPEN_STATUSES and (c.rule, c.subject) in starts:
             assert c.issued_at.timestamp() >= starts[(c.rule, c.subject)], c
+
+
+# What may follow a history, dated after everything in it (docs/rule-book.md §8: a fact
+# with a later business time cannot make a card wrong, only close it).
+_LATER = [
+    ("supplement_requested", {"items": ["图纸"]}), ("supplement_received", {}),
+    ("accepted", {}), ("refused", {"reason": "材料不符合法定形式"}), ("withdrawn", {}),
+    ("suspended", {"type": "survey", "notified_days": 1}), ("resumed", {}),
+    ("completed", {}), ("terminated", {"reason": "申请人死亡"}),
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(hist=[("submitted", 0, {**SUB, "matter": "M2"})],  # deemed; a late notice undid it
+         later=_LATER[0], gap=400, then=0)  # fmt: skip
+@example(
+    hist=[("submitted", 0, {**SUB, "matter": "M0"})],  # an immediate matter, deemed;
+    later=("accepted", {}),
+    gap=184,
+    then=0,
+)  # its late acceptance took the clock away
+@given(hist=history(), later=st.sampled_from(_LATER), gap=st.integers(1, 400),
+       then=st.integers(0, 600))  # fmt: skip
+def test_a_later_fact_revokes_no_card(
+    hist: list[tuple[str, int, dict[str, Any]]],
+    later: tuple[str, dict[str, Any]],
+    gap: int,
+    then: int,
+) -> None:
+    """The cards a history earned by an instant stay right whatever happens after it:
+    a later fact may close them, never revoke them (a late 补正 notice, refusal or
+    withdrawal undid a deemed acceptance and revoked its red cards)."""
+    events = events_of(hist)
+    last = max(h for _, h, _ in hist)
+    at = last + gap  # the later fact, after every event and every card so far
+    extra = SourceEvent(len(events) + 1, len(events) + 1, "C", later[0], T0 + at * HOUR,
+                        later[1])  # fmt: skip
+
+    async def run() -> MemoryStore:
+        store, ev = MemoryStore(), Evaluator(RULES, CAL)
+        await _decide(ev, store, events, at - 1)
+        await _decide(ev, store, [*events, extra], at + then)
+        return store
+
+    store = trio.run(run)
+    revoked = [(c.rule, c.subject, c.level, c.events) for c in store.cards.values()
+               if c.status == "revoked"]  # fmt: skip
+    assert revoked == []

@@ -232,6 +232,36 @@ def test_an_application_not_answered_in_time_is_deemed_accepted_from_receipt(dsn
     assert dt.datetime.fromisoformat(detail) == z("2024-03-11T16:00:00")
 
 
+def test_a_deemed_acceptance_stands_against_what_comes_after_the_limit(dsn: str) -> None:
+    """Art. 32: once the acceptance limit passed unanswered, the application counts as
+    accepted from receipt. A 补正 notice, refusal or withdrawal after the limit does not
+    undo that: the cards the deemed clocks earned stay, and close when the case ends
+    (they were revoked as threshold_not_reached). One before the limit still stops it."""
+    late = [("LN", "supplement_requested", "2024-03-19T02:00:00", {"items": ["营业执照"]}),
+            ("LN", "supplement_received", "2024-03-20T02:00:00", {}),
+            ("LR", "refused", "2024-03-19T02:00:00", {"reason": "材料不符合法定形式"}),
+            ("LW", "withdrawn", "2024-03-19T02:00:00", {})]  # fmt: skip
+    timely = [("TR", "refused", "2024-03-06T02:00:00", {"reason": "材料不符合法定形式"}),
+              ("TW", "withdrawn", "2024-03-06T02:00:00", {})]  # fmt: skip
+    put(dsn, *(submitted(c, "2024-03-04T01:00:00", "M2") for c in ("LN", "LR", "LW", "TR", "TW")),
+        *timely)  # fmt: skip
+    evaluate(dsn, "2024-03-19T01:00:00")  # the deemed decision clocks crossed on Mar 18
+    before = {c[0]: c[3:5] for c in cards(dsn, "decision_time")}
+    assert before == {c: ("red", z("2024-03-18T16:00:00")) for c in ("LN", "LR", "LW")}
+    put(dsn, *late)
+    evaluate(dsn, "2024-03-29T02:00:00")
+    got = {c[0]: c[3:] for c in cards(dsn, "decision_time")}
+    assert got == {"LN": ("red", z("2024-03-18T16:00:00"), "issued"),  # the case runs on
+                   "LR": ("red", z("2024-03-18T16:00:00"), "closed"),
+                   "LW": ("red", z("2024-03-18T16:00:00"), "closed")}  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM jiancha.cards WHERE status = 'revoked'") == [(0,)]
+    # LN's acceptance clock is the period acceptance was deemed in: the one its
+    # materials restarted (Mar 20) is not clocked, the deemed one's red stays
+    assert [c[3:] for c in cards(dsn, "acceptance_time", "LN")] == [
+        ("red", z("2024-03-11T16:00:00"), "closed")
+    ]
+
+
 # --- 4. joint handling --------------------------------------------------------------
 
 
