@@ -879,10 +879,10 @@ async def _ingest_run(
     if ev is not None:  # the evaluator's share of each batch, timed where apply_batch calls it
         on_batch, publish = ev.on_batch, ev.publish
 
-        async def timed_on_batch(*args: Any) -> Any:
+        async def timed_on_batch(*args: Any, **kw: Any) -> Any:
             t = time.perf_counter()
             try:
-                return await on_batch(*args)
+                return await on_batch(*args, **kw)
             finally:
                 stages["derive"] += time.perf_counter() - t
 
@@ -912,6 +912,10 @@ async def _ingest_run(
         result = await apply_batch(conn, events, matters, cursor, INGEST_NOW, evaluator=ev,
                                    defer=len(events) == BATCH)  # fmt: skip
         stages["apply"] += time.perf_counter() - t
+        if result.isolated:  # the workload holds no poison: the pipeline (or this bench) broke
+            why = await conn.fetchval("SELECT detail FROM jiancha.dead_letters "
+                                      "WHERE reason = 'apply_failed' LIMIT 1")  # fmt: skip
+            raise RuntimeError(f"{result.isolated} events failed alone and were set aside: {why}")
         cursor = result.cursor
         n += len(events)
         batches += 1
