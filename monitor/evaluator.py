@@ -261,10 +261,11 @@ class Evaluator:
         """After commit: the decided rows and levels go into the scheduler's table."""
         if pending is None:
             return
-        self.scheduler.put(pending.rows, pending.where, pending.wakes)
         if pending.settle:
-            regional = dict(self.regions.regional())
-            self.scheduler.settle(list(pending.rows), self.cal, pending.now, regional)
+            self.scheduler.put_settled(pending.rows, pending.where, pending.wakes, self.cal,
+                                       pending.now, dict(self.regions.regional()))  # fmt: skip
+        else:
+            self.scheduler.put(pending.rows, pending.where, pending.wakes)
         w = pending.written
         if w is None:
             return

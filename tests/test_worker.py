@@ -182,7 +182,8 @@ async def test_a_live_batch_decides_its_cases_once_and_the_tick_reads_none_back(
     """A batch that took all that was visible decides its cases as the tick after it would
     (running levels included, in its own transaction), and the ticks read none of them
     back: they did every case twice, and a level the engine declined (a step while the
-    case is overdue) came back after every batch that touched the case."""
+    case is overdue) came back after every batch that touched the case. With nothing due,
+    no tick follows the batch at all."""
     await prepare_source(dsn)
     reloaded: list[str] = []
     ev = Evaluator(rules, cal)
@@ -193,10 +194,21 @@ async def test_a_live_batch_decides_its_cases_once_and_the_tick_reads_none_back(
         return await reload(store, case_ids, *args, **kw)
 
     ev.reload_cases = spy  # type: ignore[method-assign]
+    ticks: list[dt.datetime] = []
+    tick = ev.tick
+
+    async def counting(store, matters, now):  # type: ignore[no-untyped-def]
+        ticks.append(now)
+        return await tick(store, matters, now)
+
+    ev.tick = counting  # type: ignore[method-assign]
     config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2)
     t = Worker(config, clock=lambda: NOW, evaluator=ev)
     async with await db.connect(dsn) as conn, trio.open_nursery() as nursery:
         await nursery.start(t.run)
+        with trio.fail_after(10):  # the pass after the start (its table is new)
+            while not ticks:
+                await trio.sleep(0.01)
         await write(conn, [  # both long overdue at NOW; CS's step too, which is declined
             *ACCEPTED_FEB8,
             ("CS", "submitted", z("2024-02-08T01:00:00"), {**SUBMITTED, "matter": "MS"}),
@@ -221,6 +233,8 @@ async def test_a_live_batch_decides_its_cases_once_and_the_tick_reads_none_back(
     # issued by the batch that brought the case, in its transaction, not by a tick after it
     assert all(r["tx"] == events[r["case_id"]] for r in cards), (cards, events)
     assert reloaded == []
+    # nor does a tick follow each batch: nothing came due (the clock stands still here)
+    assert len(ticks) == 1, ticks
 
 
 async def test_a_live_batch_holds_what_committed_while_the_worker_took_the_last(dsn, monkeypatch):

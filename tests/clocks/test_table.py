@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -179,3 +181,23 @@ def test_rising_names_the_cases_the_kernel_finds() -> None:
     # pause stops pushing its deadline. The tick finds every running one.
     running = rose[t.since[rose] == NAT]
     assert running.size and t.case_ids(running) <= got <= t.case_ids(rose)
+
+
+def test_rows_put_settled_need_no_pass_and_their_wakes_are_kept() -> None:
+    """A live batch's decisions, made as a pass would at ``now``: no pass is owed for
+    them (none ran after every batch for nothing), their next crossing and the instants
+    they ask to be looked at again are the scheduler's next instant."""
+    cal = load_calendar("cn")
+    now = 1_767_150_000  # 2025-12-31 03:00 UTC, a working day
+    sched = Scheduler()
+    assert sched.rising(cal, now) == [] and sched.next_due is None
+    sched.ticked(None)
+    start = now - 3600
+    rows = [(Period("A", RULES[0], "", start, None, 5, 0), 0.0, NAT, 0)]
+    sched.put_settled({"A": (rows, {})}, {}, {"A": None}, cal, now)
+    assert not sched.due(dt.datetime.fromtimestamp(now, dt.UTC))  # nothing owed now
+    crossing = sched.next_due
+    assert crossing is not None and crossing > now  # the row's next level, folded in
+    assert sched.rising(cal, crossing - 1) == [] and sched.rising(cal, crossing) == ["A"]
+    sched.put_settled({"B": ([], {})}, {}, {"B": now + 60}, cal, now)  # a look asked for
+    assert sched.next_due == now + 60 and sched.rising(cal, now + 60) == ["B"]
