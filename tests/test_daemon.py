@@ -228,9 +228,14 @@ async def test_metrics_pass_promtool_and_count_the_cards(dsn):
         ready = wait_for(proc, "ready")
         url = f"http://{ready['metrics']}/metrics"
         text = ""
+        # the counters are the process's, the gauges below a query of the database: a
+        # snapshot taken while the cards' batch commits has the one before the other
+        open_red = ('jiancha_open_cases{department="住建局",level="red",matter="M1",'
+                    'window="其他"} 1.0')  # fmt: skip  # W1 is no configured window: 其他
         async with httpx.AsyncClient() as client:
             with trio.fail_after(20):  # the snapshot is taken every 5 s
-                while 'jiancha_cards_issued_total{level="red"} 2.0' not in text:
+                while not ('jiancha_cards_issued_total{level="red"} 2.0' in text
+                           and open_red in text):  # fmt: skip
                     text = (await client.get(url)).text
                     await trio.sleep(0.2)
         check = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
@@ -238,9 +243,7 @@ async def test_metrics_pass_promtool_and_count_the_cards(dsn):
         assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check
         assert "jiancha_database_up 1.0" in text
         assert 'jiancha_cards_issued_total{level="blue"} 0.0' in text  # every level exists
-        # W1 is not a window of the configuration (there is none): its label folds into 其他
-        assert ('jiancha_open_cases{department="住建局",level="red",matter="M1",window="其他"} 1.0'
-                in text) and 'window="W1"' not in text  # fmt: skip
+        assert 'window="W1"' not in text  # not a window of the configuration (there is none)
         assert (
             'jiancha_active_cards{department="住建局",level="red",rule="decision_time"} 1.0' in text
         )
