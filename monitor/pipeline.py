@@ -107,7 +107,7 @@ async def apply_batch(
     the cursor passes them all. Any other error (a lost connection) propagates.
     """
     b = _Batch(conn, matters, now, evaluator, cache, from_source, future_tolerance, source,
-               limits, defer and evaluator is not None, None if defer else live)  # fmt: skip
+               limits, defer and evaluator is not None, live)  # fmt: skip
     return await _attempt(b, events, cursor)
 
 

@@ -273,8 +273,9 @@ def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] 
         limit: int | None = None
         if stop is None or stop - start >= (days - 1) * 86400:
             limit = _DEEMED.get((cal, start, days))
-            if limit is None:
-                limit = deemed_for_the_set([case], cal, statute)[-1]
+            if limit is None:  # not asked for its set (a case decided alone): its periods now
+                deemed_for_the_set([case], cal, statute)
+                limit = _DEEMED[(cal, start, days)]
         # (else it ended within fewer calendar days than the limit's working days)
         if limit is not None and limit != NAT and (stop is None or stop > limit):
             return start, limit

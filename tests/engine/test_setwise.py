@@ -323,3 +323,24 @@ def test_a_sets_deemed_acceptances_take_one_calendar_call(monkeypatch) -> None:
     assert {"C0", "C4"} <= deemed  # never accepted, accepted late: both deemed
     assert decide_cases(inputs, RULES, CAL, now) == want  # kept: no call at all
     assert kept == [3]
+
+
+def test_a_case_decided_alone_is_deemed_in_its_first_late_acceptance_period() -> None:
+    """Decided alone, a case asks the calendar for its own acceptance periods: the one
+    past its limit (a late 补正, then the materials) is where acceptance is deemed, as for
+    its set, not the period the materials restarted."""
+    from monitor.clocks import periods as periods_mod
+
+    hist: Hist = [("submitted", 0, {**SUB, "matter": "M1"}),
+                  ("supplement_requested", 400, {"items": ["图纸"]}),
+                  ("supplement_received", 420, {})]  # fmt: skip
+    view = view_of("C0", hist)
+    now = int((T0 + 1200 * HOUR).timestamp())
+    periods_mod._DEEMED.clear()
+    alone = decide_case(view, MATTERS["M1"], RULES, CAL, now, [])
+    periods_mod._DEEMED.clear()
+    assert [alone] == decide_cases([(view, MATTERS["M1"], [])], RULES, CAL, now)
+    receipt = int(T0.timestamp())
+    got = periods_mod._deemed(CAL, view, RULES.statute)
+    assert got is not None and got[0] == receipt  # the first period's receipt
+    assert [c.rule for c in alone.issue if c.rule == "decision_time"] == ["decision_time"]
