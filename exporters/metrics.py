@@ -64,6 +64,7 @@ class Snapshot:
     tail_lag: float = 0.0
     blocking_tx_age: float = 0.0
     source_mismatch: bool = False  # refusing to read: the cursor is not a position in the source
+    code_fault: bool = False  # not reading on: every event fails alone alike (a bug)
     leader: bool = True  # holds the leader lease: tails, evaluates and sends (else a standby)
     cards_issued: Mapping[str, int] = field(default_factory=dict)  # level -> since start
     cards_closed: int = 0
@@ -146,6 +147,10 @@ def _daemon(s: Snapshot) -> Iterator[Metric]:
                  "1 while the tailer refuses to read: the source is not the database the cursor "
                  "was stored for, or its transaction ids went backwards",
                  float(s.source_mismatch))  # fmt: skip
+    yield _gauge("jiancha_code_fault",
+                 "1 while the tailer does not read on: events in a row failed alone with one "
+                 "error of jiancha's own code (a defect, not bad data)",
+                 float(s.code_fault))  # fmt: skip
 
 
 def _cards(s: Snapshot) -> Iterator[Metric]:

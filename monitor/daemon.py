@@ -314,6 +314,9 @@ def status_line(running: Running, now: float) -> str:
         return f"STATUS=待命（备用实例），主实例：{leader}；本实例 {lease.holder}"
     if st.source_mismatch is not None:
         return "STATUS=拒绝读取：源数据库已变更（见日志 source_mismatch，jiancha db reset-cursor）"
+    if st.code_fault is not None:
+        return (f"STATUS=暂停读取：连续多个事件因同一程序错误失败（事件 {st.code_fault.event_id}，"
+                "见日志 code_fault），定时重试")  # fmt: skip
     if not st.connected:
         if not worker.connected_once.is_set():
             return f"STATUS=已启动，等待数据库（已重试 {st.reconnects} 次）"

@@ -38,6 +38,7 @@ __all__ = [
     "json_dumps",
     "only",
     "open_loop",
+    "refused_by_database",
     "target_session_attrs",
 ]
 
@@ -445,6 +446,11 @@ def data_error(exc: BaseException) -> str | None:
     ):
         return None  # the driver, the bridge or the event loop in trouble: no row's fault
     return f"{type(leaf).__name__}: {leaf}"  # raised by the pipeline's code over the data
+
+
+def refused_by_database(exc: BaseException) -> bool:
+    """Of `data_error`'s cases, the server refusing a value (else code raised over it)."""
+    return isinstance(_leaves(exc)[0], asyncpg.PostgresError)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

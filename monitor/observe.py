@@ -364,6 +364,7 @@ class Snapshotter:
             tail_lag=w.stats.lag(trio.current_time()) if w else 0.0,
             blocking_tx_age=w.tailer.stats.blocking_tx_age if w else 0.0,
             source_mismatch=w.stats.source_mismatch is not None if w else False,
+            code_fault=w.stats.code_fault is not None if w else False,
             leader=self.leading(),
             cards_issued=dict(stats.issued_by_level) if stats else {},
             cards_closed=stats.cards_closed if stats else 0,

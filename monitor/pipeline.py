@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 
-from monitor.db import Connection, data_error, only
+from monitor.db import Connection, data_error, only, refused_by_database
 from monitor.evaluator import Evaluator, Pending
+from monitor.i18n import Lang, t
 from monitor.log import get_logger, redact
 from monitor.source.contract import (
     LIMITS,
@@ -33,7 +34,7 @@ from monitor.source.contract import (
 )
 from monitor.state import store as state_store
 
-__all__ = ["BatchResult", "apply_batch"]
+__all__ = ["CODE_FAULT_STREAK", "BatchResult", "CodeFault", "apply_batch"]
 
 _log = get_logger("monitor.pipeline")
 
@@ -49,6 +50,41 @@ class BatchResult:
     cursor: Cursor
     pending: Pending | None = None  # what the evaluator decided (published already)
     isolated: int = 0  # of `dead`: valid events that failed alone (``apply_failed``)
+
+
+CODE_FAULT_STREAK = 3
+"""Events in a row failing alone with one Python error that make it a fault of the code.
+
+An event that passed validation and still makes jiancha's own code raise is a
+bug met by that input. Met once, the event is set aside and the rest go on;
+met by every event, it would set the whole stream aside, and cases whose
+decisions are set aside would earn wrong red cards. So the third event in a
+row to fail alone alike (no event stored between them) is not dead-lettered:
+`CodeFault` is raised and the worker stops reading until it is fixed.
+"""
+
+
+class CodeFault(Exception):
+    """Events keep failing alone with the same error of jiancha's code (see above)."""
+
+    def __init__(self, event_id: int, error: str) -> None:
+        super().__init__(f"{CODE_FAULT_STREAK} events in a row failed alone with: {error}")
+        self.event_id = event_id
+        self.error = error
+
+    def message(self, lang: Lang | None = None) -> str:
+        """For people: what happened, that nothing is lost, and what to do."""
+        return t("pipeline.code_fault", lang, streak=CODE_FAULT_STREAK, error=self.error,
+                 event_id=self.event_id, kept=CODE_FAULT_STREAK - 1)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    """Why a transaction failed for the data's sake: the error's text, and whether
+    the database refused a value (else jiancha's code raised over it)."""
+
+    error: str
+    refused: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +155,8 @@ async def _attempt(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> 
         error = data_error(exc)
         if error is None or not events:
             raise
-    return await _isolate(b, events, cursor, error)
+        fault = _Fault(error, refused_by_database(exc))
+    return await _isolate(b, events, cursor, fault)
 
 
 async def _take(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> BatchResult:
@@ -138,7 +175,7 @@ async def _take(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> Bat
 
 
 async def _isolate(
-    b: _Batch, events: Sequence[SourceEvent], cursor: Cursor, error: str
+    b: _Batch, events: Sequence[SourceEvent], cursor: Cursor, fault: _Fault
 ) -> BatchResult:
     """Halves of events that failed together, each its own transaction, down to the one
     that fails alone; it is dead-lettered, and only once it failed alone.
@@ -148,7 +185,7 @@ async def _isolate(
     log2(n) failed transactions of halving size.
     """
     if len(events) == 1:
-        return await _dead_alone(b, events[0], error)
+        return await _dead_alone(b, events[0], fault)
     # a part does not hold all that was visible: its running levels are the tick's
     b = replace(b, live=None)
     mid = len(events) // 2
@@ -157,16 +194,21 @@ async def _isolate(
     if one.isolated or len(rest) == 1:  # the first half held a bad one: the rest may be good
         two = await _attempt(b, rest, one.cursor)
     else:
-        two = await _isolate(b, rest, one.cursor, error)
+        two = await _isolate(b, rest, one.cursor, fault)
     return BatchResult(one.events + two.events, one.dead + two.dead, one.cases + two.cases,
                        two.cursor, two.pending or one.pending,
                        one.isolated + two.isolated)  # fmt: skip
 
 
-async def _dead_alone(b: _Batch, event: SourceEvent, error: str) -> BatchResult:
-    """The event that fails alone: dead-lettered with the error, the cursor past it."""
-    detail = clip(redact({"error": error})["error"], 1000)  # the server's words, no secrets
+async def _dead_alone(b: _Batch, event: SourceEvent, fault: _Fault) -> BatchResult:
+    """The event that fails alone: dead-lettered with the error, the cursor past it;
+    unless the code failed alike on the events before it (`CODE_FAULT_STREAK`)."""
+    detail = clip(redact({"error": fault.error})["error"], 1000)  # no secrets
     after = Cursor(event.tx, event.event_id)
+    if not fault.refused:
+        kind = fault.error.partition(":")[0] + ":"
+        if await state_store.failed_alike(b.conn, event.event_id, kind, CODE_FAULT_STREAK - 1):
+            raise CodeFault(event.event_id, detail)
     async with b.conn.transaction():
         rejection = Rejection(event, DeadReason.APPLY_FAILED, detail)
         await state_store.write_dead(b.conn, [rejection], b.now)

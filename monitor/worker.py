@@ -14,7 +14,10 @@ Before a session reads, the stored cursor is checked against the source
 one ahead of the source's transaction ids, would read nothing and report
 no lag. Such a session refuses with one error, keeps the daemon (and its
 metrics) alive, and checks again every ``recheck_interval`` until an
-operator resets the cursor.
+operator resets the cursor. So does a session whose events keep failing
+alone with one error of jiancha's own code (`monitor.pipeline.CodeFault`): it
+reads again every ``recheck_interval`` (an upgrade, or a fault of the host
+that passed), and reads on once a batch goes through.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from monitor.db import DISCONNECTS, backoff_delays
 from monitor.evaluator import Evaluator
 from monitor.health import pause
 from monitor.log import get_logger
-from monitor.pipeline import apply_batch
+from monitor.pipeline import CodeFault, apply_batch
 from monitor.retention import prune
 from monitor.revive import revive
 from monitor.source import identity
@@ -97,6 +100,7 @@ class WorkerStats:
     caught_up_at: float | None = None  # trio clock when the visible backlog was last empty
     cursor: Cursor = field(default_factory=lambda: START)
     source_mismatch: identity.Mismatch | None = None  # refusing to read: the source moved
+    code_fault: CodeFault | None = None  # not reading on: every event fails alike (a bug)
 
     def lag(self, now: float) -> float:
         """Seconds since the loop last had nothing visible left to take."""
@@ -168,6 +172,10 @@ class Worker:
                 if self.stats.connected:  # this session got going: started() was called
                     status = None
                     delays = backoff_delays(cfg.backoff_initial, cfg.backoff_max, self.rng)
+                fault = db.only(exc, CodeFault)
+                if isinstance(fault, CodeFault):
+                    await self._halted(fault)
+                    continue
                 # A statement past the source's statement_timeout is retried like a loss.
                 lost = db.only(exc, (*DISCONNECTS, asyncpg.QueryCanceledError))
                 if lost is None:
@@ -179,6 +187,17 @@ class Worker:
                                  retry_in_s=round(delay, 2), cursor_tx=self.stats.cursor.tx,
                                  cursor_id=self.stats.cursor.event_id)  # fmt: skip
                 await pause(delay, self.beat)
+
+    async def _halted(self, fault: CodeFault) -> None:
+        """Every event fails alike: one error (not a flood), then a new try now and then."""
+        self.stats.connected = False
+        was, self.stats.code_fault = self.stats.code_fault, fault
+        if was is None or was.error != fault.error:
+            self.log.error("code_fault", error=fault.message("zh"), error_en=fault.message("en"),
+                           event_id=fault.event_id, cause=fault.error,
+                           cursor_tx=self.stats.cursor.tx,
+                           cursor_id=self.stats.cursor.event_id)  # fmt: skip
+        await self._idle(self.config.recheck_interval)
 
     async def _session(self, task_status: trio.TaskStatus[None] | None) -> None:
         cfg = self.config
@@ -340,6 +359,9 @@ class Worker:
             live=known_by(batch, self.clock()) if batch.caught_up else None,
         )  # fmt: skip
         self.stats.cursor = result.cursor
+        if self.stats.code_fault is not None:  # the fault passed: one line that says so
+            self.log.info("code_fault_resolved", event_id=self.stats.code_fault.event_id)
+            self.stats.code_fault = None
         self.stats.events += result.events
         self.stats.dead_letters += result.dead
         self.stats.batches += 1

@@ -361,6 +361,32 @@ class _Plan:
     savepoint_row: tuple[str, str, dt.datetime, dict[str, Any]] | None
 
 
+class Pacer:
+    """One writer's schedule: ``interval`` seconds per committed event.
+
+    The rate asked is of events that reach the log, as a centre's is: a
+    transaction that did not commit gives its slot back (its events go back to
+    the budget), so rollbacks are load on top of the rate, not a share of it.
+    A writer more than a second behind its schedule drops the arrears.
+    """
+
+    def __init__(self, interval: float, rng: random.Random, now: float) -> None:
+        self.interval = interval
+        self.next = now + rng.uniform(0, interval)
+        self._slot = self.next
+
+    def take(self, k: int, now: float) -> float:
+        """The instant a transaction of ``k`` events may start."""
+        start = self.next
+        self._slot = start
+        self.next = max(start + k * self.interval, now - 1.0)
+        return start
+
+    def give_back(self) -> None:
+        """The last transaction did not commit: the next starts in its slot."""
+        self.next = min(self.next, self._slot)
+
+
 class Workload:
     """Shared state of the writers: the case pool, the event budget, the ledger."""
 
@@ -531,22 +557,22 @@ class Workload:
     async def _writer(self, writer: int) -> None:
         cfg = self.config
         rng = random.Random(f"{cfg.seed}:writer:{writer}")
-        interval = None if cfg.rate is None else cfg.writers / cfg.rate  # s per event
-        next_start = trio.current_time() + (0.0 if interval is None else rng.uniform(0, interval))
+        pace = None if cfg.rate is None else Pacer(cfg.writers / cfg.rate, rng, trio.current_time())
         conn = await self._connect()
         try:
             while True:
                 k = self._reserve(rng.randint(1, 5))
                 if k == 0:
                     return
-                if interval is not None:
-                    await trio.sleep_until(next_start)
-                    next_start = max(next_start + k * interval, trio.current_time() - 1.0)
+                if pace is not None:
+                    await trio.sleep_until(pace.take(k, trio.current_time()))
                 if conn.is_closed():
                     conn = await self._connect()
                 plan = self._plan(rng, k)
                 outcome = await self._transaction(conn, plan, writer)
                 self._settle(plan, outcome == "committed")
+                if pace is not None and outcome != "committed":
+                    pace.give_back()
                 if outcome in ("lost", "in_doubt"):
                     conn.raw.terminate()
                     await trio.sleep(cfg.reconnect_delay)

@@ -128,8 +128,9 @@ async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime)
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
+    from monitor.db import only
     from monitor.evaluator import Evaluator, configure_gc
-    from monitor.pipeline import apply_batch
+    from monitor.pipeline import CodeFault, apply_batch
     from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
@@ -170,6 +171,11 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     was = configure_gc()  # the daemon's collector settings: the same batches, the same garbage
     try:
         doc = with_connection(source, work)
+    except Exception as exc:  # sorted below: a fault of the code is said, not dumped
+        fault = only(exc, CodeFault)
+        if not isinstance(fault, CodeFault):
+            raise
+        raise CommandFailed(fault.message()) from None
     finally:
         gc.set_threshold(*was)  # `main` may run inside another program (the tests)
     if args.json:

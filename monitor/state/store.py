@@ -188,6 +188,25 @@ async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.dateti
     )
 
 
+_FAILED_ALIKE = """
+WITH last AS (
+    SELECT event_id, reason, detail, resolved_at FROM jiancha.dead_letters
+    WHERE event_id < $1 ORDER BY event_id DESC LIMIT $2
+)
+SELECT count(*) = $2
+   AND bool_and(reason = 'apply_failed' AND resolved_at IS NULL AND starts_with(detail, $3))
+   AND NOT EXISTS (SELECT FROM jiancha.events e
+                   WHERE e.event_id > min(last.event_id) AND e.event_id < $1)
+FROM last
+"""
+
+
+async def failed_alike(conn: Connection, before: int, prefix: str, count: int) -> bool:
+    """Whether the ``count`` dead letters before event ``before`` (by id) all failed alone
+    with an error starting ``prefix``, and no event between them was stored."""
+    return bool(await conn.fetchval(_FAILED_ALIKE, before, count, prefix))
+
+
 OVERLAP_MIN_EVENTS = 1000  # smaller batches (live ingest) are not worth a thread hop
 # Below this many events (a live batch) the events, case rows and cursor go in one
 # statement (`statements.BATCH_WRITES`): one round trip instead of three, and a live

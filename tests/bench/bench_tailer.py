@@ -918,7 +918,7 @@ async def bench_latency(
             _rate_label(r), f"{r['rate_achieved']:,.0f}", f"{r['events']:,}",
             f"{r['batches']:,}", fmt(st["p50"], 1), fmt(st["p90"], 1), fmt(st["p99"], 1),
             fmt(st["max"], 1), fmt(ia["p99"], 1), f"{busy:.1f} of {cores}",
-            f"{c['python_cpu_s'] / c['wall_s']:.2f}",
+            f"{c['python_cpu_s'] / c['wall_s']:.2f}", f"{c['children_cpu_s'] / c['wall_s']:.2f}",
             f"<= {target:.0f}" if judged else "", verdict(st["p99"] <= target) if judged else "",
         ])  # fmt: skip
     print(
@@ -935,6 +935,7 @@ async def bench_latency(
                 "p99 to ingested_at",
                 "cores busy",
                 "tailer cores",
+                "writer cores",
                 "p99 target",
                 "",
             ],
@@ -949,12 +950,13 @@ async def bench_latency(
         f"  {r['writers']} writers in {r['writer_processes']} other processes, each transaction "
         "held open 0-20 ms,"
     )
-    print(f"  5% rolled back; the Tailer in this process with the daemon's defaults "
+    print("  5% rolled back on top of the rate asked (a rollback gives its slot back: the rate")
+    print(f"  is of committed events); the Tailer in this process with the daemon's defaults "
           f"(batch {BATCH_SIZE},")  # fmt: skip
     print("  poll 1 s, woken by NOTIFY). cores busy = CPU of this process, the writer processes")
-    print("  and PostgreSQL over the wall time; tailer cores = this process's alone. Near 2 of 2")
-    print("  the writers (Python, through the same trio-asyncio bridge) and the tailer queue for")
-    print("  the CPU, and the latency measures that too.")
+    print("  and PostgreSQL over the wall time; tailer / writer cores = this process's / the")
+    print("  writers' alone. Near 2 of 2 the writers (Python, through the same trio-asyncio")
+    print("  bridge) and the tailer queue for the CPU, and the latency measures that too.")
     print()
     print(
         table(
