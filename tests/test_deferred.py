@@ -26,13 +26,8 @@ from monitor.source.catalogue import load_matters
 from monitor.source.contract import START
 from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
-from monitor.whatif.simulate import (
-    Profile,
-    generate,
-    install_matters,
-    load_catalogue,
-    write_events,
-)
+from monitor.whatif.simulate import Profile, generate, load_catalogue
+from monitor.whatif.source_writer import install_matters, write_events
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import events_of, ledger
 from tests.clocks.test_checkpoint import rows

@@ -28,6 +28,7 @@ from monitor.cli._common import (
     with_connection,
 )
 from monitor.i18n import current_lang
+from monitor.whatif.figures import Workload, figures
 from monitor.whatif.simulate import (
     DEFAULT_CATALOGUE,
     DEFAULT_PER_DAY,
@@ -35,16 +36,12 @@ from monitor.whatif.simulate import (
     Catalogue,
     CatalogueError,
     Event,
-    Progress,
-    Workload,
     between,
-    figures,
     generate,
-    install_matters,
     load_catalogue,
     next_working_day,
-    write_events,
 )
+from monitor.whatif.source_writer import Progress, install_matters, write_events
 
 if TYPE_CHECKING:
     from monitor.calendar import Calendar

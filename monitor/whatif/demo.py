@@ -40,14 +40,12 @@ from monitor.wallclock import VirtualClock
 from monitor.whatif.simulate import (
     Catalogue,
     Event,
-    Progress,
     between,
     generate,
-    install_matters,
     load_catalogue,
     next_working_day,
-    write_events,
 )
+from monitor.whatif.source_writer import Progress, install_matters, write_events
 from monitor.whatif.view import period_figures, read_view, render
 
 DEMO_DATABASE = "jiancha_demo"
@@ -202,7 +200,7 @@ class _Plan:
 
     @classmethod
     def of(cls, opts: DemoOptions) -> _Plan:
-        from monitor.whatif.simulate import figures as simulated_figures
+        from monitor.whatif.figures import figures as simulated_figures
 
         cal = load_calendar("cn")
         catalogue = load_catalogue()

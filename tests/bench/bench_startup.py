@@ -53,13 +53,8 @@ DAYS = 20  # calendar days of a centre's history up to now
 async def load(dsn: str, per_day: int) -> dict[str, Any]:
     """A centre's last 20 days from the simulator (the demo's), ingested by the real tailer."""
     from monitor.evaluator import Evaluator
-    from monitor.whatif.simulate import (
-        between,
-        generate,
-        install_matters,
-        load_catalogue,
-        write_events,
-    )
+    from monitor.whatif.simulate import between, generate, load_catalogue
+    from monitor.whatif.source_writer import install_matters, write_events
     from monitor.worker import Worker, WorkerConfig
     from tests.sourcekit import prepare
 

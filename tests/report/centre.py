@@ -18,13 +18,8 @@ from typing import Any
 
 from monitor import db
 from monitor.evaluator import Evaluator
-from monitor.whatif.simulate import (
-    between,
-    generate,
-    install_matters,
-    load_catalogue,
-    write_events,
-)
+from monitor.whatif.simulate import between, generate, load_catalogue
+from monitor.whatif.source_writer import install_matters, write_events
 from tests.cardkit import Driver
 from tests.sourcekit import prepare
 

@@ -8,14 +8,8 @@ from typing import Any
 
 from monitor import db
 from monitor.evaluator import Evaluator
-from monitor.whatif.simulate import (
-    Event,
-    Profile,
-    between,
-    generate,
-    install_matters,
-    load_catalogue,
-)
+from monitor.whatif.simulate import Event, Profile, between, generate, load_catalogue
+from monitor.whatif.source_writer import install_matters
 from tests.cardkit import Driver
 from tests.sourcekit import prepare, reset
 

@@ -26,7 +26,8 @@ from monitor.observe import Snapshotter
 from monitor.source.contract import SourceEvent
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.whatif import replay
-from monitor.whatif.simulate import between, generate, install_matters, load_catalogue
+from monitor.whatif.simulate import between, generate, load_catalogue
+from monitor.whatif.source_writer import install_matters
 from tests.cardkit import Driver
 
 FIRST = dt.date(2024, 3, 4)

@@ -17,7 +17,8 @@ from monitor.evaluator import Evaluator
 from monitor.source.contract import SourceEvent
 from monitor.vocab import level_name
 from monitor.whatif import replay
-from monitor.whatif.simulate import between, generate, install_matters, load_catalogue
+from monitor.whatif.simulate import between, generate, load_catalogue
+from monitor.whatif.source_writer import install_matters
 from tests.cardkit import Driver
 
 FIRST = dt.date(2024, 3, 4)

@@ -22,20 +22,18 @@ from monitor.cli import main
 from monitor.paths import rules_dir
 from monitor.source.contract import PAUSE_TYPES, Matter, SourceEvent, validate
 from monitor.wallclock import VirtualClock
+from monitor.whatif.figures import figures
 from monitor.whatif.simulate import (
     Catalogue,
     CatalogueError,
     Event,
     Profile,
-    Progress,
     between,
-    figures,
     generate,
-    install_matters,
     load_catalogue,
     parse_catalogue,
-    write_events,
 )
+from monitor.whatif.source_writer import Progress, install_matters, write_events
 
 UTC = dt.UTC
 MONDAY = dt.date(2024, 3, 4)
