@@ -276,10 +276,14 @@ def _paused_before(pos: float, rel: Pauses) -> float:
     return sum(b - a for a, b, _ in rel if a < pos - EPS)
 
 
-def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[LevelTimes]:
+def level_times(
+    cal: Calendar, periods_: Sequence[Period], now: int | Sequence[int]
+) -> list[LevelTimes]:
     """For each period: which levels are due at ``now`` (or at its stop) and since when.
 
-    No level is dated before its period's start or its ``not_before``.
+    ``now`` may be one instant per period (cards judged each at its own instant,
+    in one calendar call). No level is dated before its period's start or its
+    ``not_before``.
     """
     starts: list[int] = []
     pos: list[float] = []
@@ -287,8 +291,9 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
     owner: list[tuple[int, int]] = []  # (period, level); level -n: the deadline as of n
     per: list[dict[int, float]] = []
     frozen: list[bool] = []
-    rels = relatives(cal, periods_, [now if p.stop is None else min(now, p.stop)
-                                      for p in periods_])  # fmt: skip
+    nows = now if isinstance(now, Sequence) else [now] * len(periods_)
+    limits = [n if p.stop is None else min(n, p.stop) for p, n in zip(periods_, nows, strict=True)]
+    rels = relatives(cal, periods_, limits)
     for i, p in enumerate(periods_):
         rel = rels[i]
         xs = threshold_row(p.rule, p.allowed)
@@ -331,8 +336,7 @@ def level_times(cal: Calendar, periods_: Sequence[Period], now: int) -> list[Lev
             continue
         floor = p.start if p.not_before is None else max(p.start, p.not_before)
         instant = max(instant, floor)
-        limit = now if p.stop is None else min(now, p.stop)
-        if instant <= limit:
+        if instant <= limits[i]:
             out[i].due[lv] = instant
         elif p.stop is None and not frozen[i]:
             up = out[i].upcoming

@@ -344,3 +344,40 @@ def test_a_case_decided_alone_is_deemed_in_its_first_late_acceptance_period() ->
     got = periods_mod._deemed(CAL, view, RULES.statute)
     assert got is not None and got[0] == receipt  # the first period's receipt
     assert [c.rule for c in alone.issue if c.rule == "decision_time"] == ["decision_time"]
+
+
+def test_a_sets_cards_in_doubt_are_judged_in_one_calendar_call(monkeypatch) -> None:
+    """Cards no longer due at their instant are judged on the facts of that instant
+    (`_was_right`): for the set at once, each at its own instant, as one by one.
+
+    Of each case's cards from an earlier instant, some moved an hour (wrong: revoked),
+    some a level lower (right at their own instant: kept, the higher one issued)."""
+    from monitor.engine import decide as decide_mod
+
+    hists: list[Hist] = [
+        [("submitted", 0, {**SUB, "matter": m}), ("accepted", 2, {})] for m in ("M1", "M2", "S")
+    ] + [[("submitted", 0, {**SUB, "matter": "M2"}), ("accepted", 2, {}),
+          ("suspended", 30, {"type": "survey", "notified_days": 2}),
+          ("resumed", 60, {"type": "survey"})]]  # fmt: skip
+    views = [view_of(f"C{i}", h) for i, h in enumerate(hists)]
+    earlier = int((T0 + 450 * HOUR).timestamp())
+    now = int((T0 + 700 * HOUR).timestamp())
+    inputs = []
+    for i, v in enumerate(views):
+        m = MATTERS.get(v.matter or "")
+        old = decide_case(v, m, RULES, CAL, earlier, [], running=True)
+        inputs.append((v, m, had(old, [3, 5, 0], 1000 * i)))
+    want = [decide_case(v, m, RULES, CAL, now, ex) for v, m, ex in inputs]
+    judged: list[int] = []
+    real = decide_mod._were_right
+
+    def counting(checks, cal):  # type: ignore[no-untyped-def]
+        judged.append(len(checks))
+        return real(checks, cal)
+
+    monkeypatch.setattr(decide_mod, "_were_right", counting)
+    assert decide_cases(inputs, RULES, CAL, now) == want
+    in_doubt = sum(1 for d in want for _ in d.revoke)
+    assert len(judged) == 1 and judged[0] >= in_doubt >= len(views)
+    reasons = {c.reason for d in want for c in d.revoke}
+    assert "threshold_moved" in reasons
