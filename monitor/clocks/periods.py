@@ -24,6 +24,7 @@ from monitor.clocks.timing import (
     NAT,
     Period,
     epoch,
+    from_epoch,
     instants_of,
     relatives,
 )
@@ -35,7 +36,8 @@ from monitor.state.view import CaseView
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-__all__ = ["Kept", "asked_in_time", "deadline_as_of", "deadlines_as_of", "deemed_for_the_set",
+__all__ = ["Kept", "asked_in_time", "deadline_as_of", "deadlines_as_of", "deemed_acceptance",
+           "deemed_for_the_set",
            "in_time_for_the_set", "pause_allowance", "periods", "split_rules",
            "subject_of"]  # fmt: skip
 
@@ -282,6 +284,15 @@ def _deemed(cal: Calendar, case: CaseView, statute: Statute) -> tuple[int, int] 
         if last or span.stop is None:
             return None
     return None
+
+
+def deemed_acceptance(
+    case: CaseView, cal: Calendar, statute: Statute
+) -> tuple[dt.datetime, dt.datetime] | None:
+    """(receipt, the acceptance limit that passed) when the case counts as accepted from
+    receipt (Art. 32): what an officer reads on the case page beside its status."""
+    got = _deemed(cal, case, statute)
+    return None if got is None else (from_epoch(got[0]), from_epoch(got[1]))
 
 
 def _unaccepted_end(case: CaseView) -> dt.datetime | None:

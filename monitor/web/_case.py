@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from monitor.accounts import ROLE_NAMES
 from monitor.cards.query import CARD_COLUMNS, EVENT_COLUMNS
-from monitor.clocks.periods import pause_allowance, periods
+from monitor.clocks.periods import deemed_acceptance, pause_allowance, periods
 from monitor.clocks.timing import epoch, from_epoch, level_times, used_days
 from monitor.engine.decide import provisional_at
 from monitor.rules.model import RuleSet
@@ -72,6 +72,13 @@ def case_timeline(view: CaseView, rules: RuleSet, now: dt.datetime, regions: Any
     return clocks, pauses
 
 
+def case_deemed(view: CaseView, rules: RuleSet, regions: Any) -> dict[str, dt.datetime] | None:
+    """Since when the case counts as accepted though no acceptance says so (Art. 32): its
+    status word (submitted, 补正) alone would tell an officer it waits for acceptance."""
+    got = deemed_acceptance(view, regions.for_region(view.region), rules.statute)
+    return None if got is None else {"since": got[0], "limit": got[1]}
+
+
 _CASE = (
     f"SELECT {VIEW_COLUMNS}, submitted_at, accepted_at, decision_deadline, promised_days,"
     " extension_days FROM jiancha.cases WHERE case_id = $1"
@@ -108,12 +115,14 @@ async def case_page(request: Request) -> Response:
         e["text"] = _payload(e["payload"])
     clocks: list[dict[str, Any]] = []
     pauses: list[dict[str, Any]] = []
+    deemed = None
     if case is not None and state.rules is not None:
-        clocks, pauses = case_timeline(CaseView.from_row(case), state.rules, state.clock(),
-                                       state.regions)  # fmt: skip
+        view = CaseView.from_row(case)
+        clocks, pauses = case_timeline(view, state.rules, state.clock(), state.regions)
+        deemed = case_deemed(view, state.rules, state.regions)
     return render(request, "case.html", case=None if case is None else dict(case),
                   case_id=case_id, cards=cards, history=history, events=events,
-                  event_limit=EVENT_LIMIT, clocks=clocks, pauses=pauses,
+                  event_limit=EVENT_LIMIT, clocks=clocks, pauses=pauses, deemed=deemed,
                   LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES,
                   CLOCK_TITLES=CLOCK_TITLES, ROLE_NAMES=ROLE_NAMES,
                   CASE_STATUS_NAMES=CASE_STATUS_NAMES)  # fmt: skip

@@ -73,6 +73,13 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "more": {"zh": "只列出期限最早的 {n} 张", "en": "Only the {n} with the earliest deadline"},
     "read_only": {"zh": "只读", "en": "read only"},
     "accepted": {"zh": "受理时间", "en": "Accepted"},
+    "deemed": {"zh": "视为受理", "en": "Deemed accepted"},
+    "deemed_since": {
+        "zh": "自收到材料 {since} 起（受理期限 {limit} 届满未作决定，《行政许可法》第三十二条）",
+        "en": "from receipt of the materials, {since} (the acceptance limit passed on {limit} "
+        "with no decision: Administrative Licensing Law, Art. 32)",
+    },
+    "deemed_status": {"zh": "视为已受理", "en": "deemed accepted"},
     "submitted": {"zh": "申报时间", "en": "Submitted"},
     "decision_deadline": {"zh": "办结期限", "en": "Decision deadline"},
     "promised": {"zh": "承诺时限", "en": "Promised limit"},

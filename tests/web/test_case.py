@@ -88,3 +88,27 @@ async def test_the_case_page_shows_the_whole_timeline(dsn: str, conn: db.Connect
     assert card is not None and f'href="/cards/{card}"' in html
     assert "发牌" in html and "系统（自动）" in html  # the card's ledger
     assert other.status_code == 404 and refused.status_code == 403
+
+
+async def test_a_case_deemed_accepted_says_so_beside_its_status(
+    dsn: str, conn: db.Connection, cal: Any, rules: Any
+) -> None:
+    """Submitted ten days before and never accepted, then a 补正 notice after the
+    acceptance limit: by the statute (Art. 32) it counts as accepted from receipt, and the
+    status word alone (补正中) would say it still waits for acceptance."""
+    await write(conn, [("K2", "submitted", at(-240), SUBMITTED),
+                       ("K2", "supplement_requested", at(-24), {"items": ["图纸"]})])  # fmt: skip
+    await ingest(conn, NOW, Evaluator(rules, cal))
+    assert await conn.fetchval("SELECT status FROM jiancha.cases WHERE case_id = 'K2'") == (
+        "supplement"
+    )
+    async with console_client(dsn, clock=lambda: NOW) as client:
+        await sign_in(client, "lim")
+        deemed = (await client.get("/cases/K2")).text
+        timely = (await client.get("/cases/K1")).text
+    facts = re.search(r'<dl class="facts">(.*?)</dl>', deemed, re.S)
+    assert facts is not None
+    assert "<dd>视为已受理</dd>" in facts.group(1) and "补正中" not in facts.group(1)
+    assert "<dt>视为受理</dt><dd>自收到材料 2024-02-23 10:00 起" in facts.group(1)
+    assert "第三十二条" in facts.group(1)
+    assert "视为受理" not in timely  # accepted within the limit
