@@ -135,6 +135,7 @@ class Worker:
         self._deferred_since: float | None = None  # trio time the current backlog began
         self.redecided = 0  # cases re-decided at the last start
         self._next_prune = 0.0  # trio clock of the next retention pass
+        self._warmed = False  # numba's kernels loaded (`Evaluator.warm`)
         self.log = get_logger("monitor.worker")
 
     def _tailer(self) -> Tailer:
@@ -188,6 +189,14 @@ class Worker:
                                  cursor_id=self.stats.cursor.event_id)  # fmt: skip
                 await pause(delay, self.beat)
 
+    async def _warm(self) -> None:
+        """Once a process: numba's kernels loaded before the first batch, not in it."""
+        if self.evaluator is None or self._warmed:
+            return
+        self._warmed = True
+        await trio.sleep(0)  # whoever waited for started() goes first (the ready line)
+        self.log.info("kernels_loaded", ms=round(self.evaluator.warm(self.clock()), 1))
+
     async def _halted(self, fault: CodeFault) -> None:
         """Every event fails alike: one error (not a flood), then a new try now and then."""
         self.stats.connected = False
@@ -227,6 +236,7 @@ class Worker:
                 self.connected_once.set()
                 if task_status is not None:
                     task_status.started()
+                await self._warm()
                 await self._loop(target, receive)
         finally:
             with trio.CancelScope(shield=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import structlog
 import trio
 
 from monitor import db
@@ -162,14 +163,17 @@ async def test_tailer_issues_a_card_within_a_second_of_its_instant(dsn, cal, rul
         )
         config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=30.0, probe_interval=30.0)
         t = Worker(config, clock=clock, evaluator=Evaluator(rules, cal))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(t.run)
-            with trio.fail_after(10):
-                while not await conn.fetchval(
-                    "SELECT count(*) FROM jiancha.cards WHERE level = 'red'"
-                ):
-                    await trio.sleep(0.05)
-            nursery.cancel_scope.cancel()
+        with structlog.testing.capture_logs() as logs:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(t.run)
+                with trio.fail_after(10):
+                    while not await conn.fetchval(
+                        "SELECT count(*) FROM jiancha.cards WHERE level = 'red'"
+                    ):
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+        # the kernels were loaded once, before the first batch (`Evaluator.warm`)
+        assert [e["event"] for e in logs].count("kernels_loaded") == 1
         row = await conn.fetchrow(
             "SELECT issued_at, recorded_at FROM jiancha.cards WHERE level = 'red'"
         )
