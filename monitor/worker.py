@@ -194,8 +194,9 @@ class Worker:
         if self.evaluator is None or self._warmed:
             return
         self._warmed = True
-        await trio.sleep(0)  # whoever waited for started() goes first (the ready line)
-        self.log.info("kernels_loaded", ms=round(self.evaluator.warm(self.clock()), 1))
+        # in a thread: the event loop (the ready line's first snapshot) goes on meanwhile
+        ms = await trio.to_thread.run_sync(self.evaluator.warm, self.clock())
+        self.log.info("kernels_loaded", ms=round(ms, 1))
 
     async def _halted(self, fault: CodeFault) -> None:
         """Every event fails alike: one error (not a flood), then a new try now and then."""
