@@ -194,8 +194,11 @@ class Worker:
         if self.evaluator is None or self._warmed:
             return
         self._warmed = True
-        # in a thread: the event loop (the ready line's first snapshot) goes on meanwhile
-        ms = await trio.to_thread.run_sync(self.evaluator.warm, self.clock())
+        try:  # in a thread: the event loop (the ready line's first snapshot) goes on meanwhile
+            ms = await trio.to_thread.run_sync(self.evaluator.warm, self.clock())
+        except Exception as exc:  # a speed-up only: the batches load what they need
+            self.log.warning("kernels_not_loaded", error=f"{type(exc).__name__}: {exc}")
+            return
         self.log.info("kernels_loaded", ms=round(ms, 1))
 
     async def _halted(self, fault: CodeFault) -> None:

@@ -12,7 +12,7 @@ from monitor.evaluator import Evaluator
 from monitor.source.contract import Cursor
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import ACCEPTED_FEB8, UTC, z
-from tests.sourcekit import SUBMITTED, at, write
+from tests.sourcekit import SUBMITTED, at, last_position, write
 from tests.test_resilience import prepare_source
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
@@ -284,3 +284,29 @@ async def test_a_live_batch_holds_what_committed_while_the_worker_took_the_last(
         await drain(t, conn)
         nursery.cancel_scope.cancel()
     assert [c for c in calls if c] == [["A"], ["B", "C"]], calls
+
+
+async def test_a_failing_warm_up_stops_nothing(dsn, cal, rules, monkeypatch):
+    """Loading the kernels early is a speed-up: should it fail (a rule file the made-up
+    cases trip on), the worker says so and takes its batches all the same."""
+
+    def broken(self, now):  # type: ignore[no-untyped-def]
+        raise ValueError("made-up case refused")
+
+    monkeypatch.setattr(Evaluator, "warm", broken)
+    async with await db.connect(dsn) as conn:
+        await write(conn, ACCEPTED_FEB8)
+        end = await last_position(conn)
+    config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2)
+    t = Worker(config, clock=lambda: z("2024-04-01T00:00:00"), evaluator=Evaluator(rules, cal))
+    with structlog.testing.capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(t.run)
+            with trio.fail_after(20):
+                while t.stats.cursor < end:
+                    t.wake()
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    [line] = [e for e in logs if e["event"] == "kernels_not_loaded"]
+    assert line["log_level"] == "warning" and "made-up case refused" in line["error"]
+    assert t.stats.events == len(ACCEPTED_FEB8)
