@@ -255,12 +255,13 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
     },
     # a fault of jiancha's own code met by every event (monitor.pipeline.CodeFault)
     "pipeline.code_fault": {
-        "zh": "连续 {streak} 个事件单独写入时都因同一程序错误失败（{error}，事件 {event_id}）："
-        "这是 jiancha 的缺陷，不是数据问题。已停止读取事件，以免案件的办结等事件被搁置后"
-        "误发红牌；之后的事件仍在审批数据库中，不会丢失。请把日志 code_fault 报告给开发方；"
+        "zh": "连续 {streak} 个案件的事件单独写入时都因同一程序错误失败"
+        "（{error}，事件 {event_id}）：这是 jiancha 的缺陷，不是数据问题。"
+        "已停止读取事件，以免案件的办结等事件被搁置后误发红牌；"
+        "之后的事件仍在审批数据库中，不会丢失。请把日志 code_fault 报告给开发方；"
         "修复升级后守护进程自动续读，再执行 jiancha dead-letters retry --reason apply_failed "
         "取回已搁置的 {kept} 个事件",
-        "en": "{streak} events in a row failed alone with the same error of the program "
+        "en": "events of {streak} cases in a row failed alone with the same error of the program "
         "({error}, event {event_id}): a defect of jiancha, not bad data. Reading events has "
         "stopped, lest cases whose completions were set aside earn wrong red cards; the events "
         "after it stay in the approval database and nothing is lost. Report the log's "

@@ -53,29 +53,33 @@ class BatchResult:
 
 
 CODE_FAULT_STREAK = 3
-"""Events in a row failing alone with one Python error that make it a fault of the code.
+"""Cases in a row whose events fail alone with one Python error: a fault of the code.
 
 An event that passed validation and still makes jiancha's own code raise is a
-bug met by that input. Met once, the event is set aside and the rest go on;
-met by every event, it would set the whole stream aside, and cases whose
-decisions are set aside would earn wrong red cards. So the third event in a
-row to fail alone alike (no event stored between them) is not dead-lettered:
-`CodeFault` is raised and the worker stops reading until it is fixed.
+bug met by that input. Met by one case (every event of it, since each rebuilds
+the case), its events are set aside and the rest go on; met by every case, it
+would set the whole stream aside, and cases whose decisions are set aside
+would earn wrong red cards. So once events of this many cases in a row fail
+alone alike (no event stored between them), the next one is not
+dead-lettered: `CodeFault` is raised and the worker stops reading until it is
+fixed.
 """
 
 
 class CodeFault(Exception):
     """Events keep failing alone with the same error of jiancha's code (see above)."""
 
-    def __init__(self, event_id: int, error: str) -> None:
-        super().__init__(f"{CODE_FAULT_STREAK} events in a row failed alone with: {error}")
+    def __init__(self, event_id: int, error: str, kept: int) -> None:
+        super().__init__(f"events of {CODE_FAULT_STREAK} cases in a row failed alone with: "
+                         f"{error}")  # fmt: skip
         self.event_id = event_id
         self.error = error
+        self.kept = kept  # the events set aside before it was recognised
 
     def message(self, lang: Lang | None = None) -> str:
         """For people: what happened, that nothing is lost, and what to do."""
         return t("pipeline.code_fault", lang, streak=CODE_FAULT_STREAK, error=self.error,
-                 event_id=self.event_id, kept=CODE_FAULT_STREAK - 1)  # fmt: skip
+                 event_id=self.event_id, kept=self.kept)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +211,9 @@ async def _dead_alone(b: _Batch, event: SourceEvent, fault: _Fault) -> BatchResu
     after = Cursor(event.tx, event.event_id)
     if not fault.refused:
         kind = fault.error.partition(":")[0] + ":"
-        if await state_store.failed_alike(b.conn, event.event_id, kind, CODE_FAULT_STREAK - 1):
-            raise CodeFault(event.event_id, detail)
+        cases, kept = await state_store.failed_alike(b.conn, event.event_id, kind, event.case_id)
+        if cases >= CODE_FAULT_STREAK:
+            raise CodeFault(event.event_id, detail, kept)
     async with b.conn.transaction():
         rejection = Rejection(event, DeadReason.APPLY_FAILED, detail)
         await state_store.write_dead(b.conn, [rejection], b.now)

@@ -35,11 +35,10 @@ REAL_FINISH = state_store.finish
 
 
 def rows(cases: list[str], events: int = 3) -> list[tuple]:
-    out: list[tuple] = []
-    for cid in cases:
-        out += [(cid, "submitted", at(0), _j(0, SUBMITTED)), (cid, "accepted", at(1), _j(0)),
-                (cid, "completed", at(2), _j(0))][:events]  # fmt: skip
-    return out
+    """Each case's events, the cases' interleaved in time (as a centre's are)."""
+    per = [[(cid, "submitted", at(0), _j(0, SUBMITTED)), (cid, "accepted", at(1), _j(0)),
+            (cid, "completed", at(2), _j(0))][:events] for cid in cases]  # fmt: skip
+    return [case[k] for k in range(events) for case in per]
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ async def dead_letters(conn: db.Connection) -> dict[int, tuple[str, str]]:
     return {r["event_id"]: (r["reason"], r["detail"]) for r in got}
 
 
-async def test_a_fault_every_event_meets_sets_two_aside_then_stops(dsn, bug):
+async def test_a_fault_every_case_meets_sets_two_aside_then_stops(dsn, bug):
     bug.add("*")
     async with await db.connect(dsn) as conn:
         await insert(conn, rows(["G0", "G1", "G2"]))
@@ -96,6 +95,20 @@ async def test_a_fault_every_event_meets_sets_two_aside_then_stops(dsn, bug):
         assert await conn.fetchval("SELECT count(*) FROM jiancha.events") == len(events)
         statuses = await conn.fetch("SELECT status FROM jiancha.cases")
         assert [r["status"] for r in statuses] == ["completed"] * 3
+
+
+async def test_one_case_whose_every_event_fails_is_set_aside_not_a_stop(dsn, bug):
+    """A bug that one case's data meets fails every event of it (each rebuilds the case):
+    its history written in one go is events in a row, of one case. Set aside, not a stop."""
+    bug.add("B0")
+    async with await db.connect(dsn) as conn:
+        await insert(conn, [*rows(["B0"]), *rows(["G0"])])  # B0's three events, then G0's
+        events = await read_batch(conn, START, 100)
+        result = await apply_batch(conn, events, await load_matters(conn), START, NOW,
+                                   from_source=True)  # fmt: skip
+        assert (result.events, result.dead, result.isolated) == (3, 3, 3)
+        dead = await dead_letters(conn)
+        assert {e.case_id for e in events if e.event_id in dead} == {"B0"}
 
 
 async def test_faults_with_events_stored_between_them_are_each_set_aside(dsn, bug):
@@ -160,7 +173,7 @@ async def test_evaluate_says_what_happened_and_loses_nothing(dsn, bug, capsys):
     """`jiancha evaluate` (a catch-up by hand) stops with the same words, exit status 1."""
     bug.add("*")
     async with await db.connect(dsn) as conn:
-        await insert(conn, rows(["G0", "G1"]))
+        await insert(conn, rows(["G0", "G1", "G2"]))
     args = ["evaluate", "--now", "2024-04-01T08:00", "--dsn", dsn, "--source-dsn", dsn]
     assert await trio.to_thread.run_sync(main, args) == 1
     err = capsys.readouterr().err

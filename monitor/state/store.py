@@ -189,22 +189,26 @@ async def write_dead(conn: Connection, dead: Sequence[Rejection], now: dt.dateti
 
 
 _FAILED_ALIKE = """
-WITH last AS (
-    SELECT event_id, reason, detail, resolved_at FROM jiancha.dead_letters
-    WHERE event_id < $1 ORDER BY event_id DESC LIMIT $2
+WITH since AS (  -- the last event stored before this one
+    SELECT coalesce(max(event_id), 0) AS lo FROM jiancha.events WHERE event_id < $1
+), alike AS (
+    SELECT d.case_id FROM jiancha.dead_letters d, since
+    WHERE d.event_id < $1 AND d.event_id > since.lo AND d.reason = 'apply_failed'
+      AND d.resolved_at IS NULL AND starts_with(d.detail, $2)
+    ORDER BY d.event_id DESC LIMIT 1000
 )
-SELECT count(*) = $2
-   AND bool_and(reason = 'apply_failed' AND resolved_at IS NULL AND starts_with(detail, $3))
-   AND NOT EXISTS (SELECT FROM jiancha.events e
-                   WHERE e.event_id > min(last.event_id) AND e.event_id < $1)
-FROM last
+SELECT (SELECT count(DISTINCT c) FROM (SELECT case_id FROM alike UNION ALL SELECT $3) u(c))
+           AS cases,
+       (SELECT count(*) FROM alike) AS letters
 """
 
 
-async def failed_alike(conn: Connection, before: int, prefix: str, count: int) -> bool:
-    """Whether the ``count`` dead letters before event ``before`` (by id) all failed alone
-    with an error starting ``prefix``, and no event between them was stored."""
-    return bool(await conn.fetchval(_FAILED_ALIKE, before, count, prefix))
+async def failed_alike(conn: Connection, before: int, prefix: str, case_id: str) -> tuple[int, int]:
+    """Of the events since the last one stored before event ``before`` (by id), those
+    dead-lettered for an error starting ``prefix``: how many cases they and ``case_id``
+    are, and how many letters."""
+    rows = await conn.fetch(_FAILED_ALIKE, before, prefix, case_id)  # one row, always
+    return int(rows[0]["cases"]), int(rows[0]["letters"])
 
 
 OVERLAP_MIN_EVENTS = 1000  # smaller batches (live ingest) are not worth a thread hop
