@@ -7,6 +7,7 @@ the channel's markup, with deadlines written as the Civil Code reads them
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import math
 import re
@@ -72,6 +73,19 @@ def _provisional(detail: Mapping[str, Any], lang: Lang) -> str:
     if lang == "zh":
         return "（暂定：该年度放假安排尚未公布，按《全国年节及纪念日放假办法》推定）"
     return " (provisional: that year's holiday notice is not published; inferred from the law)"
+
+
+def _deemed(detail: Mapping[str, Any], tz: str, lang: Lang) -> str:
+    """Why a case nobody accepted has decision clocks: acceptance deemed (Art. 32)."""
+    at = detail.get("deemed_accepted_at")
+    if not at:
+        return ""
+    when = local_text(dt.datetime.fromisoformat(str(at)), tz, deadline=True, missing="")
+    if lang == "zh":
+        return (f"视为受理：受理期限 {when} 届满未作决定（《行政许可法》第三十二条），"
+                "自收到材料起计时")  # fmt: skip
+    return (f"Deemed accepted: the acceptance limit passed on {when} with no decision "
+            "(Administrative Licensing Law, Art. 32); counted from receipt")  # fmt: skip
 
 
 def due_text(remaining: float | None, lang: Lang) -> str:
@@ -149,6 +163,7 @@ def context(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
         "card_id": str(card.card_id),
         "colour": COLOURS.get(card.level, "comment"),
         "window_suffix": window_suffix(card.window or "—", lang),
+        "deemed": _deemed(d, tz, lang),
     }
     return {
         **{k: Markup(v) for k, v in ours.items()},

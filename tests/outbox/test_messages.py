@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,18 @@ def test_alertmanager_links_back_to_the_console(cal):
     alert = AlertmanagerChannel(name="am", url="http://127.0.0.1:9093").alert(m)
     assert alert["generatorURL"] == "https://jiancha.example.gov.cn/cards/7"
     assert alert["labels"]["severity"] == "critical"
+
+
+def test_a_card_of_a_case_deemed_accepted_says_why_its_clock_runs(cal):
+    """A window head whose window never accepted the case reads why it has a decision
+    card: acceptance was deemed when the acceptance limit passed (Art. 32)."""
+    facts = red_card()
+    detail = {**facts.card.detail, "deemed_accepted_at": "2024-02-09T16:00:00+00:00"}
+    deemed = CardFacts(replace(facts.card, detail=detail), facts.rule_title, facts.matter_name)
+    for flavour, text in contents(cfg_of(), cal, deemed).items():
+        assert "视为受理：受理期限 2024-02-09 24:00 届满未作决定" in text, flavour
+        assert "第三十二条" in text, flavour
+    for flavour, text in contents(cfg_of(notify='language = "en"'), cal, deemed).items():
+        assert "Deemed accepted: the acceptance limit passed on 2024-02-09 24:00" in text, flavour
+    for flavour, text in contents(cfg_of(), cal).items():
+        assert "视为受理" not in text, flavour  # an accepted case says nothing of it
