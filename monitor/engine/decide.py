@@ -306,10 +306,12 @@ def _decide(
     times: Sequence[LevelTimes],
     details: list[Detail],
     right: Mapping[int, bool] | None = None,
+    seen: _Seen | None = None,
 ) -> CaseDecision:
     """`decide_case` on the case's periods timed already; card details left in ``details``.
 
-    ``right``: the cards' `_was_right` answered for the set (`_ends`).
+    ``right``: the cards' `_was_right` answered for the set (`_ends`); ``seen``: what the
+    periods saw (`_Seen.of`), when the set made it already.
     """
     decision = CaseDecision()
     found = findings(case, matter, rules, cal, ruleset.statute)
@@ -317,7 +319,8 @@ def _decide(
     crossed: set[tuple[str, str, int, int]] = set()
     if existing:  # most cases of a batch have none: nothing to close, revoke or hold up
         # what was wrong goes first: a revoked card no longer holds its level up
-        _ends(case, rules, existing, _Seen.of(ps, times), found, cal, now, decision, right or {})
+        seen = seen or _Seen.of(ps, times)
+        _ends(case, rules, existing, seen, found, cal, now, decision, right or {})
         revoked = {c.card_id for c in decision.revoke}
         for card in existing:
             crossed.add((card.rule, card.subject, card.level, card.issued_at))
@@ -454,14 +457,13 @@ def _decide_set(
             plain.append(p)
     cols = PlainLevels(cal, plain, now)
     walked = level_times(cal, paused, now) if paused else []
-    timed: dict[int, list[LevelTimes]] = {}  # the cases with cards, walked below
+    timed: dict[int, tuple[list[LevelTimes], _Seen]] = {}  # the cases with cards
     doubts: list[tuple[ExistingCard, Period]] = []
     for n, ((_, _, existing), (i, k)) in enumerate(zip(cases, spans, strict=True)):
         if existing:
-            times = timed[n] = [
-                cols.times(j) if j >= 0 else walked[-1 - j] for j in slot[i : i + k]
-            ]
-            doubts += _in_doubt(existing, _Seen.of(every[i : i + k], times))
+            times = [cols.times(j) if j >= 0 else walked[-1 - j] for j in slot[i : i + k]]
+            timed[n] = (times, _Seen.of(every[i : i + k], times))
+            doubts += _in_doubt(existing, timed[n][1])
     right = {id(card): ok for (card, _), ok in zip(doubts, _were_right(doubts, cal), strict=True)}
     out = []
     for n, ((case, matter, existing), rules, (i, k)) in enumerate(
@@ -474,9 +476,12 @@ def _decide_set(
             got = _decide_plain(case, matter, ruleset, rules, cal, now, running, ps, cols, mine,
                                 details)  # fmt: skip
         if got is None:
-            times = timed.get(n) or [cols.times(j) if j >= 0 else walked[-1 - j] for j in mine]
+            times, seen = timed.get(n) or (
+                [cols.times(j) if j >= 0 else walked[-1 - j] for j in mine],
+                None,
+            )
             got = _decide(case, matter, ruleset, rules, cal, now, existing, running, ps, times,
-                          details, right)  # fmt: skip
+                          details, right, seen)  # fmt: skip
         out.append(got)
     return out
 
