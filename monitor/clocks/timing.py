@@ -291,7 +291,7 @@ def level_times(
     owner: list[tuple[int, int]] = []  # (period, level); level -n: the deadline as of n
     per: list[dict[int, float]] = []
     frozen: list[bool] = []
-    nows = now if isinstance(now, Sequence) else [now] * len(periods_)
+    nows = [now] * len(periods_) if isinstance(now, int | np.integer) else list(now)
     limits = [n if p.stop is None else min(n, p.stop) for p, n in zip(periods_, nows, strict=True)]
     rels = relatives(cal, periods_, limits)
     for i, p in enumerate(periods_):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,17 @@ def test_used_days_of_many_are_each_periods(ps: list[Period], after: int) -> Non
     nows = [T0 + (after + 7 * i) * HOUR for i in range(len(ps))]
     got = used_days_set(CAL, ps, nows).tolist()
     assert got == [used_days(CAL, p, now) for p, now in zip(ps, nows, strict=True)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(ps=st.lists(period(), min_size=1, max_size=8), after=st.integers(0, 24 * 80))
+def test_level_times_at_an_instant_each_are_each_periods(ps: list[Period], after: int) -> None:
+    """One instant per period (cards judged each at its own, `decide._were_right`): one
+    call answers as one call per period, the instants as a list or an array."""
+    nows = [T0 + (after + 7 * i) * HOUR for i in range(len(ps))]
+    each = [level_times(CAL, [p], now)[0] for p, now in zip(ps, nows, strict=True)]
+    assert level_times(CAL, ps, nows) == each
+    assert level_times(CAL, ps, np.asarray(nows, dtype=np.int64)) == each  # type: ignore[arg-type]
 
 
 def test_the_mix_has_due_levels_and_crossings_ahead() -> None:
