@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from dashboards import build, queries
+from dashboards import build, parts, queries
 from exporters.grafana import resolve_inputs
 from monitor import db
 from monitor.evaluator import Evaluator
@@ -27,7 +27,7 @@ from tests.sourcekit import write
 
 ROOT = Path(__file__).resolve().parents[2]
 CJK = re.compile(r"[\u4e00-\u9fff]")
-UIDS = {build.PROMETHEUS_UID, build.POSTGRES_UID}
+UIDS = {parts.PROMETHEUS_UID, parts.POSTGRES_UID}
 # Grafana's variables and macros, replaced by concrete values for promtool
 PROM_VARS = {
     "${department:regex}": "x",
@@ -157,7 +157,7 @@ def test_sql_variables_are_formatted_by_grafana_never_quoted_by_hand(boards):
         v["query"]
         for b in boards.values()
         for v in variable_list(b)
-        if v.get("datasource", {}).get("uid") == build.POSTGRES_UID
+        if v.get("datasource", {}).get("uid") == parts.POSTGRES_UID
     ]
     used = set()
     for query in sql:
@@ -237,7 +237,7 @@ async def test_every_sql_query_runs_on_a_ledger_with_cards(dsn, cal, rules):
     boards = build.dashboards()
     queries_ = targets(boards, "rawSql")
     queries_ += [v["query"] for b in boards.values() for v in variable_list(b)
-                 if v.get("datasource", {}).get("uid") == build.POSTGRES_UID]  # fmt: skip
+                 if v.get("datasource", {}).get("uid") == parts.POSTGRES_UID]  # fmt: skip
     assert len(queries_) >= 12
     async with await db.connect(dsn) as conn:
         await write(conn, ACCEPTED_FEB8)
