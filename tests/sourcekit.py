@@ -94,6 +94,17 @@ async def last_position(conn: db.Connection) -> Cursor:
     return START if row is None else Cursor(int(row["tx"]), int(row["id"]))
 
 
+async def run_until(worker: Any, end: Cursor, timeout: float = 30.0, poll: float = 0.02) -> None:
+    """Run a `monitor.worker.Worker`, woken until its cursor reaches ``end``, then stop it."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        with trio.fail_after(timeout):
+            while worker.stats.cursor < end:
+                worker.wake()
+                await trio.sleep(poll)
+        nursery.cancel_scope.cancel()
+
+
 # --- the daemon as a child process, and servers to run it against ------------------------
 
 

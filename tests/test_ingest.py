@@ -18,7 +18,7 @@ from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
 from monitor.worker import Worker, WorkerConfig
 from tests.conftest import temporary_database
-from tests.sourcekit import SUBMITTED, at, write
+from tests.sourcekit import SUBMITTED, at, run_until, write
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
 
@@ -313,14 +313,7 @@ async def test_jiancha_in_another_database_takes_every_event_once(dsn, own_dsn):
         async def run_worker(batch_size: int) -> None:
             config = WorkerConfig(source_dsn=dsn, dsn=own_dsn, batch_size=batch_size,
                                   poll_interval=0.05, probe_interval=0.5)  # fmt: skip
-            w = Worker(config, clock=lambda: NOW)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(w.run)
-                with trio.fail_after(30):
-                    while w.stats.cursor < end:
-                        w.wake()
-                        await trio.sleep(0.05)
-                nursery.cancel_scope.cancel()
+            await run_until(Worker(config, clock=lambda: NOW), end, poll=0.05)
 
         await run_worker(7)
         source = {r["id"]: r for r in await src.fetch("SELECT * FROM case_events")}

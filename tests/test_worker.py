@@ -12,7 +12,7 @@ from monitor.evaluator import Evaluator
 from monitor.source.contract import Cursor
 from monitor.worker import Worker, WorkerConfig
 from tests.cardkit import ACCEPTED_FEB8, UTC, z
-from tests.sourcekit import SUBMITTED, at, last_position, write
+from tests.sourcekit import SUBMITTED, at, last_position, run_until, write
 from tests.test_resilience import prepare_source
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
@@ -300,13 +300,7 @@ async def test_a_failing_warm_up_stops_nothing(dsn, cal, rules, monkeypatch):
     config = WorkerConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.05, probe_interval=0.2)
     t = Worker(config, clock=lambda: z("2024-04-01T00:00:00"), evaluator=Evaluator(rules, cal))
     with structlog.testing.capture_logs() as logs:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(t.run)
-            with trio.fail_after(20):
-                while t.stats.cursor < end:
-                    t.wake()
-                    await trio.sleep(0.02)
-            nursery.cancel_scope.cancel()
+        await run_until(t, end, timeout=20)
     [line] = [e for e in logs if e["event"] == "kernels_not_loaded"]
     assert line["log_level"] == "warning" and "made-up case refused" in line["error"]
     assert t.stats.events == len(ACCEPTED_FEB8)
