@@ -32,13 +32,13 @@ __all__ = [
     "Connection",
     "Record",
     "Session",
+    "code_error",
     "connect",
     "data_error",
     "dsn_from_env",
     "json_dumps",
     "only",
     "open_loop",
-    "refused_by_database",
     "target_session_attrs",
 ]
 
@@ -448,9 +448,11 @@ def data_error(exc: BaseException) -> str | None:
     return f"{type(leaf).__name__}: {leaf}"  # raised by the pipeline's code over the data
 
 
-def refused_by_database(exc: BaseException) -> bool:
-    """Of `data_error`'s cases, the server refusing a value (else code raised over it)."""
-    return isinstance(_leaves(exc)[0], asyncpg.PostgresError)
+def code_error(exc: BaseException) -> str | None:
+    """Of `data_error`'s cases, the type of the error jiancha's code raised over the data;
+    None when the server refused a value (an SQLSTATE)."""
+    leaf = _leaves(exc)[0]
+    return None if isinstance(leaf, asyncpg.PostgresError) else type(leaf).__name__
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

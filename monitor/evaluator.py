@@ -85,6 +85,11 @@ class Pending:
     settle: bool = False
 
 
+def _rows(d: CaseDecision, now: int) -> list[ClockRow]:
+    """The scheduler's rows of a decision's running periods."""
+    return [row_of(p, rel, now) for p, rel in zip(d.running, d.running_pauses, strict=True)]
+
+
 def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
     """The highest live level per rule and subject after ``d``, as a rebuild would see it."""
     highest: dict[tuple[str, str], int] = {}
@@ -223,9 +228,7 @@ class Evaluator:
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
-            rows = [row_of(p, rel, now) for p, rel in zip(d.running, d.running_pauses,
-                                                          strict=True)]  # fmt: skip
-            pending.rows[view.case_id] = (rows, _highest(existing, d))
+            pending.rows[view.case_id] = (_rows(d, now), _highest(existing, d))
             pending.wakes[view.case_id] = d.wake_at
         return decided, pending
 
@@ -268,10 +271,9 @@ class Evaluator:
         with _collector_paused():
             for cal in (self.cal, *regional.values()):
                 got = decide_cases(inputs, self.ruleset, cal, at, running=True, figures=True)
-                rows: dict[str, tuple[list[ClockRow], dict[tuple[str, str], int]]] = {}
-                for (v, _, _), d in zip(inputs, got, strict=True):
-                    pairs = zip(d.running, d.running_pauses, strict=True)
-                    rows[v.case_id] = ([row_of(p, rel, at) for p, rel in pairs], {})
+                none: dict[tuple[str, str], int] = {}  # no level issued yet
+                rows = {v.case_id: (_rows(d, at), none)
+                        for (v, _, _), d in zip(inputs, got, strict=True)}  # fmt: skip
                 scratch = Scheduler()  # the table's own pass, never the real table
                 scratch.put_settled(rows, {}, {}, cal, at)
                 scratch.rising(cal, at)

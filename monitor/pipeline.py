@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 
-from monitor.db import Connection, data_error, only, refused_by_database
+from monitor.db import Connection, code_error, data_error, only
 from monitor.evaluator import Evaluator, Pending
 from monitor.i18n import Lang, t
 from monitor.log import get_logger, redact
@@ -84,11 +84,11 @@ class CodeFault(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Fault:
-    """Why a transaction failed for the data's sake: the error's text, and whether
-    the database refused a value (else jiancha's code raised over it)."""
+    """Why a transaction failed for the data's sake: the error's text, and the type of
+    the error jiancha's code raised over the data (None: the database refused a value)."""
 
     error: str
-    refused: bool
+    code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,7 @@ async def _attempt(b: _Batch, events: Sequence[SourceEvent], cursor: Cursor) -> 
         error = data_error(exc)
         if error is None or not events:
             raise
-        fault = _Fault(error, refused_by_database(exc))
+        fault = _Fault(error, code_error(exc))
     return await _isolate(b, events, cursor, fault)
 
 
@@ -209,9 +209,9 @@ async def _dead_alone(b: _Batch, event: SourceEvent, fault: _Fault) -> BatchResu
     unless the code failed alike on the events before it (`CODE_FAULT_STREAK`)."""
     detail = clip(redact({"error": fault.error})["error"], 1000)  # no secrets
     after = Cursor(event.tx, event.event_id)
-    if not fault.refused:
-        kind = fault.error.partition(":")[0] + ":"
-        cases, kept = await state_store.failed_alike(b.conn, event.event_id, kind, event.case_id)
+    if fault.code is not None:  # the dead letters' detail starts with the error's type
+        cases, kept = await state_store.failed_alike(b.conn, event.event_id, f"{fault.code}:",
+                                                     event.case_id)  # fmt: skip
         if cases >= CODE_FAULT_STREAK:
             raise CodeFault(event.event_id, detail, kept)
     async with b.conn.transaction():

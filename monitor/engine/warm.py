@@ -18,9 +18,9 @@ from monitor.source.contract import Matter, SourceEvent
 from monitor.state.reduce import reduce_case
 from monitor.state.view import CaseView
 
-__all__ = ["WARM_MATTERS", "warm_cases"]
+__all__ = ["warm_cases"]
 
-WARM_MATTERS = {
+_MATTERS = {
     "jiancha-warm": Matter("jiancha-warm", "warm", "warm", 20, 5, pause_max_days={"survey": 3},
                            step_days={"审核": 2}),
     "jiancha-warm-now": Matter("jiancha-warm-now", "warm", "warm", 20, 0),
@@ -66,8 +66,8 @@ def warm_cases(now: dt.datetime) -> list[tuple[CaseView, Matter | None, list[Exi
                         {**_SUB, "matter": matter, **p} if kind == "submitted" else p)
             for i, (kind, days, p) in enumerate(history, 1)
         ]  # fmt: skip
-        view = CaseView.from_state(reduce_case(case_id, events, WARM_MATTERS))
-        out.append((view, WARM_MATTERS[matter], []))
+        view = CaseView.from_state(reduce_case(case_id, events, _MATTERS))
+        out.append((view, _MATTERS[matter], []))
     first = out[0][0]
     moved = int((now - 3 * _DAY).timestamp())
     out[0][2].append(ExistingCard(-1, first.case_id, "decision", "decision_time", 3, "issued",
