@@ -65,6 +65,7 @@ class Snapshot:
     blocking_tx_age: float = 0.0
     source_mismatch: bool = False  # refusing to read: the cursor is not a position in the source
     code_fault: bool = False  # not reading on: every event fails alone alike (a bug)
+    cases_not_decided: int = 0  # cases the engine raised on, marked and left undecided
     leader: bool = True  # holds the leader lease: tails, evaluates and sends (else a standby)
     cards_issued: Mapping[str, int] = field(default_factory=dict)  # level -> since start
     cards_closed: int = 0
@@ -158,6 +159,10 @@ def _cards(s: Snapshot) -> Iterator[Metric]:
     yield _labelled(CounterMetricFamily, "jiancha_cards_issued", "Cards issued since start",
                     ["level"], (([lv], s.cards_issued.get(lv, 0)) for lv in s.levels))  # fmt: skip
     yield _counter("jiancha_cards_closed_total", "Cards closed since start", s.cards_closed)
+    yield _gauge("jiancha_cases_not_decided",
+                 "Cases the engine raised on when deciding them alone (a defect of jiancha): "
+                 "no cards nor clocks for them until decided again",
+                 s.cases_not_decided)  # fmt: skip
     yield _counter("jiancha_cards_revoked_total", "Cards revoked by jiancha since start",
                    s.cards_revoked)  # fmt: skip
     yield _counter("jiancha_escalations_total", "Supervision orders escalated since start",

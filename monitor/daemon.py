@@ -323,8 +323,10 @@ def status_line(running: Running, now: float) -> str:
         return f"STATUS=数据库未连接，重连中（已重连 {st.reconnects} 次）"
     rows = evaluator.scheduler.rows() if evaluator is not None else 0
     issued = evaluator.stats.cards_issued if evaluator is not None else 0
+    stuck = evaluator.stats.not_decided if evaluator is not None else 0
+    odd = f"；{stuck} 个案件无法判定（见日志 cases_not_decided）" if stuck else ""
     return (f"STATUS=运行中：延迟 {st.lag(now):.1f} 秒，在办时钟 {rows} 个，"
-            f"已处理事件 {st.events} 条，已发牌 {issued} 张")  # fmt: skip
+            f"已处理事件 {st.events} 条，已发牌 {issued} 张{odd}")  # fmt: skip
 
 
 async def _status(running: Running, every: float = 10.0) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import gc
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -24,9 +25,11 @@ from monitor.cards.store import CardRecord, Store, Written
 from monitor.clocks.scheduler import Scheduler, row_of
 from monitor.clocks.table import ClockRow, ClockTable
 from monitor.db import Connection
+from monitor.engine.apart import DecideError, decide_apart
 from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
 from monitor.engine.warm import warm_cases
+from monitor.i18n import t
 from monitor.log import get_logger
 from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
 from monitor.rules.model import RuleSet
@@ -62,6 +65,7 @@ class CardStats:
     ticks: int = 0
     last_tick_ms: float = 0.0
     issued_by_level: dict[str, int] = field(default_factory=dict)
+    not_decided: int = 0  # cases marked with an error of the engine (`engine.apart`)
     tick_seconds: list[float] = field(default_factory=list)  # taken by the metrics snapshot
 
     def took(self, seconds: float) -> None:
@@ -83,6 +87,8 @@ class Pending:
     wakes: dict[str, int | None] = field(default_factory=dict)  # case -> a look then
     # decided as a tick would at ``now`` (a live batch): what they declined stays quiet
     settle: bool = False
+    failed: list[DecideError] = field(default_factory=list)  # cases the engine raised on
+    cleared: list[str] = field(default_factory=list)  # decided again after an error
 
 
 def _rows(d: CaseDecision, now: int) -> list[ClockRow]:
@@ -174,6 +180,8 @@ class Evaluator:
         self.deferred: dict[str, tuple[int, int, CaseView]] = {}
         self.deferred_max = DEFERRED_VIEWS_MAX
         self.beat: Callable[[], None] = lambda: None  # the owner's heartbeat, for long passes
+        # cases marked with the engine's error (`DecideError`), as stored; read once
+        self.errors: dict[str, str] | None = None
         self.log = get_logger("monitor.evaluator")
 
     @property
@@ -193,7 +201,7 @@ class Evaluator:
         now: int,
         running: bool,
         figures: bool,
-    ) -> tuple[list[CaseDecision], Pending]:
+    ) -> tuple[list[CaseDecision | None], Pending]:
         with _collector_paused():
             return self._decide_all(views, matters, cards, now, running, figures)
 
@@ -205,11 +213,13 @@ class Evaluator:
         now: int,
         running: bool,
         figures: bool,
-    ) -> tuple[list[CaseDecision], Pending]:
+    ) -> tuple[list[CaseDecision | None], Pending]:
+        """Each case's decision, None for one the engine raised on (`Pending.failed`): it
+        leaves the table (nothing is judged on rows its decision did not make)."""
         pending = Pending({}, now)
         inputs = [(v, matters.get(v.matter) if v.matter is not None else None,
                    cards.get(v.case_id, [])) for v in views]  # fmt: skip
-        decided: list[CaseDecision] = [CaseDecision()] * len(views)
+        decided: list[CaseDecision | None] = [None] * len(views)
         # each case on its region's calendar: one calendar pass per calendar
         groups: dict[str, list[int]] = {}
         for i, v in enumerate(views):
@@ -221,11 +231,16 @@ class Evaluator:
             cal = self.regions.for_region(key) if key else self.cal
             # a batch: every case's part in the figures too (deadline, outcome); a tick
             # brings no new fact, so no case's part in them changed (``figures``)
-            got = decide_cases([inputs[i] for i in idx], self.ruleset, cal, now,
-                               running=running, figures=figures)  # fmt: skip
+            got, failed = decide_apart([inputs[i] for i in idx], self.ruleset, cal, now,
+                                       running=running, figures=figures)  # fmt: skip
+            pending.failed += failed
             for i, d in zip(idx, got, strict=True):
                 decided[i] = d
         for (view, _matter, existing), d in zip(inputs, decided, strict=True):
+            if d is None:
+                pending.rows[view.case_id] = ([], {})
+                pending.wakes[view.case_id] = None
+                continue
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
             pending.rows[view.case_id] = (_rows(d, now), _highest(existing, d))
@@ -288,6 +303,8 @@ class Evaluator:
                                        pending.now, dict(self.regions.regional()))  # fmt: skip
         else:
             self.scheduler.put(pending.rows, pending.where, pending.wakes)
+        if pending.failed or pending.cleared:
+            self._errors_published(pending.failed, pending.cleared)
         w = pending.written
         if w is None:
             return
@@ -300,6 +317,28 @@ class Evaluator:
             self.stats.issued_by_level[name] = self.stats.issued_by_level.get(name, 0) + 1
             self.log.info("card_issued", case=card.case_id, clock=card.clock, rule=card.rule,
                           level=card.level, card=card.card_id)  # fmt: skip
+
+    def _errors_published(self, failed: Sequence[DecideError], cleared: Sequence[str]) -> None:
+        """One line for the cases a transaction could not decide (not one per case: a defect
+        every case meets is thousands at a start), one for those decided again."""
+        errors = self.errors if self.errors is not None else {}
+        for cid in cleared:
+            errors.pop(cid, None)
+        errors.update((f.case_id, f.text) for f in failed)
+        self.errors = errors
+        self.stats.not_decided = len(errors)
+        if cleared:
+            self.log.info("cases_decided_again", cases=len(cleared), case_ids=list(cleared[:20]))
+        if failed:
+            kinds = Counter(f.text.partition(":")[0] for f in failed)
+            first = failed[0]
+            self.log.error("cases_not_decided", cases=len(failed),
+                           case_ids=[f.case_id for f in failed[:20]], errors=dict(kinds),
+                           message=t("engine.not_decided", "zh", cases=len(failed),
+                                     case=first.case_id, error=first.text),
+                           message_en=t("engine.not_decided", "en", cases=len(failed),
+                                        case=first.case_id, error=first.text),
+                           exc_info=first.exc)  # fmt: skip
 
     async def on_batch(
         self,
@@ -344,10 +383,26 @@ class Evaluator:
         mark the write of their figures clears.
         """
         cards = await store.cards_of([v.case_id for v in views])
-        decisions, pending = self._decide(views, matters, cards, int(now.timestamp()), running,
-                                          not running if figures is None else figures)  # fmt: skip
-        pending.written = await self._write(store, decisions, views, matters, now, undecided)
+        got, pending = self._decide(views, matters, cards, int(now.timestamp()), running,
+                                    not running if figures is None else figures)  # fmt: skip
+        done = [(v, d) for v, d in zip(views, got, strict=True) if d is not None]
+        pending.written = await self._write(store, [d for _, d in done], [v for v, _ in done],
+                                            matters, now, undecided)  # fmt: skip
+        await self._mark_errors(store, pending, [v.case_id for v, _ in done], now)
         return pending
+
+    async def _mark_errors(
+        self, store: Store, pending: Pending, done: Sequence[str], now: dt.datetime
+    ) -> None:
+        """The rows of cases the engine raised on say so; those decided again, no longer."""
+        if self.errors is None:  # once a process: which cases are marked
+            self.errors = await store.decide_errors()
+            self.stats.not_decided = len(self.errors)
+        errors = self.errors
+        pending.cleared = [cid for cid in done if cid in errors] if errors else []
+        failed = {f.case_id: f.text for f in pending.failed}
+        if failed or pending.cleared:
+            await store.record_decide_errors(failed, pending.cleared, now)
 
     async def decide_undecided(
         self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
@@ -469,6 +524,10 @@ class Evaluator:
         self.scheduler.wakes.update(wakes or {})
         st = self._store(store)
         pending = None
+        self.errors = await st.decide_errors()  # decided again: a new release may have fixed it
+        self.stats.not_decided = len(self.errors)
+        seen = set(changed)
+        changed = [*changed, *(cid for cid in self.errors if cid not in seen)]
         if changed:
             async with st.transaction():
                 pending = await self.reload_cases(st, list(changed), matters, now, running=False)

@@ -269,6 +269,20 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "jiancha dead-letters retry --reason apply_failed to take back the {kept} event(s) "
         "set aside",
     },
+    # cases the engine raised on, decided one by one (monitor.engine.apart)
+    "engine.not_decided": {
+        "zh": "{cases} 个案件无法判定（如案件 {case}：{error}）："
+        "这是 jiancha 的缺陷，不是数据问题。"
+        "这些案件暂不发牌、不计时，其余案件照常监察；案件记录已标注错误"
+        "（jiancha.cases.decide_error，控制台案件页可见），事件均已保存，不会丢失。"
+        "请把日志 cases_not_decided 报告给开发方；修复升级后重启即重新判定这些案件",
+        "en": "{cases} case(s) could not be decided (e.g. case {case}: {error}): a defect of "
+        "jiancha, not bad data. These cases get no cards and no clocks for now, every other "
+        "case is supervised as usual; their rows are marked with the error "
+        "(jiancha.cases.decide_error, shown on the console's case page) and their events "
+        "are stored, nothing is lost. Report the log's cases_not_decided to the developers; "
+        "once fixed and upgraded, a restart decides them again",
+    },
     "source.moved_identity": {
         "zh": "游标记录的源为 {stored}，当前源为 {now}",
         "en": "the cursor was stored for {stored}, the source is now {now}",

@@ -370,6 +370,7 @@ class Snapshotter:
             cards_closed=stats.cards_closed if stats else 0,
             cards_revoked=stats.cards_revoked if stats else 0,
             escalations=stats.escalated if stats else 0,
+            cases_not_decided=stats.not_decided if stats else 0,
             eval_buckets=tuple(self.tick_buckets),
             eval_sum=self.tick_sum,
             next_crossing=None if due is None else float(due),

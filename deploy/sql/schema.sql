@@ -744,3 +744,9 @@ CREATE TRIGGER outbox_card_kept_v1
     BEFORE UPDATE OF card_id ON jiancha.outbox
     FOR EACH ROW WHEN (OLD.card_id IS DISTINCT FROM NEW.card_id)
     EXECUTE FUNCTION jiancha.outbox_card_kept_v1();
+
+-- A case the engine could not decide (migration 0019): its error and when, instead of a
+-- daemon that stops for it; cleared once it is decided again, and decided at every start.
+ALTER TABLE jiancha.cases ADD COLUMN decide_error text;
+ALTER TABLE jiancha.cases ADD COLUMN decide_failed_at timestamptz;
+CREATE INDEX cases_decide_error_idx ON jiancha.cases (case_id) WHERE decide_error IS NOT NULL;

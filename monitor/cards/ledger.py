@@ -225,6 +225,16 @@ WHERE (status NOT IN ('withdrawn', 'terminated', 'orphan', 'refused')
             OR jsonb_path_exists(clocks, '$.reviews[*] ? (@.stop == null)')))
    OR case_id IN (SELECT case_id FROM jiancha.cards
                   WHERE status IN ('issued', 'acknowledged', 'appealed'))
+   OR decide_error IS NOT NULL  -- never decided since its error: maybe its completion
+"""
+_DECIDE_ERRORS = "SELECT case_id, decide_error FROM jiancha.cases WHERE decide_error IS NOT NULL"
+_MARK_ERRORS = """
+UPDATE jiancha.cases SET decide_error = u.e, decide_failed_at = $3
+FROM unnest($1::text[], $2::text[]) AS u(c, e) WHERE case_id = u.c
+"""
+_CLEAR_ERRORS = """
+UPDATE jiancha.cases SET decide_error = NULL, decide_failed_at = NULL
+WHERE case_id = ANY($1::text[]) AND decide_error IS NOT NULL
 """
 _OUTCOMES = """
 UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, '')
@@ -283,3 +293,14 @@ class DbStore:
         deadlines = [None if d is None else from_epoch(d) for d, _ in outcomes.values()]
         await self.conn.execute(_OUTCOMES_DECIDED if decided else _OUTCOMES, ids, deadlines,
                                 [o for _, o in outcomes.values()])  # fmt: skip
+
+    async def decide_errors(self) -> dict[str, str]:
+        return {r["case_id"]: r["decide_error"] for r in await self.conn.fetch(_DECIDE_ERRORS)}
+
+    async def record_decide_errors(
+        self, failed: Mapping[str, str], cleared: Sequence[str], now: dt.datetime
+    ) -> None:
+        if failed:
+            await self.conn.execute(_MARK_ERRORS, list(failed), list(failed.values()), now)
+        if cleared:
+            await self.conn.execute(_CLEAR_ERRORS, list(cleared))

@@ -48,6 +48,7 @@ class MemoryStore:
         self.cards: dict[int, MemCard] = {}  # by card id, revoked ones too
         self._live: dict[CardKey, MemCard] = {}  # the unique keys of jiancha.cards
         self._crossings: set[tuple[CardKey, int]] = set()
+        self.errors: dict[str, str] = {}  # cases the engine could not decide
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -58,7 +59,7 @@ class MemoryStore:
 
     async def open_case_ids(self) -> list[str]:
         ended = ("withdrawn", "terminated", "orphan")
-        return [c for c, v in self.views.items() if v.status not in ended]
+        return [c for c, v in self.views.items() if v.status not in ended or c in self.errors]
 
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
         wanted = set(case_ids)
@@ -143,3 +144,13 @@ class MemoryStore:
             and c.status in ("issued", "appealed")
         ]
         return min(dues) if dues else None
+
+    async def decide_errors(self) -> dict[str, str]:
+        return dict(self.errors)
+
+    async def record_decide_errors(
+        self, failed: Mapping[str, str], cleared: Sequence[str], now: dt.datetime
+    ) -> None:
+        self.errors.update(failed)
+        for case_id in cleared:
+            self.errors.pop(case_id, None)

@@ -71,3 +71,11 @@ class Store(Protocol):
     async def record_outcomes(
         self, outcomes: Mapping[str, Outcome], *, decided: bool = False
     ) -> None: ...
+
+    async def decide_errors(self) -> dict[str, str]:
+        """The cases left undecided by an error of the engine, and the error."""
+
+    async def record_decide_errors(
+        self, failed: Mapping[str, str], cleared: Sequence[str], now: dt.datetime
+    ) -> None:
+        """Mark ``failed`` cases with their error, and clear the mark of ``cleared`` ones."""

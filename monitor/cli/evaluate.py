@@ -67,6 +67,7 @@ def _summary(ev: Evaluator, now: dt.datetime, taken: int, dead: int) -> dict[str
         "cards_closed": s.cards_closed,
         "cards_revoked": s.cards_revoked,
         "escalated": s.escalated,
+        "cases_not_decided": s.not_decided,
         "rules": ev.ruleset.fingerprint,
         "calendar": ev.cal.fingerprint,
         "next_due": None if due is None else dt.datetime.fromtimestamp(due, dt.UTC).isoformat(),
@@ -91,6 +92,11 @@ def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
     )
     if doc["next_due"]:
         out.write(h(f"下一次到期：{doc['next_due']}\n", f"next due: {doc['next_due']}\n"))
+    if n := doc["cases_not_decided"]:  # the others are decided; these wait for a fix
+        out.write(h(f"无法判定的案件 {n} 个（程序缺陷，暂不发牌；见日志 cases_not_decided，"
+                    "jiancha.cases.decide_error）\n",
+                    f"{n} case(s) could not be decided (a defect; no cards for them yet: see "
+                    "the log's cases_not_decided, jiancha.cases.decide_error)\n"))  # fmt: skip
 
 
 def _regions(args: argparse.Namespace, cal: Any) -> Any:

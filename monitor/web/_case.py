@@ -29,7 +29,7 @@ from monitor.engine.decide import provisional_at
 from monitor.rules.model import RuleSet
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.vocab import CLOCK_TITLES, EVENT_NAMES, LEVEL_NAMES, STATUS_NAMES
-from monitor.web._core import Refusal, console, page, render, signed_in
+from monitor.web._core import Refusal, console, log, page, render, signed_in
 from monitor.web._scope import sees
 from monitor.web._text import CASE_STATUS_NAMES
 
@@ -81,7 +81,7 @@ def case_deemed(view: CaseView, rules: RuleSet, regions: Any) -> dict[str, dt.da
 
 _CASE = (
     f"SELECT {VIEW_COLUMNS}, submitted_at, accepted_at, decision_deadline, promised_days,"
-    " extension_days FROM jiancha.cases WHERE case_id = $1"
+    " extension_days, decide_error, decide_failed_at FROM jiancha.cases WHERE case_id = $1"
 )
 _EVENTS = (
     "SELECT event_id, kind, occurred_at, ingested_at, payload FROM jiancha.events"
@@ -118,8 +118,13 @@ async def case_page(request: Request) -> Response:
     deemed = None
     if case is not None and state.rules is not None:
         view = CaseView.from_row(case)
-        clocks, pauses = case_timeline(view, state.rules, state.clock(), state.regions)
-        deemed = case_deemed(view, state.rules, state.regions)
+        try:
+            clocks, pauses = case_timeline(view, state.rules, state.clock(), state.regions)
+            deemed = case_deemed(view, state.rules, state.regions)
+        except Exception as exc:  # the engine's defect this case meets: the page says so
+            if case["decide_error"] is None:
+                raise
+            log.warning("case_timeline_failed", case=case_id, error=f"{type(exc).__name__}: {exc}")
     return render(request, "case.html", case=None if case is None else dict(case),
                   case_id=case_id, cards=cards, history=history, events=events,
                   event_limit=EVENT_LIMIT, clocks=clocks, pauses=pauses, deemed=deemed,

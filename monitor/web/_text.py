@@ -80,6 +80,14 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "with no decision: Administrative Licensing Law, Art. 32)",
     },
     "deemed_status": {"zh": "视为已受理", "en": "deemed accepted"},
+    "not_decided": {
+        "zh": "jiancha 自 {at} 起无法判定本案（程序缺陷，不是数据问题）：本案暂不发牌、不计时，"
+        "下列时限与牌可能不是最新。已报告运维；修复后自动重新判定。错误：{error}",
+        "en": "jiancha has not been able to decide this case since {at} (a defect of the "
+        "program, not of the data): it gets no cards and no clocks for now, and what follows "
+        "may be out of date. Operators are alerted; it is decided again once fixed. "
+        "Error: {error}",
+    },
     "submitted": {"zh": "申报时间", "en": "Submitted"},
     "decision_deadline": {"zh": "办结期限", "en": "Decision deadline"},
     "promised": {"zh": "承诺时限", "en": "Promised limit"},

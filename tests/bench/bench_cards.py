@@ -75,6 +75,7 @@ import monitor.clocks.periods
 import monitor.clocks.scheduler
 import monitor.clocks.table
 import monitor.clocks.timing
+import monitor.engine.apart
 import monitor.engine.checks
 import monitor.engine.decide
 import monitor.engine.figures
@@ -852,12 +853,12 @@ def reference_engine(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    setwise = monitor.evaluator.decide_cases
-    monitor.evaluator.decide_cases = functools.partial(setwise, setwise=False)  # type: ignore[assignment]
+    setwise = monitor.engine.apart.decide_cases  # what the evaluator decides through
+    monitor.engine.apart.decide_cases = functools.partial(setwise, setwise=False)  # type: ignore[assignment]
     try:
         yield
     finally:
-        monitor.evaluator.decide_cases = setwise
+        monitor.engine.apart.decide_cases = setwise
 
 
 async def _ingest_run(

@@ -112,3 +112,34 @@ async def test_a_case_deemed_accepted_says_so_beside_its_status(
     assert "<dt>视为受理</dt><dd>自收到材料 2024-02-23 10:00 起" in facts.group(1)
     assert "第三十二条" in facts.group(1)
     assert "视为受理" not in timely  # accepted within the limit
+
+
+async def test_a_case_the_engine_cannot_decide_says_so_and_its_page_still_opens(
+    dsn: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An officer looking at a case jiancha could not decide (schema 19's mark) is told
+    that its clocks and cards may be out of date, and why; the page opens even when the
+    same defect breaks its timeline (it would have been a 500)."""
+    error = "IndexError: list index out of range"
+    await conn.execute("UPDATE jiancha.cases SET decide_error = $1, decide_failed_at = $2 "
+                       "WHERE case_id = 'K1'", error, NOW)  # fmt: skip
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise IndexError("list index out of range")
+
+    async with console_client(dsn, clock=lambda: NOW) as client:
+        await sign_in(client, "lim")
+        page = await client.get("/cases/K1")
+        monkeypatch.setattr("monitor.web._case.periods", broken)
+        blind = await client.get("/cases/K1")
+    assert page.status_code == 200 and blind.status_code == 200
+    for text in (page.text, blind.text):
+        alert = re.search(r'<p class="alert" role="alert">(.*?)</p>', text, re.S)
+        assert alert is not None
+        assert "jiancha 自 2024-03-08 10:00 起无法判定本案" in alert.group(1)
+        assert "IndexError: list index out of range" in alert.group(1)
+    assert 'id="clocks"' in page.text and 'id="clocks"' not in blind.text
+    await conn.execute("UPDATE jiancha.cases SET decide_error = NULL, decide_failed_at = NULL")
+    async with console_client(dsn, clock=lambda: NOW) as client:
+        await sign_in(client, "lim")
+        assert 'role="alert"' not in (await client.get("/cases/K1")).text
