@@ -80,6 +80,8 @@ import monitor.engine.checks
 import monitor.engine.decide
 import monitor.engine.figures
 import monitor.evaluator
+import monitor.evaluator.parts
+import monitor.evaluator.shell
 import monitor.pipeline
 import monitor.state.store
 from monitor import db
@@ -160,13 +162,14 @@ def title(text: str) -> None:
 
 
 def code_hash() -> str:
-    mods = (monitor.pipeline, monitor.evaluator, monitor.clocks.timing, monitor.clocks.arrays,
+    mods = (monitor.pipeline, monitor.evaluator.shell, monitor.evaluator.parts,
+            monitor.engine.apart, monitor.clocks.timing, monitor.clocks.arrays,
             monitor.clocks.periods, monitor.clocks.table, monitor.clocks.scheduler,
             monitor.engine.decide, monitor.engine.checks, monitor.engine.figures,
             monitor.state.store, monitor.cards.ledger)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
     return describe_code(
-        files, "monitor/{pipeline,evaluator,clocks/*,engine/*,state/store,cards/ledger}"
+        files, "monitor/{pipeline,evaluator/*,clocks/*,engine/*,state/store,cards/ledger}"
     )
 
 

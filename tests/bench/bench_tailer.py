@@ -56,6 +56,8 @@ import psutil
 import trio
 
 import monitor.evaluator
+import monitor.evaluator.parts
+import monitor.evaluator.shell
 import monitor.pipeline
 import monitor.source.tailer
 import monitor.state.reduce
@@ -134,11 +136,12 @@ def machine_info(server_version: str) -> dict[str, Any]:
 
 
 def code_hash() -> str:
-    mods = (monitor.source.tailer, monitor.pipeline, monitor.evaluator, monitor.worker,
+    mods = (monitor.source.tailer, monitor.pipeline, monitor.evaluator.shell,
+            monitor.evaluator.parts, monitor.worker,
             monitor.state.reduce, monitor.state.store, monitor.state.statements, db)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
     return bench_calendar.describe_code(
-        files, "monitor/{source,pipeline,evaluator,worker,state,db}"
+        files, "monitor/{source,pipeline,evaluator/*,worker,state,db}"
     )
 
 

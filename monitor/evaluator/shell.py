@@ -1,156 +1,45 @@
-"""The engine's I/O shell: cases and cards in, decisions through the pure engine, the
-ledger and the outbox written, the scheduler told once the transaction committed.
-
-`Evaluator` reads cases and cards through a `Store` (the database, or memory
-for a replay), asks the pure engine, writes the ledger and the outbox, and
-publishes to the scheduler only once the transaction committed. The
-scheduler's ticks (the crossing instants) go through it too. The batch
-transaction that calls it is `monitor.pipeline`.
-"""
+"""`Evaluator`: decides the cases of a batch, a tick, a start or a backlog through the pure
+engine, writes the ledger and the outbox in the caller's transaction, and tells the
+scheduler once it committed."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from monitor.calendar import Calendar
 from monitor.calendar.regions import Regions
 from monitor.cards.ledger import DbStore
 from monitor.cards.store import CardRecord, Store, Written
-from monitor.clocks.scheduler import Scheduler, row_of
-from monitor.clocks.table import ClockRow, ClockTable
+from monitor.clocks.scheduler import Scheduler
+from monitor.clocks.table import ClockTable
 from monitor.db import Connection
 from monitor.engine.apart import DecideError, decide_apart
 from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
 from monitor.engine.warm import warm_cases
+from monitor.evaluator.parts import (
+    DEFERRED_VIEWS_MAX,
+    CardStats,
+    Pending,
+    collector_paused,
+    highest_levels,
+    rows_of,
+)
 from monitor.i18n import t
 from monitor.log import get_logger
 from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
 from monitor.rules.model import RuleSet
-from monitor.source.contract import (
-    Matter,
-)
+from monitor.source.contract import Matter
 from monitor.state import store as state_store
 from monitor.state.case import CaseState, Status
 from monitor.state.view import CaseView
 from monitor.vocab import level_name
 
-__all__ = [
-    "DEFERRED_VIEWS_MAX",
-    "GC_THRESHOLDS",
-    "CardStats",
-    "Evaluator",
-    "Pending",
-    "configure_gc",
-]
-
-_KEEP_TICKS = 100_000  # tick durations kept for the metrics until they are taken
-
-
-@dataclass
-class CardStats:
-    """What the evaluator has done since start, for logs and the metrics."""
-
-    cards_issued: int = 0
-    last_card_id: int = 0  # the highest card id this process committed (monitor.worker)
-    cards_closed: int = 0
-    cards_revoked: int = 0
-    escalated: int = 0
-    ticks: int = 0
-    last_tick_ms: float = 0.0
-    issued_by_level: dict[str, int] = field(default_factory=dict)
-    not_decided: int = 0  # cases marked with an error of the engine (`engine.apart`)
-    tick_seconds: list[float] = field(default_factory=list)  # taken by the metrics snapshot
-
-    def took(self, seconds: float) -> None:
-        self.ticks += 1
-        self.last_tick_ms = seconds * 1000
-        if len(self.tick_seconds) >= _KEEP_TICKS:  # nobody takes them: keep the newest
-            del self.tick_seconds[: _KEEP_TICKS // 2]
-        self.tick_seconds.append(seconds)
-
-
-@dataclass
-class Pending:
-    """What a transaction decided, published to memory only once it committed."""
-
-    rows: dict[str, tuple[list[ClockRow], dict[tuple[str, str], int]]]
-    now: int
-    written: Written | None = None
-    where: dict[str, str] = field(default_factory=dict)  # case -> its region's table, if any
-    wakes: dict[str, int | None] = field(default_factory=dict)  # case -> a look then
-    # decided as a tick would at ``now`` (a live batch): what they declined stays quiet
-    settle: bool = False
-    failed: list[DecideError] = field(default_factory=list)  # cases the engine raised on
-    cleared: list[str] = field(default_factory=list)  # decided again after an error
-
-
-def _rows(d: CaseDecision, now: int) -> list[ClockRow]:
-    """The scheduler's rows of a decision's running periods."""
-    return [row_of(p, rel, now) for p, rel in zip(d.running, d.running_pauses, strict=True)]
-
-
-def _highest(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tuple[str, str], int]:
-    """The highest live level per rule and subject after ``d``, as a rebuild would see it."""
-    highest: dict[tuple[str, str], int] = {}
-    revoked = {c.card_id for c in d.revoke}
-    for old in existing:
-        if old.status != "revoked" and old.card_id not in revoked:
-            key = (old.rule, old.subject)
-            highest[key] = max(highest.get(key, 0), old.level)
-    for new in d.issue:
-        key = (new.rule, new.subject)
-        highest[key] = max(highest.get(key, 0), new.level)
-    return highest
-
-
-# CPython collects its youngest generation after every 700 net allocations of
-# container objects. A batch of 5,000 events allocates a few hundred thousand
-# short-lived tuples, dicts and lists, none of them cyclic (reference counting
-# frees them), so the defaults collected hundreds of times a batch and cost about
-# a quarter of a backlog drain (bench_tailer, interleaved runs: 34,649 -> 45,662
-# events/s median). Collections ~140 times rarer leave the cycle collector to do
-# its job, with at most a few MB of cycles waiting for it.
-GC_THRESHOLDS = (100_000, 20, 100)
-
-# Deferred cases whose views an evaluator keeps (about 1.8 KB each: 90 MB at most); past
-# this, the rest are read back from their rows when decided. Reading 25,000 back was a
-# sixth of the time of deciding them (bench_catchup, 2026-12-07).
-DEFERRED_VIEWS_MAX = 50_000
-
-
-def configure_gc() -> tuple[int, ...]:
-    """The collector settings of a process that runs the pipeline: `jiancha run`, `jiancha
-    evaluate` (a catch-up over 200k events: 42 s with Python's defaults, 35 s with these).
-    Returns the thresholds they replace, for a caller that does not own its process."""
-    was = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
-    return was
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cycle collection while a set of cases is decided (pure, no await inside).
-
-    Deciding allocates ~100 objects per case (periods, level times, decisions,
-    rows), most of them kept in the scheduler's table: with the collector on,
-    their count triggers collections in the middle of the set that find
-    nothing, since the decisions make no cycles. Paused, the collector sees
-    them once, at its next pass (docs/performance.md: a tick ~10% less CPU).
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+__all__ = ["Evaluator"]
 
 
 class Evaluator:
@@ -202,7 +91,7 @@ class Evaluator:
         running: bool,
         figures: bool,
     ) -> tuple[list[CaseDecision | None], Pending]:
-        with _collector_paused():
+        with collector_paused():
             return self._decide_all(views, matters, cards, now, running, figures)
 
     def _decide_all(
@@ -243,7 +132,7 @@ class Evaluator:
                 continue
             if self._why is not None:  # say what took the basis away
                 d.revoke = [replace(c, reason=self._why) for c in d.revoke]
-            pending.rows[view.case_id] = (_rows(d, now), _highest(existing, d))
+            pending.rows[view.case_id] = (rows_of(d, now), highest_levels(existing, d))
             pending.wakes[view.case_id] = d.wake_at
         return decided, pending
 
@@ -283,11 +172,11 @@ class Evaluator:
         at = int(now.timestamp())
         inputs = warm_cases(now)
         regional = dict(self.regions.regional())
-        with _collector_paused():
+        with collector_paused():
             for cal in (self.cal, *regional.values()):
                 got = decide_cases(inputs, self.ruleset, cal, at, running=True, figures=True)
                 none: dict[tuple[str, str], int] = {}  # no level issued yet
-                rows = {v.case_id: (_rows(d, at), none)
+                rows = {v.case_id: (rows_of(d, at), none)
                         for (v, _, _), d in zip(inputs, got, strict=True)}  # fmt: skip
                 scratch = Scheduler()  # the table's own pass, never the real table
                 scratch.put_settled(rows, {}, {}, cal, at)
