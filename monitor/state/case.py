@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -66,6 +68,39 @@ _ISO: dict[dt.datetime, str] = {}
 _ISO_MAX = 1 << 17
 
 
+# The documents' JSON text written directly (`CaseClocks.as_text` and the others), the
+# very text `monitor.db.json_dumps` makes of `as_json` (tests/state/test_case_text.py):
+# a case's row is written at every batch that touches it, and building the dicts and
+# encoding them took 15 us a case, a quarter of a drain's Python (bench_tailer, py-spy).
+def _t(value: dt.datetime | None) -> str:
+    """An instant as a JSON value (an ISO text has nothing to escape)."""
+    return "null" if value is None else f'"{_iso(value)}"'
+
+
+def _n(value: int | None) -> str:
+    if value is None:
+        return "null"
+    return str(value) if type(value) is int else _NUMBER(value)  # as json would: no cast
+
+
+def _number(value: float | int) -> str:
+    """A fee's amount as json writes a float (or an int: an amount read from a payload)."""
+    kind: type = type(value)
+    if kind is float:
+        if value != value or value in (_INF, -_INF):
+            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return _NUMBER(value)  # a bool, a subclass: as json itself
+
+
+_INF = float("inf")
+
+
+_NUMBER = json.JSONEncoder(separators=(",", ":")).encode
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _parse(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
@@ -93,6 +128,10 @@ class Pause(NamedTuple):
             "notified_days": self.notified_days,
         }
 
+    def as_text(self) -> str:
+        return (f'{{"type":{encode_basestring(self.type)},"start":{_t(self.start)},'
+                f'"end":{_t(self.end)},"notified_days":{_n(self.notified_days)}}}')  # fmt: skip
+
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Pause:
         start = _at(d["start"])
@@ -112,6 +151,12 @@ class Span(NamedTuple):
         if limit:
             out["limit_days"] = self.limit_days
         return out
+
+    def as_text(self, *, limit: bool = False) -> str:
+        if limit:
+            return (f'{{"start":{_t(self.start)},"stop":{_t(self.stop)},'
+                    f'"limit_days":{_n(self.limit_days)}}}')  # fmt: skip
+        return f'{{"start":{_t(self.start)},"stop":{_t(self.stop)}}}'
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any] | None) -> Span | None:
@@ -217,6 +262,42 @@ class CaseClocks:
                 out["reviews"] = [_review_json(r) for r in self.reviews]
         return out
 
+    def as_text(self) -> str:
+        """`as_json`'s document as its JSON text."""
+        out: list[str] = []
+        if self.acceptance is not None:
+            out.append(f'"acceptance":{self.acceptance.as_text()}')
+        if self.acceptance_earlier:
+            earlier = ",".join(s.as_text() for s in self.acceptance_earlier)
+            out.append(f'"acceptance_earlier":[{earlier}]')
+        if self.decision is not None:
+            pauses = pauses_text(self.pauses)
+            extensions = ",".join(
+                f'{{"days":{_n(e.days)},"approver":{encode_basestring(e.approver)},"at":{_t(e.at)}}}'
+                for e in self.extensions
+            )
+            out.append(f'"decision":{self.decision.as_text(limit=True)[:-1]},'
+                       f'"extension_days":{_n(self.extension_days)},"extensions":[{extensions}],'
+                       f'"pauses":{pauses}}}')  # fmt: skip
+            if self.statutory is not None:
+                out.append(f'"statutory":{self.statutory.as_text(limit=True)[:-1]},'
+                           f'"pauses":{pauses}}}')  # fmt: skip
+            if self.immediate is not None:
+                out.append(f'"immediate":{self.immediate.as_text()}')
+            if self.supplement is not None:
+                out.append(f'"supplement":{self.supplement.as_text(limit=True)}')
+        if self.delivery is not None:
+            out.append(f'"delivery":{self.delivery.as_text()}')
+        if self.steps:
+            steps = ",".join(f"{encode_basestring(name)}:{span.as_text()}"
+                             for name, span in self.steps.items())  # fmt: skip
+            out.append(f'"step":{{{steps}}}')
+        if self.review is not None:
+            out.append(f'"review":{_review_text(self.review)}')
+            if self.later_reviews:
+                out.append(f'"reviews":[{",".join(_review_text(r) for r in self.reviews)}]')
+        return "{" + ",".join(out) + "}"
+
     @classmethod
     def from_json(cls, d: Mapping[str, Any] | None) -> CaseClocks:
         """From a stored ``clocks`` document (a missing one: no clocks)."""
@@ -247,6 +328,15 @@ class CaseClocks:
 
 def _review_json(r: Review) -> dict[str, Any]:
     return {"start": _iso(r.start), "visited": _iso(r.visited), "stop": _iso(r.stop)}
+
+
+def _review_text(r: Review) -> str:
+    return f'{{"start":{_t(r.start)},"visited":{_t(r.visited)},"stop":{_t(r.stop)}}}'
+
+
+def pauses_text(pauses: Sequence[Pause]) -> str:
+    """The ``pauses`` document (and the decision clock's) as JSON text."""
+    return "[" + ",".join(p.as_text() for p in pauses) + "]" if pauses else "[]"
 
 
 def _review(d: Mapping[str, Any]) -> Review | None:
@@ -282,6 +372,25 @@ class CaseFacts:
             out["late_supplement_requests"] = [_iso(r) for r in self.late_supplement_requests]
         return out
 
+    def as_text(self) -> str:
+        """`as_json`'s document as its JSON text."""
+        if self is _NO_FACTS:  # most cases
+            return _NO_FACTS_TEXT
+        refusal: list[str] = []
+        if self.refused_at is not None:
+            refusal += [f'"at":{_t(self.refused_at)}',
+                        f'"reason":{encode_basestring(self.refusal_reason)}']  # fmt: skip
+        if self.refused_after_acceptance:
+            refusal.append('"after_acceptance":true')
+        requests = ",".join(_t(r) for r in self.supplement_requests)
+        fees = ",".join(f'{{"at":{_t(f.at)},"amount":{_number(f.amount)}}}' for f in self.fees)
+        text = (f'{{"supplement_requests":[{requests}],"fees":[{fees}],'
+                f'"refusal":{{{",".join(refusal)}}}')  # fmt: skip
+        if self.late_supplement_requests:
+            late = ",".join(_t(r) for r in self.late_supplement_requests)
+            text += f',"late_supplement_requests":[{late}]'
+        return text + "}"
+
     @classmethod
     def from_json(cls, d: Mapping[str, Any] | None) -> CaseFacts:
         if not d or not any(d.values()):
@@ -305,6 +414,7 @@ class CaseFacts:
 
 
 _NO_FACTS = CaseFacts()
+_NO_FACTS_TEXT = '{"supplement_requests":[],"fees":[],"refusal":{}}'
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ from monitor.source.contract import (
     clip,
     event_from_row,
 )
-from monitor.state.case import CaseState
+from monitor.state.case import CaseState, pauses_text
 from monitor.state.reduce import Fold, advance, finish, fold, follows
 from monitor.state.statements import (
     BATCH_WRITES,
@@ -123,8 +123,7 @@ def _case_rows(
             s.completed_at, s.delivered_at, s.closed_at, s.immediate, s.promised_days,
             s.statutory_days, s.pledged_days, s.extension_days, s.extensions,
             s.supplement_requests, s.fees, s.rating, s.paused_since,
-            json_dumps([p.as_json() for p in s.pauses]), json_dumps(s.clocks.as_json()),
-            json_dumps(s.facts.as_json()),
+            pauses_text(s.pauses), s.clocks.as_text(), s.facts.as_text(),
             first_seen.get(s.case_id, now), s.event_count, s.last_event_id, now,
         )
         for s in states
