@@ -13,7 +13,6 @@ is gone. Against a real PostgreSQL; the bug is a function that raises.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +27,7 @@ from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Cursor
 from monitor.source.tailer import read_batch
 from monitor.state import store as state_store
+from tests.metricskit import until_metric
 from tests.poisonkit import NOW, _j, insert
 from tests.sourcekit import SUBMITTED, at, last_position
 
@@ -157,16 +157,6 @@ async def test_the_daemon_stays_up_says_so_once_and_reads_on_once_fixed(dsn, bug
     async with await db.connect(dsn) as conn:
         assert len(await dead_letters(conn)) == CODE_FAULT_STREAK - 1
         assert await conn.fetchval("SELECT count(*) FROM jiancha.events") == 9 - 2
-
-
-async def until_metric(running: daemon.Running, line: str) -> None:
-    """Scrape the daemon's metrics until ``line`` is among them."""
-    url = f"http://{running.metrics}/metrics"
-    while True:
-        body = await trio.to_thread.run_sync(lambda: urllib.request.urlopen(url, timeout=10).read())
-        if f"\n{line}\n".encode() in body:
-            return
-        await trio.sleep(0.1)
 
 
 async def test_evaluate_says_what_happened_and_loses_nothing(dsn, bug, capsys):

@@ -24,8 +24,8 @@ from monitor.clocks.table import ClockTable
 from monitor.engine import decide as engine_decide
 from monitor.evaluator import Evaluator
 from tests.cardkit import SUB, Driver, ledger, z
+from tests.metricskit import until_metric
 from tests.sourcekit import write
-from tests.test_code_fault import until_metric
 
 REAL_PERIODS = engine_decide.periods
 ERROR = "IndexError: list index out of range"

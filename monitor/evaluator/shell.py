@@ -219,7 +219,7 @@ class Evaluator:
         if cleared:
             self.log.info("cases_decided_again", cases=len(cleared), case_ids=list(cleared[:20]))
         if failed:
-            kinds = Counter(f.text.partition(":")[0] for f in failed)
+            kinds = Counter(type(f.exc).__name__ for f in failed)
             first = failed[0]
             self.log.error("cases_not_decided", cases=len(failed),
                            case_ids=[f.case_id for f in failed[:20]], errors=dict(kinds),
