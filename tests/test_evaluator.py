@@ -326,3 +326,31 @@ async def test_a_caught_up_supervision_order_gets_its_full_reply_period(dsn, cal
         assert red[3] == "red" and red[4] == z("2024-02-21T16:00:00")
         # written Mar 4 (not counted): Mar 5, 6, 7, 8, 11 -> Mar 11 24:00; not escalated at once
         assert red[6] == z("2024-03-11T16:00:00") and red[7] is None
+
+
+def test_a_set_is_decided_with_the_collector_paused_and_it_runs_again_after(
+    cal, rules, monkeypatch
+):
+    """Deciding makes no cycles; collections in the middle of a set found nothing (a tick
+    ~10% less CPU without them). Each call pauses anew and restores, as a decorator."""
+    import gc
+
+    from monitor.engine.warm import warm_cases
+    from monitor.evaluator import shell
+
+    seen: list[bool] = []
+    real = shell.decide_apart
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shell, "decide_apart", spy)
+    ev = Evaluator(rules, cal)
+    now = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+    views = [v for v, _, _ in warm_cases(now)]
+    assert gc.isenabled()
+    for _ in range(2):
+        ev._decide(views, {}, {}, int(now.timestamp()), True, True)
+        assert gc.isenabled()
+    assert seen == [False, False]

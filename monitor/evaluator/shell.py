@@ -82,19 +82,8 @@ class Evaluator:
 
     # --- deciding for a set of cases ----------------------------------------------
 
+    @collector_paused()  # a decorator: each call pauses the collector anew
     def _decide(
-        self,
-        views: Sequence[CaseView],
-        matters: Mapping[str, Matter],
-        cards: Mapping[str, list[ExistingCard]],
-        now: int,
-        running: bool,
-        figures: bool,
-    ) -> tuple[list[CaseDecision | None], Pending]:
-        with collector_paused():
-            return self._decide_all(views, matters, cards, now, running, figures)
-
-    def _decide_all(
         self,
         views: Sequence[CaseView],
         matters: Mapping[str, Matter],
