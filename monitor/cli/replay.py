@@ -71,6 +71,11 @@ def _print(fig: replay.Figures, args: argparse.Namespace, run_id: int | None, ou
         for rule, levels in sorted(fig.cards_by_rule.items()):
             parts = "，".join(f"{_level(k)} {v}" for k, v in levels.items())
             out.write(f"    {rule}{colon()}{parts}\n")
+    if fig.not_decided:  # their cards are missing from the counts above
+        out.write(h(f"  无法判定的案件 {fig.not_decided} 个（程序缺陷，以上未计其牌；"
+                    "见日志 cases_not_decided）\n",
+                    f"  {fig.not_decided} case(s) could not be decided (a defect; their "
+                    "cards are not counted above: see the log's cases_not_decided)\n"))  # fmt: skip
     if run_id is not None:
         out.write(h(f"回放结果已保存：jiancha.replay_runs id={run_id}\n",
                     f"saved as jiancha.replay_runs id={run_id}\n"))  # fmt: skip

@@ -59,6 +59,7 @@ class Figures:
     cards_by_level: dict[str, int] = field(default_factory=dict)
     cards_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
     escalated: int = 0
+    not_decided: int = 0  # cases the engine raised on: their cards are missing from the above
 
     @property
     def on_time_rate(self) -> float | None:
@@ -88,6 +89,7 @@ class Figures:
             "cards_by_rule": self.cards_by_rule,
             "escalated": self.escalated,
             "dead_letters": self.dead_letters,
+            "not_decided": self.not_decided,
         }
 
 
@@ -158,6 +160,7 @@ async def run(
         progress(len(todo), len(todo))
     figures = _figures(store, matters, ruleset, cal, period_from, period_to, promised_scale)
     figures.dead_letters = dead
+    figures.not_decided = len(store.errors)
     figures.escalated = sum(
         1
         for c in store.cards.values()

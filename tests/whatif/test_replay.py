@@ -89,3 +89,43 @@ def test_a_shorter_promised_limit_is_rounded_down_and_only_the_promise_moves():
     assert shorter.clocks.decision is not None and shorter.clocks.decision.limit_days == 3
     assert shorter.clocks.statutory == state_view.clocks.statutory  # the law does not move
     assert replay.scaled(state_view, 1.0) is state_view
+
+
+async def test_a_replay_says_how_many_cases_it_could_not_decide(cal, rules, monkeypatch):
+    """A case the engine raises on is left out of a replay's cards, and the figures say so
+    (a what-if that silently lacked a case's cards would mislead the officer reading it)."""
+    from monitor.engine import decide as engine_decide
+
+    real = engine_decide.periods
+
+    def periods(case, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if case.case_id == "B":
+            raise IndexError("list index out of range")
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(engine_decide, "periods", periods)
+    evs = events(("A", "2024-03-04T02:00:00", None), ("B", "2024-03-04T02:00:00", None))
+    lo, hi = z("2024-03-01T00:00:00"), z("2024-04-01T00:00:00")
+    result = await replay.run(evs, MATTERS_M1, rules, cal, lo, hi)
+    assert result.figures.not_decided == 1 and result.figures.as_json()["not_decided"] == 1
+    assert result.store.errors == {"B": "IndexError: list index out of range"}
+    assert {c.case_id for c in result.store.cards.values()} == {"A"}
+
+
+def test_the_replays_text_says_how_many_cases_it_could_not_decide(monkeypatch) -> None:
+    import argparse
+    import io
+
+    from monitor.cli import replay as cli_replay
+
+    fig = replay.Figures(z("2024-03-01T00:00:00"), z("2024-04-01T00:00:00"), 1.0, not_decided=2)
+    args = argparse.Namespace(period_from="2024-03-01", period_to="2024-04-01",
+                              promised_scale=1.0)  # fmt: skip
+    for lang, words in (("zh", "无法判定的案件 2 个"), ("en", "2 case(s) could not be decided")):
+        out = io.StringIO()
+        monkeypatch.setenv("JIANCHA_LANG", lang)
+        cli_replay._print(fig, args, None, out)
+        assert words in out.getvalue()
+    out = io.StringIO()
+    cli_replay._print(replay.Figures(fig.period_from, fig.period_to, 1.0), args, None, out)
+    assert "无法判定" not in out.getvalue() and "could not be decided" not in out.getvalue()
