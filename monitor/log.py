@@ -196,7 +196,15 @@ def _processors(as_json: bool, out: TextIO) -> tuple[list[Processor], list[Proce
         return shared, tail, structlog.processors.JSONRenderer(ensure_ascii=False)
     tail = [structlog.processors.StackInfoRenderer(), redact_secrets]
     colors = _isatty(out) and "NO_COLOR" not in os.environ
-    return shared, tail, structlog.dev.ConsoleRenderer(colors=colors)
+    # a plain traceback: rich's (the default when installed) prints every frame's locals,
+    # which no redaction sees (a DSN with its password, a case's data)
+    return (
+        shared,
+        tail,
+        structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        ),
+    )
 
 
 def _isatty(stream: TextIO) -> bool:

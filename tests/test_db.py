@@ -309,3 +309,23 @@ def test_data_error_blames_the_data_only_for_what_the_data_causes(exc, says):
         assert got is None
     else:
         assert got is not None and got.startswith(says), got
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_terminals_traceback_shows_no_locals() -> None:
+    """On a terminal (the console renderer) a logged exception's traceback is plain: rich's,
+    the default where it is installed, prints each frame's locals past every redaction."""
+    out = io.StringIO()
+    log.configure_logging(stream=out, json=False)
+
+    def connect() -> None:
+        dsn = "postgresql://jiancha:hunter2@db.example/jiancha"  # a local, never logged
+        raise IndexError(f"list index out of range ({len(dsn)})")
+
+    try:
+        connect()
+    except IndexError as exc:
+        log.get_logger("t").error("cases_not_decided", exc_info=exc)
+    raw = out.getvalue()
+    assert "Traceback (most recent call last)" in raw and "IndexError: list index" in raw
+    assert "hunter2" not in raw
