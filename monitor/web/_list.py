@@ -109,12 +109,18 @@ def _filters(request: Request) -> Filters:
     )  # fmt: skip
 
 
+def _scope(user: User) -> tuple[list[str], list[object]]:
+    """The rows of ``c`` (a card or a case) that ``user`` sees, as SQL and its arguments."""
+    if any(user.has(r) for r in ALL_SEEING):
+        return ["TRUE"], []
+    return ['(c."window" = ANY($1) OR c.department = ANY($2))'], [
+        list(user.windows if user.has("window_head") else ()),
+        list(user.departments if user.has("department_head") else ()),
+    ]
+
+
 def _where(user: User, f: Filters) -> tuple[str, list[object]]:
-    where, args = ["TRUE"], []  # type: list[str], list[object]
-    if not any(user.has(r) for r in ALL_SEEING):
-        args += [list(user.windows if user.has("window_head") else ()),
-                 list(user.departments if user.has("department_head") else ())]  # fmt: skip
-        where.append('(c."window" = ANY($1) OR c.department = ANY($2))')
+    where, args = _scope(user)
     for column in ("department", "window", "level", "rule"):
         value = getattr(f, column)
         if value is not None:
@@ -252,12 +258,32 @@ def _now(request: Request) -> dt.datetime:
     return console(request).clock()
 
 
+# Cases jiancha could not decide (schema 19): no card is issued for them, so the list of
+# cards alone would not show that they go unsupervised.
+_NOT_DECIDED = """
+SELECT case_id, count(*) OVER () AS n FROM jiancha.cases c
+WHERE decide_error IS NOT NULL AND {scope}
+ORDER BY decide_failed_at, case_id LIMIT 20
+"""
+
+
+async def _not_decided(request: Request, user: User) -> tuple[list[str], int]:
+    """The first of the cases ``user`` sees that are marked with the engine's error, and
+    how many there are."""
+    where, args = _scope(user)
+    async with console(request).pool.connection() as conn:
+        rows = await conn.fetch(_NOT_DECIDED.format(scope=" AND ".join(where)), *args)
+    return [r["case_id"] for r in rows], (int(rows[0]["n"]) if rows else 0)
+
+
 @page
 async def card_list(request: Request) -> Response:
     user = await signed_in(request)
     f = _filters(request)
     cards, total = await ordered_cards(request, user, f, LIST_LIMIT, _now(request))
+    stuck, stuck_total = await _not_decided(request, user)
     return render(request, "cards.html", cards=cards, filters=f, limit=LIST_LIMIT, total=total,
+                  stuck=stuck, stuck_total=stuck_total,
                   levels=LEVELS, statuses=("open", "all", *CARD_STATUSES),
                   LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, query=f.query(),
                   read_only=not any(user.has(r) for r in ("officer", "window_head")))  # fmt: skip

@@ -80,6 +80,11 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "with no decision: Administrative Licensing Law, Art. 32)",
     },
     "deemed_status": {"zh": "视为已受理", "en": "deemed accepted"},
+    "not_decided_list": {
+        "zh": "jiancha 因程序缺陷暂未能判定 {n} 个案件，这些案件不发牌、不计时（运维已收到告警）：",
+        "en": "jiancha could not decide {n} case(s), a defect of the program: they get no "
+        "cards and no clocks for now (operators are alerted):",
+    },
     "not_decided": {
         "zh": "jiancha 自 {at} 起无法判定本案（程序缺陷，不是数据问题）：本案暂不发牌、不计时，"
         "下列时限与牌可能不是最新。已报告运维；修复后自动重新判定。错误：{error}",

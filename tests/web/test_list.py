@@ -177,3 +177,32 @@ async def test_the_first_page_without_reading_every_card(
         page = await client.get("/cards")
     assert _order(page.text) == ["周二", "周三", "延边周四12时"]
     assert "剩余 2.1 个工作日" in page.text and "共 8 张" in page.text
+
+
+async def test_the_list_says_which_cases_jiancha_could_not_decide(
+    dsn: str, conn: db.Connection
+) -> None:
+    """Such a case gets no card, so the list of cards alone would hide that it goes
+    unsupervised: the list names them, each as far as the reader sees it."""
+    for cid, dept, at in (("K9", "住建局", T0 - DAY), ("K8", "市场监管局", T0)):
+        await conn.execute(
+            "INSERT INTO jiancha.cases (case_id, department, status, first_seen_at, event_count,"
+            " last_event_id, updated_at, decide_error, decide_failed_at)"
+            " VALUES ($1, $2, 'accepted', $3, 1, 1, $3, 'IndexError: boom', $3)",
+            cid, dept, at,
+        )  # fmt: skip
+    async with console_client(dsn, clock=lambda: T0) as client:
+        await sign_in(client, "lim")  # an officer: every case
+        officer = (await client.get("/cards")).text
+        await sign_in(client, "zhaod")  # 住建局's head: its own
+        head = (await client.get("/cards")).text
+    alert = re.search(r'<p class="alert" role="alert">(.*?)</p>', officer, re.S)
+    assert alert is not None and "暂未能判定 2 个案件" in alert.group(1)
+    assert re.findall(r'href="/cases/(K\d)"', alert.group(1)) == ["K9", "K8"]  # oldest first
+    mine = re.search(r'<p class="alert" role="alert">(.*?)</p>', head, re.S)
+    assert mine is not None and "暂未能判定 1 个案件" in mine.group(1)
+    assert re.findall(r'href="/cases/(K\d)"', mine.group(1)) == ["K9"]
+    await conn.execute("UPDATE jiancha.cases SET decide_error = NULL, decide_failed_at = NULL")
+    async with console_client(dsn, clock=lambda: T0) as client:
+        await sign_in(client, "lim")
+        assert 'role="alert"' not in (await client.get("/cards")).text
