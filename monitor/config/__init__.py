@@ -5,6 +5,8 @@ high: built-in defaults, the environment defaults of docs/contract.md
 (``JIANCHA_SOURCE_DSN``, ``JIANCHA_DSN``), the file, ``JIANCHA__SECTION__KEY``
 environment overrides, command-line options. A bad file is refused whole
 with the file and the key, so a running daemon keeps its last good one.
+The checks of single values are in ``_values``, the notification part (channels,
+routes, heads, quiet hours) in ``notify``.
 """
 
 from __future__ import annotations
@@ -19,86 +21,59 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.config._values import (
+    ConfigError,
+    _at,
+    _clock,
+    _duration,
+    _int,
+    _keys,
+    _names,
+    _positive,
+    _text,
+    _UnknownKey,
+    _with_line,
+)
+from monitor.config.notify import (
+    CHANNEL_KINDS,
+    DEFAULT_ROUTES,
+    KINDS,
+    ROLES,
+    NotifyConfig,
+    QuietHours,
+    Route,
+    parse,
+)
 from monitor.tomlpos import TomlLines
-from monitor.vocab import LEVELS
+
+__all__ = [
+    "BATCH_SIZE",
+    "CHANNEL_KINDS",
+    "CONFIG_ENV",
+    "DEFAULT_PATH",
+    "DEFAULT_ROUTES",
+    "KINDS",
+    "OVERRIDE_PREFIX",
+    "RETENTION_KEYS",
+    "ROLES",
+    "Config",
+    "ConfigError",
+    "DaemonSettings",
+    "NotifyConfig",
+    "QuietHours",
+    "ReportSchedule",
+    "ReportsConfig",
+    "Retention",
+    "Route",
+    "apply_overrides",
+    "config_path",
+    "load_config",
+    "parse",
+]
 
 CONFIG_ENV = "JIANCHA_CONFIG"
 OVERRIDE_PREFIX = "JIANCHA__"  # JIANCHA__METRICS__ADDRESS=0.0.0.0:9731 overrides [metrics] address
 DEFAULT_PATH = Path("/etc/jiancha/jiancha.toml")
-CHANNEL_KINDS = ("webhook", "wecom", "dingtalk", "smtp", "alertmanager")
-ROLES = ("window", "department", "inspectors", "fallback")
-KINDS = ("card", "escalation", "resolved", "digest")
-
-
-class ConfigError(ValueError):
-    """The configuration is wrong; ``str()`` names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """Which notifications go where: the first matching routes all apply."""
-
-    levels: frozenset[str] = frozenset(LEVELS)
-    kinds: frozenset[str] = frozenset({"card"})
-    departments: frozenset[str] = frozenset({"*"})
-    windows: frozenset[str] = frozenset({"*"})
-    channels: tuple[str, ...] = ()  # named channels
-    to: tuple[str, ...] = ()  # roles: window, department, inspectors
-
-    def matches(self, kind: str, level: str | None, department: str, window: str) -> bool:
-        return (
-            kind in self.kinds
-            and (level is None or level in self.levels)
-            and ("*" in self.departments or department in self.departments)
-            and ("*" in self.windows or window in self.windows)
-        )
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """Blue and yellow wait for the next working morning; red never waits."""
-
-    start: dt.time = dt.time(18, 0)
-    end: dt.time = dt.time(8, 30)
-    levels: frozenset[str] = frozenset({"blue", "yellow"})
-    non_working_days: bool = True
-    enabled: bool = True
-
-
-# Who hears about a card when jiancha.toml has no [[routes]]: every card to its window's
-# head, red also to the department head and the inspection officers, escalations to them,
-# and each window's daily digest to the window.
-DEFAULT_ROUTES = (
-    Route(to=("window",)),
-    Route(levels=frozenset({"red"}), to=("department", "inspectors")),
-    Route(kinds=frozenset({"escalation"}), levels=frozenset(LEVELS), to=("inspectors",)),
-    Route(kinds=frozenset({"digest"}), to=("window",)),
-)
-
-
-@dataclass(frozen=True)
-class NotifyConfig:
-    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    routes: tuple[Route, ...] = DEFAULT_ROUTES
-    windows: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # window -> channels
-    departments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    inspectors: tuple[str, ...] = ()
-    fallback: tuple[str, ...] = ()
-    heads: Mapping[str, str] = field(default_factory=dict)  # "window:W1" -> 张三
-    # "window:W1" -> {"wecom": userid, "dingtalk": mobile}: whom the robots @-mention
-    head_ids: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    base_url: str = ""  # [web] base_url: the console, for links to /cards/{id}
-    templates: str = ""  # a directory of the centre's own message templates
-    group_window: float = 60.0  # seconds: one message per recipient for what comes within
-    redact_staff: bool = False  # no staff name or id to third-party robots at all
-    quiet: QuietHours = QuietHours()
-    language: str = "zh"
-    dashboard_url: str = ""
-    give_up_after: dt.timedelta = dt.timedelta(hours=24)
-    backoff_initial: float = 5.0
-    backoff_max: float = 600.0
-    resend_firing_every: float = 300.0  # Alertmanager: re-send while the card is open
-    lease: float = 120.0  # a claimed notification is tried again after this if unrecorded
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -233,17 +208,6 @@ def _reports(data: Mapping[str, Any], where: str, lines: TomlLines | None) -> Re
     )  # fmt: skip
 
 
-def _web(data: Mapping[str, Any], where: str, lines: TomlLines | None) -> str:
-    """``[web] base_url``: the console's address, for links in messages ('' : none)."""
-    section = data.get("web") or {}
-    _keys(section, {"base_url", "ldap"}, f"{where}: [web]")  # ldap: monitor.directory reads it
-    url = section.get("base_url", "")
-    if not isinstance(url, str) or (url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url)):
-        raise ConfigError(f"{_at(where, lines, 'web', 'base_url')}: 应为 http(s):// 网址 / "
-                          f"an http(s) URL: {url!r}")  # fmt: skip
-    return url.rstrip("/")
-
-
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -266,27 +230,6 @@ class Config:
         return self.notify.base_url
 
 
-def config_path(explicit: str | None = None) -> Path | None:
-    """The file in force: the argument, ``JIANCHA_CONFIG``, the default path if present."""
-    given = explicit or os.environ.get(CONFIG_ENV)
-    if given:
-        return Path(given)
-    return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-
-
-def _duration(value: Any, where: str) -> dt.timedelta:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.timedelta(seconds=float(value))
-    m = _DURATION.match(str(value))
-    if m is None:
-        raise ConfigError(f"{where}: 时长应为秒数或 30s/15m/24h/2d / a duration: {value!r}")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2] or "s"]
-    return dt.timedelta(seconds=float(m[1]) * unit)
-
-
 def _lease(daemon: Mapping[str, Any], where: str) -> tuple[float, float]:
     """``lease_ttl`` and ``lease_renew``: a renewal must fit at least twice into the TTL."""
     ttl = _positive(daemon.get("lease_ttl", "6s"), f"{where}: [daemon] lease_ttl")
@@ -297,184 +240,12 @@ def _lease(daemon: Mapping[str, Any], where: str) -> tuple[float, float]:
     return ttl, renew
 
 
-def _positive(value: Any, where: str) -> float:
-    """A duration in seconds that must be more than 0."""
-    seconds = _duration(value, where).total_seconds()
-    if seconds <= 0:
-        raise ConfigError(f"{where} 应大于 0 / must be positive")
-    return seconds
-
-
-def _clock(value: Any, where: str) -> dt.time:
-    try:
-        return dt.time.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(f"{where}: 时间应为 HH:MM / a time of day: {value!r}") from None
-
-
-def _names(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: 应为名称列表 / a list of names")
-    return tuple(value)
-
-
-class _UnknownKey(ConfigError):
-    """An unknown key; `load_config` adds the line it stands on (`_with_line`)."""
-
-    def __init__(self, message: str, where: str, key: str) -> None:
-        super().__init__(message)
-        self.where, self.key = where, key
-
-
-def _keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise _UnknownKey(
-                f"{where}: 未知的配置项 {key!r} / unknown key "
-                f"(allowed: {', '.join(sorted(allowed))})",
-                where,
-                str(key),
-            )
-
-
-def _with_line(exc: _UnknownKey, path: Path | None, raw: bytes) -> ConfigError:
-    """``file:line: [table] key: …`` for an unknown key of a ``[table]`` in the file."""
-    m = re.search(r"\[([^\]]+)\]", exc.where)
-    line = None
-    if m and path is not None and raw:
-        lines = TomlLines(raw.decode("utf-8"))
-        line = lines.key(exc.key, lines.table(m[1]))
-    if line is None or m is None:
-        return exc
-    rest = str(exc).split(": 未知的配置项", 1)[1]
-    return ConfigError(f"{path}:{line}: [{m[1]}] {exc.key}: 未知的配置项{rest}")
-
-
-class _Notify:
-    """The notification tables of one file, checked against the channels it defines."""
-
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
-        self.data = data
-        self.where = where
-        self.channels: dict[str, Mapping[str, Any]] = {}
-        for name, table in (data.get("channels") or {}).items():
-            if not isinstance(table, dict) or table.get("kind") not in CHANNEL_KINDS:
-                raise ConfigError(
-                    f"{where}: [channels.{name}] kind 应为 / must be {' | '.join(CHANNEL_KINDS)}"
-                )
-            self.channels[name] = table
-        self.head_ids: dict[str, dict[str, str]] = {}
-
-    def known(self, names: tuple[str, ...], at: str) -> tuple[str, ...]:
-        for n in names:
-            if n not in self.channels:
-                raise ConfigError(f"{self.where}: {at}: 未定义的通道 {n!r} / no [channels.{n}]")
-        return names
-
-    def route(self, r: Mapping[str, Any], at: str) -> Route:
-        where = self.where
-        _keys(r, {"levels", "kinds", "departments", "windows", "channels", "to"}, f"{where}: {at}")
-        to = _names(r.get("to", []), f"{where}: {at}.to")
-        for role in to:
-            if role not in ROLES:
-                raise ConfigError(f"{where}: {at}.to: {role!r} 应为 {' | '.join(ROLES)}")
-        levels = frozenset(_names(r.get("levels", list(LEVELS)), f"{where}: {at}.levels"))
-        if not levels <= set(LEVELS):
-            raise ConfigError(f"{where}: {at}.levels: 应为 blue | yellow | red")
-        kinds = frozenset(_names(r.get("kinds", ["card"]), f"{where}: {at}.kinds"))
-        if not kinds <= set(KINDS):
-            raise ConfigError(f"{where}: {at}.kinds: 应为 {' | '.join(KINDS)}")
-        return Route(
-            levels=levels, kinds=kinds,
-            departments=frozenset(_names(r.get("departments", ["*"]), f"{where}: {at}")),
-            windows=frozenset(_names(r.get("windows", ["*"]), f"{where}: {at}")),
-            channels=self.known(_names(r.get("channels", []), f"{where}: {at}.channels"), at),
-            to=to,
-        )  # fmt: skip
-
-    def people(self) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, str]]:
-        """The channels of each window and department, and their heads ("window:W1" -> 张三)."""
-        heads: dict[str, str] = {}
-        people: dict[str, dict[str, tuple[str, ...]]] = {"windows": {}, "departments": {}}
-        for section in ("windows", "departments"):
-            for name, table in (self.data.get(section) or {}).items():
-                at = f"[{section}.{name}]"
-                _keys(table, {"head", "channels", "head_wecom_userid", "head_mobile"},
-                      f"{self.where}: {at}")  # fmt: skip
-                people[section][name] = self.known(_names(table.get("channels", []), at), at)
-                if "head" in table:
-                    heads[f"{section[:-1]}:{name}"] = str(table["head"])
-                ids = {
-                    k: str(table[f"head_{v}"])
-                    for k, v in (("wecom", "wecom_userid"), ("dingtalk", "mobile"))
-                    if f"head_{v}" in table
-                }
-                if ids:
-                    self.head_ids[f"{section[:-1]}:{name}"] = ids
-        return people, heads
-
-
-def _quiet(q: Mapping[str, Any], where: str) -> QuietHours:
-    _keys(q, {"start", "end", "levels", "non_working_days", "enabled"}, f"{where}: quiet_hours")
-    return QuietHours(
-        start=_clock(q.get("start", "18:00"), "quiet_hours.start"),
-        end=_clock(q.get("end", "08:30"), "quiet_hours.end"),
-        levels=frozenset(_names(q.get("levels", ["blue", "yellow"]), "quiet_hours.levels")),
-        non_working_days=bool(q.get("non_working_days", True)),
-        enabled=bool(q.get("enabled", True)),
-    )
-
-
-def _seconds(notify: Mapping[str, Any], key: str, default: float) -> float:
-    return _duration(notify.get(key, default), key).total_seconds()
-
-
-def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
-    """The notification settings of a parsed ``jiancha.toml``; ConfigError when wrong."""
-    where = str(path) if path else "jiancha.toml"
-    tables = _Notify(data, where)
-    notify = data.get("notify") or {}
-    _keys(notify, {"language", "dashboard_url", "fallback", "give_up_after", "backoff_initial",
-                   "backoff_max", "quiet_hours", "inspectors", "resend_firing_every", "lease",
-                   "templates", "group_window", "redact_staff"},
-          f"{where}: [notify]")  # fmt: skip
-    lines = TomlLines(path.read_text("utf-8")) if path is not None and path.is_file() else None
-    base_url = _web(data, where, lines)
-    templates = str(notify.get("templates", ""))
-    if templates and not Path(templates).is_dir():
-        raise ConfigError(f"{where}: [notify] templates: 目录 {templates} 不存在 / not a directory")
-    routes = [
-        tables.route(r, f"[[routes]] #{i}") for i, r in enumerate(data.get("routes") or [], 1)
-    ]
-    people, heads = tables.people()
-    language = str(notify.get("language", "zh"))
-    if language not in ("zh", "en"):
-        raise ConfigError(f"{where}: [notify] language 应为 zh | en")
-    known = tables.known
-    return NotifyConfig(
-        channels=tables.channels,
-        routes=tuple(routes) or DEFAULT_ROUTES,
-        windows=people["windows"],
-        departments=people["departments"],
-        inspectors=known(_names(notify.get("inspectors", []), "inspectors"), "[notify].inspectors"),
-        fallback=known(_names(notify.get("fallback", []), "fallback"), "[notify].fallback"),
-        heads=heads,
-        head_ids=tables.head_ids,
-        base_url=base_url,
-        templates=templates,
-        group_window=_seconds(notify, "group_window", 60),
-        redact_staff=bool(notify.get("redact_staff", False)),
-        quiet=_quiet(notify.get("quiet_hours") or {}, where),
-        language=language,
-        dashboard_url=str(notify.get("dashboard_url", "")),
-        give_up_after=_duration(notify.get("give_up_after", "24h"), "give_up_after"),
-        backoff_initial=_seconds(notify, "backoff_initial", 5),
-        backoff_max=_seconds(notify, "backoff_max", 600),
-        lease=_seconds(notify, "lease", 120),
-        resend_firing_every=_seconds(notify, "resend_firing_every", 300),
-    )
+def config_path(explicit: str | None = None) -> Path | None:
+    """The file in force: the argument, ``JIANCHA_CONFIG``, the default path if present."""
+    given = explicit or os.environ.get(CONFIG_ENV)
+    if given:
+        return Path(given)
+    return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
 
 
 def _override_value(text: str) -> Any:
@@ -510,18 +281,6 @@ def apply_overrides(data: dict[str, Any], environ: Mapping[str, str]
     return merged, tuple(done)
 
 
-def _int(value: Any, where: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{where}: 应为不小于 {low} 的整数 / an integer >= {low}: {value!r}")
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: 应为非空字符串 / a non-empty string: {value!r}")
-    return value
-
-
 def _region_calendars(value: Any, where: str) -> dict[str, str]:
     """``"2224" = "yanbian"``: a region-code prefix and the calendar its cases count on."""
     if not isinstance(value, Mapping):
@@ -532,12 +291,6 @@ def _region_calendars(value: Any, where: str) -> dict[str, str]:
             raise ConfigError(f"{where}: 区划代码前缀不能为空 / an empty region prefix")
         out[str(prefix)] = _text(name, f"{where} {prefix}")
     return out
-
-
-def _at(where: str, lines: TomlLines | None, table: str, key: str) -> str:
-    """``file:line: [table] key`` (without the line when the key came from the environment)."""
-    line = lines.key(key, lines.table(table)) if lines is not None else None
-    return f"{where}:{line}: [{table}] {key}" if line else f"{where}: [{table}] {key}"
 
 
 _SESSION_KEYS = {"source_statement_timeout", "keepalives_idle", "keepalives_interval",
