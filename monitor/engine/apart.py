@@ -40,12 +40,11 @@ class DecideError:
 
 def decide_apart(
     inputs: Inputs, ruleset: RuleSet, cal: Calendar, now: int, *, running: bool, figures: bool
-) -> tuple[list[CaseDecision | None], list[DecideError]]:
+) -> tuple[Sequence[CaseDecision | None], list[DecideError]]:
     """`decide_cases` of the set; if it raises, of each case alone. A case that fails alone
     has None for its decision and a `DecideError`."""
     try:
-        return list(decide_cases(inputs, ruleset, cal, now, running=running,
-                                 figures=figures)), []  # fmt: skip
+        return decide_cases(inputs, ruleset, cal, now, running=running, figures=figures), []
     except Exception:
         pass
     decided: list[CaseDecision | None] = []

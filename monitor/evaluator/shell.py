@@ -199,7 +199,7 @@ class Evaluator:
     def _errors_published(self, failed: Sequence[DecideError], cleared: Sequence[str]) -> None:
         """One line for the cases a transaction could not decide (not one per case: a defect
         every case meets is thousands at a start), one for those decided again."""
-        errors = self.errors if self.errors is not None else {}
+        errors = self.errors if self.errors is not None else {}  # read by `_mark_errors`
         for cid in cleared:
             errors.pop(cid, None)
         errors.update((f.case_id, f.text) for f in failed)
@@ -273,14 +273,18 @@ class Evaluator:
         self, store: Store, pending: Pending, done: Sequence[str], now: dt.datetime
     ) -> None:
         """The rows of cases the engine raised on say so; those decided again, no longer."""
-        if self.errors is None:  # once a process: which cases are marked
-            self.errors = await store.decide_errors()
-            self.stats.not_decided = len(self.errors)
-        errors = self.errors
+        errors = self.errors if self.errors is not None else await self._load_errors(store)
         pending.cleared = [cid for cid in done if cid in errors] if errors else []
         failed = {f.case_id: f.text for f in pending.failed}
         if failed or pending.cleared:
             await store.record_decide_errors(failed, pending.cleared, now)
+
+    async def _load_errors(self, store: Store) -> dict[str, str]:
+        """The cases marked with the engine's error, as stored: read once a process (and at a
+        resume, whose saved table holds none of them)."""
+        self.errors = await store.decide_errors()
+        self.stats.not_decided = len(self.errors)
+        return self.errors
 
     async def decide_undecided(
         self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
@@ -402,10 +406,9 @@ class Evaluator:
         self.scheduler.wakes.update(wakes or {})
         st = self._store(store)
         pending = None
-        self.errors = await st.decide_errors()  # decided again: a new release may have fixed it
-        self.stats.not_decided = len(self.errors)
+        marked = await self._load_errors(st)  # decided again: a new release may have fixed it
         seen = set(changed)
-        changed = [*changed, *(cid for cid in self.errors if cid not in seen)]
+        changed = [*changed, *(cid for cid in marked if cid not in seen)]
         if changed:
             async with st.transaction():
                 pending = await self.reload_cases(st, list(changed), matters, now, running=False)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
+
+from monitor.db import json_dumps
 
 __all__ = [
     "CaseClocks",
@@ -77,28 +79,14 @@ def _t(value: dt.datetime | None) -> str:
     return "null" if value is None else f'"{_iso(value)}"'
 
 
-def _n(value: int | None) -> str:
-    if value is None:
-        return "null"
-    return str(value) if type(value) is int else _NUMBER(value)  # as json would: no cast
-
-
-def _number(value: float | int) -> str:
-    """A fee's amount as json writes a float (or an int: an amount read from a payload)."""
+def _n(value: float | None) -> str:
+    """A number (or None) as json writes it: ints and finite floats without the encoder."""
     kind: type = type(value)
-    if kind is float:
-        if value != value or value in (_INF, -_INF):
-            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-        return float.__repr__(value)
     if kind is int:
         return int.__repr__(value)
-    return _NUMBER(value)  # a bool, a subclass: as json itself
-
-
-_INF = float("inf")
-
-
-_NUMBER = json.JSONEncoder(separators=(",", ":")).encode
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+        return float.__repr__(value)
+    return "null" if value is None else json_dumps(value)  # NaN, a bool: as json itself
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -276,6 +264,7 @@ class CaseClocks:
                 f'{{"days":{_n(e.days)},"approver":{encode_basestring(e.approver)},"at":{_t(e.at)}}}'
                 for e in self.extensions
             )
+            # the span's own text without its closing brace: the clock's keys follow
             out.append(f'"decision":{self.decision.as_text(limit=True)[:-1]},'
                        f'"extension_days":{_n(self.extension_days)},"extensions":[{extensions}],'
                        f'"pauses":{pauses}}}')  # fmt: skip
@@ -383,7 +372,7 @@ class CaseFacts:
         if self.refused_after_acceptance:
             refusal.append('"after_acceptance":true')
         requests = ",".join(_t(r) for r in self.supplement_requests)
-        fees = ",".join(f'{{"at":{_t(f.at)},"amount":{_number(f.amount)}}}' for f in self.fees)
+        fees = ",".join(f'{{"at":{_t(f.at)},"amount":{_n(f.amount)}}}' for f in self.fees)
         text = (f'{{"supplement_requests":[{requests}],"fees":[{fees}],'
                 f'"refusal":{{{",".join(refusal)}}}')  # fmt: skip
         if self.late_supplement_requests:
