@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ import numpy.typing as npt
 from monitor.i18n import t
 
 from . import _kernel, _levels24
+from ._inputs import _clock_inputs, _flat, _flat_or_none, _instants, _ints
 from ._spec import FIRST_YEAR, LAST_YEAR, CalendarError, CalendarSpec
 from ._tables import D0, N_DAYS, DayModel, Tables
 
@@ -32,6 +33,7 @@ __all__ = [
     "CalendarError",
     "CalendarSpec",
     "ClockState",
+    "LevelScan",
     "available_calendars",
     "build_calendar",
     "calendar_search_path",
@@ -73,82 +75,9 @@ class ClockState:
         )
 
 
-def _clock_inputs(
-    starts: npt.ArrayLike,
-    limits: npt.ArrayLike,
-    extensions: npt.ArrayLike,
-    paused: npt.ArrayLike,
-    paused_since: npt.ArrayLike,
-    blue_at: npt.ArrayLike | None,
-    yellow_at: npt.ArrayLike | None,
-    red_at: npt.ArrayLike | None,
-) -> list[npt.NDArray[Any]]:
-    """`Calendar.evaluate`'s inputs as the kernel's dtypes; thresholds only when asked."""
-    inputs = [
-        _instants(np.asarray(starts)),
-        _ints(np.asarray(limits)),
-        _ints(np.asarray(extensions)),
-        np.asarray(paused, dtype=np.float64),
-        _instants(np.asarray(paused_since, dtype="datetime64[s]")),
-    ]
-    if blue_at is not None or yellow_at is not None or red_at is not None:
-        # only then: at 10M clocks these would be 160 MB of NaN
-        for thresholds in (blue_at, yellow_at):
-            inputs.append(np.asarray(np.nan if thresholds is None else thresholds, float))
-        if red_at is not None:
-            inputs.append(np.asarray(red_at, float))
-    return inputs
-
-
-def _instants(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
-    """UTC seconds as an int64 view, converting only when the unit differs."""
-    if arr.dtype.kind == "M":
-        arr = arr.astype("datetime64[s]", copy=False)
-    elif arr.dtype.kind in "iu":
-        arr = arr.astype(np.int64, copy=False)
-    else:
-        arr = arr.astype("datetime64[s]")
-    return arr.view(np.int64)
-
-
-def _ints(arr: npt.NDArray[Any]) -> npt.NDArray[np.integer[Any]]:
-    return arr if arr.dtype in (np.int32, np.int64) else arr.astype(np.int64)
-
-
-def _flat_or_none(arr: npt.NDArray[Any] | None) -> npt.NDArray[Any] | None:
-    """A 1-D view for a kernel, or None: kernels compile a no-output variant for None."""
-    return None if arr is None else arr.reshape(-1)
-
-
 def _day_index(day: object) -> int:
     """Table index of a local date given as datetime64, date or ISO text."""
     return int(np.asarray(day, dtype="datetime64[D]").astype(np.int64)) - D0
-
-
-def _flat(*arrays: npt.NDArray[np.generic]) -> tuple[tuple[int, ...], list[npt.NDArray[Any]]]:
-    """Broadcast like numpy, then contiguous 1-D views (no copy for equal 1-D inputs)."""
-    shape = arrays[0].shape
-    if len(shape) == 1 and all(a.shape == shape and a.flags.c_contiguous for a in arrays):
-        # the engine's small sets call the calendar thousands of times a second: read-only
-        # views as broadcast_to makes them (the kernels' compiled types), in 1.6 us, not 7.6
-        return shape, [_read_only(a) for a in arrays]
-    return _broadcast(*arrays)
-
-
-def _broadcast(*arrays: npt.NDArray[np.generic]) -> tuple[tuple[int, ...], list[npt.NDArray[Any]]]:
-    try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError:
-        raise CalendarError(
-            t("cal.shape_mismatch", a=arrays[0].shape, b=[a.shape for a in arrays[1:]])
-        ) from None
-    return shape, [np.ascontiguousarray(np.broadcast_to(a, shape).reshape(-1)) for a in arrays]
-
-
-def _read_only(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    view = a.view()
-    view.flags.writeable = False
-    return view
 
 
 class Calendar:
@@ -460,31 +389,60 @@ class Calendar:
         red_at: F64Array | None,
         level_out: npt.NDArray[np.int8],
         next_out: npt.NDArray[np.int64],
-    ) -> int:
+        *,
+        issued: npt.NDArray[np.int8] | None = None,
+    ) -> LevelScan:
         """``evaluate``'s level pass alone, for the scheduler: no other outputs are written.
 
         Every array is 1-D of one length, instants are UTC seconds (int64, NaT
         as its minimum), and the outputs are the caller's. Returns how many
-        clocks could not be evaluated (level -1).
+        clocks could not be evaluated (level -1) and, given ``issued`` (the level
+        already issued), what a scheduler asks of the outputs next: the clocks
+        whose level is above it and the earliest next rise. In the default mode
+        the kernel counts and finds those as it goes (no second pass over 90 MB
+        at 10M clocks); otherwise numpy reads the outputs.
         """
         tb = self._t
         if (red_at is not None and tb.fixed and not self.office_hours
                 and _levels24.worth_it(starts.shape[0])):  # fmt: skip
             # the default mode, where its SIMD twin is faster (see _levels24); red
-            # explicit, as the scheduler's table has it
-            bad24: int = _levels24.levels24_kernel(
+            # explicit, as the scheduler's table has it. Without ``issued`` the kernel
+            # compares the levels with themselves: one compilation, nothing rises.
+            bad, rose, low = _levels24.levels24_kernel(
                 starts, limits, extensions, paused, paused_since, now, tb.t0, tb.ltab,
-                tb.nth_day, blue_at, yellow_at, red_at, level_out, next_out,
+                tb.nth_day, blue_at, yellow_at, red_at,
+                level_out if issued is None else issued, level_out, next_out,
             )  # fmt: skip
-            return bad24
-        bad: int = _kernel.sized(_kernel.clock_kernel, starts.shape[0])(
+            rows = _levels24.rows_above(level_out, issued, rose) if issued is not None else _NO_ROWS
+            return LevelScan(int(bad), rows, _instant_or_none(int(low)))
+        bad = _kernel.sized(_kernel.clock_kernel, starts.shape[0])(
             starts, limits, extensions, paused, paused_since, now,
             None, None, None, None,
             tb.t0, tb.day_start_or_none, tb.trans, tb.shift,
             tb.oh_start, tb.oh_end, tb.oh_total, tb.cum, tb.pcum, tb.nth_end, tb.nth_pcum,
             tb.nth_day, blue_at, yellow_at, red_at, level_out, next_out,
         )  # fmt: skip
-        return bad
+        if issued is None:
+            return LevelScan(int(bad), _NO_ROWS, None)
+        low = int(next_out.view(np.uint64).min()) if next_out.size else _NONE
+        return LevelScan(int(bad), np.flatnonzero(level_out > issued), _instant_or_none(low))
+
+
+_NONE = 1 << 63  # NaT (the int64 minimum) read as uint64: after every instant
+_NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
+_NO_ROWS.flags.writeable = False
+
+
+def _instant_or_none(low: int) -> int | None:
+    return None if low >= _NONE else low
+
+
+class LevelScan(NamedTuple):
+    """``Calendar.levels``' summary of its outputs."""
+
+    bad: int  # clocks that could not be evaluated (level -1)
+    rose: npt.NDArray[np.intp]  # the clocks whose level is above the one issued, in order
+    earliest: int | None  # the earliest next rise (UTC seconds); None: no clock will rise
 
 
 from ._load import (  # noqa: E402  (they build Calendar objects)

@@ -330,20 +330,18 @@ class ClockTable:
         if n == 0:
             return np.empty(0, dtype=np.intp), None
         if full:
-            cal.levels(
+            scan = cal.levels(
                 self.start[:n], self.limit[:n], self.ext[:n], self.paused[:n], self.since[:n],
                 now, self.th[0, :n], self.th[1, :n], self.th[2, :n], self.level[:n],
-                self.due[:n],
+                self.due[:n], issued=self.issued[:n],
             )  # fmt: skip
-            rose = np.flatnonzero(self.level[:n] > self.issued[:n])
-        else:
-            # NaT (int64 minimum) read as uint64 is the largest value: never due
-            slots = np.flatnonzero(self.due[:n].view(np.uint64) <= np.uint64(now))
-            level, nxt = self._levels_of(slots, cal, now)
-            self.level[slots] = level
-            self.due[slots] = nxt
-            rose = slots[level > self.issued[slots]]
-        return rose, earliest(self.due[:n])
+            return scan.rose, scan.earliest
+        # NaT (int64 minimum) read as uint64 is the largest value: never due
+        slots = np.flatnonzero(self.due[:n].view(np.uint64) <= np.uint64(now))
+        level, nxt = self._levels_of(slots, cal, now)
+        self.level[slots] = level
+        self.due[slots] = nxt
+        return slots[level > self.issued[slots]], earliest(self.due[:n])
 
     def _levels_of(
         self, slots: npt.NDArray[np.intp], cal: Calendar, now: int

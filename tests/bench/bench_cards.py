@@ -135,7 +135,7 @@ QUICK = {
     "ingest_rounds": 1,
     "profile": False,
 }
-TARGETS = {"evaluate_ms_at_10m": 100.0}
+TARGETS = {"evaluate_ms_at_10m": 100.0, "evaluate_ratio": 2.5}  # issue 21: / a numpy read
 BATCH = 5000  # the daemon's batch size
 
 # Section 1: the open clocks of a live centre on 2025-12-31 11:00 Beijing (a working
@@ -166,10 +166,13 @@ def code_hash() -> str:
             monitor.engine.apart, monitor.clocks.timing, monitor.clocks.arrays,
             monitor.clocks.periods, monitor.clocks.table, monitor.clocks.scheduler,
             monitor.engine.decide, monitor.engine.checks, monitor.engine.figures,
-            monitor.state.store, monitor.cards.ledger)  # fmt: skip
+            monitor.state.store, monitor.cards.ledger, monitor.calendar,
+            monitor.calendar._levels24)  # fmt: skip
     files = [Path(m.__file__ or "") for m in mods]
     return describe_code(
-        files, "monitor/{pipeline,evaluator/*,clocks/*,engine/*,state/store,cards/ledger}"
+        files,
+        "monitor/{pipeline,evaluator/*,clocks/*,engine/*,state/store,cards/ledger,"
+        "calendar/{__init__,_levels24}}",
     )
 
 
@@ -320,14 +323,16 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         kept["daemon"] = tbl.evaluate(cal, now_s)
 
     def post_only() -> None:
-        after_pass(out_b, tbl.issued[:n])
+        # the table's search for them (the kernel counted them)
+        monitor.calendar._levels24.rows_above(out_b.level, tbl.issued[:n], kept["rose"])
 
     lv_out = np.empty(n, dtype=np.int8)
     nx_out = np.empty(n, dtype=np.int64)
 
     def kernel_only() -> None:
         cal.levels(tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n],
-                   now_s, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], lv_out, nx_out)  # fmt: skip
+                   now_s, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], lv_out, nx_out,
+                   issued=tbl.issued[:n])  # fmt: skip
 
     threads = bench_calendar.nb.get_num_threads()
 
@@ -365,7 +370,8 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         # the default mode's twin, whether or not Calendar.levels takes it on this CPU
         monitor.calendar._levels24.levels24_kernel(
             tbl.start[:n], tbl.limit[:n], tbl.ext[:n], tbl.paused[:n], tbl.since[:n], now_s,
-            tb.t0, tb.ltab, tb.nth_day, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n], sp_lv, sp_nx,
+            tb.t0, tb.ltab, tb.nth_day, tbl.th[0, :n], tbl.th[1, :n], tbl.th[2, :n],
+            tbl.issued[:n], sp_lv, sp_nx,
         )  # fmt: skip
 
     def one_thread(kernel: Callable[[], None]) -> Callable[[], None]:
@@ -408,6 +414,8 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "copy": copy_anchor,
         "copy2t": copy_2t,
     }
+    api_explicit_red()
+    kept["rose"] = int(np.count_nonzero(out_b.level > tbl.issued[:n]))
     for fn in variants.values():
         fn()  # warm-up: numba compiles (or loads its cache), pages fault in
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -452,7 +460,7 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "api_red": ("cal.evaluate, explicit red_at, out= preallocated", 64),
         "fresh": ("cal.evaluate, explicit red_at, fresh outputs (no out=)", 64),
         "daemon": ("ClockTable.evaluate(cal, now): the daemon's pass", 64),
-        "kernel": ("  of which Calendar.levels: the kernel, level + next crossing only", 64),
+        "kernel": ("  of which Calendar.levels(issued=): the kernel, rises counted, earliest", 65),
         "kernel1t": ("  the same kernel on 1 thread", 64),
         "base": ("  the kernel without thresholds: consumed time only (writes 8 B)", 32),
         "generic": ("  generic clock_kernel, level + next crossing (other modes' kernel)", 64),
@@ -471,7 +479,7 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
             f"{med[key] * scale * 1e3 / target:.2f}", f"{nbytes} + {out_bytes:.0f}",
         ])  # fmt: skip
     rows.append([
-        "  of which: rows that rose + earliest crossing (after the kernel)",
+        "  of which: finding the rows that rose (after the kernel, when any did)",
         fmt(med["post"] * 1e3, 1), fmt(best["post"] * 1e3, 1),
         fmt(med["post"] / n * 1e9, 2), f"{med['post'] / anchor:.1f}x", "", "",
     ])  # fmt: skip
@@ -558,6 +566,7 @@ def bench_evaluate(cal: Calendar, rule: ClockRule, n: int, rounds: int) -> dict[
         "incremental_tick_rows": due_rows,
         "target_ms": target,
         "met": daemon_10m <= target,
+        "ratio_met": med["daemon"] / anchor <= TARGETS["evaluate_ratio"],
     }
 
 
@@ -1330,7 +1339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table(["measure", "value", "anchor", "target", ""],
                     summary_of_passes(results, size)))  # fmt: skip
         ev = results.get("evaluate")
-        results["targets_met"] = {"evaluate_10m": bool(ev["met"])} if ev else {}
+        results["targets_met"] = (
+            {"evaluate_10m": bool(ev["met"]), "evaluate_ratio": bool(ev["ratio_met"])} if ev else {}
+        )
         return finish(results, started, args.json)
 
     # sections 3-4 run the evaluator as `jiancha run` does, the collector settings included
@@ -1377,7 +1388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
          f"{ing['restart']['open_cases']:,} cases", "reported", ""],
     ]  # fmt: skip
     ev = results.get("evaluate")
-    results["targets_met"] = {"evaluate_10m": bool(ev["met"])} if ev else {}
+    results["targets_met"] = (
+        {"evaluate_10m": bool(ev["met"]), "evaluate_ratio": bool(ev["ratio_met"])} if ev else {}
+    )
     print(table(["measure", "value", "anchor", "target", ""], summary))
     print(f"PostgreSQL {info['postgresql']} (pgserver, own data dir, same host)")
     return finish(results, started, args.json)
@@ -1392,6 +1405,9 @@ def summary_of_passes(results: dict[str, Any], size: dict[str, Any]) -> list[lis
             ["evaluation pass, 10M open clocks, as the daemon calls it" + scaled,
              f"{ev['daemon_ms_at_10m']:.1f} ms", f"{ev['ratio_to_read_anchor']['daemon']:.1f}x "
              "a numpy read of its inputs", f"<= {ev['target_ms']:.0f} ms", verdict(ev["met"])],
+            ["  the same against its anchor", f"{ev['ratio_to_read_anchor']['daemon']:.2f}x",
+             f"a numpy read: {ev['median_ms']['read']:.1f} ms",
+             f"<= {TARGETS['evaluate_ratio']}x", verdict(ev["ratio_met"])],
             ["  incremental tick between full passes (rows due only)",
              f"{ev['incremental_tick_ms']:.1f} ms", f"{ev['incremental_tick_rows']:,} rows due",
              "reported", ""],

@@ -481,7 +481,7 @@ def test_equal_inputs_reach_the_kernels_as_broadcast_ones_do():
     would be another compiled signature, compiled at run time in the middle of a batch."""
     import numba
 
-    from monitor.calendar import _broadcast, _flat
+    from monitor.calendar._inputs import _broadcast, _flat
 
     a, b = np.arange(3), np.arange(3)
     shape, fast = _flat(a, b)

@@ -119,14 +119,25 @@ def generic(cal: Calendar, c: dict[str, Any], now: int, red: bool) -> tuple[Any,
 
 
 def special(cal: Calendar, c: dict[str, Any], now: int) -> tuple[Any, ...]:
-    """``_levels24``'s outputs (the parallel kernel, red explicit: its only compilation)."""
+    """``_levels24``'s outputs (the parallel kernel, red explicit: its only compilation).
+
+    Its two reductions are checked here, so every test of the outputs checks them too:
+    the count of levels above an ``issued`` column (every value of it occurs) and the
+    earliest next rise, against numpy over the outputs."""
     n = c["starts"].shape[0]
     level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
+    issued = (np.arange(n) % 4).astype(np.int8)
     tb = cal._t
-    bad = _levels24.levels24_kernel(
+    bad, rose, low = _levels24.levels24_kernel(
         c["starts"], c["limits"], c["extensions"], c["paused"], c["paused_since"], now,
-        tb.t0, tb.ltab, tb.nth_day, c["blue_at"], c["yellow_at"], c["red_at"], level, nxt,
+        tb.t0, tb.ltab, tb.nth_day, c["blue_at"], c["yellow_at"], c["red_at"], issued,
+        level, nxt,
     )  # fmt: skip
+    assert rose == np.count_nonzero(level > issued)
+    np.testing.assert_array_equal(
+        _levels24.rows_above(level, issued, rose), np.flatnonzero(level > issued)
+    )
+    assert low == nxt.view(np.uint64).min()  # NaT (none) is 2**63 there
     return bad, level, nxt
 
 
@@ -161,7 +172,7 @@ def test_levels_agrees_with_evaluate(cal, now, rows):
     c = columns(now, rows)
     n = len(rows)
     level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
-    bad = cal.levels(**c, now=now, level_out=level, next_out=nxt)
+    bad = cal.levels(**c, now=now, level_out=level, next_out=nxt).bad
     assert_same((bad, level, nxt), generic(cal, c, now, True))
     state = cal.evaluate(
         c["starts"], c["limits"], c["extensions"], c["paused"],
@@ -233,9 +244,9 @@ def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
     calls: list[int] = []
     kernel = _levels24.levels24_kernel
 
-    def spy(*args: Any) -> int:
+    def spy(*args: Any) -> Any:
         calls.append(args[0].shape[0])
-        return int(kernel(*args))
+        return kernel(*args)
 
     monkeypatch.setattr(_levels24, "levels24_kernel", spy)
     now = utc("2025-12-31T10:00")
@@ -245,17 +256,45 @@ def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
         monkeypatch.setattr(_levels24, "vectorises", lambda fast=fast: fast)
         for cal in (CN, CENTRE, OFFICE, berlin):
             level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
-            bad = cal.levels(**c, now=now, level_out=level, next_out=nxt)
+            bad = cal.levels(**c, now=now, level_out=level, next_out=nxt).bad
             assert_same((bad, level, nxt), generic(cal, c, now, True))
         small = {k: v[:100] for k, v in c.items()}
         CN.levels(**small, now=now, level_out=level[:100], next_out=nxt[:100])
     assert calls == [n, n]  # CN and CENTRE, with fast gathers only
     monkeypatch.setattr(_levels24, "vectorises", lambda: True)
     level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
-    bad = CN.levels(**{**c, "red_at": None}, now=now, level_out=level, next_out=nxt)
+    bad = CN.levels(**{**c, "red_at": None}, now=now, level_out=level, next_out=nxt).bad
     assert_same((bad, level, nxt), generic(CN, c, now, False))
     assert calls == [n, n]  # red at the deadline (no explicit red): the generic kernel
     # the example centre's own days: its office hours move the next rises
     level, nxt = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int64)
     OFFICE.levels(**c, now=now, level_out=level, next_out=nxt)
     assert not np.array_equal(nxt, special(CENTRE, c, now)[2])
+
+
+def test_levels_counts_what_rose_and_finds_the_earliest(monkeypatch: Any) -> None:
+    """``Calendar.levels`` given ``issued``: the same outputs, how many levels are above the
+    ones issued and the earliest next rise, whichever kernel runs (the twin counts as it
+    goes, the generic kernel's outputs are counted after); none when nothing will rise."""
+    now = utc("2025-12-31T10:00")
+    n = _kernel.SERIAL_BELOW
+    c = random_columns(np.random.default_rng(7), n, now)
+    rng = np.random.default_rng(8)
+    for fast in (True, False):
+        monkeypatch.setattr(_levels24, "vectorises", lambda fast=fast: fast)
+        for cal in (CN, OFFICE):
+            want_level, want_next = np.empty(n, np.int8), np.empty(n, np.int64)
+            want = cal.levels(**c, now=now, level_out=want_level, next_out=want_next)
+            for issued in (rng.integers(0, 4, n).astype(np.int8), np.full(n, 3, np.int8)):
+                level, nxt = np.empty(n, np.int8), np.empty(n, np.int64)
+                scan = cal.levels(**c, now=now, issued=issued, level_out=level, next_out=nxt)
+                np.testing.assert_array_equal(level, want_level)
+                np.testing.assert_array_equal(nxt, want_next)
+                assert scan.bad == want.bad and want.rose.size == 0  # nothing issued given
+                np.testing.assert_array_equal(scan.rose, np.flatnonzero(level > issued))
+                assert scan.earliest == int(nxt[nxt != NAT].min()) > now
+            assert scan.rose.size == 0  # red issued everywhere: nothing can rise above it
+            late = utc("2101-01-02")  # beyond the calendar: nothing evaluable, nothing ahead
+            scan = cal.levels(**c, now=late, issued=issued, level_out=level, next_out=nxt)
+            assert (scan.bad, scan.rose.size, scan.earliest) == (n, 0, None)
+            assert (level == -1).all()

@@ -42,7 +42,7 @@ def levels_path(
         np.array([start.astype(np.int64)]), np.array([limit]), np.array([ext]),
         np.array([paused]), np.array([since.astype(np.int64)]), int(now.astype(np.int64)),
         np.array([blue]), np.array([yellow]), np.array([float(limit + ext)]), level, nxt,
-    )  # fmt: skip
+    ).bad  # fmt: skip
     assert bad == 0
     return int(level[0]), nxt[0]
 
@@ -152,7 +152,7 @@ def test_parallel_build_agrees() -> None:
     args = (starts, limit, ext, closed, since)
     level = np.empty(n, dtype=np.int8)
     nxt = np.empty(n, dtype=np.int64)
-    assert CN.levels(*args, now, blue, yellow, allowed, level, nxt) == 0
+    assert CN.levels(*args, now, blue, yellow, allowed, level, nxt).bad == 0
     assert (nxt == np.iinfo(np.int64).min).all()
     for i in rng.choice(n, 200, replace=False):
         s = np.datetime64(int(starts[i]), "s")
