@@ -254,8 +254,8 @@ async def _apply(
         evaluator.undecided |= b.defer and taken is not None
         if taken is not None:
             if b.defer:
-                evaluator.keep_deferred(taken.states)
+                evaluator.deferred.keep(taken.states)
             else:
-                evaluator.forget_deferred(taken.states)
+                evaluator.deferred.forget(taken.states)
     cases = len(taken.states) if taken is not None else 0
     return BatchResult(len(valid), len(dead), cases, after, pending)

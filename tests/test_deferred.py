@@ -9,6 +9,7 @@ mark still set) must lose nothing: the next start decides them.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
@@ -107,6 +108,62 @@ async def test_deciding_once_after_the_backlog_equals_deciding_every_batch(dsn: 
     assert not any(row[-1] for row in after_crash[2])  # every mark cleared
 
 
+async def every_batch_decided(conn: db.Connection, dsn: str) -> tuple[list[Any], ...]:
+    """The reference: the history taken with every batch's cases decided in it; then
+    jiancha's tables emptied, the source kept."""
+    await install_matters(conn, load_catalogue().matters)
+    await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
+    await take_all(conn, evaluator(), defer=False)
+    every_batch = await outcome(conn)
+    await reset(dsn, source=False)
+    return every_batch
+
+
+async def test_a_backlog_decided_a_chunk_ahead_in_a_thread_gives_the_same_ledger(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 17 cases: each after the first is decided in a worker thread while the
+    one before is written, read after the last case of the one before (no case twice,
+    none left out). A write that fails part-way (the third chunk's) leaves that chunk and
+    the rest marked; deciding again gives the ledger of deciding every batch."""
+    async with await db.connect(dsn) as conn:
+        every_batch = await every_batch_decided(conn, dsn)
+        ev = evaluator()
+        await take_all(conn, ev, defer=True, crash=True)
+        matters = await load_matters(conn)
+        marked = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+        where: list[tuple[bool, int]] = []  # (on the main thread, cases) of each set decided
+        decide, mark = ev._decide, state_store.mark_decided
+
+        def spy(views: Any, *args: Any, **kw: Any) -> Any:
+            where.append((threading.current_thread() is threading.main_thread(), len(views)))
+            return decide(views, *args, **kw)
+
+        async def third_fails(conn: db.Connection, ids: Any) -> None:
+            if len(where) == 4:  # the third chunk's write; the fourth decided meanwhile
+                raise RuntimeError("the server went away")
+            await mark(conn, ids)
+
+        monkeypatch.setattr(ev, "_decide", spy)
+        monkeypatch.setattr(state_store, "mark_decided", third_fails)
+        with pytest.raises(BaseException) as failed:
+            await ev.decide_undecided(conn, matters, NOW, chunk=17)
+        left = await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided")
+        first = list(where)
+        monkeypatch.setattr(state_store, "mark_decided", mark)
+        where.clear()
+        done = await ev.decide_undecided(conn, matters, NOW, chunk=17)
+        await ev.tick(conn, matters, NOW)
+        got = await outcome(conn)
+    assert db.only(failed.value, RuntimeError) is not None
+    assert marked > 100 and left == marked - 2 * 17 and done == left
+    assert got == every_batch
+    assert first[0] == (True, 17) and all(not main for main, _ in first[1:]) and len(first) == 4
+    cases = [n for _, n in where if n]
+    assert where[0][0] and all(not main for main, n in where[1:] if n)  # a chunk ahead
+    assert sum(cases) <= left and len(cases) == -(-left // 17)
+
+
 @pytest.mark.parametrize("every", [worker_module.DEFERRED_EVERY, 0.0])
 async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(
     dsn: str, every: float, monkeypatch: pytest.MonkeyPatch
@@ -116,11 +173,7 @@ async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(
     monkeypatch.setattr(worker_module, "DEFERRED_EVERY", every)
     along: list[bool] = []
     async with await db.connect(dsn) as conn:
-        await install_matters(conn, load_catalogue().matters)
-        await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
-        await take_all(conn, evaluator(), defer=False)
-        every_batch = await outcome(conn)
-        await reset(dsn, source=False)
+        every_batch = await every_batch_decided(conn, dsn)
         ev = evaluator()
         decide = ev.decide_undecided
 
@@ -238,9 +291,9 @@ async def test_deferred_cases_are_decided_from_the_views_their_batches_kept(
         for room in (10_000, 40):
             await reset(dsn, source=False)
             ev = evaluator()
-            ev.deferred_max = room
+            ev.deferred.room = room
             await take_all(conn, ev, defer=True, crash=True)
-            kept = len(ev.deferred)
+            kept = len(ev.deferred.kept)
             moved = await conn.fetchval(  # as if another writer had rewritten it
                 "UPDATE jiancha.cases SET last_event_id = last_event_id + 1 WHERE case_id = "
                 "(SELECT min(case_id) FROM jiancha.cases WHERE undecided) RETURNING case_id"
@@ -248,7 +301,7 @@ async def test_deferred_cases_are_decided_from_the_views_their_batches_kept(
             read.clear()
             await ev.decide_undecided(conn, matters, NOW)
             results.append(await outcome(conn))
-            reads.append((kept, list(read), len(ev.deferred)))
+            reads.append((kept, list(read), len(ev.deferred.kept)))
         marked = await conn.fetchval("SELECT count(*) FROM jiancha.cases")
     assert results == [reference, reference]
     (kept, got, left), (few, got_few, left_few) = reads
@@ -262,7 +315,7 @@ async def test_a_case_a_batch_decides_is_no_longer_kept_as_deferred(dsn: str) ->
         await write_events(conn, [e for e in HISTORY if e.occurred_at <= NOW])
         ev = evaluator()
         await take_all(conn, ev, defer=True, crash=True)
-        kept = set(ev.deferred)
+        kept = set(ev.deferred.kept)
         cursor = await state_store.load_cursor(conn)
         await write_events(conn, [e for e in HISTORY if e.occurred_at > NOW])
         events = await read_batch(conn, cursor, 100_000)
@@ -270,4 +323,4 @@ async def test_a_case_a_batch_decides_is_no_longer_kept_as_deferred(dsn: str) ->
         await apply_batch(conn, events, await load_matters(conn), cursor, later, evaluator=ev)
     touched = {e.case_id for e in events}
     assert kept & touched  # later events of deferred cases, decided in that batch
-    assert not set(ev.deferred) & touched and set(ev.deferred) == kept - touched
+    assert not set(ev.deferred.kept) & touched and set(ev.deferred.kept) == kept - touched

@@ -23,6 +23,7 @@ and tables are read only through precomputed indices.
 from __future__ import annotations
 
 import math
+import threading
 import types
 from typing import Any, Literal
 
@@ -637,6 +638,17 @@ _PARALLEL = (deadline_kernel, count_kernel, count_kernel_24h, clock_kernel, inst
 _TWINS = {k: _serial_twin(k) for k in _PARALLEL}
 
 
+def parallel_here() -> bool:
+    """Parallel kernels are launched from the main thread only. Where neither TBB nor
+    OpenMP loads, numba's threading layer is the workqueue, which aborts the process
+    when two threads launch at once; the evaluator decides the next chunk of a backlog
+    in a worker thread while the main one writes the last (and may count reply
+    deadlines). A worker thread takes the serial twins: the main thread and the
+    server have the other core anyway."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def sized(kernel: Any, n: int) -> Any:
-    """``kernel`` for ``n`` elements: its serial twin below ``SERIAL_BELOW``."""
-    return _TWINS[kernel] if n < SERIAL_BELOW else kernel
+    """``kernel`` for ``n`` elements: its serial twin below ``SERIAL_BELOW``, or off the
+    main thread (``parallel_here``)."""
+    return _TWINS[kernel] if n < SERIAL_BELOW or not parallel_here() else kernel

@@ -25,7 +25,16 @@ import functools
 import numba as nb
 import numpy as np
 
-from ._kernel import _EPS, _JUST_AFTER, _LEVEL_EPS, _LEVEL_TOL, NAT, SERIAL_BELOW, _jit
+from ._kernel import (
+    _EPS,
+    _JUST_AFTER,
+    _LEVEL_EPS,
+    _LEVEL_TOL,
+    NAT,
+    SERIAL_BELOW,
+    _jit,
+    parallel_here,
+)
 
 _DAY32 = np.uint32(86400)
 _SPAN_MAX = 1e9  # clamp of spans in working days, as _kernel's; fits int32 with cum added
@@ -267,5 +276,6 @@ def vectorises() -> bool:
 
 def worth_it(n: int) -> bool:
     """Whether ``Calendar.levels`` should take this kernel for ``n`` clocks: a parallel-sized
-    pass on a CPU where it vectorises (below SERIAL_BELOW the serial generic kernel wins)."""
-    return n >= SERIAL_BELOW and vectorises()
+    pass on a CPU where it vectorises (below SERIAL_BELOW the serial generic kernel wins),
+    from the main thread (``_kernel.parallel_here``)."""
+    return n >= SERIAL_BELOW and vectorises() and parallel_here()

@@ -8,8 +8,8 @@ ticks (the crossing instants) go through it too. What it hands on and keeps is i
 `parts`. The batch transaction that calls it is `monitor.pipeline`.
 """
 
+from monitor.evaluator.deferred import DEFERRED_VIEWS_MAX
 from monitor.evaluator.parts import (
-    DEFERRED_VIEWS_MAX,
     GC_THRESHOLDS,
     CardStats,
     Pending,

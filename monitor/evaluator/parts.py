@@ -15,7 +15,6 @@ from monitor.engine.apart import DecideError
 from monitor.engine.cards import CaseDecision, ExistingCard
 
 __all__ = [
-    "DEFERRED_VIEWS_MAX",
     "GC_THRESHOLDS",
     "CardStats",
     "Pending",
@@ -93,11 +92,6 @@ def highest_levels(existing: Sequence[ExistingCard], d: CaseDecision) -> dict[tu
 # events/s median). Collections ~140 times rarer leave the cycle collector to do
 # its job, with at most a few MB of cycles waiting for it.
 GC_THRESHOLDS = (100_000, 20, 100)
-
-# Deferred cases whose views an evaluator keeps (about 1.8 KB each: 90 MB at most); past
-# this, the rest are read back from their rows when decided. Reading 25,000 back was a
-# sixth of the time of deciding them (bench_catchup, 2026-12-07).
-DEFERRED_VIEWS_MAX = 50_000
 
 
 def configure_gc() -> tuple[int, ...]:

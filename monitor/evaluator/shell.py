@@ -9,6 +9,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
+
+import trio
 
 from monitor.calendar import Calendar
 from monitor.calendar.regions import Regions
@@ -21,8 +24,8 @@ from monitor.engine.apart import DecideError, decide_apart
 from monitor.engine.cards import CaseDecision, Decided, ExistingCard
 from monitor.engine.decide import decide_cases
 from monitor.engine.warm import warm_cases
+from monitor.evaluator.deferred import Chunk, DeferredViews, decide_in_thread
 from monitor.evaluator.parts import (
-    DEFERRED_VIEWS_MAX,
     CardStats,
     Pending,
     collector_paused,
@@ -35,11 +38,13 @@ from monitor.outbox.enqueue import Notifier, card_facts, escalation_facts
 from monitor.rules.model import RuleSet
 from monitor.source.contract import Matter
 from monitor.state import store as state_store
-from monitor.state.case import CaseState, Status
+from monitor.state.case import CaseState
 from monitor.state.view import CaseView
 from monitor.vocab import level_name
 
 __all__ = ["Evaluator"]
+
+_Decided = tuple[list[CaseDecision | None], Pending]
 
 
 class Evaluator:
@@ -64,10 +69,7 @@ class Evaluator:
         # cases may be stored undecided (a backlog's batches; a crash before they were
         # decided): unknown at a start, so looked for once
         self.undecided = True
-        # what a backlog's batches stored undecided, as stored (`keep_deferred`), so
-        # deciding them once caught up need not read every row back
-        self.deferred: dict[str, tuple[int, int, CaseView]] = {}
-        self.deferred_max = DEFERRED_VIEWS_MAX
+        self.deferred = DeferredViews()  # what a backlog's batches stored undecided
         self.beat: Callable[[], None] = lambda: None  # the owner's heartbeat, for long passes
         # cases marked with the engine's error (`DecideError`), as stored; read once
         self.errors: dict[str, str] | None = None
@@ -263,11 +265,24 @@ class Evaluator:
         cards = await store.cards_of([v.case_id for v in views])
         got, pending = self._decide(views, matters, cards, int(now.timestamp()), running,
                                     not running if figures is None else figures)  # fmt: skip
+        await self._commit(store, views, got, pending, matters, now, undecided)
+        return pending
+
+    async def _commit(
+        self,
+        store: Store,
+        views: Sequence[CaseView],
+        got: Sequence[CaseDecision | None],
+        pending: Pending,
+        matters: Mapping[str, Matter],
+        now: dt.datetime,
+        undecided: bool,
+    ) -> None:
+        """The cards of decided cases and the marks of those the engine raised on."""
         done = [(v, d) for v, d in zip(views, got, strict=True) if d is not None]
         pending.written = await self._write(store, [d for _, d in done], [v for v, _ in done],
                                             matters, now, undecided)  # fmt: skip
         await self._mark_errors(store, pending, [v.case_id for v, _ in done], now)
-        return pending
 
     async def _mark_errors(
         self, store: Store, pending: Pending, done: Sequence[str], now: dt.datetime
@@ -299,57 +314,36 @@ class Evaluator:
         A heartbeat (``beat``) after each chunk: a day's backlog of a city is
         minutes of deciding, longer than the watchdog waits for one.
         """
-        done, started = 0, time.perf_counter()
-        while self.undecided:
-            pending = None
-            async with conn.transaction():
-                marks = await state_store.undecided_marks(conn, chunk)
-                ids = [cid for cid, _, _ in marks]
-                if ids:
-                    st = DbStore(conn)
-                    views = [v for v in await self._deferred_views(st, marks)
-                             if v.status != "orphan"]  # fmt: skip
-                    # caught up: no later event can stop a period, so running levels are
-                    # decided now too (the tick that follows finds them issued)
-                    pending = await self.decide_views(st, views, matters, now, running=caught_up,
-                                                      figures=True, undecided=True)  # fmt: skip
-                    await state_store.mark_decided(conn, ids)  # those the figures did not
+        done, started, st = 0, time.perf_counter(), DbStore(conn)
+        # caught up: no later event can stop a period, so running levels are decided now
+        # too (the tick that follows finds them issued)
+        decide = partial(self._decide, matters=matters, now=int(now.timestamp()),
+                         running=caught_up, figures=True)  # fmt: skip
+        nxt = await self.deferred.chunk(st, chunk, "")
+        got = decide(nxt.views, cards=nxt.cards)
+        while nxt.ids:
+            cur, (decided, pending) = nxt, got
+            more = len(cur.ids) == chunk
+            nxt = await self.deferred.chunk(st, chunk, cur.ids[-1]) if more else Chunk()
+            async with trio.open_nursery() as nursery:
+                # the next chunk decided in a thread (pure code on its own data) while
+                # the server writes this one's cards: a backlog's deciding was half
+                # spent waiting for those statements
+                ahead: list[_Decided] = []
+                if nxt.views:
+                    nursery.start_soon(decide_in_thread, decide, nxt, ahead)
+                async with conn.transaction():
+                    await self._commit(st, cur.views, decided, pending, matters, now, True)
+                    await state_store.mark_decided(conn, cur.ids)  # those the figures did not
+            got = ahead[0] if ahead else decide(nxt.views, cards=nxt.cards)
             self.publish(pending)
             self.beat()
-            done += len(ids)
-            self.undecided = len(ids) == chunk
+            done += len(cur.ids)
+        self.undecided = False
         if done:  # an operator watching a catch-up sees its cases decided
             self.log.info("backlog_decided", cases=done, caught_up=caught_up,
                           ms=round((time.perf_counter() - started) * 1000, 1))  # fmt: skip
         return done
-
-    def keep_deferred(self, states: Sequence[CaseState]) -> None:
-        """After the commit of a batch that stored ``states`` undecided: their views."""
-        kept, room = self.deferred, self.deferred_max
-        for s in states:
-            if (len(kept) < room or s.case_id in kept) and s.status is not Status.ORPHAN:
-                kept[s.case_id] = (s.last_event_id, s.event_count, CaseView.from_state(s))
-
-    def forget_deferred(self, states: Sequence[CaseState]) -> None:
-        """After the commit of a batch that decided ``states``: no longer deferred."""
-        if self.deferred:
-            for s in states:
-                self.deferred.pop(s.case_id, None)
-
-    async def _deferred_views(
-        self, st: DbStore, marks: Sequence[tuple[str, int, int]]
-    ) -> list[CaseView]:
-        """The views of these undecided cases, in their order: kept ones whose row is still
-        the one their batch wrote (last event, count), the others read from their rows."""
-        got: dict[str, CaseView] = {}
-        for cid, last, count in marks:
-            hit = self.deferred.pop(cid, None)  # once decided, not deferred any more
-            if hit is not None and hit[0] == last and hit[1] == count:
-                got[cid] = hit[2]
-        missing = [cid for cid, _, _ in marks if cid not in got]
-        if missing:
-            got.update((v.case_id, v) for v in await st.cases(missing))
-        return [got[cid] for cid, _, _ in marks if cid in got]
 
     async def reload_cases(
         self,

@@ -403,7 +403,7 @@ async def take(
 
 _UNDECIDED = (
     "SELECT case_id, last_event_id, event_count FROM jiancha.cases WHERE undecided "
-    "ORDER BY case_id LIMIT $1"
+    "AND case_id > $2 ORDER BY case_id LIMIT $1"
 )
 # (a case whose figures were written has its mark cleared by that write already)
 _DECIDED = (
@@ -411,10 +411,13 @@ _DECIDED = (
 )
 
 
-async def undecided_marks(conn: Connection, limit: int) -> list[tuple[str, int, int]]:
+async def undecided_marks(
+    conn: Connection, limit: int, after: str = ""
+) -> list[tuple[str, int, int]]:
     """Cases a backlog's batches stored without deciding (migration 0016), ``limit`` of
-    them: (case, last event id, event count), what tells a kept view is still the row's."""
-    return [(r[0], r[1], r[2]) for r in await conn.fetch(_UNDECIDED, limit)]
+    them after the case ``after``: (case, last event id, event count), what tells a kept
+    view is still the row's."""
+    return [(r[0], r[1], r[2]) for r in await conn.fetch(_UNDECIDED, limit, after)]
 
 
 async def mark_decided(conn: Connection, case_ids: Sequence[str]) -> None:

@@ -234,13 +234,8 @@ def test_out_of_range_clocks_are_unknown_in_both() -> None:
         assert special(cal, c, late)[0] == 4
 
 
-def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
-    """``Calendar.levels`` takes the specialised kernel for a parallel-sized pass in the
-    default mode where it vectorises; office hours and offset changes keep the generic
-    one, and so does a CPU without fast gathers (``vectorises`` False)."""
-    assert OFFICE.office_hours and not CENTRE.office_hours and CENTRE._t.fixed
-    berlin = build_calendar((CalendarSpec(name="b", timezone="Europe/Berlin"),), base="national")
-    assert not berlin._t.fixed
+def twin_calls(monkeypatch: Any) -> list[int]:
+    """The sizes ``_levels24.levels24_kernel`` is called with from now on."""
     calls: list[int] = []
     kernel = _levels24.levels24_kernel
 
@@ -249,6 +244,17 @@ def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
         return kernel(*args)
 
     monkeypatch.setattr(_levels24, "levels24_kernel", spy)
+    return calls
+
+
+def test_dispatch_only_in_the_default_mode(monkeypatch: Any) -> None:
+    """``Calendar.levels`` takes the specialised kernel for a parallel-sized pass in the
+    default mode where it vectorises; office hours and offset changes keep the generic
+    one, and so does a CPU without fast gathers (``vectorises`` False)."""
+    assert OFFICE.office_hours and not CENTRE.office_hours and CENTRE._t.fixed
+    berlin = build_calendar((CalendarSpec(name="b", timezone="Europe/Berlin"),), base="national")
+    assert not berlin._t.fixed
+    calls = twin_calls(monkeypatch)
     now = utc("2025-12-31T10:00")
     n = _kernel.SERIAL_BELOW
     c = random_columns(np.random.default_rng(5), n, now)
@@ -298,3 +304,31 @@ def test_levels_counts_what_rose_and_finds_the_earliest(monkeypatch: Any) -> Non
             scan = cal.levels(**c, now=late, issued=issued, level_out=level, next_out=nxt)
             assert (scan.bad, scan.rose.size, scan.earliest) == (n, 0, None)
             assert (level == -1).all()
+
+
+def test_parallel_kernels_are_launched_from_the_main_thread_only(monkeypatch: Any) -> None:
+    """A worker thread (the evaluator deciding a backlog's next chunk) takes the serial
+    twins, so two threads never launch parallel kernels at once (numba's workqueue
+    layer aborts the process then); the answers are the same."""
+    import threading
+
+    monkeypatch.setattr(_levels24, "vectorises", lambda: True)
+    calls = twin_calls(monkeypatch)
+    now = utc("2025-12-31T10:00")
+    n = _kernel.SERIAL_BELOW
+    c = random_columns(np.random.default_rng(9), n, now)
+    got: dict[str, Any] = {}
+
+    def run(key: str) -> None:
+        level, nxt = np.empty(n, np.int8), np.empty(n, np.int64)
+        bad = CN.levels(**c, now=now, level_out=level, next_out=nxt).bad
+        got[key] = (bad, level, nxt)
+        got[key + " kernel"] = _kernel.sized(_kernel.clock_kernel, n)
+
+    worker = threading.Thread(target=run, args=("worker",))
+    worker.start()
+    worker.join()
+    assert calls == [] and got["worker kernel"] is not _kernel.clock_kernel
+    run("main")
+    assert calls == [n] and got["main kernel"] is _kernel.clock_kernel
+    assert_same(got["worker"], got["main"])
