@@ -42,9 +42,10 @@ WITH new AS (
     INSERT INTO jiancha.cards (case_id, clock, rule, subject, level, issued_at, recorded_at,
         deadline, matter, department, "window", region, ruleset, calendar, detail, reply_due,
         updated_at)
-    SELECT c, k, r, s, l, i, $15, d, m, dp, w, rg, $13, $14, x::jsonb, rd, $15
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+    SELECT c, k, r, s, l, to_timestamp(i), $15, to_timestamp(d), m, dp, w, rg, $13, $14,
+           x::jsonb, rd, $15
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
                 $12::timestamptz[], $16::text[])
          AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd, s)
     ON CONFLICT DO NOTHING  -- a live card of the key, or this very crossing, is there
@@ -53,8 +54,10 @@ WITH new AS (
     INSERT INTO jiancha.card_events (card_id, kind, at, actor, detail)
     SELECT id, 'issued', $15, 'jiancha', '{}'::jsonb FROM new
 )
-SELECT id, case_id, clock, rule, subject, level, issued_at FROM new
+SELECT id, case_id, clock, rule, level, extract(epoch FROM issued_at)::int8, subject FROM new
 """
+# (instants go as UTC seconds: a datetime a card, made and encoded, cost more than the rest
+# of its row)
 
 # A step's `at` is when jiancha recorded it; the business instant it answers (the
 # period's stop) rides in `detail`, so the ledger does not depend on batch boundaries.
@@ -129,8 +132,8 @@ async def write(
             [c.clock for c in issue],
             [c.rule for c in issue],
             [level_name(c.level) for c in issue],
-            [from_epoch(c.issued_at) for c in issue],
-            [None if c.deadline is None else from_epoch(c.deadline) for c in issue],
+            [c.issued_at for c in issue],
+            [c.deadline for c in issue],
             [v.matter if v else None for v in views],
             [v.department if v else None for v in views],
             [v.window if v else None for v in views],
@@ -142,7 +145,8 @@ async def write(
             now,
             [c.subject for c in issue],
         )
-        issued = _existing([{**dict(r), "status": "issued"} for r in rows])
+        issued = [ExistingCard(r[0], r[1], r[2], r[3], level_number(r[4]), "issued", r[5], r[6])
+                  for r in rows]  # fmt: skip
         # a card for a period that already finished (a late completion) closes at once
         ids = {r.key: r.card_id for r in issued}
         at_once = [

@@ -192,11 +192,12 @@ class Evaluator:
         self.stats.last_card_id = max([self.stats.last_card_id, *(c.card_id for c in w.issued)])
         self.stats.cards_closed += w.closed
         self.stats.cards_revoked += w.revoked
+        log = self.log.bind()  # once: the proxy binds again at every call (15 µs a card)
         for card in w.issued:
             name = level_name(card.level)
             self.stats.issued_by_level[name] = self.stats.issued_by_level.get(name, 0) + 1
-            self.log.info("card_issued", case=card.case_id, clock=card.clock, rule=card.rule,
-                          level=card.level, card=card.card_id)  # fmt: skip
+            log.info("card_issued", case=card.case_id, clock=card.clock, rule=card.rule,
+                     level=card.level, card=card.card_id)  # fmt: skip
 
     def _errors_published(self, failed: Sequence[DecideError], cleared: Sequence[str]) -> None:
         """One line for the cases a transaction could not decide (not one per case: a defect
