@@ -20,7 +20,7 @@ import numpy as np
 
 from monitor.calendar import Calendar
 from monitor.cards.store import CardRecord, Written
-from monitor.clocks.timing import epoch, from_epoch
+from monitor.clocks.timing import from_epoch
 from monitor.db import Connection, json_dumps
 from monitor.engine.cards import Closing, Decided, ExistingCard, NewCard, Outcome
 from monitor.rules.model import RuleSet
@@ -31,8 +31,10 @@ __all__ = ["DbStore", "cards_of", "escalate", "next_reply_due", "reply_deadlines
 
 ACTOR = "jiancha"
 
+# the issue time as UTC seconds, as the engine counts (epoch() truncates: so does floor)
 _LOAD = """
-SELECT id, case_id, clock, rule, level, status, issued_at, subject
+SELECT id, case_id, clock, rule, level, status, floor(extract(epoch FROM issued_at))::int8,
+       subject
 FROM jiancha.cards WHERE case_id = ANY($1::text[])
 """
 
@@ -54,7 +56,7 @@ WITH new AS (
     INSERT INTO jiancha.card_events (card_id, kind, at, actor, detail)
     SELECT id, 'issued', $15, 'jiancha', '{}'::jsonb FROM new
 )
-SELECT id, case_id, clock, rule, level, extract(epoch FROM issued_at)::int8, subject FROM new
+SELECT id, case_id, clock, rule, level, floor(extract(epoch FROM issued_at))::int8, subject FROM new
 """
 # (instants go as UTC seconds: a datetime a card, made and encoded, cost more than the rest
 # of its row)
@@ -98,12 +100,10 @@ WHERE reply_due IS NOT NULL AND replied_at IS NULL AND escalated_at IS NULL
 """
 
 
-def _existing(rows: Sequence[Mapping[str, Any]]) -> list[ExistingCard]:
-    return [
-        ExistingCard(int(r["id"]), r["case_id"], r["clock"], r["rule"], level_number(r["level"]),
-                     r["status"], epoch(r["issued_at"]), r["subject"])
-        for r in rows
-    ]  # fmt: skip
+def _existing(rows: Sequence[Sequence[Any]]) -> list[ExistingCard]:
+    """``_LOAD``'s rows."""
+    return [ExistingCard(r[0], r[1], r[2], r[3], level_number(r[4]), r[5], r[6], r[7])
+            for r in rows]  # fmt: skip
 
 
 async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]:
