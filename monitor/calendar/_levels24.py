@@ -243,14 +243,14 @@ def rows_above(level, issued, count):  # type: ignore[no-untyped-def]
             hit |= level[i] > issued[i]
         if hit:
             for i in range(b, b + _BLOCK):
-                if level[i] > issued[i]:
+                if level[i] > issued[i] and j < count:  # no bounds checks: never past out
                     out[j] = i
                     j += 1
     for i in range(whole, n):
-        if level[i] > issued[i]:
+        if level[i] > issued[i] and j < count:
             out[j] = i
             j += 1
-    return out
+    return out[:j]
 
 
 def _compile_features() -> set[str]:
