@@ -37,6 +37,7 @@ __all__ = [
     "available_calendars",
     "build_calendar",
     "calendar_search_path",
+    "earliest",
     "load_calendar",
 ]
 
@@ -424,17 +425,24 @@ class Calendar:
         )  # fmt: skip
         if issued is None:
             return LevelScan(int(bad), _NO_ROWS, None)
-        low = int(next_out.view(np.uint64).min()) if next_out.size else _NONE
-        return LevelScan(int(bad), np.flatnonzero(level_out > issued), _instant_or_none(low))
+        return LevelScan(int(bad), np.flatnonzero(level_out > issued), earliest(next_out))
 
 
-_NONE = 1 << 63  # NaT (the int64 minimum) read as uint64: after every instant
+_NAT_U64 = 1 << 63  # NaT (the int64 minimum) read as uint64: after every instant
 _NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
 _NO_ROWS.flags.writeable = False
 
 
 def _instant_or_none(low: int) -> int | None:
-    return None if low >= _NONE else low
+    """An instant as a uint64 minimum gives it (NaT: after every instant), or None."""
+    return None if low >= _NAT_U64 else low
+
+
+def earliest(instants: npt.NDArray[np.int64]) -> int | None:
+    """The smallest instant (UTC seconds), NaT (int64 minimum) ignored; None for none."""
+    if instants.size == 0:
+        return None
+    return _instant_or_none(int(instants.view(np.uint64).min()))
 
 
 class LevelScan(NamedTuple):

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from monitor.calendar import Calendar
-from monitor.clocks.table import ClockRow, ClockTable, earliest
+from monitor.calendar import Calendar, earliest
+from monitor.clocks.table import ClockRow, ClockTable
 from monitor.clocks.timing import NAT, Pauses, Period
 
 __all__ = ["Scheduler", "row_of"]

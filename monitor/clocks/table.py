@@ -15,24 +15,16 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from monitor.calendar import Calendar
+from monitor.calendar import Calendar, earliest
 from monitor.clocks.timing import NAT, Period, threshold_row
 
-__all__ = ["ClockRow", "ClockTable", "earliest"]
+__all__ = ["ClockRow", "ClockTable"]
 
 _GROW = 1.5
 _EMPTY, _GONE = -1, -2  # index buckets: never used, and a dropped case (probing goes on)
 
 ClockRow = tuple[Period, float, int, int]
 """(period, closed pause days, open pause start or NaT, level seen)."""
-
-
-def earliest(instants: npt.NDArray[np.int64]) -> int | None:
-    """The smallest instant, NaT (int64 minimum) ignored: as uint64, NaT sorts last."""
-    if instants.size == 0:
-        return None
-    low = int(instants.view(np.uint64).min())
-    return None if low == 1 << 63 else low
 
 
 class _Owners(Sequence[tuple[str, str] | None]):

@@ -86,8 +86,8 @@ import monitor.pipeline
 import monitor.state.store
 from monitor import db
 from monitor.calendar import Calendar, ClockState, load_calendar
+from monitor.calendar import earliest as _earliest
 from monitor.clocks.table import ClockTable
-from monitor.clocks.table import earliest as _earliest
 from monitor.clocks.timing import NAT, Period, thresholds
 from monitor.engine.cards import CaseDecision
 from monitor.engine.decide import decide_cases
