@@ -22,7 +22,7 @@ from monitor.calendar import Calendar
 from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import from_epoch
 from monitor.db import Connection, json_dumps
-from monitor.engine.cards import Closing, Decided, ExistingCard, NewCard, Outcome
+from monitor.engine.cards import Decided, ExistingCard, NewCard
 from monitor.rules.model import RuleSet
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.vocab import OPEN_STATUSES, level_name, level_number
@@ -40,41 +40,74 @@ FROM jiancha.cards WHERE case_id = ANY($1::text[])
 
 
 _INSERT = """
-WITH new AS (
+WITH u AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                         $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::timestamptz[], $16::text[], $17::text[])
+         AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd, s, shut)
+), new AS (
     INSERT INTO jiancha.cards (case_id, clock, rule, subject, level, issued_at, recorded_at,
         deadline, matter, department, "window", region, ruleset, calendar, detail, reply_due,
-        updated_at)
+        updated_at, status)
     SELECT c, k, r, s, l, to_timestamp(i), $15, to_timestamp(d), m, dp, w, rg, $13, $14,
-           x::jsonb, rd, $15
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
-                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                $12::timestamptz[], $16::text[])
-         AS u(c, k, r, l, i, d, m, dp, w, rg, x, rd, s)
+           x::jsonb, rd, $15, CASE WHEN shut IS NULL THEN 'issued' ELSE 'closed' END
+    FROM u
     ON CONFLICT DO NOTHING  -- a live card of the key, or this very crossing, is there
-    RETURNING id, case_id, clock, rule, subject, level, issued_at
+    RETURNING id, case_id, clock, rule, subject, level, issued_at, status
 ), ev AS (
-    INSERT INTO jiancha.card_events (card_id, kind, at, actor, detail)
-    SELECT id, 'issued', $15, 'jiancha', '{}'::jsonb FROM new
+    INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+    SELECT id, 'issued', $15, 'jiancha', '', '{}'::jsonb FROM new
+    UNION ALL  -- a card for a period that already finished (a late completion): closed at once
+    SELECT n.id, 'closed', $15, 'jiancha', u.shut,
+           jsonb_build_object('effective_at', least(n.issued_at, $15))
+    FROM new n JOIN u ON (u.c, u.k, u.r, u.s, u.l) = (n.case_id, n.clock, n.rule, n.subject,
+                                                     n.level)
+                     AND to_timestamp(u.i) = n.issued_at
+    WHERE n.status = 'closed'
 )
-SELECT id, case_id, clock, rule, level, floor(extract(epoch FROM issued_at))::int8, subject FROM new
+SELECT id, case_id, clock, rule, level, floor(extract(epoch FROM issued_at))::int8, subject,
+       status
+FROM new
 """
 # (instants go as UTC seconds: a datetime a card, made and encoded, cost more than the rest
 # of its row)
 
 # A step's `at` is when jiancha recorded it; the business instant it answers (the
 # period's stop) rides in `detail`, so the ledger does not depend on batch boundaries.
-_CLOSE = """
-WITH changed AS (
-    UPDATE jiancha.cards SET status = $4, updated_at = $5
+# Revocations and closings of stored cards, and the cases' figure columns, in one
+# statement: its parts touch different rows (a card both revoked and closed is only
+# revoked, see `_transitions`) or another table. $13: the cases were stored undecided
+# (a backlog's), and the same write clears their mark.
+_TRANSITIONS = """
+WITH rv AS (
+    UPDATE jiancha.cards SET status = 'revoked', updated_at = $7
     FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(card, why, at)
-    WHERE id = u.card AND status = ANY($6::text[])
+    WHERE id = u.card AND status = ANY($8::text[])
     RETURNING id, u.why AS why, u.at AS at
+), cl AS (
+    UPDATE jiancha.cards SET status = 'closed', updated_at = $7
+    FROM unnest($4::bigint[], $5::text[], $6::timestamptz[]) AS u(card, why, at)
+    WHERE id = u.card AND status = ANY($9::text[])
+    RETURNING id, u.why AS why, u.at AS at
+), steps AS (
+    INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
+    SELECT id, 'revoked', $7, 'jiancha', why, jsonb_build_object('effective_at', least(at, $7))
+    FROM rv
+    UNION ALL
+    SELECT id, 'closed', $7, 'jiancha', why, jsonb_build_object('effective_at', least(at, $7))
+    FROM cl
+    ON CONFLICT DO NOTHING
+    RETURNING kind
+), figures AS (
+    UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, ''),
+                             undecided = undecided AND NOT $13
+    FROM unnest($10::text[], $11::timestamptz[], $12::text[]) AS u(c, d, o)
+    WHERE case_id = u.c
+      AND (($13 AND undecided)
+           OR (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, '')))
 )
-INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
-SELECT id, $7, $5, 'jiancha', why, jsonb_build_object('effective_at', least(at, $5))
-FROM changed
-ON CONFLICT DO NOTHING
-RETURNING card_id
+SELECT count(*) FILTER (WHERE kind = 'revoked'), count(*) FILTER (WHERE kind = 'closed')
+FROM steps
 """
 
 _ESCALATE = """
@@ -116,47 +149,82 @@ async def cards_of(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[
 
 
 async def write(
-    conn: Connection, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
+    conn: Connection,
+    decided: Decided,
+    ruleset: RuleSet,
+    cal: Calendar,
+    now: dt.datetime,
+    *,
+    undecided: bool = False,
 ) -> Written:
-    """Issue, close and revoke cards; call inside the transaction that caused them."""
-    issue, close, cases = decided.issue, decided.close, decided.cases
-    issued: list[ExistingCard] = []
-    # revocations first: a revoked card frees its key for the new crossing issued with it
-    revoked = await _transition(conn, decided.revoke, "revoked", now)
-    if issue:
-        reply_due = reply_deadlines(issue, ruleset, cal, now)
-        views = [cases.get(c.case_id) for c in issue]
-        rows = await conn.fetch(
-            _INSERT,
-            [c.case_id for c in issue],
-            [c.clock for c in issue],
-            [c.rule for c in issue],
-            [level_name(c.level) for c in issue],
-            [c.issued_at for c in issue],
-            [c.deadline for c in issue],
-            [v.matter if v else None for v in views],
-            [v.department if v else None for v in views],
-            [v.window if v else None for v in views],
-            [v.region if v else None for v in views],
-            [json_dumps(dict(c.detail)) for c in issue],
-            reply_due,
-            ruleset.fingerprint,
-            cal.fingerprint,
-            now,
-            [c.subject for c in issue],
-        )
-        issued = [ExistingCard(r[0], r[1], r[2], r[3], level_number(r[4]), "issued", r[5], r[6])
-                  for r in rows]  # fmt: skip
-        # a card for a period that already finished (a late completion) closes at once
-        ids = {r.key: r.card_id for r in issued}
-        at_once = [
-            Closing(ids[c.key], c.close, c.issued_at)
-            for c in issue
-            if c.close is not None and c.key in ids
-        ]
-        close = [*close, *at_once]
-    closed = await _transition(conn, close, "closed", now)
-    return Written(issued, closed, revoked)
+    """Issue, close and revoke cards and record the cases' figure columns; call inside the
+    transaction that caused them. Two statements at most (a live batch's four were a
+    fifth of its round trips): the changes to stored cards with the figures, then the
+    new cards. ``undecided``: the cases were stored undecided, and their mark goes."""
+    revoked, closed = await _transitions(conn, decided, now, undecided)
+    issue, cases = decided.issue, decided.cases
+    if not issue:
+        return Written([], closed, revoked)
+    reply_due = reply_deadlines(issue, ruleset, cal, now)
+    views = [cases.get(c.case_id) for c in issue]
+    rows = await conn.fetch(
+        _INSERT,
+        [c.case_id for c in issue],
+        [c.clock for c in issue],
+        [c.rule for c in issue],
+        [level_name(c.level) for c in issue],
+        [c.issued_at for c in issue],
+        [c.deadline for c in issue],
+        [v.matter if v else None for v in views],
+        [v.department if v else None for v in views],
+        [v.window if v else None for v in views],
+        [v.region if v else None for v in views],
+        [json_dumps(dict(c.detail)) for c in issue],
+        reply_due,
+        ruleset.fingerprint,
+        cal.fingerprint,
+        now,
+        [c.subject for c in issue],
+        [c.close for c in issue],
+    )
+    issued = [ExistingCard(r[0], r[1], r[2], r[3], level_number(r[4]), "issued", r[5], r[6])
+              for r in rows]  # fmt: skip
+    return Written(issued, closed + sum(r[7] == "closed" for r in rows), revoked)
+
+
+async def _transitions(
+    conn: Connection, decided: Decided, now: dt.datetime, undecided: bool
+) -> tuple[int, int]:
+    """``_TRANSITIONS``: how many cards it revoked and closed.
+
+    Before the new cards: a revoked card frees its key for the crossing issued with it
+    (a closed one keeps its key, so closing before the issue changes nothing there).
+    """
+    revoke, outcomes = decided.revoke, decided.outcomes
+    gone = {c.card_id for c in revoke}
+    # a statement changes a row once: a card both revoked and closed is revoked, as when
+    # the revocation came first and the closing then found no open card
+    close = [c for c in decided.close if c.card_id not in gone]
+    if not (revoke or close or outcomes):
+        return 0, 0
+    row = await conn.fetchrow(
+        _TRANSITIONS,
+        [c.card_id for c in revoke],
+        [c.reason for c in revoke],
+        [from_epoch(c.at) for c in revoke],
+        [c.card_id for c in close],
+        [c.reason for c in close],
+        [from_epoch(c.at) for c in close],
+        now,
+        [*OPEN_STATUSES, "closed"],  # a card found wrong is revoked even once closed
+        list(OPEN_STATUSES),
+        list(outcomes),
+        [None if d is None else from_epoch(d) for d, _ in outcomes.values()],
+        [o for _, o in outcomes.values()],
+        undecided,
+    )
+    assert row is not None  # an aggregate
+    return int(row[0]), int(row[1])
 
 
 def reply_deadlines(
@@ -181,25 +249,6 @@ def reply_deadlines(
         for i, due in zip(supervised, dues, strict=True):
             out[i] = None if due == np.iinfo(np.int64).min else from_epoch(int(due))
     return out
-
-
-async def _transition(
-    conn: Connection, items: Sequence[Closing], kind: str, now: dt.datetime
-) -> int:
-    if not items:
-        return 0
-    rows = await conn.fetch(
-        _CLOSE,
-        [c.card_id for c in items],
-        [c.reason for c in items],
-        [from_epoch(c.at) for c in items],
-        kind,
-        now,
-        # a card found wrong is revoked even once closed; only an open one closes
-        [*OPEN_STATUSES, "closed"] if kind == "revoked" else list(OPEN_STATUSES),
-        kind,
-    )
-    return len(rows)
 
 
 async def escalate(conn: Connection, now: dt.datetime) -> list[CardRecord]:
@@ -240,20 +289,6 @@ _CLEAR_ERRORS = """
 UPDATE jiancha.cases SET decide_error = NULL, decide_failed_at = NULL
 WHERE case_id = ANY($1::text[]) AND decide_error IS NOT NULL
 """
-_OUTCOMES = """
-UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, '')
-FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
-WHERE case_id = u.c
-  AND (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, ''))
-"""
-# The same for cases a backlog left undecided, the mark cleared in the same write: a row
-# of jiancha.cases written once, not once for its figures and again for the mark.
-_OUTCOMES_DECIDED = """
-UPDATE jiancha.cases SET decision_deadline = u.d, outcome = nullif(u.o, ''), undecided = false
-FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(c, d, o)
-WHERE case_id = u.c
-  AND (undecided OR (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, '')))
-"""
 
 
 class DbStore:
@@ -275,28 +310,21 @@ class DbStore:
         return await cards_of(self.conn, case_ids)
 
     async def write(
-        self, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
+        self,
+        decided: Decided,
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+        *,
+        undecided: bool = False,
     ) -> Written:
-        return await write(self.conn, decided, ruleset, cal, now)
+        return await write(self.conn, decided, ruleset, cal, now, undecided=undecided)
 
     async def escalate(self, now: dt.datetime) -> list[CardRecord]:
         return await escalate(self.conn, now)
 
     async def next_reply_due(self) -> dt.datetime | None:
         return await next_reply_due(self.conn)
-
-    async def record_outcomes(
-        self, outcomes: Mapping[str, Outcome], *, decided: bool = False
-    ) -> None:
-        """Each case's figure columns: the overdue instant and, once completed, how it ended.
-
-        ``decided``: these cases were stored undecided and are decided now; their mark is
-        cleared by the same write (`monitor.state.store.mark_decided` then finds them done).
-        """
-        ids = list(outcomes)
-        deadlines = [None if d is None else from_epoch(d) for d, _ in outcomes.values()]
-        await self.conn.execute(_OUTCOMES_DECIDED if decided else _OUTCOMES, ids, deadlines,
-                                [o for _, o in outcomes.values()])  # fmt: skip
 
     async def decide_errors(self) -> dict[str, str]:
         return {r["case_id"]: r["decide_error"] for r in await self.conn.fetch(_DECIDE_ERRORS)}

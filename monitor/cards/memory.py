@@ -11,7 +11,7 @@ from monitor.calendar import Calendar
 from monitor.cards.ledger import reply_deadlines
 from monitor.cards.store import CardRecord, Written
 from monitor.clocks.timing import epoch, from_epoch
-from monitor.engine.cards import CardKey, Closing, Decided, ExistingCard, Outcome
+from monitor.engine.cards import CardKey, Closing, Decided, ExistingCard
 from monitor.rules.model import RuleSet
 from monitor.state.view import CaseView
 from monitor.vocab import OPEN_STATUSES, level_name
@@ -70,8 +70,15 @@ class MemoryStore:
         return out
 
     async def write(
-        self, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
+        self,
+        decided: Decided,
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+        *,
+        undecided: bool = False,
     ) -> Written:
+        """The cards only: the replay computes its own figures from the final state."""
         issue = decided.issue
         issued = []
         revoked = self._move(decided.revoke, "revoked", now)  # first: frees the keys
@@ -129,11 +136,6 @@ class MemoryStore:
                                       level_name(card.level), card.issued_at, None, None, None,
                                       None, {}, due))  # fmt: skip
         return out
-
-    async def record_outcomes(
-        self, outcomes: Mapping[str, Outcome], *, decided: bool = False
-    ) -> None:
-        """The replay computes its own figures from the final state."""
 
     async def next_reply_due(self) -> dt.datetime | None:
         dues = [

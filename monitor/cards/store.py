@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from monitor.calendar import Calendar
 from monitor.db import Connection
-from monitor.engine.cards import Decided, ExistingCard, Outcome
+from monitor.engine.cards import Decided, ExistingCard
 from monitor.rules.model import RuleSet
 from monitor.state.view import CaseView
 
@@ -61,16 +61,21 @@ class Store(Protocol):
     async def cards_of(self, case_ids: Sequence[str]) -> dict[str, list[ExistingCard]]: ...
 
     async def write(
-        self, decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime
-    ) -> Written: ...
+        self,
+        decided: Decided,
+        ruleset: RuleSet,
+        cal: Calendar,
+        now: dt.datetime,
+        *,
+        undecided: bool = False,
+    ) -> Written:
+        """The cards' changes and the cases' figure columns (``Decided.outcomes``);
+        ``undecided``: the cases were stored undecided, and the write clears their mark
+        (`monitor.state.store.mark_decided` then finds them done)."""
 
     async def escalate(self, now: dt.datetime) -> list[CardRecord]: ...
 
     async def next_reply_due(self) -> dt.datetime | None: ...
-
-    async def record_outcomes(
-        self, outcomes: Mapping[str, Outcome], *, decided: bool = False
-    ) -> None: ...
 
     async def decide_errors(self) -> dict[str, str]:
         """The cases left undecided by an error of the engine, and the error."""

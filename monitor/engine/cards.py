@@ -105,12 +105,14 @@ class CaseDecision:
 
 @dataclass(frozen=True)
 class Decided:
-    """What a set of decisions asks of the ledger, with the cases it is about (by id)."""
+    """What a set of decisions asks of the ledger, with the cases it is about (by id), and
+    the cases' figure columns (written with the cards: one round trip, not two)."""
 
     issue: Sequence[NewCard]
     close: Sequence[Closing]
     revoke: Sequence[Closing]
     cases: Mapping[str, CaseView]
+    outcomes: Mapping[str, Outcome] = field(default_factory=dict)
 
     @classmethod
     def of(cls, decisions: Sequence[CaseDecision], views: Sequence[CaseView]) -> Decided:
@@ -119,4 +121,9 @@ class Decided:
             [c for d in decisions for c in d.close],
             [c for d in decisions for c in d.revoke],
             {v.case_id: v for v in views},
+            {
+                v.case_id: d.outcome
+                for v, d in zip(views, decisions, strict=True)
+                if d.outcome is not None
+            },
         )

@@ -137,11 +137,7 @@ class Evaluator:
         undecided: bool = False,
     ) -> Written:
         decided = Decided.of(decisions, views)
-        written = await store.write(decided, self.ruleset, self.cal, now)
-        outcomes = {v.case_id: d.outcome for v, d in zip(views, decisions, strict=True)
-                    if d.outcome is not None}  # fmt: skip
-        if outcomes:
-            await store.record_outcomes(outcomes, decided=undecided)
+        written = await store.write(decided, self.ruleset, self.cal, now, undecided=undecided)
         if written.issued and self.notifier is not None and store.conn is not None:
             lang = self.notifier.cfg.language
             facts = card_facts(written.issued, decided, self.ruleset, matters, lang, self.cal, now)

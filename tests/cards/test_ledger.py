@@ -170,6 +170,62 @@ async def test_only_open_cards_close_a_closed_one_may_be_revoked_and_each_once(d
         assert kinds.count(("revoked", "threshold_not_reached")) == 2
 
 
+async def test_a_write_is_two_statements_its_revocation_freeing_the_key_it_issues(
+    dsn, cal, rules, monkeypatch
+):
+    """Revocations, closings and the figure columns in one statement, the new cards in a
+    second: a revoked card's key is free for the crossing issued with it, a card both
+    revoked and closed is revoked (as when the revocation was written first), a late
+    finish is issued closed, and a backlog's undecided mark goes with its figures."""
+    async with await db.connect(dsn) as conn:
+        await ingested(conn)
+        store = DbStore(conn)
+        v = {"C1": await view_of(conn)}
+        first = await store.write(Decided([card(1), card(2)], [], [], v), rules, cal,
+                                  z("2024-02-21T00:00:00"))  # fmt: skip
+        blue, yellow = (c.card_id for c in first.issued)
+        await conn.execute("UPDATE jiancha.cases SET undecided = true WHERE case_id = 'C1'")
+        calls: list[str] = []
+        call = db.Connection._call
+
+        async def counted(self: db.Connection, method: object, *args: object, **kw: object):
+            calls.append(str(args[0]).split()[0] if args else "")
+            return await call(self, method, *args, **kw)
+
+        monkeypatch.setattr(db.Connection, "_call", counted)
+        at = int(z("2024-02-21T00:00:00").timestamp())
+        deadline = int(z("2024-02-21T16:00:00").timestamp())
+        again = card(2, issued="2024-02-21T02:00:00")  # yellow's key, a new crossing
+        late = card(3, issued="2024-02-21T03:00:00", close="period_finished")
+        decided = Decided([again, late], [Closing(blue, "period_finished", at),
+                                          Closing(yellow, "period_finished", at)],
+                          [Closing(yellow, "threshold_not_reached", at)], v,
+                          {"C1": (deadline, "")})  # fmt: skip
+        written = await store.write(decided, rules, cal, z("2024-02-21T04:00:00"),
+                                    undecided=True)  # fmt: skip
+        assert calls == ["WITH", "WITH"]
+        assert [c.level for c in written.issued] == [2, 3]
+        assert (written.closed, written.revoked) == (2, 1)  # blue and the late red; yellow
+        assert [s for s in await steps(conn)][2:] == [
+            ("yellow", "revoked", "threshold_not_reached"), ("blue", "closed", "period_finished"),
+            ("yellow", "issued", ""), ("red", "issued", ""), ("red", "closed", "period_finished"),
+        ]  # fmt: skip
+        statuses = await conn.fetch("SELECT level, status FROM jiancha.cards ORDER BY id")
+        assert [tuple(r) for r in statuses] == [
+            ("blue", "closed"), ("yellow", "revoked"), ("yellow", "issued"), ("red", "closed"),
+        ]  # fmt: skip
+        row = await conn.fetchrow("SELECT decision_deadline, outcome, undecided "
+                                  "FROM jiancha.cases WHERE case_id = 'C1'")  # fmt: skip
+        assert tuple(row) == (z("2024-02-21T16:00:00"), None, False)
+        calls.clear()
+        nothing = await store.write(Decided([], [], [], v, {"C1": (deadline, "")}), rules, cal,
+                                    z("2024-02-21T05:00:00"))  # fmt: skip
+        assert calls == ["WITH"] and (nothing.closed, nothing.revoked) == (0, 0)
+        calls.clear()
+        await store.write(Decided([], [], [], v), rules, cal, z("2024-02-21T05:00:00"))
+        assert calls == []
+
+
 async def test_a_supervision_order_escalates_once_when_its_reply_is_late(dsn, cal, rules):
     async with await db.connect(dsn) as conn:
         await ingested(conn)
@@ -219,7 +275,8 @@ async def test_outcomes_and_the_open_cases_the_scheduler_reloads(dsn, cal, rules
         store = DbStore(conn)
         assert await store.open_case_ids() == ["C1"]  # C2 is finished
         deadline = int(z("2024-02-15T16:00:00").timestamp())
-        await store.record_outcomes({"C2": (deadline, "early")})
+        await store.write(Decided([], [], [], {}, {"C2": (deadline, "early")}), rules, cal,
+                          z("2024-02-09T03:00:00"))  # fmt: skip
         row = await conn.fetchrow("SELECT outcome, decision_deadline FROM jiancha.cases "
                                   "WHERE case_id = 'C2'")  # fmt: skip
         assert tuple(row) == ("early", z("2024-02-15T16:00:00"))
