@@ -96,3 +96,21 @@ ACCEPTED_FEB8 = [
     ("C1", "submitted", z("2024-02-08T01:00:00"), SUB),
     ("C1", "accepted", z("2024-02-08T02:00:00"), {}),
 ]
+
+
+def counted_ticks(ev: Evaluator) -> list[int]:
+    """How many ticks of ``ev`` are under way, in a list the caller polls. A tick's pass
+    says nothing is due before its transaction writes the cards: a test that stops the
+    worker then rolls them back."""
+    running = [0]
+    tick = ev.tick
+
+    async def counted(*args: Any, **kw: Any) -> None:
+        running[0] += 1
+        try:
+            await tick(*args, **kw)
+        finally:
+            running[0] -= 1
+
+    ev.tick = counted  # type: ignore[method-assign]
+    return running

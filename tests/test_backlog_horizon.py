@@ -21,7 +21,7 @@ from monitor.source.catalogue import load_matters
 from monitor.source.contract import START, Cursor
 from monitor.source.tailer import Batch, Tailer, known_by, read_batch
 from monitor.worker import Worker, WorkerConfig
-from tests.cardkit import events_of, ledger
+from tests.cardkit import counted_ticks, events_of, ledger
 from tests.sourcekit import SUBMITTED, at, write
 
 LATE = dt.datetime(2024, 3, 29, 2, 0, tzinfo=dt.UTC)  # weeks after: every level is due
@@ -48,6 +48,7 @@ async def run_loop(dsn: str, read_ats: list[dt.datetime | None]) -> list[tuple]:
         ev = worker.evaluator
         assert ev is not None
         await ev.start(conn, matters, at(0))
+        ticking = counted_ticks(ev)
         worker.tailer.matters = matters
         first = Batch(events[:4], START, matters, caught_up=True, read_at=read_ats[0])
         second = Batch(events[4:], first.after, matters, caught_up=True, read_at=read_ats[1])
@@ -56,8 +57,8 @@ async def run_loop(dsn: str, read_ats: list[dt.datetime | None]) -> list[tuple]:
             nursery.start_soon(worker._loop, conn, receive)
             for batch in (first, second):
                 await send.send(batch)
-            with trio.fail_after(10):  # the second batch taken and ticked
-                while worker.stats.cursor != second.after or ev.due(LATE):
+            with trio.fail_after(10):  # the second batch taken and ticked, the tick committed
+                while worker.stats.cursor != second.after or ev.due(LATE) or ticking[0]:
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
         return [(c[0], c[3], c[5]) for c in await ledger(conn)] + [

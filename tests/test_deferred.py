@@ -30,7 +30,7 @@ from monitor.state import store as state_store
 from monitor.whatif.simulate import Profile, generate, load_catalogue
 from monitor.whatif.source_writer import install_matters, write_events
 from monitor.worker import Worker, WorkerConfig
-from tests.cardkit import events_of, ledger
+from tests.cardkit import counted_ticks, events_of, ledger
 from tests.clocks.test_checkpoint import rows
 from tests.sourcekit import reset
 from tests.test_worker import drain
@@ -182,13 +182,14 @@ async def test_the_daemon_defers_its_backlog_and_decides_it_once_caught_up(
             return await decide(*args, caught_up=caught_up, **kw)
 
         ev.decide_undecided = recorded  # type: ignore[method-assign]
+        ticking = counted_ticks(ev)
         worker = Worker(WorkerConfig(dsn, dsn, batch_size=BATCH, poll_interval=0.05),
                         clock=lambda: NOW, evaluator=ev)  # fmt: skip
         async with trio.open_nursery() as nursery:
             await nursery.start(worker.run)
             await drain(worker, conn)
             with trio.fail_after(20):  # the pass after catching up: deferred cases, then tick
-                while ev.undecided or ev.stats.ticks == 0 or ev.due(NOW):
+                while ev.undecided or ev.stats.ticks == 0 or ev.due(NOW) or ticking[0]:
                     worker.wake()
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
