@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-catchup bench-ledger bench-quick bench-quick-ab samples dashboards clean
+.PHONY: help venv deps demo calendar-demo test lint pytest bench bench-calendar bench-tailer bench-tailer-ab bench-live-ab bench-cards bench-metrics bench-startup bench-poison bench-chatty bench-failover bench-leader bench-outage bench-web bench-report bench-catchup bench-ledger bench-quick bench-quick-ab samples dashboards clean
 
 help:
 	@echo "make demo            a county service centre on an embedded PostgreSQL, and the daemon"
@@ -75,6 +75,11 @@ bench-tailer: venv
 # (the VM's CPU speed drifts too much to compare separate runs). AB_ARGS="--runs 10".
 bench-tailer-ab: venv
 	$(BIN)/python -m tests.bench.ab_tailer $(or $(BASE),HEAD) $(AB_ARGS)
+
+# The daemon's live batch of BASE (default HEAD) against the working tree, on the same
+# events, alone (no writers sharing the cores): ms and round trips a batch.
+bench-live-ab: venv
+	$(BIN)/python -m tests.bench.ab_live $(or $(BASE),HEAD) $(AB_ARGS)
 
 bench-cards: venv
 	$(BIN)/python -m tests.bench.bench_cards

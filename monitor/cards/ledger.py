@@ -12,6 +12,7 @@ database.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -39,8 +40,17 @@ FROM jiancha.cards WHERE case_id = ANY($1::text[])
 """
 
 
-_INSERT = """
-WITH u AS MATERIALIZED (
+def _numbered_from(sql: str, first: int) -> str:
+    """``sql`` with its parameters $1, $2, ... numbered from ``first``: one fragment in a
+    statement of its own and after another's."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + first - 1}", sql)
+
+
+# The new cards and their steps. A card for a period that already finished (a late
+# completion) is inserted closed, with both steps. Instants go as UTC seconds: a
+# datetime a card, made and encoded, cost more than the rest of its row.
+_NEW = """
+u AS MATERIALIZED (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[],
                          $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::timestamptz[], $16::text[], $17::text[])
@@ -57,29 +67,25 @@ WITH u AS MATERIALIZED (
 ), ev AS (
     INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
     SELECT id, 'issued', $15, 'jiancha', '', '{}'::jsonb FROM new
-    UNION ALL  -- a card for a period that already finished (a late completion): closed at once
+    UNION ALL
     SELECT n.id, 'closed', $15, 'jiancha', u.shut,
            jsonb_build_object('effective_at', least(n.issued_at, $15))
     FROM new n JOIN u ON (u.c, u.k, u.r, u.s, u.l) = (n.case_id, n.clock, n.rule, n.subject,
                                                      n.level)
                      AND to_timestamp(u.i) = n.issued_at
     WHERE n.status = 'closed'
-)
-SELECT id, case_id, clock, rule, level, floor(extract(epoch FROM issued_at))::int8, subject,
-       status
-FROM new
-"""
-# (instants go as UTC seconds: a datetime a card, made and encoded, cost more than the rest
-# of its row)
+)"""
+_ISSUED = """id, case_id, clock, rule, level, floor(extract(epoch FROM issued_at))::int8, subject,
+       status"""
 
-# A step's `at` is when jiancha recorded it; the business instant it answers (the
-# period's stop) rides in `detail`, so the ledger does not depend on batch boundaries.
-# Revocations and closings of stored cards, and the cases' figure columns, in one
-# statement: its parts touch different rows (a card both revoked and closed is only
-# revoked, see `_transitions`) or another table. $13: the cases were stored undecided
-# (a backlog's), and the same write clears their mark.
-_TRANSITIONS = """
-WITH rv AS (
+# Revocations and closings of stored cards, and the cases' figure columns. A step's `at`
+# is when jiancha recorded it; the business instant it answers (the period's stop) rides
+# in `detail`, so the ledger does not depend on batch boundaries. The parts touch
+# different rows (a card both revoked and closed is only revoked, see `_changes`) or
+# another table. $13: the cases were stored undecided (a backlog's), and the same write
+# clears their mark.
+_CHANGES = """
+rv AS (
     UPDATE jiancha.cards SET status = 'revoked', updated_at = $7
     FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(card, why, at)
     WHERE id = u.card AND status = ANY($8::text[])
@@ -105,9 +111,18 @@ WITH rv AS (
     WHERE case_id = u.c
       AND (($13 AND undecided)
            OR (decision_deadline, outcome) IS DISTINCT FROM (u.d, nullif(u.o, '')))
-)
-SELECT count(*) FILTER (WHERE kind = 'revoked'), count(*) FILTER (WHERE kind = 'closed')
-FROM steps
+)"""
+_CHANGED = """SELECT count(*) FILTER (WHERE kind = 'revoked') AS revoked,
+       count(*) FILTER (WHERE kind = 'closed') AS closed
+FROM steps"""
+
+_TRANSITIONS = f"WITH {_CHANGES}\n{_CHANGED}\n"
+_INSERT = f"WITH {_NEW}\nSELECT {_ISSUED} FROM new\n"
+# Both in one round trip when no new card takes a key a revocation frees: then the order
+# of the parts changes nothing (a closed card keeps its key, whichever the insert sees).
+# One row per new card, or one of NULLs, each with the counts of the changes.
+_WRITE = f"""WITH {_CHANGES},{_numbered_from(_NEW, 14)}
+SELECT k.revoked, k.closed, {_ISSUED} FROM ({_CHANGED}) k LEFT JOIN new ON true
 """
 
 _ESCALATE = """
@@ -158,57 +173,48 @@ async def write(
     undecided: bool = False,
 ) -> Written:
     """Issue, close and revoke cards and record the cases' figure columns; call inside the
-    transaction that caused them. Two statements at most (a live batch's four were a
-    fifth of its round trips): the changes to stored cards with the figures, then the
-    new cards. ``undecided``: the cases were stored undecided, and their mark goes."""
-    revoked, closed = await _transitions(conn, decided, now, undecided)
-    issue, cases = decided.issue, decided.cases
+    transaction that caused them. One statement, or two when a revoked card's key is
+    issued again (revoked first: it frees the key); a live batch's four were a fifth of
+    its round trips. ``undecided``: the cases were stored undecided; their mark goes."""
+    changes, issue = _changes(decided, now, undecided), decided.issue
+    revoked = closed = 0
     if not issue:
+        if changes is not None:
+            revoked, closed = await _changed(conn, changes)
         return Written([], closed, revoked)
-    reply_due = reply_deadlines(issue, ruleset, cal, now)
-    views = [cases.get(c.case_id) for c in issue]
-    rows = await conn.fetch(
-        _INSERT,
-        [c.case_id for c in issue],
-        [c.clock for c in issue],
-        [c.rule for c in issue],
-        [level_name(c.level) for c in issue],
-        [c.issued_at for c in issue],
-        [c.deadline for c in issue],
-        [v.matter if v else None for v in views],
-        [v.department if v else None for v in views],
-        [v.window if v else None for v in views],
-        [v.region if v else None for v in views],
-        [json_dumps(dict(c.detail)) for c in issue],
-        reply_due,
-        ruleset.fingerprint,
-        cal.fingerprint,
-        now,
-        [c.subject for c in issue],
-        [c.close for c in issue],
-    )
+    new = _new(decided, ruleset, cal, now)
+    freed = {c.key for c in decided.revoke}
+    if changes is None:
+        rows = await conn.fetch(_INSERT, *new)
+    elif None in freed or any(c.key in freed for c in issue):
+        revoked, closed = await _changed(conn, changes)  # first: it frees the keys
+        rows = await conn.fetch(_INSERT, *new)
+    else:
+        both = await conn.fetch(_WRITE, *changes, *new)
+        revoked, closed = both[0][0], both[0][1]
+        rows = [r[2:] for r in both if r[2] is not None]
     issued = [ExistingCard(r[0], r[1], r[2], r[3], level_number(r[4]), "issued", r[5], r[6])
               for r in rows]  # fmt: skip
     return Written(issued, closed + sum(r[7] == "closed" for r in rows), revoked)
 
 
-async def _transitions(
-    conn: Connection, decided: Decided, now: dt.datetime, undecided: bool
-) -> tuple[int, int]:
-    """``_TRANSITIONS``: how many cards it revoked and closed.
+async def _changed(conn: Connection, changes: tuple[Any, ...]) -> tuple[int, int]:
+    """``_TRANSITIONS``: how many cards it revoked and closed."""
+    row = await conn.fetchrow(_TRANSITIONS, *changes)
+    assert row is not None  # an aggregate's one row
+    return int(row[0]), int(row[1])
 
-    Before the new cards: a revoked card frees its key for the crossing issued with it
-    (a closed one keeps its key, so closing before the issue changes nothing there).
-    """
+
+def _changes(decided: Decided, now: dt.datetime, undecided: bool) -> tuple[Any, ...] | None:
+    """``_CHANGES``'s parameters; None when there is nothing to change."""
     revoke, outcomes = decided.revoke, decided.outcomes
     gone = {c.card_id for c in revoke}
     # a statement changes a row once: a card both revoked and closed is revoked, as when
     # the revocation came first and the closing then found no open card
     close = [c for c in decided.close if c.card_id not in gone]
     if not (revoke or close or outcomes):
-        return 0, 0
-    row = await conn.fetchrow(
-        _TRANSITIONS,
+        return None
+    return (
         [c.card_id for c in revoke],
         [c.reason for c in revoke],
         [from_epoch(c.at) for c in revoke],
@@ -223,8 +229,31 @@ async def _transitions(
         [o for _, o in outcomes.values()],
         undecided,
     )
-    assert row is not None  # an aggregate
-    return int(row[0]), int(row[1])
+
+
+def _new(decided: Decided, ruleset: RuleSet, cal: Calendar, now: dt.datetime) -> tuple[Any, ...]:
+    """``_NEW``'s parameters."""
+    issue = decided.issue
+    views = [decided.cases.get(c.case_id) for c in issue]
+    return (
+        [c.case_id for c in issue],
+        [c.clock for c in issue],
+        [c.rule for c in issue],
+        [level_name(c.level) for c in issue],
+        [c.issued_at for c in issue],
+        [c.deadline for c in issue],
+        [v.matter if v else None for v in views],
+        [v.department if v else None for v in views],
+        [v.window if v else None for v in views],
+        [v.region if v else None for v in views],
+        [json_dumps(dict(c.detail)) for c in issue],
+        reply_deadlines(issue, ruleset, cal, now),
+        ruleset.fingerprint,
+        cal.fingerprint,
+        now,
+        [c.subject for c in issue],
+        [c.close for c in issue],
+    )
 
 
 def reply_deadlines(

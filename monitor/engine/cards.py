@@ -83,11 +83,13 @@ class ExistingCard(_Keyed):
 
 @dataclass(frozen=True)
 class Closing:
-    """A card to close or revoke: which, why, and the business instant it answers."""
+    """A card to close or revoke: which, why, and the business instant it answers; for a
+    revocation, the key it frees (the ledger writes a new card of that key after it)."""
 
     card_id: int
     reason: str
     at: int
+    key: CardKey | None = None
 
 
 @dataclass

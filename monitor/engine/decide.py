@@ -228,11 +228,11 @@ def _ends(
             fact = found.get((name, card.subject))
             if name in check_rules and (fact is None or fact[1] != card.issued_at):
                 # the fact is gone or began elsewhere (a late event before it)
-                decision.revoke.append(Closing(card.card_id, "fact_not_found", now))
+                decision.revoke.append(Closing(card.card_id, "fact_not_found", now, card.key))
             elif not card.is_open:
                 continue
             elif name not in check_rules:
-                decision.revoke.append(Closing(card.card_id, "rule_removed", now))
+                decision.revoke.append(Closing(card.card_id, "rule_removed", now, card.key))
             elif finished:
                 decision.close.append(Closing(card.card_id, "case_finished", now))
             continue
@@ -244,7 +244,7 @@ def _ends(
         ):
             # wrong at its own instant: revoked, closed or not; a new crossing is a new card
             why = "threshold_not_reached" if card.level not in due else "threshold_moved"
-            decision.revoke.append(Closing(card.card_id, why, now))
+            decision.revoke.append(Closing(card.card_id, why, now, card.key))
         elif not card.is_open:
             continue
         elif card.level not in due and not any(lv > card.level for lv in due):

@@ -28,20 +28,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import trio
 
 from monitor import db
 from monitor.log import configure_logging
-from tests.bench.ab_tailer import REPO, checkout
+from tests.bench.ab_tailer import revisions
 from tests.bench.bench_tailer import SEED, new_database
 from tests.torture import WorkloadConfig, run_workload
 
@@ -162,17 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one more run of the other revision, profiled: top N")  # fmt: skip
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
-
-    tmp = Path(tempfile.mkdtemp(prefix="jiancha-ablive-"))
-    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
-    try:
-        codes = {args.base: checkout(args.base, tmp / "base")}
-        other = args.other or "working tree"
-        codes[other] = checkout(args.other, tmp / "other") if args.other else REPO
-        admin = server.get_uri()
+    with revisions(args.base, args.other, "jiancha-ablive-") as rev:
+        codes, other, admin = rev.codes, rev.other, rev.admin
         now, n = trio.run(prepare, admin, args.events)
         print(f"live traffic: {n:,} events (seed {SEED}, submissions up to 30 days back), "
               f"batches of {args.batch_size}, judged at {now}; {args.runs} alternations, "
@@ -203,13 +191,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ncProfile of {other}'s batches (one more run; profiler overhead included):")
             dsn = trio.run(fresh_copy, admin, "bench_live_profile")
             one_run(codes[other], dsn, args.batch_size, now, args.profile)
-    finally:
-        server.cleanup()
-        for worktree in (tmp / "base", tmp / "other"):
-            if worktree.exists():
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                                str(worktree)], capture_output=True)  # fmt: skip
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -17,6 +17,7 @@ revisions must share the schema the current tree migrates to.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -82,6 +85,15 @@ trio.run(main)
 """
 
 
+@dataclass(frozen=True)
+class Revisions:
+    """The server's admin DSN, each revision's code by name, and the other's name."""
+
+    admin: str
+    codes: dict[str, Path]
+    other: str
+
+
 def checkout(rev: str, into: Path) -> Path:
     """A detached worktree of ``rev`` (removed by the caller)."""
     subprocess.run(
@@ -89,6 +101,30 @@ def checkout(rev: str, into: Path) -> Path:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return into
+
+
+@contextlib.contextmanager
+def revisions(base: str, other: str | None, prefix: str) -> Iterator[Revisions]:
+    """An embedded server in a temporary directory and the code of both revisions (a
+    worktree each; the working tree for ``other`` None), removed after."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
+    try:
+        codes = {base: checkout(base, tmp / "base")}
+        name = other or "working tree"
+        codes[name] = checkout(other, tmp / "other") if other else REPO
+        yield Revisions(server.get_uri(), codes, name)
+    finally:
+        server.cleanup()
+        for worktree in (tmp / "base", tmp / "other"):
+            if worktree.exists():
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                                str(worktree)], capture_output=True)  # fmt: skip
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def drains(code: Path, dsn: str, batch: int, end: tuple[int, int]) -> list[float]:
@@ -118,17 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=50_000, help="backlog size")
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
-
-    tmp = Path(tempfile.mkdtemp(prefix="jiancha-ab-"))
-    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
-    try:
-        codes = {args.base: checkout(args.base, tmp / "base")}
-        other = args.other or "working tree"
-        codes[other] = checkout(args.other, tmp / "other") if args.other else REPO
-        dsn, end, n = trio.run(prepare, server.get_uri(), args.events)
+    with revisions(args.base, args.other, "jiancha-ab-") as rev:
+        codes, other = rev.codes, rev.other
+        dsn, end, n = trio.run(prepare, rev.admin, args.events)
         print(f"backlog: {n:,} events (seed {SEED}); batch {args.batch_size:,}; "
               f"{args.runs} alternations of 2 drains each")  # fmt: skip
         rates: dict[str, list[float]] = {name: [] for name in codes}
@@ -143,13 +171,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: median {medians[name]:,.0f} events/s "
                   f"({min(r):,.0f}-{max(r):,.0f}, {len(r)} drains)")  # fmt: skip
         print(f"{other} / {args.base}: {medians[other] / medians[args.base]:.2f}x")
-    finally:
-        server.cleanup()
-        for worktree in (tmp / "base", tmp / "other"):
-            if worktree.exists():
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                                str(worktree)], capture_output=True)  # fmt: skip
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

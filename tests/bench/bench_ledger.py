@@ -7,7 +7,8 @@ Run from the repository root::
 ``make bench-cards`` (section 4) shows the card path costing about three
 times ingest alone, the server's CPU most of the difference, and one
 statement the largest part of it: ``monitor.cards.ledger._INSERT``, which
-writes the cards and their ``issued`` steps. This benchmark takes that
+writes the cards and their ``issued`` steps (sent alone, or after a write's
+changes to stored cards in ``_WRITE``). This benchmark takes that
 statement apart on the server:
 
 1. The parameters are captured from a real cards run (bench_cards's workload:
@@ -56,6 +57,8 @@ from tests.bench.bench_tailer import CpuMeter, new_database
 from tests.bench.embedded import embedded_server
 
 INSERT = monitor.cards.ledger._INSERT
+WRITE = monitor.cards.ledger._WRITE  # the insert after a write's changes, in one statement
+CHANGES = 13  # _WRITE's parameters before the insert's
 ENQUEUE = monitor.outbox.enqueue._ENQUEUE
 CHANNELS = ("wecom", "email")  # two deliveries a card, as a centre with both configured
 PAYLOAD = json.dumps({"title": "【黄牌】办件即将超期", "text": "窗口负责人：您好。" * 20,
@@ -74,6 +77,8 @@ class Capture(SqlTimer):
     async def fetch(self, query: str, *args: object, timeout: float | None = None) -> list[Any]:
         if query == INSERT:
             self.inserts.append(args)
+        elif query == WRITE:
+            self.inserts.append(args[CHANGES:])
         return await super().fetch(query, *args, timeout=timeout)
 
 

@@ -38,6 +38,7 @@ QUICK: tuple[tuple[str, ...], ...] = (
     ("tests.bench.bench_tailer", "--quick"),
     ("tests.bench.bench_ledger", "--quick"),
     ("tests.bench.ab_tailer", "HEAD", "--runs", "1", "--events", "2000"),
+    ("tests.bench.ab_live", "HEAD", "--runs", "1", "--events", "500"),
     ("tests.bench.bench_catchup", "--quick"),
     ("tests.bench.bench_chatty", "--quick"),
     ("tests.bench.bench_web", "--quick"),

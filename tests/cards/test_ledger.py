@@ -7,6 +7,7 @@ The engine is not involved: the ledger is given what the engine would decide
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import asyncpg
 import pytest
@@ -170,36 +171,55 @@ async def test_only_open_cards_close_a_closed_one_may_be_revoked_and_each_once(d
         assert kinds.count(("revoked", "threshold_not_reached")) == 2
 
 
-async def test_a_write_is_two_statements_its_revocation_freeing_the_key_it_issues(
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first word of every statement sent from now on."""
+    calls: list[str] = []
+    call = db.Connection._call
+
+    async def counted(self: db.Connection, method: object, *args: object, **kw: object) -> object:
+        calls.append(str(args[0]).split()[0] if args else "")
+        return await call(self, method, *args, **kw)
+
+    monkeypatch.setattr(db.Connection, "_call", counted)
+    return calls
+
+
+async def blue_and_yellow(conn: db.Connection, cal: Calendar, rules: RuleSet) -> tuple[Any, ...]:
+    """C1 ingested, its blue and yellow cards issued, the case marked undecided (as a
+    backlog stores it): the views, both cards."""
+    await ingested(conn)
+    v = {"C1": await view_of(conn)}
+    first = await DbStore(conn).write(Decided([card(1), card(2)], [], [], v), rules, cal,
+                                      z("2024-02-21T00:00:00"))  # fmt: skip
+    await conn.execute("UPDATE jiancha.cases SET undecided = true WHERE case_id = 'C1'")
+    return v, *first.issued
+
+
+async def figures(conn: db.Connection) -> tuple[Any, ...]:
+    row = await conn.fetchrow("SELECT decision_deadline, outcome, undecided "
+                              "FROM jiancha.cases WHERE case_id = 'C1'")  # fmt: skip
+    return tuple(row)
+
+
+async def test_a_write_is_two_statements_when_a_revoked_key_is_issued_again(
     dsn, cal, rules, monkeypatch
 ):
-    """Revocations, closings and the figure columns in one statement, the new cards in a
-    second: a revoked card's key is free for the crossing issued with it, a card both
-    revoked and closed is revoked (as when the revocation was written first), a late
-    finish is issued closed, and a backlog's undecided mark goes with its figures."""
+    """Revocations, closings and the figure columns first, the new cards second: the
+    revoked card's key is free for the crossing issued with it. A card both revoked and
+    closed is revoked (as when the revocation was written first), a late finish is issued
+    closed, and a backlog's undecided mark goes with its figures."""
     async with await db.connect(dsn) as conn:
-        await ingested(conn)
+        v, blue_card, yellow_card = await blue_and_yellow(conn, cal, rules)
+        blue, yellow = blue_card.card_id, yellow_card.card_id
         store = DbStore(conn)
-        v = {"C1": await view_of(conn)}
-        first = await store.write(Decided([card(1), card(2)], [], [], v), rules, cal,
-                                  z("2024-02-21T00:00:00"))  # fmt: skip
-        blue, yellow = (c.card_id for c in first.issued)
-        await conn.execute("UPDATE jiancha.cases SET undecided = true WHERE case_id = 'C1'")
-        calls: list[str] = []
-        call = db.Connection._call
-
-        async def counted(self: db.Connection, method: object, *args: object, **kw: object):
-            calls.append(str(args[0]).split()[0] if args else "")
-            return await call(self, method, *args, **kw)
-
-        monkeypatch.setattr(db.Connection, "_call", counted)
+        calls = statements(monkeypatch)
         at = int(z("2024-02-21T00:00:00").timestamp())
         deadline = int(z("2024-02-21T16:00:00").timestamp())
         again = card(2, issued="2024-02-21T02:00:00")  # yellow's key, a new crossing
         late = card(3, issued="2024-02-21T03:00:00", close="period_finished")
         decided = Decided([again, late], [Closing(blue, "period_finished", at),
                                           Closing(yellow, "period_finished", at)],
-                          [Closing(yellow, "threshold_not_reached", at)], v,
+                          [Closing(yellow, "threshold_not_reached", at, yellow_card.key)], v,
                           {"C1": (deadline, "")})  # fmt: skip
         written = await store.write(decided, rules, cal, z("2024-02-21T04:00:00"),
                                     undecided=True)  # fmt: skip
@@ -214,9 +234,7 @@ async def test_a_write_is_two_statements_its_revocation_freeing_the_key_it_issue
         assert [tuple(r) for r in statuses] == [
             ("blue", "closed"), ("yellow", "revoked"), ("yellow", "issued"), ("red", "closed"),
         ]  # fmt: skip
-        row = await conn.fetchrow("SELECT decision_deadline, outcome, undecided "
-                                  "FROM jiancha.cases WHERE case_id = 'C1'")  # fmt: skip
-        assert tuple(row) == (z("2024-02-21T16:00:00"), None, False)
+        assert await figures(conn) == (z("2024-02-21T16:00:00"), None, False)
         calls.clear()
         nothing = await store.write(Decided([], [], [], v, {"C1": (deadline, "")}), rules, cal,
                                     z("2024-02-21T05:00:00"))  # fmt: skip
@@ -224,6 +242,44 @@ async def test_a_write_is_two_statements_its_revocation_freeing_the_key_it_issue
         calls.clear()
         await store.write(Decided([], [], [], v), rules, cal, z("2024-02-21T05:00:00"))
         assert calls == []
+
+
+async def test_a_write_is_one_statement_when_no_revoked_key_is_issued_again(
+    dsn, cal, rules, monkeypatch
+):
+    """The same parts in one round trip, where their order changes nothing: a closed card
+    keeps its key, so a new crossing of it is not a card whichever part runs first."""
+    async with await db.connect(dsn) as conn:
+        v, blue_card, yellow_card = await blue_and_yellow(conn, cal, rules)
+        calls = statements(monkeypatch)
+        at = int(z("2024-02-21T00:00:00").timestamp())
+        deadline = int(z("2024-02-21T16:00:00").timestamp())
+        red = card(3, issued="2024-02-21T03:00:00")
+        blue_again = card(1, issued="2024-02-21T03:00:00")  # the closed blue's key
+        written = await DbStore(conn).write(
+            Decided([red, blue_again], [Closing(blue_card.card_id, "period_finished", at)],
+                    [Closing(yellow_card.card_id, "threshold_not_reached", at,
+                             yellow_card.key)], v, {"C1": (deadline, "")}),
+            rules, cal, z("2024-02-21T04:00:00"), undecided=True,
+        )  # fmt: skip
+        assert calls == ["WITH"]
+        assert [c.level for c in written.issued] == [3]
+        assert (written.closed, written.revoked) == (1, 1)
+        assert sorted((await steps(conn))[2:]) == [
+            ("blue", "closed", "period_finished"), ("red", "issued", ""),
+            ("yellow", "revoked", "threshold_not_reached"),
+        ]  # fmt: skip
+        statuses = await conn.fetch("SELECT level, status FROM jiancha.cards ORDER BY id")
+        assert [tuple(r) for r in statuses] == [
+            ("blue", "closed"), ("yellow", "revoked"), ("red", "issued"),
+        ]  # fmt: skip
+        assert await figures(conn) == (z("2024-02-21T16:00:00"), None, False)
+        calls.clear()
+        nothing = await DbStore(conn).write(
+            Decided([card(3, issued="2024-02-21T05:00:00")], [], [], v, {"C1": (deadline, "")}),
+            rules, cal, z("2024-02-21T05:00:00"),
+        )  # fmt: skip
+        assert calls == ["WITH"] and nothing.issued == [] and nothing.closed == 0
 
 
 async def test_a_supervision_order_escalates_once_when_its_reply_is_late(dsn, cal, rules):
