@@ -67,8 +67,8 @@ u AS MATERIALIZED (
 ), ev AS (
     INSERT INTO jiancha.card_events (card_id, kind, at, actor, reason, detail)
     SELECT id, 'issued', $15, 'jiancha', '', '{}'::jsonb FROM new
-    UNION ALL
-    SELECT n.id, 'closed', $15, 'jiancha', u.shut,
+    UNION ALL  -- once a card, should the same crossing come twice
+    SELECT DISTINCT ON (n.id) n.id, 'closed', $15, 'jiancha', u.shut,
            jsonb_build_object('effective_at', least(n.issued_at, $15))
     FROM new n JOIN u ON (u.c, u.k, u.r, u.s, u.l) = (n.case_id, n.clock, n.rule, n.subject,
                                                      n.level)

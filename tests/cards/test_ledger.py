@@ -131,7 +131,8 @@ async def test_a_late_finish_is_issued_and_closed_at_once(dsn, cal, rules):
     async with await db.connect(dsn) as conn:
         await ingested(conn)
         late = card(3, issued="2024-02-23T02:00:00", close="period_finished")
-        decided = Decided([late], [], [], {"C1": await view_of(conn)})
+        # the same crossing twice (two decisions of the case in one write): one card, closed once
+        decided = Decided([late, late], [], [], {"C1": await view_of(conn)})
         written = await DbStore(conn).write(decided, rules, cal, z("2024-02-23T03:00:00"))
         assert len(written.issued) == 1 and written.closed == 1
         assert await steps(conn) == [("red", "issued", ""), ("red", "closed", "period_finished")]
