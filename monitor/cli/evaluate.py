@@ -31,7 +31,7 @@ from monitor.cli._common import (
     with_connection,
 )
 from monitor.cli.rules import ruleset_of
-from monitor.config import BATCH_SIZE
+from monitor.config import BATCH_SIZE, CATCH_UP_BATCH_SIZE
 from monitor.i18n import current_lang
 from monitor.vocab import LEVEL_WORDS, LEVELS, word
 
@@ -53,13 +53,16 @@ def instant_arg(text: str, cal: Calendar) -> dt.datetime:
     return as_datetime(parse_instant(text, cal.timezone))
 
 
-def _summary(ev: Evaluator, now: dt.datetime, taken: int, dead: int) -> dict[str, Any]:
+def _summary(
+    ev: Evaluator, now: dt.datetime, taken: int, dead: int, batches: int
+) -> dict[str, Any]:
     s = ev.stats
     due = ev.wake_at()
     return {
         "now": now.isoformat(),
         "events": taken,
         "dead_letters": dead,
+        "batches": batches,  # transactions the backlog took (revived events aside)
         "open_clocks": ev.scheduler.rows(),
         "cases": ev.table.cases(),
         "cards_issued": s.cards_issued,
@@ -79,11 +82,11 @@ def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
     levels = h("，", ", ").join(f"{_level(k)} {by_level[k]}" for k in LEVELS if by_level.get(k))
     out.write(
         h(
-            f"评估时刻 {args.now}：读取事件 {doc['events']} 条"
+            f"评估时刻 {args.now}：读取事件 {doc['events']} 条，分 {doc['batches']} 批"
             f"（死信 {doc['dead_letters']}），在办时钟 {doc['open_clocks']} 个\n"
             f"发牌 {doc['cards_issued']} 张（{levels or '无'}），销号 {doc['cards_closed']}，"
             f"撤销 {doc['cards_revoked']}，督办升级 {doc['escalated']}\n",
-            f"evaluated at {args.now}: {doc['events']} events "
+            f"evaluated at {args.now}: {doc['events']} events in {doc['batches']} batch(es) "
             f"({doc['dead_letters']} dead letters), {doc['open_clocks']} open clocks\n"
             f"{doc['cards_issued']} cards issued ({levels or 'none'}),"
             f" {doc['cards_closed']} closed, {doc['cards_revoked']} revoked, "
@@ -153,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             matters = await load_matters(src)
             cursor = await _checked_cursor(src, target, now)
             await evaluator.start(target, matters, now)
-            taken = dead = 0
+            taken = dead = batches = 0
             # As the daemon: the events copied inside the server when jiancha's schema is
             # in the source database, and each case's fold kept from batch to batch (not
             # re-read and re-walked from its stored history for every batch it is in).
@@ -167,12 +170,13 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
                 cursor = result.cursor
                 taken += result.events
                 dead += result.dead
+                batches += 1
             await evaluator.decide_undecided(target, matters, now)
             # dead letters whose cause is gone, or that an operator asked to retry
             revived = await revive(target, matters, now, evaluator=evaluator)
             taken += revived.taken
             await evaluator.tick(target, matters, now)
-            return _summary(evaluator, now, taken, dead)
+            return _summary(evaluator, now, taken, dead, batches)
 
     was = configure_gc()  # the daemon's collector settings: the same batches, the same garbage
     try:
@@ -239,11 +243,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=BATCH_SIZE,
+        default=CATCH_UP_BATCH_SIZE,
         metavar="N",
         help=h(
-            f"每批事件数（默认 {BATCH_SIZE}，同 daemon.batch_size）",
-            f"events per batch (default {BATCH_SIZE}, as daemon.batch_size)",
+            f"每批事件数（默认 {CATCH_UP_BATCH_SIZE}；一批一个事务，批越大，每个办件重写"
+            f"次数越少，内存越多；daemon.batch_size 默认 {BATCH_SIZE}）",
+            f"events per batch (default {CATCH_UP_BATCH_SIZE}; one transaction each: larger "
+            f"batches rewrite each case fewer times and take more memory; "
+            f"daemon.batch_size defaults to {BATCH_SIZE})",
         ),
     )
     p.set_defaults(func=cmd_evaluate)

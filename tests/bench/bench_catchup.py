@@ -42,7 +42,7 @@ import trio
 
 from monitor import db
 from monitor.log import configure_logging
-from tests.bench.bench_calendar import finish, fmt, table, verdict
+from tests.bench.bench_calendar import describe_code, finish, fmt, table, verdict
 from tests.bench.bench_tailer import CpuMeter, machine_info, new_database
 from tests.sourcekit import write
 
@@ -187,6 +187,8 @@ def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Path) ->
     dsn, n, prep = trio.run(_prepare, admin_dsn, size["cases"])
     floor = max(prep[:2])
     info = machine_info(f"{prep[2]:.0f}")
+    # the whole command's code: its batch size is the CLI's, its cards the engine's
+    info["code"] = describe_code(sorted((REPO / "monitor").rglob("*.py")), "monitor/**/*.py")
     head = "jiancha catch-up benchmark" + (" (--quick: small sizes)" if args.quick else "")
     print(head)
     print("=" * len(head))
