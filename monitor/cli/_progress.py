@@ -14,9 +14,10 @@ __all__ = ["Bar"]
 
 
 class Bar:
-    """``total`` steps; ``step`` advances one, ``update`` sets where we are."""
+    """``total`` steps (None: not known, the bar pulses); ``step`` advances one, ``update``
+    sets where we are."""
 
-    def __init__(self, total: float, description: str, stream: TextIO | None = None) -> None:
+    def __init__(self, total: float | None, description: str, stream: TextIO | None = None) -> None:
         stream = stream or sys.stderr
         self.bar: Any = None
         if stream.isatty():
@@ -37,7 +38,7 @@ class Bar:
 
     def step(self, what: str | None = None) -> None:
         if self.bar is not None:
-            kw = {} if what is None else {"description": what}
+            kw = {} if what is None else {"description": what, "refresh": True}  # seen now
             self.bar.update(self.task, advance=1, **kw)
 
     def update(self, completed: float, total: float | None = None) -> None:

@@ -137,6 +137,7 @@ async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime)
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
+    from monitor.cli._progress import Bar
     from monitor.db import only
     from monitor.evaluator import Evaluator, configure_gc
     from monitor.pipeline import CodeFault, apply_batch
@@ -161,21 +162,27 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             # in the source database, and each case's fold kept from batch to batch (not
             # re-read and re-walked from its stored history for every batch it is in).
             cache = FoldCache()
-            while events := await read_batch(src, cursor, args.batch_size):
-                # a full batch: more follows, so its cases are decided once, at the end
-                result = await apply_batch(target, events, matters, cursor, now,
-                                           evaluator=evaluator, cache=cache,
-                                           from_source=target is src,
-                                           defer=len(events) == args.batch_size)  # fmt: skip
-                cursor = result.cursor
-                taken += result.events
-                dead += result.dead
-                batches += 1
-            await evaluator.decide_undecided(target, matters, now)
-            # dead letters whose cause is gone, or that an operator asked to retry
-            revived = await revive(target, matters, now, evaluator=evaluator)
-            taken += revived.taken
-            await evaluator.tick(target, matters, now)
+            # a backlog's size is not known without counting it: the bar says how far
+            with Bar(None, h("读取事件", "reading events")) as bar:
+                while events := await read_batch(src, cursor, args.batch_size):
+                    # a full batch: more follows, so its cases are decided once, at the end
+                    result = await apply_batch(target, events, matters, cursor, now,
+                                               evaluator=evaluator, cache=cache,
+                                               from_source=target is src,
+                                               defer=len(events) == args.batch_size)  # fmt: skip
+                    cursor = result.cursor
+                    taken += result.events
+                    dead += result.dead
+                    batches += 1
+                    bar.step(h(f"已处理事件 {taken + dead:,} 条（{batches} 批）",
+                               f"{taken + dead:,} events taken ({batches} batches)"))  # fmt: skip
+                bar.step(h("判定积压办件、发牌", "deciding the backlog's cases"))
+                await evaluator.decide_undecided(target, matters, now)
+                # dead letters whose cause is gone, or that an operator asked to retry
+                revived = await revive(target, matters, now, evaluator=evaluator)
+                taken += revived.taken
+                bar.step(h("到期检查", "the tick"))
+                await evaluator.tick(target, matters, now)
             return _summary(evaluator, now, taken, dead, batches)
 
     was = configure_gc()  # the daemon's collector settings: the same batches, the same garbage

@@ -92,3 +92,18 @@ def test_replay_and_report_show_it_on_a_terminal_stderr(
     shown = b"".join(seen).decode("utf-8", "replace")
     assert "回放事件" in shown or "replaying events" in shown
     assert "JSON" in shown
+
+
+def test_evaluate_shows_how_many_events_it_took_on_a_terminal_stderr(
+    sync_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up's backlog is not counted beforehand: the bar says how far it got."""
+    put(sync_dsn, case("A", "2024-03-04T02:00:00", "2024-03-06T02:00:00"))
+    with terminal() as (tty, seen):
+        monkeypatch.setattr(sys, "stderr", tty)
+        code, out = run("evaluate", "--now", "2024-03-08T12:00", "--source-dsn", sync_dsn,
+                        "--json", "--batch-size", "2")  # fmt: skip
+        monkeypatch.undo()
+    assert code == 0 and out.startswith("{")
+    shown = b"".join(seen).decode("utf-8", "replace")
+    assert "已处理事件 2 条（1 批）" in shown and "判定积压办件" in shown
