@@ -26,7 +26,7 @@ def test_precedence_defaults_env_file_override(tmp_path):
     # built-in defaults and the environment defaults of docs/contract.md
     cfg = load_config(write(tmp_path, ""), environ=ENV)
     assert cfg.daemon.source_dsn == "postgresql://env@db/approval"
-    assert cfg.daemon.dsn is None and cfg.daemon.batch_size == BATCH_SIZE == 20_000
+    assert cfg.daemon.dsn is None and cfg.daemon.batch_size == BATCH_SIZE == 100_000
     assert cfg.metrics_address == "127.0.0.1:9731"
     # the file overrides the environment defaults
     path = write(tmp_path, '[database]\nsource_dsn = "postgresql://file@db/approval"\n'
@@ -163,7 +163,7 @@ def test_config_check_masks_secrets_and_lists_every_problem(tmp_path, monkeypatc
     assert "the configuration is valid" in text
     assert "Pa55word" not in text and "t0k3n" not in text and "hunter2" not in text
     assert 'source_dsn = "postgresql://reader:***@db/approval"' in text
-    assert "[daemon]\nbatch_size = 20000" in text  # defaults are shown too
+    assert "[daemon]\nbatch_size = 100000" in text  # defaults are shown too
     assert 'source_statement_timeout = "60s"' in text and "keepalives_count = 6" in text
     # the printed configuration is TOML again
     import tomllib

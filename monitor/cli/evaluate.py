@@ -31,7 +31,7 @@ from monitor.cli._common import (
     with_connection,
 )
 from monitor.cli.rules import ruleset_of
-from monitor.config import BATCH_SIZE, CATCH_UP_BATCH_SIZE
+from monitor.config import BATCH_SIZE
 from monitor.i18n import current_lang
 from monitor.vocab import LEVEL_WORDS, LEVELS, word
 
@@ -250,14 +250,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=CATCH_UP_BATCH_SIZE,
+        default=BATCH_SIZE,
         metavar="N",
         help=h(
-            f"每批事件数（默认 {CATCH_UP_BATCH_SIZE}；一批一个事务，批越大，每个办件重写"
-            f"次数越少，内存越多；daemon.batch_size 默认 {BATCH_SIZE}）",
-            f"events per batch (default {CATCH_UP_BATCH_SIZE}; one transaction each: larger "
-            f"batches rewrite each case fewer times and take more memory; "
-            f"daemon.batch_size defaults to {BATCH_SIZE})",
+            f"每批事件数（默认 {BATCH_SIZE}，同 daemon.batch_size；一批一个事务，批越大，"
+            "每个办件重写次数越少，内存越多）",
+            f"events per batch (default {BATCH_SIZE}, as daemon.batch_size; one transaction "
+            "each: larger batches rewrite each case fewer times and take more memory)",
         ),
     )
     p.set_defaults(func=cmd_evaluate)

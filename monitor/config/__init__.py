@@ -48,7 +48,6 @@ from monitor.tomlpos import TomlLines
 
 __all__ = [
     "BATCH_SIZE",
-    "CATCH_UP_BATCH_SIZE",
     "CHANNEL_KINDS",
     "CONFIG_ENV",
     "DEFAULT_PATH",
@@ -81,16 +80,13 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("auto", "json", "console")
 
 # Events a batch reads at most. A backlog's case is rewritten once per batch that
-# touches it, so larger batches write each case fewer times: a catch-up over 200,000
-# events of 25,000 cases took 61 s at 5,000 and 37 s at 20,000 (bench_catchup). A live
-# batch holds only what became visible, far below this. The daemon stays at 20,000: its
-# first live batch after an outage waits behind the backlog batch under way.
-BATCH_SIZE = 20_000
-# `jiancha evaluate`'s: nothing live waits behind it. Once a touch cost more than the
-# batch (2026-12-07, ninth session), 100,000 took that catch-up from 12.5-16.0 s to
-# 9.4-10.7 s: 28,941 case rows written instead of 60,283, about 100 us each with its
-# reduction; the command's peak memory 356 MB against 334 (docs/performance.md).
-CATCH_UP_BATCH_SIZE = 100_000
+# touches it, about 100 us each with its reduction (2026-12-07, ninth session), so
+# larger batches write each case fewer times: over bench_catchup's 200,000 events of
+# 25,000 cases, 60,283 case rows at 20,000 a batch and 28,941 at 100,000. `jiancha run`
+# caught up in 10.6-12.7 s against 13.6-16.3 s, its peak memory 383 MB against 344-350;
+# `jiancha evaluate` in 9.4-11.5 s against 12.5-16.0 (docs/performance.md). A live
+# batch holds only what became visible, far below this.
+BATCH_SIZE = 100_000
 
 
 @dataclass(frozen=True)

@@ -115,14 +115,14 @@ def test_evaluate_runs_with_the_daemons_collector_settings_and_restores_them(
     assert after == before
 
 
-def test_a_catch_up_counts_its_batches_of_its_own_default_size(
+def test_a_catch_up_counts_its_batches_of_the_default_size(
     sync_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`jiancha evaluate` takes a backlog in batches of `CATCH_UP_BATCH_SIZE` (not the
-    daemon's: a case is rewritten once a batch), and says how many it took."""
+    """`jiancha evaluate` takes a backlog in batches of the daemon's default size (a case
+    is rewritten once a batch), and says how many it took."""
     from monitor.cli import evaluate as evaluate_cli
 
-    monkeypatch.setattr(evaluate_cli, "CATCH_UP_BATCH_SIZE", 3)
+    monkeypatch.setattr(evaluate_cli, "BATCH_SIZE", 3)
     put(sync_dsn, case("B1", "2024-02-19T02:00:00", "2024-02-20T02:00:00")
         + case("B2", "2024-02-19T03:00:00") + case("B3", "2024-02-19T04:00:00"))  # fmt: skip
     code, out = run("evaluate", "--now", "2024-02-22T13:00", "--source-dsn", sync_dsn, "--json")
