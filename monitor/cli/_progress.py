@@ -36,14 +36,20 @@ class Bar:
             self.task = self.bar.add_task(description, total=total)
             self.bar.start()
 
+    @property
+    def shown(self) -> bool:
+        """Whether there is a bar to feed (what it would show may cost a query)."""
+        return self.bar is not None
+
     def step(self, what: str | None = None) -> None:
         if self.bar is not None:
             kw = {} if what is None else {"description": what, "refresh": True}  # seen now
             self.bar.update(self.task, advance=1, **kw)
 
-    def update(self, completed: float, total: float | None = None) -> None:
+    def update(self, completed: float, total: float | None = None, what: str | None = None) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=completed, total=total)
+            kw = {} if what is None else {"description": what, "refresh": True}
+            self.bar.update(self.task, completed=completed, total=total, **kw)
 
     def close(self) -> None:
         if self.bar is not None:

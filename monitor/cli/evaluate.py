@@ -135,6 +135,11 @@ async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime)
     return cursor
 
 
+async def _last_source_id(src: Connection) -> int:
+    """The newest source event's id (the primary key's index: no scan)."""
+    return int(await src.fetchval("SELECT coalesce(max(id), 0) FROM case_events"))
+
+
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.calendar import load_calendar
     from monitor.cli._progress import Bar
@@ -144,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
-    from monitor.state.store import FoldCache
+    from monitor.state.store import FoldCache, undecided_count
 
     rs = ruleset_of(args)
     cal = load_calendar(args.calendar)
@@ -162,8 +167,13 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             # in the source database, and each case's fold kept from batch to batch (not
             # re-read and re-walked from its stored history for every batch it is in).
             cache = FoldCache()
-            # a backlog's size is not known without counting it: the bar says how far
             with Bar(None, h("读取事件", "reading events")) as bar:
+                # How far, by source ids: counting a large backlog would cost a scan. Ids
+                # are not quite the tailer's (tx, id) order, so this is an estimate.
+                first, span = cursor.event_id, 1
+                if bar.shown:
+                    span = max(await _last_source_id(src) - first, 1)
+                    bar.update(0, span)
                 while events := await read_batch(src, cursor, args.batch_size):
                     # a full batch: more follows, so its cases are decided once, at the end
                     result = await apply_batch(target, events, matters, cursor, now,
@@ -174,14 +184,24 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
                     taken += result.events
                     dead += result.dead
                     batches += 1
-                    bar.step(h(f"已处理事件 {taken + dead:,} 条（{batches} 批）",
-                               f"{taken + dead:,} events taken ({batches} batches)"))  # fmt: skip
-                bar.step(h("判定积压办件、发牌", "deciding the backlog's cases"))
-                await evaluator.decide_undecided(target, matters, now)
+                    if bar.shown and len(events) == args.batch_size:  # more follows: how far
+                        span = max(await _last_source_id(src) - first, span)
+                    bar.update(min(max(cursor.event_id - first, 0), span), span,
+                               h(f"已处理事件 {taken + dead:,} 条（{batches} 批）",
+                                 f"{taken + dead:,} events taken ({batches} batches)"))  # fmt: skip
+                todo = max(await undecided_count(target), 1) if bar.shown else 1
+
+                def decided(done: int) -> None:
+                    what = h(f"判定积压办件、发牌：{done:,} / {todo:,}",
+                             f"deciding the backlog's cases: {done:,} of {todo:,}")  # fmt: skip
+                    bar.update(min(done, todo), todo, what)
+
+                decided(0)
+                await evaluator.decide_undecided(target, matters, now, progress=decided)
                 # dead letters whose cause is gone, or that an operator asked to retry
                 revived = await revive(target, matters, now, evaluator=evaluator)
                 taken += revived.taken
-                bar.step(h("到期检查", "the tick"))
+                bar.update(todo, todo, h("到期检查", "the tick"))
                 await evaluator.tick(target, matters, now)
             return _summary(evaluator, now, taken, dead, batches)
 

@@ -301,6 +301,7 @@ class Evaluator:
     async def decide_undecided(
         self, conn: Connection, matters: Mapping[str, Matter], now: dt.datetime,
         chunk: int = 5000, *, caught_up: bool = True,
+        progress: Callable[[int], None] | None = None,
     ) -> int:  # fmt: skip
         """Once caught up: the cases a backlog's batches left undecided, each decided once.
 
@@ -309,7 +310,8 @@ class Evaluator:
         Not ``caught_up`` (a long backlog), as a batch decides: running levels
         are left to the tick, since a later event may still stop their period.
         A heartbeat (``beat``) after each chunk: a day's backlog of a city is
-        minutes of deciding, longer than the watchdog waits for one.
+        minutes of deciding, longer than the watchdog waits for one; ``progress``
+        hears how many are decided so far (a command's progress bar).
         """
         done, started, st = 0, time.perf_counter(), DbStore(conn)
         # caught up: no later event can stop a period, so running levels are decided now
@@ -336,6 +338,8 @@ class Evaluator:
             self.publish(pending)
             self.beat()
             done += len(cur.ids)
+            if progress is not None:
+                progress(done)
         self.undecided = False
         if done:  # an operator watching a catch-up sees its cases decided
             self.log.info("backlog_decided", cases=done, caught_up=caught_up,

@@ -420,6 +420,11 @@ async def undecided_marks(
     return [(r[0], r[1], r[2]) for r in await conn.fetch(_UNDECIDED, limit, after)]
 
 
+async def undecided_count(conn: Connection) -> int:
+    """How many cases wait to be decided (their partial index: no scan of the cases)."""
+    return int(await conn.fetchval("SELECT count(*) FROM jiancha.cases WHERE undecided"))
+
+
 async def mark_decided(conn: Connection, case_ids: Sequence[str]) -> None:
     """In the transaction that decided them."""
     await conn.execute(_DECIDED, list(case_ids))

@@ -97,13 +97,20 @@ def test_replay_and_report_show_it_on_a_terminal_stderr(
 def test_evaluate_shows_how_many_events_it_took_on_a_terminal_stderr(
     sync_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A catch-up's backlog is not counted beforehand: the bar says how far it got."""
-    put(sync_dsn, case("A", "2024-03-04T02:00:00", "2024-03-06T02:00:00"))
+    """A catch-up's bar: how far by source ids (a count would scan the backlog), how many
+    events and batches taken, then the deciding."""
+    put(sync_dsn, case("A", "2024-03-04T02:00:00", "2024-03-06T02:00:00")
+        + case("B", "2024-03-04T03:00:00") + case("C", "2024-03-04T04:00:00"))  # fmt: skip
     with terminal() as (tty, seen):
         monkeypatch.setattr(sys, "stderr", tty)
         code, out = run("evaluate", "--now", "2024-03-08T12:00", "--source-dsn", sync_dsn,
-                        "--json", "--batch-size", "2")  # fmt: skip
+                        "--json", "--batch-size", "3")  # fmt: skip
         monkeypatch.undo()
     assert code == 0 and out.startswith("{")
     shown = b"".join(seen).decode("utf-8", "replace")
-    assert "已处理事件 2 条（1 批）" in shown and "判定积压办件" in shown
+    assert "已处理事件 3 条（1 批）" in shown and "43%" in shown  # 3 of 7
+    assert "已处理事件 6 条（2 批）" in shown and "86%" in shown
+    assert "已处理事件 7 条（3 批）" in shown and "100%" in shown
+    # A and B came in full batches, decided once caught up; C's last event came in a
+    # batch that was not full, which decided C itself
+    assert "判定积压办件、发牌：0 / 2" in shown and "判定积压办件、发牌：2 / 2" in shown
