@@ -37,6 +37,7 @@ from monitor.vocab import LEVEL_WORDS, LEVELS, word
 
 if TYPE_CHECKING:
     from monitor.calendar import Calendar
+    from monitor.cli._progress import Bar
     from monitor.db import Connection
     from monitor.evaluator import Evaluator
     from monitor.source.contract import Cursor
@@ -135,9 +136,42 @@ async def _checked_cursor(src: Connection, target: Connection, now: dt.datetime)
     return cursor
 
 
-async def _last_source_id(src: Connection) -> int:
-    """The newest source event's id (the primary key's index: no scan)."""
-    return int(await src.fetchval("SELECT coalesce(max(id), 0) FROM case_events"))
+class _Progress:
+    """A catch-up's bar on a terminal: how far through the backlog, then through deciding.
+
+    How far by source ids: counting a large backlog would cost a scan, and ids are not
+    quite the tailer's (tx, id) order, so it is an estimate. Without a terminal it asks
+    the database nothing.
+    """
+
+    def __init__(self, bar: Bar, first: int) -> None:
+        self.bar, self.first, self.span, self.todo = bar, first, 1, 1
+
+    async def reading(self, src: Connection) -> None:
+        from monitor.source.tailer import last_event_id  # as cmd_evaluate: not at parse time
+
+        if self.bar.shown:
+            self.span = max(await last_event_id(src) - self.first, self.span)
+
+    def taken(self, at: int, events: int, batches: int) -> None:
+        self.bar.update(min(max(at - self.first, 0), self.span), self.span,
+                        h(f"已处理事件 {events:,} 条（{batches} 批）",
+                          f"{events:,} events taken ({batches} batches)"))  # fmt: skip
+
+    async def deciding(self, target: Connection) -> None:
+        from monitor.state.store import undecided_count
+
+        if self.bar.shown:
+            self.todo = max(await undecided_count(target), 1)
+        self.decided(0)
+
+    def decided(self, done: int) -> None:
+        self.bar.update(min(done, self.todo), self.todo,
+                        h(f"判定积压办件、发牌：{done:,} / {self.todo:,}",
+                          f"deciding the backlog's cases: {done:,} of {self.todo:,}"))  # fmt: skip
+
+    def ticking(self) -> None:
+        self.bar.update(self.todo, self.todo, h("到期检查", "the tick"))
 
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
@@ -149,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.revive import revive
     from monitor.source.catalogue import load_matters
     from monitor.source.tailer import read_batch
-    from monitor.state.store import FoldCache, undecided_count
+    from monitor.state.store import FoldCache
 
     rs = ruleset_of(args)
     cal = load_calendar(args.calendar)
@@ -168,40 +202,26 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             # re-read and re-walked from its stored history for every batch it is in).
             cache = FoldCache()
             with Bar(None, h("读取事件", "reading events")) as bar:
-                # How far, by source ids: counting a large backlog would cost a scan. Ids
-                # are not quite the tailer's (tx, id) order, so this is an estimate.
-                first, span = cursor.event_id, 1
-                if bar.shown:
-                    span = max(await _last_source_id(src) - first, 1)
-                    bar.update(0, span)
+                shown = _Progress(bar, cursor.event_id)
+                await shown.reading(src)
+                shown.taken(cursor.event_id, 0, 0)
                 while events := await read_batch(src, cursor, args.batch_size):
                     # a full batch: more follows, so its cases are decided once, at the end
+                    full = len(events) == args.batch_size
                     result = await apply_batch(target, events, matters, cursor, now,
                                                evaluator=evaluator, cache=cache,
-                                               from_source=target is src,
-                                               defer=len(events) == args.batch_size)  # fmt: skip
+                                               from_source=target is src, defer=full)  # fmt: skip
                     cursor = result.cursor
-                    taken += result.events
-                    dead += result.dead
-                    batches += 1
-                    if bar.shown and len(events) == args.batch_size:  # more follows: how far
-                        span = max(await _last_source_id(src) - first, span)
-                    bar.update(min(max(cursor.event_id - first, 0), span), span,
-                               h(f"已处理事件 {taken + dead:,} 条（{batches} 批）",
-                                 f"{taken + dead:,} events taken ({batches} batches)"))  # fmt: skip
-                todo = max(await undecided_count(target), 1) if bar.shown else 1
-
-                def decided(done: int) -> None:
-                    what = h(f"判定积压办件、发牌：{done:,} / {todo:,}",
-                             f"deciding the backlog's cases: {done:,} of {todo:,}")  # fmt: skip
-                    bar.update(min(done, todo), todo, what)
-
-                decided(0)
-                await evaluator.decide_undecided(target, matters, now, progress=decided)
+                    taken, dead, batches = taken + result.events, dead + result.dead, batches + 1
+                    if full:  # more follows: how far, again
+                        await shown.reading(src)
+                    shown.taken(cursor.event_id, taken + dead, batches)
+                await shown.deciding(target)
+                await evaluator.decide_undecided(target, matters, now, progress=shown.decided)
                 # dead letters whose cause is gone, or that an operator asked to retry
                 revived = await revive(target, matters, now, evaluator=evaluator)
                 taken += revived.taken
-                bar.update(todo, todo, h("到期检查", "the tick"))
+                shown.ticking()
                 await evaluator.tick(target, matters, now)
             return _summary(evaluator, now, taken, dead, batches)
 

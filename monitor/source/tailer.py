@@ -31,7 +31,7 @@ from monitor.log import get_logger
 from monitor.source.catalogue import load_matters
 from monitor.source.contract import Cursor, Matter, SourceEvent, payload_of, too_large
 
-__all__ = ["CHANNEL", "Batch", "Tailer", "TailerStats", "read_batch"]
+__all__ = ["CHANNEL", "Batch", "Tailer", "TailerStats", "last_event_id", "read_batch"]
 
 CHANNEL = "jiancha_events_v1"
 
@@ -64,6 +64,11 @@ SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
 FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL AND application_name NOT LIKE 'jiancha%'
 """
+
+
+async def last_event_id(conn: db.Connection) -> int:
+    """The newest source event's id, 0 for none (the primary key's index: no scan)."""
+    return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM case_events"))
 
 
 async def read_batch(conn: db.Connection, cursor: Cursor, limit: int) -> list[SourceEvent]:

@@ -36,6 +36,7 @@ from monitor.log import configure_logging, get_logger
 from monitor.paths import DEMO_DIR
 from monitor.rules.load import load_rules
 from monitor.rules.model import RuleSet
+from monitor.source.tailer import last_event_id
 from monitor.wallclock import VirtualClock
 from monitor.whatif.simulate import (
     Catalogue,
@@ -289,8 +290,7 @@ async def _settle(conn: db.Connection, running: Running, end: dt.datetime,
     ev = running.worker.evaluator
     with trio.move_on_after(timeout):
         while True:
-            last = await conn.fetchval("SELECT max(id) FROM case_events")
-            read = last is None or running.worker.stats.cursor.event_id >= last
+            read = running.worker.stats.cursor.event_id >= await last_event_id(conn)
             due = ev.wake_at() if ev is not None else None
             idle = ev is None or (not ev.undecided and not ev.scheduler.dirty
                                   and (due is None or due > end.timestamp()))  # fmt: skip
