@@ -18,6 +18,11 @@ Hot-path rules: divisions by the day length are unsigned (the instant is
 shifted by the table's origin first, so a negative or NaT input wraps to a
 huge value and fails the range check instead of needing a signed floor),
 and tables are read only through precomputed indices.
+
+The kernels and their inlined helpers stay in this one file although it is
+long: numba invalidates a cached kernel only when its own source file
+changes, so a helper moved to another file and edited there would leave the
+kernels that inline it running their old machine code from the cache.
 """
 
 from __future__ import annotations

@@ -25,16 +25,16 @@ import functools
 import numba as nb
 import numpy as np
 
-from ._kernel import (
-    _EPS,
-    _JUST_AFTER,
-    _LEVEL_EPS,
-    _LEVEL_TOL,
-    NAT,
-    SERIAL_BELOW,
-    _jit,
-    parallel_here,
-)
+from ._kernel import NAT, SERIAL_BELOW, _jit, parallel_here
+
+# _kernel's tolerances, copied rather than imported: numba bakes a global into the
+# machine code it caches, and a cached kernel is invalidated only when its own file
+# changes, so a tolerance changed in _kernel alone would leave these kernels computing
+# with the old one (tests/calendar/test_levels24.py holds the copies to _kernel's).
+_EPS = 1e-7
+_LEVEL_EPS = 1e-6
+_LEVEL_TOL = _LEVEL_EPS + 1e-9
+_JUST_AFTER = 2e-4
 
 _DAY32 = np.uint32(86400)
 _SPAN_MAX = 1e9  # clamp of spans in working days, as _kernel's; fits int32 with cum added

@@ -332,3 +332,15 @@ def test_parallel_kernels_are_launched_from_the_main_thread_only(monkeypatch: An
     run("main")
     assert calls == [n] and got["main kernel"] is _kernel.clock_kernel
     assert_same(got["worker"], got["main"])
+
+
+def test_the_level_kernel_computes_with_the_generic_kernels_tolerances() -> None:
+    """``_levels24`` keeps copies of ``_kernel``'s tolerances (numba's cache would keep
+    an imported one as it was when compiled, whatever ``_kernel`` says now): the copies
+    must be ``_kernel``'s values, or the two kernels would round levels differently."""
+    for name in ("_EPS", "_LEVEL_EPS", "_LEVEL_TOL", "_JUST_AFTER"):
+        assert getattr(_levels24, name) == getattr(_kernel, name), name
+    # and no number comes from _kernel but the fixed NaT and a size read in Python
+    numbers = {n: v for n, v in vars(_levels24).items() if isinstance(v, (int, float, np.number))}
+    taken = {n for n, v in numbers.items() if getattr(_kernel, n, None) is v}
+    assert taken == {"NAT", "SERIAL_BELOW"}, taken
