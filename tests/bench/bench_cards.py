@@ -1374,6 +1374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["ingest to card, events/s", f"{ing['events_per_s']:,.0f}",
          f"{ing['ratio']:.2f}x the time of ingest alone ({ing['anchor_events_per_s']:,.0f}/s)",
          "reported", ""],
+        # issue 21's "card path <= 1.0x the cost of ingest alone" read both ways: the whole
+        # run's time (the figure above, as the issue's 4.81x was measured) or the time the
+        # cards add to ingest (that over ingest alone)
+        ["  the time the cards add, over ingest alone", f"{ing['ratio'] - 1:.2f}x",
+         "(ingest + cards - ingest alone) / ingest alone", "reported", ""],
         ["  the same, reference engine (setwise=False)", "",
          f"{ing['ratio_reference']:.2f}x the time of ingest alone", "reported", ""],
         ["  cards written/s", f"{ing['cards_per_s']:,.0f}", f"{ing['cards']:,} cards", "reported",

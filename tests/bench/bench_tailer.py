@@ -87,7 +87,7 @@ SEED = 20240308
 
 SIZES = {
     "backlog": 50_000,  # section 1 and 2
-    "batch_sizes": (1000, 5000, 20000),
+    "batch_sizes": (1000, 5000, 20000, BATCH_SIZE),  # the last one batch: the default's
     "live_events": 10_000,  # section 3
     "latency_rates": (500.0, 1_000.0, 2_000.0),  # section 4, events/s over all writers
     "latency_seconds": 10.0,
@@ -777,6 +777,53 @@ async def warm_up(t: Worker, dsn: str, tmp: Path) -> None:
             await trio.sleep(0.01)
 
 
+async def run_writers(
+    dsn: str, rate: float, size: dict[str, Any], out: Sequence[Path], live_days: float = 0.0
+) -> None:
+    """The writer processes of a latency run, side by side, each writing its ledger to its
+    ``out`` path (`writers_ledger` reads them)."""
+    writers, processes = size["latency_writers"], size["writer_processes"]
+    events = int(rate * size["latency_seconds"])
+    # A writer holding each transaction open 0-20 ms manages ~80 a second
+    # (~240 events), and one Python process of writers ~1,200 events/s on
+    # this machine: hence 16 writers over two processes.
+    async with trio.open_nursery() as spawn:
+        for p in range(processes):
+            cmd = [sys.executable, "-m", "tests.torture", "--dsn", dsn,
+                   "--events", str(events // processes), "--rate", str(rate / processes),
+                   "--writers", str(writers // processes), "--seed", str(SEED + 4 + p),
+                   "--live-days", str(live_days), "--out", str(out[p])]  # fmt: skip
+            spawn.start_soon(partial(trio.run_process, cmd, cwd=REPO, check=True))
+
+
+def writers_ledger(out: Sequence[Path]) -> tuple[Ledger, float]:
+    """The writer processes' ledgers as one, and the seconds they wrote for."""
+    parts = [Ledger.from_json(json.loads(path.read_text())) for path in out]
+    ledger = Ledger()
+    for part in parts:
+        ledger.absorb(part)
+    return ledger, max(part.seconds for part in parts)  # they ran side by side
+
+
+async def writers_alone(
+    admin_dsn: str, rate: float, size: dict[str, Any], server_pid: int, tmp: Path
+) -> dict[str, Any]:
+    """The anchor of the rate achieved: the same writers with nothing reading behind them.
+
+    What they achieve alone is what the machine lets them; the runs with a tailer are
+    judged against it (on 2 cores the writers, PostgreSQL and the tailer share the CPU).
+    """
+    name = f"bench_writers_alone_{int(rate)}"
+    dsn = await new_database(admin_dsn, name)
+    out = [tmp / f"{name}-{p}.json" for p in range(size["writer_processes"])]
+    meter = CpuMeter(server_pid)
+    await run_writers(dsn, rate, size, out)
+    cpu = meter.read()
+    ledger, seconds = writers_ledger(out)
+    return {"rate_asked": rate, "rate_achieved": len(ledger.committed) / seconds,
+            "events": len(ledger.committed), "write_s": seconds, "cpu": cpu}  # fmt: skip
+
+
 async def latency_run(
     admin_dsn: str,
     rate: float,
@@ -794,7 +841,6 @@ async def latency_run(
     writers, processes = size["latency_writers"], size["writer_processes"]
     name = f"bench_latency_{int(rate)}{'_daemon' * daemon}{'_live' * bool(live_days)}"
     dsn = await new_database(admin_dsn, name)
-    events = int(rate * size["latency_seconds"])
     committed_at: dict[int, float] = {}  # event id -> wall time the tailer's batch committed
     began_at: dict[int, float] = {}  # event id -> wall time its batch's apply_batch began
     read_at: dict[int, tuple[float, float]] = {}  # event id -> its read's start and end
@@ -829,16 +875,7 @@ async def latency_run(
             if daemon:  # the kernels load at the evaluator's first cases: before the clock
                 await warm_up(t, dsn, tmp)
                 warm, meter = t.stats.batches, CpuMeter(server_pid)
-            # A writer holding each transaction open 0-20 ms manages ~80 a second
-            # (~240 events), and one Python process of writers ~1,200 events/s on
-            # this machine: hence 16 writers over two processes.
-            async with trio.open_nursery() as spawn:
-                for p in range(processes):
-                    cmd = [sys.executable, "-m", "tests.torture", "--dsn", dsn,
-                           "--events", str(events // processes), "--rate", str(rate / processes),
-                           "--writers", str(writers // processes), "--seed", str(SEED + 4 + p),
-                           "--live-days", str(live_days), "--out", str(out[p])]  # fmt: skip
-                    spawn.start_soon(partial(trio.run_process, cmd, cwd=REPO, check=True))
+            await run_writers(dsn, rate, size, out, live_days)
             async with await db.connect(dsn) as conn:
                 end = await last_position(conn)
                 while t.stats.cursor < end:
@@ -852,11 +889,7 @@ async def latency_run(
         monitor.worker.apply_batch = original
         monitor.source.tailer.read_batch = original_read
     cpu = meter.read()
-    parts = [Ledger.from_json(json.loads(path.read_text())) for path in out]
-    ledger = Ledger()
-    for part in parts:
-        ledger.absorb(part)
-    seconds = max(part.seconds for part in parts)  # they ran side by side
+    ledger, seconds = writers_ledger(out)
     ids = [w.event_id for w in ledger.committed]
     commit = np.array([w.committed_at for w in ledger.committed], dtype=np.float64)
     state_ms = (np.array([committed_at[i] for i in ids]) - commit) * 1e3
@@ -911,6 +944,9 @@ async def bench_latency(
     for days in (LIVE_DAYS, 0.0):
         runs.append(await latency_run(admin_dsn, TARGETS["latency_rate"], size, server_pid, tmp,
                                       daemon=True, live_days=days))  # fmt: skip
+    # the anchor of the rate achieved: the fastest rate asked, the writers with no reader
+    alone = (await writers_alone(admin_dsn, max(size["latency_rates"]), size, server_pid, tmp)
+             if len(size["latency_rates"]) > 1 else None)  # fmt: skip
     cores = os.cpu_count() or 1
     rows = []
     for r in runs:
@@ -946,6 +982,12 @@ async def bench_latency(
         )
     )
     r = runs[-1]
+    if alone is not None:
+        c = alone["cpu"]
+        print(f"  anchor: the same writers alone at {alone['rate_asked']:,.0f} asked, nothing "
+              f"reading: {alone['rate_achieved']:,.0f} achieved ({alone['events']:,} events in "
+              f"{alone['write_s']:.1f} s; writer cores {c['children_cpu_s'] / c['wall_s']:.2f}, "
+              f"PostgreSQL {c['postgres_cpu_s'] / c['wall_s']:.2f})")  # fmt: skip
     print("  latency = the tailer's batch COMMIT (when apply_batch returned) - the writer's COMMIT")
     print("  (when it returned; the row was visible a little earlier), same wall clock; the")
     print("  'to ingested_at' column ends when the batch started instead (a lower bound).")
@@ -985,7 +1027,8 @@ async def bench_latency(
     judged = next(r for r in runs if r["rate_asked"] == TARGETS["latency_rate"])
     p99 = judged["to_state_ms"]["p99"]
     live, overdue = (r["to_state_ms"]["p99"] for r in runs[-2:])
-    return {"runs": runs, "target_p99_ms": target, "p99_ms": p99, "met": p99 <= target,
+    return {"runs": runs, "writers_alone": alone, "target_p99_ms": target, "p99_ms": p99,
+            "met": p99 <= target,
             "daemon_p99_ms": live, "daemon_met": live <= target,
             "daemon_overdue_p99_ms": overdue, "daemon_overdue_met": overdue <= target}  # fmt: skip
 
@@ -1073,6 +1116,10 @@ async def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Pa
     print(
         table(["target", "value", "wanted", ""], [[*r[:3], verdict(bool(r[3]))] for r in summary])
     )
+    alone = lat["writers_alone"]
+    if alone is not None:
+        print(f"  the rate achieved, anchor: the same writers alone at {alone['rate_asked']:,.0f} "
+              f"asked, nothing reading: {alone['rate_achieved']:,.0f}")  # fmt: skip
     return results
 
 
