@@ -168,23 +168,41 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
-async def _prepare(admin_dsn: str, cases: int) -> tuple[str, int, list[float]]:
+async def _prepare(
+    admin_dsn: str, cases: int, server_pid: int
+) -> tuple[str, int, list[float], dict[str, float]]:
+    """The backlog's database, its event count, the floor's two rates and the server's
+    major version, and the CPU of the faster floor read."""
     async with db.open_loop():
         dsn = await new_database(admin_dsn, "bench_catchup")
         n = await load(dsn, cases)
-        floors = []
+        floors, cpus = [], []
         for _ in range(2):  # the second warm, as the command's reads are
+            meter = CpuMeter(server_pid)
             count, seconds = await read_floor(dsn)
+            cpus.append(meter.read())
             assert count == n
             floors.append(n / seconds)
         async with await db.connect(admin_dsn) as conn:
             version = await conn.fetchval("SHOW server_version")
-    return dsn, n, [*floors, float(version.split()[0].split(".")[0])]
+    cpu = cpus[floors.index(max(floors))]
+    return dsn, n, [*floors, float(version.split()[0].split(".")[0])], cpu
+
+
+def cpu_bound(cpu: dict[str, float], events: int, floor: float) -> dict[str, float]:
+    """What the command's CPU lets 2 cores (or this machine's) do at best: its own and the
+    server's CPU spread over every core all the time, and the server's alone (a command
+    that cost nothing), each as the seconds and the share of the floor's rate."""
+    cores = float(os.cpu_count() or 1)
+    both = (cpu["children_cpu_s"] + cpu["postgres_cpu_s"]) / cores
+    server = cpu["postgres_cpu_s"] / cores
+    return {"cores": cores, "all_s": both, "all_ratio": events / both / floor,
+            "server_s": server, "server_ratio": events / server / floor}  # fmt: skip
 
 
 def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Path) -> dict:
     size = QUICK if args.quick else SIZES
-    dsn, n, prep = trio.run(_prepare, admin_dsn, size["cases"])
+    dsn, n, prep, floor_cpu = trio.run(_prepare, admin_dsn, size["cases"], server_pid)
     floor = max(prep[:2])
     info = machine_info(f"{prep[2]:.0f}")
     # the whole command's code: its batch size is the CLI's, its cards the engine's
@@ -194,7 +212,9 @@ def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Path) ->
     print("=" * len(head))
     print(f"machine: {info['cpu']}, {info['cores']} cores; code {info['code']}")
     print(f"backlog: {n:,} events of {size['cases']:,} cases in one database (source + jiancha)")
-    print(f"read floor (keyset batches of {BATCH:,}, rows decoded): {floor:,.0f} events/s")
+    print(f"read floor (keyset batches of {BATCH:,}, rows decoded): {floor:,.0f} events/s; "
+          f"CPU s client / server {floor_cpu['python_cpu_s']:.1f} / "
+          f"{floor_cpu['postgres_cpu_s']:.1f}")  # fmt: skip
     codes = {"this tree": REPO}
     if args.base:
         codes[args.base] = checkout(args.base, tmp / "base")
@@ -211,7 +231,7 @@ def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Path) ->
         out = rs[-1]["outcome"]
         cpu = rs[-1]["cpu"]
         results[name] = {"seconds": s, "events_per_s": rate, "ratio": rate / floor,
-                         "outcome": out, "runs": rs}  # fmt: skip
+                         "outcome": out, "runs": rs, "bound": cpu_bound(cpu, n, floor)}  # fmt: skip
         rows.append([name, f"{n:,}", fmt(s, 1), fmt(rate, 0), f"{rate / floor:.2f}x",
                      f">= {TARGET}x", verdict(rate / floor >= TARGET),
                      f"{out['cases']:,} / {out['cards']:,} / {out['events']:,}",
@@ -221,13 +241,19 @@ def run(args: argparse.Namespace, admin_dsn: str, server_pid: int, tmp: Path) ->
     print(f"  median of {size['rounds']} run(s) each after an untimed one (numba's cache), the "
           "runs alternating; whole command:")  # fmt: skip
     print("  start-up, catalogue, cursor, every batch (events, cases, cards), revive, the tick.")
+    for name, r in results.items():
+        b = r["bound"]
+        print(f"  what its CPU allows ({name}), every one of the {b['cores']:.0f} cores busy all "
+              f"the time: {b['all_s']:.1f} s ({b['all_ratio']:.2f}x of the floor); the server's "
+              f"part alone, for a command costing nothing: {b['server_s']:.1f} s "
+              f"({b['server_ratio']:.2f}x)")  # fmt: skip
     if args.profile:
         stats = tmp / "evaluate.prof"
         command(REPO, dsn, server_pid, stats)
         print("\ncProfile of this tree's command (a separate run, profiler overhead included):")
         pstats.Stats(str(stats)).sort_stats("cumulative").print_stats(args.profile)
-    return {"events": n, "floor_events_per_s": floor, "runs": results, "machine": info,
-            "quick": args.quick}  # fmt: skip
+    return {"events": n, "floor_events_per_s": floor, "floor_cpu": floor_cpu, "runs": results,
+            "machine": info, "quick": args.quick}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
