@@ -209,8 +209,8 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "{name} cannot be overridden for rule {rule}",
     },
     "db.no_dsn": {
-        "zh": "未指定数据库：请使用 --dsn，或设置环境变量 {env}",
-        "en": "no database given: use --dsn or set the environment variable {env}",
+        "zh": "未指定数据库：请使用 {flag}，或设置环境变量 {env}",
+        "en": "no database given: use {flag} or set the environment variable {env}",
     },
     "db.connect_failed": {
         "zh": "无法连接数据库：{detail}",

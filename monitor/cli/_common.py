@@ -220,8 +220,10 @@ def rules_option(p: argparse.ArgumentParser, default: Any = "") -> None:
 # --- the database and the configuration -----------------------------------------------
 
 
-def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"]) -> str:
-    """The DSN given on the command line, else from the environment, else a usage error."""
+def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"], flag: str = "--dsn") -> str:
+    """The DSN given on the command line, else from the environment, else a usage error
+    naming ``flag``, the option the command takes it by (``--source-dsn`` where the
+    approval database has its own)."""
     from monitor import db
 
     if explicit:
@@ -231,7 +233,7 @@ def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"]) -> str:
         env = db.SOURCE_DSN_ENV
         if kind == "jiancha":
             env = f"{db.DSN_ENV}{h('（或 ', ' (or ')}{db.SOURCE_DSN_ENV}{h('）', ')')}"
-        raise UsageError(t("db.no_dsn", env=env))
+        raise UsageError(t("db.no_dsn", flag=flag, env=env))
     return dsn
 
 

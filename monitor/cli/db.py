@@ -143,7 +143,7 @@ def cmd_db_reset_cursor(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.source import identity
     from monitor.state import position
 
-    source = db_dsn(args.source_dsn, "source")
+    source = db_dsn(args.source_dsn, "source", "--source-dsn")
     try:
         since = local_moment(args.since, TIMEZONE)
     except ValueError:

@@ -40,7 +40,11 @@ def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
                          "metrics_address") if getattr(args, k, None) is not None}  # fmt: skip
     source = args.source_dsn or d.source_dsn
     if not source:
-        raise UsageError(t("db.no_dsn", env="JIANCHA_SOURCE_DSN / [database] source_dsn"))
+        where = h(
+            "JIANCHA_SOURCE_DSN（或配置文件 [database] 的 source_dsn）",
+            "JIANCHA_SOURCE_DSN (or source_dsn in the config file's [database])",
+        )
+        raise UsageError(t("db.no_dsn", flag="--source-dsn", env=where))
     rules_name = args.rules if args.rules is not None else d.rules
     calendar_name = args.calendar if args.calendar is not None else d.calendar
     from monitor.calendar import CalendarError

@@ -125,3 +125,31 @@ def test_demo_speed_defaults_to_faster_when_nobody_watches(monkeypatch, argv, sp
     assert main(["demo", *argv], out=io.StringIO()) == 0
     assert seen[0].speed == speed
     assert seen[0].headless == (argv != [])
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["evaluate", "--now", "2024-02-22T09:00"], "--source-dsn"),
+        # jiancha's own database given: the approval database is still missing
+        (["evaluate", "--now", "2024-02-22T09:00", "--dsn", "postgresql://h/j"], "--source-dsn"),
+        (["replay", "--from", "2024-02-01", "--to", "2024-02-29"], "--source-dsn"),
+        (["db", "reset-cursor", "--from", "2024-02-01T00:00"], "--source-dsn"),
+        (["db", "install-source"], "--dsn"),
+        (["simulate", "--start", "2024-03-04"], "--source-dsn"),
+        (["run"], "--source-dsn"),
+        (["cards", "list"], "--dsn"),
+    ],
+)
+def test_a_missing_database_is_asked_for_by_the_option_the_command_has(
+    argv: list[str], flag: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator told "use --dsn" by `jiancha evaluate`, whose approval database is
+    `--source-dsn`, got the same message again after adding --dsn."""
+    monkeypatch.delenv("JIANCHA_DSN", raising=False)
+    monkeypatch.delenv("JIANCHA_SOURCE_DSN", raising=False)
+    monkeypatch.delenv("JIANCHA_CONFIG", raising=False)  # `run`: no config file either
+    code, out = run(*argv)
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""
+    assert f"未指定数据库：请使用 {flag}，" in err, err
