@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from monitor import __version__
+from monitor.cli._argparse_zh import argparse_in_language
 from monitor.cli._common import FMT, CommandFailed, UsageError, examples, h, parse_instant
 from monitor.i18n import t
 
@@ -86,8 +87,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             os.environ["JIANCHA_LANG"] = args_list[i + 1]
     if argv is None:  # the console script; callers of main() keep their own logging
         configure_logging("WARNING", stream=sys.stderr)
-    parser = build_parser()
-    args = parser.parse_args(args_list)
+    with argparse_in_language():  # its usage, help and errors too
+        parser = build_parser()
+        args = parser.parse_args(args_list)
     stream = out or sys.stdout
     try:
         code: int = args.func(args, stream)

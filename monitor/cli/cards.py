@@ -93,9 +93,10 @@ def _alias(names: _Names, what_zh: str, what_en: str) -> Callable[[str], str]:
         code = lookup.get(text.strip().lower()) or lookup.get(text.strip())
         if code is None:
             allowed = ", ".join(names)
+            both = "、".join(f"{words['zh']}（{code}）" for code, words in names.items())
             raise argparse.ArgumentTypeError(
                 h(
-                    f"无效的{what_zh}：{text!r}（可选：{allowed}）",
+                    f"无效的{what_zh}：{text!r}（可选：{both}）",
                     f"invalid {what_en} {text!r} (choose from {allowed})",
                 )
             )

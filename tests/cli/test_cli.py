@@ -153,3 +153,39 @@ def test_a_missing_database_is_asked_for_by_the_option_the_command_has(
     err = capsys.readouterr().err
     assert code == 2 and out == ""
     assert f"未指定数据库：请使用 {flag}，" in err, err
+
+
+def test_argparse_speaks_chinese_and_leaves_other_parsers_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its usage, help and errors were English beside jiancha's Chinese."""
+    import argparse
+
+    with pytest.raises(SystemExit) as caught:
+        run("users", "add")
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert "用法：jiancha users add" in err
+    assert "jiancha users add: 错误: 缺少必需的参数：NAME, --role" in err
+    with pytest.raises(SystemExit) as caught:
+        run("cards", "show", "--help")
+    text = capsys.readouterr().out
+    assert caught.value.code == 0
+    assert "位置参数" in text and "选项" in text and "显示本帮助并退出" in text
+    with pytest.raises(SystemExit):
+        run("cards", "list", "--level", "紫牌")
+    levels = "无效的等级：'紫牌'（可选：蓝牌（blue）、黄牌（yellow）、红牌（red））"
+    assert levels in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("cardz")
+    assert "错误: 参数 COMMAND：无效的取值：'cardz'" in capsys.readouterr().err
+    # another parser in the same process, afterwards: argparse's own English
+    other = argparse.ArgumentParser(prog="other")
+    other.add_argument("--x", required=True)
+    with pytest.raises(SystemExit):
+        other.parse_args([])
+    assert "other: error: the following arguments are required: --x" in capsys.readouterr().err
+    monkeypatch.setenv("JIANCHA_LANG", "en")
+    with pytest.raises(SystemExit):
+        run("users", "add")
+    assert "error: the following arguments are required: NAME, --role" in capsys.readouterr().err
