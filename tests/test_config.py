@@ -119,6 +119,43 @@ def test_bad_report_settings_name_the_file_line_and_key(tmp_path, text, message)
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[daemon]\nrules = 'cards'\npoll_interval = 'fast'\n",
+            ":3: [daemon] poll_interval: 时长应为",
+        ),
+        ("[daemon]\n\nbatch_size = -3\n", ":3: [daemon] batch_size: 应为不小于 1 的整数"),
+        ("[log]\nformat = 'json'\nlevel = 'LOUD'\n", ":3: [log] level 应为"),
+        ("[metrics]\naddress = 'nowhere'\n", ":2: [metrics] address 应为 HOST:PORT"),
+        ("[notify]\ngive_up_after = 'soon'\n", ":2: [notify] give_up_after: 时长应为"),
+        ("[notify.quiet_hours]\nend = '8 点'\n", ":2: [notify.quiet_hours] end: 时间应为"),
+        # a channel without its kind: the table's header, and what is missing
+        ("[channels.x]\ntype = 'wecom'\n", ":1: [channels.x] kind: 缺少通道类型"),
+        ("[channels.x]\nkind = 'wechat'\n", ":2: [channels.x] kind: 无效的通道类型 'wechat'"),
+        # the second of two [[routes]], its key
+        (
+            "[[routes]]\nchannels = []\n[[routes]]\nlevels = ['purple']\n",
+            ":4: [[routes]] #2.levels",
+        ),
+        ("[[routes]]\nlevel = 'red'\n", ":2: [[routes]] #1 level: 未知的配置项 'level'"),
+        (
+            "[windows.W1]\nhead = '张三'\nchannels = ['nope']\n",
+            ":3: [windows.W1] channels: 未定义的通道",
+        ),
+        ("[daemon\nbatch_size = 10\n", ":1: TOML 语法错误 / syntax error: Expected ']'"),
+    ],
+)
+def test_every_bad_value_names_the_file_line_and_key(tmp_path, text, message):
+    """An operator fixing jiancha.toml at 3 a.m. is sent to the line, whatever is wrong."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert str(info.value).startswith(path)
+    assert message in str(info.value), str(info.value)
+
+
 def test_report_schedules_with_their_defaults(tmp_path):
     import datetime as dt
 
@@ -185,7 +222,7 @@ def test_config_check_masks_secrets_and_lists_every_problem(tmp_path, monkeypatc
     # a file that cannot be parsed: exit 1 with the file and the reason
     code = main(["config", "check", "--config", write(tmp_path, "[metrics\n")])
     assert code == 1
-    assert f"{tmp_path / 'jiancha.toml'}: TOML" in capsys.readouterr().err
+    assert f"{tmp_path / 'jiancha.toml'}:1: TOML 语法错误" in capsys.readouterr().err
 
 
 def test_config_check_of_the_example_file(monkeypatch, tmp_path):

@@ -301,7 +301,10 @@ async def test_sighup_rereads_the_configuration_and_keeps_it_on_a_bad_one(dsn, t
             conf.write_text('[channels.w1]\nkind = "webhook"\nurl = \n', encoding="utf-8")
             proc.send_signal(signal.SIGHUP)
             failed = wait_for(proc, "reload_failed")
-            assert failed["error"].startswith(f"{conf}: TOML") and failed["level"] == "error"
+            assert (
+                failed["error"].startswith(f"{conf}:3: TOML 语法错误")
+                and failed["level"] == "error"
+            )
             await write(
                 conn, [("D3", "submitted", at(0), SUBMITTED), ("D3", "accepted", at(1), {})]
             )

@@ -28,11 +28,10 @@ from monitor.config._values import (
     _duration,
     _int,
     _keys,
+    _located,
     _names,
     _positive,
     _text,
-    _UnknownKey,
-    _with_line,
 )
 from monitor.config.notify import (
     CHANNEL_KINDS,
@@ -44,7 +43,7 @@ from monitor.config.notify import (
     Route,
     parse,
 )
-from monitor.tomlpos import TomlLines
+from monitor.tomlpos import TomlLines, syntax_line
 
 __all__ = [
     "BATCH_SIZE",
@@ -387,9 +386,12 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
     path = config_path(explicit)
     try:
         return _load_config(path, environ, secrets)
-    except _UnknownKey as exc:
-        raw = path.read_bytes() if path is not None else b""
-        raise _with_line(exc, path, raw) from None
+    except ConfigError as exc:  # every error about a key of the file: its line too
+        try:
+            raw = path.read_bytes() if path is not None else b""
+        except OSError:
+            raise exc from None
+        raise _located(exc, path, raw) from None
 
 
 def _load_config(path: Path | None, environ: Mapping[str, str] | None, secrets: Any) -> Config:
@@ -406,8 +408,12 @@ def _load_config(path: Path | None, environ: Mapping[str, str] | None, secrets: 
             raise ConfigError(f"{path}: 无法读取 / cannot read: {exc.strerror}") from None
         try:
             data = tomllib.loads(raw.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: 不是 UTF-8 文本 / not UTF-8: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            line = syntax_line(exc, raw.decode("utf-8"))
+            at = f"{path}:{line}" if line else str(path)
+            raise ConfigError(f"{at}: TOML 语法错误 / syntax error: {exc}") from None
     data, overridden = apply_overrides(data, environ)
     where = str(path) if path else "jiancha.toml"
     for section in data:

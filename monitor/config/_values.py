@@ -53,7 +53,7 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
 
 
 class _UnknownKey(ConfigError):
-    """An unknown key; `load_config` adds the line it stands on (`_with_line`)."""
+    """An unknown key; `load_config` adds the line it stands on (`_located`)."""
 
     def __init__(self, message: str, where: str, key: str) -> None:
         super().__init__(message)
@@ -71,17 +71,40 @@ def _keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
             )
 
 
-def _with_line(exc: _UnknownKey, path: Path | None, raw: bytes) -> ConfigError:
-    """``file:line: [table] key: …`` for an unknown key of a ``[table]`` in the file."""
-    m = re.search(r"\[([^\]]+)\]", exc.where)
-    line = None
-    if m and path is not None and raw:
-        lines = TomlLines(raw.decode("utf-8"))
-        line = lines.key(exc.key, lines.table(m[1]))
-    if line is None or m is None:
+_HEAD = re.compile(r"\[\[(?P<array>[\w.]+)\]\] #(?P<n>\d+)|\[(?P<table>[^\]]+)\]")
+_KEY = re.compile(r"[.\s]?(?P<key>[A-Za-z_]\w*)")
+
+
+def _located(exc: ConfigError, path: Path | None, raw: bytes) -> ConfigError:
+    """``exc`` with the line it is about: ``file:line: [table] key: …``.
+
+    Errors are raised as ``file: [table] key …`` (or ``file: [[routes]] #n.key …``);
+    the line is found in the raw text here, once, for every one of them. One that
+    names a line already, came from the environment or names no table is returned
+    as it is; a key not in the file points at its table's header.
+    """
+    text, where = str(exc), str(path)
+    if path is None or not raw or not text.startswith(f"{where}: "):
         return exc
-    rest = str(exc).split(": 未知的配置项", 1)[1]
-    return ConfigError(f"{path}:{line}: [{m[1]}] {exc.key}: 未知的配置项{rest}")
+    rest = text[len(where) + 2 :]
+    head = _HEAD.match(rest)
+    if head is None:
+        return exc
+    lines = TomlLines(raw.decode("utf-8"))
+    if head["array"]:
+        start = lines.array_table(head["array"], int(head["n"]) - 1)
+    else:
+        start = lines.table(head["table"])
+    key = exc.key if isinstance(exc, _UnknownKey) else None
+    if key is None and (found := _KEY.match(rest, head.end())) is not None:
+        key = found["key"]
+    line = lines.key(key, start) if key and start else start
+    if line is None:
+        return exc
+    if isinstance(exc, _UnknownKey):  # `file: [table]: 未知的配置项 …` names its key after
+        detail = text.split(": 未知的配置项", 1)[1]
+        return ConfigError(f"{where}:{line}: {head[0]} {exc.key}: 未知的配置项{detail}")
+    return ConfigError(f"{where}:{line}: {rest}")
 
 
 def _int(value: Any, where: str, low: int = 1) -> int:

@@ -112,10 +112,15 @@ class _Notify:
         self.where = where
         self.channels: dict[str, Mapping[str, Any]] = {}
         for name, table in (data.get("channels") or {}).items():
-            if not isinstance(table, dict) or table.get("kind") not in CHANNEL_KINDS:
-                raise ConfigError(
-                    f"{where}: [channels.{name}] kind 应为 / must be {' | '.join(CHANNEL_KINDS)}"
-                )
+            kinds = " | ".join(CHANNEL_KINDS)
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where}: [channels.{name}] 应为表 / must be a table")
+            if "kind" not in table:
+                raise ConfigError(f"{where}: [channels.{name}] kind: 缺少通道类型 / missing "
+                                  f"(kind = {kinds})")  # fmt: skip
+            if table["kind"] not in CHANNEL_KINDS:
+                raise ConfigError(f"{where}: [channels.{name}] kind: 无效的通道类型 "
+                                  f"{table['kind']!r}，应为 / must be {kinds}")  # fmt: skip
             self.channels[name] = table
         self.head_ids: dict[str, dict[str, str]] = {}
 
@@ -138,10 +143,11 @@ class _Notify:
         kinds = frozenset(_names(r.get("kinds", ["card"]), f"{where}: {at}.kinds"))
         if not kinds <= set(KINDS):
             raise ConfigError(f"{where}: {at}.kinds: 应为 {' | '.join(KINDS)}")
+        departments = _names(r.get("departments", ["*"]), f"{where}: {at}.departments")
         return Route(
             levels=levels, kinds=kinds,
-            departments=frozenset(_names(r.get("departments", ["*"]), f"{where}: {at}")),
-            windows=frozenset(_names(r.get("windows", ["*"]), f"{where}: {at}")),
+            departments=frozenset(departments),
+            windows=frozenset(_names(r.get("windows", ["*"]), f"{where}: {at}.windows")),
             channels=self.known(_names(r.get("channels", []), f"{where}: {at}.channels"), at),
             to=to,
         )  # fmt: skip
@@ -155,7 +161,8 @@ class _Notify:
                 at = f"[{section}.{name}]"
                 _keys(table, {"head", "channels", "head_wecom_userid", "head_mobile"},
                       f"{self.where}: {at}")  # fmt: skip
-                people[section][name] = self.known(_names(table.get("channels", []), at), at)
+                got = _names(table.get("channels", []), f"{self.where}: {at} channels")
+                people[section][name] = self.known(got, f"{at} channels")
                 if "head" in table:
                     heads[f"{section[:-1]}:{name}"] = str(table["head"])
                 ids = {
@@ -169,18 +176,19 @@ class _Notify:
 
 
 def _quiet(q: Mapping[str, Any], where: str) -> QuietHours:
-    _keys(q, {"start", "end", "levels", "non_working_days", "enabled"}, f"{where}: quiet_hours")
+    at = f"{where}: [notify.quiet_hours]"
+    _keys(q, {"start", "end", "levels", "non_working_days", "enabled"}, at)
     return QuietHours(
-        start=_clock(q.get("start", "18:00"), "quiet_hours.start"),
-        end=_clock(q.get("end", "08:30"), "quiet_hours.end"),
-        levels=frozenset(_names(q.get("levels", ["blue", "yellow"]), "quiet_hours.levels")),
+        start=_clock(q.get("start", "18:00"), f"{at} start"),
+        end=_clock(q.get("end", "08:30"), f"{at} end"),
+        levels=frozenset(_names(q.get("levels", ["blue", "yellow"]), f"{at} levels")),
         non_working_days=bool(q.get("non_working_days", True)),
         enabled=bool(q.get("enabled", True)),
     )
 
 
-def _seconds(notify: Mapping[str, Any], key: str, default: float) -> float:
-    return _duration(notify.get(key, default), key).total_seconds()
+def _seconds(notify: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    return _duration(notify.get(key, default), f"{where}: [notify] {key}").total_seconds()
 
 
 def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
@@ -210,20 +218,27 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> NotifyConfig:
         routes=tuple(routes) or DEFAULT_ROUTES,
         windows=people["windows"],
         departments=people["departments"],
-        inspectors=known(_names(notify.get("inspectors", []), "inspectors"), "[notify].inspectors"),
-        fallback=known(_names(notify.get("fallback", []), "fallback"), "[notify].fallback"),
+        inspectors=known(
+            _names(notify.get("inspectors", []), f"{where}: [notify] inspectors"),
+            "[notify] inspectors",
+        ),
+        fallback=known(
+            _names(notify.get("fallback", []), f"{where}: [notify] fallback"), "[notify] fallback"
+        ),
         heads=heads,
         head_ids=tables.head_ids,
         base_url=base_url,
         templates=templates,
-        group_window=_seconds(notify, "group_window", 60),
+        group_window=_seconds(notify, "group_window", 60, where),
         redact_staff=bool(notify.get("redact_staff", False)),
         quiet=_quiet(notify.get("quiet_hours") or {}, where),
         language=language,
         dashboard_url=str(notify.get("dashboard_url", "")),
-        give_up_after=_duration(notify.get("give_up_after", "24h"), "give_up_after"),
-        backoff_initial=_seconds(notify, "backoff_initial", 5),
-        backoff_max=_seconds(notify, "backoff_max", 600),
-        lease=_seconds(notify, "lease", 120),
-        resend_firing_every=_seconds(notify, "resend_firing_every", 300),
+        give_up_after=_duration(
+            notify.get("give_up_after", "24h"), f"{where}: [notify] give_up_after"
+        ),
+        backoff_initial=_seconds(notify, "backoff_initial", 5, where),
+        backoff_max=_seconds(notify, "backoff_max", 600, where),
+        lease=_seconds(notify, "lease", 120, where),
+        resend_firing_every=_seconds(notify, "resend_firing_every", 300, where),
     )
