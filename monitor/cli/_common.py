@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -144,8 +145,12 @@ def utc_text(instant: np.datetime64) -> str:
     return f"{np.datetime_as_string(instant, unit='s')}Z"
 
 
-def number(kind: type[int] | type[float], minimum: float, what: str = "") -> Callable[[str], Any]:
-    """An argparse type: a number of ``kind``, at least ``minimum`` (``what`` names it)."""
+def number(
+    kind: type[int] | type[float], minimum: float, what: str = "", *, above: bool = False
+) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind``, at least ``minimum`` (``above``: greater than
+    it), ``what`` naming it. A size, rate or interval of 0 (or less) would run and do
+    nothing (a batch of 0 events reads none, and says it is done): refused here."""
     prefix = f"{what}{colon()}" if what else ""
 
     def parse(text: str) -> Any:
@@ -155,6 +160,14 @@ def number(kind: type[int] | type[float], minimum: float, what: str = "") -> Cal
             raise argparse.ArgumentTypeError(
                 prefix + h(f"无效的数值：{text!r}", f"invalid number: {text!r}")
             ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(
+                prefix + h(f"应为有限的数：{text!r}", f"must be a finite number: {text!r}")
+            )
+        if above and value <= minimum:
+            raise argparse.ArgumentTypeError(
+                prefix + h(f"应大于 {minimum:g}：{text!r}", f"must be above {minimum:g}: {text!r}")
+            )
         if value < minimum:
             raise argparse.ArgumentTypeError(
                 prefix

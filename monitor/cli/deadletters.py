@@ -17,6 +17,7 @@ from monitor.cli._common import (
     examples,
     h,
     json_option,
+    number,
     with_connection,
 )
 from monitor.cli._format import format_table
@@ -182,7 +183,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help=h("只列此后记录的", "only those recorded since"))  # fmt: skip
     p.add_argument("--all", action="store_true",
                    help=h("包括已重新接收的", "include those taken in after all"))  # fmt: skip
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=number(int, 1), default=100, metavar="N",
+                   help=h("最多列出条数（默认 100）", "at most this many"))  # fmt: skip
     dsn_option(p)
     json_option(p)
     p.set_defaults(func=cmd_list)

@@ -25,6 +25,7 @@ from monitor.cli._common import (
     h,
     jiancha_connection,
     json_option,
+    number,
     parse_instant,
     rules_option,
     source_dsn_option,
@@ -289,7 +290,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dsn_option(p)
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=number(int, 1),
         default=BATCH_SIZE,
         metavar="N",
         help=h(

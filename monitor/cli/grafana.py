@@ -33,6 +33,7 @@ from monitor.cli._common import (
     examples,
     h,
     local_moment,
+    number,
     one_line,
     with_connection,
 )
@@ -264,7 +265,7 @@ def _common(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=number(float, 0, above=True),
         default=10.0,
         metavar="SECONDS",
         help=h("请求超时秒数（默认 10）", "request timeout (default 10)"),

@@ -15,6 +15,7 @@ from monitor.cli._common import (
     h,
     json_option,
     load_config,
+    number,
     with_connection,
 )
 from monitor.cli._format import format_table
@@ -108,7 +109,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = bsub.add_parser("list", help=h("列出通知（最新的在前）", "list notifications"))
     p.add_argument("--state", choices=["pending", "delivered", "failed", "all"], default="all")
     p.add_argument("--channel", metavar="NAME")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=number(int, 1), default=100, metavar="N",
+                   help=h("最多列出条数（默认 100）", "at most this many"))  # fmt: skip
     dsn_option(p)
     json_option(p)
     p.set_defaults(func=cmd_outbox_list)

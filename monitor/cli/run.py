@@ -12,6 +12,7 @@ from monitor.cli._common import (
     dsn_option,
     h,
     load_config,
+    number,
     rules_option,
     source_dsn_option,
 )
@@ -103,7 +104,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dsn_option(p)
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=number(int, 1),
         metavar="N",
         help=h(
             f"每批最多读取的事件数（默认配置 daemon.batch_size，即 {BATCH_SIZE}）",
@@ -112,7 +113,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--poll-interval",
-        type=float,
+        type=number(float, 0, above=True),
         metavar="S",
         help=h(
             "无通知时的轮询间隔秒数（默认配置 daemon.poll_interval，即 1）",

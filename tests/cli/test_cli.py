@@ -189,3 +189,25 @@ def test_argparse_speaks_chinese_and_leaves_other_parsers_alone(
     with pytest.raises(SystemExit):
         run("users", "add")
     assert "error: the following arguments are required: NAME, --role" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # a batch of 0 events read nothing and said it was done
+        (["evaluate", "--now", "2024-02-22T09:00", "--batch-size", "0"], "应不小于 1：'0'"),
+        (["run", "--batch-size", "-5"], "应不小于 1：'-5'"),
+        (["run", "--poll-interval", "0"], "应大于 0：'0'"),
+        (["run", "--poll-interval", "nan"], "应为有限的数：'nan'"),
+        (["outbox", "list", "--limit", "-1"], "应不小于 1：'-1'"),
+        (["dead-letters", "list", "--limit", "0"], "应不小于 1：'0'"),
+        (["grafana", "push", "--timeout", "0"], "应大于 0：'0'"),
+    ],
+)
+def test_a_size_rate_or_interval_that_would_do_nothing_is_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        run(*argv)
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
