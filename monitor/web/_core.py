@@ -169,16 +169,34 @@ async def signed_in(request: Request) -> User:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _carries_nul(request: Request) -> bool:
+    """Whether the path or a query parameter holds a NUL character, which no text column
+    of PostgreSQL can take (it failed as a 500 at the first query)."""
+    if "\x00" in request.scope.get("path", ""):
+        return True
+    return any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items())
+
+
+# PostgreSQL's refusals of a character a text value cannot hold (NUL in a form field):
+# the request's fault, answered as such
+_BAD_CHARACTER: Final = ("22021", "22P05")  # character_not_in_repertoire, untranslatable
+
+
 def page(handler: Handler) -> Handler:
     """Wrap an endpoint: a refusal becomes its page, any other error a logged 500 page."""
 
     async def endpoint(request: Request) -> Response:
         started = time.monotonic()
         try:
+            if _carries_nul(request):
+                raise Refusal(400, "e400", text("nul", lang_of(request)))
             return await handler(request)
         except Refusal as exc:
             return refusal_page(request, exc)
-        except Exception:
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) in _BAD_CHARACTER:
+                log.warning("web.bad_character", path=request.url.path, method=request.method)
+                return refusal_page(request, Refusal(400, "e400", text("nul", lang_of(request))))
             log.exception("web.error", path=request.url.path, method=request.method,
                           seconds=round(time.monotonic() - started, 3))  # fmt: skip
             return refusal_page(request, Refusal(500, "e500"))

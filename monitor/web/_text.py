@@ -101,6 +101,10 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "signed_in_as": {"zh": "当前用户", "en": "Signed in as"},
     "error": {"zh": "出错了", "en": "Something went wrong"},
     "e400": {"zh": "请求有误", "en": "Bad request"},
+    "nul": {
+        "zh": "请求中含有空字符（\\0），无法处理",
+        "en": "The request holds a NUL character (\\0), which cannot be stored",
+    },
     "e403": {"zh": "无权访问：这不在您负责的范围内", "en": "Forbidden: not within your remit"},
     "e403_csrf": {
         "zh": "表单已失效，请返回页面刷新后重新提交",

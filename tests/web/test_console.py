@@ -334,6 +334,34 @@ async def test_bad_ids_are_chinese_404_pages(dsn: str, conn: db.Connection) -> N
         assert english.status_code == 404 and "No such page or record" in english.text
 
 
+async def test_a_nul_character_is_a_chinese_400_page_and_changes_nothing(
+    dsn: str, conn: db.Connection
+) -> None:
+    """PostgreSQL takes no NUL in text: in a path, a filter or a form field it was a 500."""
+    card = await add_card(conn)
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")
+        for path in ("/cases/%00", "/cards?department=%00", "/cards?x%00=1", "/cards/1%00"):
+            response = await client.get(path)
+            assert response.status_code == 400, path
+            assert "请求有误" in response.text and "空字符" in response.text, path
+        page = await client.get(f"/cards/{card}")
+        ack = await client.post(
+            f"/cards/{card}/ack", data={"reason": "已告知\x00申请人", "csrf": csrf_of(page.text)}
+        )
+        assert ack.status_code == 400 and "空字符" in ack.text
+        status = await conn.fetchval("SELECT status FROM jiancha.cards WHERE id = $1", card)
+        assert status == "issued"
+        assert (await client.get(f"/cards/{card}")).status_code == 200  # the session goes on
+        # a NUL in the login form: the same page, not a trace
+        form = await client.get("/login")
+        fields = {"username": "wang\x00f", "password": "x", "csrf": csrf_of(form.text)}
+        login = await client.post("/login", data=fields)
+        assert login.status_code == 400 and "空字符" in login.text
+        english = await client.get("/cases/%00?lang=en")
+        assert english.status_code == 400 and "NUL character" in english.text
+
+
 async def test_html_in_data_renders_as_text(dsn: str, conn: db.Connection) -> None:
     card = await add_card(conn, "<script>alert(1)</script>", matter="<b>事项</b>")
     async with console_client(dsn) as client:
