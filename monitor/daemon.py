@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
 import trio
 
 from exporters.metrics import Holder, registry_for
@@ -35,6 +36,7 @@ from monitor.evaluator import Evaluator, configure_gc
 from monitor.health import Health
 from monitor.lease import Lease
 from monitor.log import configure_logging, get_logger
+from monitor.migrate import not_current, schema_status
 from monitor.notify import build_channels
 from monitor.observe import Snapshotter
 from monitor.outbox.digest import Digester
@@ -484,10 +486,42 @@ async def _main(config: DaemonConfig) -> None:
     log.info("stopped")
 
 
+class SchemaNotReady(Exception):
+    """The database's jiancha schema is not the one this jiancha needs (``str``: why, and
+    what to run); `jiancha run` says so in one line and exits 1."""
+
+
+async def schema_problem(dsn: str, wait: float = 5.0) -> str | None:
+    """Why the jiancha schema at ``dsn`` is not ready for this jiancha, or None.
+
+    None too when the database does not answer within ``wait`` seconds: an outage is
+    the daemon's to ride out, so it starts anyway and waits for the database.
+    """
+    async with db.open_loop():
+        with trio.move_on_after(wait):
+            try:
+                conn = await db.connect(dsn, timeout=wait, application_name="jiancha-preflight")
+            except (*db.DISCONNECTS, asyncpg.PostgresError, TimeoutError):
+                return None
+            async with conn:
+                return not_current(await schema_status(conn))
+    return None
+
+
 def run(config: DaemonConfig) -> int:
-    """Blocking entry point of ``jiancha run``; exit status 0 on a clean stop."""
+    """Blocking entry point of ``jiancha run``; exit status 0 on a clean stop.
+
+    Refuses a database whose jiancha schema is absent or behind (`SchemaNotReady`):
+    its first statement would otherwise fail deep in a component, as a traceback,
+    at every restart systemd makes. Under systemd the restarts go on, each a line
+    saying what to run, and the first after ``jiancha db migrate`` starts.
+    """
     settings = config.config.daemon
     configure_logging(settings.log_level, json=_log_json(settings.log_format))
+    problem = trio.run(schema_problem, config.dsn)
+    if problem is not None:
+        get_logger("monitor.daemon").error("schema_not_ready", reason=problem)
+        raise SchemaNotReady(problem)
     configure_gc()
     trio.run(_main, config)
     return 0

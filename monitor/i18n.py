@@ -117,6 +117,16 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "{known_version}, the newest this jiancha knows; upgrade jiancha instead of running "
         "an older one",
     },
+    "migrate.absent": {
+        "zh": "数据库中还没有 jiancha 模式：请先运行 jiancha db migrate",
+        "en": "the database has no jiancha schema yet: run jiancha db migrate first",
+    },
+    "migrate.behind": {
+        "zh": "数据库中 jiancha 模式的版本为 {current}，本程序需要 {newest}："
+        "请先运行 jiancha db migrate（升级时先迁移，再启动）",
+        "en": "the database's jiancha schema is at version {current}; this jiancha needs "
+        "{newest}: run jiancha db migrate first (upgrading: migrate, then start)",
+    },
     "migrate.unknown_applied": {
         "zh": "数据库记录了本程序没有的迁移 {version:04d}_{name}",
         "en": "the database records migration {version:04d}_{name}, which this jiancha lacks",
@@ -217,6 +227,18 @@ _MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "cannot connect to the database: {detail}",
     },
     "db.failed": {"zh": "数据库操作失败：{detail}", "en": "database operation failed: {detail}"},
+    "db.no_schema": {
+        "zh": "数据库操作失败：{detail}。jiancha 模式未建立或版本过旧：请先运行 jiancha db migrate"
+        "（jiancha db status 查看版本）",
+        "en": "database operation failed: {detail}. The jiancha schema is missing or behind: "
+        "run jiancha db migrate (jiancha db status shows its version)",
+    },
+    "db.no_source": {
+        "zh": "数据库操作失败：{detail}。审批数据库中没有源数据约定的表：请确认 --source-dsn "
+        "指向审批数据库，或运行 jiancha db install-source",
+        "en": "database operation failed: {detail}. The approval database lacks the source "
+        "contract's tables: check that --source-dsn names it, or run jiancha db install-source",
+    },
     "db.migrated": {
         "zh": "已应用迁移：{versions}；jiancha 模式当前版本 {current}",
         "en": "applied migrations: {versions}; schema jiancha is now at version {current}",

@@ -120,6 +120,18 @@ class SchemaStatus:
         return tuple(problems(self.applied, self.known))
 
 
+def not_current(status: SchemaStatus) -> str | None:
+    """Why the daemon must not run on this schema (absent, behind, or one `migrate` would
+    refuse), or None: its statements name tables and columns of the newest version."""
+    if status.problems:
+        return "; ".join(status.problems)
+    if not status.pending:
+        return None
+    if status.current is None:
+        return t("migrate.absent")
+    return t("migrate.behind", current=status.current, newest=status.newest_known)
+
+
 def _checksum(text: str) -> str:
     # A checkout with CRLF line ends (git autocrlf on Windows) is not an edit.
     return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()

@@ -11,8 +11,11 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -575,3 +578,45 @@ def test_cli_db_unreachable_server_is_one_line(
 def test_source_sql_is_found_in_a_checkout() -> None:
     assert paths.source_sql() == ROOT / "deploy" / "sql" / "source.sql"
     assert paths.source_sql().is_file()
+
+
+# --- a schema that is not this jiancha's -----------------------------------------
+
+
+def _run_daemon(dsn: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "JIANCHA_SOURCE_DSN": dsn, "JIANCHA_LANG": "zh"}
+    env.pop("JIANCHA_DSN", None)
+    env.pop("JIANCHA_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "monitor", "run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_the_daemon_refuses_a_schema_absent_or_behind_in_one_line(fresh_dsn: str) -> None:
+    """It started, and its first statement failed inside a component: a 112-line
+    traceback at every restart systemd made, naming no remedy."""
+    got = _run_daemon(fresh_dsn)
+    assert got.returncode == 1
+    assert "jiancha: 错误: 数据库中还没有 jiancha 模式：请先运行 jiancha db migrate" in got.stderr
+    assert "Traceback" not in got.stderr and '"event": "schema_not_ready"' in got.stdout
+    known = load_migrations()
+
+    async def to_five() -> None:
+        async with db.open_loop(), await db.connect(fresh_dsn) as conn:
+            await migrate(conn, known[:5])
+
+    trio.run(to_five)
+    got = _run_daemon(fresh_dsn)
+    assert got.returncode == 1 and "Traceback" not in got.stderr
+    assert f"jiancha 模式的版本为 5，本程序需要 {len(known)}" in got.stderr
+
+
+def test_a_command_on_a_missing_table_says_what_to_run(
+    fresh_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JIANCHA_LANG", "zh")
+    monkeypatch.delenv("JIANCHA_DSN", raising=False)
+    monkeypatch.setenv("JIANCHA_SOURCE_DSN", fresh_dsn)
+    assert main(["cards", "list"], out=io.StringIO()) == 1
+    assert "jiancha 模式未建立或版本过旧：请先运行 jiancha db migrate" in capsys.readouterr().err
+    assert main(["evaluate", "--now", "2024-02-22T09:00"], out=io.StringIO()) == 1
+    assert "审批数据库中没有源数据约定的表" in capsys.readouterr().err

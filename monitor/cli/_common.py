@@ -250,6 +250,16 @@ def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"], flag: str =
     return dsn
 
 
+def _db_failure(exc: BaseException) -> str:
+    """The message key for a statement that failed: a missing table says what to run (the
+    schema migrated, the source contract installed) rather than only PostgreSQL's words."""
+    import asyncpg
+
+    if not isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+        return "db.failed"
+    return "db.no_schema" if "jiancha." in str(exc) else "db.no_source"
+
+
 def with_connection(dsn: str, work: Callable[[Connection], Awaitable[_T]]) -> _T:
     """Run ``work`` on one connection in a fresh trio run; errors become `CommandFailed`."""
     import asyncpg
@@ -279,7 +289,7 @@ def with_connection(dsn: str, work: Callable[[Connection], Awaitable[_T]]) -> _T
             except CommandFailed as exc:  # the work's own refusal
                 failure.append(exc)
             except db_errors as exc:
-                failure.append(CommandFailed(t("db.failed", detail=one_line(exc))))
+                failure.append(CommandFailed(t(_db_failure(exc), detail=one_line(exc))))
 
     trio.run(session)
     if failure:

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from monitor.cli._common import (
     FMT,
+    CommandFailed,
     UsageError,
     dsn_option,
     h,
@@ -23,9 +24,12 @@ __all__ = ["daemon_config", "register"]
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor.daemon import run
+    from monitor.daemon import SchemaNotReady, run
 
-    return run(daemon_config(args))
+    try:
+        return run(daemon_config(args))
+    except SchemaNotReady as exc:
+        raise CommandFailed(str(exc)) from None
 
 
 def daemon_config(args: argparse.Namespace, **extra: Any) -> Any:
