@@ -123,6 +123,8 @@ async def test_operators_list_show_and_retry_and_the_daemon_takes_them(dsn, cal,
                                                "--json")  # fmt: skip
     doc = json.loads(text)
     assert (doc["reason"], doc["raw"]["payload"]) == ("bad_value", {"level": 7})
+    code, text = await trio.to_thread.run_sync(run_cli, dsn, "dead-letters", "retry", "999")
+    assert code == 2  # no such dead letter: refused, nothing requested
     code, text = await trio.to_thread.run_sync(run_cli, dsn, "dead-letters", "retry",
                                                "--reason", "bad_value")  # fmt: skip
     assert code == 0 and "已请求重试 1 条死信" in text

@@ -14,9 +14,9 @@ import json
 import math
 import os
 import zoneinfo
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO, TypeVar
 
 import numpy as np
 
@@ -145,6 +145,15 @@ def utc_text(instant: np.datetime64) -> str:
     return f"{np.datetime_as_string(instant, unit='s')}Z"
 
 
+_BIGINT_MAX: Final = 2**63 - 1
+
+
+def not_found_ids(asked: Sequence[int], done: Sequence[int]) -> list[int]:
+    """The ids asked for that a command's statement did not act on, in the order given."""
+    found = set(done)
+    return [i for i in dict.fromkeys(asked) if i not in found]
+
+
 def number(
     kind: type[int] | type[float], minimum: float, what: str = "", *, above: bool = False
 ) -> Callable[[str], Any]:
@@ -163,6 +172,10 @@ def number(
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(
                 prefix + h(f"应为有限的数：{text!r}", f"must be a finite number: {text!r}")
+            )
+        if kind is int and value > _BIGINT_MAX:  # every integer ends in a bigint parameter
+            raise argparse.ArgumentTypeError(
+                prefix + h(f"数值过大：{text!r}", f"too large: {text!r}")
             )
         if above and value <= minimum:
             raise argparse.ArgumentTypeError(

@@ -17,6 +17,7 @@ from monitor.cli._common import (
     examples,
     h,
     json_option,
+    not_found_ids,
     number,
     with_connection,
 )
@@ -138,10 +139,17 @@ def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
     now = dt.datetime.now(dt.UTC)
 
     async def work(conn: Connection) -> list[int]:
-        ids = [int(i) for i in args.ids] if args.ids else None
+        ids = list(args.ids) if args.ids else None
         return [int(r["id"]) for r in await conn.fetch(_REQUEST, now, ids, args.reason, since)]
 
     done = with_connection(dsn, work)
+    missing = not_found_ids(args.ids, done)
+    if missing and not done:
+        raise UsageError(h(f"没有这些编号的未解决死信：{missing}",
+                           f"no open dead letter has these ids: {missing}"))  # fmt: skip
+    if missing:  # the others were asked for: said, not taken as done
+        out.write(h(f"未找到（或已解决）的编号：{missing}\n",
+                    f"not found (or resolved already): {missing}\n"))  # fmt: skip
     out.write(h(
         f"已请求重试 {len(done)} 条死信：{done[:20]}{' …' if len(done) > 20 else ''}\n"
         "运行中的守护进程会在一分钟内重新校验并接收它们（仍不合格的保留并更新原因）；\n"
@@ -194,7 +202,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     json_option(p)
     p.set_defaults(func=cmd_show)
     p = bsub.add_parser("retry", help=h("请求重试死信", "ask for dead letters to be retried"))
-    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("ids", nargs="*", metavar="ID", type=number(int, 1, h("死信编号", "an id")),
+                   help=h("死信编号", "dead letter ids"))  # fmt: skip
     p.add_argument("--reason", choices=reasons, help=h("此原因的全部", "every one of this reason"))
     p.add_argument("--since", metavar="DATE|INSTANT",
                    help=h("此后记录的", "those recorded since"))  # fmt: skip

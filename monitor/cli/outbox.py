@@ -15,6 +15,7 @@ from monitor.cli._common import (
     h,
     json_option,
     load_config,
+    not_found_ids,
     number,
     with_connection,
 )
@@ -84,10 +85,17 @@ def cmd_outbox_retry(args: argparse.Namespace, out: TextIO) -> int:
     now = dt.datetime.now(dt.UTC)
 
     async def work(conn: Connection) -> list[int]:
-        ids = None if args.all_failed else [int(i) for i in args.ids]
+        ids = None if args.all_failed else list(args.ids)
         return [int(r["id"]) for r in await conn.fetch(_RETRY, now, window, ids)]
 
     done = with_connection(dsn, work)
+    missing = [] if args.all_failed else not_found_ids(args.ids, done)
+    if missing and not done:
+        raise UsageError(h(f"没有这些编号的失败通知：{missing}（只有失败的通知可重新排队）",
+                           f"no failed notification has these ids: {missing}"))  # fmt: skip
+    if missing:
+        out.write(h(f"未重新排队（不存在或不是失败状态）：{missing}\n",
+                    f"not requeued (no such id, or not failed): {missing}\n"))  # fmt: skip
     out.write(h(f"已重新排队 {len(done)} 条通知：{done}\n", f"requeued {len(done)}: {done}\n"))
     return 0
 
@@ -115,7 +123,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     json_option(p)
     p.set_defaults(func=cmd_outbox_list)
     p = bsub.add_parser("retry", help=h("重新投递失败的通知", "requeue failed notifications"))
-    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("ids", nargs="*", metavar="ID", type=number(int, 1, h("通知编号", "an id")),
+                   help=h("通知编号", "notification ids"))  # fmt: skip
     p.add_argument("--all-failed", action="store_true", help=h("全部失败的通知", "every failed"))
     p.add_argument("--config", metavar="PATH", help=h("配置文件", "configuration file"))
     dsn_option(p)

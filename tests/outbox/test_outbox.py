@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -268,12 +269,37 @@ def test_outbox_cli_shows_failures_and_requeues_them(sync_dsn, monkeypatch):
     assert main(["outbox", "list", "--dsn", sync_dsn], out=out) == 0
     assert "失败" in out.getvalue() and "已送达" in out.getvalue()
     assert main(["outbox", "retry", "--dsn", sync_dsn], out=io.StringIO()) == 2
+    # an id that is not a failed notification is said, not counted as requeued
+    delivered, failed = (r["id"] for r in sorted(doc_all(sync_dsn), key=lambda r: r["key"]))
+    assert main(["outbox", "retry", str(delivered), "--dsn", sync_dsn], out=io.StringIO()) == 2
+    with pytest.raises(SystemExit):  # not a number: argparse's usage, not a traceback
+        main(["outbox", "retry", "abc", "--dsn", sync_dsn], out=io.StringIO())
+    out = io.StringIO()
+    assert main(["outbox", "retry", str(failed), "424242", "--dsn", sync_dsn], out=out) == 0
+    assert "未重新排队（不存在或不是失败状态）：[424242]" in out.getvalue()
+    trio.run(seed_failed_again, sync_dsn)
     out = io.StringIO()
     assert main(["outbox", "retry", "--all-failed", "--dsn", sync_dsn], out=out) == 0
     assert "1" in out.getvalue()
     out = io.StringIO()
     main(["outbox", "list", "--state", "pending", "--dsn", sync_dsn, "--json"], out=out)
     assert [r["key"] for r in json.loads(out.getvalue())] == ["card:9:w1"]
+
+
+def doc_all(dsn: str) -> list[dict[str, Any]]:
+    import io
+
+    from monitor.cli import main
+
+    out = io.StringIO()
+    assert main(["outbox", "list", "--dsn", dsn, "--json"], out=out) == 0
+    rows: list[dict[str, Any]] = json.loads(out.getvalue())
+    return rows
+
+
+async def seed_failed_again(dsn: str) -> None:
+    async with db.open_loop(), await db.connect(dsn) as conn:
+        await conn.execute("UPDATE jiancha.outbox SET state = 'failed' WHERE key = 'card:9:w1'")
 
 
 async def test_missed_supervision_reply_notifies_the_inspectors(dsn, cal):
