@@ -249,6 +249,7 @@ def _common(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--url",
         required=required,
+        type=_http_url,
         metavar="URL",
         help=h("Grafana 地址，如 http://127.0.0.1:3000", "Grafana URL, e.g. http://127.0.0.1:3000")
         + unless,

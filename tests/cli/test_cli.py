@@ -202,9 +202,11 @@ def test_argparse_speaks_chinese_and_leaves_other_parsers_alone(
         (["outbox", "list", "--limit", "-1"], "应不小于 1：'-1'"),
         (["dead-letters", "list", "--limit", "0"], "应不小于 1：'0'"),
         (["grafana", "push", "--timeout", "0"], "应大于 0：'0'"),
+        # requests called it "'://None/notaurlapi/folders'"
+        (["grafana", "push", "--url", "notaurl", "--token-file", "t"], "应为 http(s) 地址"),
     ],
 )
-def test_a_size_rate_or_interval_that_would_do_nothing_is_refused(
+def test_an_option_value_that_cannot_work_is_refused_with_the_usage(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as caught:
