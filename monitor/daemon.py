@@ -36,7 +36,7 @@ from monitor.evaluator import Evaluator, configure_gc
 from monitor.health import Health
 from monitor.lease import Lease
 from monitor.log import configure_logging, get_logger
-from monitor.migrate import not_current, schema_status
+from monitor.migrate import MigrationError, not_current, schema_status
 from monitor.notify import build_channels
 from monitor.observe import Snapshotter
 from monitor.outbox.digest import Digester
@@ -504,7 +504,12 @@ async def schema_problem(dsn: str, wait: float = 5.0) -> str | None:
             except (*db.DISCONNECTS, asyncpg.PostgresError, TimeoutError):
                 return None
             async with conn:
-                return not_current(await schema_status(conn))
+                try:
+                    return not_current(await schema_status(conn))
+                except MigrationError as exc:  # the installed migrations themselves
+                    return str(exc)
+                except (*db.DISCONNECTS, asyncpg.PostgresError):
+                    return None  # not readable here: the components say what fails, as before
     return None
 
 
