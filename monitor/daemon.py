@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import asyncpg
 import trio
 
 from exporters.metrics import Holder, registry_for
@@ -36,7 +35,7 @@ from monitor.evaluator import Evaluator, configure_gc
 from monitor.health import Health
 from monitor.lease import Lease
 from monitor.log import configure_logging, get_logger
-from monitor.migrate import MigrationError, not_current, schema_status
+from monitor.migrate import SchemaNotReady, schema_problem
 from monitor.notify import build_channels
 from monitor.observe import Snapshotter
 from monitor.outbox.digest import Digester
@@ -484,33 +483,6 @@ async def _main(config: DaemonConfig) -> None:
                 nursery.cancel_scope.cancel()
                 break
     log.info("stopped")
-
-
-class SchemaNotReady(Exception):
-    """The database's jiancha schema is not the one this jiancha needs (``str``: why, and
-    what to run); `jiancha run` says so in one line and exits 1."""
-
-
-async def schema_problem(dsn: str, wait: float = 5.0) -> str | None:
-    """Why the jiancha schema at ``dsn`` is not ready for this jiancha, or None.
-
-    None too when the database does not answer within ``wait`` seconds: an outage is
-    the daemon's to ride out, so it starts anyway and waits for the database.
-    """
-    async with db.open_loop():
-        with trio.move_on_after(wait):
-            try:
-                conn = await db.connect(dsn, timeout=wait, application_name="jiancha-preflight")
-            except (*db.DISCONNECTS, asyncpg.PostgresError, TimeoutError):
-                return None
-            async with conn:
-                try:
-                    return not_current(await schema_status(conn))
-                except MigrationError as exc:  # the installed migrations themselves
-                    return str(exc)
-                except (*db.DISCONNECTS, asyncpg.PostgresError):
-                    return None  # not readable here: the components say what fails, as before
-    return None
 
 
 def run(config: DaemonConfig) -> int:

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Final
 
 import asyncpg
+import trio
 
-from monitor import paths
+from monitor import db, paths
 from monitor.db import Connection
 from monitor.i18n import t
 from monitor.log import get_logger
@@ -39,12 +40,15 @@ __all__ = [
     "AppliedMigration",
     "Migration",
     "MigrationError",
+    "SchemaNotReady",
     "SchemaStatus",
     "applied_migrations",
     "install_source",
     "load_migrations",
     "migrate",
+    "not_current",
     "problems",
+    "schema_problem",
     "schema_status",
 ]
 
@@ -282,3 +286,30 @@ def _bootstrap_sql() -> str:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class SchemaNotReady(Exception):
+    """The database's jiancha schema is not the one this jiancha needs (``str``: why, and
+    what to run); `jiancha run` says so in one line and exits 1."""
+
+
+async def schema_problem(dsn: str, wait: float = 5.0) -> str | None:
+    """Why the jiancha schema at ``dsn`` is not ready for this jiancha, or None.
+
+    None too when the database does not answer within ``wait`` seconds: an outage is
+    the daemon's to ride out, so it starts anyway and waits for the database.
+    """
+    async with db.open_loop():
+        with trio.move_on_after(wait):
+            try:
+                conn = await db.connect(dsn, timeout=wait, application_name="jiancha-preflight")
+            except (*db.DISCONNECTS, asyncpg.PostgresError, TimeoutError):
+                return None
+            async with conn:
+                try:
+                    return not_current(await schema_status(conn))
+                except MigrationError as exc:  # the installed migrations themselves
+                    return str(exc)
+                except (*db.DISCONNECTS, asyncpg.PostgresError):
+                    return None  # not readable here: the components say what fails, as before
+    return None

@@ -24,7 +24,8 @@ __all__ = ["daemon_config", "register"]
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor.daemon import SchemaNotReady, run
+    from monitor.daemon import run
+    from monitor.migrate import SchemaNotReady
 
     try:
         return run(daemon_config(args))
