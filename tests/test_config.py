@@ -109,19 +109,6 @@ _MAIL = "[channels.mail]\nkind = 'smtp'\nhost = 'h'\nfrom = 'a@b.cn'\n"
         ("[reports.hourly]\n", "'hourly' / unknown key"),
         ("[reports.daily]\nwhen = '18:00'\n", "'when' / unknown key"),
         ("[web]\nbase_url = 'jiancha.example'\n", ":2: [web] base_url: 应为 http(s)://"),
-    ],
-)
-def test_bad_report_settings_name_the_file_line_and_key(tmp_path, text, message):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path, environ={})
-    assert str(info.value).startswith(path)
-    assert message in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
         (
             "[daemon]\nrules = 'cards'\npoll_interval = 'fast'\n",
             ":3: [daemon] poll_interval: 时长应为",
