@@ -34,7 +34,7 @@ from monitor.cli._common import (
 from monitor.cli.rules import ruleset_of
 from monitor.config import BATCH_SIZE
 from monitor.i18n import current_lang
-from monitor.vocab import LEVEL_WORDS, LEVELS, word
+from monitor.vocab import LEVEL_WORDS, LEVELS, local_text, word
 
 if TYPE_CHECKING:
     from monitor.calendar import Calendar
@@ -79,7 +79,7 @@ def _summary(
     }
 
 
-def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO, tz: str) -> None:
     by_level = doc["issued_by_level"]
     levels = h("，", ", ").join(f"{_level(k)} {by_level[k]}" for k in LEVELS if by_level.get(k))
     out.write(
@@ -95,8 +95,9 @@ def _print(doc: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
             f"{doc['escalated']} escalated\n",
         )
     )
-    if doc["next_due"]:
-        out.write(h(f"下一次到期：{doc['next_due']}\n", f"next due: {doc['next_due']}\n"))
+    if doc["next_due"]:  # on the calendar's clock, as the instant evaluated was given
+        local = local_text(dt.datetime.fromisoformat(doc["next_due"]), tz)
+        out.write(h(f"下一次到期：{local}（{tz}）\n", f"next due: {local} ({tz})\n"))
     if n := doc["cases_not_decided"]:  # the others are decided; these wait for a fix
         out.write(h(f"无法判定的案件 {n} 个（程序缺陷，暂不发牌；见日志 cases_not_decided，"
                     "jiancha.cases.decide_error）\n",
@@ -239,7 +240,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         dump(doc, out)
     else:
-        _print(doc, args, out)
+        _print(doc, args, out, cal.timezone)
     return 0
 
 

@@ -62,6 +62,9 @@ def test_evaluate_now_issues_the_cards_due_once(sync_dsn: str) -> None:
     put(sync_dsn, case("C1", "2024-02-08T02:00:00") + case("C2", "2024-02-19T02:00:00"))
     code, out = run("evaluate", "--now", "2024-02-22T13:00", "--source-dsn", sync_dsn)
     assert code == 0 and "发牌 2 张" in out
+    # on the calendar's clock, as --now was given (it was UTC's ISO text): C2's yellow, one
+    # working day left (4 of 5 used at the end of Friday the 23rd)
+    assert "下一次到期：2024-02-23 24:00（Asia/Shanghai）" in out
     cards = query(sync_dsn, "SELECT case_id, rule, level, issued_at FROM jiancha.cards "
                             "ORDER BY case_id")  # fmt: skip
     # C1: overdue since Feb 21 24:00 -> only the red (catch-up); C2 (accepted Feb 19):
