@@ -10,7 +10,7 @@ other parsers in the same process (the tests') are untouched.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from monitor.i18n import current_lang
@@ -65,12 +65,10 @@ def argparse_in_language() -> Iterator[None]:
     if current_lang() != "zh":
         yield
         return
-    module: object = argparse
-    was: tuple[Callable[..., str], Callable[..., str]] = (argparse._, argparse.ngettext)  # type: ignore[attr-defined]
-    setattr(module, "_", _zh)  # noqa: B010  # a module global argparse reads at each message
-    setattr(module, "ngettext", _zh_n)  # noqa: B010
+    # module globals argparse reads at each message (typeshed does not declare them)
+    was = argparse._, argparse.ngettext  # type: ignore[attr-defined]
+    argparse._, argparse.ngettext = _zh, _zh_n  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        setattr(module, "_", was[0])  # noqa: B010
-        setattr(module, "ngettext", was[1])  # noqa: B010
+        argparse._, argparse.ngettext = was  # type: ignore[attr-defined]

@@ -169,7 +169,7 @@ def number(
             raise argparse.ArgumentTypeError(
                 prefix + h(f"无效的数值：{text!r}", f"invalid number: {text!r}")
             ) from None
-        if not math.isfinite(value):
+        if kind is float and not math.isfinite(value):  # (an int of 400 digits overflows it)
             raise argparse.ArgumentTypeError(
                 prefix + h(f"应为有限的数：{text!r}", f"must be a finite number: {text!r}")
             )
@@ -246,10 +246,12 @@ def rules_option(p: argparse.ArgumentParser, default: Any = "") -> None:
 # --- the database and the configuration -----------------------------------------------
 
 
-def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"], flag: str = "--dsn") -> str:
+def db_dsn(
+    explicit: str | None, kind: Literal["source", "jiancha"], flag: str | None = None
+) -> str:
     """The DSN given on the command line, else from the environment, else a usage error
-    naming ``flag``, the option the command takes it by (``--source-dsn`` where the
-    approval database has its own)."""
+    naming ``flag``, the option the command takes it by (default: ``--source-dsn`` for the
+    approval database, ``--dsn`` for jiancha's)."""
     from monitor import db
 
     if explicit:
@@ -259,16 +261,18 @@ def db_dsn(explicit: str | None, kind: Literal["source", "jiancha"], flag: str =
         env = db.SOURCE_DSN_ENV
         if kind == "jiancha":
             env = f"{db.DSN_ENV}{h('（或 ', ' (or ')}{db.SOURCE_DSN_ENV}{h('）', ')')}"
+        flag = flag or ("--source-dsn" if kind == "source" else "--dsn")
         raise UsageError(t("db.no_dsn", flag=flag, env=env))
     return dsn
 
 
 def _db_failure(exc: BaseException) -> str:
     """The message key for a statement that failed: a missing table says what to run (the
-    schema migrated, the source contract installed) rather than only PostgreSQL's words."""
+    schema migrated, the source contract installed) rather than only PostgreSQL's words;
+    its name says whose it is (a missing column would not)."""
     import asyncpg
 
-    if not isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+    if not isinstance(exc, asyncpg.UndefinedTableError):
         return "db.failed"
     return "db.no_schema" if "jiancha." in str(exc) else "db.no_source"
 

@@ -79,7 +79,7 @@ def cmd_db_migrate(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_db_install_source(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.migrate import install_source
 
-    dsn = db_dsn(args.dsn, "source")
+    dsn = db_dsn(args.dsn, "source", "--dsn")  # this command's only database
     with_connection(dsn, install_source)
     out.write(t("db.source_installed", channel="jiancha_events_v1", role="jiancha_reader") + "\n")
     return 0
@@ -143,7 +143,7 @@ def cmd_db_reset_cursor(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.source import identity
     from monitor.state import position
 
-    source = db_dsn(args.source_dsn, "source", "--source-dsn")
+    source = db_dsn(args.source_dsn, "source")
     try:
         since = local_moment(args.since, TIMEZONE)
     except ValueError:

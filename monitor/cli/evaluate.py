@@ -190,7 +190,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     rs = ruleset_of(args)
     cal = load_calendar(args.calendar)
     now = instant_arg(args.now, cal)
-    source = db_dsn(args.source_dsn, "source", "--source-dsn")
+    source = db_dsn(args.source_dsn, "source")
     evaluator = Evaluator(rs, cal, regions=_regions(args, cal))
 
     async def work(src: Connection) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(
             h("--promised-scale 应在 (0, 10] 之间", "--promised-scale must be in (0, 10]")
         )
-    source = db_dsn(args.source_dsn, "source", "--source-dsn")
+    source = db_dsn(args.source_dsn, "source")
 
     async def work(src: Connection) -> tuple[replay.Figures, int | None]:
         matters = await load_matters(src)

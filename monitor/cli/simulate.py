@@ -227,7 +227,7 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     run = _generate(args)
     if args.dry_run:
         return _dry_run(run, args, out)
-    dsn = db_dsn(args.source_dsn, "source", "--source-dsn")
+    dsn = db_dsn(args.source_dsn, "source")
     report = _reporter(run, args, out)
     doc = with_connection(dsn, lambda conn: _write(conn, run, args, report))
     if args.json:

@@ -200,6 +200,7 @@ def test_argparse_speaks_chinese_and_leaves_other_parsers_alone(
         (["run", "--poll-interval", "0"], "应大于 0：'0'"),
         (["run", "--poll-interval", "nan"], "应为有限的数：'nan'"),
         (["outbox", "list", "--limit", "-1"], "应不小于 1：'-1'"),
+        (["cards", "show", "9" * 400], "数值过大"),  # past a float too: no OverflowError
         (["dead-letters", "list", "--limit", "0"], "应不小于 1：'0'"),
         (["grafana", "push", "--timeout", "0"], "应大于 0：'0'"),
         # requests called it "'://None/notaurlapi/folders'"
