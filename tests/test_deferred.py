@@ -139,8 +139,13 @@ async def test_a_backlog_decided_a_chunk_ahead_in_a_thread_gives_the_same_ledger
             where.append((threading.current_thread() is threading.main_thread(), len(views)))
             return decide(views, *args, **kw)
 
+        marks: list[int] = []
+
         async def third_fails(conn: db.Connection, ids: Any) -> None:
-            if len(where) == 4:  # the third chunk's write; the fourth decided meanwhile
+            # counted by the writes, not by ``where``: the thread deciding the fourth
+            # chunk may not have begun when the third's write reaches this point
+            marks.append(len(ids))
+            if len(marks) == 3:
                 raise RuntimeError("the server went away")
             await mark(conn, ids)
 
