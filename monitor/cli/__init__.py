@@ -16,7 +16,7 @@ from typing import TextIO
 
 from monitor import __version__
 from monitor.cli._argparse_zh import argparse_in_language
-from monitor.cli._common import FMT, CommandFailed, UsageError, examples, h, parse_instant
+from monitor.cli._common import FMT, CommandFailed, UsageError, commands, examples, h, parse_instant
 from monitor.i18n import t
 
 __all__ = ["CommandFailed", "UsageError", "build_parser", "main", "parse_instant"]
@@ -44,11 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
             en="\n\nJIANCHA_LANG=zh (default) switches to Chinese.",
         ),
     )
-    parser.add_argument("--version", action="version", version=f"jiancha {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"jiancha {__version__}",
+        help=h("显示版本号并退出", "show the version and exit"),  # argparse's is not translated
+    )
     parser.add_argument(
         "--lang", choices=["zh", "en"], help=h("界面语言（默认中文）", "language (default zh)")
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = commands(parser, "command")
 
     from monitor.cli import (
         calendar,

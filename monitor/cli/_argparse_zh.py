@@ -23,7 +23,6 @@ ZH: dict[str, str] = {
     "positional arguments": "位置参数",
     "options": "选项",
     "show this help message and exit": "显示本帮助并退出",
-    "show program's version number and exit": "显示版本号并退出",
     "%(prog)s: error: %(message)s\n": "%(prog)s: 错误: %(message)s\n",
     "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s：%(message)s",
     "unrecognized arguments: %s": "无法识别的参数：%s",

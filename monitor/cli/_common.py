@@ -16,6 +16,7 @@ import os
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal, TextIO, TypeVar
 
 import numpy as np
@@ -57,6 +58,24 @@ __all__ = [
 _T = TypeVar("_T")
 
 FMT = argparse.RawDescriptionHelpFormatter
+
+Subcommands = argparse._SubParsersAction  # typeshed's name for add_subparsers()' result
+
+
+def commands(parser: argparse.ArgumentParser, dest: str) -> Subcommands[argparse.ArgumentParser]:
+    """``parser``'s subcommands. Given none, its help (what the group does, which commands
+    it has, examples) and exit 2, as ``git`` does: argparse alone said only that COMMAND
+    was missing, which tells an operator trying ``jiancha db`` nothing."""
+    parser.set_defaults(func=partial(_help_of, parser))
+    return parser.add_subparsers(dest=dest, metavar="COMMAND")
+
+
+def _help_of(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.cli._argparse_zh import argparse_in_language
+
+    with argparse_in_language():  # "usage:", "options:" in the user's language
+        out.write(parser.format_help())
+    return 2
 
 
 def examples(*commands: str | tuple[str, str], zh: str = "", en: str = "") -> str:

@@ -14,6 +14,7 @@ from monitor.cli._common import (
     UsageError,
     calendar_option,
     colon,
+    commands,
     dump,
     h,
     json_option,
@@ -164,7 +165,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "time), 2024-02-08T02:00Z or 2024-02-08T10:00+08:00 (absolute).",
         ),
     )
-    csub = cal.add_subparsers(dest="calendar_command", metavar="COMMAND", required=True)
+    csub = commands(cal, "calendar_command")
 
     p = csub.add_parser(
         "is-workday",

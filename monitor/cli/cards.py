@@ -27,6 +27,7 @@ from monitor.cli._common import (
     FMT,
     UsageError,
     colon,
+    commands,
     day_or_instant,
     db_dsn,
     dsn_option,
@@ -385,7 +386,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             ),
         ),
     )
-    csub = parent.add_subparsers(dest="cards_command", metavar="COMMAND", required=True)
+    csub = commands(parent, "cards_command")
 
     p = csub.add_parser(
         "list",

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TextIO
 
-from monitor.cli._common import FMT, CommandFailed, dump, h, json_option, one_line
+from monitor.cli._common import FMT, CommandFailed, commands, dump, h, json_option, one_line
 from monitor.config import Config, ConfigError, Route, load_config
 from monitor.log import redact
 
@@ -196,7 +196,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     top = sub.add_parser(
         "config", help=h("配置文件", "the configuration file"), formatter_class=FMT
     )
-    csub = top.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    csub = commands(top, "config_command")
     p = csub.add_parser(
         "check",
         formatter_class=FMT,

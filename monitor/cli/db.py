@@ -12,6 +12,7 @@ from monitor.cli._common import (
     CommandFailed,
     UsageError,
     colon,
+    commands,
     db_dsn,
     dsn_option,
     dump,
@@ -259,7 +260,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "rerun.",
         ),
     )
-    dsub = dbp.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    dsub = commands(dbp, "db_command")
 
     p = dsub.add_parser(
         "migrate",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from monitor.cli._common import (
     FMT,
     UsageError,
+    commands,
     day_or_instant,
     db_dsn,
     dsn_option,
@@ -183,7 +184,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "jiancha dead-letters retry 42 43",
         ),
     )  # fmt: skip
-    bsub = box.add_subparsers(dest="dead_letters_command", metavar="COMMAND", required=True)
+    bsub = commands(box, "dead_letters_command")
     reasons = sorted(DEAD_REASON_NAMES)
     p = bsub.add_parser("list", help=h("列出死信（最新的在前）", "list dead letters, newest first"))
     p.add_argument("--reason", choices=reasons, help=h("只列此原因", "only this reason"))

@@ -27,6 +27,7 @@ from monitor.cli._boards import FILLED_INPUTS, Board, load_dashboards
 from monitor.cli._common import (
     CommandFailed,
     UsageError,
+    commands,
     db_dsn,
     dsn_option,
     dump,
@@ -307,7 +308,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "      --since 2024-03-01",
         ),
     )
-    gsub = parent.add_subparsers(dest="grafana_command", metavar="COMMAND", required=True)
+    gsub = commands(parent, "grafana_command")
 
     p = gsub.add_parser(
         "push",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from monitor.cli._common import (
     FMT,
     UsageError,
+    commands,
     db_dsn,
     dsn_option,
     dump,
@@ -113,7 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "is marked failed, never dropped silently: list shows it, retry requeues it.",
         ),
     )  # fmt: skip
-    bsub = box.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
+    bsub = commands(box, "outbox_command")
     p = bsub.add_parser("list", help=h("列出通知（最新的在前）", "list notifications"))
     p.add_argument("--state", choices=["pending", "delivered", "failed", "all"], default="all")
     p.add_argument("--channel", metavar="NAME")

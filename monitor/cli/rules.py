@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from monitor.cli._common import (
     FMT,
     UsageError,
+    commands,
     dump,
     examples,
     h,
@@ -181,7 +182,7 @@ def cmd_rules_check(args: argparse.Namespace, out: TextIO) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``jiancha rules``."""
     rules = sub.add_parser("rules", help=h("牌规则", "card rules"), formatter_class=FMT)
-    rsub = rules.add_subparsers(dest="rules_command", metavar="COMMAND", required=True)
+    rsub = commands(rules, "rules_command")
     p = rsub.add_parser(
         "check",
         formatter_class=FMT,

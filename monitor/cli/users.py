@@ -26,7 +26,16 @@ from monitor.accounts import (
     set_disabled,
     set_password,
 )
-from monitor.cli._common import FMT, UsageError, db_dsn, dsn_option, examples, h, with_connection
+from monitor.cli._common import (
+    FMT,
+    UsageError,
+    commands,
+    db_dsn,
+    dsn_option,
+    examples,
+    h,
+    with_connection,
+)
 from monitor.cli._format import format_table
 from monitor.i18n import current_lang
 
@@ -189,7 +198,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "jiancha users disable wangf",
         ),
     )
-    usub = parent.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+    usub = commands(parent, "users_command")
 
     # no abbreviations: `--password SECRET` must not pass for `--password-file`
     p = usub.add_parser("add", help=h("添加用户", "add a user"), allow_abbrev=False)

@@ -192,6 +192,27 @@ def test_argparse_speaks_chinese_and_leaves_other_parsers_alone(
 
 
 @pytest.mark.parametrize(
+    ("argv", "lang", "shown"),
+    [
+        ([], "zh", ["用法：jiancha [-h]", "db            数据库", "示例：", "显示版本号并退出"]),
+        (["db"], "zh", ["用法：jiancha db [-h] COMMAND", "migrate", "reset-cursor"]),
+        (["cards"], "zh", ["用法：jiancha cards", "ack ", "窗口负责人签收并说明", "revoke"]),
+        (["dead-letters"], "en", ["usage: jiancha dead-letters", "retry", "list"]),
+    ],
+)
+def test_a_command_group_alone_shows_its_help(
+    argv: list[str], lang: str, shown: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``jiancha`` or ``jiancha db`` alone said only "缺少必需的参数：COMMAND"; an operator
+    trying the tool learns nothing from that. Its help, with exit 2 (a usage error)."""
+    monkeypatch.setenv("JIANCHA_LANG", lang)
+    out = io.StringIO()
+    assert main(argv, out=out) == 2
+    text = out.getvalue()
+    assert [s for s in shown if s not in text] == []
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         # a batch of 0 events read nothing and said it was done
