@@ -28,6 +28,7 @@ __all__ = [
     "ACTIONS",
     "COLOURS",
     "CardFacts",
+    "action_text",
     "card_link",
     "context",
     "due_text",
@@ -45,16 +46,27 @@ COLOURS = {"red": "warning", "yellow": "comment", "blue": "info"}
 ACTIONS = {
     "zh": {
         "blue": "提醒：请关注办理进度，确保在时限内办结。",
-        "yellow": "预警：即将超期，请立即督办，当日内说明情况（jiancha cards ack）。",
-        "red": "违规：已超期或违反程序，请在督办期限内书面说明并整改（jiancha cards ack）。",
+        "yellow": "预警：即将超期，请立即督办，当日内说明情况{how}。",
+        "red": "违规：已超期或违反程序，请在督办期限内书面说明并整改{how}。",
     },
     "en": {
         "blue": "Reminder: keep an eye on this case so it finishes in time.",
-        "yellow": "Warning: about to be overdue; act now and explain today (jiancha cards ack).",
+        "yellow": "Warning: about to be overdue; act now and explain today{how}.",
         "red": "Violation: overdue or against procedure; reply and rectify within the "
-        "supervision order's period (jiancha cards ack).",
+        "supervision order's period{how}.",
     },
 }
+# Where the explanation is given: the card's page when the console has an address (a window
+# head reads this on a phone, the link right below), else the command an operator runs.
+HOW = {
+    "zh": ("（打开下方督办卡签收说明）", "（jiancha cards ack）"),
+    "en": (" (acknowledge on the card's page, linked below)", " (jiancha cards ack)"),
+}
+
+
+def action_text(level: str, lang: Lang, linked: bool) -> str:
+    """What the window head is asked to do, and where."""
+    return ACTIONS[lang].get(level, "").format(how=HOW[lang][0 if linked else 1])
 
 
 @dataclass(frozen=True)
@@ -157,7 +169,7 @@ def context(facts: CardFacts, kind: str, cfg: NotifyConfig, cal: Calendar,
         "deadline": local_text(card.deadline, tz, missing="") + _provisional(d, lang),
         "issued": local_text(card.issued_at, tz, missing=""),
         "reply_due": local_text(card.reply_due, tz, missing=""),
-        "action": ACTIONS[lang].get(card.level, ""),
+        "action": action_text(card.level, lang, bool(card_link(cfg.base_url, card.card_id))),
         "link": card_link(cfg.base_url, card.card_id),
         "base_url": cfg.base_url,
         "card_id": str(card.card_id),

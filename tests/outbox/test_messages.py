@@ -115,6 +115,25 @@ def test_phone_first_one_title_and_every_fact(cal):
     )
 
 
+def test_the_window_head_is_asked_to_acknowledge_where_they_can(cal):
+    """With the console's address the message sends the head to the card's page, the link
+    right below it; a command (jiancha cards ack) means nothing on a phone. Without one,
+    the command is what an operator runs for them."""
+    linked = cfg_of()
+    no_console = PEOPLE.replace('[web]\nbase_url = "https://jiancha.example.gov.cn/"\n', "")
+    bare = parse(tomllib.loads(no_console + "[notify]\n"))
+    assert not bare.base_url
+    for flavour, text in contents(linked, cal).items():
+        assert "请在督办期限内书面说明并整改（打开下方督办卡签收说明）。" in text, flavour
+        assert "jiancha cards ack" not in text, flavour
+    for flavour, text in contents(bare, cal).items():
+        assert "整改（jiancha cards ack）。" in text and "督办卡" not in text, flavour
+    english = cfg_of(notify='language = "en"')
+    yellow = replace(red_card(), card=replace(red_card().card, level="yellow"))
+    text = render(yellow, "card", english, cal, english.heads, "text").text
+    assert "explain today (acknowledge on the card's page, linked below)." in text
+
+
 def test_the_digest_neither_doubles_the_window_nor_says_minus(cal):
     item = AtRisk("2024-0001", WINDOW, "住建局", "建筑工程施工许可", "red", -0.4,
                   z("2024-02-21T16:00:00"))  # fmt: skip
