@@ -27,6 +27,7 @@ from monitor.cli._boards import FILLED_INPUTS, Board, load_dashboards
 from monitor.cli._common import (
     CommandFailed,
     UsageError,
+    colon,
     commands,
     db_dsn,
     dsn_option,
@@ -36,8 +37,11 @@ from monitor.cli._common import (
     local_moment,
     number,
     one_line,
+    paren,
     with_connection,
 )
+from monitor.log import get_logger
+from monitor.redact import mask
 
 if TYPE_CHECKING:
     from monitor.db import Connection
@@ -77,7 +81,7 @@ def _client(args: argparse.Namespace) -> Any:
     return GrafanaApi.from_url(args.url.rstrip("/"), credential=token, timeout=args.timeout)
 
 
-def _grafana(work: Callable[[], _T]) -> _T:
+def _grafana(work: Callable[[], _T], url: str) -> _T:
     """Run ``work``; Grafana's and the network's errors become `CommandFailed`."""
     from grafana_client.client import GrafanaException
 
@@ -87,9 +91,44 @@ def _grafana(work: Callable[[], _T]) -> _T:
         detail = exc.message if isinstance(exc.message, str) else one_line(exc)
         raise CommandFailed(h("Grafana 出错：", "Grafana failed: ") + detail) from None
     except OSError as exc:  # niquests' connection errors are OSErrors
+        # the library's whole text, for whoever turns the log up; the operator gets the cause
+        get_logger("jiancha.grafana").debug(
+            "grafana_unreachable", url=mask(url), error=mask(one_line(exc))
+        )
         raise CommandFailed(
-            h("无法连接 Grafana：", "cannot reach Grafana: ") + one_line(exc)
-        ) from None
+            h("无法连接 Grafana", "cannot reach Grafana") + paren(mask(url)) + colon()
+            + why_unreachable(exc)
+        ) from None  # fmt: skip
+
+
+# What an operator can act on, found in the HTTP library's text (urllib3's wraps the
+# cause three deep: "HTTPConnectionPool(...): Max retries exceeded ... (Caused by ...)").
+_CAUSES = (
+    (("timed out", "Timeout", "ConnectTimeout", "ReadTimeout"),
+     ("超时未响应（可用 --timeout 放宽）", "no answer in time (raise --timeout)")),
+    (("Connection refused", "Errno 111"),
+     ("连接被拒绝（地址或端口不对，或 Grafana 没有运行）",
+      "connection refused (wrong address or port, or Grafana is not running)")),
+    (("Failed to resolve", "Name or service not known", "NameResolutionError",
+      "getaddrinfo failed", "Temporary failure in name resolution"),
+     ("无法解析主机名（--url 中的主机名拼写有误，或本机 DNS 不可用）",
+      "the host name does not resolve (a typo in --url, or no DNS here)")),
+    (("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLError", "SSL:"),
+     ("TLS 证书校验失败（Grafana 的证书不受本机信任）",
+      "TLS certificate verification failed (this host does not trust Grafana's certificate)")),
+    (("No route to host", "Network is unreachable", "Errno 113", "Errno 101"),
+     ("网络不通（无到该主机的路由）", "network unreachable (no route to the host)")),
+)  # fmt: skip
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """The reason in one short line; the library's whole text goes to the log."""
+    text = one_line(exc)
+    for needles, (zh, en) in _CAUSES:
+        if any(n in text for n in needles):
+            return h(zh, en)
+    text = mask(text)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def _postgres(args: argparse.Namespace) -> dict[str, Any]:
@@ -183,7 +222,8 @@ def cmd_grafana_push(args: argparse.Namespace, out: TextIO) -> int:
     result = _grafana(
         lambda: grafana.push(
             client, loaded, args.prometheus_url, postgres, args.folder, console=args.console_url
-        )
+        ),
+        args.url,
     )
     if args.json:
         doc = {
@@ -229,7 +269,7 @@ def cmd_grafana_annotate(args: argparse.Namespace, out: TextIO) -> int:
         return [dict(r) for r in await conn.fetch(_RED_CARDS, since)]
 
     cards = with_connection(dsn, fetch)
-    added, skipped = _grafana(lambda: grafana.annotate(client, cards))
+    added, skipped = _grafana(lambda: grafana.annotate(client, cards), args.url)
     if args.json:
         out.write(json.dumps({"added": added, "skipped": skipped}) + "\n")
     else:

@@ -275,9 +275,21 @@ def test_cli_errors(tmp_path: Path) -> None:
         _run_cli(["grafana", "push", "--url", "http://x", "--token-file", str(tmp_path / "no")])
     token = tmp_path / "token"
     token.write_text(TOKEN)
-    with pytest.raises(CommandFailed):  # nothing listens on port 9
-        _run_cli(["grafana", "push", "--url", "http://127.0.0.1:9", "--token-file", str(token),
-                  "--timeout", "2"])  # fmt: skip
+    with pytest.raises(CommandFailed) as refused:  # nothing listens on port 9
+        _run_cli(["grafana", "push", "--url", "http://admin:pw@127.0.0.1:9", "--token-file",
+                  str(token), "--timeout", "2"])  # fmt: skip
+    # the cause an operator can act on, the address without its password, and not
+    # urllib3's three nested exceptions ("HTTPConnectionPool(...): Max retries exceeded")
+    assert str(refused.value) == (
+        "无法连接 Grafana（http://admin:***@127.0.0.1:9）："
+        "连接被拒绝（地址或端口不对，或 Grafana 没有运行）"
+    )
+    with pytest.raises(CommandFailed) as unknown:
+        _run_cli(["grafana", "push", "--url", "http://no-such-host.invalid:3000", "--token-file",
+                  str(token), "--timeout", "2"])  # fmt: skip
+    assert str(unknown.value).endswith(
+        "：无法解析主机名（--url 中的主机名拼写有误，或本机 DNS 不可用）"
+    )
     with pytest.raises(SystemExit):  # no token on the command line at all
         _run_cli(["grafana", "push", "--url", "http://x", "--token", TOKEN])
 
