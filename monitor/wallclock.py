@@ -33,6 +33,7 @@ class VirtualClock:
         self.rate = float(rate)
         self._monotonic = monotonic
         self._t0 = monotonic() if running else None
+        self._until: dt.datetime | None = None  # stop_at
 
     def run(self) -> None:
         """Start a clock made with ``running=False``: until now it stood at ``start``.
@@ -43,10 +44,16 @@ class VirtualClock:
         if self._t0 is None:
             self._t0 = self._monotonic()
 
+    def stop_at(self, instant: dt.datetime) -> None:
+        """Run no further than ``instant``: a demo's period ends there exactly, and its console
+        stays open on that moment (the cards and the time left as they were then)."""
+        self._until = instant.astimezone(dt.UTC)
+
     def __call__(self) -> dt.datetime:
         if self._t0 is None:
             return self.start
-        return self.start + dt.timedelta(seconds=(self._monotonic() - self._t0) * self.rate)
+        now = self.start + dt.timedelta(seconds=(self._monotonic() - self._t0) * self.rate)
+        return now if self._until is None or now < self._until else self._until
 
     def timestamp(self) -> float:
         return self().timestamp()

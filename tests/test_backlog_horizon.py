@@ -115,3 +115,15 @@ def test_a_held_virtual_clock_stands_at_its_start_until_run() -> None:
     assert clock() == at(5)  # 5 real seconds later: five hours at 3,600x
     clock.run()  # a second run changes nothing
     assert clock() == at(6)
+
+
+def test_a_virtual_clock_stopped_at_an_instant_runs_to_it_and_stays() -> None:
+    """The demo with its console: the period ends exactly at its end, never past it."""
+    from monitor.wallclock import VirtualClock
+
+    real = iter([0.0, 2.0, 3.0, 9.0])
+    clock = VirtualClock(at(0), rate=3600.0, monotonic=lambda: next(real))  # real 0
+    clock.stop_at(at(3))
+    assert clock() == at(2)  # running
+    assert clock() == at(3)  # reached
+    assert clock() == at(3)  # and stays, however long the console is open

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from monitor.cli._common import FMT, UsageError, examples, h
 from monitor.paths import DEMO_DIR
+from monitor.wallclock import Clock
 from monitor.whatif.simulate import DEFAULT_PER_DAY
 
+DEFAULT_WEB = "127.0.0.1:9732"
+DEMO_USER = "demo"
 LIVE_SPEED = 600.0  # an hour in 6 s: the view can be followed
 HEADLESS_SPEED = 3000.0  # a day in about 30 s; faster, a busy machine commits events late
 
@@ -47,6 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "scripts). The daemon's log goes to .jiancha-demo/jiancha.log.",
         ),
         epilog=examples("jiancha demo", "jiancha demo --speed 1200 --days 3",
+                        "jiancha demo --headless --web",
                         "jiancha demo --headless --speed 3000 --json"),
     )  # fmt: skip
     p.add_argument(
@@ -117,6 +122,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument(
+        "--web",
+        nargs="?",
+        const=DEFAULT_WEB,
+        metavar="HOST:PORT",
+        help=h(
+            f"同时启动网页控制台（默认 {DEFAULT_WEB}），建演示账号 demo（纪检监察员、管理员）"
+            "并打印其密码；期末后时钟停住，控制台继续运行，Ctrl-C 结束",
+            f"also serve the web console (default {DEFAULT_WEB}) with an account demo "
+            "(officer, admin) whose password is printed; at the period's end the clock holds "
+            "and the console stays up until Ctrl-C",
+        ),
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help=h("与 --headless 一起：输出 JSON", "with --headless: print JSON"),
@@ -147,4 +165,43 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
                        headless=headless, directory=args.dir, seed=args.seed,
                        per_day=args.per_day, start=args.start,
                        metrics_address=args.metrics_address, json=args.json)  # fmt: skip
-    return main(opts, out)
+    beside = None if args.web is None else console_beside(args.web, args.dir, out, args.json)
+    return main(opts, out, beside)
+
+
+def console_beside(address: str, directory: Path, out: TextIO, quiet: bool) -> Any:
+    """The web console as a service beside the demo's daemon (`run_demo`'s ``beside``): on
+    its database and virtual clock, with an account ``demo`` made for the occasion."""
+    import secrets
+    from functools import partial
+
+    import trio
+
+    from monitor import db
+    from monitor.accounts import add_user, hash_password
+    from monitor.i18n import current_lang
+    from monitor.web import load_secret, serve
+    from monitor.whatif.demo import free_address
+
+    async def start(dsn: str, clock: Clock,
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+                    ) -> None:  # fmt: skip
+        password = secrets.token_urlsafe(9)
+        async with await db.connect(dsn, application_name="jiancha-demo") as conn:
+            await add_user(conn, DEMO_USER, roles=["officer", "admin"],
+                           display_name=h("演示监察员", "demo officer"),
+                           password_hash=hash_password(password))  # fmt: skip
+        secret = load_secret(directory / "web-secret")
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(
+                serve, free_address(address), dsn, secret, lang=current_lang(), clock=clock,
+                own_loop=False))  # fmt: skip
+            where = " ".join(binds)
+            text = h(f"控制台：{where}（用户 {DEMO_USER}，密码 {password}）\n",
+                     f"console: {where} (user {DEMO_USER}, password {password})\n")  # fmt: skip
+            # --json keeps stdout for the figures
+            (sys.stderr if quiet else out).write(text)
+            (sys.stderr if quiet else out).flush()
+            task_status.started(binds)
+
+    return start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
 from monitor.rules.model import RuleSet
 from monitor.vocab import Lang
+from monitor.wallclock import Clock, utc_now
 from monitor.web._app import create_app
 from monitor.web._core import Console
 from monitor.web._pool import Pool
@@ -61,22 +63,25 @@ async def serve(address: str, dsn: str, secret: str, *, lang: Lang = "zh",
                 secure_cookie: bool = False, ldap: LdapSettings | None = None,
                 regions: Regions | None = None, rules_name: str = "cards",
                 shutdown: Callable[[], Awaitable[None]] | None = None,
+                clock: Clock = utc_now, own_loop: bool = True,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                 ) -> None:  # fmt: skip
-    """Serve the console on ``address`` (HOST:PORT) until ``shutdown`` returns."""
+    """Serve the console on ``address`` (HOST:PORT) until ``shutdown`` returns (or, without
+    one, until cancelled). ``clock``: the demo's virtual time, so "working time left now"
+    agrees with the daemon's; ``own_loop`` False: the caller has a trio-asyncio loop open."""
     config = HyperConfig()
     config.bind = [address]
     config.accesslog = None
     config.errorlog = None
     config.server_names = []
-    async with db.open_loop():
+    async with db.open_loop() if own_loop else contextlib.nullcontext():
         pool = Pool(dsn)
         rules = _rules(rules_name)
         titles = {r.rule: (r.title("zh"), r.title("en")) for r in (rules.rules if rules else ())}
         if regions is None:
             regions = Regions.of(load_calendar("cn"))
         state = Console(pool=pool, lang=lang, rule_titles=titles, ldap=ldap, rules=rules,
-                        regions=regions)  # fmt: skip
+                        regions=regions, clock=clock)  # fmt: skip
         app = create_app(state, secret, secure_cookie=secure_cookie)
         try:
             # Starlette's ASGI types are looser than Hypercorn's; it is an ASGI 3 app.

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -233,9 +233,21 @@ async def _watch(conn: db.Connection, running: Running, clock: VirtualClock, pla
         await trio.sleep(opts.refresh)
 
 
+# A service started beside the daemon on the demo's database and clock (the web console,
+# from the CLI: this layer does not know it): ``await nursery.start(starter, dsn, clock)``.
+Starter = Callable[..., Awaitable[Any]]
+
+
 async def run_demo(opts: DemoOptions, *, out: TextIO,
-                   on_view: Callable[[Any], None] | None = None) -> Outcome:  # fmt: skip
-    """Everything from an empty folder to the period's figures; stops cleanly when cancelled."""
+                   on_view: Callable[[Any], None] | None = None,
+                   beside: Starter | None = None,
+                   on_period_end: Callable[[Outcome], None] | None = None) -> Outcome:  # fmt: skip
+    """Everything from an empty folder to the period's figures; stops cleanly when cancelled.
+
+    With ``beside`` (the console), the period's end does not end the demo: the clock is
+    held there, ``on_period_end`` hears the figures, and everything stays up until the
+    demo is cancelled (Ctrl-C), so the cards can be looked at.
+    """
     log = get_logger("monitor.whatif.demo")
     plan = _Plan.of(opts)
     period = plan.period
@@ -250,12 +262,16 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
             log.info("demo_backlog", events=len(plan.backlog),
                      since=period.history_from.isoformat())  # fmt: skip
             clock = VirtualClock(period.start, opts.speed, running=False)
+            if beside is not None:  # the demo outlives its period: its time stops at the end
+                clock.stop_at(period.end)
             config = DaemonConfig(source_dsn=dsn, dsn=dsn, poll_interval=0.2, rules=plan.rules,
                                   calendar=plan.cal, clock=clock,
                                   metrics_address=free_address(opts.metrics_address))  # fmt: skip
             progress = [Progress(0, len(plan.live), None)]
             async with trio.open_nursery() as nursery:
                 running: Running = await nursery.start(serve, config)
+                if beside is not None:
+                    await nursery.start(beside, dsn, clock)
                 clock.run()  # the day begins once the daemon is ready
                 if not opts.json:
                     out.write(h(f"指标：http://{running.metrics}/metrics\n",
@@ -273,6 +289,11 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
                     await _settle(conn, running, period.end)
                     seen = await period_figures(conn, period.start, period.end)
                     stopped_early = False
+                    if beside is not None:
+                        if on_period_end is not None:
+                            on_period_end(Outcome(period, plan.simulated, seen, running.metrics,
+                                                  False))  # fmt: skip
+                        await trio.sleep_forever()  # until Ctrl-C
                     nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -333,13 +354,25 @@ def print_figures(o: Outcome, out: TextIO, as_json: bool) -> None:
     ))  # fmt: skip
 
 
-def main(opts: DemoOptions, out: TextIO) -> int:
-    """Blocking entry point: the live view on a terminal, or ``--headless`` figures."""
+def main(opts: DemoOptions, out: TextIO, beside: Starter | None = None) -> int:
+    """Blocking entry point: the live view on a terminal, or ``--headless`` figures. With
+    ``beside`` (the console) the figures come at the period's end and the demo stays up
+    until Ctrl-C, which is then its normal end (exit 0)."""
     opts.directory.mkdir(parents=True, exist_ok=True)
     logfile = (opts.directory / "jiancha.log").open("a", encoding="utf-8")
     configure_logging("INFO", json=True, stream=logfile)  # the screen is the view's
     os.environ.setdefault("NUMBA_CACHE_DIR", str(opts.directory / "numba"))
     result: list[Outcome] = []
+    ended: list[Outcome] = []  # the period's end reached, with ``beside``
+
+    def period_end(o: Outcome) -> None:
+        ended.append(o)
+        print_figures(o, out, opts.json)
+        if not opts.json:
+            out.write(h("\n演示期已结束，时钟停在期末；控制台继续运行，Ctrl-C 结束。\n",
+                        "\nThe period is over and its clock held there; the console stays up "
+                        "until Ctrl-C.\n"))  # fmt: skip
+        out.flush()
 
     async def session() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -351,13 +384,14 @@ def main(opts: DemoOptions, out: TextIO) -> int:
                         return
 
                 nursery.start_soon(stop_on_signal)
+                kw: dict[str, Any] = {"beside": beside, "on_period_end": period_end}
                 if opts.headless:
-                    result.append(await run_demo(opts, out=out))
+                    result.append(await run_demo(opts, out=out, **kw))
                 else:
                     from rich.live import Live
 
                     with Live(refresh_per_second=4, screen=False, transient=False) as live:
-                        result.append(await run_demo(opts, out=out, on_view=live.update))
+                        result.append(await run_demo(opts, out=out, on_view=live.update, **kw))
                 nursery.cancel_scope.cancel()
 
     configure_gc()  # the demo runs the daemon's components: the daemon's collector settings
@@ -366,6 +400,9 @@ def main(opts: DemoOptions, out: TextIO) -> int:
     finally:  # pgserver logs once more at exit: not into a closed file
         configure_logging("WARNING", json=True, stream=sys.stderr)
         logfile.close()
+    if not result and ended:
+        out.write(h("已停止。\n", "Stopped.\n")) if not opts.json else None
+        return 0
     if not result:
         out.write(
             h(

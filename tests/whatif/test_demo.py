@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,55 @@ def test_live_demo_serves_metrics_and_stops_everything_on_ctrl_c(tmp_path):
         raise AssertionError("the metrics server is still up")
     except httpx.ConnectError:
         pass
+
+
+def _login(client: httpx.Client, password: str) -> None:
+    form = client.get("/login")
+    token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    signed = client.post("/login", data={"username": "demo", "password": password, "csrf": token})
+    assert signed.status_code == 303, signed.text[:500]
+
+
+def test_demo_with_the_console_shows_the_cards_at_the_periods_end_until_ctrl_c(tmp_path):
+    """An officer trying jiancha wants the console on the demo's cards: ``--web`` serves it
+    on the demo's database with an account made for the occasion, on the demo's clock (held
+    at the period's end, so the time left is 2024's, not two years overdue)."""
+    folder = tmp_path / "demo"
+    proc = subprocess.Popen([*DEMO, "--headless", "--speed", "20000", "--dir", str(folder),
+                             "--web", "127.0.0.1:0"], env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 240
+        while not any("until Ctrl-C" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(lines) + proc.stderr.read()
+            lines.append(line)
+        found = re.search(r"console: (http://\S+) \(user demo, password (\S+)\)", "".join(lines))
+        assert found is not None, "".join(lines)
+        base, password = found.groups()
+        assert any(line.startswith("Demo period 2024-03-04 to 2024-03-04") for line in lines)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            _login(client, password)
+            page = client.get("/cards?status=all")
+            assert page.status_code == 200
+            text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+            shown = int(re.search(r"(\d+) in all", text).group(1))  # type: ignore[union-attr]
+            assert shown > 0, text[:2000]
+            # counted at the held instant (2024-03-05 00:00 Beijing): days, not years
+            days = [float(d) for d in re.findall(r"([\d.]+) working days?", text)]
+            assert days and max(days) < 30, days
+            assert "2024-03-0" in text
+            # the English page in English punctuation, not （、）
+            assert "demo officer (inspection officer, administrator)" in text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0  # after the period, Ctrl-C is the demo's end
+        assert "Stopped." in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert postgres_stopped(folder)
 
 
 def test_demo_without_the_embedded_postgresql_says_what_to_install(tmp_path):
