@@ -21,7 +21,8 @@
 --                    events and accounts; append ledger steps and attachments; move a
 --                    card's status and reply time; its sessions and the accounts. Grant
 --                    it to the console's own login (jiancha web --dsn / [database] dsn):
---                      CREATE ROLE jiancha_web LOGIN PASSWORD '...' IN ROLE jiancha_console;
+--                      CREATE ROLE jiancha_web LOGIN PASSWORD '...' IN ROLE jiancha_console, jiancha_reader;
+--                    (jiancha_reader, the source's: the matters' names on its pages)
 -- jiancha_dashboard  read-only, for Grafana (migration 0005).
 --
 -- An existing schema jiancha (before version 10 it belonged to the daemon's login)

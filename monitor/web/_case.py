@@ -7,8 +7,9 @@ provisional when counted on a year whose holidays are not published); every
 card with its ledger. The clocks are the engine's own (`periods`,
 `level_times`, `used_days`) on the case's region's calendar, so the page
 shows what the daemon judges. The matter catalogue lives in the approval
-database, which the console does not read: a matter's own pause maxima are
-not known here, so an allowance is the notice's days, else the rules' default.
+database: the console reads only its names (`matter_names`), so a matter's own
+pause maxima are not known here, and an allowance is the notice's days, else
+the rules' default.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from monitor.engine.decide import provisional_at
 from monitor.rules.model import RuleSet
 from monitor.state.view import VIEW_COLUMNS, CaseView
 from monitor.vocab import CLOCK_TITLES, EVENT_NAMES, LEVEL_NAMES, STATUS_NAMES
-from monitor.web._core import Refusal, console, log, page, render, signed_in
+from monitor.web._core import Refusal, console, log, matter_names, page, render, signed_in
 from monitor.web._scope import sees
 from monitor.web._text import CASE_STATUS_NAMES
 
@@ -108,6 +109,7 @@ async def case_page(request: Request) -> Response:
         ledger = await conn.fetch(
             f"SELECT {EVENT_COLUMNS} FROM jiancha.card_events WHERE card_id = ANY($1)"
             " ORDER BY at, id", [c["id"] for c in cards])  # fmt: skip
+    await matter_names(request)  # the matter's name beside its code
     history: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in ledger:
         history[e["card_id"]].append(dict(e))

@@ -21,6 +21,7 @@ from monitor.accounts import ROLE_NAMES, User
 from monitor.calendar import load_calendar
 from monitor.calendar.regions import Regions
 from monitor.directory import LdapSettings
+from monitor.report.fetch import fetch_matter_names
 from monitor.rules.model import RuleSet
 from monitor.signins import session_user
 from monitor.vocab import Lang, local_text, word
@@ -71,6 +72,10 @@ class Console:
     clock: Callable[[], dt.datetime] = utc_now
     rules: RuleSet | None = None  # the daemon's rules: the case page's clocks
     rule_titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule -> (zh, en)
+    # the approval database's catalogue: a matter's name where its code alone meant nothing
+    # to a window head (`matter_names`); empty, the codes are shown
+    matter_names: dict[str, str] = field(default_factory=dict)
+    names_read_at: float | None = None  # time.monotonic() of the last read
     env: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
             loader=jinja2.FileSystemLoader(_HERE / "templates"),
@@ -93,6 +98,25 @@ class Refusal(Exception):
 def console(request: Request) -> Console:
     found: Console = request.app.state.console
     return found
+
+
+NAMES_FOR: Final = 300.0  # seconds the catalogue's names are used before they are read again
+
+
+async def matter_names(request: Request) -> dict[str, str]:
+    """The source catalogue's matter names by code, read again every `NAMES_FOR` seconds.
+
+    jiancha's schema sits in the approval database by default, where ``matters`` is; a
+    console that may not read it (another database, a role without the grant) shows the
+    codes, as before, and says so once in its log (``report.matters_unreadable``).
+    """
+    state = console(request)
+    now = time.monotonic()
+    if state.names_read_at is None or now - state.names_read_at > NAMES_FOR:
+        state.names_read_at = now
+        async with state.pool.connection() as conn:
+            state.matter_names = await fetch_matter_names(conn)
+    return state.matter_names
 
 
 def lang_of(request: Request) -> Lang:
@@ -143,9 +167,15 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     def when(moment: dt.datetime | None, deadline: bool = False) -> str:
         return local_text(moment, TIMEZONE, deadline=deadline, missing="—")
 
+    names = console(request).matter_names
+
+    def matter_name(code: str | None) -> str:
+        """The matter's name in the catalogue, or "" (the page shows the code)."""
+        return names.get(code or "", "")
+
     html = console(request).env.get_template(name).render(
         t=t, w=lambda names, code: word(names, code, lang), when=when, lang=lang, user=user,
-        csrf=csrf_token(request),
+        csrf=csrf_token(request), matter_name=matter_name,
         rule_name=rule_name, path=request.url.path,
         role_names=[ROLE_NAMES[r][lang] for r in (user.roles if user else ())],
         **context,

@@ -29,7 +29,7 @@ from monitor.accounts import User
 from monitor.calendar.regions import Regions
 from monitor.cards.query import CARD_COLUMNS
 from monitor.vocab import CARD_STATUSES, LEVEL_NAMES, LEVELS, OPEN_STATUSES, STATUS_NAMES, Lang
-from monitor.web._core import Refusal, console, lang_of, page, render, signed_in
+from monitor.web._core import Refusal, console, lang_of, matter_names, page, render, signed_in
 from monitor.web._scope import ALL_SEEING
 from monitor.web._text import text
 
@@ -119,7 +119,9 @@ def _scope(user: User) -> tuple[list[str], list[object]]:
     ]
 
 
-def _where(user: User, f: Filters) -> tuple[str, list[object]]:
+def _where(user: User, f: Filters, names: Mapping[str, str]) -> tuple[str, list[object]]:
+    """``names``: the catalogue's, so the matter filter finds a part of a name (its label
+    says so) as well as of a code."""
     where, args = _scope(user)
     for column in ("department", "window", "level", "rule"):
         value = getattr(f, column)
@@ -127,8 +129,9 @@ def _where(user: User, f: Filters) -> tuple[str, list[object]]:
             args.append(value)
             where.append(f'c."{column}" = ${len(args)}')
     if f.matter is not None:
-        args.append(f.matter)
-        where.append(f"strpos(c.matter, ${len(args)}) > 0")
+        named = sorted(code for code, name in names.items() if f.matter in name)
+        args += [f.matter, named]
+        where.append(f"(strpos(c.matter, ${len(args) - 1}) > 0 OR c.matter = ANY(${len(args)}))")
     if f.status == "open":
         args.append(list(OPEN_STATUSES))
         where.append(f"c.status = ANY(${len(args)})")
@@ -216,7 +219,7 @@ async def _candidates(conn: Any, query: str, paused_sql: str, args: list[object]
 async def ordered_cards(request: Request, user: User, f: Filters, limit: int,
                         now: dt.datetime) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """The first ``limit`` matching cards, least working time left first; and how many match."""
-    where, args = _where(user, f)
+    where, args = _where(user, f, await matter_names(request))
     args.append(list(_PAUSING_CLOCKS))
     query = _ORDER_QUERY.format(where=where).replace("$CLOCKS", f"${len(args)}")
     state = console(request)
@@ -289,13 +292,16 @@ async def card_list(request: Request) -> Response:
                   read_only=not any(user.has(r) for r in ("officer", "window_head")))  # fmt: skip
 
 
-_COLUMNS: Final = ("card", "level", "status", "case", "matter", "department", "window", "rule",
-                   "deadline", "left_now", "provisional_col", "issued_col")  # fmt: skip
+_COLUMNS: Final = ("card", "level", "status", "case", "matter", "matter_code", "department",
+                   "window", "rule", "deadline", "left_now", "provisional_col",
+                   "issued_col")  # fmt: skip
 
 
 def workbook(cards: Sequence[Mapping[str, Any]], lang: Lang, rule_titles: Mapping[str, Any],
-             now: dt.datetime) -> bytes:  # fmt: skip
-    """The list as an .xlsx: one row a card, in the list's order, times in Beijing time."""
+             now: dt.datetime, names: Mapping[str, str] | None = None) -> bytes:  # fmt: skip
+    """The list as an .xlsx: one row a card, in the list's order, times in Beijing time; the
+    matter by its catalogue name (``names``; the code when it has none) and its code."""
+    names = names or {}
     from zoneinfo import ZoneInfo
 
     from monitor.web._core import TIMEZONE
@@ -312,21 +318,23 @@ def workbook(cards: Sequence[Mapping[str, Any]], lang: Lang, rule_titles: Mappin
         title = rule_titles.get(c["rule"])
         values: list[Any] = [
             c["id"], LEVEL_NAMES[c["level"]][lang], STATUS_NAMES[c["status"]][lang], c["case_id"],
-            c["matter"] or "", c["department"] or "", c["window"] or "",
+            names.get(c["matter"] or "") or c["matter"] or "", c["matter"] or "",
+            c["department"] or "", c["window"] or "",
             title[0 if lang == "zh" else 1] if title else c["rule"],
         ]  # fmt: skip
         sheet.write_row(n, 0, values)
         if c["deadline"] is not None:
-            sheet.write_datetime(n, 8, c["deadline"].astimezone(zone).replace(tzinfo=None), stamp)
+            sheet.write_datetime(n, 9, c["deadline"].astimezone(zone).replace(tzinfo=None), stamp)
         if c["left"] is not None:
-            sheet.write_number(n, 9, c["left"], days)
-        sheet.write_boolean(n, 10, c["provisional_now"])
-        sheet.write_datetime(n, 11, c["issued_at"].astimezone(zone).replace(tzinfo=None), stamp)
+            sheet.write_number(n, 10, c["left"], days)
+        sheet.write_boolean(n, 11, c["provisional_now"])
+        sheet.write_datetime(n, 12, c["issued_at"].astimezone(zone).replace(tzinfo=None), stamp)
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(len(cards), 1), len(_COLUMNS) - 1)
     sheet.set_column(4, 4, 36)
-    sheet.set_column(8, 8, 17)
-    sheet.set_column(11, 11, 17)
+    sheet.set_column(5, 5, 18)
+    sheet.set_column(9, 9, 17)
+    sheet.set_column(12, 12, 17)
     book.set_properties({"title": text("cards", lang), "created": now.replace(tzinfo=None)})
     book.close()
     return out.getvalue()
@@ -338,7 +346,8 @@ async def card_list_xlsx(request: Request) -> Response:
     f = _filters(request)
     now = _now(request)
     cards, _ = await ordered_cards(request, user, f, EXPORT_LIMIT, now)
-    data = workbook(cards, lang_of(request), console(request).rule_titles, now)
+    state = console(request)
+    data = workbook(cards, lang_of(request), state.rule_titles, now, state.matter_names)
     name = f"jiancha-cards-{now.astimezone(dt.UTC):%Y%m%d-%H%M}.xlsx"
     return Response(data, media_type=(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),

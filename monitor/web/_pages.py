@@ -27,7 +27,16 @@ from monitor.vocab import (
     Lang,
 )
 from monitor.web._attach import check_length, read_upload, store
-from monitor.web._core import Refusal, check_csrf, console, lang_of, page, render, signed_in
+from monitor.web._core import (
+    Refusal,
+    check_csrf,
+    console,
+    lang_of,
+    matter_names,
+    page,
+    render,
+    signed_in,
+)
 from monitor.web._scope import ACTING_ROLE, may, sees
 from monitor.web._text import REVOKE_CATEGORIES, text
 
@@ -52,6 +61,7 @@ async def card_page(request: Request) -> Response:
             raise Refusal(404, "e404") from None
     if not sees(user, card["window"], card["department"]):
         raise Refusal(403, "e403")
+    await matter_names(request)  # the heading: the matter's name, its code below
     actions = [a for a in allowed_actions(card["status"]) if may(user, a, card["window"])]
     detail: dict[str, Any] = card["detail"] or {}
     return render(request, "card.html", card=card, events=events, detail=detail,

@@ -28,6 +28,7 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "card": {"zh": "牌", "en": "Card"},
     "case": {"zh": "办件", "en": "Case"},
     "matter": {"zh": "事项", "en": "Matter"},
+    "matter_code": {"zh": "事项编码", "en": "Matter code"},
     "level": {"zh": "等级", "en": "Level"},
     "rule": {"zh": "规则", "en": "Rule"},
     "broke": {"zh": "触发规则", "en": "Rule broken"},

@@ -134,10 +134,10 @@ async def test_xlsx_export_in_the_lists_order_and_scope(dsn: str, conn: db.Conne
     sheet = openpyxl.load_workbook(io.BytesIO(everything.content)).active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:5] == ("牌", "等级", "状态", "办件", "事项")
-    assert [r[4] for r in rows[1:]] == ["乙", "丙", "甲"]
-    assert rows[1][1] == "黄牌" and rows[1][9] == 1.0 and rows[1][10] is False
-    assert rows[1][8] == dt.datetime(2024, 3, 5, 10, 0)  # Beijing time
+    assert rows[0][:6] == ("牌", "等级", "状态", "办件", "事项", "事项编码")
+    assert [r[4] for r in rows[1:]] == ["乙", "丙", "甲"]  # no catalogue entry: the code
+    assert rows[1][1] == "黄牌" and rows[1][10] == 1.0 and rows[1][11] is False
+    assert rows[1][9] == dt.datetime(2024, 3, 5, 10, 0)  # Beijing time
     mine = list(
         openpyxl.load_workbook(io.BytesIO(scoped.content)).active.iter_rows(values_only=True)
     )
@@ -206,3 +206,36 @@ async def test_the_list_says_which_cases_jiancha_could_not_decide(
     async with console_client(dsn, clock=lambda: T0) as client:
         await sign_in(client, "lim")
         assert 'role="alert"' not in (await client.get("/cards")).text
+
+
+async def test_a_matter_is_shown_by_its_catalogue_name(dsn: str, conn: db.Connection) -> None:
+    """A window head on a phone saw "11371303MB00302" as the card's title: the console now
+    reads the names of the source catalogue (``matters``), shows the name with the code
+    beside it, and its matter filter finds a part of the name, as its label says."""
+    code, name = "11371303MB00302", "建设用地规划许可"
+    await conn.execute(
+        "INSERT INTO matters (code, name, department, statutory_days, promised_days)"
+        " VALUES ($1, $2, '自然资源局', 20, 10)", code, name,
+    )  # fmt: skip
+    try:
+        card = await add_card(conn, "C9", matter=code)
+        await _case(conn, "C9", T0 + 5 * DAY)
+        await conn.execute("UPDATE jiancha.cases SET matter = $1 WHERE case_id = 'C9'", code)
+        await add_card(conn, "C8", matter="不在目录中的事项", deadline=T0 + 6 * DAY)
+        async with console_client(dsn) as client:
+            await sign_in(client, "lim")
+            listed = await client.get("/cards")
+            found = await client.get("/cards", params={"matter": "规划"})
+            by_code = await client.get("/cards", params={"matter": "MB003"})
+            page = await client.get(f"/cards/{card}")
+            case = await client.get("/cases/C9")
+            book = await client.get("/cards.xlsx")
+    finally:
+        await conn.execute("DELETE FROM matters WHERE code = $1", code)
+    assert _order(listed.text) == [name, "不在目录中的事项"]  # no name: the code, as before
+    assert "C9 · " in listed.text  # the case, to find it in the approval system
+    assert _order(found.text) == [name] and _order(by_code.text) == [name]
+    assert f"<h1>{name}</h1>" in page.text and f'<p class="muted">{code}</p>' in page.text
+    assert f'{name} <span class="muted">{code}</span>' in case.text
+    rows = list(openpyxl.load_workbook(io.BytesIO(book.content)).active.iter_rows(values_only=True))
+    assert [r[4:6] for r in rows[1:]] == [(name, code), ("不在目录中的事项", "不在目录中的事项")]
