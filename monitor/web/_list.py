@@ -85,6 +85,12 @@ class Filters:
     status: str  # a status, open or all
     provisional: str | None  # "yes" | "no"
 
+    def active(self) -> bool:
+        """Whether any filter narrows the default list (open cards)."""
+        return self.status != "open" or any(
+            (self.department, self.window, self.matter, self.level, self.rule, self.provisional)
+        )
+
     def query(self) -> str:
         """The filters as a query string (the export link keeps them)."""
         return urlencode({k: v for k, v in self.__dict__.items() if v})
@@ -285,7 +291,11 @@ async def card_list(request: Request) -> Response:
     f = _filters(request)
     cards, total = await ordered_cards(request, user, f, LIST_LIMIT, _now(request))
     stuck, stuck_total = await _not_decided(request, user)
+    # a window head's few cards come first on a phone: the filters fold away, unless in use
+    # or the reader sees a whole centre or department, where they are the way through it
+    filters_open = f.active() or set(user.roles) != {"window_head"}
     return render(request, "cards.html", cards=cards, filters=f, limit=LIST_LIMIT, total=total,
+                  filters_open=filters_open,
                   stuck=stuck, stuck_total=stuck_total,
                   levels=LEVELS, statuses=("open", "all", *CARD_STATUSES),
                   LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, query=f.query(),

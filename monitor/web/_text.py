@@ -70,6 +70,11 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "filter": {"zh": "筛选", "en": "Filter"},
     "any": {"zh": "全部", "en": "any"},
     "open": {"zh": "未结", "en": "open"},
+    "all": {"zh": "全部", "en": "all"},
+    "filters": {
+        "zh": "筛选条件（部门、窗口、等级、事项……）",
+        "en": "Filters (department, window, level, matter, ...)",
+    },
     "none": {"zh": "没有符合条件的牌", "en": "No cards match"},
     "more": {"zh": "只列出期限最早的 {n} 张", "en": "Only the {n} with the earliest deadline"},
     "read_only": {"zh": "只读", "en": "read only"},

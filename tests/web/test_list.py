@@ -239,3 +239,26 @@ async def test_a_matter_is_shown_by_its_catalogue_name(dsn: str, conn: db.Connec
     assert f'{name} <span class="muted">{code}</span>' in case.text
     rows = list(openpyxl.load_workbook(io.BytesIO(book.content)).active.iter_rows(values_only=True))
     assert [r[4:6] for r in rows[1:]] == [(name, code), ("不在目录中的事项", "不在目录中的事项")]
+
+
+async def test_a_window_heads_cards_come_before_the_filters_on_a_phone(
+    dsn: str, conn: db.Connection
+) -> None:
+    """A window head opening the list on a phone saw a screen of seven filter fields before
+    the first of their few cards: their filters fold away, open when one is in use; an
+    officer's, the way through a whole centre, stay open."""
+    await add_account(conn, "wangf", ["window_head"], windows=["W1"])
+    await add_card(conn, "C1", window="W1")
+    folded = '<details class="filter-box">'
+    unfolded = '<details class="filter-box" open>'
+    async with console_client(dsn) as client:
+        await sign_in(client, "wangf")
+        plain = (await client.get("/cards")).text
+        narrowed = (await client.get("/cards", params={"level": "yellow"})).text
+        every = (await client.get("/cards", params={"status": "all"})).text
+    async with console_client(dsn) as client:
+        await sign_in(client, "lim")
+        officer = (await client.get("/cards")).text
+    assert folded in plain and "筛选条件（部门、窗口、等级、事项……）" in plain
+    assert plain.index("</details>") < plain.index('<span class="matter">')
+    assert unfolded in narrowed and unfolded in every and unfolded in officer
