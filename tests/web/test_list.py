@@ -262,3 +262,19 @@ async def test_a_window_heads_cards_come_before_the_filters_on_a_phone(
     assert folded in plain and "筛选条件（部门、窗口、等级、事项……）" in plain
     assert plain.index("</details>") < plain.index('<span class="matter">')
     assert unfolded in narrowed and unfolded in every and unfolded in officer
+
+
+async def test_the_database_role_of_a_step_is_for_those_who_audit_the_ledger(
+    dsn: str, conn: db.Connection
+) -> None:
+    """ "数据库角色：jiancha_daemon" under every step meant nothing to a window head; an officer
+    checking who wrote a step still sees it."""
+    await add_account(conn, "wangf", ["window_head"], windows=["W1"])
+    card = await add_card(conn, "C1", window="W1")
+    pages = {}
+    for who in ("wangf", "lim"):
+        async with console_client(dsn) as client:
+            await sign_in(client, who)
+            pages[who] = (await client.get(f"/cards/{card}")).text
+    assert "数据库角色" not in pages["wangf"] and "发牌" in pages["wangf"]
+    assert "数据库角色" in pages["lim"]
