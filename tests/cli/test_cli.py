@@ -121,10 +121,13 @@ def test_demo_speed_defaults_to_faster_when_nobody_watches(monkeypatch, argv, sp
     import monitor.whatif.demo as demo
 
     seen = []
-    monkeypatch.setattr(demo, "main", lambda opts, out: seen.append(opts) or 0)
+    monkeypatch.setattr(demo, "main", lambda opts, out, beside: seen.append((opts, beside)) or 0)
     assert main(["demo", *argv], out=io.StringIO()) == 0
-    assert seen[0].speed == speed
-    assert seen[0].headless == (argv != [])
+    assert seen[0][0].speed == speed
+    assert seen[0][0].headless == (argv != [])
+    assert seen[0][1] is None  # no console unless --web
+    assert main(["demo", *argv, "--web"], out=io.StringIO()) == 0
+    assert seen[1][0] == seen[0][0] and callable(seen[1][1])
 
 
 @pytest.mark.parametrize(
