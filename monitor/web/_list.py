@@ -263,6 +263,22 @@ async def ordered_cards(request: Request, user: User, f: Filters, limit: int,
     return cards, int(total)
 
 
+async def left_now(request: Request, card_id: int) -> tuple[float | None, bool]:
+    """A card's working time left now, counted as the list counts it (its case's decision
+    deadline as it stands; a pause stops the count): the days (None: no deadline) and
+    whether its clock is paused. The card page said only what was left at issue."""
+    state = console(request)
+    now_s = int(state.clock().timestamp())
+    query = _ORDER_QUERY.format(where="c.id = $1").replace("$CLOCKS", "$2")
+    async with state.pool.connection() as conn:
+        rows = await conn.fetch(query, card_id, list(_PAUSING_CLOCKS))
+    if not rows:
+        return None, False
+    got = _Rows.of(rows, now_s)
+    left, _ = time_left(state.regions, got.regions, got.due, got.at)
+    return (None if np.isnan(left[0]) else float(left[0])), int(got.at[0]) < now_s
+
+
 def _now(request: Request) -> dt.datetime:
     return console(request).clock()
 

@@ -23,6 +23,7 @@ from monitor.vocab import (
     CLOCK_TITLES,
     EVENT_NAMES,
     LEVEL_NAMES,
+    OPEN_STATUSES,
     STATUS_NAMES,
     Lang,
 )
@@ -37,6 +38,7 @@ from monitor.web._core import (
     render,
     signed_in,
 )
+from monitor.web._list import left_now
 from monitor.web._scope import ACTING_ROLE, may, sees
 from monitor.web._text import REVOKE_CATEGORIES, text
 
@@ -62,9 +64,13 @@ async def card_page(request: Request) -> Response:
     if not sees(user, card["window"], card["department"]):
         raise Refusal(403, "e403")
     await matter_names(request)  # the heading: the matter's name, its code below
+    # what a window head opening the alert's link asks first: how long is left now
+    now_left, now_paused = (await left_now(request, card_id) if card["status"] in OPEN_STATUSES
+                            else (None, False))  # fmt: skip
     actions = [a for a in allowed_actions(card["status"]) if may(user, a, card["window"])]
     detail: dict[str, Any] = card["detail"] or {}
     return render(request, "card.html", card=card, events=events, detail=detail,
+                  now_left=now_left, now_paused=now_paused,
                   actions=actions, reply_late=card["reply_due"] is not None
                   and card["reply_due"] < console(request).clock(),
                   flash=request.session.pop("flash", ""), categories=REVOKE_CATEGORIES,

@@ -194,6 +194,7 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "left": {"zh": "剩余 {n} 个工作日", "en": "{n} working days left"},
     "over": {"zh": "已超期 {n} 个工作日", "en": "{n} working days overdue"},
     "paused": {"zh": "暂停计时中", "en": "clock paused"},
+    "now": {"zh": "当前", "en": "Now"},
     "provisional_col": {"zh": "暂定", "en": "Provisional"},
     "provisional_short": {"zh": "暂定", "en": "provisional"},
     "yes": {"zh": "是", "en": "yes"},

@@ -278,3 +278,22 @@ async def test_the_database_role_of_a_step_is_for_those_who_audit_the_ledger(
             pages[who] = (await client.get(f"/cards/{card}")).text
     assert "数据库角色" not in pages["wangf"] and "发牌" in pages["wangf"]
     assert "数据库角色" in pages["lim"]
+
+
+async def test_a_card_says_how_much_working_time_is_left_now(dsn: str, conn: db.Connection) -> None:
+    """A window head opening the alert's link saw only what was left when the card was
+    issued; the page now says what is left at this moment, counted as the list counts it:
+    on the case's decision deadline as it stands (here extended by a day since), an
+    overdue card by how much, a settled card nothing."""
+    soon = await add_card(conn, "C1", deadline=T0 + DAY)
+    await _case(conn, "C1", T0 + 2 * DAY)  # the deadline moved after the card
+    late = await add_card(conn, "C2", deadline=T0 - DAY)  # Sunday 10:00: Monday's 10 hours
+    done = await add_card(conn, "C3", deadline=T0 + DAY, status="closed")
+    async with console_client(dsn) as client:
+        await sign_in(client, "lim")
+        pages = {n: (await client.get(f"/cards/{c}")).text for n, c in
+                 (("soon", soon), ("late", late), ("done", done))}  # fmt: skip
+    flat = {n: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", p)) for n, p in pages.items()}
+    assert "当前 剩余 2.0 个工作日" in flat["soon"]
+    assert "当前 已超期 0.4 个工作日" in flat["late"]
+    assert "当前" not in flat["done"] and "签发时剩余" in flat["done"]
