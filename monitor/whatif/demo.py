@@ -290,6 +290,7 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
                     seen = await period_figures(conn, period.start, period.end)
                     stopped_early = False
                     if beside is not None:
+                        await store_bulletins(dsn, plan, opts, clock())
                         if on_period_end is not None:
                             on_period_end(Outcome(period, plan.simulated, seen, running.metrics,
                                                   False))  # fmt: skip
@@ -299,6 +300,29 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(server.cleanup)
     return Outcome(period, plan.simulated, seen, running.metrics, stopped_early)
+
+
+async def store_bulletins(dsn: str, plan: _Plan, opts: DemoOptions, now: dt.datetime) -> None:
+    """Each live day's daily bulletin (日监测), stored as the daemon's schedule stores it, so
+    the console's 监察通报 has the demo's days to open. Optional: a machine without the
+    fonts or WeasyPrint's libraries still gets the rest of the demo, and a log line."""
+    from monitor.i18n import current_lang
+    from monitor.report import build_report, publish
+    from monitor.report.period import containing
+
+    log = get_logger("monitor.whatif.demo")
+    lang = current_lang()
+    async with await db.connect(dsn, application_name="jiancha-demo") as conn:
+        for day in live_days(plan.cal, plan.period.first, opts.days):
+            period = containing("daily", day, plan.cal.timezone)
+            try:
+                report = await build_report(conn, "daily", period, None, now, cal=plan.cal,
+                                            rules=plan.rules, lang=lang)  # fmt: skip
+                stored = await publish(conn, report, lang=lang)
+            except Exception:  # an extra of the demo: never its end
+                log.warning("demo_bulletin_failed", day=day.isoformat(), exc_info=True)
+                continue
+            log.info("demo_bulletin_stored", day=day.isoformat(), report=stored.id)
 
 
 async def _settle(conn: db.Connection, running: Running, end: dt.datetime,

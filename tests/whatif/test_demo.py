@@ -129,6 +129,10 @@ def test_demo_with_the_console_shows_the_cards_at_the_periods_end_until_ctrl_c(t
             assert "2024-03-0" in text
             # the English page in English punctuation, not （、）
             assert "demo officer (inspection officer, administrator)" in text
+            # the live day's daily bulletin, stored as the daemon's schedule would
+            bulletins = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/reports").text))
+            assert "daily monitoring sheet 2024-03-04 accepted " in bulletins
+            assert "generated 2024-03-05 00:00 PDF XLSX" in bulletins  # on the demo's clock
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0  # after the period, Ctrl-C is the demo's end
         assert "Stopped." in proc.stdout.read()
