@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from monitor.cli._common import (
     FMT,
@@ -30,6 +31,7 @@ from monitor.cli._common import (
 from monitor.cli._progress import Bar
 from monitor.i18n import current_lang
 from monitor.log import get_logger
+from monitor.vocab import local_text
 
 if TYPE_CHECKING:
     from monitor.db import Connection
@@ -117,9 +119,11 @@ async def _unknown_department(conn: Connection, name: str) -> UsageError | None:
     )
 
 
-def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Bar
+def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Bar,
+           seen: dict[str, dt.datetime | None],
            ) -> tuple[Report, Stored | None, dict[str, tuple[str, bytes]]]:  # fmt: skip
-    """The bulletin and its documents; with ``--store``, kept as a version in jiancha.reports."""
+    """The bulletin and its documents; with ``--store``, kept as a version in jiancha.reports.
+    A period with nothing in it puts the latest event's instant in ``seen["latest"]``."""
     from monitor.calendar import load_calendar
     from monitor.cli.rules import ruleset_of
     from monitor.report import build_report, publish, render_files, warm_up
@@ -154,6 +158,8 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Ba
                 conn, args.kind, period, args.department, now, cal=cal, rules=rules,
                 centre=args.centre, source=source, lang=lang,
             )  # fmt: skip
+        if _empty(report.figures):
+            seen["latest"] = await conn.fetchval("SELECT max(occurred_at) FROM jiancha.events")
         if not args.store:
             return report, None
         stored = await publish(conn, report, lang=lang, formats=args.format, render=render)
@@ -210,7 +216,8 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(h(f"--out 不是目录：{out_dir}", f"--out is not a directory: {out_dir}"))
     steps = Bar(2 + len(args.format), h("生成报告", "building the report"))
     try:
-        r, stored, files = _build(args, period, now, steps)
+        seen: dict[str, dt.datetime | None] = {}
+        r, stored, files = _build(args, period, now, steps, seen)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = _write(files, out_dir)
     except FontMissing as exc:
@@ -232,7 +239,32 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         out.write(_stored_line(stored))
     for path in written:
         out.write(f"  {path}\n")
+    if _empty(f):
+        sys.stderr.write(_nothing_seen(seen.get("latest"), args.dsn is not None))
     return 0
+
+
+def _empty(f: Any) -> bool:
+    """A period with no case, card or rating at all: a wrong period or database, as a rule,
+    not a quiet month."""
+    return not (f.accepted or f.completed or f.overdue_open or f.ratings
+                or any(f.cards.values()) or f.cards_revoked)  # fmt: skip
+
+
+def _nothing_seen(latest: dt.datetime | None, dsn_given: bool) -> str:
+    """The all-zero bulletin an officer would otherwise circulate, said so beside it."""
+    where = h("--dsn 指向的数据库", "the database --dsn names") if dsn_given else h(
+        "JIANCHA_DSN 指向的数据库", "the database JIANCHA_DSN names")  # fmt: skip
+    if latest is None:
+        return h(f"注意：本期没有任何办件、牌或评价，且 {where}中没有任何事件：请确认数据库，"
+                 "以及守护进程是否在运行。\n",
+                 f"note: nothing at all in this period, and no event in {where}: check the "
+                 "database, and that the daemon runs.\n")  # fmt: skip
+    last = local_text(latest, "Asia/Shanghai")
+    return h(f"注意：本期没有任何办件、牌或评价；{where}中最新的事件在 {last}："
+             "请确认统计期间与数据库。\n",
+             f"note: nothing at all in this period; the latest event in {where} is of {last}: "
+             "check the period and the database.\n")  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -150,3 +150,30 @@ def test_store_keeps_a_version_once(sync_dsn: str, tmp_path: Path) -> None:
     assert (tmp_path / "b" / "jiancha-daily-2020-01-03.json").read_bytes() == first
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
         "jiancha-daily-2020-01-03.json", "jiancha-daily-2020-01-03.xlsx"]  # fmt: skip
+
+
+def test_a_period_with_nothing_in_it_says_so_beside_its_zeros(
+    sync_dsn: str, tmp_path: Path, capsys
+) -> None:
+    """An officer who typed the wrong period, or whose --dsn names the wrong database, got a
+    bulletin of zeros and nothing else: ready to circulate. It is still written (a quiet
+    day is possible), with a note naming the latest event the database holds."""
+    from tests.cli.test_evaluate import case, put
+
+    def report(period: str) -> str:
+        code, _ = run("report", "daily", "--period", period, "--dsn", sync_dsn,
+                      "--out", str(tmp_path), "--format", "json")  # fmt: skip
+        assert code == 0
+        return capsys.readouterr().err
+
+    nothing = report("2024-02-22")
+    assert "注意：本期没有任何办件、牌或评价，且 --dsn 指向的数据库中没有任何事件" in nothing
+    put(sync_dsn, case("C2", "2024-02-22T01:00:00", "2024-02-22T03:00:00"))
+    assert run("evaluate", "--now", "2024-02-23T01:00", "--source-dsn", sync_dsn)[0] == 0
+    capsys.readouterr()
+    elsewhere = report("2024-03-22")
+    assert (
+        "注意：本期没有任何办件、牌或评价；--dsn 指向的数据库中最新的事件在 2024-02-22 11:00"
+        in (elsewhere)
+    )
+    assert "注意" not in report("2024-02-22")
