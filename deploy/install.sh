@@ -652,6 +652,11 @@ systemd_step() {
         say "服务正在运行，仍是旧版本：请执行 jiancha db migrate，然后 systemctl restart jiancha" \
             "the service is running the old version: run jiancha db migrate, then systemctl restart jiancha"
     fi
+    # the console renders the installed templates with the code it started with
+    if systemctl_quiet is-active jiancha-web; then
+        say "控制台（jiancha-web）正在运行，仍是旧版本：请执行 systemctl restart jiancha-web" \
+            "the console (jiancha-web) is running the old version: run systemctl restart jiancha-web"
+    fi
 }
 
 do_install() {
