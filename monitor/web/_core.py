@@ -76,13 +76,23 @@ class Console:
     # to a window head (`matter_names`); empty, the codes are shown
     matter_names: dict[str, str] = field(default_factory=dict)
     names_read_at: float | None = None  # time.monotonic() of the last read
-    env: jinja2.Environment = field(
-        default_factory=lambda: jinja2.Environment(
-            loader=jinja2.FileSystemLoader(_HERE / "templates"),
-            autoescape=True,  # a case id or window name with HTML in it renders as text
-            undefined=jinja2.StrictUndefined,
-        )
+    env: jinja2.Environment = field(default_factory=lambda: templates(_HERE / "templates"))
+
+
+def templates(folder: Path) -> jinja2.Environment:
+    """The console's pages, every one compiled at start and never read again: an upgrade
+    that replaces the files under a running console must not pair the new pages with the
+    old code (a 500 on each page the release changed, until the restart)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,  # a case id or window name with HTML in it renders as text
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,
+        cache_size=-1,  # every page kept
     )
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+    return env
 
 
 class Refusal(Exception):
