@@ -118,7 +118,7 @@ async def matter_names(request: Request) -> dict[str, str]:
 
     jiancha's schema sits in the approval database by default, where ``matters`` is; a
     console that may not read it (another database, a role without the grant) shows the
-    codes, as before, and says so once in its log (``report.matters_unreadable``).
+    codes, as before, and says so in its log at each read (``report.matters_unreadable``).
     """
     state = console(request)
     now = time.monotonic()

@@ -327,10 +327,11 @@ def workbook(cards: Sequence[Mapping[str, Any]], lang: Lang, rule_titles: Mappin
              now: dt.datetime, names: Mapping[str, str] | None = None) -> bytes:  # fmt: skip
     """The list as an .xlsx: one row a card, in the list's order, times in Beijing time; the
     matter by its catalogue name (``names``; the code when it has none) and its code."""
-    names = names or {}
     from zoneinfo import ZoneInfo
 
     from monitor.web._core import TIMEZONE
+
+    names = names or {}
 
     zone = ZoneInfo(TIMEZONE)
     out = io.BytesIO()
