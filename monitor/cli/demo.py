@@ -16,6 +16,11 @@ from monitor.whatif.simulate import DEFAULT_PER_DAY
 
 DEFAULT_WEB = "127.0.0.1:9732"
 DEMO_USER = "demo"
+HEAD_USER = "demo-head"
+_BUSIEST_WINDOW = """
+SELECT "window" FROM jiancha.cards WHERE status = ANY($1) AND "window" IS NOT NULL
+GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1
+"""
 LIVE_SPEED = 600.0  # an hour in 6 s: the view can be followed
 HEADLESS_SPEED = 3000.0  # a day in about 30 s; faster, a busy machine commits events late
 
@@ -180,11 +185,12 @@ def console_beside(address: str, directory: Path, out: TextIO, quiet: bool) -> A
     from monitor import db
     from monitor.accounts import add_user, hash_password
     from monitor.i18n import current_lang
+    from monitor.vocab import OPEN_STATUSES
     from monitor.web import load_secret, serve
     from monitor.whatif.demo import free_address
 
     async def start(dsn: str, clock: Clock,
-                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+                    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
                     ) -> None:  # fmt: skip
         password = secrets.token_urlsafe(9)
         async with await db.connect(dsn, application_name="jiancha-demo") as conn:
@@ -197,11 +203,27 @@ def console_beside(address: str, directory: Path, out: TextIO, quiet: bool) -> A
                 serve, free_address(address), dsn, secret, lang=current_lang(), clock=clock,
                 own_loop=False))  # fmt: skip
             where = " ".join(binds)
-            text = h(f"控制台：{where}（用户 {DEMO_USER}，密码 {password}）\n",
-                     f"console: {where} (user {DEMO_USER}, password {password})\n")  # fmt: skip
-            # --json keeps stdout for the figures
-            (sys.stderr if quiet else out).write(text)
-            (sys.stderr if quiet else out).flush()
-            task_status.started(binds)
+            say(h(f"控制台：{where}（用户 {DEMO_USER}，密码 {password}）\n",
+                  f"console: {where} (user {DEMO_USER}, password {password})\n"))  # fmt: skip
+            task_status.started(partial(window_head, dsn, password))
+
+    async def window_head(dsn: str, password: str) -> None:
+        """Once the period is over: a window head's account for the window with the most
+        open cards, to see the console as a window head does on a phone."""
+        async with await db.connect(dsn, application_name="jiancha-demo") as conn:
+            window = await conn.fetchval(_BUSIEST_WINDOW, list(OPEN_STATUSES))
+            if window is None:
+                return
+            await add_user(conn, HEAD_USER, roles=["window_head"], windows=[window],
+                           display_name=h("演示窗口负责人", "demo window head"),
+                           password_hash=hash_password(password))  # fmt: skip
+        say(h(f"窗口负责人：用户 {HEAD_USER}，密码同上（{window}，未结的牌最多）\n",
+              f"a window head: user {HEAD_USER}, the same password ({window}: the most open "
+              "cards)\n"))  # fmt: skip
+
+    def say(text: str) -> None:
+        stream = sys.stderr if quiet else out  # --json keeps stdout for the figures
+        stream.write(text)
+        stream.flush()
 
     return start

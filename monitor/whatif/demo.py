@@ -234,8 +234,10 @@ async def _watch(conn: db.Connection, running: Running, clock: VirtualClock, pla
 
 
 # A service started beside the daemon on the demo's database and clock (the web console,
-# from the CLI: this layer does not know it): ``await nursery.start(starter, dsn, clock)``.
+# from the CLI: this layer does not know it): ``await nursery.start(starter, dsn, clock)``,
+# which hands back what to do once the period is over (or None).
 Starter = Callable[..., Awaitable[Any]]
+AtEnd = Callable[[], Awaitable[None]]
 
 
 async def run_demo(opts: DemoOptions, *, out: TextIO,
@@ -270,8 +272,9 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
             progress = [Progress(0, len(plan.live), None)]
             async with trio.open_nursery() as nursery:
                 running: Running = await nursery.start(serve, config)
+                at_end: AtEnd | None = None
                 if beside is not None:
-                    await nursery.start(beside, dsn, clock)
+                    at_end = await nursery.start(beside, dsn, clock)
                 clock.run()  # the day begins once the daemon is ready
                 if not opts.json:
                     out.write(h(f"指标：http://{running.metrics}/metrics\n",
@@ -294,6 +297,8 @@ async def run_demo(opts: DemoOptions, *, out: TextIO,
                         if on_period_end is not None:
                             on_period_end(Outcome(period, plan.simulated, seen, running.metrics,
                                                   False))  # fmt: skip
+                        if at_end is not None:
+                            await at_end()
                         await trio.sleep_forever()  # until Ctrl-C
                     nursery.cancel_scope.cancel()
     finally:

@@ -89,10 +89,10 @@ def test_live_demo_serves_metrics_and_stops_everything_on_ctrl_c(tmp_path):
         pass
 
 
-def _login(client: httpx.Client, password: str) -> None:
+def _login(client: httpx.Client, password: str, user: str = "demo") -> None:
     form = client.get("/login")
     token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-    signed = client.post("/login", data={"username": "demo", "password": password, "csrf": token})
+    signed = client.post("/login", data={"username": user, "password": password, "csrf": token})
     assert signed.status_code == 303, signed.text[:500]
 
 
@@ -108,7 +108,7 @@ def test_demo_with_the_console_shows_the_cards_at_the_periods_end_until_ctrl_c(t
         assert proc.stdout is not None
         lines: list[str] = []
         deadline = time.monotonic() + 240
-        while not any("until Ctrl-C" in line for line in lines):
+        while not any(line.startswith("a window head: ") for line in lines):
             line = proc.stdout.readline()
             assert line and time.monotonic() < deadline, "".join(lines) + proc.stderr.read()
             lines.append(line)
@@ -133,6 +133,15 @@ def test_demo_with_the_console_shows_the_cards_at_the_periods_end_until_ctrl_c(t
             bulletins = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/reports").text))
             assert "daily monitoring sheet 2024-03-04 accepted " in bulletins
             assert "generated 2024-03-05 00:00 PDF XLSX" in bulletins  # on the demo's clock
+        # a window head's account for the window with the most open cards: theirs alone
+        head = re.search(r"a window head: user demo-head, the same password \((.+?): the most",
+                         "".join(lines))  # fmt: skip
+        assert head is not None, "".join(lines)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            _login(client, password, "demo-head")
+            mine = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/cards").text))
+        windows = set(re.findall(r"\d{2}:\d{2} · (\S+窗口) · ", mine))
+        assert windows == {head.group(1)}, windows
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0  # after the period, Ctrl-C is the demo's end
         assert "Stopped." in proc.stdout.read()
