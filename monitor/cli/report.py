@@ -119,11 +119,10 @@ async def _unknown_department(conn: Connection, name: str) -> UsageError | None:
     )
 
 
-def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Bar,
-           seen: dict[str, dt.datetime | None],
-           ) -> tuple[Report, Stored | None, dict[str, tuple[str, bytes]]]:  # fmt: skip
+def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Bar
+           ) -> tuple[Report, Stored | None, dict[str, tuple[str, bytes]], str | None]:  # fmt: skip
     """The bulletin and its documents; with ``--store``, kept as a version in jiancha.reports.
-    A period with nothing in it puts the latest event's instant in ``seen["latest"]``."""
+    Last, the note a period with nothing in it gets (`_nothing_seen`), else None."""
     from monitor.calendar import load_calendar
     from monitor.cli.rules import ruleset_of
     from monitor.report import build_report, publish, render_files, warm_up
@@ -141,7 +140,7 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Ba
         files.update(render_files(r, args.format, lang, steps.step))
         return files
 
-    async def work(conn: Connection) -> tuple[Report, Stored | None] | UsageError:
+    async def work(conn: Connection) -> tuple[Report, Stored | None, str | None] | UsageError:
         if await conn.fetchval("SELECT to_regproc('jiancha.figures_v1') IS NULL"):
             raise CommandFailed(
                 h(
@@ -158,10 +157,12 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Ba
                 conn, args.kind, period, args.department, now, cal=cal, rules=rules,
                 centre=args.centre, source=source, lang=lang,
             )  # fmt: skip
+        note = None
         if _empty(report.figures):
-            seen["latest"] = await conn.fetchval("SELECT max(occurred_at) FROM jiancha.events")
+            latest = await conn.fetchval("SELECT max(occurred_at) FROM jiancha.events")
+            note = _nothing_seen(latest, args.dsn is not None)
         if not args.store:
-            return report, None
+            return report, None, note
         stored = await publish(conn, report, lang=lang, formats=args.format, render=render)
         if not stored.new:  # the figures are stored already: that version's documents
             for row in await conn.fetch(
@@ -169,16 +170,16 @@ def _build(args: argparse.Namespace, period: Period, now: dt.datetime, steps: Ba
                 "AND format = ANY($2::text[])", stored.id, list(args.format),
             ):  # fmt: skip
                 files[row["format"]] = (row["name"], bytes(row["content"]))
-        return stored.report or report, stored
+        return stored.report or report, stored, note
 
     steps.step(h("读取数据库", "reading the database"))
     outcome = with_connection(dsn, work)
     if isinstance(outcome, UsageError):
         raise outcome
-    report, stored = outcome
+    report, stored, note = outcome
     if stored is None:
         render(report)
-    return report, stored, files
+    return report, stored, files, note
 
 
 def _write(files: dict[str, tuple[str, bytes]], out_dir: Path) -> list[Path]:
@@ -216,8 +217,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(h(f"--out 不是目录：{out_dir}", f"--out is not a directory: {out_dir}"))
     steps = Bar(2 + len(args.format), h("生成报告", "building the report"))
     try:
-        seen: dict[str, dt.datetime | None] = {}
-        r, stored, files = _build(args, period, now, steps, seen)
+        r, stored, files, note = _build(args, period, now, steps)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = _write(files, out_dir)
     except FontMissing as exc:
@@ -239,8 +239,8 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         out.write(_stored_line(stored))
     for path in written:
         out.write(f"  {path}\n")
-    if _empty(f):
-        sys.stderr.write(_nothing_seen(seen.get("latest"), args.dsn is not None))
+    if note is not None:
+        sys.stderr.write(note)
     return 0
 
 
@@ -260,7 +260,7 @@ def _nothing_seen(latest: dt.datetime | None, dsn_given: bool) -> str:
                  "以及守护进程是否在运行。\n",
                  f"note: nothing at all in this period, and no event in {where}: check the "
                  "database, and that the daemon runs.\n")  # fmt: skip
-    last = local_text(latest, "Asia/Shanghai")
+    last = local_text(latest, TIMEZONE)
     return h(f"注意：本期没有任何办件、牌或评价；{where}中最新的事件在 {last}："
              "请确认统计期间与数据库。\n",
              f"note: nothing at all in this period; the latest event in {where} is of {last}: "

@@ -177,11 +177,11 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     def when(moment: dt.datetime | None, deadline: bool = False) -> str:
         return local_text(moment, TIMEZONE, deadline=deadline, missing="—")
 
-    names = console(request).matter_names
+    catalogue = console(request).matter_names
 
     def matter_name(code: str | None) -> str:
         """The matter's name in the catalogue, or "" (the page shows the code)."""
-        return names.get(code or "", "")
+        return catalogue.get(code or "", "")
 
     html = console(request).env.get_template(name).render(
         t=t, w=lambda names, code: word(names, code, lang), when=when, lang=lang, user=user,
